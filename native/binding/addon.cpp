@@ -1,0 +1,347 @@
+// The Node-API glue. It checks argument *types* (the TypeScript layer has validated values),
+// calls into core, and hands back numbers, handles and ArrayBuffers. Hot calls take positional
+// numbers and report through a per-thread Float64Array ("scratch") instead of building objects.
+#include <napi.h>
+
+#include <cmath>
+#include <new>
+
+#include "../core/handler.hpp"
+#include "../core/transfers.hpp"
+#include "../cuda/cuda_driver.hpp"
+#include "../handlers/pool_adaptor.hpp"
+#include "handler_factory.hpp"
+
+namespace pinpool::binding {
+namespace {
+
+// Layout of the scratch array written by alloc() and adopt().
+enum Slot {
+  kAddress = 0,    // the block's address
+  kServedBy = 1,   // id of the leaf that served it (0: a foreign handler)
+  kCode = 2,       // pinpool_status_code
+  kCudaError = 3,  // CUresult behind a failure, or 0
+  kReason = 4,     // index into the reason table (info().reasons)
+  kRegion = 5,     // address of the slab holding the block, or 0
+  kRegionBytes = 6,
+  kSlotCount = 8
+};
+
+struct Instance {
+  Napi::Reference<Napi::Float64Array> scratch;  // this thread's report array
+  double* slots = nullptr;                      // its storage
+};
+
+Instance& instance(Napi::Env env) { return *env.GetInstanceData<Instance>(); }
+
+Napi::Error coded(Napi::Env env, const char* code, const std::string& message) {
+  Napi::Error e = Napi::TypeError::New(env, message);
+  e.Set("code", Napi::String::New(env, code));
+  return e;
+}
+
+#define PINPOOL_CHECK(cond, what)                                                          \
+  if (!(cond)) {                                                                           \
+    coded(info.Env(), "ERR_PINPOOL_INVALID_ARGUMENT", std::string("pinpool binding: ") +   \
+                                                          (what))                          \
+        .ThrowAsJavaScriptException();                                                     \
+    return info.Env().Undefined();                                                         \
+  }
+
+Handler* handler_arg(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsExternal()) return nullptr;
+  return info[i].As<Napi::External<Handler>>().Data();
+}
+
+double number_arg(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : NAN;
+}
+
+void* address_of(double a) { return reinterpret_cast<void*>(static_cast<uintptr_t>(a)); }
+double address_value(const void* p) { return static_cast<double>(reinterpret_cast<uintptr_t>(p)); }
+
+double served_by_id(const pinpool_handler* h) {
+  const Handler* ours = Handler::from_abi(h);
+  return ours ? static_cast<double>(ours->id()) : 0;
+}
+
+int reason_index(const char* reason) {
+  for (int i = 0; i < kReasonCount; i++)
+    if (reason == reason_text(static_cast<Reason>(i))) return i;
+  return -1;
+}
+
+// Wraps a handler reference (already counted) for JavaScript; the wrapper releases it.
+Napi::Value wrap(Napi::Env env, Handler* h) {
+  return Napi::External<Handler>::New(env, h, [](Napi::Env, Handler* p) { p->release(); });
+}
+
+Napi::Value External(Napi::Env env, void* ptr, size_t bytes) {
+  if (bytes == 0) return Napi::ArrayBuffer::New(env, 0);
+  return Napi::ArrayBuffer::New(env, ptr, bytes);
+}
+
+// createHandler(kind, options) -> External
+Napi::Value CreateHandler(const Napi::CallbackInfo& info) {
+  PINPOOL_CHECK(info.Length() >= 2 && info[0].IsString() && info[1].IsObject(),
+                "createHandler(kind, options)");
+  std::string error;
+  Handler* h = make_handler(info[0].As<Napi::String>(), info[1].As<Napi::Object>(), error);
+  PINPOOL_CHECK(h, error);
+  return wrap(info.Env(), h);
+}
+
+// alloc(handler, bytes, alignment, makeBuffer) -> ArrayBuffer | undefined | null (failed)
+Napi::Value Alloc(const Napi::CallbackInfo& info) {
+  Handler* h = handler_arg(info, 0);
+  double bytes = number_arg(info, 1), alignment = number_arg(info, 2);
+  PINPOOL_CHECK(h && bytes >= 0 && alignment >= 1, "alloc(handler, bytes, alignment)");
+  double* out = instance(info.Env()).slots;
+  pinpool_alloc_info result{};
+  void* p = h->allocate(static_cast<size_t>(bytes), static_cast<size_t>(alignment), &result);
+  if (!p) {
+    out[kCode] = result.code;
+    out[kCudaError] = result.cuda_error;
+    out[kReason] = reason_index(result.reason);
+    return info.Env().Null();
+  }
+  out[kAddress] = address_value(p);
+  out[kServedBy] = served_by_id(result.served_by);
+  out[kCode] = 0;
+  out[kRegion] = address_value(result.region);
+  out[kRegionBytes] = static_cast<double>(result.region_bytes);
+  if (!info[3].ToBoolean()) return info.Env().Undefined();
+  return External(info.Env(), p, static_cast<size_t>(bytes));
+}
+
+// free(handler, arrayBuffer | undefined, address, bytes, alignment, byGc)
+Napi::Value Free(const Napi::CallbackInfo& info) {
+  Handler* h = handler_arg(info, 0);
+  double address = number_arg(info, 2), bytes = number_arg(info, 3),
+         alignment = number_arg(info, 4);
+  PINPOOL_CHECK(h && address > 0 && bytes >= 0 && alignment >= 1,
+                "free(handler, buffer, address, bytes, alignment, byGc)");
+  // Detach first: from here on no view reaches the block, whoever gets it next.
+  if (info[1].IsArrayBuffer()) {
+    Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
+    if (!ab.IsDetached()) ab.Detach();
+  }
+  h->deallocate(address_of(address), static_cast<size_t>(bytes), static_cast<size_t>(alignment),
+                info[5].ToBoolean());
+  return info.Env().Undefined();
+}
+
+Napi::Value Trim(const Napi::CallbackInfo& info) {
+  Handler* h = handler_arg(info, 0);
+  PINPOOL_CHECK(h, "trim(handler)");
+  return Napi::Number::New(info.Env(), static_cast<double>(h->trim()));
+}
+
+// stats(handler) -> plain object, one key per statistic (declared once in core/stats.hpp)
+Napi::Value GetStats(const Napi::CallbackInfo& info) {
+  Handler* h = handler_arg(info, 0);
+  PINPOOL_CHECK(h, "stats(handler)");
+  Napi::Env env = info.Env();
+  const Stats& s = h->stats();
+  Napi::Object o = Napi::Object::New(env);
+  auto num = [&](uint64_t v) { return Napi::Number::New(env, static_cast<double>(v)); };
+#define PINPOOL_SET_GAUGE(name)                                               \
+  o.Set(#name "Current", num(s.name.current.load(std::memory_order_relaxed))); \
+  o.Set(#name "Peak", num(s.name.peak.load(std::memory_order_relaxed)));       \
+  o.Set(#name "Total", num(s.name.total.load(std::memory_order_relaxed)));
+  PINPOOL_GAUGE_STATS(PINPOOL_SET_GAUGE)
+#undef PINPOOL_SET_GAUGE
+#define PINPOOL_SET_COUNTER(name) o.Set(#name, num(s.name.load(std::memory_order_relaxed)));
+  PINPOOL_COUNTER_STATS(PINPOOL_SET_COUNTER)
+  PINPOOL_LEVEL_STATS(PINPOOL_SET_COUNTER)
+#undef PINPOOL_SET_COUNTER
+  Napi::Object failures = Napi::Object::New(env), hops = Napi::Object::New(env);
+  for (int i = 0; i < kReasonCount; i++) {
+    const char* text = reason_text(static_cast<Reason>(i));
+    if (uint64_t f = s.failures[i].load(std::memory_order_relaxed)) failures.Set(text, num(f));
+    if (uint64_t f = s.hops[i].load(std::memory_order_relaxed)) hops.Set(text, num(f));
+  }
+  o.Set("failures", failures);
+  o.Set("fallbacks", hops);
+  return o;
+}
+
+// describe(handler | id) -> { id, name, kind } or null when no such handler is alive
+Napi::Value Describe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Handler* h = handler_arg(info, 0);
+  bool counted = false;
+  if (!h && info[0].IsNumber()) {
+    h = Handler::find(static_cast<uint64_t>(number_arg(info, 0)));
+    counted = h != nullptr;
+  }
+  if (!h) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("id", Napi::Number::New(env, static_cast<double>(h->id())));
+  o.Set("name", Napi::String::New(env, h->name()));
+  o.Set("kind", Napi::String::New(env, h->kind()));
+  if (counted) h->release();
+  return o;
+}
+
+// attach(id) -> External with a new reference, or null when the handler is gone
+Napi::Value Attach(const Napi::CallbackInfo& info) {
+  PINPOOL_CHECK(info[0].IsNumber(), "attach(id)");
+  Handler* h = Handler::find(static_cast<uint64_t>(number_arg(info, 0)));
+  return h ? wrap(info.Env(), h) : info.Env().Null();
+}
+
+// transfer(handler, arrayBuffer | undefined, address, bytes, alignment, servedById) -> number
+Napi::Value Transfer(const Napi::CallbackInfo& info) {
+  Handler* h = handler_arg(info, 0);
+  double address = number_arg(info, 2), bytes = number_arg(info, 3),
+         alignment = number_arg(info, 4), served = number_arg(info, 5);
+  PINPOOL_CHECK(h && address > 0 && bytes >= 0 && alignment >= 1 && served >= 0,
+                "transfer(handler, buffer, address, bytes, alignment, servedBy)");
+  if (info[1].IsArrayBuffer()) {
+    Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
+    if (!ab.IsDetached()) ab.Detach();
+  }
+  transfers::Parcel parcel;
+  h->retain();  // the parcel's own reference, handed to the adopting thread
+  parcel.handler = h;
+  parcel.ptr = address_of(address);
+  parcel.bytes = static_cast<size_t>(bytes);
+  parcel.alignment = static_cast<size_t>(alignment);
+  Handler* leaf = Handler::find(static_cast<uint64_t>(served));
+  parcel.served_by = leaf ? leaf->abi() : nullptr;
+  if (leaf) leaf->release();  // the parcel's handler keeps the leaf alive
+  return Napi::Number::New(info.Env(), static_cast<double>(transfers::park(parcel)));
+}
+
+// adopt(number, makeBuffer) -> [handler, arrayBuffer|undefined, bytes, alignment] or null;
+// the address and leaf id land in scratch.
+Napi::Value Adopt(const Napi::CallbackInfo& info) {
+  PINPOOL_CHECK(info[0].IsNumber(), "adopt(token)");
+  Napi::Env env = info.Env();
+  transfers::Parcel p;
+  if (!transfers::take(static_cast<uint64_t>(number_arg(info, 0)), p)) return env.Null();
+  double* out = instance(env).slots;
+  out[kAddress] = address_value(p.ptr);
+  out[kServedBy] = served_by_id(p.served_by);
+  Napi::Array result = Napi::Array::New(env, 4);
+  result.Set(0u, wrap(env, p.handler));  // takes over the parcel's reference
+  result.Set(1u, External(env, p.ptr, p.bytes));
+  result.Set(2u, Napi::Number::New(env, static_cast<double>(p.bytes)));
+  result.Set(3u, Napi::Number::New(env, static_cast<double>(p.alignment)));
+  return result;
+}
+
+// regionView(pool, regionAddress, regionBytes) -> ArrayBuffer over a pinned slab, or null
+Napi::Value RegionView(const Napi::CallbackInfo& info) {
+  auto* pool = dynamic_cast<PoolAdaptor*>(handler_arg(info, 0));
+  double region = number_arg(info, 1), bytes = number_arg(info, 2);
+  PINPOOL_CHECK(pool && region > 0 && bytes > 0, "regionView(pool, region, bytes)");
+  if (!pool->pin_region(address_of(region))) return info.Env().Null();
+  return Napi::ArrayBuffer::New(info.Env(), address_of(region), static_cast<size_t>(bytes));
+}
+
+// releaseRegion(pool, arrayBuffer, regionAddress): detaches the view, then unpins the slab
+Napi::Value ReleaseRegion(const Napi::CallbackInfo& info) {
+  auto* pool = dynamic_cast<PoolAdaptor*>(handler_arg(info, 0));
+  double region = number_arg(info, 2);
+  PINPOOL_CHECK(pool && info[1].IsArrayBuffer() && region > 0,
+                "releaseRegion(pool, buffer, region)");
+  Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
+  if (!ab.IsDetached()) ab.Detach();
+  pool->unpin_region(address_of(region));
+  return info.Env().Undefined();
+}
+
+Napi::Value Scratch(const Napi::CallbackInfo& info) {
+  return instance(info.Env()).scratch.Value();
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const cuda::DriverState& d = cuda::driver();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
+  o.Set("abiVersion", Napi::Number::New(env, PINPOOL_ABI_VERSION));
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("available", Napi::Boolean::New(env, d.available));
+  if (!d.available) c.Set("reason", Napi::String::New(env, d.reason));
+  c.Set("library", Napi::String::New(env, d.library));
+  if (d.driver_version) c.Set("driverVersion", Napi::Number::New(env, d.driver_version));
+  Napi::Array devices = Napi::Array::New(env, d.devices.size());
+  for (size_t i = 0; i < d.devices.size(); i++) {
+    Napi::Object dev = Napi::Object::New(env);
+    dev.Set("index", Napi::Number::New(env, d.devices[i].index));
+    dev.Set("name", Napi::String::New(env, d.devices[i].name));
+    dev.Set("totalBytes", Napi::Number::New(env, static_cast<double>(d.devices[i].total_bytes)));
+    devices.Set(static_cast<uint32_t>(i), dev);
+  }
+  c.Set("devices", devices);
+  o.Set("cuda", c);
+  Napi::Array reasons = Napi::Array::New(env, kReasonCount);
+  for (int i = 0; i < kReasonCount; i++)
+    reasons.Set(static_cast<uint32_t>(i), reason_text(static_cast<Reason>(i)));
+  o.Set("reasons", reasons);
+  return o;
+}
+
+Napi::Value CudaErrorName(const Napi::CallbackInfo& info) {
+  PINPOOL_CHECK(info[0].IsNumber(), "cudaErrorName(code)");
+  return Napi::String::New(info.Env(), cuda::error_name(static_cast<CUresult>(
+                                           info[0].As<Napi::Number>().Int32Value())));
+}
+
+// fakeCuda('counters') -> object | null; fakeCuda('reset') -> bool; fakeCuda('set', knob, value)
+Napi::Value FakeCuda(const Napi::CallbackInfo& info) {
+  PINPOOL_CHECK(info[0].IsString(), "fakeCuda(op, ...)");
+  Napi::Env env = info.Env();
+  std::string op = info[0].As<Napi::String>();
+  if (op == "counters") {
+    std::vector<cuda::Counter> counters;
+    if (!cuda::fake_counters(counters)) return env.Null();
+    Napi::Object o = Napi::Object::New(env);
+    for (const auto& c : counters) o.Set(c.name, Napi::Number::New(env, static_cast<double>(c.value)));
+    return o;
+  }
+  if (op == "reset") return Napi::Boolean::New(env, cuda::fake_reset_counters());
+  if (op == "set") {
+    PINPOOL_CHECK(info[1].IsString() && info[2].IsNumber(), "fakeCuda('set', knob, value)");
+    std::string knob = info[1].As<Napi::String>();
+    return Napi::Boolean::New(
+        env, cuda::fake_set(knob.c_str(), info[2].As<Napi::Number>().Int64Value()));
+  }
+  PINPOOL_CHECK(false, "fakeCuda: unknown op " + op);
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* inst = new Instance();
+  Napi::Float64Array scratch = Napi::Float64Array::New(env, kSlotCount);
+  inst->scratch = Napi::Persistent(scratch);
+  inst->slots = scratch.Data();
+  env.SetInstanceData<Instance>(inst);
+  exports.Set("createHandler", Napi::Function::New(env, CreateHandler, "createHandler"));
+  exports.Set("alloc", Napi::Function::New(env, Alloc, "alloc"));
+  exports.Set("free", Napi::Function::New(env, Free, "free"));
+  exports.Set("trim", Napi::Function::New(env, Trim, "trim"));
+  exports.Set("stats", Napi::Function::New(env, GetStats, "stats"));
+  exports.Set("describe", Napi::Function::New(env, Describe, "describe"));
+  exports.Set("attach", Napi::Function::New(env, Attach, "attach"));
+  exports.Set("transfer", Napi::Function::New(env, Transfer, "transfer"));
+  exports.Set("adopt", Napi::Function::New(env, Adopt, "adopt"));
+  exports.Set("regionView", Napi::Function::New(env, RegionView, "regionView"));
+  exports.Set("releaseRegion", Napi::Function::New(env, ReleaseRegion, "releaseRegion"));
+  exports.Set("scratch", Napi::Function::New(env, Scratch, "scratch"));
+  exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("cudaErrorName", Napi::Function::New(env, CudaErrorName, "cudaErrorName"));
+  exports.Set("fakeCuda", Napi::Function::New(env, FakeCuda, "fakeCuda"));
+  return exports;
+}
+
+}  // namespace pinpool::binding
+
+static Napi::Object InitPinpool(Napi::Env env, Napi::Object exports) {
+  return pinpool::binding::Init(env, exports);
+}
+NODE_API_MODULE(pinpool, InitPinpool)

@@ -1,0 +1,102 @@
+#include "handler.hpp"
+
+#include <mutex>
+#include <unordered_map>
+
+namespace pinpool {
+namespace {
+
+void* abi_alloc(void* ctx, size_t bytes, size_t alignment, pinpool_alloc_info* info) {
+  pinpool_alloc_info local{};
+  return static_cast<Handler*>(ctx)->allocate(bytes, alignment, info ? info : &local);
+}
+void abi_free(void* ctx, void* ptr, size_t bytes, size_t alignment) {
+  static_cast<Handler*>(ctx)->deallocate(ptr, bytes, alignment);
+}
+void abi_retain(pinpool_handler* self) { static_cast<Handler*>(self->ctx)->retain(); }
+void abi_release(pinpool_handler* self) { static_cast<Handler*>(self->ctx)->release(); }
+void abi_destroy(void* ctx) { delete static_cast<Handler*>(ctx); }
+
+// Every live handler by id. Leaked on purpose: handlers may outlive static destruction.
+std::mutex& registry_mutex() {
+  static auto* m = new std::mutex();
+  return *m;
+}
+std::unordered_map<uint64_t, Handler*>& registry() {
+  static auto* r = new std::unordered_map<uint64_t, Handler*>();
+  return *r;
+}
+uint64_t next_id = 1;  // guarded by registry_mutex()
+
+}  // namespace
+
+Handler::~Handler() {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  registry().erase(id_);
+}
+
+Handler* Handler::find(uint64_t id) {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  auto it = registry().find(id);
+  if (it == registry().end()) return nullptr;
+  Handler* h = it->second;
+  // Refuse a handler whose last reference is already gone (it is being destroyed).
+  int64_t refs = h->refs_.load(std::memory_order_relaxed);
+  while (refs > 0 && !h->refs_.compare_exchange_weak(refs, refs + 1, std::memory_order_relaxed)) {
+  }
+  return refs > 0 ? h : nullptr;
+}
+
+Handler::Handler(std::string name, const char* kind) : name_(std::move(name)) {
+  abi_.abi_version = PINPOOL_ABI_VERSION;
+  abi_.struct_size = sizeof(pinpool_handler);
+  abi_.name = name_.c_str();
+  abi_.kind = kind;
+  abi_.ctx = this;
+  abi_.alloc = abi_alloc;
+  abi_.free = abi_free;
+  abi_.retain = abi_retain;
+  abi_.release = abi_release;
+  abi_.destroy = abi_destroy;
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  id_ = next_id++;
+  registry()[id_] = this;
+}
+
+Handler* Handler::from_abi(const pinpool_handler* h) {
+  return h && h->alloc == abi_alloc ? static_cast<Handler*>(h->ctx) : nullptr;
+}
+
+void Handler::release() {
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) abi_.destroy(abi_.ctx);
+}
+
+void* Handler::allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) {
+  void* p = do_allocate(bytes, alignment, info);
+  if (!p) {
+    if (info->code == PINPOOL_OK) fail(info, {PINPOOL_ERR_INTERNAL, Reason::OutOfMemory});
+    // Count by our own reason table; a foreign upstream's text maps to out-of-memory.
+    int r = static_cast<int>(Reason::OutOfMemory);
+    for (int i = 0; i < kReasonCount; i++)
+      if (info->reason == reason_text(static_cast<Reason>(i))) r = i;
+    Stats::bump(stats_.failures[r]);
+    return nullptr;
+  }
+  if (!info->served_by) info->served_by = abi();
+  stats_.bytes.add(bytes);
+  stats_.allocations.add(1);
+  return p;
+}
+
+void Handler::deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc) {
+  do_deallocate(ptr, bytes, alignment);
+  stats_.bytes.sub(bytes);
+  stats_.allocations.sub(1);
+  Stats::bump(stats_.frees);
+  if (by_gc) {
+    Stats::bump(stats_.releasedByGc);
+    Stats::bump(stats_.releasedByGcBytes, bytes);
+  }
+}
+
+}  // namespace pinpool

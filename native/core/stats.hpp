@@ -1,0 +1,98 @@
+// Statistics of one handler, declared once. The X-macros below generate the C++ fields, the
+// snapshot the binding hands to JavaScript, and (through that snapshot) the Prometheus metrics,
+// so a new statistic is one line here.
+//
+// Every field is a relaxed atomic: the hot path takes no lock to count. Readers get a snapshot
+// that is consistent per field, which is what a scrape needs.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace pinpool {
+
+// {current, peak, total} triples.
+//   X(name)      e.g. bytes -> bytesCurrent, bytesPeak, bytesTotal in JavaScript
+#define PINPOOL_GAUGE_STATS(X)                                                                  \
+  X(bytes)       /* bytes handed to callers and not yet returned */                            \
+  X(allocations) /* blocks handed to callers and not yet returned */                           \
+  X(reserved)    /* bytes this handler holds from its upstream (pools only), in bytes */
+
+// Plain monotonic counters.
+#define PINPOOL_COUNTER_STATS(X)                                                                \
+  X(frees)            /* blocks returned by callers */                                          \
+  X(upstreamAllocs)   /* (pools) allocation calls made to the upstream */                       \
+  X(upstreamFrees)    /* (pools) free calls made to the upstream */                             \
+  X(upstreamNanos)    /* (pools) time spent in upstream calls, in nanoseconds */                \
+  X(releasedByGc)     /* blocks returned by the garbage-collection backstop, not by free() */   \
+  X(releasedByGcBytes) /* bytes of those blocks */
+
+// Single values that go up and down.
+#define PINPOOL_LEVEL_STATS(X) \
+  X(cachedBytes) /* (pools) bytes held from upstream and free for reuse, in bytes */
+
+// Why an allocation failed or moved on to a fallback. Index into the per-reason arrays; the
+// strings are stable (metric label values, error reasons).
+#define PINPOOL_REASONS(X)                         \
+  X(OutOfMemory, "out-of-memory")                  \
+  X(Unavailable, "unavailable")                    \
+  X(Cuda, "cuda")                                  \
+  X(Mlock, "mlock")                                \
+  X(Mmap, "mmap")                                  \
+  X(Limit, "limit")                                \
+  X(Size, "size")                                  \
+  X(NoCuda, "no-cuda")                             \
+  X(NoDevice, "no-device")                         \
+  X(InvalidArgument, "invalid-argument")
+
+enum class Reason : uint8_t {
+#define PINPOOL_REASON_ENUM(id, text) id,
+  PINPOOL_REASONS(PINPOOL_REASON_ENUM)
+#undef PINPOOL_REASON_ENUM
+      Count
+};
+
+constexpr int kReasonCount = static_cast<int>(Reason::Count);
+
+inline const char* reason_text(Reason r) {
+  static const char* const texts[] = {
+#define PINPOOL_REASON_TEXT(id, text) text,
+      PINPOOL_REASONS(PINPOOL_REASON_TEXT)
+#undef PINPOOL_REASON_TEXT
+  };
+  int i = static_cast<int>(r);
+  return i >= 0 && i < kReasonCount ? texts[i] : "unknown";
+}
+
+struct Gauge {
+  std::atomic<uint64_t> current{0};  // now
+  std::atomic<uint64_t> peak{0};     // highest `current` seen
+  std::atomic<uint64_t> total{0};    // sum of every increase
+
+  void add(uint64_t n) {
+    uint64_t now = current.fetch_add(n, std::memory_order_relaxed) + n;
+    total.fetch_add(n, std::memory_order_relaxed);
+    uint64_t seen = peak.load(std::memory_order_relaxed);
+    while (now > seen && !peak.compare_exchange_weak(seen, now, std::memory_order_relaxed)) {
+    }
+  }
+  void sub(uint64_t n) { current.fetch_sub(n, std::memory_order_relaxed); }
+};
+
+struct Stats {
+#define PINPOOL_GAUGE_FIELD(name) Gauge name;
+  PINPOOL_GAUGE_STATS(PINPOOL_GAUGE_FIELD)
+#undef PINPOOL_GAUGE_FIELD
+#define PINPOOL_COUNTER_FIELD(name) std::atomic<uint64_t> name{0};
+  PINPOOL_COUNTER_STATS(PINPOOL_COUNTER_FIELD)
+  PINPOOL_LEVEL_STATS(PINPOOL_COUNTER_FIELD)
+#undef PINPOOL_COUNTER_FIELD
+  std::atomic<uint64_t> failures[kReasonCount] = {};  // failed allocations, by reason
+  std::atomic<uint64_t> hops[kReasonCount] = {};      // (fallback) moves to the secondary, by reason
+
+  static void bump(std::atomic<uint64_t>& counter, uint64_t n = 1) {
+    counter.fetch_add(n, std::memory_order_relaxed);
+  }
+};
+
+}  // namespace pinpool

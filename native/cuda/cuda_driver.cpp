@@ -1,0 +1,220 @@
+#include "cuda_driver.hpp"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+
+namespace pinpool::cuda {
+namespace {
+
+// Our own signatures for the entry points we use. The _v2 names are the 64-bit versions that
+// cuda.h maps the plain names to; dlsym must ask for them explicitly.
+struct Api {
+  CUresult (*Init)(unsigned);
+  CUresult (*DriverGetVersion)(int*);
+  CUresult (*DeviceGetCount)(int*);
+  CUresult (*DeviceGet)(CUdevice*, int);
+  CUresult (*DeviceGetName)(char*, int, CUdevice);
+  CUresult (*DeviceTotalMem)(size_t*, CUdevice);
+  CUresult (*DevicePrimaryCtxRetain)(CUcontext*, CUdevice);
+  CUresult (*CtxSetCurrent)(CUcontext);
+  CUresult (*CtxGetCurrent)(CUcontext*);
+  CUresult (*MemHostAlloc)(void**, size_t, unsigned);
+  CUresult (*MemFreeHost)(void*);
+  CUresult (*MemAllocManaged)(CUdeviceptr*, size_t, unsigned);
+  CUresult (*MemFree)(CUdeviceptr);
+  CUresult (*GetErrorName)(CUresult, const char**);
+  // test double only
+  int (*FakeCounters)(const char**, unsigned long long*, int);
+  void (*FakeResetCounters)();
+  int (*FakeSet)(const char*, long long);
+};
+
+struct Loaded {
+  DriverState state;
+  Api api{};
+  std::vector<CUcontext> contexts;  // primary context per device, retained for the process
+};
+
+template <typename F>
+bool resolve(void* lib, const char* name, F& out) {
+  out = reinterpret_cast<F>(dlsym(lib, name));
+  return out != nullptr;
+}
+
+std::string describe(const Api& api, CUresult code) {
+  const char* text = nullptr;
+  if (api.GetErrorName && api.GetErrorName(code, &text) == CUDA_SUCCESS && text) return text;
+  return "CUDA error " + std::to_string(code);
+}
+
+Loaded* load() {
+  auto* l = new Loaded();  // lives for the process: the driver is never unloaded
+  DriverState& s = l->state;
+  const char* override_path = std::getenv("PINPOOL_CUDA_LIBRARY");
+  s.library = override_path && *override_path ? override_path : "libcuda.so.1";
+  void* lib = dlopen(s.library.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    const char* why = dlerror();
+    s.reason = "the CUDA driver library " + s.library + " could not be loaded (" +
+               (why ? why : "unknown error") +
+               "); install the NVIDIA driver, or set PINPOOL_CUDA_LIBRARY to its path";
+    return l;
+  }
+  Api& a = l->api;
+  resolve(lib, "cuGetErrorName", a.GetErrorName);
+  resolve(lib, "pinpool_fake_cuda_counters", a.FakeCounters);
+  resolve(lib, "pinpool_fake_cuda_reset_counters", a.FakeResetCounters);
+  resolve(lib, "pinpool_fake_cuda_set", a.FakeSet);
+  const char* missing = nullptr;
+#define PINPOOL_RESOLVE(field, symbol) \
+  if (!missing && !resolve(lib, symbol, a.field)) missing = symbol;
+  PINPOOL_RESOLVE(Init, "cuInit")
+  PINPOOL_RESOLVE(DriverGetVersion, "cuDriverGetVersion")
+  PINPOOL_RESOLVE(DeviceGetCount, "cuDeviceGetCount")
+  PINPOOL_RESOLVE(DeviceGet, "cuDeviceGet")
+  PINPOOL_RESOLVE(DeviceGetName, "cuDeviceGetName")
+  PINPOOL_RESOLVE(DeviceTotalMem, "cuDeviceTotalMem_v2")
+  PINPOOL_RESOLVE(DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain")
+  PINPOOL_RESOLVE(CtxSetCurrent, "cuCtxSetCurrent")
+  PINPOOL_RESOLVE(CtxGetCurrent, "cuCtxGetCurrent")
+  PINPOOL_RESOLVE(MemHostAlloc, "cuMemHostAlloc")
+  PINPOOL_RESOLVE(MemFreeHost, "cuMemFreeHost")
+  PINPOOL_RESOLVE(MemAllocManaged, "cuMemAllocManaged")
+  PINPOOL_RESOLVE(MemFree, "cuMemFree_v2")
+#undef PINPOOL_RESOLVE
+  if (missing) {
+    s.reason = s.library + " has no symbol " + missing +
+               "; the NVIDIA driver is too old or this is not libcuda";
+    return l;
+  }
+  a.DriverGetVersion(&s.driver_version);
+  CUresult rc = a.Init(0);
+  if (rc != CUDA_SUCCESS) {
+    s.reason = "cuInit failed with " + describe(a, rc) + " (" + std::to_string(rc) + ")";
+    if (rc == CUDA_ERROR_NO_DEVICE) s.reason += ": no CUDA-capable device is visible";
+    if (rc == CUDA_ERROR_INSUFFICIENT_DRIVER) s.reason += ": the driver is older than required";
+    return l;
+  }
+  int count = 0;
+  rc = a.DeviceGetCount(&count);
+  if (rc != CUDA_SUCCESS || count <= 0) {
+    s.reason = rc != CUDA_SUCCESS ? "cuDeviceGetCount failed with " + describe(a, rc)
+                                  : "the CUDA driver reports no device";
+    return l;
+  }
+  for (int i = 0; i < count; i++) {
+    Device d;
+    d.index = i;
+    CUdevice dev = 0;
+    char name[256] = {0};
+    size_t total = 0;
+    if (a.DeviceGet(&dev, i) == CUDA_SUCCESS) {
+      if (a.DeviceGetName(name, sizeof(name) - 1, dev) == CUDA_SUCCESS) d.name = name;
+      if (a.DeviceTotalMem(&total, dev) == CUDA_SUCCESS) d.total_bytes = total;
+    }
+    s.devices.push_back(d);
+  }
+  l->contexts.assign(count, nullptr);
+  s.available = true;
+  return l;
+}
+
+Loaded& loaded() {
+  static Loaded* l = load();  // C++11 guarantees one thread-safe initialisation
+  return *l;
+}
+
+std::mutex context_mutex;  // guards Loaded::contexts while a primary context is retained
+
+}  // namespace
+
+const DriverState& driver() { return loaded().state; }
+
+CUresult check_device(int device) {
+  const Loaded& l = loaded();
+  if (!l.state.available) return CUDA_ERROR_NOT_INITIALIZED;
+  if (device < 0 || device >= static_cast<int>(l.state.devices.size()))
+    return CUDA_ERROR_INVALID_DEVICE;
+  return CUDA_SUCCESS;
+}
+
+CUresult make_current(int device) {
+  CUresult rc = check_device(device);
+  if (rc != CUDA_SUCCESS) return rc;
+  Loaded& l = loaded();
+  CUcontext ctx;
+  {
+    std::lock_guard<std::mutex> lock(context_mutex);
+    ctx = l.contexts[device];
+    if (!ctx) {
+      CUdevice dev = 0;
+      rc = l.api.DeviceGet(&dev, device);
+      if (rc == CUDA_SUCCESS) rc = l.api.DevicePrimaryCtxRetain(&ctx, dev);
+      if (rc != CUDA_SUCCESS) return rc;
+      l.contexts[device] = ctx;
+    }
+  }
+  // Most calls come from a thread that already has this context current: skip the driver call.
+  thread_local CUcontext current = nullptr;
+  if (current == ctx) return CUDA_SUCCESS;
+  rc = l.api.CtxSetCurrent(ctx);
+  if (rc == CUDA_SUCCESS) current = ctx;
+  return rc;
+}
+
+CUresult host_alloc(int device, size_t bytes, unsigned flags, void** out) {
+  CUresult rc = make_current(device);
+  return rc != CUDA_SUCCESS ? rc : loaded().api.MemHostAlloc(out, bytes, flags);
+}
+
+CUresult host_free(void* ptr) {
+  const Loaded& l = loaded();
+  return l.state.available ? l.api.MemFreeHost(ptr) : CUDA_ERROR_NOT_INITIALIZED;
+}
+
+CUresult managed_alloc(int device, size_t bytes, void** out) {
+  CUresult rc = make_current(device);
+  if (rc != CUDA_SUCCESS) return rc;
+  CUdeviceptr p = 0;
+  rc = loaded().api.MemAllocManaged(&p, bytes, CU_MEM_ATTACH_GLOBAL);
+  if (rc == CUDA_SUCCESS) *out = reinterpret_cast<void*>(static_cast<uintptr_t>(p));
+  return rc;
+}
+
+CUresult managed_free(void* ptr) {
+  const Loaded& l = loaded();
+  if (!l.state.available) return CUDA_ERROR_NOT_INITIALIZED;
+  return l.api.MemFree(static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(ptr)));
+}
+
+std::string error_name(CUresult code) { return describe(loaded().api, code); }
+
+bool fake_counters(std::vector<Counter>& out) {
+  const Api& a = loaded().api;
+  if (!a.FakeCounters) return false;
+  int n = a.FakeCounters(nullptr, nullptr, 0);
+  if (n <= 0) return true;
+  std::vector<const char*> names(n);
+  std::vector<unsigned long long> values(n);
+  n = a.FakeCounters(names.data(), values.data(), n);
+  for (int i = 0; i < n && i < static_cast<int>(names.size()); i++)
+    out.push_back({names[i] ? names[i] : "", values[i]});
+  return true;
+}
+
+bool fake_reset_counters() {
+  const Api& a = loaded().api;
+  if (!a.FakeResetCounters) return false;
+  a.FakeResetCounters();
+  return true;
+}
+
+bool fake_set(const char* knob, long long value) {
+  const Api& a = loaded().api;
+  return a.FakeSet && a.FakeSet(knob, value) == 0;
+}
+
+}  // namespace pinpool::cuda

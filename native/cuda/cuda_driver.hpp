@@ -1,0 +1,63 @@
+// The CUDA primitive layer: the only place in pinpool that names a cu* function.
+//
+// The driver library is loaded at run time (dlopen "libcuda.so.1", or the path in
+// PINPOOL_CUDA_LIBRARY), so pinpool builds without a CUDA toolkit and the same binary runs on
+// hosts with and without a GPU. Contract of every function here: it returns a CUresult
+// (0 = success) and never throws or aborts. When the driver is missing, calls return
+// CUDA_ERROR_NOT_INITIALIZED and `driver().reason` says why in words a person can act on.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cuda_types.h"
+
+namespace pinpool::cuda {
+
+struct Device {
+  int index = 0;            // device ordinal
+  std::string name;         // as the driver names it
+  uint64_t total_bytes = 0; // device memory, in bytes
+};
+
+struct DriverState {
+  bool available = false;    // the driver loaded, initialised and has at least one device
+  std::string reason;        // why not, when !available
+  std::string library;       // the path that was (or would have been) loaded
+  int driver_version = 0;    // e.g. 12080 for CUDA 12.8
+  std::vector<Device> devices;
+};
+
+// Loads and initialises the driver on first use (thread-safe, once per process).
+const DriverState& driver();
+
+// CUDA_SUCCESS if `device` can be used, else CUDA_ERROR_NOT_INITIALIZED (no driver) or
+// CUDA_ERROR_INVALID_DEVICE.
+CUresult check_device(int device);
+
+// Makes the device's primary context current on the calling thread (retained once per process).
+CUresult make_current(int device);
+
+// Page-locked host memory (cuMemHostAlloc / cuMemFreeHost). `flags` are CU_MEMHOSTALLOC_*.
+CUresult host_alloc(int device, size_t bytes, unsigned flags, void** out);
+CUresult host_free(void* ptr);
+
+// Managed memory (cuMemAllocManaged with CU_MEM_ATTACH_GLOBAL / cuMemFree).
+CUresult managed_alloc(int device, size_t bytes, void** out);
+CUresult managed_free(void* ptr);
+
+// "CUDA_ERROR_OUT_OF_MEMORY", or a fallback text when the driver cannot say.
+std::string error_name(CUresult code);
+
+// The test double's extras (test/fake-cuda), found with dlsym; absent from a real driver.
+struct Counter {
+  std::string name;
+  uint64_t value;
+};
+bool fake_counters(std::vector<Counter>& out);  // false: the loaded library is not the double
+bool fake_reset_counters();
+bool fake_set(const char* knob, long long value);
+
+}  // namespace pinpool::cuda

@@ -1,0 +1,122 @@
+// Adaptor: routes a request to `primary` when its size is in [min_bytes, max_bytes] and to
+// `secondary` otherwise; when the primary is out of memory or unavailable, the secondary gets
+// it. Any other error (a CUDA fault, a bad argument) propagates: hiding it would hide a bug.
+// Every move to the secondary is counted with its reason.
+//
+// Freeing must find the handler that served a block. By size it is decided; within the primary's
+// range it is not, since the secondary may have stepped in. The common cases are answered by two
+// counters without a lock (nothing from the secondary in range, or nothing live from the
+// primary); only while both have live blocks in range does a free consult a locked set.
+#pragma once
+
+#include <mutex>
+#include <unordered_set>
+
+#include "../core/handler.hpp"
+
+namespace pinpool {
+
+class FallbackAdaptor final : public Handler {
+ public:
+  FallbackAdaptor(std::string name, pinpool_handler* primary, pinpool_handler* secondary,
+                  uint64_t min_bytes, uint64_t max_bytes)
+      : Handler(std::move(name), "fallback"),
+        primary_(primary),
+        secondary_(secondary),
+        min_bytes_(min_bytes),
+        max_bytes_(max_bytes) {}
+
+  pinpool_handler* primary() const { return primary_.get(); }
+  pinpool_handler* secondary() const { return secondary_.get(); }
+
+  size_t trim() override {
+    size_t released = 0;
+    for (pinpool_handler* h : {primary_.get(), secondary_.get()})
+      if (Handler* ours = Handler::from_abi(h)) released += ours->trim();
+    return released;
+  }
+
+ private:
+  bool in_range(size_t bytes) const { return bytes >= min_bytes_ && bytes <= max_bytes_; }
+
+  void* do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) override {
+    Reason why = Reason::Size;
+    if (in_range(bytes)) {
+      if (!primary_unavailable_.load(std::memory_order_relaxed)) {
+        void* p = upstream_alloc(primary_.get(), bytes, alignment, info);
+        if (p) {
+          primary_live_.fetch_add(1, std::memory_order_relaxed);
+          return p;
+        }
+        if (info->code == PINPOOL_ERR_UNAVAILABLE) {
+          // "Unavailable" means never on this host (no driver, no such device): stop asking.
+          primary_unavailable_.store(true, std::memory_order_relaxed);
+        } else if (info->code != PINPOOL_ERR_OUT_OF_MEMORY) {
+          return nullptr;
+        }
+      }
+      why = primary_unavailable_.load(std::memory_order_relaxed) ? Reason::Unavailable
+                                                                 : Reason::OutOfMemory;
+    }
+    Stats::bump(stats_.hops[static_cast<int>(why)]);
+    *info = pinpool_alloc_info{};
+    void* p = upstream_alloc(secondary_.get(), bytes, alignment, info);
+    if (p && why != Reason::Size) note_secondary_in_range(p);
+    return p;
+  }
+
+  void do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
+    bool to_primary = in_range(bytes) && !take_secondary_in_range(ptr);
+    if (to_primary) {
+      primary_live_.fetch_sub(1, std::memory_order_relaxed);
+      upstream_free(primary_.get(), ptr, bytes, alignment);
+    } else {
+      upstream_free(secondary_.get(), ptr, bytes, alignment);
+    }
+  }
+
+  void note_secondary_in_range(void* p) {
+    secondary_in_range_live_.fetch_add(1, std::memory_order_relaxed);
+    // With the primary permanently unavailable and holding nothing, the counters alone decide
+    // every later free: no set needed.
+    if (primary_unavailable_.load(std::memory_order_relaxed) &&
+        primary_live_.load(std::memory_order_relaxed) == 0)
+      return;
+    std::lock_guard<std::mutex> lock(set_mutex_);
+    secondary_in_range_.insert(p);
+    set_size_.store(secondary_in_range_.size(), std::memory_order_relaxed);
+  }
+
+  // True when `p` (a block in the primary's range) was served by the secondary.
+  bool take_secondary_in_range(void* p) {
+    if (secondary_in_range_live_.load(std::memory_order_relaxed) == 0) return false;
+    bool from_secondary;
+    if (primary_live_.load(std::memory_order_relaxed) == 0) {
+      from_secondary = true;  // nothing of the primary's is live: it must be the secondary's
+      if (set_size_.load(std::memory_order_relaxed) != 0) {
+        std::lock_guard<std::mutex> lock(set_mutex_);
+        secondary_in_range_.erase(p);
+        set_size_.store(secondary_in_range_.size(), std::memory_order_relaxed);
+      }
+    } else {
+      std::lock_guard<std::mutex> lock(set_mutex_);
+      from_secondary = secondary_in_range_.erase(p) != 0;
+      set_size_.store(secondary_in_range_.size(), std::memory_order_relaxed);
+    }
+    if (from_secondary) secondary_in_range_live_.fetch_sub(1, std::memory_order_relaxed);
+    return from_secondary;
+  }
+
+  UpstreamRef primary_;
+  UpstreamRef secondary_;
+  const uint64_t min_bytes_;  // smallest request the primary sees, in bytes
+  const uint64_t max_bytes_;  // largest request the primary sees, in bytes
+  std::atomic<bool> primary_unavailable_{false};       // sticky: the primary said "unavailable"
+  std::atomic<uint64_t> primary_live_{0};              // live blocks served by the primary
+  std::atomic<uint64_t> secondary_in_range_live_{0};   // live in-range blocks from the secondary
+  std::mutex set_mutex_;                                // guards secondary_in_range_
+  std::unordered_set<void*> secondary_in_range_;        // those blocks, while the counters can't tell
+  std::atomic<size_t> set_size_{0};                     // its size, readable without the lock
+};
+
+}  // namespace pinpool

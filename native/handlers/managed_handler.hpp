@@ -1,0 +1,21 @@
+// Leaf: CUDA managed (unified) memory (cuMemAllocManaged, attached globally): one address
+// valid on the host and the device, migrated on demand.
+#pragma once
+
+#include "cuda_leaf.hpp"
+
+namespace pinpool {
+
+class ManagedHandler final : public CudaLeaf {
+ public:
+  ManagedHandler(std::string name, int device)
+      : CudaLeaf(std::move(name), "managed", device, 256) {}
+
+ private:
+  CUresult raw_alloc(size_t bytes, void** out) override {
+    return cuda::managed_alloc(device(), bytes, out);
+  }
+  CUresult raw_free(void* ptr) override { return cuda::managed_free(ptr); }
+};
+
+}  // namespace pinpool

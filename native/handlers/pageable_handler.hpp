@@ -1,0 +1,30 @@
+// Leaf: ordinary (pageable) host memory from the C library, aligned as asked.
+// It always works, so it ends the default chain.
+#pragma once
+
+#include <cstdlib>
+
+#include "../core/align.hpp"
+#include "../core/handler.hpp"
+
+namespace pinpool {
+
+class PageableHandler final : public Handler {
+ public:
+  explicit PageableHandler(std::string name) : Handler(std::move(name), "pageable") {}
+
+ private:
+  void* do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) override {
+    void* p = nullptr;
+    // posix_memalign needs at least pointer alignment; zero bytes still gets a unique block.
+    size_t a = alignment < sizeof(void*) ? sizeof(void*) : alignment;
+    if (posix_memalign(&p, a, bytes ? bytes : 1) != 0) {
+      fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::OutOfMemory});
+      return nullptr;
+    }
+    return p;
+  }
+  void do_deallocate(void* ptr, size_t, size_t) override { std::free(ptr); }
+};
+
+}  // namespace pinpool

@@ -1,0 +1,247 @@
+#include "pool_adaptor.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include "../core/align.hpp"
+
+namespace pinpool {
+
+using size_classes::index_of;
+using size_classes::size_of;
+
+PoolAdaptor::PoolAdaptor(std::string name, pinpool_handler* upstream, const PoolOptions& options)
+    : Handler(std::move(name), "pool"), upstream_(upstream), options_(options) {}
+
+PoolAdaptor::~PoolAdaptor() {
+  // By the reference rules nothing is live when the last reference goes, so every cached block
+  // and every slab goes back upstream. Anything still handed out is left alone, not freed
+  // under its holder.
+  trim();
+}
+
+bool PoolAdaptor::passes_through(size_t bytes, size_t alignment, uint64_t cap) {
+  return alignment > kBlockAlignment || bytes > cap || bytes > size_classes::kMaxBytes;
+}
+
+int PoolAdaptor::class_for(size_t bytes, size_t alignment) {
+  int index = index_of(bytes ? bytes : 1);
+  // Blocks in a slab sit at multiples of the class size from a page-aligned start, so a class
+  // serves an alignment when its size is a multiple of it. Large blocks are page-aligned.
+  while (size_of(index) <= kSlabMaxBlock && size_of(index) % alignment != 0) index++;
+  return index;
+}
+
+size_t PoolAdaptor::slab_bytes_for(size_t class_bytes) {
+  size_t bytes = std::clamp<size_t>(class_bytes * 16, 64 * 1024, 4 * 1024 * 1024);
+  return align_up(bytes, page_size());
+}
+
+void* PoolAdaptor::timed_upstream_alloc(size_t bytes, size_t alignment, pinpool_alloc_info* info) {
+  auto start = std::chrono::steady_clock::now();
+  void* p = upstream_alloc(upstream_.get(), bytes, alignment, info);
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::steady_clock::now() - start);
+  Stats::bump(stats_.upstreamAllocs);
+  Stats::bump(stats_.upstreamNanos, static_cast<uint64_t>(ns.count()));
+  if (p) stats_.reserved.add(bytes);
+  return p;
+}
+
+void PoolAdaptor::timed_upstream_free(void* ptr, size_t bytes, size_t alignment) {
+  auto start = std::chrono::steady_clock::now();
+  upstream_free(upstream_.get(), ptr, bytes, alignment);
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::steady_clock::now() - start);
+  Stats::bump(stats_.upstreamFrees);
+  Stats::bump(stats_.upstreamNanos, static_cast<uint64_t>(ns.count()));
+  stats_.reserved.sub(bytes);
+}
+
+uint32_t PoolAdaptor::slab_of(void* ptr) const {
+  auto key = reinterpret_cast<uintptr_t>(ptr);
+  auto it = std::upper_bound(slab_index_.begin(), slab_index_.end(),
+                             std::make_pair(key, UINT32_MAX));
+  return it == slab_index_.begin() ? kNoSlab : std::prev(it)->second;
+}
+
+void PoolAdaptor::describe_slab(uint32_t id, pinpool_alloc_info* info) const {
+  const Slab& s = slabs_[id];
+  info->served_by = s.served_by;
+  info->region = s.base;
+  info->region_bytes = s.bytes;
+}
+
+void* PoolAdaptor::take_cached(int index, size_t class_bytes, pinpool_alloc_info* info) {
+  std::vector<FreeBlock>& list = free_[index];
+  if (!list.empty()) {
+    FreeBlock b = list.back();
+    list.pop_back();
+    if (b.slab != kNoSlab) {
+      describe_slab(b.slab, info);
+    } else {
+      info->served_by = large_.at(b.ptr);
+      cached_large_bytes_ -= class_bytes;
+    }
+    stats_.cachedBytes.fetch_sub(class_bytes, std::memory_order_relaxed);
+    return b.ptr;
+  }
+  std::vector<uint32_t>& carving = carving_[index];
+  while (!carving.empty()) {
+    Slab& s = slabs_[carving.back()];
+    if (s.carved == s.capacity) {
+      carving.pop_back();
+      continue;
+    }
+    void* p = s.base + static_cast<size_t>(s.carved++) * class_bytes;
+    describe_slab(carving.back(), info);
+    stats_.cachedBytes.fetch_sub(class_bytes, std::memory_order_relaxed);
+    return p;
+  }
+  return nullptr;
+}
+
+void* PoolAdaptor::grow_small(int index, size_t class_bytes, pinpool_alloc_info* info) {
+  size_t bytes = slab_bytes_for(class_bytes);
+  char* base = static_cast<char*>(timed_upstream_alloc(bytes, kBlockAlignment, info));
+  if (!base) return nullptr;
+  Slab s;
+  s.base = base;
+  s.bytes = bytes;
+  s.served_by = info->served_by;
+  s.class_index = index;
+  s.capacity = static_cast<uint32_t>(bytes / class_bytes);
+  s.carved = 1;  // the first block is ours
+  s.live = true;
+  std::lock_guard<std::mutex> lock(mutex_);
+  uint32_t id;
+  if (!free_slab_slots_.empty()) {
+    id = free_slab_slots_.back();
+    free_slab_slots_.pop_back();
+    slabs_[id] = s;
+  } else {
+    id = static_cast<uint32_t>(slabs_.size());
+    slabs_.push_back(s);
+  }
+  auto entry = std::make_pair(reinterpret_cast<uintptr_t>(base), id);
+  slab_index_.insert(std::upper_bound(slab_index_.begin(), slab_index_.end(), entry), entry);
+  if (s.capacity > 1) carving_[index].push_back(id);
+  stats_.cachedBytes.fetch_add(bytes - class_bytes, std::memory_order_relaxed);
+  describe_slab(id, info);
+  return base;
+}
+
+void* PoolAdaptor::grow_large(int, size_t class_bytes, pinpool_alloc_info* info) {
+  void* p = timed_upstream_alloc(class_bytes, kBlockAlignment, info);
+  if (!p) return nullptr;
+  std::lock_guard<std::mutex> lock(mutex_);
+  large_[p] = info->served_by;
+  return p;
+}
+
+void* PoolAdaptor::do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) {
+  if (passes_through(bytes, alignment, options_.max_cached_bytes))
+    return timed_upstream_alloc(bytes, alignment, info);
+  int index = class_for(bytes, alignment);
+  size_t class_bytes = size_of(index);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (void* p = take_cached(index, class_bytes, info)) return p;
+  }
+  return class_bytes <= kSlabMaxBlock ? grow_small(index, class_bytes, info)
+                                      : grow_large(index, class_bytes, info);
+}
+
+void PoolAdaptor::do_deallocate(void* ptr, size_t bytes, size_t alignment) {
+  if (passes_through(bytes, alignment, options_.max_cached_bytes)) {
+    timed_upstream_free(ptr, bytes, alignment);
+    return;
+  }
+  int index = class_for(bytes, alignment);
+  size_t class_bytes = size_of(index);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (class_bytes <= kSlabMaxBlock) {
+      free_[index].push_back({ptr, slab_of(ptr)});
+      stats_.cachedBytes.fetch_add(class_bytes, std::memory_order_relaxed);
+      return;
+    }
+    if (cached_large_bytes_ + class_bytes <= options_.max_cached_bytes) {
+      free_[index].push_back({ptr, kNoSlab});
+      cached_large_bytes_ += class_bytes;
+      stats_.cachedBytes.fetch_add(class_bytes, std::memory_order_relaxed);
+      return;
+    }
+    large_.erase(ptr);
+  }
+  timed_upstream_free(ptr, class_bytes, kBlockAlignment);  // over the cap: give it back now
+}
+
+bool PoolAdaptor::pin_region(void* region) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  uint32_t id = slab_of(region);
+  if (id == kNoSlab || slabs_[id].base != region) return false;
+  slabs_[id].pins++;
+  return true;
+}
+
+void PoolAdaptor::unpin_region(void* region) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  uint32_t id = slab_of(region);
+  if (id != kNoSlab && slabs_[id].base == region && slabs_[id].pins > 0) slabs_[id].pins--;
+}
+
+size_t PoolAdaptor::trim() {
+  struct Release {
+    void* ptr;
+    size_t bytes;
+  };
+  std::vector<Release> releases;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // A slab goes back when every block carved from it is free and no JavaScript view pins it.
+    std::vector<uint32_t> free_count(slabs_.size(), 0);
+    for (int i = 0; i < size_classes::kCount; i++)
+      for (const FreeBlock& b : free_[i])
+        if (b.slab != kNoSlab) free_count[b.slab]++;
+    std::vector<bool> dead(slabs_.size(), false);
+    for (uint32_t id = 0; id < slabs_.size(); id++) {
+      Slab& s = slabs_[id];
+      if (!s.live || s.pins != 0 || free_count[id] != s.carved) continue;
+      dead[id] = true;
+      releases.push_back({s.base, s.bytes});
+      stats_.cachedBytes.fetch_sub(s.bytes, std::memory_order_relaxed);
+      auto& carving = carving_[s.class_index];
+      carving.erase(std::remove(carving.begin(), carving.end(), id), carving.end());
+      s = Slab{};
+      free_slab_slots_.push_back(id);
+    }
+    slab_index_.erase(std::remove_if(slab_index_.begin(), slab_index_.end(),
+                                     [&](const auto& e) { return dead[e.second]; }),
+                      slab_index_.end());
+    for (int i = 0; i < size_classes::kCount; i++) {
+      auto& list = free_[i];
+      size_t class_bytes = size_of(i);
+      list.erase(std::remove_if(list.begin(), list.end(),
+                                [&](const FreeBlock& b) {
+                                  if (b.slab != kNoSlab) return static_cast<bool>(dead[b.slab]);
+                                  releases.push_back({b.ptr, class_bytes});
+                                  large_.erase(b.ptr);
+                                  cached_large_bytes_ -= class_bytes;
+                                  stats_.cachedBytes.fetch_sub(class_bytes,
+                                                               std::memory_order_relaxed);
+                                  return true;
+                                }),
+                 list.end());
+    }
+  }
+  size_t released = 0;
+  for (const Release& r : releases) {
+    timed_upstream_free(r.ptr, r.bytes, kBlockAlignment);
+    released += r.bytes;
+  }
+  if (Handler* next = Handler::from_abi(upstream_.get())) released += next->trim();
+  return released;
+}
+
+}  // namespace pinpool

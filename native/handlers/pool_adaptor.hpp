@@ -1,0 +1,88 @@
+// Adaptor: caches blocks taken from its upstream so that a repeated size is served without an
+// upstream call (a cuMemHostAlloc can take milliseconds).
+//
+// Small classes (up to kSlabMaxBlock) are carved from slabs: one upstream allocation holds many
+// blocks of one class, and a slab is a long-lived region that JavaScript can view once
+// ("slabViews"). Large classes cache whole upstream blocks. Sizes round to the classes of
+// size_classes.hpp (under 1/8 waste). Alignments above a page, and requests larger than the
+// cache cap, pass straight through.
+//
+// One mutex guards the free lists; it is never held across an upstream call, so a slow
+// cuMemHostAlloc on one thread never stalls another thread's pool hit.
+#pragma once
+
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "../core/handler.hpp"
+#include "size_classes.hpp"
+
+namespace pinpool {
+
+struct PoolOptions {
+  uint64_t max_cached_bytes = uint64_t{1} << 30;  // cap on cached large blocks, in bytes
+};
+
+class PoolAdaptor final : public Handler {
+ public:
+  PoolAdaptor(std::string name, pinpool_handler* upstream, const PoolOptions& options);
+  ~PoolAdaptor() override;
+
+  pinpool_handler* upstream() const { return upstream_.get(); }
+  size_t trim() override;
+
+  // A JavaScript view over a slab pins it, so trim() keeps its memory mapped.
+  bool pin_region(void* region);
+  void unpin_region(void* region);
+
+  static constexpr size_t kSlabMaxBlock = 256 * 1024;  // largest class carved from slabs
+  static constexpr size_t kBlockAlignment = 4096;      // alignment the pool guarantees
+
+ private:
+  static constexpr uint32_t kNoSlab = UINT32_MAX;
+
+  struct FreeBlock {
+    void* ptr;
+    uint32_t slab;  // index into slabs_, or kNoSlab for a large block
+  };
+  struct Slab {
+    char* base = nullptr;                         // start of the upstream block
+    size_t bytes = 0;                             // its size, in bytes
+    const pinpool_handler* served_by = nullptr;   // the leaf that provided it
+    int class_index = 0;                          // the one class carved from it
+    uint32_t capacity = 0;                        // blocks it can hold
+    uint32_t carved = 0;                          // blocks handed out at least once
+    uint32_t pins = 0;                            // JavaScript views over it
+    bool live = false;                            // false: the slot is free for reuse
+  };
+
+  void* do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) override;
+  void do_deallocate(void* ptr, size_t bytes, size_t alignment) override;
+
+  static bool passes_through(size_t bytes, size_t alignment, uint64_t cap);
+  static int class_for(size_t bytes, size_t alignment);
+  static size_t slab_bytes_for(size_t class_bytes);
+
+  void* timed_upstream_alloc(size_t bytes, size_t alignment, pinpool_alloc_info* info);
+  void timed_upstream_free(void* ptr, size_t bytes, size_t alignment);
+  void* take_cached(int index, size_t class_bytes, pinpool_alloc_info* info);  // lock held
+  void* grow_small(int index, size_t class_bytes, pinpool_alloc_info* info);
+  void* grow_large(int index, size_t class_bytes, pinpool_alloc_info* info);
+  uint32_t slab_of(void* ptr) const;                                           // lock held
+  void describe_slab(uint32_t id, pinpool_alloc_info* info) const;             // lock held
+
+  UpstreamRef upstream_;
+  const PoolOptions options_;
+
+  std::mutex mutex_;                                   // guards everything below
+  std::vector<FreeBlock> free_[size_classes::kCount];  // cached blocks, by class
+  std::vector<uint32_t> carving_[size_classes::kCount];  // slabs with uncarved room, by class
+  std::vector<Slab> slabs_;                            // every slab, by index
+  std::vector<uint32_t> free_slab_slots_;              // indexes of dead slabs, for reuse
+  std::vector<std::pair<uintptr_t, uint32_t>> slab_index_;  // (base, index), sorted by base
+  std::unordered_map<void*, const pinpool_handler*> large_;  // every large block held -> leaf
+  uint64_t cached_large_bytes_ = 0;                    // bytes of large blocks in free_
+};
+
+}  // namespace pinpool

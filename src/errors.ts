@@ -1,0 +1,51 @@
+/**
+ * Errors. Every failure pinpool reports is a `PinpoolError` with a stable `code`, so callers
+ * can branch on `err.code` and never on message text.
+ */
+
+export const ErrorCode = {
+  INVALID_ARGUMENT: 'ERR_PINPOOL_INVALID_ARGUMENT',
+  OUT_OF_MEMORY: 'ERR_PINPOOL_OUT_OF_MEMORY',
+  DOUBLE_FREE: 'ERR_PINPOOL_DOUBLE_FREE',
+  RELEASED: 'ERR_PINPOOL_RELEASED',
+  UNAVAILABLE: 'ERR_PINPOOL_UNAVAILABLE',
+  CUDA: 'ERR_PINPOOL_CUDA',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface PinpoolErrorDetails {
+  /** Why, in one word a program can test: 'mlock', 'limit', 'no-cuda', 'out-of-memory' ... */
+  reason?: string;
+  /** The handler that reported the failure. */
+  handler?: string;
+  /** For CUDA failures: the CUresult number and its name, e.g. 2 and 'CUDA_ERROR_OUT_OF_MEMORY'. */
+  cudaError?: number;
+  cudaErrorName?: string;
+}
+
+/**
+ * The one error class of pinpool.
+ *
+ * @example
+ * try { pinned().alloc(4096); } catch (err) {
+ *   if (err instanceof PinpoolError && err.code === 'ERR_PINPOOL_UNAVAILABLE') useFallback();
+ * }
+ */
+export class PinpoolError extends Error {
+  readonly code: ErrorCode;
+  readonly reason?: string;
+  readonly handler?: string;
+  readonly cudaError?: number;
+  readonly cudaErrorName?: string;
+
+  constructor(code: ErrorCode, message: string, details: PinpoolErrorDetails = {}) {
+    super(message);
+    this.name = 'PinpoolError';
+    this.code = code;
+    if (details.reason !== undefined) this.reason = details.reason;
+    if (details.handler !== undefined) this.handler = details.handler;
+    if (details.cudaError !== undefined) this.cudaError = details.cudaError;
+    if (details.cudaErrorName !== undefined) this.cudaErrorName = details.cudaErrorName;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The garbage-collection backstop. `free()` (or `using`) is the way to return memory; a buffer
+ * dropped without it still goes back to its handler after garbage collection, counted as
+ * `releasedByGc` so that leaks show in the statistics.
+ *
+ * Kept off the fast path: a buffer is registered with the FinalizationRegistry only if it is
+ * still alive at the end of the tick that made it, so the common alloc-use-free within one tick
+ * costs an array push. Collected blocks are freed from a setImmediate batch, never inside the
+ * collector's callback.
+ */
+import { binding, type NativeHandle } from './native.js';
+
+/** What the backstop needs to free a block; it must not reach the block's views. */
+export interface BlockRecord {
+  handle: NativeHandle;
+  /** Keeps the JS handler (and so the native one) alive while the block is. */
+  owner: object;
+  address: number;
+  byteLength: number;
+  alignment: number;
+}
+
+/** A buffer as the backstop sees it. */
+export interface Trackable {
+  /**
+   * Called at the end of the buffer's first tick. Returns the object whose collection proves
+   * that no view reaches the block, and the record to free it by; undefined when the buffer
+   * was released already. The buffer remembers that it is registered.
+   */
+  gcRegister(): [target: object, record: BlockRecord] | undefined;
+}
+
+const collected: BlockRecord[] = [];
+let drainScheduled = false;
+
+function drain(): void {
+  drainScheduled = false;
+  for (const r of collected.splice(0)) {
+    binding.free(r.handle, undefined, r.address, r.byteLength, r.alignment, true);
+  }
+}
+
+const registry = new FinalizationRegistry<BlockRecord>((record) => {
+  collected.push(record);
+  if (!drainScheduled) {
+    drainScheduled = true;
+    setImmediate(drain).unref();
+  }
+});
+
+let pending: Trackable[] = [];
+let flushScheduled = false;
+
+function flush(): void {
+  flushScheduled = false;
+  const batch = pending;
+  pending = [];
+  for (const buffer of batch) {
+    const registration = buffer.gcRegister();
+    if (registration !== undefined) registry.register(registration[0], registration[1], buffer);
+  }
+}
+
+/** Called for every new buffer: registers it at the end of the tick if it is still alive. */
+export function track(buffer: Trackable): void {
+  pending.push(buffer);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    queueMicrotask(flush);
+  }
+}
+
+/** Called by free() for a registered buffer, so the backstop never frees it again. */
+export function untrack(buffer: Trackable): void {
+  registry.unregister(buffer);
+}

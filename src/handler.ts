@@ -1,0 +1,162 @@
+/**
+ * Handler: the JavaScript face of a native allocator handler (include/pinpool.h). Leaves and
+ * adaptors are all Handlers; factories live in handlers.ts.
+ */
+import { ErrorCode, PinpoolError } from './errors.js';
+import { makeHostBuffer, type HostBuffer, type SlabView } from './host-buffer.js';
+import { binding, Slot, type NativeHandle } from './native.js';
+import { HandlerStats, toStats } from './stats.js';
+import { checkAlignment, checkBoolean, checkBytes, checkOptions, invalid } from './validate.js';
+
+/** Alignment of a block when none is asked for, in bytes (a cache line). */
+export const DEFAULT_ALIGNMENT = 64;
+/** Largest block a slabViews pool serves from a slab (native PoolAdaptor::kSlabMaxBlock). */
+const SLAB_MAX_BLOCK = 256 * 1024;
+/** Largest alignment a pool serves from its cache (native PoolAdaptor::kBlockAlignment). */
+const POOL_BLOCK_ALIGNMENT = 4096;
+
+export interface AllocOptions {
+  /** A power of two from 1 to 2**30, in bytes. Default 64. */
+  alignment?: number;
+  /** Fill the block with zeros (NEP 49's calloc). Default false: it holds what it held. */
+  zero?: boolean;
+}
+
+/** The token `handler.share()` returns and `attach()` accepts; postMessage can carry it. */
+export interface HandlerToken {
+  readonly pinpool: 'handler';
+  readonly version: 1;
+  readonly id: number;
+}
+
+const scratch = binding.scratch();
+let reasons: readonly string[] | undefined;
+let cudaReason: string | undefined;
+
+function reasonText(index: number): string {
+  reasons ??= binding.info().reasons;
+  return reasons[index] ?? 'unknown';
+}
+
+/**
+ * An allocator handler: a native object with a context, shared by every thread that attaches
+ * it. `alloc()` returns a HostBuffer; its memory always returns to this handler.
+ */
+export class Handler {
+  /** Name for people and metrics. */
+  readonly name: string;
+  /** 'pinned', 'managed', 'locked', 'pageable', 'pool', 'fallback' or 'limit'. */
+  readonly kind: string;
+  /** The handlers this one takes memory from (adaptors), kept alive by this one. */
+  readonly upstreams: readonly Handler[];
+  /** @internal */ readonly handle: NativeHandle;
+  /** @internal The native id, also used in share tokens. */ readonly id: number;
+  readonly #slabs: Map<number, SlabView> | undefined;
+
+  /** @internal Use the factories: pinned(), pool(), ... */
+  constructor(handle: NativeHandle, upstreams: readonly Handler[] = [], slabViews = false) {
+    const d = binding.describe(handle);
+    if (d === null) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: not a native handler');
+    this.handle = handle;
+    this.id = d.id;
+    this.name = d.name;
+    this.kind = d.kind;
+    this.upstreams = Object.freeze([...upstreams]);
+    this.#slabs = slabViews ? new Map() : undefined;
+  }
+
+  /**
+   * Allocates `bytes` bytes (0 gives an empty buffer).
+   *
+   * @example
+   * const buf = handler.alloc(4096, { alignment: 4096, zero: true });
+   */
+  alloc(bytes: number, options?: AllocOptions): HostBuffer {
+    if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) checkBytes(bytes);
+    let alignment = DEFAULT_ALIGNMENT;
+    let zero = false;
+    if (options !== undefined) {
+      const o = checkOptions<AllocOptions>(options, 'alloc options');
+      if (o.alignment !== undefined) alignment = checkAlignment(o.alignment);
+      if (o.zero !== undefined) zero = checkBoolean(o.zero, 'zero');
+    }
+    const slabs = this.#slabs;
+    const viewable = slabs !== undefined && bytes > 0 && bytes <= SLAB_MAX_BLOCK && alignment <= POOL_BLOCK_ALIGNMENT;
+    const ab = binding.alloc(this.handle, bytes, alignment, !viewable);
+    if (ab === null) throw this.#failure(bytes);
+    const address = scratch[Slot.address]!;
+    let slab: SlabView | undefined;
+    if (viewable) slab = this.#slabOf(scratch[Slot.region]!, scratch[Slot.regionBytes]!);
+    const buf = makeHostBuffer(this, ab ?? undefined, address, bytes, alignment, scratch[Slot.servedBy]!, slab);
+    if (zero) buf.bytes.fill(0);
+    return buf;
+  }
+
+  /** Statistics of this handler, read now (see HandlerStats). */
+  stats(): HandlerStats {
+    return toStats(binding.stats(this.handle));
+  }
+
+  /**
+   * Gives cached memory back to the upstream (pools; adaptors pass it down). Returns the bytes
+   * released.
+   */
+  trim(): number {
+    if (this.#slabs !== undefined) {
+      // A slab can go back only once no thread views it: drop our views of idle slabs first.
+      for (const [region, slab] of this.#slabs) {
+        if (slab.live === 0) {
+          binding.releaseRegion(this.handle, slab.buffer, region);
+          this.#slabs.delete(region);
+        }
+      }
+    }
+    return binding.trim(this.handle);
+  }
+
+  /**
+   * A token for another worker thread: `attach(token)` there reaches this same native handler
+   * (same pool, same statistics). Keep this handler alive until the token is attached.
+   */
+  share(): HandlerToken {
+    return Object.freeze({ pinpool: 'handler', version: 1, id: this.id });
+  }
+
+  #slabOf(region: number, regionBytes: number): SlabView {
+    const slabs = this.#slabs!;
+    let slab = slabs.get(region);
+    if (slab === undefined) {
+      const buffer = binding.regionView(this.handle, region, regionBytes);
+      if (buffer === null) throw new PinpoolError(ErrorCode.OUT_OF_MEMORY, 'pinpool: slab vanished');
+      slab = { buffer, region, live: 0 };
+      slabs.set(region, slab);
+    }
+    return slab;
+  }
+
+  #failure(bytes: number): PinpoolError {
+    const code = scratch[Slot.code]!;
+    const reason = reasonText(scratch[Slot.reason]!);
+    const details = { reason, handler: this.name };
+    if (code === 3) {
+      cudaReason ??= binding.info().cuda.reason ?? 'the CUDA device is not present';
+      const why = reason === 'no-device' ? 'the requested CUDA device does not exist' : cudaReason;
+      return new PinpoolError(ErrorCode.UNAVAILABLE, `pinpool: ${this.name} is unavailable: ${why}`, details);
+    }
+    if (code === 4) {
+      const cudaError = scratch[Slot.cudaError]!;
+      const cudaErrorName = binding.cudaErrorName(cudaError);
+      return new PinpoolError(
+        ErrorCode.CUDA,
+        `pinpool: ${this.name}: CUDA call failed with ${cudaErrorName} (${cudaError})`,
+        { ...details, cudaError, cudaErrorName },
+      );
+    }
+    if (code === 1) return invalid('bytes', `a size ${this.name} accepts`, bytes);
+    return new PinpoolError(
+      ErrorCode.OUT_OF_MEMORY,
+      `pinpool: ${this.name} could not allocate ${bytes} bytes (${reason})`,
+      details,
+    );
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * Factories of handlers: the leaves (pinned, managed, locked, pageable), the adaptors (pool,
+ * fallback, limit) and the default chain. Options are validated here, then cross into native
+ * code once.
+ */
+import { Handler } from './handler.js';
+import { binding } from './native.js';
+import { checkBoolean, checkBound, checkBytes, checkDevice, checkName, checkOptions, invalid } from './validate.js';
+
+export interface PinnedOptions {
+  /** Device whose context allocates. Default 0. */
+  device?: number;
+  /** Pinned for every CUDA context, not only the device's. Default true. */
+  portable?: boolean;
+  /** Also mapped into the device's address space. Default false. */
+  mapped?: boolean;
+  /** Write-combined: fast for the device to read, very slow for the host to read. Default false. */
+  writeCombined?: boolean;
+  name?: string;
+}
+
+export interface PoolOptions {
+  name?: string;
+  /** Cap on cached large blocks, in bytes; freed blocks past it go back upstream. Default 1 GiB. */
+  maxCachedBytes?: number;
+  /**
+   * Fast mode for small hot allocations: blocks up to 256 KiB become views into a few large
+   * slab ArrayBuffers made once, instead of one ArrayBuffer per block. The price: free() cannot
+   * detach such a view, so a view kept past free() still reaches memory that now belongs to
+   * the next allocation. Use it only where no view outlives its buffer. Default false.
+   */
+  slabViews?: boolean;
+}
+
+export interface FallbackOptions {
+  name?: string;
+  /** Requests smaller than this go straight to the secondary. Default 0. */
+  minBytes?: number;
+  /** Requests larger than this go straight to the secondary. Default Infinity. */
+  maxBytes?: number;
+}
+
+export interface LimitOptions {
+  name?: string;
+  /** The cap on bytes in use through this handler. Required. */
+  maxBytes: number;
+}
+
+function nameOf(o: { name?: unknown }, fallback: string): string {
+  return o.name === undefined ? fallback : checkName(o.name);
+}
+
+function checkHandler(value: unknown, name: string): Handler {
+  if (!(value instanceof Handler)) throw invalid(name, 'a pinpool handler', value);
+  return value;
+}
+
+/**
+ * CUDA pinned (page-locked) host memory, cuMemHostAlloc. Strict: without a CUDA driver, alloc
+ * fails with ERR_PINPOOL_UNAVAILABLE. Wrap it in pool() for speed.
+ *
+ * @example
+ * const h = pool(pinned({ device: 0 }));
+ */
+export function pinned(options?: PinnedOptions): Handler {
+  const o = checkOptions<PinnedOptions>(options, 'pinned options');
+  const native = {
+    name: nameOf(o, 'pinned'),
+    device: o.device === undefined ? 0 : checkDevice(o.device),
+    portable: o.portable === undefined ? true : checkBoolean(o.portable, 'portable'),
+    mapped: o.mapped === undefined ? false : checkBoolean(o.mapped, 'mapped'),
+    writeCombined: o.writeCombined === undefined ? false : checkBoolean(o.writeCombined, 'writeCombined'),
+  };
+  return new Handler(binding.createHandler('pinned', native));
+}
+
+/** CUDA managed (unified) memory, cuMemAllocManaged: one address for host and device. */
+export function managed(options?: { device?: number; name?: string }): Handler {
+  const o = checkOptions<{ device?: number; name?: string }>(options, 'managed options');
+  const device = o.device === undefined ? 0 : checkDevice(o.device);
+  return new Handler(binding.createHandler('managed', { name: nameOf(o, 'managed'), device }));
+}
+
+/**
+ * Page-locked host memory without CUDA (mmap + mlock). The memlock limit (ulimit -l) bounds
+ * it; past that, alloc fails with ERR_PINPOOL_OUT_OF_MEMORY and reason 'mlock'.
+ */
+export function locked(options?: { name?: string }): Handler {
+  const o = checkOptions<{ name?: string }>(options, 'locked options');
+  return new Handler(binding.createHandler('locked', { name: nameOf(o, 'locked') }));
+}
+
+/** Ordinary pageable host memory, aligned as asked. Always available. */
+export function pageable(options?: { name?: string }): Handler {
+  const o = checkOptions<{ name?: string }>(options, 'pageable options');
+  return new Handler(binding.createHandler('pageable', { name: nameOf(o, 'pageable') }));
+}
+
+/**
+ * Caches blocks from `upstream`: a repeated size is served without an upstream call.
+ * `trim()` gives cached memory back.
+ *
+ * @example
+ * const h = pool(pinned(), { name: 'pinned-pool', maxCachedBytes: 1 << 30 });
+ */
+export function pool(upstream: Handler, options?: PoolOptions): Handler {
+  checkHandler(upstream, 'upstream');
+  const o = checkOptions<PoolOptions>(options, 'pool options');
+  const slabViews = o.slabViews === undefined ? false : checkBoolean(o.slabViews, 'slabViews');
+  const native = {
+    name: nameOf(o, `${upstream.name}-pool`),
+    upstream: upstream.handle,
+    maxCachedBytes: o.maxCachedBytes === undefined ? 2 ** 30 : checkBound(o.maxCachedBytes, 'maxCachedBytes'),
+  };
+  return new Handler(binding.createHandler('pool', native), [upstream], slabViews);
+}
+
+/**
+ * Sends requests in [minBytes, maxBytes] to `primary`, others to `secondary`; when the primary
+ * is out of memory or unavailable, the secondary serves. Other errors propagate. Every move is
+ * counted in `stats().fallbacks` by reason.
+ */
+export function fallback(primary: Handler, secondary: Handler, options?: FallbackOptions): Handler {
+  checkHandler(primary, 'primary');
+  checkHandler(secondary, 'secondary');
+  const o = checkOptions<FallbackOptions>(options, 'fallback options');
+  const minBytes = o.minBytes === undefined ? 0 : checkBytes(o.minBytes, 'minBytes');
+  const maxBytes = o.maxBytes === undefined ? Infinity : checkBound(o.maxBytes, 'maxBytes');
+  if (minBytes > maxBytes) throw invalid('minBytes', `at most maxBytes (${maxBytes})`, minBytes);
+  const native = {
+    name: nameOf(o, `${primary.name}-or-${secondary.name}`),
+    primary: primary.handle,
+    secondary: secondary.handle,
+    minBytes,
+    maxBytes,
+  };
+  return new Handler(binding.createHandler('fallback', native), [primary, secondary]);
+}
+
+/** Caps the bytes in use through `upstream`; past it, ERR_PINPOOL_OUT_OF_MEMORY with reason 'limit'. */
+export function limit(upstream: Handler, options: LimitOptions): Handler {
+  checkHandler(upstream, 'upstream');
+  const o = checkOptions<LimitOptions>(options, 'limit options');
+  const maxBytes = checkBound(o.maxBytes, 'maxBytes');
+  const native = { name: nameOf(o, `${upstream.name}-limit`), upstream: upstream.handle, maxBytes };
+  return new Handler(binding.createHandler('limit', native), [upstream]);
+}
+
+let defaultChain: Handler | undefined;
+
+/**
+ * The chain that works on every host: pool(pinned) -> pool(locked) -> pageable. Each hop is
+ * counted with its reason. The same handler is returned on every call in a thread.
+ */
+export function defaultHandler(): Handler {
+  defaultChain ??= fallback(
+    pool(pinned(), { name: 'pinned-pool' }),
+    fallback(pool(locked(), { name: 'locked-pool' }), pageable(), { name: 'locked-or-pageable' }),
+    { name: 'default' },
+  );
+  return defaultChain;
+}

@@ -1,0 +1,227 @@
+/**
+ * HostBuffer: one block of host memory from a handler, seen from JavaScript as a Uint8Array
+ * over the memory itself (zero copy).
+ */
+import { markAsUntransferable } from 'node:worker_threads';
+
+import { ErrorCode, PinpoolError } from './errors.js';
+import { track, untrack, type BlockRecord, type Trackable } from './gc-backstop.js';
+import { leafOf } from './leaves.js';
+import { binding, type NativeHandle } from './native.js';
+
+/** The part of a handler a buffer needs; implemented by Handler. */
+export interface BufferOwner {
+  readonly name: string;
+  /** @internal */ readonly handle: NativeHandle;
+}
+
+/** A slab of a `slabViews` pool as seen by this thread: one ArrayBuffer, many views. */
+export interface SlabView {
+  readonly buffer: ArrayBuffer;
+  readonly region: number;
+  live: number;
+}
+
+const constructing = Symbol('pinpool.HostBuffer');
+
+/** The token `buf.transfer()` returns and `adopt()` accepts; postMessage can carry it. */
+export interface BufferToken {
+  readonly pinpool: 'buffer';
+  readonly version: 1;
+  readonly id: number;
+}
+
+function released(): PinpoolError {
+  return new PinpoolError(ErrorCode.RELEASED, 'pinpool: this HostBuffer was released (free() or transfer())');
+}
+
+function wrongReceiver(): PinpoolError {
+  return new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: not a HostBuffer made by pinpool');
+}
+
+/**
+ * A block of host memory from a pinpool handler.
+ *
+ * `bytes` is a Uint8Array over the memory itself. Unless the handler was asked to zero it,
+ * the block holds whatever it held before (like `Buffer.allocUnsafe`). After `free()`, the
+ * ArrayBuffer behind `bytes` is detached, so a stale view reads and writes nothing.
+ *
+ * @example
+ * using buf = pool(locked()).alloc(1 << 20);
+ * buf.bytes.fill(7);
+ */
+export class HostBuffer implements Trackable {
+  #owner: BufferOwner;
+  #buffer: ArrayBuffer | undefined; // our own external ArrayBuffer; undefined for a slab view
+  #bytes: Uint8Array;
+  #address: number;
+  #byteLength: number;
+  #alignment: number;
+  #servedBy: number;
+  #slab: SlabView | undefined;
+  #released = false;
+  #registered = false;
+
+  /** @internal Use `handler.alloc()` or `adopt()`. */
+  constructor(
+    key: symbol,
+    owner: BufferOwner,
+    buffer: ArrayBuffer | undefined,
+    bytes: Uint8Array,
+    address: number,
+    byteLength: number,
+    alignment: number,
+    servedBy: number,
+    slab: SlabView | undefined,
+  ) {
+    if (key !== constructing) throw wrongReceiver();
+    this.#owner = owner;
+    this.#buffer = buffer;
+    this.#bytes = bytes;
+    this.#address = address;
+    this.#byteLength = byteLength;
+    this.#alignment = alignment;
+    this.#servedBy = servedBy;
+    this.#slab = slab;
+    track(this);
+  }
+
+  /** The memory, as bytes. Throws ERR_PINPOOL_RELEASED after free(). */
+  get bytes(): Uint8Array {
+    if (!(#released in this)) throw wrongReceiver();
+    if (this.#released) throw released();
+    return this.#bytes;
+  }
+
+  /** Size in bytes, as asked for. */
+  get byteLength(): number {
+    if (!(#released in this)) throw wrongReceiver();
+    return this.#byteLength;
+  }
+
+  /** The alignment the block was allocated with, in bytes. */
+  get alignment(): number {
+    if (!(#released in this)) throw wrongReceiver();
+    return this.#alignment;
+  }
+
+  /** The host address of the block (for handing to native code). */
+  get address(): bigint {
+    if (!(#released in this)) throw wrongReceiver();
+    if (this.#released) throw released();
+    return BigInt(this.#address);
+  }
+
+  /** The handler that allocated the block; memory goes back through it only. */
+  get handler(): BufferOwner {
+    if (!(#released in this)) throw wrongReceiver();
+    return this.#owner;
+  }
+
+  /** Name of the leaf handler whose memory this is ('pinned', 'locked', 'pageable' ...). */
+  get servedBy(): string {
+    if (!(#released in this)) throw wrongReceiver();
+    return leafOf(this.#servedBy).name;
+  }
+
+  /** Kind of that leaf: 'pinned', 'managed', 'locked' or 'pageable'. */
+  get kind(): string {
+    if (!(#released in this)) throw wrongReceiver();
+    return leafOf(this.#servedBy).kind;
+  }
+
+  /** True once the buffer was freed or transferred. */
+  get released(): boolean {
+    if (!(#released in this)) throw wrongReceiver();
+    return this.#released;
+  }
+
+  /**
+   * Returns the block to its handler and detaches `bytes`. A second call throws
+   * ERR_PINPOOL_DOUBLE_FREE.
+   */
+  free(): void {
+    if (!(#released in this)) throw wrongReceiver();
+    if (this.#released) {
+      throw new PinpoolError(ErrorCode.DOUBLE_FREE, 'pinpool: this HostBuffer was already freed');
+    }
+    this.#release();
+    binding.free(this.#owner.handle, this.#buffer, this.#address, this.#byteLength, this.#alignment, false);
+  }
+
+  /** `using buf = handler.alloc(n)` frees at the end of the scope; a released buffer is left alone. */
+  [Symbol.dispose](): void {
+    if (!(#released in this)) throw wrongReceiver();
+    if (!this.#released) this.free();
+  }
+
+  /**
+   * Moves ownership to another thread, zero copy: returns a token for postMessage and releases
+   * this buffer here (its views are detached). `adopt(token)` in the receiving thread returns a
+   * HostBuffer over the same memory. Adopt each token once; an unadopted token keeps its memory.
+   */
+  transfer(): BufferToken {
+    if (!(#released in this)) throw wrongReceiver();
+    if (this.#released) throw released();
+    this.#release();
+    const id = binding.transfer(
+      this.#owner.handle,
+      this.#buffer,
+      this.#address,
+      this.#byteLength,
+      this.#alignment,
+      this.#servedBy,
+    );
+    return Object.freeze({ pinpool: 'buffer', version: 1, id });
+  }
+
+  #release(): void {
+    this.#released = true;
+    if (this.#registered) untrack(this);
+    if (this.#slab !== undefined) this.#slab.live--;
+  }
+
+  /** @internal */
+  gcRegister(): [object, BlockRecord] | undefined {
+    if (this.#released) return undefined;
+    this.#registered = true;
+    // A slab view shares its ArrayBuffer, so the view object itself is what must die.
+    const target = this.#buffer ?? this.#bytes;
+    return [
+      target,
+      {
+        handle: this.#owner.handle,
+        owner: this.#owner,
+        address: this.#address,
+        byteLength: this.#byteLength,
+        alignment: this.#alignment,
+      },
+    ];
+  }
+
+  get [Symbol.toStringTag](): string {
+    return 'HostBuffer';
+  }
+}
+
+/** @internal Wraps a block just allocated (or adopted) into a HostBuffer. */
+export function makeHostBuffer(
+  owner: BufferOwner,
+  buffer: ArrayBuffer | undefined,
+  address: number,
+  byteLength: number,
+  alignment: number,
+  servedBy: number,
+  slab: SlabView | undefined,
+): HostBuffer {
+  let bytes: Uint8Array;
+  if (slab !== undefined) {
+    bytes = new Uint8Array(slab.buffer, address - slab.region, byteLength);
+    slab.live++;
+  } else {
+    // A pool block must never move to another thread by postMessage: the pool would lose it.
+    markAsUntransferable(buffer as ArrayBuffer);
+    bytes = new Uint8Array(buffer as ArrayBuffer);
+  }
+  return new HostBuffer(constructing, owner, buffer, bytes, address, byteLength, alignment, servedBy, slab);
+}

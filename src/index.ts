@@ -1,0 +1,12 @@
+export { PinpoolError, ErrorCode } from './errors.js';
+export type { PinpoolErrorDetails } from './errors.js';
+export { Handler, DEFAULT_ALIGNMENT } from './handler.js';
+export type { AllocOptions, HandlerToken } from './handler.js';
+export { HostBuffer } from './host-buffer.js';
+export type { BufferToken } from './host-buffer.js';
+export { pinned, managed, locked, pageable, pool, fallback, limit, defaultHandler } from './handlers.js';
+export type { PinnedOptions, PoolOptions, FallbackOptions, LimitOptions } from './handlers.js';
+export { attach, adopt } from './threads.js';
+export { info } from './info.js';
+export type { Info, CudaDevice } from './info.js';
+export type { HandlerStats, Gauge } from './stats.js';

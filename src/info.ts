@@ -1,0 +1,68 @@
+/** What this process can do: version, Node-API level, CUDA and the memlock limit. */
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+
+import { binding } from './native.js';
+
+export interface CudaDevice {
+  index: number;
+  name: string;
+  /** Device memory, in bytes. */
+  totalBytes: number;
+}
+
+export interface Info {
+  version: string;
+  napiVersion: number;
+  /** Version of the handler C ABI (include/pinpool.h). */
+  abiVersion: number;
+  cuda: {
+    available: boolean;
+    /** Why CUDA is unavailable, in words a person can act on. */
+    reason?: string;
+    /** Driver version as CUDA numbers it, e.g. 12080 for 12.8. */
+    driverVersion?: number;
+    devices: CudaDevice[];
+  };
+  /** RLIMIT_MEMLOCK in bytes (Infinity when unlimited): how much the locked leaf may pin. */
+  memlockLimitBytes: number;
+}
+
+let version: string | undefined;
+
+function packageVersion(): string {
+  version ??= (JSON.parse(readFileSync(path.resolve(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  return version;
+}
+
+function memlockLimit(): number {
+  try {
+    const limits = readFileSync('/proc/self/limits', 'utf8');
+    const line = limits.split('\n').find((l) => l.startsWith('Max locked memory'));
+    const soft = line?.split(/\s{2,}/)[1];
+    if (soft === undefined) return NaN;
+    return soft === 'unlimited' ? Infinity : Number(soft);
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Reports what pinpool found on this host. Never throws for lack of CUDA.
+ *
+ * @example
+ * if (!info().cuda.available) console.log(info().cuda.reason);
+ */
+export function info(): Info {
+  const n = binding.info();
+  const cuda: Info['cuda'] = { available: n.cuda.available, devices: n.cuda.devices };
+  if (n.cuda.reason !== undefined) cuda.reason = n.cuda.reason;
+  if (n.cuda.driverVersion !== undefined) cuda.driverVersion = n.cuda.driverVersion;
+  return {
+    version: packageVersion(),
+    napiVersion: n.napiVersion,
+    abiVersion: n.abiVersion,
+    cuda,
+    memlockLimitBytes: memlockLimit(),
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * Argument validation, all in one place. The native binding re-checks only types; every value
+ * rule and every "invalid argument" message lives here.
+ */
+import { ErrorCode, PinpoolError } from './errors.js';
+
+/** Largest alignment accepted, in bytes (1 GiB). */
+export const MAX_ALIGNMENT = 2 ** 30;
+
+function describe(value: unknown): string {
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'function' ? 'a function' : 'an object';
+}
+
+/** The one constructor of "invalid argument" errors: what, what was expected, what came. */
+export function invalid(name: string, expected: string, actual: unknown): PinpoolError {
+  return new PinpoolError(
+    ErrorCode.INVALID_ARGUMENT,
+    `pinpool: ${name} must be ${expected}, got ${describe(actual)}`,
+  );
+}
+
+export function checkBytes(bytes: unknown, name = 'bytes'): number {
+  if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) {
+    throw invalid(name, 'a non-negative safe integer', bytes);
+  }
+  return bytes;
+}
+
+/** A byte bound that may also be Infinity ("no bound"). */
+export function checkBound(bytes: unknown, name: string): number {
+  if (bytes === Infinity) return bytes;
+  return checkBytes(bytes, name);
+}
+
+export function checkAlignment(alignment: unknown): number {
+  if (
+    typeof alignment !== 'number' ||
+    !Number.isSafeInteger(alignment) ||
+    alignment < 1 ||
+    alignment > MAX_ALIGNMENT ||
+    (alignment & (alignment - 1)) !== 0
+  ) {
+    throw invalid('alignment', 'a power of two from 1 to 2**30', alignment);
+  }
+  return alignment;
+}
+
+export function checkDevice(device: unknown): number {
+  if (typeof device !== 'number' || !Number.isInteger(device) || device < 0 || device > 1023) {
+    throw invalid('device', 'a device index (an integer from 0)', device);
+  }
+  return device;
+}
+
+export function checkBoolean(value: unknown, name: string): boolean {
+  if (typeof value !== 'boolean') throw invalid(name, 'a boolean', value);
+  return value;
+}
+
+export function checkName(value: unknown, name = 'name'): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 128) {
+    throw invalid(name, 'a non-empty string of at most 128 characters', value);
+  }
+  return value;
+}
+
+/** Options objects: undefined means {}, anything but a plain object is an error. */
+export function checkOptions<T extends object>(options: unknown, name: string): Partial<T> {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw invalid(name, 'an options object', options);
+  }
+  return options as Partial<T>;
+}
