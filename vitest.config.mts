@@ -1,16 +1,37 @@
+import { resolve } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 // Tests exercise the built package (dist/ and the .node addon), exactly what users import:
 // `npm test` builds first (pretest). dist/ is CommonJS and is handed to Node unchanged.
+// Two projects: `host` sees no CUDA driver (like CI and most laptops); `fake-cuda` loads the
+// test double (test/fake-cuda) as the driver, so every CUDA code path runs without a GPU.
+// Each test file runs in its own process, so the driver is loaded fresh per file.
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    exclude: ['test/gpu/**', 'node_modules/**'],
     pool: 'forks',
     isolate: true,
     execArgv: ['--expose-gc'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     server: { deps: { external: [/\/dist\//] } },
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'host',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/**/*.cuda.test.ts', 'test/gpu/**'],
+          env: { PINPOOL_CUDA_LIBRARY: '' },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'fake-cuda',
+          include: ['test/**/*.cuda.test.ts'],
+          env: { PINPOOL_CUDA_LIBRARY: resolve(import.meta.dirname, 'build/fake-cuda/libpinpool-fakecuda.so') },
+        },
+      },
+    ],
   },
 });

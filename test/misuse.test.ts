@@ -1,0 +1,166 @@
+// Deliberate misuse, one case at a time: each gives a PinpoolError with its code, none crashes
+// the process, none changes the statistics.
+import { MessageChannel } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { adopt, attach, fallback, HostBuffer, limit, locked, pageable, pinned, pool, PinpoolError } from 'pinpool';
+
+const h = pool(locked());
+
+function expectCode(fn: () => unknown, code: string): PinpoolError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(PinpoolError);
+  expect((caught as PinpoolError).code).toBe(code);
+  return caught as PinpoolError;
+}
+
+function show(value: unknown): string {
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (Array.isArray(value)) return '[]';
+  if (typeof value === 'object' && value !== null) return '{}';
+  return String(value);
+}
+
+function memory() {
+  const s = h.stats();
+  return [s.bytes.current, s.allocations.current, s.reserved.current, s.cachedBytes, s.allocations.total];
+}
+
+describe('bad sizes', () => {
+  const bad: unknown[] = [-1, 1.5, NaN, Infinity, -Infinity, 2 ** 53, Number.MAX_SAFE_INTEGER + 2, '1024', null, undefined, 10n, {}, [], true];
+  for (const bytes of bad) {
+    it(`alloc(${show(bytes)}) is ERR_PINPOOL_INVALID_ARGUMENT`, () => {
+      const before = memory();
+      const err = expectCode(() => h.alloc(bytes as number), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expect(err.message).toMatch(/bytes must be a non-negative safe integer/);
+      expect(memory()).toEqual(before);
+    });
+  }
+
+  it('1 PiB and Number.MAX_SAFE_INTEGER are out of memory, with no change in statistics', () => {
+    const before = memory();
+    expectCode(() => h.alloc(2 ** 50), 'ERR_PINPOOL_OUT_OF_MEMORY');
+    expectCode(() => h.alloc(Number.MAX_SAFE_INTEGER), 'ERR_PINPOOL_OUT_OF_MEMORY');
+    expect(memory()).toEqual(before);
+  });
+});
+
+describe('bad alignments and options', () => {
+  for (const alignment of [0, 3, 6, -8, 2 ** 31, 2 ** 40, 1.5, NaN, '64', null]) {
+    it(`alignment ${show(alignment)} is ERR_PINPOOL_INVALID_ARGUMENT`, () => {
+      expectCode(() => h.alloc(64, { alignment: alignment as number }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    });
+  }
+  it('a non-object options argument is refused', () => {
+    expectCode(() => h.alloc(64, 64 as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => h.alloc(64, { zero: 1 as never }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+  });
+  it('factories validate their options', () => {
+    expectCode(() => pinned({ device: -1 }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => pinned({ device: 1.5 }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => pinned({ portable: 'yes' as never }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => pool({} as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => pool(pageable(), { maxCachedBytes: -1 }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => pool(pageable(), { name: '' }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => fallback(pageable(), null as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => fallback(pageable(), pageable(), { minBytes: 10, maxBytes: 5 }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => limit(pageable(), {} as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => limit(pageable(), { maxBytes: NaN }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+  });
+});
+
+describe('buffer misuse', () => {
+  it('double free is ERR_PINPOOL_DOUBLE_FREE and frees once', () => {
+    const b = h.alloc(100);
+    b.free();
+    const before = memory();
+    expectCode(() => b.free(), 'ERR_PINPOOL_DOUBLE_FREE');
+    expect(memory()).toEqual(before);
+  });
+
+  it('use after free is ERR_PINPOOL_RELEASED, and old views are detached', () => {
+    const b = h.alloc(100);
+    const view = b.bytes;
+    b.free();
+    expect(view.length).toBe(0);
+    expect(view.buffer.byteLength).toBe(0);
+    view[0] = 1; // writes nowhere
+    expect(view[0]).toBeUndefined();
+    expectCode(() => b.bytes, 'ERR_PINPOOL_RELEASED');
+    expectCode(() => b.address, 'ERR_PINPOOL_RELEASED');
+    expectCode(() => b.transfer(), 'ERR_PINPOOL_RELEASED');
+    expect(b.released).toBe(true);
+    expect(b.byteLength).toBe(100);
+  });
+
+  it('using frees at scope end and tolerates an explicit free inside', () => {
+    const before = h.stats().bytes.current;
+    {
+      using b = h.alloc(100);
+      b.bytes.fill(1);
+      expect(h.stats().bytes.current).toBe(before + 100);
+    }
+    {
+      using b = h.alloc(100);
+      b.free();
+    }
+    expect(h.stats().bytes.current).toBe(before);
+  });
+
+  it('a method on a wrong receiver is ERR_PINPOOL_INVALID_ARGUMENT', () => {
+    const fake = Object.create(HostBuffer.prototype) as HostBuffer;
+    expectCode(() => fake.free(), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => fake.bytes, 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => HostBuffer.prototype.free.call({}), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => new (HostBuffer as unknown as new () => HostBuffer)(), 'ERR_PINPOOL_INVALID_ARGUMENT');
+  });
+
+  it('freeing a Buffer pinpool did not make is refused', () => {
+    const foreign = Buffer.alloc(16);
+    expectCode(() => HostBuffer.prototype.free.call(foreign), 'ERR_PINPOOL_INVALID_ARGUMENT');
+  });
+
+  it('a pool buffer cannot be transferred by postMessage, and the pool stays intact', () => {
+    const b = h.alloc(4096);
+    b.bytes.fill(9);
+    const { port1, port2 } = new MessageChannel();
+    try {
+      const send = () => port1.postMessage(b.bytes, [b.bytes.buffer]);
+      // Node 21+ throws a DataCloneError for an untransferable ArrayBuffer in the transfer
+      // list; Node 20 leaves it out of the list and copies the bytes instead. Either way the
+      // block stays with its owner.
+      if (Number(process.versions.node.split('.')[0]) >= 21) expect(send).toThrow(/untransferable|could not be cloned/i);
+      else send();
+    } finally {
+      port1.close();
+      port2.close();
+    }
+    expect(b.bytes.length).toBe(4096);
+    expect(b.bytes[4095]).toBe(9);
+    b.free();
+  });
+
+  it('bad tokens are refused; a buffer token adopts once', () => {
+    expectCode(() => attach({} as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => attach({ pinpool: 'handler', version: 1, id: -3 } as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => attach({ pinpool: 'handler', version: 1, id: 987654321 }), 'ERR_PINPOOL_RELEASED');
+    expectCode(() => adopt({ pinpool: 'handler', version: 1, id: 1 } as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    const token = h.alloc(64).transfer();
+    const b = adopt(token);
+    expectCode(() => adopt(token), 'ERR_PINPOOL_RELEASED');
+    b.free();
+  });
+});
+
+describe('CUDA absent', () => {
+  it('pinned() and managed() allocations are ERR_PINPOOL_UNAVAILABLE with a reason', () => {
+    const err = expectCode(() => pinned().alloc(4096), 'ERR_PINPOOL_UNAVAILABLE');
+    expect(err.reason).toBe('no-cuda');
+    expect(err.message).toMatch(/libcuda/);
+  });
+});
