@@ -130,7 +130,7 @@ describe('buffer misuse', () => {
     b.bytes.fill(9);
     const { port1, port2 } = new MessageChannel();
     try {
-      const send = () => port1.postMessage(b.bytes, [b.bytes.buffer]);
+      const send = () => port1.postMessage(b.bytes, [b.bytes.buffer as ArrayBuffer]);
       // Node 21+ throws a DataCloneError for an untransferable ArrayBuffer in the transfer
       // list; Node 20 leaves it out of the list and copies the bytes instead. Either way the
       // block stays with its owner.
