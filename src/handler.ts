@@ -2,7 +2,7 @@
  * Handler: the JavaScript face of a native allocator handler (include/pinpool.h). Leaves and
  * adaptors are all Handlers; factories live in handlers.ts.
  */
-import { ErrorCode, PinpoolError } from './errors.js';
+import { ErrorCode, PinpoolError, type PinpoolErrorDetails } from './errors.js';
 import { makeHostBuffer, type HostBuffer, type SlabView } from './host-buffer.js';
 import { binding, Slot, type NativeHandle } from './native.js';
 import { HandlerStats, toStats } from './stats.js';
@@ -137,19 +137,22 @@ export class Handler {
   #failure(bytes: number): PinpoolError {
     const code = scratch[Slot.code]!;
     const reason = reasonText(scratch[Slot.reason]!);
-    const details = { reason, handler: this.name };
+    const details: PinpoolErrorDetails = { reason, handler: this.name };
+    const cudaError = scratch[Slot.cudaError]!;
+    if (cudaError !== 0) {
+      details.cudaError = cudaError;
+      details.cudaErrorName = binding.cudaErrorName(cudaError);
+    }
     if (code === 3) {
       cudaReason ??= binding.info().cuda.reason ?? 'the CUDA device is not present';
       const why = reason === 'no-device' ? 'the requested CUDA device does not exist' : cudaReason;
       return new PinpoolError(ErrorCode.UNAVAILABLE, `pinpool: ${this.name} is unavailable: ${why}`, details);
     }
     if (code === 4) {
-      const cudaError = scratch[Slot.cudaError]!;
-      const cudaErrorName = binding.cudaErrorName(cudaError);
       return new PinpoolError(
         ErrorCode.CUDA,
-        `pinpool: ${this.name}: CUDA call failed with ${cudaErrorName} (${cudaError})`,
-        { ...details, cudaError, cudaErrorName },
+        `pinpool: ${this.name}: CUDA call failed with ${details.cudaErrorName} (${cudaError})`,
+        details,
       );
     }
     if (code === 1) return invalid('bytes', `a size ${this.name} accepts`, bytes);

@@ -11,21 +11,10 @@
 #include "../cuda/cuda_driver.hpp"
 #include "../handlers/pool_adaptor.hpp"
 #include "handler_factory.hpp"
+#include "hot_path.hpp"
 
 namespace pinpool::binding {
 namespace {
-
-// Layout of the scratch array written by alloc() and adopt().
-enum Slot {
-  kAddress = 0,    // the block's address
-  kServedBy = 1,   // id of the leaf that served it (0: a foreign handler)
-  kCode = 2,       // pinpool_status_code
-  kCudaError = 3,  // CUresult behind a failure, or 0
-  kReason = 4,     // index into the reason table (info().reasons)
-  kRegion = 5,     // address of the slab holding the block, or 0
-  kRegionBytes = 6,
-  kSlotCount = 8
-};
 
 struct Instance {
   Napi::Reference<Napi::Float64Array> scratch;  // this thread's report array
@@ -65,12 +54,6 @@ double served_by_id(const pinpool_handler* h) {
   return ours ? static_cast<double>(ours->id()) : 0;
 }
 
-int reason_index(const char* reason) {
-  for (int i = 0; i < kReasonCount; i++)
-    if (reason == reason_text(static_cast<Reason>(i))) return i;
-  return -1;
-}
-
 // Wraps a handler reference (already counted) for JavaScript; the wrapper releases it.
 Napi::Value wrap(Napi::Env env, Handler* h) {
   return Napi::External<Handler>::New(env, h, [](Napi::Env, Handler* p) { p->release(); });
@@ -89,46 +72,6 @@ Napi::Value CreateHandler(const Napi::CallbackInfo& info) {
   Handler* h = make_handler(info[0].As<Napi::String>(), info[1].As<Napi::Object>(), error);
   PINPOOL_CHECK(h, error);
   return wrap(info.Env(), h);
-}
-
-// alloc(handler, bytes, alignment, makeBuffer) -> ArrayBuffer | undefined | null (failed)
-Napi::Value Alloc(const Napi::CallbackInfo& info) {
-  Handler* h = handler_arg(info, 0);
-  double bytes = number_arg(info, 1), alignment = number_arg(info, 2);
-  PINPOOL_CHECK(h && bytes >= 0 && alignment >= 1, "alloc(handler, bytes, alignment)");
-  double* out = instance(info.Env()).slots;
-  pinpool_alloc_info result{};
-  void* p = h->allocate(static_cast<size_t>(bytes), static_cast<size_t>(alignment), &result);
-  if (!p) {
-    out[kCode] = result.code;
-    out[kCudaError] = result.cuda_error;
-    out[kReason] = reason_index(result.reason);
-    return info.Env().Null();
-  }
-  out[kAddress] = address_value(p);
-  out[kServedBy] = served_by_id(result.served_by);
-  out[kCode] = 0;
-  out[kRegion] = address_value(result.region);
-  out[kRegionBytes] = static_cast<double>(result.region_bytes);
-  if (!info[3].ToBoolean()) return info.Env().Undefined();
-  return External(info.Env(), p, static_cast<size_t>(bytes));
-}
-
-// free(handler, arrayBuffer | undefined, address, bytes, alignment, byGc)
-Napi::Value Free(const Napi::CallbackInfo& info) {
-  Handler* h = handler_arg(info, 0);
-  double address = number_arg(info, 2), bytes = number_arg(info, 3),
-         alignment = number_arg(info, 4);
-  PINPOOL_CHECK(h && address > 0 && bytes >= 0 && alignment >= 1,
-                "free(handler, buffer, address, bytes, alignment, byGc)");
-  // Detach first: from here on no view reaches the block, whoever gets it next.
-  if (info[1].IsArrayBuffer()) {
-    Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
-    if (!ab.IsDetached()) ab.Detach();
-  }
-  h->deallocate(address_of(address), static_cast<size_t>(bytes), static_cast<size_t>(alignment),
-                info[5].ToBoolean());
-  return info.Env().Undefined();
 }
 
 Napi::Value Trim(const Napi::CallbackInfo& info) {
@@ -322,8 +265,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   inst->slots = scratch.Data();
   env.SetInstanceData<Instance>(inst);
   exports.Set("createHandler", Napi::Function::New(env, CreateHandler, "createHandler"));
-  exports.Set("alloc", Napi::Function::New(env, Alloc, "alloc"));
-  exports.Set("free", Napi::Function::New(env, Free, "free"));
+  for (auto [name, fn] : {std::pair{"alloc", HotAlloc}, std::pair{"free", HotFree}}) {
+    napi_value f;
+    NAPI_THROW_IF_FAILED(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, inst->slots, &f),
+                         exports);
+    exports.Set(name, Napi::Value(env, f));
+  }
   exports.Set("trim", Napi::Function::New(env, Trim, "trim"));
   exports.Set("stats", Napi::Function::New(env, GetStats, "stats"));
   exports.Set("describe", Napi::Function::New(env, Describe, "describe"));

@@ -26,6 +26,7 @@ bool PoolAdaptor::passes_through(size_t bytes, size_t alignment, uint64_t cap) {
 
 int PoolAdaptor::class_for(size_t bytes, size_t alignment) {
   int index = index_of(bytes ? bytes : 1);
+  if (alignment <= size_classes::kGranule) return index;  // every class is a multiple of 64
   // Blocks in a slab sit at multiples of the class size from a page-aligned start, so a class
   // serves an alignment when its size is a multiple of it. Large blocks are page-aligned.
   while (size_of(index) <= kSlabMaxBlock && size_of(index) % alignment != 0) index++;
@@ -113,7 +114,7 @@ void* PoolAdaptor::grow_small(int index, size_t class_bytes, pinpool_alloc_info*
   s.capacity = static_cast<uint32_t>(bytes / class_bytes);
   s.carved = 1;  // the first block is ours
   s.live = true;
-  std::lock_guard<std::mutex> lock(mutex_);
+  Lock lock(lock_);
   uint32_t id;
   if (!free_slab_slots_.empty()) {
     id = free_slab_slots_.back();
@@ -134,7 +135,7 @@ void* PoolAdaptor::grow_small(int index, size_t class_bytes, pinpool_alloc_info*
 void* PoolAdaptor::grow_large(int, size_t class_bytes, pinpool_alloc_info* info) {
   void* p = timed_upstream_alloc(class_bytes, kBlockAlignment, info);
   if (!p) return nullptr;
-  std::lock_guard<std::mutex> lock(mutex_);
+  Lock lock(lock_);
   large_[p] = info->served_by;
   return p;
 }
@@ -145,7 +146,7 @@ void* PoolAdaptor::do_allocate(size_t bytes, size_t alignment, pinpool_alloc_inf
   int index = class_for(bytes, alignment);
   size_t class_bytes = size_of(index);
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    Lock lock(lock_);
     if (void* p = take_cached(index, class_bytes, info)) return p;
   }
   return class_bytes <= kSlabMaxBlock ? grow_small(index, class_bytes, info)
@@ -160,7 +161,7 @@ void PoolAdaptor::do_deallocate(void* ptr, size_t bytes, size_t alignment) {
   int index = class_for(bytes, alignment);
   size_t class_bytes = size_of(index);
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    Lock lock(lock_);
     if (class_bytes <= kSlabMaxBlock) {
       free_[index].push_back({ptr, slab_of(ptr)});
       stats_.cachedBytes.fetch_add(class_bytes, std::memory_order_relaxed);
@@ -178,7 +179,7 @@ void PoolAdaptor::do_deallocate(void* ptr, size_t bytes, size_t alignment) {
 }
 
 bool PoolAdaptor::pin_region(void* region) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  Lock lock(lock_);
   uint32_t id = slab_of(region);
   if (id == kNoSlab || slabs_[id].base != region) return false;
   slabs_[id].pins++;
@@ -186,7 +187,7 @@ bool PoolAdaptor::pin_region(void* region) {
 }
 
 void PoolAdaptor::unpin_region(void* region) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  Lock lock(lock_);
   uint32_t id = slab_of(region);
   if (id != kNoSlab && slabs_[id].base == region && slabs_[id].pins > 0) slabs_[id].pins--;
 }
@@ -198,7 +199,7 @@ size_t PoolAdaptor::trim() {
   };
   std::vector<Release> releases;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    Lock lock(lock_);
     // A slab goes back when every block carved from it is free and no JavaScript view pins it.
     std::vector<uint32_t> free_count(slabs_.size(), 0);
     for (int i = 0; i < size_classes::kCount; i++)

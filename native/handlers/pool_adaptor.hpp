@@ -7,7 +7,7 @@
 // size_classes.hpp (under 1/8 waste). Alignments above a page, and requests larger than the
 // cache cap, pass straight through.
 //
-// One mutex guards the free lists; it is never held across an upstream call, so a slow
+// One lock guards the free lists; it is never held across an upstream call, so a slow
 // cuMemHostAlloc on one thread never stalls another thread's pool hit.
 #pragma once
 
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../core/handler.hpp"
+#include "../core/spin_lock.hpp"
 #include "size_classes.hpp"
 
 namespace pinpool {
@@ -75,7 +76,8 @@ class PoolAdaptor final : public Handler {
   UpstreamRef upstream_;
   const PoolOptions options_;
 
-  std::mutex mutex_;                                   // guards everything below
+  using Lock = std::lock_guard<SpinLock>;
+  SpinLock lock_;                                       // guards everything below
   std::vector<FreeBlock> free_[size_classes::kCount];  // cached blocks, by class
   std::vector<uint32_t> carving_[size_classes::kCount];  // slabs with uncarved room, by class
   std::vector<Slab> slabs_;                            // every slab, by index

@@ -1,0 +1,24 @@
+// alloc and free, the binding's hot path, in plain Node-API (see hot_path.cpp).
+#pragma once
+
+#include <node_api.h>
+
+namespace pinpool::binding {
+
+// Layout of the per-thread scratch array that alloc() and adopt() write their report into.
+enum Slot {
+  kAddress = 0,    // the block's address
+  kServedBy = 1,   // id of the leaf that served it (0: a foreign handler)
+  kCode = 2,       // pinpool_status_code
+  kCudaError = 3,  // CUresult behind a failure, or 0
+  kReason = 4,     // index into the reason table (info().reasons)
+  kRegion = 5,     // address of the slab holding the block, or 0
+  kRegionBytes = 6,
+  kSlotCount = 8
+};
+
+// Both take the thread's scratch storage (double[kSlotCount]) as their function data.
+napi_value HotAlloc(napi_env env, napi_callback_info info);
+napi_value HotFree(napi_env env, napi_callback_info info);
+
+}  // namespace pinpool::binding
