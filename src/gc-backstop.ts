@@ -9,12 +9,16 @@
  * collector's callback.
  */
 import { binding, type NativeHandle } from './native.js';
+import type { ScopeFrame } from './scope-stats.js';
+import { freeChannel, type FreeMessage } from './tracing.js';
 
 /** What the backstop needs to free a block; it must not reach the block's views. */
 export interface BlockRecord {
   handle: NativeHandle;
   /** Keeps the JS handler (and so the native one) alive while the block is. */
-  owner: object;
+  owner: { readonly name: string };
+  /** The measure() scope that counted the block, if any. */
+  frame: ScopeFrame | undefined;
   address: number;
   byteLength: number;
   alignment: number;
@@ -37,6 +41,11 @@ function drain(): void {
   drainScheduled = false;
   for (const r of collected.splice(0)) {
     binding.free(r.handle, undefined, r.address, r.byteLength, r.alignment, true);
+    r.frame?.freed(r.byteLength);
+    if (freeChannel.hasSubscribers) {
+      const message: FreeMessage = { handler: r.owner.name, bytes: r.byteLength, alignment: r.alignment, address: r.address, byGc: true };
+      freeChannel.publish(message);
+    }
   }
 }
 

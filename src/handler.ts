@@ -5,7 +5,9 @@
 import { ErrorCode, PinpoolError, type PinpoolErrorDetails } from './errors.js';
 import { makeHostBuffer, type HostBuffer, type SlabView } from './host-buffer.js';
 import { binding, Slot, type NativeHandle } from './native.js';
+import { currentFrame } from './scope-stats.js';
 import { HandlerStats, toStats } from './stats.js';
+import { allocChannel, fallbackChannel, type AllocMessage, type FallbackMessage } from './tracing.js';
 import { checkAlignment, checkBoolean, checkBytes, checkOptions, invalid } from './validate.js';
 
 /** Alignment of a block when none is asked for, in bytes (a cache line). */
@@ -30,6 +32,7 @@ export interface HandlerToken {
 }
 
 const scratch = binding.scratch();
+let hopsTraced = false; // this thread's native hop log is on
 let reasons: readonly string[] | undefined;
 let cudaReason: string | undefined;
 
@@ -82,13 +85,20 @@ export class Handler {
     }
     const slabs = this.#slabs;
     const viewable = slabs !== undefined && bytes > 0 && bytes <= SLAB_MAX_BLOCK && alignment <= POOL_BLOCK_ALIGNMENT;
+    if (fallbackChannel.hasSubscribers !== hopsTraced) binding.traceHops((hopsTraced = !hopsTraced));
     const ab = binding.alloc(this.handle, bytes, alignment, !viewable);
+    if (hopsTraced) this.#publishHops(bytes);
     if (ab === null) throw this.#failure(bytes);
     const address = scratch[Slot.address]!;
+    const servedBy = scratch[Slot.servedBy]!;
     let slab: SlabView | undefined;
     if (viewable) slab = this.#slabOf(scratch[Slot.region]!, scratch[Slot.regionBytes]!);
-    const buf = makeHostBuffer(this, ab ?? undefined, address, bytes, alignment, scratch[Slot.servedBy]!, slab);
+    const frame = currentFrame();
+    const buf = makeHostBuffer(this, ab ?? undefined, address, bytes, alignment, servedBy, slab, frame);
     if (zero) buf.bytes.fill(0);
+    if (allocChannel.hasSubscribers) {
+      allocChannel.publish({ handler: this.name, bytes, alignment, address, servedBy: buf.servedBy } satisfies AllocMessage);
+    }
     return buf;
   }
 
@@ -120,6 +130,12 @@ export class Handler {
    */
   share(): HandlerToken {
     return Object.freeze({ pinpool: 'handler', version: 1, id: this.id });
+  }
+
+  #publishHops(bytes: number): void {
+    for (const [handler, from, to, reason] of binding.takeHops()) {
+      fallbackChannel.publish({ handler, from, to, reason, bytes } satisfies FallbackMessage);
+    }
   }
 
   #slabOf(region: number, regionBytes: number): SlabView {

@@ -8,6 +8,8 @@ import { ErrorCode, PinpoolError } from './errors.js';
 import { track, untrack, type BlockRecord, type Trackable } from './gc-backstop.js';
 import { leafOf } from './leaves.js';
 import { binding, type NativeHandle } from './native.js';
+import type { ScopeFrame } from './scope-stats.js';
+import { freeChannel, type FreeMessage } from './tracing.js';
 
 /** The part of a handler a buffer needs; implemented by Handler. */
 export interface BufferOwner {
@@ -59,6 +61,7 @@ export class HostBuffer implements Trackable {
   #alignment: number;
   #servedBy: number;
   #slab: SlabView | undefined;
+  #frame: ScopeFrame | undefined; // the measure() scope that counts this buffer
   #released = false;
   #registered = false;
 
@@ -73,6 +76,7 @@ export class HostBuffer implements Trackable {
     alignment: number,
     servedBy: number,
     slab: SlabView | undefined,
+    frame: ScopeFrame | undefined,
   ) {
     if (key !== constructing) throw wrongReceiver();
     this.#owner = owner;
@@ -83,6 +87,8 @@ export class HostBuffer implements Trackable {
     this.#alignment = alignment;
     this.#servedBy = servedBy;
     this.#slab = slab;
+    this.#frame = frame;
+    if (frame !== undefined) frame.allocated(byteLength);
     track(this);
   }
 
@@ -147,6 +153,10 @@ export class HostBuffer implements Trackable {
     }
     this.#release();
     binding.free(this.#owner.handle, this.#buffer, this.#address, this.#byteLength, this.#alignment, false);
+    if (freeChannel.hasSubscribers) {
+      const message: FreeMessage = { handler: this.#owner.name, bytes: this.#byteLength, alignment: this.#alignment, address: this.#address, byGc: false };
+      freeChannel.publish(message);
+    }
   }
 
   /** `using buf = handler.alloc(n)` frees at the end of the scope; a released buffer is left alone. */
@@ -179,6 +189,7 @@ export class HostBuffer implements Trackable {
     this.#released = true;
     if (this.#registered) untrack(this);
     if (this.#slab !== undefined) this.#slab.live--;
+    if (this.#frame !== undefined) this.#frame.freed(this.#byteLength);
   }
 
   /** @internal */
@@ -192,6 +203,7 @@ export class HostBuffer implements Trackable {
       {
         handle: this.#owner.handle,
         owner: this.#owner,
+        frame: this.#frame,
         address: this.#address,
         byteLength: this.#byteLength,
         alignment: this.#alignment,
@@ -213,6 +225,7 @@ export function makeHostBuffer(
   alignment: number,
   servedBy: number,
   slab: SlabView | undefined,
+  frame: ScopeFrame | undefined,
 ): HostBuffer {
   let bytes: Uint8Array;
   if (slab !== undefined) {
@@ -223,5 +236,5 @@ export function makeHostBuffer(
     markAsUntransferable(buffer as ArrayBuffer);
     bytes = new Uint8Array(buffer as ArrayBuffer);
   }
-  return new HostBuffer(constructing, owner, buffer, bytes, address, byteLength, alignment, servedBy, slab);
+  return new HostBuffer(constructing, owner, buffer, bytes, address, byteLength, alignment, servedBy, slab, frame);
 }

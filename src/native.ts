@@ -18,6 +18,8 @@ export interface NativeBinding {
   regionView(handle: NativeHandle, region: number, bytes: number): ArrayBuffer | null;
   releaseRegion(handle: NativeHandle, buffer: ArrayBuffer, region: number): void;
   scratch(): Float64Array;
+  traceHops(enabled: boolean): void;
+  takeHops(): [handler: string, from: string, to: string, reason: string][];
   info(): NativeInfo;
   cudaErrorName(code: number): string;
   fakeCuda(op: 'counters'): Record<string, number> | null;

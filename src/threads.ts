@@ -63,5 +63,5 @@ export function adopt(token: BufferToken): HostBuffer {
   const address = scratch[Slot.address]!;
   const servedBy = scratch[Slot.servedBy]!;
   const owner = wrapperOf(handle, binding.describe(handle)!.id);
-  return makeHostBuffer(owner, buffer, address, byteLength, alignment, servedBy, undefined);
+  return makeHostBuffer(owner, buffer, address, byteLength, alignment, servedBy, undefined, undefined);
 }

@@ -7,6 +7,7 @@
 #include <new>
 
 #include "../core/handler.hpp"
+#include "../core/hop_log.hpp"
 #include "../core/transfers.hpp"
 #include "../cuda/cuda_driver.hpp"
 #include "../handlers/pool_adaptor.hpp"
@@ -196,6 +197,32 @@ Napi::Value ReleaseRegion(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// traceHops(enabled): turns this thread's hop log on or off (and empties it)
+Napi::Value TraceHops(const Napi::CallbackInfo& info) {
+  HopLog& log = hop_log();
+  log.enabled = info[0].ToBoolean();
+  log.count = 0;
+  return info.Env().Undefined();
+}
+
+// takeHops() -> [[handler, from, to, reason], ...] for the last allocation; empties the log
+Napi::Value TakeHops(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  HopLog& log = hop_log();
+  Napi::Array hops = Napi::Array::New(env, log.count);
+  for (int i = 0; i < log.count; i++) {
+    const Hop& h = log.hops[i];
+    Napi::Array row = Napi::Array::New(env, 4);
+    row.Set(0u, h.handler);
+    row.Set(1u, h.from);
+    row.Set(2u, h.to);
+    row.Set(3u, reason_text(h.reason));
+    hops.Set(static_cast<uint32_t>(i), row);
+  }
+  log.count = 0;
+  return hops;
+}
+
 Napi::Value Scratch(const Napi::CallbackInfo& info) {
   return instance(info.Env()).scratch.Value();
 }
@@ -280,6 +307,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("regionView", Napi::Function::New(env, RegionView, "regionView"));
   exports.Set("releaseRegion", Napi::Function::New(env, ReleaseRegion, "releaseRegion"));
   exports.Set("scratch", Napi::Function::New(env, Scratch, "scratch"));
+  exports.Set("traceHops", Napi::Function::New(env, TraceHops, "traceHops"));
+  exports.Set("takeHops", Napi::Function::New(env, TakeHops, "takeHops"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("cudaErrorName", Napi::Function::New(env, CudaErrorName, "cudaErrorName"));
   exports.Set("fakeCuda", Napi::Function::New(env, FakeCuda, "fakeCuda"));

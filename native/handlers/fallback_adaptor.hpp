@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include "../core/handler.hpp"
+#include "../core/hop_log.hpp"
 
 namespace pinpool {
 
@@ -59,6 +60,7 @@ class FallbackAdaptor final : public Handler {
                                                                  : Reason::OutOfMemory;
     }
     Stats::bump(stats_.hops[static_cast<int>(why)]);
+    hop_log().note({name().c_str(), primary_.name(), secondary_.name(), why});
     *info = pinpool_alloc_info{};
     void* p = upstream_alloc(secondary_.get(), bytes, alignment, info);
     if (p && why != Reason::Size) note_secondary_in_range(p);

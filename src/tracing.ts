@@ -1,0 +1,40 @@
+/**
+ * Tracing on node:diagnostics_channel. Messages are built only while a channel has a
+ * subscriber, so the allocation path pays one property read when nobody listens.
+ *
+ * - `pinpool:alloc`    { handler, bytes, alignment, address, servedBy }
+ * - `pinpool:free`     { handler, bytes, alignment, address, byGc }
+ * - `pinpool:fallback` { handler, from, to, reason, bytes }
+ *
+ * `handler` is the name of the handler called; `address` is a number (exact below 2**53, which
+ * covers every user-space address on x86-64 and arm64).
+ */
+import diagnostics_channel from 'node:diagnostics_channel';
+
+export interface AllocMessage {
+  handler: string;
+  bytes: number;
+  alignment: number;
+  address: number;
+  servedBy: string;
+}
+
+export interface FreeMessage {
+  handler: string;
+  bytes: number;
+  alignment: number;
+  address: number;
+  byGc: boolean;
+}
+
+export interface FallbackMessage {
+  handler: string;
+  from: string;
+  to: string;
+  reason: string;
+  bytes: number;
+}
+
+export const allocChannel = diagnostics_channel.channel('pinpool:alloc');
+export const freeChannel = diagnostics_channel.channel('pinpool:free');
+export const fallbackChannel = diagnostics_channel.channel('pinpool:fallback');
