@@ -102,6 +102,18 @@ export class Controller {
   }
 
   /**
+   * Binds `fn` to the current async context, scope and measure included: wherever it is
+   * called later, it runs as if called here. Plain EventEmitter listeners run in the context
+   * of whoever emits, so a listener that must allocate from its scope's handler is bound:
+   * `emitter.on('data', controller.bind(onData))` (or the emitter is an
+   * `EventEmitterAsyncResource` made inside the scope).
+   */
+  bind<F extends (...args: never[]) => unknown>(fn: F): F {
+    if (typeof fn !== 'function') throw invalid('fn', 'a function', fn);
+    return AsyncLocalStorage.bind(fn);
+  }
+
+  /**
    * Runs `fn` and counts what its async scope allocates, even with other scopes running at
    * the same time. Nested measures fold into their parent.
    *

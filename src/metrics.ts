@@ -76,10 +76,12 @@ export function collectMetrics(options?: MetricsOptions): Prom.Registry {
   const c = o.controller ?? processController;
   if (o.labels !== undefined) registry.setDefaultLabels(o.labels);
 
-  // One snapshot per scrape: prom-client starts every metric's collect() in the same tick.
+  // One snapshot per scrape. A scrape calls every metric's collect() in registration order, all
+  // in one tick: the first metric takes a fresh snapshot and the rest reuse it; a metric read
+  // on its own later finds the snapshot expired (it lives until the next macrotask).
   let snapshot: Snapshot | undefined;
-  const read = (): Snapshot => {
-    if (snapshot === undefined) {
+  const read = (fresh = false): Snapshot => {
+    if (snapshot === undefined || fresh) {
       const taken = new Set<string>();
       const handlers = reachableHandlers(c).map((handler) => {
         const label = taken.has(handler.name) ? `${handler.name}#${handler.id}` : handler.name;
@@ -118,7 +120,16 @@ export function collectMetrics(options?: MetricsOptions): Prom.Registry {
       },
     });
 
-  gauge('bytes_in_use', 'Bytes handed out by the handler and not yet returned.', (r) => r.stats.bytes.current);
+  new prom.Gauge({
+    name: `${prefix}bytes_in_use`,
+    help: 'Bytes handed out by the handler and not yet returned.',
+    labelNames: base,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of read(true).handlers) this.set({ handler: r.label, kind: r.handler.kind }, r.stats.bytes.current);
+    },
+  });
   gauge('bytes_peak', 'Highest bytes_in_use seen since the handler was made.', (r) => r.stats.bytes.peak, undefined, 'max');
   gauge('buffers_in_use', 'Buffers handed out by the handler and not yet returned.', (r) => r.stats.allocations.current);
   counter('allocations_total', 'Allocations served by the handler.', (r) => r.stats.allocations.total);
