@@ -1,0 +1,177 @@
+// Internal interface shared by the files of the fake CUDA driver (libpinpool-fakecuda.so).
+//
+// The fake implements, on host memory, the subset of the CUDA driver API that pinpool resolves
+// with dlopen + dlsym, so that CI machines without a GPU still run every CUDA code path. The
+// split is by concern: fake_cuda.cpp (init, devices, contexts, errors, knobs, counters),
+// fake_memory.cpp (allocations, host registration, pointer queries), fake_streams.cpp (streams,
+// host functions), fake_events.cpp (events) and fake_copies.cpp (copies, prefetch, advice).
+#ifndef PINPOOL_FAKE_CUDA_INTERNAL_H
+#define PINPOOL_FAKE_CUDA_INTERNAL_H
+
+#include "../../native/cuda/cuda_types.h"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <new>
+#include <system_error>
+
+// Every exported function carries this; the library is built with -fvisibility=hidden and a
+// linker version script, so nothing else leaks into the dynamic symbol table.
+#define FAKE_API extern "C" __attribute__((visibility("default")))
+
+// Every counted entry point, in the order pinpool_fake_cuda_counters reports them.
+#define FAKE_CUDA_ENTRY_POINTS(X)                                                            \
+  X(cuInit) X(cuDriverGetVersion) X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetName)      \
+  X(cuDeviceTotalMem_v2) X(cuDevicePrimaryCtxRetain) X(cuDevicePrimaryCtxRelease_v2)         \
+  X(cuCtxSetCurrent) X(cuCtxGetCurrent) X(cuCtxPushCurrent_v2) X(cuCtxPopCurrent_v2)          \
+  X(cuGetErrorName) X(cuGetErrorString)                                                      \
+  X(cuMemHostAlloc) X(cuMemFreeHost) X(cuMemAllocManaged) X(cuMemAlloc_v2) X(cuMemFree_v2)    \
+  X(cuMemHostRegister_v2) X(cuMemHostUnregister) X(cuMemHostGetDevicePointer_v2)              \
+  X(cuPointerGetAttribute)                                                                   \
+  X(cuStreamCreate) X(cuStreamDestroy_v2) X(cuStreamSynchronize) X(cuStreamQuery)            \
+  X(cuStreamWaitEvent)                                                                       \
+  X(cuMemcpyHtoDAsync_v2) X(cuMemcpyDtoHAsync_v2) X(cuMemcpyDtoDAsync_v2) X(cuMemcpyHtoD_v2)  \
+  X(cuMemcpyDtoH_v2)                                                                         \
+  X(cuEventCreate) X(cuEventRecord) X(cuEventQuery) X(cuEventSynchronize)                    \
+  X(cuEventDestroy_v2) X(cuEventElapsedTime)                                                 \
+  X(cuLaunchHostFunc) X(cuMemPrefetchAsync) X(cuMemPrefetchAsync_v2) X(cuMemAdvise)          \
+  X(cuMemAdvise_v2)
+
+namespace fake {
+
+enum Counter : int {
+#define FAKE_X(name) k_##name,
+  FAKE_CUDA_ENTRY_POINTS(FAKE_X)
+#undef FAKE_X
+  kCallCounterCount
+};
+
+// Gauges follow the call counters in pinpool_fake_cuda_counters; reset leaves them alone.
+enum Gauge : int {
+  kBytesHostAllocLive,
+  kBytesManagedLive,
+  kBytesDeviceLive,
+  kRegisteredRangesLive,
+  kStreamsLive,  // user streams; the default stream is not counted
+  kEventsLive,
+  kGaugeCount
+};
+
+// Devices the fake can model. Bounded so contexts live in a static array (no allocation, no
+// destructor at exit) and so an accessed-by advice mask fits in 64 bits (bit 0 = CPU).
+constexpr int kMaxDevices = 32;
+
+// Knobs (see README.md). Atomics: tests flip them at run time while other threads allocate.
+struct Knobs {
+  std::atomic<int> devices{1};
+  std::atomic<long long> memory_bytes{16LL << 30};
+  std::atomic<long long> fail_after{-1};  // -1: never
+  std::atomic<long long> copy_delay_ms{0};
+  std::atomic<int> init_error{0};
+  // Successful allocations counted against fail_after; setting fail_after restarts the count
+  // so "fail after N more" means what a test that sets it mid-run expects.
+  std::atomic<long long> alloc_successes{0};
+};
+Knobs& knobs();
+
+void count_call(Counter c);
+void gauge_add(Gauge g, long long delta);
+bool is_initialized();
+bool valid_device(int ordinal);
+// The device of the calling thread's current context, or -1 when there is none (or the primary
+// context it names has been released).
+int current_device();
+
+// True on stream worker threads. Real CUDA forbids CUDA calls from host functions (and may
+// return CUDA_ERROR_NOT_PERMITTED); the fake always does, which also rules out a worker
+// blocking on its own queue (synchronize, destroy, pageable copies).
+extern thread_local bool t_on_worker;
+
+// Runs the body of an entry point: counts the call, applies the common gates, and turns C++
+// exceptions (allocation or thread-creation failure) into error codes, because an exception
+// escaping an extern "C" function would terminate the host process.
+template <class F>
+CUresult entry(Counter c, bool gated, F&& body) noexcept {
+  count_call(c);
+  if (gated && t_on_worker) return CUDA_ERROR_NOT_PERMITTED;
+  if (gated && !is_initialized()) return CUDA_ERROR_NOT_INITIALIZED;
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  } catch (const std::system_error&) {
+    return CUDA_ERROR_OUT_OF_MEMORY;  // std::thread could not start a worker
+  } catch (...) {
+    return CUDA_ERROR_UNKNOWN;
+  }
+}
+
+// ---- memory (fake_memory.cpp) ----
+
+enum Kind : unsigned {
+  kHostAlloc = 1u << 0,   // cuMemHostAlloc
+  kRegistered = 1u << 1,  // cuMemHostRegister (caller's memory)
+  kManaged = 1u << 2,     // cuMemAllocManaged
+  kDevice = 1u << 3,      // cuMemAlloc
+};
+constexpr unsigned kDeviceSide = kManaged | kDevice;
+constexpr unsigned kPinnedHost = kHostAlloc | kRegistered | kManaged;
+
+constexpr int kLocationNone = -2;  // never prefetched / no preferred location
+constexpr int kLocationCpu = -1;   // CU_DEVICE_CPU
+
+struct Block {
+  uintptr_t base = 0;
+  size_t size = 0;
+  Kind kind = kHostAlloc;
+  int device = 0;
+  void* owned = nullptr;  // memory to free, null for registered ranges
+  int pending = 0;        // queued operations touching the block; guarded by the registry lock
+  std::atomic<int> last_prefetch{kLocationNone};
+  std::atomic<int> preferred_location{kLocationNone};
+  std::atomic<bool> read_mostly{false};
+  std::atomic<unsigned long long> accessed_by{0};  // bit 0 CPU, bit d+1 device d
+};
+
+// Holds a block busy while a queued operation may still touch it: cuMemFree*, and
+// cuMemHostUnregister wait until every pin is gone (CUDA's frees synchronize implicitly too), so
+// a worker never writes into freed memory. Must not be destroyed while holding the registry lock.
+struct Pin {
+  explicit Pin(std::shared_ptr<Block> b);  // call with the registry lock held
+  ~Pin();
+  Pin(const Pin&) = delete;
+  Pin& operator=(const Pin&) = delete;
+  std::shared_ptr<Block> block;
+};
+using PinRef = std::shared_ptr<Pin>;
+
+// The live block of one of the given kinds that wholly contains [p, p + n), pinned; null if none.
+PinRef pin_range(uintptr_t p, size_t n, unsigned kinds);
+// The live block of one of the given kinds that wholly contains [p, p + n), unpinned; null if none.
+std::shared_ptr<Block> find_block(uintptr_t p, size_t n, unsigned kinds);
+
+// ---- streams (fake_streams.cpp) ----
+
+using Op = std::function<void()>;
+using StreamRef = std::shared_ptr<CUstream_st>;
+
+// The stream behind a handle (0 and CU_STREAM_LEGACY are the default stream); null if unknown.
+StreamRef resolve_stream(CUstream h);
+// Appends op to the stream's FIFO; seq identifies it for wait_for. Fails with
+// CUDA_ERROR_INVALID_HANDLE when the stream is being destroyed.
+CUresult enqueue(const StreamRef& s, Op op, uint64_t* seq);
+// Blocks (on a condition variable) until operation seq of the stream has run.
+void wait_for(CUstream_st* s, uint64_t seq);
+// Whether operation seq of the stream has run.
+bool reached(CUstream_st* s, uint64_t seq);
+// Blocks until everything queued on the stream so far has run.
+void drain(CUstream_st* s);
+
+// Sleeps PINPOOL_FAKE_CUDA_COPY_DELAY_MS; called by workers before a copy or prefetch lands.
+void copy_delay();
+
+}  // namespace fake
+
+#endif  // PINPOOL_FAKE_CUDA_INTERNAL_H
