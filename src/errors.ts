@@ -34,18 +34,20 @@ export interface PinpoolErrorDetails {
  */
 export class PinpoolError extends Error {
   readonly code: ErrorCode;
-  readonly reason?: string;
-  readonly handler?: string;
-  readonly cudaError?: number;
-  readonly cudaErrorName?: string;
+  // Declared, not initialised: absent details stay absent instead of own `undefined` properties.
+  declare readonly reason?: string;
+  declare readonly handler?: string;
+  declare readonly cudaError?: number;
+  declare readonly cudaErrorName?: string;
 
   constructor(code: ErrorCode, message: string, details: PinpoolErrorDetails = {}) {
     super(message);
     this.name = 'PinpoolError';
     this.code = code;
-    if (details.reason !== undefined) this.reason = details.reason;
-    if (details.handler !== undefined) this.handler = details.handler;
-    if (details.cudaError !== undefined) this.cudaError = details.cudaError;
-    if (details.cudaErrorName !== undefined) this.cudaErrorName = details.cudaErrorName;
+    const self = this as { -readonly [K in keyof PinpoolErrorDetails]: PinpoolErrorDetails[K] };
+    if (details.reason !== undefined) self.reason = details.reason;
+    if (details.handler !== undefined) self.handler = details.handler;
+    if (details.cudaError !== undefined) self.cudaError = details.cudaError;
+    if (details.cudaErrorName !== undefined) self.cudaErrorName = details.cudaErrorName;
   }
 }

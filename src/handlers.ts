@@ -16,6 +16,11 @@ export interface PinnedOptions {
   mapped?: boolean;
   /** Write-combined: fast for the device to read, very slow for the host to read. Default false. */
   writeCombined?: boolean;
+  /**
+   * How the memory is pinned: 'alloc' (cuMemHostAlloc, the default) or 'register' (map and
+   * fault the pages in, then cuMemHostRegister: faster for large blocks; ignores writeCombined).
+   */
+  strategy?: 'alloc' | 'register';
   name?: string;
 }
 
@@ -70,7 +75,9 @@ export function pinned(options?: PinnedOptions): Handler {
     portable: o.portable === undefined ? true : checkBoolean(o.portable, 'portable'),
     mapped: o.mapped === undefined ? false : checkBoolean(o.mapped, 'mapped'),
     writeCombined: o.writeCombined === undefined ? false : checkBoolean(o.writeCombined, 'writeCombined'),
+    strategy: o.strategy === undefined ? 'alloc' : o.strategy,
   };
+  if (native.strategy !== 'alloc' && native.strategy !== 'register') throw invalid('strategy', "'alloc' or 'register'", o.strategy);
   return new Handler(binding.createHandler('pinned', native));
 }
 

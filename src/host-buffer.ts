@@ -7,7 +7,7 @@ import { markAsUntransferable } from 'node:worker_threads';
 import { ErrorCode, PinpoolError } from './errors.js';
 import { track, untrack, type BlockRecord, type Trackable } from './gc-backstop.js';
 import { leafOf } from './leaves.js';
-import { binding, type NativeHandle } from './native.js';
+import { binding, type NativeFence, type NativeHandle } from './native.js';
 import type { ScopeFrame } from './scope-stats.js';
 import { freeChannel, type FreeMessage } from './tracing.js';
 
@@ -25,6 +25,21 @@ export interface SlabView {
 }
 
 const constructing = Symbol('pinpool.HostBuffer');
+
+/** @internal What GPU operations need of a buffer (src/gpu.ts). */
+export interface HostBlock {
+  address: number;
+  byteLength: number;
+  /** Kind of the leaf that served it: 'pinned', 'managed', 'locked', 'pageable', 'file'. */
+  kind: string;
+  /** Records an operation in flight: free() waits for its fence before the block is reused. */
+  begin(fence: NativeFence): void;
+  /** The operation is over. */
+  end(fence: NativeFence): void;
+}
+
+/** @internal */
+export const hostBlock = Symbol('pinpool.hostBlock');
 
 /** The token `buf.transfer()` returns and `adopt()` accepts; postMessage can carry it. */
 export interface BufferToken {
@@ -64,6 +79,7 @@ export class HostBuffer implements Trackable {
   #frame: ScopeFrame | undefined; // the measure() scope that counts this buffer
   #released = false;
   #registered = false;
+  #inflight: Set<NativeFence> | undefined; // fences of GPU operations reading or writing the block
 
   /** @internal Use `handler.alloc()` or `adopt()`. */
   constructor(
@@ -152,7 +168,13 @@ export class HostBuffer implements Trackable {
       throw new PinpoolError(ErrorCode.DOUBLE_FREE, 'pinpool: this HostBuffer was already freed');
     }
     this.#release();
-    binding.free(this.#owner.handle, this.#buffer, this.#address, this.#byteLength, this.#alignment, false);
+    if (this.#inflight !== undefined && this.#inflight.size > 0) {
+      // A copy still reads or writes the block: it goes back now, but is not handed out again
+      // until the copy's fence has signalled.
+      binding.freeAfter(this.#owner.handle, this.#buffer, this.#address, this.#byteLength, this.#alignment, [...this.#inflight]);
+    } else {
+      binding.free(this.#owner.handle, this.#buffer, this.#address, this.#byteLength, this.#alignment, false);
+    }
     if (freeChannel.hasSubscribers) {
       const message: FreeMessage = { handler: this.#owner.name, bytes: this.#byteLength, alignment: this.#alignment, address: this.#address, byGc: false };
       freeChannel.publish(message);
@@ -173,6 +195,9 @@ export class HostBuffer implements Trackable {
   transfer(): BufferToken {
     if (!(#released in this)) throw wrongReceiver();
     if (this.#released) throw released();
+    if (this.#inflight !== undefined && this.#inflight.size > 0) {
+      throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: a buffer with GPU operations in flight cannot be transferred; await them first');
+    }
     this.#release();
     const id = binding.transfer(
       this.#owner.handle,
@@ -183,6 +208,39 @@ export class HostBuffer implements Trackable {
       this.#servedBy,
     );
     return Object.freeze({ pinpool: 'buffer', version: 1, id });
+  }
+
+  /**
+   * Managed memory only: migrates the block to `device` (or 'host') ahead of use. Resolves
+   * when the migration is done.
+   */
+  prefetch(device: number | 'host', options?: { stream?: import('./gpu.js').Stream }): Promise<void> {
+    return (require('./gpu.js') as typeof import('./gpu.js')).prefetch(this, device, options);
+  }
+
+  /**
+   * Managed memory only: cuMemAdvise. `advice` is 'readMostly', 'preferredLocation' or
+   * 'accessedBy' (or their 'unset...' forms); `device` a device index or 'host'.
+   */
+  advise(advice: import('./gpu.js').Advice, device: number | 'host'): void {
+    (require('./gpu.js') as typeof import('./gpu.js')).advise(this, advice, device);
+  }
+
+  /** @internal */
+  [hostBlock](): HostBlock {
+    if (!(#released in this)) throw wrongReceiver();
+    if (this.#released) throw released();
+    return {
+      address: this.#address,
+      byteLength: this.#byteLength,
+      kind: leafOf(this.#servedBy).kind,
+      begin: (fence) => (this.#inflight ??= new Set()).add(fence),
+      end: (fence) => {
+        this.#inflight?.delete(fence);
+        // Freed while the operation ran: let the handler take the block back now.
+        if (this.#released) binding.reclaim(this.#owner.handle);
+      },
+    };
   }
 
   #release(): void {

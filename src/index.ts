@@ -15,3 +15,7 @@ export type { MeasureResult } from './controller.js';
 export type { AllocMessage, FreeMessage, FallbackMessage } from './tracing.js';
 export { collectMetrics } from './metrics.js';
 export type { MetricsOptions } from './metrics.js';
+export { copy, createStream, deviceAlloc, register, DeviceBuffer, Registration, Stream } from './gpu.js';
+export type { Advice, CopyOptions, PageableMemory } from './gpu.js';
+export { mapFile } from './map-file.js';
+export type { MapFileOptions } from './map-file.js';

@@ -22,6 +22,17 @@ export interface NativeBinding {
   takeHops(): [handler: string, from: string, to: string, reason: string][];
   info(): NativeInfo;
   cudaErrorName(code: number): string;
+  copy(kind: 0 | 1 | 2, device: number, dst: number, src: number, bytes: number, stream: NativeStream | undefined, pageable: ArrayBufferView | ArrayBuffer | undefined): [Promise<number>, NativeFence] | number;
+  prefetch(device: number, address: number, bytes: number, target: number, stream: NativeStream | undefined): [Promise<number>, NativeFence] | number;
+  advise(device: number, address: number, bytes: number, advice: number, target: number): number;
+  deviceAlloc(device: number, bytes: number): number;
+  deviceFree(address: number): number;
+  createStream(device: number): NativeStream | number;
+  hostRegister(device: number, buffer: ArrayBufferView | ArrayBuffer, flags: number): [rc: number, address: number, bytes: number];
+  hostUnregister(address: number): number;
+  freeAfter(handle: NativeHandle, buffer: ArrayBuffer | undefined, address: number, bytes: number, alignment: number, fences: NativeFence[]): void;
+  reclaim(handle: NativeHandle): number;
+  deferred(handle: NativeHandle): number;
   fakeCuda(op: 'counters'): Record<string, number> | null;
   fakeCuda(op: 'reset'): boolean;
   fakeCuda(op: 'set', knob: string, value: number): boolean;
@@ -29,6 +40,10 @@ export interface NativeBinding {
 
 /** An opaque reference to a native handler (a Node-API external). */
 export type NativeHandle = { readonly __nativeHandle: unique symbol };
+/** An opaque reference to a CUDA stream. */
+export type NativeStream = { readonly __nativeStream: unique symbol };
+/** An opaque reference to the completion fence of one GPU operation. */
+export type NativeFence = { readonly __nativeFence: unique symbol };
 
 export interface NativeInfo {
   napiVersion: number;

@@ -11,6 +11,7 @@
 #include "../core/transfers.hpp"
 #include "../cuda/cuda_driver.hpp"
 #include "../handlers/pool_adaptor.hpp"
+#include "gpu.hpp"
 #include "handler_factory.hpp"
 #include "hot_path.hpp"
 
@@ -312,6 +313,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("cudaErrorName", Napi::Function::New(env, CudaErrorName, "cudaErrorName"));
   exports.Set("fakeCuda", Napi::Function::New(env, FakeCuda, "fakeCuda"));
+  InitGpu(env, exports);
   return exports;
 }
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "../handlers/fallback_adaptor.hpp"
+#include "../handlers/file_mapping_handler.hpp"
 #include "../handlers/limit_adaptor.hpp"
 #include "../handlers/locked_handler.hpp"
 #include "../handlers/managed_handler.hpp"
@@ -17,7 +18,9 @@ namespace {
 struct Options {
   std::string name;
   int device = 0;
-  bool portable = true, mapped = false, write_combined = false;
+  bool portable = true, mapped = false, write_combined = false, register_memory = false;
+  std::string path;
+  bool writable = false;
   pinpool_handler* upstream = nullptr;
   pinpool_handler* primary = nullptr;
   pinpool_handler* secondary = nullptr;
@@ -46,6 +49,11 @@ Options read(const Napi::Object& o) {
   if (o.Get("mapped").IsBoolean()) r.mapped = o.Get("mapped").As<Napi::Boolean>();
   if (o.Get("writeCombined").IsBoolean())
     r.write_combined = o.Get("writeCombined").As<Napi::Boolean>();
+  if (o.Get("path").IsString()) r.path = o.Get("path").As<Napi::String>();
+  if (o.Get("writable").IsBoolean()) r.writable = o.Get("writable").As<Napi::Boolean>();
+  if (o.Get("register").IsBoolean()) r.register_memory = o.Get("register").As<Napi::Boolean>();
+  if (o.Get("strategy").IsString())
+    r.register_memory = o.Get("strategy").As<Napi::String>().Utf8Value() == "register";
   r.upstream = handler_of(o, "upstream");
   r.primary = handler_of(o, "primary");
   r.secondary = handler_of(o, "secondary");
@@ -63,8 +71,11 @@ Handler* make_handler(const std::string& kind, const Napi::Object& options, std:
   if (kind == "pageable") return new PageableHandler(o.name);
   if (kind == "locked") return new LockedHandler(o.name);
   if (kind == "pinned")
-    return new PinnedHandler(o.name, {o.device, o.portable, o.mapped, o.write_combined});
+    return new PinnedHandler(o.name,
+                             {o.device, o.portable, o.mapped, o.write_combined, o.register_memory});
   if (kind == "managed") return new ManagedHandler(o.name, o.device);
+  if (kind == "file")
+    return new FileMappingHandler(o.name, {o.path, o.writable, o.register_memory, o.device});
   if (kind == "pool" || kind == "limit") {
     if (!o.upstream) {
       error = kind + " needs an upstream handler";

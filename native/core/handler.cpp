@@ -1,5 +1,6 @@
 #include "handler.hpp"
 
+#include <algorithm>
 #include <mutex>
 #include <unordered_map>
 
@@ -68,10 +69,15 @@ Handler* Handler::from_abi(const pinpool_handler* h) {
 }
 
 void Handler::release() {
-  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) abi_.destroy(abi_.ctx);
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // By the reference rules the work behind every fence is done by now; a block whose fence
+  // never signalled (a failed stream) stays leaked rather than freed under the device.
+  reclaim();
+  abi_.destroy(abi_.ctx);
 }
 
 void* Handler::allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) {
+  if (deferred_count_.load(std::memory_order_relaxed) != 0) reclaim();
   void* p = do_allocate(bytes, alignment, info);
   if (!p) {
     if (info->code == PINPOOL_OK) fail(info, {PINPOOL_ERR_INTERNAL, Reason::OutOfMemory});
@@ -86,6 +92,36 @@ void* Handler::allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info
   stats_.bytes.add(bytes);
   stats_.allocations.add(1);
   return p;
+}
+
+void Handler::deallocate_after(void* ptr, size_t bytes, size_t alignment, FenceSet fences) {
+  if (fences.all_done()) {
+    deallocate(ptr, bytes, alignment);
+    return;
+  }
+  {
+    std::lock_guard<SpinLock> lock(deferred_lock_);
+    deferred_.push_back({ptr, bytes, alignment, std::move(fences)});
+    deferred_count_.store(deferred_.size(), std::memory_order_relaxed);
+  }
+  stats_.bytes.sub(bytes);
+  stats_.allocations.sub(1);
+  Stats::bump(stats_.frees);
+}
+
+size_t Handler::reclaim() {
+  std::vector<Deferred> ready;
+  {
+    std::lock_guard<SpinLock> lock(deferred_lock_);
+    auto done = std::stable_partition(deferred_.begin(), deferred_.end(),
+                                      [](const Deferred& d) { return !d.fences.all_done(); });
+    for (auto it = done; it != deferred_.end(); ++it) ready.push_back(std::move(*it));
+    deferred_.erase(done, deferred_.end());
+    deferred_count_.store(deferred_.size(), std::memory_order_relaxed);
+  }
+  // Outside the lock: do_deallocate may take a pool's lock or call the driver.
+  for (Deferred& d : ready) do_deallocate(d.ptr, d.bytes, d.alignment);
+  return ready.size();
 }
 
 void Handler::deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc) {

@@ -10,7 +10,11 @@
 #include <cstddef>
 #include <string>
 
+#include <vector>
+
 #include "../../include/pinpool.h"
+#include "fence.hpp"
+#include "spin_lock.hpp"
 #include "stats.hpp"
 
 namespace pinpool {
@@ -41,8 +45,21 @@ class Handler {
   // Returns a block to this handler. `by_gc`: the garbage-collection backstop, not free().
   void deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc = false);
 
+  // Returns a block that asynchronous GPU work (a copy) may still be reading or writing: the
+  // caller's accounting ends now, but the block reaches do_deallocate(), and so can be handed
+  // out again, only once every fence has signalled (PyTorch's CachingHostAllocator rule).
+  void deallocate_after(void* ptr, size_t bytes, size_t alignment, FenceSet fences);
+  // Finishes the deferred frees whose fences have signalled; returns how many. Never calls
+  // CUDA and never blocks on a fence. allocate() and trim() call it.
+  size_t reclaim();
+  // Blocks still waiting for their fences.
+  size_t deferred() const { return deferred_count_.load(std::memory_order_relaxed); }
+
   // Gives cached memory back upstream; returns the bytes released. Adaptors forward it.
-  virtual size_t trim() { return 0; }
+  size_t trim() {
+    reclaim();
+    return do_trim();
+  }
 
   pinpool_handler* abi() { return &abi_; }
   const std::string& name() const { return name_; }
@@ -64,6 +81,7 @@ class Handler {
  protected:
   virtual void* do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) = 0;
   virtual void do_deallocate(void* ptr, size_t bytes, size_t alignment) = 0;
+  virtual size_t do_trim() { return 0; }
 
   Stats stats_;  // mutable through const paths only via atomics
 
@@ -72,6 +90,16 @@ class Handler {
   std::string name_;
   std::atomic<int64_t> refs_{1};  // the creator's reference
   uint64_t id_ = 0;               // see id()
+
+  struct Deferred {
+    void* ptr;
+    size_t bytes;
+    size_t alignment;
+    FenceSet fences;
+  };
+  SpinLock deferred_lock_;                     // guards deferred_
+  std::vector<Deferred> deferred_;             // frees waiting for their fences
+  std::atomic<size_t> deferred_count_{0};      // deferred_.size(), readable without the lock
 };
 
 // Calls into any ABI handler, ours or foreign.

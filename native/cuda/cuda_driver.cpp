@@ -26,6 +26,26 @@ struct Api {
   CUresult (*MemAllocManaged)(CUdeviceptr*, size_t, unsigned);
   CUresult (*MemFree)(CUdeviceptr);
   CUresult (*GetErrorName)(CUresult, const char**);
+  CUresult (*MemAlloc)(CUdeviceptr*, size_t);
+  CUresult (*MemHostRegister)(void*, size_t, unsigned);
+  CUresult (*MemHostUnregister)(void*);
+  CUresult (*StreamCreate)(CUstream*, unsigned);
+  CUresult (*StreamDestroy)(CUstream);
+  CUresult (*StreamSynchronize)(CUstream);
+  CUresult (*EventCreate)(CUevent*, unsigned);
+  CUresult (*EventRecord)(CUevent, CUstream);
+  CUresult (*EventQuery)(CUevent);
+  CUresult (*EventDestroy)(CUevent);
+  CUresult (*MemcpyHtoDAsync)(CUdeviceptr, const void*, size_t, CUstream);
+  CUresult (*MemcpyDtoHAsync)(void*, CUdeviceptr, size_t, CUstream);
+  CUresult (*MemcpyDtoDAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream);
+  CUresult (*LaunchHostFunc)(CUstream, CUhostFn, void*);
+  // Managed-memory hints: the _v2 forms (driver 12.2+) take a CUmemLocation; older drivers
+  // have only the forms that take a device ordinal. Either may be missing.
+  CUresult (*MemPrefetchAsyncV2)(CUdeviceptr, size_t, CUmemLocation, unsigned, CUstream);
+  CUresult (*MemPrefetchAsyncV1)(CUdeviceptr, size_t, CUdevice, CUstream);
+  CUresult (*MemAdviseV2)(CUdeviceptr, size_t, CUmem_advise, CUmemLocation);
+  CUresult (*MemAdviseV1)(CUdeviceptr, size_t, CUmem_advise, CUdevice);
   // test double only
   int (*FakeCounters)(const char**, unsigned long long*, int);
   void (*FakeResetCounters)();
@@ -36,6 +56,7 @@ struct Loaded {
   DriverState state;
   Api api{};
   std::vector<CUcontext> contexts;  // primary context per device, retained for the process
+  std::vector<CUstream> streams;    // default_stream() per device, made on first use
 };
 
 template <typename F>
@@ -84,7 +105,25 @@ Loaded* load() {
   PINPOOL_RESOLVE(MemFreeHost, "cuMemFreeHost")
   PINPOOL_RESOLVE(MemAllocManaged, "cuMemAllocManaged")
   PINPOOL_RESOLVE(MemFree, "cuMemFree_v2")
+  PINPOOL_RESOLVE(MemAlloc, "cuMemAlloc_v2")
+  PINPOOL_RESOLVE(MemHostRegister, "cuMemHostRegister_v2")
+  PINPOOL_RESOLVE(MemHostUnregister, "cuMemHostUnregister")
+  PINPOOL_RESOLVE(StreamCreate, "cuStreamCreate")
+  PINPOOL_RESOLVE(StreamDestroy, "cuStreamDestroy_v2")
+  PINPOOL_RESOLVE(StreamSynchronize, "cuStreamSynchronize")
+  PINPOOL_RESOLVE(EventCreate, "cuEventCreate")
+  PINPOOL_RESOLVE(EventRecord, "cuEventRecord")
+  PINPOOL_RESOLVE(EventQuery, "cuEventQuery")
+  PINPOOL_RESOLVE(EventDestroy, "cuEventDestroy_v2")
+  PINPOOL_RESOLVE(MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2")
+  PINPOOL_RESOLVE(MemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2")
+  PINPOOL_RESOLVE(MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2")
+  PINPOOL_RESOLVE(LaunchHostFunc, "cuLaunchHostFunc")
 #undef PINPOOL_RESOLVE
+  resolve(lib, "cuMemPrefetchAsync_v2", a.MemPrefetchAsyncV2);
+  resolve(lib, "cuMemPrefetchAsync", a.MemPrefetchAsyncV1);
+  resolve(lib, "cuMemAdvise_v2", a.MemAdviseV2);
+  resolve(lib, "cuMemAdvise", a.MemAdviseV1);
   if (missing) {
     s.reason = s.library + " has no symbol " + missing +
                "; the NVIDIA driver is too old or this is not libcuda";
@@ -118,6 +157,7 @@ Loaded* load() {
     s.devices.push_back(d);
   }
   l->contexts.assign(count, nullptr);
+  l->streams.assign(count, nullptr);
   s.available = true;
   return l;
 }
@@ -188,6 +228,127 @@ CUresult managed_free(void* ptr) {
   const Loaded& l = loaded();
   if (!l.state.available) return CUDA_ERROR_NOT_INITIALIZED;
   return l.api.MemFree(static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(ptr)));
+}
+
+namespace {
+CUdeviceptr dptr(const void* p) { return static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(p)); }
+}  // namespace
+
+CUresult device_alloc(int device, size_t bytes, void** out) {
+  CUresult rc = make_current(device);
+  if (rc != CUDA_SUCCESS) return rc;
+  CUdeviceptr p = 0;
+  rc = loaded().api.MemAlloc(&p, bytes);
+  if (rc == CUDA_SUCCESS) *out = reinterpret_cast<void*>(static_cast<uintptr_t>(p));
+  return rc;
+}
+
+CUresult device_free(void* ptr) { return managed_free(ptr); }
+
+CUresult host_register(int device, void* ptr, size_t bytes, unsigned flags) {
+  CUresult rc = make_current(device);
+  return rc != CUDA_SUCCESS ? rc : loaded().api.MemHostRegister(ptr, bytes, flags);
+}
+
+CUresult host_unregister(void* ptr) {
+  const Loaded& l = loaded();
+  return l.state.available ? l.api.MemHostUnregister(ptr) : CUDA_ERROR_NOT_INITIALIZED;
+}
+
+CUresult stream_create(int device, CUstream* out) {
+  CUresult rc = make_current(device);
+  return rc != CUDA_SUCCESS ? rc : loaded().api.StreamCreate(out, CU_STREAM_NON_BLOCKING);
+}
+
+CUresult stream_destroy(CUstream stream) {
+  const Loaded& l = loaded();
+  return l.state.available ? l.api.StreamDestroy(stream) : CUDA_ERROR_NOT_INITIALIZED;
+}
+
+CUresult stream_synchronize(CUstream stream) {
+  const Loaded& l = loaded();
+  return l.state.available ? l.api.StreamSynchronize(stream) : CUDA_ERROR_NOT_INITIALIZED;
+}
+
+CUresult default_stream(int device, CUstream* out) {
+  CUresult rc = make_current(device);
+  if (rc != CUDA_SUCCESS) return rc;
+  Loaded& l = loaded();
+  std::lock_guard<std::mutex> lock(context_mutex);
+  if (!l.streams[device]) {
+    rc = l.api.StreamCreate(&l.streams[device], CU_STREAM_NON_BLOCKING);
+    if (rc != CUDA_SUCCESS) return rc;
+  }
+  *out = l.streams[device];
+  return CUDA_SUCCESS;
+}
+
+CUresult event_create(int device, CUevent* out) {
+  CUresult rc = make_current(device);
+  return rc != CUDA_SUCCESS ? rc : loaded().api.EventCreate(out, CU_EVENT_DISABLE_TIMING);
+}
+
+CUresult event_record(CUevent event, CUstream stream) {
+  const Loaded& l = loaded();
+  return l.state.available ? l.api.EventRecord(event, stream) : CUDA_ERROR_NOT_INITIALIZED;
+}
+
+CUresult event_query(CUevent event) {
+  const Loaded& l = loaded();
+  return l.state.available ? l.api.EventQuery(event) : CUDA_ERROR_NOT_INITIALIZED;
+}
+
+CUresult event_destroy(CUevent event) {
+  const Loaded& l = loaded();
+  return l.state.available ? l.api.EventDestroy(event) : CUDA_ERROR_NOT_INITIALIZED;
+}
+
+CUresult copy_async(int device, CopyKind kind, void* dst, const void* src, size_t bytes,
+                    CUstream stream) {
+  CUresult rc = make_current(device);
+  if (rc != CUDA_SUCCESS) return rc;
+  const Api& a = loaded().api;
+  switch (kind) {
+    case CopyKind::HostToDevice:
+      return a.MemcpyHtoDAsync(dptr(dst), src, bytes, stream);
+    case CopyKind::DeviceToHost:
+      return a.MemcpyDtoHAsync(dst, dptr(src), bytes, stream);
+    case CopyKind::DeviceToDevice:
+      return a.MemcpyDtoDAsync(dptr(dst), dptr(src), bytes, stream);
+  }
+  return CUDA_ERROR_INVALID_VALUE;
+}
+
+CUresult prefetch_async(int device, const void* ptr, size_t bytes, int target, CUstream stream) {
+  CUresult rc = make_current(device);
+  if (rc != CUDA_SUCCESS) return rc;
+  const Api& a = loaded().api;
+  if (a.MemPrefetchAsyncV2) {
+    CUmemLocation where{target < 0 ? CU_MEM_LOCATION_TYPE_HOST : CU_MEM_LOCATION_TYPE_DEVICE,
+                        target < 0 ? 0 : target};
+    return a.MemPrefetchAsyncV2(dptr(ptr), bytes, where, 0, stream);
+  }
+  if (a.MemPrefetchAsyncV1)
+    return a.MemPrefetchAsyncV1(dptr(ptr), bytes, target < 0 ? CU_DEVICE_CPU : target, stream);
+  return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+CUresult advise(int device, const void* ptr, size_t bytes, CUmem_advise advice, int target) {
+  CUresult rc = make_current(device);
+  if (rc != CUDA_SUCCESS) return rc;
+  const Api& a = loaded().api;
+  if (a.MemAdviseV2) {
+    CUmemLocation where{target < 0 ? CU_MEM_LOCATION_TYPE_HOST : CU_MEM_LOCATION_TYPE_DEVICE,
+                        target < 0 ? 0 : target};
+    return a.MemAdviseV2(dptr(ptr), bytes, advice, where);
+  }
+  if (a.MemAdviseV1) return a.MemAdviseV1(dptr(ptr), bytes, advice, target < 0 ? CU_DEVICE_CPU : target);
+  return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+CUresult launch_host_func(CUstream stream, CUhostFn fn, void* data) {
+  const Loaded& l = loaded();
+  return l.state.available ? l.api.LaunchHostFunc(stream, fn, data) : CUDA_ERROR_NOT_INITIALIZED;
 }
 
 std::string error_name(CUresult code) { return describe(loaded().api, code); }

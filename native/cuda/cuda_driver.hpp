@@ -48,6 +48,39 @@ CUresult host_free(void* ptr);
 CUresult managed_alloc(int device, size_t bytes, void** out);
 CUresult managed_free(void* ptr);
 
+// Device memory (cuMemAlloc / cuMemFree).
+CUresult device_alloc(int device, size_t bytes, void** out);
+CUresult device_free(void* ptr);
+
+// Registers existing host memory as page-locked (cuMemHostRegister / cuMemHostUnregister).
+// `flags` are CU_MEMHOSTREGISTER_*.
+CUresult host_register(int device, void* ptr, size_t bytes, unsigned flags);
+CUresult host_unregister(void* ptr);
+
+// Streams and events. Streams are created non-blocking (they never wait on the legacy NULL
+// stream); events without timing.
+CUresult stream_create(int device, CUstream* out);
+CUresult stream_destroy(CUstream stream);
+CUresult stream_synchronize(CUstream stream);
+// The device's own stream for work given no stream: non-blocking, made once, never destroyed.
+CUresult default_stream(int device, CUstream* out);
+CUresult event_create(int device, CUevent* out);
+CUresult event_record(CUevent event, CUstream stream);
+CUresult event_query(CUevent event);  // CUDA_SUCCESS, CUDA_ERROR_NOT_READY or an error
+CUresult event_destroy(CUevent event);
+
+// Asynchronous work on a stream. Pointers are host addresses or device addresses as
+// cuMemAlloc returns them.
+enum class CopyKind { HostToDevice, DeviceToHost, DeviceToDevice };
+CUresult copy_async(int device, CopyKind kind, void* dst, const void* src, size_t bytes,
+                    CUstream stream);
+// `device` < 0 prefetches to the host.
+CUresult prefetch_async(int device, const void* ptr, size_t bytes, int target, CUstream stream);
+CUresult advise(int device, const void* ptr, size_t bytes, CUmem_advise advice, int target);
+// Runs `fn(data)` on a driver thread once all earlier work on the stream is done. `fn` must
+// not call CUDA.
+CUresult launch_host_func(CUstream stream, CUhostFn fn, void* data);
+
 // "CUDA_ERROR_OUT_OF_MEMORY", or a fallback text when the driver cannot say.
 std::string error_name(CUresult code);
 

@@ -20,7 +20,7 @@ class CudaLeaf : public Handler {
 
  protected:
   virtual CUresult raw_alloc(size_t bytes, void** out) = 0;
-  virtual CUresult raw_free(void* ptr) = 0;
+  virtual CUresult raw_free(void* ptr, size_t bytes) = 0;
 
  private:
   void* do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) override {
@@ -39,27 +39,32 @@ class CudaLeaf : public Handler {
     if (!extra) return raw;
     void* aligned = reinterpret_cast<void*>(align_up(reinterpret_cast<uintptr_t>(raw), alignment));
     std::lock_guard<std::mutex> lock(over_aligned_mutex_);
-    over_aligned_[aligned] = raw;
+    over_aligned_[aligned] = {raw, length + extra};
     return aligned;
   }
 
-  void do_deallocate(void* ptr, size_t, size_t alignment) override {
-    void* raw = ptr;
+  void do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
+    Block block{ptr, bytes ? bytes : 1};
     if (alignment > native_alignment_) {
       std::lock_guard<std::mutex> lock(over_aligned_mutex_);
       auto it = over_aligned_.find(ptr);
       if (it != over_aligned_.end()) {
-        raw = it->second;
+        block = it->second;
         over_aligned_.erase(it);
       }
     }
-    raw_free(raw);
+    raw_free(block.start, block.bytes);
   }
+
+  struct Block {
+    void* start;   // as the driver returned it
+    size_t bytes;  // as asked of the driver
+  };
 
   const int device_;                      // device ordinal whose primary context allocates
   const size_t native_alignment_;         // alignment the driver guarantees, in bytes
   std::mutex over_aligned_mutex_;         // guards over_aligned_
-  std::unordered_map<void*, void*> over_aligned_;  // aligned start -> driver's start
+  std::unordered_map<void*, Block> over_aligned_;  // aligned start -> the driver's block
 };
 
 }  // namespace pinpool

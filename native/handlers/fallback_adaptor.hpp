@@ -30,7 +30,7 @@ class FallbackAdaptor final : public Handler {
   pinpool_handler* primary() const { return primary_.get(); }
   pinpool_handler* secondary() const { return secondary_.get(); }
 
-  size_t trim() override {
+  size_t do_trim() override {
     size_t released = 0;
     for (pinpool_handler* h : {primary_.get(), secondary_.get()})
       if (Handler* ours = Handler::from_abi(h)) released += ours->trim();

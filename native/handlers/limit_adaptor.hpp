@@ -12,7 +12,7 @@ class LimitAdaptor final : public Handler {
       : Handler(std::move(name), "limit"), upstream_(upstream), max_bytes_(max_bytes) {}
 
   pinpool_handler* upstream() const { return upstream_.get(); }
-  size_t trim() override {
+  size_t do_trim() override {
     Handler* h = Handler::from_abi(upstream_.get());
     return h ? h->trim() : 0;
   }

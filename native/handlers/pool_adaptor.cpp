@@ -192,7 +192,7 @@ void PoolAdaptor::unpin_region(void* region) {
   if (id != kNoSlab && slabs_[id].base == region && slabs_[id].pins > 0) slabs_[id].pins--;
 }
 
-size_t PoolAdaptor::trim() {
+size_t PoolAdaptor::do_trim() {
   struct Release {
     void* ptr;
     size_t bytes;

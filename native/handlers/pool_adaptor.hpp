@@ -31,7 +31,6 @@ class PoolAdaptor final : public Handler {
   ~PoolAdaptor() override;
 
   pinpool_handler* upstream() const { return upstream_.get(); }
-  size_t trim() override;
 
   // A JavaScript view over a slab pins it, so trim() keeps its memory mapped.
   bool pin_region(void* region);
@@ -60,6 +59,7 @@ class PoolAdaptor final : public Handler {
 
   void* do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) override;
   void do_deallocate(void* ptr, size_t bytes, size_t alignment) override;
+  size_t do_trim() override;
 
   static bool passes_through(size_t bytes, size_t alignment, uint64_t cap);
   static int class_for(size_t bytes, size_t alignment);

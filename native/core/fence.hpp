@@ -1,0 +1,55 @@
+// A fence marks the end of one piece of asynchronous GPU work (a copy, a prefetch). A driver
+// thread sets it when the work is done (from a host function queued behind the work), and
+// anyone can read it without a CUDA call: that is what lets a pool decide, under its lock,
+// whether a freed block may be handed out again.
+#pragma once
+
+#include <atomic>
+#include <vector>
+
+namespace pinpool {
+
+class Fence {
+ public:
+  static Fence* create() { return new Fence(); }
+  void retain() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  void signal() { done_.store(true, std::memory_order_release); }
+  bool done() const { return done_.load(std::memory_order_acquire); }
+
+ private:
+  Fence() = default;
+  std::atomic<bool> done_{false};
+  std::atomic<int> refs_{1};
+};
+
+// Holds references to fences; all_done() when every one has signalled.
+class FenceSet {
+ public:
+  FenceSet() = default;
+  explicit FenceSet(std::vector<Fence*> fences) : fences_(std::move(fences)) {
+    for (Fence* f : fences_) f->retain();
+  }
+  FenceSet(FenceSet&& o) noexcept : fences_(std::move(o.fences_)) { o.fences_.clear(); }
+  FenceSet& operator=(FenceSet&& o) noexcept {
+    std::swap(fences_, o.fences_);
+    return *this;
+  }
+  FenceSet(const FenceSet&) = delete;
+  FenceSet& operator=(const FenceSet&) = delete;
+  ~FenceSet() {
+    for (Fence* f : fences_) f->release();
+  }
+  bool all_done() const {
+    for (const Fence* f : fences_)
+      if (!f->done()) return false;
+    return true;
+  }
+
+ private:
+  std::vector<Fence*> fences_;
+};
+
+}  // namespace pinpool
