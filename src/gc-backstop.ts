@@ -40,6 +40,7 @@ let drainScheduled = false;
 function drain(): void {
   drainScheduled = false;
   for (const r of collected.splice(0)) {
+    binding.untrackLive(r.address);
     binding.free(r.handle, undefined, r.address, r.byteLength, r.alignment, true);
     r.frame?.freed(r.byteLength);
     if (freeChannel.hasSubscribers) {
@@ -66,7 +67,10 @@ function flush(): void {
   pending = [];
   for (const buffer of batch) {
     const registration = buffer.gcRegister();
-    if (registration !== undefined) registry.register(registration[0], registration[1], buffer);
+    if (registration === undefined) continue;
+    const [target, record] = registration;
+    registry.register(target, record, buffer);
+    binding.trackLive(record.handle, record.address, record.byteLength, record.alignment);
   }
 }
 
@@ -80,6 +84,7 @@ export function track(buffer: Trackable): void {
 }
 
 /** Called by free() for a registered buffer, so the backstop never frees it again. */
-export function untrack(buffer: Trackable): void {
+export function untrack(buffer: Trackable, address: number): void {
   registry.unregister(buffer);
+  binding.untrackLive(address);
 }

@@ -245,7 +245,7 @@ export class HostBuffer implements Trackable {
 
   #release(): void {
     this.#released = true;
-    if (this.#registered) untrack(this);
+    if (this.#registered) untrack(this, this.#address);
     if (this.#slab !== undefined) this.#slab.live--;
     if (this.#frame !== undefined) this.#frame.freed(this.#byteLength);
   }

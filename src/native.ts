@@ -18,6 +18,8 @@ export interface NativeBinding {
   regionView(handle: NativeHandle, region: number, bytes: number): ArrayBuffer | null;
   releaseRegion(handle: NativeHandle, buffer: ArrayBuffer, region: number): void;
   scratch(): Float64Array;
+  trackLive(handle: NativeHandle, address: number, bytes: number, alignment: number): void;
+  untrackLive(address: number): void;
   traceHops(enabled: boolean): void;
   takeHops(): [handler: string, from: string, to: string, reason: string][];
   info(): NativeInfo;

@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <cmath>
+#include <unordered_map>
 #include <new>
 
 #include "../core/handler.hpp"
@@ -18,9 +19,27 @@
 namespace pinpool::binding {
 namespace {
 
+// A block that outlived the tick that made it (the GC backstop registered it). When the
+// environment ends (a worker exits or is terminated), such blocks go back to their handlers:
+// the JavaScript that would have freed them will never run again.
+struct LiveBlock {
+  Handler* handler;  // holds a reference
+  size_t bytes;
+  size_t alignment;
+};
+
 struct Instance {
   Napi::Reference<Napi::Float64Array> scratch;  // this thread's report array
   double* slots = nullptr;                      // its storage
+  std::unordered_map<uintptr_t, LiveBlock> live;  // long-lived blocks of this environment
+
+  ~Instance() {
+    for (auto& [address, block] : live) {
+      block.handler->deallocate(reinterpret_cast<void*>(address), block.bytes, block.alignment,
+                                /*by_gc=*/true);
+      block.handler->release();
+    }
+  }
 };
 
 Instance& instance(Napi::Env env) { return *env.GetInstanceData<Instance>(); }
@@ -224,6 +243,30 @@ Napi::Value TakeHops(const Napi::CallbackInfo& info) {
   return hops;
 }
 
+// trackLive(handler, address, bytes, alignment): see LiveBlock
+Napi::Value TrackLive(const Napi::CallbackInfo& info) {
+  Handler* h = handler_arg(info, 0);
+  double address = number_arg(info, 1), bytes = number_arg(info, 2), alignment = number_arg(info, 3);
+  PINPOOL_CHECK(h && address > 0 && bytes >= 0 && alignment >= 1,
+                "trackLive(handler, address, bytes, alignment)");
+  auto [it, added] = instance(info.Env()).live.try_emplace(
+      static_cast<uintptr_t>(address),
+      LiveBlock{h, static_cast<size_t>(bytes), static_cast<size_t>(alignment)});
+  if (added) h->retain();
+  return info.Env().Undefined();
+}
+
+// untrackLive(address): the block was freed, transferred or collected
+Napi::Value UntrackLive(const Napi::CallbackInfo& info) {
+  auto& live = instance(info.Env()).live;
+  auto it = live.find(static_cast<uintptr_t>(number_arg(info, 0)));
+  if (it != live.end()) {
+    it->second.handler->release();
+    live.erase(it);
+  }
+  return info.Env().Undefined();
+}
+
 Napi::Value Scratch(const Napi::CallbackInfo& info) {
   return instance(info.Env()).scratch.Value();
 }
@@ -308,6 +351,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("regionView", Napi::Function::New(env, RegionView, "regionView"));
   exports.Set("releaseRegion", Napi::Function::New(env, ReleaseRegion, "releaseRegion"));
   exports.Set("scratch", Napi::Function::New(env, Scratch, "scratch"));
+  exports.Set("trackLive", Napi::Function::New(env, TrackLive, "trackLive"));
+  exports.Set("untrackLive", Napi::Function::New(env, UntrackLive, "untrackLive"));
   exports.Set("traceHops", Napi::Function::New(env, TraceHops, "traceHops"));
   exports.Set("takeHops", Napi::Function::New(env, TakeHops, "takeHops"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
