@@ -15,7 +15,7 @@ import { checkOptions, invalid } from './validate.js';
 
 export interface MetricsOptions {
   /** Where to register. Default: a new Registry. */
-  registry?: Prom.Registry;
+  registry?: Prom.Registry<Prom.RegistryContentType>;
   /** Metric name prefix. Default 'pinpool_'. */
   prefix?: string;
   /** Labels added to every series (e.g. { service: 'api' }). */
@@ -48,7 +48,7 @@ export function reachableHandlers(c: Controller): Handler[] {
   return [...seen.values()];
 }
 
-const installed = new WeakMap<Prom.Registry, Prom.Registry>();
+const installed = new WeakSet<Prom.Registry<Prom.RegistryContentType>>();
 
 function promClient(): typeof Prom {
   try {
@@ -66,10 +66,10 @@ function promClient(): typeof Prom {
  * const registry = collectMetrics({ labels: { service: 'loader' } });
  * const text = await registry.metrics();
  */
-export function collectMetrics(options?: MetricsOptions): Prom.Registry {
+export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType> = Prom.Registry>(options?: MetricsOptions & { registry?: R }): R {
   const o = checkOptions<MetricsOptions>(options, 'metrics options');
   const prom = promClient();
-  const registry = o.registry ?? new prom.Registry();
+  const registry = (o.registry ?? new prom.Registry()) as R;
   if (installed.has(registry)) return registry;
   const prefix = o.prefix ?? 'pinpool_';
   if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) throw invalid('prefix', 'a Prometheus metric name prefix', prefix);
@@ -133,6 +133,8 @@ export function collectMetrics(options?: MetricsOptions): Prom.Registry {
   gauge('bytes_peak', 'Highest bytes_in_use seen since the handler was made.', (r) => r.stats.bytes.peak, undefined, 'max');
   gauge('buffers_in_use', 'Buffers handed out by the handler and not yet returned.', (r) => r.stats.allocations.current);
   counter('allocations_total', 'Allocations served by the handler.', (r) => r.stats.allocations.total);
+  // A handler counts the failures it was asked for: a fallback stops asking a primary that said
+  // "unavailable" (no driver, no device), so those show once here and on every hop in fallbacks_total.
   counter('frees_total', 'Buffers returned to the handler.', (r) => r.stats.frees);
   counter('allocated_bytes_total', 'Bytes allocated from the handler, summed over all allocations.', (r) => r.stats.bytes.total);
   gauge('pool_reserved_bytes', 'Bytes a pool holds from its upstream, in use or cached.', (r) => r.stats.reserved.current, 'pool');
@@ -189,7 +191,7 @@ export function collectMetrics(options?: MetricsOptions): Prom.Registry {
     aggregator: 'first',
     registers: [registry],
     collect() {
-      this.set(info().cuda.devices.length);
+      this.set(i.cuda.devices.length); // found once, when the driver loaded
     },
   });
   new prom.Gauge({
@@ -203,6 +205,6 @@ export function collectMetrics(options?: MetricsOptions): Prom.Registry {
       this.set({ version: i.version, cuda: String(i.cuda.available), napi_version: String(i.napiVersion) }, 1);
     },
   });
-  installed.set(registry, registry);
+  installed.add(registry);
   return registry;
 }

@@ -158,7 +158,7 @@ describe('managed memory', () => {
     resetCounters();
     await m.prefetch(0);
     await m.prefetch('host');
-    expect(counters().cuMemPrefetchAsync_v2 + (counters().cuMemPrefetchAsync ?? 0)).toBe(2);
+    expect((counters().cuMemPrefetchAsync_v2 ?? 0) + (counters().cuMemPrefetchAsync ?? 0)).toBe(2);
     m.advise('readMostly', 0);
     m.advise('preferredLocation', 'host');
     m.advise('accessedBy', 0);

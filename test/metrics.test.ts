@@ -47,7 +47,7 @@ describe('collectMetrics', () => {
     const json = await registry.getMetricsAsJSON();
     for (const m of json) {
       expect(m.help.length).toBeGreaterThan(10);
-      if (m.type === 'counter') expect(m.name).toMatch(/_total$/);
+      if (String(m.type) === 'counter') expect(m.name).toMatch(/_total$/);
       else expect(m.name).not.toMatch(/_total$/);
       expect(m.name).not.toMatch(/_(kilo|mega|giga)?bytes_.*bytes|_ms$|_milliseconds/);
     }

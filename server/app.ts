@@ -1,0 +1,111 @@
+/**
+ * createServer: the optional HTTP service, a fastify app built from one plugin per concern
+ * (host allowlist, metrics, health, handlers, admin). It binds 127.0.0.1 by default and has no
+ * mutating endpoint unless an admin token is configured.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+
+import { controller as processController, ErrorCode, PinpoolError, type Controller } from '../src/index.js';
+import { sendError, sendNotFound } from './errors.js';
+import adminRoutes from './plugins/admin.js';
+import handlersRoutes from './plugins/handlers.js';
+import healthRoutes from './plugins/health.js';
+import hostAllowlist, { hostnameForm } from './plugins/host-allowlist.js';
+import metricsRoutes from './plugins/metrics.js';
+
+export interface ServerOptions {
+  /** Whose handlers to report and manage. Default: the process's controller. */
+  controller?: Controller;
+  /** Address to bind. Default '127.0.0.1'. */
+  host?: string;
+  /** Port to bind; 0 picks a free one (listen() returns it). Default 9464. */
+  port?: number;
+  /**
+   * Bearer token for the admin endpoints. Default: env PINPOOL_ADMIN_TOKEN. Without one (or
+   * with ''), the admin endpoints do not exist.
+   */
+  adminToken?: string;
+  /**
+   * More host names the Host header may carry, for a service bound to 0.0.0.0 or reached
+   * through a name. The bound address and localhost are always accepted.
+   */
+  allowedHosts?: readonly string[];
+}
+
+export interface PinpoolServer {
+  /** The fastify app, for inject() in tests or more routes before listen(). */
+  app: FastifyInstance;
+  /** Starts listening; returns the base URL, e.g. 'http://127.0.0.1:9464'. */
+  listen(): Promise<string>;
+  /** Stops accepting, finishes in-flight requests, then closes. */
+  close(): Promise<void>;
+}
+
+/** Body size limit for every route, in bytes: the largest admin body is a few dozen bytes. */
+const BODY_LIMIT = 16 * 1024;
+
+function invalidOption(name: string, expected: string, actual: unknown): PinpoolError {
+  return new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: server option ${name} must be ${expected} (got ${JSON.stringify(actual)})`);
+}
+
+function adminTokenOf(option: string | undefined): string | undefined {
+  const token = option ?? process.env.PINPOOL_ADMIN_TOKEN ?? '';
+  if (typeof token !== 'string') throw invalidOption('adminToken', 'a string', token);
+  // A token with blanks could never arrive intact in an Authorization header.
+  if (/\s/.test(token)) throw invalidOption('adminToken', 'a token without whitespace', '<hidden>');
+  return token === '' ? undefined : token;
+}
+
+/** The address a person opens: a wildcard bind is reached through loopback. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::' || host === '[::]') return '::1';
+  return host;
+}
+
+/**
+ * Builds the service. Installs no signal handlers: the caller decides when to close().
+ *
+ * @example
+ * const server = createServer({ controller, port: 0 });
+ * console.log(`metrics at ${await server.listen()}/metrics`);
+ * process.once('SIGTERM', () => void server.close());
+ */
+export function createServer(options: ServerOptions = {}): PinpoolServer {
+  const controller = options.controller ?? processController;
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? 9464;
+  if (typeof host !== 'string' || host === '') throw invalidOption('host', 'a host name or address', host);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidOption('port', 'an integer from 0 to 65535', port);
+  const adminToken = adminTokenOf(options.adminToken);
+
+  const app = Fastify({
+    bodyLimit: BODY_LIMIT,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    // Fastify's default Ajv strips unknown properties and coerces types; a strict API refuses them.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  });
+  app.setErrorHandler(sendError);
+  app.setNotFoundHandler(sendNotFound);
+
+  const hostnames = [host, '127.0.0.1', '::1', 'localhost', ...(options.allowedHosts ?? [])].map(hostnameForm);
+  void app.register(hostAllowlist, { hostnames, port });
+  void app.register(metricsRoutes, { controller });
+  void app.register(healthRoutes);
+  void app.register(handlersRoutes, { controller });
+  if (adminToken !== undefined) void app.register(adminRoutes, { controller, token: adminToken });
+
+  return {
+    app,
+    async listen() {
+      await app.listen({ host, port });
+      const address = app.server.address();
+      const bound = typeof address === 'object' && address !== null ? address.port : port;
+      return `http://${hostnameForm(urlHost(host))}:${bound}`;
+    },
+    async close() {
+      await app.close();
+    },
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * The handlers `pinpool serve` names: `default` (the default chain) and, where this host has
+ * them, `pinned`, `managed`, `locked` and `pageable`. The pinned, locked and pageable names
+ * reach the default chain's own links, so the service holds one pinned pool, not two, and
+ * metrics show each handler once.
+ */
+import { info, managed, pool, type Controller, type Handler } from '../src/index.js';
+
+/** Every handler the chain reaches, depth first, each once. */
+function links(h: Handler, seen = new Set<Handler>()): Handler[] {
+  if (seen.has(h)) return [];
+  seen.add(h);
+  return [h, ...h.upstreams.flatMap((u) => links(u, seen))];
+}
+
+/** The pool in `chain` over a leaf of `kind`, else that leaf itself, else undefined. */
+function linkOf(chain: Handler, kind: string): Handler | undefined {
+  const all = links(chain);
+  return all.find((h) => h.kind === 'pool' && h.upstreams[0]?.kind === kind) ?? all.find((h) => h.kind === kind);
+}
+
+/**
+ * Registers the default handlers the host can serve, skipping names already taken. Returns the
+ * names registered.
+ *
+ * @example
+ * registerDefaultHandlers(controller);   // ['default', 'locked', 'pageable'] without a GPU
+ */
+export function registerDefaultHandlers(controller: Controller): string[] {
+  const chain = controller.defaultHandler();
+  const { cuda, memlockLimitBytes } = info();
+  const gpu = cuda.available && cuda.devices.length > 0;
+  const candidates: Array<[string, () => Handler | undefined]> = [
+    ['default', () => chain],
+    ['pinned', () => (gpu ? linkOf(chain, 'pinned') : undefined)],
+    ['managed', () => (gpu ? pool(managed(), { name: 'managed-pool' }) : undefined)],
+    // A memlock limit of 0 (or unknown) means the locked leaf can pin nothing here.
+    ['locked', () => (memlockLimitBytes > 0 ? linkOf(chain, 'locked') : undefined)],
+    ['pageable', () => linkOf(chain, 'pageable')],
+  ];
+  const registered: string[] = [];
+  for (const [name, make] of candidates) {
+    if (controller.has(name)) continue;
+    const h = make();
+    if (h === undefined) continue;
+    controller.register(name, h);
+    registered.push(name);
+  }
+  return registered;
+}

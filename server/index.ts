@@ -1,0 +1,5 @@
+/** pinpool/server: the optional HTTP service and the fastify scope plugin. */
+export { createServer } from './app.js';
+export type { PinpoolServer, ServerOptions } from './app.js';
+export { pinpoolScope } from './scope.js';
+export type { PinpoolScopeOptions } from './scope.js';

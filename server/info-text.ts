@@ -1,0 +1,41 @@
+/** `pinpool info` for a person: what this host gives pinpool, in a few lines. */
+import type { Info } from '../src/index.js';
+
+/** 1536 -> '1.5 KiB'. */
+export function formatBytes(bytes: number): string {
+  if (bytes === Infinity) return 'unlimited';
+  if (!Number.isFinite(bytes)) return 'unknown';
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} bytes` : `${Number(value.toFixed(1))} ${units[unit]}`;
+}
+
+/** CUDA numbers driver versions major * 1000 + minor * 10: 12080 is 12.8. */
+function driverText(version: number): string {
+  return `${Math.floor(version / 1000)}.${Math.floor((version % 1000) / 10)}`;
+}
+
+/**
+ * The lines `pinpool info` prints.
+ *
+ * @example
+ * console.log(formatInfo(info()));
+ */
+export function formatInfo(i: Info): string {
+  const lines = [`pinpool ${i.version} (Node-API ${i.napiVersion}, handler ABI ${i.abiVersion}, Node ${process.versions.node})`];
+  if (i.cuda.available) {
+    const driver = i.cuda.driverVersion === undefined ? '' : `, driver ${driverText(i.cuda.driverVersion)}`;
+    lines.push(`CUDA: available${driver}, ${i.cuda.devices.length} device(s)`);
+    for (const d of i.cuda.devices) lines.push(`  device ${d.index}: ${d.name}, ${formatBytes(d.totalBytes)}`);
+  } else {
+    lines.push(`CUDA: not available (${i.cuda.reason ?? 'no reason given'})`);
+    lines.push('  pinned() and managed() fail with ERR_PINPOOL_UNAVAILABLE; the default chain serves from locked or pageable memory');
+  }
+  lines.push(`memlock limit: ${formatBytes(i.memlockLimitBytes)} (the most the locked handler can pin; ulimit -l)`);
+  return lines.join('\n');
+}

@@ -1,0 +1,76 @@
+/**
+ * Admin endpoints, registered only when a token is configured: PUT /v1/default changes the
+ * handler used outside every scope; POST /v1/handlers/:name/trim gives a pool's cached memory
+ * back. Both need `Authorization: Bearer <token>`. Encapsulated: the token check covers these
+ * routes and nothing else.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+import type { FastifyPluginAsync } from 'fastify';
+
+import type { Controller } from '../../src/index.js';
+import { HttpError, unknownHandler } from '../errors.js';
+
+export interface AdminRoutesOptions {
+  controller: Controller;
+  /** The bearer token clients must present. */
+  token: string;
+}
+
+/** The controller's name rule (src/controller.ts), so bad names fail validation, not lookup. */
+const NAME_PATTERN = '^[a-z][a-z0-9_-]{0,62}$';
+
+const setDefaultSchema = {
+  body: {
+    type: 'object',
+    required: ['handler'],
+    additionalProperties: false,
+    properties: { handler: { type: 'string', pattern: NAME_PATTERN } },
+  },
+} as const;
+
+const trimSchema = {
+  params: {
+    type: 'object',
+    required: ['name'],
+    additionalProperties: false,
+    properties: { name: { type: 'string', pattern: NAME_PATTERN } },
+  },
+} as const;
+
+// Digests have one length whatever the token's, so comparing them reveals neither the
+// token's length nor, through timing, how much of a guess was right.
+const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
+
+/** The bearer credential of an Authorization header, or undefined. */
+function bearer(header: string | undefined): string | undefined {
+  return header === undefined ? undefined : /^Bearer +(\S+) *$/i.exec(header)?.[1];
+}
+
+const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { controller, token }) => {
+  const expected = digest(token);
+
+  // onRequest runs before the body is read: an unauthenticated client cannot make us parse.
+  fastify.addHook('onRequest', async (request, reply) => {
+    const given = bearer(request.headers.authorization);
+    if (!timingSafeEqual(digest(given ?? ''), expected) || given === undefined) {
+      reply.header('www-authenticate', 'Bearer realm="pinpool"');
+      throw new HttpError(401, 'ERR_UNAUTHORIZED', 'a valid bearer token is required');
+    }
+  });
+
+  fastify.put<{ Body: { handler: string } }>('/v1/default', { schema: setDefaultSchema }, async (request) => {
+    const name = request.body.handler;
+    if (!controller.has(name)) throw unknownHandler(name);
+    const previous = controller.setDefault(name);
+    return { default: name, previous: controller.names().find((n) => controller.get(n) === previous) ?? null };
+  });
+
+  fastify.post<{ Params: { name: string } }>('/v1/handlers/:name/trim', { schema: trimSchema }, async (request) => {
+    const { name } = request.params;
+    if (!controller.has(name)) throw unknownHandler(name);
+    return { releasedBytes: controller.get(name).trim() };
+  });
+};
+
+export default adminRoutes;
