@@ -29,6 +29,12 @@ export interface PoolOptions {
   /** Cap on cached large blocks, in bytes; freed blocks past it go back upstream. Default 1 GiB. */
   maxCachedBytes?: number;
   /**
+   * When the pool must grow, cached large blocks beyond this fraction of the bytes in use go
+   * back upstream first, oldest first, so sizes no longer asked for do not pile up. Infinity
+   * keeps everything (up to maxCachedBytes). Default 0.1.
+   */
+  cacheRatio?: number;
+  /**
    * Fast mode for small hot allocations: blocks up to 256 KiB become views into a few large
    * slab ArrayBuffers made once, instead of one ArrayBuffer per block. The price: free() cannot
    * detach such a view, so a view kept past free() still reaches memory that now belongs to
@@ -53,6 +59,11 @@ export interface LimitOptions {
 
 function nameOf(o: { name?: unknown }, fallback: string): string {
   return o.name === undefined ? fallback : checkName(o.name);
+}
+
+function checkRatio(value: unknown): number {
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) throw invalid('cacheRatio', 'a number from 0 (or Infinity)', value);
+  return value;
 }
 
 function checkHandler(value: unknown, name: string): Handler {
@@ -118,6 +129,7 @@ export function pool(upstream: Handler, options?: PoolOptions): Handler {
     name: nameOf(o, `${upstream.name}-pool`),
     upstream: upstream.handle,
     maxCachedBytes: o.maxCachedBytes === undefined ? 2 ** 30 : checkBound(o.maxCachedBytes, 'maxCachedBytes'),
+    cacheRatio: o.cacheRatio === undefined ? 0.1 : checkRatio(o.cacheRatio),
   };
   return new Handler(binding.createHandler('pool', native), [upstream], slabViews);
 }

@@ -19,3 +19,5 @@ export { copy, createStream, deviceAlloc, register, DeviceBuffer, Registration, 
 export type { Advice, CopyOptions, PageableMemory } from './gpu.js';
 export { mapFile } from './map-file.js';
 export type { MapFileOptions } from './map-file.js';
+export { recordTrace, replayTrace, syntheticTrace } from './trace.js';
+export type { TraceEvent, TraceRecorder, ReplayResult, SyntheticTraceOptions } from './trace.js';

@@ -79,7 +79,7 @@ describe('pool', () => {
   });
 
   it('rounds large sizes with less than 1/8 waste, never to the next power of two', () => {
-    const h = pool(pageable());
+    const h = pool(pageable(), { cacheRatio: Infinity });
     for (const size of [1_100_000, 3 * MiB + 1, 33 * MiB, 65 * MiB - 7]) {
       const before = h.stats().reserved.current;
       const b = h.alloc(size);
@@ -125,6 +125,29 @@ describe('pool', () => {
     b.free();
     expect(h.stats().cachedBytes).toBeLessThanOrEqual(3 * MiB);
     expect(h.stats().upstreamFrees).toBe(1);
+  });
+
+  it('when it must grow, gives back cached blocks beyond cacheRatio of the bytes in use, oldest first', () => {
+    const upstream = pageable();
+    const h = pool(upstream, { cacheRatio: 0.25 });
+    const keep = h.alloc(4 * MiB); // in use: 4 MiB, so up to 1 MiB may stay cached
+    const a = h.alloc(1 * MiB);
+    const b = h.alloc(MiB / 2);
+    a.free(); // cached first: the oldest
+    b.free();
+    expect(h.stats().cachedBytes).toBe(1.5 * MiB);
+    h.alloc(MiB / 2).free(); // a hit: nothing given back
+    expect(h.stats().upstreamFrees).toBe(0);
+    const grown = h.alloc(2 * MiB); // a miss: 1.5 MiB cached > 1 MiB, so the oldest goes
+    expect(h.stats().upstreamFrees).toBe(1);
+    expect(h.stats().cachedBytes).toBe(MiB / 2);
+    const calls = upstream.stats().allocations.total;
+    h.alloc(MiB / 2).free(); // still cached
+    expect(upstream.stats().allocations.total).toBe(calls);
+    h.alloc(1 * MiB).free(); // given back: a new upstream allocation
+    expect(upstream.stats().allocations.total).toBe(calls + 1);
+    keep.free();
+    grown.free();
   });
 
   it('keeps its upstream alive through the JS wrapper and the native reference', () => {

@@ -25,6 +25,7 @@ struct Options {
   pinpool_handler* primary = nullptr;
   pinpool_handler* secondary = nullptr;
   uint64_t min_bytes = 0, max_bytes = UINT64_MAX, max_cached_bytes = uint64_t{1} << 30;
+  double cache_ratio = 0.1;
 };
 
 pinpool_handler* handler_of(const Napi::Object& o, const char* key) {
@@ -60,6 +61,7 @@ Options read(const Napi::Object& o) {
   r.min_bytes = bytes_of(o, "minBytes", 0);
   r.max_bytes = bytes_of(o, "maxBytes", UINT64_MAX);
   r.max_cached_bytes = bytes_of(o, "maxCachedBytes", r.max_cached_bytes);
+  if (o.Get("cacheRatio").IsNumber()) r.cache_ratio = o.Get("cacheRatio").As<Napi::Number>().DoubleValue();
   return r;
 }
 
@@ -81,7 +83,8 @@ Handler* make_handler(const std::string& kind, const Napi::Object& options, std:
       error = kind + " needs an upstream handler";
       return nullptr;
     }
-    if (kind == "pool") return new PoolAdaptor(o.name, o.upstream, {o.max_cached_bytes});
+    if (kind == "pool")
+      return new PoolAdaptor(o.name, o.upstream, {o.max_cached_bytes, o.cache_ratio});
     return new LimitAdaptor(o.name, o.upstream, o.max_bytes);
   }
   if (kind == "fallback") {

@@ -132,7 +132,43 @@ void* PoolAdaptor::grow_small(int index, size_t class_bytes, pinpool_alloc_info*
   return base;
 }
 
+void PoolAdaptor::release_stale_large() {
+  if (!(options_.cache_ratio < 1e18)) return;  // Infinity: keep everything up to the cap
+  std::vector<std::pair<void*, size_t>> releases;
+  {
+    Lock lock(lock_);
+    double in_use = static_cast<double>(stats_.bytes.current.load(std::memory_order_relaxed));
+    auto budget = static_cast<uint64_t>(options_.cache_ratio * in_use);
+    while (cached_large_bytes_ > budget && !large_order_.empty()) {
+      auto [ptr, index] = large_order_.front();
+      large_order_.pop_front();
+      auto& list = free_[index];
+      auto it = std::find_if(list.begin(), list.end(), [&](const FreeBlock& b) { return b.ptr == ptr; });
+      if (it == list.end()) continue;  // handed out again since it was cached
+      list.erase(it);
+      large_.erase(ptr);
+      size_t class_bytes = size_of(index);
+      cached_large_bytes_ -= class_bytes;
+      stats_.cachedBytes.fetch_sub(class_bytes, std::memory_order_relaxed);
+      releases.emplace_back(ptr, class_bytes);
+    }
+    if (large_order_.size() > 4 * (cached_large_bytes_ / PoolAdaptor::kSlabMaxBlock + 16)) {
+      // Drop entries of blocks handed out again, so the queue stays proportional to the cache.
+      std::deque<std::pair<void*, int>> kept;
+      for (auto& e : large_order_)
+        for (const FreeBlock& b : free_[e.second])
+          if (b.ptr == e.first) {
+            kept.push_back(e);
+            break;
+          }
+      large_order_.swap(kept);
+    }
+  }
+  for (auto [ptr, bytes] : releases) timed_upstream_free(ptr, bytes, kBlockAlignment);
+}
+
 void* PoolAdaptor::grow_large(int, size_t class_bytes, pinpool_alloc_info* info) {
+  release_stale_large();
   void* p = timed_upstream_alloc(class_bytes, kBlockAlignment, info);
   if (!p) return nullptr;
   Lock lock(lock_);
@@ -169,6 +205,7 @@ void PoolAdaptor::do_deallocate(void* ptr, size_t bytes, size_t alignment) {
     }
     if (cached_large_bytes_ + class_bytes <= options_.max_cached_bytes) {
       free_[index].push_back({ptr, kNoSlab});
+      large_order_.emplace_back(ptr, index);
       cached_large_bytes_ += class_bytes;
       stats_.cachedBytes.fetch_add(class_bytes, std::memory_order_relaxed);
       return;
@@ -228,6 +265,7 @@ size_t PoolAdaptor::do_trim() {
                                   if (b.slab != kNoSlab) return static_cast<bool>(dead[b.slab]);
                                   releases.push_back({b.ptr, class_bytes});
                                   large_.erase(b.ptr);
+                                  large_order_.clear();
                                   cached_large_bytes_ -= class_bytes;
                                   stats_.cachedBytes.fetch_sub(class_bytes,
                                                                std::memory_order_relaxed);

@@ -11,6 +11,7 @@
 // cuMemHostAlloc on one thread never stalls another thread's pool hit.
 #pragma once
 
+#include <deque>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -23,6 +24,10 @@ namespace pinpool {
 
 struct PoolOptions {
   uint64_t max_cached_bytes = uint64_t{1} << 30;  // cap on cached large blocks, in bytes
+  // When the pool must grow, cached large blocks beyond this fraction of the bytes in use go
+  // back upstream first, oldest first. Without it, blocks cached for sizes no longer asked
+  // for pile up next to the new ones (a mixed workload then holds twice what it uses).
+  double cache_ratio = 0.1;
 };
 
 class PoolAdaptor final : public Handler {
@@ -70,6 +75,7 @@ class PoolAdaptor final : public Handler {
   void* take_cached(int index, size_t class_bytes, pinpool_alloc_info* info);  // lock held
   void* grow_small(int index, size_t class_bytes, pinpool_alloc_info* info);
   void* grow_large(int index, size_t class_bytes, pinpool_alloc_info* info);
+  void release_stale_large();
   uint32_t slab_of(void* ptr) const;                                           // lock held
   void describe_slab(uint32_t id, pinpool_alloc_info* info) const;             // lock held
 
@@ -85,6 +91,8 @@ class PoolAdaptor final : public Handler {
   std::vector<std::pair<uintptr_t, uint32_t>> slab_index_;  // (base, index), sorted by base
   std::unordered_map<void*, const pinpool_handler*> large_;  // every large block held -> leaf
   uint64_t cached_large_bytes_ = 0;                    // bytes of large blocks in free_
+  std::deque<std::pair<void*, int>> large_order_;      // cached large blocks, oldest first
+                                                       // (entries taken since are skipped)
 };
 
 }  // namespace pinpool

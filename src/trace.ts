@@ -1,0 +1,183 @@
+/**
+ * Allocation traces: record what a program allocates (through the pinpool:alloc and
+ * pinpool:free diagnostics channels), save it as JSON, and replay it against any handler chain
+ * to size pools on a real workload: how much memory the chain holds at its peak against the
+ * bytes the program had in use.
+ */
+import diagnostics_channel from 'node:diagnostics_channel';
+
+import type { Handler } from './handler.js';
+import { binding, Slot } from './native.js';
+import type { AllocMessage, FreeMessage } from './tracing.js';
+import { checkAlignment, checkBytes, checkOptions, invalid } from './validate.js';
+
+/** One step of a trace: block `id` is allocated or freed. */
+export type TraceEvent = { op: 'alloc'; id: number; bytes: number; alignment: number } | { op: 'free'; id: number };
+
+export interface TraceRecorder {
+  /** Stops recording and returns the events so far. */
+  stop(): TraceEvent[];
+}
+
+/**
+ * Starts recording every pinpool allocation and free in this thread.
+ *
+ * @example
+ * const rec = recordTrace();
+ * await runWorkload();
+ * writeFileSync('trace.json', JSON.stringify(rec.stop()));
+ */
+export function recordTrace(): TraceRecorder {
+  const events: TraceEvent[] = [];
+  const live = new Map<number, number>(); // address -> id
+  let next = 1;
+  const onAlloc = (m: unknown) => {
+    const a = m as AllocMessage;
+    const id = next++;
+    live.set(a.address, id);
+    events.push({ op: 'alloc', id, bytes: a.bytes, alignment: a.alignment });
+  };
+  const onFree = (m: unknown) => {
+    const f = m as FreeMessage;
+    const id = live.get(f.address);
+    if (id === undefined) return; // allocated before recording began
+    live.delete(f.address);
+    events.push({ op: 'free', id });
+  };
+  diagnostics_channel.subscribe('pinpool:alloc', onAlloc);
+  diagnostics_channel.subscribe('pinpool:free', onFree);
+  return {
+    stop() {
+      diagnostics_channel.unsubscribe('pinpool:alloc', onAlloc);
+      diagnostics_channel.unsubscribe('pinpool:free', onFree);
+      return events;
+    },
+  };
+}
+
+export interface ReplayResult {
+  allocations: number;
+  /** Allocations the chain refused (out of memory): they are skipped, with their frees. */
+  failures: number;
+  /** Highest sum of bytes the trace had in use. */
+  peakBytesInUse: number;
+  /** Highest sum of bytes the chain's leaves held from the system (pools' caches included). */
+  peakBytesHeld: number;
+  /** peakBytesHeld / peakBytesInUse: 1.0 is perfect. */
+  overhead: number;
+  /** Calls the chain's pools made to their upstreams. */
+  upstreamCalls: number;
+  seconds: number;
+}
+
+function leavesOf(h: Handler): Handler[] {
+  return h.upstreams.length === 0 ? [h] : h.upstreams.flatMap(leavesOf);
+}
+
+function poolsOf(h: Handler): Handler[] {
+  return [...(h.kind === 'pool' ? [h] : []), ...h.upstreams.flatMap(poolsOf)];
+}
+
+/**
+ * Replays a trace against `handler` (use a fresh chain: peaks are read from its statistics)
+ * and frees whatever the trace left live at its end.
+ *
+ * @example
+ * const r = replayTrace(JSON.parse(readFileSync('trace.json', 'utf8')), pool(pinned()));
+ * console.log(`held ${r.overhead.toFixed(2)}x what was in use`);
+ */
+export function replayTrace(trace: readonly TraceEvent[], handler: Handler): ReplayResult {
+  if (!Array.isArray(trace)) throw invalid('trace', 'an array of trace events', trace);
+  // Blocks are taken straight from the native chain, with no ArrayBuffer over them: a replay
+  // measures the allocator, and V8 would otherwise collect garbage for every large buffer.
+  const scratch = binding.scratch();
+  const leaves = leavesOf(handler);
+  const pools = poolsOf(handler);
+  const held = () => leaves.reduce((sum, l) => sum + l.stats().bytes.current, 0);
+  const upstreamBefore = pools.reduce((sum, p) => sum + p.stats().upstreamAllocs, 0);
+  const baseline = held();
+  const live = new Map<number, [address: number, bytes: number, alignment: number]>();
+  let inUse = 0;
+  let peakBytesInUse = 0;
+  let peakBytesHeld = 0;
+  let allocations = 0;
+  let failures = 0;
+  const start = process.hrtime.bigint();
+  for (const e of trace) {
+    if (e.op === 'alloc') {
+      checkBytes(e.bytes);
+      checkAlignment(e.alignment);
+      if (binding.alloc(handler.handle, e.bytes, e.alignment, false) === null) {
+        if (scratch[Slot.code] !== 2) throw invalid('trace event', 'an allocation the chain accepts', e);
+        failures++;
+        continue;
+      }
+      allocations++;
+      live.set(e.id, [scratch[Slot.address]!, e.bytes, e.alignment]);
+      inUse += e.bytes;
+      if (inUse > peakBytesInUse) peakBytesInUse = inUse;
+      // The chain holds the most right after it grew; reading every leaf on every step would
+      // cost more than the allocation itself, so read after allocations only.
+      const h = held() - baseline;
+      if (h > peakBytesHeld) peakBytesHeld = h;
+    } else if (e.op === 'free') {
+      const b = live.get(e.id);
+      if (b === undefined) continue;
+      live.delete(e.id);
+      inUse -= b[1];
+      binding.free(handler.handle, undefined, b[0], b[1], b[2], false);
+    } else {
+      throw invalid('trace event', "an 'alloc' or 'free' event", e);
+    }
+  }
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  for (const [address, bytes, alignment] of live.values()) binding.free(handler.handle, undefined, address, bytes, alignment, false);
+  const upstreamCalls = pools.reduce((sum, p) => sum + p.stats().upstreamAllocs, 0) - upstreamBefore;
+  return { allocations, failures, peakBytesInUse, peakBytesHeld, overhead: peakBytesInUse > 0 ? peakBytesHeld / peakBytesInUse : 1, upstreamCalls, seconds };
+}
+
+export interface SyntheticTraceOptions {
+  /** Number of events. Default 100000. */
+  events?: number;
+  /** PRNG seed. Default 1. */
+  seed?: number;
+  /** Sizes are log-uniform in [minBytes, maxBytes]. Defaults 1 KiB and 64 MiB. */
+  minBytes?: number;
+  maxBytes?: number;
+  /** Blocks live at once, on average. Default 64. */
+  live?: number;
+}
+
+/** A seeded synthetic trace: mixed allocations and frees of log-uniform sizes. */
+export function syntheticTrace(options?: SyntheticTraceOptions): TraceEvent[] {
+  const o = checkOptions<SyntheticTraceOptions>(options, 'syntheticTrace options');
+  const events = checkBytes(o.events ?? 100_000, 'events');
+  const minBytes = checkBytes(o.minBytes ?? 1024, 'minBytes');
+  const maxBytes = checkBytes(o.maxBytes ?? 64 * 2 ** 20, 'maxBytes');
+  const target = checkBytes(o.live ?? 64, 'live');
+  let state = (o.seed ?? 1) >>> 0 || 1;
+  const random = () => {
+    // xorshift32: small, fast, and the same sequence on every platform
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
+  const out: TraceEvent[] = [];
+  const live: number[] = [];
+  let next = 1;
+  while (out.length < events) {
+    const allocate = live.length < target / 2 || (live.length < target * 1.5 && random() < 0.5);
+    if (allocate || live.length === 0) {
+      const bytes = Math.round(Math.exp(Math.log(minBytes) + random() * (Math.log(maxBytes) - Math.log(minBytes))));
+      out.push({ op: 'alloc', id: next, bytes, alignment: 64 });
+      live.push(next++);
+    } else {
+      const i = Math.floor(random() * live.length);
+      out.push({ op: 'free', id: live[i]! });
+      live[i] = live[live.length - 1]!;
+      live.pop();
+    }
+  }
+  return out;
+}
