@@ -50,8 +50,8 @@ export function report(suite, rows, targets = []) {
   );
   const checked = targets.map((t) => {
     const pass = (t.min === undefined || t.value >= t.min) && (t.max === undefined || t.value <= t.max);
-    const want = t.min !== undefined ? `>= ${t.min}` : `<= ${t.max}`;
-    return { target: t.label, measured: Number(t.value.toFixed(3)), want, result: pass ? 'PASS' : 'MISS' };
+    const want = t.max === Infinity ? 'reference' : t.min !== undefined && t.max !== undefined && t.min === t.max ? `= ${t.min}` : t.min !== undefined ? `>= ${t.min}` : `<= ${t.max}`;
+    return { target: t.label, measured: Number(t.value.toFixed(3)), want, result: t.max === Infinity ? '-' : pass ? 'PASS' : 'MISS' };
   });
   if (checked.length) console.table(checked);
   return { suite, rows, targets: checked };
