@@ -6,7 +6,7 @@ import { ErrorCode, PinpoolError, type PinpoolErrorDetails } from './errors.js';
 import { makeHostBuffer, type HostBuffer, type SlabView } from './host-buffer.js';
 import { binding, Slot, type NativeHandle } from './native.js';
 import { currentFrame } from './scope-stats.js';
-import { HandlerStats, toStats } from './stats.js';
+import { readStats, type HandlerStats } from './stats.js';
 import { allocChannel, fallbackChannel, type AllocMessage, type FallbackMessage } from './tracing.js';
 import { checkAlignment, checkBoolean, checkBytes, checkOptions, invalid } from './validate.js';
 
@@ -104,7 +104,7 @@ export class Handler {
 
   /** Statistics of this handler, read now (see HandlerStats). */
   stats(): HandlerStats {
-    return toStats(binding.stats(this.handle));
+    return readStats(this.handle);
   }
 
   /**

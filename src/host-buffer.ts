@@ -2,8 +2,6 @@
  * HostBuffer: one block of host memory from a handler, seen from JavaScript as a Uint8Array
  * over the memory itself (zero copy).
  */
-import { markAsUntransferable } from 'node:worker_threads';
-
 import { ErrorCode, PinpoolError } from './errors.js';
 import { track, untrack, type BlockRecord, type Trackable } from './gc-backstop.js';
 import { leafOf } from './leaves.js';
@@ -291,7 +289,9 @@ export function makeHostBuffer(
     slab.live++;
   } else {
     // A pool block must never move to another thread by postMessage: the pool would lose it.
-    markAsUntransferable(buffer as ArrayBuffer);
+    // Node never transfers an external ArrayBuffer (Node 22+ throws DataCloneError, Node 20
+    // copies the bytes), so no marking is needed; markAsUntransferable would even break free()
+    // on Node 24, whose detach key makes napi_detach_arraybuffer abort the process.
     bytes = new Uint8Array(buffer as ArrayBuffer);
   }
   return new HostBuffer(constructing, owner, buffer, bytes, address, byteLength, alignment, servedBy, slab, frame);

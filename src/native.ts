@@ -10,7 +10,8 @@ export interface NativeBinding {
   alloc(handle: NativeHandle, bytes: number, alignment: number, makeBuffer: boolean): ArrayBuffer | undefined | null;
   free(handle: NativeHandle, buffer: ArrayBuffer | undefined, address: number, bytes: number, alignment: number, byGc: boolean): void;
   trim(handle: NativeHandle): number;
-  stats(handle: NativeHandle): Record<string, unknown>;
+  stats(handle: NativeHandle, out: Float64Array): void;
+  statsLayout(): string[];
   describe(handleOrId: NativeHandle | number): { id: number; name: string; kind: string } | null;
   attach(id: number): NativeHandle | null;
   transfer(handle: NativeHandle, buffer: ArrayBuffer | undefined, address: number, bytes: number, alignment: number, servedBy: number): number;

@@ -2,6 +2,8 @@
  * Handler statistics, as the native snapshot (native/core/stats.hpp, declared once there)
  * reports them. Bytes are in bytes, times in seconds.
  */
+import { binding, type NativeHandle } from './native.js';
+
 
 /** A value that goes up and down, with its high-water mark and the sum of its increases. */
 export interface Gauge {
@@ -35,28 +37,45 @@ export interface HandlerStats {
   fallbacks: Record<string, number>;
 }
 
-function gauge(raw: Record<string, unknown>, name: string): Gauge {
-  return {
-    current: raw[`${name}Current`] as number,
-    peak: raw[`${name}Peak`] as number,
-    total: raw[`${name}Total`] as number,
-  };
+// The native layout, read once: names like 'bytesCurrent', 'failures.mlock'.
+let layout: { index: Map<string, number>; reasons: { name: string; failure: number; fallback: number }[]; size: number } | undefined;
+let slots: Float64Array | undefined;
+
+function layoutOf(names: string[]) {
+  const index = new Map(names.map((n, i) => [n, i]));
+  const reasons = names.filter((n) => n.startsWith('failures.')).map((n) => {
+    const name = n.slice('failures.'.length);
+    return { name, failure: index.get(n)!, fallback: index.get(`fallbacks.${name}`)! };
+  });
+  return { index, reasons, size: names.length };
 }
 
-/** @internal */
-export function toStats(raw: Record<string, unknown>): HandlerStats {
+/** @internal Reads a handler's statistics from one native call. */
+export function readStats(handle: NativeHandle): HandlerStats {
+  layout ??= layoutOf(binding.statsLayout());
+  slots ??= new Float64Array(layout.size);
+  binding.stats(handle, slots);
+  const { index, reasons } = layout;
+  const v = (name: string) => slots![index.get(name)!]!;
+  const gauge = (name: string): Gauge => ({ current: v(`${name}Current`), peak: v(`${name}Peak`), total: v(`${name}Total`) });
+  const failures: Record<string, number> = {};
+  const fallbacks: Record<string, number> = {};
+  for (const r of reasons) {
+    if (slots[r.failure]! > 0) failures[r.name] = slots[r.failure]!;
+    if (slots[r.fallback]! > 0) fallbacks[r.name] = slots[r.fallback]!;
+  }
   return {
-    bytes: gauge(raw, 'bytes'),
-    allocations: gauge(raw, 'allocations'),
-    frees: raw.frees as number,
-    reserved: gauge(raw, 'reserved'),
-    cachedBytes: raw.cachedBytes as number,
-    upstreamAllocs: raw.upstreamAllocs as number,
-    upstreamFrees: raw.upstreamFrees as number,
-    upstreamSeconds: (raw.upstreamNanos as number) / 1e9,
-    releasedByGc: raw.releasedByGc as number,
-    releasedByGcBytes: raw.releasedByGcBytes as number,
-    failures: raw.failures as Record<string, number>,
-    fallbacks: raw.fallbacks as Record<string, number>,
+    bytes: gauge('bytes'),
+    allocations: gauge('allocations'),
+    frees: v('frees'),
+    reserved: gauge('reserved'),
+    cachedBytes: v('cachedBytes'),
+    upstreamAllocs: v('upstreamAllocs'),
+    upstreamFrees: v('upstreamFrees'),
+    upstreamSeconds: v('upstreamNanos') / 1e9,
+    releasedByGc: v('releasedByGc'),
+    releasedByGcBytes: v('releasedByGcBytes'),
+    failures,
+    fallbacks,
   };
 }

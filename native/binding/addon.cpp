@@ -4,6 +4,8 @@
 #include <napi.h>
 
 #include <cmath>
+#include <string>
+#include <vector>
 #include <unordered_map>
 #include <new>
 
@@ -101,33 +103,61 @@ Napi::Value Trim(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(h->trim()));
 }
 
-// stats(handler) -> plain object, one key per statistic (declared once in core/stats.hpp)
+// The order in which stats() writes a handler's statistics: the names of stats.hpp's X-macros
+// ({current, peak, total} for gauges), then failures and fallback hops by reason.
+std::vector<std::string> stats_layout() {
+  std::vector<std::string> names;
+#define PINPOOL_NAME_GAUGE(name)         \
+  names.push_back(#name "Current");      \
+  names.push_back(#name "Peak");         \
+  names.push_back(#name "Total");
+  PINPOOL_GAUGE_STATS(PINPOOL_NAME_GAUGE)
+#undef PINPOOL_NAME_GAUGE
+#define PINPOOL_NAME_COUNTER(name) names.push_back(#name);
+  PINPOOL_COUNTER_STATS(PINPOOL_NAME_COUNTER)
+  PINPOOL_LEVEL_STATS(PINPOOL_NAME_COUNTER)
+#undef PINPOOL_NAME_COUNTER
+  for (int i = 0; i < kReasonCount; i++) names.push_back(std::string("failures.") + reason_text(static_cast<Reason>(i)));
+  for (int i = 0; i < kReasonCount; i++) names.push_back(std::string("fallbacks.") + reason_text(static_cast<Reason>(i)));
+  return names;
+}
+
+// statsLayout() -> the names of the slots stats() fills
+Napi::Value StatsLayout(const Napi::CallbackInfo& info) {
+  std::vector<std::string> names = stats_layout();
+  Napi::Array a = Napi::Array::New(info.Env(), names.size());
+  for (size_t i = 0; i < names.size(); i++) a.Set(static_cast<uint32_t>(i), names[i]);
+  return a;
+}
+
+// stats(handler, Float64Array): fills the array in statsLayout() order. Numbers, not an
+// object: a scrape reads dozens of handlers, and building objects in C++ costs more than the
+// reading.
 Napi::Value GetStats(const Napi::CallbackInfo& info) {
   Handler* h = handler_arg(info, 0);
-  PINPOOL_CHECK(h, "stats(handler)");
-  Napi::Env env = info.Env();
+  PINPOOL_CHECK(h && info[1].IsTypedArray() &&
+                    info[1].As<Napi::TypedArray>().TypedArrayType() == napi_float64_array,
+                "stats(handler, Float64Array)");
+  Napi::Float64Array out = info[1].As<Napi::Float64Array>();
   const Stats& s = h->stats();
-  Napi::Object o = Napi::Object::New(env);
-  auto num = [&](uint64_t v) { return Napi::Number::New(env, static_cast<double>(v)); };
-#define PINPOOL_SET_GAUGE(name)                                               \
-  o.Set(#name "Current", num(s.name.current.load(std::memory_order_relaxed))); \
-  o.Set(#name "Peak", num(s.name.peak.load(std::memory_order_relaxed)));       \
-  o.Set(#name "Total", num(s.name.total.load(std::memory_order_relaxed)));
-  PINPOOL_GAUGE_STATS(PINPOOL_SET_GAUGE)
-#undef PINPOOL_SET_GAUGE
-#define PINPOOL_SET_COUNTER(name) o.Set(#name, num(s.name.load(std::memory_order_relaxed)));
-  PINPOOL_COUNTER_STATS(PINPOOL_SET_COUNTER)
-  PINPOOL_LEVEL_STATS(PINPOOL_SET_COUNTER)
-#undef PINPOOL_SET_COUNTER
-  Napi::Object failures = Napi::Object::New(env), hops = Napi::Object::New(env);
-  for (int i = 0; i < kReasonCount; i++) {
-    const char* text = reason_text(static_cast<Reason>(i));
-    if (uint64_t f = s.failures[i].load(std::memory_order_relaxed)) failures.Set(text, num(f));
-    if (uint64_t f = s.hops[i].load(std::memory_order_relaxed)) hops.Set(text, num(f));
-  }
-  o.Set("failures", failures);
-  o.Set("fallbacks", hops);
-  return o;
+  size_t i = 0, n = out.ElementLength();
+  auto put = [&](uint64_t v) {
+    if (i < n) out[i] = static_cast<double>(v);
+    i++;
+  };
+#define PINPOOL_PUT_GAUGE(name)                           \
+  put(s.name.current.load(std::memory_order_relaxed));    \
+  put(s.name.peak.load(std::memory_order_relaxed));       \
+  put(s.name.total.load(std::memory_order_relaxed));
+  PINPOOL_GAUGE_STATS(PINPOOL_PUT_GAUGE)
+#undef PINPOOL_PUT_GAUGE
+#define PINPOOL_PUT_COUNTER(name) put(s.name.load(std::memory_order_relaxed));
+  PINPOOL_COUNTER_STATS(PINPOOL_PUT_COUNTER)
+  PINPOOL_LEVEL_STATS(PINPOOL_PUT_COUNTER)
+#undef PINPOOL_PUT_COUNTER
+  for (const auto& f : s.failures) put(f.load(std::memory_order_relaxed));
+  for (const auto& f : s.hops) put(f.load(std::memory_order_relaxed));
+  return info.Env().Undefined();
 }
 
 // describe(handler | id) -> { id, name, kind } or null when no such handler is alive
@@ -344,6 +374,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }
   exports.Set("trim", Napi::Function::New(env, Trim, "trim"));
   exports.Set("stats", Napi::Function::New(env, GetStats, "stats"));
+  exports.Set("statsLayout", Napi::Function::New(env, StatsLayout, "statsLayout"));
   exports.Set("describe", Napi::Function::New(env, Describe, "describe"));
   exports.Set("attach", Napi::Function::New(env, Attach, "attach"));
   exports.Set("transfer", Napi::Function::New(env, Transfer, "transfer"));
