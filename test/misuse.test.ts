@@ -1,8 +1,10 @@
 // Deliberate misuse, one case at a time: each gives a PinpoolError with its code, none crashes
 // the process, none changes the statistics.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { adopt, attach, fallback, HostBuffer, limit, locked, pageable, pinned, pool, PinpoolError } from 'pinpool';
+import { adopt, attach, createController, fallback, HostBuffer, limit, locked, pageable, pinned, pool, PinpoolError, type Handler } from 'pinpool';
 
 const h = pool(locked());
 
@@ -153,6 +155,70 @@ describe('buffer misuse', () => {
     const b = adopt(token);
     expectCode(() => adopt(token), 'ERR_PINPOOL_RELEASED');
     b.free();
+  });
+});
+
+describe('handlers, names and limits', () => {
+  it('a handler dropped with live buffers stays alive until they are freed', () => {
+    let dropped: Handler | undefined = pool(pageable());
+    const stats = dropped.stats.bind(dropped);
+    const live = Array.from({ length: 3 }, () => dropped!.alloc(100));
+    dropped = undefined;
+    (globalThis as { gc?: () => void }).gc?.();
+    live.forEach((b) => b.bytes.fill(1));
+    live.forEach((b) => b.free());
+    expect(stats().bytes.current).toBe(0);
+  });
+
+  it('bad controller names are ERR_PINPOOL_INVALID_ARGUMENT and change nothing', () => {
+    const c = createController();
+    for (const name of ['', 'A', '-x', 'x'.repeat(64), 'a b', '__proto__', 'constructor ', 1, null]) {
+      expectCode(() => c.register(name as string, h), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    }
+    expectCode(() => c.get('missing'), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => c.run('missing', () => 0), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => c.setDefault('missing'), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expect(c.names()).toEqual([]);
+  });
+
+  it('out of memory from a limit: ERR_PINPOOL_OUT_OF_MEMORY, reason limit, nothing held', () => {
+    const capped = limit(pool(pageable()), { maxBytes: 1000 });
+    const keep = capped.alloc(600);
+    const err = expectCode(() => capped.alloc(600), 'ERR_PINPOOL_OUT_OF_MEMORY');
+    expect(err.reason).toBe('limit');
+    expect(capped.stats().bytes.current).toBe(600);
+    keep.free();
+  });
+});
+
+describe('the CUDA driver failing (test double, in a child process)', () => {
+  const root = join(__dirname, '..');
+  const fake = join(root, 'build', 'fake-cuda', 'libpinpool-fakecuda.so');
+  const run = (env: Record<string, string>, body: string) =>
+    JSON.parse(
+      execFileSync(process.execPath, ['-e', `const p = require(${JSON.stringify(join(root, 'dist/src/index.js'))}); ${body}`], {
+        env: { ...process.env, PINPOOL_CUDA_LIBRARY: fake, ...env },
+        encoding: 'utf8',
+      }),
+    );
+
+  it('out of memory from the driver: ERR_PINPOOL_OUT_OF_MEMORY with the CUDA name; statistics unchanged', () => {
+    const r = run({ PINPOOL_FAKE_CUDA_FAIL_AFTER: '0' }, `
+      const h = p.pool(p.pinned()); let e;
+      try { h.alloc(4096); } catch (err) { e = err; }
+      const s = h.stats();
+      console.log(JSON.stringify({ code: e.code, name: e.cudaErrorName, bytes: s.bytes.current, reserved: s.reserved.current }));`);
+    expect(r).toEqual({ code: 'ERR_PINPOOL_OUT_OF_MEMORY', name: 'CUDA_ERROR_OUT_OF_MEMORY', bytes: 0, reserved: 0 });
+  });
+
+  it('cuInit failing: ERR_PINPOOL_UNAVAILABLE with the reason; importing and the default chain still work', () => {
+    const r = run({ PINPOOL_FAKE_CUDA_INIT_ERROR: '999' }, `
+      let e; try { p.pinned().alloc(64); } catch (err) { e = err; }
+      const b = p.defaultHandler().alloc(64);
+      console.log(JSON.stringify({ code: e.code, reason: p.info().cuda.reason, servedBy: b.servedBy }));`);
+    expect(r.code).toBe('ERR_PINPOOL_UNAVAILABLE');
+    expect(r.reason).toMatch(/cuInit failed with CUDA_ERROR_UNKNOWN \(999\)/);
+    expect(['locked', 'pageable']).toContain(r.servedBy);
   });
 });
 
