@@ -9,6 +9,9 @@ import { Registry, type OpenMetricsContentType } from 'prom-client';
 
 import { collectMetrics, type Controller } from '../../src/index.js';
 
+/** How long a rendered /metrics body is served again, in milliseconds. */
+const REUSE_MS = 100;
+
 export interface MetricsRoutesOptions {
   controller: Controller;
 }
@@ -38,9 +41,23 @@ const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (fastify, 
   openMetrics.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
   collectMetrics({ controller, registry: openMetrics });
 
+  // A body rendered less than REUSE_MS ago is served again: a scrape costs milliseconds of the
+  // event loop, so fifty clients scraping at once must not cost fifty scrapes. Prometheus
+  // scrapes every few seconds; a tenth of a second of staleness is invisible to it.
+  const rendered = new Map<Registry | Registry<OpenMetricsContentType>, { at: number; body: Promise<string> }>();
+  const render = (registry: Registry | Registry<OpenMetricsContentType>): Promise<string> => {
+    const now = performance.now();
+    const last = rendered.get(registry);
+    if (last !== undefined && now - last.at < REUSE_MS) return last.body;
+    const body = registry.metrics();
+    rendered.set(registry, { at: now, body });
+    body.catch(() => rendered.delete(registry));
+    return body;
+  };
+
   fastify.get('/metrics', async (request, reply) => {
     const registry = prefersOpenMetrics(request.headers.accept) ? openMetrics : text;
-    const body = await registry.metrics();
+    const body = await render(registry);
     return reply.header('cache-control', 'no-store').type(registry.contentType).send(body);
   });
 };
