@@ -97,8 +97,10 @@ export class Controller {
    * await controller.run('pinned', async () => { using b = alloc(4096); ... });
    */
   run<A extends unknown[], R>(nameOrHandler: string | Handler, fn: (...args: A) => R, ...args: A): R {
+    const handler = nameOrHandler instanceof Handler ? nameOrHandler : this.#resolve(nameOrHandler);
     if (typeof fn !== 'function') throw invalid('fn', 'a function', fn);
-    return this.#storage.run(this.#resolve(nameOrHandler), fn, ...args);
+    // Without arguments, skip the spread: run() is on every request's path.
+    return args.length === 0 ? this.#storage.run(handler, fn as () => R) : this.#storage.run(handler, fn, ...args);
   }
 
   /**
