@@ -48,6 +48,30 @@ export function reachableHandlers(c: Controller): Handler[] {
   return [...seen.values()];
 }
 
+/**
+ * A metric whose series come from the scrape's snapshot, handed to prom-client's registry as it
+ * is (prom-client accepts any object with `name` and `get()`): no per-series bookkeeping,
+ * which is most of a scrape's cost with prom-client's own Counter and Gauge.
+ */
+class SnapshotMetric {
+  constructor(
+    public name: string,
+    readonly help: string,
+    readonly type: 'counter' | 'gauge',
+    readonly aggregator: Prom.Aggregator,
+    private readonly series: () => { labels: Record<string, string>; value: number }[],
+    private readonly fresh: boolean,
+    private readonly read: (fresh: boolean) => unknown,
+  ) {}
+
+  async get() {
+    if (this.fresh) this.read(true);
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.series() };
+  }
+
+  reset(): void {}
+}
+
 const installed = new WeakSet<Prom.Registry<Prom.RegistryContentType>>();
 
 function promClient(): typeof Prom {
@@ -94,117 +118,58 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
     return snapshot;
   };
 
-  const base = ['handler', 'kind'] as const;
-  const rows = (kind?: string) => read().handlers.filter((r) => kind === undefined || r.handler.kind === kind);
-  const counter = (name: string, help: string, value: (r: Row) => number, kind?: string) =>
-    new prom.Counter({
-      name: prefix + name,
+  type Series = { labels: Record<string, string>; value: number };
+  const define = (name: string, help: string, type: 'counter' | 'gauge', series: () => Series[], aggregator: Prom.Aggregator = 'sum', fresh = false) => {
+    registry.registerMetric(new SnapshotMetric(prefix + name, help, type, aggregator, () => series(), fresh, read) as unknown as Prom.Metric);
+  };
+  const perHandler = (name: string, help: string, type: 'counter' | 'gauge', value: (r: Row) => number, kind?: string, aggregator?: Prom.Aggregator, fresh = false) =>
+    define(
+      name,
       help,
-      labelNames: base,
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const r of rows(kind)) this.inc({ handler: r.label, kind: r.handler.kind }, value(r));
-      },
-    });
-  const gauge = (name: string, help: string, value: (r: Row) => number, kind?: string, aggregator: Prom.Aggregator = 'sum') =>
-    new prom.Gauge({
-      name: prefix + name,
-      help,
-      labelNames: base,
+      type,
+      () => read().handlers.filter((r) => kind === undefined || r.handler.kind === kind).map((r) => ({ labels: { handler: r.label, kind: r.handler.kind }, value: value(r) })),
       aggregator,
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const r of rows(kind)) this.set({ handler: r.label, kind: r.handler.kind }, value(r));
-      },
-    });
+      fresh,
+    );
 
-  new prom.Gauge({
-    name: `${prefix}bytes_in_use`,
-    help: 'Bytes handed out by the handler and not yet returned.',
-    labelNames: base,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const r of read(true).handlers) this.set({ handler: r.label, kind: r.handler.kind }, r.stats.bytes.current);
-    },
-  });
-  gauge('bytes_peak', 'Highest bytes_in_use seen since the handler was made.', (r) => r.stats.bytes.peak, undefined, 'max');
-  gauge('buffers_in_use', 'Buffers handed out by the handler and not yet returned.', (r) => r.stats.allocations.current);
-  counter('allocations_total', 'Allocations served by the handler.', (r) => r.stats.allocations.total);
+  perHandler('bytes_in_use', 'Bytes handed out by the handler and not yet returned.', 'gauge', (r) => r.stats.bytes.current, undefined, 'sum', true);
+  perHandler('bytes_peak', 'Highest bytes_in_use seen since the handler was made.', 'gauge', (r) => r.stats.bytes.peak, undefined, 'max');
+  perHandler('buffers_in_use', 'Buffers handed out by the handler and not yet returned.', 'gauge', (r) => r.stats.allocations.current);
+  perHandler('allocations_total', 'Allocations served by the handler.', 'counter', (r) => r.stats.allocations.total);
   // A handler counts the failures it was asked for: a fallback stops asking a primary that said
   // "unavailable" (no driver, no device), so those show once here and on every hop in fallbacks_total.
-  counter('frees_total', 'Buffers returned to the handler.', (r) => r.stats.frees);
-  counter('allocated_bytes_total', 'Bytes allocated from the handler, summed over all allocations.', (r) => r.stats.bytes.total);
-  gauge('pool_reserved_bytes', 'Bytes a pool holds from its upstream, in use or cached.', (r) => r.stats.reserved.current, 'pool');
-  gauge('pool_cached_bytes', 'Bytes a pool holds from its upstream and has free for reuse.', (r) => r.stats.cachedBytes, 'pool');
-  counter('gc_released_bytes_total', 'Bytes returned by the garbage-collection backstop instead of free(): leaks.', (r) => r.stats.releasedByGcBytes);
-  counter('gc_released_total', 'Buffers returned by the garbage-collection backstop instead of free(): leaks.', (r) => r.stats.releasedByGc);
-  counter('upstream_seconds_total', 'Seconds a pool spent in calls to its upstream.', (r) => r.stats.upstreamSeconds, 'pool');
-
-  new prom.Counter({
-    name: `${prefix}upstream_calls_total`,
-    help: 'Calls a pool made to its upstream, by operation (alloc or free).',
-    labelNames: [...base, 'op'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const { label, stats } of rows('pool')) {
-        this.inc({ handler: label, kind: 'pool', op: 'alloc' }, stats.upstreamAllocs);
-        this.inc({ handler: label, kind: 'pool', op: 'free' }, stats.upstreamFrees);
-      }
-    },
-  });
-  new prom.Counter({
-    name: `${prefix}failures_total`,
-    help: 'Allocations the handler could not serve, by reason.',
-    labelNames: [...base, 'reason'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const { handler, label, stats } of rows()) {
-        for (const [reason, n] of Object.entries(stats.failures)) this.inc({ handler: label, kind: handler.kind, reason }, n);
-      }
-    },
-  });
-  new prom.Counter({
-    name: `${prefix}fallbacks_total`,
-    help: 'Allocations a fallback handler sent to its secondary, by reason (size, out-of-memory, unavailable).',
-    labelNames: ['handler', 'from', 'to', 'reason'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      const labelOf = new Map(read().handlers.map((r) => [r.handler.id, r.label]));
-      for (const { handler, label, stats } of rows('fallback')) {
+  perHandler('frees_total', 'Buffers returned to the handler.', 'counter', (r) => r.stats.frees);
+  perHandler('allocated_bytes_total', 'Bytes allocated from the handler, summed over all allocations.', 'counter', (r) => r.stats.bytes.total);
+  perHandler('pool_reserved_bytes', 'Bytes a pool holds from its upstream, in use or cached.', 'gauge', (r) => r.stats.reserved.current, 'pool');
+  perHandler('pool_cached_bytes', 'Bytes a pool holds from its upstream and has free for reuse.', 'gauge', (r) => r.stats.cachedBytes, 'pool');
+  perHandler('gc_released_bytes_total', 'Bytes returned by the garbage-collection backstop instead of free(): leaks.', 'counter', (r) => r.stats.releasedByGcBytes);
+  perHandler('gc_released_total', 'Buffers returned by the garbage-collection backstop instead of free(): leaks.', 'counter', (r) => r.stats.releasedByGc);
+  perHandler('upstream_seconds_total', 'Seconds a pool spent in calls to its upstream.', 'counter', (r) => r.stats.upstreamSeconds, 'pool');
+  define('upstream_calls_total', 'Calls a pool made to its upstream, by operation (alloc or free).', 'counter', () =>
+    read()
+      .handlers.filter((r) => r.handler.kind === 'pool')
+      .flatMap(({ label, stats }) => [
+        { labels: { handler: label, kind: 'pool', op: 'alloc' }, value: stats.upstreamAllocs },
+        { labels: { handler: label, kind: 'pool', op: 'free' }, value: stats.upstreamFrees },
+      ]),
+  );
+  define('failures_total', 'Allocations the handler could not serve, by reason.', 'counter', () =>
+    read().handlers.flatMap(({ handler, label, stats }) =>
+      Object.entries(stats.failures).map(([reason, value]) => ({ labels: { handler: label, kind: handler.kind, reason }, value })),
+    ),
+  );
+  define('fallbacks_total', 'Allocations a fallback handler sent to its secondary, by reason (size, out-of-memory, unavailable).', 'counter', () => {
+    const labelOf = new Map(read().handlers.map((r) => [r.handler.id, r.label]));
+    return read()
+      .handlers.filter((r) => r.handler.kind === 'fallback')
+      .flatMap(({ handler, label, stats }) => {
         const [from, to] = handler.upstreams.map((u) => labelOf.get(u.id) ?? u.name);
-        for (const [reason, n] of Object.entries(stats.fallbacks)) {
-          this.inc({ handler: label, from: from ?? 'unknown', to: to ?? 'unknown', reason }, n);
-        }
-      }
-    },
+        return Object.entries(stats.fallbacks).map(([reason, value]) => ({ labels: { handler: label, from: from ?? 'unknown', to: to ?? 'unknown', reason }, value }));
+      });
   });
   const i = info();
-  new prom.Gauge({
-    name: `${prefix}cuda_devices`,
-    help: 'CUDA devices visible to this process (0 without a driver).',
-    aggregator: 'first',
-    registers: [registry],
-    collect() {
-      this.set(i.cuda.devices.length); // found once, when the driver loaded
-    },
-  });
-  new prom.Gauge({
-    name: `${prefix}info`,
-    help: 'pinpool version and whether CUDA is available; the value is always 1.',
-    labelNames: ['version', 'cuda', 'napi_version'],
-    aggregator: 'first',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.set({ version: i.version, cuda: String(i.cuda.available), napi_version: String(i.napiVersion) }, 1);
-    },
-  });
+  define('cuda_devices', 'CUDA devices visible to this process (0 without a driver).', 'gauge', () => [{ labels: {}, value: i.cuda.devices.length }], 'first');
+  define('info', 'pinpool version and whether CUDA is available; the value is always 1.', 'gauge', () => [{ labels: { version: i.version, cuda: String(i.cuda.available), napi_version: String(i.napiVersion) }, value: 1 }], 'first');
   installed.add(registry);
   return registry;
 }
