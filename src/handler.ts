@@ -116,7 +116,7 @@ export class Handler {
       // A slab can go back only once no thread views it: drop our views of idle slabs first.
       for (const [region, slab] of this.#slabs) {
         if (slab.live === 0) {
-          binding.releaseRegion(this.handle, slab.buffer, region);
+          binding.releaseRegion(slab.buffer, slab.pin);
           this.#slabs.delete(region);
         }
       }
@@ -142,9 +142,9 @@ export class Handler {
     const slabs = this.#slabs!;
     let slab = slabs.get(region);
     if (slab === undefined) {
-      const buffer = binding.regionView(this.handle, region, regionBytes);
-      if (buffer === null) throw new PinpoolError(ErrorCode.OUT_OF_MEMORY, 'pinpool: slab vanished');
-      slab = { buffer, region, live: 0 };
+      const view = binding.regionView(this.handle, region, regionBytes);
+      if (view === null) throw new PinpoolError(ErrorCode.OUT_OF_MEMORY, 'pinpool: slab vanished');
+      slab = { buffer: view[0], region, pin: view[1], live: 0 };
       slabs.set(region, slab);
     }
     return slab;

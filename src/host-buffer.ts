@@ -5,7 +5,7 @@
 import { ErrorCode, PinpoolError } from './errors.js';
 import { track, untrack, type BlockRecord, type Trackable } from './gc-backstop.js';
 import { leafOf } from './leaves.js';
-import { binding, type NativeFence, type NativeHandle } from './native.js';
+import { binding, type NativeFence, type NativeHandle, type RegionPin } from './native.js';
 import type { ScopeFrame } from './scope-stats.js';
 import { freeChannel, type FreeMessage } from './tracing.js';
 
@@ -19,6 +19,8 @@ export interface BufferOwner {
 export interface SlabView {
   readonly buffer: ArrayBuffer;
   readonly region: number;
+  /** Keeps the slab mapped while this thread views it (native RegionPin). */
+  readonly pin: RegionPin;
   live: number;
 }
 

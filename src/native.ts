@@ -16,8 +16,8 @@ export interface NativeBinding {
   attach(id: number): NativeHandle | null;
   transfer(handle: NativeHandle, buffer: ArrayBuffer | undefined, address: number, bytes: number, alignment: number, servedBy: number): number;
   adopt(id: number): [NativeHandle, ArrayBuffer, number, number] | null;
-  regionView(handle: NativeHandle, region: number, bytes: number): ArrayBuffer | null;
-  releaseRegion(handle: NativeHandle, buffer: ArrayBuffer, region: number): void;
+  regionView(handle: NativeHandle, region: number, bytes: number): [ArrayBuffer, RegionPin] | null;
+  releaseRegion(buffer: ArrayBuffer, pin: RegionPin): void;
   scratch(): Float64Array;
   trackLive(handle: NativeHandle, address: number, bytes: number, alignment: number): void;
   untrackLive(address: number): void;
@@ -43,6 +43,8 @@ export interface NativeBinding {
 
 /** An opaque reference to a native handler (a Node-API external). */
 export type NativeHandle = { readonly __nativeHandle: unique symbol };
+/** An opaque reference to a slab view's pin on its slab. */
+export type RegionPin = { readonly __regionPin: unique symbol };
 /** An opaque reference to a CUDA stream. */
 export type NativeStream = { readonly __nativeStream: unique symbol };
 /** An opaque reference to the completion fence of one GPU operation. */

@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 #include <unordered_map>
@@ -226,24 +227,47 @@ Napi::Value Adopt(const Napi::CallbackInfo& info) {
   return result;
 }
 
-// regionView(pool, regionAddress, regionBytes) -> ArrayBuffer over a pinned slab, or null
+// One JavaScript view of a slab: it pins the slab (so trim() keeps it mapped) and holds the
+// pool. Unpinned by releaseRegion(), or when both the view and its handle are collected.
+struct RegionPin {
+  PoolAdaptor* pool;  // holds a reference
+  void* region;
+  std::atomic<bool> pinned{true};
+  RegionPin(PoolAdaptor* p, void* r) : pool(p), region(r) { pool->retain(); }
+  ~RegionPin() {
+    unpin();
+    pool->release();
+  }
+  void unpin() {
+    if (pinned.exchange(false)) pool->unpin_region(region);
+  }
+};
+using RegionPinRef = std::shared_ptr<RegionPin>;
+
+// regionView(pool, regionAddress, regionBytes) -> [ArrayBuffer over a pinned slab, pin] or null
 Napi::Value RegionView(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   auto* pool = dynamic_cast<PoolAdaptor*>(handler_arg(info, 0));
   double region = number_arg(info, 1), bytes = number_arg(info, 2);
   PINPOOL_CHECK(pool && region > 0 && bytes > 0, "regionView(pool, region, bytes)");
-  if (!pool->pin_region(address_of(region))) return info.Env().Null();
-  return Napi::ArrayBuffer::New(info.Env(), address_of(region), static_cast<size_t>(bytes));
+  if (!pool->pin_region(address_of(region))) return env.Null();
+  auto pin = std::make_shared<RegionPin>(pool, address_of(region));
+  auto drop = [](Napi::Env, void*, RegionPinRef* ref) { delete ref; };
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, address_of(region), static_cast<size_t>(bytes),
+                                                drop, new RegionPinRef(pin));
+  Napi::Array result = Napi::Array::New(env, 2);
+  result.Set(0u, ab);
+  result.Set(1u, Napi::External<RegionPinRef>::New(env, new RegionPinRef(pin),
+                                                   [](Napi::Env, RegionPinRef* ref) { delete ref; }));
+  return result;
 }
 
-// releaseRegion(pool, arrayBuffer, regionAddress): detaches the view, then unpins the slab
+// releaseRegion(arrayBuffer, pin): detaches the view, then unpins the slab
 Napi::Value ReleaseRegion(const Napi::CallbackInfo& info) {
-  auto* pool = dynamic_cast<PoolAdaptor*>(handler_arg(info, 0));
-  double region = number_arg(info, 2);
-  PINPOOL_CHECK(pool && info[1].IsArrayBuffer() && region > 0,
-                "releaseRegion(pool, buffer, region)");
-  Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
+  PINPOOL_CHECK(info[0].IsArrayBuffer() && info[1].IsExternal(), "releaseRegion(buffer, pin)");
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
   if (!ab.IsDetached()) ab.Detach();
-  pool->unpin_region(address_of(region));
+  (*info[1].As<Napi::External<RegionPinRef>>().Data())->unpin();
   return info.Env().Undefined();
 }
 

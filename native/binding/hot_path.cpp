@@ -33,12 +33,6 @@ napi_value type_error(napi_env env, const char* what) {
 
 double address_value(const void* p) { return static_cast<double>(reinterpret_cast<uintptr_t>(p)); }
 
-int reason_index(const char* reason) {
-  for (int i = 0; i < kReasonCount; i++)
-    if (reason == reason_text(static_cast<Reason>(i))) return i;
-  return -1;
-}
-
 bool detach_if_buffer(napi_env env, napi_value v) {
   bool is_buffer = false;
   if (napi_is_arraybuffer(env, v, &is_buffer) != napi_ok || !is_buffer) return true;

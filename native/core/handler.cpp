@@ -81,10 +81,9 @@ void* Handler::allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info
   void* p = do_allocate(bytes, alignment, info);
   if (!p) {
     if (info->code == PINPOOL_OK) fail(info, {PINPOOL_ERR_INTERNAL, Reason::OutOfMemory});
-    // Count by our own reason table; a foreign upstream's text maps to out-of-memory.
-    int r = static_cast<int>(Reason::OutOfMemory);
-    for (int i = 0; i < kReasonCount; i++)
-      if (info->reason == reason_text(static_cast<Reason>(i))) r = i;
+    // Count by our own reason table; text we do not know counts as out-of-memory.
+    int r = reason_index(info->reason);
+    if (r < 0) r = static_cast<int>(Reason::OutOfMemory);
     Stats::bump(stats_.failures[r]);
     return nullptr;
   }

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 
 namespace pinpool {
 
@@ -62,6 +63,18 @@ inline const char* reason_text(Reason r) {
   };
   int i = static_cast<int>(r);
   return i >= 0 && i < kReasonCount ? texts[i] : "unknown";
+}
+
+// The index of a reason given as text (as pinpool_alloc_info carries it), or -1. Compares the
+// text, not the pointer: identical string literals in different files need not be merged (they
+// are not under AddressSanitizer), and a foreign handler brings its own strings.
+inline int reason_index(const char* text) {
+  if (!text) return -1;
+  for (int i = 0; i < kReasonCount; i++) {
+    const char* t = reason_text(static_cast<Reason>(i));
+    if (text == t || std::strcmp(text, t) == 0) return i;
+  }
+  return -1;
 }
 
 struct Gauge {

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "../core/align.hpp"
+#include "../core/asan.hpp"
 
 namespace pinpool {
 
@@ -106,6 +107,9 @@ void* PoolAdaptor::grow_small(int index, size_t class_bytes, pinpool_alloc_info*
   size_t bytes = slab_bytes_for(class_bytes);
   char* base = static_cast<char*>(timed_upstream_alloc(bytes, kBlockAlignment, info));
   if (!base) return nullptr;
+  // Every byte not handed out is poisoned (the caller unpoisons its first block). Done before
+  // the slab is published: once other threads can carve from it, they own their blocks' marks.
+  asan::poison(base, bytes);
   Slab s;
   s.base = base;
   s.bytes = bytes;
@@ -164,13 +168,17 @@ void PoolAdaptor::release_stale_large() {
       large_order_.swap(kept);
     }
   }
-  for (auto [ptr, bytes] : releases) timed_upstream_free(ptr, bytes, kBlockAlignment);
+  for (auto [ptr, bytes] : releases) {
+    asan::unpoison(ptr, bytes);
+    timed_upstream_free(ptr, bytes, kBlockAlignment);
+  }
 }
 
 void* PoolAdaptor::grow_large(int, size_t class_bytes, pinpool_alloc_info* info) {
   release_stale_large();
   void* p = timed_upstream_alloc(class_bytes, kBlockAlignment, info);
   if (!p) return nullptr;
+  asan::poison(p, class_bytes);  // the tail past the request stays poisoned
   Lock lock(lock_);
   large_[p] = info->served_by;
   return p;
@@ -181,12 +189,19 @@ void* PoolAdaptor::do_allocate(size_t bytes, size_t alignment, pinpool_alloc_inf
     return timed_upstream_alloc(bytes, alignment, info);
   int index = class_for(bytes, alignment);
   size_t class_bytes = size_of(index);
+  void* p;
   {
     Lock lock(lock_);
-    if (void* p = take_cached(index, class_bytes, info)) return p;
+    p = take_cached(index, class_bytes, info);
   }
-  return class_bytes <= kSlabMaxBlock ? grow_small(index, class_bytes, info)
-                                      : grow_large(index, class_bytes, info);
+  if (!p)
+    p = class_bytes <= kSlabMaxBlock ? grow_small(index, class_bytes, info)
+                                     : grow_large(index, class_bytes, info);
+  // Outside the lock: the block is ours alone now, and marking a large block writes
+  // class_bytes / 8 bytes of shadow. Only the bytes asked for: the class's tail stays
+  // poisoned, so an overrun past the request is caught too.
+  if (p) asan::unpoison(p, bytes);
+  return p;
 }
 
 void PoolAdaptor::do_deallocate(void* ptr, size_t bytes, size_t alignment) {
@@ -196,6 +211,9 @@ void PoolAdaptor::do_deallocate(void* ptr, size_t bytes, size_t alignment) {
   }
   int index = class_for(bytes, alignment);
   size_t class_bytes = size_of(index);
+  // Poisoned before it enters a free list, while it is still ours: once it is there another
+  // thread may take it and unpoison it.
+  asan::poison(ptr, class_bytes);
   {
     Lock lock(lock_);
     if (class_bytes <= kSlabMaxBlock) {
@@ -212,6 +230,7 @@ void PoolAdaptor::do_deallocate(void* ptr, size_t bytes, size_t alignment) {
     }
     large_.erase(ptr);
   }
+  asan::unpoison(ptr, class_bytes);  // poisoned above, before the cap was known
   timed_upstream_free(ptr, class_bytes, kBlockAlignment);  // over the cap: give it back now
 }
 
@@ -276,6 +295,7 @@ size_t PoolAdaptor::do_trim() {
   }
   size_t released = 0;
   for (const Release& r : releases) {
+    asan::unpoison(r.ptr, r.bytes);  // poison would outlive the memory's return upstream
     timed_upstream_free(r.ptr, r.bytes, kBlockAlignment);
     released += r.bytes;
   }

@@ -9,6 +9,11 @@
 //
 // One lock guards the free lists; it is never held across an upstream call, so a slow
 // cuMemHostAlloc on one thread never stalls another thread's pool hit.
+//
+// Under AddressSanitizer (core/asan.hpp) every byte the pool holds and has not handed out is
+// poisoned: cached blocks, a slab's uncarved room, the tail of a block past the bytes asked for.
+// A write through a pointer already freed into the pool is then reported where it happens, not
+// found later by the block's next owner. Memory is unpoisoned before it goes back upstream.
 #pragma once
 
 #include <deque>

@@ -3,11 +3,13 @@
 // free() go back through the GC backstop, then asks LeakSanitizer what nothing can reach any
 // more (scripts/asan/lsan-check.c says why this replaces the check at exit). A leak fails the
 // file; LeakSanitizer's report, with the allocation's stack, is in the output above the failure.
+import { writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { afterAll } from 'vitest';
+import { relative } from 'node:path';
+import { afterAll, expect } from 'vitest';
 
 const path = process.env.PINPOOL_LSAN_CHECK;
-const lsan = path ? (createRequire(import.meta.url)(path) as { leakCheck(): number }) : undefined;
+const lsan = path ? (createRequire(__filename)(path) as { leakCheck(): number }) : undefined;
 const gc = (globalThis as { gc?: () => void }).gc;
 
 afterAll(async () => {
@@ -18,6 +20,9 @@ afterAll(async () => {
     gc?.();
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+  // Straight to fd 2, where LeakSanitizer writes too, so that its report follows this line.
+  const file = relative(process.cwd(), expect.getState().testPath ?? '?');
+  writeSync(2, `[asan] LeakSanitizer check after ${file} (pid ${process.pid})\n`);
   const leaks = lsan.leakCheck();
   if (leaks !== 0) {
     throw new Error(

@@ -1,0 +1,490 @@
+// Native unit tests of the core, without Node and without a test framework: size classes, the
+// pool (hits, trim, cap, stale blocks, pass-through, poisoning), fallback routing and limit,
+// driven through a counting upstream written against the C ABI (include/pinpool.h), as a
+// foreign extension would write one. Built with AddressSanitizer (PINPOOL_SANITIZE=ON), it
+// also checks that the pool poisons what it caches, and that a write into a freed block kills
+// the process with ASan's report (a death test in a forked child).
+//
+// Prints `native tests: N passed, M failed`; exits non-zero when anything failed.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../../include/pinpool.h"
+#include "../../native/core/asan.hpp"
+#include "../../native/handlers/fallback_adaptor.hpp"
+#include "../../native/handlers/limit_adaptor.hpp"
+#include "../../native/handlers/pool_adaptor.hpp"
+#include "../../native/handlers/size_classes.hpp"
+
+using namespace pinpool;
+
+namespace {
+
+int passed = 0;
+int failed = 0;
+
+// Like assert(), but counts, says where, and goes on (and is not compiled out by NDEBUG).
+#define CHECK(cond)                                                               \
+  do {                                                                            \
+    if (cond) {                                                                   \
+      passed++;                                                                   \
+    } else {                                                                      \
+      failed++;                                                                   \
+      std::fprintf(stderr, "FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond);      \
+    }                                                                             \
+  } while (0)
+
+constexpr size_t KiB = 1024;
+constexpr size_t MiB = 1024 * KiB;
+
+// ---------------------------------------------------------------------------------------------
+// A counting upstream, through the C ABI only: it counts calls and live bytes, can be told to
+// fail, and (under ASan) checks that nothing comes back to it still poisoned.
+
+struct Counting {
+  pinpool_handler abi;                     // first member: &abi is what adaptors hold
+  std::atomic<int> refs{1};                // the test's own reference
+  std::atomic<uint64_t> alloc_calls{0};    // alloc() calls, failed ones too
+  std::atomic<uint64_t> allocs{0};         // successful alloc() calls
+  std::atomic<uint64_t> frees{0};          // free() calls
+  std::atomic<int64_t> live_bytes{0};      // bytes handed out and not yet freed
+  std::atomic<uint64_t> poisoned_frees{0}; // blocks returned with poisoned bytes in them
+  std::atomic<int> fail_code{PINPOOL_OK};  // when not OK, alloc() fails with this code
+  bool destroyed = false;                  // destroy() ran (the last reference went)
+
+  explicit Counting(const char* name) {
+    abi.abi_version = PINPOOL_ABI_VERSION;
+    abi.struct_size = sizeof(pinpool_handler);
+    abi.name = name;
+    abi.kind = "counting";
+    abi.ctx = this;
+    abi.alloc = [](void* ctx, size_t bytes, size_t alignment, pinpool_alloc_info* info) -> void* {
+      auto* c = static_cast<Counting*>(ctx);
+      c->alloc_calls++;
+      if (int code = c->fail_code.load(); code != PINPOOL_OK) {
+        info->code = code;
+        info->reason = "counting-refused";  // a foreign reason text
+        return nullptr;
+      }
+      void* p = nullptr;
+      if (posix_memalign(&p, std::max(alignment, sizeof(void*)), bytes ? bytes : 1) != 0) {
+        info->code = PINPOOL_ERR_OUT_OF_MEMORY;
+        return nullptr;
+      }
+      c->allocs++;
+      c->live_bytes += static_cast<int64_t>(bytes);
+      return p;
+    };
+    abi.free = [](void* ctx, void* ptr, size_t bytes, size_t) {
+      auto* c = static_cast<Counting*>(ctx);
+#ifdef PINPOOL_ASAN
+      if (__asan_region_is_poisoned(ptr, bytes ? bytes : 1) != nullptr) c->poisoned_frees++;
+#endif
+      c->frees++;
+      c->live_bytes -= static_cast<int64_t>(bytes);
+      std::free(ptr);
+    };
+    abi.retain = [](pinpool_handler* self) { static_cast<Counting*>(self->ctx)->refs++; };
+    abi.release = [](pinpool_handler* self) {
+      auto* c = static_cast<Counting*>(self->ctx);
+      if (--c->refs == 0) self->destroy(self->ctx);
+    };
+    abi.destroy = [](void* ctx) { static_cast<Counting*>(ctx)->destroyed = true; };
+  }
+};
+
+bool poisoned([[maybe_unused]] const void* p) {
+#ifdef PINPOOL_ASAN
+  return __asan_address_is_poisoned(p) != 0;
+#else
+  return false;
+#endif
+}
+
+void* alloc(Handler* h, size_t bytes, size_t alignment = 64, pinpool_alloc_info* out = nullptr) {
+  pinpool_alloc_info info{};
+  void* p = h->allocate(bytes, alignment, &info);
+  if (out) *out = info;
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+void test_size_classes() {
+  using namespace size_classes;
+  for (int i = 0; i < kCount; i++) {
+    size_t s = size_of(i);
+    CHECK(s % kGranule == 0);
+    CHECK(index_of(s) == i);
+    if (i + 1 < kCount) {
+      CHECK(size_of(i + 1) > s);          // monotonic
+      CHECK(index_of(s + 1) == i + 1);    // one byte more is the next class
+    }
+    // Above 1 KiB, the smallest request a class serves wastes under 1/8 of itself.
+    if (s > kLinearMax) {
+      size_t smallest = size_of(i - 1) + 1;
+      CHECK((s - smallest) * 8 < smallest);
+    }
+  }
+  CHECK(size_of(kCount - 1) == kMaxBytes);
+  // Every request up to 1 MiB lands in the smallest class that holds it.
+  bool all = true;
+  for (size_t bytes = 1; bytes <= 1 * MiB; bytes++) {
+    int i = index_of(bytes);
+    if (size_of(i) < bytes || (i > 0 && size_of(i - 1) >= bytes)) all = false;
+  }
+  CHECK(all);
+}
+
+void test_pool_hits() {
+  Counting up("up");
+  auto* pool = new PoolAdaptor("pool", &up.abi, PoolOptions{});
+  CHECK(up.refs == 2);  // the pool holds its upstream
+
+  pinpool_alloc_info info{};
+  void* a = alloc(pool, 100, 64, &info);
+  CHECK(a != nullptr);
+  CHECK(up.allocs == 1);  // one slab
+  CHECK(info.region != nullptr && info.region_bytes >= 128);
+  pool->deallocate(a, 100, 64);
+  void* b = alloc(pool, 100);
+  CHECK(b == a);          // a hit: the same block
+  void* c = alloc(pool, 120);  // same class (128), carved from the same slab
+  CHECK(c != nullptr && c != b);
+  CHECK(up.allocs == 1);  // neither made an upstream call
+  CHECK(pool->stats().upstreamAllocs == 1);
+
+  void* large = alloc(pool, 1 * MiB, 4096);
+  CHECK(large != nullptr);
+  CHECK(up.allocs == 2);
+  pool->deallocate(large, 1 * MiB, 4096);
+  void* again = alloc(pool, 1 * MiB, 4096);
+  CHECK(again == large);
+  CHECK(up.allocs == 2);
+
+  // Alignments above a page pass straight through, every time.
+  void* odd = alloc(pool, 100, 8192);
+  CHECK(odd != nullptr && reinterpret_cast<uintptr_t>(odd) % 8192 == 0);
+  CHECK(up.allocs == 3);
+  pool->deallocate(odd, 100, 8192);
+  CHECK(up.frees == 1);
+
+  pool->deallocate(again, 1 * MiB, 4096);
+  pool->deallocate(b, 100, 64);
+  pool->deallocate(c, 120, 64);
+  pool->release();
+  CHECK(up.frees == up.allocs);  // the destructor gave everything back
+  CHECK(up.live_bytes == 0);
+  CHECK(up.refs == 1);
+  CHECK(!up.destroyed);
+  CHECK(up.poisoned_frees == 0);  // unpoisoned before it went back
+}
+
+void test_pool_trim() {
+  Counting up("up");
+  auto* pool = new PoolAdaptor("pool", &up.abi, PoolOptions{});
+  std::vector<std::pair<void*, size_t>> blocks;
+  for (size_t bytes : {size_t{64}, size_t{100}, size_t{1000}, 4 * KiB, size_t{70000}, size_t{300000}, 3 * MiB})
+    blocks.emplace_back(alloc(pool, bytes), bytes);
+  for (auto [p, bytes] : blocks) CHECK(p != nullptr);
+
+  // A live block keeps its slab: trim gives back only what is wholly free.
+  void* keep = blocks[0].first;
+  for (size_t i = 1; i < blocks.size(); i++) pool->deallocate(blocks[i].first, blocks[i].second, 64);
+  CHECK(pool->trim() > 0);
+  CHECK(up.live_bytes > 0);
+  CHECK(up.allocs == up.frees + 1);
+  pool->deallocate(keep, 64, 64);
+  pool->trim();
+  CHECK(up.live_bytes == 0);
+  CHECK(up.frees == up.allocs);
+  CHECK(pool->stats().cachedBytes == 0);
+  CHECK(pool->stats().reserved.current == 0);
+  CHECK(pool->stats().bytes.current == 0);
+  pool->release();
+  CHECK(up.refs == 1);
+  CHECK(up.poisoned_frees == 0);
+}
+
+void test_pool_cap_and_stale() {
+  {
+    Counting up("up");
+    PoolOptions options;
+    options.max_cached_bytes = 2 * MiB;
+    options.cache_ratio = 1e300;  // never give back stale blocks: only the cap acts
+    auto* pool = new PoolAdaptor("capped", &up.abi, options);
+    void* blocks[3];
+    for (void*& p : blocks) p = alloc(pool, 1 * MiB, 4096);
+    for (void* p : blocks) pool->deallocate(p, 1 * MiB, 4096);
+    CHECK(up.frees == 1);  // two fit under the cap; the third went back at once
+    CHECK(pool->stats().cachedBytes == 2 * MiB);
+    pool->release();
+    CHECK(up.live_bytes == 0);
+    CHECK(up.poisoned_frees == 0);
+  }
+  {
+    Counting up("up");
+    auto* pool = new PoolAdaptor("stale", &up.abi, PoolOptions{});  // cache_ratio 0.1
+    void* old = alloc(pool, 1 * MiB, 4096);
+    pool->deallocate(old, 1 * MiB, 4096);
+    CHECK(up.frees == 0);
+    // Growing for another size while nothing is in use: the cached 1 MiB is stale.
+    void* fresh = alloc(pool, 2 * MiB, 4096);
+    CHECK(fresh != nullptr);
+    CHECK(up.frees == 1);
+    pool->deallocate(fresh, 2 * MiB, 4096);
+    pool->release();
+    CHECK(up.live_bytes == 0);
+    CHECK(up.poisoned_frees == 0);
+  }
+}
+
+void test_pool_poisoning() {
+  if (!asan::kEnabled) return;
+  Counting up("up");
+  auto* pool = new PoolAdaptor("pool", &up.abi, PoolOptions{});
+  auto* p = static_cast<char*>(alloc(pool, 100));  // class 128
+  CHECK(!poisoned(p) && !poisoned(p + 99));
+  CHECK(poisoned(p + 100));   // past the request, inside the class
+  CHECK(poisoned(p + 128));   // the slab's uncarved room
+  pool->deallocate(p, 100, 64);
+  CHECK(poisoned(p));         // cached
+  auto* q = static_cast<char*>(alloc(pool, 128));
+  CHECK(q == p && !poisoned(q) && !poisoned(q + 127));
+  pool->deallocate(q, 128, 64);
+
+  auto* large = static_cast<char*>(alloc(pool, 1 * MiB - 100, 4096));  // class 1 MiB
+  CHECK(!poisoned(large) && !poisoned(large + 1 * MiB - 101));
+  CHECK(poisoned(large + 1 * MiB - 96));
+  pool->deallocate(large, 1 * MiB - 100, 4096);
+  CHECK(poisoned(large));
+  pool->release();
+  CHECK(up.live_bytes == 0);
+  CHECK(up.poisoned_frees == 0);  // everything was unpoisoned before it went back
+}
+
+void test_fallback() {
+  Counting a("primary"), b("secondary");
+  auto* fb = new FallbackAdaptor("fallback", &a.abi, &b.abi, 16, 64 * KiB);
+  const Stats& st = fb->stats();
+  auto hops = [&](Reason r) { return st.hops[static_cast<int>(r)].load(); };
+
+  void* in_range = alloc(fb, 4 * KiB);
+  void* tiny = alloc(fb, 8);
+  void* big = alloc(fb, 1 * MiB);
+  CHECK(a.allocs == 1 && b.allocs == 2);
+  CHECK(hops(Reason::Size) == 2);
+
+  a.fail_code = PINPOOL_ERR_OUT_OF_MEMORY;
+  void* moved = alloc(fb, 4 * KiB);
+  CHECK(moved != nullptr && b.allocs == 3);
+  CHECK(hops(Reason::OutOfMemory) == 1);
+  a.fail_code = PINPOOL_OK;
+
+  // Each block goes back to the handler that served it, in range or not.
+  fb->deallocate(moved, 4 * KiB, 64);
+  CHECK(b.frees == 1 && a.frees == 0);
+  fb->deallocate(in_range, 4 * KiB, 64);
+  CHECK(a.frees == 1);
+  fb->deallocate(tiny, 8, 64);
+  fb->deallocate(big, 1 * MiB, 64);
+  CHECK(b.frees == 3);
+
+  // Any other error propagates; the secondary is not asked.
+  a.fail_code = PINPOOL_ERR_INVALID_ARGUMENT;
+  pinpool_alloc_info info{};
+  CHECK(alloc(fb, 4 * KiB, 64, &info) == nullptr);
+  CHECK(info.code == PINPOOL_ERR_INVALID_ARGUMENT);
+  CHECK(b.alloc_calls == 3);
+
+  // "Unavailable" is for good: the primary is not asked again.
+  a.fail_code = PINPOOL_ERR_UNAVAILABLE;
+  void* u1 = alloc(fb, 4 * KiB);
+  a.fail_code = PINPOOL_OK;
+  uint64_t asked = a.alloc_calls;
+  void* u2 = alloc(fb, 4 * KiB);
+  CHECK(u1 && u2 && a.alloc_calls == asked);
+  CHECK(hops(Reason::Unavailable) == 2);
+  fb->deallocate(u1, 4 * KiB, 64);
+  fb->deallocate(u2, 4 * KiB, 64);
+
+  fb->release();
+  CHECK(a.live_bytes == 0 && b.live_bytes == 0);
+  CHECK(a.refs == 1 && b.refs == 1);
+}
+
+void test_limit() {
+  Counting up("up");
+  auto* lim = new LimitAdaptor("limit", &up.abi, 1000);
+  void* p = alloc(lim, 600);
+  CHECK(p != nullptr);
+  pinpool_alloc_info info{};
+  CHECK(alloc(lim, 600, 64, &info) == nullptr);
+  CHECK(info.code == PINPOOL_ERR_OUT_OF_MEMORY);
+  CHECK(info.reason && std::strcmp(info.reason, "limit") == 0);
+  // Counted under its own reason (the reason text is compared where it is counted).
+  CHECK(lim->stats().failures[static_cast<int>(Reason::Limit)] == 1);
+  CHECK(up.alloc_calls == 1);  // refused before the upstream was asked
+  lim->deallocate(p, 600, 64);
+  void* q = alloc(lim, 1000);
+  CHECK(q != nullptr);
+  lim->deallocate(q, 1000, 64);
+  lim->release();
+  CHECK(up.live_bytes == 0 && up.refs == 1);
+}
+
+// Threads share one pool; each writes a pattern over the bytes it asked for and checks it at
+// free. Under ASan a block poisoned while another thread owns it would be reported here.
+void test_threads() {
+  Counting up("up");
+  auto* pool = new PoolAdaptor("shared", &up.abi, PoolOptions{});
+  constexpr int kThreads = 4;
+  constexpr int kOps = 20000;
+  std::atomic<int> bad{0};
+  auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; t++) {
+    threads.emplace_back([&, t] {
+      const size_t sizes[] = {64, 100, 1000, 4096, 70000, 300000};
+      std::vector<std::pair<unsigned char*, size_t>> live;
+      uint32_t x = 12345u + static_cast<uint32_t>(t);
+      for (int i = 0; i < kOps; i++) {
+        x = x * 1664525u + 1013904223u;
+        if (live.size() < 8 && (x >> 28) < 10) {
+          size_t bytes = sizes[(x >> 8) % 6];
+          auto* p = static_cast<unsigned char*>(alloc(pool, bytes));
+          if (!p) {
+            bad++;
+            continue;
+          }
+          std::memset(p, t + 1, bytes);
+          live.emplace_back(p, bytes);
+        } else if (!live.empty()) {
+          auto [p, bytes] = live.back();
+          live.pop_back();
+          if (p[0] != t + 1 || p[bytes - 1] != t + 1) bad++;
+          pool->deallocate(p, bytes, 64);
+        }
+      }
+      for (auto [p, bytes] : live) pool->deallocate(p, bytes, 64);
+    });
+  }
+  for (auto& th : threads) th.join();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  std::printf("native tests: threads: %d x %d pool operations in %lld ms, %llu upstream allocations\n",
+              kThreads, kOps, static_cast<long long>(ms.count()),
+              static_cast<unsigned long long>(up.allocs.load()));
+  CHECK(bad == 0);
+  CHECK(pool->stats().bytes.current == 0);
+  pool->release();
+  CHECK(up.live_bytes == 0);
+  CHECK(up.poisoned_frees == 0);
+}
+
+// Runs `body` in a forked child with its stderr on a pipe; true when the child died (did not
+// exit 0) and its stderr holds `expected`.
+bool dies_with(const char* expected, void (*body)(), std::string* report) {
+  int fds[2];
+  if (pipe(fds) != 0) return false;
+  std::fflush(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    dup2(fds[1], STDERR_FILENO);
+    body();
+    _exit(0);  // not reached when ASan catches the access
+  }
+  close(fds[1]);
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof buf)) > 0) report->append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  bool died = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  return died && report->find(expected) != std::string::npos;
+}
+
+void write_after_free_small() {
+  Counting up("up");
+  auto* pool = new PoolAdaptor("pool", &up.abi, PoolOptions{});
+  auto* p = static_cast<volatile char*>(alloc(pool, 256));
+  p[0] = 1;
+  pool->deallocate(const_cast<char*>(p), 256, 64);
+  p[8] = 2;  // the block is in the pool's free list now
+}
+
+void write_after_free_large() {
+  Counting up("up");
+  auto* pool = new PoolAdaptor("pool", &up.abi, PoolOptions{});
+  auto* p = static_cast<volatile char*>(alloc(pool, 1 * MiB, 4096));
+  pool->deallocate(const_cast<char*>(p), 1 * MiB, 4096);
+  p[4096] = 2;
+}
+
+void write_past_request() {
+  Counting up("up");
+  auto* pool = new PoolAdaptor("pool", &up.abi, PoolOptions{});
+  auto* p = static_cast<volatile char*>(alloc(pool, 100));  // class 128
+  p[100] = 1;  // inside the class, past what was asked for
+}
+
+void test_death() {
+  if (!asan::kEnabled) {
+    std::printf("native tests: death tests skipped (not an AddressSanitizer build)\n");
+    return;
+  }
+  struct Case {
+    const char* name;
+    void (*body)();
+  };
+  for (Case c : {Case{"write into a freed small block", write_after_free_small},
+                 Case{"write into a freed large block", write_after_free_large},
+                 Case{"write past the bytes asked for", write_past_request}}) {
+    std::string report;
+    bool ok = dies_with("use-after-poison", c.body, &report);
+    CHECK(ok);
+    std::printf("native tests: death test: %s: %s\n", c.name,
+                ok ? "the child died with ASan's use-after-poison report" : "NOT CAUGHT");
+    if (!ok) {
+      std::fprintf(stderr, "child's stderr:\n%s\n", report.c_str());
+      continue;
+    }
+    // The report's headline and the first frame: the access, in this file.
+    for (const char* key : {"ERROR: AddressSanitizer", "#0 "}) {
+      size_t at = report.find(key);
+      if (at == std::string::npos) continue;
+      size_t end = report.find('\n', at);
+      std::printf("native tests:   %s\n", report.substr(at, end - at).c_str());
+    }
+  }
+}
+
+}  // namespace
+
+int main() {
+  auto start = std::chrono::steady_clock::now();
+  test_size_classes();
+  test_pool_hits();
+  test_pool_trim();
+  test_pool_cap_and_stale();
+  test_pool_poisoning();
+  test_fallback();
+  test_limit();
+  test_death();  // forks: before any thread is started
+  test_threads();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  std::printf("native tests: %d passed, %d failed in %lld ms (AddressSanitizer %s)\n", passed, failed,
+              static_cast<long long>(ms.count()), asan::kEnabled ? "on" : "off");
+  return failed == 0 ? 0 : 1;
+}
