@@ -232,6 +232,14 @@ CUresult managed_free(void* ptr) {
 
 namespace {
 CUdeviceptr dptr(const void* p) { return static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(p)); }
+
+// `target` < 0 means the host: as a CUmemLocation (the _v2 entry points) and as a device
+// ordinal (the older ones).
+CUmemLocation location_of(int target) {
+  return target < 0 ? CUmemLocation{CU_MEM_LOCATION_TYPE_HOST, 0}
+                    : CUmemLocation{CU_MEM_LOCATION_TYPE_DEVICE, target};
+}
+CUdevice ordinal_of(int target) { return target < 0 ? CU_DEVICE_CPU : target; }
 }  // namespace
 
 CUresult device_alloc(int device, size_t bytes, void** out) {
@@ -323,13 +331,8 @@ CUresult prefetch_async(int device, const void* ptr, size_t bytes, int target, C
   CUresult rc = make_current(device);
   if (rc != CUDA_SUCCESS) return rc;
   const Api& a = loaded().api;
-  if (a.MemPrefetchAsyncV2) {
-    CUmemLocation where{target < 0 ? CU_MEM_LOCATION_TYPE_HOST : CU_MEM_LOCATION_TYPE_DEVICE,
-                        target < 0 ? 0 : target};
-    return a.MemPrefetchAsyncV2(dptr(ptr), bytes, where, 0, stream);
-  }
-  if (a.MemPrefetchAsyncV1)
-    return a.MemPrefetchAsyncV1(dptr(ptr), bytes, target < 0 ? CU_DEVICE_CPU : target, stream);
+  if (a.MemPrefetchAsyncV2) return a.MemPrefetchAsyncV2(dptr(ptr), bytes, location_of(target), 0, stream);
+  if (a.MemPrefetchAsyncV1) return a.MemPrefetchAsyncV1(dptr(ptr), bytes, ordinal_of(target), stream);
   return CUDA_ERROR_NOT_SUPPORTED;
 }
 
@@ -337,12 +340,8 @@ CUresult advise(int device, const void* ptr, size_t bytes, CUmem_advise advice, 
   CUresult rc = make_current(device);
   if (rc != CUDA_SUCCESS) return rc;
   const Api& a = loaded().api;
-  if (a.MemAdviseV2) {
-    CUmemLocation where{target < 0 ? CU_MEM_LOCATION_TYPE_HOST : CU_MEM_LOCATION_TYPE_DEVICE,
-                        target < 0 ? 0 : target};
-    return a.MemAdviseV2(dptr(ptr), bytes, advice, where);
-  }
-  if (a.MemAdviseV1) return a.MemAdviseV1(dptr(ptr), bytes, advice, target < 0 ? CU_DEVICE_CPU : target);
+  if (a.MemAdviseV2) return a.MemAdviseV2(dptr(ptr), bytes, advice, location_of(target));
+  if (a.MemAdviseV1) return a.MemAdviseV1(dptr(ptr), bytes, advice, ordinal_of(target));
   return CUDA_ERROR_NOT_SUPPORTED;
 }
 
