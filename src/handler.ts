@@ -29,6 +29,8 @@ export interface HandlerToken {
   readonly pinpool: 'handler';
   readonly version: 1;
   readonly id: number;
+  /** The pool hands out slab views (its `slabViews` option), in the attaching thread too. */
+  readonly slabViews?: boolean;
 }
 
 const scratch = binding.scratch();
@@ -129,7 +131,8 @@ export class Handler {
    * (same pool, same statistics). Keep this handler alive until the token is attached.
    */
   share(): HandlerToken {
-    return Object.freeze({ pinpool: 'handler', version: 1, id: this.id });
+    const token: HandlerToken = { pinpool: 'handler', version: 1, id: this.id };
+    return Object.freeze(this.#slabs === undefined ? token : { ...token, slabViews: true });
   }
 
   #publishHops(bytes: number): void {

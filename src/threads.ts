@@ -29,10 +29,10 @@ function tokenId(token: unknown, kind: 'handler' | 'buffer'): number {
 /** This thread's wrappers by native id, so one native handler has one wrapper per thread. */
 const wrappers = new Map<number, WeakRef<Handler>>();
 
-function wrapperOf(handle: NativeHandle, id: number): Handler {
+function wrapperOf(handle: NativeHandle, id: number, slabViews = false): Handler {
   const existing = wrappers.get(id)?.deref();
   if (existing !== undefined) return existing;
-  const h = new Handler(handle);
+  const h = new Handler(handle, [], slabViews);
   wrappers.set(id, new WeakRef(h));
   return h;
 }
@@ -49,7 +49,7 @@ export function attach(token: HandlerToken): Handler {
   if (handle === null) {
     throw new PinpoolError(ErrorCode.RELEASED, `pinpool: handler ${id} is gone (its last reference was dropped)`);
   }
-  return wrapperOf(handle, id);
+  return wrapperOf(handle, id, (token as { slabViews?: unknown }).slabViews === true);
 }
 
 /** Takes ownership of a buffer sent with `buf.transfer()`: same memory, zero copy, once. */

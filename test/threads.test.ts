@@ -29,6 +29,16 @@ describe('worker threads', () => {
     await Promise.all(workers.map((w) => w.terminate()));
   });
 
+  it('attach() keeps a pool\'s slabViews mode', () => {
+    const h = pool(locked(), { slabViews: true });
+    const token = h.share();
+    expect(token.slabViews).toBe(true);
+    const b = attach(token).alloc(4096);
+    expect(b.bytes.buffer.byteLength).toBeGreaterThan(4096); // a view into a slab
+    b.free();
+    expect(pool(locked()).share().slabViews).toBeUndefined();
+  });
+
   it('attach() in this thread reaches the same native handler', () => {
     const h = pool(locked(), { name: 'shared' });
     const again = attach(h.share());
