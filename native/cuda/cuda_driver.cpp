@@ -167,6 +167,13 @@ Loaded& loaded() {
   return *l;
 }
 
+// Calls a driver entry point that needs no context, or reports that there is no driver.
+template <typename Fn, typename... Args>
+CUresult if_loaded(Fn Api::*entry, Args... args) {
+  const Loaded& l = loaded();
+  return l.state.available ? (l.api.*entry)(args...) : CUDA_ERROR_NOT_INITIALIZED;
+}
+
 std::mutex context_mutex;  // guards Loaded::contexts while a primary context is retained
 
 }  // namespace
@@ -210,10 +217,7 @@ CUresult host_alloc(int device, size_t bytes, unsigned flags, void** out) {
   return rc != CUDA_SUCCESS ? rc : loaded().api.MemHostAlloc(out, bytes, flags);
 }
 
-CUresult host_free(void* ptr) {
-  const Loaded& l = loaded();
-  return l.state.available ? l.api.MemFreeHost(ptr) : CUDA_ERROR_NOT_INITIALIZED;
-}
+CUresult host_free(void* ptr) { return if_loaded(&Api::MemFreeHost, ptr); }
 
 CUresult managed_alloc(int device, size_t bytes, void** out) {
   CUresult rc = make_current(device);
@@ -258,24 +262,17 @@ CUresult host_register(int device, void* ptr, size_t bytes, unsigned flags) {
   return rc != CUDA_SUCCESS ? rc : loaded().api.MemHostRegister(ptr, bytes, flags);
 }
 
-CUresult host_unregister(void* ptr) {
-  const Loaded& l = loaded();
-  return l.state.available ? l.api.MemHostUnregister(ptr) : CUDA_ERROR_NOT_INITIALIZED;
-}
+CUresult host_unregister(void* ptr) { return if_loaded(&Api::MemHostUnregister, ptr); }
 
 CUresult stream_create(int device, CUstream* out) {
   CUresult rc = make_current(device);
   return rc != CUDA_SUCCESS ? rc : loaded().api.StreamCreate(out, CU_STREAM_NON_BLOCKING);
 }
 
-CUresult stream_destroy(CUstream stream) {
-  const Loaded& l = loaded();
-  return l.state.available ? l.api.StreamDestroy(stream) : CUDA_ERROR_NOT_INITIALIZED;
-}
+CUresult stream_destroy(CUstream stream) { return if_loaded(&Api::StreamDestroy, stream); }
 
 CUresult stream_synchronize(CUstream stream) {
-  const Loaded& l = loaded();
-  return l.state.available ? l.api.StreamSynchronize(stream) : CUDA_ERROR_NOT_INITIALIZED;
+  return if_loaded(&Api::StreamSynchronize, stream);
 }
 
 CUresult default_stream(int device, CUstream* out) {
@@ -297,19 +294,12 @@ CUresult event_create(int device, CUevent* out) {
 }
 
 CUresult event_record(CUevent event, CUstream stream) {
-  const Loaded& l = loaded();
-  return l.state.available ? l.api.EventRecord(event, stream) : CUDA_ERROR_NOT_INITIALIZED;
+  return if_loaded(&Api::EventRecord, event, stream);
 }
 
-CUresult event_query(CUevent event) {
-  const Loaded& l = loaded();
-  return l.state.available ? l.api.EventQuery(event) : CUDA_ERROR_NOT_INITIALIZED;
-}
+CUresult event_query(CUevent event) { return if_loaded(&Api::EventQuery, event); }
 
-CUresult event_destroy(CUevent event) {
-  const Loaded& l = loaded();
-  return l.state.available ? l.api.EventDestroy(event) : CUDA_ERROR_NOT_INITIALIZED;
-}
+CUresult event_destroy(CUevent event) { return if_loaded(&Api::EventDestroy, event); }
 
 CUresult copy_async(int device, CopyKind kind, void* dst, const void* src, size_t bytes,
                     CUstream stream) {
@@ -346,8 +336,7 @@ CUresult advise(int device, const void* ptr, size_t bytes, CUmem_advise advice, 
 }
 
 CUresult launch_host_func(CUstream stream, CUhostFn fn, void* data) {
-  const Loaded& l = loaded();
-  return l.state.available ? l.api.LaunchHostFunc(stream, fn, data) : CUDA_ERROR_NOT_INITIALIZED;
+  return if_loaded(&Api::LaunchHostFunc, stream, fn, data);
 }
 
 std::string error_name(CUresult code) { return describe(loaded().api, code); }

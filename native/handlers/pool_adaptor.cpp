@@ -284,7 +284,6 @@ size_t PoolAdaptor::do_trim() {
                                   if (b.slab != kNoSlab) return static_cast<bool>(dead[b.slab]);
                                   releases.push_back({b.ptr, class_bytes});
                                   large_.erase(b.ptr);
-                                  large_order_.clear();
                                   cached_large_bytes_ -= class_bytes;
                                   stats_.cachedBytes.fetch_sub(class_bytes,
                                                                std::memory_order_relaxed);
@@ -294,6 +293,10 @@ size_t PoolAdaptor::do_trim() {
     }
   }
   size_t released = 0;
+  {
+    Lock lock(lock_);
+    if (cached_large_bytes_ == 0) large_order_.clear();  // every entry names a block gone now
+  }
   for (const Release& r : releases) {
     asan::unpoison(r.ptr, r.bytes);  // poison would outlive the memory's return upstream
     timed_upstream_free(r.ptr, r.bytes, kBlockAlignment);

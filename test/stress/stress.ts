@@ -62,17 +62,10 @@ interface WorkerResult {
   errors: string[];
 }
 
-export interface StressResult {
+/** What every worker reports, summed over the workers. */
+export interface StressResult extends Omit<WorkerResult, 'index' | 'freedHere'> {
   seed: number;
   workers: number;
-  ops: number;
-  seconds: number;
-  allocs: number[];
-  bytes: number[];
-  expectedFailures: Record<string, number>[];
-  transferred: number;
-  adopted: number;
-  errors: string[];
 }
 
 export function seedFromEnv(): number {
@@ -251,4 +244,24 @@ export function mismatches(r: StressResult, chains: StressChain[]): string[] {
   });
   if (r.transferred !== r.adopted) problems.push(`${r.transferred} blocks transferred, ${r.adopted} adopted`);
   return problems;
+}
+
+/**
+ * The checks every stress run ends with: no worker saw a bad block, the counts agree, every
+ * statistic is back to zero (and to nothing after trim), and about a quarter of the blocks
+ * were freed by another thread. `expect` is vitest's, passed in to keep this file framework-free.
+ */
+export function expectClean(
+  expect: (value: unknown, message?: string) => { toEqual(v: unknown): void; toBeGreaterThan(v: number): void; toBeLessThan(v: number): void },
+  r: StressResult,
+  chains: StressChain[],
+  reproduce: string,
+): void {
+  expect(r.errors, reproduce).toEqual([]);
+  expect(mismatches(r, chains), reproduce).toEqual([]);
+  expect(leftovers(chains), reproduce).toEqual([]);
+  expect(leftoversAfterTrim(chains), reproduce).toEqual([]);
+  const share = r.transferred / r.allocs.reduce((a, b) => a + b, 0);
+  expect(share, reproduce).toBeGreaterThan(0.2);
+  expect(share, reproduce).toBeLessThan(0.3);
 }
