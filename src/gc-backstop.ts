@@ -19,6 +19,8 @@ export interface BlockRecord {
   owner: { readonly name: string };
   /** The measure() scope that counted the block, if any. */
   frame: ScopeFrame | undefined;
+  /** The slab view the block was seen through (slabViews pools): one view fewer once freed. */
+  slab: { live: number } | undefined;
   address: number;
   byteLength: number;
   alignment: number;
@@ -40,9 +42,9 @@ let drainScheduled = false;
 function drain(): void {
   drainScheduled = false;
   for (const r of collected.splice(0)) {
-    binding.untrackLive(r.address);
     binding.free(r.handle, undefined, r.address, r.byteLength, r.alignment, true);
     r.frame?.freed(r.byteLength);
+    if (r.slab !== undefined) r.slab.live--;
     if (freeChannel.hasSubscribers) {
       const message: FreeMessage = { handler: r.owner.name, bytes: r.byteLength, alignment: r.alignment, address: r.address, byGc: true };
       freeChannel.publish(message);
@@ -70,7 +72,6 @@ function flush(): void {
     if (registration === undefined) continue;
     const [target, record] = registration;
     registry.register(target, record, buffer);
-    binding.trackLive(record.handle, record.address, record.byteLength, record.alignment);
   }
 }
 
@@ -84,7 +85,6 @@ export function track(buffer: Trackable): void {
 }
 
 /** Called by free() for a registered buffer, so the backstop never frees it again. */
-export function untrack(buffer: Trackable, address: number): void {
+export function untrack(buffer: Trackable): void {
   registry.unregister(buffer);
-  binding.untrackLive(address);
 }

@@ -4,12 +4,17 @@
  *
  * Every asynchronous operation returns a Promise that settles when the GPU has finished, not
  * when the call was queued; completion comes back through a thread-safe function, so the event
- * loop never blocks or polls. A host buffer freed while a copy still uses it goes back to its
- * handler at once but is not handed out again until that copy is done.
+ * loop never blocks or polls. Every copy leases the host memory it reads or writes, found by
+ * address whatever object the caller passed (a HostBuffer, its `bytes`, another view of the
+ * same memory): a block freed while a copy still uses it goes back to its handler at once but
+ * is not handed out again until that copy is done. Memory that is not pinpool's goes through a
+ * staging block, so a copy never writes into memory after it could have been freed.
  */
 import { ErrorCode, PinpoolError } from './errors.js';
-import { HostBuffer, hostBlock, type HostBlock } from './host-buffer.js';
-import { binding, type NativeFence, type NativeStream } from './native.js';
+import { types } from 'node:util';
+
+import { HostBuffer, type HostBlock } from './host-buffer.js';
+import { binding, type HostMemory, type NativeRegistration, type NativeStream } from './native.js';
 import { checkBoolean, checkBytes, checkDevice, checkOptions, invalid } from './validate.js';
 
 let cudaReason: string | undefined;
@@ -85,6 +90,11 @@ export class DeviceBuffer {
     if (!this.#released) this.free();
   }
 
+  /** @internal True for a DeviceBuffer (a brand check: no getter or Proxy trap runs). */
+  static is(value: unknown): value is DeviceBuffer {
+    return typeof value === 'object' && value !== null && #released in value;
+  }
+
   /** @internal */
   static use(d: DeviceBuffer): { address: number; byteLength: number; device: number; end(): void } {
     if (!(#released in d)) throw invalid('buffer', 'a DeviceBuffer', d);
@@ -119,14 +129,20 @@ export function deviceAlloc(bytes: number, options?: { device?: number }): Devic
 
 /** A non-blocking CUDA stream: work on it runs in order, and alongside other streams. */
 export class Stream {
-  /** @internal */ readonly handle: NativeStream;
+  readonly #handle: NativeStream;
   readonly device: number;
 
   /** @internal Use createStream(). */
   constructor(key: symbol, handle: NativeStream, device: number) {
     if (key !== constructing) throw invalid('Stream', 'made by createStream()', undefined);
-    this.handle = handle;
+    this.#handle = handle;
     this.device = device;
+  }
+
+  /** @internal The native stream of `value`, checked (no getter or Proxy trap runs). */
+  static handleOf(value: unknown): NativeStream {
+    if (typeof value !== 'object' || value === null || !(#handle in value)) throw invalid('stream', 'a Stream from createStream()', value);
+    return value.#handle;
   }
 }
 
@@ -153,41 +169,48 @@ export type PageableMemory = ArrayBufferView | ArrayBuffer;
 
 type Side =
   | { where: 'device'; byteLength: number; address: number; device: number; end(): void }
-  | { where: 'host'; byteLength: number; address: number; block: HostBlock }
-  | { where: 'pageable'; byteLength: number; memory: PageableMemory };
+  | { where: 'host'; memory: HostMemory };
 
+/** One side of a copy, found without running any code of the caller's (getters, traps). */
 function side(value: unknown, name: string): Side {
-  if (value instanceof DeviceBuffer) return { where: 'device', ...DeviceBuffer.use(value) };
-  if (value instanceof HostBuffer) {
-    const block = value[hostBlock]();
-    return { where: 'host', byteLength: block.byteLength, address: block.address, block };
-  }
-  if (ArrayBuffer.isView(value)) return { where: 'pageable', byteLength: value.byteLength, memory: value };
-  if (value instanceof ArrayBuffer) return { where: 'pageable', byteLength: value.byteLength, memory: value };
+  if (DeviceBuffer.is(value)) return { where: 'device', ...DeviceBuffer.use(value) };
+  const block = HostBuffer.blockOf(value);
+  if (block !== undefined) return { where: 'host', memory: block.memory };
+  if (types.isArrayBufferView(value) || types.isArrayBuffer(value)) return { where: 'host', memory: value };
   throw invalid(name, 'a DeviceBuffer, a HostBuffer, a typed array, a Buffer or an ArrayBuffer', value);
 }
 
-function range(o: Partial<CopyOptions>, src: Side, dst: Side): { bytes: number; srcOffset: number; dstOffset: number } {
-  const srcOffset = o.srcOffset === undefined ? 0 : checkBytes(o.srcOffset, 'srcOffset');
-  const dstOffset = o.dstOffset === undefined ? 0 : checkBytes(o.dstOffset, 'dstOffset');
-  const bytes = o.bytes === undefined ? Math.max(0, src.byteLength - srcOffset) : checkBytes(o.bytes, 'bytes');
-  if (srcOffset + bytes > src.byteLength) throw invalid('srcOffset + bytes', `at most the source's ${src.byteLength} bytes`, srcOffset + bytes);
-  if (dstOffset + bytes > dst.byteLength) throw invalid('dstOffset + bytes', `at most the destination's ${dst.byteLength} bytes`, dstOffset + bytes);
-  return { bytes, srcOffset, dstOffset };
+/** The options of copy(), read once into plain values before anything else happens. */
+function copyOptions(options: unknown): { stream: NativeStream | undefined; streamDevice: number; bytes: number | undefined; srcOffset: number; dstOffset: number } {
+  const o = checkOptions<CopyOptions>(options, 'copy options');
+  let stream: NativeStream | undefined;
+  let streamDevice = -1;
+  if (o.stream !== undefined) {
+    stream = Stream.handleOf(o.stream);
+    streamDevice = (o.stream as Stream).device;
+  }
+  return {
+    stream,
+    streamDevice,
+    bytes: o.bytes === undefined ? undefined : checkBytes(o.bytes, 'bytes'),
+    srcOffset: o.srcOffset === undefined ? 0 : checkBytes(o.srcOffset, 'srcOffset'),
+    dstOffset: o.dstOffset === undefined ? 0 : checkBytes(o.dstOffset, 'dstOffset'),
+  };
 }
 
 /**
  * Copies between host and device memory, or device to device, asynchronously. Resolves when
  * the copy has completed on the GPU; rejects with ERR_PINPOOL_CUDA (cudaError, cudaErrorName).
- * A pageable source or destination works too (it is what pinned memory beats).
+ * A pageable source or destination works too (it is what pinned memory beats); it goes
+ * through a staging block, so detaching or transferring it while the copy runs is harmless
+ * (a destination gone by the end rejects with ERR_PINPOOL_RELEASED and receives nothing).
  *
  * @example
  * await copy(dev, pinnedBuf);           // host to device
  * await copy(hostBuf, dev, { bytes: 4096 });  // device to host
  */
 export function copy(dst: DeviceBuffer | HostBuffer | PageableMemory, src: DeviceBuffer | HostBuffer | PageableMemory, options?: CopyOptions): Promise<void> {
-  const o = checkOptions<CopyOptions>(options, 'copy options');
-  if (o.stream !== undefined && !(o.stream instanceof Stream)) throw invalid('stream', 'a Stream from createStream()', o.stream);
+  const o = copyOptions(options);
   const s = side(src, 'src');
   let d: Side;
   try {
@@ -204,34 +227,48 @@ export function copy(dst: DeviceBuffer | HostBuffer | PageableMemory, src: Devic
     if (s.where !== 'device' && d.where !== 'device') {
       throw invalid('copy(dst, src)', 'a copy with a DeviceBuffer on at least one side (for host to host use bytes.set)', 'two host buffers');
     }
-    const { bytes, srcOffset, dstOffset } = range(o, s, d);
     const kind = s.where === 'device' ? (d.where === 'device' ? 2 : 1) : 0;
     const device = d.where === 'device' ? d.device : (s as { device: number }).device;
-    if (o.stream !== undefined && o.stream.device !== device) throw invalid('stream', `a stream of device ${device}`, `a stream of device ${o.stream.device}`);
-    // Host side in pageable memory: native code adds the offset to the memory's own address.
-    const address = (x: Side, offset: number) => (x.where === 'pageable' ? offset : x.address + offset);
-    const pageable = s.where === 'pageable' ? s.memory : d.where === 'pageable' ? d.memory : undefined;
-    return track(binding.copy(kind, device, address(d, dstOffset), address(s, srcOffset), bytes, o.stream?.handle, pageable), [s, d], release, 'copy');
+    if (o.stream !== undefined && o.streamDevice !== device) throw invalid('stream', `a stream of device ${device}`, `a stream of device ${o.streamDevice}`);
+    // A device side's range is checked here; native code checks the host side's against the
+    // memory itself.
+    const srcLength = s.where === 'device' ? s.byteLength : undefined;
+    const bytes = o.bytes ?? (srcLength !== undefined ? Math.max(0, srcLength - o.srcOffset) : hostLength(s as { memory: HostMemory }) - o.srcOffset);
+    if (bytes < 0) throw invalid('srcOffset', 'within the source', o.srcOffset);
+    if (s.where === 'device' && o.srcOffset + bytes > s.byteLength) throw invalid('srcOffset + bytes', `at most the source's ${s.byteLength} bytes`, o.srcOffset + bytes);
+    if (d.where === 'device' && o.dstOffset + bytes > d.byteLength) throw invalid('dstOffset + bytes', `at most the destination's ${d.byteLength} bytes`, o.dstOffset + bytes);
+    const at = (x: Side) => (x.where === 'device' ? x.address : x.memory);
+    const started = binding.copy(kind, device, at(d), at(s), bytes, o.dstOffset, o.srcOffset, o.stream);
+    return track(started, release, 'copy');
   } catch (err) {
     release();
     throw err;
   }
 }
 
-/** Follows one native operation to its end: fences on host blocks, the Promise, the errors. */
-function track(started: [Promise<number>, NativeFence] | number, sides: Side[], release: () => void, what: string): Promise<void> {
-  if (typeof started === 'number') throw cudaError(started, what);
-  const [promise, fence] = started;
-  const hosts = sides.flatMap((x) => (x.where === 'host' ? [x.block] : []));
-  for (const h of hosts) h.begin(fence);
-  const done = () => {
-    for (const h of hosts) h.end(fence);
+const typedArrayLength = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, 'byteLength')!.get!;
+const dataViewLength = Object.getOwnPropertyDescriptor(DataView.prototype, 'byteLength')!.get!;
+const arrayBufferLength = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength')!.get!;
+
+/** The byte length of host memory, read with the built-in getters (a subclass's never run). */
+function hostLength(side: { memory: HostMemory }): number {
+  const m = side.memory;
+  if (types.isTypedArray(m)) return typedArrayLength.call(m) as number;
+  if (types.isDataView(m)) return dataViewLength.call(m) as number;
+  return arrayBufferLength.call(m) as number;
+}
+
+/** Follows one native operation to its end: the Promise and the errors. */
+function track(started: Promise<number> | number, release: () => void, what: string): Promise<void> {
+  if (typeof started === 'number') {
     release();
-  };
-  return promise.then(
-    () => done(),
+    return Promise.reject(cudaError(started, what));
+  }
+  return started.then(
+    () => release(),
     (rc: number) => {
-      done();
+      release();
+      if (rc === -1) throw new PinpoolError(ErrorCode.RELEASED, `pinpool: ${what}: the destination was detached or shrunk while the copy ran; nothing was written to it`);
       throw cudaError(rc, what);
     },
   );
@@ -254,52 +291,51 @@ function target(where: unknown): number {
 }
 
 function managedBlock(buf: unknown, what: string): HostBlock {
-  if (!(buf instanceof HostBuffer)) throw invalid('this', 'a HostBuffer', buf);
-  const block = buf[hostBlock]();
+  const block = HostBuffer.blockOf(buf);
+  if (block === undefined) throw invalid('this', 'a HostBuffer', buf);
   if (block.kind !== 'managed') throw invalid(what, 'called on managed memory', `a ${block.kind} buffer`);
   return block;
 }
 
 /** @internal HostBuffer.prototype.prefetch */
 export function prefetch(buf: HostBuffer, where: number | 'host', options?: { stream?: Stream }): Promise<void> {
-  const block = managedBlock(buf, 'prefetch()');
-  const to = target(where);
   const o = checkOptions<{ stream?: Stream }>(options, 'prefetch options');
-  if (o.stream !== undefined && !(o.stream instanceof Stream)) throw invalid('stream', 'a Stream from createStream()', o.stream);
-  const device = o.stream?.device ?? (to < 0 ? 0 : to);
-  const started = binding.prefetch(device, block.address, block.byteLength, to, o.stream?.handle);
-  return track(started, [{ where: 'host', byteLength: block.byteLength, address: block.address, block }], () => {}, 'prefetch');
+  const stream = o.stream === undefined ? undefined : Stream.handleOf(o.stream);
+  const to = target(where);
+  const block = managedBlock(buf, 'prefetch()');
+  const device = o.stream !== undefined ? (o.stream as Stream).device : to < 0 ? 0 : to;
+  return track(binding.prefetch(device, block.memory, to, stream), () => {}, 'prefetch');
 }
 
 /** @internal HostBuffer.prototype.advise */
 export function advise(buf: HostBuffer, advice: Advice, where: number | 'host'): void {
-  const block = managedBlock(buf, 'advise()');
   const code = typeof advice === 'string' && Object.hasOwn(ADVICE, advice) ? ADVICE[advice] : undefined;
   if (code === undefined) throw invalid('advice', `one of ${Object.keys(ADVICE).join(', ')}`, advice);
   const to = target(where);
-  const rc = binding.advise(to < 0 ? 0 : to, block.address, block.byteLength, code, to);
+  const block = managedBlock(buf, 'advise()');
+  const rc = binding.advise(to < 0 ? 0 : to, block.memory, code, to);
   if (rc !== 0) throw cudaError(rc, `advise(${advice})`);
 }
 
-const registrations = new FinalizationRegistry<{ address: number; memory: PageableMemory }>((r) => {
+const registrations = new FinalizationRegistry<{ registration: NativeRegistration; memory: PageableMemory }>((r) => {
   // The held value keeps the memory alive until it is unregistered.
-  setImmediate(() => (binding.hostUnregister(r.address), r.memory)).unref();
+  setImmediate(() => (binding.hostUnregister(r.registration), r.memory)).unref();
 });
 
 /** Memory page-locked in place by register(); `unregister()` ends it. */
 export class Registration {
-  readonly #address: number;
+  readonly #registration: NativeRegistration;
   readonly #memory: PageableMemory;
   readonly byteLength: number;
   #registered = true;
 
   /** @internal Use register(). */
-  constructor(key: symbol, address: number, byteLength: number, memory: PageableMemory) {
+  constructor(key: symbol, registration: NativeRegistration, byteLength: number, memory: PageableMemory) {
     if (key !== constructing) throw invalid('Registration', 'made by register()', undefined);
-    this.#address = address;
+    this.#registration = registration;
     this.byteLength = byteLength;
     this.#memory = memory;
-    registrations.register(this, { address, memory }, this);
+    registrations.register(this, { registration, memory }, this);
   }
 
   /** The registered memory, as given to register(). */
@@ -316,7 +352,7 @@ export class Registration {
     if (!this.#registered) throw new PinpoolError(ErrorCode.DOUBLE_FREE, 'pinpool: already unregistered');
     this.#registered = false;
     registrations.unregister(this);
-    const rc = binding.hostUnregister(this.#address);
+    const rc = binding.hostUnregister(this.#registration);
     if (rc !== 0) throw cudaError(rc, 'unregister');
   }
 
@@ -328,7 +364,8 @@ export class Registration {
 /**
  * Page-locks memory that exists already (a Buffer read from a file, say) with
  * cuMemHostRegister, so copies from it run at pinned speed. Keep the Registration: it keeps
- * the memory alive, and `unregister()` ends the lock.
+ * the memory alive, and `unregister()` ends the lock. Registering a pinpool buffer's memory
+ * leases it: the block is not reused until the registration ends.
  *
  * @example
  * const weights = readFileSync('model.bin');
@@ -336,13 +373,13 @@ export class Registration {
  * await copy(dev, weights);
  */
 export function register(memory: PageableMemory, options?: { device?: number; portable?: boolean; mapped?: boolean }): Registration {
-  if (!ArrayBuffer.isView(memory) && !(memory instanceof ArrayBuffer)) throw invalid('memory', 'a typed array, a Buffer or an ArrayBuffer', memory);
-  if (memory.byteLength === 0) throw invalid('memory', 'at least one byte long', 0);
   const o = checkOptions<{ device?: number; portable?: boolean; mapped?: boolean }>(options, 'register options');
   const device = o.device === undefined ? 0 : checkDevice(o.device);
   const portable = o.portable === undefined ? true : checkBoolean(o.portable, 'portable');
   const mapped = o.mapped === undefined ? false : checkBoolean(o.mapped, 'mapped');
-  const [rc, address, byteLength] = binding.hostRegister(device, memory, (portable ? 1 : 0) | (mapped ? 2 : 0));
-  if (rc !== 0) throw cudaError(rc, 'register');
-  return new Registration(constructing, address, byteLength, memory);
+  if (!types.isArrayBufferView(memory) && !types.isArrayBuffer(memory)) throw invalid('memory', 'a typed array, a Buffer or an ArrayBuffer', memory);
+  if (hostLength({ memory }) === 0) throw invalid('memory', 'at least one byte long', 0);
+  const [rc, registration, byteLength] = binding.hostRegister(device, memory, (portable ? 1 : 0) | (mapped ? 2 : 0));
+  if (rc !== 0 || registration === undefined) throw cudaError(rc, 'register');
+  return new Registration(constructing, registration, byteLength, memory);
 }

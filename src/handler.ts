@@ -24,13 +24,23 @@ export interface AllocOptions {
   zero?: boolean;
 }
 
-/** The token `handler.share()` returns and `attach()` accepts; postMessage can carry it. */
+/**
+ * The token `handler.share()` returns and `attach()` accepts; postMessage can carry it. It
+ * names the handler by id and carries its 128-bit secret and the process it was made in, so a
+ * guessed or foreign token reaches nothing.
+ */
 export interface HandlerToken {
   readonly pinpool: 'handler';
-  readonly version: 1;
+  readonly version: 2;
   readonly id: number;
+  readonly secret: string;
+  readonly process: string;
   /** The pool hands out slab views (its `slabViews` option), in the attaching thread too. */
   readonly slabViews?: boolean;
+}
+
+function notAHandler(): PinpoolError {
+  return new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: not a pinpool Handler');
 }
 
 const scratch = binding.scratch();
@@ -54,15 +64,17 @@ export class Handler {
   readonly kind: string;
   /** The handlers this one takes memory from (adaptors), kept alive by this one. */
   readonly upstreams: readonly Handler[];
-  /** @internal */ readonly handle: NativeHandle;
   /** @internal The native id, also used in share tokens. */ readonly id: number;
+  // Private, so no other value can be put in its place (the native side checks its type tag).
+  readonly #handle: NativeHandle;
   readonly #slabs: Map<number, SlabView> | undefined;
 
   /** @internal Use the factories: pinned(), pool(), ... */
   constructor(handle: NativeHandle, upstreams: readonly Handler[] = [], slabViews = false) {
-    const d = binding.describe(handle);
+    // Only a native handler (its type tag is checked natively); describe() also takes ids.
+    const d = typeof handle === 'object' && handle !== null ? binding.describe(handle) : null;
     if (d === null) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: not a native handler');
-    this.handle = handle;
+    this.#handle = handle;
     this.id = d.id;
     this.name = d.name;
     this.kind = d.kind;
@@ -76,7 +88,14 @@ export class Handler {
    * @example
    * const buf = handler.alloc(4096, { alignment: 4096, zero: true });
    */
+  /** @internal The native handler, for pinpool's own modules. */
+  get handle(): NativeHandle {
+    if (!(#handle in this)) throw notAHandler();
+    return this.#handle;
+  }
+
   alloc(bytes: number, options?: AllocOptions): HostBuffer {
+    if (!(#handle in this)) throw notAHandler();
     if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) checkBytes(bytes);
     let alignment = DEFAULT_ALIGNMENT;
     let zero = false;
@@ -88,7 +107,7 @@ export class Handler {
     const slabs = this.#slabs;
     const viewable = slabs !== undefined && bytes > 0 && bytes <= SLAB_MAX_BLOCK && alignment <= POOL_BLOCK_ALIGNMENT;
     if (fallbackChannel.hasSubscribers !== hopsTraced) binding.traceHops((hopsTraced = !hopsTraced));
-    const ab = binding.alloc(this.handle, bytes, alignment, !viewable);
+    const ab = binding.alloc(this.#handle, bytes, alignment, !viewable);
     if (hopsTraced) this.#publishHops(bytes);
     if (ab === null) throw this.#failure(bytes);
     const address = scratch[Slot.address]!;
@@ -106,7 +125,8 @@ export class Handler {
 
   /** Statistics of this handler, read now (see HandlerStats). */
   stats(): HandlerStats {
-    return readStats(this.handle);
+    if (!(#handle in this)) throw notAHandler();
+    return readStats(this.#handle);
   }
 
   /**
@@ -114,6 +134,7 @@ export class Handler {
    * released.
    */
   trim(): number {
+    if (!(#handle in this)) throw notAHandler();
     if (this.#slabs !== undefined) {
       // A slab can go back only once no thread views it: drop our views of idle slabs first.
       for (const [region, slab] of this.#slabs) {
@@ -123,7 +144,7 @@ export class Handler {
         }
       }
     }
-    return binding.trim(this.handle);
+    return binding.trim(this.#handle);
   }
 
   /**
@@ -131,7 +152,9 @@ export class Handler {
    * (same pool, same statistics). Keep this handler alive until the token is attached.
    */
   share(): HandlerToken {
-    const token: HandlerToken = { pinpool: 'handler', version: 1, id: this.id };
+    if (!(#handle in this)) throw notAHandler();
+    const [secret, process] = binding.secret(this.#handle);
+    const token: HandlerToken = { pinpool: 'handler', version: 2, id: this.id, secret, process };
     return Object.freeze(this.#slabs === undefined ? token : { ...token, slabViews: true });
   }
 
@@ -145,7 +168,7 @@ export class Handler {
     const slabs = this.#slabs!;
     let slab = slabs.get(region);
     if (slab === undefined) {
-      const view = binding.regionView(this.handle, region, regionBytes);
+      const view = binding.regionView(this.#handle, region, regionBytes);
       if (view === null) throw new PinpoolError(ErrorCode.OUT_OF_MEMORY, 'pinpool: slab vanished');
       slab = { buffer: view[0], region, pin: view[1], live: 0 };
       slabs.set(region, slab);

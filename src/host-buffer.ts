@@ -5,7 +5,7 @@
 import { ErrorCode, PinpoolError } from './errors.js';
 import { track, untrack, type BlockRecord, type Trackable } from './gc-backstop.js';
 import { leafOf } from './leaves.js';
-import { binding, type NativeFence, type NativeHandle, type RegionPin } from './native.js';
+import { binding, type NativeHandle, type RegionPin } from './native.js';
 import type { ScopeFrame } from './scope-stats.js';
 import { freeChannel, type FreeMessage } from './tracing.js';
 
@@ -26,26 +26,25 @@ export interface SlabView {
 
 const constructing = Symbol('pinpool.HostBuffer');
 
-/** @internal What GPU operations need of a buffer (src/gpu.ts). */
+/** @internal What GPU operations need of a buffer: its memory, as native code reads it. */
 export interface HostBlock {
-  address: number;
+  /** The block's bytes (native code takes its lease from this memory). */
+  memory: Uint8Array;
   byteLength: number;
   /** Kind of the leaf that served it: 'pinned', 'managed', 'locked', 'pageable', 'file'. */
   kind: string;
-  /** Records an operation in flight: free() waits for its fence before the block is reused. */
-  begin(fence: NativeFence): void;
-  /** The operation is over. */
-  end(fence: NativeFence): void;
 }
 
-/** @internal */
-export const hostBlock = Symbol('pinpool.hostBlock');
-
-/** The token `buf.transfer()` returns and `adopt()` accepts; postMessage can carry it. */
+/**
+ * The token `buf.transfer()` returns and `adopt()` accepts; postMessage can carry it. Its id
+ * is 128 random bits, and it names the process it was made in: a guessed, replayed or foreign
+ * token adopts nothing.
+ */
 export interface BufferToken {
   readonly pinpool: 'buffer';
-  readonly version: 1;
-  readonly id: number;
+  readonly version: 2;
+  readonly id: string;
+  readonly process: string;
 }
 
 function released(): PinpoolError {
@@ -69,6 +68,7 @@ function wrongReceiver(): PinpoolError {
  */
 export class HostBuffer implements Trackable {
   #owner: BufferOwner;
+  #handle: NativeHandle;
   #buffer: ArrayBuffer | undefined; // our own external ArrayBuffer; undefined for a slab view
   #bytes: Uint8Array;
   #address: number;
@@ -79,7 +79,6 @@ export class HostBuffer implements Trackable {
   #frame: ScopeFrame | undefined; // the measure() scope that counts this buffer
   #released = false;
   #registered = false;
-  #inflight: Set<NativeFence> | undefined; // fences of GPU operations reading or writing the block
 
   /** @internal Use `handler.alloc()` or `adopt()`. */
   constructor(
@@ -96,6 +95,7 @@ export class HostBuffer implements Trackable {
   ) {
     if (key !== constructing) throw wrongReceiver();
     this.#owner = owner;
+    this.#handle = owner.handle;
     this.#buffer = buffer;
     this.#bytes = bytes;
     this.#address = address;
@@ -168,13 +168,9 @@ export class HostBuffer implements Trackable {
       throw new PinpoolError(ErrorCode.DOUBLE_FREE, 'pinpool: this HostBuffer was already freed');
     }
     this.#release();
-    if (this.#inflight !== undefined && this.#inflight.size > 0) {
-      // A copy still reads or writes the block: it goes back now, but is not handed out again
-      // until the copy's fence has signalled.
-      binding.freeAfter(this.#owner.handle, this.#buffer, this.#address, this.#byteLength, this.#alignment, [...this.#inflight]);
-    } else {
-      binding.free(this.#owner.handle, this.#buffer, this.#address, this.#byteLength, this.#alignment, false);
-    }
+    // Native code detaches the buffer, and the block waits for every lease on its memory (a
+    // copy in flight, an ArrayBuffer that escaped) before it is handed out again.
+    binding.free(this.#handle, this.#buffer, this.#address, this.#byteLength, this.#alignment, false);
     if (freeChannel.hasSubscribers) {
       const message: FreeMessage = { handler: this.#owner.name, bytes: this.#byteLength, alignment: this.#alignment, address: this.#address, byGc: false };
       freeChannel.publish(message);
@@ -195,19 +191,9 @@ export class HostBuffer implements Trackable {
   transfer(): BufferToken {
     if (!(#released in this)) throw wrongReceiver();
     if (this.#released) throw released();
-    if (this.#inflight !== undefined && this.#inflight.size > 0) {
-      throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: a buffer with GPU operations in flight cannot be transferred; await them first');
-    }
+    const [id, process] = binding.transfer(this.#handle, this.#buffer, this.#address, this.#byteLength, this.#alignment);
     this.#release();
-    const id = binding.transfer(
-      this.#owner.handle,
-      this.#buffer,
-      this.#address,
-      this.#byteLength,
-      this.#alignment,
-      this.#servedBy,
-    );
-    return Object.freeze({ pinpool: 'buffer', version: 1, id });
+    return Object.freeze({ pinpool: 'buffer', version: 2, id, process });
   }
 
   /**
@@ -226,26 +212,19 @@ export class HostBuffer implements Trackable {
     (require('./gpu.js') as typeof import('./gpu.js')).advise(this, advice, device);
   }
 
-  /** @internal */
-  [hostBlock](): HostBlock {
-    if (!(#released in this)) throw wrongReceiver();
-    if (this.#released) throw released();
-    return {
-      address: this.#address,
-      byteLength: this.#byteLength,
-      kind: leafOf(this.#servedBy).kind,
-      begin: (fence) => (this.#inflight ??= new Set()).add(fence),
-      end: (fence) => {
-        this.#inflight?.delete(fence);
-        // Freed while the operation ran: let the handler take the block back now.
-        if (this.#released) binding.reclaim(this.#owner.handle);
-      },
-    };
+  /**
+   * @internal The memory of `value` if it is a live HostBuffer, undefined if it is not a
+   * HostBuffer at all. A brand check: no getter or Proxy trap of `value` runs.
+   */
+  static blockOf(value: unknown): HostBlock | undefined {
+    if (typeof value !== 'object' || value === null || !(#released in value)) return undefined;
+    if (value.#released) throw released();
+    return { memory: value.#bytes, byteLength: value.#byteLength, kind: leafOf(value.#servedBy).kind };
   }
 
   #release(): void {
     this.#released = true;
-    if (this.#registered) untrack(this, this.#address);
+    if (this.#registered) untrack(this);
     if (this.#slab !== undefined) this.#slab.live--;
     if (this.#frame !== undefined) this.#frame.freed(this.#byteLength);
   }
@@ -259,9 +238,10 @@ export class HostBuffer implements Trackable {
     return [
       target,
       {
-        handle: this.#owner.handle,
+        handle: this.#handle,
         owner: this.#owner,
         frame: this.#frame,
+        slab: this.#slab,
         address: this.#address,
         byteLength: this.#byteLength,
         alignment: this.#alignment,

@@ -4,8 +4,11 @@
  */
 import * as path from 'node:path';
 
+import { PinpoolError } from './errors.js';
+
 /** The addon's exports, as the binding (native/binding/addon.cpp) defines them. */
 export interface NativeBinding {
+  setErrorClass(errorClass: new (code: string, message: string) => Error): void;
   createHandler(kind: string, options: object): NativeHandle;
   alloc(handle: NativeHandle, bytes: number, alignment: number, makeBuffer: boolean): ArrayBuffer | undefined | null;
   free(handle: NativeHandle, buffer: ArrayBuffer | undefined, address: number, bytes: number, alignment: number, byGc: boolean): void;
@@ -13,33 +16,33 @@ export interface NativeBinding {
   stats(handle: NativeHandle, out: Float64Array): void;
   statsLayout(): string[];
   describe(handleOrId: NativeHandle | number): { id: number; name: string; kind: string } | null;
-  attach(id: number): NativeHandle | null;
-  transfer(handle: NativeHandle, buffer: ArrayBuffer | undefined, address: number, bytes: number, alignment: number, servedBy: number): number;
-  adopt(id: number): [NativeHandle, ArrayBuffer, number, number] | null;
+  secret(handle: NativeHandle): [secret: string, process: string];
+  attach(id: number, secret: string, process: string): NativeHandle | null;
+  transfer(handle: NativeHandle, buffer: ArrayBuffer | undefined, address: number, bytes: number, alignment: number): [key: string, process: string];
+  adopt(key: string, process: string): [NativeHandle, ArrayBuffer, number, number] | null;
   regionView(handle: NativeHandle, region: number, bytes: number): [ArrayBuffer, RegionPin] | null;
   releaseRegion(buffer: ArrayBuffer, pin: RegionPin): void;
   scratch(): Float64Array;
-  trackLive(handle: NativeHandle, address: number, bytes: number, alignment: number): void;
-  untrackLive(address: number): void;
   traceHops(enabled: boolean): void;
   takeHops(): [handler: string, from: string, to: string, reason: string][];
   info(): NativeInfo;
   cudaErrorName(code: number): string;
-  copy(kind: 0 | 1 | 2, device: number, dst: number, src: number, bytes: number, stream: NativeStream | undefined, pageable: ArrayBufferView | ArrayBuffer | undefined): [Promise<number>, NativeFence] | number;
-  prefetch(device: number, address: number, bytes: number, target: number, stream: NativeStream | undefined): [Promise<number>, NativeFence] | number;
-  advise(device: number, address: number, bytes: number, advice: number, target: number): number;
+  copy(kind: 0 | 1 | 2, device: number, dst: number | HostMemory, src: number | HostMemory, bytes: number, dstOffset: number, srcOffset: number, stream: NativeStream | undefined): Promise<number> | number;
+  prefetch(device: number, memory: HostMemory, target: number, stream: NativeStream | undefined): Promise<number> | number;
+  advise(device: number, memory: HostMemory, advice: number, target: number): number;
   deviceAlloc(device: number, bytes: number): number;
   deviceFree(address: number): number;
   createStream(device: number): NativeStream | number;
-  hostRegister(device: number, buffer: ArrayBufferView | ArrayBuffer, flags: number): [rc: number, address: number, bytes: number];
-  hostUnregister(address: number): number;
-  freeAfter(handle: NativeHandle, buffer: ArrayBuffer | undefined, address: number, bytes: number, alignment: number, fences: NativeFence[]): void;
-  reclaim(handle: NativeHandle): number;
+  hostRegister(device: number, memory: HostMemory, flags: number): [rc: number, registration: NativeRegistration | undefined, bytes: number];
+  hostUnregister(registration: NativeRegistration): number;
   deferred(handle: NativeHandle): number;
   fakeCuda(op: 'counters'): Record<string, number> | null;
   fakeCuda(op: 'reset'): boolean;
   fakeCuda(op: 'set', knob: string, value: number): boolean;
 }
+
+/** Host memory as native code reads it (through Node-API, never through getters). */
+export type HostMemory = ArrayBufferView | ArrayBuffer;
 
 /** An opaque reference to a native handler (a Node-API external). */
 export type NativeHandle = { readonly __nativeHandle: unique symbol };
@@ -47,8 +50,8 @@ export type NativeHandle = { readonly __nativeHandle: unique symbol };
 export type RegionPin = { readonly __regionPin: unique symbol };
 /** An opaque reference to a CUDA stream. */
 export type NativeStream = { readonly __nativeStream: unique symbol };
-/** An opaque reference to the completion fence of one GPU operation. */
-export type NativeFence = { readonly __nativeFence: unique symbol };
+/** An opaque reference to a host registration (it leases pinpool memory while registered). */
+export type NativeRegistration = { readonly __nativeRegistration: unique symbol };
 
 export interface NativeInfo {
   napiVersion: number;
@@ -99,3 +102,5 @@ function load(): NativeBinding {
 }
 
 export const binding: NativeBinding = load();
+// One typed boundary: native code throws PinpoolError itself, with a stable code.
+binding.setErrorClass(PinpoolError as unknown as new (code: string, message: string) => Error);

@@ -10,20 +10,24 @@ import { invalid } from './validate.js';
 
 const scratch = binding.scratch();
 
-function tokenId(token: unknown, kind: 'handler' | 'buffer'): number {
-  const t = token as { pinpool?: unknown; version?: unknown; id?: unknown } | null;
-  if (
-    t === null ||
-    typeof t !== 'object' ||
-    t.pinpool !== kind ||
-    t.version !== 1 ||
-    typeof t.id !== 'number' ||
-    !Number.isSafeInteger(t.id) ||
-    t.id <= 0
-  ) {
-    throw invalid('token', `a token from ${kind === 'handler' ? 'handler.share()' : 'buf.transfer()'}`, token);
+const HEX = /^[0-9a-f]+$/;
+
+/** Reads a token's fields once; anything but a token of this version is INVALID_ARGUMENT. */
+function readToken(token: unknown, kind: 'handler' | 'buffer'): { id: number | string; secret: string; process: string; slabViews: boolean } {
+  const expected = `a token from ${kind === 'handler' ? 'handler.share()' : 'buf.transfer()'}`;
+  if (token === null || typeof token !== 'object' || Array.isArray(token)) throw invalid('token', expected, token);
+  let t: { pinpool?: unknown; version?: unknown; id?: unknown; secret?: unknown; process?: unknown; slabViews?: unknown };
+  try {
+    t = { ...token };
+  } catch {
+    throw invalid('token', expected, token);
   }
-  return t.id;
+  const hex = (v: unknown, digits: number) => typeof v === 'string' && v.length === digits && HEX.test(v);
+  const idOk = kind === 'handler' ? typeof t.id === 'number' && Number.isSafeInteger(t.id) && t.id > 0 : hex(t.id, 32);
+  if (t.pinpool !== kind || t.version !== 2 || !idOk || !hex(t.process, 16) || (kind === 'handler' && !hex(t.secret, 32))) {
+    throw invalid('token', expected, token);
+  }
+  return { id: t.id as number | string, secret: (t.secret as string | undefined) ?? '', process: t.process as string, slabViews: t.slabViews === true };
 }
 
 /** This thread's wrappers by native id, so one native handler has one wrapper per thread. */
@@ -44,20 +48,22 @@ function wrapperOf(handle: NativeHandle, id: number, slabViews = false): Handler
  * // main: worker.postMessage(h.share());  worker: const h = attach(msg);
  */
 export function attach(token: HandlerToken): Handler {
-  const id = tokenId(token, 'handler');
-  const handle = binding.attach(id);
+  const t = readToken(token, 'handler');
+  const handle = binding.attach(t.id as number, t.secret, t.process);
   if (handle === null) {
-    throw new PinpoolError(ErrorCode.RELEASED, `pinpool: handler ${id} is gone (its last reference was dropped)`);
+    throw new PinpoolError(ErrorCode.RELEASED, `pinpool: handler ${t.id} is gone (its last reference was dropped)`);
   }
-  return wrapperOf(handle, id, (token as { slabViews?: unknown }).slabViews === true);
+  const d = binding.describe(handle)!;
+  if (t.slabViews && d.kind !== 'pool') throw invalid('token', 'slabViews only for a pool', token);
+  return wrapperOf(handle, t.id as number, t.slabViews);
 }
 
 /** Takes ownership of a buffer sent with `buf.transfer()`: same memory, zero copy, once. */
 export function adopt(token: BufferToken): HostBuffer {
-  const id = tokenId(token, 'buffer');
-  const parcel = binding.adopt(id);
+  const t = readToken(token, 'buffer');
+  const parcel = binding.adopt(t.id as string, t.process);
   if (parcel === null) {
-    throw new PinpoolError(ErrorCode.RELEASED, `pinpool: buffer token ${id} was already adopted`);
+    throw new PinpoolError(ErrorCode.RELEASED, 'pinpool: this buffer token was already adopted (or never issued)');
   }
   const [handle, buffer, byteLength, alignment] = parcel;
   const address = scratch[Slot.address]!;

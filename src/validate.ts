@@ -68,11 +68,19 @@ export function checkName(value: unknown, name = 'name'): string {
   return value;
 }
 
-/** Options objects: undefined means {}, anything but a plain object is an error. */
+/**
+ * Options objects: undefined means {}, anything but a plain object is an error. Returns a
+ * snapshot: each own property is read once, here, before the caller does anything, so a
+ * getter cannot change or free what a call is using halfway through (sharp's pattern).
+ */
 export function checkOptions<T extends object>(options: unknown, name: string): Partial<T> {
   if (options === undefined) return {};
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw invalid(name, 'an options object', options);
   }
-  return options as Partial<T>;
+  try {
+    return { ...(options as Partial<T>) };
+  } catch (err) {
+    throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: ${name} could not be read: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }

@@ -13,57 +13,30 @@
 #include "../core/handler.hpp"
 #include "../core/hop_log.hpp"
 #include "../core/transfers.hpp"
+#include "boundary.hpp"
 #include "../cuda/cuda_driver.hpp"
 #include "../handlers/pool_adaptor.hpp"
 #include "gpu.hpp"
 #include "handler_factory.hpp"
 #include "hot_path.hpp"
+#include "instance.hpp"
 
 namespace pinpool::binding {
 namespace {
 
-// A block that outlived the tick that made it (the GC backstop registered it). When the
-// environment ends (a worker exits or is terminated), such blocks go back to their handlers:
-// the JavaScript that would have freed them will never run again.
-struct LiveBlock {
-  Handler* handler;  // holds a reference
-  size_t bytes;
-  size_t alignment;
-};
-
-struct Instance {
-  Napi::Reference<Napi::Float64Array> scratch;  // this thread's report array
-  double* slots = nullptr;                      // its storage
-  std::unordered_map<uintptr_t, LiveBlock> live;  // long-lived blocks of this environment
-
-  ~Instance() {
-    for (auto& [address, block] : live) {
-      block.handler->deallocate(reinterpret_cast<void*>(address), block.bytes, block.alignment,
-                                /*by_gc=*/true);
-      block.handler->release();
-    }
-  }
-};
-
-Instance& instance(Napi::Env env) { return *env.GetInstanceData<Instance>(); }
-
-Napi::Error coded(Napi::Env env, const char* code, const std::string& message) {
-  Napi::Error e = Napi::TypeError::New(env, message);
-  e.Set("code", Napi::String::New(env, code));
-  return e;
-}
-
+// Throws ERR_PINPOOL_INVALID_ARGUMENT naming the call, and returns undefined from the binding
+// function, when `cond` is false.
 #define PINPOOL_CHECK(cond, what)                                                          \
-  if (!(cond)) {                                                                           \
-    coded(info.Env(), "ERR_PINPOOL_INVALID_ARGUMENT", std::string("pinpool binding: ") +   \
-                                                          (what))                          \
-        .ThrowAsJavaScriptException();                                                     \
-    return info.Env().Undefined();                                                         \
-  }
+  do {                                                                                     \
+    if (!(cond)) {                                                                         \
+      throw_error(info.Env(), code::kInvalidArgument, std::string("binding: ") + (what));  \
+      return info.Env().Undefined();                                                       \
+    }                                                                                      \
+  } while (0)
 
 Handler* handler_arg(const Napi::CallbackInfo& info, size_t i) {
-  if (i >= info.Length() || !info[i].IsExternal()) return nullptr;
-  return info[i].As<Napi::External<Handler>>().Data();
+  if (i >= info.Length()) return nullptr;
+  return static_cast<Handler*>(unwrap_tagged(info.Env(), info[i], Tag::Handler));
 }
 
 double number_arg(const Napi::CallbackInfo& info, size_t i) {
@@ -71,21 +44,21 @@ double number_arg(const Napi::CallbackInfo& info, size_t i) {
 }
 
 void* address_of(double a) { return reinterpret_cast<void*>(static_cast<uintptr_t>(a)); }
-double address_value(const void* p) { return static_cast<double>(reinterpret_cast<uintptr_t>(p)); }
-
-double served_by_id(const pinpool_handler* h) {
-  const Handler* ours = Handler::from_abi(h);
-  return ours ? static_cast<double>(ours->id()) : 0;
-}
 
 // Wraps a handler reference (already counted) for JavaScript; the wrapper releases it.
 Napi::Value wrap(Napi::Env env, Handler* h) {
-  return Napi::External<Handler>::New(env, h, [](Napi::Env, Handler* p) { p->release(); });
+  return Napi::Value(env, wrap_tagged(env, h, Tag::Handler, [](napi_env, void* data, void*) {
+                       static_cast<Handler*>(data)->release();
+                     }));
 }
 
-Napi::Value External(Napi::Env env, void* ptr, size_t bytes) {
-  if (bytes == 0) return Napi::ArrayBuffer::New(env, 0);
-  return Napi::ArrayBuffer::New(env, ptr, bytes);
+// The hex digits of a handler's secret (Handler::secret()).
+std::string secret_hex(const Handler* h) {
+  char digits[33];
+  std::snprintf(digits, sizeof digits, "%016llx%016llx",
+                static_cast<unsigned long long>(h->secret()[0]),
+                static_cast<unsigned long long>(h->secret()[1]));
+  return digits;
 }
 
 // createHandler(kind, options) -> External
@@ -179,52 +152,31 @@ Napi::Value Describe(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// attach(id) -> External with a new reference, or null when the handler is gone
-Napi::Value Attach(const Napi::CallbackInfo& info) {
-  PINPOOL_CHECK(info[0].IsNumber(), "attach(id)");
-  Handler* h = Handler::find(static_cast<uint64_t>(number_arg(info, 0)));
-  return h ? wrap(info.Env(), h) : info.Env().Null();
-}
-
-// transfer(handler, arrayBuffer | undefined, address, bytes, alignment, servedById) -> number
-Napi::Value Transfer(const Napi::CallbackInfo& info) {
+// secret(handler) -> [the handler's secret as hex digits, the process key]: what a share()
+// token carries besides the id
+Napi::Value Secret(const Napi::CallbackInfo& info) {
   Handler* h = handler_arg(info, 0);
-  double address = number_arg(info, 2), bytes = number_arg(info, 3),
-         alignment = number_arg(info, 4), served = number_arg(info, 5);
-  PINPOOL_CHECK(h && address > 0 && bytes >= 0 && alignment >= 1 && served >= 0,
-                "transfer(handler, buffer, address, bytes, alignment, servedBy)");
-  if (info[1].IsArrayBuffer()) {
-    Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
-    if (!ab.IsDetached()) ab.Detach();
-  }
-  transfers::Parcel parcel;
-  h->retain();  // the parcel's own reference, handed to the adopting thread
-  parcel.handler = h;
-  parcel.ptr = address_of(address);
-  parcel.bytes = static_cast<size_t>(bytes);
-  parcel.alignment = static_cast<size_t>(alignment);
-  Handler* leaf = Handler::find(static_cast<uint64_t>(served));
-  parcel.served_by = leaf ? leaf->abi() : nullptr;
-  if (leaf) leaf->release();  // the parcel's handler keeps the leaf alive
-  return Napi::Number::New(info.Env(), static_cast<double>(transfers::park(parcel)));
+  PINPOOL_CHECK(h, "secret(handler)");
+  Napi::Array result = Napi::Array::New(info.Env(), 2);
+  result.Set(0u, Napi::String::New(info.Env(), secret_hex(h)));
+  result.Set(1u, Napi::String::New(info.Env(), transfers::process_key()));
+  return result;
 }
 
-// adopt(number, makeBuffer) -> [handler, arrayBuffer|undefined, bytes, alignment] or null;
-// the address and leaf id land in scratch.
-Napi::Value Adopt(const Napi::CallbackInfo& info) {
-  PINPOOL_CHECK(info[0].IsNumber(), "adopt(token)");
-  Napi::Env env = info.Env();
-  transfers::Parcel p;
-  if (!transfers::take(static_cast<uint64_t>(number_arg(info, 0)), p)) return env.Null();
-  double* out = instance(env).slots;
-  out[kAddress] = address_value(p.ptr);
-  out[kServedBy] = served_by_id(p.served_by);
-  Napi::Array result = Napi::Array::New(env, 4);
-  result.Set(0u, wrap(env, p.handler));  // takes over the parcel's reference
-  result.Set(1u, External(env, p.ptr, p.bytes));
-  result.Set(2u, Napi::Number::New(env, static_cast<double>(p.bytes)));
-  result.Set(3u, Napi::Number::New(env, static_cast<double>(p.alignment)));
-  return result;
+// attach(id, secret, process) -> External with a new reference, or null when the handler is
+// gone; a secret or process that does not match is refused (a guessed or foreign token)
+Napi::Value Attach(const Napi::CallbackInfo& info) {
+  PINPOOL_CHECK(info.Length() >= 3 && info[0].IsNumber() && info[1].IsString() && info[2].IsString(),
+                "attach(id, secret, process)");
+  PINPOOL_CHECK(info[2].As<Napi::String>().Utf8Value() == transfers::process_key(),
+                "attach: the token was made in another process");
+  Handler* h = Handler::find(static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue()));
+  if (!h) return info.Env().Null();
+  if (info[1].As<Napi::String>().Utf8Value() != secret_hex(h)) {
+    h->release();
+    PINPOOL_CHECK(false, "attach: not a token from handler.share()");
+  }
+  return wrap(info.Env(), h);
 }
 
 // One JavaScript view of a slab: it pins the slab (so trim() keeps it mapped) and holds the
@@ -257,17 +209,20 @@ Napi::Value RegionView(const Napi::CallbackInfo& info) {
                                                 drop, new RegionPinRef(pin));
   Napi::Array result = Napi::Array::New(env, 2);
   result.Set(0u, ab);
-  result.Set(1u, Napi::External<RegionPinRef>::New(env, new RegionPinRef(pin),
-                                                   [](Napi::Env, RegionPinRef* ref) { delete ref; }));
+  result.Set(1u, Napi::Value(env, wrap_tagged(env, new RegionPinRef(pin), Tag::RegionPin,
+                                               [](napi_env, void* ref, void*) {
+                                                 delete static_cast<RegionPinRef*>(ref);
+                                               })));
   return result;
 }
 
 // releaseRegion(arrayBuffer, pin): detaches the view, then unpins the slab
 Napi::Value ReleaseRegion(const Napi::CallbackInfo& info) {
-  PINPOOL_CHECK(info[0].IsArrayBuffer() && info[1].IsExternal(), "releaseRegion(buffer, pin)");
+  auto* pin = static_cast<RegionPinRef*>(unwrap_tagged(info.Env(), info[1], Tag::RegionPin));
+  PINPOOL_CHECK(info[0].IsArrayBuffer() && pin, "releaseRegion(buffer, pin)");
   Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
   if (!ab.IsDetached()) ab.Detach();
-  (*info[1].As<Napi::External<RegionPinRef>>().Data())->unpin();
+  (*pin)->unpin();
   return info.Env().Undefined();
 }
 
@@ -297,32 +252,10 @@ Napi::Value TakeHops(const Napi::CallbackInfo& info) {
   return hops;
 }
 
-// trackLive(handler, address, bytes, alignment): see LiveBlock
-Napi::Value TrackLive(const Napi::CallbackInfo& info) {
-  Handler* h = handler_arg(info, 0);
-  double address = number_arg(info, 1), bytes = number_arg(info, 2), alignment = number_arg(info, 3);
-  PINPOOL_CHECK(h && address > 0 && bytes >= 0 && alignment >= 1,
-                "trackLive(handler, address, bytes, alignment)");
-  auto [it, added] = instance(info.Env()).live.try_emplace(
-      static_cast<uintptr_t>(address),
-      LiveBlock{h, static_cast<size_t>(bytes), static_cast<size_t>(alignment)});
-  if (added) h->retain();
-  return info.Env().Undefined();
-}
-
-// untrackLive(address): the block was freed, transferred or collected
-Napi::Value UntrackLive(const Napi::CallbackInfo& info) {
-  auto& live = instance(info.Env()).live;
-  auto it = live.find(static_cast<uintptr_t>(number_arg(info, 0)));
-  if (it != live.end()) {
-    it->second.handler->release();
-    live.erase(it);
-  }
-  return info.Env().Undefined();
-}
-
 Napi::Value Scratch(const Napi::CallbackInfo& info) {
-  return instance(info.Env()).scratch.Value();
+  napi_value scratch;
+  napi_get_reference_value(info.Env(), instance(info.Env())->scratch, &scratch);
+  return Napi::Value(info.Env(), scratch);
 }
 
 Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -379,6 +312,7 @@ Napi::Value FakeCuda(const Napi::CallbackInfo& info) {
         env, cuda::fake_set(knob.c_str(), info[2].As<Napi::Number>().Int64Value()));
   }
   PINPOOL_CHECK(false, "fakeCuda: unknown op " + op);
+  return env.Undefined();
 }
 
 }  // namespace
@@ -386,13 +320,16 @@ Napi::Value FakeCuda(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* inst = new Instance();
   Napi::Float64Array scratch = Napi::Float64Array::New(env, kSlotCount);
-  inst->scratch = Napi::Persistent(scratch);
+  napi_create_reference(env, scratch, 1, &inst->scratch);
   inst->slots = scratch.Data();
-  env.SetInstanceData<Instance>(inst);
+  napi_set_instance_data(
+      env, inst, [](napi_env, void* data, void*) { delete static_cast<Instance*>(data); }, nullptr);
   exports.Set("createHandler", Napi::Function::New(env, CreateHandler, "createHandler"));
-  for (auto [name, fn] : {std::pair{"alloc", HotAlloc}, std::pair{"free", HotFree}}) {
+  for (auto [name, fn] : {std::pair{"alloc", HotAlloc}, std::pair{"free", HotFree},
+                          std::pair{"transfer", Transfer}, std::pair{"adopt", Adopt},
+                          std::pair{"setErrorClass", SetErrorClass}}) {
     napi_value f;
-    NAPI_THROW_IF_FAILED(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, inst->slots, &f),
+    NAPI_THROW_IF_FAILED(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, inst, &f),
                          exports);
     exports.Set(name, Napi::Value(env, f));
   }
@@ -401,13 +338,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("statsLayout", Napi::Function::New(env, StatsLayout, "statsLayout"));
   exports.Set("describe", Napi::Function::New(env, Describe, "describe"));
   exports.Set("attach", Napi::Function::New(env, Attach, "attach"));
-  exports.Set("transfer", Napi::Function::New(env, Transfer, "transfer"));
-  exports.Set("adopt", Napi::Function::New(env, Adopt, "adopt"));
+  exports.Set("secret", Napi::Function::New(env, Secret, "secret"));
   exports.Set("regionView", Napi::Function::New(env, RegionView, "regionView"));
   exports.Set("releaseRegion", Napi::Function::New(env, ReleaseRegion, "releaseRegion"));
   exports.Set("scratch", Napi::Function::New(env, Scratch, "scratch"));
-  exports.Set("trackLive", Napi::Function::New(env, TrackLive, "trackLive"));
-  exports.Set("untrackLive", Napi::Function::New(env, UntrackLive, "untrackLive"));
   exports.Set("traceHops", Napi::Function::New(env, TraceHops, "traceHops"));
   exports.Set("takeHops", Napi::Function::New(env, TakeHops, "takeHops"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));

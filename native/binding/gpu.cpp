@@ -1,10 +1,15 @@
 #include "gpu.hpp"
 
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <vector>
 
+#include "../core/block_registry.hpp"
 #include "../core/gpu_work.hpp"
 #include "../core/handler.hpp"
+#include "../core/leases.hpp"
+#include "boundary.hpp"
 
 namespace pinpool::binding {
 namespace {
@@ -22,20 +27,58 @@ struct GpuState {
 struct Op {
   GpuState* state;
   napi_deferred deferred = nullptr;  // the Promise to settle
-  napi_ref keep = nullptr;           // keeps a pageable source or destination alive
   GpuWork work;
+  // A copy between the device and memory that is not pinpool's (a Buffer, a typed array) goes
+  // through a staging block of our own: that memory can be detached, transferred or shrunk
+  // while the copy runs, and nothing may write into it after it could have been freed.
+  void* staging = nullptr;           // malloc'd, freed with the Op
+  napi_ref destination = nullptr;    // device to host: where the staged bytes go at the end
+  size_t destination_offset = 0;     // byte offset into it
+  size_t bytes = 0;                  // bytes copied
   Op(GpuState* s, int device, GpuWork::Notify notify) : state(s), work(device, notify, this) {}
+  ~Op() { std::free(staging); }
 };
 
+// Settles a copy whose destination was detached or shrunk while it ran: nothing was written.
+constexpr int kDestinationGone = -1;
+
 void* address_of(double a) { return reinterpret_cast<void*>(static_cast<uintptr_t>(a)); }
-double address_value(const void* p) { return static_cast<double>(reinterpret_cast<uintptr_t>(p)); }
+
+// Host memory as JavaScript holds it: an ArrayBuffer, a typed array or a DataView, read by
+// Node-API (never through getters a subclass could override). A detached buffer is empty.
+struct HostMemory {
+  char* data = nullptr;
+  size_t length = 0;
+};
+
+bool host_memory(napi_env env, napi_value v, HostMemory* out) {
+  bool is = false;
+  void* data = nullptr;
+  size_t length = 0;
+  if (napi_is_typedarray(env, v, &is) == napi_ok && is) {
+    napi_typedarray_type type;
+    size_t count = 0;
+    if (napi_get_typedarray_info(env, v, &type, &count, &data, nullptr, nullptr) != napi_ok) return false;
+    static const size_t sizes[] = {1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8};  // by napi_typedarray_type
+    length = count * (static_cast<size_t>(type) < sizeof sizes / sizeof sizes[0] ? sizes[type] : 1);
+  } else if (napi_is_dataview(env, v, &is) == napi_ok && is) {
+    if (napi_get_dataview_info(env, v, &length, &data, nullptr, nullptr) != napi_ok) return false;
+  } else if (napi_is_arraybuffer(env, v, &is) == napi_ok && is) {
+    if (napi_get_arraybuffer_info(env, v, &data, &length) != napi_ok) return false;
+  } else {
+    return false;
+  }
+  out->data = static_cast<char*>(data);
+  out->length = data ? length : 0;
+  return true;
+}
+
+bool page_locked(const char* kind) {
+  return kind && (std::strcmp(kind, "pinned") == 0 || std::strcmp(kind, "managed") == 0);
+}
 
 GpuState* state_of(const Napi::CallbackInfo& info) { return static_cast<GpuState*>(info.Data()); }
 
-template <typename T>
-T* external(const Napi::Value& v) {
-  return v.IsExternal() ? v.As<Napi::External<T>>().Data() : nullptr;
-}
 
 Napi::Value number(Napi::Env env, double v) { return Napi::Number::New(env, v); }
 
@@ -49,8 +92,21 @@ void notify(GpuWork*, void* context) {
   if (!s->closing) napi_call_threadsafe_function(s->tsfn, op, napi_tsfn_nonblocking);
 }
 
+// Device to host through staging: the staged bytes go where the destination is now.
+int unstage(napi_env env, Op* op) {
+  napi_value destination;
+  HostMemory m;
+  if (napi_get_reference_value(env, op->destination, &destination) != napi_ok || !destination ||
+      !host_memory(env, destination, &m) || op->destination_offset > m.length ||
+      op->bytes > m.length - op->destination_offset)
+    return kDestinationGone;
+  std::memcpy(m.data + op->destination_offset, op->staging, op->bytes);
+  return CUDA_SUCCESS;
+}
+
 void settle(napi_env env, Op* op) {
-  CUresult rc = op->work.status();
+  int rc = op->work.status();
+  if (rc == CUDA_SUCCESS && op->destination) rc = unstage(env, op);
   napi_value value;
   napi_create_int32(env, rc, &value);
   if (rc == CUDA_SUCCESS) napi_resolve_deferred(env, op->deferred, value);
@@ -59,7 +115,7 @@ void settle(napi_env env, Op* op) {
 
 void finish(napi_env env, Op* op) {
   GpuState* s = op->state;
-  if (op->keep) napi_delete_reference(env, op->keep);
+  if (op->destination) napi_delete_reference(env, op->destination);
   delete op;
   if (--s->pending == 0) napi_unref_threadsafe_function(env, s->tsfn);
 }
@@ -67,40 +123,31 @@ void finish(napi_env env, Op* op) {
 // JavaScript thread, from the thread-safe function.
 void on_complete(napi_env env, napi_value, void*, void* data) {
   auto* op = static_cast<Op*>(data);
-  if (env == nullptr) return;  // teardown: the environment (and op->keep) are gone
+  if (env == nullptr) return;  // teardown: the environment (and op->destination) are gone
   settle(env, op);
   finish(env, op);
 }
 
 // Starts tracking an operation; returns its Promise.
-napi_value begin(napi_env env, Op* op, napi_value keep) {
+napi_value begin(napi_env env, Op* op) {
   napi_value promise;
   napi_create_promise(env, &op->deferred, &promise);
-  if (keep) napi_create_reference(env, keep, 1, &op->keep);
   if (op->state->pending++ == 0) napi_ref_threadsafe_function(env, op->state->tsfn);
   return promise;
 }
 
-// Settles an operation that failed to queue, from the JavaScript thread.
+// Settles an operation that failed to queue, from the JavaScript thread. Its work either never
+// started or was waited for (GpuWork::submit), so the leases it holds end now.
 void fail_now(napi_env env, Op* op, CUresult rc) {
+  op->work.fence()->signal();
   napi_value value;
   napi_create_int32(env, rc, &value);
   napi_reject_deferred(env, op->deferred, value);
   finish(env, op);
 }
 
-// [promise, fence] for an operation queued now; the fence is what deferred frees wait on.
-Napi::Value started(Napi::Env env, napi_value promise, Op* op) {
-  Fence* fence = op->work.fence();
-  fence->retain();
-  Napi::Array result = Napi::Array::New(env, 2);
-  result.Set(0u, Napi::Value(env, promise));
-  result.Set(1u, Napi::External<Fence>::New(env, fence, [](Napi::Env, Fence* f) { f->release(); }));
-  return result;
-}
-
 CUresult stream_arg(const Napi::Value& v, int device, CUstream* out) {
-  if (CUstream* s = external<CUstream>(v)) {
+  if (auto* s = static_cast<CUstream*>(unwrap_tagged(v.Env(), v, Tag::Stream))) {
     *out = *s;
     return CUDA_SUCCESS;
   }
@@ -134,86 +181,163 @@ void submit_complete(napi_env env, napi_status, void* data) {
   delete s;
 }
 
-// copy(kind, device, dst, src, bytes, stream, pageable) -> [promise, fence] | CUresult
-//   kind: 0 host to device, 1 device to host, 2 device to device; dst/src: addresses;
-//   pageable: the JS buffer on the host side when it is ordinary memory, else undefined.
+void submit_from_pool(napi_env env, Submission* s) {
+  napi_value name;
+  napi_create_string_utf8(env, "pinpool.copy", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, nullptr, name, submit_execute, submit_complete, s, &s->work);
+  napi_queue_async_work(env, s->work);
+}
+
+// The host side of a copy or prefetch: `bytes` bytes at `offset` into `value`. Throws and
+// returns false when the value is not host memory or the range does not fit.
+bool host_range(napi_env env, napi_value value, size_t offset, size_t bytes, char** out) {
+  HostMemory m;
+  if (!host_memory(env, value, &m)) {
+    throw_error(env, code::kInvalidArgument, "binding: host memory must be an ArrayBuffer, a typed array or a DataView");
+    return false;
+  }
+  if (offset > m.length || bytes > m.length - offset) {
+    throw_error(env, code::kInvalidArgument,
+                "copy: offset " + std::to_string(offset) + " + bytes " + std::to_string(bytes) +
+                    " exceeds the host memory's " + std::to_string(m.length) + " bytes" +
+                    (m.length == 0 ? " (is it detached?)" : ""));
+    return false;
+  }
+  *out = m.data + offset;
+  return true;
+}
+
+// copy(kind, device, dst, src, bytes, dstOffset, srcOffset, stream) -> Promise | CUresult
+//   kind: 0 host to device, 1 device to host, 2 device to device. A device side is an address;
+//   the host side is the memory itself (ArrayBuffer, typed array or DataView), so the lease is
+//   taken from the memory whatever object reaches it.
 Napi::Value Copy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int kind = info[0].As<Napi::Number>().Int32Value();
-  int device = info[1].As<Napi::Number>().Int32Value();
-  void* dst = address_of(info[2].As<Napi::Number>().DoubleValue());
-  const void* src = address_of(info[3].As<Napi::Number>().DoubleValue());
-  size_t bytes = static_cast<size_t>(info[4].As<Napi::Number>().DoubleValue());
-  CUstream stream;
-  CUresult rc = stream_arg(info[5], device, &stream);
-  if (rc != CUDA_SUCCESS) return number(env, rc);
-  bool pageable = !info[6].IsUndefined();
-  if (pageable) {
-    // The host side is ordinary JS memory: its address is the memory's own plus the offset
-    // given in place of an address. V8 never moves an ArrayBuffer's bytes.
-    char* base = nullptr;
-    if (info[6].IsArrayBuffer()) {
-      base = static_cast<char*>(info[6].As<Napi::ArrayBuffer>().Data());
-    } else if (info[6].IsTypedArray() || info[6].IsDataView()) {
-      napi_value ab;
-      size_t offset = 0;
-      void* data = nullptr;
-      if (info[6].IsDataView())
-        napi_get_dataview_info(env, info[6], nullptr, &data, &ab, &offset);
-      else
-        napi_get_typedarray_info(env, info[6], nullptr, nullptr, &data, &ab, &offset);
-      base = static_cast<char*>(data);
-    }
-    if (!base) return number(env, CUDA_ERROR_INVALID_VALUE);
-    if (kind == 1) dst = base + reinterpret_cast<uintptr_t>(dst);
-    else src = base + reinterpret_cast<uintptr_t>(src);
+  size_t bytes = 0, dst_offset = 0, src_offset = 0;
+  int kind = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
+  if (info.Length() < 8 || kind < 0 || kind > 2 || !info[1].IsNumber() ||
+      !get_size(env, info[4], &bytes) || !get_size(env, info[5], &dst_offset) ||
+      !get_size(env, info[6], &src_offset)) {
+    throw_error(env, code::kInvalidArgument, "binding: copy(kind, device, dst, src, bytes, dstOffset, srcOffset, stream)");
+    return env.Undefined();
   }
+  int device = info[1].As<Napi::Number>().Int32Value();
+  napi_value host_value = kind == 0 ? info[3] : info[2];
+  char* host = nullptr;
+  void* dst = nullptr;
+  const void* src = nullptr;
+  if (kind == 2) {
+    void* d;
+    void* s;
+    if (!get_address(env, info[2], &d) || !get_address(env, info[3], &s)) {
+      throw_error(env, code::kInvalidArgument, "binding: copy: device addresses");
+      return env.Undefined();
+    }
+    dst = static_cast<char*>(d) + dst_offset;
+    src = static_cast<char*>(s) + src_offset;
+  } else {
+    void* device_address;
+    if (!get_address(env, kind == 0 ? info[2] : info[3], &device_address)) {
+      throw_error(env, code::kInvalidArgument, "binding: copy: device address");
+      return env.Undefined();
+    }
+    if (!host_range(env, host_value, kind == 0 ? src_offset : dst_offset, bytes, &host))
+      return env.Undefined();
+    char* device_side = static_cast<char*>(device_address) + (kind == 0 ? dst_offset : src_offset);
+    dst = kind == 0 ? static_cast<void*>(device_side) : static_cast<void*>(host);
+    src = kind == 0 ? static_cast<const void*>(host) : static_cast<const void*>(device_side);
+  }
+  CUstream stream;
+  CUresult rc = stream_arg(info[7], device, &stream);
+  if (rc != CUDA_SUCCESS) return number(env, rc);
+
   auto* op = new Op(state_of(info), device, notify);
-  napi_value promise = begin(env, op, pageable ? static_cast<napi_value>(info[6]) : nullptr);
+  bool from_pool = false;
+  if (kind != 2) {
+    block_registry::Found found = block_registry::find(host, bytes);
+    if (found.kind) {
+      // pinpool memory: lease it until the copy is done; queue from the JS thread only when it
+      // is page-locked (CUDA then only queues the copy).
+      leases::take(host, bytes, op->work.fence());
+      from_pool = !page_locked(found.kind);
+    } else {
+      // Someone else's memory: stage it, and never touch it again after this call (host to
+      // device) or before the copy is over (device to host, in unstage()).
+      op->staging = std::malloc(bytes ? bytes : 1);
+      if (!op->staging) {
+        delete op;
+        return number(env, CUDA_ERROR_OUT_OF_MEMORY);
+      }
+      op->bytes = bytes;
+      if (kind == 0) {
+        std::memcpy(op->staging, host, bytes);
+        src = op->staging;
+      } else {
+        napi_create_reference(env, host_value, 1, &op->destination);
+        op->destination_offset = dst_offset;
+        dst = op->staging;
+      }
+      from_pool = true;
+    }
+  }
+  napi_value promise = begin(env, op);
   auto copy_kind = static_cast<cuda::CopyKind>(kind);
-  Napi::Value result = started(env, promise, op);
-  if (pageable) {
-    auto* s = new Submission{op, stream, copy_kind, dst, src, bytes};
-    napi_value name;
-    napi_create_string_utf8(env, "pinpool.copy", NAPI_AUTO_LENGTH, &name);
-    napi_create_async_work(env, nullptr, name, submit_execute, submit_complete, s, &s->work);
-    napi_queue_async_work(env, s->work);
-    return result;
+  if (from_pool) {
+    submit_from_pool(env, new Submission{op, stream, copy_kind, dst, src, bytes});
+    return Napi::Value(env, promise);
   }
   rc = op->work.submit(stream, [&](CUstream st) {
     return cuda::copy_async(device, copy_kind, dst, src, bytes, st);
   });
   if (rc != CUDA_SUCCESS) fail_now(env, op, rc);
-  return result;
+  return Napi::Value(env, promise);
 }
 
-// prefetch(device, address, bytes, target, stream) -> [promise, fence] | CUresult
+// Managed memory for prefetch and advise: throws and returns nullptr for anything else.
+char* managed_range(napi_env env, napi_value value, size_t* bytes) {
+  HostMemory m;
+  if (!host_memory(env, value, &m) || m.length == 0) {
+    throw_error(env, code::kInvalidArgument, "binding: managed memory must be a live buffer's bytes");
+    return nullptr;
+  }
+  block_registry::Found found = block_registry::find(m.data, m.length);
+  if (!found.kind || std::strcmp(found.kind, "managed") != 0) {
+    throw_error(env, code::kInvalidArgument, "prefetch() and advise() work on managed memory only");
+    return nullptr;
+  }
+  *bytes = m.length;
+  return m.data;
+}
+
+// prefetch(device, memory, target, stream) -> Promise | CUresult
 Napi::Value Prefetch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int device = info[0].As<Napi::Number>().Int32Value();
-  const void* ptr = address_of(info[1].As<Napi::Number>().DoubleValue());
-  size_t bytes = static_cast<size_t>(info[2].As<Napi::Number>().DoubleValue());
-  int target = info[3].As<Napi::Number>().Int32Value();
+  size_t bytes = 0;
+  char* ptr = managed_range(env, info[1], &bytes);
+  if (!ptr) return env.Undefined();
+  int target = info[2].As<Napi::Number>().Int32Value();
   CUstream stream;
-  CUresult rc = stream_arg(info[4], device, &stream);
+  CUresult rc = stream_arg(info[3], device, &stream);
   if (rc != CUDA_SUCCESS) return number(env, rc);
   auto* op = new Op(state_of(info), device, notify);
-  napi_value promise = begin(env, op, nullptr);
-  Napi::Value result = started(env, promise, op);
+  leases::take(ptr, bytes, op->work.fence());
+  napi_value promise = begin(env, op);
   rc = op->work.submit(stream, [&](CUstream st) {
     return cuda::prefetch_async(device, ptr, bytes, target, st);
   });
   if (rc != CUDA_SUCCESS) fail_now(env, op, rc);
-  return result;
+  return Napi::Value(env, promise);
 }
 
-// advise(device, address, bytes, advice, target) -> CUresult
+// advise(device, memory, advice, target) -> CUresult
 Napi::Value Advise(const Napi::CallbackInfo& info) {
-  CUresult rc = cuda::advise(info[0].As<Napi::Number>().Int32Value(),
-                             address_of(info[1].As<Napi::Number>().DoubleValue()),
-                             static_cast<size_t>(info[2].As<Napi::Number>().DoubleValue()),
-                             static_cast<CUmem_advise>(info[3].As<Napi::Number>().Int32Value()),
-                             info[4].As<Napi::Number>().Int32Value());
+  size_t bytes = 0;
+  char* ptr = managed_range(info.Env(), info[1], &bytes);
+  if (!ptr) return info.Env().Undefined();
+  CUresult rc = cuda::advise(info[0].As<Napi::Number>().Int32Value(), ptr, bytes,
+                             static_cast<CUmem_advise>(info[2].As<Napi::Number>().Int32Value()),
+                             info[3].As<Napi::Number>().Int32Value());
   return number(info.Env(), rc);
 }
 
@@ -236,69 +360,69 @@ Napi::Value CreateStream(const Napi::CallbackInfo& info) {
   CUresult rc = cuda::stream_create(info[0].As<Napi::Number>().Int32Value(), &s);
   if (rc != CUDA_SUCCESS) return number(info.Env(), rc);
   // Destroying a stream with work queued is safe: CUDA finishes the work first.
-  return Napi::External<CUstream>::New(info.Env(), new CUstream(s), [](Napi::Env, CUstream* p) {
-    cuda::stream_destroy(*p);
-    delete p;
-  });
+  return Napi::Value(info.Env(), wrap_tagged(info.Env(), new CUstream(s), Tag::Stream,
+                                              [](napi_env, void* data, void*) {
+                                                auto* p = static_cast<CUstream*>(data);
+                                                cuda::stream_destroy(*p);
+                                                delete p;
+                                              }));
 }
 
-// hostRegister(device, buffer, flags) -> [CUresult, address, bytes]
+// Memory page-locked in place. When it is pinpool's, the registration leases it, so the block
+// is not reused while registered.
+struct Registration {
+  void* ptr;
+  Fence* lease = nullptr;  // signalled at unregister; null for memory that is not pinpool's
+  bool registered = true;
+};
+
+// hostRegister(device, memory, flags) -> [CUresult, registration, bytes]
 Napi::Value HostRegister(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  void* data = nullptr;
-  size_t bytes = 0;
-  if (info[1].IsArrayBuffer()) {
-    Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
-    data = ab.Data();
-    bytes = ab.ByteLength();
-  } else if (info[1].IsTypedArray()) {
-    Napi::TypedArray t = info[1].As<Napi::TypedArray>();
-    data = static_cast<char*>(t.ArrayBuffer().Data()) + t.ByteOffset();
-    bytes = t.ByteLength();
+  HostMemory m;
+  if (!host_memory(env, info[1], &m)) {
+    throw_error(env, code::kInvalidArgument, "binding: hostRegister(device, memory, flags)");
+    return env.Undefined();
   }
-  CUresult rc = data && bytes ? cuda::host_register(info[0].As<Napi::Number>().Int32Value(), data,
-                                                    bytes, info[2].As<Napi::Number>().Uint32Value())
-                              : CUDA_ERROR_INVALID_VALUE;
+  CUresult rc = m.data && m.length ? cuda::host_register(info[0].As<Napi::Number>().Int32Value(), m.data,
+                                                         m.length, info[2].As<Napi::Number>().Uint32Value())
+                                   : CUDA_ERROR_INVALID_VALUE;
   Napi::Array result = Napi::Array::New(env, 3);
   result.Set(0u, number(env, rc));
-  result.Set(1u, number(env, address_value(data)));
-  result.Set(2u, number(env, static_cast<double>(bytes)));
+  if (rc == CUDA_SUCCESS) {
+    auto* r = new Registration{m.data};
+    if (block_registry::find(m.data, m.length).kind) {
+      r->lease = Fence::create();
+      leases::take(m.data, m.length, r->lease);
+    }
+    result.Set(1u, Napi::Value(env, wrap_tagged(env, r, Tag::Registration, [](napi_env, void* data, void*) {
+                                 auto* reg = static_cast<Registration*>(data);
+                                 // Collected without unregister: src/gpu.ts unregisters first.
+                                 if (reg->lease) reg->lease->release();
+                                 delete reg;
+                               })));
+  }
+  result.Set(2u, number(env, static_cast<double>(m.length)));
   return result;
 }
 
-// hostUnregister(address) -> CUresult
+// hostUnregister(registration) -> CUresult; the lease ends with it
 Napi::Value HostUnregister(const Napi::CallbackInfo& info) {
-  return number(info.Env(), cuda::host_unregister(address_of(info[0].As<Napi::Number>().DoubleValue())));
-}
-
-// freeAfter(handler, arrayBuffer | undefined, address, bytes, alignment, [fence...])
-Napi::Value FreeAfter(const Napi::CallbackInfo& info) {
-  Handler* h = external<Handler>(info[0]);
-  if (!h || !info[5].IsArray()) return info.Env().Undefined();
-  if (info[1].IsArrayBuffer()) {
-    Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
-    if (!ab.IsDetached()) ab.Detach();
+  auto* r = static_cast<Registration*>(unwrap_tagged(info.Env(), info[0], Tag::Registration));
+  if (!r) {
+    throw_error(info.Env(), code::kInvalidArgument, "binding: hostUnregister(registration)");
+    return info.Env().Undefined();
   }
-  Napi::Array list = info[5].As<Napi::Array>();
-  std::vector<Fence*> fences;
-  for (uint32_t i = 0; i < list.Length(); i++)
-    if (Fence* f = external<Fence>(list.Get(i))) fences.push_back(f);
-  h->deallocate_after(address_of(info[2].As<Napi::Number>().DoubleValue()),
-                      static_cast<size_t>(info[3].As<Napi::Number>().DoubleValue()),
-                      static_cast<size_t>(info[4].As<Napi::Number>().DoubleValue()),
-                      FenceSet(std::move(fences)));
-  return info.Env().Undefined();
+  if (!r->registered) return number(info.Env(), CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED);
+  r->registered = false;
+  CUresult rc = cuda::host_unregister(r->ptr);
+  if (r->lease) r->lease->signal();
+  return number(info.Env(), rc);
 }
 
-// reclaim(handler) -> blocks whose deferred free finished now
-Napi::Value Reclaim(const Napi::CallbackInfo& info) {
-  Handler* h = external<Handler>(info[0]);
-  return number(info.Env(), h ? static_cast<double>(h->reclaim()) : 0);
-}
-
-// deferred(handler) -> blocks still waiting for their fences
+// deferred(handler) -> blocks still waiting for their leases
 Napi::Value Deferred(const Napi::CallbackInfo& info) {
-  Handler* h = external<Handler>(info[0]);
+  auto* h = static_cast<Handler*>(unwrap_tagged(info.Env(), info[0], Tag::Handler));
   return number(info.Env(), h ? static_cast<double>(h->deferred()) : 0);
 }
 
@@ -332,8 +456,6 @@ void InitGpu(Napi::Env env, Napi::Object exports) {
   add("createStream", CreateStream);
   add("hostRegister", HostRegister);
   add("hostUnregister", HostUnregister);
-  add("freeAfter", FreeAfter);
-  add("reclaim", Reclaim);
   add("deferred", Deferred);
 }
 

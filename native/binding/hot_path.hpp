@@ -1,4 +1,5 @@
-// alloc and free, the binding's hot path, in plain Node-API (see hot_path.cpp).
+// alloc and free, the binding's hot path, in plain Node-API (see hot_path.cpp), and the other
+// calls that hand a block's ownership over: transfer and adopt.
 #pragma once
 
 #include <node_api.h>
@@ -17,8 +18,10 @@ enum Slot {
   kSlotCount = 8
 };
 
-// Both take the thread's scratch storage (double[kSlotCount]) as their function data.
+// Each takes the environment's Instance as its function data.
 napi_value HotAlloc(napi_env env, napi_callback_info info);
 napi_value HotFree(napi_env env, napi_callback_info info);
+napi_value Transfer(napi_env env, napi_callback_info info);
+napi_value Adopt(napi_env env, napi_callback_info info);
 
 }  // namespace pinpool::binding

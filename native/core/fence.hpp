@@ -42,6 +42,19 @@ class FenceSet {
   ~FenceSet() {
     for (Fence* f : fences_) f->release();
   }
+  // Adds a fence (taking a new reference).
+  void add(Fence* f) {
+    f->retain();
+    fences_.push_back(f);
+  }
+  // Adds fences whose references the caller hands over.
+  void adopt(const std::vector<Fence*>& fences) { fences_.insert(fences_.end(), fences.begin(), fences.end()); }
+  // Moves every fence of `other` into this set.
+  void merge(FenceSet&& other) {
+    adopt(other.fences_);
+    other.fences_.clear();
+  }
+  bool empty() const { return fences_.empty(); }
   bool all_done() const {
     for (const Fence* f : fences_)
       if (!f->done()) return false;

@@ -1,8 +1,13 @@
 #include "handler.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <mutex>
+#include <random>
 #include <unordered_map>
+
+#include "block_registry.hpp"
+#include "leases.hpp"
 
 namespace pinpool {
 namespace {
@@ -28,6 +33,13 @@ std::unordered_map<uint64_t, Handler*>& registry() {
   return *r;
 }
 uint64_t next_id = 1;  // guarded by registry_mutex()
+
+// Kinds whose handlers hand out their own memory rather than an upstream's.
+bool is_leaf_kind(const char* kind) {
+  for (const char* k : {"pinned", "managed", "locked", "pageable", "file"})
+    if (std::strcmp(kind, k) == 0) return true;
+  return false;
+}
 
 }  // namespace
 
@@ -59,6 +71,9 @@ Handler::Handler(std::string name, const char* kind) : name_(std::move(name)) {
   abi_.retain = abi_retain;
   abi_.release = abi_release;
   abi_.destroy = abi_destroy;
+  leaf_ = is_leaf_kind(kind);
+  std::random_device random;  // the kernel's random numbers (getrandom)
+  for (uint64_t& word : secret_) word = (uint64_t{random()} << 32) | random();
   std::lock_guard<std::mutex> lock(registry_mutex());
   id_ = next_id++;
   registry()[id_] = this;
@@ -88,17 +103,21 @@ void* Handler::allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info
     return nullptr;
   }
   if (!info->served_by) info->served_by = abi();
+  if (leaf_) block_registry::add(p, bytes, kind());
   stats_.bytes.add(bytes);
   stats_.allocations.add(1);
   return p;
 }
 
-void Handler::deallocate_after(void* ptr, size_t bytes, size_t alignment, FenceSet fences) {
-  if (fences.all_done()) {
-    deallocate(ptr, bytes, alignment);
-    return;
+void Handler::deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc, FenceSet fences) {
+  if (leases::any()) {
+    std::vector<Fence*> leased;
+    leases::overlapping(ptr, bytes, leased);
+    fences.adopt(leased);
   }
-  {
+  if (fences.all_done()) {
+    finish(ptr, bytes, alignment);
+  } else {
     std::lock_guard<SpinLock> lock(deferred_lock_);
     deferred_.push_back({ptr, bytes, alignment, std::move(fences)});
     deferred_count_.store(deferred_.size(), std::memory_order_relaxed);
@@ -106,6 +125,16 @@ void Handler::deallocate_after(void* ptr, size_t bytes, size_t alignment, FenceS
   stats_.bytes.sub(bytes);
   stats_.allocations.sub(1);
   Stats::bump(stats_.frees);
+  if (by_gc) {
+    Stats::bump(stats_.releasedByGc);
+    Stats::bump(stats_.releasedByGcBytes, bytes);
+  }
+}
+
+void Handler::finish(void* ptr, size_t bytes, size_t alignment) {
+  // Forget the block before it goes: once freed, its address may be handed out again.
+  if (leaf_) block_registry::remove(ptr);
+  do_deallocate(ptr, bytes, alignment);
 }
 
 size_t Handler::reclaim() {
@@ -119,19 +148,8 @@ size_t Handler::reclaim() {
     deferred_count_.store(deferred_.size(), std::memory_order_relaxed);
   }
   // Outside the lock: do_deallocate may take a pool's lock or call the driver.
-  for (Deferred& d : ready) do_deallocate(d.ptr, d.bytes, d.alignment);
+  for (Deferred& d : ready) finish(d.ptr, d.bytes, d.alignment);
   return ready.size();
-}
-
-void Handler::deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc) {
-  do_deallocate(ptr, bytes, alignment);
-  stats_.bytes.sub(bytes);
-  stats_.allocations.sub(1);
-  Stats::bump(stats_.frees);
-  if (by_gc) {
-    Stats::bump(stats_.releasedByGc);
-    Stats::bump(stats_.releasedByGcBytes, bytes);
-  }
 }
 
 }  // namespace pinpool

@@ -43,14 +43,14 @@ class Handler {
   // `info` must be zero-initialised by the caller.
   void* allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info);
   // Returns a block to this handler. `by_gc`: the garbage-collection backstop, not free().
-  void deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc = false);
-
-  // Returns a block that asynchronous GPU work (a copy) may still be reading or writing: the
-  // caller's accounting ends now, but the block reaches do_deallocate(), and so can be handed
-  // out again, only once every fence has signalled (PyTorch's CachingHostAllocator rule).
-  void deallocate_after(void* ptr, size_t bytes, size_t alignment, FenceSet fences);
-  // Finishes the deferred frees whose fences have signalled; returns how many. Never calls
-  // CUDA and never blocks on a fence. allocate() and trim() call it.
+  // The caller's accounting ends now; the block itself reaches do_deallocate(), and so can be
+  // handed out again, only once no lease on its memory remains (leases.hpp): neither one of
+  // `fences` (leases the caller knows of, such as an ArrayBuffer that escaped) nor a lease in
+  // the table (a copy in flight). That is PyTorch's CachingHostAllocator rule, made general.
+  void deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc = false,
+                  FenceSet fences = {});
+  // Finishes the deferred frees whose fences have signalled; returns how many. Never blocks
+  // on a fence. allocate() and trim() call it.
   size_t reclaim();
   // Blocks still waiting for their fences.
   size_t deferred() const { return deferred_count_.load(std::memory_order_relaxed); }
@@ -78,6 +78,10 @@ class Handler {
   // The Handler behind a pinpool_handler made by this library, or nullptr for a foreign one.
   static Handler* from_abi(const pinpool_handler* h);
 
+  // 128 random bits, fixed for the handler's life: a share() token must carry them, so a
+  // guessed id reaches nothing.
+  const uint64_t* secret() const { return secret_; }
+
  protected:
   virtual void* do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) = 0;
   virtual void do_deallocate(void* ptr, size_t bytes, size_t alignment) = 0;
@@ -90,6 +94,11 @@ class Handler {
   std::string name_;
   std::atomic<int64_t> refs_{1};  // the creator's reference
   uint64_t id_ = 0;               // see id()
+  uint64_t secret_[2] = {0, 0};   // see secret()
+  bool leaf_ = false;             // hands out its own memory: its blocks are in block_registry
+
+  // Gives a block whose leases are over back to do_deallocate().
+  void finish(void* ptr, size_t bytes, size_t alignment);
 
   struct Deferred {
     void* ptr;

@@ -1,15 +1,16 @@
 #include "transfers.hpp"
 
+#include <cstdio>
 #include <mutex>
+#include <random>
 #include <unordered_map>
 
 namespace pinpool::transfers {
 namespace {
 
 struct Table {
-  std::mutex mutex;                              // guards the members below
-  std::unordered_map<uint64_t, Parcel> parcels;  // parked blocks by number
-  uint64_t next_id = 1;                          // numbers are never reused
+  std::mutex mutex;                                 // guards parcels
+  std::unordered_map<std::string, Parcel> parcels;  // parked blocks by key
 };
 
 Table& table() {
@@ -19,20 +20,38 @@ Table& table() {
 
 }  // namespace
 
-uint64_t park(const Parcel& parcel) {
-  Table& t = table();
-  std::lock_guard<std::mutex> lock(t.mutex);
-  uint64_t id = t.next_id++;
-  t.parcels.emplace(id, parcel);
-  return id;
+std::string random_hex(int words) {
+  std::random_device random;
+  std::string out;
+  char digits[17];
+  for (int i = 0; i < words; i++) {
+    uint64_t word = (uint64_t{random()} << 32) | random();
+    std::snprintf(digits, sizeof digits, "%016llx", static_cast<unsigned long long>(word));
+    out += digits;
+  }
+  return out;
 }
 
-bool take(uint64_t id, Parcel& out) {
+const std::string& process_key() {
+  static const std::string* key = new std::string(random_hex(1));
+  return *key;
+}
+
+std::string park(Parcel&& parcel) {
+  Table& t = table();
+  std::string key = random_hex(2);
+  std::lock_guard<std::mutex> lock(t.mutex);
+  while (t.parcels.count(key)) key = random_hex(2);
+  t.parcels.emplace(key, std::move(parcel));
+  return key;
+}
+
+bool take(const std::string& key, Parcel& out) {
   Table& t = table();
   std::lock_guard<std::mutex> lock(t.mutex);
-  auto it = t.parcels.find(id);
+  auto it = t.parcels.find(key);
   if (it == t.parcels.end()) return false;
-  out = it->second;
+  out = std::move(it->second);
   t.parcels.erase(it);
   return true;
 }

@@ -1,0 +1,56 @@
+// The one typed boundary between C++ and JavaScript (design decision 10).
+//
+// - Native objects reach JavaScript only as type-tagged externals (napi_type_tag_object, part
+//   of Node-API 8), and come back only through unwrap(), which checks the tag: no JavaScript
+//   value can stand in for a native object of another kind (a stream for a handler, a plain
+//   object for anything).
+// - Native code throws PinpoolError itself: JavaScript hands the class over once at start-up
+//   (setErrorClass), so every failure, from any layer, carries a stable `code`.
+// - Argument checks are one family: each get_* fails (returns false) on a value of the wrong
+//   type, and the caller throws once with the call's signature as the message.
+#pragma once
+
+#include <node_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace pinpool::binding {
+
+// The kinds of native object JavaScript may hold.
+enum class Tag { Handler, Stream, RegionPin, Registration };
+
+// Wraps `data` as an external of kind `tag`; `finalize` runs when it is collected.
+napi_value wrap_tagged(napi_env env, void* data, Tag tag, napi_finalize finalize);
+// The data behind an external of kind `tag`, or nullptr for any other value.
+void* unwrap_tagged(napi_env env, napi_value value, Tag tag);
+
+// Error codes, as PinpoolError spells them (src/errors.ts ErrorCode, exported from here too).
+namespace code {
+inline constexpr const char* kInvalidArgument = "ERR_PINPOOL_INVALID_ARGUMENT";
+inline constexpr const char* kOutOfMemory = "ERR_PINPOOL_OUT_OF_MEMORY";
+inline constexpr const char* kDoubleFree = "ERR_PINPOOL_DOUBLE_FREE";
+inline constexpr const char* kReleased = "ERR_PINPOOL_RELEASED";
+inline constexpr const char* kUnavailable = "ERR_PINPOOL_UNAVAILABLE";
+inline constexpr const char* kCuda = "ERR_PINPOOL_CUDA";
+}  // namespace code
+
+// Throws `new PinpoolError(code, "pinpool: " + message)`; returns nullptr for the caller to
+// return. Before setErrorClass has run, throws a plain Error with the same code.
+napi_value throw_error(napi_env env, const char* code, const std::string& message);
+
+// setErrorClass(PinpoolError): called once per environment by src/native.ts.
+napi_value SetErrorClass(napi_env env, napi_callback_info info);
+
+// Argument readers: false when the value is not of the type asked for.
+bool get_number(napi_env env, napi_value v, double* out);
+// A byte count, offset or alignment: an integer from 0 to 2^53.
+bool get_size(napi_env env, napi_value v, size_t* out);
+// An address as JavaScript carries it (a positive integer below 2^53).
+bool get_address(napi_env env, napi_value v, void** out);
+bool get_bool(napi_env env, napi_value v, bool* out);
+
+double address_value(const void* p);
+
+}  // namespace pinpool::binding

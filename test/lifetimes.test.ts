@@ -1,0 +1,203 @@
+// Memory lifetimes without a GPU (issue 9): every path from JavaScript to a block keeps the
+// block alive and unreused while it is reachable. Copies are in lifetimes.cuda.test.ts.
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { adopt, attach, Handler, limit, pageable, pool, type HostBuffer } from 'pinpool';
+
+import { binding } from '../dist/src/native.js';
+
+const gc = (globalThis as { gc?: () => void }).gc!;
+const nodeMajor = Number(process.versions.node.split('.')[0]);
+const hasTransfer = typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';
+
+function expectCode(fn: () => unknown, code: string): void {
+  let error: unknown;
+  try {
+    fn();
+  } catch (err) {
+    error = err;
+  }
+  expect(error, 'it should throw').toBeDefined();
+  expect((error as Error).name, String(error)).toBe('PinpoolError');
+  expect((error as { code?: string }).code, String(error)).toBe(code);
+}
+
+function fill(buf: HostBuffer | Uint8Array, seed: number): void {
+  const bytes = buf instanceof Uint8Array ? buf : buf.bytes;
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (seed + i) & 0xff;
+}
+
+function intact(buf: HostBuffer, seed: number): boolean {
+  const bytes = buf.bytes;
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== ((seed + i) & 0xff)) return false;
+  return true;
+}
+
+async function collected(): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await sleep(5);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+describe('ArrayBuffers that escape their HostBuffer (finding 6)', () => {
+  it.skipIf(!hasTransfer)('a block whose ArrayBuffer was moved by transfer() is not reused while that ArrayBuffer lives', async () => {
+    const h = pool(pageable());
+    const b = h.alloc(4096);
+    const address = b.address;
+    let moved: ArrayBuffer | undefined = (b.bytes.buffer as ArrayBuffer & { transfer(): ArrayBuffer }).transfer();
+    b.free();
+    expect(h.stats().bytes.current).toBe(0); // the owner's accounting ended
+    const next = Array.from({ length: 4 }, () => h.alloc(4096));
+    expect(next.map((n) => n.address)).not.toContain(address);
+    next.forEach((n, i) => fill(n, i));
+    new Uint8Array(moved).fill(0xee); // still reaches the first block, and only it
+    expect(next.every((n, i) => intact(n, i))).toBe(true);
+    next.forEach((n) => n.free());
+    // Once no ArrayBuffer reaches it, the block comes back.
+    moved = undefined;
+    await collected();
+    const again = Array.from({ length: 8 }, () => h.alloc(4096));
+    expect(again.map((n) => n.address)).toContain(address);
+    again.forEach((n) => n.free());
+    expect(h.stats().bytes.current).toBe(0);
+  });
+
+  it.skipIf(!hasTransfer)('the garbage-collection backstop waits for an ArrayBuffer that transfer() made', async () => {
+    const h = pool(pageable());
+    let b: HostBuffer | undefined = h.alloc(4096);
+    const address = b.address;
+    const moved = (b.bytes.buffer as ArrayBuffer & { transfer(): ArrayBuffer }).transfer();
+    b = undefined;
+    await collected();
+    await sleep(20);
+    expect(h.stats().releasedByGc).toBe(1);
+    const next = Array.from({ length: 4 }, () => h.alloc(4096));
+    expect(next.map((n) => n.address)).not.toContain(address);
+    next.forEach((n, i) => fill(n, i));
+    new Uint8Array(moved).fill(0xee);
+    expect(next.every((n, i) => intact(n, i))).toBe(true);
+    next.forEach((n) => n.free());
+  });
+
+  it.skipIf(!hasTransfer)('a transferred HostBuffer keeps the lease of an ArrayBuffer that escaped in the sending thread', async () => {
+    const h = pool(pageable());
+    const b = h.alloc(4096);
+    const address = b.address;
+    const moved = (b.bytes.buffer as ArrayBuffer & { transfer(): ArrayBuffer }).transfer();
+    const adopted = adopt(b.transfer());
+    adopted.free();
+    const next = Array.from({ length: 4 }, () => h.alloc(4096));
+    expect(next.map((n) => n.address)).not.toContain(address);
+    new Uint8Array(moved).fill(1);
+    next.forEach((n) => n.free());
+  });
+
+  it(`runs where ArrayBuffer.prototype.transfer exists (Node ${nodeMajor}: ${hasTransfer})`, () => {
+    expect(hasTransfer).toBe(nodeMajor >= 22);
+  });
+});
+
+describe('unforgeable handles and tokens (findings 5, 12)', () => {
+  it('a native object of another kind is refused where a handler is expected', () => {
+    // A slab's pin is a real native object, of another kind than a handler.
+    const slabs = pool(pageable(), { slabViews: true });
+    slabs.alloc(64).free();
+    const scratch = binding.scratch();
+    const view = binding.regionView(slabs.handle as never, scratch[5]!, scratch[6]!);
+    expect(view).not.toBeNull();
+    const pin = view![1];
+    const h = pool(pageable());
+    const before = h.stats();
+    for (const fake of [pin, {}, { handle: h.handle }, Object.create(null), 1, 'x', null, undefined]) {
+      expectCode(() => new Handler(fake as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(() => binding.alloc(fake as never, 64, 64, true), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(() => binding.stats(fake as never, new Float64Array(64)), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(() => binding.trim(fake as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    }
+    expect(h.stats()).toEqual(before);
+  });
+
+  it('handler methods with a wrong `this` are ERR_PINPOOL_INVALID_ARGUMENT, and a handle cannot be swapped', () => {
+    const h = pool(pageable());
+    const other = pool(pageable());
+    for (const method of ['alloc', 'stats', 'trim', 'share'] as const) {
+      expectCode(() => (Handler.prototype[method] as (...a: unknown[]) => unknown).call({ handle: h.handle }, 64), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    }
+    expect(() => {
+      (h as unknown as { handle: unknown }).handle = other.handle;
+    }).toThrow(TypeError);
+    const b = h.alloc(100);
+    b.free();
+    expect(h.stats().bytes.current).toBe(0);
+    expect(other.stats().allocations.total).toBe(0);
+  });
+
+  it('share tokens carry a secret: guessed, altered and foreign tokens attach nothing', () => {
+    const h = pool(pageable());
+    const token = h.share();
+    expect(token.secret).toMatch(/^[0-9a-f]{32}$/);
+    expect(attach(token).stats().allocations.total).toBe(0);
+    expectCode(() => attach({ ...token, secret: '0'.repeat(32) }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => attach({ ...token, process: '0123456789abcdef' }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => attach({ pinpool: 'handler', version: 1, id: token.id } as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => attach({ ...token, id: token.id + 1000 }), 'ERR_PINPOOL_RELEASED');
+    // A token that claims slab views for a handler that is not a pool (finding 11).
+    const leaf = pageable();
+    expectCode(() => attach({ ...leaf.share(), slabViews: true }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+  });
+
+  it('buffer tokens are 128 random bits: guessed, replayed and foreign tokens adopt nothing', () => {
+    const h = pool(pageable());
+    const b = h.alloc(64);
+    fill(b, 5);
+    const token = b.transfer();
+    expect(token.id).toMatch(/^[0-9a-f]{32}$/);
+    expectCode(() => adopt({ ...token, process: 'ffffffffffffffff' }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => adopt({ ...token, id: '0'.repeat(32) }), 'ERR_PINPOOL_RELEASED');
+    expectCode(() => adopt({ pinpool: 'buffer', version: 1, id: 1 } as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    const mine = adopt(token);
+    expect(intact(mine, 5)).toBe(true);
+    expectCode(() => adopt(token), 'ERR_PINPOOL_RELEASED');
+    mine.free();
+    expect(h.stats().bytes.current).toBe(0);
+  });
+});
+
+describe('threads that end in the middle of a synchronous run (finding 7)', () => {
+  const script = join(__dirname, 'workers', 'sync-run-worker.cjs');
+  for (const how of ['terminated', 'process.exit'] as const) {
+    it(`returns every block of a worker ${how} before its tick ended, and a limit above it recovers`, async () => {
+      const capped = limit(pool(pageable()), { maxBytes: 1000 * 4096 });
+      const w = new Worker(script, { workerData: { token: capped.share(), count: 1000, exit: how === 'process.exit' } });
+      const [msg] = await once(w, 'message');
+      expect(msg.allocated).toBe(1000);
+      if (how === 'terminated') await w.terminate();
+      else await once(w, 'exit');
+      for (let i = 0; i < 100 && capped.stats().bytes.current !== 0; i++) await sleep(10);
+      expect(capped.stats().bytes.current).toBe(0);
+      expect(capped.stats().allocations.current).toBe(0);
+      const b = capped.alloc(1000 * 4096); // the whole cap is usable again
+      b.free();
+    });
+  }
+});
+
+describe('slab views released by the garbage collector (finding 9)', () => {
+  it('lets trim() give the slab back', async () => {
+    const h = pool(pageable(), { slabViews: true });
+    (() => {
+      for (let i = 0; i < 100; i++) h.alloc(1024).bytes.fill(1);
+    })();
+    await sleep(5);
+    await collected();
+    for (let i = 0; i < 50 && h.stats().releasedByGc < 100; i++) await collected();
+    expect(h.stats().releasedByGc).toBe(100);
+    h.trim();
+    expect(h.stats().reserved.current).toBe(0);
+  });
+});
