@@ -4,7 +4,8 @@
 // device run at pinned speed (model weights from disk straight to the GPU).
 //
 // A mapping that is not writable is private (copy-on-write): a write through the bytes changes
-// this process's copy, never the file, and never faults.
+// this process's copy of that one page, never the file. Until then the pages are the page
+// cache's own: mapping costs no anonymous memory, however large the file.
 #pragma once
 
 #include <fcntl.h>
@@ -46,9 +47,7 @@ class FileMappingHandler final : public Handler {
       return nullptr;
     }
     length_ = bytes ? bytes : 1;
-    int flags = (options_.writable ? MAP_SHARED : MAP_PRIVATE) | MAP_POPULATE;
-    void* p = bytes ? mmap(nullptr, length_, PROT_READ | PROT_WRITE, flags, fd, 0)
-                    : mmap(nullptr, length_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* p = bytes ? map(fd) : mmap(nullptr, length_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     close(fd);  // the mapping keeps the file open
     if (p == MAP_FAILED) {
       fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::Mmap});
@@ -65,6 +64,21 @@ class FileMappingHandler final : public Handler {
     }
     mapping_ = p;
     used_ = true;
+    return p;
+  }
+
+  // Maps the whole file, its pages read in ahead. A private mapping is populated read-only and
+  // made writable only afterwards: MAP_POPULATE write-faults a writable private mapping, which
+  // copies every page into anonymous memory (a 2 GiB file would cost 2 GiB of RAM). Populated
+  // read-only, the pages are the page cache's own, and a write copies just the page it touches.
+  void* map(int fd) {
+    if (options_.writable)
+      return mmap(nullptr, length_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    void* p = mmap(nullptr, length_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (p != MAP_FAILED && mprotect(p, length_, PROT_READ | PROT_WRITE) != 0) {
+      munmap(p, length_);
+      return MAP_FAILED;
+    }
     return p;
   }
 
