@@ -1,11 +1,11 @@
 // mapFile(): zero copy by default, a copy mode that survives the file changing, and errors that
 // name the path and the OS reason.
 import { spawnSync } from 'node:child_process';
-import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { mapFile } from 'pinpool';
+import { mapFile, pageable, PinpoolError, type MapFileOptions } from 'pinpool';
 
 const MiB = 2 ** 20;
 const dir = mkdtempSync(join(tmpdir(), 'pinpool-map-file-'));
@@ -29,6 +29,17 @@ function status(field: string): number {
 }
 const rssAnon = () => status('RssAnon');
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
+
+/** The PinpoolError a call throws (fails the test if it returns). */
+function errorOf(fn: () => unknown): PinpoolError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(PinpoolError);
+    return err as PinpoolError;
+  }
+  throw new Error('expected a PinpoolError, but the call returned');
+}
 
 describe('mapFile: zero copy', () => {
   it('maps a 256 MiB sparse file without anonymous memory; a write copies one page and stays private', () => {
@@ -65,5 +76,80 @@ describe('mapFile: zero copy', () => {
     closeSync(fd);
     expect(head.toString('latin1')).toBe('head');
     expect(middle[0]).toBe(0);
+  });
+});
+
+/** A file of `bytes` bytes of a byte pattern. */
+function patternFile(name: string, bytes: number): [file: string, content: Buffer] {
+  const content = Buffer.alloc(bytes);
+  for (let i = 0; i < bytes; i++) content[i] = (i * 31 + 7) & 0xff;
+  const file = join(dir, name);
+  writeFileSync(file, content);
+  return [file, content];
+}
+
+describe('mapFile: truncation', () => {
+  it('the default mapping: reading a page the file lost kills the process with SIGBUS', () => {
+    const [file] = patternFile('truncated.bin', 1 * MiB);
+    const index = join(__dirname, '..', 'dist', 'src', 'index.js');
+    const script = `
+      const { truncateSync } = require('node:fs');
+      const buf = require(${JSON.stringify(index)}).mapFile(${JSON.stringify(file)});
+      console.log('before', buf.bytes[65536]);
+      truncateSync(${JSON.stringify(file)}, 4096);
+      console.log('first page', buf.bytes[0]);
+      console.log('lost page', buf.bytes[65536]);
+    `;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, PINPOOL_CUDA_LIBRARY: '' } });
+    expect(r.stdout).toBe(`before ${(65536 * 31 + 7) & 0xff}\nfirst page 7\n`);
+    expect(r.signal).toBe('SIGBUS');
+  });
+
+  it('copy mode: the bytes are ours, so a file truncated after mapFile reads in full', () => {
+    const [file, content] = patternFile('copied.bin', 1 * MiB);
+    using buf = mapFile(file, { copy: true });
+    truncateSync(file, 0);
+    expect(Buffer.from(buf.bytes).equals(content)).toBe(true);
+    expect(['pinned', 'locked', 'pageable']).toContain(buf.kind); // the default chain
+  });
+});
+
+describe('mapFile: copy mode', () => {
+  it('reads into a block from the handler given, which accounts for it', () => {
+    const [file, content] = patternFile('handler.bin', 100_000);
+    const handler = pageable();
+    const buf = mapFile(file, { copy: true, handler });
+    expect(buf.servedBy).toBe('pageable');
+    expect(buf.byteLength).toBe(content.length);
+    expect(Buffer.from(buf.bytes).equals(content)).toBe(true);
+    expect(handler.stats().bytes.current).toBe(content.length);
+    buf.bytes[0] = 0xee; // ours: the file is unchanged
+    expect(readFileSync(file)[0]).toBe(content[0]);
+    buf.free();
+    expect(handler.stats().bytes.current).toBe(0);
+  });
+
+  it('an empty file is an empty buffer', () => {
+    writeFileSync(join(dir, 'empty.bin'), '');
+    using buf = mapFile(join(dir, 'empty.bin'), { copy: true, handler: pageable() });
+    expect(buf.byteLength).toBe(0);
+  });
+
+  it('bad options', () => {
+    const file = sparseFile('options.bin', 4096);
+    const bad: unknown[] = [
+      null,
+      7,
+      { copy: 1 },
+      { writable: 'yes' },
+      { handler: pageable() },
+      { copy: true, handler: {} },
+      { copy: true, writable: true },
+      { copy: true, register: true },
+    ];
+    for (const options of bad) {
+      expect(errorOf(() => mapFile(file, options as MapFileOptions)).code, JSON.stringify(options)).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    }
+    for (const path of [undefined, '', 7]) expect(errorOf(() => mapFile(path as string)).code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
   });
 });
