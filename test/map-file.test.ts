@@ -153,3 +153,64 @@ describe('mapFile: copy mode', () => {
     for (const path of [undefined, '', 7]) expect(errorOf(() => mapFile(path as string)).code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
   });
 });
+describe('mapFile: errors name the path and the OS reason', () => {
+  it('a missing file', () => {
+    const file = join(dir, 'missing.bin');
+    const err = errorOf(() => mapFile(file));
+    expect(err.code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    expect(err.message).toBe(`pinpool: cannot map ${file}: no such file or directory (ENOENT)`);
+  });
+
+  it('a directory and a FIFO are not regular files (and opening the FIFO does not block)', () => {
+    const err = errorOf(() => mapFile(dir));
+    expect(err.code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    expect(err.message).toBe(`pinpool: cannot map ${dir}: it is a directory, not a regular file`);
+    const fifo = join(dir, 'fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    for (const options of [{}, { copy: true }]) {
+      const e = errorOf(() => mapFile(fifo, options));
+      expect(e.code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+      expect(e.message).toBe(`pinpool: cannot map ${fifo}: it is a FIFO, not a regular file`);
+    }
+  });
+
+  it('a file the OS will not open (writable, a running executable: ETXTBSY even for root)', () => {
+    const err = errorOf(() => mapFile(process.execPath, { writable: true }));
+    expect(err.code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    expect(err.message).toBe(`pinpool: cannot map ${process.execPath}: text file is busy (ETXTBSY)`);
+  });
+
+  it.skipIf(process.getuid?.() === 0)('a file without read permission (not as root: root reads anything)', () => {
+    const file = join(dir, 'secret.bin');
+    writeFileSync(file, 'secret');
+    chmodSync(file, 0);
+    const err = errorOf(() => mapFile(file));
+    expect(err.code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    expect(err.message).toBe(`pinpool: cannot map ${file}: permission denied (EACCES)`);
+  });
+
+  it('a /proc file (size 0 in stat, but not empty) is refused; copy mode reads it', () => {
+    const err = errorOf(() => mapFile('/proc/self/status'));
+    expect(err.code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    expect(err.message).toMatch(/^pinpool: cannot map \/proc\/self\/status: .*size 0.*\{ copy: true \}/);
+    using copied = mapFile('/proc/self/status', { copy: true });
+    expect(Buffer.from(copied.bytes).toString()).toMatch(/^Name:/);
+  });
+
+  it('a /sys file (its file system cannot map files) is refused; copy mode reads it', () => {
+    const file = '/sys/kernel/mm/transparent_hugepage/enabled';
+    if (!existsSync(file)) return;
+    const err = errorOf(() => mapFile(file));
+    expect(err.code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    expect(err.message).toMatch(/^pinpool: cannot map \/sys\/.*\{ copy: true \}/);
+    using copied = mapFile(file, { copy: true });
+    expect(Buffer.from(copied.bytes).toString()).toBe(readFileSync(file, 'utf8'));
+  });
+
+  it('a rejected copy changes no statistics of its handler', () => {
+    const handler = pageable();
+    const before = handler.stats();
+    for (const file of [join(dir, 'missing.bin'), dir]) errorOf(() => mapFile(file, { copy: true, handler }));
+    expect(handler.stats()).toEqual(before);
+  });
+});
