@@ -139,9 +139,9 @@ export function replayTrace(trace: readonly TraceEvent[], handler: Handler): Rep
 export interface SyntheticTraceOptions {
   /** Number of events. Default 100000. */
   events?: number;
-  /** PRNG seed. Default 1. */
+  /** PRNG seed, a non-negative integer. Default 1. */
   seed?: number;
-  /** Sizes are log-uniform in [minBytes, maxBytes]. Defaults 1 KiB and 64 MiB. */
+  /** Sizes are log-uniform in [minBytes, maxBytes], 1 <= minBytes <= maxBytes. Defaults 1 KiB and 64 MiB. */
   minBytes?: number;
   maxBytes?: number;
   /** Blocks live at once, on average. Default 64. */
@@ -154,8 +154,11 @@ export function syntheticTrace(options?: SyntheticTraceOptions): TraceEvent[] {
   const events = checkBytes(o.events ?? 100_000, 'events');
   const minBytes = checkBytes(o.minBytes ?? 1024, 'minBytes');
   const maxBytes = checkBytes(o.maxBytes ?? 64 * 2 ** 20, 'maxBytes');
+  // Sizes are drawn between the logarithms of the bounds: 0 has none.
+  if (minBytes === 0) throw invalid('minBytes', 'at least 1', minBytes);
+  if (minBytes > maxBytes) throw invalid('minBytes', `at most maxBytes (${maxBytes})`, minBytes);
   const target = checkBytes(o.live ?? 64, 'live');
-  let state = (o.seed ?? 1) >>> 0 || 1;
+  let state = checkBytes(o.seed ?? 1, 'seed') >>> 0 || 1;
   const random = () => {
     // xorshift32: small, fast, and the same sequence on every platform
     state ^= state << 13;
@@ -169,7 +172,8 @@ export function syntheticTrace(options?: SyntheticTraceOptions): TraceEvent[] {
   while (out.length < events) {
     const allocate = live.length < target / 2 || (live.length < target * 1.5 && random() < 0.5);
     if (allocate || live.length === 0) {
-      const bytes = Math.round(Math.exp(Math.log(minBytes) + random() * (Math.log(maxBytes) - Math.log(minBytes))));
+      const drawn = Math.round(Math.exp(Math.log(minBytes) + random() * (Math.log(maxBytes) - Math.log(minBytes))));
+      const bytes = Math.min(maxBytes, Math.max(minBytes, drawn)); // exp(log(x)) may miss x by a rounding
       out.push({ op: 'alloc', id: next, bytes, alignment: 64 });
       live.push(next++);
     } else {
