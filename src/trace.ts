@@ -6,7 +6,8 @@
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 
-import type { Handler } from './handler.js';
+import { ErrorCode, PinpoolError, type PinpoolErrorDetails } from './errors.js';
+import { Handler } from './handler.js';
 import { binding, Slot } from './native.js';
 import type { AllocMessage, FreeMessage } from './tracing.js';
 import { checkAlignment, checkBytes, checkOptions, invalid } from './validate.js';
@@ -79,8 +80,58 @@ function poolsOf(h: Handler): Handler[] {
 }
 
 /**
+ * Checks every event before anything is allocated, so that a bad trace is refused with the
+ * chain untouched: each event an object with an integer id, allocations with a valid size and
+ * alignment and an id not live already (a second block under a live id could never be freed).
+ */
+function checkTrace(trace: readonly unknown[]): void {
+  const live = new Set<number>();
+  for (let i = 0; i < trace.length; i++) {
+    const e = trace[i] as { op?: unknown; id?: unknown; bytes?: unknown; alignment?: unknown } | null;
+    const at = `trace[${i}]`;
+    if (e === null || typeof e !== 'object') throw invalid(at, 'a trace event', e);
+    if (typeof e.id !== 'number' || !Number.isSafeInteger(e.id)) throw invalid(`${at}.id`, 'an integer', e.id);
+    if (e.op === 'alloc') {
+      checkBytes(e.bytes, `${at}.bytes`);
+      if (!isAlignment(e.alignment)) throw invalid(`${at}.alignment`, 'a power of two from 1 to 2**30', e.alignment);
+      if (live.has(e.id)) throw invalid(`${at}.id`, 'an id not live already (it was allocated and not freed)', e.id);
+      live.add(e.id);
+    } else if (e.op === 'free') {
+      live.delete(e.id);
+    } else {
+      throw invalid(`${at}.op`, "'alloc' or 'free'", e.op);
+    }
+  }
+}
+
+function isAlignment(value: unknown): boolean {
+  try {
+    checkAlignment(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The chain's refusal of trace[index], other than for memory, read from the scratch slots. */
+function refusal(handler: Handler, index: number, bytes: number, scratch: Float64Array): PinpoolError {
+  const code = scratch[Slot.code]!; // include/pinpool.h: 1 invalid argument, 3 unavailable, 4 CUDA
+  const reason = binding.info().reasons[scratch[Slot.reason]!] ?? 'unknown';
+  const details: PinpoolErrorDetails = { reason, handler: handler.name };
+  const cudaError = scratch[Slot.cudaError]!;
+  if (cudaError !== 0) {
+    details.cudaError = cudaError;
+    details.cudaErrorName = binding.cudaErrorName(cudaError);
+  }
+  const errorCode = code === 3 ? ErrorCode.UNAVAILABLE : code === 4 ? ErrorCode.CUDA : ErrorCode.INVALID_ARGUMENT;
+  return new PinpoolError(errorCode, `pinpool: ${handler.name} refused trace[${index}], ${bytes} bytes (${reason})`, details);
+}
+
+/**
  * Replays a trace against `handler` (use a fresh chain: peaks are read from its statistics)
- * and frees whatever the trace left live at its end.
+ * and frees whatever the trace left live at its end. Allocations the chain is out of memory
+ * for are counted and skipped; frees of ids not live are skipped. A bad event is refused
+ * before anything is allocated; any other failure frees every block the replay holds.
  *
  * @example
  * const r = replayTrace(JSON.parse(readFileSync('trace.json', 'utf8')), pool(pinned()));
@@ -88,6 +139,8 @@ function poolsOf(h: Handler): Handler[] {
  */
 export function replayTrace(trace: readonly TraceEvent[], handler: Handler): ReplayResult {
   if (!Array.isArray(trace)) throw invalid('trace', 'an array of trace events', trace);
+  if (!(handler instanceof Handler)) throw invalid('handler', 'a pinpool handler', handler);
+  checkTrace(trace);
   // Blocks are taken straight from the native chain, with no ArrayBuffer over them: a replay
   // measures the allocator, and V8 would otherwise collect garbage for every large buffer.
   const scratch = binding.scratch();
@@ -102,36 +155,38 @@ export function replayTrace(trace: readonly TraceEvent[], handler: Handler): Rep
   let peakBytesHeld = 0;
   let allocations = 0;
   let failures = 0;
+  let seconds = 0;
   const start = process.hrtime.bigint();
-  for (const e of trace) {
-    if (e.op === 'alloc') {
-      checkBytes(e.bytes);
-      checkAlignment(e.alignment);
-      if (binding.alloc(handler.handle, e.bytes, e.alignment, false) === null) {
-        if (scratch[Slot.code] !== 2) throw invalid('trace event', 'an allocation the chain accepts', e);
-        failures++;
-        continue;
+  try {
+    for (let i = 0; i < trace.length; i++) {
+      const e = trace[i]!;
+      if (e.op === 'alloc') {
+        if (binding.alloc(handler.handle, e.bytes, e.alignment, false) === null) {
+          if (scratch[Slot.code] !== 2) throw refusal(handler, i, e.bytes, scratch);
+          failures++;
+          continue;
+        }
+        allocations++;
+        live.set(e.id, [scratch[Slot.address]!, e.bytes, e.alignment]);
+        inUse += e.bytes;
+        if (inUse > peakBytesInUse) peakBytesInUse = inUse;
+        // The chain holds the most right after it grew; reading every leaf on every step would
+        // cost more than the allocation itself, so read after allocations only.
+        const h = held() - baseline;
+        if (h > peakBytesHeld) peakBytesHeld = h;
+      } else {
+        const b = live.get(e.id);
+        if (b === undefined) continue;
+        live.delete(e.id);
+        inUse -= b[1];
+        binding.free(handler.handle, undefined, b[0], b[1], b[2], false);
       }
-      allocations++;
-      live.set(e.id, [scratch[Slot.address]!, e.bytes, e.alignment]);
-      inUse += e.bytes;
-      if (inUse > peakBytesInUse) peakBytesInUse = inUse;
-      // The chain holds the most right after it grew; reading every leaf on every step would
-      // cost more than the allocation itself, so read after allocations only.
-      const h = held() - baseline;
-      if (h > peakBytesHeld) peakBytesHeld = h;
-    } else if (e.op === 'free') {
-      const b = live.get(e.id);
-      if (b === undefined) continue;
-      live.delete(e.id);
-      inUse -= b[1];
-      binding.free(handler.handle, undefined, b[0], b[1], b[2], false);
-    } else {
-      throw invalid('trace event', "an 'alloc' or 'free' event", e);
     }
+    seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  } finally {
+    // At the end of the trace, and on the way out of a failure: nothing stays allocated.
+    for (const [address, bytes, alignment] of live.values()) binding.free(handler.handle, undefined, address, bytes, alignment, false);
   }
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  for (const [address, bytes, alignment] of live.values()) binding.free(handler.handle, undefined, address, bytes, alignment, false);
   const upstreamCalls = pools.reduce((sum, p) => sum + p.stats().upstreamAllocs, 0) - upstreamBefore;
   return { allocations, failures, peakBytesInUse, peakBytesHeld, overhead: peakBytesInUse > 0 ? peakBytesHeld / peakBytesInUse : 1, upstreamCalls, seconds };
 }
@@ -139,9 +194,9 @@ export function replayTrace(trace: readonly TraceEvent[], handler: Handler): Rep
 export interface SyntheticTraceOptions {
   /** Number of events. Default 100000. */
   events?: number;
-  /** PRNG seed. Default 1. */
+  /** PRNG seed, a non-negative integer. Default 1. */
   seed?: number;
-  /** Sizes are log-uniform in [minBytes, maxBytes]. Defaults 1 KiB and 64 MiB. */
+  /** Sizes are log-uniform in [minBytes, maxBytes], 1 <= minBytes <= maxBytes. Defaults 1 KiB and 64 MiB. */
   minBytes?: number;
   maxBytes?: number;
   /** Blocks live at once, on average. Default 64. */
@@ -154,8 +209,11 @@ export function syntheticTrace(options?: SyntheticTraceOptions): TraceEvent[] {
   const events = checkBytes(o.events ?? 100_000, 'events');
   const minBytes = checkBytes(o.minBytes ?? 1024, 'minBytes');
   const maxBytes = checkBytes(o.maxBytes ?? 64 * 2 ** 20, 'maxBytes');
+  // Sizes are drawn between the logarithms of the bounds: 0 has none.
+  if (minBytes === 0) throw invalid('minBytes', 'at least 1', minBytes);
+  if (minBytes > maxBytes) throw invalid('minBytes', `at most maxBytes (${maxBytes})`, minBytes);
   const target = checkBytes(o.live ?? 64, 'live');
-  let state = (o.seed ?? 1) >>> 0 || 1;
+  let state = checkBytes(o.seed ?? 1, 'seed') >>> 0 || 1;
   const random = () => {
     // xorshift32: small, fast, and the same sequence on every platform
     state ^= state << 13;
@@ -169,7 +227,8 @@ export function syntheticTrace(options?: SyntheticTraceOptions): TraceEvent[] {
   while (out.length < events) {
     const allocate = live.length < target / 2 || (live.length < target * 1.5 && random() < 0.5);
     if (allocate || live.length === 0) {
-      const bytes = Math.round(Math.exp(Math.log(minBytes) + random() * (Math.log(maxBytes) - Math.log(minBytes))));
+      const drawn = Math.round(Math.exp(Math.log(minBytes) + random() * (Math.log(maxBytes) - Math.log(minBytes))));
+      const bytes = Math.min(maxBytes, Math.max(minBytes, drawn)); // exp(log(x)) may miss x by a rounding
       out.push({ op: 'alloc', id: next, bytes, alignment: 64 });
       live.push(next++);
     } else {

@@ -19,7 +19,7 @@ struct Options {
   std::string name;
   int device = 0;
   bool portable = true, mapped = false, write_combined = false, register_memory = false;
-  std::string path;
+  int fd = -1;  // file: the open file to map
   bool writable = false;
   pinpool_handler* upstream = nullptr;
   pinpool_handler* primary = nullptr;
@@ -50,7 +50,7 @@ Options read(const Napi::Object& o) {
   if (o.Get("mapped").IsBoolean()) r.mapped = o.Get("mapped").As<Napi::Boolean>();
   if (o.Get("writeCombined").IsBoolean())
     r.write_combined = o.Get("writeCombined").As<Napi::Boolean>();
-  if (o.Get("path").IsString()) r.path = o.Get("path").As<Napi::String>();
+  if (o.Get("fd").IsNumber()) r.fd = o.Get("fd").As<Napi::Number>().Int32Value();
   if (o.Get("writable").IsBoolean()) r.writable = o.Get("writable").As<Napi::Boolean>();
   if (o.Get("register").IsBoolean()) r.register_memory = o.Get("register").As<Napi::Boolean>();
   if (o.Get("strategy").IsString())
@@ -77,7 +77,7 @@ Handler* make_handler(const std::string& kind, const Napi::Object& options, std:
                              {o.device, o.portable, o.mapped, o.write_combined, o.register_memory});
   if (kind == "managed") return new ManagedHandler(o.name, o.device);
   if (kind == "file")
-    return new FileMappingHandler(o.name, {o.path, o.writable, o.register_memory, o.device});
+    return new FileMappingHandler(o.name, {o.fd, o.writable, o.register_memory, o.device});
   if (kind == "pool" || kind == "limit") {
     if (!o.upstream) {
       error = kind + " needs an upstream handler";

@@ -3,10 +3,16 @@
 // `register`, the mapping is also page-locked with cuMemHostRegister, so copies from it to a
 // device run at pinned speed (model weights from disk straight to the GPU).
 //
+// The handler is given the file open, not its path: the caller opened it and so could say why
+// not (the path, ENOENT, EACCES ...), and what it checked is what gets mapped. The handler keeps
+// its own duplicate of that descriptor until its one allocation, which closes it.
+//
 // A mapping that is not writable is private (copy-on-write): a write through the bytes changes
-// this process's copy, never the file, and never faults.
+// this process's copy of that one page, never the file. Until then the pages are the page
+// cache's own: mapping costs no anonymous memory, however large the file.
 #pragma once
 
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -20,7 +26,7 @@
 namespace pinpool {
 
 struct FileMappingOptions {
-  std::string path;
+  int fd = -1;                  // the open file (the handler duplicates it)
   bool writable = false;        // MAP_SHARED read-write: writes reach the file
   bool register_memory = false; // page-lock the mapping with CUDA
   int device = 0;               // whose context registers it
@@ -29,29 +35,39 @@ struct FileMappingOptions {
 class FileMappingHandler final : public Handler {
  public:
   FileMappingHandler(std::string name, FileMappingOptions options)
-      : Handler(std::move(name), "file"), options_(std::move(options)) {}
+      : Handler(std::move(name), "file"),
+        options_(options),
+        fd_(options.fd >= 0 ? fcntl(options.fd, F_DUPFD_CLOEXEC, 0) : -1) {}
+
+  ~FileMappingHandler() override {
+    if (fd_ >= 0) close(fd_);
+  }
 
  private:
   void* do_allocate(size_t bytes, size_t, pinpool_alloc_info* info) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (mapping_ || used_) {
+    if (fd_ < 0) {
       fail(info, {PINPOOL_ERR_INVALID_ARGUMENT, Reason::InvalidArgument});
-      return nullptr;  // one block per mapping: a second would alias the first
+      return nullptr;  // one block per handler: a second would alias the first
     }
-    int fd = open(options_.path.c_str(), options_.writable ? O_RDWR : O_RDONLY);
+    const int fd = fd_;
+    fd_ = -1;
     struct stat st {};
-    if (fd < 0 || fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != bytes) {
-      if (fd >= 0) close(fd);
-      fail(info, {PINPOOL_ERR_INVALID_ARGUMENT, Reason::InvalidArgument});
+    // The size is checked again: the file may have changed since the caller looked.
+    if (fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != bytes) {
+      close(fd);
+      fail(info, {PINPOOL_ERR_INVALID_ARGUMENT, Reason::Size});
       return nullptr;
     }
     length_ = bytes ? bytes : 1;
-    int flags = (options_.writable ? MAP_SHARED : MAP_PRIVATE) | MAP_POPULATE;
-    void* p = bytes ? mmap(nullptr, length_, PROT_READ | PROT_WRITE, flags, fd, 0)
-                    : mmap(nullptr, length_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* p = bytes ? map(fd) : mmap(nullptr, length_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    const int error = p == MAP_FAILED ? errno : 0;
     close(fd);  // the mapping keeps the file open
     if (p == MAP_FAILED) {
-      fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::Mmap});
+      // Out of memory or address space; anything else (ENODEV: a file system that cannot map
+      // files, as /sys) is a file this handler cannot serve.
+      if (error == ENOMEM || error == EAGAIN) fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::Mmap});
+      else fail(info, {PINPOOL_ERR_INVALID_ARGUMENT, Reason::Mmap});
       return nullptr;
     }
     if (options_.register_memory) {
@@ -64,7 +80,23 @@ class FileMappingHandler final : public Handler {
       }
     }
     mapping_ = p;
-    used_ = true;
+    return p;
+  }
+
+  // Maps the whole file, its pages read in ahead. A private mapping is populated read-only and
+  // made writable only afterwards: MAP_POPULATE write-faults a writable private mapping, which
+  // copies every page into anonymous memory (a 2 GiB file would cost 2 GiB of RAM). Populated
+  // read-only, the pages are the page cache's own, and a write copies just the page it touches.
+  void* map(int fd) {
+    if (options_.writable)
+      return mmap(nullptr, length_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    void* p = mmap(nullptr, length_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (p != MAP_FAILED && mprotect(p, length_, PROT_READ | PROT_WRITE) != 0) {
+      const int error = errno;
+      munmap(p, length_);
+      errno = error;
+      return MAP_FAILED;
+    }
     return p;
   }
 
@@ -78,9 +110,9 @@ class FileMappingHandler final : public Handler {
 
   const FileMappingOptions options_;
   std::mutex mutex_;         // guards the members below
+  int fd_;                   // our duplicate of the file until the one allocation; then -1
   void* mapping_ = nullptr;  // the live mapping, if any
   size_t length_ = 0;        // its length, in bytes
-  bool used_ = false;        // the one block was handed out (and maybe freed)
 };
 
 }  // namespace pinpool
