@@ -323,7 +323,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_create_reference(env, scratch, 1, &inst->scratch);
   inst->slots = scratch.Data();
   napi_set_instance_data(
-      env, inst, [](napi_env, void* data, void*) { delete static_cast<Instance*>(data); }, nullptr);
+      env, inst,
+      [](napi_env env, void* data, void*) {
+        auto* ending = static_cast<Instance*>(data);
+        // Node does not free a worker's references when its environment ends; we do.
+        if (ending->scratch) napi_delete_reference(env, ending->scratch);
+        if (ending->error_class) napi_delete_reference(env, ending->error_class);
+        delete ending;
+      },
+      nullptr);
   exports.Set("createHandler", Napi::Function::New(env, CreateHandler, "createHandler"));
   for (auto [name, fn] : {std::pair{"alloc", HotAlloc}, std::pair{"free", HotFree},
                           std::pair{"transfer", Transfer}, std::pair{"adopt", Adopt},

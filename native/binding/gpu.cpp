@@ -82,14 +82,40 @@ GpuState* state_of(const Napi::CallbackInfo& info) { return static_cast<GpuState
 
 Napi::Value number(Napi::Env env, double v) { return Napi::Number::New(env, v); }
 
+// Operations whose environment ended before they did. Nobody is left to settle their Promise;
+// their fences have signalled, so the frees waiting on them complete. They cannot be destroyed
+// where they end (a host function may not call CUDA, and destroying one destroys its event), so
+// the next operation queued from any JavaScript thread destroys them.
+struct Abandoned {
+  std::mutex mutex;        // guards ops
+  std::vector<Op*> ops;    // finished, never to be settled
+};
+
+Abandoned& abandoned() {
+  static auto* a = new Abandoned();  // leaked: an operation may end during static destruction
+  return *a;
+}
+
+void bury_abandoned() {
+  std::vector<Op*> ops;
+  {
+    std::lock_guard<std::mutex> lock(abandoned().mutex);
+    ops.swap(abandoned().ops);
+  }
+  for (Op* op : ops) delete op;  // its napi_ref belonged to the ended environment: not touched
+}
+
 // Driver thread: hand the finished operation to its JavaScript thread.
 void notify(GpuWork*, void* context) {
   auto* op = static_cast<Op*>(context);
   GpuState* s = op->state;
   std::lock_guard<std::mutex> lock(s->mutex);
-  // After teardown nobody is left to settle the Promise. The fence has been signalled, so
-  // deferred frees still complete; the Op itself is abandoned.
-  if (!s->closing) napi_call_threadsafe_function(s->tsfn, op, napi_tsfn_nonblocking);
+  if (!s->closing) {
+    napi_call_threadsafe_function(s->tsfn, op, napi_tsfn_nonblocking);
+    return;
+  }
+  std::lock_guard<std::mutex> graveyard(abandoned().mutex);
+  abandoned().ops.push_back(op);
 }
 
 // Device to host through staging: the staged bytes go where the destination is now.
@@ -130,6 +156,7 @@ void on_complete(napi_env env, napi_value, void*, void* data) {
 
 // Starts tracking an operation; returns its Promise.
 napi_value begin(napi_env env, Op* op) {
+  bury_abandoned();
   napi_value promise;
   napi_create_promise(env, &op->deferred, &promise);
   if (op->state->pending++ == 0) napi_ref_threadsafe_function(env, op->state->tsfn);

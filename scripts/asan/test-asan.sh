@@ -97,7 +97,8 @@ fi
 # file's work), switched on here; PINPOOL_STRESS_OPS shortens them.
 files=(test/handlers.contract.test.ts test/adaptors.test.ts test/misuse.test.ts test/threads.test.ts
   test/gc.test.ts test/lifecycle.test.ts test/cuda.contract.cuda.test.ts test/cuda.cuda.test.ts
-  test/gpu.cuda.test.ts)
+  test/gpu.cuda.test.ts test/lifetimes.test.ts test/lifetimes.cuda.test.ts test/map-file.test.ts
+  test/map-file.cuda.test.ts test/trace.test.ts)
 for f in test/stress/*.test.ts; do [ -e "$f" ] && files+=("$f"); done
 present=()
 for f in "${files[@]}"; do
