@@ -14,23 +14,8 @@ import { ErrorCode, PinpoolError } from './errors.js';
 import { types } from 'node:util';
 
 import { HostBuffer, type HostBlock } from './host-buffer.js';
-import { binding, type HostMemory, type NativeRegistration, type NativeStream } from './native.js';
+import { binding, constants, type HostMemory, type NativeRegistration, type NativeStream } from './native.js';
 import { checkBoolean, checkBytes, checkDevice, checkOptions, invalid } from './validate.js';
-
-let cudaReason: string | undefined;
-
-/** @internal A PinpoolError for a CUresult. */
-export function cudaError(rc: number, what: string): PinpoolError {
-  const cudaErrorName = binding.cudaErrorName(rc);
-  const details = { cudaError: rc, cudaErrorName };
-  if (rc === 2) return new PinpoolError(ErrorCode.OUT_OF_MEMORY, `pinpool: ${what}: out of memory (${cudaErrorName})`, { ...details, reason: 'out-of-memory' });
-  if (rc === 3) {
-    cudaReason ??= binding.info().cuda.reason ?? 'CUDA is not available';
-    return new PinpoolError(ErrorCode.UNAVAILABLE, `pinpool: ${what}: ${cudaReason}`, { ...details, reason: 'no-cuda' });
-  }
-  if (rc === 101) return new PinpoolError(ErrorCode.UNAVAILABLE, `pinpool: ${what}: no such CUDA device`, { ...details, reason: 'no-device' });
-  return new PinpoolError(ErrorCode.CUDA, `pinpool: ${what} failed with ${cudaErrorName} (${rc})`, { ...details, reason: 'cuda' });
-}
 
 const deviceRegistry = new FinalizationRegistry<number>((address) => {
   // Collected without free(): give the memory back, outside the collector's callback.
@@ -122,9 +107,7 @@ export function deviceAlloc(bytes: number, options?: { device?: number }): Devic
   checkBytes(bytes);
   const o = checkOptions<{ device?: number }>(options, 'deviceAlloc options');
   const device = o.device === undefined ? 0 : checkDevice(o.device);
-  const result = binding.deviceAlloc(device, bytes);
-  if (result <= 0) throw cudaError(-result, `deviceAlloc(${bytes})`);
-  return new DeviceBuffer(constructing, result, bytes, device);
+  return new DeviceBuffer(constructing, binding.deviceAlloc(device, bytes), bytes, device);
 }
 
 /** A non-blocking CUDA stream: work on it runs in order, and alongside other streams. */
@@ -150,9 +133,7 @@ export class Stream {
 export function createStream(options?: { device?: number }): Stream {
   const o = checkOptions<{ device?: number }>(options, 'createStream options');
   const device = o.device === undefined ? 0 : checkDevice(o.device);
-  const handle = binding.createStream(device);
-  if (typeof handle === 'number') throw cudaError(handle, 'createStream');
-  return new Stream(constructing, handle, device);
+  return new Stream(constructing, binding.createStream(device), device);
 }
 
 export interface CopyOptions {
@@ -238,8 +219,7 @@ export function copy(dst: DeviceBuffer | HostBuffer | PageableMemory, src: Devic
     if (s.where === 'device' && o.srcOffset + bytes > s.byteLength) throw invalid('srcOffset + bytes', `at most the source's ${s.byteLength} bytes`, o.srcOffset + bytes);
     if (d.where === 'device' && o.dstOffset + bytes > d.byteLength) throw invalid('dstOffset + bytes', `at most the destination's ${d.byteLength} bytes`, o.dstOffset + bytes);
     const at = (x: Side) => (x.where === 'device' ? x.address : x.memory);
-    const started = binding.copy(kind, device, at(d), at(s), bytes, o.dstOffset, o.srcOffset, o.stream);
-    return track(started, release, 'copy');
+    return binding.copy(kind, device, at(d), at(s), bytes, o.dstOffset, o.srcOffset, o.stream).finally(release);
   } catch (err) {
     release();
     throw err;
@@ -258,30 +238,7 @@ function hostLength(side: { memory: HostMemory }): number {
   return arrayBufferLength.call(m) as number;
 }
 
-/** Follows one native operation to its end: the Promise and the errors. */
-function track(started: Promise<number> | number, release: () => void, what: string): Promise<void> {
-  if (typeof started === 'number') {
-    release();
-    return Promise.reject(cudaError(started, what));
-  }
-  return started.then(
-    () => release(),
-    (rc: number) => {
-      release();
-      if (rc === -1) throw new PinpoolError(ErrorCode.RELEASED, `pinpool: ${what}: the destination was detached or shrunk while the copy ran; nothing was written to it`);
-      throw cudaError(rc, what);
-    },
-  );
-}
-
-const ADVICE = {
-  readMostly: 1,
-  unsetReadMostly: 2,
-  preferredLocation: 3,
-  unsetPreferredLocation: 4,
-  accessedBy: 5,
-  unsetAccessedBy: 6,
-} as const;
+const ADVICE = constants.advice;
 
 /** Advice for managed memory (cuMemAdvise). */
 export type Advice = keyof typeof ADVICE;
@@ -304,7 +261,7 @@ export function prefetch(buf: HostBuffer, where: number | 'host', options?: { st
   const to = target(where);
   const block = managedBlock(buf, 'prefetch()');
   const device = o.stream !== undefined ? (o.stream as Stream).device : to < 0 ? 0 : to;
-  return track(binding.prefetch(device, block.memory, to, stream), () => {}, 'prefetch');
+  return binding.prefetch(device, block.memory, to, stream);
 }
 
 /** @internal HostBuffer.prototype.advise */
@@ -313,13 +270,19 @@ export function advise(buf: HostBuffer, advice: Advice, where: number | 'host'):
   if (code === undefined) throw invalid('advice', `one of ${Object.keys(ADVICE).join(', ')}`, advice);
   const to = target(where);
   const block = managedBlock(buf, 'advise()');
-  const rc = binding.advise(to < 0 ? 0 : to, block.memory, code, to);
-  if (rc !== 0) throw cudaError(rc, `advise(${advice})`);
+  binding.advise(to < 0 ? 0 : to, block.memory, code, to);
 }
 
 const registrations = new FinalizationRegistry<{ registration: NativeRegistration; memory: PageableMemory }>((r) => {
   // The held value keeps the memory alive until it is unregistered.
-  setImmediate(() => (binding.hostUnregister(r.registration), r.memory)).unref();
+  setImmediate(() => {
+    try {
+      binding.hostUnregister(r.registration);
+    } catch {
+      // Collected: nobody is left to tell; the memory (held until now) goes with it.
+    }
+    void r.memory;
+  }).unref();
 });
 
 /** Memory page-locked in place by register(); `unregister()` ends it. */
@@ -352,8 +315,7 @@ export class Registration {
     if (!this.#registered) throw new PinpoolError(ErrorCode.DOUBLE_FREE, 'pinpool: already unregistered');
     this.#registered = false;
     registrations.unregister(this);
-    const rc = binding.hostUnregister(this.#registration);
-    if (rc !== 0) throw cudaError(rc, 'unregister');
+    binding.hostUnregister(this.#registration);
   }
 
   [Symbol.dispose](): void {
@@ -379,7 +341,7 @@ export function register(memory: PageableMemory, options?: { device?: number; po
   const mapped = o.mapped === undefined ? false : checkBoolean(o.mapped, 'mapped');
   if (!types.isArrayBufferView(memory) && !types.isArrayBuffer(memory)) throw invalid('memory', 'a typed array, a Buffer or an ArrayBuffer', memory);
   if (hostLength({ memory }) === 0) throw invalid('memory', 'at least one byte long', 0);
-  const [rc, registration, byteLength] = binding.hostRegister(device, memory, (portable ? 1 : 0) | (mapped ? 2 : 0));
-  if (rc !== 0 || registration === undefined) throw cudaError(rc, 'register');
+  const flags = (portable ? constants.registerFlags.portable : 0) | (mapped ? constants.registerFlags.mapped : 0);
+  const [registration, byteLength] = binding.hostRegister(device, memory, flags);
   return new Registration(constructing, registration, byteLength, memory);
 }

@@ -2,20 +2,17 @@
  * Handler: the JavaScript face of a native allocator handler (include/pinpool.h). Leaves and
  * adaptors are all Handlers; factories live in handlers.ts.
  */
-import { ErrorCode, PinpoolError, type PinpoolErrorDetails } from './errors.js';
+import { ErrorCode, PinpoolError } from './errors.js';
 import { makeHostBuffer, type HostBuffer, type SlabView } from './host-buffer.js';
-import { binding, Slot, type NativeHandle } from './native.js';
+import { binding, constants, type NativeHandle } from './native.js';
 import { currentFrame } from './scope-stats.js';
 import { readStats, type HandlerStats } from './stats.js';
 import { allocChannel, fallbackChannel, type AllocMessage, type FallbackMessage } from './tracing.js';
-import { checkAlignment, checkBoolean, checkBytes, checkOptions, invalid } from './validate.js';
+import { checkAlignment, checkBoolean, checkBytes, checkOptions } from './validate.js';
 
 /** Alignment of a block when none is asked for, in bytes (a cache line). */
 export const DEFAULT_ALIGNMENT = 64;
-/** Largest block a slabViews pool serves from a slab (native PoolAdaptor::kSlabMaxBlock). */
-const SLAB_MAX_BLOCK = 256 * 1024;
-/** Largest alignment a pool serves from its cache (native PoolAdaptor::kBlockAlignment). */
-const POOL_BLOCK_ALIGNMENT = 4096;
+const { slabMaxBlock, poolBlockAlignment, slots } = constants;
 
 export interface AllocOptions {
   /** A power of two from 1 to 2**30, in bytes. Default 64. */
@@ -45,13 +42,6 @@ function notAHandler(): PinpoolError {
 
 const scratch = binding.scratch();
 let hopsTraced = false; // this thread's native hop log is on
-let reasons: readonly string[] | undefined;
-let cudaReason: string | undefined;
-
-function reasonText(index: number): string {
-  reasons ??= binding.info().reasons;
-  return reasons[index] ?? 'unknown';
-}
 
 /**
  * An allocator handler: a native object with a context, shared by every thread that attaches
@@ -105,15 +95,15 @@ export class Handler {
       if (o.zero !== undefined) zero = checkBoolean(o.zero, 'zero');
     }
     const slabs = this.#slabs;
-    const viewable = slabs !== undefined && bytes > 0 && bytes <= SLAB_MAX_BLOCK && alignment <= POOL_BLOCK_ALIGNMENT;
+    const viewable = slabs !== undefined && bytes > 0 && bytes <= slabMaxBlock && alignment <= poolBlockAlignment;
     if (fallbackChannel.hasSubscribers !== hopsTraced) binding.traceHops((hopsTraced = !hopsTraced));
     const ab = binding.alloc(this.#handle, bytes, alignment, !viewable);
     if (hopsTraced) this.#publishHops(bytes);
-    if (ab === null) throw this.#failure(bytes);
-    const address = scratch[Slot.address]!;
-    const servedBy = scratch[Slot.servedBy]!;
+    if (ab === null) throw binding.takeError();
+    const address = scratch[slots.address]!;
+    const servedBy = scratch[slots.servedBy]!;
     let slab: SlabView | undefined;
-    if (viewable) slab = this.#slabOf(scratch[Slot.region]!, scratch[Slot.regionBytes]!);
+    if (viewable) slab = this.#slabOf(scratch[slots.region]!, scratch[slots.regionBytes]!);
     const frame = currentFrame();
     const buf = makeHostBuffer(this, ab ?? undefined, address, bytes, alignment, servedBy, slab, frame);
     if (zero) buf.bytes.fill(0);
@@ -174,34 +164,5 @@ export class Handler {
       slabs.set(region, slab);
     }
     return slab;
-  }
-
-  #failure(bytes: number): PinpoolError {
-    const code = scratch[Slot.code]!;
-    const reason = reasonText(scratch[Slot.reason]!);
-    const details: PinpoolErrorDetails = { reason, handler: this.name };
-    const cudaError = scratch[Slot.cudaError]!;
-    if (cudaError !== 0) {
-      details.cudaError = cudaError;
-      details.cudaErrorName = binding.cudaErrorName(cudaError);
-    }
-    if (code === 3) {
-      cudaReason ??= binding.info().cuda.reason ?? 'the CUDA device is not present';
-      const why = reason === 'no-device' ? 'the requested CUDA device does not exist' : cudaReason;
-      return new PinpoolError(ErrorCode.UNAVAILABLE, `pinpool: ${this.name} is unavailable: ${why}`, details);
-    }
-    if (code === 4) {
-      return new PinpoolError(
-        ErrorCode.CUDA,
-        `pinpool: ${this.name}: CUDA call failed with ${details.cudaErrorName} (${cudaError})`,
-        details,
-      );
-    }
-    if (code === 1) return invalid('bytes', `a size ${this.name} accepts`, bytes);
-    return new PinpoolError(
-      ErrorCode.OUT_OF_MEMORY,
-      `pinpool: ${this.name} could not allocate ${bytes} bytes (${reason})`,
-      details,
-    );
   }
 }

@@ -4,13 +4,15 @@
  */
 import * as path from 'node:path';
 
-import { PinpoolError } from './errors.js';
+import { ErrorCode, PinpoolError } from './errors.js';
 
 /** The addon's exports, as the binding (native/binding/addon.cpp) defines them. */
 export interface NativeBinding {
   setErrorClass(errorClass: new (code: string, message: string) => Error): void;
   createHandler(kind: string, options: object): NativeHandle;
+  constants(): NativeConstants;
   alloc(handle: NativeHandle, bytes: number, alignment: number, makeBuffer: boolean): ArrayBuffer | undefined | null;
+  takeError(): Error;
   free(handle: NativeHandle, buffer: ArrayBuffer | undefined, address: number, bytes: number, alignment: number, byGc: boolean): void;
   trim(handle: NativeHandle): number;
   stats(handle: NativeHandle, out: Float64Array): void;
@@ -26,15 +28,14 @@ export interface NativeBinding {
   traceHops(enabled: boolean): void;
   takeHops(): [handler: string, from: string, to: string, reason: string][];
   info(): NativeInfo;
-  cudaErrorName(code: number): string;
-  copy(kind: 0 | 1 | 2, device: number, dst: number | HostMemory, src: number | HostMemory, bytes: number, dstOffset: number, srcOffset: number, stream: NativeStream | undefined): Promise<number> | number;
-  prefetch(device: number, memory: HostMemory, target: number, stream: NativeStream | undefined): Promise<number> | number;
-  advise(device: number, memory: HostMemory, advice: number, target: number): number;
+  copy(kind: 0 | 1 | 2, device: number, dst: number | HostMemory, src: number | HostMemory, bytes: number, dstOffset: number, srcOffset: number, stream: NativeStream | undefined): Promise<void>;
+  prefetch(device: number, memory: HostMemory, target: number, stream: NativeStream | undefined): Promise<void>;
+  advise(device: number, memory: HostMemory, advice: number, target: number): void;
   deviceAlloc(device: number, bytes: number): number;
-  deviceFree(address: number): number;
-  createStream(device: number): NativeStream | number;
-  hostRegister(device: number, memory: HostMemory, flags: number): [rc: number, registration: NativeRegistration | undefined, bytes: number];
-  hostUnregister(registration: NativeRegistration): number;
+  deviceFree(address: number): void;
+  createStream(device: number): NativeStream;
+  hostRegister(device: number, memory: HostMemory, flags: number): [registration: NativeRegistration, bytes: number];
+  hostUnregister(registration: NativeRegistration): void;
   deferred(handle: NativeHandle): number;
   fakeCuda(op: 'counters'): Record<string, number> | null;
   fakeCuda(op: 'reset'): boolean;
@@ -66,16 +67,20 @@ export interface NativeInfo {
   reasons: string[];
 }
 
-/** Slots of the scratch array (native/binding/addon.cpp, enum Slot). */
-export const Slot = {
-  address: 0,
-  servedBy: 1,
-  code: 2,
-  cudaError: 3,
-  reason: 4,
-  region: 5,
-  regionBytes: 6,
-} as const;
+/** The tables native code owns and hands over (native/binding/boundary.cpp Constants). */
+export interface NativeConstants {
+  codes: Record<'INVALID_ARGUMENT' | 'OUT_OF_MEMORY' | 'DOUBLE_FREE' | 'RELEASED' | 'UNAVAILABLE' | 'CUDA', string>;
+  /** Where alloc() and adopt() report into the scratch array. */
+  slots: { address: number; servedBy: number; region: number; regionBytes: number };
+  /** Largest block a slabViews pool serves from a slab, in bytes. */
+  slabMaxBlock: number;
+  /** Largest alignment a pool serves from its cache, in bytes. */
+  poolBlockAlignment: number;
+  /** cuMemAdvise values by name. */
+  advice: Record<'readMostly' | 'unsetReadMostly' | 'preferredLocation' | 'unsetPreferredLocation' | 'accessedBy' | 'unsetAccessedBy', number>;
+  /** cuMemHostRegister flags. */
+  registerFlags: { portable: number; mapped: number };
+}
 
 function load(): NativeBinding {
   // dist/src/native.js and src/native.ts both sit two levels below the package root.
@@ -104,3 +109,12 @@ function load(): NativeBinding {
 export const binding: NativeBinding = load();
 // One typed boundary: native code throws PinpoolError itself, with a stable code.
 binding.setErrorClass(PinpoolError as unknown as new (code: string, message: string) => Error);
+
+/** The tables native code owns (codes, slots, limits, advice, flags), read once. */
+export const constants: NativeConstants = Object.freeze(binding.constants());
+// The codes are declared in errors.ts for the types; the two must be the same table.
+for (const [name, code] of Object.entries(constants.codes)) {
+  if (ErrorCode[name as keyof typeof ErrorCode] !== code) {
+    throw new Error(`pinpool: the native addon and dist/ disagree on error code ${name} (${code}); rebuild both`);
+  }
+}

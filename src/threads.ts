@@ -5,7 +5,7 @@
 import { ErrorCode, PinpoolError } from './errors.js';
 import { Handler, type HandlerToken } from './handler.js';
 import { makeHostBuffer, type BufferToken, type HostBuffer } from './host-buffer.js';
-import { binding, Slot, type NativeHandle } from './native.js';
+import { binding, constants, type NativeHandle } from './native.js';
 import { invalid } from './validate.js';
 
 const scratch = binding.scratch();
@@ -66,8 +66,8 @@ export function adopt(token: BufferToken): HostBuffer {
     throw new PinpoolError(ErrorCode.RELEASED, 'pinpool: this buffer token was already adopted (or never issued)');
   }
   const [handle, buffer, byteLength, alignment] = parcel;
-  const address = scratch[Slot.address]!;
-  const servedBy = scratch[Slot.servedBy]!;
+  const address = scratch[constants.slots.address]!;
+  const servedBy = scratch[constants.slots.servedBy]!;
   const owner = wrapperOf(handle, binding.describe(handle)!.id);
   return makeHostBuffer(owner, buffer, address, byteLength, alignment, servedBy, undefined, undefined);
 }

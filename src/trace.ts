@@ -8,7 +8,7 @@ import diagnostics_channel from 'node:diagnostics_channel';
 
 import { ErrorCode, PinpoolError, type PinpoolErrorDetails } from './errors.js';
 import { Handler } from './handler.js';
-import { binding, Slot } from './native.js';
+import { binding, constants } from './native.js';
 import type { AllocMessage, FreeMessage } from './tracing.js';
 import { checkAlignment, checkBytes, checkOptions, invalid } from './validate.js';
 
@@ -113,18 +113,13 @@ function isAlignment(value: unknown): boolean {
   }
 }
 
-/** The chain's refusal of trace[index], other than for memory, read from the scratch slots. */
-function refusal(handler: Handler, index: number, bytes: number, scratch: Float64Array): PinpoolError {
-  const code = scratch[Slot.code]!; // include/pinpool.h: 1 invalid argument, 3 unavailable, 4 CUDA
-  const reason = binding.info().reasons[scratch[Slot.reason]!] ?? 'unknown';
-  const details: PinpoolErrorDetails = { reason, handler: handler.name };
-  const cudaError = scratch[Slot.cudaError]!;
-  if (cudaError !== 0) {
-    details.cudaError = cudaError;
-    details.cudaErrorName = binding.cudaErrorName(cudaError);
-  }
-  const errorCode = code === 3 ? ErrorCode.UNAVAILABLE : code === 4 ? ErrorCode.CUDA : ErrorCode.INVALID_ARGUMENT;
-  return new PinpoolError(errorCode, `pinpool: ${handler.name} refused trace[${index}], ${bytes} bytes (${reason})`, details);
+/** The chain's refusal of trace[index], other than for memory: its error, naming the event. */
+function refusal(error: PinpoolError, handler: Handler, index: number, bytes: number): PinpoolError {
+  const details: PinpoolErrorDetails = { handler: handler.name };
+  if (error.reason !== undefined) details.reason = error.reason;
+  if (error.cudaError !== undefined) details.cudaError = error.cudaError;
+  if (error.cudaErrorName !== undefined) details.cudaErrorName = error.cudaErrorName;
+  return new PinpoolError(error.code, `pinpool: ${handler.name} refused trace[${index}], ${bytes} bytes (${error.message})`, details);
 }
 
 /**
@@ -162,12 +157,13 @@ export function replayTrace(trace: readonly TraceEvent[], handler: Handler): Rep
       const e = trace[i]!;
       if (e.op === 'alloc') {
         if (binding.alloc(handler.handle, e.bytes, e.alignment, false) === null) {
-          if (scratch[Slot.code] !== 2) throw refusal(handler, i, e.bytes, scratch);
+          const error = binding.takeError() as PinpoolError;
+          if (error.code !== ErrorCode.OUT_OF_MEMORY) throw refusal(error, handler, i, e.bytes);
           failures++;
           continue;
         }
         allocations++;
-        live.set(e.id, [scratch[Slot.address]!, e.bytes, e.alignment]);
+        live.set(e.id, [scratch[constants.slots.address]!, e.bytes, e.alignment]);
         inUse += e.bytes;
         if (inUse > peakBytesInUse) peakBytesInUse = inUse;
         // The chain holds the most right after it grew; reading every leaf on every step would

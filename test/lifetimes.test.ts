@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { adopt, attach, Handler, limit, pageable, pool, type HostBuffer } from 'pinpool';
 
-import { binding } from '../dist/src/native.js';
+import { binding, constants } from '../dist/src/native.js';
 
 const gc = (globalThis as { gc?: () => void }).gc!;
 const nodeMajor = Number(process.versions.node.split('.')[0]);
@@ -108,7 +108,7 @@ describe('unforgeable handles and tokens (findings 5, 12)', () => {
     const slabs = pool(pageable(), { slabViews: true });
     slabs.alloc(64).free();
     const scratch = binding.scratch();
-    const view = binding.regionView(slabs.handle as never, scratch[5]!, scratch[6]!);
+    const view = binding.regionView(slabs.handle as never, scratch[constants.slots.region]!, scratch[constants.slots.regionBytes]!);
     expect(view).not.toBeNull();
     const pin = view![1];
     const h = pool(pageable());

@@ -2,6 +2,10 @@
 
 #include <cmath>
 
+#include "../core/stats.hpp"
+#include "../cuda/cuda_driver.hpp"
+#include "../handlers/pool_adaptor.hpp"
+#include "hot_path.hpp"
 #include "instance.hpp"
 
 namespace pinpool::binding {
@@ -36,10 +40,8 @@ void* unwrap_tagged(napi_env env, napi_value value, Tag tag) {
   return data;
 }
 
-napi_value throw_error(napi_env env, const char* code, const std::string& message) {
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (pending) return nullptr;  // the first error stands
+napi_value make_error(napi_env env, const char* code, const std::string& message,
+                      const ErrorDetails& details) {
   napi_value code_value, message_value, error = nullptr;
   napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value);
   std::string text = "pinpool: " + message;
@@ -52,8 +54,85 @@ napi_value throw_error(napi_env env, const char* code, const std::string& messag
     if (napi_new_instance(env, ctor, 2, argv, &error) != napi_ok) error = nullptr;
   }
   if (!error) napi_create_error(env, code_value, message_value, &error);
-  napi_throw(env, error);
+  auto set_string = [&](const char* name, const char* value) {
+    napi_value v;
+    napi_create_string_utf8(env, value, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, error, name, v);
+  };
+  if (details.reason) set_string("reason", details.reason);
+  if (details.handler) set_string("handler", details.handler);
+  if (details.cuda_error) {
+    napi_value v;
+    napi_create_int32(env, details.cuda_error, &v);
+    napi_set_named_property(env, error, "cudaError", v);
+    set_string("cudaErrorName", cuda::error_name(static_cast<CUresult>(details.cuda_error)).c_str());
+  }
+  return error;
+}
+
+napi_value throw_error(napi_env env, const char* code, const std::string& message,
+                       const ErrorDetails& details) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw(env, make_error(env, code, message, details));  // the first error stands
   return nullptr;
+}
+
+napi_value cuda_error(napi_env env, int rc, const std::string& what) {
+  std::string name = cuda::error_name(static_cast<CUresult>(rc));
+  switch (rc) {
+    case CUDA_ERROR_OUT_OF_MEMORY:
+      return make_error(env, code::kOutOfMemory, what + ": out of memory (" + name + ")",
+                        {reason_text(Reason::OutOfMemory), nullptr, rc});
+    case CUDA_ERROR_NOT_INITIALIZED: {
+      const std::string& why = cuda::driver().reason;
+      return make_error(env, code::kUnavailable, what + ": " + (why.empty() ? "CUDA is not available" : why),
+                        {reason_text(Reason::NoCuda), nullptr, rc});
+    }
+    case CUDA_ERROR_INVALID_DEVICE:
+      return make_error(env, code::kUnavailable, what + ": no such CUDA device",
+                        {reason_text(Reason::NoDevice), nullptr, rc});
+    default:
+      return make_error(env, code::kCuda, what + " failed with " + name + " (" + std::to_string(rc) + ")",
+                        {reason_text(Reason::Cuda), nullptr, rc});
+  }
+}
+
+const char* status_code(int status) {
+  switch (status) {
+    case PINPOOL_ERR_INVALID_ARGUMENT: return code::kInvalidArgument;
+    case PINPOOL_ERR_UNAVAILABLE: return code::kUnavailable;
+    case PINPOOL_ERR_CUDA: return code::kCuda;
+    case PINPOOL_ERR_DOUBLE_FREE: return code::kDoubleFree;
+    default: return code::kOutOfMemory;  // out of memory, and whatever a foreign handler says
+  }
+}
+
+napi_value alloc_error(napi_env env, const char* handler, size_t bytes, int status,
+                       const char* reason, int cuda_error) {
+  int r = reason_index(reason);
+  const char* known = reason_text(static_cast<Reason>(r < 0 ? static_cast<int>(Reason::OutOfMemory) : r));
+  ErrorDetails details{known, handler, cuda_error};
+  std::string name = handler;
+  switch (status) {
+    case PINPOOL_ERR_UNAVAILABLE: {
+      std::string why = r == static_cast<int>(Reason::NoDevice) ? "the requested CUDA device does not exist"
+                        : cuda::driver().reason.empty() ? "the CUDA device is not present"
+                                                         : cuda::driver().reason;
+      return make_error(env, code::kUnavailable, name + " is unavailable: " + why, details);
+    }
+    case PINPOOL_ERR_CUDA:
+      return make_error(env, code::kCuda,
+                        name + ": CUDA call failed with " + cuda::error_name(static_cast<CUresult>(cuda_error)) +
+                            " (" + std::to_string(cuda_error) + ")",
+                        details);
+    case PINPOOL_ERR_INVALID_ARGUMENT:
+      return make_error(env, code::kInvalidArgument,
+                        "bytes must be a size " + name + " accepts, got " + std::to_string(bytes), details);
+    default:
+      return make_error(env, code::kOutOfMemory,
+                        name + " could not allocate " + std::to_string(bytes) + " bytes (" + known + ")", details);
+  }
 }
 
 napi_value SetErrorClass(napi_env env, napi_callback_info info) {
@@ -67,6 +146,51 @@ napi_value SetErrorClass(napi_env env, napi_callback_info info) {
   if (inst->error_class) napi_delete_reference(env, inst->error_class);
   napi_create_reference(env, argv[0], 1, &inst->error_class);
   return nullptr;
+}
+
+napi_value Constants(napi_env env, napi_callback_info) {
+  napi_value result, table;
+  napi_create_object(env, &result);
+  auto put_number = [&](napi_value object, const char* name, double value) {
+    napi_value v;
+    napi_create_double(env, value, &v);
+    napi_set_named_property(env, object, name, v);
+  };
+  auto put_string = [&](napi_value object, const char* name, const char* value) {
+    napi_value v;
+    napi_create_string_utf8(env, value, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, object, name, v);
+  };
+  napi_create_object(env, &table);
+  for (auto [name, value] : {std::pair{"INVALID_ARGUMENT", code::kInvalidArgument},
+                             std::pair{"OUT_OF_MEMORY", code::kOutOfMemory},
+                             std::pair{"DOUBLE_FREE", code::kDoubleFree},
+                             std::pair{"RELEASED", code::kReleased},
+                             std::pair{"UNAVAILABLE", code::kUnavailable},
+                             std::pair{"CUDA", code::kCuda}})
+    put_string(table, name, value);
+  napi_set_named_property(env, result, "codes", table);
+  napi_create_object(env, &table);
+  for (auto [name, value] : {std::pair{"address", kAddress}, std::pair{"servedBy", kServedBy},
+                             std::pair{"region", kRegion}, std::pair{"regionBytes", kRegionBytes}})
+    put_number(table, name, value);
+  napi_set_named_property(env, result, "slots", table);
+  put_number(result, "slabMaxBlock", static_cast<double>(PoolAdaptor::kSlabMaxBlock));
+  put_number(result, "poolBlockAlignment", static_cast<double>(PoolAdaptor::kBlockAlignment));
+  napi_create_object(env, &table);
+  for (auto [name, value] : {std::pair{"readMostly", CU_MEM_ADVISE_SET_READ_MOSTLY},
+                             std::pair{"unsetReadMostly", CU_MEM_ADVISE_UNSET_READ_MOSTLY},
+                             std::pair{"preferredLocation", CU_MEM_ADVISE_SET_PREFERRED_LOCATION},
+                             std::pair{"unsetPreferredLocation", CU_MEM_ADVISE_UNSET_PREFERRED_LOCATION},
+                             std::pair{"accessedBy", CU_MEM_ADVISE_SET_ACCESSED_BY},
+                             std::pair{"unsetAccessedBy", CU_MEM_ADVISE_UNSET_ACCESSED_BY}})
+    put_number(table, name, value);
+  napi_set_named_property(env, result, "advice", table);
+  napi_create_object(env, &table);
+  put_number(table, "portable", CU_MEMHOSTREGISTER_PORTABLE);
+  put_number(table, "mapped", CU_MEMHOSTREGISTER_DEVICEMAP);
+  napi_set_named_property(env, result, "registerFlags", table);
+  return result;
 }
 
 bool get_number(napi_env env, napi_value v, double* out) {

@@ -36,9 +36,33 @@ inline constexpr const char* kUnavailable = "ERR_PINPOOL_UNAVAILABLE";
 inline constexpr const char* kCuda = "ERR_PINPOOL_CUDA";
 }  // namespace code
 
-// Throws `new PinpoolError(code, "pinpool: " + message)`; returns nullptr for the caller to
-// return. Before setErrorClass has run, throws a plain Error with the same code.
-napi_value throw_error(napi_env env, const char* code, const std::string& message);
+// What a PinpoolError may say besides its code and message (src/errors.ts PinpoolErrorDetails).
+struct ErrorDetails {
+  const char* reason = nullptr;   // one word a program can test: "limit", "no-cuda" ...
+  const char* handler = nullptr;  // the handler that reported it
+  int cuda_error = 0;             // the CUresult behind it, or 0
+};
+
+// `new PinpoolError(code, "pinpool: " + message)` with `details` set on it (before
+// setErrorClass has run: a plain Error with the same code).
+napi_value make_error(napi_env env, const char* code, const std::string& message,
+                      const ErrorDetails& details = {});
+// Throws make_error(...); returns nullptr for the caller to return.
+napi_value throw_error(napi_env env, const char* code, const std::string& message,
+                       const ErrorDetails& details = {});
+// The error for a failed CUDA call `what` returning `rc`: ERR_PINPOOL_OUT_OF_MEMORY,
+// ERR_PINPOOL_UNAVAILABLE (no driver, no such device) or ERR_PINPOOL_CUDA, with the CUresult's
+// number and name.
+napi_value cuda_error(napi_env env, int rc, const std::string& what);
+// The error for an allocation of `bytes` that `handler` refused, from what alloc reported.
+napi_value alloc_error(napi_env env, const char* handler, size_t bytes, int status,
+                       const char* reason, int cuda_error);
+// The code PinpoolError uses for a pinpool_status_code (include/pinpool.h).
+const char* status_code(int status);
+
+// constants() -> the tables JavaScript reads instead of repeating them: error codes, the
+// scratch slots, the pool's limits, managed-memory advice, failure reasons.
+napi_value Constants(napi_env env, napi_callback_info info);
 
 // setErrorClass(PinpoolError): called once per environment by src/native.ts.
 napi_value SetErrorClass(napi_env env, napi_callback_info info);

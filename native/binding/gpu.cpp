@@ -1,4 +1,4 @@
-#include "gpu.hpp"
+#include "calls.hpp"
 
 #include <cstdlib>
 #include <cstring>
@@ -35,11 +35,13 @@ struct Op {
   napi_ref destination = nullptr;    // device to host: where the staged bytes go at the end
   size_t destination_offset = 0;     // byte offset into it
   size_t bytes = 0;                  // bytes copied
-  Op(GpuState* s, int device, GpuWork::Notify notify) : state(s), work(device, notify, this) {}
+  const char* what;                  // "copy" or "prefetch", for its error
+  Op(GpuState* s, int device, GpuWork::Notify notify, const char* name)
+      : state(s), work(device, notify, this), what(name) {}
   ~Op() { std::free(staging); }
 };
 
-// Settles a copy whose destination was detached or shrunk while it ran: nothing was written.
+// Status of a copy whose destination was detached or shrunk while it ran: nothing was written.
 constexpr int kDestinationGone = -1;
 
 void* address_of(double a) { return reinterpret_cast<void*>(static_cast<uintptr_t>(a)); }
@@ -130,13 +132,24 @@ int unstage(napi_env env, Op* op) {
   return CUDA_SUCCESS;
 }
 
+// The error an operation that ended with `rc` rejects with.
+napi_value op_error(napi_env env, Op* op, int rc) {
+  if (rc == kDestinationGone)
+    return make_error(env, code::kReleased,
+                      std::string(op->what) + ": the destination was detached or shrunk while the copy ran; nothing was written to it");
+  return cuda_error(env, rc, op->what);
+}
+
 void settle(napi_env env, Op* op) {
   int rc = op->work.status();
   if (rc == CUDA_SUCCESS && op->destination) rc = unstage(env, op);
-  napi_value value;
-  napi_create_int32(env, rc, &value);
-  if (rc == CUDA_SUCCESS) napi_resolve_deferred(env, op->deferred, value);
-  else napi_reject_deferred(env, op->deferred, value);
+  if (rc == CUDA_SUCCESS) {
+    napi_value undefined;
+    napi_get_undefined(env, &undefined);
+    napi_resolve_deferred(env, op->deferred, undefined);
+  } else {
+    napi_reject_deferred(env, op->deferred, op_error(env, op, rc));
+  }
 }
 
 void finish(napi_env env, Op* op) {
@@ -167,10 +180,17 @@ napi_value begin(napi_env env, Op* op) {
 // started or was waited for (GpuWork::submit), so the leases it holds end now.
 void fail_now(napi_env env, Op* op, CUresult rc) {
   op->work.fence()->signal();
-  napi_value value;
-  napi_create_int32(env, rc, &value);
-  napi_reject_deferred(env, op->deferred, value);
+  napi_reject_deferred(env, op->deferred, op_error(env, op, rc));
   finish(env, op);
+}
+
+// A Promise rejected with `error`: an operation refused before anything was queued.
+napi_value rejected(napi_env env, napi_value error) {
+  napi_deferred deferred;
+  napi_value promise;
+  napi_create_promise(env, &deferred, &promise);
+  napi_reject_deferred(env, deferred, error);
+  return promise;
 }
 
 CUresult stream_arg(const Napi::Value& v, int device, CUstream* out) {
@@ -234,7 +254,7 @@ bool host_range(napi_env env, napi_value value, size_t offset, size_t bytes, cha
   return true;
 }
 
-// copy(kind, device, dst, src, bytes, dstOffset, srcOffset, stream) -> Promise | CUresult
+// copy(kind, device, dst, src, bytes, dstOffset, srcOffset, stream) -> Promise
 //   kind: 0 host to device, 1 device to host, 2 device to device. A device side is an address;
 //   the host side is the memory itself (ArrayBuffer, typed array or DataView), so the lease is
 //   taken from the memory whatever object reaches it.
@@ -276,9 +296,9 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
   }
   CUstream stream;
   CUresult rc = stream_arg(info[7], device, &stream);
-  if (rc != CUDA_SUCCESS) return number(env, rc);
+  if (rc != CUDA_SUCCESS) return Napi::Value(env, rejected(env, cuda_error(env, rc, "copy")));
 
-  auto* op = new Op(state_of(info), device, notify);
+  auto* op = new Op(state_of(info), device, notify, "copy");
   bool from_pool = false;
   if (kind != 2) {
     block_registry::Found found = block_registry::find(host, bytes);
@@ -293,7 +313,8 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
       op->staging = std::malloc(bytes ? bytes : 1);
       if (!op->staging) {
         delete op;
-        return number(env, CUDA_ERROR_OUT_OF_MEMORY);
+        return Napi::Value(env, rejected(env, make_error(env, code::kOutOfMemory,
+                                                         "copy: no staging memory for " + std::to_string(bytes) + " bytes")));
       }
       op->bytes = bytes;
       if (kind == 0) {
@@ -336,7 +357,7 @@ char* managed_range(napi_env env, napi_value value, size_t* bytes) {
   return m.data;
 }
 
-// prefetch(device, memory, target, stream) -> Promise | CUresult
+// prefetch(device, memory, target, stream) -> Promise
 Napi::Value Prefetch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int device = info[0].As<Napi::Number>().Int32Value();
@@ -346,8 +367,8 @@ Napi::Value Prefetch(const Napi::CallbackInfo& info) {
   int target = info[2].As<Napi::Number>().Int32Value();
   CUstream stream;
   CUresult rc = stream_arg(info[3], device, &stream);
-  if (rc != CUDA_SUCCESS) return number(env, rc);
-  auto* op = new Op(state_of(info), device, notify);
+  if (rc != CUDA_SUCCESS) return Napi::Value(env, rejected(env, cuda_error(env, rc, "prefetch")));
+  auto* op = new Op(state_of(info), device, notify, "prefetch");
   leases::take(ptr, bytes, op->work.fence());
   napi_value promise = begin(env, op);
   rc = op->work.submit(stream, [&](CUstream st) {
@@ -357,7 +378,7 @@ Napi::Value Prefetch(const Napi::CallbackInfo& info) {
   return Napi::Value(env, promise);
 }
 
-// advise(device, memory, advice, target) -> CUresult
+// advise(device, memory, advice, target) -> undefined
 Napi::Value Advise(const Napi::CallbackInfo& info) {
   size_t bytes = 0;
   char* ptr = managed_range(info.Env(), info[1], &bytes);
@@ -365,27 +386,37 @@ Napi::Value Advise(const Napi::CallbackInfo& info) {
   CUresult rc = cuda::advise(info[0].As<Napi::Number>().Int32Value(), ptr, bytes,
                              static_cast<CUmem_advise>(info[2].As<Napi::Number>().Int32Value()),
                              info[3].As<Napi::Number>().Int32Value());
-  return number(info.Env(), rc);
+  if (rc != CUDA_SUCCESS) napi_throw(info.Env(), cuda_error(info.Env(), rc, "advise"));
+  return info.Env().Undefined();
 }
 
-// deviceAlloc(device, bytes) -> address | -CUresult
+// deviceAlloc(device, bytes) -> address
 Napi::Value DeviceAlloc(const Napi::CallbackInfo& info) {
   void* p = nullptr;
   size_t bytes = static_cast<size_t>(info[1].As<Napi::Number>().DoubleValue());
   CUresult rc = cuda::device_alloc(info[0].As<Napi::Number>().Int32Value(), bytes ? bytes : 1, &p);
-  return number(info.Env(), rc == CUDA_SUCCESS ? address_value(p) : -static_cast<double>(rc));
+  if (rc != CUDA_SUCCESS) {
+    napi_throw(info.Env(), cuda_error(info.Env(), rc, "deviceAlloc(" + std::to_string(bytes) + ")"));
+    return info.Env().Undefined();
+  }
+  return number(info.Env(), address_value(p));
 }
 
-// deviceFree(address) -> CUresult
+// deviceFree(address): a failure here has no one to tell (it runs from free() and from the
+// garbage-collection backstop); the driver keeps its own count.
 Napi::Value DeviceFree(const Napi::CallbackInfo& info) {
-  return number(info.Env(), cuda::device_free(address_of(info[0].As<Napi::Number>().DoubleValue())));
+  cuda::device_free(address_of(info[0].As<Napi::Number>().DoubleValue()));
+  return info.Env().Undefined();
 }
 
-// createStream(device) -> External | CUresult
+// createStream(device) -> External
 Napi::Value CreateStream(const Napi::CallbackInfo& info) {
   CUstream s = nullptr;
   CUresult rc = cuda::stream_create(info[0].As<Napi::Number>().Int32Value(), &s);
-  if (rc != CUDA_SUCCESS) return number(info.Env(), rc);
+  if (rc != CUDA_SUCCESS) {
+    napi_throw(info.Env(), cuda_error(info.Env(), rc, "createStream"));
+    return info.Env().Undefined();
+  }
   // Destroying a stream with work queued is safe: CUDA finishes the work first.
   return Napi::Value(info.Env(), wrap_tagged(info.Env(), new CUstream(s), Tag::Stream,
                                               [](napi_env, void* data, void*) {
@@ -403,7 +434,7 @@ struct Registration {
   bool registered = true;
 };
 
-// hostRegister(device, memory, flags) -> [CUresult, registration, bytes]
+// hostRegister(device, memory, flags) -> [registration, bytes]
 Napi::Value HostRegister(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   HostMemory m;
@@ -414,37 +445,43 @@ Napi::Value HostRegister(const Napi::CallbackInfo& info) {
   CUresult rc = m.data && m.length ? cuda::host_register(info[0].As<Napi::Number>().Int32Value(), m.data,
                                                          m.length, info[2].As<Napi::Number>().Uint32Value())
                                    : CUDA_ERROR_INVALID_VALUE;
-  Napi::Array result = Napi::Array::New(env, 3);
-  result.Set(0u, number(env, rc));
-  if (rc == CUDA_SUCCESS) {
-    auto* r = new Registration{m.data};
-    if (block_registry::find(m.data, m.length).kind) {
-      r->lease = Fence::create();
-      leases::take(m.data, m.length, r->lease);
-    }
-    result.Set(1u, Napi::Value(env, wrap_tagged(env, r, Tag::Registration, [](napi_env, void* data, void*) {
-                                 auto* reg = static_cast<Registration*>(data);
-                                 // Collected without unregister: src/gpu.ts unregisters first.
-                                 if (reg->lease) reg->lease->release();
-                                 delete reg;
-                               })));
+  if (rc != CUDA_SUCCESS) {
+    napi_throw(env, cuda_error(env, rc, "register"));
+    return env.Undefined();
   }
-  result.Set(2u, number(env, static_cast<double>(m.length)));
+  auto* r = new Registration{m.data};
+  if (block_registry::find(m.data, m.length).kind) {
+    r->lease = Fence::create();
+    leases::take(m.data, m.length, r->lease);
+  }
+  Napi::Array result = Napi::Array::New(env, 2);
+  result.Set(0u, Napi::Value(env, wrap_tagged(env, r, Tag::Registration, [](napi_env, void* data, void*) {
+                               auto* reg = static_cast<Registration*>(data);
+                               // Collected without unregister: src/gpu.ts unregisters first.
+                               if (reg->lease) reg->lease->release();
+                               delete reg;
+                             })));
+  result.Set(1u, number(env, static_cast<double>(m.length)));
   return result;
 }
 
-// hostUnregister(registration) -> CUresult; the lease ends with it
+// hostUnregister(registration) -> undefined; the lease ends with it
 Napi::Value HostUnregister(const Napi::CallbackInfo& info) {
-  auto* r = static_cast<Registration*>(unwrap_tagged(info.Env(), info[0], Tag::Registration));
+  Napi::Env env = info.Env();
+  auto* r = static_cast<Registration*>(unwrap_tagged(env, info[0], Tag::Registration));
   if (!r) {
-    throw_error(info.Env(), code::kInvalidArgument, "binding: hostUnregister(registration)");
-    return info.Env().Undefined();
+    throw_error(env, code::kInvalidArgument, "binding: hostUnregister(registration)");
+    return env.Undefined();
   }
-  if (!r->registered) return number(info.Env(), CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED);
+  if (!r->registered) {
+    throw_error(env, code::kDoubleFree, "already unregistered");
+    return env.Undefined();
+  }
   r->registered = false;
   CUresult rc = cuda::host_unregister(r->ptr);
   if (r->lease) r->lease->signal();
-  return number(info.Env(), rc);
+  if (rc != CUDA_SUCCESS) napi_throw(env, cuda_error(env, rc, "unregister"));
+  return env.Undefined();
 }
 
 // deferred(handler) -> blocks still waiting for their leases

@@ -81,6 +81,14 @@ napi_value null_value(napi_env env) {
   return v;
 }
 
+// An allocation failed: keep its PinpoolError for takeError() (the caller publishes fallback
+// hops first, then throws it) and return null.
+napi_value failed(napi_env env, Instance* inst, napi_value error) {
+  if (inst->last_error) napi_delete_reference(env, inst->last_error);
+  napi_create_reference(env, error, 1, &inst->last_error);
+  return null_value(env);
+}
+
 // Finds the live block a free or transfer names, checking that the caller's view of it
 // (handler, bytes, alignment) is the truth.
 LiveBlock* find_live(Instance* inst, Handler* h, void* ptr, size_t bytes, size_t alignment,
@@ -95,7 +103,8 @@ LiveBlock* find_live(Instance* inst, Handler* h, void* ptr, size_t bytes, size_t
 
 }  // namespace
 
-// alloc(handler, bytes, alignment, makeBuffer) -> ArrayBuffer | undefined | null (failed)
+// alloc(handler, bytes, alignment, makeBuffer) -> ArrayBuffer | undefined | null (failed: see
+// takeError)
 napi_value HotAlloc(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -109,32 +118,37 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
   double* out = inst->slots;
   pinpool_alloc_info result{};
   void* p = h->allocate(bytes, alignment, &result);
-  if (!p) {
-    out[kCode] = result.code;
-    out[kCudaError] = result.cuda_error;
-    out[kReason] = reason_index(result.reason);
-    return null_value(env);
-  }
+  if (!p) return failed(env, inst, alloc_error(env, h->name().c_str(), bytes, result.code, result.reason, result.cuda_error));
   LiveBlock block{h, bytes, alignment, result.served_by, nullptr, {}};
   napi_value value = nullptr;  // undefined
   if (make_buffer && !make_view(env, p, bytes, &block.view, &value)) {
     // Out of JavaScript heap, or external buffers are refused (a sandboxed runtime): give the
     // block back rather than lose it.
     h->deallocate(p, bytes, alignment);
-    out[kCode] = PINPOOL_ERR_OUT_OF_MEMORY;
-    out[kCudaError] = 0;
-    out[kReason] = static_cast<double>(Reason::OutOfMemory);
-    return null_value(env);
+    return failed(env, inst, make_error(env, code::kOutOfMemory, "no ArrayBuffer could be made for " +
+                                                                     std::to_string(bytes) + " bytes"));
   }
   h->retain();
   inst->live.insert_or_assign(reinterpret_cast<uintptr_t>(p), std::move(block));
   out[kAddress] = address_value(p);
   const Handler* leaf = Handler::from_abi(result.served_by);
   out[kServedBy] = leaf ? static_cast<double>(leaf->id()) : 0;
-  out[kCode] = 0;
   out[kRegion] = address_value(result.region);
   out[kRegionBytes] = static_cast<double>(result.region_bytes);
   return value;
+}
+
+// takeError() -> the PinpoolError of the last failed alloc() of this thread
+napi_value TakeError(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  Instance* inst = instance_of(env, info, &argc, nullptr);
+  napi_value error = nullptr;
+  if (inst->last_error) {
+    napi_get_reference_value(env, inst->last_error, &error);
+    napi_delete_reference(env, inst->last_error);
+    inst->last_error = nullptr;
+  }
+  return error ? error : make_error(env, code::kOutOfMemory, "allocation failed");
 }
 
 // free(handler, arrayBuffer | undefined, address, bytes, alignment, byGc)

@@ -7,20 +7,19 @@
 namespace pinpool::binding {
 
 // Layout of the per-thread scratch array that alloc() and adopt() write their report into.
+// JavaScript reads the layout from constants().slots.
 enum Slot {
-  kAddress = 0,    // the block's address
-  kServedBy = 1,   // id of the leaf that served it (0: a foreign handler)
-  kCode = 2,       // pinpool_status_code
-  kCudaError = 3,  // CUresult behind a failure, or 0
-  kReason = 4,     // index into the reason table (info().reasons)
-  kRegion = 5,     // address of the slab holding the block, or 0
-  kRegionBytes = 6,
-  kSlotCount = 8
+  kAddress = 0,      // the block's address
+  kServedBy = 1,     // id of the leaf that served it (0: a foreign handler)
+  kRegion = 2,       // address of the slab holding the block, or 0
+  kRegionBytes = 3,  // its size, in bytes
+  kSlotCount = 4
 };
 
 // Each takes the environment's Instance as its function data.
 napi_value HotAlloc(napi_env env, napi_callback_info info);
 napi_value HotFree(napi_env env, napi_callback_info info);
+napi_value TakeError(napi_env env, napi_callback_info info);
 napi_value Transfer(napi_env env, napi_callback_info info);
 napi_value Adopt(napi_env env, napi_callback_info info);
 

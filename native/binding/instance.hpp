@@ -29,6 +29,7 @@ struct Instance {
   double* slots = nullptr;           // the scratch report array's storage (hot_path.hpp Slot)
   napi_ref scratch = nullptr;        // the Float64Array over `slots`
   napi_ref error_class = nullptr;    // PinpoolError, from setErrorClass()
+  napi_ref last_error = nullptr;     // why the last alloc() failed, for takeError()
   std::unordered_map<uintptr_t, LiveBlock> live;  // blocks owned here, by address
 
   // The environment is ending: every block it owned goes back to its handler, each after the
