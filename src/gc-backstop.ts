@@ -6,7 +6,9 @@
  * Kept off the fast path: a buffer is registered with the FinalizationRegistry only if it is
  * still alive at the end of the tick that made it, so the common alloc-use-free within one tick
  * costs an array push. Collected blocks are freed from a setImmediate batch, never inside the
- * collector's callback.
+ * collector's callback. The registry's target is the block's own ArrayBuffer (or a slab
+ * view); if `transfer()` moved the memory into another ArrayBuffer, native code keeps the block
+ * out of use until that one is collected too (its finalizer ends the lease).
  */
 import { binding, type NativeHandle } from './native.js';
 import type { ScopeFrame } from './scope-stats.js';
