@@ -23,6 +23,8 @@ export interface BlockRecord {
   frame: ScopeFrame | undefined;
   /** The slab view the block was seen through (slabViews pools): one view fewer once freed. */
   slab: { live: number } | undefined;
+  /** The block's slot in the native live table. */
+  slot: number;
   address: number;
   byteLength: number;
   alignment: number;
@@ -44,7 +46,7 @@ let drainScheduled = false;
 function drain(): void {
   drainScheduled = false;
   for (const r of collected.splice(0)) {
-    binding.free(r.handle, undefined, r.address, r.byteLength, r.alignment, true);
+    binding.free(r.handle, undefined, r.slot, r.address, true);
     r.frame?.freed(r.byteLength);
     if (r.slab !== undefined) r.slab.live--;
     if (freeChannel.hasSubscribers) {

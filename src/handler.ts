@@ -105,7 +105,7 @@ export class Handler {
     let slab: SlabView | undefined;
     if (viewable) slab = this.#slabOf(scratch[slots.region]!, scratch[slots.regionBytes]!);
     const frame = currentFrame();
-    const buf = makeHostBuffer(this, ab ?? undefined, address, bytes, alignment, servedBy, slab, frame);
+    const buf = makeHostBuffer(this, ab ?? undefined, scratch[slots.liveSlot]!, address, bytes, alignment, servedBy, slab, frame);
     if (zero) buf.bytes.fill(0);
     if (allocChannel.hasSubscribers) {
       allocChannel.publish({ handler: this.name, bytes, alignment, address, servedBy: buf.servedBy } satisfies AllocMessage);

@@ -72,6 +72,7 @@ export class HostBuffer implements Trackable {
   #buffer: ArrayBuffer | undefined; // our own external ArrayBuffer; undefined for a slab view
   #bytes: Uint8Array;
   #address: number;
+  #slot: number; // the block's slot in the native live table
   #byteLength: number;
   #alignment: number;
   #servedBy: number;
@@ -86,6 +87,7 @@ export class HostBuffer implements Trackable {
     owner: BufferOwner,
     buffer: ArrayBuffer | undefined,
     bytes: Uint8Array,
+    slot: number,
     address: number,
     byteLength: number,
     alignment: number,
@@ -98,6 +100,7 @@ export class HostBuffer implements Trackable {
     this.#handle = owner.handle;
     this.#buffer = buffer;
     this.#bytes = bytes;
+    this.#slot = slot;
     this.#address = address;
     this.#byteLength = byteLength;
     this.#alignment = alignment;
@@ -170,7 +173,7 @@ export class HostBuffer implements Trackable {
     this.#release();
     // Native code detaches the buffer, and the block waits for every lease on its memory (a
     // copy in flight, an ArrayBuffer that escaped) before it is handed out again.
-    binding.free(this.#handle, this.#buffer, this.#address, this.#byteLength, this.#alignment, false);
+    binding.free(this.#handle, this.#buffer, this.#slot, this.#address, false);
     if (freeChannel.hasSubscribers) {
       const message: FreeMessage = { handler: this.#owner.name, bytes: this.#byteLength, alignment: this.#alignment, address: this.#address, byGc: false };
       freeChannel.publish(message);
@@ -191,7 +194,7 @@ export class HostBuffer implements Trackable {
   transfer(): BufferToken {
     if (!(#released in this)) throw wrongReceiver();
     if (this.#released) throw released();
-    const [id, process] = binding.transfer(this.#handle, this.#buffer, this.#address, this.#byteLength, this.#alignment);
+    const [id, process] = binding.transfer(this.#handle, this.#buffer, this.#slot, this.#address);
     this.#release();
     return Object.freeze({ pinpool: 'buffer', version: 2, id, process });
   }
@@ -242,6 +245,7 @@ export class HostBuffer implements Trackable {
         owner: this.#owner,
         frame: this.#frame,
         slab: this.#slab,
+        slot: this.#slot,
         address: this.#address,
         byteLength: this.#byteLength,
         alignment: this.#alignment,
@@ -258,6 +262,7 @@ export class HostBuffer implements Trackable {
 export function makeHostBuffer(
   owner: BufferOwner,
   buffer: ArrayBuffer | undefined,
+  slot: number,
   address: number,
   byteLength: number,
   alignment: number,
@@ -276,5 +281,5 @@ export function makeHostBuffer(
     // on Node 24, whose detach key makes napi_detach_arraybuffer abort the process.
     bytes = new Uint8Array(buffer as ArrayBuffer);
   }
-  return new HostBuffer(constructing, owner, buffer, bytes, address, byteLength, alignment, servedBy, slab, frame);
+  return new HostBuffer(constructing, owner, buffer, bytes, slot, address, byteLength, alignment, servedBy, slab, frame);
 }

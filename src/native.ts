@@ -13,14 +13,14 @@ export interface NativeBinding {
   constants(): NativeConstants;
   alloc(handle: NativeHandle, bytes: number, alignment: number, makeBuffer: boolean): ArrayBuffer | undefined | null;
   takeError(): Error;
-  free(handle: NativeHandle, buffer: ArrayBuffer | undefined, address: number, bytes: number, alignment: number, byGc: boolean): void;
+  free(handle: NativeHandle, buffer: ArrayBuffer | undefined, slot: number, address: number, byGc: boolean): void;
   trim(handle: NativeHandle): number;
   stats(handle: NativeHandle, out: Float64Array): void;
   statsLayout(): string[];
   describe(handleOrId: NativeHandle | number): { id: number; name: string; kind: string } | null;
   secret(handle: NativeHandle): [secret: string, process: string];
   attach(id: number, secret: string, process: string): NativeHandle | null;
-  transfer(handle: NativeHandle, buffer: ArrayBuffer | undefined, address: number, bytes: number, alignment: number): [key: string, process: string];
+  transfer(handle: NativeHandle, buffer: ArrayBuffer | undefined, slot: number, address: number): [key: string, process: string];
   adopt(key: string, process: string): [NativeHandle, ArrayBuffer, number, number] | null;
   regionView(handle: NativeHandle, region: number, bytes: number): [ArrayBuffer, RegionPin] | null;
   releaseRegion(buffer: ArrayBuffer, pin: RegionPin): void;
@@ -71,7 +71,7 @@ export interface NativeInfo {
 export interface NativeConstants {
   codes: Record<'INVALID_ARGUMENT' | 'OUT_OF_MEMORY' | 'DOUBLE_FREE' | 'RELEASED' | 'UNAVAILABLE' | 'CUDA', string>;
   /** Where alloc() and adopt() report into the scratch array. */
-  slots: { address: number; servedBy: number; region: number; regionBytes: number };
+  slots: { address: number; servedBy: number; region: number; regionBytes: number; liveSlot: number };
   /** Largest block a slabViews pool serves from a slab, in bytes. */
   slabMaxBlock: number;
   /** Largest alignment a pool serves from its cache, in bytes. */

@@ -69,5 +69,5 @@ export function adopt(token: BufferToken): HostBuffer {
   const address = scratch[constants.slots.address]!;
   const servedBy = scratch[constants.slots.servedBy]!;
   const owner = wrapperOf(handle, binding.describe(handle)!.id);
-  return makeHostBuffer(owner, buffer, address, byteLength, alignment, servedBy, undefined, undefined);
+  return makeHostBuffer(owner, buffer, scratch[constants.slots.liveSlot]!, address, byteLength, alignment, servedBy, undefined, undefined);
 }

@@ -144,7 +144,7 @@ export function replayTrace(trace: readonly TraceEvent[], handler: Handler): Rep
   const held = () => leaves.reduce((sum, l) => sum + l.stats().bytes.current, 0);
   const upstreamBefore = pools.reduce((sum, p) => sum + p.stats().upstreamAllocs, 0);
   const baseline = held();
-  const live = new Map<number, [address: number, bytes: number, alignment: number]>();
+  const live = new Map<number, [slot: number, address: number, bytes: number]>();
   let inUse = 0;
   let peakBytesInUse = 0;
   let peakBytesHeld = 0;
@@ -163,7 +163,7 @@ export function replayTrace(trace: readonly TraceEvent[], handler: Handler): Rep
           continue;
         }
         allocations++;
-        live.set(e.id, [scratch[constants.slots.address]!, e.bytes, e.alignment]);
+        live.set(e.id, [scratch[constants.slots.liveSlot]!, scratch[constants.slots.address]!, e.bytes]);
         inUse += e.bytes;
         if (inUse > peakBytesInUse) peakBytesInUse = inUse;
         // The chain holds the most right after it grew; reading every leaf on every step would
@@ -174,14 +174,14 @@ export function replayTrace(trace: readonly TraceEvent[], handler: Handler): Rep
         const b = live.get(e.id);
         if (b === undefined) continue;
         live.delete(e.id);
-        inUse -= b[1];
-        binding.free(handler.handle, undefined, b[0], b[1], b[2], false);
+        inUse -= b[2];
+        binding.free(handler.handle, undefined, b[0], b[1], false);
       }
     }
     seconds = Number(process.hrtime.bigint() - start) / 1e9;
   } finally {
     // At the end of the trace, and on the way out of a failure: nothing stays allocated.
-    for (const [address, bytes, alignment] of live.values()) binding.free(handler.handle, undefined, address, bytes, alignment, false);
+    for (const [slot, address] of live.values()) binding.free(handler.handle, undefined, slot, address, false);
   }
   const upstreamCalls = pools.reduce((sum, p) => sum + p.stats().upstreamAllocs, 0) - upstreamBefore;
   return { allocations, failures, peakBytesInUse, peakBytesHeld, overhead: peakBytesInUse > 0 ? peakBytesHeld / peakBytesInUse : 1, upstreamCalls, seconds };

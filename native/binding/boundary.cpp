@@ -172,7 +172,8 @@ napi_value Constants(napi_env env, napi_callback_info) {
   napi_set_named_property(env, result, "codes", table);
   napi_create_object(env, &table);
   for (auto [name, value] : {std::pair{"address", kAddress}, std::pair{"servedBy", kServedBy},
-                             std::pair{"region", kRegion}, std::pair{"regionBytes", kRegionBytes}})
+                             std::pair{"region", kRegion}, std::pair{"regionBytes", kRegionBytes},
+                             std::pair{"liveSlot", kLiveSlot}})
     put_number(table, name, value);
   napi_set_named_property(env, result, "slots", table);
   put_number(result, "slabMaxBlock", static_cast<double>(PoolAdaptor::kSlabMaxBlock));

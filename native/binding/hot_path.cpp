@@ -23,9 +23,6 @@ Instance* instance_of(napi_env env, napi_callback_info info, size_t* argc, napi_
   return static_cast<Instance*>(data);
 }
 
-Handler* get_handler(napi_env env, napi_value v) {
-  return static_cast<Handler*>(unwrap_tagged(env, v, Tag::Handler));
-}
 
 // The external ArrayBuffer's finalizer: its backing store is gone, so no ArrayBuffer (the
 // first, or one that transfer() moved the memory into) reaches the block any more.
@@ -69,12 +66,6 @@ bool take_back_view(napi_env env, napi_value buffer, const LiveBlock& block, boo
   return true;
 }
 
-void forget(Instance* inst, std::unordered_map<uintptr_t, LiveBlock>::iterator it) {
-  if (it->second.view) it->second.view->release();
-  it->second.handler->release();
-  inst->live.erase(it);
-}
-
 napi_value null_value(napi_env env) {
   napi_value v;
   napi_get_null(env, &v);
@@ -89,18 +80,6 @@ napi_value failed(napi_env env, Instance* inst, napi_value error) {
   return null_value(env);
 }
 
-// Finds the live block a free or transfer names, checking that the caller's view of it
-// (handler, bytes, alignment) is the truth.
-LiveBlock* find_live(Instance* inst, Handler* h, void* ptr, size_t bytes, size_t alignment,
-                     std::unordered_map<uintptr_t, LiveBlock>::iterator* where) {
-  auto it = inst->live.find(reinterpret_cast<uintptr_t>(ptr));
-  if (it == inst->live.end() || it->second.handler != h || it->second.bytes != bytes ||
-      it->second.alignment != alignment)
-    return nullptr;
-  *where = it;
-  return &it->second;
-}
-
 }  // namespace
 
 // alloc(handler, bytes, alignment, makeBuffer) -> ArrayBuffer | undefined | null (failed: see
@@ -112,14 +91,14 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
   Handler* h;
   size_t bytes, alignment;
   bool make_buffer = false;
-  if (argc < 4 || !(h = get_handler(env, argv[0])) || !get_size(env, argv[1], &bytes) ||
+  if (argc < 4 || !(h = inst->handler(env, argv[0])) || !get_size(env, argv[1], &bytes) ||
       !get_size(env, argv[2], &alignment) || !get_bool(env, argv[3], &make_buffer))
     return throw_error(env, code::kInvalidArgument, "binding: alloc(handler, bytes, alignment, makeBuffer)");
   double* out = inst->slots;
   pinpool_alloc_info result{};
   void* p = h->allocate(bytes, alignment, &result);
   if (!p) return failed(env, inst, alloc_error(env, h->name().c_str(), bytes, result.code, result.reason, result.cuda_error));
-  LiveBlock block{h, bytes, alignment, result.served_by, nullptr, {}};
+  LiveBlock block{nullptr, h, bytes, alignment, result.served_by, nullptr, {}};
   napi_value value = nullptr;  // undefined
   if (make_buffer && !make_view(env, p, bytes, &block.view, &value)) {
     // Out of JavaScript heap, or external buffers are refused (a sandboxed runtime): give the
@@ -129,7 +108,8 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
                                                                      std::to_string(bytes) + " bytes"));
   }
   h->retain();
-  inst->live.insert_or_assign(reinterpret_cast<uintptr_t>(p), std::move(block));
+  block.ptr = p;
+  out[kLiveSlot] = inst->live.add(std::move(block));
   out[kAddress] = address_value(p);
   const Handler* leaf = Handler::from_abi(result.served_by);
   out[kServedBy] = leaf ? static_cast<double>(leaf->id()) : 0;
@@ -151,43 +131,40 @@ napi_value TakeError(napi_env env, napi_callback_info info) {
   return error ? error : make_error(env, code::kOutOfMemory, "allocation failed");
 }
 
-// free(handler, arrayBuffer | undefined, address, bytes, alignment, byGc)
+// free(handler, arrayBuffer | undefined, slot, address, byGc)
 napi_value HotFree(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  Instance* inst = instance_of(env, info, &argc, argv);
-  Handler* h;
-  void* ptr;
-  size_t bytes, alignment;
-  bool by_gc = false;
-  if (argc < 6 || !(h = get_handler(env, argv[0])) || !get_address(env, argv[2], &ptr) ||
-      !get_size(env, argv[3], &bytes) || !get_size(env, argv[4], &alignment) ||
-      !get_bool(env, argv[5], &by_gc))
-    return throw_error(env, code::kInvalidArgument, "binding: free(handler, buffer, address, bytes, alignment, byGc)");
-  std::unordered_map<uintptr_t, LiveBlock>::iterator it;
-  LiveBlock* block = find_live(inst, h, ptr, bytes, alignment, &it);
-  if (!block) return throw_error(env, code::kInvalidArgument, "free: not a block this thread owns");
-  FenceSet leases = std::move(block->inherited);
-  if (!take_back_view(env, argv[1], *block, by_gc, leases))
-    return throw_error(env, code::kInvalidArgument, "free: the buffer cannot be detached");
-  h->deallocate(ptr, bytes, alignment, by_gc, std::move(leases));
-  forget(inst, it);
-  return nullptr;
-}
-
-// transfer(handler, arrayBuffer | undefined, address, bytes, alignment) -> [key, process]
-napi_value Transfer(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
   Instance* inst = instance_of(env, info, &argc, argv);
   Handler* h;
+  double slot;
   void* ptr;
-  size_t bytes, alignment;
-  if (argc < 5 || !(h = get_handler(env, argv[0])) || !get_address(env, argv[2], &ptr) ||
-      !get_size(env, argv[3], &bytes) || !get_size(env, argv[4], &alignment))
-    return throw_error(env, code::kInvalidArgument, "binding: transfer(handler, buffer, address, bytes, alignment)");
-  std::unordered_map<uintptr_t, LiveBlock>::iterator it;
-  LiveBlock* block = find_live(inst, h, ptr, bytes, alignment, &it);
+  bool by_gc = false;
+  if (argc < 5 || !(h = inst->handler(env, argv[0])) || !get_number(env, argv[2], &slot) ||
+      !get_address(env, argv[3], &ptr) || !get_bool(env, argv[4], &by_gc))
+    return throw_error(env, code::kInvalidArgument, "binding: free(handler, buffer, slot, address, byGc)");
+  LiveBlock* block = inst->live.find(slot, ptr, h);
+  if (!block) return throw_error(env, code::kInvalidArgument, "free: not a block this thread owns");
+  FenceSet leases = std::move(block->inherited);
+  if (!take_back_view(env, argv[1], *block, by_gc, leases))
+    return throw_error(env, code::kInvalidArgument, "free: the buffer cannot be detached");
+  h->deallocate(ptr, block->bytes, block->alignment, by_gc, std::move(leases));
+  inst->live.remove(block);
+  return nullptr;
+}
+
+// transfer(handler, arrayBuffer | undefined, slot, address) -> [key, process]
+napi_value Transfer(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  Instance* inst = instance_of(env, info, &argc, argv);
+  Handler* h;
+  double slot;
+  void* ptr;
+  if (argc < 4 || !(h = inst->handler(env, argv[0])) || !get_number(env, argv[2], &slot) ||
+      !get_address(env, argv[3], &ptr))
+    return throw_error(env, code::kInvalidArgument, "binding: transfer(handler, buffer, slot, address)");
+  LiveBlock* block = inst->live.find(slot, ptr, h);
   if (!block) return throw_error(env, code::kInvalidArgument, "transfer: not a block this thread owns");
   transfers::Parcel parcel;
   parcel.leases = std::move(block->inherited);
@@ -196,10 +173,10 @@ napi_value Transfer(napi_env env, napi_callback_info info) {
   h->retain();  // the parcel's own reference, handed to the adopting thread
   parcel.handler = h;
   parcel.ptr = ptr;
-  parcel.bytes = bytes;
-  parcel.alignment = alignment;
+  parcel.bytes = block->bytes;
+  parcel.alignment = block->alignment;
   parcel.served_by = block->served_by;
-  forget(inst, it);
+  inst->live.remove(block);
   std::string key = transfers::park(std::move(parcel));
   napi_value result, key_value, process_value;
   napi_create_array_with_length(env, 2, &result);
@@ -226,7 +203,7 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
     return throw_error(env, code::kInvalidArgument, "adopt: the token was made in another process");
   transfers::Parcel p;
   if (!transfers::take(std::string(key, key_length), p)) return null_value(env);
-  LiveBlock block{p.handler, p.bytes, p.alignment, p.served_by, nullptr, {}};
+  LiveBlock block{p.ptr, p.handler, p.bytes, p.alignment, p.served_by, nullptr, {}};
   block.inherited = std::move(p.leases);
   napi_value buffer;
   if (!make_view(env, p.ptr, p.bytes, &block.view, &buffer)) {
@@ -234,9 +211,9 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
     p.handler->release();
     return throw_error(env, code::kOutOfMemory, "adopt: no ArrayBuffer could be made for the block");
   }
-  inst->live.insert_or_assign(reinterpret_cast<uintptr_t>(p.ptr), std::move(block));  // takes over the parcel's reference
-  p.handler->retain();  // the wrapper's reference
   double* out = inst->slots;
+  out[kLiveSlot] = inst->live.add(std::move(block));  // takes over the parcel's reference
+  p.handler->retain();  // the wrapper's reference
   out[kAddress] = address_value(p.ptr);
   const Handler* leaf = Handler::from_abi(p.served_by);
   out[kServedBy] = leaf ? static_cast<double>(leaf->id()) : 0;
@@ -253,15 +230,31 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   return result;
 }
 
+Handler* Instance::handler(napi_env env, napi_value value) {
+  void* data = nullptr;
+  if (napi_get_value_external(env, value, &data) != napi_ok || !data) return nullptr;
+  for (Handler* h : known)
+    if (h == data) return h;
+  auto* h = static_cast<Handler*>(unwrap_tagged(env, value, Tag::Handler));
+  if (!h) return nullptr;
+  h->retain();
+  if (known[next_known]) known[next_known]->release();
+  known[next_known] = h;
+  next_known = (next_known + 1) % kKnownHandlers;
+  return h;
+}
+
 Instance::~Instance() {
   // The environment's JavaScript will never run again, so no ArrayBuffer of it can reach a
   // block any more; a copy still in flight holds its own lease (Handler::deallocate).
-  for (auto& [address, block] : live) {
-    block.handler->deallocate(reinterpret_cast<void*>(address), block.bytes, block.alignment,
-                              /*by_gc=*/true, std::move(block.inherited));
+  live.each([](LiveBlock& block) {
+    block.handler->deallocate(block.ptr, block.bytes, block.alignment, /*by_gc=*/true,
+                              std::move(block.inherited));
     if (block.view) block.view->release();
     block.handler->release();
-  }
+  });
+  for (Handler* h : known)
+    if (h) h->release();
 }
 
 Instance* instance(napi_env env) {

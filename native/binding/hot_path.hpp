@@ -13,7 +13,8 @@ enum Slot {
   kServedBy = 1,     // id of the leaf that served it (0: a foreign handler)
   kRegion = 2,       // address of the slab holding the block, or 0
   kRegionBytes = 3,  // its size, in bytes
-  kSlotCount = 4
+  kLiveSlot = 4,     // the block's slot in the live table, for free() and transfer()
+  kSlotCount = 5
 };
 
 // Each takes the environment's Instance as its function data.
