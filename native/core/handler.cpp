@@ -4,16 +4,28 @@
 #include <mutex>
 #include <unordered_map>
 
-namespace pinpool {
-namespace {
+#include "align.hpp"
 
-void* abi_alloc(void* ctx, size_t bytes, size_t alignment, pinpool_alloc_info* info) {
+namespace pinpool {
+
+void* Handler::abi_alloc(void* ctx, size_t bytes, size_t alignment, pinpool_alloc_info* info) noexcept {
   pinpool_alloc_info local{};
   return static_cast<Handler*>(ctx)->allocate(bytes, alignment, info ? info : &local);
 }
-void abi_free(void* ctx, void* ptr, size_t bytes, size_t alignment) {
-  static_cast<Handler*>(ctx)->deallocate(ptr, bytes, alignment);
+
+void Handler::abi_free(void* ctx, void* ptr, size_t bytes, size_t alignment) noexcept {
+  if (!ptr) return;  // as free(NULL) in C: nothing, and not counted
+  auto* self = static_cast<Handler*>(ctx);
+  try {
+    self->deallocate(ptr, bytes, alignment);
+  } catch (...) {
+    // deallocate() does not throw; should that ever change, the free is refused, not a crash.
+    Stats::bump(self->stats_.invalidFrees);
+  }
 }
+
+namespace {
+
 void abi_retain(pinpool_handler* self) { static_cast<Handler*>(self->ctx)->retain(); }
 void abi_release(pinpool_handler* self) { static_cast<Handler*>(self->ctx)->release(); }
 void abi_destroy(void* ctx) { delete static_cast<Handler*>(ctx); }
@@ -76,9 +88,21 @@ void Handler::release() {
   abi_.destroy(abi_.ctx);
 }
 
-void* Handler::allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) {
-  if (deferred_count_.load(std::memory_order_relaxed) != 0) reclaim();
-  void* p = do_allocate(bytes, alignment, info);
+void* Handler::allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) noexcept {
+  void* p = nullptr;
+  try {
+    if (deferred_count_.load(std::memory_order_relaxed) != 0) reclaim();
+    if (is_valid_alignment(alignment))
+      p = do_allocate(bytes, alignment, info);
+    else
+      fail(info, {PINPOOL_ERR_INVALID_ARGUMENT, Reason::InvalidArgument});
+  } catch (const std::bad_alloc&) {
+    *info = pinpool_alloc_info{};  // whatever was filled in before the throw
+    fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::OutOfMemory});
+  } catch (...) {
+    *info = pinpool_alloc_info{};
+    fail(info, {PINPOOL_ERR_INTERNAL, Reason::Internal});
+  }
   if (!p) {
     if (info->code == PINPOOL_OK) fail(info, {PINPOOL_ERR_INTERNAL, Reason::OutOfMemory});
     // Count by our own reason table; text we do not know counts as out-of-memory.
@@ -119,12 +143,34 @@ size_t Handler::reclaim() {
     deferred_count_.store(deferred_.size(), std::memory_order_relaxed);
   }
   // Outside the lock: do_deallocate may take a pool's lock or call the driver.
-  for (Deferred& d : ready) do_deallocate(d.ptr, d.bytes, d.alignment);
+  for (Deferred& d : ready) {
+    if (checked_deallocate(d.ptr, d.bytes, d.alignment)) {
+      after_deallocate(d.bytes);
+    } else {
+      // Refused: take back what deallocate_after() counted, as if the free had never come.
+      stats_.bytes.current.fetch_add(d.bytes, std::memory_order_relaxed);
+      stats_.allocations.current.fetch_add(1, std::memory_order_relaxed);
+      stats_.frees.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
   return ready.size();
 }
 
-void Handler::deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc) {
-  do_deallocate(ptr, bytes, alignment);
+bool Handler::checked_deallocate(void* ptr, size_t bytes, size_t alignment) noexcept {
+  bool ok = false;
+  if (is_valid_alignment(alignment)) {
+    try {
+      ok = do_deallocate(ptr, bytes, alignment);
+    } catch (...) {
+      ok = false;  // a handler that throws half-way keeps the block rather than lose track of it
+    }
+  }
+  if (!ok) Stats::bump(stats_.invalidFrees);
+  return ok;
+}
+
+bool Handler::deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc) {
+  if (!checked_deallocate(ptr, bytes, alignment)) return false;  // counted; nothing else moves
   stats_.bytes.sub(bytes);
   stats_.allocations.sub(1);
   Stats::bump(stats_.frees);
@@ -132,6 +178,8 @@ void Handler::deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc) 
     Stats::bump(stats_.releasedByGc);
     Stats::bump(stats_.releasedByGcBytes, bytes);
   }
+  after_deallocate(bytes);
+  return true;
 }
 
 }  // namespace pinpool

@@ -43,7 +43,7 @@ class CudaLeaf : public Handler {
     return aligned;
   }
 
-  void do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
+  bool do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
     Block block{ptr, bytes ? bytes : 1};
     if (alignment > native_alignment_) {
       std::lock_guard<std::mutex> lock(over_aligned_mutex_);
@@ -54,6 +54,7 @@ class CudaLeaf : public Handler {
       }
     }
     raw_free(block.start, block.bytes);
+    return true;
   }
 
   struct Block {

@@ -67,14 +67,13 @@ class FallbackAdaptor final : public Handler {
     return p;
   }
 
-  void do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
+  bool do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
     bool to_primary = in_range(bytes) && !take_secondary_in_range(ptr);
     if (to_primary) {
       primary_live_.fetch_sub(1, std::memory_order_relaxed);
-      upstream_free(primary_.get(), ptr, bytes, alignment);
-    } else {
-      upstream_free(secondary_.get(), ptr, bytes, alignment);
+      return upstream_free(primary_.get(), ptr, bytes, alignment);
     }
+    return upstream_free(secondary_.get(), ptr, bytes, alignment);
   }
 
   void note_secondary_in_range(void* p) {

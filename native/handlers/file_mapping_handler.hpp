@@ -68,12 +68,13 @@ class FileMappingHandler final : public Handler {
     return p;
   }
 
-  void do_deallocate(void* ptr, size_t, size_t) override {
+  bool do_deallocate(void* ptr, size_t, size_t) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (ptr != mapping_) return;
+    if (!ptr || ptr != mapping_) return false;
     if (options_.register_memory) cuda::host_unregister(mapping_);
     munmap(mapping_, length_);
     mapping_ = nullptr;
+    return true;
   }
 
   const FileMappingOptions options_;

@@ -29,9 +29,10 @@ class LimitAdaptor final : public Handler {
     if (!p) used_.fetch_sub(bytes, std::memory_order_relaxed);
     return p;
   }
-  void do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
-    upstream_free(upstream_.get(), ptr, bytes, alignment);
+  bool do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
+    if (!upstream_free(upstream_.get(), ptr, bytes, alignment)) return false;
     used_.fetch_sub(bytes, std::memory_order_relaxed);
+    return true;
   }
 
   UpstreamRef upstream_;

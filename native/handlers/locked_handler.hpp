@@ -53,9 +53,10 @@ class LockedHandler final : public Handler {
     return p;
   }
 
-  void do_deallocate(void* ptr, size_t bytes, size_t) override {
+  bool do_deallocate(void* ptr, size_t bytes, size_t) override {
     // munmap also unlocks the pages.
     munmap(ptr, mapped_bytes(bytes));
+    return true;
   }
 };
 

@@ -24,7 +24,10 @@ class PageableHandler final : public Handler {
     }
     return p;
   }
-  void do_deallocate(void* ptr, size_t, size_t) override { std::free(ptr); }
+  bool do_deallocate(void* ptr, size_t, size_t) override {
+    std::free(ptr);
+    return true;
+  }
 };
 
 }  // namespace pinpool

@@ -50,14 +50,15 @@ void* PoolAdaptor::timed_upstream_alloc(size_t bytes, size_t alignment, pinpool_
   return p;
 }
 
-void PoolAdaptor::timed_upstream_free(void* ptr, size_t bytes, size_t alignment) {
+bool PoolAdaptor::timed_upstream_free(void* ptr, size_t bytes, size_t alignment) {
   auto start = std::chrono::steady_clock::now();
-  upstream_free(upstream_.get(), ptr, bytes, alignment);
+  bool ok = upstream_free(upstream_.get(), ptr, bytes, alignment);
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::steady_clock::now() - start);
   Stats::bump(stats_.upstreamFrees);
   Stats::bump(stats_.upstreamNanos, static_cast<uint64_t>(ns.count()));
-  stats_.reserved.sub(bytes);
+  if (ok) stats_.reserved.sub(bytes);
+  return ok;
 }
 
 uint32_t PoolAdaptor::slab_of(void* ptr) const {
@@ -204,10 +205,9 @@ void* PoolAdaptor::do_allocate(size_t bytes, size_t alignment, pinpool_alloc_inf
   return p;
 }
 
-void PoolAdaptor::do_deallocate(void* ptr, size_t bytes, size_t alignment) {
+bool PoolAdaptor::do_deallocate(void* ptr, size_t bytes, size_t alignment) {
   if (passes_through(bytes, alignment, options_.max_cached_bytes)) {
-    timed_upstream_free(ptr, bytes, alignment);
-    return;
+    return timed_upstream_free(ptr, bytes, alignment);
   }
   int index = class_for(bytes, alignment);
   size_t class_bytes = size_of(index);
@@ -219,19 +219,20 @@ void PoolAdaptor::do_deallocate(void* ptr, size_t bytes, size_t alignment) {
     if (class_bytes <= kSlabMaxBlock) {
       free_[index].push_back({ptr, slab_of(ptr)});
       stats_.cachedBytes.fetch_add(class_bytes, std::memory_order_relaxed);
-      return;
+      return true;
     }
     if (cached_large_bytes_ + class_bytes <= options_.max_cached_bytes) {
       free_[index].push_back({ptr, kNoSlab});
       large_order_.emplace_back(ptr, index);
       cached_large_bytes_ += class_bytes;
       stats_.cachedBytes.fetch_add(class_bytes, std::memory_order_relaxed);
-      return;
+      return true;
     }
     large_.erase(ptr);
   }
   asan::unpoison(ptr, class_bytes);  // poisoned above, before the cap was known
   timed_upstream_free(ptr, class_bytes, kBlockAlignment);  // over the cap: give it back now
+  return true;
 }
 
 bool PoolAdaptor::pin_region(void* region) {

@@ -68,7 +68,7 @@ class PoolAdaptor final : public Handler {
   };
 
   void* do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) override;
-  void do_deallocate(void* ptr, size_t bytes, size_t alignment) override;
+  bool do_deallocate(void* ptr, size_t bytes, size_t alignment) override;
   size_t do_trim() override;
 
   static bool passes_through(size_t bytes, size_t alignment, uint64_t cap);
@@ -76,7 +76,7 @@ class PoolAdaptor final : public Handler {
   static size_t slab_bytes_for(size_t class_bytes);
 
   void* timed_upstream_alloc(size_t bytes, size_t alignment, pinpool_alloc_info* info);
-  void timed_upstream_free(void* ptr, size_t bytes, size_t alignment);
+  bool timed_upstream_free(void* ptr, size_t bytes, size_t alignment);  // false: refused
   void* take_cached(int index, size_t class_bytes, pinpool_alloc_info* info);  // lock held
   void* grow_small(int index, size_t class_bytes, pinpool_alloc_info* info);
   void* grow_large(int index, size_t class_bytes, pinpool_alloc_info* info);
