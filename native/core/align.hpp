@@ -14,7 +14,8 @@ inline bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
 // The alignments the C ABI accepts (include/pinpool.h): a power of two from 1 to kMaxAlignment.
 inline bool is_valid_alignment(size_t alignment) {
-  return is_pow2(alignment) && alignment <= kMaxAlignment;
+  // alignment - 1 wraps for 0, so one comparison bounds both ends.
+  return alignment - 1 < kMaxAlignment && (alignment & (alignment - 1)) == 0;
 }
 
 // Rounds up to a multiple of `alignment` (a power of two); returns 0 on overflow.

@@ -144,6 +144,17 @@ void test_size_classes() {
     if (size_of(i) < bytes || (i > 0 && size_of(i - 1) >= bytes)) all = false;
   }
   CHECK(all);
+  // The pool's division without a divide: exact for every class a slab holds, at every block
+  // boundary of a 4 MiB slab and one byte either side.
+  bool exact = true;
+  for (int i = 0; size_of(i) <= PoolAdaptor::kSlabMaxBlock; i++) {
+    size_t d = size_of(i);
+    uint64_t r = reciprocal_of(d);
+    for (size_t n = 0; n < 4 * MiB; n += d)
+      for (size_t x : {n, n + 1, n + d - 1})
+        if (x < 4 * MiB && divide(static_cast<uint32_t>(x), r) != x / d) exact = false;
+  }
+  CHECK(exact);
 }
 
 void test_pool_hits() {
