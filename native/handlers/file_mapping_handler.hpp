@@ -68,9 +68,10 @@ class FileMappingHandler final : public Handler {
     return p;
   }
 
-  bool do_deallocate(void* ptr, size_t, size_t) override {
+  bool do_deallocate(void* ptr, size_t bytes, size_t) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!ptr || ptr != mapping_) return false;
+    // Only the one mapping, whole: munmap with another length would cut it or its neighbour.
+    if (!ptr || ptr != mapping_ || (bytes ? bytes : 1) != length_) return false;
     if (options_.register_memory) cuda::host_unregister(mapping_);
     munmap(mapping_, length_);
     mapping_ = nullptr;

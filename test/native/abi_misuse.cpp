@@ -83,10 +83,10 @@ const Config kConfigs[] = {
     {"fallback(pool(pageable), pageable)", [] { return fallback(pool(pageable()), pageable()); }, false, false},
     {"fallback(limit(pool(locked)), pool(pageable))",
      [] { return fallback(limit(pool(locked())), pool(pageable())); }, false, false},
-    {"pageable", pageable, false, false},
-    {"locked", locked, false, false},
+    {"pageable", pageable, false, true},
+    {"locked", locked, false, true},
     {"limit(pageable)", [] { return limit(pageable()); }, false, false},
-    {"pinned", pinned, true, false},
+    {"pinned", pinned, true, true},
     {"pool(pinned)", [] { return pool(pinned()); }, true, true},
 };
 
@@ -422,6 +422,43 @@ void exceptions() {
   lim->release();
 }
 
+// A CUDA leaf whose "driver" refuses the next free (a real driver does when its context is
+// gone): the free is refused and counted, not ignored, and the block can be freed again.
+class RefusingLeaf final : public CudaLeaf {
+ public:
+  RefusingLeaf() : CudaLeaf("refusing", "pinned", 0, 4096) {}
+  bool refuse_next = false;  // the next raw_free fails with CUDA_ERROR_INVALID_VALUE
+
+ private:
+  CUresult raw_alloc(size_t bytes, void** out) override {
+    return posix_memalign(out, 4096, bytes) == 0 ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  CUresult raw_free(void* ptr, size_t) override {
+    if (refuse_next) {
+      refuse_next = false;
+      return CUDA_ERROR_INVALID_VALUE;
+    }
+    std::free(ptr);
+    return CUDA_SUCCESS;
+  }
+};
+
+void driver_refuses_free() {
+  auto* leaf = new RefusingLeaf();
+  pinpool_handler* h = leaf->abi();
+  for (size_t alignment : {size_t{64}, size_t{1} << 16}) {
+    void* p = abi_alloc(h, 1000, alignment);
+    CHECK(p != nullptr);
+    leaf->refuse_next = true;
+    abi_free(h, p, 1000, alignment);
+    CHECK(leaf->stats().bytes.current == 1000);  // still allocated: the driver did not free it
+    abi_free(h, p, 1000, alignment);              // the retry goes through
+    CHECK(leaf->stats().bytes.current == 0);
+  }
+  CHECK(leaf->stats().invalidFrees == 2);
+  leaf->release();
+}
+
 bool have_cuda() {
   if (!std::getenv("PINPOOL_CUDA_LIBRARY")) {
 #ifdef PINPOOL_FAKE_CUDA
@@ -447,6 +484,7 @@ int main() {
     std::printf("abi misuse:   %lld ms\n", static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t).count()));
   }
   isolated("exceptions", exceptions);
+  isolated("a driver that refuses a free", driver_refuses_free);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
   std::printf("abi misuse: %d passed, %d failed in %lld ms\n", pinpool::test::passed, pinpool::test::failed,
               static_cast<long long>(ms.count()));
