@@ -156,6 +156,16 @@ inline bool upstream_free(pinpool_handler* h, void* ptr, size_t bytes, size_t al
   }
 }
 
+// Subtracts n from a count of live blocks or bytes, never below zero: a count that wrapped would
+// read as 2^64 and refuse (or admit) everything after. Only a foreign upstream that takes a
+// double free at its word could make it try.
+inline void count_down(std::atomic<uint64_t>& count, uint64_t n = 1,
+                       std::memory_order order = std::memory_order_relaxed) noexcept {
+  uint64_t now = count.load(std::memory_order_relaxed);
+  while (!count.compare_exchange_weak(now, now > n ? now - n : 0, order, std::memory_order_relaxed)) {
+  }
+}
+
 // Holds one reference to an ABI handler (an adaptor's upstream).
 class UpstreamRef {
  public:

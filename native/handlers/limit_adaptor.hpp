@@ -1,5 +1,9 @@
 // Adaptor: caps the bytes in use through it. Past the cap an allocation fails as
 // out-of-memory with reason "limit" (so a fallback above it can move on).
+//
+// The count of bytes in use never wraps and never passes the cap: an allocation reserves its
+// bytes with a compare-and-swap bounded by the cap, and a free gives them back only when the
+// upstream accepted it (a double or foreign free is refused there, not subtracted here).
 #pragma once
 
 #include "../core/handler.hpp"
@@ -19,25 +23,27 @@ class LimitAdaptor final : public Handler {
 
  private:
   void* do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) override {
-    uint64_t before = used_.fetch_add(bytes, std::memory_order_relaxed);
-    if (before + bytes > max_bytes_ || before + bytes < before) {
-      used_.fetch_sub(bytes, std::memory_order_relaxed);
-      fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::Limit});
-      return nullptr;
-    }
+    uint64_t used = used_.load(std::memory_order_relaxed);
+    do {
+      if (bytes > max_bytes_ || used > max_bytes_ - bytes) {
+        fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::Limit});
+        return nullptr;
+      }
+    } while (!used_.compare_exchange_weak(used, used + bytes, std::memory_order_relaxed));
     void* p = upstream_alloc(upstream_.get(), bytes, alignment, info);
-    if (!p) used_.fetch_sub(bytes, std::memory_order_relaxed);
+    if (!p) count_down(used_, bytes);
     return p;
   }
+
   bool do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
     if (!upstream_free(upstream_.get(), ptr, bytes, alignment)) return false;
-    used_.fetch_sub(bytes, std::memory_order_relaxed);
+    count_down(used_, bytes);
     return true;
   }
 
   UpstreamRef upstream_;
-  const uint64_t max_bytes_;           // the cap, in bytes
-  std::atomic<uint64_t> used_{0};      // bytes in use through this adaptor
+  const uint64_t max_bytes_;       // the cap, in bytes
+  std::atomic<uint64_t> used_{0};  // bytes reserved through this adaptor, never above the cap
 };
 
 }  // namespace pinpool

@@ -10,6 +10,11 @@
 #include <cstdio>
 #include <cstring>
 
+#include "../../native/core/asan.hpp"
+#ifdef PINPOOL_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
 namespace pinpool::test {
 
 inline int passed = 0;  // CHECKs that held, in this process
@@ -32,7 +37,9 @@ namespace pinpool::test {
 
 // Runs `body` in a forked child and adds the child's CHECK counts to this process's. A child
 // that dies (a signal, an abort from an exception that crossed the C ABI) counts as one
-// failure and is reported with its signal. Call it before any thread is started.
+// failure and is reported with its signal. Under AddressSanitizer the child also runs
+// LeakSanitizer before it reports (it leaves with _exit, which skips the check at exit): a leak
+// is one failure. Call it before any thread is started.
 template <typename Body>
 void isolated(const char* name, Body body) {
   int fds[2];
@@ -46,6 +53,12 @@ void isolated(const char* name, Body body) {
     close(fds[0]);
     passed = failed = 0;
     body();
+#ifdef PINPOOL_ASAN
+    if (__lsan_do_recoverable_leak_check() != 0) {
+      failed++;
+      std::fprintf(stderr, "FAILED %s: LeakSanitizer found leaks (above)\n", name);
+    }
+#endif
     int counts[2] = {passed, failed};
     ssize_t n = write(fds[1], counts, sizeof counts);
     std::fflush(nullptr);
