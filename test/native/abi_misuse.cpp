@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -34,6 +35,20 @@
 
 using namespace pinpool;
 using pinpool::test::isolated;
+
+// The published layout (include/pinpool.h, ABI version 1, LP64): members may be appended, never
+// moved or resized, or every consumer built against the header breaks.
+#if UINTPTR_MAX == UINT64_MAX
+static_assert(offsetof(pinpool_handler, abi_version) == 0 && offsetof(pinpool_handler, struct_size) == 4 &&
+              offsetof(pinpool_handler, name) == 8 && offsetof(pinpool_handler, kind) == 16 &&
+              offsetof(pinpool_handler, ctx) == 24 && offsetof(pinpool_handler, alloc) == 32 &&
+              offsetof(pinpool_handler, free) == 40 && offsetof(pinpool_handler, retain) == 48 &&
+              offsetof(pinpool_handler, release) == 56 && offsetof(pinpool_handler, destroy) == 64 &&
+              sizeof(pinpool_handler) >= 72);
+static_assert(offsetof(pinpool_alloc_info, code) == 0 && offsetof(pinpool_alloc_info, cuda_error) == 4 &&
+              offsetof(pinpool_alloc_info, reason) == 8 && offsetof(pinpool_alloc_info, served_by) == 16 &&
+              offsetof(pinpool_alloc_info, region) == 24 && offsetof(pinpool_alloc_info, region_bytes) == 32);
+#endif
 
 namespace {
 
