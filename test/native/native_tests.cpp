@@ -354,6 +354,51 @@ void test_limit() {
   CHECK(up.live_bytes == 0 && up.refs == 1);
 }
 
+// Deferred frees (deallocate_after, for blocks an asynchronous copy may still use) are checked
+// when their fences signal: a refused one is counted and its statistics are taken back, and a
+// limit's budget returns only when the free is done.
+void test_deferred_frees() {
+  {
+    Counting up("up");
+    auto* pool = new PoolAdaptor("pool", &up.abi, PoolOptions{});
+    void* p = alloc(pool, 100);
+    Fence* copy = Fence::create();
+    pool->deallocate_after(p, 100, 64, FenceSet({copy}));
+    pool->deallocate_after(p, 100, 64, FenceSet({copy}));  // a second free, deferred as well
+    CHECK(pool->deferred() == 2);
+    copy->signal();
+    CHECK(pool->reclaim() == 2);
+    const Stats& st = pool->stats();
+    CHECK(st.invalidFrees == 1);
+    CHECK(st.frees == 1 && st.bytes.current == 0 && st.allocations.current == 0);
+    void* a = alloc(pool, 100);
+    void* b = alloc(pool, 100);
+    CHECK(a && b && a != b);  // in the free list once
+    pool->deallocate(a, 100, 64);
+    pool->deallocate(b, 100, 64);
+    copy->release();
+    pool->release();
+    CHECK(up.live_bytes == 0);
+  }
+  {
+    Counting up("up");
+    auto* lim = new LimitAdaptor("limit", &up.abi, 1000);
+    void* p = alloc(lim, 600);
+    Fence* copy = Fence::create();
+    lim->deallocate_after(p, 600, 64, FenceSet({copy}));
+    CHECK(lim->stats().bytes.current == 0);
+    CHECK(alloc(lim, 600) == nullptr);  // the copy still uses the block: its bytes still count
+    copy->signal();
+    void* q = alloc(lim, 600);  // allocate() reclaims first
+    CHECK(q != nullptr);
+    lim->deallocate(q, 600, 64);
+    CHECK(lim->stats().bytes.peak <= 1000);
+    copy->release();
+    lim->release();
+    CHECK(up.live_bytes == 0);
+  }
+}
+
 // Threads share one pool; each writes a pattern over the bytes it asked for and checks it at
 // free. Under ASan a block poisoned while another thread owns it would be reported here.
 void test_threads() {
@@ -492,6 +537,7 @@ int main() {
   test_pool_poisoning();
   test_fallback();
   test_limit();
+  test_deferred_frees();
   test_death();  // forks: before any thread is started
   test_threads();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
