@@ -1,7 +1,10 @@
 // The cost of a pool hit, for callgrind: one warm pool(pageable), then `rounds` alloc + free
 // pairs of one small class, through the C ABI (as another addon calls it) and through
-// Handler::allocate/deallocate (as the binding calls it). Not a test: run it under
+// Handler::allocate/deallocate (as the binding calls it). Not a test: build it as the addon is
+// built (Release) and run it under callgrind:
 //
+//   cmake -S test/native -B build/native-release -DCMAKE_BUILD_TYPE=Release
+//   cmake --build build/native-release --target pinpool-pool-hit
 //   valgrind --tool=callgrind --toggle-collect='*measure_*' build/native-release/pinpool-pool-hit
 //
 // and divide the instructions (Ir) of each measure_ function by its rounds. Without
