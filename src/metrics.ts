@@ -144,6 +144,7 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
   perHandler('pool_cached_bytes', 'Bytes a pool holds from its upstream and has free for reuse.', 'gauge', (r) => r.stats.cachedBytes, 'pool');
   perHandler('gc_released_bytes_total', 'Bytes returned by the garbage-collection backstop instead of free(): leaks.', 'counter', (r) => r.stats.releasedByGcBytes);
   perHandler('gc_released_total', 'Buffers returned by the garbage-collection backstop instead of free(): leaks.', 'counter', (r) => r.stats.releasedByGc);
+  perHandler('invalid_frees_total', 'Frees the handler refused (a block it did not hand out, a second free, a wrong size or alignment): misuse of the C ABI.', 'counter', (r) => r.stats.invalidFrees);
   perHandler('upstream_seconds_total', 'Seconds a pool spent in calls to its upstream.', 'counter', (r) => r.stats.upstreamSeconds, 'pool');
   define('upstream_calls_total', 'Calls a pool made to its upstream, by operation (alloc or free).', 'counter', () =>
     read()

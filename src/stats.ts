@@ -31,6 +31,12 @@ export interface HandlerStats {
   /** Blocks (and their bytes) returned by the garbage-collection backstop, not by free(). */
   releasedByGc: number;
   releasedByGcBytes: number;
+  /**
+   * Frees the handler refused: a pointer it never handed out or already took back, a size or
+   * alignment other than the allocation's. Nothing was freed; other native code misusing the C
+   * ABI is the usual cause (JavaScript's own double frees stop at ERR_PINPOOL_DOUBLE_FREE).
+   */
+  invalidFrees: number;
   /** Failed allocations by reason ('out-of-memory', 'mlock', 'limit', 'no-cuda' ...). */
   failures: Record<string, number>;
   /** Fallbacks: moves to the secondary handler by reason ('size', 'unavailable', 'out-of-memory'). */
@@ -75,6 +81,7 @@ export function readStats(handle: NativeHandle): HandlerStats {
     upstreamSeconds: v('upstreamNanos') / 1e9,
     releasedByGc: v('releasedByGc'),
     releasedByGcBytes: v('releasedByGcBytes'),
+    invalidFrees: v('invalidFrees'),
     failures,
     fallbacks,
   };

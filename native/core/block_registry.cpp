@@ -9,8 +9,9 @@ namespace pinpool::block_registry {
 namespace {
 
 struct Entry {
-  size_t bytes;
-  const char* kind;
+  size_t bytes;       // at least 1
+  const char* kind;   // the leaf's kind (static text)
+  const void* owner;  // the leaf handler
 };
 
 struct Table {
@@ -25,16 +26,20 @@ Table& table() {
 
 }  // namespace
 
-void add(const void* ptr, size_t bytes, const char* kind) {
+void add(const void* ptr, size_t bytes, const char* kind, const void* owner) {
   Table& t = table();
   std::lock_guard<SpinLock> lock(t.lock);
-  t.blocks[reinterpret_cast<uintptr_t>(ptr)] = Entry{bytes ? bytes : 1, kind};
+  t.blocks[reinterpret_cast<uintptr_t>(ptr)] = Entry{bytes ? bytes : 1, kind, owner};
 }
 
-bool remove(const void* ptr) {
+size_t remove(const void* ptr, const void* owner) {
   Table& t = table();
   std::lock_guard<SpinLock> lock(t.lock);
-  return t.blocks.erase(reinterpret_cast<uintptr_t>(ptr)) == 1;
+  auto it = t.blocks.find(reinterpret_cast<uintptr_t>(ptr));
+  if (it == t.blocks.end() || it->second.owner != owner) return 0;
+  size_t bytes = it->second.bytes;
+  t.blocks.erase(it);
+  return bytes;
 }
 
 Found find(const void* ptr, size_t bytes) {

@@ -20,10 +20,12 @@ struct Found {
   size_t bytes = 0;            // that leaf block's size, in bytes
 };
 
-// Records a leaf block (bytes == 0 records one byte, so the block still has an address).
-void add(const void* ptr, size_t bytes, const char* kind);
-// Forgets it; false when no leaf block starts at `ptr` (a foreign or repeated free).
-bool remove(const void* ptr);
+// Records a leaf block of `owner` (bytes == 0 records one byte, so the block still has an
+// address).
+void add(const void* ptr, size_t bytes, const char* kind, const void* owner);
+// Forgets the block of `owner` at `ptr`; returns its size, or 0 when `owner` has none there (a
+// foreign or repeated free: another handler's entry is left alone).
+size_t remove(const void* ptr, const void* owner);
 // The leaf block holding all of [ptr, ptr + bytes), if any.
 Found find(const void* ptr, size_t bytes);
 

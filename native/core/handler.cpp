@@ -6,19 +6,30 @@
 #include <random>
 #include <unordered_map>
 
+#include "align.hpp"
 #include "block_registry.hpp"
 #include "leases.hpp"
 
 namespace pinpool {
-namespace {
 
-void* abi_alloc(void* ctx, size_t bytes, size_t alignment, pinpool_alloc_info* info) {
+void* Handler::abi_alloc(void* ctx, size_t bytes, size_t alignment, pinpool_alloc_info* info) noexcept {
   pinpool_alloc_info local{};
   return static_cast<Handler*>(ctx)->allocate(bytes, alignment, info ? info : &local);
 }
-void abi_free(void* ctx, void* ptr, size_t bytes, size_t alignment) {
-  static_cast<Handler*>(ctx)->deallocate(ptr, bytes, alignment);
+
+void Handler::abi_free(void* ctx, void* ptr, size_t bytes, size_t alignment) noexcept {
+  if (!ptr) return;  // as free(NULL) in C: nothing, and not counted
+  auto* self = static_cast<Handler*>(ctx);
+  try {
+    self->deallocate(ptr, bytes, alignment);
+  } catch (...) {
+    // deallocate() does not throw; should that ever change, the free is refused, not a crash.
+    Stats::bump(self->stats_.invalidFrees);
+  }
 }
+
+namespace {
+
 void abi_retain(pinpool_handler* self) { static_cast<Handler*>(self->ctx)->retain(); }
 void abi_release(pinpool_handler* self) { static_cast<Handler*>(self->ctx)->release(); }
 void abi_destroy(void* ctx) { delete static_cast<Handler*>(ctx); }
@@ -91,9 +102,21 @@ void Handler::release() {
   abi_.destroy(abi_.ctx);
 }
 
-void* Handler::allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) {
-  if (deferred_count_.load(std::memory_order_relaxed) != 0) reclaim();
-  void* p = do_allocate(bytes, alignment, info);
+void* Handler::allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) noexcept {
+  void* p = nullptr;
+  try {
+    if (deferred_count_.load(std::memory_order_relaxed) != 0) reclaim();
+    if (is_valid_alignment(alignment))
+      p = do_allocate(bytes, alignment, info);
+    else
+      fail(info, {PINPOOL_ERR_INVALID_ARGUMENT, Reason::InvalidArgument});
+  } catch (const std::bad_alloc&) {
+    *info = pinpool_alloc_info{};  // whatever was filled in before the throw
+    fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::OutOfMemory});
+  } catch (...) {
+    *info = pinpool_alloc_info{};
+    fail(info, {PINPOOL_ERR_INTERNAL, Reason::Internal});
+  }
   if (!p) {
     if (info->code == PINPOOL_OK) fail(info, {PINPOOL_ERR_INTERNAL, Reason::OutOfMemory});
     // Count by our own reason table; text we do not know counts as out-of-memory.
@@ -103,25 +126,35 @@ void* Handler::allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info
     return nullptr;
   }
   if (!info->served_by) info->served_by = abi();
-  if (leaf_) block_registry::add(p, bytes, kind());
+  if (leaf_) block_registry::add(p, bytes, kind(), this);
   stats_.bytes.add(bytes);
   stats_.allocations.add(1);
   return p;
 }
 
-void Handler::deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc, FenceSet fences) {
+bool Handler::deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc, FenceSet fences) {
   if (leases::any()) {
     std::vector<Fence*> leased;
     leases::overlapping(ptr, bytes, leased);
     fences.adopt(leased);
   }
   if (fences.all_done()) {
-    finish(ptr, bytes, alignment);
-  } else {
+    if (!finish(ptr, bytes, alignment)) return false;  // counted; nothing else moves
+    count_free(bytes, by_gc);
+    after_deallocate(bytes);
+    return true;
+  }
+  // Checked when it is finished (reclaim()); a refusal then takes these statistics back.
+  {
     std::lock_guard<SpinLock> lock(deferred_lock_);
     deferred_.push_back({ptr, bytes, alignment, std::move(fences)});
     deferred_count_.store(deferred_.size(), std::memory_order_relaxed);
   }
+  count_free(bytes, by_gc);
+  return true;
+}
+
+void Handler::count_free(size_t bytes, bool by_gc) {
   stats_.bytes.sub(bytes);
   stats_.allocations.sub(1);
   Stats::bump(stats_.frees);
@@ -131,10 +164,14 @@ void Handler::deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc, 
   }
 }
 
-void Handler::finish(void* ptr, size_t bytes, size_t alignment) {
-  // Forget the block before it goes: once freed, its address may be handed out again.
-  if (leaf_) block_registry::remove(ptr);
-  do_deallocate(ptr, bytes, alignment);
+bool Handler::finish(void* ptr, size_t bytes, size_t alignment) {
+  if (!leaf_) return checked_deallocate(ptr, bytes, alignment);
+  // Forget the block before it goes: once freed, its address may be handed out again (and
+  // recorded by whoever gets it). A refused free puts the record back.
+  size_t recorded = block_registry::remove(ptr, this);
+  bool ok = checked_deallocate(ptr, bytes, alignment);
+  if (!ok && recorded) block_registry::add(ptr, recorded, kind(), this);
+  return ok;
 }
 
 size_t Handler::reclaim() {
@@ -148,8 +185,30 @@ size_t Handler::reclaim() {
     deferred_count_.store(deferred_.size(), std::memory_order_relaxed);
   }
   // Outside the lock: do_deallocate may take a pool's lock or call the driver.
-  for (Deferred& d : ready) finish(d.ptr, d.bytes, d.alignment);
+  for (Deferred& d : ready) {
+    if (finish(d.ptr, d.bytes, d.alignment)) {
+      after_deallocate(d.bytes);
+    } else {
+      // Refused: take back what deallocate() counted, as if the free had never come.
+      stats_.bytes.current.fetch_add(d.bytes, std::memory_order_relaxed);
+      stats_.allocations.current.fetch_add(1, std::memory_order_relaxed);
+      stats_.frees.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
   return ready.size();
+}
+
+bool Handler::checked_deallocate(void* ptr, size_t bytes, size_t alignment) noexcept {
+  bool ok = false;
+  if (is_valid_alignment(alignment)) {
+    try {
+      ok = do_deallocate(ptr, bytes, alignment);
+    } catch (...) {
+      ok = false;  // a handler that throws half-way keeps the block rather than lose track of it
+    }
+  }
+  if (!ok) Stats::bump(stats_.invalidFrees);
+  return ok;
 }
 
 }  // namespace pinpool

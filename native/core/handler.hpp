@@ -4,12 +4,16 @@
 // ctx points back at the object, so a Handler can be handed to any C consumer and any C handler
 // can be an upstream. The public, non-virtual allocate()/deallocate() are the one place where
 // statistics are kept; subclasses implement do_allocate()/do_deallocate() only.
+//
+// The C ABI's contract (decision 11) is kept here too: allocate() checks the alignment, and no
+// exception leaves allocate(), deallocate() or the functions of the C struct. A free a handler
+// refuses (do_deallocate() returns false) changes nothing but the count of invalid frees.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
+#include <new>
 #include <string>
-
 #include <vector>
 
 #include "../../include/pinpool.h"
@@ -39,18 +43,23 @@ class Handler {
   Handler(const Handler&) = delete;
   Handler& operator=(const Handler&) = delete;
 
-  // Returns a block of `bytes` aligned to `alignment`, or nullptr with `info` filled in.
-  // `info` must be zero-initialised by the caller.
-  void* allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info);
+  // Returns a block of `bytes` aligned to `alignment`, or nullptr with `info` filled in: an
+  // alignment that is not a power of two up to kMaxAlignment is PINPOOL_ERR_INVALID_ARGUMENT,
+  // an exception inside is a failure (std::bad_alloc out of memory, anything else
+  // PINPOOL_ERR_INTERNAL with reason "internal"). `info` must be zero-initialised by the caller.
+  void* allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) noexcept;
   // Returns a block to this handler. `by_gc`: the garbage-collection backstop, not free().
   // The caller's accounting ends now; the block itself reaches do_deallocate(), and so can be
   // handed out again, only once no lease on its memory remains (leases.hpp): neither one of
   // `fences` (leases the caller knows of, such as an ArrayBuffer that escaped) nor a lease in
   // the table (a copy in flight). That is PyTorch's CachingHostAllocator rule, made general.
-  void deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc = false,
+  // Returns false when the handler refused the free (see do_deallocate()): it is counted in
+  // invalidFrees and nothing else changes. A free that waits for leases is checked when it is
+  // finished; a refusal then takes its statistics back. Never throws.
+  bool deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc = false,
                   FenceSet fences = {});
-  // Finishes the deferred frees whose fences have signalled; returns how many. Never blocks
-  // on a fence. allocate() and trim() call it.
+  // Finishes the deferred frees whose leases are over; returns how many. Never blocks on a
+  // fence. allocate() and trim() call it.
   size_t reclaim();
   // Blocks still waiting for their fences.
   size_t deferred() const { return deferred_count_.load(std::memory_order_relaxed); }
@@ -84,12 +93,29 @@ class Handler {
 
  protected:
   virtual void* do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) = 0;
-  virtual void do_deallocate(void* ptr, size_t bytes, size_t alignment) = 0;
+  // Takes a block back. Returns false, having changed nothing, when (ptr, bytes, alignment) is
+  // not a block this handler handed out and has not taken back: a foreign pointer, a pointer
+  // inside a block, a second free, a size or alignment other than the allocation's. Each
+  // handler checks what it knows (a pool its slabs, a leaf its live blocks, an adaptor asks its
+  // upstream). The alignment is already known to be valid.
+  virtual bool do_deallocate(void* ptr, size_t bytes, size_t alignment) = 0;
+  // Called after a free's statistics are counted (deallocate(), or reclaim() for a deferred
+  // free). A limit gives its budget back here, not in do_deallocate(): were the budget free
+  // before the statistics drop, another thread could allocate it meanwhile and the statistics
+  // would read more bytes in use than the cap.
+  virtual void after_deallocate(size_t /*bytes*/) {}
   virtual size_t do_trim() { return 0; }
 
   Stats stats_;  // mutable through const paths only via atomics
 
  private:
+  // The functions of the C struct; from_abi() knows our handlers by abi_alloc.
+  static void* abi_alloc(void* ctx, size_t bytes, size_t alignment, pinpool_alloc_info* info) noexcept;
+  static void abi_free(void* ctx, void* ptr, size_t bytes, size_t alignment) noexcept;
+  // do_deallocate() for a valid alignment, with an exception taken as a refusal; counts a
+  // refusal in invalidFrees.
+  bool checked_deallocate(void* ptr, size_t bytes, size_t alignment) noexcept;
+
   pinpool_handler abi_{};
   std::string name_;
   std::atomic<int64_t> refs_{1};  // the creator's reference
@@ -97,8 +123,11 @@ class Handler {
   uint64_t secret_[2] = {0, 0};   // see secret()
   bool leaf_ = false;             // hands out its own memory: its blocks are in block_registry
 
-  // Gives a block whose leases are over back to do_deallocate().
-  void finish(void* ptr, size_t bytes, size_t alignment);
+  // Gives a block whose leases are over back to do_deallocate() (checked_deallocate());
+  // false when refused.
+  bool finish(void* ptr, size_t bytes, size_t alignment);
+  // The statistics of one free.
+  void count_free(size_t bytes, bool by_gc);
 
   struct Deferred {
     void* ptr;
@@ -111,13 +140,43 @@ class Handler {
   std::atomic<size_t> deferred_count_{0};      // deferred_.size(), readable without the lock
 };
 
-// Calls into any ABI handler, ours or foreign.
+// Calls into any ABI handler, ours or foreign. Ours never throw; a foreign one written in C++
+// might, and what it throws stops here: an adaptor never unwinds half-way through its
+// bookkeeping.
 inline void* upstream_alloc(pinpool_handler* h, size_t bytes, size_t alignment,
-                            pinpool_alloc_info* info) {
-  return h->alloc(h->ctx, bytes, alignment, info);
+                            pinpool_alloc_info* info) noexcept {
+  try {
+    return h->alloc(h->ctx, bytes, alignment, info);
+  } catch (const std::bad_alloc&) {
+    *info = pinpool_alloc_info{};
+    fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::OutOfMemory});
+  } catch (...) {
+    *info = pinpool_alloc_info{};
+    fail(info, {PINPOOL_ERR_INTERNAL, Reason::Internal});
+  }
+  return nullptr;
 }
-inline void upstream_free(pinpool_handler* h, void* ptr, size_t bytes, size_t alignment) {
-  h->free(h->ctx, ptr, bytes, alignment);
+// Returns a block upstream; false when the upstream refused it. One of ours says so (and
+// counts it); a foreign handler's free returns nothing and is taken at its word, unless it
+// throws.
+inline bool upstream_free(pinpool_handler* h, void* ptr, size_t bytes, size_t alignment) noexcept {
+  try {
+    if (Handler* ours = Handler::from_abi(h)) return ours->deallocate(ptr, bytes, alignment);
+    h->free(h->ctx, ptr, bytes, alignment);
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+// Subtracts n from a count of live blocks or bytes, never below zero: a count that wrapped would
+// read as 2^64 and refuse (or admit) everything after. Only a foreign upstream that takes a
+// double free at its word could make it try.
+inline void count_down(std::atomic<uint64_t>& count, uint64_t n = 1,
+                       std::memory_order order = std::memory_order_relaxed) noexcept {
+  uint64_t now = count.load(std::memory_order_relaxed);
+  while (!count.compare_exchange_weak(now, now > n ? now - n : 0, order, std::memory_order_relaxed)) {
+  }
 }
 
 // Holds one reference to an ABI handler (an adaptor's upstream).

@@ -26,7 +26,9 @@ namespace pinpool {
   X(upstreamFrees)    /* (pools) free calls made to the upstream */                             \
   X(upstreamNanos)    /* (pools) time spent in upstream calls, in nanoseconds */                \
   X(releasedByGc)     /* blocks returned by the garbage-collection backstop, not by free() */   \
-  X(releasedByGcBytes) /* bytes of those blocks */
+  X(releasedByGcBytes) /* bytes of those blocks */                                            \
+  X(invalidFrees)     /* frees refused: a pointer not handed out (never, or not any more),     \
+                         a wrong size or alignment; nothing was freed or counted as freed */
 
 // Single values that go up and down.
 #define PINPOOL_LEVEL_STATS(X) \
@@ -44,7 +46,8 @@ namespace pinpool {
   X(Size, "size")                                  \
   X(NoCuda, "no-cuda")                             \
   X(NoDevice, "no-device")                         \
-  X(InvalidArgument, "invalid-argument")
+  X(InvalidArgument, "invalid-argument")           \
+  X(Internal, "internal")
 
 enum class Reason : uint8_t {
 #define PINPOOL_REASON_ENUM(id, text) id,

@@ -1,12 +1,15 @@
 // Shared shape of the two CUDA leaves (pinned, managed): the driver gives blocks aligned to
-// `native_alignment`; a larger alignment is met by allocating extra and remembering the real
-// start of those few blocks, so ordinary blocks carry no bookkeeping at all.
+// `native_alignment`; a larger alignment is met by allocating extra and handing out an aligned
+// address inside.
+//
+// Every block is recorded with what the driver returned (core/leaf_blocks.hpp), so a free of a
+// pointer the leaf did not hand out, or hands back a second time, is refused before the driver
+// sees it, and an error the driver returns on a free is not ignored: the free is refused and
+// counted, and the block stays recorded for a retry.
 #pragma once
 
-#include <mutex>
-#include <unordered_map>
-
 #include "../core/align.hpp"
+#include "../core/leaf_blocks.hpp"
 #include "cuda_result.hpp"
 
 namespace pinpool {
@@ -36,35 +39,28 @@ class CudaLeaf : public Handler {
       fail(info, cuda_failure(rc));
       return nullptr;
     }
-    if (!extra) return raw;
-    void* aligned = reinterpret_cast<void*>(align_up(reinterpret_cast<uintptr_t>(raw), alignment));
-    std::lock_guard<std::mutex> lock(over_aligned_mutex_);
-    over_aligned_[aligned] = {raw, length + extra};
-    return aligned;
-  }
-
-  void do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
-    Block block{ptr, bytes ? bytes : 1};
-    if (alignment > native_alignment_) {
-      std::lock_guard<std::mutex> lock(over_aligned_mutex_);
-      auto it = over_aligned_.find(ptr);
-      if (it != over_aligned_.end()) {
-        block = it->second;
-        over_aligned_.erase(it);
-      }
+    void* p = extra ? reinterpret_cast<void*>(align_up(reinterpret_cast<uintptr_t>(raw), alignment))
+                    : raw;
+    try {
+      live_.add(p, {bytes, alignment, raw, length + extra});
+    } catch (...) {
+      raw_free(raw, length + extra);
+      throw;
     }
-    raw_free(block.start, block.bytes);
+    return p;
   }
 
-  struct Block {
-    void* start;   // as the driver returned it
-    size_t bytes;  // as asked of the driver
-  };
+  bool do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
+    LeafBlock block;
+    if (!live_.take(ptr, bytes, alignment, &block)) return false;
+    if (raw_free(block.start, block.length) == CUDA_SUCCESS) return true;
+    live_.put_back(ptr, block);
+    return false;
+  }
 
-  const int device_;                      // device ordinal whose primary context allocates
-  const size_t native_alignment_;         // alignment the driver guarantees, in bytes
-  std::mutex over_aligned_mutex_;         // guards over_aligned_
-  std::unordered_map<void*, Block> over_aligned_;  // aligned start -> the driver's block
+  const int device_;               // device ordinal whose primary context allocates
+  const size_t native_alignment_;  // alignment the driver guarantees, in bytes
+  LeafBlocks live_;                // blocks handed out
 };
 
 }  // namespace pinpool

@@ -7,6 +7,11 @@
 // range it is not, since the secondary may have stepped in. The common cases are answered by two
 // counters without a lock (nothing from the secondary in range, or nothing live from the
 // primary); only while both have live blocks in range does a free consult a locked set.
+//
+// A free goes to the one side that can have served it, and that side decides whether the block
+// is its own (a pool knows its blocks, a leaf its live allocations): a foreign pointer, a second
+// free or a wrong size is refused there, and the counters and the set change only for a free
+// the side accepted, so they never drift or wrap.
 #pragma once
 
 #include <mutex>
@@ -67,14 +72,20 @@ class FallbackAdaptor final : public Handler {
     return p;
   }
 
-  void do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
-    bool to_primary = in_range(bytes) && !take_secondary_in_range(ptr);
-    if (to_primary) {
-      primary_live_.fetch_sub(1, std::memory_order_relaxed);
-      upstream_free(primary_.get(), ptr, bytes, alignment);
-    } else {
-      upstream_free(secondary_.get(), ptr, bytes, alignment);
+  bool do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
+    if (!in_range(bytes)) return upstream_free(secondary_.get(), ptr, bytes, alignment);
+    bool listed = false;  // taken out of secondary_in_range_
+    if (served_by_secondary(ptr, &listed)) {
+      if (!upstream_free(secondary_.get(), ptr, bytes, alignment)) {
+        if (listed) relist(ptr);  // still the secondary's: the right free must find it again
+        return false;
+      }
+      count_down(secondary_in_range_live_);
+      return true;
     }
+    if (!upstream_free(primary_.get(), ptr, bytes, alignment)) return false;
+    count_down(primary_live_);
+    return true;
   }
 
   void note_secondary_in_range(void* p) {
@@ -89,24 +100,28 @@ class FallbackAdaptor final : public Handler {
     set_size_.store(secondary_in_range_.size(), std::memory_order_relaxed);
   }
 
-  // True when `p` (a block in the primary's range) was served by the secondary.
-  bool take_secondary_in_range(void* p) {
+  // True when `p` (a block in the primary's range) can only be the secondary's. Takes it out of
+  // the set when it is there (`*listed`), so that of two frees racing for it only one goes
+  // to the secondary; the counters are left to the caller, once the secondary has answered.
+  bool served_by_secondary(void* p, bool* listed) {
     if (secondary_in_range_live_.load(std::memory_order_relaxed) == 0) return false;
-    bool from_secondary;
-    if (primary_live_.load(std::memory_order_relaxed) == 0) {
-      from_secondary = true;  // nothing of the primary's is live: it must be the secondary's
-      if (set_size_.load(std::memory_order_relaxed) != 0) {
-        std::lock_guard<std::mutex> lock(set_mutex_);
-        secondary_in_range_.erase(p);
-        set_size_.store(secondary_in_range_.size(), std::memory_order_relaxed);
-      }
-    } else {
-      std::lock_guard<std::mutex> lock(set_mutex_);
-      from_secondary = secondary_in_range_.erase(p) != 0;
-      set_size_.store(secondary_in_range_.size(), std::memory_order_relaxed);
+    bool nothing_of_primary = primary_live_.load(std::memory_order_relaxed) == 0;
+    if (nothing_of_primary && set_size_.load(std::memory_order_relaxed) == 0) return true;
+    std::lock_guard<std::mutex> lock(set_mutex_);
+    *listed = secondary_in_range_.erase(p) != 0;
+    set_size_.store(secondary_in_range_.size(), std::memory_order_relaxed);
+    // With nothing of the primary's live it must be the secondary's, listed or not.
+    return *listed || nothing_of_primary;
+  }
+
+  void relist(void* p) noexcept {
+    std::lock_guard<std::mutex> lock(set_mutex_);
+    try {
+      secondary_in_range_.insert(p);
+    } catch (...) {
+      // No memory for the entry: a later free of p goes to the primary, which refuses it.
     }
-    if (from_secondary) secondary_in_range_live_.fetch_sub(1, std::memory_order_relaxed);
-    return from_secondary;
+    set_size_.store(secondary_in_range_.size(), std::memory_order_relaxed);
   }
 
   UpstreamRef primary_;

@@ -100,12 +100,14 @@ class FileMappingHandler final : public Handler {
     return p;
   }
 
-  void do_deallocate(void* ptr, size_t, size_t) override {
+  bool do_deallocate(void* ptr, size_t bytes, size_t) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (ptr != mapping_) return;
+    // Only the one mapping, whole: munmap with another length would cut it or its neighbour.
+    if (!ptr || ptr != mapping_ || (bytes ? bytes : 1) != length_) return false;
     if (options_.register_memory) cuda::host_unregister(mapping_);
     munmap(mapping_, length_);
     mapping_ = nullptr;
+    return true;
   }
 
   const FileMappingOptions options_;

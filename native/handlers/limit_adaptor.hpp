@@ -1,5 +1,11 @@
 // Adaptor: caps the bytes in use through it. Past the cap an allocation fails as
 // out-of-memory with reason "limit" (so a fallback above it can move on).
+//
+// The count of bytes in use never wraps and never passes the cap: an allocation reserves its
+// bytes with a compare-and-swap bounded by the cap, a free gives them back only when the
+// upstream accepted it (a double or foreign free is refused there, not subtracted here), and
+// only after the base has counted the free in the statistics, so `bytes` never reads more than
+// the cap either (stats.bytes <= reserved <= cap at every moment).
 #pragma once
 
 #include "../core/handler.hpp"
@@ -19,24 +25,33 @@ class LimitAdaptor final : public Handler {
 
  private:
   void* do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) override {
-    uint64_t before = used_.fetch_add(bytes, std::memory_order_relaxed);
-    if (before + bytes > max_bytes_ || before + bytes < before) {
-      used_.fetch_sub(bytes, std::memory_order_relaxed);
-      fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::Limit});
-      return nullptr;
-    }
+    // Acquire: pairs with the release in after_deallocate, so the statistics of a free whose
+    // bytes we take over are counted before ours.
+    uint64_t used = used_.load(std::memory_order_relaxed);
+    do {
+      if (bytes > max_bytes_ || used > max_bytes_ - bytes) {
+        fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::Limit});
+        return nullptr;
+      }
+    } while (!used_.compare_exchange_weak(used, used + bytes, std::memory_order_acquire,
+                                          std::memory_order_relaxed));
     void* p = upstream_alloc(upstream_.get(), bytes, alignment, info);
-    if (!p) used_.fetch_sub(bytes, std::memory_order_relaxed);
+    if (!p) count_down(used_, bytes);  // never counted in the statistics: no order needed
     return p;
   }
-  void do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
-    upstream_free(upstream_.get(), ptr, bytes, alignment);
-    used_.fetch_sub(bytes, std::memory_order_relaxed);
+
+  bool do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
+    return upstream_free(upstream_.get(), ptr, bytes, alignment);
+  }
+
+  // The budget comes back here, after the statistics dropped (Handler::after_deallocate).
+  void after_deallocate(size_t bytes) override {
+    count_down(used_, bytes, std::memory_order_release);
   }
 
   UpstreamRef upstream_;
-  const uint64_t max_bytes_;           // the cap, in bytes
-  std::atomic<uint64_t> used_{0};      // bytes in use through this adaptor
+  const uint64_t max_bytes_;       // the cap, in bytes
+  std::atomic<uint64_t> used_{0};  // bytes reserved through this adaptor, never above the cap
 };
 
 }  // namespace pinpool

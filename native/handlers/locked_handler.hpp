@@ -1,6 +1,9 @@
 // Leaf: page-locked host memory without CUDA: an anonymous mapping pinned with mlock.
 // The kernel's RLIMIT_MEMLOCK bounds it (unless the process has CAP_IPC_LOCK); a refusal is an
 // out-of-memory with reason "mlock", so a fallback can move on to pageable memory.
+//
+// Every mapping it hands out is recorded (core/leaf_blocks.hpp): munmap would unmap whatever
+// lies at a foreign pointer, or a live neighbour when given a wrong length.
 #pragma once
 
 #include <sys/mman.h>
@@ -9,6 +12,7 @@
 
 #include "../core/align.hpp"
 #include "../core/handler.hpp"
+#include "../core/leaf_blocks.hpp"
 
 namespace pinpool {
 
@@ -50,13 +54,23 @@ class LockedHandler final : public Handler {
       fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::Mlock});
       return nullptr;
     }
+    try {
+      live_.add(p, {bytes, alignment, p, length});
+    } catch (...) {
+      munmap(p, length);
+      throw;
+    }
     return p;
   }
 
-  void do_deallocate(void* ptr, size_t bytes, size_t) override {
-    // munmap also unlocks the pages.
-    munmap(ptr, mapped_bytes(bytes));
+  bool do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
+    LeafBlock block;
+    if (!live_.take(ptr, bytes, alignment, &block)) return false;
+    munmap(block.start, block.length);  // also unlocks the pages
+    return true;
   }
+
+  LeafBlocks live_;  // mappings handed out
 };
 
 }  // namespace pinpool

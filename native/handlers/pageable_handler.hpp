@@ -1,11 +1,15 @@
 // Leaf: ordinary (pageable) host memory from the C library, aligned as asked.
 // It always works, so it ends the default chain.
+//
+// Every block it hands out is recorded (core/leaf_blocks.hpp), so a free of anything else is
+// refused before glibc, which would abort the process, sees it.
 #pragma once
 
 #include <cstdlib>
 
 #include "../core/align.hpp"
 #include "../core/handler.hpp"
+#include "../core/leaf_blocks.hpp"
 
 namespace pinpool {
 
@@ -22,9 +26,23 @@ class PageableHandler final : public Handler {
       fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::OutOfMemory});
       return nullptr;
     }
+    try {
+      live_.add(p, {bytes, alignment, p, bytes});
+    } catch (...) {
+      std::free(p);
+      throw;
+    }
     return p;
   }
-  void do_deallocate(void* ptr, size_t, size_t) override { std::free(ptr); }
+
+  bool do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
+    LeafBlock block;
+    if (!live_.take(ptr, bytes, alignment, &block)) return false;
+    std::free(ptr);
+    return true;
+  }
+
+  LeafBlocks live_;  // blocks handed out
 };
 
 }  // namespace pinpool

@@ -7,6 +7,15 @@
 #include "../core/asan.hpp"
 
 namespace pinpool {
+namespace {
+
+// Makes sure one more push_back cannot throw (growing as push_back would: by doubling).
+template <typename T>
+void room_for_one(std::vector<T>& v) {
+  if (v.size() == v.capacity()) v.reserve(std::max<size_t>(8, 2 * v.capacity()));
+}
+
+}  // namespace
 
 using size_classes::index_of;
 using size_classes::size_of;
@@ -21,11 +30,11 @@ PoolAdaptor::~PoolAdaptor() {
   trim();
 }
 
-bool PoolAdaptor::passes_through(size_t bytes, size_t alignment, uint64_t cap) {
+inline bool PoolAdaptor::passes_through(size_t bytes, size_t alignment, uint64_t cap) {
   return alignment > kBlockAlignment || bytes > cap || bytes > size_classes::kMaxBytes;
 }
 
-int PoolAdaptor::class_for(size_t bytes, size_t alignment) {
+inline int PoolAdaptor::class_for(size_t bytes, size_t alignment) {
   int index = index_of(bytes ? bytes : 1);
   if (alignment <= size_classes::kGranule) return index;  // every class is a multiple of 64
   // Blocks in a slab sit at multiples of the class size from a page-aligned start, so a class
@@ -50,21 +59,24 @@ void* PoolAdaptor::timed_upstream_alloc(size_t bytes, size_t alignment, pinpool_
   return p;
 }
 
-void PoolAdaptor::timed_upstream_free(void* ptr, size_t bytes, size_t alignment) {
+bool PoolAdaptor::timed_upstream_free(void* ptr, size_t bytes, size_t alignment) {
   auto start = std::chrono::steady_clock::now();
-  upstream_free(upstream_.get(), ptr, bytes, alignment);
+  bool ok = upstream_free(upstream_.get(), ptr, bytes, alignment);
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::steady_clock::now() - start);
   Stats::bump(stats_.upstreamFrees);
   Stats::bump(stats_.upstreamNanos, static_cast<uint64_t>(ns.count()));
-  stats_.reserved.sub(bytes);
+  if (ok) stats_.reserved.sub(bytes);
+  return ok;
 }
 
-uint32_t PoolAdaptor::slab_of(void* ptr) const {
+inline uint32_t PoolAdaptor::slab_of(void* ptr) const {
   auto key = reinterpret_cast<uintptr_t>(ptr);
   auto it = std::upper_bound(slab_index_.begin(), slab_index_.end(),
                              std::make_pair(key, UINT32_MAX));
-  return it == slab_index_.begin() ? kNoSlab : std::prev(it)->second;
+  if (it == slab_index_.begin()) return kNoSlab;
+  uint32_t id = std::prev(it)->second;
+  return key - std::prev(it)->first < slabs_[id].bytes ? id : kNoSlab;
 }
 
 void PoolAdaptor::describe_slab(uint32_t id, pinpool_alloc_info* info) const {
@@ -80,9 +92,12 @@ void* PoolAdaptor::take_cached(int index, size_t class_bytes, pinpool_alloc_info
     FreeBlock b = list.back();
     list.pop_back();
     if (b.slab != kNoSlab) {
+      slabs_[b.slab].hand_out(b.block);
       describe_slab(b.slab, info);
     } else {
-      info->served_by = large_.at(b.ptr);
+      Large& large = large_.find(b.ptr)->second;  // a cached block is always there
+      large.state = LargeState::Out;
+      info->served_by = large.served_by;
       cached_large_bytes_ -= class_bytes;
     }
     stats_.cachedBytes.fetch_sub(class_bytes, std::memory_order_relaxed);
@@ -95,6 +110,7 @@ void* PoolAdaptor::take_cached(int index, size_t class_bytes, pinpool_alloc_info
       carving.pop_back();
       continue;
     }
+    s.hand_out(s.carved);
     void* p = s.base + static_cast<size_t>(s.carved++) * class_bytes;
     describe_slab(carving.back(), info);
     stats_.cachedBytes.fetch_sub(class_bytes, std::memory_order_relaxed);
@@ -115,10 +131,23 @@ void* PoolAdaptor::grow_small(int index, size_t class_bytes, pinpool_alloc_info*
   s.bytes = bytes;
   s.served_by = info->served_by;
   s.class_index = index;
-  s.capacity = static_cast<uint32_t>(bytes / class_bytes);
+  s.capacity = static_cast<uint32_t>(std::min<size_t>(bytes / class_bytes, kMaxSlabBlocks));
+  s.reciprocal = size_classes::reciprocal_of(class_bytes);
   s.carved = 1;  // the first block is ours
+  s.hand_out(0);
   s.live = true;
-  Lock lock(lock_);
+  std::unique_lock<SpinLock> lock(lock_);
+  try {
+    // Room first, so that nothing below throws once the slab is half published.
+    room_for_one(slabs_);
+    room_for_one(slab_index_);
+    room_for_one(carving_[index]);
+  } catch (...) {
+    lock.unlock();  // never held across an upstream call
+    asan::unpoison(base, bytes);
+    timed_upstream_free(base, bytes, kBlockAlignment);
+    throw;
+  }
   uint32_t id;
   if (!free_slab_slots_.empty()) {
     id = free_slab_slots_.back();
@@ -174,19 +203,37 @@ void PoolAdaptor::release_stale_large() {
   }
 }
 
-void* PoolAdaptor::grow_large(int, size_t class_bytes, pinpool_alloc_info* info) {
+void* PoolAdaptor::grow_large(int index, size_t class_bytes, pinpool_alloc_info* info) {
   release_stale_large();
   void* p = timed_upstream_alloc(class_bytes, kBlockAlignment, info);
   if (!p) return nullptr;
+  try {
+    Lock lock(lock_);
+    large_.emplace(p, Large{info->served_by, index, LargeState::Out});
+  } catch (...) {
+    timed_upstream_free(p, class_bytes, kBlockAlignment);
+    throw;
+  }
   asan::poison(p, class_bytes);  // the tail past the request stays poisoned
-  Lock lock(lock_);
-  large_[p] = info->served_by;
+  return p;
+}
+
+void* PoolAdaptor::pass_through(size_t bytes, size_t alignment, pinpool_alloc_info* info) {
+  void* p = timed_upstream_alloc(bytes, alignment, info);
+  if (!p) return nullptr;
+  try {
+    std::lock_guard<std::mutex> lock(passed_mutex_);
+    passed_.emplace(p, PassedThrough{bytes, alignment});
+  } catch (...) {
+    timed_upstream_free(p, bytes, alignment);
+    throw;
+  }
   return p;
 }
 
 void* PoolAdaptor::do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) {
   if (passes_through(bytes, alignment, options_.max_cached_bytes))
-    return timed_upstream_alloc(bytes, alignment, info);
+    return pass_through(bytes, alignment, info);
   int index = class_for(bytes, alignment);
   size_t class_bytes = size_of(index);
   void* p;
@@ -204,34 +251,75 @@ void* PoolAdaptor::do_allocate(size_t bytes, size_t alignment, pinpool_alloc_inf
   return p;
 }
 
-void PoolAdaptor::do_deallocate(void* ptr, size_t bytes, size_t alignment) {
-  if (passes_through(bytes, alignment, options_.max_cached_bytes)) {
-    timed_upstream_free(ptr, bytes, alignment);
-    return;
-  }
+bool PoolAdaptor::do_deallocate(void* ptr, size_t bytes, size_t alignment) {
+  if (passes_through(bytes, alignment, options_.max_cached_bytes))
+    return free_passed_through(ptr, bytes, alignment);
   int index = class_for(bytes, alignment);
   size_t class_bytes = size_of(index);
-  // Poisoned before it enters a free list, while it is still ours: once it is there another
-  // thread may take it and unpoison it.
+  return class_bytes <= kSlabMaxBlock ? free_small(ptr, index, class_bytes)
+                                      : free_large(ptr, index, class_bytes);
+}
+
+inline bool PoolAdaptor::free_small(void* ptr, int index, size_t class_bytes) {
+  Lock lock(lock_);
+  uint32_t id = slab_of(ptr);
+  if (id == kNoSlab) return false;  // not in any slab: foreign, or a large block
+  Slab& s = slabs_[id];
+  if (s.class_index != index) return false;  // a size or alignment of another class
+  auto offset = static_cast<uint32_t>(static_cast<char*>(ptr) - s.base);  // a slab is <= 4 MiB
+  uint32_t block = size_classes::divide(offset, s.reciprocal);
+  if (static_cast<size_t>(block) * class_bytes != offset) return false;  // inside a block
+  if (block >= kMaxSlabBlocks || !s.is_out(block)) return false;  // not handed out now
+  free_[index].push_back({ptr, id, block});  // first: it may throw, and then nothing changed
+  s.take_back(block);
+  // Poisoned before the lock goes: once the block is in the list another thread may take it
+  // and unpoison it. (An empty call without AddressSanitizer.)
+  asan::poison(ptr, class_bytes);
+  stats_.cachedBytes.fetch_add(class_bytes, std::memory_order_relaxed);
+  return true;
+}
+
+bool PoolAdaptor::free_large(void* ptr, int index, size_t class_bytes) {
+  {
+    Lock lock(lock_);
+    auto it = large_.find(ptr);
+    if (it == large_.end() || it->second.class_index != index || it->second.state != LargeState::Out)
+      return false;  // foreign, another class, or not with a caller
+    it->second.state = LargeState::Freeing;  // a second free of it is refused from here on
+  }
+  // Outside the lock: the block is ours alone, and marking it writes class_bytes / 8 bytes of
+  // shadow. Poisoned before it enters a free list, where another thread may take it.
   asan::poison(ptr, class_bytes);
   {
     Lock lock(lock_);
-    if (class_bytes <= kSlabMaxBlock) {
-      free_[index].push_back({ptr, slab_of(ptr)});
-      stats_.cachedBytes.fetch_add(class_bytes, std::memory_order_relaxed);
-      return;
-    }
     if (cached_large_bytes_ + class_bytes <= options_.max_cached_bytes) {
-      free_[index].push_back({ptr, kNoSlab});
-      large_order_.emplace_back(ptr, index);
-      cached_large_bytes_ += class_bytes;
-      stats_.cachedBytes.fetch_add(class_bytes, std::memory_order_relaxed);
-      return;
+      try {
+        large_order_.emplace_back(ptr, index);  // a stale entry is skipped, should the next throw
+        free_[index].push_back({ptr, kNoSlab, 0});
+        large_.find(ptr)->second.state = LargeState::Cached;
+        cached_large_bytes_ += class_bytes;
+        stats_.cachedBytes.fetch_add(class_bytes, std::memory_order_relaxed);
+        return true;
+      } catch (const std::bad_alloc&) {
+        // No room to cache it: give it back instead, as over the cap.
+      }
     }
     large_.erase(ptr);
   }
   asan::unpoison(ptr, class_bytes);  // poisoned above, before the cap was known
   timed_upstream_free(ptr, class_bytes, kBlockAlignment);  // over the cap: give it back now
+  return true;
+}
+
+bool PoolAdaptor::free_passed_through(void* ptr, size_t bytes, size_t alignment) {
+  {
+    std::lock_guard<std::mutex> lock(passed_mutex_);
+    auto it = passed_.find(ptr);
+    if (it == passed_.end() || it->second.bytes != bytes || it->second.alignment != alignment)
+      return false;
+    passed_.erase(it);
+  }
+  return timed_upstream_free(ptr, bytes, alignment);
 }
 
 bool PoolAdaptor::pin_region(void* region) {

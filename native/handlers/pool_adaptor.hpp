@@ -10,6 +10,13 @@
 // One lock guards the free lists; it is never held across an upstream call, so a slow
 // cuMemHostAlloc on one thread never stalls another thread's pool hit.
 //
+// The pool knows every block it handed out, so a free that does not name one is refused
+// (do_deallocate returns false) and never reaches a free list: a slab keeps a bit per block
+// (handed out or not), a large block a state, and pass-through blocks sit in a map with their
+// size and alignment. A free must name the start of a block, in the class its size and
+// alignment map to, that is handed out now. The check costs a pool hit a bit test, a bound
+// and a multiplication (the block's index in its slab), under the lock it already takes.
+//
 // Under AddressSanitizer (core/asan.hpp) every byte the pool holds and has not handed out is
 // poisoned: cached blocks, a slab's uncarved room, the tail of a block past the bytes asked for.
 // A write through a pointer already freed into the pool is then reported where it happens, not
@@ -51,10 +58,13 @@ class PoolAdaptor final : public Handler {
 
  private:
   static constexpr uint32_t kNoSlab = UINT32_MAX;
+  // Most blocks one slab holds: the smallest slab (64 KiB) of the smallest class (64 bytes).
+  static constexpr uint32_t kMaxSlabBlocks = 64 * 1024 / size_classes::kGranule;
 
   struct FreeBlock {
     void* ptr;
-    uint32_t slab;  // index into slabs_, or kNoSlab for a large block
+    uint32_t slab;   // index into slabs_, or kNoSlab for a large block
+    uint32_t block;  // (slab blocks) its index in the slab
   };
   struct Slab {
     char* base = nullptr;                         // start of the upstream block
@@ -65,10 +75,31 @@ class PoolAdaptor final : public Handler {
     uint32_t carved = 0;                          // blocks handed out at least once
     uint32_t pins = 0;                            // JavaScript views over it
     bool live = false;                            // false: the slot is free for reuse
+    uint64_t reciprocal = 0;                      // size_classes::reciprocal_of(class size)
+    uint64_t handed_out[kMaxSlabBlocks / 64] = {};  // a bit per block: with a caller now
+                                                    // (never set past `carved`)
+
+    bool is_out(uint32_t block) const { return handed_out[block / 64] >> (block % 64) & 1; }
+    void hand_out(uint32_t block) { handed_out[block / 64] |= uint64_t{1} << (block % 64); }
+    void take_back(uint32_t block) { handed_out[block / 64] &= ~(uint64_t{1} << (block % 64)); }
+  };
+  enum class LargeState : uint8_t {
+    Out,       // with a caller
+    Freeing,   // being freed: checked, not yet cached or released (see do_deallocate)
+    Cached,    // in free_
+  };
+  struct Large {
+    const pinpool_handler* served_by;  // the leaf that provided it
+    int class_index;                   // its class
+    LargeState state;
+  };
+  struct PassedThrough {
+    size_t bytes;      // as asked, in bytes
+    size_t alignment;  // as asked
   };
 
   void* do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) override;
-  void do_deallocate(void* ptr, size_t bytes, size_t alignment) override;
+  bool do_deallocate(void* ptr, size_t bytes, size_t alignment) override;
   size_t do_trim() override;
 
   static bool passes_through(size_t bytes, size_t alignment, uint64_t cap);
@@ -76,12 +107,16 @@ class PoolAdaptor final : public Handler {
   static size_t slab_bytes_for(size_t class_bytes);
 
   void* timed_upstream_alloc(size_t bytes, size_t alignment, pinpool_alloc_info* info);
-  void timed_upstream_free(void* ptr, size_t bytes, size_t alignment);
+  bool timed_upstream_free(void* ptr, size_t bytes, size_t alignment);  // false: refused
   void* take_cached(int index, size_t class_bytes, pinpool_alloc_info* info);  // lock held
   void* grow_small(int index, size_t class_bytes, pinpool_alloc_info* info);
   void* grow_large(int index, size_t class_bytes, pinpool_alloc_info* info);
+  void* pass_through(size_t bytes, size_t alignment, pinpool_alloc_info* info);
+  bool free_small(void* ptr, int index, size_t class_bytes);
+  bool free_large(void* ptr, int index, size_t class_bytes);
+  bool free_passed_through(void* ptr, size_t bytes, size_t alignment);
   void release_stale_large();
-  uint32_t slab_of(void* ptr) const;                                           // lock held
+  uint32_t slab_of(void* ptr) const;  // the slab holding ptr, or kNoSlab; lock held
   void describe_slab(uint32_t id, pinpool_alloc_info* info) const;             // lock held
 
   UpstreamRef upstream_;
@@ -94,10 +129,13 @@ class PoolAdaptor final : public Handler {
   std::vector<Slab> slabs_;                            // every slab, by index
   std::vector<uint32_t> free_slab_slots_;              // indexes of dead slabs, for reuse
   std::vector<std::pair<uintptr_t, uint32_t>> slab_index_;  // (base, index), sorted by base
-  std::unordered_map<void*, const pinpool_handler*> large_;  // every large block held -> leaf
+  std::unordered_map<void*, Large> large_;             // every large block held
   uint64_t cached_large_bytes_ = 0;                    // bytes of large blocks in free_
   std::deque<std::pair<void*, int>> large_order_;      // cached large blocks, oldest first
                                                        // (entries taken since are skipped)
+
+  std::mutex passed_mutex_;                                  // guards passed_
+  std::unordered_map<void*, PassedThrough> passed_;          // pass-through blocks handed out
 };
 
 }  // namespace pinpool

@@ -35,4 +35,16 @@ inline size_t size_of(int index) {
   return m << (k - 3);
 }
 
+// Division by a class size without a divide instruction, for the pool's free path (which
+// block of a slab a pointer names). With m = ceil(2^44 / d), floor(n * m / 2^44) == floor(n / d)
+// for every n < 2^22 and d <= 2^22 (Granlund and Montgomery: m * d - 2^44 < d <= 2^(44 - 22)),
+// and n * m < 2^22 * 2^38 fits in 64 bits for d >= 64. A slab is at most 4 MiB = 2^22 bytes.
+constexpr int kReciprocalShift = 44;
+constexpr uint64_t reciprocal_of(size_t d) {
+  return ((uint64_t{1} << kReciprocalShift) + d - 1) / d;
+}
+inline uint32_t divide(uint32_t n, uint64_t reciprocal) {
+  return static_cast<uint32_t>((n * reciprocal) >> kReciprocalShift);
+}
+
 }  // namespace pinpool::size_classes

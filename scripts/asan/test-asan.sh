@@ -3,8 +3,9 @@
 # LeakSanitizer.
 #
 #   1. builds the addon with PINPOOL_SANITIZE=ON into build-asan/ (build/ is left alone)
-#   2. builds and runs the native unit tests (test/native, no Node) with the same sanitizers,
-#      LeakSanitizer checking at exit
+#   2. builds and runs the native tests (test/native, no Node: the unit tests, the C ABI misuse
+#      test, the C ABI stress) with the same sanitizers, LeakSanitizer checking at exit (and in
+#      each forked child of the misuse test)
 #   3. runs the native-facing vitest suites, in the host and fake-cuda projects, with the
 #      sanitized addon (PINPOOL_NATIVE_PATH) and libasan preloaded into node, and a
 #      LeakSanitizer check at the end of every test file (scripts/asan/leak-check.setup.ts)
@@ -85,8 +86,12 @@ cmake --build "$native_dir" -j "$(nproc)"
 # LeakSanitizer at exit here: a plain program, everything it allocates is ours.
 if ASAN_OPTIONS=detect_leaks=1:intercept_tls_get_addr=0 UBSAN_OPTIONS=$ubsan_options \
   ctest --test-dir "$native_dir" --output-on-failure --verbose >"$native_dir/ctest.log" 2>&1; then
-  grep -a 'native tests:' "$native_dir/ctest.log" | sed 's/^[0-9]*: //'
-  finish "native tests (build + run)" "passed: $(grep -a -o '[0-9]* passed, [0-9]* failed' "$native_dir/ctest.log" | tail -1)"
+  grep -a -E '(native tests|abi misuse|abi stress): ' "$native_dir/ctest.log" |
+    grep -a -v -E 'abi misuse: +[0-9]+ ms' | sed 's/^[0-9]*: //'
+  # One count for the three programs.
+  counts=$(grep -a -o -E '[0-9]+ passed, [0-9]+ failed' "$native_dir/ctest.log" |
+    awk '{p += $1; f += $3} END {printf "%d passed, %d failed", p, f}')
+  finish "native tests (build + run)" "passed: $counts"
 else
   cat "$native_dir/ctest.log"
   status=1

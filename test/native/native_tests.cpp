@@ -21,8 +21,11 @@
 
 #include "../../include/pinpool.h"
 #include "../../native/core/asan.hpp"
+#include "../../native/core/block_registry.hpp"
+#include "../../native/core/leases.hpp"
 #include "../../native/handlers/fallback_adaptor.hpp"
 #include "../../native/handlers/limit_adaptor.hpp"
+#include "../../native/handlers/pageable_handler.hpp"
 #include "../../native/handlers/pool_adaptor.hpp"
 #include "../../native/handlers/size_classes.hpp"
 
@@ -144,6 +147,17 @@ void test_size_classes() {
     if (size_of(i) < bytes || (i > 0 && size_of(i - 1) >= bytes)) all = false;
   }
   CHECK(all);
+  // The pool's division without a divide: exact for every class a slab holds, at every block
+  // boundary of a 4 MiB slab and one byte either side.
+  bool exact = true;
+  for (int i = 0; size_of(i) <= PoolAdaptor::kSlabMaxBlock; i++) {
+    size_t d = size_of(i);
+    uint64_t r = reciprocal_of(d);
+    for (size_t n = 0; n < 4 * MiB; n += d)
+      for (size_t x : {n, n + 1, n + d - 1})
+        if (x < 4 * MiB && divide(static_cast<uint32_t>(x), r) != x / d) exact = false;
+  }
+  CHECK(exact);
 }
 
 void test_pool_hits() {
@@ -343,6 +357,51 @@ void test_limit() {
   CHECK(up.live_bytes == 0 && up.refs == 1);
 }
 
+// Deferred frees (deallocate with fences, for blocks an asynchronous copy may still use) are checked
+// when their fences signal: a refused one is counted and its statistics are taken back, and a
+// limit's budget returns only when the free is done.
+void test_deferred_frees() {
+  {
+    Counting up("up");
+    auto* pool = new PoolAdaptor("pool", &up.abi, PoolOptions{});
+    void* p = alloc(pool, 100);
+    Fence* copy = Fence::create();
+    pool->deallocate(p, 100, 64, false, FenceSet({copy}));
+    pool->deallocate(p, 100, 64, false, FenceSet({copy}));  // a second free, deferred as well
+    CHECK(pool->deferred() == 2);
+    copy->signal();
+    CHECK(pool->reclaim() == 2);
+    const Stats& st = pool->stats();
+    CHECK(st.invalidFrees == 1);
+    CHECK(st.frees == 1 && st.bytes.current == 0 && st.allocations.current == 0);
+    void* a = alloc(pool, 100);
+    void* b = alloc(pool, 100);
+    CHECK(a && b && a != b);  // in the free list once
+    pool->deallocate(a, 100, 64);
+    pool->deallocate(b, 100, 64);
+    copy->release();
+    pool->release();
+    CHECK(up.live_bytes == 0);
+  }
+  {
+    Counting up("up");
+    auto* lim = new LimitAdaptor("limit", &up.abi, 1000);
+    void* p = alloc(lim, 600);
+    Fence* copy = Fence::create();
+    lim->deallocate(p, 600, 64, false, FenceSet({copy}));
+    CHECK(lim->stats().bytes.current == 0);
+    CHECK(alloc(lim, 600) == nullptr);  // the copy still uses the block: its bytes still count
+    copy->signal();
+    void* q = alloc(lim, 600);  // allocate() reclaims first
+    CHECK(q != nullptr);
+    lim->deallocate(q, 600, 64);
+    CHECK(lim->stats().bytes.peak <= 1000);
+    copy->release();
+    lim->release();
+    CHECK(up.live_bytes == 0);
+  }
+}
+
 // Threads share one pool; each writes a pattern over the bytes it asked for and checks it at
 // free. Under ASan a block poisoned while another thread owns it would be reported here.
 void test_threads() {
@@ -472,6 +531,42 @@ void test_death() {
 
 }  // namespace
 
+// Leases are taken from memory: a lease on a range defers the free of every block overlapping
+// it, at every level of a chain (the pool's block, and the leaf block under a slab at trim()),
+// and the block registry knows leaf blocks by address range, whoever holds a pointer into them.
+void test_leases_and_registry() {
+  auto* leaf = new PageableHandler("pageable");
+  auto* pool = new PoolAdaptor("pool", leaf->abi(), PoolOptions{});
+  leaf->release();  // the pool holds it
+  void* p = alloc(pool, 4096);
+  CHECK(p != nullptr);
+  block_registry::Found found = block_registry::find(static_cast<char*>(p) + 100, 200);
+  CHECK(found.kind && std::strcmp(found.kind, "pageable") == 0);  // inside the slab under it
+  CHECK(!block_registry::find(&found, 1).kind);                   // the stack is nobody's
+  Fence* copy = Fence::create();
+  leases::take(static_cast<char*>(p) + 100, 200, copy);  // a copy into the middle of the block
+  CHECK(leases::any());
+  pool->deallocate(p, 4096, 64);
+  CHECK(pool->deferred() == 1 && pool->stats().bytes.current == 0);
+  void* q = alloc(pool, 4096);
+  CHECK(q != nullptr && q != p);  // not handed out again while the copy runs
+  pool->deallocate(q, 4096, 64);
+  pool->trim();                   // the slab holding p is not free yet: p waits
+  CHECK(block_registry::find(p, 4096).kind != nullptr);
+  copy->signal();
+  CHECK(pool->reclaim() == 1);
+  void* again = alloc(pool, 4096);
+  CHECK(again != nullptr);
+  pool->deallocate(again, 4096, 64);
+  CHECK(pool->trim() > 0);
+  CHECK(!block_registry::find(p, 1).kind);  // the leaf block went back: forgotten
+  std::vector<Fence*> still;
+  leases::overlapping(p, 4096, still);  // forgets the leases whose fences signalled
+  CHECK(still.empty() && !leases::any());
+  copy->release();
+  pool->release();
+}
+
 int main() {
   auto start = std::chrono::steady_clock::now();
   test_size_classes();
@@ -481,6 +576,8 @@ int main() {
   test_pool_poisoning();
   test_fallback();
   test_limit();
+  test_deferred_frees();
+  test_leases_and_registry();
   test_death();  // forks: before any thread is started
   test_threads();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);

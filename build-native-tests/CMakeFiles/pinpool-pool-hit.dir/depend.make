@@ -1,0 +1,2 @@
+# Empty dependencies file for pinpool-pool-hit.
+# This may be replaced when dependencies are built.
