@@ -6,7 +6,7 @@ import { ErrorCode, PinpoolError } from './errors.js';
 import { Handler, type HandlerToken } from './handler.js';
 import { makeHostBuffer, type BufferToken, type HostBuffer } from './host-buffer.js';
 import { binding, Slot, type NativeHandle } from './native.js';
-import { invalid } from './validate.js';
+import { invalid, isArray } from './validate.js';
 
 const scratch = binding.scratch();
 
@@ -15,7 +15,7 @@ const HEX = /^[0-9a-f]+$/;
 /** Reads a token's fields once; anything but a token of this version is INVALID_ARGUMENT. */
 function readToken(token: unknown, kind: 'handler' | 'buffer'): { id: number | string; secret: string; process: string; slabViews: boolean } {
   const expected = `a token from ${kind === 'handler' ? 'handler.share()' : 'buf.transfer()'}`;
-  if (token === null || typeof token !== 'object' || Array.isArray(token)) throw invalid('token', expected, token);
+  if (token === null || typeof token !== 'object' || isArray(token)) throw invalid('token', expected, token);
   let t: { pinpool?: unknown; version?: unknown; id?: unknown; secret?: unknown; process?: unknown; slabViews?: unknown };
   try {
     t = { ...token };

@@ -58,6 +58,18 @@ describe('bad alignments and options', () => {
       expectCode(() => h.alloc(64, { alignment: alignment as number }), 'ERR_PINPOOL_INVALID_ARGUMENT');
     });
   }
+  it('a revoked Proxy or a symbol as a value, options or a token is refused (found by the fuzzer)', () => {
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const before = memory();
+    expectCode(() => h.alloc(proxy as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => h.alloc(64, proxy), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => pinned(proxy), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => attach(proxy as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => adopt(proxy as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expect(expectCode(() => h.alloc(Symbol('size') as never), 'ERR_PINPOOL_INVALID_ARGUMENT').message).toMatch(/got Symbol\(size\)$/);
+    expect(memory()).toEqual(before);
+  });
   it('a non-object options argument is refused', () => {
     expectCode(() => h.alloc(64, 64 as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => h.alloc(64, { zero: 1 as never }), 'ERR_PINPOOL_INVALID_ARGUMENT');
