@@ -10,7 +10,7 @@ import { Handler, type AllocOptions } from './handler.js';
 import { defaultHandler } from './handlers.js';
 import type { HostBuffer } from './host-buffer.js';
 import { beginMeasure, endMeasure, installFrameLookup, ScopeFrame } from './scope-stats.js';
-import { invalid } from './validate.js';
+import { invalid, isObject } from './validate.js';
 
 const NAME = /^[a-z][a-z0-9_-]{0,62}$/;
 
@@ -27,6 +27,10 @@ export interface MeasureResult<T> {
   peakBytes: number;
 }
 
+function notAController(): PinpoolError {
+  return new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: not a pinpool Controller');
+}
+
 /** A registry of named handlers with a per-async-context current handler. */
 export class Controller {
   readonly #handlers = new Map<string, Handler>();
@@ -41,6 +45,7 @@ export class Controller {
    * controller.register('pinned', pool(pinned()));
    */
   register(name: string, handler: Handler, options?: { replace?: boolean }): void {
+    if (!Controller.is(this)) throw notAController();
     if (typeof name !== 'string' || !NAME.test(name)) throw invalid('handler name', 'a name matching /^[a-z][a-z0-9_-]{0,62}$/', name);
     if (!(handler instanceof Handler)) throw invalid('handler', 'a pinpool handler', handler);
     if (this.#handlers.has(name) && options?.replace !== true) {
@@ -51,6 +56,7 @@ export class Controller {
 
   /** The handler registered under `name`; unknown names throw. */
   get(name: string): Handler {
+    if (!Controller.is(this)) throw notAController();
     const h = typeof name === 'string' ? this.#handlers.get(name) : undefined;
     if (h === undefined) {
       throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: no handler is registered as ${JSON.stringify(name)} (known: ${this.names().join(', ') || 'none'})`);
@@ -60,11 +66,13 @@ export class Controller {
 
   /** Registered names, in registration order. */
   names(): string[] {
+    if (!Controller.is(this)) throw notAController();
     return [...this.#handlers.keys()];
   }
 
   /** True when `name` is registered. */
   has(name: string): boolean {
+    if (!Controller.is(this)) throw notAController();
     return this.#handlers.has(name);
   }
 
@@ -73,6 +81,7 @@ export class Controller {
    * scopes use run(), never this.
    */
   setDefault(nameOrHandler: string | Handler): Handler {
+    if (!Controller.is(this)) throw notAController();
     const next = this.#resolve(nameOrHandler);
     const previous = this.defaultHandler();
     this.#default = next;
@@ -81,11 +90,13 @@ export class Controller {
 
   /** The handler used outside every scope (the default chain until setDefault()). */
   defaultHandler(): Handler {
+    if (!Controller.is(this)) throw notAController();
     return (this.#default ??= defaultHandler());
   }
 
   /** The handler of the current async context. */
   current(): Handler {
+    if (!Controller.is(this)) throw notAController();
     return this.#storage.getStore() ?? this.defaultHandler();
   }
 
@@ -97,6 +108,7 @@ export class Controller {
    * await controller.run('pinned', async () => { using b = alloc(4096); ... });
    */
   run<A extends unknown[], R>(nameOrHandler: string | Handler, fn: (...args: A) => R, ...args: A): R {
+    if (!Controller.is(this)) throw notAController();
     const handler = nameOrHandler instanceof Handler ? nameOrHandler : this.#resolve(nameOrHandler);
     if (typeof fn !== 'function') throw invalid('fn', 'a function', fn);
     // Without arguments, skip the spread: run() is on every request's path.
@@ -137,7 +149,13 @@ export class Controller {
 
   /** Allocates from the current handler: `current().alloc(bytes, options)`. */
   alloc(bytes: number, options?: AllocOptions): HostBuffer {
+    if (!Controller.is(this)) throw notAController();
     return this.current().alloc(bytes, options);
+  }
+
+  /** @internal True for a Controller (a brand check: no getter or Proxy trap runs). */
+  static is(value: unknown): value is Controller {
+    return isObject(value) && #handlers in value;
   }
 
   #resolve(nameOrHandler: string | Handler): Handler {

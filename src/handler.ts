@@ -8,7 +8,7 @@ import { binding, Slot, type NativeHandle } from './native.js';
 import { currentFrame } from './scope-stats.js';
 import { readStats, type HandlerStats } from './stats.js';
 import { allocChannel, fallbackChannel, type AllocMessage, type FallbackMessage } from './tracing.js';
-import { checkAlignment, checkBoolean, checkBytes, checkOptions, invalid } from './validate.js';
+import { checkAlignment, checkBoolean, checkBytes, checkOptions, invalid, isObject } from './validate.js';
 
 /** Alignment of a block when none is asked for, in bytes (a cache line). */
 export const DEFAULT_ALIGNMENT = 64;
@@ -90,12 +90,12 @@ export class Handler {
    */
   /** @internal The native handler, for pinpool's own modules. */
   get handle(): NativeHandle {
-    if (!(#handle in this)) throw notAHandler();
+    if (!Handler.is(this)) throw notAHandler();
     return this.#handle;
   }
 
   alloc(bytes: number, options?: AllocOptions): HostBuffer {
-    if (!(#handle in this)) throw notAHandler();
+    if (!Handler.is(this)) throw notAHandler();
     if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) checkBytes(bytes);
     let alignment = DEFAULT_ALIGNMENT;
     let zero = false;
@@ -125,7 +125,7 @@ export class Handler {
 
   /** Statistics of this handler, read now (see HandlerStats). */
   stats(): HandlerStats {
-    if (!(#handle in this)) throw notAHandler();
+    if (!Handler.is(this)) throw notAHandler();
     return readStats(this.#handle);
   }
 
@@ -134,7 +134,7 @@ export class Handler {
    * released.
    */
   trim(): number {
-    if (!(#handle in this)) throw notAHandler();
+    if (!Handler.is(this)) throw notAHandler();
     if (this.#slabs !== undefined) {
       // A slab can go back only once no thread views it: drop our views of idle slabs first.
       for (const [region, slab] of this.#slabs) {
@@ -152,10 +152,18 @@ export class Handler {
    * (same pool, same statistics). Keep this handler alive until the token is attached.
    */
   share(): HandlerToken {
-    if (!(#handle in this)) throw notAHandler();
+    if (!Handler.is(this)) throw notAHandler();
     const [secret, process] = binding.secret(this.#handle);
     const token: HandlerToken = { pinpool: 'handler', version: 2, id: this.id, secret, process };
     return Object.freeze(this.#slabs === undefined ? token : { ...token, slabViews: true });
+  }
+
+  /**
+   * @internal True for a Handler made by pinpool. A brand check: no getter or Proxy trap runs,
+   * and an object made from Handler.prototype is not one.
+   */
+  static is(value: unknown): value is Handler {
+    return isObject(value) && #handle in value;
   }
 
   #publishHops(bytes: number): void {

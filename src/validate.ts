@@ -19,6 +19,11 @@ export function isArray(value: unknown): boolean {
   }
 }
 
+/** True for anything that can carry a private field (an object or a function). */
+export function isObject(value: unknown): value is object {
+  return (typeof value === 'object' && value !== null) || typeof value === 'function';
+}
+
 /** The value as a message shows it. Runs none of its code: no getter, trap or toString. */
 function describe(value: unknown): string {
   if (typeof value === 'bigint') return `${value}n`;

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { adopt, attach, createController, fallback, HostBuffer, limit, locked, pageable, pinned, pool, PinpoolError, type Handler } from 'pinpool';
+import { adopt, attach, Controller, createController, DeviceBuffer, fallback, Handler, HostBuffer, limit, locked, pageable, pinned, pool, PinpoolError, Registration } from 'pinpool';
 
 const h = pool(locked());
 
@@ -132,6 +132,29 @@ describe('buffer misuse', () => {
     expectCode(() => fake.bytes, 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => HostBuffer.prototype.free.call({}), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => new (HostBuffer as unknown as new () => HostBuffer)(), 'ERR_PINPOOL_INVALID_ARGUMENT');
+  });
+
+  it('every method and getter on a primitive or a foreign `this` is ERR_PINPOOL_INVALID_ARGUMENT (found by the fuzzer)', () => {
+    const receivers: unknown[] = [undefined, null, 1, 1n, 'x', Symbol('this'), true, {}, () => {}, new Proxy({}, {})];
+    const members: [object, string[]][] = [
+      [HostBuffer.prototype, ['bytes', 'byteLength', 'alignment', 'address', 'handler', 'servedBy', 'kind', 'released', 'free', 'transfer', 'prefetch', 'advise']],
+      [Handler.prototype, ['handle', 'alloc', 'stats', 'trim', 'share']],
+      [Controller.prototype, ['register', 'get', 'names', 'has', 'setDefault', 'defaultHandler', 'current', 'run', 'alloc']],
+      [DeviceBuffer.prototype, ['byteLength', 'device', 'address', 'released', 'free']],
+      [Registration.prototype, ['memory', 'registered', 'unregister']],
+    ];
+    const before = memory();
+    for (const [proto, names] of members) {
+      for (const name of [...names, Symbol.dispose]) {
+        const d = Object.getOwnPropertyDescriptor(proto, name);
+        if (d === undefined) continue;
+        const fn = (d.get ?? d.value) as (...args: unknown[]) => unknown;
+        for (const self of receivers) {
+          expectCode(() => fn.call(self, 'a', () => 0), 'ERR_PINPOOL_INVALID_ARGUMENT');
+        }
+      }
+    }
+    expect(memory()).toEqual(before);
   });
 
   it('freeing a Buffer pinpool did not make is refused', () => {
