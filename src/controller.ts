@@ -47,7 +47,7 @@ export class Controller {
   register(name: string, handler: Handler, options?: { replace?: boolean }): void {
     if (!Controller.is(this)) throw notAController();
     if (typeof name !== 'string' || !NAME.test(name)) throw invalid('handler name', 'a name matching /^[a-z][a-z0-9_-]{0,62}$/', name);
-    if (!(handler instanceof Handler)) throw invalid('handler', 'a pinpool handler', handler);
+    if (!Handler.is(handler)) throw invalid('handler', 'a pinpool handler', handler);
     if (this.#handlers.has(name) && options?.replace !== true) {
       throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: a handler named '${name}' is registered already (pass { replace: true })`);
     }
@@ -109,7 +109,7 @@ export class Controller {
    */
   run<A extends unknown[], R>(nameOrHandler: string | Handler, fn: (...args: A) => R, ...args: A): R {
     if (!Controller.is(this)) throw notAController();
-    const handler = nameOrHandler instanceof Handler ? nameOrHandler : this.#resolve(nameOrHandler);
+    const handler = Handler.is(nameOrHandler) ? nameOrHandler : this.#resolve(nameOrHandler);
     if (typeof fn !== 'function') throw invalid('fn', 'a function', fn);
     // Without arguments, skip the spread: run() is on every request's path.
     return args.length === 0 ? this.#storage.run(handler, fn as () => R) : this.#storage.run(handler, fn, ...args);
@@ -159,7 +159,7 @@ export class Controller {
   }
 
   #resolve(nameOrHandler: string | Handler): Handler {
-    if (nameOrHandler instanceof Handler) return nameOrHandler;
+    if (Handler.is(nameOrHandler)) return nameOrHandler;
     if (typeof nameOrHandler === 'string') return this.get(nameOrHandler);
     throw invalid('handler', 'a registered name or a pinpool handler', nameOrHandler);
   }

@@ -67,7 +67,7 @@ function checkRatio(value: unknown): number {
 }
 
 function checkHandler(value: unknown, name: string): Handler {
-  if (!(value instanceof Handler)) throw invalid(name, 'a pinpool handler', value);
+  if (!Handler.is(value)) throw invalid(name, 'a pinpool handler', value);
   return value;
 }
 

@@ -139,7 +139,7 @@ function refusal(handler: Handler, index: number, bytes: number, scratch: Float6
  */
 export function replayTrace(trace: readonly TraceEvent[], handler: Handler): ReplayResult {
   if (!Array.isArray(trace)) throw invalid('trace', 'an array of trace events', trace);
-  if (!(handler instanceof Handler)) throw invalid('handler', 'a pinpool handler', handler);
+  if (!Handler.is(handler)) throw invalid('handler', 'a pinpool handler', handler);
   checkTrace(trace);
   // Blocks are taken straight from the native chain, with no ArrayBuffer over them: a replay
   // measures the allocator, and V8 would otherwise collect garbage for every large buffer.

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { adopt, attach, Controller, createController, DeviceBuffer, fallback, Handler, HostBuffer, limit, locked, pageable, pinned, pool, PinpoolError, Registration } from 'pinpool';
+import { adopt, attach, Controller, createController, DeviceBuffer, fallback, Handler, HostBuffer, limit, locked, mapFile, pageable, pinned, pool, PinpoolError, Registration, replayTrace } from 'pinpool';
 
 const h = pool(locked());
 
@@ -214,6 +214,28 @@ describe('handlers, names and limits', () => {
     expectCode(() => c.run('missing', () => 0), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => c.setDefault('missing'), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expect(c.names()).toEqual([]);
+  });
+
+  it('where a handler is expected, only a real one passes: no Proxy trap runs (found by the fuzzer)', () => {
+    const fakes: unknown[] = [
+      Object.create(Handler.prototype),
+      new Proxy({}, { getPrototypeOf: () => { throw new Error('trap'); } }),
+      new Proxy(h, {}),
+    ];
+    const c = createController();
+    const before = memory();
+    for (const fake of fakes) {
+      expectCode(() => pool(fake as Handler), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(() => fallback(fake as Handler, h), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(() => limit(fake as Handler, { maxBytes: 1 }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(() => c.register('fake', fake as Handler), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(() => c.run(fake as Handler, () => 0), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(() => c.setDefault(fake as Handler), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(() => mapFile(__filename, { copy: true, handler: fake as Handler }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(() => replayTrace([], fake as Handler), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    }
+    expect(c.names()).toEqual([]);
+    expect(memory()).toEqual(before);
   });
 
   it('out of memory from a limit: ERR_PINPOOL_OUT_OF_MEMORY, reason limit, nothing held', () => {
