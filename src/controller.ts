@@ -10,7 +10,7 @@ import { Handler, type AllocOptions } from './handler.js';
 import { defaultHandler } from './handlers.js';
 import type { HostBuffer } from './host-buffer.js';
 import { beginMeasure, endMeasure, installFrameLookup, ScopeFrame } from './scope-stats.js';
-import { invalid, isObject } from './validate.js';
+import { checkBoolean, checkOptions, invalid, isObject } from './validate.js';
 
 const NAME = /^[a-z][a-z0-9_-]{0,62}$/;
 
@@ -48,7 +48,9 @@ export class Controller {
     if (!Controller.is(this)) throw notAController();
     if (typeof name !== 'string' || !NAME.test(name)) throw invalid('handler name', 'a name matching /^[a-z][a-z0-9_-]{0,62}$/', name);
     if (!Handler.is(handler)) throw invalid('handler', 'a pinpool handler', handler);
-    if (this.#handlers.has(name) && options?.replace !== true) {
+    const o = checkOptions<{ replace?: boolean }>(options, 'register options');
+    const replace = o.replace === undefined ? false : checkBoolean(o.replace, 'replace');
+    if (this.#handlers.has(name) && !replace) {
       throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: a handler named '${name}' is registered already (pass { replace: true })`);
     }
     this.#handlers.set(name, handler);
@@ -57,9 +59,11 @@ export class Controller {
   /** The handler registered under `name`; unknown names throw. */
   get(name: string): Handler {
     if (!Controller.is(this)) throw notAController();
-    const h = typeof name === 'string' ? this.#handlers.get(name) : undefined;
+    const known = () => this.names().join(', ') || 'none';
+    if (typeof name !== 'string') throw invalid('handler name', `a registered name (known: ${known()})`, name);
+    const h = this.#handlers.get(name);
     if (h === undefined) {
-      throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: no handler is registered as ${JSON.stringify(name)} (known: ${this.names().join(', ') || 'none'})`);
+      throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: no handler is registered as ${JSON.stringify(name)} (known: ${known()})`);
     }
     return h;
   }
