@@ -96,9 +96,24 @@ export function checkOptions<T extends object>(options: unknown, name: string): 
   if (options === null || typeof options !== 'object' || isArray(options)) {
     throw invalid(name, 'an options object', options);
   }
+  return readValue(() => ({ ...(options as Partial<T>) }), name);
+}
+
+/**
+ * Runs `read`, which reads a caller's value (its getters and Proxy traps may run): whatever
+ * it throws becomes ERR_PINPOOL_INVALID_ARGUMENT, "<name> could not be read".
+ */
+export function readValue<T>(read: () => T, name: string): T {
   try {
-    return { ...(options as Partial<T>) };
+    return read();
   } catch (err) {
-    throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: ${name} could not be read: ${err instanceof Error ? err.message : String(err)}`);
+    let why: string;
+    try {
+      // What was thrown is the caller's too: reading its message may throw again.
+      why = err instanceof Error ? String(err.message) : String(err);
+    } catch {
+      why = 'it threw';
+    }
+    throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: ${name} could not be read: ${why}`);
   }
 }
