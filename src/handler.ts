@@ -68,6 +68,8 @@ export class Handler {
   // Private, so no other value can be put in its place (the native side checks its type tag).
   readonly #handle: NativeHandle;
   readonly #slabs: Map<number, SlabView> | undefined;
+  // A file-mapping handler (mapFile) serves its one block once; this wrapper has asked for it.
+  #fileMapped: boolean | undefined;
 
   /** @internal Use the factories: pinned(), pool(), ... */
   constructor(handle: NativeHandle, upstreams: readonly Handler[] = [], slabViews = false) {
@@ -80,6 +82,7 @@ export class Handler {
     this.kind = d.kind;
     this.upstreams = Object.freeze([...upstreams]);
     this.#slabs = slabViews ? new Map() : undefined;
+    this.#fileMapped = d.kind === 'file' ? false : undefined;
   }
 
   /**
@@ -103,6 +106,12 @@ export class Handler {
       const o = checkOptions<AllocOptions>(options, 'alloc options');
       if (o.alignment !== undefined) alignment = checkAlignment(o.alignment);
       if (o.zero !== undefined) zero = checkBoolean(o.zero, 'zero');
+    }
+    if (this.#fileMapped !== undefined) {
+      // Natively a second allocation is refused too, but counted as a failure: bad input must
+      // change no statistics.
+      if (this.#fileMapped) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: ${this.name} maps its file once; call mapFile() again for another buffer`);
+      this.#fileMapped = true;
     }
     const slabs = this.#slabs;
     const viewable = slabs !== undefined && bytes > 0 && bytes <= SLAB_MAX_BLOCK && alignment <= POOL_BLOCK_ALIGNMENT;
