@@ -175,6 +175,14 @@ export class Handler {
     return isObject(value) && #handle in value;
   }
 
+  /**
+   * @internal True for the handler of a mapped file (mapFile), which serves its one block, once:
+   * it can be no adaptor's upstream and replay no trace.
+   */
+  static mapsFile(h: Handler): boolean {
+    return h.#fileMapped !== undefined;
+  }
+
   #publishHops(bytes: number): void {
     for (const [handler, from, to, reason] of binding.takeHops()) {
       fallbackChannel.publish({ handler, from, to, reason, bytes } satisfies FallbackMessage);

@@ -155,6 +155,7 @@ export function replayTrace(trace: readonly TraceEvent[], handler: Handler): Rep
   // measures the allocator, and V8 would otherwise collect garbage for every large buffer.
   const scratch = binding.scratch();
   const leaves = leavesOf(handler);
+  if (leaves.some((l) => Handler.mapsFile(l))) throw invalid('handler', "a chain that can serve more than one block (not a mapped file's)", handler.name);
   const pools = poolsOf(handler);
   const held = () => leaves.reduce((sum, l) => sum + l.stats().bytes.current, 0);
   const upstreamBefore = pools.reduce((sum, p) => sum + p.stats().upstreamAllocs, 0);
