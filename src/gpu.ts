@@ -242,6 +242,10 @@ export function copy(dst: DeviceBuffer | HostBuffer | PageableMemory, src: Devic
     if (bytes < 0) throw invalid('srcOffset', 'within the source', o.srcOffset);
     if (s.where === 'device' && o.srcOffset + bytes > s.byteLength) throw invalid('srcOffset + bytes', `at most the source's ${s.byteLength} bytes`, o.srcOffset + bytes);
     if (d.where === 'device' && o.dstOffset + bytes > d.byteLength) throw invalid('dstOffset + bytes', `at most the destination's ${d.byteLength} bytes`, o.dstOffset + bytes);
+    // CUDA's copies may not overlap (the result is undefined): only one buffer with itself can.
+    if (s.where === 'device' && d.where === 'device' && s.address === d.address && bytes > 0 && o.srcOffset < o.dstOffset + bytes && o.dstOffset < o.srcOffset + bytes) {
+      throw invalid('dstOffset', `a range that does not overlap the source's [${o.srcOffset}, ${o.srcOffset + bytes}) in the same DeviceBuffer`, o.dstOffset);
+    }
     const at = (x: Side) => (x.where === 'device' ? x.address : x.memory);
     const started = binding.copy(kind, device, at(d), at(s), bytes, o.dstOffset, o.srcOffset, o.stream);
     return track(started, release, 'copy');
