@@ -6,6 +6,8 @@ import { MessageChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { adopt, attach, Controller, createController, DeviceBuffer, fallback, Handler, HostBuffer, limit, locked, mapFile, pageable, pinned, pool, PinpoolError, Registration, replayTrace } from 'pinpool';
 
+import { binding } from '../dist/src/native.js';
+
 const h = pool(locked());
 
 function expectCode(fn: () => unknown, code: string): PinpoolError {
@@ -190,6 +192,30 @@ describe('buffer misuse', () => {
     const b = adopt(token);
     expectCode(() => adopt(token), 'ERR_PINPOOL_RELEASED');
     b.free();
+  });
+});
+
+describe('the binding', () => {
+  it('re-checks argument types: a value of another type is a PinpoolError, never a TypeError (found by the fuzzer)', () => {
+    // setErrorClass and traceHops take any value by design (a class, a truthy value).
+    const names = Object.keys(binding).filter((n) => n !== 'setErrorClass' && n !== 'traceHops');
+    const values: unknown[] = ['x', {}, Symbol('s'), 1n, null, undefined, [], () => {}];
+    const before = memory();
+    for (const name of names) {
+      const fn = (binding as unknown as Record<string, (...args: unknown[]) => unknown>)[name]!;
+      for (const value of values) {
+        for (const argc of [0, 1, 8]) {
+          let result: unknown;
+          try {
+            result = fn(...Array.from({ length: argc }, () => value));
+          } catch (err) {
+            expect((err as Error).name, `binding.${name}(${argc} x ${String(value)}): ${String(err)}`).toBe('PinpoolError');
+          }
+          if (result instanceof Promise) result.catch(() => {});
+        }
+      }
+    }
+    expect(memory()).toEqual(before);
   });
 });
 

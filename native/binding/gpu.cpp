@@ -42,8 +42,6 @@ struct Op {
 // Settles a copy whose destination was detached or shrunk while it ran: nothing was written.
 constexpr int kDestinationGone = -1;
 
-void* address_of(double a) { return reinterpret_cast<void*>(static_cast<uintptr_t>(a)); }
-
 // Host memory as JavaScript holds it: an ArrayBuffer, a typed array or a DataView, read by
 // Node-API (never through getters a subclass could override). A detached buffer is empty.
 struct HostMemory {
@@ -81,6 +79,21 @@ GpuState* state_of(const Napi::CallbackInfo& info) { return static_cast<GpuState
 
 
 Napi::Value number(Napi::Env env, double v) { return Napi::Number::New(env, v); }
+
+// Argument `i` as an int (a device, a target, advice, flags): false when it is not a number.
+// The values were checked in src/gpu.ts; this only keeps other types from becoming a plain
+// TypeError ("A number was expected") instead of a PinpoolError.
+bool int_arg(const Napi::CallbackInfo& info, size_t i, int* out) {
+  if (i >= info.Length() || !info[i].IsNumber()) return false;
+  *out = info[i].As<Napi::Number>().Int32Value();
+  return true;
+}
+
+// Throws ERR_PINPOOL_INVALID_ARGUMENT naming the call; returns undefined for the caller.
+Napi::Value bad_call(Napi::Env env, const char* signature) {
+  throw_error(env, code::kInvalidArgument, std::string("binding: ") + signature);
+  return env.Undefined();
+}
 
 // Driver thread: hand the finished operation to its JavaScript thread.
 void notify(GpuWork*, void* context) {
@@ -312,11 +325,12 @@ char* managed_range(napi_env env, napi_value value, size_t* bytes) {
 // prefetch(device, memory, target, stream) -> Promise | CUresult
 Napi::Value Prefetch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int device = info[0].As<Napi::Number>().Int32Value();
+  int device, target;
+  if (!int_arg(info, 0, &device) || !int_arg(info, 2, &target))
+    return bad_call(env, "prefetch(device, memory, target, stream)");
   size_t bytes = 0;
   char* ptr = managed_range(env, info[1], &bytes);
   if (!ptr) return env.Undefined();
-  int target = info[2].As<Napi::Number>().Int32Value();
   CUstream stream;
   CUresult rc = stream_arg(info[3], device, &stream);
   if (rc != CUDA_SUCCESS) return number(env, rc);
@@ -332,32 +346,41 @@ Napi::Value Prefetch(const Napi::CallbackInfo& info) {
 
 // advise(device, memory, advice, target) -> CUresult
 Napi::Value Advise(const Napi::CallbackInfo& info) {
+  int device, advice, target;
+  if (!int_arg(info, 0, &device) || !int_arg(info, 2, &advice) || !int_arg(info, 3, &target))
+    return bad_call(info.Env(), "advise(device, memory, advice, target)");
   size_t bytes = 0;
   char* ptr = managed_range(info.Env(), info[1], &bytes);
   if (!ptr) return info.Env().Undefined();
-  CUresult rc = cuda::advise(info[0].As<Napi::Number>().Int32Value(), ptr, bytes,
-                             static_cast<CUmem_advise>(info[2].As<Napi::Number>().Int32Value()),
-                             info[3].As<Napi::Number>().Int32Value());
+  CUresult rc = cuda::advise(device, ptr, bytes, static_cast<CUmem_advise>(advice), target);
   return number(info.Env(), rc);
 }
 
 // deviceAlloc(device, bytes) -> address | -CUresult
 Napi::Value DeviceAlloc(const Napi::CallbackInfo& info) {
   void* p = nullptr;
-  size_t bytes = static_cast<size_t>(info[1].As<Napi::Number>().DoubleValue());
-  CUresult rc = cuda::device_alloc(info[0].As<Napi::Number>().Int32Value(), bytes ? bytes : 1, &p);
+  int device;
+  size_t bytes;
+  if (!int_arg(info, 0, &device) || info.Length() < 2 || !get_size(info.Env(), info[1], &bytes))
+    return bad_call(info.Env(), "deviceAlloc(device, bytes)");
+  CUresult rc = cuda::device_alloc(device, bytes ? bytes : 1, &p);
   return number(info.Env(), rc == CUDA_SUCCESS ? address_value(p) : -static_cast<double>(rc));
 }
 
 // deviceFree(address) -> CUresult
 Napi::Value DeviceFree(const Napi::CallbackInfo& info) {
-  return number(info.Env(), cuda::device_free(address_of(info[0].As<Napi::Number>().DoubleValue())));
+  void* address;
+  if (info.Length() < 1 || !get_address(info.Env(), info[0], &address))
+    return bad_call(info.Env(), "deviceFree(address)");
+  return number(info.Env(), cuda::device_free(address));
 }
 
 // createStream(device) -> External | CUresult
 Napi::Value CreateStream(const Napi::CallbackInfo& info) {
   CUstream s = nullptr;
-  CUresult rc = cuda::stream_create(info[0].As<Napi::Number>().Int32Value(), &s);
+  int device;
+  if (!int_arg(info, 0, &device)) return bad_call(info.Env(), "createStream(device)");
+  CUresult rc = cuda::stream_create(device, &s);
   if (rc != CUDA_SUCCESS) return number(info.Env(), rc);
   // Destroying a stream with work queued is safe: CUDA finishes the work first.
   return Napi::Value(info.Env(), wrap_tagged(info.Env(), new CUstream(s), Tag::Stream,
@@ -380,12 +403,10 @@ struct Registration {
 Napi::Value HostRegister(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   HostMemory m;
-  if (!host_memory(env, info[1], &m)) {
-    throw_error(env, code::kInvalidArgument, "binding: hostRegister(device, memory, flags)");
-    return env.Undefined();
-  }
-  CUresult rc = m.data && m.length ? cuda::host_register(info[0].As<Napi::Number>().Int32Value(), m.data,
-                                                         m.length, info[2].As<Napi::Number>().Uint32Value())
+  int device, flags;
+  if (!int_arg(info, 0, &device) || !host_memory(env, info[1], &m) || !int_arg(info, 2, &flags))
+    return bad_call(env, "hostRegister(device, memory, flags)");
+  CUresult rc = m.data && m.length ? cuda::host_register(device, m.data, m.length, static_cast<unsigned>(flags))
                                    : CUDA_ERROR_INVALID_VALUE;
   Napi::Array result = Napi::Array::New(env, 3);
   result.Set(0u, number(env, rc));
