@@ -53,8 +53,9 @@ typedef struct pinpool_alloc_info {
   int32_t cuda_error;            /* CUresult when code == PINPOOL_ERR_CUDA or the cause was CUDA */
   const char* reason;            /* static string: "limit", "mlock", "cuda", "no-cuda", ... */
   const struct pinpool_handler* served_by; /* the leaf that provided the memory */
-  void* region;                  /* start of the long-lived region holding the block, if any */
-  size_t region_bytes;           /* its size; 0 when the block is not inside a shared region */
+  void* region;                  /* start of the long-lived region of the handler called (a
+                                    pool's slab) that holds the block, if any */
+  size_t region_bytes;           /* its size; 0 when the block is not inside such a region */
 } pinpool_alloc_info;
 
 typedef struct pinpool_handler pinpool_handler;

@@ -4,7 +4,7 @@
  */
 import { ErrorCode, PinpoolError, type PinpoolErrorDetails } from './errors.js';
 import { makeHostBuffer, type HostBuffer, type SlabView } from './host-buffer.js';
-import { binding, Slot, type NativeHandle } from './native.js';
+import { binding, Slot, View, type NativeHandle } from './native.js';
 import { currentFrame } from './scope-stats.js';
 import { readStats, type HandlerStats } from './stats.js';
 import { allocChannel, fallbackChannel, type AllocMessage, type FallbackMessage } from './tracing.js';
@@ -12,10 +12,6 @@ import { checkAlignment, checkBoolean, checkBytes, checkOptions, invalid, isObje
 
 /** Alignment of a block when none is asked for, in bytes (a cache line). */
 export const DEFAULT_ALIGNMENT = 64;
-/** Largest block a slabViews pool serves from a slab (native PoolAdaptor::kSlabMaxBlock). */
-const SLAB_MAX_BLOCK = 256 * 1024;
-/** Largest alignment a pool serves from its cache (native PoolAdaptor::kBlockAlignment). */
-const POOL_BLOCK_ALIGNMENT = 4096;
 
 export interface AllocOptions {
   /** A power of two from 1 to 2**30, in bytes. Default 64. */
@@ -113,16 +109,16 @@ export class Handler {
       if (this.#fileMapped) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: ${this.name} maps its file once; call mapFile() again for another buffer`);
       this.#fileMapped = true;
     }
-    const slabs = this.#slabs;
-    const viewable = slabs !== undefined && bytes > 0 && bytes <= SLAB_MAX_BLOCK && alignment <= POOL_BLOCK_ALIGNMENT;
     if (fallbackChannel.hasSubscribers !== hopsTraced) binding.traceHops((hopsTraced = !hopsTraced));
-    const ab = binding.alloc(this.#handle, bytes, alignment, !viewable);
+    // A slabViews pool views the block through its slab when the pool carved it from one (only
+    // the pool knows: large and passed-through blocks are not); otherwise it gets a buffer.
+    const ab = binding.alloc(this.#handle, bytes, alignment, this.#slabs === undefined ? View.buffer : View.slabOrBuffer);
     if (hopsTraced) this.#publishHops(bytes);
     if (ab === null) throw this.#failure(bytes);
     const address = scratch[Slot.address]!;
     const servedBy = scratch[Slot.servedBy]!;
     let slab: SlabView | undefined;
-    if (viewable) slab = this.#slabOf(scratch[Slot.region]!, scratch[Slot.regionBytes]!);
+    if (ab === undefined) slab = this.#slabOf(scratch[Slot.region]!, scratch[Slot.regionBytes]!);
     const frame = currentFrame();
     const buf = makeHostBuffer(this, ab ?? undefined, address, bytes, alignment, servedBy, slab, frame);
     if (zero) buf.bytes.fill(0);

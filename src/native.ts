@@ -10,7 +10,7 @@ import { PinpoolError } from './errors.js';
 export interface NativeBinding {
   setErrorClass(errorClass: new (code: string, message: string) => Error): void;
   createHandler(kind: string, options: object): NativeHandle;
-  alloc(handle: NativeHandle, bytes: number, alignment: number, makeBuffer: boolean): ArrayBuffer | undefined | null;
+  alloc(handle: NativeHandle, bytes: number, alignment: number, view: View): ArrayBuffer | undefined | null;
   free(handle: NativeHandle, buffer: ArrayBuffer | undefined, address: number, bytes: number, alignment: number, byGc: boolean): void;
   trim(handle: NativeHandle): number;
   stats(handle: NativeHandle, out: Float64Array): void;
@@ -66,7 +66,18 @@ export interface NativeInfo {
   reasons: string[];
 }
 
-/** Slots of the scratch array (native/binding/addon.cpp, enum Slot). */
+/** What binding.alloc gives JavaScript to reach a block (native/binding/hot_path.hpp, enum View). */
+export const View = {
+  /** Nothing: a replay measures the allocator alone. */
+  none: 0,
+  /** An ArrayBuffer over the block. */
+  buffer: 1,
+  /** Nothing when the block lies in a slab of the pool called (JavaScript views the slab), else an ArrayBuffer. */
+  slabOrBuffer: 2,
+} as const;
+export type View = (typeof View)[keyof typeof View];
+
+/** Slots of the scratch array (native/binding/hot_path.hpp, enum Slot). */
 export const Slot = {
   address: 0,
   servedBy: 1,

@@ -8,7 +8,7 @@ import diagnostics_channel from 'node:diagnostics_channel';
 
 import { ErrorCode, PinpoolError, type PinpoolErrorDetails } from './errors.js';
 import { Handler } from './handler.js';
-import { binding, Slot } from './native.js';
+import { binding, Slot, View } from './native.js';
 import type { AllocMessage, FreeMessage } from './tracing.js';
 import { checkAlignment, checkBytes, checkOptions, invalid, isArray, readValue } from './validate.js';
 
@@ -172,7 +172,7 @@ export function replayTrace(trace: readonly TraceEvent[], handler: Handler): Rep
     for (let i = 0; i < events.length; i++) {
       const e = events[i]!;
       if (e.op === 'alloc') {
-        if (binding.alloc(handler.handle, e.bytes, e.alignment, false) === null) {
+        if (binding.alloc(handler.handle, e.bytes, e.alignment, View.none) === null) {
           if (scratch[Slot.code] !== 2) throw refusal(handler, i, e.bytes, scratch);
           failures++;
           continue;

@@ -83,6 +83,7 @@ void* PoolAdaptor::take_cached(int index, size_t class_bytes, pinpool_alloc_info
       describe_slab(b.slab, info);
     } else {
       info->served_by = large_.at(b.ptr);
+      not_in_a_slab(info);
       cached_large_bytes_ -= class_bytes;
     }
     stats_.cachedBytes.fetch_sub(class_bytes, std::memory_order_relaxed);
@@ -177,6 +178,7 @@ void PoolAdaptor::release_stale_large() {
 void* PoolAdaptor::grow_large(int, size_t class_bytes, pinpool_alloc_info* info) {
   release_stale_large();
   void* p = timed_upstream_alloc(class_bytes, kBlockAlignment, info);
+  not_in_a_slab(info);
   if (!p) return nullptr;
   asan::poison(p, class_bytes);  // the tail past the request stays poisoned
   Lock lock(lock_);
@@ -184,9 +186,19 @@ void* PoolAdaptor::grow_large(int, size_t class_bytes, pinpool_alloc_info* info)
   return p;
 }
 
+void PoolAdaptor::not_in_a_slab(pinpool_alloc_info* info) {
+  // An upstream pool may have named its own slab: the block is in no slab of this pool, and
+  // whoever views this pool's slabs (a slabViews pool in JavaScript) must not look for it there.
+  info->region = nullptr;
+  info->region_bytes = 0;
+}
+
 void* PoolAdaptor::do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) {
-  if (passes_through(bytes, alignment, options_.max_cached_bytes))
-    return timed_upstream_alloc(bytes, alignment, info);
+  if (passes_through(bytes, alignment, options_.max_cached_bytes)) {
+    void* p = timed_upstream_alloc(bytes, alignment, info);
+    not_in_a_slab(info);
+    return p;
+  }
   int index = class_for(bytes, alignment);
   size_t class_bytes = size_of(index);
   void* p;
@@ -234,12 +246,12 @@ void PoolAdaptor::do_deallocate(void* ptr, size_t bytes, size_t alignment) {
   timed_upstream_free(ptr, class_bytes, kBlockAlignment);  // over the cap: give it back now
 }
 
-bool PoolAdaptor::pin_region(void* region) {
+size_t PoolAdaptor::pin_region(void* region) {
   Lock lock(lock_);
   uint32_t id = slab_of(region);
-  if (id == kNoSlab || slabs_[id].base != region) return false;
+  if (id == kNoSlab || slabs_[id].base != region) return 0;
   slabs_[id].pins++;
-  return true;
+  return slabs_[id].bytes;
 }
 
 void PoolAdaptor::unpin_region(void* region) {
