@@ -40,6 +40,17 @@ function notAHandler(): PinpoolError {
 }
 
 const scratch = binding.scratch();
+
+/**
+ * This thread's wrapper of each native handler, by id: whether a factory, attach() or adopt()
+ * made it, one native handler has one wrapper per thread, so that its slab views, its trim()
+ * and a mapped file's one block belong to one object.
+ */
+const wrappers = new Map<number, WeakRef<Handler>>();
+const forget = new FinalizationRegistry<number>((id) => {
+  if (wrappers.get(id)?.deref() === undefined) wrappers.delete(id);
+});
+
 let hopsTraced = false; // this thread's native hop log is on
 let reasons: readonly string[] | undefined;
 let cudaReason: string | undefined;
@@ -79,6 +90,10 @@ export class Handler {
     this.upstreams = Object.freeze([...upstreams]);
     this.#slabs = slabViews ? new Map() : undefined;
     this.#fileMapped = d.kind === 'file' ? false : undefined;
+    if (wrappers.get(this.id)?.deref() === undefined) {
+      wrappers.set(this.id, new WeakRef(this));
+      forget.register(this, this.id);
+    }
   }
 
   /**
@@ -225,4 +240,13 @@ export class Handler {
       details,
     );
   }
+}
+
+/**
+ * This thread's wrapper of the native handler behind `handle` (whose id is `id`), made with
+ * `slabViews` if this thread has none yet. For attach() and adopt(); not exported from the
+ * package, so no code can reach a handler by guessing its id.
+ */
+export function wrapperOf(handle: NativeHandle, id: number, slabViews = false): Handler {
+  return wrappers.get(id)?.deref() ?? new Handler(handle, [], slabViews);
 }

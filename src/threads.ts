@@ -3,9 +3,9 @@
  * to another thread (adopt). Tokens are small frozen objects that postMessage carries.
  */
 import { ErrorCode, PinpoolError } from './errors.js';
-import { Handler, type HandlerToken } from './handler.js';
+import { wrapperOf, type Handler, type HandlerToken } from './handler.js';
 import { makeHostBuffer, type BufferToken, type HostBuffer } from './host-buffer.js';
-import { binding, Slot, type NativeHandle } from './native.js';
+import { binding, Slot } from './native.js';
 import { invalid, isArray } from './validate.js';
 
 const scratch = binding.scratch();
@@ -28,17 +28,6 @@ function readToken(token: unknown, kind: 'handler' | 'buffer'): { id: number | s
     throw invalid('token', expected, token);
   }
   return { id: t.id as number | string, secret: (t.secret as string | undefined) ?? '', process: t.process as string, slabViews: t.slabViews === true };
-}
-
-/** This thread's wrappers by native id, so one native handler has one wrapper per thread. */
-const wrappers = new Map<number, WeakRef<Handler>>();
-
-function wrapperOf(handle: NativeHandle, id: number, slabViews = false): Handler {
-  const existing = wrappers.get(id)?.deref();
-  if (existing !== undefined) return existing;
-  const h = new Handler(handle, [], slabViews);
-  wrappers.set(id, new WeakRef(h));
-  return h;
 }
 
 /**
