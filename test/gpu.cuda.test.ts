@@ -146,6 +146,18 @@ describe('copies', () => {
     expect(codeOf(() => deviceAlloc(1, { device: 7 }))).toBe('ERR_PINPOOL_UNAVAILABLE');
   });
 
+  it('copies 0 bytes to and from empty or detached memory (UBSan: memcpy from null; found by the fuzzer)', async () => {
+    const dev = deviceAlloc(64);
+    const detached = new ArrayBuffer(8);
+    const view = new Uint8Array(detached);
+    structuredClone(detached, { transfer: [detached] });
+    for (const host of [new ArrayBuffer(0), new Uint8Array(0), Buffer.alloc(0), detached, view]) {
+      await copy(dev, host, { bytes: 0 });
+      await copy(host, dev, { bytes: 0 });
+    }
+    dev.free();
+  });
+
   it('a buffer transferred with a copy in flight keeps its lease: the adopter frees it, and it waits for the copy', async () => {
     const dev = deviceAlloc(64);
     const host = h.alloc(64);

@@ -113,7 +113,7 @@ int unstage(napi_env env, Op* op) {
       !host_memory(env, destination, &m) || op->destination_offset > m.length ||
       op->bytes > m.length - op->destination_offset)
     return kDestinationGone;
-  std::memcpy(m.data + op->destination_offset, op->staging, op->bytes);
+  if (op->bytes) std::memcpy(m.data + op->destination_offset, op->staging, op->bytes);
   return CUDA_SUCCESS;
 }
 
@@ -283,7 +283,9 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
       }
       op->bytes = bytes;
       if (kind == 0) {
-        std::memcpy(op->staging, host, bytes);
+        // An empty or detached source has no data pointer at all: memcpy from null is
+        // undefined even for 0 bytes.
+        if (bytes) std::memcpy(op->staging, host, bytes);
         src = op->staging;
       } else {
         napi_create_reference(env, host_value, 1, &op->destination);
