@@ -10,7 +10,7 @@ import { Handler, type AllocOptions } from './handler.js';
 import { defaultHandler } from './handlers.js';
 import type { HostBuffer } from './host-buffer.js';
 import { beginMeasure, endMeasure, installFrameLookup, ScopeFrame } from './scope-stats.js';
-import { invalid } from './validate.js';
+import { checkBoolean, checkOptions, invalid, isObject } from './validate.js';
 
 const NAME = /^[a-z][a-z0-9_-]{0,62}$/;
 
@@ -27,6 +27,10 @@ export interface MeasureResult<T> {
   peakBytes: number;
 }
 
+function notAController(): PinpoolError {
+  return new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: not a pinpool Controller');
+}
+
 /** A registry of named handlers with a per-async-context current handler. */
 export class Controller {
   readonly #handlers = new Map<string, Handler>();
@@ -41,9 +45,12 @@ export class Controller {
    * controller.register('pinned', pool(pinned()));
    */
   register(name: string, handler: Handler, options?: { replace?: boolean }): void {
+    if (!Controller.is(this)) throw notAController();
     if (typeof name !== 'string' || !NAME.test(name)) throw invalid('handler name', 'a name matching /^[a-z][a-z0-9_-]{0,62}$/', name);
-    if (!(handler instanceof Handler)) throw invalid('handler', 'a pinpool handler', handler);
-    if (this.#handlers.has(name) && options?.replace !== true) {
+    if (!Handler.is(handler)) throw invalid('handler', 'a pinpool handler', handler);
+    const o = checkOptions<{ replace?: boolean }>(options, 'register options');
+    const replace = o.replace === undefined ? false : checkBoolean(o.replace, 'replace');
+    if (this.#handlers.has(name) && !replace) {
       throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: a handler named '${name}' is registered already (pass { replace: true })`);
     }
     this.#handlers.set(name, handler);
@@ -51,20 +58,25 @@ export class Controller {
 
   /** The handler registered under `name`; unknown names throw. */
   get(name: string): Handler {
-    const h = typeof name === 'string' ? this.#handlers.get(name) : undefined;
+    if (!Controller.is(this)) throw notAController();
+    const known = () => this.names().join(', ') || 'none';
+    if (typeof name !== 'string') throw invalid('handler name', `a registered name (known: ${known()})`, name);
+    const h = this.#handlers.get(name);
     if (h === undefined) {
-      throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: no handler is registered as ${JSON.stringify(name)} (known: ${this.names().join(', ') || 'none'})`);
+      throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: no handler is registered as ${JSON.stringify(name)} (known: ${known()})`);
     }
     return h;
   }
 
   /** Registered names, in registration order. */
   names(): string[] {
+    if (!Controller.is(this)) throw notAController();
     return [...this.#handlers.keys()];
   }
 
   /** True when `name` is registered. */
   has(name: string): boolean {
+    if (!Controller.is(this)) throw notAController();
     return this.#handlers.has(name);
   }
 
@@ -73,6 +85,7 @@ export class Controller {
    * scopes use run(), never this.
    */
   setDefault(nameOrHandler: string | Handler): Handler {
+    if (!Controller.is(this)) throw notAController();
     const next = this.#resolve(nameOrHandler);
     const previous = this.defaultHandler();
     this.#default = next;
@@ -81,11 +94,13 @@ export class Controller {
 
   /** The handler used outside every scope (the default chain until setDefault()). */
   defaultHandler(): Handler {
+    if (!Controller.is(this)) throw notAController();
     return (this.#default ??= defaultHandler());
   }
 
   /** The handler of the current async context. */
   current(): Handler {
+    if (!Controller.is(this)) throw notAController();
     return this.#storage.getStore() ?? this.defaultHandler();
   }
 
@@ -97,7 +112,8 @@ export class Controller {
    * await controller.run('pinned', async () => { using b = alloc(4096); ... });
    */
   run<A extends unknown[], R>(nameOrHandler: string | Handler, fn: (...args: A) => R, ...args: A): R {
-    const handler = nameOrHandler instanceof Handler ? nameOrHandler : this.#resolve(nameOrHandler);
+    if (!Controller.is(this)) throw notAController();
+    const handler = Handler.is(nameOrHandler) ? nameOrHandler : this.#resolve(nameOrHandler);
     if (typeof fn !== 'function') throw invalid('fn', 'a function', fn);
     // Without arguments, skip the spread: run() is on every request's path.
     return args.length === 0 ? this.#storage.run(handler, fn as () => R) : this.#storage.run(handler, fn, ...args);
@@ -137,11 +153,17 @@ export class Controller {
 
   /** Allocates from the current handler: `current().alloc(bytes, options)`. */
   alloc(bytes: number, options?: AllocOptions): HostBuffer {
+    if (!Controller.is(this)) throw notAController();
     return this.current().alloc(bytes, options);
   }
 
+  /** @internal True for a Controller (a brand check: no getter or Proxy trap runs). */
+  static is(value: unknown): value is Controller {
+    return isObject(value) && #handlers in value;
+  }
+
   #resolve(nameOrHandler: string | Handler): Handler {
-    if (nameOrHandler instanceof Handler) return nameOrHandler;
+    if (Handler.is(nameOrHandler)) return nameOrHandler;
     if (typeof nameOrHandler === 'string') return this.get(nameOrHandler);
     throw invalid('handler', 'a registered name or a pinpool handler', nameOrHandler);
   }

@@ -15,7 +15,7 @@ import { types } from 'node:util';
 
 import { HostBuffer, type HostBlock } from './host-buffer.js';
 import { binding, constants, type HostMemory, type NativeRegistration, type NativeStream } from './native.js';
-import { checkBoolean, checkBytes, checkDevice, checkOptions, invalid } from './validate.js';
+import { checkBoolean, checkBytes, checkDevice, checkOptions, invalid, isObject } from './validate.js';
 
 const deviceRegistry = new FinalizationRegistry<number>((address) => {
   // Collected without free(): give the memory back, outside the collector's callback.
@@ -47,23 +47,27 @@ export class DeviceBuffer {
   }
 
   get byteLength(): number {
+    if (!DeviceBuffer.is(this)) throw invalid('this', 'a DeviceBuffer', this);
     return this.#byteLength;
   }
   get device(): number {
+    if (!DeviceBuffer.is(this)) throw invalid('this', 'a DeviceBuffer', this);
     return this.#device;
   }
   /** The device address, for native code and kernels. */
   get address(): bigint {
+    if (!DeviceBuffer.is(this)) throw invalid('this', 'a DeviceBuffer', this);
     if (this.#released) throw released('DeviceBuffer');
     return BigInt(this.#address);
   }
   get released(): boolean {
+    if (!DeviceBuffer.is(this)) throw invalid('this', 'a DeviceBuffer', this);
     return this.#released;
   }
 
   /** Frees the device memory (after any operation in flight on it has finished). */
   free(): void {
-    if (!(#released in this)) throw invalid('this', 'a DeviceBuffer', this);
+    if (!DeviceBuffer.is(this)) throw invalid('this', 'a DeviceBuffer', this);
     if (this.#released) throw new PinpoolError(ErrorCode.DOUBLE_FREE, 'pinpool: this DeviceBuffer was already freed');
     this.#released = true;
     deviceRegistry.unregister(this);
@@ -72,17 +76,18 @@ export class DeviceBuffer {
   }
 
   [Symbol.dispose](): void {
+    if (!DeviceBuffer.is(this)) throw invalid('this', 'a DeviceBuffer', this);
     if (!this.#released) this.free();
   }
 
   /** @internal True for a DeviceBuffer (a brand check: no getter or Proxy trap runs). */
   static is(value: unknown): value is DeviceBuffer {
-    return typeof value === 'object' && value !== null && #released in value;
+    return isObject(value) && #released in value;
   }
 
   /** @internal */
   static use(d: DeviceBuffer): { address: number; byteLength: number; device: number; end(): void } {
-    if (!(#released in d)) throw invalid('buffer', 'a DeviceBuffer', d);
+    if (!DeviceBuffer.is(d)) throw invalid('buffer', 'a DeviceBuffer', d);
     if (d.#released) throw released('DeviceBuffer');
     d.#inflight++;
     return {
@@ -124,7 +129,7 @@ export class Stream {
 
   /** @internal The native stream of `value`, checked (no getter or Proxy trap runs). */
   static handleOf(value: unknown): NativeStream {
-    if (typeof value !== 'object' || value === null || !(#handle in value)) throw invalid('stream', 'a Stream from createStream()', value);
+    if (!isObject(value) || !(#handle in value)) throw invalid('stream', 'a Stream from createStream()', value);
     return value.#handle;
   }
 }
@@ -218,6 +223,10 @@ export function copy(dst: DeviceBuffer | HostBuffer | PageableMemory, src: Devic
     if (bytes < 0) throw invalid('srcOffset', 'within the source', o.srcOffset);
     if (s.where === 'device' && o.srcOffset + bytes > s.byteLength) throw invalid('srcOffset + bytes', `at most the source's ${s.byteLength} bytes`, o.srcOffset + bytes);
     if (d.where === 'device' && o.dstOffset + bytes > d.byteLength) throw invalid('dstOffset + bytes', `at most the destination's ${d.byteLength} bytes`, o.dstOffset + bytes);
+    // CUDA's copies may not overlap (the result is undefined): only one buffer with itself can.
+    if (s.where === 'device' && d.where === 'device' && s.address === d.address && bytes > 0 && o.srcOffset < o.dstOffset + bytes && o.dstOffset < o.srcOffset + bytes) {
+      throw invalid('dstOffset', `a range that does not overlap the source's [${o.srcOffset}, ${o.srcOffset + bytes}) in the same DeviceBuffer`, o.dstOffset);
+    }
     const at = (x: Side) => (x.where === 'device' ? x.address : x.memory);
     return binding.copy(kind, device, at(d), at(s), bytes, o.dstOffset, o.srcOffset, o.stream).finally(release);
   } catch (err) {
@@ -303,15 +312,17 @@ export class Registration {
 
   /** The registered memory, as given to register(). */
   get memory(): PageableMemory {
+    if (!Registration.#owns(this)) throw invalid('this', 'a Registration', this);
     return this.#memory;
   }
   get registered(): boolean {
+    if (!Registration.#owns(this)) throw invalid('this', 'a Registration', this);
     return this.#registered;
   }
 
   /** Ends the registration (cuMemHostUnregister). A second call is ERR_PINPOOL_DOUBLE_FREE. */
   unregister(): void {
-    if (!(#registered in this)) throw invalid('this', 'a Registration', this);
+    if (!Registration.#owns(this)) throw invalid('this', 'a Registration', this);
     if (!this.#registered) throw new PinpoolError(ErrorCode.DOUBLE_FREE, 'pinpool: already unregistered');
     this.#registered = false;
     registrations.unregister(this);
@@ -319,7 +330,13 @@ export class Registration {
   }
 
   [Symbol.dispose](): void {
+    if (!Registration.#owns(this)) throw invalid('this', 'a Registration', this);
     if (this.#registered) this.unregister();
+  }
+
+  /** A brand check that a primitive `this` cannot make throw, and no getter or trap runs. */
+  static #owns(value: unknown): value is Registration {
+    return isObject(value) && #registered in value;
   }
 }
 

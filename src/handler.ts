@@ -8,11 +8,11 @@ import { binding, constants, type NativeHandle } from './native.js';
 import { currentFrame } from './scope-stats.js';
 import { readStats, type HandlerStats } from './stats.js';
 import { allocChannel, fallbackChannel, type AllocMessage, type FallbackMessage } from './tracing.js';
-import { checkAlignment, checkBoolean, checkBytes, checkOptions } from './validate.js';
+import { checkAlignment, checkBoolean, checkBytes, checkOptions, isObject } from './validate.js';
 
 /** Alignment of a block when none is asked for, in bytes (a cache line). */
 export const DEFAULT_ALIGNMENT = 64;
-const { slabMaxBlock, poolBlockAlignment, slots } = constants;
+const { slots, views } = constants;
 
 export interface AllocOptions {
   /** A power of two from 1 to 2**30, in bytes. Default 64. */
@@ -41,6 +41,17 @@ function notAHandler(): PinpoolError {
 }
 
 const scratch = binding.scratch();
+
+/**
+ * This thread's wrapper of each native handler, by id: whether a factory, attach() or adopt()
+ * made it, one native handler has one wrapper per thread, so that its slab views, its trim()
+ * and a mapped file's one block belong to one object.
+ */
+const wrappers = new Map<number, WeakRef<Handler>>();
+const forget = new FinalizationRegistry<number>((id) => {
+  if (wrappers.get(id)?.deref() === undefined) wrappers.delete(id);
+});
+
 let hopsTraced = false; // this thread's native hop log is on
 
 /**
@@ -58,6 +69,8 @@ export class Handler {
   // Private, so no other value can be put in its place (the native side checks its type tag).
   readonly #handle: NativeHandle;
   readonly #slabs: Map<number, SlabView> | undefined;
+  // A file-mapping handler (mapFile) serves its one block once; this wrapper has asked for it.
+  #fileMapped: boolean | undefined;
 
   /** @internal Use the factories: pinned(), pool(), ... */
   constructor(handle: NativeHandle, upstreams: readonly Handler[] = [], slabViews = false) {
@@ -70,6 +83,17 @@ export class Handler {
     this.kind = d.kind;
     this.upstreams = Object.freeze([...upstreams]);
     this.#slabs = slabViews ? new Map() : undefined;
+    this.#fileMapped = d.kind === 'file' ? false : undefined;
+    if (wrappers.get(this.id)?.deref() === undefined) {
+      wrappers.set(this.id, new WeakRef(this));
+      forget.register(this, this.id);
+    }
+  }
+
+  /** @internal The native handler, for pinpool's own modules. */
+  get handle(): NativeHandle {
+    if (!Handler.is(this)) throw notAHandler();
+    return this.#handle;
   }
 
   /**
@@ -78,14 +102,8 @@ export class Handler {
    * @example
    * const buf = handler.alloc(4096, { alignment: 4096, zero: true });
    */
-  /** @internal The native handler, for pinpool's own modules. */
-  get handle(): NativeHandle {
-    if (!(#handle in this)) throw notAHandler();
-    return this.#handle;
-  }
-
   alloc(bytes: number, options?: AllocOptions): HostBuffer {
-    if (!(#handle in this)) throw notAHandler();
+    if (!Handler.is(this)) throw notAHandler();
     if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) checkBytes(bytes);
     let alignment = DEFAULT_ALIGNMENT;
     let zero = false;
@@ -94,16 +112,22 @@ export class Handler {
       if (o.alignment !== undefined) alignment = checkAlignment(o.alignment);
       if (o.zero !== undefined) zero = checkBoolean(o.zero, 'zero');
     }
-    const slabs = this.#slabs;
-    const viewable = slabs !== undefined && bytes > 0 && bytes <= slabMaxBlock && alignment <= poolBlockAlignment;
+    if (this.#fileMapped !== undefined) {
+      // Natively a second allocation is refused too, but counted as a failure: bad input must
+      // change no statistics.
+      if (this.#fileMapped) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: ${this.name} maps its file once; call mapFile() again for another buffer`);
+      this.#fileMapped = true;
+    }
     if (fallbackChannel.hasSubscribers !== hopsTraced) binding.traceHops((hopsTraced = !hopsTraced));
-    const ab = binding.alloc(this.#handle, bytes, alignment, !viewable);
+    // A slabViews pool views the block through its slab when the pool carved it from one (only
+    // the pool knows: large and passed-through blocks are not); otherwise it gets a buffer.
+    const ab = binding.alloc(this.#handle, bytes, alignment, this.#slabs === undefined ? views.buffer : views.slabOrBuffer);
     if (hopsTraced) this.#publishHops(bytes);
     if (ab === null) throw binding.takeError();
     const address = scratch[slots.address]!;
     const servedBy = scratch[slots.servedBy]!;
     let slab: SlabView | undefined;
-    if (viewable) slab = this.#slabOf(scratch[slots.region]!, scratch[slots.regionBytes]!);
+    if (ab === undefined) slab = this.#slabOf(scratch[slots.region]!, scratch[slots.regionBytes]!);
     const frame = currentFrame();
     const buf = makeHostBuffer(this, ab ?? undefined, scratch[slots.liveSlot]!, address, bytes, alignment, servedBy, slab, frame);
     if (zero) buf.bytes.fill(0);
@@ -115,7 +139,7 @@ export class Handler {
 
   /** Statistics of this handler, read now (see HandlerStats). */
   stats(): HandlerStats {
-    if (!(#handle in this)) throw notAHandler();
+    if (!Handler.is(this)) throw notAHandler();
     return readStats(this.#handle);
   }
 
@@ -124,7 +148,7 @@ export class Handler {
    * released.
    */
   trim(): number {
-    if (!(#handle in this)) throw notAHandler();
+    if (!Handler.is(this)) throw notAHandler();
     if (this.#slabs !== undefined) {
       // A slab can go back only once no thread views it: drop our views of idle slabs first.
       for (const [region, slab] of this.#slabs) {
@@ -142,10 +166,26 @@ export class Handler {
    * (same pool, same statistics). Keep this handler alive until the token is attached.
    */
   share(): HandlerToken {
-    if (!(#handle in this)) throw notAHandler();
+    if (!Handler.is(this)) throw notAHandler();
     const [secret, process] = binding.secret(this.#handle);
     const token: HandlerToken = { pinpool: 'handler', version: 2, id: this.id, secret, process };
     return Object.freeze(this.#slabs === undefined ? token : { ...token, slabViews: true });
+  }
+
+  /**
+   * @internal True for a Handler made by pinpool. A brand check: no getter or Proxy trap runs,
+   * and an object made from Handler.prototype is not one.
+   */
+  static is(value: unknown): value is Handler {
+    return isObject(value) && #handle in value;
+  }
+
+  /**
+   * @internal True for the handler of a mapped file (mapFile), which serves its one block, once:
+   * it can be no adaptor's upstream and replay no trace.
+   */
+  static mapsFile(h: Handler): boolean {
+    return h.#fileMapped !== undefined;
   }
 
   #publishHops(bytes: number): void {
@@ -165,4 +205,13 @@ export class Handler {
     }
     return slab;
   }
+}
+
+/**
+ * This thread's wrapper of the native handler behind `handle` (whose id is `id`), made with
+ * `slabViews` if this thread has none yet. For attach() and adopt(); not exported from the
+ * package, so no code can reach a handler by guessing its id.
+ */
+export function wrapperOf(handle: NativeHandle, id: number, slabViews = false): Handler {
+  return wrappers.get(id)?.deref() ?? new Handler(handle, [], slabViews);
 }

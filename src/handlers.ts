@@ -67,7 +67,8 @@ function checkRatio(value: unknown): number {
 }
 
 function checkHandler(value: unknown, name: string): Handler {
-  if (!(value instanceof Handler)) throw invalid(name, 'a pinpool handler', value);
+  if (!Handler.is(value)) throw invalid(name, 'a pinpool handler', value);
+  if (Handler.mapsFile(value)) throw invalid(name, "a handler that can serve more than one block (not a mapped file's)", value.name);
   return value;
 }
 

@@ -8,6 +8,7 @@ import { leafOf } from './leaves.js';
 import { binding, type NativeHandle, type RegionPin } from './native.js';
 import type { ScopeFrame } from './scope-stats.js';
 import { freeChannel, type FreeMessage } from './tracing.js';
+import { isObject } from './validate.js';
 
 /** The part of a handler a buffer needs; implemented by Handler. */
 export interface BufferOwner {
@@ -113,51 +114,51 @@ export class HostBuffer implements Trackable {
 
   /** The memory, as bytes. Throws ERR_PINPOOL_RELEASED after free(). */
   get bytes(): Uint8Array {
-    if (!(#released in this)) throw wrongReceiver();
+    if (!HostBuffer.#owns(this)) throw wrongReceiver();
     if (this.#released) throw released();
     return this.#bytes;
   }
 
   /** Size in bytes, as asked for. */
   get byteLength(): number {
-    if (!(#released in this)) throw wrongReceiver();
+    if (!HostBuffer.#owns(this)) throw wrongReceiver();
     return this.#byteLength;
   }
 
   /** The alignment the block was allocated with, in bytes. */
   get alignment(): number {
-    if (!(#released in this)) throw wrongReceiver();
+    if (!HostBuffer.#owns(this)) throw wrongReceiver();
     return this.#alignment;
   }
 
   /** The host address of the block (for handing to native code). */
   get address(): bigint {
-    if (!(#released in this)) throw wrongReceiver();
+    if (!HostBuffer.#owns(this)) throw wrongReceiver();
     if (this.#released) throw released();
     return BigInt(this.#address);
   }
 
   /** The handler that allocated the block; memory goes back through it only. */
   get handler(): BufferOwner {
-    if (!(#released in this)) throw wrongReceiver();
+    if (!HostBuffer.#owns(this)) throw wrongReceiver();
     return this.#owner;
   }
 
   /** Name of the leaf handler whose memory this is ('pinned', 'locked', 'pageable' ...). */
   get servedBy(): string {
-    if (!(#released in this)) throw wrongReceiver();
+    if (!HostBuffer.#owns(this)) throw wrongReceiver();
     return leafOf(this.#servedBy).name;
   }
 
   /** Kind of that leaf: 'pinned', 'managed', 'locked' or 'pageable'. */
   get kind(): string {
-    if (!(#released in this)) throw wrongReceiver();
+    if (!HostBuffer.#owns(this)) throw wrongReceiver();
     return leafOf(this.#servedBy).kind;
   }
 
   /** True once the buffer was freed or transferred. */
   get released(): boolean {
-    if (!(#released in this)) throw wrongReceiver();
+    if (!HostBuffer.#owns(this)) throw wrongReceiver();
     return this.#released;
   }
 
@@ -166,7 +167,7 @@ export class HostBuffer implements Trackable {
    * ERR_PINPOOL_DOUBLE_FREE.
    */
   free(): void {
-    if (!(#released in this)) throw wrongReceiver();
+    if (!HostBuffer.#owns(this)) throw wrongReceiver();
     if (this.#released) {
       throw new PinpoolError(ErrorCode.DOUBLE_FREE, 'pinpool: this HostBuffer was already freed');
     }
@@ -182,7 +183,7 @@ export class HostBuffer implements Trackable {
 
   /** `using buf = handler.alloc(n)` frees at the end of the scope; a released buffer is left alone. */
   [Symbol.dispose](): void {
-    if (!(#released in this)) throw wrongReceiver();
+    if (!HostBuffer.#owns(this)) throw wrongReceiver();
     if (!this.#released) this.free();
   }
 
@@ -192,7 +193,7 @@ export class HostBuffer implements Trackable {
    * HostBuffer over the same memory. Adopt each token once; an unadopted token keeps its memory.
    */
   transfer(): BufferToken {
-    if (!(#released in this)) throw wrongReceiver();
+    if (!HostBuffer.#owns(this)) throw wrongReceiver();
     if (this.#released) throw released();
     const [id, process] = binding.transfer(this.#handle, this.#buffer, this.#slot, this.#address);
     this.#release();
@@ -220,9 +221,14 @@ export class HostBuffer implements Trackable {
    * HostBuffer at all. A brand check: no getter or Proxy trap of `value` runs.
    */
   static blockOf(value: unknown): HostBlock | undefined {
-    if (typeof value !== 'object' || value === null || !(#released in value)) return undefined;
+    if (!HostBuffer.#owns(value)) return undefined;
     if (value.#released) throw released();
     return { memory: value.#bytes, byteLength: value.#byteLength, kind: leafOf(value.#servedBy).kind };
+  }
+
+  /** A brand check that a primitive `this` cannot make throw, and no getter or trap runs. */
+  static #owns(value: unknown): value is HostBuffer {
+    return isObject(value) && #released in value;
   }
 
   #release(): void {

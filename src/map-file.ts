@@ -53,7 +53,7 @@ export function mapFile(file: string, options?: MapFileOptions): HostBuffer {
   const device = o.device === undefined ? 0 : checkDevice(o.device);
   const copy = o.copy === undefined ? false : checkBoolean(o.copy, 'copy');
   if (o.handler !== undefined && !copy) throw invalid('handler', 'given only with { copy: true }', o.handler);
-  if (o.handler !== undefined && !(o.handler instanceof Handler)) throw invalid('handler', 'a pinpool handler', o.handler);
+  if (o.handler !== undefined && !Handler.is(o.handler)) throw invalid('handler', 'a pinpool handler', o.handler);
   if (copy && writable) throw invalid('writable', 'false with { copy: true } (a copy never reaches the file)', writable);
   if (copy && register) throw invalid('register', 'false with { copy: true } (copy into a pinned handler instead)', register);
   const [fd, size] = open(file, writable);

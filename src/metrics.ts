@@ -7,11 +7,12 @@
 import { createRequire } from 'node:module';
 import type * as Prom from 'prom-client';
 
-import { controller as processController, type Controller } from './controller.js';
+import { Controller, controller as processController } from './controller.js';
+import { ErrorCode, PinpoolError } from './errors.js';
 import type { Handler } from './handler.js';
 import { info } from './info.js';
 import type { HandlerStats } from './stats.js';
-import { checkOptions, invalid } from './validate.js';
+import { checkOptions, invalid, isObject } from './validate.js';
 
 export interface MetricsOptions {
   /** Where to register. Default: a new Registry. */
@@ -78,8 +79,37 @@ function promClient(): typeof Prom {
   try {
     return createRequire(__filename)('prom-client') as typeof Prom;
   } catch {
-    throw new Error("pinpool: collectMetrics() needs prom-client; install it with 'npm install prom-client'");
+    throw new PinpoolError(ErrorCode.UNAVAILABLE, "pinpool: collectMetrics() needs prom-client; install it with 'npm install prom-client'");
   }
+}
+
+/** What collectMetrics() uses of a registry: prom-client's Registry, or one like it. */
+function checkRegistry(value: unknown): Prom.Registry<Prom.RegistryContentType> {
+  const expected = 'a prom-client Registry';
+  if (!isObject(value)) throw invalid('registry', expected, value);
+  try {
+    const r = value as Record<string, unknown>;
+    if (typeof r.registerMetric === 'function' && typeof r.getSingleMetric === 'function' && typeof r.setDefaultLabels === 'function') {
+      return value as Prom.Registry<Prom.RegistryContentType>;
+    }
+  } catch {
+    // a getter or Proxy trap that throws: not a registry
+  }
+  throw invalid('registry', expected, value);
+}
+
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+/** Default labels, copied into a plain object of strings (prom-client keeps what it is given). */
+function checkLabels(value: unknown): Record<string, string> {
+  const o = checkOptions<Record<string, unknown>>(value, 'labels');
+  const labels: Record<string, string> = {};
+  for (const [name, label] of Object.entries(o)) {
+    if (!LABEL_NAME.test(name) || name.startsWith('__')) throw invalid('labels', 'Prometheus label names (not starting with __)', name);
+    if (typeof label !== 'string') throw invalid(`labels.${name}`, 'a string', label);
+    labels[name] = label;
+  }
+  return labels;
 }
 
 /**
@@ -92,13 +122,15 @@ function promClient(): typeof Prom {
  */
 export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType> = Prom.Registry>(options?: MetricsOptions & { registry?: R }): R {
   const o = checkOptions<MetricsOptions>(options, 'metrics options');
-  const prom = promClient();
-  const registry = (o.registry ?? new prom.Registry()) as R;
-  if (installed.has(registry)) return registry;
+  // Everything is checked before the registry is touched: a refused call registers nothing.
   const prefix = o.prefix ?? 'pinpool_';
   if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) throw invalid('prefix', 'a Prometheus metric name prefix', prefix);
+  const labels = o.labels === undefined ? undefined : checkLabels(o.labels);
+  if (o.controller !== undefined && !Controller.is(o.controller)) throw invalid('controller', 'a pinpool Controller', o.controller);
   const c = o.controller ?? processController;
-  if (o.labels !== undefined) registry.setDefaultLabels(o.labels);
+  const prom = promClient();
+  const registry = (o.registry === undefined ? new prom.Registry() : checkRegistry(o.registry)) as R;
+  if (installed.has(registry)) return registry;
 
   // One snapshot per scrape. A scrape calls every metric's collect() in registration order, all
   // in one tick: the first metric takes a fresh snapshot and the rest reuse it; a metric read
@@ -119,8 +151,9 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
   };
 
   type Series = { labels: Record<string, string>; value: number };
+  const metrics: SnapshotMetric[] = [];
   const define = (name: string, help: string, type: 'counter' | 'gauge', series: () => Series[], aggregator: Prom.Aggregator = 'sum', fresh = false) => {
-    registry.registerMetric(new SnapshotMetric(prefix + name, help, type, aggregator, () => series(), fresh, read) as unknown as Prom.Metric);
+    metrics.push(new SnapshotMetric(prefix + name, help, type, aggregator, () => series(), fresh, read));
   };
   const perHandler = (name: string, help: string, type: 'counter' | 'gauge', value: (r: Row) => number, kind?: string, aggregator?: Prom.Aggregator, fresh = false) =>
     define(
@@ -171,6 +204,11 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
   const i = info();
   define('cuda_devices', 'CUDA devices visible to this process (0 without a driver).', 'gauge', () => [{ labels: {}, value: i.cuda.devices.length }], 'first');
   define('info', 'pinpool version and whether CUDA is available; the value is always 1.', 'gauge', () => [{ labels: { version: i.version, cuda: String(i.cuda.available), napi_version: String(i.napiVersion) }, value: 1 }], 'first');
+  for (const m of metrics) {
+    if (registry.getSingleMetric(m.name) !== undefined) throw invalid('registry', `a registry without a metric named ${m.name}`, registry);
+  }
+  if (labels !== undefined) registry.setDefaultLabels(labels);
+  for (const m of metrics) registry.registerMetric(m as unknown as Prom.Metric);
   installed.add(registry);
   return registry;
 }

@@ -11,7 +11,7 @@ export interface NativeBinding {
   setErrorClass(errorClass: new (code: string, message: string) => Error): void;
   createHandler(kind: string, options: object): NativeHandle;
   constants(): NativeConstants;
-  alloc(handle: NativeHandle, bytes: number, alignment: number, makeBuffer: boolean): ArrayBuffer | undefined | null;
+  alloc(handle: NativeHandle, bytes: number, alignment: number, view: number): ArrayBuffer | undefined | null;
   takeError(): Error;
   free(handle: NativeHandle, buffer: ArrayBuffer | undefined, slot: number, address: number, byGc: boolean): void;
   trim(handle: NativeHandle): number;
@@ -78,6 +78,10 @@ export interface NativeConstants {
   poolBlockAlignment: number;
   /** cuMemAdvise values by name. */
   advice: Record<'readMostly' | 'unsetReadMostly' | 'preferredLocation' | 'unsetPreferredLocation' | 'accessedBy' | 'unsetAccessedBy', number>;
+  /** What alloc() gives JavaScript to reach a block: nothing (a replay measures the allocator
+   * alone), an ArrayBuffer, or nothing when the block lies in a slab of the pool called (the
+   * slab is viewed) and an ArrayBuffer otherwise. */
+  views: { none: number; buffer: number; slabOrBuffer: number };
   /** cuMemHostRegister flags. */
   registerFlags: { portable: number; mapped: number };
 }

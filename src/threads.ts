@@ -3,10 +3,10 @@
  * to another thread (adopt). Tokens are small frozen objects that postMessage carries.
  */
 import { ErrorCode, PinpoolError } from './errors.js';
-import { Handler, type HandlerToken } from './handler.js';
+import { wrapperOf, type Handler, type HandlerToken } from './handler.js';
 import { makeHostBuffer, type BufferToken, type HostBuffer } from './host-buffer.js';
-import { binding, constants, type NativeHandle } from './native.js';
-import { invalid } from './validate.js';
+import { binding, constants } from './native.js';
+import { invalid, isArray } from './validate.js';
 
 const scratch = binding.scratch();
 
@@ -15,7 +15,7 @@ const HEX = /^[0-9a-f]+$/;
 /** Reads a token's fields once; anything but a token of this version is INVALID_ARGUMENT. */
 function readToken(token: unknown, kind: 'handler' | 'buffer'): { id: number | string; secret: string; process: string; slabViews: boolean } {
   const expected = `a token from ${kind === 'handler' ? 'handler.share()' : 'buf.transfer()'}`;
-  if (token === null || typeof token !== 'object' || Array.isArray(token)) throw invalid('token', expected, token);
+  if (token === null || typeof token !== 'object' || isArray(token)) throw invalid('token', expected, token);
   let t: { pinpool?: unknown; version?: unknown; id?: unknown; secret?: unknown; process?: unknown; slabViews?: unknown };
   try {
     t = { ...token };
@@ -28,17 +28,6 @@ function readToken(token: unknown, kind: 'handler' | 'buffer'): { id: number | s
     throw invalid('token', expected, token);
   }
   return { id: t.id as number | string, secret: (t.secret as string | undefined) ?? '', process: t.process as string, slabViews: t.slabViews === true };
-}
-
-/** This thread's wrappers by native id, so one native handler has one wrapper per thread. */
-const wrappers = new Map<number, WeakRef<Handler>>();
-
-function wrapperOf(handle: NativeHandle, id: number, slabViews = false): Handler {
-  const existing = wrappers.get(id)?.deref();
-  if (existing !== undefined) return existing;
-  const h = new Handler(handle, [], slabViews);
-  wrappers.set(id, new WeakRef(h));
-  return h;
 }
 
 /**

@@ -10,7 +10,7 @@ import { ErrorCode, PinpoolError, type PinpoolErrorDetails } from './errors.js';
 import { Handler } from './handler.js';
 import { binding, constants } from './native.js';
 import type { AllocMessage, FreeMessage } from './tracing.js';
-import { checkAlignment, checkBytes, checkOptions, invalid } from './validate.js';
+import { checkAlignment, checkBytes, checkOptions, invalid, isArray, readValue } from './validate.js';
 
 /** One step of a trace: block `id` is allocated or freed. */
 export type TraceEvent = { op: 'alloc'; id: number; bytes: number; alignment: number } | { op: 'free'; id: number };
@@ -80,28 +80,39 @@ function poolsOf(h: Handler): Handler[] {
 }
 
 /**
- * Checks every event before anything is allocated, so that a bad trace is refused with the
- * chain untouched: each event an object with an integer id, allocations with a valid size and
- * alignment and an id not live already (a second block under a live id could never be freed).
+ * Reads the trace once, into plain events, and checks every event before anything is
+ * allocated, so that a bad trace is refused with the chain untouched and no getter or Proxy
+ * trap of the caller's runs during the replay: each event an object with an integer id,
+ * allocations with a valid size and alignment and an id not live already (a second block under
+ * a live id could never be freed).
  */
-function checkTrace(trace: readonly unknown[]): void {
+function readTrace(trace: unknown): TraceEvent[] {
+  if (!isArray(trace)) throw invalid('trace', 'an array of trace events', trace);
+  const source = trace as readonly unknown[];
+  const length = readValue(() => source.length, 'trace');
+  const events: TraceEvent[] = [];
   const live = new Set<number>();
-  for (let i = 0; i < trace.length; i++) {
-    const e = trace[i] as { op?: unknown; id?: unknown; bytes?: unknown; alignment?: unknown } | null;
+  for (let i = 0; i < length; i++) {
     const at = `trace[${i}]`;
+    const e = readValue(() => source[i], at);
     if (e === null || typeof e !== 'object') throw invalid(at, 'a trace event', e);
-    if (typeof e.id !== 'number' || !Number.isSafeInteger(e.id)) throw invalid(`${at}.id`, 'an integer', e.id);
-    if (e.op === 'alloc') {
-      checkBytes(e.bytes, `${at}.bytes`);
-      if (!isAlignment(e.alignment)) throw invalid(`${at}.alignment`, 'a power of two from 1 to 2**30', e.alignment);
-      if (live.has(e.id)) throw invalid(`${at}.id`, 'an id not live already (it was allocated and not freed)', e.id);
-      live.add(e.id);
-    } else if (e.op === 'free') {
-      live.delete(e.id);
+    const { op, id } = readValue(() => ({ op: (e as { op?: unknown }).op, id: (e as { id?: unknown }).id }), at);
+    if (typeof id !== 'number' || !Number.isSafeInteger(id)) throw invalid(`${at}.id`, 'an integer', id);
+    if (op === 'alloc') {
+      const { bytes, alignment } = readValue(() => ({ bytes: (e as { bytes?: unknown }).bytes, alignment: (e as { alignment?: unknown }).alignment }), at);
+      checkBytes(bytes, `${at}.bytes`);
+      if (!isAlignment(alignment)) throw invalid(`${at}.alignment`, 'a power of two from 1 to 2**30', alignment);
+      if (live.has(id)) throw invalid(`${at}.id`, 'an id not live already (it was allocated and not freed)', id);
+      live.add(id);
+      events.push({ op, id, bytes: bytes as number, alignment: alignment as number });
+    } else if (op === 'free') {
+      live.delete(id);
+      events.push({ op, id });
     } else {
-      throw invalid(`${at}.op`, "'alloc' or 'free'", e.op);
+      throw invalid(`${at}.op`, "'alloc' or 'free'", op);
     }
   }
+  return events;
 }
 
 function isAlignment(value: unknown): boolean {
@@ -133,13 +144,13 @@ function refusal(error: PinpoolError, handler: Handler, index: number, bytes: nu
  * console.log(`held ${r.overhead.toFixed(2)}x what was in use`);
  */
 export function replayTrace(trace: readonly TraceEvent[], handler: Handler): ReplayResult {
-  if (!Array.isArray(trace)) throw invalid('trace', 'an array of trace events', trace);
-  if (!(handler instanceof Handler)) throw invalid('handler', 'a pinpool handler', handler);
-  checkTrace(trace);
+  if (!Handler.is(handler)) throw invalid('handler', 'a pinpool handler', handler);
+  const events = readTrace(trace);
   // Blocks are taken straight from the native chain, with no ArrayBuffer over them: a replay
   // measures the allocator, and V8 would otherwise collect garbage for every large buffer.
   const scratch = binding.scratch();
   const leaves = leavesOf(handler);
+  if (leaves.some((l) => Handler.mapsFile(l))) throw invalid('handler', "a chain that can serve more than one block (not a mapped file's)", handler.name);
   const pools = poolsOf(handler);
   const held = () => leaves.reduce((sum, l) => sum + l.stats().bytes.current, 0);
   const upstreamBefore = pools.reduce((sum, p) => sum + p.stats().upstreamAllocs, 0);
@@ -153,10 +164,10 @@ export function replayTrace(trace: readonly TraceEvent[], handler: Handler): Rep
   let seconds = 0;
   const start = process.hrtime.bigint();
   try {
-    for (let i = 0; i < trace.length; i++) {
-      const e = trace[i]!;
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i]!;
       if (e.op === 'alloc') {
-        if (binding.alloc(handler.handle, e.bytes, e.alignment, false) === null) {
+        if (binding.alloc(handler.handle, e.bytes, e.alignment, constants.views.none) === null) {
           const error = binding.takeError() as PinpoolError;
           if (error.code !== ErrorCode.OUT_OF_MEMORY) throw refusal(error, handler, i, e.bytes);
           failures++;

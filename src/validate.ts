@@ -7,12 +7,30 @@ import { ErrorCode, PinpoolError } from './errors.js';
 /** Largest alignment accepted, in bytes (1 GiB). */
 export const MAX_ALIGNMENT = 2 ** 30;
 
+/**
+ * Array.isArray, except that a revoked Proxy, which makes Array.isArray throw a TypeError, is
+ * simply not an array.
+ */
+export function isArray(value: unknown): boolean {
+  try {
+    return Array.isArray(value);
+  } catch {
+    return false;
+  }
+}
+
+/** True for anything that can carry a private field (an object or a function). */
+export function isObject(value: unknown): value is object {
+  return (typeof value === 'object' && value !== null) || typeof value === 'function';
+}
+
+/** The value as a message shows it. Runs none of its code: no getter, trap or toString. */
 function describe(value: unknown): string {
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'function' ? 'a function' : 'an object';
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'symbol' || value == null) return String(value);
+  if (typeof value === 'function') return 'a function';
+  return isArray(value) ? 'an array' : 'an object';
 }
 
 /** The one constructor of "invalid argument" errors: what, what was expected, what came. */
@@ -75,12 +93,27 @@ export function checkName(value: unknown, name = 'name'): string {
  */
 export function checkOptions<T extends object>(options: unknown, name: string): Partial<T> {
   if (options === undefined) return {};
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+  if (options === null || typeof options !== 'object' || isArray(options)) {
     throw invalid(name, 'an options object', options);
   }
+  return readValue(() => ({ ...(options as Partial<T>) }), name);
+}
+
+/**
+ * Runs `read`, which reads a caller's value (its getters and Proxy traps may run): whatever
+ * it throws becomes ERR_PINPOOL_INVALID_ARGUMENT, "<name> could not be read".
+ */
+export function readValue<T>(read: () => T, name: string): T {
   try {
-    return { ...(options as Partial<T>) };
+    return read();
   } catch (err) {
-    throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: ${name} could not be read: ${err instanceof Error ? err.message : String(err)}`);
+    let why: string;
+    try {
+      // What was thrown is the caller's too: reading its message may throw again.
+      why = err instanceof Error ? String(err.message) : String(err);
+    } catch {
+      why = 'it threw';
+    }
+    throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: ${name} could not be read: ${why}`);
   }
 }

@@ -173,4 +173,26 @@ describe('pool', () => {
     expect(slab.byteLength).toBe(0); // the view of the slab is detached before the slab goes
     expect(h.stats().reserved.current).toBe(0);
   });
+
+  it('slabViews: a block that is in no slab of the pool gets a buffer of its own (found by the fuzzer)', () => {
+    // Blocks above maxCachedBytes pass straight through; over a pool, the upstream carves them
+    // from a slab of its own, which used to be taken for one of this pool's.
+    for (const upstream of [pageable(), pool(pageable())]) {
+      const h = pool(upstream, { slabViews: true, maxCachedBytes: 5000 });
+      const small = h.alloc(1000); // in a slab of h
+      const through = [4096 * 2, 65536, 65536, 200_000].map((bytes) => h.alloc(bytes));
+      through.forEach((b, i) => {
+        expect(b.bytes.byteOffset).toBe(0);
+        expect(b.bytes.buffer.byteLength).toBe(b.byteLength); // its own buffer, not a slab
+        b.bytes.fill(i + 1);
+      });
+      small.bytes.fill(9);
+      expect(through.every((b, i) => b.bytes.every((x) => x === i + 1))).toBe(true);
+      through.forEach((b) => b.free());
+      small.free();
+      h.trim();
+      expect(h.stats().bytes.current).toBe(0);
+      expect(h.stats().reserved.current).toBe(0);
+    }
+  });
 });

@@ -28,6 +28,28 @@ describe('controller registry', () => {
     expect(() => c.run(42 as never, () => 1)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
   });
 
+  it('names and options that are not what they should be: a PinpoolError, nothing registered (found by the fuzzer)', () => {
+    const c = createController();
+    const h = pageable();
+    c.register('taken', h);
+    const invalid = expect.objectContaining({ name: 'PinpoolError', code: 'ERR_PINPOOL_INVALID_ARGUMENT' });
+    for (const name of [10n, Symbol('name'), { toJSON() { throw new Error('toJSON'); } }]) {
+      expect(() => c.get(name as never)).toThrow(invalid);
+      expect(() => c.run(name as never, () => 1)).toThrow(invalid);
+      expect(() => c.setDefault(name as never)).toThrow(invalid);
+    }
+    expect(() => c.get(10n as never)).toThrow(/handler name must be a registered name \(known: taken\), got 10n/);
+    const other = pageable();
+    const throwing = { get replace(): boolean { throw new Error('getter'); } };
+    const trap = new Proxy({}, { ownKeys() { throw new Error('trap'); } });
+    for (const options of [throwing, trap, 5, { replace: 'yes' }]) {
+      expect(() => c.register('taken', other, options as never)).toThrow(invalid);
+      expect(() => c.register('fresh', other, options as never)).toThrow(invalid);
+    }
+    expect(c.names()).toEqual(['taken']);
+    expect(c.get('taken')).toBe(h);
+  });
+
   it('setDefault returns the previous default; the first default is the default chain', () => {
     const c = createController();
     const first = c.current();

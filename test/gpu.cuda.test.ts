@@ -115,7 +115,7 @@ describe('copies', () => {
     host.free();
   });
 
-  it('refuses bad copies with ERR_PINPOOL_INVALID_ARGUMENT or ERR_PINPOOL_RELEASED', () => {
+  it('refuses bad copies with ERR_PINPOOL_INVALID_ARGUMENT or ERR_PINPOOL_RELEASED', async () => {
     const dev = deviceAlloc(100);
     const host = h.alloc(100);
     const codeOf = (fn: () => unknown) => {
@@ -131,6 +131,12 @@ describe('copies', () => {
     expect(codeOf(() => copy(dev, host, { srcOffset: 50, bytes: 60 }))).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
     expect(codeOf(() => copy(dev, 'nope' as never))).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
     expect(codeOf(() => copy(dev, host, { stream: {} as never }))).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    // Within one DeviceBuffer, ranges that overlap (CUDA leaves the result undefined; found by the fuzzer).
+    expect(codeOf(() => copy(dev, dev))).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    expect(codeOf(() => copy(dev, dev, { bytes: 50, srcOffset: 0, dstOffset: 49 }))).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    expect(codeOf(() => copy(dev, dev, { bytes: 50, srcOffset: 49, dstOffset: 0 }))).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    await copy(dev, dev, { bytes: 50, srcOffset: 50, dstOffset: 0 }); // next to each other: fine
+    await copy(dev, dev, { bytes: 0, srcOffset: 10, dstOffset: 10 });
     host.free();
     expect(codeOf(() => copy(dev, host))).toBe('ERR_PINPOOL_RELEASED');
     dev.free();
@@ -138,6 +144,18 @@ describe('copies', () => {
     expect(codeOf(() => dev.free())).toBe('ERR_PINPOOL_DOUBLE_FREE');
     expect(codeOf(() => deviceAlloc(-1))).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
     expect(codeOf(() => deviceAlloc(1, { device: 7 }))).toBe('ERR_PINPOOL_UNAVAILABLE');
+  });
+
+  it('copies 0 bytes to and from empty or detached memory (UBSan: memcpy from null; found by the fuzzer)', async () => {
+    const dev = deviceAlloc(64);
+    const detached = new ArrayBuffer(8);
+    const view = new Uint8Array(detached);
+    structuredClone(detached, { transfer: [detached] });
+    for (const host of [new ArrayBuffer(0), new Uint8Array(0), Buffer.alloc(0), detached, view]) {
+      await copy(dev, host, { bytes: 0 });
+      await copy(host, dev, { bytes: 0 });
+    }
+    dev.free();
   });
 
   it('a buffer transferred with a copy in flight keeps its lease: the adopter frees it, and it waits for the copy', async () => {

@@ -115,7 +115,7 @@ describe('unforgeable handles and tokens (findings 5, 12)', () => {
     const before = h.stats();
     for (const fake of [pin, {}, { handle: h.handle }, Object.create(null), 1, 'x', null, undefined]) {
       expectCode(() => new Handler(fake as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
-      expectCode(() => binding.alloc(fake as never, 64, 64, true), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(() => binding.alloc(fake as never, 64, 64, 1), 'ERR_PINPOOL_INVALID_ARGUMENT');
       expectCode(() => binding.stats(fake as never, new Float64Array(64)), 'ERR_PINPOOL_INVALID_ARGUMENT');
       expectCode(() => binding.trim(fake as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
     }

@@ -5,7 +5,7 @@ import { chmodSync, closeSync, existsSync, ftruncateSync, mkdtempSync, openSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { mapFile, pageable, PinpoolError, type MapFileOptions } from 'pinpool';
+import { fallback, limit, mapFile, pageable, PinpoolError, pool, replayTrace, type Handler, type MapFileOptions } from 'pinpool';
 
 const MiB = 2 ** 20;
 const dir = mkdtempSync(join(tmpdir(), 'pinpool-map-file-'));
@@ -207,6 +207,31 @@ describe('mapFile: errors name the path and the OS reason', () => {
     expect(err.message).toMatch(/^pinpool: cannot map \/sys\/.*\{ copy: true \}/);
     using copied = mapFile(file, { copy: true });
     expect(Buffer.from(copied.bytes).toString()).toBe(readFileSync(file, 'utf8'));
+  });
+
+  it('the handler of a mapped buffer maps once: another alloc is refused and counted nowhere (found by the fuzzer)', () => {
+    const file = sparseFile('once.bin', 4096);
+    using buf = mapFile(file);
+    const handler = buf.handler as Handler;
+    const before = handler.stats();
+    for (const bytes of [4096, 64]) {
+      const err = errorOf(() => handler.alloc(bytes));
+      expect(err.code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+      expect(err.message).toMatch(/maps its file once/);
+    }
+    expect(handler.stats()).toEqual(before);
+    expect(Buffer.from(buf.bytes.subarray(0, 4)).toString()).toBe('head');
+  });
+
+  it('nor can it be an upstream or replay a trace, which would reach it natively (found by the fuzzer)', () => {
+    using buf = mapFile(sparseFile('upstream.bin', 4096));
+    const handler = buf.handler as Handler;
+    const before = handler.stats();
+    for (const make of [() => pool(handler), () => fallback(handler, pageable()), () => fallback(pageable(), handler), () => limit(handler, { maxBytes: 1 << 20 })]) {
+      expect(errorOf(make).code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    }
+    expect(errorOf(() => replayTrace([{ op: 'alloc', id: 1, bytes: 64, alignment: 64 }], handler)).code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    expect(handler.stats()).toEqual(before);
   });
 
   it('a rejected copy changes no statistics of its handler', () => {

@@ -1,6 +1,10 @@
-import { AggregatorRegistry, Registry } from 'prom-client';
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AggregatorRegistry, Gauge, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { collectMetrics, createController, fallback, limit, pageable, pool } from 'pinpool';
+import { collectMetrics, Controller, createController, fallback, limit, pageable, pool } from 'pinpool';
 
 function value(text: string, series: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
@@ -82,6 +86,42 @@ describe('collectMetrics', () => {
     const text = await registry.metrics();
     expect(text).toMatch(/^app_mem_bytes_in_use\{handler="cache",kind="pool",service="api"\} 0$/m);
     expect(() => collectMetrics({ controller: c, prefix: 'bad prefix' })).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+  });
+
+  it('refuses a bad registry, labels or controller with a PinpoolError, registering nothing (found by the fuzzer)', async () => {
+    const { c } = setup();
+    const invalid = expect.objectContaining({ name: 'PinpoolError', code: 'ERR_PINPOOL_INVALID_ARGUMENT' });
+    const trap = new Proxy({}, { get() { throw new Error('trap'); } });
+    for (const registry of [{}, 1, true, 'registry', trap, new Uint8Array(8)]) {
+      expect(() => collectMetrics({ registry: registry as never, controller: c })).toThrow(invalid);
+    }
+    const registry = new Registry();
+    const keysTrap = new Proxy({}, { ownKeys() { throw new Error('trap'); } });
+    for (const labels of [5, [], keysTrap, { service: 5 }, { 'bad name': 'x' }, { __reserved: 'x' }]) {
+      expect(() => collectMetrics({ registry, controller: c, labels: labels as never })).toThrow(invalid);
+    }
+    for (const controller of [{}, Object.create(Controller.prototype), new Proxy(c, {}), 1]) {
+      expect(() => collectMetrics({ registry, controller: controller as never })).toThrow(invalid);
+    }
+    // A registry that has a metric of one of pinpool's names already is refused before any is added.
+    new Gauge({ name: 'pinpool_frees_total', help: 'taken', registers: [registry] });
+    expect(() => collectMetrics({ registry, controller: c, labels: { service: 'api' } })).toThrow(invalid);
+    expect(registry.getMetricsAsArray().map((m) => m.name)).toEqual(['pinpool_frees_total']);
+    expect(await registry.metrics()).not.toContain('service="api"');
+  });
+
+  it('without prom-client installed: ERR_PINPOOL_UNAVAILABLE, saying how to install it', () => {
+    // The library copied where no node_modules can be found.
+    const root = mkdtempSync(join(tmpdir(), 'pinpool-no-prom-'));
+    cpSync(join(__dirname, '..', 'dist', 'src'), join(root, 'dist', 'src'), { recursive: true });
+    const out = execFileSync(process.execPath, ['-e', `
+      const p = require(${JSON.stringify(join(root, 'dist', 'src', 'index.js'))});
+      try { p.collectMetrics(); } catch (err) { console.log(JSON.stringify({ name: err.name, code: err.code, message: err.message })); }`], {
+      env: { ...process.env, PINPOOL_NATIVE_PATH: join(__dirname, '..', 'build', 'Release', 'pinpool.node') },
+      encoding: 'utf8',
+    });
+    rmSync(root, { recursive: true, force: true });
+    expect(JSON.parse(out)).toEqual({ name: 'PinpoolError', code: 'ERR_PINPOOL_UNAVAILABLE', message: expect.stringMatching(/npm install prom-client/) });
   });
 
   it('labels two handlers of the same name apart', async () => {

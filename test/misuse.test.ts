@@ -4,7 +4,9 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { adopt, attach, createController, fallback, HostBuffer, limit, locked, pageable, pinned, pool, PinpoolError, type Handler } from 'pinpool';
+import { adopt, attach, Controller, createController, DeviceBuffer, fallback, Handler, HostBuffer, limit, locked, mapFile, pageable, pinned, pool, PinpoolError, Registration, replayTrace } from 'pinpool';
+
+import { binding } from '../dist/src/native.js';
 
 const h = pool(locked());
 
@@ -58,6 +60,18 @@ describe('bad alignments and options', () => {
       expectCode(() => h.alloc(64, { alignment: alignment as number }), 'ERR_PINPOOL_INVALID_ARGUMENT');
     });
   }
+  it('a revoked Proxy or a symbol as a value, options or a token is refused (found by the fuzzer)', () => {
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const before = memory();
+    expectCode(() => h.alloc(proxy as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => h.alloc(64, proxy), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => pinned(proxy), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => attach(proxy as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(() => adopt(proxy as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expect(expectCode(() => h.alloc(Symbol('size') as never), 'ERR_PINPOOL_INVALID_ARGUMENT').message).toMatch(/got Symbol\(size\)$/);
+    expect(memory()).toEqual(before);
+  });
   it('a non-object options argument is refused', () => {
     expectCode(() => h.alloc(64, 64 as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => h.alloc(64, { zero: 1 as never }), 'ERR_PINPOOL_INVALID_ARGUMENT');
@@ -122,6 +136,29 @@ describe('buffer misuse', () => {
     expectCode(() => new (HostBuffer as unknown as new () => HostBuffer)(), 'ERR_PINPOOL_INVALID_ARGUMENT');
   });
 
+  it('every method and getter on a primitive or a foreign `this` is ERR_PINPOOL_INVALID_ARGUMENT (found by the fuzzer)', () => {
+    const receivers: unknown[] = [undefined, null, 1, 1n, 'x', Symbol('this'), true, {}, () => {}, new Proxy({}, {})];
+    const members: [object, string[]][] = [
+      [HostBuffer.prototype, ['bytes', 'byteLength', 'alignment', 'address', 'handler', 'servedBy', 'kind', 'released', 'free', 'transfer', 'prefetch', 'advise']],
+      [Handler.prototype, ['handle', 'alloc', 'stats', 'trim', 'share']],
+      [Controller.prototype, ['register', 'get', 'names', 'has', 'setDefault', 'defaultHandler', 'current', 'run', 'alloc']],
+      [DeviceBuffer.prototype, ['byteLength', 'device', 'address', 'released', 'free']],
+      [Registration.prototype, ['memory', 'registered', 'unregister']],
+    ];
+    const before = memory();
+    for (const [proto, names] of members) {
+      for (const name of [...names, Symbol.dispose]) {
+        const d = Object.getOwnPropertyDescriptor(proto, name);
+        if (d === undefined) continue;
+        const fn = (d.get ?? d.value) as (...args: unknown[]) => unknown;
+        for (const self of receivers) {
+          expectCode(() => fn.call(self, 'a', () => 0), 'ERR_PINPOOL_INVALID_ARGUMENT');
+        }
+      }
+    }
+    expect(memory()).toEqual(before);
+  });
+
   it('freeing a Buffer pinpool did not make is refused', () => {
     const foreign = Buffer.alloc(16);
     expectCode(() => HostBuffer.prototype.free.call(foreign), 'ERR_PINPOOL_INVALID_ARGUMENT');
@@ -158,6 +195,30 @@ describe('buffer misuse', () => {
   });
 });
 
+describe('the binding', () => {
+  it('re-checks argument types: a value of another type is a PinpoolError, never a TypeError (found by the fuzzer)', () => {
+    // setErrorClass and traceHops take any value by design (a class, a truthy value).
+    const names = Object.keys(binding).filter((n) => n !== 'setErrorClass' && n !== 'traceHops');
+    const values: unknown[] = ['x', {}, Symbol('s'), 1n, null, undefined, [], () => {}];
+    const before = memory();
+    for (const name of names) {
+      const fn = (binding as unknown as Record<string, (...args: unknown[]) => unknown>)[name]!;
+      for (const value of values) {
+        for (const argc of [0, 1, 8]) {
+          let result: unknown;
+          try {
+            result = fn(...Array.from({ length: argc }, () => value));
+          } catch (err) {
+            expect((err as Error).name, `binding.${name}(${argc} x ${String(value)}): ${String(err)}`).toBe('PinpoolError');
+          }
+          if (result instanceof Promise) result.catch(() => {});
+        }
+      }
+    }
+    expect(memory()).toEqual(before);
+  });
+});
+
 describe('handlers, names and limits', () => {
   it('a handler dropped with live buffers stays alive until they are freed', () => {
     let dropped: Handler | undefined = pool(pageable());
@@ -179,6 +240,28 @@ describe('handlers, names and limits', () => {
     expectCode(() => c.run('missing', () => 0), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => c.setDefault('missing'), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expect(c.names()).toEqual([]);
+  });
+
+  it('where a handler is expected, only a real one passes: no Proxy trap runs (found by the fuzzer)', () => {
+    const fakes: unknown[] = [
+      Object.create(Handler.prototype),
+      new Proxy({}, { getPrototypeOf: () => { throw new Error('trap'); } }),
+      new Proxy(h, {}),
+    ];
+    const c = createController();
+    const before = memory();
+    for (const fake of fakes) {
+      expectCode(() => pool(fake as Handler), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(() => fallback(fake as Handler, h), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(() => limit(fake as Handler, { maxBytes: 1 }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(() => c.register('fake', fake as Handler), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(() => c.run(fake as Handler, () => 0), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(() => c.setDefault(fake as Handler), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(() => mapFile(__filename, { copy: true, handler: fake as Handler }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(() => replayTrace([], fake as Handler), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    }
+    expect(c.names()).toEqual([]);
+    expect(memory()).toEqual(before);
   });
 
   it('out of memory from a limit: ERR_PINPOOL_OUT_OF_MEMORY, reason limit, nothing held', () => {

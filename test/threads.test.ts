@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { adopt, attach, locked, pool } from 'pinpool';
+import { adopt, attach, locked, pageable, pool } from 'pinpool';
 
 const script = join(__dirname, 'workers', 'alloc-worker.cjs');
 
@@ -14,6 +14,34 @@ async function next(w: Worker): Promise<any> {
   const [msg] = await once(w, 'message');
   return msg;
 }
+
+describe('one wrapper per thread', () => {
+  it('attach() in the thread that made a handler returns that handler, whatever the token claims (found by the fuzzer)', () => {
+    const h = pool(pageable());
+    expect(attach(h.share())).toBe(h);
+    // A token that claims slab views for a pool without them: a second wrapper used to view
+    // (and pin) slabs that h.trim() could not give back.
+    const forged = attach({ ...h.share(), slabViews: true });
+    expect(forged).toBe(h);
+    forged.alloc(1000).free();
+    h.trim();
+    expect(h.stats().reserved.current).toBe(0);
+  });
+
+  it("a slabViews pool's slab, viewed through the token's wrapper, is given back by the pool's trim()", () => {
+    const h = pool(pageable(), { slabViews: true });
+    const b = attach(h.share()).alloc(1000);
+    expect(b.handler).toBe(h);
+    b.free();
+    h.trim();
+    expect(h.stats().reserved.current).toBe(0);
+    const adopted = adopt(h.alloc(1000).transfer());
+    expect(adopted.handler).toBe(h);
+    adopted.free();
+    h.trim();
+    expect(h.stats().reserved.current).toBe(0);
+  });
+});
 
 describe('worker threads', () => {
   it('two workers allocate from one shared pool at once, patterns intact, statistics shared', async () => {

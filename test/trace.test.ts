@@ -53,6 +53,12 @@ describe('syntheticTrace', () => {
   });
 });
 
+function revoked(): object {
+  const { proxy, revoke } = Proxy.revocable([], {});
+  revoke();
+  return proxy;
+}
+
 /** Bytes in use and held by each handler of a chain, for comparing before and after. */
 function usage(...handlers: Handler[]) {
   return handlers.map((h) => {
@@ -104,6 +110,9 @@ describe('replayTrace', () => {
     ['an id that is not an integer', [...good, { op: 'alloc', id: 'x', bytes: 64, alignment: 64 }]],
     ['a free without an id', [...good, { op: 'free' }]],
     ['a duplicate id', [...good, { op: 'alloc', id: 2, bytes: 64, alignment: 64 }]],
+    ['a revoked Proxy (found by the fuzzer)', revoked()],
+    ['an event whose getter throws (found by the fuzzer)', [...good, { op: 'alloc', get id(): number { throw new Error('getter'); } }]],
+    ['an array whose get trap throws (found by the fuzzer)', new Proxy([...good], { get(t, k) { if (k === '1') throw new Error('trap'); return Reflect.get(t, k); } })],
   ];
   for (const [what, trace] of badTraces) {
     it(`rejects ${what} as ERR_PINPOOL_INVALID_ARGUMENT, and leaves the chain as it was`, () => {
@@ -116,6 +125,17 @@ describe('replayTrace', () => {
       expect(leaf.stats().bytes.total).toBe(0); // nothing was allocated at all
     });
   }
+
+  it('reads each event once, before anything is allocated (found by the fuzzer)', () => {
+    let reads = 0;
+    // A size that is valid when checked and -1 when the replay would read it again.
+    const sly = { op: 'alloc', id: 1, alignment: 64, get bytes() { return reads++ === 0 ? 64 : -1; } };
+    const chain = pool(pageable());
+    const r = replayTrace([sly, { op: 'free', id: 1 }] as TraceEvent[], chain);
+    expect(reads).toBe(1);
+    expect(r.peakBytesInUse).toBe(64);
+    expect(chain.stats().bytes.total).toBe(64);
+  });
 
   it('a handler that is not one is ERR_PINPOOL_INVALID_ARGUMENT', () => {
     expect(errorOf(() => replayTrace(good, {} as Handler)).code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');

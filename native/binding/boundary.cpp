@@ -176,6 +176,11 @@ napi_value Constants(napi_env env, napi_callback_info) {
                              std::pair{"liveSlot", kLiveSlot}})
     put_number(table, name, value);
   napi_set_named_property(env, result, "slots", table);
+  napi_create_object(env, &table);
+  for (auto [name, value] : {std::pair{"none", kNoView}, std::pair{"buffer", kBuffer},
+                             std::pair{"slabOrBuffer", kSlabOrBuffer}})
+    put_number(table, name, value);
+  napi_set_named_property(env, result, "views", table);
   put_number(result, "slabMaxBlock", static_cast<double>(PoolAdaptor::kSlabMaxBlock));
   put_number(result, "poolBlockAlignment", static_cast<double>(PoolAdaptor::kBlockAlignment));
   napi_create_object(env, &table);

@@ -44,8 +44,6 @@ struct Op {
 // Status of a copy whose destination was detached or shrunk while it ran: nothing was written.
 constexpr int kDestinationGone = -1;
 
-void* address_of(double a) { return reinterpret_cast<void*>(static_cast<uintptr_t>(a)); }
-
 // Host memory as JavaScript holds it: an ArrayBuffer, a typed array or a DataView, read by
 // Node-API (never through getters a subclass could override). A detached buffer is empty.
 struct HostMemory {
@@ -107,6 +105,21 @@ void bury_abandoned() {
   for (Op* op : ops) delete op;  // its napi_ref belonged to the ended environment: not touched
 }
 
+// Argument `i` as an int (a device, a target, advice, flags): false when it is not a number.
+// The values were checked in src/gpu.ts; this only keeps other types from becoming a plain
+// TypeError ("A number was expected") instead of a PinpoolError.
+bool int_arg(const Napi::CallbackInfo& info, size_t i, int* out) {
+  if (i >= info.Length() || !info[i].IsNumber()) return false;
+  *out = info[i].As<Napi::Number>().Int32Value();
+  return true;
+}
+
+// Throws ERR_PINPOOL_INVALID_ARGUMENT naming the call; returns undefined for the caller.
+Napi::Value bad_call(Napi::Env env, const char* signature) {
+  throw_error(env, code::kInvalidArgument, std::string("binding: ") + signature);
+  return env.Undefined();
+}
+
 // Driver thread: hand the finished operation to its JavaScript thread.
 void notify(GpuWork*, void* context) {
   auto* op = static_cast<Op*>(context);
@@ -128,7 +141,7 @@ int unstage(napi_env env, Op* op) {
       !host_memory(env, destination, &m) || op->destination_offset > m.length ||
       op->bytes > m.length - op->destination_offset)
     return kDestinationGone;
-  std::memcpy(m.data + op->destination_offset, op->staging, op->bytes);
+  if (op->bytes) std::memcpy(m.data + op->destination_offset, op->staging, op->bytes);
   return CUDA_SUCCESS;
 }
 
@@ -318,7 +331,9 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
       }
       op->bytes = bytes;
       if (kind == 0) {
-        std::memcpy(op->staging, host, bytes);
+        // An empty or detached source has no data pointer at all: memcpy from null is
+        // undefined even for 0 bytes.
+        if (bytes) std::memcpy(op->staging, host, bytes);
         src = op->staging;
       } else {
         napi_create_reference(env, host_value, 1, &op->destination);
@@ -360,11 +375,12 @@ char* managed_range(napi_env env, napi_value value, size_t* bytes) {
 // prefetch(device, memory, target, stream) -> Promise
 Napi::Value Prefetch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int device = info[0].As<Napi::Number>().Int32Value();
+  int device, target;
+  if (!int_arg(info, 0, &device) || !int_arg(info, 2, &target))
+    return bad_call(env, "prefetch(device, memory, target, stream)");
   size_t bytes = 0;
   char* ptr = managed_range(env, info[1], &bytes);
   if (!ptr) return env.Undefined();
-  int target = info[2].As<Napi::Number>().Int32Value();
   CUstream stream;
   CUresult rc = stream_arg(info[3], device, &stream);
   if (rc != CUDA_SUCCESS) return Napi::Value(env, rejected(env, cuda_error(env, rc, "prefetch")));
@@ -380,12 +396,13 @@ Napi::Value Prefetch(const Napi::CallbackInfo& info) {
 
 // advise(device, memory, advice, target) -> undefined
 Napi::Value Advise(const Napi::CallbackInfo& info) {
+  int device, advice, target;
+  if (!int_arg(info, 0, &device) || !int_arg(info, 2, &advice) || !int_arg(info, 3, &target))
+    return bad_call(info.Env(), "advise(device, memory, advice, target)");
   size_t bytes = 0;
   char* ptr = managed_range(info.Env(), info[1], &bytes);
   if (!ptr) return info.Env().Undefined();
-  CUresult rc = cuda::advise(info[0].As<Napi::Number>().Int32Value(), ptr, bytes,
-                             static_cast<CUmem_advise>(info[2].As<Napi::Number>().Int32Value()),
-                             info[3].As<Napi::Number>().Int32Value());
+  CUresult rc = cuda::advise(device, ptr, bytes, static_cast<CUmem_advise>(advice), target);
   if (rc != CUDA_SUCCESS) napi_throw(info.Env(), cuda_error(info.Env(), rc, "advise"));
   return info.Env().Undefined();
 }
@@ -393,8 +410,11 @@ Napi::Value Advise(const Napi::CallbackInfo& info) {
 // deviceAlloc(device, bytes) -> address
 Napi::Value DeviceAlloc(const Napi::CallbackInfo& info) {
   void* p = nullptr;
-  size_t bytes = static_cast<size_t>(info[1].As<Napi::Number>().DoubleValue());
-  CUresult rc = cuda::device_alloc(info[0].As<Napi::Number>().Int32Value(), bytes ? bytes : 1, &p);
+  int device;
+  size_t bytes;
+  if (!int_arg(info, 0, &device) || info.Length() < 2 || !get_size(info.Env(), info[1], &bytes))
+    return bad_call(info.Env(), "deviceAlloc(device, bytes)");
+  CUresult rc = cuda::device_alloc(device, bytes ? bytes : 1, &p);
   if (rc != CUDA_SUCCESS) {
     napi_throw(info.Env(), cuda_error(info.Env(), rc, "deviceAlloc(" + std::to_string(bytes) + ")"));
     return info.Env().Undefined();
@@ -405,14 +425,19 @@ Napi::Value DeviceAlloc(const Napi::CallbackInfo& info) {
 // deviceFree(address): a failure here has no one to tell (it runs from free() and from the
 // garbage-collection backstop); the driver keeps its own count.
 Napi::Value DeviceFree(const Napi::CallbackInfo& info) {
-  cuda::device_free(address_of(info[0].As<Napi::Number>().DoubleValue()));
+  void* address;
+  if (info.Length() < 1 || !get_address(info.Env(), info[0], &address))
+    return bad_call(info.Env(), "deviceFree(address)");
+  cuda::device_free(address);
   return info.Env().Undefined();
 }
 
 // createStream(device) -> External
 Napi::Value CreateStream(const Napi::CallbackInfo& info) {
   CUstream s = nullptr;
-  CUresult rc = cuda::stream_create(info[0].As<Napi::Number>().Int32Value(), &s);
+  int device;
+  if (!int_arg(info, 0, &device)) return bad_call(info.Env(), "createStream(device)");
+  CUresult rc = cuda::stream_create(device, &s);
   if (rc != CUDA_SUCCESS) {
     napi_throw(info.Env(), cuda_error(info.Env(), rc, "createStream"));
     return info.Env().Undefined();
@@ -438,12 +463,10 @@ struct Registration {
 Napi::Value HostRegister(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   HostMemory m;
-  if (!host_memory(env, info[1], &m)) {
-    throw_error(env, code::kInvalidArgument, "binding: hostRegister(device, memory, flags)");
-    return env.Undefined();
-  }
-  CUresult rc = m.data && m.length ? cuda::host_register(info[0].As<Napi::Number>().Int32Value(), m.data,
-                                                         m.length, info[2].As<Napi::Number>().Uint32Value())
+  int device, flags;
+  if (!int_arg(info, 0, &device) || !host_memory(env, info[1], &m) || !int_arg(info, 2, &flags))
+    return bad_call(env, "hostRegister(device, memory, flags)");
+  CUresult rc = m.data && m.length ? cuda::host_register(device, m.data, m.length, static_cast<unsigned>(flags))
                                    : CUDA_ERROR_INVALID_VALUE;
   if (rc != CUDA_SUCCESS) {
     napi_throw(env, cuda_error(env, rc, "register"));

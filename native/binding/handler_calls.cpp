@@ -98,8 +98,9 @@ Napi::Value Describe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Handler* h = handler_arg(info, 0);
   bool counted = false;
-  if (!h && info[0].IsNumber()) {
-    h = Handler::find(static_cast<uint64_t>(number_arg(info, 0)));
+  size_t id;
+  if (!h && info.Length() >= 1 && get_size(env, info[0], &id)) {
+    h = Handler::find(id);
     counted = h != nullptr;
   }
   if (!h) return env.Null();
@@ -125,11 +126,12 @@ Napi::Value Secret(const Napi::CallbackInfo& info) {
 // attach(id, secret, process) -> External with a new reference, or null when the handler is
 // gone; a secret or process that does not match is refused (a guessed or foreign token)
 Napi::Value Attach(const Napi::CallbackInfo& info) {
-  PINPOOL_CHECK(info.Length() >= 3 && info[0].IsNumber() && info[1].IsString() && info[2].IsString(),
+  size_t id = 0;
+  PINPOOL_CHECK(info.Length() >= 3 && get_size(info.Env(), info[0], &id) && info[1].IsString() && info[2].IsString(),
                 "attach(id, secret, process)");
   PINPOOL_CHECK(info[2].As<Napi::String>().Utf8Value() == transfers::process_key(),
                 "attach: the token was made in another process");
-  Handler* h = Handler::find(static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue()));
+  Handler* h = Handler::find(id);
   if (!h) return info.Env().Null();
   if (info[1].As<Napi::String>().Utf8Value() != secret_hex(h)) {
     h->release();

@@ -82,24 +82,28 @@ napi_value failed(napi_env env, Instance* inst, napi_value error) {
 
 }  // namespace
 
-// alloc(handler, bytes, alignment, makeBuffer) -> ArrayBuffer | undefined | null (failed: see
+// alloc(handler, bytes, alignment, view) -> ArrayBuffer | undefined | null (failed: see
 // takeError)
+//   view (enum View): kNoView, no ArrayBuffer (a replay measures the allocator alone);
+//   kBuffer, an ArrayBuffer over the block; kSlabOrBuffer, none when the block lies in a slab
+//   of the handler called (kRegion says which: JavaScript views the slab), else one. Only the
+//   pool knows where a block came from, so JavaScript does not guess.
 napi_value HotAlloc(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   Instance* inst = instance_of(env, info, &argc, argv);
   Handler* h;
-  size_t bytes, alignment;
-  bool make_buffer = false;
+  size_t bytes, alignment, view;
   if (argc < 4 || !(h = inst->handler(env, argv[0])) || !get_size(env, argv[1], &bytes) ||
-      !get_size(env, argv[2], &alignment) || !get_bool(env, argv[3], &make_buffer))
-    return throw_error(env, code::kInvalidArgument, "binding: alloc(handler, bytes, alignment, makeBuffer)");
+      !get_size(env, argv[2], &alignment) || !get_size(env, argv[3], &view) || view > kSlabOrBuffer)
+    return throw_error(env, code::kInvalidArgument, "binding: alloc(handler, bytes, alignment, view)");
   double* out = inst->slots;
   pinpool_alloc_info result{};
   void* p = h->allocate(bytes, alignment, &result);
   if (!p) return failed(env, inst, alloc_error(env, h->name().c_str(), bytes, result.code, result.reason, result.cuda_error));
   LiveBlock block{nullptr, h, bytes, alignment, result.served_by, nullptr, {}};
   napi_value value = nullptr;  // undefined
+  const bool make_buffer = view == kBuffer || (view == kSlabOrBuffer && !result.region);
   if (make_buffer && !make_view(env, p, bytes, &block.view, &value)) {
     // Out of JavaScript heap, or external buffers are refused (a sandboxed runtime): give the
     // block back rather than lose it.

@@ -17,6 +17,9 @@ enum Slot {
   kSlotCount = 5
 };
 
+// What alloc() gives JavaScript to reach the block (src/native.ts View).
+enum View { kNoView = 0, kBuffer = 1, kSlabOrBuffer = 2 };
+
 // Each takes the environment's Instance as its function data.
 napi_value HotAlloc(napi_env env, napi_callback_info info);
 napi_value HotFree(napi_env env, napi_callback_info info);

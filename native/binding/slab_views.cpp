@@ -26,15 +26,21 @@ struct RegionPin {
 using RegionPinRef = std::shared_ptr<RegionPin>;
 
 // regionView(pool, regionAddress, regionBytes) -> [ArrayBuffer over a pinned slab, pin] or null
+// when the pool has no slab of that size there. The view's size is the slab's own.
 Napi::Value RegionView(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto* pool = dynamic_cast<PoolAdaptor*>(handler_arg(info, 0));
   double region = number_arg(info, 1), bytes = number_arg(info, 2);
   PINPOOL_CHECK(pool && region > 0 && bytes > 0, "regionView(pool, region, bytes)");
-  if (!pool->pin_region(address_of(region))) return env.Null();
+  size_t slab_bytes = pool->pin_region(address_of(region));
+  if (!slab_bytes) return env.Null();
+  if (slab_bytes != bytes) {
+    pool->unpin_region(address_of(region));
+    return env.Null();
+  }
   auto pin = std::make_shared<RegionPin>(pool, address_of(region));
   auto drop = [](Napi::Env, void*, RegionPinRef* ref) { delete ref; };
-  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, address_of(region), static_cast<size_t>(bytes),
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, address_of(region), slab_bytes,
                                                 drop, new RegionPinRef(pin));
   Napi::Array result = Napi::Array::New(env, 2);
   result.Set(0u, ab);

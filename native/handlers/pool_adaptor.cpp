@@ -98,6 +98,7 @@ void* PoolAdaptor::take_cached(int index, size_t class_bytes, pinpool_alloc_info
       Large& large = large_.find(b.ptr)->second;  // a cached block is always there
       large.state = LargeState::Out;
       info->served_by = large.served_by;
+      not_in_a_slab(info);
       cached_large_bytes_ -= class_bytes;
     }
     stats_.cachedBytes.fetch_sub(class_bytes, std::memory_order_relaxed);
@@ -206,6 +207,7 @@ void PoolAdaptor::release_stale_large() {
 void* PoolAdaptor::grow_large(int index, size_t class_bytes, pinpool_alloc_info* info) {
   release_stale_large();
   void* p = timed_upstream_alloc(class_bytes, kBlockAlignment, info);
+  not_in_a_slab(info);
   if (!p) return nullptr;
   try {
     Lock lock(lock_);
@@ -231,9 +233,19 @@ void* PoolAdaptor::pass_through(size_t bytes, size_t alignment, pinpool_alloc_in
   return p;
 }
 
+void PoolAdaptor::not_in_a_slab(pinpool_alloc_info* info) {
+  // An upstream pool may have named its own slab: the block is in no slab of this pool, and
+  // whoever views this pool's slabs (a slabViews pool in JavaScript) must not look for it there.
+  info->region = nullptr;
+  info->region_bytes = 0;
+}
+
 void* PoolAdaptor::do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) {
-  if (passes_through(bytes, alignment, options_.max_cached_bytes))
-    return pass_through(bytes, alignment, info);
+  if (passes_through(bytes, alignment, options_.max_cached_bytes)) {
+    void* p = pass_through(bytes, alignment, info);
+    not_in_a_slab(info);
+    return p;
+  }
   int index = class_for(bytes, alignment);
   size_t class_bytes = size_of(index);
   void* p;
@@ -322,12 +334,12 @@ bool PoolAdaptor::free_passed_through(void* ptr, size_t bytes, size_t alignment)
   return timed_upstream_free(ptr, bytes, alignment);
 }
 
-bool PoolAdaptor::pin_region(void* region) {
+size_t PoolAdaptor::pin_region(void* region) {
   Lock lock(lock_);
   uint32_t id = slab_of(region);
-  if (id == kNoSlab || slabs_[id].base != region) return false;
+  if (id == kNoSlab || slabs_[id].base != region) return 0;
   slabs_[id].pins++;
-  return true;
+  return slabs_[id].bytes;
 }
 
 void PoolAdaptor::unpin_region(void* region) {

@@ -49,8 +49,9 @@ class PoolAdaptor final : public Handler {
 
   pinpool_handler* upstream() const { return upstream_.get(); }
 
-  // A JavaScript view over a slab pins it, so trim() keeps its memory mapped.
-  bool pin_region(void* region);
+  // A JavaScript view over a slab pins it, so trim() keeps its memory mapped. Returns the
+  // slab's size, or 0 when `region` is not the start of one of this pool's slabs.
+  size_t pin_region(void* region);
   void unpin_region(void* region);
 
   static constexpr size_t kSlabMaxBlock = 256 * 1024;  // largest class carved from slabs
@@ -118,6 +119,7 @@ class PoolAdaptor final : public Handler {
   void release_stale_large();
   uint32_t slab_of(void* ptr) const;  // the slab holding ptr, or kNoSlab; lock held
   void describe_slab(uint32_t id, pinpool_alloc_info* info) const;             // lock held
+  static void not_in_a_slab(pinpool_alloc_info* info);
 
   UpstreamRef upstream_;
   const PoolOptions options_;

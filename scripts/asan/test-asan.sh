@@ -15,7 +15,8 @@
 # writes of a buffer are not checked, only native code (ours, and the libc calls Node makes).
 #
 # Needs: a checkout with node_modules (npm ci), g++ with libasan, cmake.
-# Environment: PINPOOL_STRESS_OPS (allocations per stress thread, default the suite's own).
+# Environment: PINPOOL_STRESS_OPS (allocations per stress thread, default the suite's own);
+# PINPOOL_FUZZ_SEED and PINPOOL_FUZZ_CASES for the fuzzers (default seed 90, 5000 calls a file).
 # Exit status: 0 when every phase passed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -99,11 +100,12 @@ else
 fi
 
 # The native-facing suites: those that drive the addon. Stress suites when present (another
-# file's work), switched on here; PINPOOL_STRESS_OPS shortens them.
+# file's work), switched on here; PINPOOL_STRESS_OPS shortens them. The fuzzers run with another
+# seed than `npm test` does, so that CI covers two sequences of calls, one of them sanitized.
 files=(test/handlers.contract.test.ts test/adaptors.test.ts test/misuse.test.ts test/threads.test.ts
   test/gc.test.ts test/lifecycle.test.ts test/cuda.contract.cuda.test.ts test/cuda.cuda.test.ts
   test/gpu.cuda.test.ts test/lifetimes.test.ts test/lifetimes.cuda.test.ts test/map-file.test.ts
-  test/map-file.cuda.test.ts test/trace.test.ts)
+  test/map-file.cuda.test.ts test/trace.test.ts test/fuzz.test.ts test/fuzz.cuda.test.ts)
 for f in test/stress/*.test.ts; do [ -e "$f" ] && files+=("$f"); done
 present=()
 for f in "${files[@]}"; do
@@ -117,7 +119,8 @@ for project in host fake-cuda; do
   # node runs vitest directly (not npx): npm itself need not run under ASan.
   if env LD_PRELOAD="$libasan" ASAN_OPTIONS="$asan_options" LSAN_OPTIONS="$lsan_options" \
     UBSAN_OPTIONS="$ubsan_options" PINPOOL_NATIVE_PATH="$root/$addon" \
-    PINPOOL_LSAN_CHECK="$root/$lsan_check" PINPOOL_STRESS=1 \
+    PINPOOL_LSAN_CHECK="$root/$lsan_check" PINPOOL_STRESS=1 PINPOOL_FUZZ_SEED="${PINPOOL_FUZZ_SEED:-90}" \
+    PINPOOL_FUZZ_CASES="${PINPOOL_FUZZ_CASES:-5000}" \
     node node_modules/vitest/vitest.mjs run --config scripts/asan/vitest.config.mts \
     --project "$project" "${present[@]}" 2>&1 | tee "$log"; then
     outcome=passed

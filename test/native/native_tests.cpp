@@ -263,6 +263,41 @@ void test_pool_cap_and_stale() {
   }
 }
 
+// A pool over a pool: only blocks carved from the called pool's own slabs name a region (the
+// slab a slabViews pool views in JavaScript); passed-through and large blocks name none, even
+// though the upstream pool carved them from a slab of its own.
+void test_pool_regions() {
+  Counting up("up");
+  auto* inner = new PoolAdaptor("inner", &up.abi, PoolOptions{});
+  PoolOptions options;
+  options.max_cached_bytes = 5000;  // blocks above it pass straight through to `inner`
+  auto* outer = new PoolAdaptor("outer", inner->abi(), options);
+  pinpool_alloc_info info{};
+  void* small = alloc(outer, 1000, 64, &info);
+  CHECK(small != nullptr && info.region != nullptr);
+  void* slab = info.region;
+  size_t slab_bytes = info.region_bytes;
+  CHECK(outer->pin_region(slab) == slab_bytes);  // the slab, and its real size
+  void* through = alloc(outer, 65536, 64, &info);  // inner carves it from a slab of its own
+  CHECK(through != nullptr && info.region == nullptr && info.region_bytes == 0);
+  CHECK(outer->pin_region(static_cast<char*>(through)) == 0);
+  options.max_cached_bytes = uint64_t{1} << 30;
+  auto* large_pool = new PoolAdaptor("large", inner->abi(), options);
+  void* large = alloc(large_pool, 1 * MiB, 4096, &info);
+  CHECK(large != nullptr && info.region == nullptr);
+  large_pool->deallocate(large, 1 * MiB, 4096);
+  large = alloc(large_pool, 1 * MiB, 4096, &info);  // from its cache, still no region
+  CHECK(large != nullptr && info.region == nullptr);
+  large_pool->deallocate(large, 1 * MiB, 4096);
+  large_pool->release();
+  outer->unpin_region(slab);
+  outer->deallocate(through, 65536, 64);
+  outer->deallocate(small, 1000, 64);
+  outer->release();
+  inner->release();
+  CHECK(up.live_bytes == 0);
+}
+
 void test_pool_poisoning() {
   if (!asan::kEnabled) return;
   Counting up("up");
@@ -573,6 +608,7 @@ int main() {
   test_pool_hits();
   test_pool_trim();
   test_pool_cap_and_stale();
+  test_pool_regions();
   test_pool_poisoning();
   test_fallback();
   test_limit();

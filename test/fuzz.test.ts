@@ -1,0 +1,16 @@
+// The fuzzer over the whole public surface, without CUDA (issue 9): see test/fuzzer.ts. A
+// failure names the seed; rerun it with PINPOOL_FUZZ_SEED=<seed> npx vitest run test/fuzz.test.ts.
+import { expect, it } from 'vitest';
+
+import { Fuzzer, fuzzCases, fuzzSeed, hostOps, summary } from './fuzzer.js';
+
+const CASES = fuzzCases(5000);
+
+it(`${CASES} cases of hostile calls: each succeeds or throws a PinpoolError, and a failure changes no statistics`, async () => {
+  const f = new Fuzzer(fuzzSeed());
+  const started = performance.now();
+  await f.run(hostOps, CASES);
+  await f.finish();
+  console.log(summary(f, 'host', (performance.now() - started) / 1000));
+  expect(f.failures, `seed ${f.seed}: rerun with PINPOOL_FUZZ_SEED=${f.seed}`).toEqual([]);
+});
