@@ -1,3 +1,0 @@
-file(REMOVE_RECURSE
-  "libpinpool-core-for-tests.a"
-)

@@ -1,2 +1,0 @@
-# Empty dependencies file for pinpool-core-for-tests.
-# This may be replaced when dependencies are built.
