@@ -11,6 +11,7 @@ import { copy, createStream, deviceAlloc, Handler, locked, pageable, pinned, poo
 
 import { binding } from '../dist/src/native.js';
 import { setKnob } from './fake-cuda.js';
+import { expectRejection as expectCode } from './expect-error.js';
 
 const DELAY = 200;
 beforeAll(() => setKnob('copy_delay_ms', DELAY));
@@ -41,17 +42,6 @@ function nextOwners(h: Handler, n: number, bytes: number): HostBuffer[] {
   return owners;
 }
 
-async function expectCode(p: Promise<unknown> | (() => unknown), code: string): Promise<void> {
-  let error: unknown;
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (err) {
-    error = err;
-  }
-  expect(error, 'it should fail').toBeDefined();
-  expect((error as Error).name, String(error)).toBe('PinpoolError');
-  expect((error as { code?: string }).code, String(error)).toBe(code);
-}
 
 describe('a copy leases the memory, whatever object reached it (finding 1)', () => {
   const cases: [string, (b: HostBuffer) => Uint8Array | DataView | ArrayBuffer | HostBuffer][] = [

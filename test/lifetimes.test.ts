@@ -8,22 +8,12 @@ import { describe, expect, it } from 'vitest';
 import { adopt, attach, Handler, limit, pageable, pool, type HostBuffer } from 'pinpool';
 
 import { binding, constants } from '../dist/src/native.js';
+import { expectCode } from './expect-error.js';
 
 const gc = (globalThis as { gc?: () => void }).gc!;
 const nodeMajor = Number(process.versions.node.split('.')[0]);
 const hasTransfer = typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';
 
-function expectCode(fn: () => unknown, code: string): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (err) {
-    error = err;
-  }
-  expect(error, 'it should throw').toBeDefined();
-  expect((error as Error).name, String(error)).toBe('PinpoolError');
-  expect((error as { code?: string }).code, String(error)).toBe(code);
-}
 
 function fill(buf: HostBuffer | Uint8Array, seed: number): void {
   const bytes = buf instanceof Uint8Array ? buf : buf.bytes;

@@ -5,7 +5,8 @@ import { chmodSync, closeSync, existsSync, ftruncateSync, mkdtempSync, openSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fallback, limit, mapFile, pageable, PinpoolError, pool, replayTrace, type Handler, type MapFileOptions } from 'pinpool';
+import { fallback, limit, mapFile, pageable, pool, replayTrace, type Handler, type MapFileOptions } from 'pinpool';
+import { errorOf } from './expect-error.js';
 
 const MiB = 2 ** 20;
 const dir = mkdtempSync(join(tmpdir(), 'pinpool-map-file-'));
@@ -30,16 +31,6 @@ function status(field: string): number {
 const rssAnon = () => status('RssAnon');
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 
-/** The PinpoolError a call throws (fails the test if it returns). */
-function errorOf(fn: () => unknown): PinpoolError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(PinpoolError);
-    return err as PinpoolError;
-  }
-  throw new Error('expected a PinpoolError, but the call returned');
-}
 
 describe('mapFile: zero copy', () => {
   it('maps a 256 MiB sparse file without anonymous memory; a write copies one page and stays private', () => {

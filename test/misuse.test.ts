@@ -4,23 +4,13 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { adopt, attach, Controller, createController, DeviceBuffer, fallback, Handler, HostBuffer, limit, locked, mapFile, pageable, pinned, pool, PinpoolError, Registration, replayTrace } from 'pinpool';
+import { adopt, attach, Controller, createController, DeviceBuffer, fallback, Handler, HostBuffer, limit, locked, mapFile, pageable, pinned, pool, Registration, replayTrace } from 'pinpool';
 
 import { binding } from '../dist/src/native.js';
+import { expectCode } from './expect-error.js';
 
 const h = pool(locked());
 
-function expectCode(fn: () => unknown, code: string): PinpoolError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(PinpoolError);
-  expect((caught as PinpoolError).code).toBe(code);
-  return caught as PinpoolError;
-}
 
 function show(value: unknown): string {
   if (typeof value === 'bigint') return `${value}n`;

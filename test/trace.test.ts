@@ -1,17 +1,8 @@
 // Traces: syntheticTrace's options, and replayTrace rejecting bad traces without leaking.
 import { describe, expect, it } from 'vitest';
-import { fallback, pageable, pinned, PinpoolError, pool, recordTrace, replayTrace, syntheticTrace, type Handler, type TraceEvent } from 'pinpool';
+import { fallback, pageable, pinned, pool, recordTrace, replayTrace, syntheticTrace, type Handler, type TraceEvent } from 'pinpool';
+import { errorOf } from './expect-error.js';
 
-/** The PinpoolError a call throws (fails the test if it returns). */
-function errorOf(fn: () => unknown): PinpoolError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(PinpoolError);
-    return err as PinpoolError;
-  }
-  throw new Error('expected a PinpoolError, but the call returned');
-}
 
 describe('syntheticTrace', () => {
   it('is seeded, keeps sizes in [minBytes, maxBytes], and frees only live ids', () => {
