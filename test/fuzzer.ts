@@ -58,6 +58,8 @@ import {
   type TraceRecorder,
 } from 'pinpool';
 
+import { Gauge, Registry } from 'prom-client';
+
 import { binding, Slot } from '../dist/src/native.js';
 
 /** A value and how to write it in a failure report. */
@@ -639,12 +641,20 @@ export class Fuzzer {
     const n = this.int(9);
     if (n === 0) {
       const ab = new ArrayBuffer(64);
-      const view = new Uint8Array(ab);
+      const views = [new Uint8Array(ab), new DataView(ab, 8)];
       structuredClone(ab, { transfer: [ab] });
-      return this.chance(0.5) ? { v: ab, t: 'a detached ArrayBuffer' } : { v: view, t: 'a Uint8Array over a detached ArrayBuffer' };
+      const which = this.int(3);
+      if (which === 0) return { v: ab, t: 'a detached ArrayBuffer' };
+      return which === 1 ? { v: views[0], t: 'a Uint8Array over a detached ArrayBuffer' } : { v: views[1], t: 'a DataView over a detached ArrayBuffer' };
     }
     if (n === 1) return { v: Buffer.alloc(64, 1), t: 'Buffer.alloc(64)' };
-    if (n === 2) return { v: new DataView(new ArrayBuffer(64), 8), t: 'DataView(ArrayBuffer(64), 8)' };
+    if (n === 2) {
+      if (this.chance(0.5)) return { v: new DataView(new ArrayBuffer(64), 8), t: 'DataView(ArrayBuffer(64), 8)' };
+      const r = new (ArrayBuffer as unknown as new (n: number, o: object) => Resizable)(128, { maxByteLength: 256 });
+      const view = new DataView(r, 64, 32);
+      r.resize(this.pick([0, 80, 200]));
+      return { v: view, t: `DataView(resizable ArrayBuffer(128 -> ${r.byteLength}), 64, 32)` };
+    }
     if (n === 3) return { v: new ArrayBuffer(0), t: 'ArrayBuffer(0)' };
     if (n === 4) return { v: new SharedArrayBuffer(64), t: 'SharedArrayBuffer(64)' };
     // The view is made first, then its buffer resized: a view may end up out of bounds.
@@ -1142,7 +1152,14 @@ export const hostOps: Op[] = [
         return f.call('registry.metrics()', () => r.metrics());
       }
       const o = f.options({
-        registry: () => f.hostile(),
+        registry: () => {
+          // A fresh registry, one pinpool is on already, one with a metric of pinpool's name.
+          const n = f.int(3);
+          if (n === 0 && f.registries.length > 0) return { v: f.pick(f.registries), t: 'a registry pinpool is on' };
+          const r = new Registry();
+          if (n === 1) new Gauge({ name: 'pinpool_frees_total', help: 'taken', registers: [r] });
+          return { v: r, t: n === 1 ? 'a Registry with pinpool_frees_total' : 'new Registry()' };
+        },
         prefix: () => f.pick([{ v: 'pinpool_', t: '"pinpool_"' }, { v: 'fuzz_', t: '"fuzz_"' }, { v: '1x', t: '"1x"' }]),
         labels: () => ({ v: { service: 'fuzz' }, t: '{service: "fuzz"}' }),
         controller: () => {
