@@ -239,11 +239,21 @@ const typedArrayLength = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(U
 const dataViewLength = Object.getOwnPropertyDescriptor(DataView.prototype, 'byteLength')!.get!;
 const arrayBufferLength = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength')!.get!;
 
-/** The byte length of host memory, read with the built-in getters (a subclass's never run). */
+/**
+ * The byte length of host memory, read with the built-in getters (a subclass's never run). 0
+ * for memory that is gone: typed arrays and ArrayBuffers say so themselves, but a DataView
+ * whose buffer was detached or shrunk under it throws a TypeError instead.
+ */
 function hostLength(side: { memory: HostMemory }): number {
   const m = side.memory;
   if (types.isTypedArray(m)) return typedArrayLength.call(m) as number;
-  if (types.isDataView(m)) return dataViewLength.call(m) as number;
+  if (types.isDataView(m)) {
+    try {
+      return dataViewLength.call(m) as number;
+    } catch {
+      return 0;
+    }
+  }
   return arrayBufferLength.call(m) as number;
 }
 

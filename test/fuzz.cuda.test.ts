@@ -8,7 +8,8 @@ import { copy, createStream, deviceAlloc, DeviceBuffer, HostBuffer, managed, map
 
 import { binding } from '../dist/src/native.js';
 import { counters, setKnob } from './fake-cuda.js';
-import { Fuzzer, fuzzCases, fuzzSeed, hostOps, summary, isA, type Gen, type Op } from './fuzzer.js';
+import { hostOps } from './fuzz-calls.js';
+import { Fuzzer, fuzzCases, fuzzSeed, isA, summary, type Gen, type Op } from './fuzzer.js';
 
 const CASES = fuzzCases(5000);
 

@@ -2,7 +2,8 @@
 // failure names the seed; rerun it with PINPOOL_FUZZ_SEED=<seed> npx vitest run test/fuzz.test.ts.
 import { expect, it } from 'vitest';
 
-import { Fuzzer, fuzzCases, fuzzSeed, hostOps, summary } from './fuzzer.js';
+import { hostOps } from './fuzz-calls.js';
+import { Fuzzer, fuzzCases, fuzzSeed, summary } from './fuzzer.js';
 
 const CASES = fuzzCases(5000);
 

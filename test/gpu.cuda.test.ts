@@ -146,6 +146,17 @@ describe('copies', () => {
     expect(codeOf(() => deviceAlloc(1, { device: 7 }))).toBe('ERR_PINPOOL_UNAVAILABLE');
   });
 
+  it('a DataView whose buffer a getter of the options detached is empty, not a TypeError (found by the fuzzer)', async () => {
+    const dev = deviceAlloc(64);
+    const b = h.alloc(64);
+    const view = new DataView(b.bytes.buffer);
+    await copy(dev, view, { get srcOffset() { b.free(); return 0; } });
+    const c = h.alloc(64);
+    const view2 = new DataView(c.bytes.buffer);
+    expect(() => copy(dev, view2, { get srcOffset() { c.free(); return 8; } })).toThrow(expect.objectContaining({ name: 'PinpoolError', code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+    dev.free();
+  });
+
   it('copies 0 bytes to and from empty or detached memory (UBSan: memcpy from null; found by the fuzzer)', async () => {
     const dev = deviceAlloc(64);
     const detached = new ArrayBuffer(8);

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { adopt, attach, Controller, createController, DeviceBuffer, fallback, Handler, HostBuffer, limit, locked, mapFile, pageable, pinned, pool, Registration, replayTrace } from 'pinpool';
+import { adopt, attach, Controller, createController, DeviceBuffer, fallback, Handler, HostBuffer, limit, locked, mapFile, pageable, pinned, pool, register, Registration, replayTrace } from 'pinpool';
 
 import { binding } from '../dist/src/native.js';
 import { expectCode } from './expect-error.js';
@@ -182,6 +182,21 @@ describe('buffer misuse', () => {
     const b = adopt(token);
     expectCode(() => adopt(token), 'ERR_PINPOOL_RELEASED');
     b.free();
+  });
+});
+
+describe('memory that is gone', () => {
+  it('register() of a DataView whose buffer was detached or shrunk is refused, not a TypeError (found by the fuzzer)', () => {
+    const detached = new ArrayBuffer(64);
+    const onDetached = new DataView(detached);
+    structuredClone(detached, { transfer: [detached] });
+    const resizable = new (ArrayBuffer as unknown as new (n: number, o: object) => ArrayBuffer & { resize(n: number): void })(64, { maxByteLength: 64 });
+    const outOfBounds = new DataView(resizable, 32, 16);
+    resizable.resize(8);
+    for (const memory of [onDetached, outOfBounds]) {
+      const err = expectCode(() => register(memory), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expect(err.message).toMatch(/at least one byte long/);
+    }
   });
 });
 
