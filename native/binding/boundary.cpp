@@ -199,26 +199,4 @@ napi_value Constants(napi_env env, napi_callback_info) {
   return result;
 }
 
-bool get_number(napi_env env, napi_value v, double* out) {
-  return napi_get_value_double(env, v, out) == napi_ok && std::isfinite(*out);
-}
-
-bool get_size(napi_env env, napi_value v, size_t* out) {
-  double d;
-  if (!get_number(env, v, &d) || d < 0 || d > 9007199254740992.0 || d != std::floor(d)) return false;
-  *out = static_cast<size_t>(d);
-  return true;
-}
-
-bool get_address(napi_env env, napi_value v, void** out) {
-  size_t a;
-  if (!get_size(env, v, &a) || a == 0) return false;
-  *out = reinterpret_cast<void*>(a);
-  return true;
-}
-
-bool get_bool(napi_env env, napi_value v, bool* out) { return napi_get_value_bool(env, v, out) == napi_ok; }
-
-double address_value(const void* p) { return static_cast<double>(reinterpret_cast<uintptr_t>(p)); }
-
 }  // namespace pinpool::binding

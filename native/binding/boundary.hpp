@@ -12,6 +12,7 @@
 
 #include <node_api.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -67,14 +68,29 @@ napi_value Constants(napi_env env, napi_callback_info info);
 // setErrorClass(PinpoolError): called once per environment by src/native.ts.
 napi_value SetErrorClass(napi_env env, napi_callback_info info);
 
-// Argument readers: false when the value is not of the type asked for.
-bool get_number(napi_env env, napi_value v, double* out);
+// Argument readers: false when the value is not of the type asked for. Inline: alloc() and
+// free() read four or five each.
+inline bool get_number(napi_env env, napi_value v, double* out) {
+  return napi_get_value_double(env, v, out) == napi_ok && std::isfinite(*out);
+}
 // A byte count, offset or alignment: an integer from 0 to 2^53.
-bool get_size(napi_env env, napi_value v, size_t* out);
+inline bool get_size(napi_env env, napi_value v, size_t* out) {
+  double d;
+  if (!get_number(env, v, &d) || d < 0 || d > 9007199254740992.0 || d != std::floor(d)) return false;
+  *out = static_cast<size_t>(d);
+  return true;
+}
 // An address as JavaScript carries it (a positive integer below 2^53).
-bool get_address(napi_env env, napi_value v, void** out);
-bool get_bool(napi_env env, napi_value v, bool* out);
+inline bool get_address(napi_env env, napi_value v, void** out) {
+  size_t a;
+  if (!get_size(env, v, &a) || a == 0) return false;
+  *out = reinterpret_cast<void*>(a);
+  return true;
+}
+inline bool get_bool(napi_env env, napi_value v, bool* out) {
+  return napi_get_value_bool(env, v, out) == napi_ok;
+}
 
-double address_value(const void* p);
+inline double address_value(const void* p) { return static_cast<double>(reinterpret_cast<uintptr_t>(p)); }
 
 }  // namespace pinpool::binding

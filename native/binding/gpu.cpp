@@ -114,12 +114,6 @@ bool int_arg(const Napi::CallbackInfo& info, size_t i, int* out) {
   return true;
 }
 
-// Throws ERR_PINPOOL_INVALID_ARGUMENT naming the call; returns undefined for the caller.
-Napi::Value bad_call(Napi::Env env, const char* signature) {
-  throw_error(env, code::kInvalidArgument, std::string("binding: ") + signature);
-  return env.Undefined();
-}
-
 // Driver thread: hand the finished operation to its JavaScript thread.
 void notify(GpuWork*, void* context) {
   auto* op = static_cast<Op*>(context);
@@ -376,8 +370,7 @@ char* managed_range(napi_env env, napi_value value, size_t* bytes) {
 Napi::Value Prefetch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int device, target;
-  if (!int_arg(info, 0, &device) || !int_arg(info, 2, &target))
-    return bad_call(env, "prefetch(device, memory, target, stream)");
+  PINPOOL_CHECK(int_arg(info, 0, &device) && int_arg(info, 2, &target), "prefetch(device, memory, target, stream)");
   size_t bytes = 0;
   char* ptr = managed_range(env, info[1], &bytes);
   if (!ptr) return env.Undefined();
@@ -397,8 +390,8 @@ Napi::Value Prefetch(const Napi::CallbackInfo& info) {
 // advise(device, memory, advice, target) -> undefined
 Napi::Value Advise(const Napi::CallbackInfo& info) {
   int device, advice, target;
-  if (!int_arg(info, 0, &device) || !int_arg(info, 2, &advice) || !int_arg(info, 3, &target))
-    return bad_call(info.Env(), "advise(device, memory, advice, target)");
+  PINPOOL_CHECK(int_arg(info, 0, &device) && int_arg(info, 2, &advice) && int_arg(info, 3, &target),
+                "advise(device, memory, advice, target)");
   size_t bytes = 0;
   char* ptr = managed_range(info.Env(), info[1], &bytes);
   if (!ptr) return info.Env().Undefined();
@@ -412,8 +405,8 @@ Napi::Value DeviceAlloc(const Napi::CallbackInfo& info) {
   void* p = nullptr;
   int device;
   size_t bytes;
-  if (!int_arg(info, 0, &device) || info.Length() < 2 || !get_size(info.Env(), info[1], &bytes))
-    return bad_call(info.Env(), "deviceAlloc(device, bytes)");
+  PINPOOL_CHECK(int_arg(info, 0, &device) && info.Length() >= 2 && get_size(info.Env(), info[1], &bytes),
+                "deviceAlloc(device, bytes)");
   CUresult rc = cuda::device_alloc(device, bytes ? bytes : 1, &p);
   if (rc != CUDA_SUCCESS) {
     napi_throw(info.Env(), cuda_error(info.Env(), rc, "deviceAlloc(" + std::to_string(bytes) + ")"));
@@ -426,8 +419,7 @@ Napi::Value DeviceAlloc(const Napi::CallbackInfo& info) {
 // garbage-collection backstop); the driver keeps its own count.
 Napi::Value DeviceFree(const Napi::CallbackInfo& info) {
   void* address;
-  if (info.Length() < 1 || !get_address(info.Env(), info[0], &address))
-    return bad_call(info.Env(), "deviceFree(address)");
+  PINPOOL_CHECK(info.Length() >= 1 && get_address(info.Env(), info[0], &address), "deviceFree(address)");
   cuda::device_free(address);
   return info.Env().Undefined();
 }
@@ -436,7 +428,7 @@ Napi::Value DeviceFree(const Napi::CallbackInfo& info) {
 Napi::Value CreateStream(const Napi::CallbackInfo& info) {
   CUstream s = nullptr;
   int device;
-  if (!int_arg(info, 0, &device)) return bad_call(info.Env(), "createStream(device)");
+  PINPOOL_CHECK(int_arg(info, 0, &device), "createStream(device)");
   CUresult rc = cuda::stream_create(device, &s);
   if (rc != CUDA_SUCCESS) {
     napi_throw(info.Env(), cuda_error(info.Env(), rc, "createStream"));
@@ -464,8 +456,8 @@ Napi::Value HostRegister(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   HostMemory m;
   int device, flags;
-  if (!int_arg(info, 0, &device) || !host_memory(env, info[1], &m) || !int_arg(info, 2, &flags))
-    return bad_call(env, "hostRegister(device, memory, flags)");
+  PINPOOL_CHECK(int_arg(info, 0, &device) && host_memory(env, info[1], &m) && int_arg(info, 2, &flags),
+                "hostRegister(device, memory, flags)");
   CUresult rc = m.data && m.length ? cuda::host_register(device, m.data, m.length, static_cast<unsigned>(flags))
                                    : CUDA_ERROR_INVALID_VALUE;
   if (rc != CUDA_SUCCESS) {

@@ -135,24 +135,36 @@ napi_value TakeError(napi_env env, napi_callback_info info) {
   return error ? error : make_error(env, code::kOutOfMemory, "allocation failed");
 }
 
+// The live block that free() or transfer() names by (handler, _, slot, address): throws and
+// returns nullptr when the arguments are of the wrong type or name no block of this thread.
+LiveBlock* named_block(napi_env env, Instance* inst, const napi_value* argv, const char* call) {
+  Handler* h;
+  double slot;
+  void* ptr;
+  if (!(h = inst->handler(env, argv[0])) || !get_number(env, argv[2], &slot) ||
+      !get_address(env, argv[3], &ptr)) {
+    throw_error(env, code::kInvalidArgument, std::string("binding: ") + call + "(handler, buffer, slot, address, ...)");
+    return nullptr;
+  }
+  LiveBlock* block = inst->live.find(slot, ptr, h);
+  if (!block) throw_error(env, code::kInvalidArgument, std::string(call) + ": not a block this thread owns");
+  return block;
+}
+
 // free(handler, arrayBuffer | undefined, slot, address, byGc)
 napi_value HotFree(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
   Instance* inst = instance_of(env, info, &argc, argv);
-  Handler* h;
-  double slot;
-  void* ptr;
   bool by_gc = false;
-  if (argc < 5 || !(h = inst->handler(env, argv[0])) || !get_number(env, argv[2], &slot) ||
-      !get_address(env, argv[3], &ptr) || !get_bool(env, argv[4], &by_gc))
+  if (argc < 5 || !get_bool(env, argv[4], &by_gc))
     return throw_error(env, code::kInvalidArgument, "binding: free(handler, buffer, slot, address, byGc)");
-  LiveBlock* block = inst->live.find(slot, ptr, h);
-  if (!block) return throw_error(env, code::kInvalidArgument, "free: not a block this thread owns");
+  LiveBlock* block = named_block(env, inst, argv, "free");
+  if (!block) return nullptr;
   FenceSet leases = std::move(block->inherited);
   if (!take_back_view(env, argv[1], *block, by_gc, leases))
     return throw_error(env, code::kInvalidArgument, "free: the buffer cannot be detached");
-  h->deallocate(ptr, block->bytes, block->alignment, by_gc, std::move(leases));
+  block->handler->deallocate(block->ptr, block->bytes, block->alignment, by_gc, std::move(leases));
   inst->live.remove(block);
   return nullptr;
 }
@@ -162,14 +174,11 @@ napi_value Transfer(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   Instance* inst = instance_of(env, info, &argc, argv);
-  Handler* h;
-  double slot;
-  void* ptr;
-  if (argc < 4 || !(h = inst->handler(env, argv[0])) || !get_number(env, argv[2], &slot) ||
-      !get_address(env, argv[3], &ptr))
-    return throw_error(env, code::kInvalidArgument, "binding: transfer(handler, buffer, slot, address)");
-  LiveBlock* block = inst->live.find(slot, ptr, h);
-  if (!block) return throw_error(env, code::kInvalidArgument, "transfer: not a block this thread owns");
+  if (argc < 4) return throw_error(env, code::kInvalidArgument, "binding: transfer(handler, buffer, slot, address)");
+  LiveBlock* block = named_block(env, inst, argv, "transfer");
+  if (!block) return nullptr;
+  Handler* h = block->handler;
+  void* ptr = block->ptr;
   transfers::Parcel parcel;
   parcel.leases = std::move(block->inherited);
   if (!take_back_view(env, argv[1], *block, false, parcel.leases))
