@@ -35,27 +35,29 @@ async function collected(): Promise<void> {
 }
 
 describe('ArrayBuffers that escape their HostBuffer (finding 6)', () => {
-  it.skipIf(!hasTransfer)('a block whose ArrayBuffer was moved by transfer() is not reused while that ArrayBuffer lives', async () => {
-    const h = pool(pageable());
-    const b = h.alloc(4096);
-    const address = b.address;
-    let moved: ArrayBuffer | undefined = (b.bytes.buffer as ArrayBuffer & { transfer(): ArrayBuffer }).transfer();
-    b.free();
-    expect(h.stats().bytes.current).toBe(0); // the owner's accounting ended
-    const next = Array.from({ length: 4 }, () => h.alloc(4096));
-    expect(next.map((n) => n.address)).not.toContain(address);
-    next.forEach((n, i) => fill(n, i));
-    new Uint8Array(moved).fill(0xee); // still reaches the first block, and only it
-    expect(next.every((n, i) => intact(n, i))).toBe(true);
-    next.forEach((n) => n.free());
-    // Once no ArrayBuffer reaches it, the block comes back.
-    moved = undefined;
-    await collected();
-    const again = Array.from({ length: 8 }, () => h.alloc(4096));
-    expect(again.map((n) => n.address)).toContain(address);
-    again.forEach((n) => n.free());
-    expect(h.stats().bytes.current).toBe(0);
-  });
+  for (const method of ['transfer', 'transferToFixedLength'] as const) {
+    it.skipIf(!hasTransfer)(`a block whose ArrayBuffer was moved by ${method}() is not reused while that ArrayBuffer lives`, async () => {
+      const h = pool(pageable());
+      const b = h.alloc(4096);
+      const address = b.address;
+      let moved: ArrayBuffer | undefined = (b.bytes.buffer as unknown as Record<typeof method, () => ArrayBuffer>)[method]();
+      b.free();
+      expect(h.stats().bytes.current).toBe(0); // the owner's accounting ended
+      const next = Array.from({ length: 4 }, () => h.alloc(4096));
+      expect(next.map((n) => n.address)).not.toContain(address);
+      next.forEach((n, i) => fill(n, i));
+      new Uint8Array(moved).fill(0xee); // still reaches the first block, and only it
+      expect(next.every((n, i) => intact(n, i))).toBe(true);
+      next.forEach((n) => n.free());
+      // Once no ArrayBuffer reaches it, the block comes back.
+      moved = undefined;
+      await collected();
+      const again = Array.from({ length: 8 }, () => h.alloc(4096));
+      expect(again.map((n) => n.address)).toContain(address);
+      again.forEach((n) => n.free());
+      expect(h.stats().bytes.current).toBe(0);
+    });
+  }
 
   it.skipIf(!hasTransfer)('the garbage-collection backstop waits for an ArrayBuffer that transfer() made', async () => {
     const h = pool(pageable());
