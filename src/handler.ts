@@ -3,10 +3,12 @@
  * adaptors are all Handlers; factories live in handlers.ts.
  */
 import { ErrorCode, PinpoolError } from './errors.js';
-import { makeHostBuffer, type HostBuffer, type SlabView } from './host-buffer.js';
+import { Block, makeHostBuffer, type HostBuffer, type SlabView } from './host-buffer.js';
 import { binding, constants, type NativeHandle } from './native.js';
 import { currentFrame } from './scope-stats.js';
 import { readStats, type HandlerStats } from './stats.js';
+import { takeBack } from './take-back.js';
+import { DEFAULT_THREAD_CACHE_BYTES, dropWhenCollected, movesBuffers, ThreadCache } from './thread-cache.js';
 import { allocChannel, fallbackChannel, type AllocMessage, type FallbackMessage } from './tracing.js';
 import { checkAlignment, checkBoolean, checkBytes, checkOptions, isObject } from './validate.js';
 
@@ -34,6 +36,8 @@ export interface HandlerToken {
   readonly process: string;
   /** The pool hands out slab views (its `slabViews` option), in the attaching thread too. */
   readonly slabViews?: boolean;
+  /** The pool's `threadCacheBytes`, when not the default, for the attaching thread's cache. */
+  readonly threadCacheBytes?: number;
 }
 
 function notAHandler(): PinpoolError {
@@ -41,6 +45,7 @@ function notAHandler(): PinpoolError {
 }
 
 const scratch = binding.scratch();
+const NO_SLAB = new ArrayBuffer(0);
 
 /**
  * This thread's wrapper of each native handler, by id: whether a factory, attach() or adopt()
@@ -69,11 +74,14 @@ export class Handler {
   // Private, so no other value can be put in its place (the native side checks its type tag).
   readonly #handle: NativeHandle;
   readonly #slabs: Map<number, SlabView> | undefined;
+  // This thread's cache in front of the pool (pools only); see thread-cache.ts.
+  readonly #cache: ThreadCache | undefined;
+  readonly #cacheBytes: number | undefined; // the pool's threadCacheBytes, when not the default
   // A file-mapping handler (mapFile) serves its one block once; this wrapper has asked for it.
   #fileMapped: boolean | undefined;
 
   /** @internal Use the factories: pinned(), pool(), ... */
-  constructor(handle: NativeHandle, upstreams: readonly Handler[] = [], slabViews = false) {
+  constructor(handle: NativeHandle, upstreams: readonly Handler[] = [], slabViews = false, threadCacheBytes?: number) {
     // Only a native handler (its type tag is checked natively); describe() also takes ids.
     const d = typeof handle === 'object' && handle !== null ? binding.describe(handle) : null;
     if (d === null) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: not a native handler');
@@ -84,6 +92,12 @@ export class Handler {
     this.upstreams = Object.freeze([...upstreams]);
     this.#slabs = slabViews ? new Map() : undefined;
     this.#fileMapped = d.kind === 'file' ? false : undefined;
+    this.#cacheBytes = threadCacheBytes;
+    // A trim asked in another thread reaches this thread's cache at its next call; the cache
+    // then gives its blocks back, and the slabs this thread no longer views are let go.
+    const trimmed = () => this.#releaseIdleSlabs();
+    this.#cache = d.kind === 'pool' ? ThreadCache.create(handle, threadCacheBytes ?? DEFAULT_THREAD_CACHE_BYTES, trimmed) : undefined;
+    if (this.#cache !== undefined) dropWhenCollected.register(this, this.#cache.native);
     if (wrappers.get(this.id)?.deref() === undefined) {
       wrappers.set(this.id, new WeakRef(this));
       forget.register(this, this.id);
@@ -118,6 +132,15 @@ export class Handler {
       if (this.#fileMapped) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: ${this.name} maps its file once; call mapFile() again for another buffer`);
       this.#fileMapped = true;
     }
+    const cache = this.#cache;
+    if (cache !== undefined) {
+      const block = cache.take(bytes, alignment);
+      if (block !== undefined) {
+        const buffer = block.spare;
+        block.spare = undefined;
+        return this.#handOut(block, buffer, zero);
+      }
+    }
     if (fallbackChannel.hasSubscribers !== hopsTraced) binding.traceHops((hopsTraced = !hopsTraced));
     // A slabViews pool views the block through its slab when the pool carved it from one (only
     // the pool knows: large and passed-through blocks are not); otherwise it gets a buffer.
@@ -126,13 +149,26 @@ export class Handler {
     if (ab === null) throw binding.takeError();
     const address = scratch[slots.address]!;
     const servedBy = scratch[slots.servedBy]!;
+    const classBytes = scratch[slots.classBytes]!;
+    const slot = scratch[slots.liveSlot]!;
     let slab: SlabView | undefined;
     if (ab === undefined) slab = this.#slabOf(scratch[slots.region]!, scratch[slots.regionBytes]!);
-    const frame = currentFrame();
-    const buf = makeHostBuffer(this, ab ?? undefined, scratch[slots.liveSlot]!, address, bytes, alignment, servedBy, slab, frame);
+    let keeper: ThreadCache | undefined;
+    if (cache !== undefined) {
+      cache.allocatedNatively();
+      // A block the pool classes may wait in the cache when freed: a slab view always, a block
+      // with its own ArrayBuffer where transfer() can take that buffer back.
+      if (classBytes > 0 && (slab !== undefined || movesBuffers)) keeper = cache;
+    }
+    const block = new Block(this, slot, address, bytes, alignment, servedBy, slab, classBytes, keeper);
+    return this.#handOut(block, ab ?? undefined, zero);
+  }
+
+  #handOut(block: Block, buffer: ArrayBuffer | undefined, zero: boolean): HostBuffer {
+    const buf = makeHostBuffer(block, buffer, currentFrame());
     if (zero) buf.bytes.fill(0);
     if (allocChannel.hasSubscribers) {
-      allocChannel.publish({ handler: this.name, bytes, alignment, address, servedBy: buf.servedBy } satisfies AllocMessage);
+      allocChannel.publish({ handler: this.name, bytes: block.byteLength, alignment: block.alignment, address: block.address, servedBy: buf.servedBy } satisfies AllocMessage);
     }
     return buf;
   }
@@ -149,16 +185,25 @@ export class Handler {
    */
   trim(): number {
     if (!Handler.is(this)) throw notAHandler();
-    if (this.#slabs !== undefined) {
-      // A slab can go back only once no thread views it: drop our views of idle slabs first.
-      for (const [region, slab] of this.#slabs) {
-        if (slab.live === 0) {
-          binding.releaseRegion(slab.buffer, slab.pin);
-          this.#slabs.delete(region);
-        }
+    // This thread's cached blocks first (other threads give theirs back at their next call).
+    this.#cache?.giveBack();
+    this.#releaseIdleSlabs();
+    return binding.trim(this.#handle);
+  }
+
+  /** A slab can go back only once no thread views it: drops this thread's views of idle slabs. */
+  #releaseIdleSlabs(): void {
+    if (this.#slabs === undefined) return;
+    for (const [region, slab] of this.#slabs) {
+      if (slab.live === 0) {
+        // A slab buffer the user moved away or marked untransferable cannot be taken back: the
+        // slab then stays pinned until that buffer is collected.
+        const buffer = takeBack(slab.buffer);
+        if (buffer !== null) binding.releaseRegion(buffer, slab.pin);
+        slab.buffer = NO_SLAB; // released buffers still name their slab: let its buffer go
+        this.#slabs.delete(region);
       }
     }
-    return binding.trim(this.#handle);
   }
 
   /**
@@ -168,8 +213,16 @@ export class Handler {
   share(): HandlerToken {
     if (!Handler.is(this)) throw notAHandler();
     const [secret, process] = binding.secret(this.#handle);
-    const token: HandlerToken = { pinpool: 'handler', version: 2, id: this.id, secret, process };
-    return Object.freeze(this.#slabs === undefined ? token : { ...token, slabViews: true });
+    const token: HandlerToken = {
+      pinpool: 'handler',
+      version: 2,
+      id: this.id,
+      secret,
+      process,
+      ...(this.#slabs === undefined ? {} : { slabViews: true }),
+      ...(this.#cacheBytes === undefined ? {} : { threadCacheBytes: this.#cacheBytes }),
+    };
+    return Object.freeze(token);
   }
 
   /**
@@ -212,6 +265,6 @@ export class Handler {
  * `slabViews` if this thread has none yet. For attach() and adopt(); not exported from the
  * package, so no code can reach a handler by guessing its id.
  */
-export function wrapperOf(handle: NativeHandle, id: number, slabViews = false): Handler {
-  return wrappers.get(id)?.deref() ?? new Handler(handle, [], slabViews);
+export function wrapperOf(handle: NativeHandle, id: number, slabViews = false, threadCacheBytes?: number): Handler {
+  return wrappers.get(id)?.deref() ?? new Handler(handle, [], slabViews, threadCacheBytes);
 }

@@ -5,6 +5,7 @@
  */
 import { Handler } from './handler.js';
 import { binding } from './native.js';
+import { DEFAULT_THREAD_CACHE_BYTES } from './thread-cache.js';
 import { checkBoolean, checkBound, checkBytes, checkDevice, checkName, checkOptions, invalid } from './validate.js';
 
 export interface PinnedOptions {
@@ -41,6 +42,15 @@ export interface PoolOptions {
    * the next allocation. Use it only where no view outlives its buffer. Default false.
    */
   slabViews?: boolean;
+  /**
+   * Bytes of freed blocks each thread keeps for its own next allocations of the same size, in
+   * front of the pool (its thread cache: a hit there makes no call into native code and no new
+   * ArrayBuffer). Counted as cached in the pool's statistics; `trim()` gives them back. 0 turns
+   * the cache off. Default 64 MiB, or maxCachedBytes when smaller (at most 256 blocks, 64 of
+   * one size). Blocks in thread caches count against maxCachedBytes with the pool's own; the
+   * pool's cacheRatio cannot take them back (the threads give them back at trim()).
+   */
+  threadCacheBytes?: number;
 }
 
 export interface FallbackOptions {
@@ -132,7 +142,11 @@ export function pool(upstream: Handler, options?: PoolOptions): Handler {
     maxCachedBytes: o.maxCachedBytes === undefined ? 2 ** 30 : checkBound(o.maxCachedBytes, 'maxCachedBytes'),
     cacheRatio: o.cacheRatio === undefined ? 0.1 : checkRatio(o.cacheRatio),
   };
-  return new Handler(binding.createHandler('pool', native), [upstream], slabViews);
+  // A thread cache's blocks count against maxCachedBytes with the pool's own, so by default no
+  // thread keeps more than the cap.
+  const threadCacheBytes =
+    o.threadCacheBytes !== undefined ? checkBound(o.threadCacheBytes, 'threadCacheBytes') : native.maxCachedBytes < DEFAULT_THREAD_CACHE_BYTES ? native.maxCachedBytes : undefined;
+  return new Handler(binding.createHandler('pool', native), [upstream], slabViews, threadCacheBytes);
 }
 
 /**

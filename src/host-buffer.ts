@@ -7,6 +7,8 @@ import { track, untrack, type BlockRecord, type Trackable } from './gc-backstop.
 import { leafOf } from './leaves.js';
 import { binding, type NativeHandle, type RegionPin } from './native.js';
 import type { ScopeFrame } from './scope-stats.js';
+import type { ThreadCache } from './thread-cache.js';
+import { takeBack } from './take-back.js';
 import { freeChannel, type FreeMessage } from './tracing.js';
 import { isObject } from './validate.js';
 
@@ -18,7 +20,8 @@ export interface BufferOwner {
 
 /** A slab of a `slabViews` pool as seen by this thread: one ArrayBuffer, many views. */
 export interface SlabView {
-  readonly buffer: ArrayBuffer;
+  /** The slab's ArrayBuffer; an empty one once the slab is released (trim()). */
+  buffer: ArrayBuffer;
   readonly region: number;
   /** Keeps the slab mapped while this thread views it (native RegionPin). */
   readonly pin: RegionPin;
@@ -48,6 +51,8 @@ export interface BufferToken {
   readonly process: string;
 }
 
+const EMPTY = new Uint8Array(0);
+
 function released(): PinpoolError {
   return new PinpoolError(ErrorCode.RELEASED, 'pinpool: this HostBuffer was released (free() or transfer())');
 }
@@ -68,47 +73,21 @@ function wrongReceiver(): PinpoolError {
  * buf.bytes.fill(7);
  */
 export class HostBuffer implements Trackable {
-  #owner: BufferOwner;
-  #handle: NativeHandle;
-  #buffer: ArrayBuffer | undefined; // our own external ArrayBuffer; undefined for a slab view
+  #block: Block;
+  #buffer: ArrayBuffer | undefined; // the block's ArrayBuffer as handed out; undefined for a slab view
   #bytes: Uint8Array;
-  #address: number;
-  #slot: number; // the block's slot in the native live table
-  #byteLength: number;
-  #alignment: number;
-  #servedBy: number;
-  #slab: SlabView | undefined;
   #frame: ScopeFrame | undefined; // the measure() scope that counts this buffer
   #released = false;
   #registered = false;
 
   /** @internal Use `handler.alloc()` or `adopt()`. */
-  constructor(
-    key: symbol,
-    owner: BufferOwner,
-    buffer: ArrayBuffer | undefined,
-    bytes: Uint8Array,
-    slot: number,
-    address: number,
-    byteLength: number,
-    alignment: number,
-    servedBy: number,
-    slab: SlabView | undefined,
-    frame: ScopeFrame | undefined,
-  ) {
+  constructor(key: symbol, block: Block, buffer: ArrayBuffer | undefined, bytes: Uint8Array, frame: ScopeFrame | undefined) {
     if (key !== constructing) throw wrongReceiver();
-    this.#owner = owner;
-    this.#handle = owner.handle;
+    this.#block = block;
     this.#buffer = buffer;
     this.#bytes = bytes;
-    this.#slot = slot;
-    this.#address = address;
-    this.#byteLength = byteLength;
-    this.#alignment = alignment;
-    this.#servedBy = servedBy;
-    this.#slab = slab;
     this.#frame = frame;
-    if (frame !== undefined) frame.allocated(byteLength);
+    if (frame !== undefined) frame.allocated(block.byteLength);
     track(this);
   }
 
@@ -122,38 +101,38 @@ export class HostBuffer implements Trackable {
   /** Size in bytes, as asked for. */
   get byteLength(): number {
     if (!HostBuffer.#owns(this)) throw wrongReceiver();
-    return this.#byteLength;
+    return this.#block.byteLength;
   }
 
   /** The alignment the block was allocated with, in bytes. */
   get alignment(): number {
     if (!HostBuffer.#owns(this)) throw wrongReceiver();
-    return this.#alignment;
+    return this.#block.alignment;
   }
 
   /** The host address of the block (for handing to native code). */
   get address(): bigint {
     if (!HostBuffer.#owns(this)) throw wrongReceiver();
     if (this.#released) throw released();
-    return BigInt(this.#address);
+    return BigInt(this.#block.address);
   }
 
   /** The handler that allocated the block; memory goes back through it only. */
   get handler(): BufferOwner {
     if (!HostBuffer.#owns(this)) throw wrongReceiver();
-    return this.#owner;
+    return this.#block.owner;
   }
 
   /** Name of the leaf handler whose memory this is ('pinned', 'locked', 'pageable' ...). */
   get servedBy(): string {
     if (!HostBuffer.#owns(this)) throw wrongReceiver();
-    return leafOf(this.#servedBy).name;
+    return leafOf(this.#block.servedBy).name;
   }
 
   /** Kind of that leaf: 'pinned', 'managed', 'locked' or 'pageable'. */
   get kind(): string {
     if (!HostBuffer.#owns(this)) throw wrongReceiver();
-    return leafOf(this.#servedBy).kind;
+    return leafOf(this.#block.servedBy).kind;
   }
 
   /** True once the buffer was freed or transferred. */
@@ -171,12 +150,19 @@ export class HostBuffer implements Trackable {
     if (this.#released) {
       throw new PinpoolError(ErrorCode.DOUBLE_FREE, 'pinpool: this HostBuffer was already freed');
     }
+    const own = this.#buffer;
     this.#release();
-    // Native code detaches the buffer, and the block waits for every lease on its memory (a
-    // copy in flight, an ArrayBuffer that escaped) before it is handed out again.
-    binding.free(this.#handle, this.#buffer, this.#slot, this.#address, false);
+    const block = this.#block;
+    // The thread cache keeps the block for this thread's next allocation of its size, taking
+    // its buffer back (detached here, so a stale view reaches nothing). Otherwise native code
+    // detaches the buffer, and the block waits for every lease on its memory (a copy in flight,
+    // an ArrayBuffer that escaped) before it is handed out again.
+    if (block.cache === undefined || !block.cache.keep(block, own)) {
+      const buffer = own === undefined ? undefined : takeBack(own);
+      binding.free(block.owner.handle, buffer, block.slot, block.address, false);
+    }
     if (freeChannel.hasSubscribers) {
-      const message: FreeMessage = { handler: this.#owner.name, bytes: this.#byteLength, alignment: this.#alignment, address: this.#address, byGc: false };
+      const message: FreeMessage = { handler: block.owner.name, bytes: block.byteLength, alignment: block.alignment, address: block.address, byGc: false };
       freeChannel.publish(message);
     }
   }
@@ -195,7 +181,9 @@ export class HostBuffer implements Trackable {
   transfer(): BufferToken {
     if (!HostBuffer.#owns(this)) throw wrongReceiver();
     if (this.#released) throw released();
-    const [id, process] = binding.transfer(this.#handle, this.#buffer, this.#slot, this.#address);
+    const block = this.#block;
+    const buffer = this.#buffer === undefined ? undefined : takeBack(this.#buffer);
+    const [id, process] = binding.transfer(block.owner.handle, buffer, block.slot, block.address);
     this.#release();
     return Object.freeze({ pinpool: 'buffer', version: 2, id, process });
   }
@@ -223,7 +211,7 @@ export class HostBuffer implements Trackable {
   static blockOf(value: unknown): HostBlock | undefined {
     if (!HostBuffer.#owns(value)) return undefined;
     if (value.#released) throw released();
-    return { memory: value.#bytes, byteLength: value.#byteLength, kind: leafOf(value.#servedBy).kind };
+    return { memory: value.#bytes, byteLength: value.#block.byteLength, kind: leafOf(value.#block.servedBy).kind };
   }
 
   /** A brand check that a primitive `this` cannot make throw, and no getter or trap runs. */
@@ -233,9 +221,13 @@ export class HostBuffer implements Trackable {
 
   #release(): void {
     this.#released = true;
+    // A released buffer holds on to no memory: a view the user kept is all that can keep an
+    // ArrayBuffer that could not be taken back (and so its block's quarantine) alive.
+    this.#buffer = undefined;
+    this.#bytes = EMPTY;
     if (this.#registered) untrack(this);
-    if (this.#slab !== undefined) this.#slab.live--;
-    if (this.#frame !== undefined) this.#frame.freed(this.#byteLength);
+    if (this.#block.slab !== undefined) this.#block.slab.live--;
+    if (this.#frame !== undefined) this.#frame.freed(this.#block.byteLength);
   }
 
   /** @internal */
@@ -244,17 +236,18 @@ export class HostBuffer implements Trackable {
     this.#registered = true;
     // A slab view shares its ArrayBuffer, so the view object itself is what must die.
     const target = this.#buffer ?? this.#bytes;
+    const b = this.#block;
     return [
       target,
       {
-        handle: this.#handle,
-        owner: this.#owner,
+        handle: b.owner.handle,
+        owner: b.owner,
         frame: this.#frame,
-        slab: this.#slab,
-        slot: this.#slot,
-        address: this.#address,
-        byteLength: this.#byteLength,
-        alignment: this.#alignment,
+        slab: b.slab,
+        slot: b.slot,
+        address: b.address,
+        byteLength: b.byteLength,
+        alignment: b.alignment,
       },
     ];
   }
@@ -264,28 +257,48 @@ export class HostBuffer implements Trackable {
   }
 }
 
-/** @internal Wraps a block just allocated (or adopted) into a HostBuffer. */
-export function makeHostBuffer(
-  owner: BufferOwner,
-  buffer: ArrayBuffer | undefined,
-  slot: number,
-  address: number,
-  byteLength: number,
-  alignment: number,
-  servedBy: number,
-  slab: SlabView | undefined,
-  frame: ScopeFrame | undefined,
-): HostBuffer {
+/**
+ * @internal A block this thread owns, as JavaScript knows it: made when native code hands the
+ * block over, and kept with the block while it waits in a thread cache, so a pool hit makes no
+ * record. Everything but the cache's fields is fixed for the block's life.
+ */
+export class Block {
+  /** Where it waits in its cache's slot list (set by the cache). */
+  position = -1;
+  /** Its ArrayBuffer while it waits in a thread cache. */
+  spare: ArrayBuffer | undefined = undefined;
+
+  constructor(
+    readonly owner: BufferOwner,
+    /** Its slot in the native live table. */
+    readonly slot: number,
+    readonly address: number,
+    readonly byteLength: number,
+    readonly alignment: number,
+    /** Id of the leaf whose memory it is. */
+    readonly servedBy: number,
+    /** The slab it is viewed through (slabViews pools). */
+    readonly slab: SlabView | undefined,
+    /** What the pool holds for it (its size class); 0 when no thread cache may keep it. */
+    readonly classBytes: number,
+    /** The thread cache that may keep it when it is freed. */
+    readonly cache: ThreadCache | undefined,
+  ) {}
+}
+
+/** @internal Wraps a block just allocated, adopted or taken from a thread cache into a HostBuffer. */
+export function makeHostBuffer(block: Block, buffer: ArrayBuffer | undefined, frame: ScopeFrame | undefined): HostBuffer {
   let bytes: Uint8Array;
+  const slab = block.slab;
   if (slab !== undefined) {
-    bytes = new Uint8Array(slab.buffer, address - slab.region, byteLength);
+    bytes = new Uint8Array(slab.buffer, block.address - slab.region, block.byteLength);
     slab.live++;
   } else {
     // A pool block must never move to another thread by postMessage: the pool would lose it.
     // Node never transfers an external ArrayBuffer (Node 22+ throws DataCloneError, Node 20
-    // copies the bytes), so no marking is needed; markAsUntransferable would even break free()
-    // on Node 24, whose detach key makes napi_detach_arraybuffer abort the process.
+    // copies the bytes), so no marking is needed (and a buffer the user marks is handled by
+    // take-back.ts).
     bytes = new Uint8Array(buffer as ArrayBuffer);
   }
-  return new HostBuffer(constructing, owner, buffer, bytes, slot, address, byteLength, alignment, servedBy, slab, frame);
+  return new HostBuffer(constructing, block, buffer, bytes, frame);
 }

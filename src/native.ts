@@ -13,17 +13,18 @@ export interface NativeBinding {
   constants(): NativeConstants;
   alloc(handle: NativeHandle, bytes: number, alignment: number, view: number): ArrayBuffer | undefined | null;
   takeError(): Error;
-  free(handle: NativeHandle, buffer: ArrayBuffer | undefined, slot: number, address: number, byGc: boolean): void;
+  /** `buffer` null: the block's buffer cannot be taken back; the block waits until it is collected. */
+  free(handle: NativeHandle, buffer: ArrayBuffer | null | undefined, slot: number, address: number, byGc: boolean): void;
   trim(handle: NativeHandle): number;
   stats(handle: NativeHandle, out: Float64Array): void;
   statsLayout(): string[];
   describe(handleOrId: NativeHandle | number): { id: number; name: string; kind: string } | null;
   secret(handle: NativeHandle): [secret: string, process: string];
   attach(id: number, secret: string, process: string): NativeHandle | null;
-  transfer(handle: NativeHandle, buffer: ArrayBuffer | undefined, slot: number, address: number): [key: string, process: string];
+  transfer(handle: NativeHandle, buffer: ArrayBuffer | null | undefined, slot: number, address: number): [key: string, process: string];
   adopt(key: string, process: string): [NativeHandle, ArrayBuffer, number, number] | null;
   regionView(handle: NativeHandle, region: number, bytes: number): [ArrayBuffer, RegionPin] | null;
-  releaseRegion(buffer: ArrayBuffer, pin: RegionPin): void;
+  releaseRegion(buffer: ArrayBuffer | null, pin: RegionPin): void;
   scratch(): Float64Array;
   traceHops(enabled: boolean): void;
   takeHops(): [handler: string, from: string, to: string, reason: string][];
@@ -37,6 +38,14 @@ export interface NativeBinding {
   hostRegister(device: number, memory: HostMemory, flags: number): [registration: NativeRegistration, bytes: number];
   hostUnregister(registration: NativeRegistration): void;
   deferred(handle: NativeHandle): number;
+  threadCache(handle: NativeHandle): [cells: Float64Array, cache: NativeThreadCache] | null;
+  cacheRelease(cache: NativeThreadCache, buffer: ArrayBuffer | undefined, position: number): void;
+  dropCache(cache: NativeThreadCache): void;
+  notePeak(cache: NativeThreadCache): void;
+  leased(address: number, bytes: number): boolean;
+  transferProbe(): [probe: ArrayBuffer];
+  leaseFlag(): Int32Array;
+  isProbe(value: unknown): boolean;
   fakeCuda(op: 'counters'): Record<string, number> | null;
   fakeCuda(op: 'reset'): boolean;
   fakeCuda(op: 'set', knob: string, value: number): boolean;
@@ -51,6 +60,8 @@ export type NativeHandle = { readonly __nativeHandle: unique symbol };
 export type RegionPin = { readonly __regionPin: unique symbol };
 /** An opaque reference to a CUDA stream. */
 export type NativeStream = { readonly __nativeStream: unique symbol };
+/** An opaque reference to the native half of a thread cache (native/binding/thread_cache.hpp). */
+export type NativeThreadCache = { readonly __nativeThreadCache: unique symbol };
 /** An opaque reference to a host registration (it leases pinpool memory while registered). */
 export type NativeRegistration = { readonly __nativeRegistration: unique symbol };
 
@@ -71,7 +82,10 @@ export interface NativeInfo {
 export interface NativeConstants {
   codes: Record<'INVALID_ARGUMENT' | 'OUT_OF_MEMORY' | 'DOUBLE_FREE' | 'RELEASED' | 'UNAVAILABLE' | 'CUDA', string>;
   /** Where alloc() and adopt() report into the scratch array. */
-  slots: { address: number; servedBy: number; region: number; regionBytes: number; liveSlot: number };
+  slots: { address: number; servedBy: number; region: number; regionBytes: number; liveSlot: number; classBytes: number };
+  /** A thread cache's shared record (native/core/thread_caches.hpp): where each count sits,
+   * where its slot list begins, and how many blocks it holds at most. */
+  threadCacheCells: { blocks: number; bytes: number; classBytes: number; hits: number; hitBytes: number; frees: number; trims: number; positions: number; capacity: number };
   /** Largest block a slabViews pool serves from a slab, in bytes. */
   slabMaxBlock: number;
   /** Largest alignment a pool serves from its cache, in bytes. */

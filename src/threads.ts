@@ -4,7 +4,7 @@
  */
 import { ErrorCode, PinpoolError } from './errors.js';
 import { wrapperOf, type Handler, type HandlerToken } from './handler.js';
-import { makeHostBuffer, type BufferToken, type HostBuffer } from './host-buffer.js';
+import { Block, makeHostBuffer, type BufferToken, type HostBuffer } from './host-buffer.js';
 import { binding, constants } from './native.js';
 import { invalid, isArray } from './validate.js';
 
@@ -13,10 +13,10 @@ const scratch = binding.scratch();
 const HEX = /^[0-9a-f]+$/;
 
 /** Reads a token's fields once; anything but a token of this version is INVALID_ARGUMENT. */
-function readToken(token: unknown, kind: 'handler' | 'buffer'): { id: number | string; secret: string; process: string; slabViews: boolean } {
+function readToken(token: unknown, kind: 'handler' | 'buffer'): { id: number | string; secret: string; process: string; slabViews: boolean; threadCacheBytes: number | undefined } {
   const expected = `a token from ${kind === 'handler' ? 'handler.share()' : 'buf.transfer()'}`;
   if (token === null || typeof token !== 'object' || isArray(token)) throw invalid('token', expected, token);
-  let t: { pinpool?: unknown; version?: unknown; id?: unknown; secret?: unknown; process?: unknown; slabViews?: unknown };
+  let t: { pinpool?: unknown; version?: unknown; id?: unknown; secret?: unknown; process?: unknown; slabViews?: unknown; threadCacheBytes?: unknown };
   try {
     t = { ...token };
   } catch {
@@ -24,10 +24,17 @@ function readToken(token: unknown, kind: 'handler' | 'buffer'): { id: number | s
   }
   const hex = (v: unknown, digits: number) => typeof v === 'string' && v.length === digits && HEX.test(v);
   const idOk = kind === 'handler' ? typeof t.id === 'number' && Number.isSafeInteger(t.id) && t.id > 0 : hex(t.id, 32);
-  if (t.pinpool !== kind || t.version !== 2 || !idOk || !hex(t.process, 16) || (kind === 'handler' && !hex(t.secret, 32))) {
+  const cacheOk = t.threadCacheBytes === undefined || t.threadCacheBytes === Infinity || (typeof t.threadCacheBytes === 'number' && Number.isSafeInteger(t.threadCacheBytes) && t.threadCacheBytes >= 0);
+  if (t.pinpool !== kind || t.version !== 2 || !idOk || !hex(t.process, 16) || (kind === 'handler' && !hex(t.secret, 32)) || !cacheOk) {
     throw invalid('token', expected, token);
   }
-  return { id: t.id as number | string, secret: (t.secret as string | undefined) ?? '', process: t.process as string, slabViews: t.slabViews === true };
+  return {
+    id: t.id as number | string,
+    secret: (t.secret as string | undefined) ?? '',
+    process: t.process as string,
+    slabViews: t.slabViews === true,
+    threadCacheBytes: t.threadCacheBytes as number | undefined,
+  };
 }
 
 /**
@@ -44,7 +51,7 @@ export function attach(token: HandlerToken): Handler {
   }
   const d = binding.describe(handle)!;
   if (t.slabViews && d.kind !== 'pool') throw invalid('token', 'slabViews only for a pool', token);
-  return wrapperOf(handle, t.id as number, t.slabViews);
+  return wrapperOf(handle, t.id as number, t.slabViews, t.threadCacheBytes);
 }
 
 /** Takes ownership of a buffer sent with `buf.transfer()`: same memory, zero copy, once. */
@@ -58,5 +65,8 @@ export function adopt(token: BufferToken): HostBuffer {
   const address = scratch[constants.slots.address]!;
   const servedBy = scratch[constants.slots.servedBy]!;
   const owner = wrapperOf(handle, binding.describe(handle)!.id);
-  return makeHostBuffer(owner, buffer, scratch[constants.slots.liveSlot]!, address, byteLength, alignment, servedBy, undefined, undefined);
+  // An adopted block goes back through native free(): it came with the leases of the thread it
+  // left, which a thread cache could not wait for.
+  const block = new Block(owner, scratch[constants.slots.liveSlot]!, address, byteLength, alignment, servedBy, undefined, 0, undefined);
+  return makeHostBuffer(block, buffer, undefined);
 }

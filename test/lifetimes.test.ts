@@ -1,5 +1,6 @@
 // Memory lifetimes without a GPU (issue 9): every path from JavaScript to a block keeps the
 // block alive and unreused while it is reachable. Copies are in lifetimes.cuda.test.ts.
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -191,5 +192,62 @@ describe('slab views released by the garbage collector (finding 9)', () => {
     expect(h.stats().releasedByGc).toBe(100);
     h.trim();
     expect(h.stats().reserved.current).toBe(0);
+  });
+});
+
+describe('ArrayBuffers marked untransferable', () => {
+  // markAsUntransferable() gives an ArrayBuffer a detach key on Node 24 and later, and Node-API's
+  // detach then aborts the process. Run in a child process, so an abort is a failed test.
+  const run = (body: string) => {
+    const script = `
+      const { pool, pageable } = require(${JSON.stringify(join(__dirname, '..', 'dist', 'src', 'index.js'))});
+      const { markAsUntransferable } = require('node:worker_threads');
+      const report = (x) => console.log(JSON.stringify(x));
+      (async () => { ${body} })().catch((e) => { console.log('threw', e.code, e.message); process.exit(3); });`;
+    return spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' });
+  };
+
+  for (const slabViews of [false, true]) {
+    it(`free() of a block whose buffer was marked (slabViews ${slabViews}) does not abort, and the block waits for that buffer`, () => {
+      const r = run(`
+        const h = pool(pageable(), { slabViews: ${slabViews} });
+        let a = h.alloc(${slabViews ? 4096 : 1 << 20});
+        const address = a.address;
+        let kept = a.bytes;
+        markAsUntransferable(kept.buffer);
+        a.free();
+        const reachable = kept.length > 0; // not detached (Node 20 still detaches a marked buffer)
+        const next = [0, 1, 2].map(() => h.alloc(${slabViews ? 4096 : 1 << 20}));
+        report({ reused: next.some((b) => b.address === address), frees: h.stats().frees, reachable });
+        next.forEach((b) => b.free());
+        h.trim();
+        // Node 24+ aborts at exit while an external ArrayBuffer with a detach key lives (its
+        // cleanup hook detaches it unchecked): let the marked buffer be collected first.
+        kept = a = undefined;
+        for (let i = 0; i < 3; i++) { gc(); await new Promise((r) => setImmediate(r)); }
+        report({ trimmed: true });`);
+      expect(r.signal, r.stderr).toBeNull();
+      expect(r.status, r.stderr).toBe(0);
+      const [first, second] = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      // A slab view's memory stays the slab's (slabViews' documented trade); a block of its own
+      // is not handed out while a buffer that cannot be detached still reaches it.
+      if (!slabViews) expect(first.reused && first.reachable).toBe(false);
+      expect(first.frees).toBe(1);
+      expect(second).toEqual({ trimmed: true });
+    });
+  }
+
+  it('transfer() to another thread of a block whose buffer was marked does not abort', () => {
+    const r = run(`
+      const h = pool(pageable());
+      let a = h.alloc(4096);
+      markAsUntransferable(a.bytes.buffer);
+      const token = a.transfer();
+      report({ released: a.released, id: typeof token.id });
+      a = undefined;
+      for (let i = 0; i < 3; i++) { gc(); await new Promise((r) => setImmediate(r)); }`);
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ released: true, id: 'string' });
   });
 });

@@ -11,6 +11,7 @@
 #include "../cuda/cuda_driver.hpp"
 #include "calls.hpp"
 #include "hot_path.hpp"
+#include "thread_cache.hpp"
 #include "instance.hpp"
 
 namespace pinpool::binding {
@@ -103,6 +104,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("scratch", Napi::Function::New(env, Scratch, "scratch"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("fakeCuda", Napi::Function::New(env, FakeCuda, "fakeCuda"));
+  InitThreadCache(env, exports, inst);
   InitHandlerCalls(env, exports);
   InitSlabViews(env, exports);
   InitHops(env, exports);

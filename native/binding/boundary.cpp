@@ -7,6 +7,7 @@
 #include "../handlers/pool_adaptor.hpp"
 #include "hot_path.hpp"
 #include "instance.hpp"
+#include "thread_cache.hpp"
 
 namespace pinpool::binding {
 namespace {
@@ -17,6 +18,7 @@ constexpr napi_type_tag kTags[] = {
     {0x70696e706f6f6c00, 0x73747265616d0002},  // Stream
     {0x70696e706f6f6c00, 0x736c616270696e03},  // RegionPin
     {0x70696e706f6f6c00, 0x7265676973747204},  // Registration
+    {0x70696e706f6f6c00, 0x7468726561640005},  // ThreadCache
 };
 
 }  // namespace
@@ -173,7 +175,7 @@ napi_value Constants(napi_env env, napi_callback_info) {
   napi_create_object(env, &table);
   for (auto [name, value] : {std::pair{"address", kAddress}, std::pair{"servedBy", kServedBy},
                              std::pair{"region", kRegion}, std::pair{"regionBytes", kRegionBytes},
-                             std::pair{"liveSlot", kLiveSlot}})
+                             std::pair{"liveSlot", kLiveSlot}, std::pair{"classBytes", kPoolClassBytes}})
     put_number(table, name, value);
   napi_set_named_property(env, result, "slots", table);
   napi_create_object(env, &table);
@@ -181,6 +183,14 @@ napi_value Constants(napi_env env, napi_callback_info) {
                              std::pair{"slabOrBuffer", kSlabOrBuffer}})
     put_number(table, name, value);
   napi_set_named_property(env, result, "views", table);
+  napi_create_object(env, &table);
+  for (auto [name, value] : {std::pair{"blocks", thread_caches::kBlocks}, std::pair{"bytes", thread_caches::kBytes},
+                             std::pair{"classBytes", thread_caches::kClassBytes}, std::pair{"hits", thread_caches::kHits},
+                             std::pair{"hitBytes", thread_caches::kHitBytes}, std::pair{"frees", thread_caches::kFrees},
+                             std::pair{"trims", thread_caches::kTrims}, std::pair{"positions", thread_caches::kCellCount}})
+    put_number(table, name, value);
+  put_number(table, "capacity", ThreadCache::kPositions);
+  napi_set_named_property(env, result, "threadCacheCells", table);
   put_number(result, "slabMaxBlock", static_cast<double>(PoolAdaptor::kSlabMaxBlock));
   put_number(result, "poolBlockAlignment", static_cast<double>(PoolAdaptor::kBlockAlignment));
   napi_create_object(env, &table);

@@ -1,5 +1,6 @@
 // The calls on a handler as a whole: create one, trim it, read its statistics, describe it,
 // share it with another thread (secret) and attach it there.
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -72,24 +73,10 @@ Napi::Value GetStats(const Napi::CallbackInfo& info) {
                     info[1].As<Napi::TypedArray>().TypedArrayType() == napi_float64_array,
                 "stats(handler, Float64Array)");
   Napi::Float64Array out = info[1].As<Napi::Float64Array>();
-  const Stats& s = h->stats();
-  size_t i = 0, n = out.ElementLength();
-  auto put = [&](uint64_t v) {
-    if (i < n) out[i] = static_cast<double>(v);
-    i++;
-  };
-#define PINPOOL_PUT_GAUGE(name)                           \
-  put(s.name.current.load(std::memory_order_relaxed));    \
-  put(s.name.peak.load(std::memory_order_relaxed));       \
-  put(s.name.total.load(std::memory_order_relaxed));
-  PINPOOL_GAUGE_STATS(PINPOOL_PUT_GAUGE)
-#undef PINPOOL_PUT_GAUGE
-#define PINPOOL_PUT_COUNTER(name) put(s.name.load(std::memory_order_relaxed));
-  PINPOOL_COUNTER_STATS(PINPOOL_PUT_COUNTER)
-  PINPOOL_LEVEL_STATS(PINPOOL_PUT_COUNTER)
-#undef PINPOOL_PUT_COUNTER
-  for (const auto& f : s.failures) put(f.load(std::memory_order_relaxed));
-  for (const auto& f : s.hops) put(f.load(std::memory_order_relaxed));
+  uint64_t values[kStatCount];
+  h->read_stats(values);
+  size_t n = std::min<size_t>(out.ElementLength(), kStatCount);
+  for (size_t i = 0; i < n; i++) out[i] = static_cast<double>(values[i]);
   return info.Env().Undefined();
 }
 

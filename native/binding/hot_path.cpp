@@ -13,6 +13,7 @@
 #include "../core/transfers.hpp"
 #include "boundary.hpp"
 #include "instance.hpp"
+#include "thread_cache.hpp"
 
 namespace pinpool::binding {
 namespace {
@@ -45,10 +46,31 @@ bool make_view(napi_env env, void* ptr, size_t bytes, Fence** view, napi_value* 
   return true;
 }
 
-// Detaches `buffer` (the block's own ArrayBuffer, or undefined) and adds to `leases` what must
-// end before the block is reused. False when it cannot be detached.
+napi_value null_value(napi_env env) {
+  napi_value v;
+  napi_get_null(env, &v);
+  return v;
+}
+
+// An allocation failed: keep its PinpoolError for takeError() (the caller publishes fallback
+// hops first, then throws it) and return null.
+napi_value failed(napi_env env, Instance* inst, napi_value error) {
+  if (inst->last_error) napi_delete_reference(env, inst->last_error);
+  napi_create_reference(env, error, 1, &inst->last_error);
+  return null_value(env);
+}
+
+}  // namespace
+
 bool take_back_view(napi_env env, napi_value buffer, const LiveBlock& block, bool by_gc,
                     FenceSet& leases) {
+  napi_valuetype type;
+  if (napi_typeof(env, buffer, &type) == napi_ok && type == napi_null) {
+    // JavaScript could not take the buffer back (src/take-back.ts): moved away, or marked
+    // untransferable, which Node-API's detach would abort the process on. Wait for it.
+    if (block.view) leases.add(block.view);
+    return true;
+  }
   bool is_buffer = false;
   napi_is_arraybuffer(env, buffer, &is_buffer);
   if (is_buffer) {
@@ -65,22 +87,6 @@ bool take_back_view(napi_env env, napi_value buffer, const LiveBlock& block, boo
   if (by_gc && block.view) leases.add(block.view);
   return true;
 }
-
-napi_value null_value(napi_env env) {
-  napi_value v;
-  napi_get_null(env, &v);
-  return v;
-}
-
-// An allocation failed: keep its PinpoolError for takeError() (the caller publishes fallback
-// hops first, then throws it) and return null.
-napi_value failed(napi_env env, Instance* inst, napi_value error) {
-  if (inst->last_error) napi_delete_reference(env, inst->last_error);
-  napi_create_reference(env, error, 1, &inst->last_error);
-  return null_value(env);
-}
-
-}  // namespace
 
 // alloc(handler, bytes, alignment, view) -> ArrayBuffer | undefined | null (failed: see
 // takeError)
@@ -119,6 +125,7 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
   out[kServedBy] = leaf ? static_cast<double>(leaf->id()) : 0;
   out[kRegion] = address_value(result.region);
   out[kRegionBytes] = static_cast<double>(result.region_bytes);
+  out[kPoolClassBytes] = bytes ? static_cast<double>(h->class_bytes(bytes, alignment)) : 0;
   return value;
 }
 
@@ -258,6 +265,8 @@ Handler* Instance::handler(napi_env env, napi_value value) {
 }
 
 Instance::~Instance() {
+  // Thread caches first: the blocks they hold go back as cached blocks, not as collected ones.
+  while (!caches.empty()) caches.back()->drop(/*ending=*/true);
   // The environment's JavaScript will never run again, so no ArrayBuffer of it can reach a
   // block any more; a copy still in flight holds its own lease (Handler::deallocate).
   live.each([](LiveBlock& block) {

@@ -4,6 +4,8 @@
 
 #include <node_api.h>
 
+#include "../core/fence.hpp"
+
 namespace pinpool::binding {
 
 // Layout of the per-thread scratch array that alloc() and adopt() write their report into.
@@ -14,11 +16,20 @@ enum Slot {
   kRegion = 2,       // address of the slab holding the block, or 0
   kRegionBytes = 3,  // its size, in bytes
   kLiveSlot = 4,     // the block's slot in the live table, for free() and transfer()
-  kSlotCount = 5
+  kPoolClassBytes = 5,  // what a pool holds for it (its size class), or 0: a thread cache
+                        // may keep the block only when this is not 0 (Handler::class_bytes())
+  kSlotCount = 6
 };
 
 // What alloc() gives JavaScript to reach the block (src/native.ts View).
 enum View { kNoView = 0, kBuffer = 1, kSlabOrBuffer = 2 };
+
+struct LiveBlock;
+
+// Detaches `buffer` (the block's own ArrayBuffer, or undefined) and adds to `leases` what must
+// end before the block is reused. False when it cannot be detached.
+bool take_back_view(napi_env env, napi_value buffer, const LiveBlock& block, bool by_gc,
+                    FenceSet& leases);
 
 // Each takes the environment's Instance as its function data.
 napi_value HotAlloc(napi_env env, napi_callback_info info);

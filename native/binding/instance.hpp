@@ -47,6 +47,12 @@ class LiveTable {
     LiveBlock& b = blocks_[static_cast<size_t>(slot)];
     return b.ptr && b.ptr == ptr && b.handler == handler ? &b : nullptr;
   }
+  // The block in `slot` if it is one of `handler`'s, else nullptr.
+  LiveBlock* at(double slot, const Handler* handler) {
+    if (!(slot >= 0 && slot < static_cast<double>(blocks_.size()))) return nullptr;
+    LiveBlock& b = blocks_[static_cast<size_t>(slot)];
+    return b.ptr && b.handler == handler ? &b : nullptr;
+  }
   // Empties the slot of `block` (found by find()), releasing its references.
   void remove(LiveBlock* block) {
     if (block->view) block->view->release();
@@ -65,12 +71,15 @@ class LiveTable {
   std::vector<uint32_t> free_;     // empty slots
 };
 
+struct ThreadCache;
+
 struct Instance {
   double* slots = nullptr;           // the scratch report array's storage (hot_path.hpp Slot)
   napi_ref scratch = nullptr;        // the Float64Array over `slots`
   napi_ref error_class = nullptr;    // PinpoolError, from setErrorClass()
   napi_ref last_error = nullptr;     // why the last alloc() failed, for takeError()
   LiveTable live;                    // blocks owned here
+  std::vector<ThreadCache*> caches;  // thread caches made here and not yet dropped
 
   // Handlers whose externals passed the type-tag check lately, each holding a reference (so
   // none of these addresses can belong to anything else meanwhile). alloc() and free() accept

@@ -51,12 +51,15 @@ Napi::Value RegionView(const Napi::CallbackInfo& info) {
   return result;
 }
 
-// releaseRegion(arrayBuffer, pin): detaches the view, then unpins the slab
+// releaseRegion(arrayBuffer, pin): detaches the view, then unpins the slab (JavaScript passes a
+// buffer only it can reach: src/take-back.ts)
 Napi::Value ReleaseRegion(const Napi::CallbackInfo& info) {
   auto* pin = static_cast<RegionPinRef*>(unwrap_tagged(info.Env(), info[1], Tag::RegionPin));
   PINPOOL_CHECK(info[0].IsArrayBuffer() && pin, "releaseRegion(buffer, pin)");
   Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
-  if (!ab.IsDetached()) ab.Detach();
+  // Detached already: the memory moved to another ArrayBuffer, whose finalizer holds the pin.
+  if (ab.IsDetached()) return info.Env().Undefined();
+  ab.Detach();
   (*pin)->unpin();
   return info.Env().Undefined();
 }

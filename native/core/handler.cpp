@@ -127,8 +127,12 @@ void* Handler::allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info
   }
   if (!info->served_by) info->served_by = abi();
   if (leaf_) block_registry::add(p, bytes, kind(), this);
-  stats_.bytes.add(bytes);
-  stats_.allocations.add(1);
+  // Blocks in thread caches are counted as handed out here but are not in use: the peak leaves
+  // them out.
+  thread_caches::Totals cached;
+  if (thread_cache_count_.load(std::memory_order_relaxed) != 0) cached = thread_cached();
+  stats_.bytes.add(bytes, cached.bytes);
+  stats_.allocations.add(1, cached.blocks);
   return p;
 }
 
@@ -196,6 +200,75 @@ size_t Handler::reclaim() {
     }
   }
   return ready.size();
+}
+
+void Handler::add_thread_cache(double* cells) {
+  std::lock_guard<SpinLock> lock(thread_caches_lock_);
+  thread_caches_.push_back(cells);
+  thread_cache_count_.store(thread_caches_.size(), std::memory_order_relaxed);
+}
+
+void Handler::remove_thread_cache(double* cells) {
+  std::lock_guard<SpinLock> lock(thread_caches_lock_);
+  auto it = std::find(thread_caches_.begin(), thread_caches_.end(), cells);
+  if (it == thread_caches_.end()) return;
+  thread_caches_.erase(it);
+  thread_cache_count_.store(thread_caches_.size(), std::memory_order_relaxed);
+  // Folded under the lock, so that a reader sees the cache's counts once: in its cells or here.
+  using namespace thread_caches;
+  stats_.allocations.total.fetch_add(count(cells, kHits), std::memory_order_relaxed);
+  stats_.bytes.total.fetch_add(count(cells, kHitBytes), std::memory_order_relaxed);
+  uint64_t frees = count(cells, kFrees), held = count(cells, kBlocks);
+  Stats::bump(stats_.frees, frees > held ? frees - held : 0);
+}
+
+thread_caches::Totals Handler::thread_cached() const {
+  thread_caches::Totals totals;
+  std::lock_guard<SpinLock> lock(thread_caches_lock_);
+  for (const double* cells : thread_caches_) totals.add(cells);
+  return totals;
+}
+
+void Handler::note_peak() {
+  thread_caches::Totals cached = thread_cached();
+  uint64_t bytes = stats_.bytes.current.load(std::memory_order_relaxed);
+  uint64_t blocks = stats_.allocations.current.load(std::memory_order_relaxed);
+  stats_.bytes.raise_peak(bytes > cached.bytes ? bytes - cached.bytes : 0);
+  stats_.allocations.raise_peak(blocks > cached.blocks ? blocks - cached.blocks : 0);
+}
+
+void Handler::ask_thread_caches_to_trim() {
+  std::lock_guard<SpinLock> lock(thread_caches_lock_);
+  for (double* cells : thread_caches_)
+    thread_caches::store(cells, thread_caches::kTrims, thread_caches::load(cells, thread_caches::kTrims) + 1);
+}
+
+void Handler::read_stats(uint64_t (&out)[kStatCount]) const {
+  auto get = [](const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); };
+  const Stats& s = stats_;
+#define PINPOOL_READ_GAUGE(name)                      \
+  out[kStat_##name##Current] = get(s.name.current);   \
+  out[kStat_##name##Peak] = get(s.name.peak);         \
+  out[kStat_##name##Total] = get(s.name.total);
+  PINPOOL_GAUGE_STATS(PINPOOL_READ_GAUGE)
+#undef PINPOOL_READ_GAUGE
+#define PINPOOL_READ_COUNTER(name) out[kStat_##name] = get(s.name);
+  PINPOOL_COUNTER_STATS(PINPOOL_READ_COUNTER)
+  PINPOOL_LEVEL_STATS(PINPOOL_READ_COUNTER)
+#undef PINPOOL_READ_COUNTER
+  for (int i = 0; i < kReasonCount; i++) {
+    out[kStatFailures + i] = get(s.failures[i]);
+    out[kStatHops + i] = get(s.hops[i]);
+  }
+  if (thread_cache_count_.load(std::memory_order_relaxed) == 0) return;
+  thread_caches::Totals cached = thread_cached();
+  auto less = [](uint64_t a, uint64_t b) { return a > b ? a - b : 0; };
+  out[kStat_bytesCurrent] = less(out[kStat_bytesCurrent], cached.bytes);
+  out[kStat_allocationsCurrent] = less(out[kStat_allocationsCurrent], cached.blocks);
+  out[kStat_bytesTotal] += cached.hit_bytes;
+  out[kStat_allocationsTotal] += cached.hits;
+  out[kStat_frees] += cached.frees;
+  out[kStat_cachedBytes] += cached.class_bytes;
 }
 
 bool Handler::checked_deallocate(void* ptr, size_t bytes, size_t alignment) noexcept {

@@ -20,6 +20,7 @@
 #include "fence.hpp"
 #include "spin_lock.hpp"
 #include "stats.hpp"
+#include "thread_caches.hpp"
 
 namespace pinpool {
 
@@ -64,11 +65,32 @@ class Handler {
   // Blocks still waiting for their fences.
   size_t deferred() const { return deferred_count_.load(std::memory_order_relaxed); }
 
-  // Gives cached memory back upstream; returns the bytes released. Adaptors forward it.
+  // Gives cached memory back upstream; returns the bytes released. Adaptors forward it. The
+  // thread caches in front of this handler are asked to give their blocks back too; each does
+  // at its thread's next call (its thread may be busy now).
   size_t trim() {
     reclaim();
+    ask_thread_caches_to_trim();
     return do_trim();
   }
+
+  // The bytes this handler holds for a block of (bytes, alignment) when it caches such blocks
+  // (a pool: the size class), else 0. Only blocks with a class may wait in a thread cache.
+  virtual size_t class_bytes(size_t /*bytes*/, size_t /*alignment*/) const { return 0; }
+
+  // Thread caches in front of this handler (thread_caches.hpp). A cache's counts are folded
+  // into the statistics while it is added; remove_thread_cache() folds what it did for good.
+  // The blocks it still holds must then come back through deallocate() (by_gc false), which
+  // counts each as a free again, so their frees into the cache are not folded twice.
+  void add_thread_cache(double* cells);
+  void remove_thread_cache(double* cells);
+  thread_caches::Totals thread_cached() const;
+  size_t thread_cache_count() const { return thread_cache_count_.load(std::memory_order_relaxed); }
+  // Raises the peaks to what is in use now: a thread cache's hit can raise it without a call
+  // into this handler, so the cache calls this when its thread's use passes its last mark.
+  void note_peak();
+  // The statistics as read, in StatSlot order: the counters with the thread caches folded in.
+  void read_stats(uint64_t (&out)[kStatCount]) const;
 
   pinpool_handler* abi() { return &abi_; }
   const std::string& name() const { return name_; }
@@ -135,6 +157,12 @@ class Handler {
     size_t alignment;
     FenceSet fences;
   };
+  void ask_thread_caches_to_trim();
+
+  mutable SpinLock thread_caches_lock_;        // guards thread_caches_
+  std::vector<double*> thread_caches_;         // the counts of each thread cache in front
+  std::atomic<size_t> thread_cache_count_{0};  // thread_caches_.size(), readable without the lock
+
   SpinLock deferred_lock_;                     // guards deferred_
   std::vector<Deferred> deferred_;             // frees waiting for their fences
   std::atomic<size_t> deferred_count_{0};      // deferred_.size(), readable without the lock

@@ -19,7 +19,13 @@ struct Table {
   SpinLock lock;                  // guards leases
   std::vector<Lease> leases;      // unordered; a handful at a time
   std::atomic<size_t> count{0};   // leases.size(), readable without the lock
+  std::atomic<int32_t> held{0};   // count != 0, as JavaScript reads it (held_flag())
 };
+
+void set_count(Table& t) {
+  t.count.store(t.leases.size(), std::memory_order_release);
+  t.held.store(t.leases.empty() ? 0 : 1, std::memory_order_release);
+}
 
 Table& table() {
   static auto* t = new Table();  // leaked: GPU work may finish during static destruction
@@ -37,7 +43,7 @@ void prune(Table& t) {
       i++;
     }
   }
-  t.count.store(t.leases.size(), std::memory_order_release);
+  set_count(t);
 }
 
 }  // namespace
@@ -49,10 +55,23 @@ void take(const void* ptr, size_t bytes, Fence* fence) {
   std::lock_guard<SpinLock> lock(t.lock);
   prune(t);
   t.leases.push_back({begin, begin + (bytes ? bytes : 1), fence});
-  t.count.store(t.leases.size(), std::memory_order_release);
+  set_count(t);
 }
 
 bool any() { return table().count.load(std::memory_order_acquire) != 0; }
+
+const std::atomic<int32_t>* held_flag() { return &table().held; }
+
+bool overlaps(const void* ptr, size_t bytes) {
+  auto begin = reinterpret_cast<uintptr_t>(ptr);
+  uintptr_t end = begin + (bytes ? bytes : 1);
+  Table& t = table();
+  std::lock_guard<SpinLock> lock(t.lock);
+  prune(t);
+  for (const Lease& l : t.leases)
+    if (l.begin < end && begin < l.end) return true;
+  return false;
+}
 
 void overlapping(const void* ptr, size_t bytes, std::vector<Fence*>& out) {
   auto begin = reinterpret_cast<uintptr_t>(ptr);

@@ -85,14 +85,19 @@ struct Gauge {
   std::atomic<uint64_t> peak{0};     // highest `current` seen
   std::atomic<uint64_t> total{0};    // sum of every increase
 
-  void add(uint64_t n) {
+  // `hidden` of `current` is not really in use (blocks thread caches hold, see
+  // Handler::thread_cached()): the peak is taken without it.
+  void add(uint64_t n, uint64_t hidden = 0) {
     uint64_t now = current.fetch_add(n, std::memory_order_relaxed) + n;
     total.fetch_add(n, std::memory_order_relaxed);
-    uint64_t seen = peak.load(std::memory_order_relaxed);
-    while (now > seen && !peak.compare_exchange_weak(seen, now, std::memory_order_relaxed)) {
-    }
+    raise_peak(now > hidden ? now - hidden : 0);
   }
   void sub(uint64_t n) { current.fetch_sub(n, std::memory_order_relaxed); }
+  void raise_peak(uint64_t level) {
+    uint64_t seen = peak.load(std::memory_order_relaxed);
+    while (level > seen && !peak.compare_exchange_weak(seen, level, std::memory_order_relaxed)) {
+    }
+  }
 };
 
 struct Stats {
@@ -109,6 +114,22 @@ struct Stats {
   static void bump(std::atomic<uint64_t>& counter, uint64_t n = 1) {
     counter.fetch_add(n, std::memory_order_relaxed);
   }
+};
+
+// Where each statistic sits in a snapshot (Handler::read_stats(), the binding's stats()): the
+// gauges as {current, peak, total}, the counters and levels, then failures and fallback hops
+// by reason.
+enum StatSlot : int {
+#define PINPOOL_GAUGE_SLOT(name) kStat_##name##Current, kStat_##name##Peak, kStat_##name##Total,
+  PINPOOL_GAUGE_STATS(PINPOOL_GAUGE_SLOT)
+#undef PINPOOL_GAUGE_SLOT
+#define PINPOOL_COUNTER_SLOT(name) kStat_##name,
+  PINPOOL_COUNTER_STATS(PINPOOL_COUNTER_SLOT)
+  PINPOOL_LEVEL_STATS(PINPOOL_COUNTER_SLOT)
+#undef PINPOOL_COUNTER_SLOT
+  kStatFailures,
+  kStatHops = kStatFailures + kReasonCount,
+  kStatCount = kStatHops + kReasonCount
 };
 
 }  // namespace pinpool

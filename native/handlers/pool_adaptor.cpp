@@ -30,11 +30,11 @@ PoolAdaptor::~PoolAdaptor() {
   trim();
 }
 
-inline bool PoolAdaptor::passes_through(size_t bytes, size_t alignment, uint64_t cap) {
+bool PoolAdaptor::passes_through(size_t bytes, size_t alignment, uint64_t cap) {
   return alignment > kBlockAlignment || bytes > cap || bytes > size_classes::kMaxBytes;
 }
 
-inline int PoolAdaptor::class_for(size_t bytes, size_t alignment) {
+int PoolAdaptor::class_for(size_t bytes, size_t alignment) {
   int index = index_of(bytes ? bytes : 1);
   if (alignment <= size_classes::kGranule) return index;  // every class is a multiple of 64
   // Blocks in a slab sit at multiples of the class size from a page-aligned start, so a class
@@ -166,12 +166,21 @@ void* PoolAdaptor::grow_small(int index, size_t class_bytes, pinpool_alloc_info*
   return base;
 }
 
+std::pair<uint64_t, uint64_t> PoolAdaptor::thread_cached_bytes() const {
+  if (thread_cache_count() == 0) return {0, 0};
+  thread_caches::Totals t = thread_cached();
+  return {t.bytes, t.class_bytes};
+}
+
 void PoolAdaptor::release_stale_large() {
   if (!(options_.cache_ratio < 1e18)) return;  // Infinity: keep everything up to the cap
   std::vector<std::pair<void*, size_t>> releases;
+  // Blocks waiting in thread caches are counted as handed out, but are not in use.
+  uint64_t thread_cached = thread_cached_bytes().first;
   {
     Lock lock(lock_);
-    double in_use = static_cast<double>(stats_.bytes.current.load(std::memory_order_relaxed));
+    uint64_t current = stats_.bytes.current.load(std::memory_order_relaxed);
+    double in_use = static_cast<double>(current > thread_cached ? current - thread_cached : 0);
     auto budget = static_cast<uint64_t>(options_.cache_ratio * in_use);
     while (cached_large_bytes_ > budget && !large_order_.empty()) {
       auto [ptr, index] = large_order_.front();
@@ -302,9 +311,11 @@ bool PoolAdaptor::free_large(void* ptr, int index, size_t class_bytes) {
   // Outside the lock: the block is ours alone, and marking it writes class_bytes / 8 bytes of
   // shadow. Poisoned before it enters a free list, where another thread may take it.
   asan::poison(ptr, class_bytes);
+  // The cap holds for what the pool caches and what thread caches in front of it keep, together.
+  uint64_t thread_cached = thread_cached_bytes().second;
   {
     Lock lock(lock_);
-    if (cached_large_bytes_ + class_bytes <= options_.max_cached_bytes) {
+    if (cached_large_bytes_ + thread_cached + class_bytes <= options_.max_cached_bytes) {
       try {
         large_order_.emplace_back(ptr, index);  // a stale entry is skipped, should the next throw
         free_[index].push_back({ptr, kNoSlab, 0});

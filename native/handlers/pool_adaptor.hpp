@@ -54,6 +54,13 @@ class PoolAdaptor final : public Handler {
   size_t pin_region(void* region);
   void unpin_region(void* region);
 
+  // The bytes the pool holds for a block of (bytes, alignment): its size class, or 0 when such
+  // a request passes straight through (no class: the pool does not cache it).
+  size_t class_bytes(size_t bytes, size_t alignment) const override {
+    if (passes_through(bytes, alignment, options_.max_cached_bytes)) return 0;
+    return size_classes::size_of(class_for(bytes, alignment));
+  }
+
   static constexpr size_t kSlabMaxBlock = 256 * 1024;  // largest class carved from slabs
   static constexpr size_t kBlockAlignment = 4096;      // alignment the pool guarantees
 
@@ -117,6 +124,8 @@ class PoolAdaptor final : public Handler {
   bool free_large(void* ptr, int index, size_t class_bytes);
   bool free_passed_through(void* ptr, size_t bytes, size_t alignment);
   void release_stale_large();
+  // What the thread caches in front of the pool keep: {bytes as allocated, class bytes}.
+  std::pair<uint64_t, uint64_t> thread_cached_bytes() const;
   uint32_t slab_of(void* ptr) const;  // the slab holding ptr, or kNoSlab; lock held
   void describe_slab(uint32_t id, pinpool_alloc_info* info) const;             // lock held
   static void not_in_a_slab(pinpool_alloc_info* info);

@@ -1,0 +1,222 @@
+#include "thread_cache.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "../core/leases.hpp"
+#include "boundary.hpp"
+#include "hot_path.hpp"
+#include "instance.hpp"
+
+namespace pinpool::binding {
+
+namespace tc = thread_caches;
+
+void ThreadCache::drop(bool ending) {
+  if (!instance) return;
+  Instance* inst = instance;
+  instance = nullptr;
+  inst->caches.erase(std::remove(inst->caches.begin(), inst->caches.end(), this), inst->caches.end());
+  handler->remove_thread_cache(cells);
+  for (int p = 0; p < kPositions; p++) {
+    double slot = tc::load(cells, tc::kCellCount + p);
+    tc::store(cells, tc::kCellCount + p, -1);
+    LiveBlock* block = slot >= 0 ? inst->live.at(slot, handler) : nullptr;
+    if (!block) continue;
+    FenceSet leases = std::move(block->inherited);
+    // The block's ArrayBuffer waits in the cache, unreachable but perhaps not collected yet: the
+    // block waits for its finalizer. Once the environment ends, nothing can reach it.
+    if (!ending && block->view) leases.add(block->view);
+    handler->deallocate(block->ptr, block->bytes, block->alignment, false, std::move(leases));
+    inst->live.remove(block);
+  }
+  release();  // the instance's reference
+}
+
+void ThreadCache::release() {
+  if (--refs > 0) return;
+  handler->release();
+  delete this;
+}
+
+namespace {
+
+Instance* instance_of(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
+  void* data = nullptr;
+  napi_get_cb_info(env, info, argc, argv, nullptr, &data);
+  return static_cast<Instance*>(data);
+}
+
+ThreadCache* cache_arg(napi_env env, napi_value value, Instance* inst) {
+  auto* cache = static_cast<ThreadCache*>(unwrap_tagged(env, value, Tag::ThreadCache));
+  return cache && cache->instance == inst ? cache : nullptr;
+}
+
+napi_value boolean(napi_env env, bool b) {
+  napi_value v;
+  napi_get_boolean(env, b, &v);
+  return v;
+}
+
+// threadCache(handler) -> [Float64Array of cells, cache] or null when the handler keeps no
+// size classes (only a pool's blocks can wait in a thread cache)
+napi_value NewThreadCache(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  Instance* inst = instance_of(env, info, &argc, argv);
+  Handler* h = argc >= 1 ? inst->handler(env, argv[0]) : nullptr;
+  if (!h) return throw_error(env, code::kInvalidArgument, "binding: threadCache(handler)");
+  napi_value result;
+  if (h->class_bytes(64, 64) == 0) {
+    napi_get_null(env, &result);
+    return result;
+  }
+  auto* cache = new ThreadCache();
+  std::fill(std::begin(cache->cells), std::end(cache->cells), 0.0);
+  std::fill(cache->cells + tc::kCellCount, std::end(cache->cells), -1.0);
+  cache->handler = h;
+  h->retain();
+  cache->instance = inst;
+  cache->refs = 1;  // the instance's
+  inst->caches.push_back(cache);
+  napi_value buffer, cells, handle;
+  auto release = [](napi_env, void* data, void* hint) { static_cast<ThreadCache*>(hint ? hint : data)->release(); };
+  if (napi_create_external_arraybuffer(env, cache->cells, sizeof cache->cells, release, cache, &buffer) != napi_ok) {
+    cache->drop(false);
+    return throw_error(env, code::kOutOfMemory, "threadCache: no ArrayBuffer could be made");
+  }
+  cache->refs++;
+  napi_create_typedarray(env, napi_float64_array, std::size(cache->cells), buffer, 0, &cells);
+  // JavaScript drops the cache (dropCache) once the Handler wrapper holding it is collected;
+  // an environment that ends drops its caches itself (~Instance).
+  handle = wrap_tagged(env, cache, Tag::ThreadCache, [](napi_env, void* data, void*) {
+    static_cast<ThreadCache*>(data)->release();
+  });
+  cache->refs++;
+  h->add_thread_cache(cache->cells);
+  napi_create_array_with_length(env, 2, &result);
+  napi_set_element(env, result, 0, cells);
+  napi_set_element(env, result, 1, handle);
+  return result;
+}
+
+// cacheRelease(cache, arrayBuffer | undefined, position): returns the block the cache holds at
+// `position` to the pool (detaching its ArrayBuffer), as the cache gives it up (a trim).
+napi_value CacheRelease(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  Instance* inst = instance_of(env, info, &argc, argv);
+  ThreadCache* cache = argc >= 3 ? cache_arg(env, argv[0], inst) : nullptr;
+  double position = -1;
+  if (!cache || !get_number(env, argv[2], &position) || position < 0 ||
+      position >= ThreadCache::kPositions || position != std::floor(position))
+    return throw_error(env, code::kInvalidArgument, "binding: cacheRelease(cache, buffer, position)");
+  double* cells = cache->cells;
+  int p = tc::kCellCount + static_cast<int>(position);
+  LiveBlock* block = inst->live.at(tc::load(cells, p), cache->handler);
+  if (!block) return throw_error(env, code::kInvalidArgument, "cacheRelease: the cache holds no block there");
+  FenceSet leases = std::move(block->inherited);
+  if (!take_back_view(env, argv[1], *block, false, leases))
+    return throw_error(env, code::kInvalidArgument, "cacheRelease: the buffer cannot be detached");
+  Handler* h = cache->handler;
+  // The cache counted this block's free when it took it: the pool's count of it is taken back.
+  tc::store(cells, p, -1);
+  tc::store(cells, tc::kBlocks, tc::load(cells, tc::kBlocks) - 1);
+  tc::store(cells, tc::kBytes, tc::load(cells, tc::kBytes) - static_cast<double>(block->bytes));
+  tc::store(cells, tc::kClassBytes, tc::load(cells, tc::kClassBytes) - static_cast<double>(h->class_bytes(block->bytes, block->alignment)));
+  tc::store(cells, tc::kFrees, tc::load(cells, tc::kFrees) - 1);
+  h->deallocate(block->ptr, block->bytes, block->alignment, false, std::move(leases));
+  inst->live.remove(block);
+  return nullptr;
+}
+
+// dropCache(cache): its Handler wrapper is gone; every block it holds goes back to the pool, each
+// once its cached ArrayBuffer is collected.
+napi_value DropCache(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  Instance* inst = instance_of(env, info, &argc, argv);
+  ThreadCache* cache = argc >= 1 ? cache_arg(env, argv[0], inst) : nullptr;
+  if (cache) cache->drop(false);
+  return nullptr;
+}
+
+// notePeak(cache): the thread's use of the pool passed its last mark; raise the peaks.
+napi_value NotePeak(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  Instance* inst = instance_of(env, info, &argc, argv);
+  ThreadCache* cache = argc >= 1 ? cache_arg(env, argv[0], inst) : nullptr;
+  if (!cache) return throw_error(env, code::kInvalidArgument, "binding: notePeak(cache)");
+  cache->handler->note_peak();
+  return nullptr;
+}
+
+// leased(address, bytes) -> true when a lease (a copy in flight, a registration) covers part of
+// the range: a block there must go back through free(), which waits for it.
+napi_value Leased(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  instance_of(env, info, &argc, argv);
+  void* ptr;
+  size_t bytes;
+  if (argc < 2 || !get_address(env, argv[0], &ptr) || !get_size(env, argv[1], &bytes))
+    return throw_error(env, code::kInvalidArgument, "binding: leased(address, bytes)");
+  return boolean(env, leases::overlaps(ptr, bytes));
+}
+
+// A few bytes no one frees, for probes: whether ArrayBuffer.prototype.transfer() moves an
+// external ArrayBuffer's memory (the new one over the same bytes) rather than copying it.
+alignas(16) unsigned char probe_memory[16];
+
+// transferProbe() -> [an external ArrayBuffer over the probe bytes]
+napi_value TransferProbe(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  instance_of(env, info, &argc, nullptr);
+  napi_value probe, result;
+  if (napi_create_external_arraybuffer(env, probe_memory, sizeof probe_memory, nullptr, nullptr, &probe) != napi_ok)
+    return throw_error(env, code::kOutOfMemory, "transferProbe: no ArrayBuffer could be made");
+  napi_create_array_with_length(env, 1, &result);
+  napi_set_element(env, result, 0, probe);
+  return result;
+}
+
+// leaseFlag() -> Int32Array over the flag that is not 0 while any lease may be held
+napi_value LeaseFlag(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  instance_of(env, info, &argc, nullptr);
+  napi_value buffer, flag;
+  void* held = const_cast<std::atomic<int32_t>*>(leases::held_flag());
+  if (napi_create_external_arraybuffer(env, held, sizeof(int32_t), nullptr, nullptr, &buffer) != napi_ok)
+    return throw_error(env, code::kOutOfMemory, "leaseFlag: no ArrayBuffer could be made");
+  napi_create_typedarray(env, napi_int32_array, 1, buffer, 0, &flag);
+  return flag;
+}
+
+// isProbe(value) -> true when value is an ArrayBuffer over the probe bytes
+napi_value IsProbe(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  instance_of(env, info, &argc, argv);
+  bool is_buffer = false;
+  if (argc < 1 || napi_is_arraybuffer(env, argv[0], &is_buffer) != napi_ok || !is_buffer) return boolean(env, false);
+  void* data = nullptr;
+  size_t length = 0;
+  napi_get_arraybuffer_info(env, argv[0], &data, &length);
+  return boolean(env, data == probe_memory && length == sizeof probe_memory);
+}
+
+}  // namespace
+
+void InitThreadCache(napi_env env, napi_value exports, Instance* inst) {
+  for (auto [name, fn] : {std::pair{"threadCache", NewThreadCache}, std::pair{"cacheRelease", CacheRelease},
+                          std::pair{"dropCache", DropCache},
+                          std::pair{"notePeak", NotePeak}, std::pair{"leased", Leased},
+                          std::pair{"transferProbe", TransferProbe}, std::pair{"leaseFlag", LeaseFlag}, std::pair{"isProbe", IsProbe}}) {
+    napi_value f;
+    if (napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, inst, &f) == napi_ok)
+      napi_set_named_property(env, exports, name, f);
+  }
+}
+
+}  // namespace pinpool::binding

@@ -1,0 +1,40 @@
+// The native half of a thread cache: the per-thread JavaScript cache in front of a pool
+// (src/thread-cache.ts). A pool hit there never calls into native code: a freed block waits in
+// the thread's cache, with its ArrayBuffer, for the thread's next allocation of its size.
+//
+// What native code keeps of a cache is its record of counts and slots, shared with JavaScript
+// as a Float64Array:
+//   cells[0 .. kCellCount)        the counts the pool folds into its statistics
+//                                 (core/thread_caches.hpp);
+//   cells[kCellCount + position]  the live-table slot of a block the cache holds, or -1.
+// Every block a cache holds stays in its environment's live table, owned by the thread, so
+// when the cache is dropped (its Handler wrapper was collected, or its environment ended)
+// native code finds each block and returns it to the pool, after the leases on it.
+#pragma once
+
+#include <node_api.h>
+
+#include "../core/handler.hpp"
+#include "../core/thread_caches.hpp"
+
+namespace pinpool::binding {
+
+struct Instance;
+
+struct ThreadCache {
+  static constexpr int kPositions = 256;  // blocks one cache holds at most
+
+  double cells[thread_caches::kCellCount + kPositions];
+  Handler* handler = nullptr;   // holds a reference; the pool in front of which it caches
+  Instance* instance = nullptr; // its environment; nullptr once dropped
+  int refs = 0;                 // the instance's list, the External, the cells' ArrayBuffer
+
+  // Returns every block the cache holds to the pool and folds its counts in for good.
+  // `ending`: the environment is ending, so no ArrayBuffer of it can reach a block any more.
+  void drop(bool ending);
+  void release();
+};
+
+void InitThreadCache(napi_env env, napi_value exports, Instance* inst);
+
+}  // namespace pinpool::binding

@@ -1,0 +1,51 @@
+/**
+ * Taking a block's ArrayBuffer back from the user, as free() and transfer() must: afterwards no
+ * view the user kept reaches the memory.
+ *
+ * On Node 22 and later this is `ArrayBuffer.prototype.transfer()`: it detaches the user's
+ * buffer and returns a new one over the same memory, zero copy, which pinpool keeps (a thread
+ * cache hands it out again) or detaches itself. Node-API's own detach is not used on a buffer
+ * the user could reach: on Node 24 and later a buffer marked with `markAsUntransferable()` has
+ * a detach key, and `napi_detach_arraybuffer` on it aborts the process. transfer() throws
+ * instead, and the block then waits until that buffer is collected. Node 20 has no transfer();
+ * there native code detaches the buffer (Node 20 has no detach keys either).
+ */
+import { binding } from './native.js';
+
+const [probe] = binding.transferProbe();
+
+/**
+ * `ArrayBuffer.prototype.transfer` as it was when pinpool loaded, called without looking it up
+ * again, so that code patching the prototype later cannot hand pinpool a foreign buffer.
+ * Undefined on Node 20, or where it copies rather than moves an external buffer's memory.
+ */
+export const transferBuffer: ((buffer: ArrayBuffer) => ArrayBuffer) | undefined = (() => {
+  const transfer = (ArrayBuffer.prototype as { transfer?: () => ArrayBuffer }).transfer;
+  if (typeof transfer !== 'function') return undefined;
+  const call = Function.prototype.call.bind(transfer) as (buffer: ArrayBuffer) => ArrayBuffer;
+  try {
+    // It must move the memory, not copy it: pinpool hands the new buffer out as the block's.
+    const moved = call(probe);
+    return binding.isProbe(moved) && probe.byteLength === 0 ? call : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+/** True when a freed block's own ArrayBuffer can be moved, and so kept (Node 22 and later). */
+export const movesBuffers = transferBuffer !== undefined;
+
+/**
+ * What native free() or transfer() should be given for `buffer`, a block's ArrayBuffer as the
+ * user had it: a buffer native code may detach (a new one over the same memory; on Node 20 the
+ * buffer itself), or null when the buffer cannot be taken back (moved away by the user's own
+ * transfer(), or marked untransferable), so the block must wait until no ArrayBuffer reaches it.
+ */
+export function takeBack(buffer: ArrayBuffer): ArrayBuffer | null {
+  if (transferBuffer === undefined) return buffer;
+  try {
+    return transferBuffer(buffer);
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,255 @@
+// The thread cache (src/thread-cache.ts, native/binding/thread_cache.*): a pool hit in the same
+// thread never calls into native code, and nothing else about the pool changes: statistics,
+// limits, trim(), the end of a thread, a stale view.
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import { attach, controller, pageable, pool, type Handler, type HostBuffer } from 'pinpool';
+
+import { binding } from '../dist/src/native.js';
+import { movesBuffers } from '../dist/src/thread-cache.js';
+
+const gc = (globalThis as { gc?: () => void }).gc!;
+const dist = JSON.stringify(join(__dirname, '..', 'dist', 'src', 'index.js'));
+
+/** Counts the binding's alloc() and free() calls while `fn` runs. */
+function nativeCalls(fn: () => void): { alloc: number; free: number } {
+  const calls = { alloc: 0, free: 0 };
+  const b = binding as unknown as Record<'alloc' | 'free', (...args: unknown[]) => unknown>;
+  const [alloc, free] = [b.alloc, b.free];
+  b.alloc = (...args) => (calls.alloc++, alloc(...args));
+  b.free = (...args) => (calls.free++, free(...args));
+  try {
+    fn();
+  } finally {
+    b.alloc = alloc;
+    b.free = free;
+  }
+  return calls;
+}
+
+async function collected(): Promise<void> {
+  for (let i = 0; i < 4; i++) {
+    gc();
+    await sleep(5);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** A pseudo-random sequence (xorshift), so a failure replays. */
+function random(seed: number): () => number {
+  let x = seed;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
+const modes = [
+  { name: 'own ArrayBuffers', slabViews: false, cached: movesBuffers },
+  { name: 'slabViews', slabViews: true, cached: true },
+];
+
+describe.each(modes)('thread cache, $name', ({ slabViews, cached }) => {
+  it(cached ? 'a pool hit in the same thread makes no native call' : 'is off without transfer() (Node 20): every call is native', () => {
+    const h = pool(pageable(), { slabViews });
+    h.alloc(4096).free();
+    const calls = nativeCalls(() => {
+      for (let i = 0; i < 1000; i++) h.alloc(4096).free();
+    });
+    expect(calls).toEqual(cached ? { alloc: 0, free: 0 } : { alloc: 1000, free: 1000 });
+  });
+
+  it('a freed buffer reaches nothing, and the next owner gets the same memory with its bytes', () => {
+    const h = pool(pageable(), { slabViews });
+    const a = h.alloc(4096);
+    a.bytes.fill(7);
+    const address = a.address;
+    const stale = a.bytes;
+    a.free();
+    if (!slabViews) expect(stale.length).toBe(0); // detached (a slab view cannot be)
+    const b = h.alloc(4096);
+    expect(b.address).toBe(address);
+    expect(b.bytes.length).toBe(4096);
+    expect(b.bytes.every((x) => x === 7)).toBe(true); // not zeroed, like Buffer.allocUnsafe
+    if (!slabViews) expect(b.bytes.buffer).not.toBe(stale.buffer);
+    expect(h.alloc(4096, { zero: true }).bytes.every((x) => x === 0)).toBe(true);
+    b.free();
+  });
+
+  it('statistics read the same as a pool without one, peaks included', () => {
+    const sizes = [64, 100, 4096, 5000, 65536, 300_000, 1 << 20];
+    const withCache = pool(pageable(), { slabViews });
+    const without = pool(pageable(), { slabViews, threadCacheBytes: 0 });
+    const next = random(9);
+    const live: [HostBuffer, HostBuffer][] = [];
+    for (let step = 0; step < 3000; step++) {
+      if (live.length > 0 && (next() < 0.5 || live.length > 40)) {
+        const [a, b] = live.splice(Math.floor(next() * live.length), 1)[0]!;
+        a.free();
+        b.free();
+      } else {
+        const bytes = sizes[Math.floor(next() * sizes.length)]!;
+        const alignment = next() < 0.1 ? 4096 : 64;
+        live.push([withCache.alloc(bytes, { alignment }), without.alloc(bytes, { alignment })]);
+      }
+      if (step % 97 === 0 || live.length === 0) {
+        const [s, t] = [withCache.stats(), without.stats()];
+        expect([s.bytes, s.allocations, s.frees, s.releasedByGc]).toEqual([t.bytes, t.allocations, t.frees, t.releasedByGc]);
+      }
+    }
+    for (const [a, b] of live) {
+      a.free();
+      b.free();
+    }
+    const s = withCache.stats();
+    expect([s.bytes, s.allocations, s.frees]).toEqual([without.stats().bytes, without.stats().allocations, without.stats().frees]);
+    expect(s.cachedBytes).toBe(s.reserved.current); // nothing in use: everything held is cached
+    withCache.trim();
+    expect([withCache.stats().cachedBytes, withCache.stats().reserved.current]).toEqual([0, 0]);
+  });
+
+  it('keeps at most threadCacheBytes; a free past it goes to the pool', () => {
+    const h = pool(pageable(), { slabViews, threadCacheBytes: 8192 });
+    const bufs = [h.alloc(4096), h.alloc(4096), h.alloc(4096)];
+    const calls = nativeCalls(() => bufs.forEach((b) => b.free()));
+    expect(calls.free).toBe(cached ? 1 : 3);
+    expect(h.stats().frees).toBe(3);
+  });
+
+  it('counts its hits in controller.measure()', async () => {
+    const h = pool(pageable(), { slabViews });
+    h.alloc(4096).free();
+    const m = await controller.measure(() => {
+      for (let i = 0; i < 10; i++) h.alloc(4096).free();
+    });
+    expect([m.allocations, m.bytesAllocated, m.peakBytes]).toEqual([10, 40960, 4096]);
+  });
+});
+
+describe.skipIf(!movesBuffers)('thread cache and transfer()', () => {
+  const proto = ArrayBuffer.prototype as unknown as { transfer: (this: ArrayBuffer, n?: number) => ArrayBuffer };
+  const original = proto.transfer;
+  afterEach(() => {
+    proto.transfer = original;
+  });
+
+  it('uses transfer() as it was when pinpool loaded, not a later replacement', () => {
+    const h = pool(pageable());
+    let patched = 0;
+    proto.transfer = function () {
+      patched++;
+      return new ArrayBuffer(this.byteLength); // a foreign buffer: must never become a block's
+    };
+    const a = h.alloc(4096);
+    const address = a.address;
+    a.free();
+    const b = h.alloc(4096);
+    expect(patched).toBe(0);
+    expect(b.address).toBe(address);
+    b.bytes[0] = 1;
+    b.free();
+  });
+
+  it('a buffer the user moved away is not cached: its block waits until that buffer is gone', async () => {
+    const h = pool(pageable());
+    const a = h.alloc(4096);
+    const address = a.address;
+    let escaped: ArrayBuffer | undefined = original.call(a.bytes.buffer as ArrayBuffer);
+    a.free();
+    const next = [h.alloc(4096), h.alloc(4096)];
+    expect(next.map((b) => b.address)).not.toContain(address);
+    next.forEach((b) => b.free());
+    expect(escaped.byteLength).toBe(4096);
+    escaped = undefined;
+    await collected();
+    const again = [h.alloc(4096), h.alloc(4096), h.alloc(4096)];
+    expect(again.map((b) => b.address)).toContain(address);
+    again.forEach((b) => b.free());
+  });
+});
+
+describe('thread caches give their blocks back', () => {
+  it('when the Handler wrapper is collected', async () => {
+    const upstream = pageable();
+    const token = (() => {
+      const h = pool(upstream, { slabViews: true });
+      const bufs = Array.from({ length: 8 }, () => h.alloc(4096));
+      bufs.forEach((b) => b.free());
+      return h.share();
+    })();
+    expect(upstream.stats().bytes.current).toBe(65536);
+    await collected();
+    // The blocks went back to the pool with its wrapper's cache: the pool (alive while this
+    // thread's binding remembers it) now gives the slab back; or the pool is gone with it.
+    let pool2: Handler | undefined;
+    try {
+      pool2 = attach(token);
+    } catch {
+      pool2 = undefined;
+    }
+    pool2?.trim();
+    expect(upstream.stats().bytes.current).toBe(0);
+  });
+
+  it('when their thread ends, counted as frees, not as collected blocks', async () => {
+    const h = pool(pageable(), { slabViews: true });
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const { attach } = require(${dist});
+       const h = attach(workerData);
+       const bufs = Array.from({ length: 8 }, () => h.alloc(4096));
+       bufs.forEach((b) => b.free());
+       parentPort.postMessage('cached');
+       setInterval(() => {}, 1000);`,
+      { eval: true, workerData: h.share() },
+    );
+    await once(worker, 'message');
+    expect(h.stats().bytes.current).toBe(0);
+    expect(h.stats().cachedBytes).toBe(h.stats().reserved.current);
+    const held = h.stats().reserved.current;
+    expect(h.trim()).toBe(0); // the worker's cache still holds the slab's blocks
+    expect(h.stats().reserved.current).toBe(held);
+    await worker.terminate();
+    const s = h.stats();
+    expect([s.allocations.total, s.frees, s.releasedByGc, s.bytes.current]).toEqual([8, 8, 0, 0]);
+    expect(h.trim()).toBe(held);
+  });
+
+  it('when the pool is trimmed in another thread, at their thread\'s next call', async () => {
+    const h = pool(pageable(), { slabViews: true });
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const { attach } = require(${dist});
+       const h = attach(workerData);
+       parentPort.on('message', (m) => {
+         if (m === 'fill') Array.from({ length: 8 }, () => h.alloc(4096)).forEach((b) => b.free());
+         if (m === 'touch') h.alloc(64).free();
+         parentPort.postMessage(m);
+       });`,
+      { eval: true, workerData: h.share() },
+    );
+    const ask = async (m: string) => {
+      worker.postMessage(m);
+      await once(worker, 'message');
+    };
+    await ask('fill');
+    const slab = h.stats().reserved.current;
+    expect(h.trim()).toBe(0);
+    await ask('touch'); // gives the 4096-byte blocks back, keeps a 64-byte one
+    expect(h.trim()).toBe(slab);
+    await worker.terminate();
+  });
+
+  it('on trim() in their own thread', () => {
+    const h: Handler = pool(pageable());
+    Array.from({ length: 4 }, () => h.alloc(1 << 20)).forEach((b) => b.free());
+    expect(h.stats().cachedBytes).toBe(4 << 20);
+    expect(h.trim()).toBe(4 << 20);
+    expect(h.stats().reserved.current).toBe(0);
+  });
+});
