@@ -45,7 +45,7 @@ export async function run() {
   );
   if (sink < 0) console.log(sink);
   return report('scoped allocation', rows, [
-    { label: 'slowdown of alloc() in a scope vs h.alloc()', value: ratio(rows, 'h.alloc() directly', 'alloc() inside controller.run(h)'), max: 1.15 },
+    { label: 'slowdown of alloc() in a scope vs h.alloc()', value: ratio(rows, 'h.alloc() directly', 'alloc() inside controller.run(h)'), max: 1.05 },
     { label: 'controller.run time / AsyncLocalStorage.run time', value: ratio(rows, 'AsyncLocalStorage.run(h, fn)', 'controller.run(h, fn)'), max: 1.2 },
   ]);
 }

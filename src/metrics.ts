@@ -49,10 +49,19 @@ export function reachableHandlers(c: Controller): Handler[] {
   return [...seen.values()];
 }
 
+type Labels = Record<string, string>;
+type Series = { labels: Labels; value: number };
+const NO_LABELS: Labels = Object.freeze({}) as Labels;
+
 /**
  * A metric whose series come from the scrape's snapshot, handed to prom-client's registry as it
  * is (prom-client accepts any object with `name` and `get()`): no per-series bookkeeping,
  * which is most of a scrape's cost with prom-client's own Counter and Gauge.
+ *
+ * For the text format prom-client asks `getForPromString()`, which hands each series' labels as
+ * `sharedLabels`: prom-client formats those once per label object and reuses the text (a
+ * WeakMap), and our label objects live as long as their handler, so a scrape formats numbers,
+ * not label sets. `get()` (JSON, cluster aggregation) hands them as plain labels.
  */
 class SnapshotMetric {
   constructor(
@@ -60,7 +69,7 @@ class SnapshotMetric {
     readonly help: string,
     readonly type: 'counter' | 'gauge',
     readonly aggregator: Prom.Aggregator,
-    private readonly series: () => { labels: Record<string, string>; value: number }[],
+    private readonly series: () => Series[],
     private readonly fresh: boolean,
     private readonly read: (fresh: boolean) => unknown,
   ) {}
@@ -70,7 +79,34 @@ class SnapshotMetric {
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.series() };
   }
 
+  async getForPromString() {
+    if (this.fresh) this.read(true);
+    const values = this.series().map((v) => ({ labels: NO_LABELS, sharedLabels: v.labels, value: v.value }));
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+
   reset(): void {}
+}
+
+/**
+ * Label objects by their values, the same object for the same values scrape after scrape (so
+ * prom-client's text for them is reused). Forgotten wholesale when handlers come and go enough
+ * to fill it.
+ */
+class LabelSets {
+  #sets = new Map<string, Labels>();
+
+  of(names: readonly string[], values: readonly string[]): Labels {
+    const key = values.join('\u0000');
+    let set = this.#sets.get(key);
+    if (set === undefined) {
+      if (this.#sets.size >= 20_000) this.#sets.clear();
+      set = {};
+      names.forEach((name, i) => (set![name] = values[i]!));
+      this.#sets.set(key, Object.freeze(set));
+    }
+    return set;
+  }
 }
 
 const installed = new WeakSet<Prom.Registry<Prom.RegistryContentType>>();
@@ -150,7 +186,11 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
     return snapshot;
   };
 
-  type Series = { labels: Record<string, string>; value: number };
+  const sets = new LabelSets();
+  const HK = ['handler', 'kind'] as const;
+  const HKO = ['handler', 'kind', 'op'] as const;
+  const HKR = ['handler', 'kind', 'reason'] as const;
+  const HFTR = ['handler', 'from', 'to', 'reason'] as const;
   const metrics: SnapshotMetric[] = [];
   const define = (name: string, help: string, type: 'counter' | 'gauge', series: () => Series[], aggregator: Prom.Aggregator = 'sum', fresh = false) => {
     metrics.push(new SnapshotMetric(prefix + name, help, type, aggregator, () => series(), fresh, read));
@@ -160,7 +200,7 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
       name,
       help,
       type,
-      () => read().handlers.filter((r) => kind === undefined || r.handler.kind === kind).map((r) => ({ labels: { handler: r.label, kind: r.handler.kind }, value: value(r) })),
+      () => read().handlers.filter((r) => kind === undefined || r.handler.kind === kind).map((r) => ({ labels: sets.of(HK, [r.label, r.handler.kind]), value: value(r) })),
       aggregator,
       fresh,
     );
@@ -183,13 +223,13 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
     read()
       .handlers.filter((r) => r.handler.kind === 'pool')
       .flatMap(({ label, stats }) => [
-        { labels: { handler: label, kind: 'pool', op: 'alloc' }, value: stats.upstreamAllocs },
-        { labels: { handler: label, kind: 'pool', op: 'free' }, value: stats.upstreamFrees },
+        { labels: sets.of(HKO, [label, 'pool', 'alloc']), value: stats.upstreamAllocs },
+        { labels: sets.of(HKO, [label, 'pool', 'free']), value: stats.upstreamFrees },
       ]),
   );
   define('failures_total', 'Allocations the handler could not serve, by reason.', 'counter', () =>
     read().handlers.flatMap(({ handler, label, stats }) =>
-      Object.entries(stats.failures).map(([reason, value]) => ({ labels: { handler: label, kind: handler.kind, reason }, value })),
+      Object.entries(stats.failures).map(([reason, value]) => ({ labels: sets.of(HKR, [label, handler.kind, reason]), value })),
     ),
   );
   define('fallbacks_total', 'Allocations a fallback handler sent to its secondary, by reason (size, out-of-memory, unavailable).', 'counter', () => {
@@ -198,7 +238,7 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
       .handlers.filter((r) => r.handler.kind === 'fallback')
       .flatMap(({ handler, label, stats }) => {
         const [from, to] = handler.upstreams.map((u) => labelOf.get(u.id) ?? u.name);
-        return Object.entries(stats.fallbacks).map(([reason, value]) => ({ labels: { handler: label, from: from ?? 'unknown', to: to ?? 'unknown', reason }, value }));
+        return Object.entries(stats.fallbacks).map(([reason, value]) => ({ labels: sets.of(HFTR, [label, from ?? 'unknown', to ?? 'unknown', reason]), value }));
       });
   });
   const i = info();
