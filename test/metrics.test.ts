@@ -84,7 +84,8 @@ describe('collectMetrics', () => {
     const { c } = setup();
     const registry = collectMetrics({ controller: c, prefix: 'app_mem_', labels: { service: 'api' } });
     const text = await registry.metrics();
-    expect(text).toMatch(/^app_mem_bytes_in_use\{handler="cache",kind="pool",service="api"\} 0$/m);
+    // Default labels come first: pinpool's own are pre-formatted (prom-client sharedLabels).
+    expect(text).toMatch(/^app_mem_bytes_in_use\{service="api",handler="cache",kind="pool"\} 0$/m);
     expect(() => collectMetrics({ controller: c, prefix: 'bad prefix' })).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
   });
 
