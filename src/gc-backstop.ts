@@ -32,6 +32,8 @@ export interface BlockRecord {
 
 /** A buffer as the backstop sees it. */
 export interface Trackable {
+  /** True once freed or transferred: the backstop has nothing to do for it. */
+  readonly released: boolean;
   /**
    * Called at the end of the buffer's first tick. Returns the object whose collection proves
    * that no view reaches the block, and the record to free it by; undefined when the buffer
@@ -66,11 +68,16 @@ const registry = new FinalizationRegistry<BlockRecord>((record) => {
 
 let pending: Trackable[] = [];
 let flushScheduled = false;
+// When `pending` reaches this length, the buffers released meanwhile are dropped from it, so a
+// long synchronous loop does not keep every buffer it made (and freed) alive until the end of
+// its tick: they would survive young-generation collections and be promoted.
+let compactAt = 1024;
 
 function flush(): void {
   flushScheduled = false;
   const batch = pending;
   pending = [];
+  compactAt = 1024;
   for (const buffer of batch) {
     const registration = buffer.gcRegister();
     if (registration === undefined) continue;
@@ -81,6 +88,10 @@ function flush(): void {
 
 /** Called for every new buffer: registers it at the end of the tick if it is still alive. */
 export function track(buffer: Trackable): void {
+  if (pending.length >= compactAt) {
+    pending = pending.filter((b) => !b.released);
+    compactAt = Math.max(1024, 2 * pending.length);
+  }
   pending.push(buffer);
   if (!flushScheduled) {
     flushScheduled = true;
