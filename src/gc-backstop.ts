@@ -103,3 +103,11 @@ export function track(buffer: Trackable): void {
 export function untrack(buffer: Trackable): void {
   registry.unregister(buffer);
 }
+
+/**
+ * Called by free() for a buffer not registered yet: the one made last (alloc, use, free) leaves
+ * the list at once, so it can die young.
+ */
+export function forget(buffer: Trackable): void {
+  if (pending[pending.length - 1] === buffer) pending.pop();
+}

@@ -3,7 +3,7 @@
  * over the memory itself (zero copy).
  */
 import { ErrorCode, PinpoolError } from './errors.js';
-import { track, untrack, type BlockRecord, type Trackable } from './gc-backstop.js';
+import { forget, track, untrack, type BlockRecord, type Trackable } from './gc-backstop.js';
 import { leafOf } from './leaves.js';
 import { binding, type NativeHandle, type RegionPin } from './native.js';
 import type { ScopeFrame } from './scope-stats.js';
@@ -226,6 +226,7 @@ export class HostBuffer implements Trackable {
     this.#buffer = undefined;
     this.#bytes = EMPTY;
     if (this.#registered) untrack(this);
+    else forget(this);
     if (this.#block.slab !== undefined) this.#block.slab.live--;
     if (this.#frame !== undefined) this.#frame.freed(this.#block.byteLength);
   }
