@@ -1,6 +1,7 @@
 // Suite 3: scoped allocation. alloc() inside controller.run(h, ...) against h.alloc() directly
-// (a slabViews pool, so that the scope lookup is not hidden behind ArrayBuffer creation), and
-// controller.run() itself against a bare AsyncLocalStorage.run().
+// (a slabViews pool, so that the scope lookup is not hidden, and a pool of own ArrayBuffers),
+// what the lookup (AsyncLocalStorage.getStore()) costs by itself, and controller.run() itself
+// against a bare AsyncLocalStorage.run().
 import { AsyncLocalStorage } from 'node:async_hooks';
 
 import { alloc, controller, locked, pool } from '../dist/src/index.js';
@@ -10,6 +11,7 @@ const BATCH = 1000;
 
 export async function run() {
   const h = pool(locked(), { name: 'scoped-bench', slabViews: true });
+  const hd = pool(locked(), { name: 'scoped-bench-buffers' });
   controller.register('scoped-bench', h, { replace: true });
   const als = new AsyncLocalStorage();
   let sink = 0;
@@ -27,13 +29,27 @@ export async function run() {
       b.free();
     }
   };
+  const directBuffers = () => {
+    for (let i = 0; i < BATCH; i++) {
+      const b = hd.alloc(4096);
+      sink += b.bytes.length;
+      b.free();
+    }
+  };
   const body = () => {
     sink++;
+  };
+  // What the scope lookup itself costs: AsyncLocalStorage.getStore() inside a run().
+  const lookups = () => {
+    for (let i = 0; i < BATCH; i++) if (als.getStore() === undefined) sink++;
   };
   const rows = await measure(
     {
       'h.alloc() directly': direct,
       'alloc() inside controller.run(h)': () => controller.run(h, scoped),
+      'hd.alloc() directly (own ArrayBuffers)': directBuffers,
+      'alloc() inside controller.run(hd) (own ArrayBuffers)': () => controller.run(hd, scoped),
+      'AsyncLocalStorage getStore() inside run()': () => als.run(h, lookups),
       'controller.run(h, fn)': () => {
         for (let i = 0; i < BATCH; i++) controller.run(h, body);
       },
@@ -45,7 +61,8 @@ export async function run() {
   );
   if (sink < 0) console.log(sink);
   return report('scoped allocation', rows, [
-    { label: 'slowdown of alloc() in a scope vs h.alloc()', value: ratio(rows, 'h.alloc() directly', 'alloc() inside controller.run(h)'), max: 1.05 },
+    { label: 'slowdown of alloc() in a scope vs h.alloc() (slabViews)', value: ratio(rows, 'h.alloc() directly', 'alloc() inside controller.run(h)'), max: 1.05 },
+    { label: 'slowdown of alloc() in a scope vs hd.alloc() (own ArrayBuffers)', value: ratio(rows, 'hd.alloc() directly (own ArrayBuffers)', 'alloc() inside controller.run(hd) (own ArrayBuffers)'), max: 1.05 },
     { label: 'controller.run time / AsyncLocalStorage.run time', value: ratio(rows, 'AsyncLocalStorage.run(h, fn)', 'controller.run(h, fn)'), max: 1.2 },
   ]);
 }

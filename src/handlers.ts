@@ -47,8 +47,9 @@ export interface PoolOptions {
    * front of the pool (its thread cache: a hit there makes no call into native code and no new
    * ArrayBuffer). Counted as cached in the pool's statistics; `trim()` gives them back. 0 turns
    * the cache off. Default 64 MiB, or maxCachedBytes when smaller (at most 256 blocks, 64 of
-   * one size). Blocks in thread caches count against maxCachedBytes with the pool's own; the
-   * pool's cacheRatio cannot take them back (the threads give them back at trim()).
+   * one size). Blocks in thread caches count against maxCachedBytes and cacheRatio with the
+   * pool's own; a pool over either asks the threads for them (each gives them back at its next
+   * call), and trim() does too.
    */
   threadCacheBytes?: number;
 }

@@ -245,6 +245,22 @@ describe('thread caches give their blocks back', () => {
     await worker.terminate();
   });
 
+  it('when the pool must grow past cacheRatio: the pool asks, the thread gives them back at its next call', () => {
+    const MiB = 2 ** 20;
+    const h = pool(pageable(), { cacheRatio: 0.25, slabViews: true }); // slab views: cached on Node 20 too
+    const keep = h.alloc(4 * MiB); // in use 4 MiB: up to 1 MiB may stay cached
+    const small = Array.from({ length: 6 }, () => h.alloc(200_000)); // slab classes
+    small.forEach((b) => b.free()); // into the thread cache: 1.2 MB, over the budget
+    expect(h.stats().upstreamFrees).toBe(0);
+    const grown = h.alloc(2 * MiB); // a miss: the pool is over budget with the thread's blocks
+    h.alloc(64).free(); // the thread's next call gives its blocks back to the pool
+    // So the next 200 000-byte block comes from the pool (a native call), not the thread.
+    expect(nativeCalls(() => h.alloc(200_000).free()).alloc).toBe(1);
+    expect(h.stats().cachedBytes).toBe(h.stats().reserved.current - 6 * MiB); // all but the two in use
+    keep.free();
+    grown.free();
+  });
+
   it('on trim() in their own thread', () => {
     const h: Handler = pool(pageable());
     Array.from({ length: 4 }, () => h.alloc(1 << 20)).forEach((b) => b.free());

@@ -127,6 +127,8 @@ class Handler {
   // would read more bytes in use than the cap.
   virtual void after_deallocate(size_t /*bytes*/) {}
   virtual size_t do_trim() { return 0; }
+  // Asks every thread cache in front to give its blocks back (at its thread's next call).
+  void ask_thread_caches_to_trim();
 
   Stats stats_;  // mutable through const paths only via atomics
 
@@ -157,8 +159,6 @@ class Handler {
     size_t alignment;
     FenceSet fences;
   };
-  void ask_thread_caches_to_trim();
-
   mutable SpinLock thread_caches_lock_;        // guards thread_caches_
   std::vector<double*> thread_caches_;         // the counts of each thread cache in front
   std::atomic<size_t> thread_cache_count_{0};  // thread_caches_.size(), readable without the lock

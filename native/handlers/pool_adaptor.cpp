@@ -175,13 +175,16 @@ std::pair<uint64_t, uint64_t> PoolAdaptor::thread_cached_bytes() const {
 void PoolAdaptor::release_stale_large() {
   if (!(options_.cache_ratio < 1e18)) return;  // Infinity: keep everything up to the cap
   std::vector<std::pair<void*, size_t>> releases;
-  // Blocks waiting in thread caches are counted as handed out, but are not in use.
-  uint64_t thread_cached = thread_cached_bytes().first;
+  // Blocks waiting in thread caches are counted as handed out, but are not in use; they count
+  // against the budget with the pool's own cached blocks.
+  auto [thread_cached, thread_class] = thread_cached_bytes();
+  bool over = false;
   {
     Lock lock(lock_);
     uint64_t current = stats_.bytes.current.load(std::memory_order_relaxed);
     double in_use = static_cast<double>(current > thread_cached ? current - thread_cached : 0);
-    auto budget = static_cast<uint64_t>(options_.cache_ratio * in_use);
+    auto whole = static_cast<uint64_t>(options_.cache_ratio * in_use);
+    uint64_t budget = whole > thread_class ? whole - thread_class : 0;  // for the pool's own
     while (cached_large_bytes_ > budget && !large_order_.empty()) {
       auto [ptr, index] = large_order_.front();
       large_order_.pop_front();
@@ -206,7 +209,11 @@ void PoolAdaptor::release_stale_large() {
           }
       large_order_.swap(kept);
     }
+    over = thread_class > 0 && cached_large_bytes_ + thread_class > whole;
   }
+  // Still over with the thread caches' blocks: they give theirs back at their threads' next
+  // calls (the pool cannot take them), and the next growth finds them here.
+  if (over) ask_thread_caches_to_trim();
   for (auto [ptr, bytes] : releases) {
     asan::unpoison(ptr, bytes);
     timed_upstream_free(ptr, bytes, kBlockAlignment);

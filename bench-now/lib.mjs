@@ -1,0 +1,58 @@
+// Shared bench harness. Each tinybench sample runs a batch of operations, so that timer
+// resolution does not swamp a 100 ns operation; figures are reported per operation.
+// Throughput is operations per second over the whole timed run, garbage collection included.
+import { Bench } from 'tinybench';
+
+export const quick = process.argv.includes('--quick');
+
+/**
+ * Measures `cases` ({ name: () => void, each running `batch` operations}) in one run,
+ * interleaved by tinybench. Returns rows { case, opsPerSec, medianNs, p99Ns, samples }.
+ */
+export async function measure(cases, { batch = 1000, time = quick ? 300 : 2000 } = {}) {
+  const bench = new Bench({ time, warmupTime: quick ? 100 : 500, iterations: 10 });
+  for (const [name, fn] of Object.entries(cases)) bench.add(name, fn);
+  await bench.run();
+  return bench.tasks.map((t) => {
+    const r = t.result;
+    if (r.state !== 'completed') throw new Error(`bench case ${t.name} did not complete: ${r.state} ${r.error ?? ''}`);
+    return {
+      case: t.name,
+      opsPerSec: (batch * 1000) / r.period,
+      medianNs: (r.latency.p50 * 1e6) / batch,
+      p99Ns: (r.latency.p99 * 1e6) / batch,
+      samples: r.latency.samplesCount ?? r.latency.samples?.length ?? 0,
+    };
+  });
+}
+
+/** Ratio of throughputs a/b from rows of one run. */
+export function ratio(rows, a, b) {
+  const x = rows.find((r) => r.case === a);
+  const y = rows.find((r) => r.case === b);
+  return x.opsPerSec / y.opsPerSec;
+}
+
+/**
+ * Prints a table of rows and targets: each target is { label, value, min?, max? } and shows
+ * PASS or MISS.
+ */
+export function report(suite, rows, targets = []) {
+  console.log(`\n## ${suite}`);
+  console.table(
+    rows.map((r) => ({
+      case: r.case,
+      'ops/s': Math.round(r.opsPerSec).toLocaleString('en'),
+      'median ns/op': r.medianNs.toFixed(0),
+      'p99 ns/op': r.p99Ns.toFixed(0),
+      samples: r.samples,
+    })),
+  );
+  const checked = targets.map((t) => {
+    const pass = (t.min === undefined || t.value >= t.min) && (t.max === undefined || t.value <= t.max);
+    const want = t.max === Infinity ? 'reference' : t.min !== undefined && t.max !== undefined && t.min === t.max ? `= ${t.min}` : t.min !== undefined ? `>= ${t.min}` : `<= ${t.max}`;
+    return { target: t.label, measured: Number(t.value.toFixed(3)), want, result: t.max === Infinity ? '-' : pass ? 'PASS' : 'MISS' };
+  });
+  if (checked.length) console.table(checked);
+  return { suite, rows, targets: checked };
+}
