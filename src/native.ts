@@ -2,6 +2,7 @@
  * Loads the native addon. If it is missing or fails to load, throws one error that lists every
  * path tried and how to fix it.
  */
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { ErrorCode, PinpoolError } from './errors.js';
@@ -100,27 +101,53 @@ export interface NativeConstants {
   registerFlags: { portable: number; mapped: number };
 }
 
-function load(): NativeBinding {
-  // dist/src/native.js and src/native.ts both sit two levels below the package root.
-  const root = path.resolve(__dirname, '..', '..');
-  const candidates = [
+/** The C library this Node runs on: 'glibc', 'musl', or undefined when it cannot tell. */
+function libc(): string | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  if (header === undefined) return undefined;
+  return header.glibcVersionRuntime ? 'glibc' : 'musl';
+}
+
+/**
+ * Where the addon may be, in order: PINPOOL_NATIVE_PATH; a build from source in this package
+ * (build/Release: a checkout, or a platform without a prebuilt binary); the prebuilt binary
+ * for this platform that ships in the package (prebuilds/, scripts/prebuild.sh).
+ */
+function candidates(root: string): string[] {
+  const list = [
     process.env.PINPOOL_NATIVE_PATH,
     path.join(root, 'build', 'Release', 'pinpool.node'),
     path.join(root, 'build', 'Debug', 'pinpool.node'),
-  ].filter((p): p is string => typeof p === 'string' && p.length > 0);
+  ];
+  // The prebuilt binaries are for glibc (2.28 and later); musl needs a build from source.
+  if (libc() !== 'musl') list.push(path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'pinpool.node'));
+  return list.filter((p): p is string => typeof p === 'string' && p.length > 0);
+}
+
+function load(): NativeBinding {
+  // dist/src/native.js and src/native.ts both sit two levels below the package root.
+  const root = path.resolve(__dirname, '..', '..');
   const failures: string[] = [];
-  for (const candidate of candidates) {
+  for (const candidate of candidates(root)) {
+    if (candidate !== process.env.PINPOOL_NATIVE_PATH && !existsSync(candidate)) {
+      failures.push(`  ${candidate}: not there`);
+      continue;
+    }
     try {
       return require(candidate) as NativeBinding;
     } catch (err) {
       failures.push(`  ${candidate}: ${(err as Error).message.split('\n')[0]}`);
     }
   }
+  const platform = `${process.platform}-${process.arch}${libc() ? ` (${libc()})` : ''}`;
   throw new Error(
-    'pinpool: the native addon could not be loaded. Tried:\n' +
+    `pinpool: the native addon could not be loaded on ${platform}. Tried:\n` +
       failures.join('\n') +
-      '\nTo fix: run `npm rebuild pinpool` (or `npx cmake-js compile` in a checkout); it needs ' +
-      'cmake and a C++17 compiler, but no CUDA toolkit. PINPOOL_NATIVE_PATH may name the .node file.',
+      '\nPrebuilt binaries ship for linux-x64 and linux-arm64 with glibc 2.28 or later. Elsewhere, build' +
+      ' from source (cmake and a C++17 compiler; no CUDA toolkit needed): `cd node_modules/pinpool &&' +
+      ' npx cmake-js compile` (the same with npm, pnpm or yarn), or point PINPOOL_NATIVE_PATH at a' +
+      ' pinpool.node you built.',
   );
 }
 

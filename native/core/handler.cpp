@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <cstring>
 #include <mutex>
-#include <random>
 #include <unordered_map>
 
 #include "align.hpp"
 #include "block_registry.hpp"
 #include "leases.hpp"
+#include "random.hpp"
 
 namespace pinpool {
 
@@ -83,8 +83,7 @@ Handler::Handler(std::string name, const char* kind) : name_(std::move(name)) {
   abi_.release = abi_release;
   abi_.destroy = abi_destroy;
   leaf_ = is_leaf_kind(kind);
-  std::random_device random;  // the kernel's random numbers (getrandom)
-  for (uint64_t& word : secret_) word = (uint64_t{random()} << 32) | random();
+  random_words(secret_, 2);  // the kernel's random numbers
   std::lock_guard<std::mutex> lock(registry_mutex());
   id_ = next_id++;
   registry()[id_] = this;

@@ -2,8 +2,9 @@
 
 #include <cstdio>
 #include <mutex>
-#include <random>
 #include <unordered_map>
+
+#include "random.hpp"
 
 namespace pinpool::transfers {
 namespace {
@@ -21,11 +22,10 @@ Table& table() {
 }  // namespace
 
 std::string random_hex(int words) {
-  std::random_device random;
   std::string out;
   char digits[17];
   for (int i = 0; i < words; i++) {
-    uint64_t word = (uint64_t{random()} << 32) | random();
+    uint64_t word = random_word();
     std::snprintf(digits, sizeof digits, "%016llx", static_cast<unsigned long long>(word));
     out += digits;
   }

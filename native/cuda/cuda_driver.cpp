@@ -6,6 +6,21 @@
 #include <memory>
 #include <mutex>
 
+// The prebuilt binaries load on glibc 2.28 and later (scripts/prebuild.sh builds them with
+// PINPOOL_GLIBC_BASELINE): the dl functions are asked for by the version every glibc has, not by
+// the one glibc 2.34 gave them when it moved them from libdl into libc.
+#if defined(PINPOOL_GLIBC_BASELINE) && defined(__GLIBC__)
+#if defined(__x86_64__)
+__asm__(".symver dlopen,dlopen@GLIBC_2.2.5");
+__asm__(".symver dlsym,dlsym@GLIBC_2.2.5");
+__asm__(".symver dlerror,dlerror@GLIBC_2.2.5");
+#elif defined(__aarch64__)
+__asm__(".symver dlopen,dlopen@GLIBC_2.17");
+__asm__(".symver dlsym,dlsym@GLIBC_2.17");
+__asm__(".symver dlerror,dlerror@GLIBC_2.17");
+#endif
+#endif
+
 namespace pinpool::cuda {
 namespace {
 

@@ -44,6 +44,21 @@ class FileMappingHandler final : public Handler {
   }
 
  private:
+  // The size of the file open as `fd`, or UINT64_MAX when it cannot be read. statx where glibc
+  // has it (2.28): fstat is a versioned symbol of glibc 2.33, past the baseline the prebuilt
+  // binaries keep (scripts/prebuild.sh).
+  static uint64_t file_size(int fd) {
+#if defined(__GLIBC__) && defined(STATX_SIZE)
+    struct statx sx {};
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_SIZE, &sx) != 0) return UINT64_MAX;
+    return sx.stx_size;
+#else
+    struct stat st {};
+    if (fstat(fd, &st) != 0) return UINT64_MAX;
+    return static_cast<uint64_t>(st.st_size);
+#endif
+  }
+
   void* do_allocate(size_t bytes, size_t, pinpool_alloc_info* info) override {
     std::lock_guard<std::mutex> lock(mutex_);
     if (fd_ < 0) {
@@ -52,9 +67,8 @@ class FileMappingHandler final : public Handler {
     }
     const int fd = fd_;
     fd_ = -1;
-    struct stat st {};
     // The size is checked again: the file may have changed since the caller looked.
-    if (fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != bytes) {
+    if (file_size(fd) != bytes) {
       close(fd);
       fail(info, {PINPOOL_ERR_INVALID_ARGUMENT, Reason::Size});
       return nullptr;

