@@ -13,6 +13,7 @@ import { formatInfo } from './info-text.js';
 
 const USAGE = `usage: pinpool info [--json]
        pinpool serve [--host 127.0.0.1] [--port 9464] [--allow-host NAME]... [--demo]
+       pinpool --version | --help        (and --help after any command)
 
   info    what this host gives pinpool: CUDA driver and devices, memlock limit
   serve   serve /metrics, /healthz and /v1/handlers; --port 0 picks a free port;
@@ -24,8 +25,9 @@ const USAGE = `usage: pinpool info [--json]
 class UsageError extends Error {}
 
 const commands = {
-  info: { json: { type: 'boolean' } },
+  info: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
   serve: {
+    help: { type: 'boolean', short: 'h' },
     host: { type: 'string', default: '127.0.0.1' },
     port: { type: 'string', default: '9464' },
     'allow-host': { type: 'string', multiple: true, default: [] },
@@ -69,6 +71,7 @@ function closeOnSignals(server: PinpoolServer, demo: Demo | undefined): void {
 
 async function serve(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: commands.serve, strict: true });
+  if (values.help === true) return void console.log(USAGE);
   const port = parsePort(values.port);
   const names = registerDefaultHandlers(controller);
   const server = createServer({ controller, host: values.host, port, allowedHosts: values['allow-host'] });
@@ -88,8 +91,13 @@ async function main(argv: string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
+  if (command === '--version' || command === '-v' || command === 'version') {
+    console.log(info().version);
+    return;
+  }
   if (command === 'info') {
     const { values } = parseArgs({ args: rest, options: commands.info, strict: true });
+    if (values.help === true) return void console.log(USAGE);
     console.log(values.json === true ? JSON.stringify(info(), null, 2) : formatInfo(info()));
     return;
   }

@@ -36,6 +36,10 @@ export function formatInfo(i: Info): string {
     lines.push(`CUDA: not available (${i.cuda.reason ?? 'no reason given'})`);
     lines.push('  pinned() and managed() fail with ERR_PINPOOL_UNAVAILABLE; the default chain serves from locked or pageable memory');
   }
-  lines.push(`memlock limit: ${formatBytes(i.memlockLimitBytes)} (the most the locked handler can pin; ulimit -l)`);
+  lines.push(
+    i.memlockPrivileged
+      ? `memlock limit: ${formatBytes(i.memlockLimitBytes)} (ulimit -l), but this process has CAP_IPC_LOCK (root has it): the locked handler may pin past it`
+      : `memlock limit: ${formatBytes(i.memlockLimitBytes)} (the most the locked handler can pin; ulimit -l)`,
+  );
   return lines.join('\n');
 }

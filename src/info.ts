@@ -24,8 +24,13 @@ export interface Info {
     driverVersion?: number;
     devices: CudaDevice[];
   };
-  /** RLIMIT_MEMLOCK in bytes (Infinity when unlimited): how much the locked leaf may pin. */
+  /**
+   * RLIMIT_MEMLOCK in bytes (Infinity when unlimited): how much the locked leaf may pin, unless
+   * `memlockPrivileged`.
+   */
   memlockLimitBytes: number;
+  /** The process has CAP_IPC_LOCK (root has it): it may pin past the memlock limit. */
+  memlockPrivileged: boolean;
 }
 
 let version: string | undefined;
@@ -47,6 +52,18 @@ function memlockLimit(): number {
   }
 }
 
+const CAP_IPC_LOCK = 14n;
+
+function ipcLockCapability(): boolean {
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+    return hex !== undefined && ((BigInt(`0x${hex}`) >> CAP_IPC_LOCK) & 1n) === 1n;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Reports what pinpool found on this host. Never throws for lack of CUDA.
  *
@@ -64,5 +81,6 @@ export function info(): Info {
     abiVersion: n.abiVersion,
     cuda,
     memlockLimitBytes: memlockLimit(),
+    memlockPrivileged: ipcLockCapability(),
   };
 }

@@ -1,6 +1,7 @@
 // The `pinpool` command, run as users run it: node dist/server/cli.js ...
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { afterEach, describe, expect, it } from 'vitest';
@@ -35,9 +36,17 @@ describe('pinpool info', () => {
       expect(r.status, args.join(' ')).toBe(2);
       expect(r.stderr).toMatch(/usage: pinpool info/);
     }
-    const help = run('--help');
-    expect(help.status).toBe(0);
-    expect(help.stdout).toMatch(/usage: pinpool info/);
+    for (const args of [['--help'], ['info', '--help'], ['serve', '--help'], ['serve', '-h']]) {
+      const help = run(...args);
+      expect(help.status, args.join(' ')).toBe(0);
+      expect(help.stdout).toMatch(/usage: pinpool info/);
+    }
+  });
+
+  it('prints its version with --version', () => {
+    const r = run('--version');
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
   });
 });
 
