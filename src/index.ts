@@ -1,7 +1,7 @@
 export { PinpoolError, ErrorCode } from './errors.js';
 export type { PinpoolErrorDetails } from './errors.js';
 export { Handler, DEFAULT_ALIGNMENT } from './handler.js';
-export type { AllocOptions, HandlerToken } from './handler.js';
+export type { AllocOptions, HandlerKind, HandlerToken, LeafKind } from './handler.js';
 export { HostBuffer } from './host-buffer.js';
 export type { BufferToken } from './host-buffer.js';
 export { pinned, managed, locked, pageable, pool, fallback, limit, defaultHandler } from './handlers.js';

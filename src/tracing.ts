@@ -9,7 +9,7 @@
  * `handler` is the name of the handler called; `address` is a number (exact below 2**53, which
  * covers every user-space address on x86-64 and arm64).
  */
-import diagnostics_channel from 'node:diagnostics_channel';
+import * as diagnostics_channel from 'node:diagnostics_channel';
 
 export interface AllocMessage {
   handler: string;
