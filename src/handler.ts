@@ -3,14 +3,14 @@
  * adaptors are all Handlers; factories live in handlers.ts.
  */
 import { ErrorCode, PinpoolError } from './errors.js';
-import { Block, makeHostBuffer, type HostBuffer, type SlabView } from './host-buffer.js';
+import { Block, elementSize, makeHostBuffer, type HostBuffer, type SlabView, type TypedArrayConstructor } from './host-buffer.js';
 import { binding, constants, type NativeHandle } from './native.js';
 import { currentFrame } from './scope-stats.js';
 import { readStats, type HandlerStats } from './stats.js';
 import { takeBack } from './take-back.js';
 import { DEFAULT_THREAD_CACHE_BYTES, dropWhenCollected, movesBuffers, ThreadCache } from './thread-cache.js';
 import { allocChannel, fallbackChannel, type AllocMessage, type FallbackMessage } from './tracing.js';
-import { checkAlignment, checkBoolean, checkBytes, checkOptions, isObject } from './validate.js';
+import { checkAlignment, checkBoolean, checkBytes, checkOptions, invalid, isObject } from './validate.js';
 
 /** Kinds of leaf handlers, which hand out their own memory. */
 export type LeafKind = 'pinned' | 'managed' | 'locked' | 'pageable' | 'file';
@@ -176,6 +176,19 @@ export class Handler {
       allocChannel.publish({ handler: this.name, bytes: block.byteLength, alignment: block.alignment, address: block.address, servedBy: buf.servedBy } satisfies AllocMessage);
     }
     return buf;
+  }
+
+  /**
+   * Allocates `count` elements of a typed array type: `h.allocArray(Float32Array, n)` is
+   * `h.alloc(n * 4)`, with the count checked. View it with `buf.view(Float32Array)`.
+   */
+  allocArray(type: TypedArrayConstructor, count: number, options?: AllocOptions): HostBuffer {
+    if (!Handler.is(this)) throw notAHandler();
+    const size = elementSize(type);
+    checkBytes(count, 'count');
+    const bytes = count * size;
+    if (!Number.isSafeInteger(bytes) || bytes > 2 ** 50) throw invalid('count', `at most 2^50 bytes of ${size}-byte elements`, count);
+    return this.alloc(bytes, options);
   }
 
   /** Statistics of this handler, read now (see HandlerStats). */

@@ -54,6 +54,35 @@ export interface BufferToken {
 
 const EMPTY = new Uint8Array(0);
 
+/** The typed array types a HostBuffer can be viewed as (`buf.view()`, `handler.allocArray()`). */
+export type TypedArrayConstructor =
+  | Int8ArrayConstructor
+  | Uint8ArrayConstructor
+  | Uint8ClampedArrayConstructor
+  | Int16ArrayConstructor
+  | Uint16ArrayConstructor
+  | Int32ArrayConstructor
+  | Uint32ArrayConstructor
+  | Float32ArrayConstructor
+  | Float64ArrayConstructor
+  | BigInt64ArrayConstructor
+  | BigUint64ArrayConstructor;
+
+/** The built-in typed array constructors as they were when pinpool loaded, and their sizes. */
+const elementBytes = new Map<unknown, number>(
+  [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array,
+    (globalThis as { Float16Array?: { BYTES_PER_ELEMENT: number } }).Float16Array]
+    .filter((t) => t !== undefined)
+    .map((t) => [t, t!.BYTES_PER_ELEMENT]),
+);
+
+/** @internal The size of an element of `type`, a built-in typed array constructor; throws otherwise. */
+export function elementSize(type: unknown, name = 'type'): number {
+  const size = elementBytes.get(type);
+  if (size === undefined) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: ${name} must be a typed array constructor such as Float32Array`);
+  return size;
+}
+
 function released(): PinpoolError {
   return new PinpoolError(ErrorCode.RELEASED, 'pinpool: this HostBuffer was released (free() or transfer())');
 }
@@ -97,6 +126,41 @@ export class HostBuffer {
     if (!HostBuffer.#owns(this)) throw wrongReceiver();
     if (this.#released) throw released();
     return this.#bytes;
+  }
+
+  /**
+   * A typed array over the block (or part of it), zero copy: `buf.view(Float32Array)`. Like
+   * `bytes`, it reaches nothing once the buffer is freed. `byteOffset` (from the block's start)
+   * must be a multiple of the element size; without `length` the view runs to the block's end,
+   * which must then be a whole number of elements.
+   *
+   * @example
+   * const input = new ort.Tensor('float32', buf.view(Float32Array), [1, 3, 224, 224]);
+   */
+  view<C extends TypedArrayConstructor>(type: C, byteOffset = 0, length?: number): InstanceType<C> {
+    if (!HostBuffer.#owns(this)) throw wrongReceiver();
+    const size = elementSize(type);
+    if (this.#released) throw released();
+    const bytes = this.#block.byteLength;
+    if (typeof byteOffset !== 'number' || !Number.isSafeInteger(byteOffset) || byteOffset < 0 || byteOffset > bytes || byteOffset % size !== 0) {
+      throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: byteOffset must be a multiple of ${size} from 0 to ${bytes}, got ${String(byteOffset)}`);
+    }
+    let count: number;
+    if (length === undefined) {
+      if ((bytes - byteOffset) % size !== 0) {
+        throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: the ${bytes - byteOffset} bytes from byteOffset ${byteOffset} are no whole number of ${size}-byte elements; pass a length`);
+      }
+      count = (bytes - byteOffset) / size;
+    } else {
+      if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0 || byteOffset + length * size > bytes) {
+        throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: length must be a count of elements that fits the ${bytes - byteOffset} bytes from byteOffset, got ${String(length)}`);
+      }
+      count = length;
+    }
+    const slab = this.#block.slab;
+    const buffer = slab === undefined ? this.#buffer! : slab.buffer;
+    const start = slab === undefined ? 0 : this.#block.address - slab.region;
+    return new (type as unknown as new (b: ArrayBuffer, o: number, n: number) => InstanceType<C>)(buffer, start + byteOffset, count);
   }
 
   /** Size in bytes, as asked for. */

@@ -3,7 +3,7 @@ export type { PinpoolErrorDetails } from './errors.js';
 export { Handler, DEFAULT_ALIGNMENT } from './handler.js';
 export type { AllocOptions, HandlerKind, HandlerToken, LeafKind } from './handler.js';
 export { HostBuffer } from './host-buffer.js';
-export type { BufferToken } from './host-buffer.js';
+export type { BufferToken, TypedArrayConstructor } from './host-buffer.js';
 export { pinned, managed, locked, pageable, pool, fallback, limit, defaultHandler } from './handlers.js';
 export type { PinnedOptions, PoolOptions, FallbackOptions, LimitOptions } from './handlers.js';
 export { attach, adopt } from './threads.js';
