@@ -54,11 +54,22 @@ bin=$work/bin
 mkdir -p "$bin"
 ln -s "$(command -v node)" "$bin/node"
 ln -s "$(command -v npm)" "$bin/npm"
+count() { # packages installed in the project at $1, itself not counted
+  (cd "$1" && PATH=$bin npm ls --all --parseable 2>/dev/null | tail -n +2 | wc -l)
+}
 for flags in "--ignore-scripts" ""; do
   app=$work/app${flags:+-ignore}
   mkdir -p "$app"
-  (cd "$app" && PATH=$bin npm init -y >/dev/null && PATH=$bin npm install $flags --no-audit --no-fund "$tarball" typescript@~5.9 @types/node@20 > install.log 2>&1) \
-    || { cat "$app/install.log"; say "install ${flags:-with scripts} failed"; exit 1; }
+  install() { (cd "$app" && PATH=$bin npm install $flags --no-audit --no-fund "$@" >> install.log 2>&1) || { cat "$app/install.log"; say "npm install $* failed"; exit 1; }; }
+  (cd "$app" && PATH=$bin npm init -y >/dev/null)
+  install "$tarball"
+  library=$(count "$app")
+  # Without the service's optional peers, pinpool/server says what to install.
+  (cd "$app" && PATH=$bin node -e "require('pinpool/server')" 2> server.err) && { say "pinpool/server loaded without fastify"; exit 1; }
+  grep -q 'npm install fastify fastify-plugin prom-client' "$app/server.err" || { cat "$app/server.err"; exit 1; }
+  install fastify@5 fastify-plugin@5 prom-client@15
+  service=$(count "$app")
+  install typescript@~5.9 @types/node@20
   cat > "$app/example.cjs" <<'JS'
 const { pool, pageable, info } = require('pinpool');
 const h = pool(pageable());
@@ -94,5 +105,5 @@ TS
     && PATH=$bin $tsc --module node16 --moduleResolution node16 example.ts server.ts && echo "tsc --strict node16: ok" \
     && PATH=$bin $tsc --module commonjs --moduleResolution node10 example.ts && PATH=$bin $tsc --module commonjs --moduleResolution node10 --esModuleInterop server.ts && echo "node10: ok" \
     && PATH=$bin $tsc --module esnext --moduleResolution bundler example.ts server.ts && echo "bundler: ok") > "$app/run.log" 2>&1 || { cat "$app/run.log"; exit 1; }
-  say "installed ${flags:-with scripts} with no toolchain on PATH ($(ls "$app/node_modules" | wc -l) top-level packages): $(tr '\n' ' ' < "$app/run.log")"
+  say "installed ${flags:-with scripts} with no toolchain on PATH: $library packages for the library, $service with the service's fastify, fastify-plugin and prom-client; $(tr '\n' ' ' < "$app/run.log")"
 done

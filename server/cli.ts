@@ -5,6 +5,9 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
+// First: says what to install when the service's optional dependencies are missing.
+import './requires.js';
+
 import { controller, info } from '../src/index.js';
 import { createServer, type PinpoolServer } from './app.js';
 import { registerDefaultHandlers } from './defaults.js';
