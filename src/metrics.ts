@@ -210,7 +210,7 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
   perHandler('buffers_in_use', 'Buffers handed out by the handler and not yet returned.', 'gauge', (r) => r.stats.allocations.current);
   perHandler('allocations_total', 'Allocations served by the handler.', 'counter', (r) => r.stats.allocations.total);
   // A handler counts the failures it was asked for: a fallback stops asking a primary that said
-  // "unavailable" (no driver, no device), so those show once here and on every hop in fallbacks_total.
+  // "unavailable" (no driver, no device), so those show once here and once in fallbacks_total.
   perHandler('frees_total', 'Buffers returned to the handler.', 'counter', (r) => r.stats.frees);
   perHandler('allocated_bytes_total', 'Bytes allocated from the handler, summed over all allocations.', 'counter', (r) => r.stats.bytes.total);
   perHandler('pool_reserved_bytes', 'Bytes a pool holds from its upstream, in use or cached.', 'gauge', (r) => r.stats.reserved.current, 'pool');

@@ -1,7 +1,8 @@
 // Adaptor: routes a request to `primary` when its size is in [min_bytes, max_bytes] and to
 // `secondary` otherwise; when the primary is out of memory or unavailable, the secondary gets
 // it. Any other error (a CUDA fault, a bad argument) propagates: hiding it would hide a bug.
-// Every move to the secondary is counted with its reason.
+// Every move to the secondary is counted with its reason; a primary that said "unavailable"
+// (never on this host) is counted once and skipped from then on.
 //
 // Freeing must find the handler that served a block. By size it is decided; within the primary's
 // range it is not, since the secondary may have stepped in. The common cases are answered by two
@@ -47,8 +48,10 @@ class FallbackAdaptor final : public Handler {
 
   void* do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) override {
     Reason why = Reason::Size;
+    bool skipped = false;  // the primary is known unavailable: not a move, a route
     if (in_range(bytes)) {
-      if (!primary_unavailable_.load(std::memory_order_relaxed)) {
+      skipped = primary_unavailable_.load(std::memory_order_relaxed);
+      if (!skipped) {
         void* p = upstream_alloc(primary_.get(), bytes, alignment, info);
         if (p) {
           primary_live_.fetch_add(1, std::memory_order_relaxed);
@@ -64,8 +67,12 @@ class FallbackAdaptor final : public Handler {
       why = primary_unavailable_.load(std::memory_order_relaxed) ? Reason::Unavailable
                                                                  : Reason::OutOfMemory;
     }
-    Stats::bump(stats_.hops[static_cast<int>(why)]);
-    hop_log().note({name().c_str(), primary_.name(), secondary_.name(), why});
+    // An unavailable primary is counted (and traced) once, when it says so: on a host without
+    // CUDA every allocation of the default chain would otherwise count as a fallback.
+    if (!skipped) {
+      Stats::bump(stats_.hops[static_cast<int>(why)]);
+      hop_log().note({name().c_str(), primary_.name(), secondary_.name(), why});
+    }
     *info = pinpool_alloc_info{};
     void* p = upstream_alloc(secondary_.get(), bytes, alignment, info);
     if (p && why != Reason::Size) note_secondary_in_range(p);
