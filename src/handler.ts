@@ -173,7 +173,7 @@ export class Handler {
     const buf = makeHostBuffer(block, buffer, currentFrame());
     if (zero) buf.bytes.fill(0);
     if (allocChannel.hasSubscribers) {
-      allocChannel.publish({ handler: this.name, bytes: block.byteLength, alignment: block.alignment, address: block.address, servedBy: buf.servedBy } satisfies AllocMessage);
+      allocChannel.publish({ handler: this.name, bytes: block.byteLength, alignment: block.alignment, address: BigInt(block.address), servedBy: buf.servedBy } satisfies AllocMessage);
     }
     return buf;
   }

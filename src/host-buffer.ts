@@ -227,7 +227,7 @@ export class HostBuffer {
       binding.free(block.owner.handle, buffer, block.slot, block.address, false);
     }
     if (freeChannel.hasSubscribers) {
-      const message: FreeMessage = { handler: block.owner.name, bytes: block.byteLength, alignment: block.alignment, address: block.address, byGc: false };
+      const message: FreeMessage = { handler: block.owner.name, bytes: block.byteLength, alignment: block.alignment, address: BigInt(block.address), byGc: false };
       freeChannel.publish(message);
     }
   }

@@ -30,7 +30,7 @@ export interface TraceRecorder {
  */
 export function recordTrace(): TraceRecorder {
   const events: TraceEvent[] = [];
-  const live = new Map<number, number>(); // address -> id
+  const live = new Map<bigint, number>(); // address -> id
   let next = 1;
   const onAlloc = (m: unknown) => {
     const a = m as AllocMessage;

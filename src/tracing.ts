@@ -6,8 +6,7 @@
  * - `pinpool:free`     { handler, bytes, alignment, address, byGc }
  * - `pinpool:fallback` { handler, from, to, reason, bytes }
  *
- * `handler` is the name of the handler called; `address` is a number (exact below 2**53, which
- * covers every user-space address on x86-64 and arm64).
+ * `handler` is the name of the handler called; `address` is a bigint, as `HostBuffer.address`.
  */
 import * as diagnostics_channel from 'node:diagnostics_channel';
 
@@ -15,7 +14,7 @@ export interface AllocMessage {
   handler: string;
   bytes: number;
   alignment: number;
-  address: number;
+  address: bigint;
   servedBy: string;
 }
 
@@ -23,7 +22,7 @@ export interface FreeMessage {
   handler: string;
   bytes: number;
   alignment: number;
-  address: number;
+  address: bigint;
   byGc: boolean;
 }
 

@@ -20,7 +20,7 @@ describe('diagnostics_channel tracing', () => {
     const frees = listen<FreeMessage>('pinpool:free');
     const h = pool(pageable({ name: 'leafy' }), { name: 'traced' });
     const b = h.alloc(123, { alignment: 256 });
-    const address = Number(b.address);
+    const address = b.address;
     b.free();
     expect(allocs).toEqual([{ handler: 'traced', bytes: 123, alignment: 256, address, servedBy: 'leafy' }]);
     expect(frees).toEqual([{ handler: 'traced', bytes: 123, alignment: 256, address, byGc: false }]);
