@@ -11,7 +11,7 @@ import type { ScopeFrame } from './scope-stats.js';
 import type { ThreadCache } from './thread-cache.js';
 import { takeBack } from './take-back.js';
 import { freeChannel, type FreeMessage } from './tracing.js';
-import { isObject } from './validate.js';
+import { invalid, isObject } from './validate.js';
 
 /** @internal The part of a handler a buffer needs; implemented by Handler. */
 export interface BufferOwner {
@@ -143,7 +143,7 @@ export class HostBuffer {
     if (this.#released) throw released();
     const bytes = this.#block.byteLength;
     if (typeof byteOffset !== 'number' || !Number.isSafeInteger(byteOffset) || byteOffset < 0 || byteOffset > bytes || byteOffset % size !== 0) {
-      throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: byteOffset must be a multiple of ${size} from 0 to ${bytes}, got ${String(byteOffset)}`);
+      throw invalid('byteOffset', `a multiple of ${size} from 0 to ${bytes}`, byteOffset);
     }
     let count: number;
     if (length === undefined) {
@@ -153,7 +153,7 @@ export class HostBuffer {
       count = (bytes - byteOffset) / size;
     } else {
       if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0 || byteOffset + length * size > bytes) {
-        throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: length must be a count of elements that fits the ${bytes - byteOffset} bytes from byteOffset, got ${String(length)}`);
+        throw invalid('length', `a count of ${size}-byte elements that fits the ${bytes - byteOffset} bytes from byteOffset`, length);
       }
       count = length;
     }

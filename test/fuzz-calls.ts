@@ -89,6 +89,13 @@ function allocOptions(f: Fuzzer): Gen {
   return f.options({ alignment: () => f.alignment(), zero: () => f.bool() });
 }
 
+/** A built-in typed array constructor (or, through f.arg, something else). */
+function typedArrayType(f: Fuzzer): Gen {
+  const types = [Uint8Array, Int16Array, Float32Array, Float64Array, BigInt64Array, Uint8ClampedArray];
+  const t = f.pick(types);
+  return { v: t, t: t.name };
+}
+
 /** The calls every project makes, CUDA or not. */
 export const hostOps: Op[] = [
   {
@@ -99,6 +106,17 @@ export const hostOps: Op[] = [
       const bytes = f.arg(() => f.size(), 0.7);
       const options = allocOptions(f);
       return f.call(`${h.t}.alloc(${bytes.t}, ${options.t})`, () => (h.v as Handler).alloc(bytes.v as number, options.v as never));
+    },
+  },
+  {
+    name: 'handler.allocArray',
+    weight: 3,
+    run: (f) => {
+      const h = f.handler();
+      const type = f.arg(() => typedArrayType(f), 0.8);
+      const count = f.arg(() => f.size(), 0.7);
+      const options = allocOptions(f);
+      return f.call(`${h.t}.allocArray(${type.t}, ${count.t}, ${options.t})`, () => (h.v as Handler).allocArray(type.v as never, count.v as number, options.v as never));
     },
   },
   {
@@ -139,7 +157,13 @@ export const hostOps: Op[] = [
     run: async (f) => {
       const self = receiver(f, () => f.buffer());
       if (f.buffers.includes(self.v as HostBuffer)) f.focus = self.v as HostBuffer;
-      const method = f.pick(['free', 'free', 'dispose', 'transfer', 'prefetch', 'advise'] as const);
+      const method = f.pick(['free', 'free', 'dispose', 'transfer', 'prefetch', 'advise', 'view'] as const);
+      if (method === 'view') {
+        const type = f.arg(() => typedArrayType(f), 0.8);
+        const offset = f.arg(() => f.small(), 0.7);
+        const length = f.chance(0.5) ? { v: undefined, t: 'undefined' } : f.arg(() => f.small(), 0.7);
+        return f.call(`view.call(${self.t}, ${type.t}, ${offset.t}, ${length.t})`, () => HostBuffer.prototype.view.call(self.v as HostBuffer, type.v as never, offset.v as number, length.v as number));
+      }
       if (method === 'free') return f.call(`free.call(${self.t})`, () => HostBuffer.prototype.free.call(self.v as HostBuffer));
       if (method === 'dispose') return f.call(`[Symbol.dispose].call(${self.t})`, () => HostBuffer.prototype[Symbol.dispose].call(self.v as HostBuffer));
       if (method === 'transfer') {
