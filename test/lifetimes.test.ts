@@ -167,10 +167,13 @@ describe('threads that end in the middle of a synchronous run (finding 7)', () =
     it(`returns every block of a worker ${how} before its tick ended, and a limit above it recovers`, async () => {
       const capped = limit(pool(pageable()), { maxBytes: 1000 * 4096 });
       const w = new Worker(script, { workerData: { token: capped.share(), count: 1000, exit: how === 'process.exit' } });
+      // Listened for at once: a worker that exits right after posting has its last message
+      // delivered and 'exit' emitted in one go, before an await on the message could resume.
+      const exited = once(w, 'exit');
       const [msg] = await once(w, 'message');
       expect(msg.allocated).toBe(1000);
       if (how === 'terminated') await w.terminate();
-      else await once(w, 'exit');
+      await exited;
       for (let i = 0; i < 100 && capped.stats().bytes.current !== 0; i++) await sleep(10);
       expect(capped.stats().bytes.current).toBe(0);
       expect(capped.stats().allocations.current).toBe(0);
