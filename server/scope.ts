@@ -10,7 +10,7 @@ import { controller as processController, ErrorCode, PinpoolError, type Controll
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** The registered pinpool handler this route's handler runs with (needs pinpoolScope). */
+    /** The pinpool handler or scope name this route's handler runs with (needs pinpoolScope). */
     pinpool?: string;
   }
 }
@@ -34,9 +34,10 @@ const scope: FastifyPluginAsync<PinpoolScopeOptions> = async (fastify, options) 
     if (typeof name !== 'string') {
       throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: route ${String(route.method)} ${route.url}: config.pinpool must be a handler name`);
     }
-    controller.get(name);
+    controller.resolve(name); // a handler's or a scope's name, or throw
     const handler = route.handler;
-    // The name is resolved per request, so register(name, h, { replace: true }) takes effect.
+    // The name is resolved per request, so a switch() of a scope or register(name, h,
+    // { replace: true }) takes effect for the requests after it.
     route.handler = function (this: unknown, request, reply) {
       return controller.run(name, () => handler.call(this as never, request, reply));
     } as RouteHandlerMethod;

@@ -34,6 +34,9 @@ function notAController(): PinpoolError {
 /** A registry of named handlers with a per-async-context current handler. */
 export class Controller {
   readonly #handlers = new Map<string, Handler>();
+  // Named scopes: a name that run() and route configs use, bound to a registered handler's name
+  // and switched at run time (switch()). One namespace with the handlers' names.
+  readonly #scopes = new Map<string, { handler: string; switches: number }>();
   readonly #storage = new AsyncLocalStorage<Handler>();
   #default: Handler | undefined;
 
@@ -53,7 +56,59 @@ export class Controller {
     if (this.#handlers.has(name) && !replace) {
       throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: a handler named '${name}' is registered already (pass { replace: true })`);
     }
+    if (this.#scopes.has(name)) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: '${name}' names a scope; a handler cannot take that name`);
     this.#handlers.set(name, handler);
+  }
+
+  /**
+   * Defines a named scope bound to the handler registered as `handlerName`. `run(name, fn)` and a
+   * route's `config: { pinpool: name }` then use whatever handler the scope is bound to when they
+   * are entered; `switch()` rebinds it. Scope names follow the handler-name rule and share its
+   * namespace.
+   *
+   * @example
+   * controller.scope('ingest', 'pinned');
+   * await controller.run('ingest', async () => alloc(1 << 20));
+   */
+  scope(name: string, handlerName: string): void {
+    if (!Controller.is(this)) throw notAController();
+    if (typeof name !== 'string' || !NAME.test(name)) throw invalid('scope name', 'a name matching /^[a-z][a-z0-9_-]{0,62}$/', name);
+    if (this.#scopes.has(name)) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: a scope named '${name}' is defined already (switch() rebinds it)`);
+    if (this.#handlers.has(name)) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: '${name}' names a registered handler; a scope cannot take that name`);
+    this.get(handlerName); // a registered handler, or throw
+    this.#scopes.set(name, { handler: handlerName, switches: 0 });
+  }
+
+  /**
+   * Binds scope `name` to the handler registered as `handlerName` and returns the name it was
+   * bound to. Scopes entered from now on use the new handler; work already running in the scope
+   * keeps the handler it was entered with, and every buffer goes back to the handler that
+   * allocated it.
+   */
+  switch(name: string, handlerName: string): string {
+    if (!Controller.is(this)) throw notAController();
+    const scope = this.#scopeOf(name);
+    this.get(handlerName);
+    const previous = scope.handler;
+    scope.handler = handlerName;
+    scope.switches++;
+    return previous;
+  }
+
+  /** The named scopes, in definition order: each one's handler name and how often it was switched. */
+  scopes(): { name: string; handler: string; switches: number }[] {
+    if (!Controller.is(this)) throw notAController();
+    return [...this.#scopes].map(([name, s]) => ({ name, handler: s.handler, switches: s.switches }));
+  }
+
+  /**
+   * The handler `name` reaches now: a scope's current handler, or the handler registered as
+   * `name`. Unknown names throw.
+   */
+  resolve(name: string): Handler {
+    if (!Controller.is(this)) throw notAController();
+    const scope = typeof name === 'string' ? this.#scopes.get(name) : undefined;
+    return this.get(scope === undefined ? name : scope.handler);
   }
 
   /** The handler registered under `name`; unknown names throw. */
@@ -105,7 +160,8 @@ export class Controller {
   }
 
   /**
-   * Runs `fn(...args)` with `nameOrHandler` current in it and in everything it schedules
+   * Runs `fn(...args)` with `nameOrHandler` (a handler, a registered handler's name, or a scope's
+   * name: its handler now) current in it and in everything it schedules
    * (awaits, timers, promises, listeners added inside). Returns what `fn` returns.
    *
    * @example
@@ -162,9 +218,18 @@ export class Controller {
     return isObject(value) && #handlers in value;
   }
 
+  #scopeOf(name: string): { handler: string; switches: number } {
+    const scope = typeof name === 'string' ? this.#scopes.get(name) : undefined;
+    if (scope === undefined) {
+      const known = [...this.#scopes.keys()].join(', ') || 'none';
+      throw invalid('scope name', `a defined scope (known: ${known})`, name);
+    }
+    return scope;
+  }
+
   #resolve(nameOrHandler: string | Handler): Handler {
     if (Handler.is(nameOrHandler)) return nameOrHandler;
-    if (typeof nameOrHandler === 'string') return this.get(nameOrHandler);
+    if (typeof nameOrHandler === 'string') return this.resolve(nameOrHandler);
     throw invalid('handler', 'a registered name or a pinpool handler', nameOrHandler);
   }
 }

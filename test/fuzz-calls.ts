@@ -41,7 +41,7 @@ import type { Fuzzer, Gen, Op } from './fuzzer.js';
 
 const HANDLER_METHODS = ['alloc', 'stats', 'trim', 'share'] as const;
 const BUFFER_GETTERS = ['bytes', 'byteLength', 'alignment', 'address', 'handler', 'servedBy', 'kind', 'released'] as const;
-const CONTROLLER_METHODS = ['register', 'get', 'names', 'has', 'setDefault', 'defaultHandler', 'current', 'run', 'bind', 'measure', 'alloc'] as const;
+const CONTROLLER_METHODS = ['register', 'get', 'names', 'has', 'setDefault', 'defaultHandler', 'current', 'run', 'bind', 'measure', 'alloc', 'scope', 'switch', 'scopes', 'resolve'] as const;
 
 function getter(proto: object, name: string): (this: unknown) => unknown {
   return Object.getOwnPropertyDescriptor(proto, name)!.get!;
@@ -261,7 +261,12 @@ export const hostOps: Op[] = [
         case 'get':
         case 'has':
         case 'setDefault':
+        case 'resolve':
           args = [nameOrHandler];
+          break;
+        case 'scope':
+        case 'switch':
+          args = [f.arg(() => f.name()), f.arg(() => f.name())];
           break;
         case 'run':
           args = [nameOrHandler, callbackArg(f), f.hostile()];
