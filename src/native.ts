@@ -40,7 +40,6 @@ export interface NativeBinding {
   hostUnregister(registration: NativeRegistration): void;
   deferred(handle: NativeHandle): number;
   threadCache(handle: NativeHandle): [cells: Float64Array, cache: NativeThreadCache] | null;
-  cacheRelease(cache: NativeThreadCache, buffer: ArrayBuffer | undefined, position: number): void;
   dropCache(cache: NativeThreadCache): void;
   notePeak(cache: NativeThreadCache): void;
   leased(address: number, bytes: number): boolean;

@@ -154,30 +154,36 @@ export class ThreadCache {
     return true;
   }
 
-  /** Gives every waiting block back to the pool (trim()). */
-  giveBack(): void {
-    this.#giveBack();
-  }
-
   #trimAsked(): void {
-    this.#giveBack();
+    this.giveBack();
     this.#trimmed();
   }
 
-  #giveBack(): void {
-    this.#trims = this.#cells[TRIMS]!;
+  /**
+   * Gives every waiting block back to the pool (trim()), through native free() like any other
+   * block, which detaches the cache's buffer; the free into the cache was counted already, so the
+   * cache's own count of it is taken back.
+   */
+  giveBack(): void {
+    const c = this.#cells;
+    this.#trims = c[TRIMS]!;
     for (const lists of [this.#bySize.values(), this.#byKey.values()]) {
       for (const list of lists) {
         for (const block of list) {
           const spare = block.spare;
           block.spare = undefined;
-          binding.cacheRelease(this.#native, spare, block.position);
+          binding.free(block.owner.handle, spare, block.slot, block.address, false);
+          c[POSITIONS + block.position] = -1;
+          c[BLOCKS]!--;
+          c[BYTES]! -= block.byteLength;
+          c[CLASS_BYTES]! -= block.classBytes;
+          c[FREES]!--;
           this.#positions.push(block.position);
         }
         list.length = 0;
       }
     }
-    this.#lowWater = this.#cells[BYTES]!;
+    this.#lowWater = c[BYTES]!;
   }
 }
 

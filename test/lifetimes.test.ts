@@ -9,9 +9,9 @@ import { describe, expect, it } from 'vitest';
 import { adopt, attach, Handler, limit, pageable, pool, type HostBuffer } from 'pinpool';
 
 import { binding, constants } from '../dist/src/native.js';
+import { collected } from './collect.js';
 import { expectCode } from './expect-error.js';
 
-const gc = (globalThis as { gc?: () => void }).gc!;
 const nodeMajor = Number(process.versions.node.split('.')[0]);
 const hasTransfer = typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';
 
@@ -25,14 +25,6 @@ function intact(buf: HostBuffer, seed: number): boolean {
   const bytes = buf.bytes;
   for (let i = 0; i < bytes.length; i++) if (bytes[i] !== ((seed + i) & 0xff)) return false;
   return true;
-}
-
-async function collected(): Promise<void> {
-  for (let i = 0; i < 3; i++) {
-    gc();
-    await sleep(5);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
 }
 
 describe('ArrayBuffers that escape their HostBuffer (finding 6)', () => {

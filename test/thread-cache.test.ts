@@ -3,7 +3,6 @@
 // limits, trim(), the end of a thread, a stale view.
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { attach, controller, pageable, pool, type Handler, type HostBuffer } from 'pinpool';
@@ -11,7 +10,8 @@ import { attach, controller, pageable, pool, type Handler, type HostBuffer } fro
 import { binding } from '../dist/src/native.js';
 import { movesBuffers } from '../dist/src/thread-cache.js';
 
-const gc = (globalThis as { gc?: () => void }).gc!;
+import { collected } from './collect.js';
+
 const dist = JSON.stringify(join(__dirname, '..', 'dist', 'src', 'index.js'));
 
 /** Counts the binding's alloc() and free() calls while `fn` runs. */
@@ -28,14 +28,6 @@ function nativeCalls(fn: () => void): { alloc: number; free: number } {
     b.free = free;
   }
   return calls;
-}
-
-async function collected(): Promise<void> {
-  for (let i = 0; i < 4; i++) {
-    gc();
-    await sleep(5);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
 }
 
 /** A pseudo-random sequence (xorshift), so a failure replays. */
@@ -166,7 +158,7 @@ describe.skipIf(!movesBuffers)('thread cache and transfer()', () => {
     next.forEach((b) => b.free());
     expect(escaped.byteLength).toBe(4096);
     escaped = undefined;
-    await collected();
+    await collected(4);
     const again = [h.alloc(4096), h.alloc(4096), h.alloc(4096)];
     expect(again.map((b) => b.address)).toContain(address);
     again.forEach((b) => b.free());
@@ -183,7 +175,7 @@ describe('thread caches give their blocks back', () => {
       return h.share();
     })();
     expect(upstream.stats().bytes.current).toBe(65536);
-    await collected();
+    await collected(4);
     // The blocks went back to the pool with its wrapper's cache: the pool (alive while this
     // thread's binding remembers it) now gives the slab back; or the pool is gone with it.
     let pool2: Handler | undefined;

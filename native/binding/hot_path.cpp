@@ -18,11 +18,6 @@
 namespace pinpool::binding {
 namespace {
 
-Instance* instance_of(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
-  void* data = nullptr;
-  napi_get_cb_info(env, info, argc, argv, nullptr, &data);
-  return static_cast<Instance*>(data);
-}
 
 
 // The external ArrayBuffer's finalizer: its backing store is gone, so no ArrayBuffer (the

@@ -1,7 +1,6 @@
 #include "thread_cache.hpp"
 
 #include <algorithm>
-#include <cmath>
 
 #include "../core/leases.hpp"
 #include "boundary.hpp"
@@ -41,11 +40,6 @@ void ThreadCache::release() {
 
 namespace {
 
-Instance* instance_of(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
-  void* data = nullptr;
-  napi_get_cb_info(env, info, argc, argv, nullptr, &data);
-  return static_cast<Instance*>(data);
-}
 
 ThreadCache* cache_arg(napi_env env, napi_value value, Instance* inst) {
   auto* cache = static_cast<ThreadCache*>(unwrap_tagged(env, value, Tag::ThreadCache));
@@ -98,36 +92,6 @@ napi_value NewThreadCache(napi_env env, napi_callback_info info) {
   napi_set_element(env, result, 0, cells);
   napi_set_element(env, result, 1, handle);
   return result;
-}
-
-// cacheRelease(cache, arrayBuffer | undefined, position): returns the block the cache holds at
-// `position` to the pool (detaching its ArrayBuffer), as the cache gives it up (a trim).
-napi_value CacheRelease(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  Instance* inst = instance_of(env, info, &argc, argv);
-  ThreadCache* cache = argc >= 3 ? cache_arg(env, argv[0], inst) : nullptr;
-  double position = -1;
-  if (!cache || !get_number(env, argv[2], &position) || position < 0 ||
-      position >= ThreadCache::kPositions || position != std::floor(position))
-    return throw_error(env, code::kInvalidArgument, "binding: cacheRelease(cache, buffer, position)");
-  double* cells = cache->cells;
-  int p = tc::kCellCount + static_cast<int>(position);
-  LiveBlock* block = inst->live.at(tc::load(cells, p), cache->handler);
-  if (!block) return throw_error(env, code::kInvalidArgument, "cacheRelease: the cache holds no block there");
-  FenceSet leases = std::move(block->inherited);
-  if (!take_back_view(env, argv[1], *block, false, leases))
-    return throw_error(env, code::kInvalidArgument, "cacheRelease: the buffer cannot be detached");
-  Handler* h = cache->handler;
-  // The cache counted this block's free when it took it: the pool's count of it is taken back.
-  tc::store(cells, p, -1);
-  tc::store(cells, tc::kBlocks, tc::load(cells, tc::kBlocks) - 1);
-  tc::store(cells, tc::kBytes, tc::load(cells, tc::kBytes) - static_cast<double>(block->bytes));
-  tc::store(cells, tc::kClassBytes, tc::load(cells, tc::kClassBytes) - static_cast<double>(h->class_bytes(block->bytes, block->alignment)));
-  tc::store(cells, tc::kFrees, tc::load(cells, tc::kFrees) - 1);
-  h->deallocate(block->ptr, block->bytes, block->alignment, false, std::move(leases));
-  inst->live.remove(block);
-  return nullptr;
 }
 
 // dropCache(cache): its Handler wrapper is gone; every block it holds goes back to the pool, each
@@ -209,8 +173,7 @@ napi_value IsProbe(napi_env env, napi_callback_info info) {
 }  // namespace
 
 void InitThreadCache(napi_env env, napi_value exports, Instance* inst) {
-  for (auto [name, fn] : {std::pair{"threadCache", NewThreadCache}, std::pair{"cacheRelease", CacheRelease},
-                          std::pair{"dropCache", DropCache},
+  for (auto [name, fn] : {std::pair{"threadCache", NewThreadCache}, std::pair{"dropCache", DropCache},
                           std::pair{"notePeak", NotePeak}, std::pair{"leased", Leased},
                           std::pair{"transferProbe", TransferProbe}, std::pair{"leaseFlag", LeaseFlag}, std::pair{"isProbe", IsProbe}}) {
     napi_value f;

@@ -18,14 +18,11 @@ struct Lease {
 struct Table {
   SpinLock lock;                  // guards leases
   std::vector<Lease> leases;      // unordered; a handful at a time
-  std::atomic<size_t> count{0};   // leases.size(), readable without the lock
-  std::atomic<int32_t> held{0};   // count != 0, as JavaScript reads it (held_flag())
+  std::atomic<int32_t> held{0};   // 1 while `leases` is not empty, readable without the lock
+                                  // (and by JavaScript: held_flag())
 };
 
-void set_count(Table& t) {
-  t.count.store(t.leases.size(), std::memory_order_release);
-  t.held.store(t.leases.empty() ? 0 : 1, std::memory_order_release);
-}
+void set_held(Table& t) { t.held.store(t.leases.empty() ? 0 : 1, std::memory_order_release); }
 
 Table& table() {
   static auto* t = new Table();  // leaked: GPU work may finish during static destruction
@@ -43,7 +40,7 @@ void prune(Table& t) {
       i++;
     }
   }
-  set_count(t);
+  set_held(t);
 }
 
 }  // namespace
@@ -55,10 +52,10 @@ void take(const void* ptr, size_t bytes, Fence* fence) {
   std::lock_guard<SpinLock> lock(t.lock);
   prune(t);
   t.leases.push_back({begin, begin + (bytes ? bytes : 1), fence});
-  set_count(t);
+  set_held(t);
 }
 
-bool any() { return table().count.load(std::memory_order_acquire) != 0; }
+bool any() { return table().held.load(std::memory_order_acquire) != 0; }
 
 const std::atomic<int32_t>* held_flag() { return &table().held; }
 

@@ -27,8 +27,8 @@ namespace pinpool::leases {
 void take(const void* ptr, size_t bytes, Fence* fence);
 // True while any lease may still be held (a relaxed load: the fast path of every free).
 bool any();
-// A flag that is not 0 while any() may be true, for readers that cannot call any(): a thread
-// cache's JavaScript reads it through an Int32Array before it keeps a freed block.
+// The flag any() reads, for readers that cannot call any(): a thread cache's JavaScript reads it
+// through an Int32Array before it keeps a freed block.
 const std::atomic<int32_t>* held_flag();
 // True when a lease that has not signalled overlaps [ptr, ptr + bytes).
 bool overlaps(const void* ptr, size_t bytes);
