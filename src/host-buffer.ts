@@ -360,10 +360,10 @@ export function makeHostBuffer(block: Block, buffer: ArrayBuffer | undefined, fr
     bytes = new Uint8Array(slab.buffer, block.address - slab.region, block.byteLength);
     slab.live++;
   } else {
-    // A pool block must never move to another thread by postMessage: the pool would lose it.
-    // Node never transfers an external ArrayBuffer (Node 22+ throws DataCloneError, Node 20
-    // copies the bytes), so no marking is needed (and a buffer the user marks is handled by
-    // take-back.ts).
+    // Node refuses to post a block's first ArrayBuffer (an external one) to another thread, but
+    // not one a thread cache made with transfer(). Either way the memory cannot be lost: a buffer
+    // free() cannot take back keeps its block out of use until no ArrayBuffer reaches the memory
+    // (take-back.ts, the view lease of hot_path.cpp).
     bytes = new Uint8Array(buffer as ArrayBuffer);
   }
   return new HostBuffer(constructing, block, buffer, bytes, frame);

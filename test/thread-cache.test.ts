@@ -165,6 +165,36 @@ describe.skipIf(!movesBuffers)('thread cache and transfer()', () => {
   });
 });
 
+describe.skipIf(!movesBuffers)('a buffer handed out from a thread cache, posted to another thread', () => {
+  it('keeps its block out of use while that thread holds the memory, and returns it after', async () => {
+    const h = pool(pageable());
+    h.alloc(4096).free();
+    const b = h.alloc(4096); // a hit: its ArrayBuffer was made by transfer(), which Node lets postMessage move
+    const address = b.address;
+    const worker = new Worker(
+      `const { parentPort } = require('node:worker_threads');
+       let kept;
+       parentPort.on('message', (ab) => { kept = new Uint8Array(ab); kept[0] = 9; parentPort.postMessage(kept.length); });`,
+      { eval: true },
+    );
+    worker.postMessage(b.bytes.buffer, [b.bytes.buffer as ArrayBuffer]);
+    expect((await once(worker, 'message'))[0]).toBe(4096);
+    b.free(); // its buffer is gone from this thread: the block waits for the worker's
+    const next = [h.alloc(4096), h.alloc(4096), h.alloc(4096)];
+    expect(next.map((n) => n.address)).not.toContain(address);
+    next.forEach((n) => n.free());
+    await worker.terminate();
+    let back = false;
+    for (let i = 0; i < 50 && !back; i++) {
+      await collected();
+      const again = [h.alloc(4096), h.alloc(4096), h.alloc(4096), h.alloc(4096)];
+      back = again.some((n) => n.address === address);
+      again.forEach((n) => n.free());
+    }
+    expect(back).toBe(true);
+  });
+});
+
 describe('thread caches give their blocks back', () => {
   it('when the Handler wrapper is collected', async () => {
     const upstream = pageable();
