@@ -90,6 +90,13 @@ export class Handler {
     // Only a native handler (its type tag is checked natively); describe() also takes ids.
     const d = typeof handle === 'object' && handle !== null ? binding.describe(handle) : null;
     if (d === null) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: not a native handler');
+    // One wrapper per native handler per thread (the factories make new handlers; attach() and
+    // adopt() find this thread's wrapper): its slab views, its thread cache and a mapped file's
+    // one block belong to one object. A second wrapper would keep a second thread cache, whose
+    // blocks stay out of the pool until that wrapper is collected.
+    if (wrappers.get(d.id)?.deref() !== undefined) {
+      throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: this thread has a wrapper of handler ${d.id} already (use it, or attach() its token)`);
+    }
     this.#handle = handle;
     this.id = d.id;
     this.name = d.name;
@@ -103,10 +110,8 @@ export class Handler {
     const trimmed = () => this.#releaseIdleSlabs();
     this.#cache = d.kind === 'pool' ? ThreadCache.create(handle, threadCacheBytes ?? DEFAULT_THREAD_CACHE_BYTES, trimmed) : undefined;
     if (this.#cache !== undefined) dropWhenCollected.register(this, this.#cache.native);
-    if (wrappers.get(this.id)?.deref() === undefined) {
-      wrappers.set(this.id, new WeakRef(this));
-      forget.register(this, this.id);
-    }
+    wrappers.set(this.id, new WeakRef(this));
+    forget.register(this, this.id);
   }
 
   /** @internal The native handler, for pinpool's own modules. */

@@ -5,12 +5,13 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { attach, controller, pageable, pool, type Handler, type HostBuffer } from 'pinpool';
+import { attach, controller, Handler, pageable, pool, type HostBuffer } from 'pinpool';
 
 import { binding } from '../dist/src/native.js';
 import { movesBuffers } from '../dist/src/thread-cache.js';
 
 import { collected } from './collect.js';
+import { expectCode } from './expect-error.js';
 
 const dist = JSON.stringify(join(__dirname, '..', 'dist', 'src', 'index.js'));
 
@@ -192,6 +193,14 @@ describe.skipIf(!movesBuffers)('a buffer handed out from a thread cache, posted 
       again.forEach((n) => n.free());
     }
     expect(back).toBe(true);
+  });
+});
+
+describe('one thread cache per pool per thread', () => {
+  it('a second wrapper of a pool in the same thread is refused; attach() finds the one there is', () => {
+    const h = pool(pageable());
+    expectCode(() => new Handler(h.handle), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expect(attach(h.share())).toBe(h);
   });
 });
 
