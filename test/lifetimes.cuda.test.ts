@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copy, createStream, deviceAlloc, Handler, locked, pageable, pinned, pool, type DeviceBuffer, type HostBuffer } from 'pinpool';
+import { copy, createStream, deviceAlloc, Handler, locked, pageable, pinned, pool, register, type DeviceBuffer, type HostBuffer } from 'pinpool';
 
 import { binding } from '../dist/src/native.js';
 import { setKnob } from './fake-cuda.js';
@@ -252,4 +252,21 @@ describe('copies with a pageable host side never block the event loop (finding 8
       });
     }
   }
+});
+
+describe('a registration leases the memory it page-locks', () => {
+  it('a pool block freed while registered is not handed out (nor kept by the thread cache) until unregistered', () => {
+    const h = pool(pageable());
+    const b = h.alloc(1 << 16);
+    const address = b.address;
+    const reg = register(b.bytes);
+    b.free();
+    const next = nextOwners(h, 3, 1 << 16);
+    expect(next.map((n) => n.address)).not.toContain(address);
+    next.forEach((n) => n.free());
+    reg.unregister();
+    const again = nextOwners(h, 5, 1 << 16);
+    expect(again.map((n) => n.address)).toContain(address);
+    again.forEach((n) => n.free());
+  });
 });
