@@ -23,6 +23,8 @@ export interface HandlerStats {
   reserved: Gauge;
   /** Pools: bytes held from the upstream and free for reuse. */
   cachedBytes: number;
+  /** Limits: the cap on bytes in use (their `maxBytes`); 0 for other handlers. */
+  capBytes: number;
   /** Pools: allocation and free calls made to the upstream. */
   upstreamAllocs: number;
   upstreamFrees: number;
@@ -76,6 +78,7 @@ export function readStats(handle: NativeHandle): HandlerStats {
     frees: v('frees'),
     reserved: gauge('reserved'),
     cachedBytes: v('cachedBytes'),
+    capBytes: v('capBytes'),
     upstreamAllocs: v('upstreamAllocs'),
     upstreamFrees: v('upstreamFrees'),
     upstreamSeconds: v('upstreamNanos') / 1e9,

@@ -68,6 +68,8 @@ describe('limit', () => {
     h.alloc(600 * KiB).free();
     expect(h.stats().failures).toEqual({ limit: 1 });
     expect(h.stats().bytes.peak).toBe(600 * KiB);
+    expect(h.stats().capBytes).toBe(1 * MiB); // the cap itself, for "near its cap" alerts
+    expect(pageable().stats().capBytes).toBe(0);
   });
 });
 

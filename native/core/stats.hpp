@@ -31,8 +31,9 @@ namespace pinpool {
                          a wrong size or alignment; nothing was freed or counted as freed */
 
 // Single values that go up and down.
-#define PINPOOL_LEVEL_STATS(X) \
-  X(cachedBytes) /* (pools) bytes held from upstream and free for reuse, in bytes */
+#define PINPOOL_LEVEL_STATS(X)                                                    \
+  X(cachedBytes) /* (pools) bytes held from upstream and free for reuse, in bytes */ \
+  X(capBytes)    /* (limits) the cap on bytes in use, in bytes; fixed when made */
 
 // Why an allocation failed or moved on to a fallback. Index into the per-reason arrays; the
 // strings are stable (metric label values, error reasons).

@@ -15,7 +15,9 @@ namespace pinpool {
 class LimitAdaptor final : public Handler {
  public:
   LimitAdaptor(std::string name, pinpool_handler* upstream, uint64_t max_bytes)
-      : Handler(std::move(name), "limit"), upstream_(upstream), max_bytes_(max_bytes) {}
+      : Handler(std::move(name), "limit"), upstream_(upstream), max_bytes_(max_bytes) {
+    stats_.capBytes.store(max_bytes, std::memory_order_relaxed);
+  }
 
   pinpool_handler* upstream() const { return upstream_.get(); }
   size_t do_trim() override {
