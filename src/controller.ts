@@ -8,8 +8,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { ErrorCode, PinpoolError } from './errors.js';
 import { Handler, type AllocOptions } from './handler.js';
 import { defaultHandler } from './handlers.js';
-import type { HostBuffer } from './host-buffer.js';
-import { beginMeasure, endMeasure, installFrameLookup, ScopeFrame } from './scope-stats.js';
+import { HostBuffer } from './host-buffer.js';
+import { beginMeasure, endMeasure, installFrameLookup, ScopeAccount, ScopeFrame } from './scope-stats.js';
 import { checkBoolean, checkOptions, invalid, isObject } from './validate.js';
 
 const NAME = /^[a-z][a-z0-9_-]{0,62}$/;
@@ -27,6 +27,48 @@ export interface MeasureResult<T> {
   peakBytes: number;
 }
 
+/** A named scope as `scopes()` reports it. */
+export interface ScopeInfo {
+  name: string;
+  /** The name of the handler the scope is bound to now. */
+  handler: string;
+  /** How often `switch()` rebound it. */
+  switches: number;
+  /** Allocations `alloc()` made while the scope was current, and their bytes. */
+  allocations: number;
+  allocatedBytes: number;
+  /** Of those, the bytes and buffers not freed yet (in this thread or any other). */
+  bytesInUse: number;
+  buffersInUse: number;
+}
+
+/**
+ * What run(scopeName) makes current: the scope's handler and its account. run(handler) makes
+ * the handler itself current (no object made per run); both answer alloc().
+ */
+class Entered {
+  constructor(
+    readonly handler: Handler,
+    readonly account: ScopeAccount,
+  ) {}
+
+  /** The handler's alloc(), counted in the scope until the buffer is freed. */
+  alloc(bytes: number, options: AllocOptions | undefined): HostBuffer {
+    const buf = this.handler.alloc(bytes, options);
+    HostBuffer.countIn(buf, this.account);
+    return buf;
+  }
+}
+
+interface NamedScope {
+  /** The registered name it is bound to. */
+  handler: string;
+  switches: number;
+  readonly account: ScopeAccount;
+  /** What run(name) enters, remade when the binding or the handler behind the name changes. */
+  entered: Entered | undefined;
+}
+
 function notAController(): PinpoolError {
   return new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: not a pinpool Controller');
 }
@@ -36,8 +78,8 @@ export class Controller {
   readonly #handlers = new Map<string, Handler>();
   // Named scopes: a name that run() and route configs use, bound to a registered handler's name
   // and switched at run time (switch()). One namespace with the handlers' names.
-  readonly #scopes = new Map<string, { handler: string; switches: number }>();
-  readonly #storage = new AsyncLocalStorage<Handler>();
+  readonly #scopes = new Map<string, NamedScope>();
+  readonly #storage = new AsyncLocalStorage<Handler | Entered>();
   #default: Handler | undefined;
 
   /**
@@ -76,7 +118,7 @@ export class Controller {
     if (this.#scopes.has(name)) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: a scope named '${name}' is defined already (switch() rebinds it)`);
     if (this.#handlers.has(name)) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: '${name}' names a registered handler; a scope cannot take that name`);
     this.get(handlerName); // a registered handler, or throw
-    this.#scopes.set(name, { handler: handlerName, switches: 0 });
+    this.#scopes.set(name, { handler: handlerName, switches: 0, account: new ScopeAccount(), entered: undefined });
   }
 
   /**
@@ -91,14 +133,28 @@ export class Controller {
     this.get(handlerName);
     const previous = scope.handler;
     scope.handler = handlerName;
+    scope.entered = undefined;
     scope.switches++;
     return previous;
   }
 
-  /** The named scopes, in definition order: each one's handler name and how often it was switched. */
-  scopes(): { name: string; handler: string; switches: number }[] {
+  /**
+   * The named scopes, in definition order: each one's handler, how often it was switched, and
+   * what `alloc()` allocated in it (`handler.alloc()` called directly counts for its handler
+   * only). A buffer counts in the scope it was allocated in until it is freed, whichever
+   * handler the scope is bound to by then.
+   */
+  scopes(): ScopeInfo[] {
     if (!Controller.is(this)) throw notAController();
-    return [...this.#scopes].map(([name, s]) => ({ name, handler: s.handler, switches: s.switches }));
+    return [...this.#scopes].map(([name, s]) => ({
+      name,
+      handler: s.handler,
+      switches: s.switches,
+      allocations: s.account.allocations,
+      allocatedBytes: s.account.allocatedBytes,
+      bytesInUse: s.account.bytesInUse,
+      buffersInUse: s.account.buffersInUse,
+    }));
   }
 
   /**
@@ -156,7 +212,9 @@ export class Controller {
   /** The handler of the current async context. */
   current(): Handler {
     if (!Controller.is(this)) throw notAController();
-    return this.#storage.getStore() ?? this.defaultHandler();
+    const entered = this.#storage.getStore();
+    if (entered === undefined) return this.defaultHandler();
+    return entered instanceof Entered ? entered.handler : entered;
   }
 
   /**
@@ -169,10 +227,10 @@ export class Controller {
    */
   run<A extends unknown[], R>(nameOrHandler: string | Handler, fn: (...args: A) => R, ...args: A): R {
     if (!Controller.is(this)) throw notAController();
-    const handler = Handler.is(nameOrHandler) ? nameOrHandler : this.#resolve(nameOrHandler);
+    const entered = this.#enter(nameOrHandler);
     if (typeof fn !== 'function') throw invalid('fn', 'a function', fn);
     // Without arguments, skip the spread: run() is on every request's path.
-    return args.length === 0 ? this.#storage.run(handler, fn as () => R) : this.#storage.run(handler, fn, ...args);
+    return args.length === 0 ? this.#storage.run(entered, fn as () => R) : this.#storage.run(entered, fn, ...args);
   }
 
   /**
@@ -207,10 +265,13 @@ export class Controller {
     }
   }
 
-  /** Allocates from the current handler: `current().alloc(bytes, options)`. */
+  /**
+   * Allocates from the current handler, as `current().alloc(bytes, options)`, and counts the
+   * buffer in the named scope it is made in, if any.
+   */
   alloc(bytes: number, options?: AllocOptions): HostBuffer {
     if (!Controller.is(this)) throw notAController();
-    return this.current().alloc(bytes, options);
+    return (this.#storage.getStore() ?? this.defaultHandler()).alloc(bytes, options);
   }
 
   /** @internal True for a Controller (a brand check: no getter or Proxy trap runs). */
@@ -218,7 +279,18 @@ export class Controller {
     return isObject(value) && #handlers in value;
   }
 
-  #scopeOf(name: string): { handler: string; switches: number } {
+  /** What run(nameOrHandler) makes current; throws for anything but a handler or a known name. */
+  #enter(nameOrHandler: string | Handler): Handler | Entered {
+    if (Handler.is(nameOrHandler)) return nameOrHandler;
+    const scope = typeof nameOrHandler === 'string' ? this.#scopes.get(nameOrHandler) : undefined;
+    if (scope === undefined) return this.#resolve(nameOrHandler);
+    // Looked up at every entry: register(name, h, { replace: true }) moves the scope along.
+    const handler = this.get(scope.handler);
+    if (scope.entered?.handler !== handler) scope.entered = new Entered(handler, scope.account);
+    return scope.entered;
+  }
+
+  #scopeOf(name: string): NamedScope {
     const scope = typeof name === 'string' ? this.#scopes.get(name) : undefined;
     if (scope === undefined) {
       const known = [...this.#scopes.keys()].join(', ') || 'none';
@@ -249,5 +321,5 @@ export const controller: Controller = new Controller();
  * await controller.run('pinned', async () => { using buf = alloc(1 << 20); });
  */
 export function alloc(bytes: number, options?: AllocOptions): HostBuffer {
-  return controller.current().alloc(bytes, options);
+  return controller.alloc(bytes, options);
 }

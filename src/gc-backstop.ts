@@ -11,7 +11,7 @@
  * out of use until that one is collected too (its finalizer ends the lease).
  */
 import { binding, type NativeHandle } from './native.js';
-import type { ScopeFrame } from './scope-stats.js';
+import type { ScopeCounter, ScopeFrame } from './scope-stats.js';
 import { freeChannel, type FreeMessage } from './tracing.js';
 
 /** What the backstop needs to free a block; it must not reach the block's views. */
@@ -21,6 +21,8 @@ export interface BlockRecord {
   owner: { readonly name: string };
   /** The measure() scope that counted the block, if any. */
   frame: ScopeFrame | undefined;
+  /** The named scope it was allocated in, which counts it until it is freed. */
+  scope: ScopeCounter | undefined;
   /** The slab view the block was seen through (slabViews pools): one view fewer once freed. */
   slab: { live: number } | undefined;
   /** The block's slot in the native live table. */
@@ -50,6 +52,7 @@ function drain(): void {
   for (const r of collected.splice(0)) {
     binding.free(r.handle, undefined, r.slot, r.address, true);
     r.frame?.freed(r.byteLength);
+    r.scope?.freed(r.byteLength);
     if (r.slab !== undefined) r.slab.live--;
     if (freeChannel.hasSubscribers) {
       const message: FreeMessage = { handler: r.owner.name, bytes: r.byteLength, alignment: r.alignment, address: BigInt(r.address), byGc: true };

@@ -7,7 +7,7 @@ import { forget, track, untrack, type BlockRecord } from './gc-backstop.js';
 import { leafOf } from './leaves.js';
 import { binding, type NativeHandle, type RegionPin } from './native.js';
 import type { Handler, LeafKind } from './handler.js';
-import type { ScopeFrame } from './scope-stats.js';
+import type { ScopeAccount, ScopeCounter, ScopeFrame } from './scope-stats.js';
 import type { ThreadCache } from './thread-cache.js';
 import { takeBack } from './take-back.js';
 import { freeChannel, type FreeMessage } from './tracing.js';
@@ -50,6 +50,11 @@ export interface BufferToken {
   readonly version: 2;
   readonly id: string;
   readonly process: string;
+  /**
+   * Where the receiving thread counts the buffer's free, when it was allocated in a named scope
+   * (the scope's bytes in use stay counted until the buffer is freed, in whichever thread).
+   */
+  readonly scope?: SharedArrayBuffer;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -107,6 +112,7 @@ export class HostBuffer {
   #buffer: ArrayBuffer | undefined; // the block's ArrayBuffer as handed out; undefined for a slab view
   #bytes: Uint8Array;
   #frame: ScopeFrame | undefined; // the measure() scope that counts this buffer
+  #scope: ScopeCounter | undefined; // the named scope it was allocated in, counted until its free
   #released = false;
   #registered = false;
 
@@ -218,6 +224,7 @@ export class HostBuffer {
     const own = this.#buffer;
     this.#release();
     const block = this.#block;
+    if (this.#scope !== undefined) this.#scope.freed(block.byteLength);
     // The thread cache keeps the block for this thread's next allocation of its size, taking
     // its buffer back (detached here, so a stale view reaches nothing). Otherwise native code
     // detaches the buffer, and the block waits for every lease on its memory (a copy in flight,
@@ -250,7 +257,9 @@ export class HostBuffer {
     const buffer = this.#buffer === undefined ? undefined : takeBack(this.#buffer);
     const [id, process] = binding.transfer(block.owner.handle, buffer, block.slot, block.address);
     this.#release();
-    return Object.freeze({ pinpool: 'buffer', version: 2, id, process });
+    // Still in use, in the receiving thread: its scope counts it until that thread frees it.
+    const token: BufferToken = this.#scope === undefined ? { pinpool: 'buffer', version: 2, id, process } : { pinpool: 'buffer', version: 2, id, process, scope: this.#scope.away };
+    return Object.freeze(token);
   }
 
   /**
@@ -277,6 +286,20 @@ export class HostBuffer {
     if (!HostBuffer.#owns(value)) return undefined;
     if (value.#released) throw released();
     return { memory: value.#bytes, byteLength: value.#block.byteLength, kind: leafOf(value.#block.servedBy).kind };
+  }
+
+  /**
+   * @internal Counts `buf`, just allocated in this thread's named scope `account`, in that
+   * scope until it is freed.
+   */
+  static countIn(buf: HostBuffer, account: ScopeAccount): void {
+    account.allocated(buf.#block.byteLength);
+    buf.#scope = account;
+  }
+
+  /** @internal Counts an adopted buffer's free in the scope of the thread it came from. */
+  static countAway(buf: HostBuffer, counter: ScopeCounter): void {
+    buf.#scope = counter;
   }
 
   /** A brand check that a primitive `this` cannot make throw, and no getter or trap runs. */
@@ -309,6 +332,7 @@ export class HostBuffer {
         handle: b.owner.handle,
         owner: b.owner,
         frame: this.#frame,
+        scope: this.#scope,
         slab: b.slab,
         slot: b.slot,
         address: b.address,

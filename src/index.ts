@@ -11,7 +11,7 @@ export { info } from './info.js';
 export type { Info, CudaDevice } from './info.js';
 export type { HandlerStats, Gauge } from './stats.js';
 export { controller, createController, alloc, Controller } from './controller.js';
-export type { MeasureResult } from './controller.js';
+export type { MeasureResult, ScopeInfo } from './controller.js';
 export type { AllocMessage, FreeMessage, FallbackMessage } from './tracing.js';
 export { collectMetrics } from './metrics.js';
 export type { MetricsOptions } from './metrics.js';

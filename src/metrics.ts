@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import type * as Prom from 'prom-client';
 
-import { Controller, controller as processController } from './controller.js';
+import { Controller, controller as processController, type ScopeInfo } from './controller.js';
 import { ErrorCode, PinpoolError } from './errors.js';
 import type { Handler } from './handler.js';
 import { info } from './info.js';
@@ -34,6 +34,8 @@ interface Row {
 
 interface Snapshot {
   handlers: Row[];
+  /** The controller's named scopes (anonymous run(handler) scopes are no series). */
+  scopes: ScopeInfo[];
 }
 
 /** Every handler the controller reaches, each once (a chain's links included). */
@@ -180,7 +182,7 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
         taken.add(label);
         return { handler, label, stats: handler.stats() };
       });
-      snapshot = { handlers };
+      snapshot = { handlers, scopes: c.scopes() };
       setImmediate(() => (snapshot = undefined)).unref();
     }
     return snapshot;
@@ -214,6 +216,7 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
   perHandler('frees_total', 'Buffers returned to the handler.', 'counter', (r) => r.stats.frees);
   perHandler('allocated_bytes_total', 'Bytes allocated from the handler, summed over all allocations.', 'counter', (r) => r.stats.bytes.total);
   perHandler('pool_reserved_bytes', 'Bytes a pool holds from its upstream, in use or cached.', 'gauge', (r) => r.stats.reserved.current, 'pool');
+  perHandler('limit_max_bytes', 'The cap on bytes in use through a limit handler (its maxBytes): compare with its bytes_in_use.', 'gauge', (r) => r.stats.capBytes, 'limit', 'first');
   perHandler('pool_cached_bytes', 'Bytes a pool holds from its upstream and has free for reuse.', 'gauge', (r) => r.stats.cachedBytes, 'pool');
   perHandler('gc_released_bytes_total', 'Bytes returned by the garbage-collection backstop instead of free(): leaks.', 'counter', (r) => r.stats.releasedByGcBytes);
   perHandler('gc_released_total', 'Buffers returned by the garbage-collection backstop instead of free(): leaks.', 'counter', (r) => r.stats.releasedByGc);
@@ -241,6 +244,19 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
         return Object.entries(stats.fallbacks).map(([reason, value]) => ({ labels: sets.of(HFTR, [label, from ?? 'unknown', to ?? 'unknown', reason]), value }));
       });
   });
+  // Per named scope: the scopes are defined in code, so they bound the series' cardinality.
+  const S = ['scope'] as const;
+  const SH = ['scope', 'handler'] as const;
+  const perScope = (name: string, help: string, type: 'counter' | 'gauge', value: (s: ScopeInfo) => number) =>
+    define(name, help, type, () => read().scopes.map((s) => ({ labels: sets.of(S, [s.name]), value: value(s) })));
+  define('scope_info', 'A named scope and the handler it is bound to now (switched at run time); the value is always 1.', 'gauge', () =>
+    read().scopes.map((s) => ({ labels: sets.of(SH, [s.name, s.handler]), value: 1 })),
+  );
+  perScope('scope_allocations_total', 'Allocations alloc() made in the named scope.', 'counter', (s) => s.allocations);
+  perScope('scope_allocated_bytes_total', 'Bytes alloc() allocated in the named scope, summed over all allocations.', 'counter', (s) => s.allocatedBytes);
+  perScope('scope_bytes_in_use', 'Bytes allocated in the named scope and not freed yet, whichever handler served them.', 'gauge', (s) => s.bytesInUse);
+  perScope('scope_buffers_in_use', 'Buffers allocated in the named scope and not freed yet.', 'gauge', (s) => s.buffersInUse);
+  perScope('scope_switches_total', 'Times the named scope was bound to another handler.', 'counter', (s) => s.switches);
   const i = info();
   define('cuda_devices', 'CUDA devices visible to this process (0 without a driver).', 'gauge', () => [{ labels: {}, value: i.cuda.devices.length }], 'first');
   define('info', 'pinpool version and whether CUDA is available; the value is always 1.', 'gauge', () => [{ labels: { version: i.version, cuda: String(i.cuda.available), napi_version: String(i.napiVersion) }, value: 1 }], 'first');

@@ -34,6 +34,7 @@ describe('collectMetrics', () => {
     expect(value(text, 'pinpool_allocated_bytes_total{handler="chain",kind="fallback"}')).toBe(2800);
     expect(value(text, 'pinpool_fallbacks_total{handler="chain",from="capped",to="spill",reason="out-of-memory"}')).toBe(1);
     expect(value(text, 'pinpool_failures_total{handler="capped",kind="limit",reason="limit"}')).toBe(1);
+    expect(text.split('\n').filter((l) => l.startsWith('pinpool_limit_max_bytes'))).toEqual(['pinpool_limit_max_bytes{handler="capped",kind="limit"} 1000']);
     expect(value(text, 'pinpool_upstream_calls_total{handler="cache",kind="pool",op="alloc"}')).toBe(1);
     expect(value(text, 'pinpool_pool_reserved_bytes{handler="cache",kind="pool"}')).toBeGreaterThanOrEqual(4096);
     expect(text).toMatch(/^pinpool_info\{version="\d+\.\d+\.\d+",cuda="false",napi_version="8"\} 1$/m);

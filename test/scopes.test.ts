@@ -1,11 +1,15 @@
 // Named scopes (the named-scopes issue, first slice): a scope name bound to a registered
 // handler, switched at run time; run() and route configs resolve it when they are entered.
+import { once } from 'node:events';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
-import { createController, pageable, pool } from 'pinpool';
+import { collectMetrics, createController, pageable, pool, type Controller, type HostBuffer } from 'pinpool';
 import { pinpoolScope } from 'pinpool/server';
 
+import { collected } from './collect.js';
 import { expectCode } from './expect-error.js';
 
 function setup() {
@@ -24,7 +28,7 @@ describe('named scopes', () => {
     expect(c.run('ingest', () => c.current())).toBe(a);
     expect(c.switch('ingest', 'b')).toBe('a');
     expect(c.run('ingest', () => c.current())).toBe(b);
-    expect(c.scopes()).toEqual([{ name: 'ingest', handler: 'b', switches: 1 }]);
+    expect(c.scopes()).toEqual([{ name: 'ingest', handler: 'b', switches: 1, allocations: 0, allocatedBytes: 0, bytesInUse: 0, buffersInUse: 0 }]);
     expect(c.resolve('ingest')).toBe(b);
     expect(c.resolve('a')).toBe(a);
   });
@@ -61,7 +65,7 @@ describe('named scopes', () => {
     expectCode(() => c.switch('ingest', 'nope'), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => c.run('nope', () => 0), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => c.resolve(3 as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
-    expect(c.scopes()).toEqual([{ name: 'ingest', handler: 'a', switches: 0 }]); // nothing changed
+    expect(c.scopes()).toEqual([{ name: 'ingest', handler: 'a', switches: 0, allocations: 0, allocatedBytes: 0, bytesInUse: 0, buffersInUse: 0 }]); // nothing changed
   });
 
   it('a fastify route configured with a scope follows its switches, request by request', async () => {
@@ -83,5 +87,152 @@ describe('named scopes', () => {
     c.switch('ingest', 'b');
     expect(await served()).toBe('b');
     await app.close();
+  });
+});
+
+/** The counters of each scope, by name. */
+function counts(c: Controller) {
+  return Object.fromEntries(c.scopes().map((s) => [s.name, { allocations: s.allocations, allocatedBytes: s.allocatedBytes, bytesInUse: s.bytesInUse, buffersInUse: s.buffersInUse }]));
+}
+
+function adoptWorker(): Worker {
+  return new Worker(join(__dirname, 'workers/adopt-free-worker.cjs'));
+}
+
+async function ask(w: Worker, message: unknown): Promise<unknown> {
+  const reply = once(w, 'message');
+  w.postMessage(message);
+  return (await reply)[0];
+}
+
+describe('per-scope accounting', () => {
+  it('counts what alloc() makes in each scope until it is freed, across interleaved scopes and a switch', async () => {
+    const { c, a } = setup();
+    c.scope('batch', 'b');
+    const kept: HostBuffer[] = [];
+    const work = (scope: string, sizes: number[]) =>
+      c.run(scope, async () => {
+        for (const n of sizes) {
+          const buf = c.alloc(n);
+          await sleep(1);
+          if (n % 2 === 0) kept.push(buf);
+          else buf.free();
+        }
+      });
+    await Promise.all([work('ingest', [100, 31, 200]), work('batch', [7, 64, 9]), work('ingest', [1, 1000])]);
+    expect(counts(c)).toEqual({
+      ingest: { allocations: 5, allocatedBytes: 1332, bytesInUse: 1300, buffersInUse: 3 },
+      batch: { allocations: 3, allocatedBytes: 80, bytesInUse: 64, buffersInUse: 1 },
+    });
+    // A switch moves new work; buffers made before it still count in their scope when freed.
+    c.switch('ingest', 'b');
+    await work('ingest', [40]);
+    for (const buf of kept.splice(0)) buf.free();
+    expect(counts(c)).toEqual({
+      ingest: { allocations: 6, allocatedBytes: 1372, bytesInUse: 0, buffersInUse: 0 },
+      batch: { allocations: 3, allocatedBytes: 80, bytesInUse: 0, buffersInUse: 0 },
+    });
+    expect(a.stats().allocations.total).toBe(5);
+  });
+
+  it('the innermost scope counts; anonymous run(handler), handler.alloc() and bad input count in none', async () => {
+    const { c, a } = setup();
+    c.scope('batch', 'b');
+    c.run('batch', () =>
+      c.run('ingest', () => {
+        c.alloc(10).free();
+        c.run(a, () => c.alloc(20).free()); // a handler, not a scope: no scope's series
+        a.alloc(30).free(); // directly from a handler: counted by the handler only
+        expectCode(() => c.alloc(-1), 'ERR_PINPOOL_INVALID_ARGUMENT');
+        expectCode(() => c.alloc(8, { alignment: 3 }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      }),
+    );
+    expect(counts(c)).toEqual({
+      ingest: { allocations: 1, allocatedBytes: 10, bytesInUse: 0, buffersInUse: 0 },
+      batch: { allocations: 0, allocatedBytes: 0, bytesInUse: 0, buffersInUse: 0 },
+    });
+  });
+
+  it('a buffer the garbage collector returns leaves its scope', async () => {
+    const { c } = setup();
+    c.run('ingest', () => {
+      c.alloc(4096); // dropped without free()
+    });
+    expect(counts(c).ingest).toMatchObject({ bytesInUse: 4096, buffersInUse: 1 });
+    for (let i = 0; i < 20 && counts(c).ingest!.buffersInUse !== 0; i++) await collected();
+    expect(counts(c).ingest).toEqual({ allocations: 1, allocatedBytes: 4096, bytesInUse: 0, buffersInUse: 0 });
+  });
+
+  it('buffers moved to another thread count in their scope until that thread frees them', async () => {
+    const { c } = setup();
+    c.scope('batch', 'b');
+    const w = adoptWorker();
+    const exited = once(w, 'exit');
+    try {
+      const tokens = (scope: string, sizes: number[]) => c.run(scope, () => sizes.map((n) => c.alloc(n).transfer()));
+      const ingest = tokens('ingest', [100, 200, 300]);
+      const batch = tokens('batch', [5, 6]);
+      c.run('ingest', () => c.alloc(1).free());
+      // Transferred, not freed: still the scope's.
+      expect(counts(c)).toEqual({
+        ingest: { allocations: 4, allocatedBytes: 601, bytesInUse: 600, buffersInUse: 3 },
+        batch: { allocations: 2, allocatedBytes: 11, bytesInUse: 11, buffersInUse: 2 },
+      });
+      await ask(w, { tokens: [ingest[0], batch[1]] }); // freed there
+      await ask(w, { tokens: [ingest[1], ingest[2]], keep: true }); // adopted, kept
+      expect(counts(c)).toEqual({
+        ingest: { allocations: 4, allocatedBytes: 601, bytesInUse: 500, buffersInUse: 2 },
+        batch: { allocations: 2, allocatedBytes: 11, bytesInUse: 5, buffersInUse: 1 },
+      });
+      await ask(w, { freeKept: true });
+      expect(counts(c).ingest).toMatchObject({ bytesInUse: 0, buffersInUse: 0 });
+      // Adopted back in this thread and freed here: counted once.
+      const back = c.run('batch', () => c.alloc(50).transfer());
+      const { adopt } = await import('pinpool');
+      adopt(batch[0]!).free();
+      adopt(back).free();
+      expect(counts(c).batch).toEqual({ allocations: 3, allocatedBytes: 61, bytesInUse: 0, buffersInUse: 0 });
+    } finally {
+      await w.terminate();
+      await exited;
+    }
+  });
+
+  it('a token whose scope cell is forged adopts nothing', async () => {
+    const { c } = setup();
+    const token = c.run('ingest', () => c.alloc(8).transfer());
+    const { adopt } = await import('pinpool');
+    for (const scope of [new ArrayBuffer(16), new SharedArrayBuffer(8), {}, new BigInt64Array(new SharedArrayBuffer(16))]) {
+      expectCode(() => adopt({ ...token, scope } as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    }
+    adopt(token).free();
+    expect(counts(c).ingest).toMatchObject({ bytesInUse: 0, buffersInUse: 0 });
+  });
+
+  it('metrics: one series per defined scope, and the handler each is bound to', async () => {
+    const { c } = setup();
+    c.scope('batch', 'b');
+    const kept = c.run('ingest', () => [c.alloc(100), c.alloc(28)]);
+    c.run('batch', () => c.alloc(1).free());
+    c.run('a', () => c.alloc(5).free()); // a handler name: no scope series
+    c.switch('batch', 'a');
+    kept[0]!.free();
+    const text = await collectMetrics({ controller: c }).metrics();
+    const series = text.split('\n').filter((l) => l.startsWith('pinpool_scope_'));
+    expect(series).toEqual([
+      'pinpool_scope_info{scope="ingest",handler="a"} 1',
+      'pinpool_scope_info{scope="batch",handler="a"} 1',
+      'pinpool_scope_allocations_total{scope="ingest"} 2',
+      'pinpool_scope_allocations_total{scope="batch"} 1',
+      'pinpool_scope_allocated_bytes_total{scope="ingest"} 128',
+      'pinpool_scope_allocated_bytes_total{scope="batch"} 1',
+      'pinpool_scope_bytes_in_use{scope="ingest"} 28',
+      'pinpool_scope_bytes_in_use{scope="batch"} 0',
+      'pinpool_scope_buffers_in_use{scope="ingest"} 1',
+      'pinpool_scope_buffers_in_use{scope="batch"} 0',
+      'pinpool_scope_switches_total{scope="ingest"} 0',
+      'pinpool_scope_switches_total{scope="batch"} 1',
+    ]);
+    kept[1]!.free();
   });
 });
