@@ -3,7 +3,7 @@
  * (host allowlist, metrics, health, handlers, admin). It binds 127.0.0.1 by default and has no
  * mutating endpoint unless an admin token is configured.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 
 import { controller as processController, ErrorCode, PinpoolError, type Controller } from '../src/index.js';
 import { sendError, sendNotFound } from './errors.js';
@@ -30,6 +30,11 @@ export interface ServerOptions {
    * through a name. The bound address and localhost are always accepted.
    */
   allowedHosts?: readonly string[];
+  /**
+   * Log admin actions (scope switches, with the request id) as JSON lines: true for stdout, or
+   * `{ stream }` for another destination. Default false. Requests themselves are not logged.
+   */
+  logger?: boolean | { stream: { write(line: string): unknown } };
 }
 
 export interface PinpoolServer {
@@ -56,6 +61,16 @@ function adminTokenOf(option: string | undefined): string | undefined {
   return token === '' ? undefined : token;
 }
 
+function loggerOf(option: ServerOptions['logger']): false | { level: 'info'; stream?: { write(line: string): unknown } } {
+  if (option === undefined || option === false) return false;
+  if (option === true) return { level: 'info' };
+  const stream = typeof option === 'object' && option !== null ? (option as { stream?: unknown }).stream : undefined;
+  if (typeof stream !== 'object' || stream === null || typeof (stream as { write?: unknown }).write !== 'function') {
+    throw invalidOption('logger', 'a boolean or { stream } with a write() method', '<object>');
+  }
+  return { level: 'info', stream: stream as { write(line: string): unknown } };
+}
+
 /** The address a person opens: a wildcard bind is reached through loopback. */
 function urlHost(host: string): string {
   if (host === '0.0.0.0') return '127.0.0.1';
@@ -79,8 +94,12 @@ export function createServer(options: ServerOptions = {}): PinpoolServer {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidOption('port', 'an integer from 0 to 65535', port);
   const adminToken = adminTokenOf(options.adminToken);
 
+  const logger = loggerOf(options.logger);
+
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
+    logger,
+    logController: new LogController({ disableRequestLogging: true }),
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     // Fastify's default Ajv strips unknown properties and coerces types; a strict API refuses them.

@@ -10,7 +10,7 @@ import './requires.js';
 
 import { controller, info } from '../src/index.js';
 import { createServer, type PinpoolServer } from './app.js';
-import { registerDefaultHandlers } from './defaults.js';
+import { defineDemoScopes, registerDefaultHandlers } from './defaults.js';
 import { startDemo, type Demo } from './demo.js';
 import { formatInfo } from './info-text.js';
 
@@ -21,7 +21,8 @@ const USAGE = `usage: pinpool info [--json]
   info    what this host gives pinpool: CUDA driver and devices, memlock limit
   serve   serve /metrics, /healthz and /v1/handlers; --port 0 picks a free port;
           --allow-host adds a Host header name to accept (for --host 0.0.0.0);
-          --demo runs a small synthetic workload so the metrics move.
+          --demo defines the scopes ingest and batch and runs a small synthetic
+          workload in them and in every handler, so the metrics move.
           Admin endpoints need PINPOOL_ADMIN_TOKEN in the environment.`;
 
 /** Bad command-line input: reported with the usage text and exit status 2. */
@@ -77,12 +78,15 @@ async function serve(args: string[]): Promise<void> {
   if (values.help === true) return void console.log(USAGE);
   const port = parsePort(values.port);
   const names = registerDefaultHandlers(controller);
-  const server = createServer({ controller, host: values.host, port, allowedHosts: values['allow-host'] });
+  const scopes = values.demo ? defineDemoScopes(controller) : [];
+  // Admin actions (scope switches) are logged as JSON lines, with the request id.
+  const server = createServer({ controller, host: values.host, port, allowedHosts: values['allow-host'], logger: true });
   const url = await server.listen();
   const demo = values.demo ? startDemo({ controller }) : undefined;
   closeOnSignals(server, demo);
   const admin = server.app.hasRoute({ method: 'PUT', url: '/v1/default' }) ? 'on' : 'off (set PINPOOL_ADMIN_TOKEN)';
-  console.log(`pinpool: serving ${url} with handlers ${names.join(', ')}${demo === undefined ? '' : ' and a demo workload'}; admin endpoints ${admin}`);
+  const scoped = scopes.length === 0 ? '' : `, scopes ${scopes.map((s) => `${s} -> ${controller.scopes().find((x) => x.name === s)!.handler}`).join(', ')}`;
+  console.log(`pinpool: serving ${url} with handlers ${names.join(', ')}${scoped}${demo === undefined ? '' : ' and a demo workload'}; admin endpoints ${admin}`);
   console.log(`pinpool: open ${url}/metrics`);
 }
 

@@ -48,3 +48,27 @@ export function registerDefaultHandlers(controller: Controller): string[] {
   }
   return registered;
 }
+
+/**
+ * For `pinpool serve --demo`: named scopes an operator can switch over HTTP. `ingest` is bound to
+ * the best memory the host has (pinned, else locked, else pageable), `batch` to `pageable`.
+ * Scopes already defined are left alone. Returns the names defined.
+ *
+ * @example
+ * defineDemoScopes(controller);   // then: PUT /v1/scopes/ingest { "handler": "pageable" }
+ */
+export function defineDemoScopes(controller: Controller): string[] {
+  const taken = new Set(controller.scopes().map((s) => s.name));
+  const best = ['pinned', 'locked', 'pageable'].find((n) => controller.has(n));
+  const wanted: Array<[string, string | undefined]> = [
+    ['ingest', best],
+    ['batch', controller.has('pageable') ? 'pageable' : undefined],
+  ];
+  const defined: string[] = [];
+  for (const [name, handler] of wanted) {
+    if (handler === undefined || taken.has(name) || controller.has(name)) continue;
+    controller.scope(name, handler);
+    defined.push(name);
+  }
+  return defined;
+}

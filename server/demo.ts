@@ -1,13 +1,13 @@
 /**
  * A small synthetic workload for `pinpool serve --demo`: every tick, one scope per registered
- * handler allocates a few buffers of assorted sizes, frees most at once and keeps a few for a
+ * handler and per named scope allocates a few buffers of assorted sizes, frees most at once and keeps a few for a
  * couple of ticks, so every metric moves. What it keeps is capped, so it never grows.
  */
 import type { Controller, HostBuffer } from '../src/index.js';
 
 export interface DemoOptions {
   controller: Controller;
-  /** Handlers to exercise. Default: every registered name. */
+  /** Handlers or named scopes to exercise. Default: every registered name and every named scope. */
   names?: readonly string[];
   /** Milliseconds between ticks. Default 250. */
   intervalMs?: number;
@@ -70,7 +70,7 @@ export function startDemo(options: DemoOptions): Demo {
     try {
       tick++;
       release(false);
-      const names = options.names ?? controller.names();
+      const names = options.names ?? [...controller.names(), ...controller.scopes().map((s) => s.name)];
       await Promise.all(names.map((name, n) => controller.run(name, scope, tick + n)));
     } finally {
       busy = false;

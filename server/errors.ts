@@ -26,6 +26,10 @@ export function unknownHandler(name: string): HttpError {
   return new HttpError(404, 'ERR_PINPOOL_UNKNOWN_HANDLER', `no handler is registered as ${JSON.stringify(name)}`);
 }
 
+export function unknownScope(name: string): HttpError {
+  return new HttpError(404, 'ERR_PINPOOL_UNKNOWN_SCOPE', `no scope is defined as ${JSON.stringify(name)}`);
+}
+
 // Out of memory and a missing driver are the host's state, not the client's mistake: 503.
 const pinpoolStatus: Record<ErrorCode, number> = {
   [ErrorCode.INVALID_ARGUMENT]: 400,

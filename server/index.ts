@@ -4,4 +4,5 @@ import './requires.js';
 export { createServer } from './app.js';
 export type { PinpoolServer, ServerOptions } from './app.js';
 export { pinpoolScope } from './scope.js';
+export type { ScopeEntry, ScopeSwitch } from './plugins/admin.js';
 export type { PinpoolScopeOptions } from './scope.js';

@@ -1,15 +1,17 @@
 /**
  * Admin endpoints, registered only when a token is configured: PUT /v1/default changes the
  * handler used outside every scope; POST /v1/handlers/:name/trim gives a pool's cached memory
- * back. Both need `Authorization: Bearer <token>`. Encapsulated: the token check covers these
- * routes and nothing else.
+ * back; GET /v1/scopes lists the named scopes with their handlers and counts, and
+ * PUT /v1/scopes/:name rebinds one (logged, with the request id, and remembered as the scope's
+ * last switch). All need `Authorization: Bearer <token>`. Encapsulated: the token check covers
+ * these routes and nothing else.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 
 import type { FastifyPluginAsync } from 'fastify';
 
-import type { Controller } from '../../src/index.js';
-import { HttpError, unknownHandler } from '../errors.js';
+import type { Controller, ScopeInfo } from '../../src/index.js';
+import { HttpError, unknownHandler, unknownScope } from '../errors.js';
 
 export interface AdminRoutesOptions {
   controller: Controller;
@@ -37,6 +39,29 @@ const trimSchema = {
     properties: { name: { type: 'string', pattern: NAME_PATTERN } },
   },
 } as const;
+
+const scopeParams = {
+  type: 'object',
+  required: ['name'],
+  additionalProperties: false,
+  properties: { name: { type: 'string', pattern: NAME_PATTERN } },
+} as const;
+
+const switchSchema = { params: scopeParams, body: setDefaultSchema.body } as const;
+
+/** A switch made over HTTP: when, from which handler to which, and by which request. */
+export interface ScopeSwitch {
+  at: string;
+  from: string;
+  to: string;
+  requestId: string;
+}
+
+/** A scope as GET /v1/scopes reports it. */
+export interface ScopeEntry extends ScopeInfo {
+  /** The last switch made over HTTP through this service, if any. */
+  lastSwitch: ScopeSwitch | null;
+}
 
 // Digests have one length whatever the token's, so comparing them reveals neither the
 // token's length nor, through timing, how much of a guess was right.
@@ -70,6 +95,25 @@ const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { co
     const { name } = request.params;
     if (!controller.has(name)) throw unknownHandler(name);
     return { releasedBytes: controller.get(name).trim() };
+  });
+
+  const lastSwitch = new Map<string, ScopeSwitch>();
+
+  fastify.get('/v1/scopes', async (_request, reply) => {
+    const scopes: ScopeEntry[] = controller.scopes().map((s) => ({ ...s, lastSwitch: lastSwitch.get(s.name) ?? null }));
+    return reply.header('cache-control', 'no-store').send(scopes);
+  });
+
+  fastify.put<{ Params: { name: string }; Body: { handler: string } }>('/v1/scopes/:name', { schema: switchSchema }, async (request) => {
+    const { name } = request.params;
+    const to = request.body.handler;
+    if (!controller.scopes().some((s) => s.name === name)) throw unknownScope(name);
+    if (!controller.has(to)) throw unknownHandler(to);
+    const from = controller.switch(name, to);
+    const record: ScopeSwitch = { at: new Date().toISOString(), from, to, requestId: String(request.id) };
+    lastSwitch.set(name, record);
+    request.log.info({ scope: name, from, to, remoteAddress: request.ip }, 'pinpool: scope switched');
+    return { scope: name, handler: to, previous: from, at: record.at };
   });
 };
 

@@ -59,7 +59,11 @@ describe('pinpool serve', () => {
 
   /** Starts `pinpool serve ...args` and resolves with the URL it prints. */
   async function serve(...args: string[]): Promise<{ url: string; output: () => string }> {
-    const c = spawn(process.execPath, [cli, 'serve', ...args], { cwd: root, env });
+    return serveWith(env, ...args);
+  }
+
+  async function serveWith(environment: NodeJS.ProcessEnv, ...args: string[]): Promise<{ url: string; output: () => string }> {
+    const c = spawn(process.execPath, [cli, 'serve', ...args], { cwd: root, env: environment });
     child = c;
     let out = '';
     c.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -77,7 +81,7 @@ describe('pinpool serve', () => {
     const { url, output } = await serve('--port', '0', '--demo');
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(new URL(url).port).not.toBe('0');
-    expect(output()).toMatch(/handlers default, (locked, )?pageable and a demo workload; admin endpoints off/);
+    expect(output()).toMatch(/handlers default, (locked, )?pageable, scopes ingest -> (locked|pageable), batch -> pageable and a demo workload; admin endpoints off/);
 
     const first = await fetch(`${url}/metrics`);
     expect(first.status).toBe(200);
@@ -96,6 +100,28 @@ describe('pinpool serve', () => {
     expect({ code, signal }).toEqual({ code: 0, signal: null });
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(output()).toContain('SIGTERM, closing');
+  });
+
+  it("the operator's story: scope series, a switch with curl's request, logged, and the series move", async () => {
+    const token = 'operator-token-0123456789';
+    const { url, output } = await serveWith({ ...env, PINPOOL_ADMIN_TOKEN: token }, '--port', '0', '--demo');
+    const metric = async (pattern: RegExp) => pattern.exec(await (await fetch(`${url}/metrics`)).text())?.[1];
+    const ingestAllocs = /^pinpool_scope_allocations_total\{scope="ingest"\} (\d+)$/m;
+    expect(await metric(/^pinpool_scope_info\{scope="ingest",handler="(\w+)"\} 1$/m)).toMatch(/^(locked|pageable)$/);
+    const switched = await fetch(`${url}/v1/scopes/ingest`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ handler: 'default' }),
+    });
+    expect(switched.status).toBe(200);
+    await new Promise((r) => setTimeout(r, 150)); // the service reuses a body rendered <100 ms ago
+    expect(await metric(/^pinpool_scope_info\{scope="ingest",handler="(\w+)"\} 1$/m)).toBe('default');
+    expect(await metric(/^pinpool_scope_switches_total\{scope="ingest"\} (\d+)$/m)).toBe('1');
+    const before = Number(await metric(ingestAllocs));
+    await new Promise((r) => setTimeout(r, 600));
+    expect(Number(await metric(ingestAllocs))).toBeGreaterThan(before);
+    const line = output().split('\n').find((l) => l.includes('scope switched'));
+    expect(JSON.parse(line ?? '{}')).toMatchObject({ scope: 'ingest', to: 'default', reqId: expect.any(String) });
   });
 
   it('exits cleanly on SIGINT too, with a keep-alive connection open', async () => {
