@@ -65,4 +65,10 @@ describe('README examples', () => {
     const fastify = blocks.find((b) => b.code.includes('pinpoolScope'))!;
     expect(run(fastify.code, fastify.index, fakeCuda).stdout.trim()).toBe('pinned');
   });
+
+  it("the operator's story prints what its comments say (the service's JSON log lines aside)", () => {
+    const story = blocks.find((b) => b.heading === 'Operate scopes at run time')!;
+    const printed = run(story.code, story.index, '').stdout.split('\n').filter((line) => line !== '' && !line.startsWith('{'));
+    expect(printed).toEqual(['fast pinpool_scope_info{scope="ingest",handler="fast"} 1', 'fast', 'plain pinpool_scope_info{scope="ingest",handler="plain"} 1']);
+  });
 });
