@@ -34,14 +34,11 @@ function promtool(...args: string[]) {
 
 it.skipIf(!available && !required)('promtool check metrics accepts /metrics', async () => {
   expect(available, notFound).toBe(true);
-  // Exercise every series kind first: fallbacks, failures, pools, several labels.
-  const c = server.controller;
-  c.get('cache').alloc(1 << 20).free();
-  c.get('plain').alloc(10).free();
-  c.defaultHandler().alloc(4096).free();
-  const res = await request(server, { method: 'GET', url: '/metrics' });
-  expect(res.statusCode).toBe(200);
-  const check = spawnSync('promtool', ['check', 'metrics'], { input: res.body, encoding: 'utf8' });
+  // Every series kind: fallbacks, failures, pools, a limit's cap, scopes, several labels.
+  const body = await fullScrape();
+  expect(body).toContain('pinpool_scope_info{scope="ingest",handler="plain"} 1');
+  expect(body).toContain('pinpool_limit_max_bytes{handler="capped-limit",kind="limit"} 4096');
+  const check = spawnSync('promtool', ['check', 'metrics'], { input: body, encoding: 'utf8' });
   expect(check.error).toBeUndefined();
   expect({ status: check.status, output: check.stdout + check.stderr }).toEqual({ status: 0, output: '' });
 });
