@@ -236,3 +236,60 @@ describe('per-scope accounting', () => {
     kept[1]!.free();
   });
 });
+
+describe('per-scope accounting against a model', () => {
+  it('3 000 random allocations, frees, switches and transfers leave every scope exactly counted', async () => {
+    const { c, a, b } = setup();
+    c.scope('batch', 'b');
+    const { adopt } = await import('pinpool');
+    // A small deterministic generator (seeded by PINPOOL_FUZZ_SEED when set).
+    let seed = Number(process.env.PINPOOL_FUZZ_SEED ?? 12345) >>> 0;
+    const int = (n: number) => {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      return seed % n;
+    };
+    type Live = { buf: HostBuffer; scope: string | undefined; bytes: number };
+    const live: Live[] = [];
+    const model: Record<string, { allocations: number; allocatedBytes: number; bytesInUse: number; buffersInUse: number }> = {
+      ingest: { allocations: 0, allocatedBytes: 0, bytesInUse: 0, buffersInUse: 0 },
+      batch: { allocations: 0, allocatedBytes: 0, bytesInUse: 0, buffersInUse: 0 },
+    };
+    const where = ['ingest', 'batch', 'a', undefined] as const;
+    for (let step = 0; step < 3000; step++) {
+      const op = int(10);
+      if (op < 5 || live.length === 0) {
+        const scope = where[int(where.length)];
+        const bytes = int(5000);
+        const buf = scope === undefined ? (int(2) === 0 ? a : b).alloc(bytes) : c.run(scope, () => c.alloc(bytes));
+        const counted = scope === 'ingest' || scope === 'batch' ? scope : undefined;
+        if (counted !== undefined) {
+          model[counted]!.allocations++;
+          model[counted]!.allocatedBytes += bytes;
+          model[counted]!.bytesInUse += bytes;
+          model[counted]!.buffersInUse++;
+        }
+        live.push({ buf, scope: counted, bytes });
+      } else if (op < 8) {
+        const [gone] = live.splice(int(live.length), 1);
+        gone!.buf.free();
+        if (gone!.scope !== undefined) {
+          model[gone!.scope]!.bytesInUse -= gone!.bytes;
+          model[gone!.scope]!.buffersInUse--;
+        }
+      } else if (op < 9) {
+        // Moved and adopted in this same thread: still the same scope's, counted once.
+        const entry = live[int(live.length)]!;
+        entry.buf = adopt(entry.buf.transfer());
+      } else {
+        c.switch(int(2) === 0 ? 'ingest' : 'batch', int(2) === 0 ? 'a' : 'b');
+      }
+      if (step % 100 === 0) expect(counts(c), `step ${step}`).toEqual(model);
+    }
+    for (const entry of live.splice(0)) entry.buf.free();
+    for (const m of Object.values(model)) {
+      m.bytesInUse = 0;
+      m.buffersInUse = 0;
+    }
+    expect(counts(c)).toEqual(model);
+  });
+});
