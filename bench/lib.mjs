@@ -56,3 +56,32 @@ export function report(suite, rows, targets = []) {
   if (checked.length) console.table(checked);
   return { suite, rows, targets: checked };
 }
+
+/**
+ * Paired measurement of two cases that differ by a few nanoseconds: `rounds` rounds, each
+ * timing `a` then `b` (order alternating), `batch` operations each; returns the median over
+ * rounds of time(b) / time(a), which slow drifts of a shared machine cancel out of.
+ */
+export function paired(a, b, { rounds = quick ? 15 : 61, warmup = 5 } = {}) {
+  const ratios = [];
+  const time = (fn) => {
+    const t0 = process.hrtime.bigint();
+    fn();
+    return Number(process.hrtime.bigint() - t0);
+  };
+  for (let i = 0; i < warmup; i++) {
+    a();
+    b();
+  }
+  for (let i = 0; i < rounds; i++) {
+    if (i % 2 === 0) {
+      const ta = time(a);
+      ratios.push(time(b) / ta);
+    } else {
+      const tb = time(b);
+      ratios.push(tb / time(a));
+    }
+  }
+  ratios.sort((x, y) => x - y);
+  return ratios[Math.floor(ratios.length / 2)];
+}
