@@ -184,6 +184,15 @@ describe('per-scope accounting', () => {
         ingest: { allocations: 4, allocatedBytes: 601, bytesInUse: 500, buffersInUse: 2 },
         batch: { allocations: 2, allocatedBytes: 11, bytesInUse: 5, buffersInUse: 1 },
       });
+      // The series say the same.
+      const text = await collectMetrics({ controller: c }).metrics();
+      const inUse = text.split('\n').filter((l) => /^pinpool_scope_(bytes|buffers)_in_use/.test(l));
+      expect(inUse).toEqual([
+        'pinpool_scope_bytes_in_use{scope="ingest"} 500',
+        'pinpool_scope_bytes_in_use{scope="batch"} 5',
+        'pinpool_scope_buffers_in_use{scope="ingest"} 2',
+        'pinpool_scope_buffers_in_use{scope="batch"} 1',
+      ]);
       await ask(w, { freeKept: true });
       expect(counts(c).ingest).toMatchObject({ bytesInUse: 0, buffersInUse: 0 });
       // Adopted back in this thread and freed here: counted once.
