@@ -38,6 +38,8 @@ const pinpoolStatus: Record<ErrorCode, number> = {
   [ErrorCode.OUT_OF_MEMORY]: 503,
   [ErrorCode.UNAVAILABLE]: 503,
   [ErrorCode.CUDA]: 500,
+  // The service calls something the copy of pinpool that loaded first lacks: the install's fault.
+  [ErrorCode.VERSION]: 500,
 };
 
 interface Described {

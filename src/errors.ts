@@ -10,6 +10,8 @@ export const ErrorCode = {
   RELEASED: 'ERR_PINPOOL_RELEASED',
   UNAVAILABLE: 'ERR_PINPOOL_UNAVAILABLE',
   CUDA: 'ERR_PINPOOL_CUDA',
+  /** A call this copy of pinpool has but the copy that loaded first in the process lacks. */
+  VERSION: 'ERR_PINPOOL_VERSION',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

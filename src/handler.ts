@@ -45,6 +45,12 @@ export interface HandlerToken {
   readonly threadCacheBytes?: number;
 }
 
+/**
+ * What `handler.nativeHandle()` returns: an opaque value for another native addon, which
+ * unwraps it with `pinpool_unwrap_native_handle()` (include/pinpool.h).
+ */
+export type PinpoolNativeHandle = { readonly __pinpoolNativeHandle: unique symbol };
+
 function notAHandler(): PinpoolError {
   return new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: not a pinpool Handler');
 }
@@ -246,6 +252,21 @@ export class Handler {
       ...(this.#cacheBytes === undefined ? {} : { threadCacheBytes: this.#cacheBytes }),
     };
     return Object.freeze(token);
+  }
+
+  /**
+   * This handler for another native addon: pass the value to it, and it reaches the native
+   * handler (`pinpool_unwrap_native_handle()` in include/pinpool.h) with pinpool's C API: it may
+   * allocate and free from any of its threads, read statistics and trim. The value holds a
+   * reference to the handler until it is collected; an addon that keeps the handler longer
+   * retains it. Statistics and metrics count what the addon does.
+   *
+   * @example
+   * myDecoder.decodeInto(pool(pinned()).nativeHandle(), input);
+   */
+  nativeHandle(): PinpoolNativeHandle {
+    if (!Handler.is(this)) throw notAHandler();
+    return binding.nativeHandle(this.#handle) as PinpoolNativeHandle;
   }
 
   /**

@@ -1,8 +1,10 @@
 /** What this process can do: version, Node-API level, CUDA and the memlock limit. */
 import { readFileSync } from 'node:fs';
-import * as path from 'node:path';
 
+import { packageVersion, registryInfo, type RegistryInfo } from './capsule.js';
 import { binding } from './native.js';
+
+export type { RegistryInfo } from './capsule.js';
 
 export interface CudaDevice {
   index: number;
@@ -12,6 +14,7 @@ export interface CudaDevice {
 }
 
 export interface Info {
+  /** The version of the copy of pinpool `info` was called through. */
   version: string;
   napiVersion: number;
   /** Version of the handler C ABI (include/pinpool.h). */
@@ -31,13 +34,9 @@ export interface Info {
   memlockLimitBytes: number;
   /** The process has CAP_IPC_LOCK (root has it): it may pin past the memlock limit. */
   memlockPrivileged: boolean;
-}
-
-let version: string | undefined;
-
-function packageVersion(): string {
-  version ??= (JSON.parse(readFileSync(path.resolve(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
-  return version;
+  /** Which copy of pinpool this process runs: the first to load publishes the registry and
+   * every other copy uses it (src/capsule.ts). */
+  registry: RegistryInfo;
 }
 
 function memlockLimit(): number {
@@ -82,5 +81,6 @@ export function info(): Info {
     cuda,
     memlockLimitBytes: memlockLimit(),
     memlockPrivileged: ipcLockCapability(),
+    registry: registryInfo(),
   };
 }

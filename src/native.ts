@@ -46,6 +46,10 @@ export interface NativeBinding {
   transferProbe(): [probe: ArrayBuffer];
   leaseFlag(): Int32Array;
   isProbe(value: unknown): boolean;
+  /** The process's registry (native/capsule/registry.hpp); publishes this copy's when first. */
+  publish(version: string, entry: string): NativeRegistry;
+  /** A pinpool_native_handle for other addons (include/pinpool.h), tagged PINPOOL_NATIVE_HANDLE_TAG. */
+  nativeHandle(handle: NativeHandle): object;
   fakeCuda(op: 'counters'): Record<string, number> | null;
   fakeCuda(op: 'reset'): boolean;
   fakeCuda(op: 'set', knob: string, value: number): boolean;
@@ -64,6 +68,20 @@ export type NativeStream = { readonly __nativeStream: unique symbol };
 export type NativeThreadCache = { readonly __nativeThreadCache: unique symbol };
 /** An opaque reference to a host registration (it leases pinpool memory while registered). */
 export type NativeRegistration = { readonly __nativeRegistration: unique symbol };
+
+/** The registry as the addon reads it; members an older publisher lacks are undefined. */
+export interface NativeRegistry {
+  abiVersion: number;
+  structSize: number;
+  version: string | undefined;
+  entry: string | undefined;
+  addon: string | undefined;
+  /** This copy's addon published it. */
+  self: boolean;
+  /** This copy's addon file. */
+  ownAddon: string;
+  promoteError?: string;
+}
 
 export interface NativeInfo {
   napiVersion: number;

@@ -1,7 +1,8 @@
 // The addon's entry point: per-environment state, the export table, and what the module tells
 // about itself (info, the test double's hooks). Each concern's calls live in their own file:
 // hot_path.cpp (alloc, free, transfer, adopt), handler_calls.cpp, slab_views.cpp, hops.cpp,
-// gpu.cpp, boundary.cpp (errors, type tags, constants).
+// gpu.cpp, capsule.cpp (the process-wide registry, native handles), boundary.cpp (errors, type
+// tags, constants).
 #include <napi.h>
 
 #include <string>
@@ -109,6 +110,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSlabViews(env, exports);
   InitHops(env, exports);
   InitGpu(env, exports);
+  InitCapsule(env, exports);
   return exports;
 }
 

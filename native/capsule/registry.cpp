@@ -1,0 +1,78 @@
+#include "registry.hpp"
+
+#include <dlfcn.h>
+
+#include <atomic>
+#include <mutex>
+
+#include "c_api.hpp"
+
+// The one exported symbol of the addon (CMakeLists.txt's version script lists it). Protected:
+// this copy's own references, were there any, bind here; other copies reach it only through
+// dlsym.
+extern "C" __attribute__((visibility("protected"))) const pinpool_registry* pinpool_capsule_publish(
+    const pinpool_registry* candidate) {
+  static std::atomic<const pinpool_registry*> published{nullptr};
+  if (candidate) {
+    const pinpool_registry* none = nullptr;
+    published.compare_exchange_strong(none, candidate, std::memory_order_acq_rel,
+                                      std::memory_order_acquire);
+  }
+  return published.load(std::memory_order_acquire);
+}
+
+namespace pinpool::capsule {
+namespace {
+
+pinpool_registry g_own{};  // filled once, by publish(), before it is published
+std::once_flag g_filled;
+
+// Strings the registry points at: they live as long as the process (an addon is never unloaded).
+const char* keep(const std::string& s) { return (new std::string(s))->c_str(); }
+
+}  // namespace
+
+std::string addon_path() {
+  Dl_info info{};
+  if (!dladdr(reinterpret_cast<void*>(&pinpool_capsule_publish), &info) || !info.dli_fname) return "";
+  return info.dli_fname;
+}
+
+bool promote(std::string& why) {
+  std::string path = addon_path();
+  if (path.empty()) {
+    why = "dladdr found no file for the addon";
+    return false;
+  }
+  // RTLD_NOLOAD: the file is loaded already (we are running in it); this only adds it to the
+  // global scope. The handle is leaked on purpose: the addon stays loaded for good.
+  if (!dlopen(path.c_str(), RTLD_NOLOAD | RTLD_NOW | RTLD_GLOBAL)) {
+    const char* e = dlerror();
+    why = e ? e : "dlopen failed";
+    return false;
+  }
+  return true;
+}
+
+const pinpool_registry* own() { return &g_own; }
+
+const pinpool_registry* publish(const std::string& version, const std::string& entry) {
+  std::call_once(g_filled, [&] {
+    const char* v = keep(version);
+    set_api_version(v);
+    g_own.abi_version = PINPOOL_ABI_VERSION;
+    g_own.struct_size = sizeof(pinpool_registry);
+    g_own.version = v;
+    g_own.entry = keep(entry);
+    g_own.addon = keep(addon_path());
+    g_own.api = api();
+  });
+  // The first copy promoted holds the slot; this copy's own function when none is found (it
+  // could not be promoted: it then stands alone).
+  auto first = reinterpret_cast<pinpool_capsule_publish_fn>(dlsym(RTLD_DEFAULT, PINPOOL_CAPSULE_SYMBOL));
+  if (!first) first = pinpool_capsule_publish;
+  const pinpool_registry* r = first(&g_own);
+  return r ? r : &g_own;
+}
+
+}  // namespace pinpool::capsule
