@@ -1,0 +1,41 @@
+// Builds a node_modules tree with several copies of this pinpool checkout, as npm installs them
+// when two dependents' version ranges do not dedupe:
+//
+//   <root>/node_modules/<name>/index.js                  module.exports = require('pinpool')
+//   <root>/node_modules/<name>/node_modules/pinpool/     package.json (its own version), dist/,
+//                                                        build/Release/pinpool.node (a copy)
+//
+// Each copy gets its own file of the addon (a new inode), so the dynamic linker loads it as a
+// separate library, as it would two installs. Used by test/capsule.test.ts and bench/capsule.mjs.
+import { copyFileSync, cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const checkout = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * @param {string} root an empty directory
+ * @param {{ name: string, version: string, extraExport?: string }[]} copies `extraExport`: a
+ *   function this copy exports and no other does (a synthetic newer API)
+ */
+export function makeCopies(root, copies) {
+  const manifest = JSON.parse(readFileSync(join(checkout, 'package.json'), 'utf8'));
+  for (const { name, version, extraExport } of copies) {
+    const dependent = join(root, 'node_modules', name);
+    const pkg = join(dependent, 'node_modules', 'pinpool');
+    mkdirSync(join(pkg, 'build', 'Release'), { recursive: true });
+    writeFileSync(join(dependent, 'package.json'), JSON.stringify({ name, version: '1.0.0', main: 'index.js' }));
+    writeFileSync(join(dependent, 'index.js'), "module.exports = require('pinpool');\n");
+    writeFileSync(join(pkg, 'package.json'), JSON.stringify({ ...manifest, version }, null, 2));
+    cpSync(join(checkout, 'dist', 'src'), join(pkg, 'dist', 'src'), { recursive: true });
+    copyFileSync(join(checkout, 'build', 'Release', 'pinpool.node'), join(pkg, 'build', 'Release', 'pinpool.node'));
+    if (extraExport !== undefined) {
+      const api = join(pkg, 'dist', 'src', 'api.js');
+      const index = join(pkg, 'dist', 'src', 'index.js');
+      writeFileSync(api, `${readFileSync(api, 'utf8')}\nexports.${extraExport} = function ${extraExport}() { return '${extraExport} of ${version}'; };\n`);
+      writeFileSync(index, `${readFileSync(index, 'utf8')}\nexports.${extraExport} = api.${extraExport};\n`);
+    }
+  }
+  // The metrics' optional peer, from this checkout.
+  symlinkSync(join(checkout, 'node_modules', 'prom-client'), join(root, 'node_modules', 'prom-client'), 'dir');
+}
