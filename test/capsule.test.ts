@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as pinpool from 'pinpool';
 
-import { checkout, makeCopies } from './capsule/copies.mjs';
+import { checkout, makeCopies } from './capsule/copies.cjs';
 
 let root: string;
 const copyOf = (name: string) => join(root, 'node_modules', name, 'node_modules', 'pinpool');

@@ -1,3 +1,3 @@
-// Types of copies.mjs for the TypeScript tests.
+// Types of copies.cjs for the TypeScript tests.
 export declare const checkout: string;
 export declare function makeCopies(root: string, copies: { name: string; version: string; extraExport?: string }[]): void;

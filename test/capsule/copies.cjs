@@ -7,18 +7,18 @@
 //
 // Each copy gets its own file of the addon (a new inode), so the dynamic linker loads it as a
 // separate library, as it would two installs. Used by test/capsule.test.ts and bench/capsule.mjs.
-import { copyFileSync, cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+const { copyFileSync, cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } = require('node:fs');
+const { join } = require('node:path');
 
-export const checkout = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const checkout = join(__dirname, '..', '..');
+exports.checkout = checkout;
 
 /**
  * @param {string} root an empty directory
  * @param {{ name: string, version: string, extraExport?: string }[]} copies `extraExport`: a
  *   function this copy exports and no other does (a synthetic newer API)
  */
-export function makeCopies(root, copies) {
+exports.makeCopies = function makeCopies(root, copies) {
   const manifest = JSON.parse(readFileSync(join(checkout, 'package.json'), 'utf8'));
   for (const { name, version, extraExport } of copies) {
     const dependent = join(root, 'node_modules', name);
@@ -38,4 +38,4 @@ export function makeCopies(root, copies) {
   }
   // The metrics' optional peer, from this checkout.
   symlinkSync(join(checkout, 'node_modules', 'prom-client'), join(root, 'node_modules', 'prom-client'), 'dir');
-}
+};
