@@ -1,0 +1,59 @@
+// Another native addon built on pinpool's C API (test/native-addon/): it takes a pool from
+// JavaScript with handler.nativeHandle(), allocates from two native threads and frees each
+// block on the other; pinpool's statistics and metrics count what it did.
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { collectMetrics, createController, info, pageable, pool, type PinpoolNativeHandle } from 'pinpool';
+
+import { binding } from '../dist/src/native.js';
+
+interface Stats { allocationsTotal: number; allocationsCurrent: number; bytesCurrent: number; frees: number; invalidFrees: number }
+const addon = require(join(__dirname, '..', 'build', 'native-addon', 'example_addon.node')) as {
+  exchange(handle: PinpoolNativeHandle, blocks: number, bytes: number): { allocated: number; freed: number; failures: number; badPatterns: number; threads: number; stats: Stats };
+  ownChain(handle: PinpoolNativeHandle): { version: string; abiVersion: number; id: number; trimmed: number; pool: Stats };
+  isHandle(value: unknown): boolean;
+};
+
+describe('a native addon on the C API', () => {
+  it('allocates from two threads, frees on the other, and the pool counts it in stats() and metrics', async () => {
+    const h = pool(pageable(), { name: 'addon-shared' });
+    const result = addon.exchange(h.nativeHandle(), 500, 3000);
+    expect(result).toMatchObject({ allocated: 1000, freed: 1000, failures: 0, badPatterns: 0, threads: 2 });
+    // What the addon read through the C API is what JavaScript reads.
+    expect(result.stats).toEqual({ allocationsTotal: 1000, allocationsCurrent: 0, bytesCurrent: 0, frees: 1000, invalidFrees: 0 });
+    const s = h.stats();
+    expect(s.allocations.total).toBe(1000);
+    expect(s.frees).toBe(1000);
+    expect(s.bytes.current).toBe(0);
+    expect(s.cachedBytes).toBeGreaterThan(0); // the pool kept the blocks for reuse
+    const c = createController();
+    c.register('addon', h);
+    const text = await collectMetrics({ controller: c }).metrics();
+    expect(text).toContain('pinpool_allocations_total{handler="addon-shared",kind="pool"} 1000');
+    expect(text).toContain('pinpool_frees_total{handler="addon-shared",kind="pool"} 1000');
+  });
+
+  it('makes a leaf and a pool of its own through the table, reads and trims them', () => {
+    const h = pool(pageable());
+    const out = addon.ownChain(h.nativeHandle());
+    expect(out.version).toBe(info().version);
+    expect(out.abiVersion).toBe(info().abiVersion);
+    expect(out.id).toBe((h as unknown as { id: number }).id);
+    expect(out.trimmed).toBeGreaterThan(0); // the freed block went back upstream
+    expect(out.pool).toEqual({ allocationsTotal: 1, allocationsCurrent: 0, bytesCurrent: 0, frees: 1, invalidFrees: 0 });
+  });
+
+  it('the handle keeps the handler alive while the addon uses it, and nothing else passes for one', () => {
+    const handle = pool(pageable()).nativeHandle(); // the Handler itself may be collected
+    globalThis.gc?.();
+    expect(addon.exchange(handle, 10, 64)).toMatchObject({ allocated: 20, freed: 20, failures: 0 });
+    for (const value of [undefined, null, {}, 1, 'handle', pageable(), Object.create(null)]) {
+      expect(addon.isHandle(value)).toBe(false);
+      expect(() => addon.exchange(value as PinpoolNativeHandle, 1, 1)).toThrow(/not a pinpool native handle/);
+    }
+    expect(addon.isHandle(handle)).toBe(true);
+    // ... and a native handle passes for no handler inside pinpool: its type tag is another.
+    expect(() => pool(handle as never)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+    expect(() => binding.trim(handle as never)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+  });
+});
