@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 import { quick } from './lib.mjs';
 
-const suites = ['alloc-small.mjs', 'alloc-large.mjs', 'scoped.mjs', 'fallback.mjs', 'metrics.mjs', 'threads.mjs', 'fragmentation.mjs'];
+const suites = ['alloc-small.mjs', 'alloc-large.mjs', 'scoped.mjs', 'fallback.mjs', 'metrics.mjs', 'threads.mjs', 'fragmentation.mjs', 'capsule.mjs'];
 const results = [];
 for (const file of suites) {
   const suite = await import(join(import.meta.dirname, file));

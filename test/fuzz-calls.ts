@@ -39,7 +39,7 @@ import { Gauge, Registry } from 'prom-client';
 
 import type { Fuzzer, Gen, Op } from './fuzzer.js';
 
-const HANDLER_METHODS = ['alloc', 'stats', 'trim', 'share'] as const;
+const HANDLER_METHODS = ['alloc', 'stats', 'trim', 'share', 'nativeHandle'] as const;
 const BUFFER_GETTERS = ['bytes', 'byteLength', 'alignment', 'address', 'handler', 'servedBy', 'kind', 'released'] as const;
 const CONTROLLER_METHODS = ['register', 'get', 'names', 'has', 'setDefault', 'defaultHandler', 'current', 'run', 'bind', 'measure', 'alloc', 'scope', 'switch', 'scopes', 'resolve'] as const;
 
@@ -133,11 +133,11 @@ export const hostOps: Op[] = [
     },
   },
   {
-    name: 'handler.stats/trim/share',
+    name: 'handler.stats/trim/share/nativeHandle',
     weight: 3,
     run: async (f) => {
       const h = f.handler();
-      const method = f.pick(['stats', 'trim', 'share'] as const);
+      const method = f.pick(['stats', 'trim', 'share', 'nativeHandle'] as const);
       const token = await f.call(`${h.t}.${method}()`, () => (h.v as Handler)[method]());
       if (method === 'share' && token !== undefined && f.shareTokens.length < 16) f.shareTokens.push(token as HandlerToken);
     },

@@ -680,6 +680,8 @@ export class Fuzzer {
         return this.handler();
       case 3: {
         const h = this.pick(this.usable);
+        // A native handle for other addons (handler.nativeHandle()) passes for nothing inside.
+        if (this.chance(0.3)) return { v: h.nativeHandle() as unknown, t: `h${h.id}.nativeHandle()` };
         return { v: h.handle as unknown, t: `h${h.id}.handle` };
       }
       case 4:

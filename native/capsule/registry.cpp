@@ -3,9 +3,27 @@
 #include <dlfcn.h>
 
 #include <atomic>
+#include <cstring>
 #include <mutex>
+#include <new>
 
 #include "c_api.hpp"
+
+// The prebuilt binaries load on glibc 2.28 and later (CMakeLists.txt, PINPOOL_GLIBC_BASELINE):
+// the dl functions by the version every glibc has, as in cuda_driver.cpp.
+#if defined(PINPOOL_GLIBC_BASELINE) && defined(__GLIBC__)
+#if defined(__x86_64__)
+__asm__(".symver dlopen,dlopen@GLIBC_2.2.5");
+__asm__(".symver dlsym,dlsym@GLIBC_2.2.5");
+__asm__(".symver dlerror,dlerror@GLIBC_2.2.5");
+__asm__(".symver dladdr,dladdr@GLIBC_2.2.5");
+#elif defined(__aarch64__)
+__asm__(".symver dlopen,dlopen@GLIBC_2.17");
+__asm__(".symver dlsym,dlsym@GLIBC_2.17");
+__asm__(".symver dlerror,dlerror@GLIBC_2.17");
+__asm__(".symver dladdr,dladdr@GLIBC_2.17");
+#endif
+#endif
 
 // The one exported symbol of the addon (CMakeLists.txt's version script lists it). Protected:
 // this copy's own references, were there any, bind here; other copies reach it only through
@@ -28,7 +46,12 @@ pinpool_registry g_own{};  // filled once, by publish(), before it is published
 std::once_flag g_filled;
 
 // Strings the registry points at: they live as long as the process (an addon is never unloaded).
-const char* keep(const std::string& s) { return (new std::string(s))->c_str(); }
+// strdup, so the registry holds the allocation's own address (LeakSanitizer sees it reachable).
+const char* keep(const std::string& s) {
+  const char* copy = strdup(s.c_str());
+  if (!copy) throw std::bad_alloc();
+  return copy;
+}
 
 }  // namespace
 

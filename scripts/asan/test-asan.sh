@@ -78,7 +78,8 @@ finish "build addon (ASan + UBSan)" "built $addon"
 # (neither is sanitized; the test double's memcpy and malloc still go through ASan).
 npx tsc -p tsconfig.build.json
 npm run --silent build:fake-cuda
-finish "build dist/ and the CUDA test double" "done"
+npm run --silent build:native-addon
+finish "build dist/, the CUDA test double, the example addon" "done"
 
 echo
 echo "test:asan: native tests (test/native) with AddressSanitizer, UBSan and LeakSanitizer"
@@ -87,9 +88,9 @@ cmake --build "$native_dir" -j "$(nproc)"
 # LeakSanitizer at exit here: a plain program, everything it allocates is ours.
 if ASAN_OPTIONS=detect_leaks=1:intercept_tls_get_addr=0 UBSAN_OPTIONS=$ubsan_options \
   ctest --test-dir "$native_dir" --output-on-failure --verbose >"$native_dir/ctest.log" 2>&1; then
-  grep -a -E '(native tests|abi misuse|abi stress): ' "$native_dir/ctest.log" |
+  grep -a -E '(native tests|abi misuse|abi stress|capsule api): ' "$native_dir/ctest.log" |
     grep -a -v -E 'abi misuse: +[0-9]+ ms' | sed 's/^[0-9]*: //'
-  # One count for the three programs.
+  # One count for the four programs.
   counts=$(grep -a -o -E '[0-9]+ passed, [0-9]+ failed' "$native_dir/ctest.log" |
     awk '{p += $1; f += $3} END {printf "%d passed, %d failed", p, f}')
   finish "native tests (build + run)" "passed: $counts"
@@ -105,7 +106,8 @@ fi
 files=(test/handlers.contract.test.ts test/adaptors.test.ts test/misuse.test.ts test/threads.test.ts
   test/gc.test.ts test/lifecycle.test.ts test/cuda.contract.cuda.test.ts test/cuda.cuda.test.ts
   test/gpu.cuda.test.ts test/lifetimes.test.ts test/lifetimes.cuda.test.ts test/map-file.test.ts
-  test/map-file.cuda.test.ts test/trace.test.ts test/fuzz.test.ts test/fuzz.cuda.test.ts)
+  test/map-file.cuda.test.ts test/trace.test.ts test/fuzz.test.ts test/fuzz.cuda.test.ts
+  test/native-addon.test.ts)
 for f in test/stress/*.test.ts; do [ -e "$f" ] && files+=("$f"); done
 present=()
 for f in "${files[@]}"; do

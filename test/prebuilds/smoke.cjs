@@ -90,3 +90,11 @@ test('info() describes the host', () => {
   assert.equal(typeof i.version, 'string');
   assert.equal(i.cuda.available, false);
 });
+
+test('the binary joins the global scope and publishes the registry (the capsule)', () => {
+  const { registry } = p.info();
+  assert.equal(registry.promoteError, undefined);
+  assert.equal(registry.thisCopy.publisher, true);
+  assert.equal(registry.publisher.addon, registry.thisCopy.addon);
+  assert.equal(typeof p.pool(p.pageable()).nativeHandle(), 'object');
+});
