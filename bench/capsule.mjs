@@ -4,7 +4,8 @@
 // ArrayBuffers, is timed through each copy and, given a checkout built before the capsule
 // (`--before <dir>` or PINPOOL_BENCH_BEFORE: a clone at 283ff78 with `npx cmake-js compile &&
 // npx tsc -p tsconfig.build.json` run in it), through that build, which has no registry at all.
-// All in one process, so the ratios compare like with like.
+// All in one process, so the ratios compare like with like; five rounds, the order of the cases
+// rotated each round, each case's median round reported.
 //
 //   node bench/capsule.mjs [--quick] [--before <dir>]
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,13 +14,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
-import { measure, ratio, report } from './lib.mjs';
+import { measure, quick, ratio, report } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const { makeCopies } = require('../test/capsule/copies.cjs');
 
 const SIZE = 4096;
 const BATCH = 1000;
+const ROUNDS = quick ? 1 : 5;
 
 function beforeCheckout() {
   const i = process.argv.indexOf('--before');
@@ -41,22 +43,30 @@ export async function run() {
   const beforeDir = beforeCheckout();
   const [before, loadBefore] = beforeDir ? load(join(beforeDir, 'dist', 'src', 'index.js')) : [undefined, NaN];
 
-  const loop = (h) => () => {
-    for (let i = 0; i < BATCH; i++) {
-      const buf = h.alloc(SIZE);
-      sink += buf.bytes.length;
-      buf.free();
-    }
-  };
-  let sink = 0;
+  // One function per case, each from its own source text: closures of one function literal
+  // share their inline caches, and the three builds' classes would make them polymorphic.
+  const loop = (h) =>
+    new Function('h', 'SIZE', 'BATCH', `let sink = 0; return function loop() {
+      for (let i = 0; i < BATCH; i++) { const buf = h.alloc(SIZE); sink += buf.bytes.length; buf.free(); }
+      return sink; /* ${Math.random()} */ };`)(h, SIZE, BATCH);
   const cases = {};
   for (const [label, p] of [['first copy', a], ['second copy', b], ['before the capsule', before]]) {
     if (p === undefined) continue;
     cases[`${label}, slabViews`] = loop(p.pool(p.pageable(), { slabViews: true }));
     cases[`${label}, own buffers`] = loop(p.pool(p.pageable()));
   }
-  const rows = await measure(cases, { batch: BATCH });
-  if (sink === 42) console.log('');
+  // Rounds with the order of the cases rotated, each case's median round kept: tinybench runs
+  // cases one after another, and the first ones pay for warm-up and collections.
+  const names = Object.keys(cases);
+  const perCase = new Map(names.map((n) => [n, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = names.map((_, i) => names[(i + round) % names.length]);
+    for (const row of await measure(Object.fromEntries(order.map((n) => [n, cases[n]])), { batch: BATCH })) perCase.get(row.case).push(row);
+  }
+  const rows = names.map((n) => {
+    const sorted = perCase.get(n).sort((x, y) => x.opsPerSec - y.opsPerSec);
+    return sorted[Math.floor(sorted.length / 2)];
+  });
   rmSync(root, { recursive: true, force: true });
   console.log(`load: first copy ${loadA.toFixed(1)} ms, second copy ${loadB.toFixed(1)} ms${before ? `, before the capsule ${loadBefore.toFixed(1)} ms` : ''}`);
   const targets = [];

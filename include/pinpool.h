@@ -1,5 +1,6 @@
 /*
- * pinpool.h: the public C ABI of a pinpool allocator handler.
+ * pinpool.h: the public C ABI of a pinpool allocator handler, and (below, ABI version 2) the C
+ * API other native addons build on: handles from JavaScript, a table of entry points, the registry.
  *
  * A handler is a table of functions plus a `ctx` pointer, in the style of CPython's
  * PyMemAllocatorEx (PEP 445) and NumPy's PyDataMem_Handler (NEP 49): one implementation serves
@@ -33,7 +34,8 @@
  *     the call as an invalid free. (A pool compares size classes, so a size in the block's own
  *     class passes; leaves compare size and alignment exactly.) `free` returns nothing: the
  *     count is where a refusal shows, as `invalidFrees` in the JavaScript statistics and
- *     `pinpool_invalid_frees_total` in the metrics. Statistics are not part of this ABI.
+ *     `pinpool_invalid_frees_total` in the metrics. A native addon reads it with the C API
+ *     table below (`read_stats`, `invalid_frees`).
  */
 #ifndef PINPOOL_H
 #define PINPOOL_H

@@ -67,9 +67,10 @@ bool promote(std::string& why) {
     why = "dladdr found no file for the addon";
     return false;
   }
-  // RTLD_NOLOAD: the file is loaded already (we are running in it); this only adds it to the
-  // global scope. The handle is leaked on purpose: the addon stays loaded for good.
-  if (!dlopen(path.c_str(), RTLD_NOLOAD | RTLD_NOW | RTLD_GLOBAL)) {
+  // RTLD_NOLOAD: the file is loaded already (we are running in it); this only adds it (and what
+  // it depends on) to the global scope, with the binding mode it has. The handle is leaked on
+  // purpose: the addon stays loaded for good.
+  if (!dlopen(path.c_str(), RTLD_NOLOAD | RTLD_LAZY | RTLD_GLOBAL)) {
     const char* e = dlerror();
     why = e ? e : "dlopen failed";
     return false;

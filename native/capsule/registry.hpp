@@ -4,7 +4,7 @@
 //
 // How copies find each other. Node loads each addon with dlopen(RTLD_LAZY), so one copy's
 // symbols are invisible to another. At load each copy promotes its own file to the global
-// scope (dlopen(its path, RTLD_NOLOAD | RTLD_NOW | RTLD_GLOBAL)); the global scope only grows,
+// scope (dlopen(its path, RTLD_NOLOAD | RTLD_LAZY | RTLD_GLOBAL)); the global scope only grows,
 // by appending, so dlsym(RTLD_DEFAULT, "pinpool_capsule_publish") gives every copy, in any
 // thread, the function of the first copy promoted. That function holds the one slot: the first
 // registry published there wins (a compare-and-swap) and never changes.
