@@ -65,6 +65,29 @@ describe('two copies in one process', () => {
   });
 });
 
+describe('a publisher whose module cannot be loaded', () => {
+  it('leaves a later copy working on its own, and info() says why', () => {
+    // The first copy's entry module vanishes after it loaded (a broken install); a worker that
+    // loads the second copy cannot load the first's module and runs its own.
+    const entry = join(copyOf('a'), 'dist', 'src', 'index.js');
+    const out = node(['-e', `
+      const fs = require('node:fs');
+      const { Worker } = require('node:worker_threads');
+      require(${JSON.stringify(join(root, 'node_modules', 'a'))});
+      fs.renameSync(${JSON.stringify(entry)}, ${JSON.stringify(`${entry}.gone`)});
+      const w = new Worker(\`
+        const p = require(${JSON.stringify(join(root, 'node_modules', 'b'))});
+        require('node:worker_threads').parentPort.postMessage({ registry: p.info().registry, bytes: p.pool(p.pageable()).alloc(10).byteLength });\`, { eval: true });
+      w.once('message', (m) => { fs.renameSync(${JSON.stringify(`${entry}.gone`)}, ${JSON.stringify(entry)}); console.log(JSON.stringify(m)); });
+      w.once('error', (e) => { fs.renameSync(${JSON.stringify(`${entry}.gone`)}, ${JSON.stringify(entry)}); throw e; });`]);
+    const { registry, bytes } = JSON.parse(out);
+    expect(bytes).toBe(10);
+    expect(registry.publisher.version).toBe('0.1.0');
+    expect(registry.thisCopy).toMatchObject({ version: '0.2.0', publisher: false });
+    expect(registry.joinError).toMatch(/^\/.*index\.js: Cannot find module/);
+  });
+});
+
 describe('a copy newer than the registry', () => {
   const script = (first: string, second: string) => `
     const { join } = require('node:path');
