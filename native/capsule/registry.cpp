@@ -75,6 +75,12 @@ bool promote(std::string& why) {
     why = e ? e : "dlopen failed";
     return false;
   }
+  // In the global scope now, this copy's symbol or an earlier copy's must be found; if not, the
+  // build did not export it (a linker option hid it) and no copy can find another.
+  if (!dlsym(RTLD_DEFAULT, PINPOOL_CAPSULE_SYMBOL)) {
+    why = std::string(PINPOOL_CAPSULE_SYMBOL " is not exported by ") + path;
+    return false;
+  }
   return true;
 }
 
