@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
-import { measure, quick, ratio, report } from './lib.mjs';
+import { measure, paired, quick, ratio, report } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const { makeCopies } = require('../test/capsule/copies.cjs');
@@ -45,15 +45,19 @@ export async function run() {
 
   // One function per case, each from its own source text: closures of one function literal
   // share their inline caches, and the three builds' classes would make them polymorphic.
-  const loop = (h) =>
+  const loop = (h, batch = BATCH) =>
     new Function('h', 'SIZE', 'BATCH', `let sink = 0; return function loop() {
       for (let i = 0; i < BATCH; i++) { const buf = h.alloc(SIZE); sink += buf.bytes.length; buf.free(); }
-      return sink; /* ${Math.random()} */ };`)(h, SIZE, BATCH);
+      return sink; /* ${Math.random()} */ };`)(h, SIZE, batch);
   const cases = {};
+  const long = {}; // the same, 20 000 per call, for paired()
   for (const [label, p] of [['first copy', a], ['second copy', b], ['before the capsule', before]]) {
     if (p === undefined) continue;
-    cases[`${label}, slabViews`] = loop(p.pool(p.pageable(), { slabViews: true }));
-    cases[`${label}, own buffers`] = loop(p.pool(p.pageable()));
+    for (const [mode, options] of [['slabViews', { slabViews: true }], ['own buffers', {}]]) {
+      const h = p.pool(p.pageable(), options);
+      cases[`${label}, ${mode}`] = loop(h);
+      long[`${label}, ${mode}`] = loop(h, 20_000);
+    }
   }
   // Rounds with the order of the cases rotated, each case's median round kept: tinybench runs
   // cases one after another, and the first ones pay for warm-up and collections.
@@ -69,12 +73,17 @@ export async function run() {
   });
   rmSync(root, { recursive: true, force: true });
   console.log(`load: first copy ${loadA.toFixed(1)} ms, second copy ${loadB.toFixed(1)} ms${before ? `, before the capsule ${loadBefore.toFixed(1)} ms` : ''}`);
+  // Throughput ratios from the rounds above, and paired ratios (bench/lib.mjs paired(): time of
+  // the baseline over time of the case, round by round, the median), which slow drifts of a
+  // shared machine cancel out of.
   const targets = [];
+  const pairs = [['second copy', 'first copy']];
+  if (before) pairs.push(['second copy', 'before the capsule'], ['first copy', 'before the capsule']);
   for (const mode of ['slabViews', 'own buffers']) {
-    targets.push({ label: `second copy / first copy, ${mode}`, value: ratio(rows, `second copy, ${mode}`, `first copy, ${mode}`), min: 0.9 });
-    if (before) {
-      targets.push({ label: `second copy / before the capsule, ${mode}`, value: ratio(rows, `second copy, ${mode}`, `before the capsule, ${mode}`), min: 0.9 });
-      targets.push({ label: `first copy / before the capsule, ${mode}`, value: ratio(rows, `first copy, ${mode}`, `before the capsule, ${mode}`), min: 0.9 });
+    for (const [x, y] of pairs) {
+      targets.push({ label: `${x} / ${y}, ${mode}`, value: ratio(rows, `${x}, ${mode}`, `${y}, ${mode}`), min: 0.9 });
+      const speed = 1 / paired(long[`${y}, ${mode}`], long[`${x}, ${mode}`]);
+      targets.push({ label: `${x} / ${y}, ${mode}, paired`, value: speed, min: 0.9 });
     }
   }
   return report('alloc+free through the capsule, 4 KiB pool hit', rows, targets);
