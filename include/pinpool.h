@@ -129,10 +129,10 @@ struct pinpool_handler {
  *
  * Every function of `pinpool_api` returns a pinpool_status_code, never aborts and never throws,
  * and checks its arguments: NULL pointers, a `struct_size` smaller than the first version of
- * the struct, a handler that is not one of pinpool's (for read_stats and trim), options out of
- * range: PINPOOL_ERR_INVALID_ARGUMENT, with nothing made or changed. All of them may be called
- * from any thread, at once. A pointer that is not NULL must point at a live object of its type:
- * that cannot be checked.
+ * the struct, a handler that is not one of pinpool's (for read_stats, trim and handler_id),
+ * options out of range: PINPOOL_ERR_INVALID_ARGUMENT, with nothing made or changed. All of them
+ * may be called from any thread, at once. A pointer that is not NULL must point at a live
+ * object of its type: that cannot be checked.
  * ------------------------------------------------------------------------------------------ */
 
 /* True when `ptr`'s producer filled in `member` (ptr->struct_size covers it). */
