@@ -66,7 +66,9 @@ export function registryInfo(): RegistryInfo {
   const r = (published ??= binding.publish(packageVersion(), entry));
   const info: RegistryInfo = {
     publisher: { version: r.version ?? 'unknown', entry: r.entry ?? '', addon: r.addon ?? '' },
-    thisCopy: { version: packageVersion(), entry, addon: r.ownAddon, publisher: r.self },
+    // Two copies may share one addon file (PINPOOL_NATIVE_PATH): the publisher is the one whose
+    // entry module the registry names.
+    thisCopy: { version: packageVersion(), entry, addon: r.ownAddon, publisher: r.self && r.entry === entry },
     abiVersion: r.abiVersion,
   };
   if (joinError !== undefined) info.joinError = joinError;
@@ -82,9 +84,6 @@ export function registryInfo(): RegistryInfo {
 export function implementation(): typeof Api {
   if (chosen !== undefined) return chosen;
   const r = registryInfo();
-  // A publisher with the same addon file shares this copy's native state (a development
-  // checkout's src/ and dist/, or PINPOOL_NATIVE_PATH): its JavaScript would be a second set
-  // of modules in this thread for nothing, so this copy uses its own.
   if (r.thisCopy.publisher || r.publisher.entry === '') return (chosen = require('./api.js') as typeof Api);
   let theirs: Record<string, unknown>;
   try {

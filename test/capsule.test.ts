@@ -65,6 +65,25 @@ describe('two copies in one process', () => {
   });
 });
 
+describe('two copies that share one addon file (PINPOOL_NATIVE_PATH)', () => {
+  it('are one pinpool too: the second hands out the first copy\'s module', () => {
+    const out = execFileSync(process.execPath, ['-e', `
+      const a = require(${JSON.stringify(join(root, 'node_modules', 'a'))});
+      const b = require(${JSON.stringify(join(root, 'node_modules', 'b'))});
+      console.log(JSON.stringify({ same: a.controller === b.controller && a.Handler === b.Handler, a: a.info().registry, b: b.info().registry }));`], {
+      cwd: root,
+      env: { ...env, PINPOOL_NATIVE_PATH: join(checkout, 'build', 'Release', 'pinpool.node') },
+      encoding: 'utf8',
+    });
+    const { same, a, b } = JSON.parse(out);
+    expect(same).toBe(true);
+    expect(a.thisCopy.publisher).toBe(true);
+    expect(b.thisCopy.publisher).toBe(false);
+    expect(b.publisher.entry).toBe(join(copyOf('a'), 'dist', 'src', 'index.js'));
+    expect(b.thisCopy.addon).toBe(a.thisCopy.addon);
+  });
+});
+
 describe('a publisher whose module cannot be loaded', () => {
   it('leaves a later copy working on its own, and info() says why', () => {
     // The first copy's entry module vanishes after it loaded (a broken install); a worker that
