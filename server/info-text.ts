@@ -41,5 +41,10 @@ export function formatInfo(i: Info): string {
       ? `memlock limit: ${formatBytes(i.memlockLimitBytes)} (ulimit -l), but this process has CAP_IPC_LOCK (root has it): the locked handler may pin past it`
       : `memlock limit: ${formatBytes(i.memlockLimitBytes)} (the most the locked handler can pin; ulimit -l)`,
   );
+  const r = i.registry;
+  if (r.thisCopy.publisher) lines.push(`registry: published by this copy (${r.thisCopy.entry}); later copies of pinpool in this process use it`);
+  else lines.push(`registry: pinpool ${r.publisher.version} (${r.publisher.entry}) loaded first; this copy (${r.thisCopy.version}, ${r.thisCopy.entry}) runs its code`);
+  if (r.joinError !== undefined) lines.push(`  this copy runs alone: ${r.joinError}`);
+  if (r.promoteError !== undefined) lines.push(`  other copies cannot find this one: ${r.promoteError}`);
   return lines.join('\n');
 }

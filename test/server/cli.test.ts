@@ -21,6 +21,7 @@ describe('pinpool info', () => {
     expect(r.stdout).toMatch(/^pinpool \d+\.\d+\.\d+ \(Node-API \d+, handler ABI \d+/);
     expect(r.stdout).toMatch(/^CUDA: not available \(.*libcuda/m);
     expect(r.stdout).toMatch(/^memlock limit: (unlimited|unknown|[\d.]+ (bytes|KiB|MiB|GiB|TiB))/m);
+    expect(r.stdout).toMatch(/^registry: published by this copy \(.*index\.js\)/m);
     expect(r.stderr).toBe('');
   });
 
