@@ -29,7 +29,8 @@
  *     PINPOOL_ERR_INVALID_ARGUMENT, reason "invalid-argument".
  *   - `free(ctx, NULL, ...)` does nothing, as free(NULL) in C.
  *   - `free` of a pointer the handler did not hand out (or not from its start), of a block it
- *     already took back, or with a size or alignment that does not match the allocation's, is
+ *     already took back, of a block it handed to JavaScript (a HostBuffer's memory, held until
+ *     JavaScript frees it), or with a size or alignment that does not match the allocation's, is
  *     refused: nothing is freed, a live block stays live and untouched, and the handler counts
  *     the call as an invalid free. (A pool compares size classes, so a size in the block's own
  *     class passes; leaves compare size and alignment exactly.) `free` returns nothing: the
@@ -96,8 +97,8 @@ struct pinpool_handler {
   void* (*alloc)(void* ctx, size_t bytes, size_t alignment, pinpool_alloc_info* info);
   /* Returns a block to this handler: `ptr` as alloc returned it, `bytes` and `alignment` as
      given to alloc. Once per block; any thread, not only the allocating one. NULL is a no-op;
-     anything else that is not a live block of this handler is refused and counted (see the
-     top of this file), never freed. */
+     anything else that is not a live block of this handler, or is a block JavaScript holds, is
+     refused and counted (see the top of this file), never freed. */
   void (*free)(void* ctx, void* ptr, size_t bytes, size_t alignment);
 
   /* Adds a reference. Any thread. */

@@ -1,9 +1,10 @@
 // Another native addon built on pinpool's C API (test/native-addon/): it takes a pool from
 // JavaScript with handler.nativeHandle(), allocates from two native threads and frees each
 // block on the other; pinpool's statistics and metrics count what it did.
+import diagnostics_channel from 'node:diagnostics_channel';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { collectMetrics, createController, info, pageable, pool, type PinpoolNativeHandle } from 'pinpool';
+import { collectMetrics, createController, info, locked, pageable, pool, type PinpoolNativeHandle } from 'pinpool';
 
 import { binding } from '../dist/src/native.js';
 
@@ -12,6 +13,8 @@ const addon = require(join(__dirname, '..', 'build', 'native-addon', 'example_ad
   exchange(handle: PinpoolNativeHandle, blocks: number, bytes: number): { allocated: number; freed: number; failures: number; badPatterns: number; threads: number; stats: Stats };
   ownChain(handle: PinpoolNativeHandle): { version: string; abiVersion: number; id: number; trimmed: number; pool: Stats };
   isHandle(value: unknown): boolean;
+  freeBlock(handle: PinpoolNativeHandle, address: bigint, bytes: number, alignment: number): void;
+  fallbackOnce(handle: PinpoolNativeHandle, name: string): void;
 };
 
 describe('a native addon on the C API', () => {
@@ -55,5 +58,38 @@ describe('a native addon on the C API', () => {
     // ... and a native handle passes for no handler inside pinpool: its type tag is another.
     expect(() => pool(handle as never)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
     expect(() => binding.trim(handle as never)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+  });
+
+  it('a block JavaScript holds is not the addon\'s to free: refused, counted, never handed out again', () => {
+    for (const h of [pool(pageable(), { name: 'held-pool' }), pageable({ name: 'held-leaf' }), locked()]) {
+      const buf = h.alloc(4096);
+      buf.bytes.fill(7);
+      addon.freeBlock(h.nativeHandle(), buf.address, 4096, 64);
+      expect(h.stats()).toMatchObject({ invalidFrees: 1, frees: 0, allocations: { current: 1 } });
+      const other = h.alloc(4096); // the held block is still in use: never this one
+      expect(other.address).not.toBe(buf.address);
+      expect(buf.bytes.every((b) => b === 7)).toBe(true);
+      other.free();
+      buf.free(); // JavaScript's own free still works, and counts once
+      expect(h.stats()).toMatchObject({ invalidFrees: 1, frees: 2, allocations: { current: 0 } });
+    }
+  });
+
+  it("an addon's fallback hops on this thread never show as a later JavaScript allocation's", () => {
+    const hops: unknown[] = [];
+    const listen = (message: unknown) => hops.push(message);
+    diagnostics_channel.subscribe('pinpool:fallback', listen);
+    try {
+      const h = pageable({ name: 'after-addon' });
+      h.alloc(8).free(); // the hop log is on from here
+      addon.fallbackOnce(h.nativeHandle(), 'addon-fallback-'.padEnd(120, 'x'));
+      // Overwrite the heap where the addon's names were.
+      const junk = Array.from({ length: 200 }, () => 'Z'.repeat(120));
+      h.alloc(8).free(); // a leaf: no fallback at all
+      expect(junk.length).toBe(200);
+      expect(hops).toEqual([]);
+    } finally {
+      diagnostics_channel.unsubscribe('pinpool:fallback', listen);
+    }
   });
 });

@@ -51,11 +51,13 @@ Napi::Value NativeHandle(const Napi::CallbackInfo& info) {
     ending->handler->release(ending->handler);
     delete ending;
   };
-  if (napi_create_external(info.Env(), handle, finalize, nullptr, &value) != napi_ok ||
-      napi_type_tag_object(info.Env(), value, &tag) != napi_ok) {
-    finalize(info.Env(), handle, nullptr);  // (an external that was made is then never tagged)
+  if (napi_create_external(info.Env(), handle, finalize, nullptr, &value) != napi_ok) {
+    finalize(info.Env(), handle, nullptr);  // no external: nothing else will release it
     PINPOOL_CHECK(false, "nativeHandle: could not make the value");
   }
+  // Made: from now on only its finalizer releases the handle, when the untagged external is
+  // collected (releasing it here too would release the handler twice).
+  PINPOOL_CHECK(napi_type_tag_object(info.Env(), value, &tag) == napi_ok, "nativeHandle: could not tag the value");
   return Napi::Value(info.Env(), value);
 }
 

@@ -10,6 +10,7 @@
 #include "hot_path.hpp"
 
 #include "../core/handler.hpp"
+#include "../core/hop_log.hpp"
 #include "../core/transfers.hpp"
 #include "boundary.hpp"
 #include "instance.hpp"
@@ -100,6 +101,9 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
     return throw_error(env, code::kInvalidArgument, "binding: alloc(handler, bytes, alignment, view)");
   double* out = inst->slots;
   pinpool_alloc_info result{};
+  // The hop log holds this allocation's hops only: a native addon's allocations on this thread
+  // (the C API) may have left hops whose handler names are gone since.
+  hop_log().count = 0;
   void* p = h->allocate(bytes, alignment, &result);
   if (!p) return failed(env, inst, alloc_error(env, h->name().c_str(), bytes, result.code, result.reason, result.cuda_error));
   LiveBlock block{nullptr, h, bytes, alignment, result.served_by, nullptr, {}};
@@ -113,6 +117,7 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
                                                                      std::to_string(bytes) + " bytes"));
   }
   h->retain();
+  h->hold(p);  // JavaScript reaches it now: no C caller may free it (Handler::hold)
   block.ptr = p;
   out[kLiveSlot] = inst->live.add(std::move(block));
   out[kAddress] = address_value(p);
@@ -166,7 +171,7 @@ napi_value HotFree(napi_env env, napi_callback_info info) {
   FenceSet leases = std::move(block->inherited);
   if (!take_back_view(env, argv[1], *block, by_gc, leases))
     return throw_error(env, code::kInvalidArgument, "free: the buffer cannot be detached");
-  block->handler->deallocate(block->ptr, block->bytes, block->alignment, by_gc, std::move(leases));
+  block->handler->deallocate(block->ptr, block->bytes, block->alignment, by_gc, std::move(leases), /*held=*/true);
   inst->live.remove(block);
   return nullptr;
 }
@@ -222,7 +227,7 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   block.inherited = std::move(p.leases);
   napi_value buffer;
   if (!make_view(env, p.ptr, p.bytes, &block.view, &buffer)) {
-    p.handler->deallocate(p.ptr, p.bytes, p.alignment, false, std::move(block.inherited));
+    p.handler->deallocate(p.ptr, p.bytes, p.alignment, false, std::move(block.inherited), /*held=*/true);
     p.handler->release();
     return throw_error(env, code::kOutOfMemory, "adopt: no ArrayBuffer could be made for the block");
   }
@@ -266,7 +271,7 @@ Instance::~Instance() {
   // block any more; a copy still in flight holds its own lease (Handler::deallocate).
   live.each([](LiveBlock& block) {
     block.handler->deallocate(block.ptr, block.bytes, block.alignment, /*by_gc=*/true,
-                              std::move(block.inherited));
+                              std::move(block.inherited), /*held=*/true);
     if (block.view) block.view->release();
     block.handler->release();
   });

@@ -26,7 +26,7 @@ void ThreadCache::drop(bool ending) {
     // The block's ArrayBuffer waits in the cache, unreachable but perhaps not collected yet: the
     // block waits for its finalizer. Once the environment ends, nothing can reach it.
     if (!ending && block->view) leases.add(block->view);
-    handler->deallocate(block->ptr, block->bytes, block->alignment, false, std::move(leases));
+    handler->deallocate(block->ptr, block->bytes, block->alignment, false, std::move(leases), /*held=*/true);
     inst->live.remove(block);
   }
   release();  // the instance's reference

@@ -21,6 +21,11 @@ void Handler::abi_free(void* ctx, void* ptr, size_t bytes, size_t alignment) noe
   if (!ptr) return;  // as free(NULL) in C: nothing, and not counted
   auto* self = static_cast<Handler*>(ctx);
   try {
+    // A block JavaScript still reaches is not the C caller's to free.
+    if (self->is_held(ptr)) {
+      Stats::bump(self->stats_.invalidFrees);
+      return;
+    }
     self->deallocate(ptr, bytes, alignment);
   } catch (...) {
     // deallocate() does not throw; should that ever change, the free is refused, not a crash.
@@ -135,13 +140,15 @@ void* Handler::allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info
   return p;
 }
 
-bool Handler::deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc, FenceSet fences) {
+bool Handler::deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc, FenceSet fences,
+                         bool held) {
   if (leases::any()) {
     std::vector<Fence*> leased;
     leases::overlapping(ptr, bytes, leased);
     fences.adopt(leased);
   }
   if (fences.all_done()) {
+    if (held) unhold(ptr);
     if (!finish(ptr, bytes, alignment)) return false;  // counted; nothing else moves
     count_free(bytes, by_gc);
     after_deallocate(bytes);
@@ -150,7 +157,7 @@ bool Handler::deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc, 
   // Checked when it is finished (reclaim()); a refusal then takes these statistics back.
   {
     std::lock_guard<SpinLock> lock(deferred_lock_);
-    deferred_.push_back({ptr, bytes, alignment, std::move(fences)});
+    deferred_.push_back({ptr, bytes, alignment, std::move(fences), held});
     deferred_count_.store(deferred_.size(), std::memory_order_relaxed);
   }
   count_free(bytes, by_gc);
@@ -189,6 +196,7 @@ size_t Handler::reclaim() {
   }
   // Outside the lock: do_deallocate may take a pool's lock or call the driver.
   for (Deferred& d : ready) {
+    if (d.held) unhold(d.ptr);
     if (finish(d.ptr, d.bytes, d.alignment)) {
       after_deallocate(d.bytes);
     } else {
@@ -268,6 +276,24 @@ void Handler::read_stats(uint64_t (&out)[kStatCount]) const {
   out[kStat_allocationsTotal] += cached.hits;
   out[kStat_frees] += cached.frees;
   out[kStat_cachedBytes] += cached.class_bytes;
+}
+
+void Handler::hold(const void* ptr) {
+  std::lock_guard<SpinLock> lock(held_lock_);
+  held_.insert(ptr);
+  held_count_.store(held_.size(), std::memory_order_relaxed);
+}
+
+void Handler::unhold(const void* ptr) {
+  std::lock_guard<SpinLock> lock(held_lock_);
+  held_.erase(ptr);
+  held_count_.store(held_.size(), std::memory_order_relaxed);
+}
+
+bool Handler::is_held(const void* ptr) const {
+  if (held_count_.load(std::memory_order_relaxed) == 0) return false;
+  std::lock_guard<SpinLock> lock(held_lock_);
+  return held_.count(ptr) != 0;
 }
 
 bool Handler::checked_deallocate(void* ptr, size_t bytes, size_t alignment) noexcept {

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <new>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "../../include/pinpool.h"
@@ -57,8 +58,15 @@ class Handler {
   // Returns false when the handler refused the free (see do_deallocate()): it is counted in
   // invalidFrees and nothing else changes. A free that waits for leases is checked when it is
   // finished; a refusal then takes its statistics back. Never throws.
+  // `held`: the block was one JavaScript reached (hold()); it is no longer held once it is
+  // finished.
   bool deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc = false,
-                  FenceSet fences = {});
+                  FenceSet fences = {}, bool held = false);
+  // Blocks JavaScript reaches: the binding holds each block it hands to JavaScript until it
+  // gives it back through deallocate(..., held = true). A free of a held block through the C
+  // struct (another native addon's) is refused and counted as an invalid free, like a foreign
+  // pointer's: JavaScript still reads and writes that memory.
+  void hold(const void* ptr);
   // Finishes the deferred frees whose leases are over; returns how many. Never blocks on a
   // fence. allocate() and trim() call it.
   size_t reclaim();
@@ -158,10 +166,17 @@ class Handler {
     size_t bytes;
     size_t alignment;
     FenceSet fences;
+    bool held;  // a block JavaScript reached: held until it is finished
   };
+  void unhold(const void* ptr);
+  bool is_held(const void* ptr) const;
   mutable SpinLock thread_caches_lock_;        // guards thread_caches_
   std::vector<double*> thread_caches_;         // the counts of each thread cache in front
   std::atomic<size_t> thread_cache_count_{0};  // thread_caches_.size(), readable without the lock
+
+  mutable SpinLock held_lock_;                 // guards held_
+  std::unordered_set<const void*> held_;       // blocks JavaScript reaches (hold())
+  std::atomic<size_t> held_count_{0};          // held_.size(), readable without the lock
 
   SpinLock deferred_lock_;                     // guards deferred_
   std::vector<Deferred> deferred_;             // frees waiting for their fences

@@ -175,6 +175,62 @@ napi_value OwnChain(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// What a misbehaving addon does, for test/native-addon.test.ts.
+// freeBlock(nativeHandle, address: bigint, bytes, alignment): frees that address through the
+// handler's C struct, whatever it is.
+napi_value FreeBlock(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  const pinpool_native_handle* h = handle_arg(env, info, 4, argv);
+  if (!h) return fail(env, "freeBlock(handle, address, bytes, alignment): not a pinpool native handle");
+  uint64_t address = 0;
+  bool lossless = false;
+  int64_t bytes = 0, alignment = 0;
+  napi_get_value_bigint_uint64(env, argv[1], &address, &lossless);
+  napi_get_value_int64(env, argv[2], &bytes);
+  napi_get_value_int64(env, argv[3], &alignment);
+  h->handler->free(h->handler->ctx, reinterpret_cast<void*>(address), static_cast<size_t>(bytes),
+                   static_cast<size_t>(alignment));
+  return nullptr;
+}
+
+// fallbackOnce(nativeHandle, name): makes a fallback of its own on this thread (a 0-byte limit
+// in front of a pageable leaf, so every allocation falls back), named `name`, allocates and
+// frees once through it, and releases it all: its names are gone afterwards.
+napi_value FallbackOnce(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  const pinpool_native_handle* h = handle_arg(env, info, 2, argv);
+  if (!h) return fail(env, "fallbackOnce(handle, name): not a pinpool native handle");
+  char name[200];
+  size_t length = 0;
+  napi_get_value_string_utf8(env, argv[1], name, sizeof name, &length);
+  const pinpool_api* api = h->api;
+  pinpool_leaf_options leaf_options{};
+  leaf_options.struct_size = sizeof leaf_options;
+  leaf_options.kind = PINPOOL_LEAF_PAGEABLE;
+  leaf_options.name = name;
+  pinpool_handler *leaf = nullptr, *capped = nullptr, *fallback = nullptr;
+  if (api->create_leaf(&leaf_options, &leaf) != PINPOOL_OK) return fail(env, "create_leaf failed");
+  pinpool_limit_options limit_options{};
+  limit_options.struct_size = sizeof limit_options;
+  limit_options.name = name;
+  limit_options.max_bytes = 0;
+  pinpool_fallback_options fallback_options{};
+  fallback_options.struct_size = sizeof fallback_options;
+  fallback_options.name = name;
+  fallback_options.max_bytes = UINT64_MAX;
+  int32_t rc = api->create_limit(leaf, &limit_options, &capped);
+  if (rc == PINPOOL_OK) rc = api->create_fallback(capped, leaf, &fallback_options, &fallback);
+  if (rc == PINPOOL_OK) {
+    void* p = fallback->alloc(fallback->ctx, 64, 64, nullptr);
+    if (p) fallback->free(fallback->ctx, p, 64, 64);
+  }
+  if (fallback) fallback->release(fallback);
+  if (capped) capped->release(capped);
+  leaf->release(leaf);
+  if (rc != PINPOOL_OK) return fail(env, "create_limit or create_fallback failed");
+  return nullptr;
+}
+
 // isHandle(value) -> whether pinpool_unwrap_native_handle() accepts it.
 napi_value IsHandle(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -190,6 +246,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"exchange", nullptr, Exchange, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"ownChain", nullptr, OwnChain, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"isHandle", nullptr, IsHandle, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"freeBlock", nullptr, FreeBlock, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"fallbackOnce", nullptr, FallbackOnce, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   return exports;
