@@ -30,8 +30,8 @@
  *   - `free(ctx, NULL, ...)` does nothing, as free(NULL) in C.
  *   - `free` of a pointer the handler did not hand out (or not from its start), of a block it
  *     already took back, of a block it handed to JavaScript (a HostBuffer's memory, held until
- *     JavaScript frees it), or with a size or alignment that does not match the allocation's, is
- *     refused: nothing is freed, a live block stays live and untouched, and the handler counts
+ *     JavaScript frees it) or to one of pinpool's adaptors (a pool's slab, a fallback's block),
+ *     or with a size or alignment that does not match the allocation's, is refused: nothing is freed, a live block stays live and untouched, and the handler counts
  *     the call as an invalid free. (A pool compares size classes, so a size in the block's own
  *     class passes; leaves compare size and alignment exactly.) `free` returns nothing: the
  *     count is where a refusal shows, as `invalidFrees` in the JavaScript statistics and

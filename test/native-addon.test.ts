@@ -4,7 +4,7 @@
 import diagnostics_channel from 'node:diagnostics_channel';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { collectMetrics, createController, info, locked, pageable, pool, type PinpoolNativeHandle } from 'pinpool';
+import { collectMetrics, createController, fallback, info, locked, pageable, pool, type PinpoolNativeHandle } from 'pinpool';
 
 import { binding } from '../dist/src/native.js';
 
@@ -73,6 +73,21 @@ describe('a native addon on the C API', () => {
       buf.free(); // JavaScript's own free still works, and counts once
       expect(h.stats()).toMatchObject({ invalidFrees: 1, frees: 2, allocations: { current: 0 } });
     }
+  });
+
+  it("a block an adaptor took from its upstream is not the addon's to free through the upstream", () => {
+    const leaf = pageable({ name: 'under-fallback' });
+    const f = fallback(leaf, pageable(), { name: 'over-leaf' });
+    const buf = f.alloc(4096); // the leaf's block, held by the fallback (and by JavaScript)
+    buf.bytes.fill(9);
+    addon.freeBlock(leaf.nativeHandle(), buf.address, 4096, 64);
+    expect(leaf.stats()).toMatchObject({ invalidFrees: 1, frees: 0, allocations: { current: 1 } });
+    const other = leaf.alloc(4096);
+    expect(other.address).not.toBe(buf.address);
+    expect(buf.bytes.every((b) => b === 9)).toBe(true);
+    other.free();
+    buf.free();
+    expect(leaf.stats()).toMatchObject({ invalidFrees: 1, frees: 2, allocations: { current: 0 } });
   });
 
   it("an addon's fallback hops on this thread never show as a later JavaScript allocation's", () => {

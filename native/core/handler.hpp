@@ -185,10 +185,16 @@ class Handler {
 
 // Calls into any ABI handler, ours or foreign. Ours never throw; a foreign one written in C++
 // might, and what it throws stops here: an adaptor never unwinds half-way through its
-// bookkeeping.
+// bookkeeping. A block one of ours gives an adaptor is held (Handler::hold) until the adaptor
+// gives it back: another addon's free of it through the upstream's C struct is refused.
 inline void* upstream_alloc(pinpool_handler* h, size_t bytes, size_t alignment,
                             pinpool_alloc_info* info) noexcept {
   try {
+    if (Handler* ours = Handler::from_abi(h)) {
+      void* p = ours->allocate(bytes, alignment, info);
+      if (p) ours->hold(p);
+      return p;
+    }
     return h->alloc(h->ctx, bytes, alignment, info);
   } catch (const std::bad_alloc&) {
     *info = pinpool_alloc_info{};
@@ -204,7 +210,7 @@ inline void* upstream_alloc(pinpool_handler* h, size_t bytes, size_t alignment,
 // throws.
 inline bool upstream_free(pinpool_handler* h, void* ptr, size_t bytes, size_t alignment) noexcept {
   try {
-    if (Handler* ours = Handler::from_abi(h)) return ours->deallocate(ptr, bytes, alignment);
+    if (Handler* ours = Handler::from_abi(h)) return ours->deallocate(ptr, bytes, alignment, false, {}, /*held=*/true);
     h->free(h->ctx, ptr, bytes, alignment);
     return true;
   } catch (...) {
