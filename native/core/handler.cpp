@@ -293,7 +293,7 @@ void Handler::unhold(const void* ptr) {
 bool Handler::is_held(const void* ptr) const {
   if (held_count_.load(std::memory_order_relaxed) == 0) return false;
   std::lock_guard<SpinLock> lock(held_lock_);
-  return held_.count(ptr) != 0;
+  return held_.contains(ptr);
 }
 
 bool Handler::checked_deallocate(void* ptr, size_t bytes, size_t alignment) noexcept {

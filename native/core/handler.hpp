@@ -14,11 +14,11 @@
 #include <cstddef>
 #include <new>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "../../include/pinpool.h"
 #include "fence.hpp"
+#include "held_blocks.hpp"
 #include "spin_lock.hpp"
 #include "stats.hpp"
 #include "thread_caches.hpp"
@@ -175,7 +175,7 @@ class Handler {
   std::atomic<size_t> thread_cache_count_{0};  // thread_caches_.size(), readable without the lock
 
   mutable SpinLock held_lock_;                 // guards held_
-  std::unordered_set<const void*> held_;       // blocks JavaScript reaches (hold())
+  HeldBlocks held_;                            // blocks pinpool's own code holds (hold())
   std::atomic<size_t> held_count_{0};          // held_.size(), readable without the lock
 
   SpinLock deferred_lock_;                     // guards deferred_

@@ -16,12 +16,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <random>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "../../include/pinpool.h"
 #include "../../native/core/asan.hpp"
 #include "../../native/core/block_registry.hpp"
+#include "../../native/core/held_blocks.hpp"
 #include "../../native/core/leases.hpp"
 #include "../../native/handlers/fallback_adaptor.hpp"
 #include "../../native/handlers/limit_adaptor.hpp"
@@ -372,6 +375,27 @@ void test_fallback() {
   CHECK(a.refs == 1 && b.refs == 1);
 }
 
+// HeldBlocks (Handler::hold) against std::unordered_set: random inserts, erases and lookups
+// over address ranges from dense (long probe runs, wrapping deletions) to sparse.
+void test_held_blocks() {
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 20; round++) {
+    pinpool::HeldBlocks held;
+    std::unordered_set<const void*> model;
+    const uint64_t range = 1 + (round * 151) % 3000;
+    for (int i = 0; i < 50000; i++) {
+      const void* p = reinterpret_cast<const void*>((1 + rng() % range) * 64);
+      switch (rng() % 3) {
+        case 0: held.insert(p); model.insert(p); break;
+        case 1: held.erase(p); model.erase(p); break;
+        default: CHECK(held.contains(p) == (model.count(p) != 0));
+      }
+      CHECK(held.size() == model.size());
+    }
+    for (const void* p : model) CHECK(held.contains(p));
+  }
+}
+
 void test_limit() {
   Counting up("up");
   auto* lim = new LimitAdaptor("limit", &up.abi, 1000);
@@ -612,6 +636,7 @@ int main() {
   test_pool_poisoning();
   test_fallback();
   test_limit();
+  test_held_blocks();
   test_deferred_frees();
   test_leases_and_registry();
   test_death();  // forks: before any thread is started
