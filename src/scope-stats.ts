@@ -2,9 +2,8 @@
  * Per-scope allocation accounting: a named scope's running counts (ScopeAccount, what the
  * metrics report per scope), and `controller.measure()`'s frames.
  *
- * A measure frame A frame counts what its scope
- * allocates; a nested frame folds into its parent when it ends, the way RMM's statistics stack
- * does: peak = max(parent peak, parent current + child peak).
+ * A measure frame counts what its scope allocates; a nested frame folds into its parent when it
+ * ends, the way RMM's statistics stack does: peak = max(parent peak, parent current + child peak).
  *
  * The allocation path asks for the current frame only while some measure is running anywhere
  * (`measuring > 0`), so unmeasured programs pay one integer comparison.
@@ -22,7 +21,10 @@ export interface ScopeCounter {
 const sharedByteLength = Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'byteLength')!.get!;
 const AWAY_BYTES = 16; // [bytes, buffers], as two 64-bit integers
 
-/** True for a SharedArrayBuffer a ScopeAccount made to be freed into (its size, at least). */
+/**
+ * True for a SharedArrayBuffer of a ScopeAccount's cell size. Any such buffer passes (a brand
+ * cannot survive postMessage's clone): a forged one only takes the forger's own counts.
+ */
 export function isAwayCell(value: unknown): value is SharedArrayBuffer {
   try {
     return (sharedByteLength.call(value) as number) === AWAY_BYTES;
