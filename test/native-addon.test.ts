@@ -75,6 +75,24 @@ describe('a native addon on the C API', () => {
     }
   });
 
+  it('nor is a block waiting in a thread cache, or a slab view\'s block', () => {
+    for (const h of [pool(pageable(), { name: 'cached-pool' }), pool(pageable(), { name: 'slab-pool', slabViews: true })]) {
+      const buf = h.alloc(4096);
+      const address = buf.address;
+      buf.free(); // waits in this thread's cache (where transfer() or slab views allow), still held
+      addon.freeBlock(h.nativeHandle(), address, 4096, 64);
+      expect(h.stats()).toMatchObject({ invalidFrees: 1, frees: 1, allocations: { current: 0 } });
+      const again = h.alloc(4096);
+      again.bytes.fill(3);
+      const other = h.alloc(4096); // the refused block was not given out twice
+      expect(other.address).not.toBe(again.address);
+      other.free();
+      again.free();
+      h.trim();
+      expect(h.stats()).toMatchObject({ invalidFrees: 1, frees: 3, allocations: { current: 0 } });
+    }
+  });
+
   it("a block an adaptor took from its upstream is not the addon's to free through the upstream", () => {
     const leaf = pageable({ name: 'under-fallback' });
     const f = fallback(leaf, pageable(), { name: 'over-leaf' });
