@@ -221,6 +221,8 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
   perHandler('gc_released_bytes_total', 'Bytes returned by the garbage-collection backstop instead of free(): leaks.', 'counter', (r) => r.stats.releasedByGcBytes);
   perHandler('gc_released_total', 'Buffers returned by the garbage-collection backstop instead of free(): leaks.', 'counter', (r) => r.stats.releasedByGc);
   perHandler('invalid_frees_total', 'Frees the handler refused (a block it did not hand out, a second free, a wrong size or alignment): misuse of the C ABI.', 'counter', (r) => r.stats.invalidFrees);
+  perHandler('orphaned_bytes', 'Bytes kept out of use for good: an ArrayBuffer over them left a thread that then ended (hand buffers over with transfer() and adopt() instead).', 'gauge', (r) => r.stats.orphanedBytes, undefined, 'sum');
+  perHandler('orphaned_blocks', 'Blocks (a slab counts once) kept out of use for good, as orphaned_bytes counts them.', 'gauge', (r) => r.stats.orphanedBlocks, undefined, 'sum');
   perHandler('upstream_seconds_total', 'Seconds a pool spent in calls to its upstream.', 'counter', (r) => r.stats.upstreamSeconds, 'pool');
   define('upstream_calls_total', 'Calls a pool made to its upstream, by operation (alloc or free).', 'counter', () =>
     read()

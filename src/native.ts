@@ -46,6 +46,8 @@ export interface NativeBinding {
   transferProbe(): [probe: ArrayBuffer];
   leaseFlag(): Int32Array;
   isProbe(value: unknown): boolean;
+  setBufferMoves(transfer: (() => ArrayBuffer) | undefined, isMainThread: boolean): void;
+  track(slot: number, address: number, buffer: ArrayBuffer): void;
   /** The process's registry (native/capsule/registry.hpp); publishes this copy's when first. */
   publish(version: string, entry: string): NativeRegistry;
   /** A pinpool_native_handle for other addons (include/pinpool.h), tagged PINPOOL_NATIVE_HANDLE_TAG. */

@@ -39,6 +39,14 @@ export interface HandlerStats {
    * ABI is the usual cause (JavaScript's own double frees stop at ERR_PINPOOL_DOUBLE_FREE).
    */
   invalidFrees: number;
+  /**
+   * Bytes (and blocks) kept out of use for good: an ArrayBuffer over them was moved to another
+   * thread (`transfer()`, then postMessage; Node 22 and later), and the thread that allocated
+   * them ended while it might still live. Never reused, never given back; a slab counts once.
+   * Hand buffers between threads with `buf.transfer()` and `adopt()` instead.
+   */
+  orphanedBytes: number;
+  orphanedBlocks: number;
   /** Failed allocations by reason ('out-of-memory', 'mlock', 'limit', 'no-cuda' ...). */
   failures: Record<string, number>;
   /** Fallbacks: moves to the secondary handler by reason ('size', 'unavailable', 'out-of-memory'). */
@@ -85,6 +93,8 @@ export function readStats(handle: NativeHandle): HandlerStats {
     releasedByGc: v('releasedByGc'),
     releasedByGcBytes: v('releasedByGcBytes'),
     invalidFrees: v('invalidFrees'),
+    orphanedBytes: v('orphanedBytes'),
+    orphanedBlocks: v('orphanedBlocks'),
     failures,
     fallbacks,
   };

@@ -10,6 +10,8 @@
  * instead, and the block then waits until that buffer is collected. Node 20 has no transfer();
  * there native code detaches the buffer (Node 20 has no detach keys either).
  */
+import { isMainThread } from 'node:worker_threads';
+
 import { binding } from './native.js';
 
 const [probe] = binding.transferProbe();
@@ -19,8 +21,8 @@ const [probe] = binding.transferProbe();
  * again, so that code patching the prototype later cannot hand pinpool a foreign buffer.
  * Undefined on Node 20, or where it copies rather than moves an external buffer's memory.
  */
+const transfer = (ArrayBuffer.prototype as { transfer?: () => ArrayBuffer }).transfer;
 export const transferBuffer: ((buffer: ArrayBuffer) => ArrayBuffer) | undefined = (() => {
-  const transfer = (ArrayBuffer.prototype as { transfer?: () => ArrayBuffer }).transfer;
   if (typeof transfer !== 'function') return undefined;
   const call = Function.prototype.call.bind(transfer) as (buffer: ArrayBuffer) => ArrayBuffer;
   try {
@@ -34,6 +36,19 @@ export const transferBuffer: ((buffer: ArrayBuffer) => ArrayBuffer) | undefined 
 
 /** True when a freed block's own ArrayBuffer can be moved, and so kept (Node 22 and later). */
 export const movesBuffers = transferBuffer !== undefined;
+
+/**
+ * True in a worker where buffers move: an ArrayBuffer pinpool hands out may be posted to another
+ * thread and outlive this one, so native code watches each one it hands out (a weak reference),
+ * to tell at this thread's end a buffer still here from one that left
+ * (native/binding/buffer_lifetime.hpp). A thread cache hands out buffers without native code,
+ * so it names each to native code as it keeps it (`binding.track`).
+ */
+export const watchesBuffers = movesBuffers && !isMainThread;
+
+// Native code hands out a moved buffer, never the external one Node's end-of-thread clean-up
+// detaches (and, on Node 24 and later, aborts on when the user marked it untransferable).
+binding.setBufferMoves(movesBuffers ? transfer : undefined, isMainThread);
 
 /**
  * What native free() or transfer() should be given for `buffer`, a block's ArrayBuffer as the

@@ -21,7 +21,7 @@
  */
 import type { Block } from './host-buffer.js';
 import { binding, constants, type NativeHandle, type NativeThreadCache } from './native.js';
-import { transferBuffer } from './take-back.js';
+import { transferBuffer, watchesBuffers } from './take-back.js';
 
 export { movesBuffers } from './take-back.js';
 
@@ -142,6 +142,7 @@ export class ThreadCache {
       } catch {
         return false;
       }
+      if (watchesBuffers) binding.track(block.slot, block.address, block.spare);
     }
     const position = this.#positions.pop()!;
     block.position = position;

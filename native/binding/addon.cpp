@@ -90,9 +90,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
         if (ending->scratch) napi_delete_reference(env, ending->scratch);
         if (ending->error_class) napi_delete_reference(env, ending->error_class);
         if (ending->last_error) napi_delete_reference(env, ending->last_error);
+        if (ending->transfer) napi_delete_reference(env, ending->transfer);
         delete ending;
       },
       nullptr);
+  // Before Node-API's own clean-up, which deletes every reference (the instance data's
+  // finalizer runs after that): Instance::end reads the weak references it watches.
+  napi_add_env_cleanup_hook(
+      env, [](void* arg) { static_cast<Instance*>(arg)->end(static_cast<Instance*>(arg)->env); }, inst);
+  inst->env = env;
   for (auto [name, fn] : {std::pair{"alloc", HotAlloc}, std::pair{"free", HotFree},
                           std::pair{"transfer", Transfer}, std::pair{"adopt", Adopt},
                           std::pair{"takeError", TakeError}, std::pair{"constants", Constants},

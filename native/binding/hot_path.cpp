@@ -13,6 +13,7 @@
 #include "../core/hop_log.hpp"
 #include "../core/transfers.hpp"
 #include "boundary.hpp"
+#include "buffer_lifetime.hpp"
 #include "instance.hpp"
 #include "thread_cache.hpp"
 
@@ -21,24 +22,33 @@ namespace {
 
 
 
-// The external ArrayBuffer's finalizer: its backing store is gone, so no ArrayBuffer (the
-// first, or one that transfer() moved the memory into) reaches the block any more.
-void view_gone(napi_env, void*, void* hint) {
+// The external ArrayBuffer's finalizer. While the environment runs, its backing store is gone,
+// so no ArrayBuffer (the first, or one that transfer() moved the memory into, in any thread)
+// reaches the block any more. Once it is ending, Node calls it whatever became of the memory:
+// where buffers can move, that proves nothing, and the lease is abandoned (buffer_lifetime.hpp).
+void view_gone(napi_env env, void*, void* hint) {
   auto* view = static_cast<Fence*>(hint);
-  view->signal();
+  if (buffers_move() && !can_run_js(env))
+    view->abandon();
+  else
+    view->signal();
   view->release();
 }
 
-// An ArrayBuffer over a block, and its lease (a fence with one reference for the caller).
-bool make_view(napi_env env, void* ptr, size_t bytes, Fence** view, napi_value* out) {
+// An ArrayBuffer over a block for JavaScript (hand_out()), its lease (a fence with one
+// reference for the caller) and, in a worker, a weak reference to it.
+bool make_view(napi_env env, Instance* inst, void* ptr, size_t bytes, Fence** view, napi_ref* watch,
+               napi_value* out) {
   if (bytes == 0) return napi_create_arraybuffer(env, 0, nullptr, out) == napi_ok;
   Fence* fence = Fence::create();  // this reference is the finalizer's
-  if (napi_create_external_arraybuffer(env, ptr, bytes, view_gone, fence, out) != napi_ok) {
+  napi_value made;
+  if (napi_create_external_arraybuffer(env, ptr, bytes, view_gone, fence, &made) != napi_ok) {
     fence->release();
     return false;
   }
   fence->retain();
   *view = fence;
+  *out = hand_out(env, inst, made, watch);
   return true;
 }
 
@@ -109,7 +119,7 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
   LiveBlock block{nullptr, h, bytes, alignment, result.served_by, nullptr, {}};
   napi_value value = nullptr;  // undefined
   const bool make_buffer = view == kBuffer || (view == kSlabOrBuffer && !result.region);
-  if (make_buffer && !make_view(env, p, bytes, &block.view, &value)) {
+  if (make_buffer && !make_view(env, inst, p, bytes, &block.view, &block.watch, &value)) {
     // Out of JavaScript heap, or external buffers are refused (a sandboxed runtime): give the
     // block back rather than lose it.
     h->deallocate(p, bytes, alignment);
@@ -172,7 +182,7 @@ napi_value HotFree(napi_env env, napi_callback_info info) {
   if (!take_back_view(env, argv[1], *block, by_gc, leases))
     return throw_error(env, code::kInvalidArgument, "free: the buffer cannot be detached");
   block->handler->deallocate(block->ptr, block->bytes, block->alignment, by_gc, std::move(leases), /*held=*/true);
-  inst->live.remove(block);
+  inst->live.remove(env, block);
   return nullptr;
 }
 
@@ -196,7 +206,7 @@ napi_value Transfer(napi_env env, napi_callback_info info) {
   parcel.bytes = block->bytes;
   parcel.alignment = block->alignment;
   parcel.served_by = block->served_by;
-  inst->live.remove(block);
+  inst->live.remove(env, block);
   std::string key = transfers::park(std::move(parcel));
   napi_value result, key_value, process_value;
   napi_create_array_with_length(env, 2, &result);
@@ -226,7 +236,7 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   LiveBlock block{p.ptr, p.handler, p.bytes, p.alignment, p.served_by, nullptr, {}};
   block.inherited = std::move(p.leases);
   napi_value buffer;
-  if (!make_view(env, p.ptr, p.bytes, &block.view, &buffer)) {
+  if (!make_view(env, inst, p.ptr, p.bytes, &block.view, &block.watch, &buffer)) {
     p.handler->deallocate(p.ptr, p.bytes, p.alignment, false, std::move(block.inherited), /*held=*/true);
     p.handler->release();
     return throw_error(env, code::kOutOfMemory, "adopt: no ArrayBuffer could be made for the block");
@@ -264,17 +274,33 @@ Handler* Instance::handler(napi_env env, napi_value value) {
   return h;
 }
 
-Instance::~Instance() {
-  // Thread caches first: the blocks they hold go back as cached blocks, not as collected ones.
-  while (!caches.empty()) caches.back()->drop(/*ending=*/true);
+void Instance::end(napi_env env) {
+  if (ended) return;
+  ended = true;
+  napi_handle_scope scope;  // a clean-up hook runs outside any
+  const bool scoped = napi_open_handle_scope(env, &scope) == napi_ok;
+  // Thread caches first: the blocks they hold go back as cached blocks, not as collected ones
+  // (their ArrayBuffers were never handed out).
+  while (!caches.empty()) caches.back()->drop(env, /*ending=*/true);
   // The environment's JavaScript will never run again, so no ArrayBuffer of it can reach a
-  // block any more; a copy still in flight holds its own lease (Handler::deallocate).
-  live.each([](LiveBlock& block) {
+  // block any more; a copy still in flight holds its own lease (Handler::deallocate). One that
+  // left the thread may: its block waits on a lease that never ends.
+  live.each([&](LiveBlock& block) {
+    FenceSet leases = std::move(block.inherited);
+    if (left_thread(env, block)) {
+      Fence* gone = Fence::create();
+      gone->abandon();
+      leases.adopt({gone});
+    }
     block.handler->deallocate(block.ptr, block.bytes, block.alignment, /*by_gc=*/true,
-                              std::move(block.inherited), /*held=*/true);
-    if (block.view) block.view->release();
-    block.handler->release();
+                              std::move(leases), /*held=*/true);
+    live.remove(env, &block);
   });
+  end_slab_views(env, this);
+  if (scoped) napi_close_handle_scope(env, scope);
+}
+
+Instance::~Instance() {
   for (Handler* h : known)
     if (h) h->release();
 }

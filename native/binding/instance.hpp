@@ -4,6 +4,7 @@
 #include <node_api.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "../core/fence.hpp"
@@ -24,6 +25,8 @@ struct LiveBlock {
                                         // more (the external ArrayBuffer's finalizer); holds a
                                         // reference; null for a slab view or an empty block
   FenceSet inherited;                   // leases it came with (from the thread it left)
+  napi_ref watch = nullptr;             // a worker's weak reference to the ArrayBuffer
+                                        // JavaScript was handed (buffer_lifetime.hpp)
 };
 
 // The live blocks by slot: alloc() tells JavaScript the slot (in scratch), free() and
@@ -47,6 +50,12 @@ class LiveTable {
     LiveBlock& b = blocks_[static_cast<size_t>(slot)];
     return b.ptr && b.ptr == ptr && b.handler == handler ? &b : nullptr;
   }
+  // The block in `slot` if it is `ptr`, whoever's, else nullptr.
+  LiveBlock* find(double slot, const void* ptr) {
+    if (!(slot >= 0 && slot < static_cast<double>(blocks_.size()))) return nullptr;
+    LiveBlock& b = blocks_[static_cast<size_t>(slot)];
+    return b.ptr && b.ptr == ptr ? &b : nullptr;
+  }
   // The block in `slot` if it is one of `handler`'s, else nullptr.
   LiveBlock* at(double slot, const Handler* handler) {
     if (!(slot >= 0 && slot < static_cast<double>(blocks_.size()))) return nullptr;
@@ -54,7 +63,8 @@ class LiveTable {
     return b.ptr && b.handler == handler ? &b : nullptr;
   }
   // Empties the slot of `block` (found by find()), releasing its references.
-  void remove(LiveBlock* block) {
+  void remove(napi_env env, LiveBlock* block) {
+    if (block->watch) napi_delete_reference(env, block->watch);
     if (block->view) block->view->release();
     block->handler->release();
     *block = LiveBlock{};
@@ -72,14 +82,28 @@ class LiveTable {
 };
 
 struct ThreadCache;
+struct RegionPin;
+
+// A worker's view of a slab (slab_views.cpp), watched like a block's ArrayBuffer.
+struct SlabViewRecord {
+  napi_ref watch = nullptr;     // weak reference to the slab's ArrayBuffer as handed out
+  std::weak_ptr<RegionPin> pin;  // the view's pin, while anything holds it
+};
 
 struct Instance {
+  napi_env env = nullptr;            // the environment it belongs to
   double* slots = nullptr;           // the scratch report array's storage (hot_path.hpp Slot)
   napi_ref scratch = nullptr;        // the Float64Array over `slots`
   napi_ref error_class = nullptr;    // PinpoolError, from setErrorClass()
   napi_ref last_error = nullptr;     // why the last alloc() failed, for takeError()
   LiveTable live;                    // blocks owned here
   std::vector<ThreadCache*> caches;  // thread caches made here and not yet dropped
+  napi_ref transfer = nullptr;       // ArrayBuffer.prototype.transfer where buffers move
+  bool watches_buffers = false;      // a worker where buffers move (buffer_lifetime.hpp)
+  bool ended = false;                // end() ran
+  std::vector<SlabViewRecord> slab_views;  // a worker's slab views, watched
+  std::vector<void*> ending_pins;    // slab views' pins whose finalizers ran as the
+                                     // environment ended, decided by end() (slab_views.cpp)
 
   // Handlers whose externals passed the type-tag check lately, each holding a reference (so
   // none of these addresses can belong to anything else meanwhile). alloc() and free() accept
@@ -91,10 +115,17 @@ struct Instance {
   // The handler behind `value` if it is a handler's external, else nullptr.
   Handler* handler(napi_env env, napi_value value);
 
-  // The environment is ending: every block it owned goes back to its handler, each after the
-  // leases on its memory (a copy still in flight) are over.
+  // The environment is ending (a clean-up hook, while Node-API references still work): its
+  // thread caches give their blocks back; every block it owned goes back to its handler, each
+  // after the leases on its memory (a copy still in flight) are over, except a block whose
+  // ArrayBuffer may have left the thread, which is orphaned; the same for its slab views.
+  void end(napi_env env);
   ~Instance();
 };
+
+// At the end of `inst`'s environment: its slab views' pins go, except those whose view may
+// have left the thread, which are orphaned (slab_views.cpp).
+void end_slab_views(napi_env env, Instance* inst);
 
 // This environment's Instance (napi_get_instance_data).
 Instance* instance(napi_env env);

@@ -3,18 +3,25 @@
 #include <memory>
 
 #include "../handlers/pool_adaptor.hpp"
+#include "buffer_lifetime.hpp"
 #include "calls.hpp"
+#include "instance.hpp"
 
 namespace pinpool::binding {
 namespace {
 
+}  // namespace
+
 // One JavaScript view of a slab: it pins the slab (so trim() keeps it mapped) and holds the
-// pool. Unpinned by releaseRegion(), or when both the view and its handle are collected.
+// pool. Unpinned by releaseRegion(), or when both the view and its handle are collected;
+// orphaned when the view may have left a thread that ended (buffer_lifetime.hpp).
 struct RegionPin {
   PoolAdaptor* pool;  // holds a reference
   void* region;
+  size_t bytes;       // the slab's size
   std::atomic<bool> pinned{true};
-  RegionPin(PoolAdaptor* p, void* r) : pool(p), region(r) { pool->retain(); }
+  std::atomic<bool> view_dead{false};  // the view's finalizer ran while its thread ran
+  RegionPin(PoolAdaptor* p, void* r, size_t b) : pool(p), region(r), bytes(b) { pool->retain(); }
   ~RegionPin() {
     unpin();
     pool->release();
@@ -22,8 +29,34 @@ struct RegionPin {
   void unpin() {
     if (pinned.exchange(false)) pool->unpin_region(region);
   }
+  // The slab stays pinned for good, and the pool with it (its reference is never given back):
+  // an ArrayBuffer over the slab may live on in another thread.
+  void orphan() {
+    if (!pinned.exchange(false)) return;
+    pool->retain();
+    pool->count_orphaned(bytes);
+  }
 };
+
+namespace {
+
 using RegionPinRef = std::shared_ptr<RegionPin>;
+
+// The view's finalizer. While its thread runs, no ArrayBuffer over the slab is left; once the
+// thread is ending that is not known, and Instance::end decides (end_slab_views).
+void view_finalized(napi_env env, void*, void* hint) {
+  auto* ref = static_cast<RegionPinRef*>(hint);
+  if (buffers_move() && !can_run_js(env)) {
+    Instance* inst = instance(env);
+    if (inst && !inst->ended) {
+      inst->ending_pins.push_back(ref);
+      return;
+    }
+  } else {
+    (*ref)->view_dead = true;
+  }
+  delete ref;
+}
 
 // regionView(pool, regionAddress, regionBytes) -> [ArrayBuffer over a pinned slab, pin] or null
 // when the pool has no slab of that size there. The view's size is the slab's own.
@@ -38,12 +71,33 @@ Napi::Value RegionView(const Napi::CallbackInfo& info) {
     pool->unpin_region(address_of(region));
     return env.Null();
   }
-  auto pin = std::make_shared<RegionPin>(pool, address_of(region));
-  auto drop = [](Napi::Env, void*, RegionPinRef* ref) { delete ref; };
-  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, address_of(region), slab_bytes,
-                                                drop, new RegionPinRef(pin));
+  auto pin = std::make_shared<RegionPin>(pool, address_of(region), slab_bytes);
+  napi_value made;
+  auto* view_ref = new RegionPinRef(pin);
+  if (napi_create_external_arraybuffer(env, address_of(region), slab_bytes, view_finalized, view_ref, &made) != napi_ok) {
+    delete view_ref;
+    throw_error(env, code::kOutOfMemory, "regionView: no ArrayBuffer could be made");
+    return env.Undefined();
+  }
+  Instance* inst = instance(env);
+  SlabViewRecord record;
+  napi_value view = hand_out(env, inst, made, &record.watch);
+  if (record.watch) {
+    // Forget the views whose pins are gone, then watch this one.
+    auto& views = inst->slab_views;
+    for (auto it = views.begin(); it != views.end();) {
+      if (it->pin.expired()) {
+        napi_delete_reference(env, it->watch);
+        it = views.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    record.pin = pin;
+    views.push_back(record);
+  }
   Napi::Array result = Napi::Array::New(env, 2);
-  result.Set(0u, ab);
+  result.Set(0u, Napi::Value(env, view));
   result.Set(1u, Napi::Value(env, wrap_tagged(env, new RegionPinRef(pin), Tag::RegionPin,
                                                [](napi_env, void* ref, void*) {
                                                  delete static_cast<RegionPinRef*>(ref);
@@ -65,6 +119,17 @@ Napi::Value ReleaseRegion(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+void end_slab_views(napi_env env, Instance* inst) {
+  for (SlabViewRecord& r : inst->slab_views) {
+    if (RegionPinRef pin = r.pin.lock())
+      if (pin->pinned && view_left_thread(env, r.watch, pin->view_dead)) pin->orphan();
+    napi_delete_reference(env, r.watch);
+  }
+  inst->slab_views.clear();
+  for (void* ref : inst->ending_pins) delete static_cast<RegionPinRef*>(ref);
+  inst->ending_pins.clear();
+}
 
 void InitSlabViews(Napi::Env env, Napi::Object exports) {
   exports.Set("regionView", Napi::Function::New(env, RegionView, "regionView"));

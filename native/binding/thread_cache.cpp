@@ -4,6 +4,7 @@
 
 #include "../core/leases.hpp"
 #include "boundary.hpp"
+#include "buffer_lifetime.hpp"
 #include "hot_path.hpp"
 #include "instance.hpp"
 
@@ -11,7 +12,7 @@ namespace pinpool::binding {
 
 namespace tc = thread_caches;
 
-void ThreadCache::drop(bool ending) {
+void ThreadCache::drop(napi_env env, bool ending) {
   if (!instance) return;
   Instance* inst = instance;
   instance = nullptr;
@@ -27,7 +28,7 @@ void ThreadCache::drop(bool ending) {
     // block waits for its finalizer. Once the environment ends, nothing can reach it.
     if (!ending && block->view) leases.add(block->view);
     handler->deallocate(block->ptr, block->bytes, block->alignment, false, std::move(leases), /*held=*/true);
-    inst->live.remove(block);
+    inst->live.remove(env, block);
   }
   release();  // the instance's reference
 }
@@ -76,13 +77,13 @@ napi_value NewThreadCache(napi_env env, napi_callback_info info) {
   napi_value buffer, cells, handle;
   auto release = [](napi_env, void* data, void* hint) { static_cast<ThreadCache*>(hint ? hint : data)->release(); };
   if (napi_create_external_arraybuffer(env, cache->cells, sizeof cache->cells, release, cache, &buffer) != napi_ok) {
-    cache->drop(false);
+    cache->drop(env, false);
     return throw_error(env, code::kOutOfMemory, "threadCache: no ArrayBuffer could be made");
   }
   cache->refs++;
   napi_create_typedarray(env, napi_float64_array, std::size(cache->cells), buffer, 0, &cells);
   // JavaScript drops the cache (dropCache) once the Handler wrapper holding it is collected;
-  // an environment that ends drops its caches itself (~Instance).
+  // an environment that ends drops its caches itself (Instance::end).
   handle = wrap_tagged(env, cache, Tag::ThreadCache, [](napi_env, void* data, void*) {
     static_cast<ThreadCache*>(data)->release();
   });
@@ -101,7 +102,7 @@ napi_value DropCache(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   Instance* inst = instance_of(env, info, &argc, argv);
   ThreadCache* cache = argc >= 1 ? cache_arg(env, argv[0], inst) : nullptr;
-  if (cache) cache->drop(false);
+  if (cache) cache->drop(env, false);
   return nullptr;
 }
 
@@ -175,7 +176,8 @@ napi_value IsProbe(napi_env env, napi_callback_info info) {
 void InitThreadCache(napi_env env, napi_value exports, Instance* inst) {
   for (auto [name, fn] : {std::pair{"threadCache", NewThreadCache}, std::pair{"dropCache", DropCache},
                           std::pair{"notePeak", NotePeak}, std::pair{"leased", Leased},
-                          std::pair{"transferProbe", TransferProbe}, std::pair{"leaseFlag", LeaseFlag}, std::pair{"isProbe", IsProbe}}) {
+                          std::pair{"transferProbe", TransferProbe}, std::pair{"leaseFlag", LeaseFlag}, std::pair{"isProbe", IsProbe},
+                          std::pair{"setBufferMoves", SetBufferMoves}, std::pair{"track", Track}}) {
     napi_value f;
     if (napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, inst, &f) == napi_ok)
       napi_set_named_property(env, exports, name, f);

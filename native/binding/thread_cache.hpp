@@ -31,7 +31,7 @@ struct ThreadCache {
 
   // Returns every block the cache holds to the pool and folds its counts in for good.
   // `ending`: the environment is ending, so no ArrayBuffer of it can reach a block any more.
-  void drop(bool ending);
+  void drop(napi_env env, bool ending);
   void release();
 };
 

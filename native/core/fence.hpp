@@ -1,7 +1,13 @@
-// A fence marks the end of one piece of asynchronous GPU work (a copy, a prefetch). A driver
-// thread sets it when the work is done (from a host function queued behind the work), and
-// anyone can read it without a CUDA call: that is what lets a pool decide, under its lock,
-// whether a freed block may be handed out again.
+// A fence marks the end of something a block must wait for: a piece of asynchronous GPU work (a
+// copy, a prefetch; a driver thread sets it from a host function queued behind the work), or
+// the last ArrayBuffer over the block (its finalizer sets it). Anyone can read it without a
+// CUDA call: that is what lets a pool decide, under its lock, whether a freed block may be
+// handed out again.
+//
+// A fence can also be abandoned: the end it stood for can no longer be observed (the thread
+// whose finalizer would have said so ended while an ArrayBuffer over the block lived on in
+// another thread). It then never signals, and the blocks waiting on it are orphaned: never
+// reused, and counted (Handler::orphaned).
 #pragma once
 
 #include <atomic>
@@ -18,10 +24,14 @@ class Fence {
   }
   void signal() { done_.store(true, std::memory_order_release); }
   bool done() const { return done_.load(std::memory_order_acquire); }
+  // Never signals from now on (see the top of this file); a fence already done stays done.
+  void abandon() { abandoned_.store(true, std::memory_order_release); }
+  bool abandoned() const { return !done() && abandoned_.load(std::memory_order_acquire); }
 
  private:
   Fence() = default;
   std::atomic<bool> done_{false};
+  std::atomic<bool> abandoned_{false};
   std::atomic<int> refs_{1};
 };
 
@@ -59,6 +69,12 @@ class FenceSet {
     for (const Fence* f : fences_)
       if (!f->done()) return false;
     return true;
+  }
+  // True when some fence will never signal: the blocks waiting on this set are orphaned.
+  bool any_abandoned() const {
+    for (const Fence* f : fences_)
+      if (f->abandoned()) return true;
+    return false;
   }
 
  private:

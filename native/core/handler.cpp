@@ -100,9 +100,7 @@ Handler* Handler::from_abi(const pinpool_handler* h) {
 
 void Handler::release() {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  // By the reference rules the work behind every fence is done by now; a block whose fence
-  // never signalled (a failed stream) stays leaked rather than freed under the device.
-  reclaim();
+  // No free is waiting (each wait holds a reference): nothing under a lease goes with it.
   abi_.destroy(abi_.ctx);
 }
 
@@ -154,14 +152,42 @@ bool Handler::deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc, 
     after_deallocate(bytes);
     return true;
   }
-  // Checked when it is finished (reclaim()); a refusal then takes these statistics back.
+  // Checked when it is finished (reclaim()); a refusal then takes these statistics back. The
+  // wait holds this handler: were it destroyed meanwhile, it (a pool) would give the block's
+  // memory back upstream while the lease still reaches it.
+  retain();
+  const bool orphan = fences.any_abandoned();
   {
     std::lock_guard<SpinLock> lock(deferred_lock_);
-    deferred_.push_back({ptr, bytes, alignment, std::move(fences), held});
+    (orphan ? orphaned_ : deferred_).push_back({ptr, bytes, alignment, std::move(fences), held});
     deferred_count_.store(deferred_.size(), std::memory_order_relaxed);
   }
   count_free(bytes, by_gc);
+  if (orphan) count_orphaned(bytes);
   return true;
+}
+
+void Handler::settle_orphans() {
+  if (deferred_count_.load(std::memory_order_relaxed) == 0) return;
+  size_t bytes = 0, blocks = 0;
+  {
+    std::lock_guard<SpinLock> lock(deferred_lock_);
+    auto lost = std::stable_partition(deferred_.begin(), deferred_.end(),
+                                      [](const Deferred& d) { return !d.fences.any_abandoned(); });
+    for (auto it = lost; it != deferred_.end(); ++it) {
+      bytes += it->bytes;
+      blocks++;
+      orphaned_.push_back(std::move(*it));
+    }
+    deferred_.erase(lost, deferred_.end());
+    deferred_count_.store(deferred_.size(), std::memory_order_relaxed);
+  }
+  if (blocks) count_orphaned(bytes, blocks);
+}
+
+void Handler::count_orphaned(size_t bytes, size_t blocks) {
+  Stats::bump(stats_.orphanedBytes, bytes);
+  Stats::bump(stats_.orphanedBlocks, blocks);
 }
 
 void Handler::count_free(size_t bytes, bool by_gc) {
@@ -185,6 +211,7 @@ bool Handler::finish(void* ptr, size_t bytes, size_t alignment) {
 }
 
 size_t Handler::reclaim() {
+  settle_orphans();
   std::vector<Deferred> ready;
   {
     std::lock_guard<SpinLock> lock(deferred_lock_);
@@ -206,7 +233,12 @@ size_t Handler::reclaim() {
       stats_.frees.fetch_sub(1, std::memory_order_relaxed);
     }
   }
-  return ready.size();
+  // Last: the waits' references. None can be the last one (the caller holds its own), except
+  // from release(), which reclaims only once no wait is left.
+  const size_t finished = ready.size();
+  ready.clear();
+  for (size_t i = 0; i < finished; i++) release();
+  return finished;
 }
 
 void Handler::add_thread_cache(double* cells) {
@@ -251,6 +283,8 @@ void Handler::ask_thread_caches_to_trim() {
 }
 
 void Handler::read_stats(uint64_t (&out)[kStatCount]) const {
+  // Orphans are counted when they are found; a reader finds the ones a thread's end made.
+  const_cast<Handler*>(this)->settle_orphans();
   auto get = [](const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); };
   const Stats& s = stats_;
 #define PINPOOL_READ_GAUGE(name)                      \

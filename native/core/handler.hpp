@@ -72,6 +72,15 @@ class Handler {
   size_t reclaim();
   // Blocks still waiting for their fences.
   size_t deferred() const { return deferred_count_.load(std::memory_order_relaxed); }
+  // Moves the deferred frees one of whose fences was abandoned (fence.hpp) to the orphans and
+  // counts them (orphanedBytes, orphanedBlocks). An orphan is never finished: some ArrayBuffer
+  // in a thread pinpool cannot watch may still reach it. Orphans, like deferred frees, hold a
+  // reference to this handler, so neither it nor its upstream ever gives their memory back.
+  // reclaim() and the statistics' readers call it.
+  void settle_orphans();
+  // Counts memory a caller keeps out of use for good on this handler's behalf (a slab whose
+  // view left its thread): `blocks` blocks of `bytes` in all.
+  void count_orphaned(size_t bytes, size_t blocks = 1);
 
   // Gives cached memory back upstream; returns the bytes released. Adaptors forward it. The
   // thread caches in front of this handler are asked to give their blocks back too; each does
@@ -178,8 +187,10 @@ class Handler {
   HeldBlocks held_;                            // blocks pinpool's own code holds (hold())
   std::atomic<size_t> held_count_{0};          // held_.size(), readable without the lock
 
-  SpinLock deferred_lock_;                     // guards deferred_
-  std::vector<Deferred> deferred_;             // frees waiting for their fences
+  SpinLock deferred_lock_;                     // guards deferred_ and orphaned_
+  std::vector<Deferred> deferred_;             // frees waiting for their fences; each holds
+                                               // a reference to this handler
+  std::vector<Deferred> orphaned_;             // frees that will never finish (settle_orphans)
   std::atomic<size_t> deferred_count_{0};      // deferred_.size(), readable without the lock
 };
 

@@ -33,7 +33,10 @@ namespace pinpool {
 // Single values that go up and down.
 #define PINPOOL_LEVEL_STATS(X)                                                    \
   X(cachedBytes) /* (pools) bytes held from upstream and free for reuse, in bytes */ \
-  X(capBytes)    /* (limits) the cap on bytes in use, in bytes; fixed when made */
+  X(capBytes)    /* (limits) the cap on bytes in use, in bytes; fixed when made */            \
+  X(orphanedBytes)  /* bytes of blocks kept out of use for good: an ArrayBuffer over them left \
+                       their thread, which ended before that buffer died (Handler::orphaned) */ \
+  X(orphanedBlocks) /* those blocks (a slab counts once) */
 
 // Why an allocation failed or moved on to a fallback. Index into the per-reason arrays; the
 // strings are stable (metric label values, error reasons).

@@ -1,0 +1,95 @@
+#include "buffer_lifetime.hpp"
+
+#include <atomic>
+
+#include "boundary.hpp"
+#include "instance.hpp"
+
+namespace pinpool::binding {
+namespace {
+
+std::atomic<bool> moves{false};
+
+}  // namespace
+
+bool buffers_move() { return moves.load(std::memory_order_relaxed); }
+
+bool can_run_js(napi_env env) {
+  // Node-API refuses calls that may run JavaScript once the environment is ending (they return
+  // napi_pending_exception); asking an object of our own for a property runs none.
+  napi_value object, key;
+  bool has = false;
+  if (napi_create_object(env, &object) != napi_ok || napi_create_string_latin1(env, "x", 1, &key) != napi_ok)
+    return false;
+  return napi_has_own_property(env, object, key, &has) == napi_ok;
+}
+
+napi_value hand_out(napi_env env, Instance* inst, napi_value made, napi_ref* watch) {
+  *watch = nullptr;
+  napi_value out = made;
+  napi_value transfer;
+  if (inst->transfer && napi_get_reference_value(env, inst->transfer, &transfer) == napi_ok && transfer) {
+    napi_value moved;
+    if (napi_call_function(env, made, transfer, 0, nullptr, &moved) == napi_ok) {
+      out = moved;
+    } else {
+      // Cannot happen for a fresh buffer; should it, hand out the first one (a worker then
+      // counts it as gone at its end: orphaned, never risked).
+      napi_value ignored;
+      napi_get_and_clear_last_exception(env, &ignored);
+    }
+  }
+  if (inst->watches_buffers) napi_create_reference(env, out, 0, watch);
+  return out;
+}
+
+bool view_left_thread(napi_env env, napi_ref watch, bool dead) {
+  if (!watch || dead) return false;  // nothing to watch (it never could leave), or it died
+  napi_value value = nullptr;
+  if (napi_get_reference_value(env, watch, &value) != napi_ok || value == nullptr) return true;
+  bool detached = false;
+  return napi_is_detached_arraybuffer(env, value, &detached) != napi_ok || detached;
+}
+
+bool left_thread(napi_env env, const LiveBlock& block) {
+  return view_left_thread(env, block.watch, block.view && block.view->done());
+}
+
+napi_value SetBufferMoves(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  Instance* inst = instance_of(env, info, &argc, argv);
+  napi_valuetype type = napi_undefined;
+  bool main_thread = true;
+  if (argc < 2 || napi_typeof(env, argv[0], &type) != napi_ok ||
+      (type != napi_function && type != napi_undefined) ||
+      napi_get_value_bool(env, argv[1], &main_thread) != napi_ok || inst->transfer)
+    return throw_error(env, code::kInvalidArgument, "binding: setBufferMoves(transfer, isMainThread), once");
+  if (type == napi_function) {
+    napi_create_reference(env, argv[0], 1, &inst->transfer);
+    moves.store(true, std::memory_order_relaxed);
+    inst->watches_buffers = !main_thread;
+  }
+  return nullptr;
+}
+
+napi_value Track(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  Instance* inst = instance_of(env, info, &argc, argv);
+  double slot;
+  void* ptr;
+  bool is_buffer = false;
+  if (argc < 3 || !get_number(env, argv[0], &slot) || !get_address(env, argv[1], &ptr) ||
+      napi_is_arraybuffer(env, argv[2], &is_buffer) != napi_ok || !is_buffer)
+    return throw_error(env, code::kInvalidArgument, "binding: track(slot, address, arrayBuffer)");
+  LiveBlock* block = inst->live.find(slot, ptr);
+  if (!block) return throw_error(env, code::kInvalidArgument, "track: not a block this thread owns");
+  if (!inst->watches_buffers) return nullptr;
+  if (block->watch) napi_delete_reference(env, block->watch);
+  block->watch = nullptr;
+  napi_create_reference(env, argv[2], 0, &block->watch);
+  return nullptr;
+}
+
+}  // namespace pinpool::binding
