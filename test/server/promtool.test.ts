@@ -222,6 +222,7 @@ describe('monitoring/', () => {
         'pinpool_pool_cached_bytes',
         'pinpool_gc_released_total',
         'pinpool_invalid_frees_total',
+        'pinpool_orphaned_bytes',
         'pinpool_scope_info',
         'pinpool_scope_bytes_in_use',
         'pinpool_scope_buffers_in_use',
