@@ -33,7 +33,8 @@ namespace pinpool {
 // Single values that go up and down.
 #define PINPOOL_LEVEL_STATS(X)                                                    \
   X(cachedBytes) /* (pools) bytes held from upstream and free for reuse, in bytes */ \
-  X(capBytes)    /* (limits) the cap on bytes in use, in bytes; fixed when made */
+  X(capBytes)    /* (limits; pinned, locked) the cap on bytes in use, or on bytes page-locked \
+                    (core/lock_cap.hpp), in bytes; fixed when made */
 
 // Why an allocation failed or moved on to a fallback. Index into the per-reason arrays; the
 // strings are stable (metric label values, error reasons).
