@@ -9,10 +9,10 @@ export type { AllocOptions, HandlerKind, HandlerToken, LeafKind, PinpoolNativeHa
 export { HostBuffer } from './host-buffer.js';
 export type { BufferToken, TypedArrayConstructor } from './host-buffer.js';
 export { pinned, managed, locked, pageable, pool, fallback, limit, defaultHandler } from './handlers.js';
-export type { PinnedOptions, PoolOptions, FallbackOptions, LimitOptions } from './handlers.js';
+export type { PinnedOptions, LockedOptions, PoolOptions, FallbackOptions, LimitOptions } from './handlers.js';
 export { attach, adopt } from './threads.js';
 export { info } from './info.js';
-export type { Info, CudaDevice, RegistryInfo } from './info.js';
+export type { Info, CudaDevice, LockCap, RegistryInfo } from './info.js';
 export type { HandlerStats, Gauge } from './stats.js';
 export { controller, createController, alloc, Controller } from './controller.js';
 export type { MeasureResult, ScopeInfo } from './controller.js';

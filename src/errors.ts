@@ -24,6 +24,9 @@ export interface PinpoolErrorDetails {
   /** For CUDA failures: the CUresult number and its name, e.g. 2 and 'CUDA_ERROR_OUT_OF_MEMORY'. */
   cudaError?: number;
   cudaErrorName?: string;
+  /** For a page-lock cap's refusal (reason 'mlock'): the bytes asked for, and the cap. */
+  bytes?: number;
+  capBytes?: number;
 }
 
 /**
@@ -41,6 +44,8 @@ export class PinpoolError extends Error {
   declare readonly handler?: string;
   declare readonly cudaError?: number;
   declare readonly cudaErrorName?: string;
+  declare readonly bytes?: number;
+  declare readonly capBytes?: number;
 
   constructor(code: ErrorCode, message: string, details: PinpoolErrorDetails = {}) {
     super(message);
@@ -51,5 +56,7 @@ export class PinpoolError extends Error {
     if (details.handler !== undefined) self.handler = details.handler;
     if (details.cudaError !== undefined) self.cudaError = details.cudaError;
     if (details.cudaErrorName !== undefined) self.cudaErrorName = details.cudaErrorName;
+    if (details.bytes !== undefined) self.bytes = details.bytes;
+    if (details.capBytes !== undefined) self.capBytes = details.capBytes;
   }
 }

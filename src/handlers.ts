@@ -25,6 +25,16 @@ export interface PinnedOptions {
   name?: string;
 }
 
+export interface LockedOptions {
+  name?: string;
+  /**
+   * The most this leaf holds page-locked at once, in bytes (its live blocks, whole pages);
+   * past it, alloc fails at once with ERR_PINPOOL_OUT_OF_MEMORY, reason 'mlock'. It can only
+   * lower the default cap (`info().lockedCap`), never raise it. Default: no cap of its own.
+   */
+  maxBytes?: number;
+}
+
 export interface PoolOptions {
   name?: string;
   /** Cap on cached large blocks, in bytes; freed blocks past it go back upstream. Default 1 GiB. */
@@ -112,12 +122,19 @@ export function managed(options?: { device?: number; name?: string }): Handler {
 }
 
 /**
- * Page-locked host memory without CUDA (mmap + mlock). The memlock limit (ulimit -l) bounds
- * it; past that, alloc fails with ERR_PINPOOL_OUT_OF_MEMORY and reason 'mlock'.
+ * Page-locked host memory without CUDA (mmap + mlock). Capped so that it never locks more than
+ * the host can hold (`info().lockedCap`: RLIMIT_MEMLOCK where the kernel applies it, else half
+ * of what the cgroup and the machine allow, shared with pinned()), and by `maxBytes`; past
+ * the cap, alloc fails at once, before any memory is touched, with ERR_PINPOOL_OUT_OF_MEMORY
+ * and reason 'mlock'.
+ *
+ * @example
+ * const h = pool(locked({ maxBytes: 2 ** 30 }));
  */
-export function locked(options?: { name?: string }): Handler {
-  const o = checkOptions<{ name?: string }>(options, 'locked options');
-  return new Handler(binding.createHandler('locked', { name: nameOf(o, 'locked') }));
+export function locked(options?: LockedOptions): Handler {
+  const o = checkOptions<LockedOptions>(options, 'locked options');
+  const native = { name: nameOf(o, 'locked'), maxBytes: o.maxBytes === undefined ? Infinity : checkBound(o.maxBytes, 'maxBytes') };
+  return new Handler(binding.createHandler('locked', native));
 }
 
 /** Ordinary pageable host memory, aligned as asked. Always available. */

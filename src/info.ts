@@ -13,6 +13,18 @@ export interface CudaDevice {
   totalBytes: number;
 }
 
+/** A cap on page-locked memory, and what set it. */
+export interface LockCap {
+  /** In bytes; Infinity when nothing could be read (no cap). */
+  bytes: number;
+  /**
+   * 'rlimit': RLIMIT_MEMLOCK, which the kernel applies (no CAP_IPC_LOCK). 'cgroup' or
+   * 'meminfo': half of the cgroup's memory limit or of the machine's MemAvailable, whichever
+   * is less, read once per process. 'none': nothing could be read.
+   */
+  source: 'rlimit' | 'cgroup' | 'meminfo' | 'none';
+}
+
 export interface Info {
   /** The version of the copy of pinpool `info` was called through. */
   version: string;
@@ -34,6 +46,17 @@ export interface Info {
   memlockLimitBytes: number;
   /** The process has CAP_IPC_LOCK (root has it): it may pin past the memlock limit. */
   memlockPrivileged: boolean;
+  /**
+   * What every page-locking leaf of this process (pinned, locked) holds at most together: half
+   * of what the cgroup and the machine allow. Past it, alloc fails at once with
+   * ERR_PINPOOL_OUT_OF_MEMORY, reason 'mlock'.
+   */
+  hostLockCap: LockCap;
+  /**
+   * The cap of a locked() leaf without maxBytes: hostLockCap, or RLIMIT_MEMLOCK when the kernel
+   * applies it and it is less. A leaf's own cap, maxBytes included, is its `stats().capBytes`.
+   */
+  lockedCap: LockCap;
   /** Which copy of pinpool this process runs: the first to load publishes the registry and
    * every other copy uses it (src/capsule.ts). */
   registry: RegistryInfo;
@@ -81,6 +104,8 @@ export function info(): Info {
     cuda,
     memlockLimitBytes: memlockLimit(),
     memlockPrivileged: ipcLockCapability(),
+    hostLockCap: { ...n.hostLockCap },
+    lockedCap: { ...n.lockedCap },
     registry: registryInfo(),
   };
 }

@@ -96,6 +96,9 @@ export interface NativeInfo {
     devices: { index: number; name: string; totalBytes: number }[];
   };
   reasons: string[];
+  /** Caps on page-locked memory (native/core/lock_cap.hpp); src/info.ts LockCap. */
+  hostLockCap: { bytes: number; source: 'rlimit' | 'cgroup' | 'meminfo' | 'none' };
+  lockedCap: { bytes: number; source: 'rlimit' | 'cgroup' | 'meminfo' | 'none' };
 }
 
 /** The tables native code owns and hands over (native/binding/boundary.cpp Constants). */

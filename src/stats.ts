@@ -23,7 +23,10 @@ export interface HandlerStats {
   reserved: Gauge;
   /** Pools: bytes held from the upstream and free for reuse. */
   cachedBytes: number;
-  /** Limits: the cap on bytes in use (their `maxBytes`); 0 for other handlers. */
+  /**
+   * Limits: the cap on bytes in use (their `maxBytes`). Page-locking leaves (pinned, locked):
+   * the cap on what they hold page-locked (see `info().lockedCap`). 0 for other handlers.
+   */
   capBytes: number;
   /** Pools: allocation and free calls made to the upstream. */
   upstreamAllocs: number;

@@ -5,9 +5,11 @@
 // tags, constants).
 #include <napi.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
+#include "../core/lock_cap.hpp"
 #include "../core/stats.hpp"
 #include "../cuda/cuda_driver.hpp"
 #include "calls.hpp"
@@ -49,6 +51,14 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   for (int i = 0; i < kReasonCount; i++)
     reasons.Set(static_cast<uint32_t>(i), reason_text(static_cast<Reason>(i)));
   o.Set("reasons", reasons);
+  auto cap = [&](LockCap c) {
+    Napi::Object v = Napi::Object::New(env);
+    v.Set("bytes", Napi::Number::New(env, c.bytes == UINT64_MAX ? INFINITY : static_cast<double>(c.bytes)));
+    v.Set("source", Napi::String::New(env, c.source));
+    return v;
+  };
+  o.Set("hostLockCap", cap(host_lock_budget().cap()));
+  o.Set("lockedCap", cap(lesser(memlock_cap(), host_lock_budget().cap())));
   return o;
 }
 

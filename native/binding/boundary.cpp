@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "../core/lock_cap.hpp"
 #include "../core/stats.hpp"
 #include "../cuda/cuda_driver.hpp"
 #include "../handlers/pool_adaptor.hpp"
@@ -63,6 +64,13 @@ napi_value make_error(napi_env env, const char* code, const std::string& message
   };
   if (details.reason) set_string("reason", details.reason);
   if (details.handler) set_string("handler", details.handler);
+  auto set_number = [&](const char* name, double value) {
+    napi_value v;
+    napi_create_double(env, value, &v);
+    napi_set_named_property(env, error, name, v);
+  };
+  if (details.bytes >= 0) set_number("bytes", details.bytes);
+  if (details.cap_bytes >= 0) set_number("capBytes", details.cap_bytes);
   if (details.cuda_error) {
     napi_value v;
     napi_create_int32(env, details.cuda_error, &v);
@@ -131,9 +139,18 @@ napi_value alloc_error(napi_env env, const char* handler, size_t bytes, int stat
     case PINPOOL_ERR_INVALID_ARGUMENT:
       return make_error(env, code::kInvalidArgument,
                         "bytes must be a size " + name + " accepts, got " + std::to_string(bytes), details);
-    default:
-      return make_error(env, code::kOutOfMemory,
-                        name + " could not allocate " + std::to_string(bytes) + " bytes (" + known + ")", details);
+    default: {
+      std::string message = name + " could not allocate " + std::to_string(bytes) + " bytes (" + known + ")";
+      const LockRefusal& why = lock_refusal();
+      if (r == static_cast<int>(Reason::Mlock) && why.set) {
+        message += ": locking " + std::to_string(why.bytes) + " bytes would pass the page-lock cap of " +
+                   std::to_string(why.cap.bytes) + " bytes (" + why.cap.source + "), with " +
+                   std::to_string(why.used) + " bytes locked already";
+        details.bytes = static_cast<double>(bytes);
+        details.cap_bytes = static_cast<double>(why.cap.bytes);
+      }
+      return make_error(env, code::kOutOfMemory, message, details);
+    }
   }
 }
 

@@ -71,7 +71,7 @@ Handler* make_handler(const std::string& kind, const Napi::Object& options, std:
   Options o = read(options);
   if (o.name.empty()) o.name = kind;
   if (kind == "pageable") return new PageableHandler(o.name);
-  if (kind == "locked") return new LockedHandler(o.name);
+  if (kind == "locked") return new LockedHandler(o.name, o.max_bytes);
   if (kind == "pinned")
     return new PinnedHandler(o.name,
                              {o.device, o.portable, o.mapped, o.write_combined, o.register_memory});

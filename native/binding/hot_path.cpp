@@ -11,6 +11,7 @@
 
 #include "../core/handler.hpp"
 #include "../core/hop_log.hpp"
+#include "../core/lock_cap.hpp"
 #include "../core/transfers.hpp"
 #include "boundary.hpp"
 #include "buffer_lifetime.hpp"
@@ -114,6 +115,7 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
   // The hop log holds this allocation's hops only: a native addon's allocations on this thread
   // (the C API) may have left hops whose handler names are gone since.
   hop_log().count = 0;
+  lock_refusal().set = false;  // likewise the page-lock refusal an error message quotes
   void* p = h->allocate(bytes, alignment, &result);
   if (!p) return failed(env, inst, alloc_error(env, h->name().c_str(), bytes, result.code, result.reason, result.cuda_error));
   LiveBlock block{nullptr, h, bytes, alignment, result.served_by, nullptr, {}};

@@ -7,7 +7,7 @@
 // A fence can also be abandoned: the end it stood for can no longer be observed (the thread
 // whose finalizer would have said so ended while an ArrayBuffer over the block lived on in
 // another thread). It then never signals, and the blocks waiting on it are orphaned: never
-// reused, and counted (Handler::orphaned).
+// reused, and counted (Handler::settle_orphans).
 #pragma once
 
 #include <atomic>

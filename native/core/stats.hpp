@@ -33,9 +33,10 @@ namespace pinpool {
 // Single values that go up and down.
 #define PINPOOL_LEVEL_STATS(X)                                                    \
   X(cachedBytes) /* (pools) bytes held from upstream and free for reuse, in bytes */ \
-  X(capBytes)    /* (limits) the cap on bytes in use, in bytes; fixed when made */            \
+  X(capBytes)    /* (limits; pinned, locked) the cap on bytes in use, or on bytes page-locked \
+                    (core/lock_cap.hpp), in bytes; fixed when made */                          \
   X(orphanedBytes)  /* bytes of blocks kept out of use for good: an ArrayBuffer over them left \
-                       their thread, which ended before that buffer died (Handler::orphaned) */ \
+                       their thread, which ended before that buffer died (Handler::settle_orphans) */ \
   X(orphanedBlocks) /* those blocks (a slab counts once) */
 
 // Why an allocation failed or moved on to a fallback. Index into the per-reason arrays; the

@@ -1,6 +1,9 @@
 // Leaf: page-locked host memory without CUDA: an anonymous mapping pinned with mlock.
-// The kernel's RLIMIT_MEMLOCK bounds it (unless the process has CAP_IPC_LOCK); a refusal is an
-// out-of-memory with reason "mlock", so a fallback can move on to pageable memory.
+// Its cap (core/lock_cap.hpp): its own `maxBytes` and RLIMIT_MEMLOCK where the kernel applies
+// it, and the host budget every page-locking leaf shares, which holds even with CAP_IPC_LOCK
+// or an unlimited rlimit. A request past a cap is refused before anything is mapped; that and
+// the kernel's refusal are an out-of-memory with reason "mlock", so a fallback can move on to
+// pageable memory.
 //
 // Every mapping it hands out is recorded (core/leaf_blocks.hpp): munmap would unmap whatever
 // lies at a foreign pointer, or a live neighbour when given a wrong length.
@@ -13,12 +16,18 @@
 #include "../core/align.hpp"
 #include "../core/handler.hpp"
 #include "../core/leaf_blocks.hpp"
+#include "../core/lock_cap.hpp"
 
 namespace pinpool {
 
 class LockedHandler final : public Handler {
  public:
-  explicit LockedHandler(std::string name) : Handler(std::move(name), "locked") {}
+  // `max_bytes`: the caller's cap on what this leaf holds locked; UINT64_MAX for none.
+  explicit LockedHandler(std::string name, uint64_t max_bytes = UINT64_MAX)
+      : Handler(std::move(name), "locked"),
+        own_(lesser(max_bytes == UINT64_MAX ? LockCap{} : LockCap{max_bytes, "option"}, memlock_cap())) {
+    stats_.capBytes.store(lesser(own_.cap(), host_lock_budget().cap()).bytes, std::memory_order_relaxed);
+  }
 
  private:
   static size_t mapped_bytes(size_t bytes) {
@@ -34,9 +43,15 @@ class LockedHandler final : public Handler {
       fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::Mmap});
       return nullptr;
     }
+    // The pages locked are counted, not the bytes asked: that is what the host loses.
+    if (!take_lock_budget(&own_, length)) {
+      fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::Mlock});
+      return nullptr;
+    }
     void* raw = mmap(nullptr, length + extra, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (raw == MAP_FAILED) {
+      give_back_lock_budget(&own_, length);
       fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::Mmap});
       return nullptr;
     }
@@ -51,6 +66,8 @@ class LockedHandler final : public Handler {
     }
     if (mlock(p, length) != 0) {
       munmap(p, length);
+      give_back_lock_budget(&own_, length);
+      lock_refusal().set = false;  // the kernel's refusal, not a cap's
       fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::Mlock});
       return nullptr;
     }
@@ -58,6 +75,7 @@ class LockedHandler final : public Handler {
       live_.add(p, {bytes, alignment, p, length});
     } catch (...) {
       munmap(p, length);
+      give_back_lock_budget(&own_, length);
       throw;
     }
     return p;
@@ -67,9 +85,11 @@ class LockedHandler final : public Handler {
     LeafBlock block;
     if (!live_.take(ptr, bytes, alignment, &block)) return false;
     munmap(block.start, block.length);  // also unlocks the pages
+    give_back_lock_budget(&own_, block.length);
     return true;
   }
 
+  LockBudget own_;   // this leaf's locked bytes against its own cap
   LeafBlocks live_;  // mappings handed out
 };
 

@@ -9,7 +9,7 @@ namespace pinpool {
 class ManagedHandler final : public CudaLeaf {
  public:
   ManagedHandler(std::string name, int device)
-      : CudaLeaf(std::move(name), "managed", device, 256) {}
+      : CudaLeaf(std::move(name), "managed", device, 256, /*page_locks=*/false) {}
 
  private:
   CUresult raw_alloc(size_t bytes, void** out) override {

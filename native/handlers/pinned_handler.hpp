@@ -25,7 +25,7 @@ struct PinnedOptions {
 class PinnedHandler final : public CudaLeaf {
  public:
   PinnedHandler(std::string name, const PinnedOptions& o)
-      : CudaLeaf(std::move(name), "pinned", o.device, page_size()),
+      : CudaLeaf(std::move(name), "pinned", o.device, page_size(), /*page_locks=*/true),
         register_(o.register_memory),
         flags_(o.register_memory
                    ? (o.portable ? unsigned{CU_MEMHOSTREGISTER_PORTABLE} : 0u) |
