@@ -241,6 +241,7 @@ export class Controller {
    * `EventEmitterAsyncResource` made inside the scope).
    */
   bind<F extends (...args: never[]) => unknown>(fn: F): F {
+    if (!Controller.is(this)) throw notAController();
     if (typeof fn !== 'function') throw invalid('fn', 'a function', fn);
     return AsyncLocalStorage.bind(fn);
   }
@@ -253,6 +254,7 @@ export class Controller {
    * const { result, peakBytes } = await controller.measure(() => handleRequest(req));
    */
   async measure<R>(fn: () => R | Promise<R>): Promise<MeasureResult<Awaited<R>>> {
+    if (!Controller.is(this)) throw notAController();
     if (typeof fn !== 'function') throw invalid('fn', 'a function', fn);
     const frame = new ScopeFrame(frames.getStore());
     beginMeasure();

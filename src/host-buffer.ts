@@ -321,6 +321,7 @@ export class HostBuffer {
 
   /** @internal */
   gcRegister(): [object, BlockRecord] | undefined {
+    if (!HostBuffer.#owns(this)) throw wrongReceiver();
     if (this.#released) return undefined;
     this.#registered = true;
     // A slab view shares its ArrayBuffer, so the view object itself is what must die.

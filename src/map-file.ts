@@ -162,6 +162,9 @@ function mappingFailure(file: string, fd: number, size: number, err: unknown): u
   return new PinpoolError(err.code, `pinpool: cannot map ${file}: ${err.message.replace(/^pinpool: /, '')}`, details);
 }
 
+/** The most one readSync is asked for: Node refuses a length over 2^31-1 (and Linux reads at most 2^31-4096 a call). */
+const READ_CHUNK_BYTES = 2 ** 30;
+
 /**
  * Reads the file open as `fd`, whose size is `size`, into a block of `handler`, as
  * fs.readFileSync would: `size` bytes, fewer if the file ends sooner, and to its end when
@@ -194,7 +197,7 @@ function readInto(file: string, fd: number, size: number, handler: Handler): Hos
   try {
     const bytes = buf.bytes;
     while (done < size) {
-      const n = readSync(fd, bytes, done, size - done, null);
+      const n = readSync(fd, bytes, done, Math.min(size - done, READ_CHUNK_BYTES), null);
       if (n === 0) break;
       done += n;
     }

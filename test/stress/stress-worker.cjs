@@ -17,7 +17,7 @@ const MiB = 1024 * KiB;
 const BATCH = 256; // operations between two turns of the event loop (to receive blocks)
 const CROSS_THREAD_SHARE = 0.25;
 
-const { index, workers, seed, ops, slots, ports } = workerData;
+const { index, workers, seed, ops, slots, ports, steps, hangAfterOps } = workerData;
 const chains = workerData.chains.map((c) => ({ ...c, handler: attach(c.token) }));
 
 /** mulberry32: a small seeded generator, uniform in [0, 1). */
@@ -144,6 +144,7 @@ function allocateOne() {
 }
 
 function receive(msg) {
+  Atomics.add(steps, index, 1);
   if (msg.done !== undefined) {
     doneFrom.add(msg.done);
     maybeReport();
@@ -171,12 +172,15 @@ for (const p of ports) p?.on('message', receive);
 async function main() {
   const start = process.hrtime.bigint();
   for (let i = 0; i < ops; i++) {
+    if (i === hangAfterOps) await new Promise(() => {}); // stands for a deadlock: no more steps
     allocateOne();
+    Atomics.add(steps, index, 1);
     if (i % BATCH === BATCH - 1) await new Promise((resolve) => setImmediate(resolve));
   }
   for (let s = 0; s < slots; s++) {
     if (live[s] !== null) retire(live[s]);
     live[s] = null;
+    Atomics.add(steps, index, 1);
   }
   result.ops = ops;
   result.seconds = Number(process.hrtime.bigint() - start) / 1e9;

@@ -48,5 +48,16 @@ describe.skipIf(!stressEnabled)('stress: four threads over the host chains', () 
       console.error(`stress host failed: ${reproduce}`);
       throw err;
     }
-  }, 240_000);
+    // No time limit: the run is bounded by its operation count, and a hung worker is caught by
+    // runStress's watchdog (no step by any worker for 300 s), which load alone cannot trip.
+  }, 0);
+});
+
+// Cheap, so it runs in every `npm test`: what replaces a deadline must catch a hang.
+describe('stress: the watchdog', () => {
+  it('fails a run whose worker stops taking steps, naming the seed and each worker\'s steps', async () => {
+    const chains: StressChain[] = [{ label: 'pool(pageable)', handler: pool(pageable()), maxSize: 4 * KiB, expected: [] }];
+    const run = runStress({ chains, ops: 2_000, seed: 7, stallSeconds: 2, hangAfterOps: 500 });
+    await expect(run).rejects.toThrow(/^stress workers took no step for 2 s \(seed 7\); steps per worker: (\d+, ){3}\d+$/);
+  });
 });

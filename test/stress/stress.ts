@@ -45,8 +45,14 @@ export interface StressOptions {
   /** Live blocks per worker. */
   slots?: number;
   seed?: number;
-  /** Give up (and say so, with the seed) when the workers run longer than this. */
-  deadlineSeconds?: number;
+  /**
+   * Give up (and say so, with the seed and each worker's step count) when no worker has taken
+   * a step for this long: a hung thread, such as a deadlock in a pool. It bounds no run's
+   * length: a loaded machine makes every step slower but still takes steps. Default 300.
+   */
+  stallSeconds?: number;
+  /** The watchdog's own test: worker 0 stops taking steps after this many operations. */
+  hangAfterOps?: number;
 }
 
 interface WorkerResult {
@@ -106,23 +112,43 @@ export async function runStress(options: StressOptions): Promise<StressResult> {
       ports[j]![i] = port2;
     }
   }
+  // Each worker counts its steps (an allocation, a block received, a block freed at the end)
+  // in its own cell, which the watchdog below reads without stopping it.
+  const steps = new Int32Array(new SharedArrayBuffer(4 * workers));
   const start = process.hrtime.bigint();
   const threads = ports.map((own, index) => {
     const workerSeed = (seed ^ Math.imul(index + 1, 0x9e3779b9)) >>> 0;
-    const workerData = { index, workers, seed: workerSeed, ops, slots, chains, ports: own };
+    const hangAfterOps = index === 0 ? options.hangAfterOps : undefined;
+    const workerData = { index, workers, seed: workerSeed, ops, slots, chains, ports: own, steps, hangAfterOps };
     return new Worker(WORKER, { workerData, transferList: own.filter((p): p is MessagePort => p !== null) });
   });
-  // A hung thread (a deadlock in a pool) must still end in a failure that names the seed.
-  const deadline = options.deadlineSeconds ?? 200;
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`stress workers still running after ${deadline} s (seed ${seed})`)), deadline * 1000);
+  // A hung thread (a deadlock in a pool) must still end in a failure that names the seed. The
+  // run is bounded by its work, not by a deadline: it fails only when no worker took a step for
+  // stallSeconds, which no amount of load does to threads that are working.
+  const stallSeconds = options.stallSeconds ?? 300;
+  let watchdog: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    let last = -1;
+    let since = performance.now();
+    watchdog = setInterval(
+      () => {
+        const each = Array.from({ length: workers }, (_, i) => Atomics.load(steps, i));
+        const total = each.reduce((a, b) => a + b, 0);
+        if (total !== last) {
+          last = total;
+          since = performance.now();
+        } else if (performance.now() - since >= stallSeconds * 1000) {
+          reject(new Error(`stress workers took no step for ${stallSeconds} s (seed ${seed}); steps per worker: ${each.join(', ')}`));
+        }
+      },
+      Math.min(10_000, (stallSeconds * 1000) / 4),
+    );
   });
   let results: WorkerResult[];
   try {
-    results = await Promise.race([Promise.all(threads.map(run)), expired]);
+    results = await Promise.race([Promise.all(threads.map(run)), stalled]);
   } finally {
-    clearTimeout(timer);
+    clearInterval(watchdog);
     await Promise.all(threads.map((t) => t.terminate()));
   }
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
