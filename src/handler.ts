@@ -294,6 +294,13 @@ export class Handler {
   #slabOf(region: number, regionBytes: number): SlabView {
     const slabs = this.#slabs!;
     let slab = slabs.get(region);
+    // A view the user moved away (transfer(), or postMessage with a transfer list) reaches
+    // nothing here any more: view the slab anew. The old view's pin lasts as long as the moved
+    // buffer does (or, if that left an ended thread, for good).
+    if (slab !== undefined && slab.buffer.byteLength === 0) {
+      slabs.delete(region);
+      slab = undefined;
+    }
     if (slab === undefined) {
       const view = binding.regionView(this.#handle, region, regionBytes);
       if (view === null) throw new PinpoolError(ErrorCode.OUT_OF_MEMORY, 'pinpool: slab vanished');

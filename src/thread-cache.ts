@@ -88,6 +88,12 @@ export class ThreadCache {
     const list = alignment === 64 ? this.#bySize.get(bytes) : this.#byKey.get(`${bytes}:${alignment}`);
     if (list === undefined || list.length === 0) return undefined;
     const block = list.pop()!;
+    if (block.slab !== undefined && block.slab.buffer.byteLength === 0) {
+      // Its slab's view was moved away by the user: this thread cannot view the block through it.
+      // Back to the pool (a miss); the pool's next block of the slab gets a new view.
+      this.#release(block);
+      return undefined;
+    }
     c[BLOCKS]!--;
     c[BYTES]! -= block.byteLength;
     c[CLASS_BYTES]! -= block.classBytes;
@@ -170,21 +176,25 @@ export class ThreadCache {
     this.#trims = c[TRIMS]!;
     for (const lists of [this.#bySize.values(), this.#byKey.values()]) {
       for (const list of lists) {
-        for (const block of list) {
-          const spare = block.spare;
-          block.spare = undefined;
-          binding.free(block.owner.handle, spare, block.slot, block.address, false);
-          c[POSITIONS + block.position] = -1;
-          c[BLOCKS]!--;
-          c[BYTES]! -= block.byteLength;
-          c[CLASS_BYTES]! -= block.classBytes;
-          c[FREES]!--;
-          this.#positions.push(block.position);
-        }
+        for (const block of list) this.#release(block);
         list.length = 0;
       }
     }
     this.#lowWater = c[BYTES]!;
+  }
+
+  /** Gives one waiting block (already out of its list) back to the pool through native free(). */
+  #release(block: Block): void {
+    const c = this.#cells;
+    const spare = block.spare;
+    block.spare = undefined;
+    binding.free(block.owner.handle, spare, block.slot, block.address, false);
+    c[POSITIONS + block.position] = -1;
+    c[BLOCKS]!--;
+    c[BYTES]! -= block.byteLength;
+    c[CLASS_BYTES]! -= block.classBytes;
+    c[FREES]!--;
+    this.#positions.push(block.position);
   }
 }
 

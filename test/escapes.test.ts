@@ -111,3 +111,24 @@ describe('ArrayBuffers marked untransferable and alive at exit (finding 7)', () 
     expect(r.stdout).toContain('exiting with 9 marked buffers alive');
   });
 });
+
+describe('a slab view the user moved away', () => {
+  it.skipIf(!hasTransfer)('leaves its thread able to allocate from that slab, through the pool and the thread cache', async () => {
+    const { pool, pageable } = await import('pinpool');
+    const h = pool(pageable(), { slabViews: true });
+    const a = h.alloc(4096);
+    const cached = h.alloc(4096);
+    cached.free(); // waits in the thread cache, viewed through the slab's view
+    const moved = (a.bytes.buffer as ArrayBuffer & { transfer(): ArrayBuffer }).transfer();
+    expect(a.bytes.byteLength).toBe(0); // every view of the slab here went with it
+    const next = Array.from({ length: 4 }, () => h.alloc(4096)); // a cache hit first, then the pool
+    for (const b of next) {
+      expect(b.bytes.byteLength).toBe(4096);
+      b.bytes.fill(9);
+    }
+    next.forEach((b) => b.free());
+    a.free();
+    expect(new Uint8Array(moved).length).toBeGreaterThanOrEqual(4096);
+    expect(h.stats().bytes.current).toBe(0);
+  });
+});
