@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { attach, locked, pool, type Handler } from 'pinpool';
+import { attach, locked, pageable, pool, type Handler } from 'pinpool';
+
+import { collected } from './collect.js';
 
 const script = join(__dirname, 'workers', 'hold-worker.cjs');
 
@@ -62,5 +64,21 @@ describe('process exit', () => {
     `;
     const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' });
     expect(out.trim()).toBe('bye');
+  });
+});
+
+describe('handlers JavaScript let go of (issue 19, notes)', () => {
+  it('a dropped pool gives its memory back to its leaf: no per-thread cache keeps it alive', async () => {
+    const leaf = pageable();
+    (() => {
+      for (const options of [{}, { slabViews: true }, { threadCacheBytes: 0 }]) {
+        const p = pool(leaf, options);
+        p.alloc(4096).free();
+        p.alloc(1 << 20).free();
+      }
+    })();
+    for (let i = 0; i < 20 && leaf.stats().bytes.current !== 0; i++) await collected();
+    expect(leaf.stats().bytes.current).toBe(0);
+    expect(leaf.stats().allocations.current).toBe(0);
   });
 });

@@ -114,6 +114,9 @@ struct Instance {
   int next_known = 0;
   // The handler behind `value` if it is a handler's external, else nullptr.
   Handler* handler(napi_env env, napi_value value);
+  // Drops `h` from `known` (one of its externals here was collected): a handler JavaScript let
+  // go of must not be kept alive, with a pool's cached memory, by this cache.
+  void forget(Handler* h);
 
   // The environment is ending (a clean-up hook, while Node-API references still work): its
   // thread caches give their blocks back; every block it owned goes back to its handler, each
@@ -126,6 +129,10 @@ struct Instance {
 // At the end of `inst`'s environment: its slab views' pins go, except those whose view may
 // have left the thread, which are orphaned (slab_views.cpp).
 void end_slab_views(napi_env env, Instance* inst);
+
+// The finalizer of a handler's external: forgets it in this environment's `known` cache, then
+// releases the external's reference.
+void release_handler_handle(napi_env env, void* data, void* hint);
 
 // This environment's Instance (napi_get_instance_data).
 Instance* instance(napi_env env);
