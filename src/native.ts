@@ -39,7 +39,8 @@ export interface NativeBinding {
   hostRegister(device: number, memory: HostMemory, flags: number): [registration: NativeRegistration, bytes: number];
   hostUnregister(registration: NativeRegistration): void;
   deferred(handle: NativeHandle): number;
-  threadCache(handle: NativeHandle): [cells: Float64Array, cache: NativeThreadCache] | null;
+  threadCache(handle: NativeHandle, trimAsked: () => void): [cells: Float64Array, cache: NativeThreadCache] | null;
+  trimAfterThreadCache(cache: NativeThreadCache): number;
   dropCache(cache: NativeThreadCache): void;
   notePeak(cache: NativeThreadCache): void;
   leased(address: number, bytes: number): boolean;

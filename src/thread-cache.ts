@@ -64,8 +64,15 @@ export class ThreadCache {
    */
   static create(handle: NativeHandle, limitBytes: number, trimmed: () => void): ThreadCache | undefined {
     if (!(limitBytes > 0)) return undefined;
-    const made = binding.threadCache(handle);
-    return made === null ? undefined : new ThreadCache(made[0], made[1], limitBytes, trimmed);
+    // A trim in another thread queues this on ours, so a thread that never calls the pool again
+    // still gives its blocks back. Weakly: the notice must not keep the cache, or the Handler
+    // wrapper that owns it, alive.
+    let self: WeakRef<ThreadCache> | undefined;
+    const made = binding.threadCache(handle, () => self?.deref()?.trimAskedElsewhere());
+    if (made === null) return undefined;
+    const cache = new ThreadCache(made[0], made[1], limitBytes, trimmed);
+    self = new WeakRef(cache);
+    return cache;
   }
 
   private constructor(cells: Float64Array, native: NativeThreadCache, limitBytes: number, trimmed: () => void) {
@@ -164,6 +171,16 @@ export class ThreadCache {
   #trimAsked(): void {
     this.giveBack();
     this.#trimmed();
+  }
+
+  /**
+   * A trim in another thread asked for this cache's blocks while this thread made no call (the
+   * native notice): give them back now, and finish that trim, which ran without them.
+   */
+  trimAskedElsewhere(): void {
+    if (this.#cells[TRIMS] === this.#trims) return; // seen at a call already
+    this.#trimAsked();
+    binding.trimAfterThreadCache(this.#native);
   }
 
   /**

@@ -18,6 +18,8 @@ void ThreadCache::drop(napi_env env, bool ending) {
   instance = nullptr;
   inst->caches.erase(std::remove(inst->caches.begin(), inst->caches.end(), this), inst->caches.end());
   handler->remove_thread_cache(cells);
+  // The environment closes the notice itself when it ends.
+  if (trim_notice && !ending) napi_release_threadsafe_function(trim_notice, napi_tsfn_abort);
   for (int p = 0; p < kPositions; p++) {
     double slot = tc::load(cells, tc::kCellCount + p);
     tc::store(cells, tc::kCellCount + p, -1);
@@ -53,14 +55,33 @@ napi_value boolean(napi_env env, bool b) {
   return v;
 }
 
-// threadCache(handler) -> [Float64Array of cells, cache] or null when the handler keeps no
-// size classes (only a pool's blocks can wait in a thread cache)
+// Called by a trim in any thread (under the handler's lock): queues `trimAsked` on the cache's
+// own thread, so a thread that makes no further call to the pool still gives its blocks back.
+void notify_trim(void* ctx) {
+  napi_threadsafe_function notice = static_cast<ThreadCache*>(ctx)->trim_notice;
+  if (notice) napi_call_threadsafe_function(notice, nullptr, napi_tsfn_nonblocking);  // one queued is enough
+}
+
+// The notice is gone (released by drop(), or closed with its environment): no trim calls it
+// any more, and it lets go of the cache.
+void trim_notice_gone(napi_env, void* data, void*) {
+  auto* cache = static_cast<ThreadCache*>(data);
+  cache->handler->clear_trim_notice(cache->cells);
+  cache->trim_notice = nullptr;
+  cache->release();
+}
+
+// threadCache(handler, trimAsked) -> [Float64Array of cells, cache] or null when the handler
+// keeps no size classes (only a pool's blocks can wait in a thread cache). trimAsked() runs in
+// this thread when a trim in another thread asks the cache to give its blocks back.
 napi_value NewThreadCache(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   Instance* inst = instance_of(env, info, &argc, argv);
   Handler* h = argc >= 1 ? inst->handler(env, argv[0]) : nullptr;
-  if (!h) return throw_error(env, code::kInvalidArgument, "binding: threadCache(handler)");
+  napi_valuetype type = napi_undefined;
+  if (!h || argc < 2 || napi_typeof(env, argv[1], &type) != napi_ok || type != napi_function)
+    return throw_error(env, code::kInvalidArgument, "binding: threadCache(handler, trimAsked)");
   napi_value result;
   if (h->class_bytes(64, 64) == 0) {
     napi_get_null(env, &result);
@@ -88,7 +109,16 @@ napi_value NewThreadCache(napi_env env, napi_callback_info info) {
     static_cast<ThreadCache*>(data)->release();
   });
   cache->refs++;
-  h->add_thread_cache(cache->cells);
+  napi_value name;
+  napi_create_string_latin1(env, "pinpool thread cache trim", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[1], nullptr, name, 1, 1, cache, trim_notice_gone, nullptr, nullptr,
+                                      &cache->trim_notice) == napi_ok) {
+    cache->refs++;  // the notice's, given back when it is gone
+    napi_unref_threadsafe_function(env, cache->trim_notice);  // it keeps no thread alive
+  } else {
+    cache->trim_notice = nullptr;  // trims are then seen at the thread's next call only
+  }
+  h->add_thread_cache(cache->cells, notify_trim, cache);
   napi_create_array_with_length(env, 2, &result);
   napi_set_element(env, result, 0, cells);
   napi_set_element(env, result, 1, handle);
@@ -104,6 +134,19 @@ napi_value DropCache(napi_env env, napi_callback_info info) {
   ThreadCache* cache = argc >= 1 ? cache_arg(env, argv[0], inst) : nullptr;
   if (cache) cache->drop(env, false);
   return nullptr;
+}
+
+// trimAfterThreadCache(cache) -> bytes: the cache gave its blocks back for a trim asked in
+// another thread, which ran without them: the pool gives its cached memory back upstream now.
+napi_value TrimAfterThreadCache(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  Instance* inst = instance_of(env, info, &argc, argv);
+  ThreadCache* cache = argc >= 1 ? cache_arg(env, argv[0], inst) : nullptr;
+  if (!cache) return throw_error(env, code::kInvalidArgument, "binding: trimAfterThreadCache(cache)");
+  napi_value bytes;
+  napi_create_double(env, static_cast<double>(cache->handler->trim_after_thread_cache()), &bytes);
+  return bytes;
 }
 
 // notePeak(cache): the thread's use of the pool passed its last mark; raise the peaks.
@@ -175,7 +218,7 @@ napi_value IsProbe(napi_env env, napi_callback_info info) {
 
 void InitThreadCache(napi_env env, napi_value exports, Instance* inst) {
   for (auto [name, fn] : {std::pair{"threadCache", NewThreadCache}, std::pair{"dropCache", DropCache},
-                          std::pair{"notePeak", NotePeak}, std::pair{"leased", Leased},
+                          std::pair{"notePeak", NotePeak}, std::pair{"trimAfterThreadCache", TrimAfterThreadCache}, std::pair{"leased", Leased},
                           std::pair{"transferProbe", TransferProbe}, std::pair{"leaseFlag", LeaseFlag}, std::pair{"isProbe", IsProbe},
                           std::pair{"setBufferMoves", SetBufferMoves}, std::pair{"track", Track}}) {
     napi_value f;

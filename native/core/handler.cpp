@@ -241,15 +241,16 @@ size_t Handler::reclaim() {
   return finished;
 }
 
-void Handler::add_thread_cache(double* cells) {
+void Handler::add_thread_cache(double* cells, void (*asked)(void*), void* ctx) {
   std::lock_guard<SpinLock> lock(thread_caches_lock_);
-  thread_caches_.push_back(cells);
+  thread_caches_.push_back({cells, asked, ctx});
   thread_cache_count_.store(thread_caches_.size(), std::memory_order_relaxed);
 }
 
 void Handler::remove_thread_cache(double* cells) {
   std::lock_guard<SpinLock> lock(thread_caches_lock_);
-  auto it = std::find(thread_caches_.begin(), thread_caches_.end(), cells);
+  auto it = std::find_if(thread_caches_.begin(), thread_caches_.end(),
+                         [cells](const CacheEntry& e) { return e.cells == cells; });
   if (it == thread_caches_.end()) return;
   thread_caches_.erase(it);
   thread_cache_count_.store(thread_caches_.size(), std::memory_order_relaxed);
@@ -264,7 +265,7 @@ void Handler::remove_thread_cache(double* cells) {
 thread_caches::Totals Handler::thread_cached() const {
   thread_caches::Totals totals;
   std::lock_guard<SpinLock> lock(thread_caches_lock_);
-  for (const double* cells : thread_caches_) totals.add(cells);
+  for (const CacheEntry& e : thread_caches_) totals.add(e.cells);
   return totals;
 }
 
@@ -278,8 +279,16 @@ void Handler::note_peak() {
 
 void Handler::ask_thread_caches_to_trim() {
   std::lock_guard<SpinLock> lock(thread_caches_lock_);
-  for (double* cells : thread_caches_)
-    thread_caches::store(cells, thread_caches::kTrims, thread_caches::load(cells, thread_caches::kTrims) + 1);
+  for (const CacheEntry& e : thread_caches_) {
+    thread_caches::store(e.cells, thread_caches::kTrims, thread_caches::load(e.cells, thread_caches::kTrims) + 1);
+    if (e.asked) e.asked(e.ctx);
+  }
+}
+
+void Handler::clear_trim_notice(const double* cells) {
+  std::lock_guard<SpinLock> lock(thread_caches_lock_);
+  for (CacheEntry& e : thread_caches_)
+    if (e.cells == cells) e.asked = nullptr;
 }
 
 void Handler::read_stats(uint64_t (&out)[kStatCount]) const {

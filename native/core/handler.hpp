@@ -99,8 +99,18 @@ class Handler {
   // into the statistics while it is added; remove_thread_cache() folds what it did for good.
   // The blocks it still holds must then come back through deallocate() (by_gc false), which
   // counts each as a free again, so their frees into the cache are not folded twice.
-  void add_thread_cache(double* cells);
+  // `asked(ctx)`, if given, is called (under a lock: it must not block or call back into this
+  // handler) when a trim asks the cache to give its blocks back, so that a thread that makes
+  // no further call to the pool still hears of it; clear_trim_notice() stops the calls.
+  void add_thread_cache(double* cells, void (*asked)(void*) = nullptr, void* ctx = nullptr);
   void remove_thread_cache(double* cells);
+  void clear_trim_notice(const double* cells);
+  // Gives cached memory back upstream without asking the thread caches again: what a cache
+  // that gave its blocks back for a trim asked elsewhere finishes that trim with.
+  size_t trim_after_thread_cache() {
+    reclaim();
+    return do_trim();
+  }
   thread_caches::Totals thread_cached() const;
   size_t thread_cache_count() const { return thread_cache_count_.load(std::memory_order_relaxed); }
   // Raises the peaks to what is in use now: a thread cache's hit can raise it without a call
@@ -179,8 +189,13 @@ class Handler {
   };
   void unhold(const void* ptr);
   bool is_held(const void* ptr) const;
+  struct CacheEntry {
+    double* cells;             // the cache's counts
+    void (*asked)(void*);      // told of a trim (see add_thread_cache), or null
+    void* ctx;
+  };
   mutable SpinLock thread_caches_lock_;        // guards thread_caches_
-  std::vector<double*> thread_caches_;         // the counts of each thread cache in front
+  std::vector<CacheEntry> thread_caches_;      // each thread cache in front
   std::atomic<size_t> thread_cache_count_{0};  // thread_caches_.size(), readable without the lock
 
   mutable SpinLock held_lock_;                 // guards held_
