@@ -63,11 +63,11 @@ class LockedHandler final : public Handler {
     return p;
   }
 
-  bool do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
+  std::optional<size_t> do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
     LeafBlock block;
-    if (!live_.take(ptr, bytes, alignment, &block)) return false;
+    if (!live_.take(ptr, bytes, alignment, &block)) return std::nullopt;
     munmap(block.start, block.length);  // also unlocks the pages
-    return true;
+    return block.bytes;
   }
 
   LeafBlocks live_;  // mappings handed out
