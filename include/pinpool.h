@@ -33,10 +33,11 @@
  *     JavaScript frees it) or to one of pinpool's adaptors (a pool's slab, a fallback's block),
  *     or with a size or alignment that does not match the allocation's, is refused: nothing is freed, a live block stays live and untouched, and the handler counts
  *     the call as an invalid free. (A pool compares size classes, so a size in the block's own
- *     class passes; leaves compare size and alignment exactly.) `free` returns nothing: the
- *     count is where a refusal shows, as `invalidFrees` in the JavaScript statistics and
- *     `pinpool_invalid_frees_total` in the metrics. A native addon reads it with the C API
- *     table below (`read_stats`, `invalid_frees`).
+ *     class passes, and counts the size the block was allocated with; leaves compare size and
+ *     alignment exactly.) `free` returns nothing: the count is where a refusal shows, as
+ *     `invalidFrees` in the JavaScript statistics and `pinpool_invalid_frees_total` in the
+ *     metrics. A native addon reads it with the C API table below (`read_stats`,
+ *     `invalid_frees`).
  */
 #ifndef PINPOOL_H
 #define PINPOOL_H

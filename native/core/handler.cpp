@@ -138,8 +138,8 @@ void* Handler::allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info
   return p;
 }
 
-bool Handler::deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc, FenceSet fences,
-                         bool held) {
+std::optional<size_t> Handler::deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc,
+                                          FenceSet fences, bool held) {
   if (leases::any()) {
     std::vector<Fence*> leased;
     leases::overlapping(ptr, bytes, leased);
@@ -147,24 +147,26 @@ bool Handler::deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc, 
   }
   if (fences.all_done()) {
     if (held) unhold(ptr);
-    if (!finish(ptr, bytes, alignment)) return false;  // counted; nothing else moves
-    count_free(bytes, by_gc);
-    after_deallocate(bytes);
-    return true;
+    std::optional<size_t> freed = finish(ptr, bytes, alignment);
+    if (!freed) return std::nullopt;  // counted; nothing else moves
+    count_free(*freed, by_gc);
+    after_deallocate(*freed);
+    return freed;
   }
-  // Checked when it is finished (reclaim()); a refusal then takes these statistics back. The
-  // wait holds this handler: were it destroyed meanwhile, it (a pool) would give the block's
-  // memory back upstream while the lease still reaches it.
+  // Checked when it is finished (reclaim()); a refusal then takes these statistics back, and a
+  // block of another size than named corrects them. The wait holds this handler: were it
+  // destroyed meanwhile, it (a pool) would give the block's memory back upstream while the
+  // lease still reaches it.
   retain();
   const bool orphan = fences.any_abandoned();
   {
     std::lock_guard<SpinLock> lock(deferred_lock_);
-    (orphan ? orphaned_ : deferred_).push_back({ptr, bytes, alignment, std::move(fences), held});
+    (orphan ? orphaned_ : deferred_).push_back({ptr, bytes, alignment, std::move(fences), held, by_gc});
     deferred_count_.store(deferred_.size(), std::memory_order_relaxed);
   }
   count_free(bytes, by_gc);
   if (orphan) count_orphaned(bytes);
-  return true;
+  return bytes;
 }
 
 void Handler::settle_orphans() {
@@ -200,14 +202,20 @@ void Handler::count_free(size_t bytes, bool by_gc) {
   }
 }
 
-bool Handler::finish(void* ptr, size_t bytes, size_t alignment) {
+void Handler::recount_free(size_t named, size_t freed, bool by_gc) {
+  // Modulo 2^64, so one add moves the count either way.
+  stats_.bytes.current.fetch_add(named - freed, std::memory_order_relaxed);
+  if (by_gc) stats_.releasedByGcBytes.fetch_add(freed - named, std::memory_order_relaxed);
+}
+
+std::optional<size_t> Handler::finish(void* ptr, size_t bytes, size_t alignment) {
   if (!leaf_) return checked_deallocate(ptr, bytes, alignment);
   // Forget the block before it goes: once freed, its address may be handed out again (and
   // recorded by whoever gets it). A refused free puts the record back.
   size_t recorded = block_registry::remove(ptr, this);
-  bool ok = checked_deallocate(ptr, bytes, alignment);
-  if (!ok && recorded) block_registry::add(ptr, recorded, kind(), this);
-  return ok;
+  std::optional<size_t> freed = checked_deallocate(ptr, bytes, alignment);
+  if (!freed && recorded) block_registry::add(ptr, recorded, kind(), this);
+  return freed;
 }
 
 size_t Handler::reclaim() {
@@ -224,8 +232,9 @@ size_t Handler::reclaim() {
   // Outside the lock: do_deallocate may take a pool's lock or call the driver.
   for (Deferred& d : ready) {
     if (d.held) unhold(d.ptr);
-    if (finish(d.ptr, d.bytes, d.alignment)) {
-      after_deallocate(d.bytes);
+    if (std::optional<size_t> freed = finish(d.ptr, d.bytes, d.alignment)) {
+      if (*freed != d.bytes) recount_free(d.bytes, *freed, d.by_gc);
+      after_deallocate(*freed);
     } else {
       // Refused: take back what deallocate() counted, as if the free had never come.
       stats_.bytes.current.fetch_add(d.bytes, std::memory_order_relaxed);
@@ -339,17 +348,17 @@ bool Handler::is_held(const void* ptr) const {
   return held_.contains(ptr);
 }
 
-bool Handler::checked_deallocate(void* ptr, size_t bytes, size_t alignment) noexcept {
-  bool ok = false;
+std::optional<size_t> Handler::checked_deallocate(void* ptr, size_t bytes, size_t alignment) noexcept {
+  std::optional<size_t> freed;
   if (is_valid_alignment(alignment)) {
     try {
-      ok = do_deallocate(ptr, bytes, alignment);
+      freed = do_deallocate(ptr, bytes, alignment);
     } catch (...) {
-      ok = false;  // a handler that throws half-way keeps the block rather than lose track of it
+      freed.reset();  // a handler that throws half-way keeps the block rather than lose track of it
     }
   }
-  if (!ok) Stats::bump(stats_.invalidFrees);
-  return ok;
+  if (!freed) Stats::bump(stats_.invalidFrees);
+  return freed;
 }
 
 }  // namespace pinpool

@@ -7,12 +7,16 @@
 //
 // The C ABI's contract (decision 11) is kept here too: allocate() checks the alignment, and no
 // exception leaves allocate(), deallocate() or the functions of the C struct. A free a handler
-// refuses (do_deallocate() returns false) changes nothing but the count of invalid frees.
+// refuses (do_deallocate() returns nothing) changes nothing but the count of invalid frees.
+// A free it accepts is counted with the size the handler says the block had, not the size the
+// free named: a pool accepts any size in the block's class, and counting the named one would
+// let a caller drive the statistics, or a limit's budget, wherever it liked.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,13 +59,15 @@ class Handler {
   // handed out again, only once no lease on its memory remains (leases.hpp): neither one of
   // `fences` (leases the caller knows of, such as an ArrayBuffer that escaped) nor a lease in
   // the table (a copy in flight). That is PyTorch's CachingHostAllocator rule, made general.
-  // Returns false when the handler refused the free (see do_deallocate()): it is counted in
-  // invalidFrees and nothing else changes. A free that waits for leases is checked when it is
-  // finished; a refusal then takes its statistics back. Never throws.
+  // Returns the bytes the block was allocated with, which is what the statistics count, or
+  // nothing when the handler refused the free (see do_deallocate()): it is counted in
+  // invalidFrees and nothing else changes. A free that waits for leases is counted (and
+  // returned) as named and checked when it is finished; a refusal then takes its statistics
+  // back, and a block of another size corrects them. Never throws.
   // `held`: the block was one JavaScript reached (hold()); it is no longer held once it is
   // finished.
-  bool deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc = false,
-                  FenceSet fences = {}, bool held = false);
+  std::optional<size_t> deallocate(void* ptr, size_t bytes, size_t alignment, bool by_gc = false,
+                                   FenceSet fences = {}, bool held = false);
   // Blocks JavaScript reaches: the binding holds each block it hands to JavaScript until it
   // gives it back through deallocate(..., held = true). A free of a held block through the C
   // struct (another native addon's) is refused and counted as an invalid free, like a foreign
@@ -142,12 +148,14 @@ class Handler {
 
  protected:
   virtual void* do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) = 0;
-  // Takes a block back. Returns false, having changed nothing, when (ptr, bytes, alignment) is
-  // not a block this handler handed out and has not taken back: a foreign pointer, a pointer
-  // inside a block, a second free, a size or alignment other than the allocation's. Each
-  // handler checks what it knows (a pool its slabs, a leaf its live blocks, an adaptor asks its
-  // upstream). The alignment is already known to be valid.
-  virtual bool do_deallocate(void* ptr, size_t bytes, size_t alignment) = 0;
+  // Takes a block back and returns the bytes it was allocated with. Returns nothing, having
+  // changed nothing, when (ptr, bytes, alignment) is not a block this handler handed out and
+  // has not taken back: a foreign pointer, a pointer inside a block, a second free, a size or
+  // alignment other than the allocation's (a pool: of another class). Each handler checks what
+  // it knows (a pool its slabs, a leaf its live blocks, an adaptor asks its upstream) and
+  // reports the size from there, so every level counts the same bytes. The alignment is
+  // already known to be valid.
+  virtual std::optional<size_t> do_deallocate(void* ptr, size_t bytes, size_t alignment) = 0;
   // Called after a free's statistics are counted (deallocate(), or reclaim() for a deferred
   // free). A limit gives its budget back here, not in do_deallocate(): were the budget free
   // before the statistics drop, another thread could allocate it meanwhile and the statistics
@@ -165,7 +173,7 @@ class Handler {
   static void abi_free(void* ctx, void* ptr, size_t bytes, size_t alignment) noexcept;
   // do_deallocate() for a valid alignment, with an exception taken as a refusal; counts a
   // refusal in invalidFrees.
-  bool checked_deallocate(void* ptr, size_t bytes, size_t alignment) noexcept;
+  std::optional<size_t> checked_deallocate(void* ptr, size_t bytes, size_t alignment) noexcept;
 
   pinpool_handler abi_{};
   std::string name_;
@@ -174,18 +182,21 @@ class Handler {
   uint64_t secret_[2] = {0, 0};   // see secret()
   bool leaf_ = false;             // hands out its own memory: its blocks are in block_registry
 
-  // Gives a block whose leases are over back to do_deallocate() (checked_deallocate());
-  // false when refused.
-  bool finish(void* ptr, size_t bytes, size_t alignment);
+  // Gives a block whose leases are over back to do_deallocate() (checked_deallocate()): its
+  // bytes as allocated, or nothing when refused.
+  std::optional<size_t> finish(void* ptr, size_t bytes, size_t alignment);
   // The statistics of one free.
   void count_free(size_t bytes, bool by_gc);
+  // A deferred free was counted as `named` bytes and the block had `freed`: moves the counts.
+  void recount_free(size_t named, size_t freed, bool by_gc);
 
   struct Deferred {
     void* ptr;
     size_t bytes;
     size_t alignment;
     FenceSet fences;
-    bool held;  // a block JavaScript reached: held until it is finished
+    bool held;   // a block JavaScript reached: held until it is finished
+    bool by_gc;  // counted as released by the garbage-collection backstop
   };
   void unhold(const void* ptr);
   bool is_held(const void* ptr) const;
@@ -231,16 +242,17 @@ inline void* upstream_alloc(pinpool_handler* h, size_t bytes, size_t alignment,
   }
   return nullptr;
 }
-// Returns a block upstream; false when the upstream refused it. One of ours says so (and
-// counts it); a foreign handler's free returns nothing and is taken at its word, unless it
-// throws.
-inline bool upstream_free(pinpool_handler* h, void* ptr, size_t bytes, size_t alignment) noexcept {
+// Returns a block upstream: the bytes it was allocated with, or nothing when the upstream
+// refused it. One of ours says so (and counts it); a foreign handler's free returns nothing and
+// is taken at its word, size included, unless it throws.
+inline std::optional<size_t> upstream_free(pinpool_handler* h, void* ptr, size_t bytes,
+                                           size_t alignment) noexcept {
   try {
     if (Handler* ours = Handler::from_abi(h)) return ours->deallocate(ptr, bytes, alignment, false, {}, /*held=*/true);
     h->free(h->ctx, ptr, bytes, alignment);
-    return true;
+    return bytes;
   } catch (...) {
-    return false;
+    return std::nullopt;
   }
 }
 

@@ -75,15 +75,15 @@ class CudaLeaf : public Handler {
     return p;
   }
 
-  bool do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
+  std::optional<size_t> do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
     LeafBlock block;
-    if (!live_.take(ptr, bytes, alignment, &block)) return false;
+    if (!live_.take(ptr, bytes, alignment, &block)) return std::nullopt;
     if (raw_free(block.start, block.length) == CUDA_SUCCESS) {
       if (page_locks_) give_back_lock_budget(nullptr, block.length);
-      return true;
+      return block.bytes;
     }
     live_.put_back(ptr, block);
-    return false;
+    return std::nullopt;
   }
 
   const int device_;               // device ordinal whose primary context allocates

@@ -79,20 +79,22 @@ class FallbackAdaptor final : public Handler {
     return p;
   }
 
-  bool do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
+  // Returns what the side that took the block reports as its size.
+  std::optional<size_t> do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
     if (!in_range(bytes)) return upstream_free(secondary_.get(), ptr, bytes, alignment);
     bool listed = false;  // taken out of secondary_in_range_
     if (served_by_secondary(ptr, &listed)) {
-      if (!upstream_free(secondary_.get(), ptr, bytes, alignment)) {
+      std::optional<size_t> freed = upstream_free(secondary_.get(), ptr, bytes, alignment);
+      if (!freed) {
         if (listed) relist(ptr);  // still the secondary's: the right free must find it again
-        return false;
+        return std::nullopt;
       }
       count_down(secondary_in_range_live_);
-      return true;
+      return freed;
     }
-    if (!upstream_free(primary_.get(), ptr, bytes, alignment)) return false;
-    count_down(primary_live_);
-    return true;
+    std::optional<size_t> freed = upstream_free(primary_.get(), ptr, bytes, alignment);
+    if (freed) count_down(primary_live_);
+    return freed;
   }
 
   void note_secondary_in_range(void* p) {

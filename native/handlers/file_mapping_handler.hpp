@@ -73,6 +73,7 @@ class FileMappingHandler final : public Handler {
       fail(info, {PINPOOL_ERR_INVALID_ARGUMENT, Reason::Size});
       return nullptr;
     }
+    bytes_ = bytes;
     length_ = bytes ? bytes : 1;
     void* p = bytes ? map(fd) : mmap(nullptr, length_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     const int error = p == MAP_FAILED ? errno : 0;
@@ -114,14 +115,14 @@ class FileMappingHandler final : public Handler {
     return p;
   }
 
-  bool do_deallocate(void* ptr, size_t bytes, size_t) override {
+  std::optional<size_t> do_deallocate(void* ptr, size_t bytes, size_t) override {
     std::lock_guard<std::mutex> lock(mutex_);
     // Only the one mapping, whole: munmap with another length would cut it or its neighbour.
-    if (!ptr || ptr != mapping_ || (bytes ? bytes : 1) != length_) return false;
+    if (!ptr || ptr != mapping_ || (bytes ? bytes : 1) != length_) return std::nullopt;
     if (options_.register_memory) cuda::host_unregister(mapping_);
     munmap(mapping_, length_);
     mapping_ = nullptr;
-    return true;
+    return bytes_;  // an empty file's block was allocated as 0 bytes, and may be freed as 1
   }
 
   const FileMappingOptions options_;
@@ -129,6 +130,7 @@ class FileMappingHandler final : public Handler {
   int fd_;                   // our duplicate of the file until the one allocation; then -1
   void* mapping_ = nullptr;  // the live mapping, if any
   size_t length_ = 0;        // its length, in bytes
+  size_t bytes_ = 0;         // the allocation's size, in bytes (0 for an empty file)
 };
 
 }  // namespace pinpool

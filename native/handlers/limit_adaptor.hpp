@@ -5,7 +5,9 @@
 // bytes with a compare-and-swap bounded by the cap, a free gives them back only when the
 // upstream accepted it (a double or foreign free is refused there, not subtracted here), and
 // only after the base has counted the free in the statistics, so `bytes` never reads more than
-// the cap either (stats.bytes <= reserved <= cap at every moment).
+// the cap either (stats.bytes <= reserved <= cap at every moment). What a free gives back is
+// the size the upstream reports for the block, which is what was reserved for it: a free that
+// names another size in the block's class (a pool accepts it) moves the budget by nothing else.
 #pragma once
 
 #include "../core/handler.hpp"
@@ -42,7 +44,7 @@ class LimitAdaptor final : public Handler {
     return p;
   }
 
-  bool do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
+  std::optional<size_t> do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
     return upstream_free(upstream_.get(), ptr, bytes, alignment);
   }
 

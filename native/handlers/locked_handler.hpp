@@ -81,12 +81,12 @@ class LockedHandler final : public Handler {
     return p;
   }
 
-  bool do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
+  std::optional<size_t> do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
     LeafBlock block;
-    if (!live_.take(ptr, bytes, alignment, &block)) return false;
+    if (!live_.take(ptr, bytes, alignment, &block)) return std::nullopt;
     munmap(block.start, block.length);  // also unlocks the pages
     give_back_lock_budget(&own_, block.length);
-    return true;
+    return block.bytes;
   }
 
   LockBudget own_;   // this leaf's locked bytes against its own cap

@@ -35,11 +35,11 @@ class PageableHandler final : public Handler {
     return p;
   }
 
-  bool do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
+  std::optional<size_t> do_deallocate(void* ptr, size_t bytes, size_t alignment) override {
     LeafBlock block;
-    if (!live_.take(ptr, bytes, alignment, &block)) return false;
+    if (!live_.take(ptr, bytes, alignment, &block)) return std::nullopt;
     std::free(ptr);
-    return true;
+    return block.bytes;
   }
 
   LeafBlocks live_;  // blocks handed out

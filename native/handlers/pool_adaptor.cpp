@@ -61,13 +61,13 @@ void* PoolAdaptor::timed_upstream_alloc(size_t bytes, size_t alignment, pinpool_
 
 bool PoolAdaptor::timed_upstream_free(void* ptr, size_t bytes, size_t alignment) {
   auto start = std::chrono::steady_clock::now();
-  bool ok = upstream_free(upstream_.get(), ptr, bytes, alignment);
+  std::optional<size_t> freed = upstream_free(upstream_.get(), ptr, bytes, alignment);
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::steady_clock::now() - start);
   Stats::bump(stats_.upstreamFrees);
   Stats::bump(stats_.upstreamNanos, static_cast<uint64_t>(ns.count()));
-  if (ok) stats_.reserved.sub(bytes);
-  return ok;
+  if (freed) stats_.reserved.sub(*freed);
+  return freed.has_value();
 }
 
 inline uint32_t PoolAdaptor::slab_of(void* ptr) const {
@@ -86,17 +86,19 @@ void PoolAdaptor::describe_slab(uint32_t id, pinpool_alloc_info* info) const {
   info->region_bytes = s.bytes;
 }
 
-void* PoolAdaptor::take_cached(int index, size_t class_bytes, pinpool_alloc_info* info) {
+void* PoolAdaptor::take_cached(int index, size_t class_bytes, size_t bytes, pinpool_alloc_info* info) {
   std::vector<FreeBlock>& list = free_[index];
   if (!list.empty()) {
     FreeBlock b = list.back();
     list.pop_back();
     if (b.slab != kNoSlab) {
       slabs_[b.slab].hand_out(b.block);
+      slabs_[b.slab].asked[b.block] = static_cast<uint32_t>(bytes);
       describe_slab(b.slab, info);
     } else {
       Large& large = large_.find(b.ptr)->second;  // a cached block is always there
       large.state = LargeState::Out;
+      large.asked = bytes;
       info->served_by = large.served_by;
       not_in_a_slab(info);
       cached_large_bytes_ -= class_bytes;
@@ -112,6 +114,7 @@ void* PoolAdaptor::take_cached(int index, size_t class_bytes, pinpool_alloc_info
       continue;
     }
     s.hand_out(s.carved);
+    s.asked[s.carved] = static_cast<uint32_t>(bytes);
     void* p = s.base + static_cast<size_t>(s.carved++) * class_bytes;
     describe_slab(carving.back(), info);
     stats_.cachedBytes.fetch_sub(class_bytes, std::memory_order_relaxed);
@@ -120,23 +123,35 @@ void* PoolAdaptor::take_cached(int index, size_t class_bytes, pinpool_alloc_info
   return nullptr;
 }
 
-void* PoolAdaptor::grow_small(int index, size_t class_bytes, pinpool_alloc_info* info) {
-  size_t bytes = slab_bytes_for(class_bytes);
-  char* base = static_cast<char*>(timed_upstream_alloc(bytes, kBlockAlignment, info));
+void* PoolAdaptor::grow_small(int index, size_t class_bytes, size_t bytes, pinpool_alloc_info* info) {
+  size_t slab_bytes = slab_bytes_for(class_bytes);
+  char* base = static_cast<char*>(timed_upstream_alloc(slab_bytes, kBlockAlignment, info));
   if (!base) return nullptr;
   // Every byte not handed out is poisoned (the caller unpoisons its first block). Done before
   // the slab is published: once other threads can carve from it, they own their blocks' marks.
-  asan::poison(base, bytes);
+  asan::poison(base, slab_bytes);
+  auto give_back = [&] {
+    asan::unpoison(base, slab_bytes);
+    timed_upstream_free(base, slab_bytes, kBlockAlignment);
+  };
   Slab s;
   s.base = base;
-  s.bytes = bytes;
+  s.bytes = slab_bytes;
   s.served_by = info->served_by;
   s.class_index = index;
-  s.capacity = static_cast<uint32_t>(std::min<size_t>(bytes / class_bytes, kMaxSlabBlocks));
+  s.capacity = static_cast<uint32_t>(std::min<size_t>(slab_bytes / class_bytes, kMaxSlabBlocks));
   s.reciprocal = size_classes::reciprocal_of(class_bytes);
+  try {
+    s.asked.reset(new uint32_t[s.capacity]);  // outside the lock: it calls malloc
+  } catch (...) {
+    give_back();
+    throw;
+  }
   s.carved = 1;  // the first block is ours
   s.hand_out(0);
+  s.asked[0] = static_cast<uint32_t>(bytes);
   s.live = true;
+  bool carving = s.capacity > 1;
   std::unique_lock<SpinLock> lock(lock_);
   try {
     // Room first, so that nothing below throws once the slab is half published.
@@ -145,23 +160,22 @@ void* PoolAdaptor::grow_small(int index, size_t class_bytes, pinpool_alloc_info*
     room_for_one(carving_[index]);
   } catch (...) {
     lock.unlock();  // never held across an upstream call
-    asan::unpoison(base, bytes);
-    timed_upstream_free(base, bytes, kBlockAlignment);
+    give_back();
     throw;
   }
   uint32_t id;
   if (!free_slab_slots_.empty()) {
     id = free_slab_slots_.back();
     free_slab_slots_.pop_back();
-    slabs_[id] = s;
+    slabs_[id] = std::move(s);
   } else {
     id = static_cast<uint32_t>(slabs_.size());
-    slabs_.push_back(s);
+    slabs_.push_back(std::move(s));
   }
   auto entry = std::make_pair(reinterpret_cast<uintptr_t>(base), id);
   slab_index_.insert(std::upper_bound(slab_index_.begin(), slab_index_.end(), entry), entry);
-  if (s.capacity > 1) carving_[index].push_back(id);
-  stats_.cachedBytes.fetch_add(bytes - class_bytes, std::memory_order_relaxed);
+  if (carving) carving_[index].push_back(id);
+  stats_.cachedBytes.fetch_add(slab_bytes - class_bytes, std::memory_order_relaxed);
   describe_slab(id, info);
   return base;
 }
@@ -220,14 +234,14 @@ void PoolAdaptor::release_stale_large() {
   }
 }
 
-void* PoolAdaptor::grow_large(int index, size_t class_bytes, pinpool_alloc_info* info) {
+void* PoolAdaptor::grow_large(int index, size_t class_bytes, size_t bytes, pinpool_alloc_info* info) {
   release_stale_large();
   void* p = timed_upstream_alloc(class_bytes, kBlockAlignment, info);
   not_in_a_slab(info);
   if (!p) return nullptr;
   try {
     Lock lock(lock_);
-    large_.emplace(p, Large{info->served_by, index, LargeState::Out});
+    large_.emplace(p, Large{info->served_by, index, LargeState::Out, bytes});
   } catch (...) {
     timed_upstream_free(p, class_bytes, kBlockAlignment);
     throw;
@@ -267,11 +281,11 @@ void* PoolAdaptor::do_allocate(size_t bytes, size_t alignment, pinpool_alloc_inf
   void* p;
   {
     Lock lock(lock_);
-    p = take_cached(index, class_bytes, info);
+    p = take_cached(index, class_bytes, bytes, info);
   }
   if (!p)
-    p = class_bytes <= kSlabMaxBlock ? grow_small(index, class_bytes, info)
-                                     : grow_large(index, class_bytes, info);
+    p = class_bytes <= kSlabMaxBlock ? grow_small(index, class_bytes, bytes, info)
+                                     : grow_large(index, class_bytes, bytes, info);
   // Outside the lock: the block is ours alone now, and marking a large block writes
   // class_bytes / 8 bytes of shadow. Only the bytes asked for: the class's tail stays
   // poisoned, so an overrun past the request is caught too.
@@ -279,7 +293,7 @@ void* PoolAdaptor::do_allocate(size_t bytes, size_t alignment, pinpool_alloc_inf
   return p;
 }
 
-bool PoolAdaptor::do_deallocate(void* ptr, size_t bytes, size_t alignment) {
+std::optional<size_t> PoolAdaptor::do_deallocate(void* ptr, size_t bytes, size_t alignment) {
   if (passes_through(bytes, alignment, options_.max_cached_bytes))
     return free_passed_through(ptr, bytes, alignment);
   int index = class_for(bytes, alignment);
@@ -288,32 +302,34 @@ bool PoolAdaptor::do_deallocate(void* ptr, size_t bytes, size_t alignment) {
                                       : free_large(ptr, index, class_bytes);
 }
 
-inline bool PoolAdaptor::free_small(void* ptr, int index, size_t class_bytes) {
+inline std::optional<size_t> PoolAdaptor::free_small(void* ptr, int index, size_t class_bytes) {
   Lock lock(lock_);
   uint32_t id = slab_of(ptr);
-  if (id == kNoSlab) return false;  // not in any slab: foreign, or a large block
+  if (id == kNoSlab) return std::nullopt;  // not in any slab: foreign, or a large block
   Slab& s = slabs_[id];
-  if (s.class_index != index) return false;  // a size or alignment of another class
+  if (s.class_index != index) return std::nullopt;  // a size or alignment of another class
   auto offset = static_cast<uint32_t>(static_cast<char*>(ptr) - s.base);  // a slab is <= 4 MiB
   uint32_t block = size_classes::divide(offset, s.reciprocal);
-  if (static_cast<size_t>(block) * class_bytes != offset) return false;  // inside a block
-  if (block >= kMaxSlabBlocks || !s.is_out(block)) return false;  // not handed out now
+  if (static_cast<size_t>(block) * class_bytes != offset) return std::nullopt;  // inside a block
+  if (block >= kMaxSlabBlocks || !s.is_out(block)) return std::nullopt;  // not handed out now
   free_[index].push_back({ptr, id, block});  // first: it may throw, and then nothing changed
   s.take_back(block);
   // Poisoned before the lock goes: once the block is in the list another thread may take it
   // and unpoison it. (An empty call without AddressSanitizer.)
   asan::poison(ptr, class_bytes);
   stats_.cachedBytes.fetch_add(class_bytes, std::memory_order_relaxed);
-  return true;
+  return s.asked[block];
 }
 
-bool PoolAdaptor::free_large(void* ptr, int index, size_t class_bytes) {
+std::optional<size_t> PoolAdaptor::free_large(void* ptr, int index, size_t class_bytes) {
+  size_t asked;
   {
     Lock lock(lock_);
     auto it = large_.find(ptr);
     if (it == large_.end() || it->second.class_index != index || it->second.state != LargeState::Out)
-      return false;  // foreign, another class, or not with a caller
+      return std::nullopt;  // foreign, another class, or not with a caller
     it->second.state = LargeState::Freeing;  // a second free of it is refused from here on
+    asked = it->second.asked;
   }
   // Outside the lock: the block is ours alone, and marking it writes class_bytes / 8 bytes of
   // shadow. Poisoned before it enters a free list, where another thread may take it.
@@ -329,7 +345,7 @@ bool PoolAdaptor::free_large(void* ptr, int index, size_t class_bytes) {
         large_.find(ptr)->second.state = LargeState::Cached;
         cached_large_bytes_ += class_bytes;
         stats_.cachedBytes.fetch_add(class_bytes, std::memory_order_relaxed);
-        return true;
+        return asked;
       } catch (const std::bad_alloc&) {
         // No room to cache it: give it back instead, as over the cap.
       }
@@ -338,18 +354,19 @@ bool PoolAdaptor::free_large(void* ptr, int index, size_t class_bytes) {
   }
   asan::unpoison(ptr, class_bytes);  // poisoned above, before the cap was known
   timed_upstream_free(ptr, class_bytes, kBlockAlignment);  // over the cap: give it back now
-  return true;
+  return asked;
 }
 
-bool PoolAdaptor::free_passed_through(void* ptr, size_t bytes, size_t alignment) {
+std::optional<size_t> PoolAdaptor::free_passed_through(void* ptr, size_t bytes, size_t alignment) {
   {
     std::lock_guard<std::mutex> lock(passed_mutex_);
     auto it = passed_.find(ptr);
     if (it == passed_.end() || it->second.bytes != bytes || it->second.alignment != alignment)
-      return false;
+      return std::nullopt;
     passed_.erase(it);
   }
-  return timed_upstream_free(ptr, bytes, alignment);
+  if (!timed_upstream_free(ptr, bytes, alignment)) return std::nullopt;
+  return bytes;  // the size asked, checked above
 }
 
 size_t PoolAdaptor::pin_region(void* region) {

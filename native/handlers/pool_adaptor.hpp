@@ -11,11 +11,16 @@
 // cuMemHostAlloc on one thread never stalls another thread's pool hit.
 //
 // The pool knows every block it handed out, so a free that does not name one is refused
-// (do_deallocate returns false) and never reaches a free list: a slab keeps a bit per block
+// (do_deallocate returns nothing) and never reaches a free list: a slab keeps a bit per block
 // (handed out or not), a large block a state, and pass-through blocks sit in a map with their
 // size and alignment. A free must name the start of a block, in the class its size and
 // alignment map to, that is handed out now. The check costs a pool hit a bit test, a bound
 // and a multiplication (the block's index in its slab), under the lock it already takes.
+//
+// A free may name any size of the block's class, so the pool also keeps the size each block
+// was asked with (a slab 4 bytes per block, in one array made with the slab; a large block a
+// member) and reports that one back: the statistics, here and in every adaptor above, count
+// what was allocated. It costs a pool hit one store and a free one load, under the same lock.
 //
 // Under AddressSanitizer (core/asan.hpp) every byte the pool holds and has not handed out is
 // poisoned: cached blocks, a slab's uncarved room, the tail of a block past the bytes asked for.
@@ -24,6 +29,7 @@
 #pragma once
 
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -86,6 +92,8 @@ class PoolAdaptor final : public Handler {
     uint64_t reciprocal = 0;                      // size_classes::reciprocal_of(class size)
     uint64_t handed_out[kMaxSlabBlocks / 64] = {};  // a bit per block: with a caller now
                                                     // (never set past `carved`)
+    std::unique_ptr<uint32_t[]> asked;            // per block: the bytes its caller asked for
+                                                  // (`capacity` of them; a block is < 2^32)
 
     bool is_out(uint32_t block) const { return handed_out[block / 64] >> (block % 64) & 1; }
     void hand_out(uint32_t block) { handed_out[block / 64] |= uint64_t{1} << (block % 64); }
@@ -100,6 +108,7 @@ class PoolAdaptor final : public Handler {
     const pinpool_handler* served_by;  // the leaf that provided it
     int class_index;                   // its class
     LargeState state;
+    size_t asked;                      // the bytes its caller asked for (while Out)
   };
   struct PassedThrough {
     size_t bytes;      // as asked, in bytes
@@ -107,7 +116,7 @@ class PoolAdaptor final : public Handler {
   };
 
   void* do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) override;
-  bool do_deallocate(void* ptr, size_t bytes, size_t alignment) override;
+  std::optional<size_t> do_deallocate(void* ptr, size_t bytes, size_t alignment) override;
   size_t do_trim() override;
 
   static bool passes_through(size_t bytes, size_t alignment, uint64_t cap);
@@ -116,13 +125,15 @@ class PoolAdaptor final : public Handler {
 
   void* timed_upstream_alloc(size_t bytes, size_t alignment, pinpool_alloc_info* info);
   bool timed_upstream_free(void* ptr, size_t bytes, size_t alignment);  // false: refused
-  void* take_cached(int index, size_t class_bytes, pinpool_alloc_info* info);  // lock held
-  void* grow_small(int index, size_t class_bytes, pinpool_alloc_info* info);
-  void* grow_large(int index, size_t class_bytes, pinpool_alloc_info* info);
+  // The allocation paths take `bytes`, the size asked, to record it with the block.
+  void* take_cached(int index, size_t class_bytes, size_t bytes, pinpool_alloc_info* info);  // lock held
+  void* grow_small(int index, size_t class_bytes, size_t bytes, pinpool_alloc_info* info);
+  void* grow_large(int index, size_t class_bytes, size_t bytes, pinpool_alloc_info* info);
   void* pass_through(size_t bytes, size_t alignment, pinpool_alloc_info* info);
-  bool free_small(void* ptr, int index, size_t class_bytes);
-  bool free_large(void* ptr, int index, size_t class_bytes);
-  bool free_passed_through(void* ptr, size_t bytes, size_t alignment);
+  // The free paths return the size the block was asked with, or nothing when refused.
+  std::optional<size_t> free_small(void* ptr, int index, size_t class_bytes);
+  std::optional<size_t> free_large(void* ptr, int index, size_t class_bytes);
+  std::optional<size_t> free_passed_through(void* ptr, size_t bytes, size_t alignment);
   void release_stale_large();
   // What the thread caches in front of the pool keep: {bytes as allocated, class bytes}.
   std::pair<uint64_t, uint64_t> thread_cached_bytes() const;

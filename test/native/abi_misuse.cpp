@@ -539,6 +539,109 @@ void limit_over_lenient_upstream() {
   lim->release();
 }
 
+// A free whose size differs from the allocation's but falls in the same size class is accepted
+// by a pool (it compares classes), and must count what was allocated, at every level: a size
+// taken at its word would wrap the statistics (1000 freed as 1010), leave bytes counted with
+// nothing live (1000 freed as 990), or hand a limit back more than it reserved, so that more
+// than the cap is in use while the statistics say the cap.
+
+// Checks one level's statistics: the bytes in use, their peak, and no free refused.
+void check_level(const char* what, Handler* core, uint64_t bytes, uint64_t peak) {
+  const Stats& st = core->stats();
+  bool ok = st.bytes.current == bytes && st.bytes.peak == peak && st.invalidFrees == 0;
+  if (!ok)
+    std::fprintf(stderr, "  %s (%s): bytes %llu (expected %llu), peak %llu (expected %llu), "
+                 "invalidFrees %llu\n", what, core->name().c_str(),
+                 static_cast<unsigned long long>(st.bytes.current.load()),
+                 static_cast<unsigned long long>(bytes),
+                 static_cast<unsigned long long>(st.bytes.peak.load()),
+                 static_cast<unsigned long long>(peak),
+                 static_cast<unsigned long long>(st.invalidFrees.load()));
+  CHECK(ok);
+}
+
+// alloc(1000), then free(p, 1010) (and 990): the same class (1024), so accepted, and the 1000
+// bytes allocated are what is subtracted, by the pool and by a limit or fallback above it.
+void wrong_size_in_class(const char* what, Handler* outer, Handler* inner_pool) {
+  pinpool_handler* h = outer->abi();
+  for (size_t freed_as : {size_t{1010}, size_t{990}}) {
+    void* p = abi_alloc(h, 1000);
+    CHECK(p != nullptr);
+    if (!p) continue;
+    abi_free(h, p, freed_as);
+    check_level(what, outer, 0, 1000);
+    check_level(what, inner_pool, 0, 1000);
+    CHECK(outer->stats().allocations.current == 0 && outer->stats().frees == outer->stats().allocations.total);
+  }
+  outer->release();
+}
+
+void wrong_size_in_class_pool() {
+  Handler* p = pool(pageable());
+  wrong_size_in_class("pool(pageable)", p, p);
+}
+void wrong_size_in_class_limit() {
+  Handler* p = pool(pageable());
+  wrong_size_in_class("limit(pool(pageable))", limit(p), p);
+}
+void wrong_size_in_class_fallback() {
+  Handler* p = pool(pageable());
+  wrong_size_in_class("fallback(pool(pageable), pageable)", fallback(p, pageable()), p);
+}
+
+// 100 rounds of alloc(1000), free(p, 990) under a 1 MiB limit: nothing stays counted, and the
+// whole MiB can be allocated after.
+void wrong_size_rounds_under_limit() {
+  Handler* p = pool(pageable());
+  Handler* lim = limit(p, 1 * MiB);
+  pinpool_handler* h = lim->abi();
+  for (int i = 0; i < 100; i++) {
+    void* b = abi_alloc(h, 1000);
+    CHECK(b != nullptr);
+    if (b) abi_free(h, b, 990);
+  }
+  check_level("100 rounds", lim, 0, 1000);
+  check_level("100 rounds", p, 0, 1000);
+  pinpool_alloc_info info{};
+  void* all = abi_alloc(h, 1 * MiB, 64, &info);
+  if (!all) std::fprintf(stderr, "  1 MiB after 100 rounds: refused, reason %s\n", info.reason ? info.reason : "(none)");
+  CHECK(all != nullptr);
+  if (all) abi_free(h, all, 1 * MiB);
+  check_level("after the whole MiB", lim, 0, 1 * MiB);
+  lim->release();
+}
+
+// Under a 4,096-byte limit: 1000 + 3096 in use, the 1000 freed as 1023. Only 1000 comes back,
+// so 1023 more would be 4,119 bytes in use: refused; 1000 fits exactly.
+void wrong_size_at_the_cap() {
+  Handler* p = pool(pageable());
+  Handler* lim = limit(p, 4096);
+  pinpool_handler* h = lim->abi();
+  void* a = abi_alloc(h, 1000);
+  void* b = abi_alloc(h, 3096);
+  CHECK(a && b);
+  if (!a || !b) return;
+  abi_free(h, a, 1023);
+  check_level("a freed as 1023", lim, 3096, 4096);
+  pinpool_alloc_info info{};
+  void* over = abi_alloc(h, 1023, 64, &info);
+  CHECK(over == nullptr && info.reason && std::strcmp(info.reason, "limit") == 0);
+  if (over) {
+    std::fprintf(stderr, "  1023 more under the 4,096-byte cap was served: %llu bytes counted\n",
+                 static_cast<unsigned long long>(lim->stats().bytes.current.load()));
+    abi_free(h, over, 1023);
+  }
+  void* fits = abi_alloc(h, 1000);
+  CHECK(fits != nullptr);
+  check_level("at the cap", lim, fits ? 4096 : 3096, 4096);
+  check_level("at the cap", p, fits ? 4096 : 3096, 4096);
+  if (fits) abi_free(h, fits, 1000);
+  abi_free(h, b, 3096);
+  check_level("all freed", lim, 0, 4096);
+  check_level("all freed", p, 0, 4096);
+  lim->release();
+}
+
 bool have_cuda() {
   if (!std::getenv("PINPOOL_CUDA_LIBRARY")) {
 #ifdef PINPOOL_FAKE_CUDA
@@ -567,6 +670,11 @@ int main() {
   isolated("a driver that refuses a free", driver_refuses_free);
   isolated("fallback routing after refused frees", fallback_routing);
   isolated("limit over a lenient foreign upstream", limit_over_lenient_upstream);
+  isolated("pool: a free of another size in the class counts the allocation's", wrong_size_in_class_pool);
+  isolated("limit: a free of another size in the class counts the allocation's", wrong_size_in_class_limit);
+  isolated("fallback: a free of another size in the class counts the allocation's", wrong_size_in_class_fallback);
+  isolated("100 rounds of 1000 freed as 990 under a 1 MiB limit", wrong_size_rounds_under_limit);
+  isolated("a 4,096-byte limit after a free of 1000 as 1023", wrong_size_at_the_cap);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
   std::printf("abi misuse: %d passed, %d failed in %lld ms\n", pinpool::test::passed, pinpool::test::failed,
               static_cast<long long>(ms.count()));

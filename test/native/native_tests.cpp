@@ -459,6 +459,30 @@ void test_deferred_frees() {
     lim->release();
     CHECK(up.live_bytes == 0);
   }
+  {
+    // A deferred free naming another size of the block's class is counted as named, then
+    // corrected to the block's own size when it is finished: at every level, and in the budget.
+    Counting up("up");
+    auto* pool = new PoolAdaptor("pool", &up.abi, PoolOptions{});
+    auto* lim = new LimitAdaptor("limit", pool->abi(), 1000);
+    pool->release();  // the limit holds it
+    for (size_t named : {size_t{1010}, size_t{990}}) {
+      void* p = alloc(lim, 1000);
+      Fence* copy = Fence::create();
+      lim->deallocate(p, named, 64, false, FenceSet({copy}));
+      copy->signal();
+      CHECK(lim->reclaim() == 1);
+      CHECK(lim->stats().bytes.current == 0 && lim->stats().invalidFrees == 0);
+      CHECK(pool->stats().bytes.current == 0);
+      void* q = alloc(lim, 1000);  // the whole budget came back, and no more
+      CHECK(q != nullptr);
+      CHECK(alloc(lim, 1) == nullptr);
+      lim->deallocate(q, 1000, 64);
+      copy->release();
+    }
+    lim->release();
+    CHECK(up.live_bytes == 0);
+  }
 }
 
 // Threads share one pool; each writes a pattern over the bytes it asked for and checks it at
