@@ -7,7 +7,7 @@ import { Block, elementSize, makeHostBuffer, type HostBuffer, type SlabView, typ
 import { binding, constants, type NativeHandle } from './native.js';
 import { currentFrame } from './scope-stats.js';
 import { readStats, type HandlerStats } from './stats.js';
-import { takeBack } from './take-back.js';
+import { handOut, takeBack } from './take-back.js';
 import { DEFAULT_THREAD_CACHE_BYTES, dropWhenCollected, movesBuffers, ThreadCache } from './thread-cache.js';
 import { allocChannel, fallbackChannel, type AllocMessage, type FallbackMessage } from './tracing.js';
 import { checkAlignment, checkBoolean, checkBytes, checkOptions, invalid, isObject } from './validate.js';
@@ -177,7 +177,7 @@ export class Handler {
       if (classBytes > 0 && (slab !== undefined || movesBuffers)) keeper = cache;
     }
     const block = new Block(this, slot, address, bytes, alignment, servedBy, slab, classBytes, keeper);
-    return this.#handOut(block, ab ?? undefined, zero);
+    return this.#handOut(block, ab === undefined ? undefined : handOut(ab, slot, address), zero);
   }
 
   #handOut(block: Block, buffer: ArrayBuffer | undefined, zero: boolean): HostBuffer {

@@ -46,9 +46,20 @@ export const movesBuffers = transferBuffer !== undefined;
  */
 export const watchesBuffers = movesBuffers && !isMainThread;
 
-// Native code hands out a moved buffer, never the external one Node's end-of-thread clean-up
-// detaches (and, on Node 24 and later, aborts on when the user marked it untransferable).
 binding.setBufferMoves(movesBuffers ? transfer : undefined, isMainThread);
+
+/**
+ * The ArrayBuffer to hand the user for `buffer`, the external one native code just made over
+ * the block in `slot` (at `address`). Where buffers move, a buffer moved out of it: never the
+ * external one, which Node's end-of-thread clean-up detaches (and, on Node 24 and later, aborts
+ * on when the user marked it untransferable). In a worker, native code watches it (track()).
+ */
+export function handOut(buffer: ArrayBuffer, slot: number, address: number): ArrayBuffer {
+  if (transferBuffer === undefined) return buffer;
+  const moved = transferBuffer(buffer);
+  if (watchesBuffers) binding.track(slot, address, moved);
+  return moved;
+}
 
 /**
  * What native free() or transfer() should be given for `buffer`, a block's ArrayBuffer as the

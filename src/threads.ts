@@ -6,6 +6,7 @@ import { ErrorCode, PinpoolError } from './errors.js';
 import { wrapperOf, type Handler, type HandlerToken } from './handler.js';
 import { Block, HostBuffer, makeHostBuffer, type BufferToken } from './host-buffer.js';
 import { binding, constants } from './native.js';
+import { handOut } from './take-back.js';
 import { AwayAccount, isAwayCell } from './scope-stats.js';
 import { invalid, isArray } from './validate.js';
 
@@ -74,7 +75,7 @@ export function adopt(token: BufferToken): HostBuffer {
   // An adopted block goes back through native free(): it came with the leases of the thread it
   // left, which a thread cache could not wait for.
   const block = new Block(owner, scratch[constants.slots.liveSlot]!, address, byteLength, alignment, servedBy, undefined, 0, undefined);
-  const buf = makeHostBuffer(block, buffer, undefined);
+  const buf = makeHostBuffer(block, handOut(buffer, block.slot, address), undefined);
   // Allocated in a named scope of the sending thread: its free here counts there.
   if (t.scope !== undefined) HostBuffer.countAway(buf, new AwayAccount(t.scope));
   return buf;

@@ -12,8 +12,8 @@
 //     signalling it (fence.hpp): what waited on it is orphaned, never reused;
 //   - the ArrayBuffer JavaScript is handed is never the external one Node's end-of-thread
 //     clean-up detaches, but one moved out of it, and the binding keeps a weak reference to
-//     it, so that at the thread's end it can tell a buffer still here (returned with the
-//     thread) from one that left (orphaned).
+//     it (track()), so that at the thread's end it can tell a buffer still here (returned with
+//     the thread) from one that left (orphaned).
 // The main thread ends last (its end stops every worker first): its buffers need no watching.
 #pragma once
 
@@ -30,9 +30,10 @@ bool buffers_move();
 // False once `env` is ending: JavaScript cannot run there any more, and a finalizer called now
 // does not mean that its memory is dead.
 bool can_run_js(napi_env env);
-// The ArrayBuffer to hand JavaScript for `made`, a new external ArrayBuffer over a block: where
+// The ArrayBuffer to hand JavaScript for `made`, a new external ArrayBuffer over a slab: where
 // buffers move, one moved out of it (so Node's end-of-thread clean-up leaves it alone). In a
-// worker, `*watch` gets a weak reference to it (else nullptr).
+// worker, `*watch` gets a weak reference to it (else nullptr). A block's buffer is moved and
+// named in JavaScript instead (src/take-back.ts handOut(), then track()): cheaper on the hot path.
 napi_value hand_out(napi_env env, Instance* inst, napi_value made, napi_ref* watch);
 // Whether an ArrayBuffer over `block` may have left this thread, which is ending: the one
 // JavaScript was handed was moved away, or is gone without its memory being seen to die.
@@ -44,8 +45,9 @@ bool view_left_thread(napi_env env, napi_ref watch, bool dead);
 // setBufferMoves(ArrayBuffer.prototype.transfer | undefined, isMainThread): once per
 // environment, from src/take-back.ts.
 napi_value SetBufferMoves(napi_env env, napi_callback_info info);
-// track(slot, address, arrayBuffer): a worker's thread cache is about to hand out `arrayBuffer`
-// (made with transfer()) for the block in `slot`: watch it instead of the last one.
+// track(slot, address, arrayBuffer): a worker is about to hand out `arrayBuffer` (moved out of
+// the block's external one, or kept by its thread cache) for the block in `slot`: watch it
+// instead of the last one.
 napi_value Track(napi_env env, napi_callback_info info);
 
 }  // namespace pinpool::binding

@@ -36,20 +36,18 @@ void view_gone(napi_env env, void*, void* hint) {
   view->release();
 }
 
-// An ArrayBuffer over a block for JavaScript (hand_out()), its lease (a fence with one
-// reference for the caller) and, in a worker, a weak reference to it.
-bool make_view(napi_env env, Instance* inst, void* ptr, size_t bytes, Fence** view, napi_ref* watch,
-               napi_value* out) {
+// An ArrayBuffer over a block, and its lease (a fence with one reference for the caller).
+// Where buffers move, JavaScript hands out one moved out of it, and a worker names that one
+// with track() (src/take-back.ts handOut(): a call into JavaScript from here costs more).
+bool make_view(napi_env env, void* ptr, size_t bytes, Fence** view, napi_value* out) {
   if (bytes == 0) return napi_create_arraybuffer(env, 0, nullptr, out) == napi_ok;
   Fence* fence = Fence::create();  // this reference is the finalizer's
-  napi_value made;
-  if (napi_create_external_arraybuffer(env, ptr, bytes, view_gone, fence, &made) != napi_ok) {
+  if (napi_create_external_arraybuffer(env, ptr, bytes, view_gone, fence, out) != napi_ok) {
     fence->release();
     return false;
   }
   fence->retain();
   *view = fence;
-  *out = hand_out(env, inst, made, watch);
   return true;
 }
 
@@ -121,7 +119,7 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
   LiveBlock block{nullptr, h, bytes, alignment, result.served_by, nullptr, {}};
   napi_value value = nullptr;  // undefined
   const bool make_buffer = view == kBuffer || (view == kSlabOrBuffer && !result.region);
-  if (make_buffer && !make_view(env, inst, p, bytes, &block.view, &block.watch, &value)) {
+  if (make_buffer && !make_view(env, p, bytes, &block.view, &value)) {
     // Out of JavaScript heap, or external buffers are refused (a sandboxed runtime): give the
     // block back rather than lose it.
     h->deallocate(p, bytes, alignment);
@@ -238,7 +236,7 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   LiveBlock block{p.ptr, p.handler, p.bytes, p.alignment, p.served_by, nullptr, {}};
   block.inherited = std::move(p.leases);
   napi_value buffer;
-  if (!make_view(env, inst, p.ptr, p.bytes, &block.view, &block.watch, &buffer)) {
+  if (!make_view(env, p.ptr, p.bytes, &block.view, &buffer)) {
     p.handler->deallocate(p.ptr, p.bytes, p.alignment, false, std::move(block.inherited), /*held=*/true);
     p.handler->release();
     return throw_error(env, code::kOutOfMemory, "adopt: no ArrayBuffer could be made for the block");

@@ -439,7 +439,7 @@ void exceptions() {
 // gone): the free is refused and counted, not ignored, and the block can be freed again.
 class RefusingLeaf final : public CudaLeaf {
  public:
-  RefusingLeaf() : CudaLeaf("refusing", "pinned", 0, 4096) {}
+  RefusingLeaf() : CudaLeaf("refusing", "pinned", 0, 4096, /*page_locks=*/false) {}
   bool refuse_next = false;  // the next raw_free fails with CUDA_ERROR_INVALID_VALUE
 
  private:
