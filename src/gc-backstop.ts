@@ -11,7 +11,7 @@
  * out of use until that one is collected too (its finalizer ends the lease).
  */
 import { binding, type NativeHandle } from './native.js';
-import type { ScopeCounter, ScopeFrame } from './scope-stats.js';
+import type { ScopeAccount, ScopeFrame } from './scope-stats.js';
 import { freeChannel, type FreeMessage } from './tracing.js';
 
 /** What the backstop needs to free a block; it must not reach the block's views. */
@@ -21,8 +21,9 @@ export interface BlockRecord {
   owner: { readonly name: string };
   /** The measure() scope that counted the block, if any. */
   frame: ScopeFrame | undefined;
-  /** The named scope it was allocated in, which counts it until it is freed. */
-  scope: ScopeCounter | undefined;
+  /** The named scope it was allocated in here, which counts it until it is freed (an adopted
+   * block's scope is counted by native free()). */
+  scope: ScopeAccount | undefined;
   /** The slab view the block was seen through (slabViews pools): one view fewer once freed. */
   slab: { live: number } | undefined;
   /** The block's slot in the native live table. */

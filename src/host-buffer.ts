@@ -7,7 +7,7 @@ import { forget, track, untrack, type BlockRecord } from './gc-backstop.js';
 import { leafOf } from './leaves.js';
 import { binding, type NativeHandle, type RegionPin } from './native.js';
 import type { Handler, LeafKind } from './handler.js';
-import type { ScopeAccount, ScopeCounter, ScopeFrame } from './scope-stats.js';
+import type { ScopeAccount, ScopeFrame } from './scope-stats.js';
 import type { ThreadCache } from './thread-cache.js';
 import { takeBack } from './take-back.js';
 import { freeChannel, type FreeMessage } from './tracing.js';
@@ -43,18 +43,15 @@ export interface HostBlock {
 /**
  * The token `buf.transfer()` returns and `adopt()` accepts; postMessage can carry it. Its id
  * is 128 random bits, and it names the process it was made in: a guessed, replayed or foreign
- * token adopts nothing.
+ * token adopts nothing. It names nothing else: the buffer's named scope, which counts it until
+ * it is freed in whichever thread, travels with the block in native code, so no holder of a
+ * token can move, forge or lose a scope's counts. A token with a `scope` field is refused.
  */
 export interface BufferToken {
   readonly pinpool: 'buffer';
   readonly version: 2;
   readonly id: string;
   readonly process: string;
-  /**
-   * Where the receiving thread counts the buffer's free, when it was allocated in a named scope
-   * (the scope's bytes in use stay counted until the buffer is freed, in whichever thread).
-   */
-  readonly scope?: SharedArrayBuffer;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -112,7 +109,8 @@ export class HostBuffer {
   #buffer: ArrayBuffer | undefined; // the block's ArrayBuffer as handed out; undefined for a slab view
   #bytes: Uint8Array;
   #frame: ScopeFrame | undefined; // the measure() scope that counts this buffer
-  #scope: ScopeCounter | undefined; // the named scope it was allocated in, counted until its free
+  #scope: ScopeAccount | undefined; // the named scope it was allocated in here, counted until its free
+                                    // (an adopted buffer's scope is counted in native code)
   #released = false;
   #registered = false;
 
@@ -255,10 +253,11 @@ export class HostBuffer {
     if (this.#released) throw released();
     const block = this.#block;
     const buffer = this.#buffer === undefined ? undefined : takeBack(this.#buffer);
-    const [id, process] = binding.transfer(block.owner.handle, buffer, block.slot, block.address);
+    // Still in use, elsewhere: the scope's cell goes with the block (native code), and counts it
+    // when whichever thread holds it frees it or ends.
+    const [id, process] = binding.transfer(block.owner.handle, buffer, block.slot, block.address, this.#scope?.cell);
     this.#release();
-    // Still in use, in the receiving thread: its scope counts it until that thread frees it.
-    const token: BufferToken = this.#scope === undefined ? { pinpool: 'buffer', version: 2, id, process } : { pinpool: 'buffer', version: 2, id, process, scope: this.#scope.away };
+    const token: BufferToken = { pinpool: 'buffer', version: 2, id, process };
     return Object.freeze(token);
   }
 
@@ -295,11 +294,6 @@ export class HostBuffer {
   static countIn(buf: HostBuffer, account: ScopeAccount): void {
     account.allocated(buf.#block.byteLength);
     buf.#scope = account;
-  }
-
-  /** @internal Counts an adopted buffer's free in the scope of the thread it came from. */
-  static countAway(buf: HostBuffer, counter: ScopeCounter): void {
-    buf.#scope = counter;
   }
 
   /** A brand check that a primitive `this` cannot make throw, and no getter or trap runs. */

@@ -22,8 +22,11 @@ export interface NativeBinding {
   describe(handleOrId: NativeHandle | number): { id: number; name: string; kind: string } | null;
   secret(handle: NativeHandle): [secret: string, process: string];
   attach(id: number, secret: string, process: string): NativeHandle | null;
-  transfer(handle: NativeHandle, buffer: ArrayBuffer | null | undefined, slot: number, address: number): [key: string, process: string];
+  transfer(handle: NativeHandle, buffer: ArrayBuffer | null | undefined, slot: number, address: number, scope: NativeScopeCell | undefined): [key: string, process: string];
   adopt(key: string, process: string): [NativeHandle, ArrayBuffer, number, number] | null;
+  /** A named scope's cell: what other threads freed of its buffers (native/core/scope_cell.hpp). */
+  scopeCell(): NativeScopeCell;
+  scopeFreed(cell: NativeScopeCell): [bytes: number, buffers: number];
   regionView(handle: NativeHandle, region: number, bytes: number): [ArrayBuffer, RegionPin] | null;
   releaseRegion(buffer: ArrayBuffer | null, pin: RegionPin): void;
   scratch(): Float64Array;
@@ -69,6 +72,8 @@ export type RegionPin = { readonly __regionPin: unique symbol };
 export type NativeStream = { readonly __nativeStream: unique symbol };
 /** An opaque reference to the native half of a thread cache (native/binding/thread_cache.hpp). */
 export type NativeThreadCache = { readonly __nativeThreadCache: unique symbol };
+/** An opaque reference to a named scope's native cell (src/scope-stats.ts ScopeAccount). */
+export type NativeScopeCell = { readonly __nativeScopeCell: unique symbol };
 /** An opaque reference to a host registration (it leases pinpool memory while registered). */
 export type NativeRegistration = { readonly __nativeRegistration: unique symbol };
 

@@ -8,44 +8,22 @@
  * The allocation path asks for the current frame only while some measure is running anywhere
  * (`measuring > 0`), so unmeasured programs pay one integer comparison.
  */
-
-/** What a buffer counts its free against: its scope's account, here or in another thread. */
-export interface ScopeCounter {
-  freed(bytes: number): void;
-  /** The memory other threads free this scope's buffers into (see ScopeAccount.away). */
-  readonly away: SharedArrayBuffer;
-}
-
-// The byteLength getter of SharedArrayBuffer as pinpool loaded: it throws for anything else, so
-// it is a brand check no getter or Proxy trap of the value can fool.
-const sharedByteLength = Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'byteLength')!.get!;
-const AWAY_BYTES = 16; // [bytes, buffers], as two 64-bit integers
-
-/**
- * True for a SharedArrayBuffer of a ScopeAccount's cell size. Any such buffer passes (a brand
- * cannot survive postMessage's clone): a forged one only takes the forger's own counts.
- */
-export function isAwayCell(value: unknown): value is SharedArrayBuffer {
-  try {
-    return (sharedByteLength.call(value) as number) === AWAY_BYTES;
-  } catch {
-    return false;
-  }
-}
+import { binding, type NativeScopeCell } from './native.js';
 
 /**
  * The counts of one named scope in one thread: what `alloc()` allocated while the scope was
  * current, and how much of it is still in use. A buffer remembers its scope's account and
- * counts its free against it, wherever it is freed: in this thread directly (plain numbers, the
- * allocation path's only cost), in another thread (a buffer moved with `transfer()`) through
- * the shared cell `away`, which this thread subtracts when it reads.
+ * counts its free against it in this thread (plain numbers, the allocation path's only cost).
+ * A buffer moved with `transfer()` takes the scope's native cell along instead, inside native
+ * code and never in its token: whichever thread frees it, lets the collector return it, or ends
+ * holding it, counts it in the cell, which this thread subtracts when it reads.
  */
-export class ScopeAccount implements ScopeCounter {
+export class ScopeAccount {
   allocations = 0;
   allocatedBytes = 0;
   #bytes = 0;
   #buffers = 0;
-  #away: BigInt64Array | undefined;
+  #cell: NativeScopeCell | undefined;
 
   allocated(bytes: number): void {
     this.allocations++;
@@ -60,31 +38,17 @@ export class ScopeAccount implements ScopeCounter {
   }
 
   /** Made on the first transfer() of one of the scope's buffers. */
-  get away(): SharedArrayBuffer {
-    this.#away ??= new BigInt64Array(new SharedArrayBuffer(AWAY_BYTES));
-    return this.#away.buffer as SharedArrayBuffer;
+  get cell(): NativeScopeCell {
+    this.#cell ??= binding.scopeCell();
+    return this.#cell;
   }
 
   get bytesInUse(): number {
-    return this.#away === undefined ? this.#bytes : this.#bytes - Number(Atomics.load(this.#away, 0));
+    return this.#cell === undefined ? this.#bytes : this.#bytes - binding.scopeFreed(this.#cell)[0];
   }
 
   get buffersInUse(): number {
-    return this.#away === undefined ? this.#buffers : this.#buffers - Number(Atomics.load(this.#away, 1));
-  }
-}
-
-/** A scope's account as another thread reaches it: frees go to the shared cell. */
-export class AwayAccount implements ScopeCounter {
-  readonly #cell: BigInt64Array;
-
-  constructor(readonly away: SharedArrayBuffer) {
-    this.#cell = new BigInt64Array(away, 0, 2);
-  }
-
-  freed(bytes: number): void {
-    Atomics.add(this.#cell, 0, BigInt(bytes));
-    Atomics.add(this.#cell, 1, 1n);
+    return this.#cell === undefined ? this.#buffers : this.#buffers - binding.scopeFreed(this.#cell)[1];
   }
 }
 

@@ -7,7 +7,6 @@ import { wrapperOf, type Handler, type HandlerToken } from './handler.js';
 import { Block, HostBuffer, makeHostBuffer, type BufferToken } from './host-buffer.js';
 import { binding, constants } from './native.js';
 import { handOut } from './take-back.js';
-import { AwayAccount, isAwayCell } from './scope-stats.js';
 import { invalid, isArray } from './validate.js';
 
 const scratch = binding.scratch();
@@ -18,7 +17,7 @@ const HEX = /^[0-9a-f]+$/;
 function readToken(
   token: unknown,
   kind: 'handler' | 'buffer',
-): { id: number | string; secret: string; process: string; slabViews: boolean; threadCacheBytes: number | undefined; scope: SharedArrayBuffer | undefined } {
+): { id: number | string; secret: string; process: string; slabViews: boolean; threadCacheBytes: number | undefined } {
   const expected = `a token from ${kind === 'handler' ? 'handler.share()' : 'buf.transfer()'}`;
   if (token === null || typeof token !== 'object' || isArray(token)) throw invalid('token', expected, token);
   let t: { pinpool?: unknown; version?: unknown; id?: unknown; secret?: unknown; process?: unknown; slabViews?: unknown; threadCacheBytes?: unknown; scope?: unknown };
@@ -30,7 +29,9 @@ function readToken(
   const hex = (v: unknown, digits: number) => typeof v === 'string' && v.length === digits && HEX.test(v);
   const idOk = kind === 'handler' ? typeof t.id === 'number' && Number.isSafeInteger(t.id) && t.id > 0 : hex(t.id, 32);
   const cacheOk = t.threadCacheBytes === undefined || t.threadCacheBytes === Infinity || (typeof t.threadCacheBytes === 'number' && Number.isSafeInteger(t.threadCacheBytes) && t.threadCacheBytes >= 0);
-  const scopeOk = t.scope === undefined || (kind === 'buffer' && isAwayCell(t.scope));
+  // No token names a scope (the scope travels with the block, in native code): one that does was
+  // forged, or trusted by an older pinpool, and is refused before anything is taken.
+  const scopeOk = t.scope === undefined;
   if (t.pinpool !== kind || t.version !== 2 || !idOk || !hex(t.process, 16) || (kind === 'handler' && !hex(t.secret, 32)) || !cacheOk || !scopeOk) {
     throw invalid('token', expected, token);
   }
@@ -40,7 +41,6 @@ function readToken(
     process: t.process as string,
     slabViews: t.slabViews === true,
     threadCacheBytes: t.threadCacheBytes as number | undefined,
-    scope: t.scope as SharedArrayBuffer | undefined,
   };
 }
 
@@ -75,8 +75,7 @@ export function adopt(token: BufferToken): HostBuffer {
   // An adopted block goes back through native free(): it came with the leases of the thread it
   // left, which a thread cache could not wait for.
   const block = new Block(owner, scratch[constants.slots.liveSlot]!, address, byteLength, alignment, servedBy, undefined, 0, undefined);
-  const buf = makeHostBuffer(block, handOut(buffer, block.slot, address), undefined);
-  // Allocated in a named scope of the sending thread: its free here counts there.
-  if (t.scope !== undefined) HostBuffer.countAway(buf, new AwayAccount(t.scope));
-  return buf;
+  // Allocated in a named scope (of any thread): native code counts its free there, from the
+  // live table, whatever ends it (free, collection, this thread's end).
+  return makeHostBuffer(block, handOut(buffer, block.slot, address), undefined);
 }

@@ -6,12 +6,13 @@
  * Each case calls one public function or method with arguments drawn from a catalogue of
  * hostile values (odd numbers, BigInts, symbols, Proxies with throwing traps, revoked Proxies,
  * getters that free the buffer in use or collect garbage, freed and transferred buffers,
- * forged and replayed tokens, native handles of another kind, detached, shared and resizable
- * memory ...), mixed with valid values so that calls get past their first check. Every call
- * must either succeed or fail with a PinpoolError, and a call that fails must leave the
- * statistics of every handler the fuzzer knows as they were: exactly, for a bad argument; for
- * a resource error, nothing allocated and nothing more held (see `violation`). At the end
- * every buffer the fuzzer made is freed and every handler's statistics are back to zero.
+ * forged and replayed tokens (one carrying a scope cell), native handles of another kind,
+ * detached, shared and resizable memory ...), mixed with valid values so that calls get past
+ * their first check. Every call must either succeed or fail with a PinpoolError, and a call
+ * that fails must leave the statistics of every handler the fuzzer knows as they were: exactly,
+ * for a bad argument; for a resource error, nothing allocated and nothing more held (see
+ * `violation`). At the end every buffer the fuzzer made is freed and every handler's
+ * statistics, and every named scope's buffers in use, are back to zero.
  *
  * Callbacks the fuzzer hands to pinpool (controller.run, measure, bind) never throw errors of
  * their own, so that an error that is not a PinpoolError is always pinpool's. A getter with a
@@ -703,7 +704,7 @@ export class Fuzzer {
 
   /** A token: real, replayed, forged, altered, of the other kind. */
   token(): Gen {
-    const n = this.int(9);
+    const n = this.int(10);
     const processKey = this.tokens[0]?.process ?? this.shareTokens[0]?.process ?? '0123456789abcdef';
     if (n <= 1 && this.tokens.length > 0) {
       const t = this.pick(this.tokens);
@@ -726,6 +727,12 @@ export class Fuzzer {
     if (n === 7 && this.shareTokens.length > 0) {
       const t = this.pick(this.shareTokens);
       return { v: { ...t, slabViews: true }, t: 'a share token claiming slabViews' };
+    }
+    if (n === 8 && this.tokens.length > 0) {
+      // The scope cell old tokens carried: refused, and no scope's count moves (finish()).
+      const t = this.pick(this.tokens);
+      const scope = this.chance(0.5) ? new SharedArrayBuffer(16) : new BigInt64Array(new SharedArrayBuffer(16)).fill(1n << 40n).buffer;
+      return { v: { ...t, scope }, t: 'a buffer token carrying a forged scope cell' };
     }
     return { v: { pinpool: 'buffer', version: 1, id: 1 }, t: '{pinpool: "buffer", version: 1, id: 1}' };
   }
@@ -875,7 +882,8 @@ export class Fuzzer {
     for (const c of cleanups) await c();
     // Until the backstop has returned every dropped buffer (no WeakRef is looked at: deref()
     // would keep its buffer alive through the collection that follows).
-    for (let i = 0; i < 100 && this.leaky.some((h) => h.stats().bytes.current > 0); i++) {
+    const scopesInUse = () => this.controllers.flatMap((c) => c.scopes()).filter((s) => s.bytesInUse !== 0 || s.buffersInUse !== 0);
+    for (let i = 0; i < 100 && (this.leaky.some((h) => h.stats().bytes.current > 0) || scopesInUse().length > 0); i++) {
       gc();
       await tick();
       await new Promise((resolve) => setTimeout(resolve, 5));
@@ -888,6 +896,8 @@ export class Fuzzer {
       const left = { bytes: s.bytes.current, allocations: s.allocations.current, reserved: s.reserved.current, cachedBytes: s.cachedBytes, deferred: binding.deferred(h.handle as never) };
       if (Object.values(left).some((v) => v !== 0)) this.fail('at the end', `${h.name} (h${h.id}) still holds ${JSON.stringify(left)}`);
     }
+    // Every buffer is freed: no scope counts any in use, whatever tokens were forged.
+    for (const s of scopesInUse()) this.fail('at the end', `scope ${s.name} still counts ${s.bytesInUse} bytes in ${s.buffersInUse} buffers in use`);
   }
 }
 
@@ -895,7 +905,7 @@ export class Fuzzer {
 export const OPTION_KEYS = [
   'alignment', 'zero', 'name', 'device', 'portable', 'mapped', 'writeCombined', 'strategy', 'maxCachedBytes', 'cacheRatio', 'slabViews',
   'minBytes', 'maxBytes', 'bytes', 'srcOffset', 'dstOffset', 'stream', 'replace', 'registry', 'prefix', 'labels', 'controller', 'events',
-  'seed', 'live', 'writable', 'register', 'copy', 'handler', 'pinpool', 'version', 'id', 'secret', 'process', 'op',
+  'seed', 'live', 'writable', 'register', 'copy', 'handler', 'pinpool', 'version', 'id', 'secret', 'process', 'scope', 'op',
 ] as const;
 
 /** One line on what a run did: calls, time, rejections by code, and outcomes by kind of call. */

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
-import { collectMetrics, createController, pageable, pool, type Controller, type HostBuffer } from 'pinpool';
+import { adopt, collectMetrics, createController, pageable, pool, type BufferToken, type Controller, type HostBuffer } from 'pinpool';
 import { pinpoolScope } from 'pinpool/server';
 
 import { collected } from './collect.js';
@@ -243,6 +243,135 @@ describe('per-scope accounting', () => {
       'pinpool_scope_switches_total{scope="batch"} 1',
     ]);
     kept[1]!.free();
+  });
+});
+
+type Reply = { done: number; codes: string[]; tokens: BufferToken[] };
+
+/** A scope's counts that a buffer in use changes. */
+function inUse(c: Controller, scope: string) {
+  const s = counts(c)[scope]!;
+  return { bytesInUse: s.bytesInUse, buffersInUse: s.buffersInUse };
+}
+
+// Issue 19, finding 4: a token carried the scope's shared cell, so whoever held one could move,
+// forge or lose a scope's counts. The scope now travels with the block, in native code.
+describe('scope accounting no token can forge', () => {
+  it('tokens with their scopes swapped move no count between scopes', async () => {
+    const { c } = setup();
+    c.scope('batch', 'b');
+    const w = adoptWorker();
+    const exited = once(w, 'exit');
+    try {
+      const ingest = c.run('ingest', () => c.alloc(4000).transfer());
+      const batch = c.run('batch', () => c.alloc(8).transfer());
+      const scopeOf = (t: BufferToken) => (t as { scope?: unknown }).scope;
+      const swapped = [
+        { ...ingest, scope: scopeOf(batch) },
+        { ...batch, scope: scopeOf(ingest) },
+      ];
+      const first = (await ask(w, { tokens: swapped, tolerate: true })) as Reply;
+      // Whatever the swapped tokens did, the real ones free the rest; each buffer is adopted once.
+      const second = (await ask(w, { tokens: [ingest, batch], tolerate: true })) as Reply;
+      expect([...first.codes, ...second.codes].filter((code) => code === 'adopted')).toHaveLength(2);
+      expect(counts(c)).toEqual({
+        ingest: { allocations: 1, allocatedBytes: 4000, bytesInUse: 0, buffersInUse: 0 },
+        batch: { allocations: 1, allocatedBytes: 8, bytesInUse: 0, buffersInUse: 0 },
+      });
+    } finally {
+      await w.terminate();
+      await exited;
+    }
+  });
+
+  it('a token carrying a forged scope is refused and changes nothing; the real one counts in the real scope', async () => {
+    const { c } = setup();
+    const w = adoptWorker();
+    const exited = once(w, 'exit');
+    try {
+      const token = c.run('ingest', () => c.alloc(4000).transfer());
+      const cell = new SharedArrayBuffer(16);
+      const forged = (await ask(w, { tokens: [{ ...token, scope: cell }], tolerate: true })) as Reply;
+      expect(forged.codes).toEqual(['ERR_PINPOOL_INVALID_ARGUMENT']);
+      expect(inUse(c, 'ingest')).toEqual({ bytesInUse: 4000, buffersInUse: 1 });
+      expect([...new BigInt64Array(cell)]).toEqual([0n, 0n]);
+      // Refused before anything was taken: the real token still adopts, and its free counts here.
+      const real = (await ask(w, { tokens: [token], tolerate: true })) as Reply;
+      expect(real.codes).toEqual(['adopted']);
+      expect(counts(c).ingest).toEqual({ allocations: 1, allocatedBytes: 4000, bytesInUse: 0, buffersInUse: 0 });
+      expect([...new BigInt64Array(cell)]).toEqual([0n, 0n]);
+    } finally {
+      await w.terminate();
+      await exited;
+    }
+  });
+
+  for (const end of ['terminated', 'exits'] as const) {
+    it(`a worker that ${end === 'terminated' ? 'is terminated' : 'exits'} holding adopted buffers gives their scope its counts back`, async () => {
+      const { c } = setup();
+      const here = c.run('ingest', () => c.alloc(100)); // stays here, in use
+      const before = inUse(c, 'ingest');
+      expect(before).toEqual({ bytesInUse: 100, buffersInUse: 1 });
+      const w = adoptWorker();
+      const exited = once(w, 'exit');
+      const tokens = c.run('ingest', () => [c.alloc(4000).transfer(), c.alloc(96).transfer()]);
+      await ask(w, { tokens, keep: true });
+      expect(inUse(c, 'ingest')).toEqual({ bytesInUse: 4196, buffersInUse: 3 });
+      if (end === 'terminated') await w.terminate();
+      else w.postMessage({ exit: true });
+      await exited;
+      expect(inUse(c, 'ingest')).toEqual(before);
+      here.free();
+      expect(counts(c).ingest).toEqual({ allocations: 3, allocatedBytes: 4196, bytesInUse: 0, buffersInUse: 0 });
+    });
+  }
+
+  it('a chain main -> worker A -> worker B counts each buffer once, in the scope it was made in', async () => {
+    const { c } = setup();
+    const a = adoptWorker();
+    const b = adoptWorker();
+    const exitedA = once(a, 'exit');
+    const exitedB = once(b, 'exit');
+    try {
+      const tokens = c.run('ingest', () => [c.alloc(4000).transfer(), c.alloc(96).transfer()]);
+      const forwarded = ((await ask(a, { tokens, forward: true })) as Reply).tokens;
+      expect(forwarded).toHaveLength(2);
+      // A's end does not settle what it handed on.
+      await a.terminate();
+      await exitedA;
+      expect(inUse(c, 'ingest')).toEqual({ bytesInUse: 4096, buffersInUse: 2 });
+      await ask(b, { tokens: [forwarded[0]] }); // freed in B
+      expect(inUse(c, 'ingest')).toEqual({ bytesInUse: 96, buffersInUse: 1 });
+      await ask(b, { tokens: [forwarded[1]], keep: true }); // held by B when it ends
+      await b.terminate();
+      await exitedB;
+      expect(counts(c).ingest).toEqual({ allocations: 2, allocatedBytes: 4096, bytesInUse: 0, buffersInUse: 0 });
+    } finally {
+      await a.terminate();
+      await b.terminate();
+    }
+  });
+
+  it('writing into whatever a token carries changes no count: it carries its id and process only', async () => {
+    const { c } = setup();
+    const token = c.run('ingest', () => c.alloc(4000).transfer());
+    const before = counts(c);
+    for (const value of Object.values(token)) {
+      if (value instanceof SharedArrayBuffer || value instanceof ArrayBuffer) new Uint8Array(value).fill(0x7f);
+    }
+    expect(counts(c)).toEqual(before);
+    expect(Object.keys(token).sort()).toEqual(['id', 'pinpool', 'process', 'version']);
+    adopt(token).free();
+    expect(counts(c).ingest).toEqual({ allocations: 1, allocatedBytes: 4000, bytesInUse: 0, buffersInUse: 0 });
+  });
+
+  it('an adopted buffer the garbage collector returns leaves its scope', async () => {
+    const { c } = setup();
+    const token = c.run('ingest', () => c.alloc(4096).transfer());
+    adopt(token); // dropped without free()
+    expect(inUse(c, 'ingest')).toEqual({ bytesInUse: 4096, buffersInUse: 1 });
+    for (let i = 0; i < 20 && inUse(c, 'ingest').buffersInUse !== 0; i++) await collected();
+    expect(counts(c).ingest).toEqual({ allocations: 1, allocatedBytes: 4096, bytesInUse: 0, buffersInUse: 0 });
   });
 });
 

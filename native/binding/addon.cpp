@@ -1,8 +1,8 @@
 // The addon's entry point: per-environment state, the export table, and what the module tells
 // about itself (info, the test double's hooks). Each concern's calls live in their own file:
 // hot_path.cpp (alloc, free, transfer, adopt), handler_calls.cpp, slab_views.cpp, hops.cpp,
-// gpu.cpp, capsule.cpp (the process-wide registry, native handles), boundary.cpp (errors, type
-// tags, constants).
+// gpu.cpp, capsule.cpp (the process-wide registry, native handles), scope_cells.cpp, boundary.cpp
+// (errors, type tags, constants).
 #include <napi.h>
 
 #include <cmath>
@@ -127,6 +127,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitHops(env, exports);
   InitGpu(env, exports);
   InitCapsule(env, exports);
+  InitScopeCells(env, exports);
   return exports;
 }
 

@@ -20,6 +20,7 @@ constexpr napi_type_tag kTags[] = {
     {0x70696e706f6f6c00, 0x736c616270696e03},  // RegionPin
     {0x70696e706f6f6c00, 0x7265676973747204},  // Registration
     {0x70696e706f6f6c00, 0x7468726561640005},  // ThreadCache
+    {0x70696e706f6f6c00, 0x73636f7065000006},  // ScopeCell
 };
 
 }  // namespace

@@ -20,7 +20,7 @@
 namespace pinpool::binding {
 
 // The kinds of native object JavaScript may hold.
-enum class Tag { Handler, Stream, RegionPin, Registration, ThreadCache };
+enum class Tag { Handler, Stream, RegionPin, Registration, ThreadCache, ScopeCell };
 
 // Wraps `data` as an external of kind `tag`; `finalize` runs when it is collected.
 napi_value wrap_tagged(napi_env env, void* data, Tag tag, napi_finalize finalize);

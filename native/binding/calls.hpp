@@ -45,5 +45,6 @@ void InitSlabViews(Napi::Env env, Napi::Object exports);
 void InitHops(Napi::Env env, Napi::Object exports);
 void InitGpu(Napi::Env env, Napi::Object exports);
 void InitCapsule(Napi::Env env, Napi::Object exports);
+void InitScopeCells(Napi::Env env, Napi::Object exports);
 
 }  // namespace pinpool::binding

@@ -186,12 +186,19 @@ napi_value HotFree(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// transfer(handler, arrayBuffer | undefined, slot, address) -> [key, process]
+// transfer(handler, arrayBuffer | undefined, slot, address, scope | undefined) -> [key, process]
+//   scope: the cell of the named scope a block of this thread was allocated in (scopeCell()); a
+//   block adopted here keeps the scope it came with.
 napi_value Transfer(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   Instance* inst = instance_of(env, info, &argc, argv);
-  if (argc < 4) return throw_error(env, code::kInvalidArgument, "binding: transfer(handler, buffer, slot, address)");
+  napi_valuetype scope_type = napi_undefined;
+  if (argc >= 5) napi_typeof(env, argv[4], &scope_type);
+  const bool has_scope = scope_type != napi_undefined;
+  auto* scope = has_scope ? static_cast<ScopeCell*>(unwrap_tagged(env, argv[4], Tag::ScopeCell)) : nullptr;
+  if (argc < 4 || (has_scope && !scope))
+    return throw_error(env, code::kInvalidArgument, "binding: transfer(handler, buffer, slot, address, scope)");
   LiveBlock* block = named_block(env, inst, argv, "transfer");
   if (!block) return nullptr;
   Handler* h = block->handler;
@@ -206,6 +213,13 @@ napi_value Transfer(napi_env env, napi_callback_info info) {
   parcel.bytes = block->bytes;
   parcel.alignment = block->alignment;
   parcel.served_by = block->served_by;
+  // Still in use, elsewhere: the scope goes with the block, not to the live table's settling.
+  parcel.scope = block->scope;
+  block->scope = nullptr;
+  if (!parcel.scope && scope) {
+    scope->retain();
+    parcel.scope = scope;
+  }
   inst->live.remove(env, block);
   std::string key = transfers::park(std::move(parcel));
   napi_value result, key_value, process_value;
@@ -235,10 +249,15 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   if (!transfers::take(std::string(key, key_length), p)) return null_value(env);
   LiveBlock block{p.ptr, p.handler, p.bytes, p.alignment, p.served_by, nullptr, {}};
   block.inherited = std::move(p.leases);
+  block.scope = p.scope;  // takes over the parcel's reference
   napi_value buffer;
   if (!make_view(env, p.ptr, p.bytes, &block.view, &buffer)) {
     p.handler->deallocate(p.ptr, p.bytes, p.alignment, false, std::move(block.inherited), /*held=*/true);
     p.handler->release();
+    if (block.scope) {
+      block.scope->freed(p.bytes);
+      block.scope->release();
+    }
     return throw_error(env, code::kOutOfMemory, "adopt: no ArrayBuffer could be made for the block");
   }
   double* out = inst->slots;
@@ -297,7 +316,8 @@ void Instance::end(napi_env env) {
   while (!caches.empty()) caches.back()->drop(env, /*ending=*/true);
   // The environment's JavaScript will never run again, so no ArrayBuffer of it can reach a
   // block any more; a copy still in flight holds its own lease (Handler::deallocate). One that
-  // left the thread may: its block waits on a lease that never ends.
+  // left the thread may: its block waits on a lease that never ends. Either way the block is
+  // freed for its owner's accounting, its named scope's included (LiveTable::remove).
   live.each([&](LiveBlock& block) {
     FenceSet leases = std::move(block.inherited);
     if (left_thread(env, block)) {

@@ -9,6 +9,7 @@
 
 #include "../core/fence.hpp"
 #include "../core/handler.hpp"
+#include "../core/scope_cell.hpp"
 
 namespace pinpool::binding {
 
@@ -27,6 +28,9 @@ struct LiveBlock {
   FenceSet inherited;                   // leases it came with (from the thread it left)
   napi_ref watch = nullptr;             // a worker's weak reference to the ArrayBuffer
                                         // JavaScript was handed (buffer_lifetime.hpp)
+  ScopeCell* scope = nullptr;           // an adopted block's named scope, where it is counted
+                                        // when it leaves this table (not by transfer());
+                                        // holds a reference; null for every other block
 };
 
 // The live blocks by slot: alloc() tells JavaScript the slot (in scratch), free() and
@@ -62,8 +66,14 @@ class LiveTable {
     LiveBlock& b = blocks_[static_cast<size_t>(slot)];
     return b.ptr && b.handler == handler ? &b : nullptr;
   }
-  // Empties the slot of `block` (found by find()), releasing its references.
+  // Empties the slot of `block` (found by find()), releasing its references. The block is
+  // freed for its scope's accounting here, whatever ends it (free, collection, the thread's
+  // end, orphaned or not): transfer() takes the scope out first.
   void remove(napi_env env, LiveBlock* block) {
+    if (block->scope) {
+      block->scope->freed(block->bytes);
+      block->scope->release();
+    }
     if (block->watch) napi_delete_reference(env, block->watch);
     if (block->view) block->view->release();
     block->handler->release();

@@ -1,7 +1,8 @@
 // Buffers in flight between threads: buf.transfer() parks a block here under a fresh random
 // key, adopt(key) in the receiving thread takes it out, once. A parked block keeps a reference
 // to its handler, so the handler outlives the sending thread, and it keeps the leases it had
-// (an ArrayBuffer of the sending thread that still reaches the memory).
+// (an ArrayBuffer of the sending thread that still reaches the memory), and its named scope's
+// cell: the token names neither, only the key.
 #pragma once
 
 #include <cstddef>
@@ -10,6 +11,7 @@
 
 #include "fence.hpp"
 #include "handler.hpp"
+#include "scope_cell.hpp"
 
 namespace pinpool::transfers {
 
@@ -20,6 +22,8 @@ struct Parcel {
   size_t alignment = 0;                       // as allocated
   const pinpool_handler* served_by = nullptr; // the leaf that provided it
   FenceSet leases;                            // leases the block carries with it
+  ScopeCell* scope = nullptr;                 // the named scope that counts it until it is
+                                              // freed; holds a reference; null: none
 };
 
 // Parks a parcel (taking over its handler reference); returns its key: 128 random bits as 32
