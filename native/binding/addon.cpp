@@ -12,6 +12,7 @@
 #include "../core/lock_cap.hpp"
 #include "../core/stats.hpp"
 #include "../cuda/cuda_driver.hpp"
+#include "buffer_lifetime.hpp"
 #include "calls.hpp"
 #include "hot_path.hpp"
 #include "thread_cache.hpp"
@@ -101,6 +102,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
         if (ending->error_class) napi_delete_reference(env, ending->error_class);
         if (ending->last_error) napi_delete_reference(env, ending->last_error);
         if (ending->transfer) napi_delete_reference(env, ending->transfer);
+        if (ending->probe_object) napi_delete_reference(env, ending->probe_object);
+        if (ending->probe_key) napi_delete_reference(env, ending->probe_key);
         delete ending;
       },
       nullptr);
@@ -109,6 +112,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_add_env_cleanup_hook(
       env, [](void* arg) { static_cast<Instance*>(arg)->end(static_cast<Instance*>(arg)->env); }, inst);
   inst->env = env;
+  make_probe(env, inst);
   for (auto [name, fn] : {std::pair{"alloc", HotAlloc}, std::pair{"free", HotFree},
                           std::pair{"transfer", Transfer}, std::pair{"adopt", Adopt},
                           std::pair{"takeError", TakeError}, std::pair{"constants", Constants},

@@ -30,6 +30,8 @@ bool buffers_move();
 // False once `env` is ending: JavaScript cannot run there any more, and a finalizer called now
 // does not mean that its memory is dead.
 bool can_run_js(napi_env env);
+// Makes what can_run_js() asks (once per environment, at start-up).
+void make_probe(napi_env env, Instance* inst);
 // The ArrayBuffer to hand JavaScript for `made`, a new external ArrayBuffer over a slab: where
 // buffers move, one moved out of it (so Node's end-of-thread clean-up leaves it alone). In a
 // worker, `*watch` gets a weak reference to it (else nullptr). A block's buffer is moved and
