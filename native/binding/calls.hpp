@@ -9,6 +9,7 @@
 
 #include "../core/handler.hpp"
 #include "boundary.hpp"
+#include "instance.hpp"
 
 namespace pinpool::binding {
 
@@ -35,9 +36,7 @@ inline void* address_of(double a) { return reinterpret_cast<void*>(static_cast<u
 
 // Wraps a handler reference (already counted) for JavaScript; the wrapper releases it.
 inline Napi::Value wrap(Napi::Env env, Handler* h) {
-  return Napi::Value(env, wrap_tagged(env, h, Tag::Handler, [](napi_env, void* data, void*) {
-                       static_cast<Handler*>(data)->release();
-                     }));
+  return Napi::Value(env, wrap_tagged(env, h, Tag::Handler, release_handler_external));
 }
 
 // Each binding file adds its functions to the module's exports.

@@ -250,8 +250,7 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   const Handler* leaf = Handler::from_abi(p.served_by);
   out[kServedBy] = leaf ? static_cast<double>(leaf->id()) : 0;
   napi_value result, handle, bytes, alignment;
-  handle = wrap_tagged(env, p.handler, Tag::Handler,
-                       [](napi_env, void* data, void*) { static_cast<Handler*>(data)->release(); });
+  handle = wrap_tagged(env, p.handler, Tag::Handler, release_handler_external);
   napi_create_double(env, static_cast<double>(p.bytes), &bytes);
   napi_create_double(env, static_cast<double>(p.alignment), &alignment);
   napi_create_array_with_length(env, 4, &result);
@@ -300,6 +299,21 @@ void Instance::end(napi_env env) {
   });
   end_slab_views(env, this);
   if (scoped) napi_close_handle_scope(env, scope);
+}
+
+void Instance::forget(Handler* h) {
+  for (Handler*& k : known) {
+    if (k == h) {
+      k->release();
+      k = nullptr;
+    }
+  }
+}
+
+void release_handler_external(napi_env env, void* data, void*) {
+  auto* h = static_cast<Handler*>(data);
+  if (Instance* inst = instance(env)) inst->forget(h);
+  h->release();
 }
 
 Instance::~Instance() {

@@ -114,6 +114,10 @@ struct Instance {
   int next_known = 0;
   // The handler behind `value` if it is a handler's external, else nullptr.
   Handler* handler(napi_env env, napi_value value);
+  // Drops `h` from `known`: one of its externals was collected, and the cache must not keep a
+  // handler JavaScript let go (a dropped pool, and the memory it holds, would live on until
+  // four other handlers passed). Another external of it just misses the cache once.
+  void forget(Handler* h);
 
   // The environment is ending (a clean-up hook, while Node-API references still work): its
   // thread caches give their blocks back; every block it owned goes back to its handler, each
@@ -129,6 +133,10 @@ void end_slab_views(napi_env env, Instance* inst);
 
 // This environment's Instance (napi_get_instance_data).
 Instance* instance(napi_env env);
+
+// The finalizer of a handler's external (its data a counted reference): forgets the handler
+// in this environment's Instance, then releases the reference.
+void release_handler_external(napi_env env, void* data, void* hint);
 
 // The Instance a plain Node-API function was made with (its function data), and its arguments.
 inline Instance* instance_of(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
