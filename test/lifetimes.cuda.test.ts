@@ -12,6 +12,7 @@ import { copy, createStream, deviceAlloc, Handler, locked, pageable, pinned, poo
 import { binding } from '../dist/src/native.js';
 import { setKnob } from './fake-cuda.js';
 import { expectRejection as expectCode } from './expect-error.js';
+import { collected } from './collect.js';
 
 const DELAY = 200;
 beforeAll(() => setKnob('copy_delay_ms', DELAY));
@@ -268,5 +269,61 @@ describe('a registration leases the memory it page-locks', () => {
     const again = nextOwners(h, 5, 1 << 16);
     expect(again.map((n) => n.address)).toContain(address);
     again.forEach((n) => n.free());
+  });
+});
+
+describe('a pool dropped with a copy in flight gives its memory back when the copy lands (issue 19, finding 8)', () => {
+  const MiB = 1 << 20;
+  for (const [name, make] of [
+    ['pool(pinned())', () => pinned()],
+    ['pool(locked())', () => locked()],
+  ] as const) {
+    it(`${name}: nothing is freed while the copy runs, and the leaf ends at 0 bytes with no further call`, async () => {
+      const leaf: Handler = make();
+      const dev = await deviceWithData(MiB);
+      let p: Handler | undefined = pool(leaf);
+      const poolId = p.id;
+      let b: HostBuffer | undefined = p.alloc(MiB);
+      const pending = copy(b, dev);
+      b.free();
+      b = p = undefined; // a freed HostBuffer still names its handler
+      await collected();
+      // The pool's wrapper is gone; the deferred free keeps the pool (and its 1 MiB) alive.
+      expect(binding.describe(poolId)).not.toBe(null);
+      expect(leaf.stats().bytes.current).toBe(MiB);
+      await pending;
+      // The copy's completion finished the deferred free: the pool went, and its memory back.
+      expect(binding.describe(poolId)).toBe(null);
+      expect(leaf.stats().bytes.current).toBe(0);
+      expect(leaf.stats().reserved.current).toBe(0);
+      dev.free();
+    });
+  }
+
+  it('a pool still referenced finishes the deferred free when the copy lands, not at its next alloc()', async () => {
+    const p = pool(pinned());
+    const dev = await deviceWithData(MiB);
+    const b = p.alloc(MiB);
+    const pending = copy(b, dev);
+    b.free();
+    expect(binding.deferred(p.handle)).toBe(1);
+    await pending;
+    expect(binding.deferred(p.handle)).toBe(0);
+    dev.free();
+  });
+
+  it('a pool dropped while its block is registered gives its memory back at unregister()', async () => {
+    const leaf = locked(); // pinned memory is page-locked already: the driver refuses to register it
+    let p: Handler | undefined = pool(leaf);
+    const poolId = p.id;
+    let b: HostBuffer | undefined = p.alloc(MiB);
+    const reg = register(b.bytes);
+    b.free();
+    b = p = undefined;
+    await collected();
+    expect(leaf.stats().bytes.current).toBe(MiB);
+    reg.unregister();
+    expect(binding.describe(poolId)).toBe(null);
+    expect(leaf.stats().bytes.current).toBe(0);
   });
 });

@@ -164,6 +164,9 @@ void finish(napi_env env, Op* op) {
   if (op->destination) napi_delete_reference(env, op->destination);
   delete op;
   if (--s->pending == 0) napi_unref_threadsafe_function(env, s->tsfn);
+  // Its lease is over: a block freed under it goes back now, and a pool dropped meanwhile (kept
+  // only by that free) with it. Nothing else would: a dropped pool allocates no more.
+  Handler::reclaim_all();
 }
 
 // JavaScript thread, from the thread-safe function.
@@ -494,7 +497,10 @@ Napi::Value HostUnregister(const Napi::CallbackInfo& info) {
   }
   r->registered = false;
   CUresult rc = cuda::host_unregister(r->ptr);
-  if (r->lease) r->lease->signal();
+  if (r->lease) {
+    r->lease->signal();
+    Handler::reclaim_all();  // as at the end of a copy (finish())
+  }
   if (rc != CUDA_SUCCESS) napi_throw(env, cuda_error(env, rc, "unregister"));
   return env.Undefined();
 }
