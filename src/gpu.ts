@@ -12,6 +12,7 @@
  */
 import { ErrorCode, PinpoolError } from './errors.js';
 import { types } from 'node:util';
+import { markAsUntransferable } from 'node:worker_threads';
 
 import { HostBuffer, type HostBlock } from './host-buffer.js';
 import { binding, constants, type HostMemory, type NativeRegistration, type NativeStream } from './native.js';
@@ -350,11 +351,55 @@ export class Registration {
   }
 }
 
+const typedArrayBuffer = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, 'buffer')!.get!;
+const dataViewBuffer = Object.getOwnPropertyDescriptor(DataView.prototype, 'buffer')!.get!;
+const resizable = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'resizable')?.get;
+
+/** The ArrayBuffer or SharedArrayBuffer under `memory`, read with the built-in getters. */
+function bufferOf(memory: PageableMemory): ArrayBufferLike {
+  if (types.isTypedArray(memory)) return typedArrayBuffer.call(memory) as ArrayBufferLike;
+  if (types.isDataView(memory)) return dataViewBuffer.call(memory) as ArrayBufferLike;
+  return memory as ArrayBufferLike;
+}
+
+let marksHold: boolean | undefined;
+/**
+ * Whether markAsUntransferable() keeps an ArrayBuffer from being detached, by transfer() and by
+ * a transfer list alike: Node 24 and later (both throw), and Node 20 (no transfer(); a transfer
+ * list copies a marked buffer), not Node 22, whose transfer() ignores the mark. Asked of the
+ * runtime once, not of its version.
+ */
+function marksKeepBuffers(): boolean {
+  if (marksHold !== undefined) return marksHold;
+  const probe = new ArrayBuffer(1);
+  markAsUntransferable(probe);
+  const detaches = (f: () => unknown) => {
+    try {
+      f();
+    } catch {
+      // refused: the buffer stays
+    }
+    return arrayBufferLength.call(probe) === 0;
+  };
+  const transfer = (ArrayBuffer.prototype as { transfer?: (this: ArrayBuffer) => ArrayBuffer }).transfer;
+  marksHold = !(transfer !== undefined && detaches(() => transfer.call(probe))) && !detaches(() => structuredClone(probe, { transfer: [probe] }));
+  return marksHold;
+}
+
 /**
  * Page-locks memory that exists already (a Buffer read from a file, say) with
  * cuMemHostRegister, so copies from it run at pinned speed. Keep the Registration: it keeps
  * the memory alive, and `unregister()` ends the lock. Registering a pinpool buffer's memory
  * leases it: the block is not reused until the registration ends.
+ *
+ * Other memory must be memory pinpool can keep alive until unregister(): the driver keeps
+ * using it, so a buffer detached meanwhile (transfer(), a transfer list), and then freed, would
+ * leave the driver with memory that is someone else's. So it must be a SharedArrayBuffer's (or
+ * a view of one), which nothing can detach, or a fixed-length ArrayBuffer's where Node lets
+ * pinpool keep it from being detached (Node 20, and 24 and later; not 22): register() marks it
+ * untransferable (markAsUntransferable), for good, since Node cannot unmark it. Anything else
+ * (a resizable ArrayBuffer, an ArrayBuffer on Node 22) is ERR_PINPOOL_INVALID_ARGUMENT, and
+ * nothing is registered.
  *
  * @example
  * const weights = readFileSync('model.bin');
@@ -369,6 +414,18 @@ export function register(memory: PageableMemory, options?: { device?: number; po
   if (!types.isArrayBufferView(memory) && !types.isArrayBuffer(memory)) throw invalid('memory', 'a typed array, a Buffer or an ArrayBuffer', memory);
   if (hostLength({ memory }) === 0) throw invalid('memory', 'at least one byte long', 0);
   const flags = (portable ? constants.registerFlags.portable : 0) | (mapped ? constants.registerFlags.mapped : 0);
-  const [registration, byteLength] = binding.hostRegister(device, memory, flags);
+  const buffer = bufferOf(memory);
+  const shared = types.isSharedArrayBuffer(buffer);
+  const growing = !shared && resizable !== undefined && resizable.call(buffer) === true;
+  const registered = binding.hostRegister(device, memory, flags, shared || (!growing && marksKeepBuffers()));
+  if (registered === null) {
+    const why = growing ? 'a resizable ArrayBuffer (resize() can take its pages away)' : `an ArrayBuffer, which Node ${process.versions.node} cannot keep from being detached (its transfer() ignores markAsUntransferable)`;
+    throw invalid('memory', 'memory pinpool can keep alive while registered: pinpool memory, a SharedArrayBuffer or a view of one, or (on Node 20, 24 and later) a fixed-length ArrayBuffer', why);
+  }
+  const [registration, byteLength, leased] = registered;
+  // Not pinpool's and detachable: from now on nothing can detach it, so it lives while the
+  // Registration (which holds it) does. pinpool's own buffers are leased instead: they must
+  // stay transferable for free() to take them back.
+  if (!leased && !shared) markAsUntransferable(buffer);
   return new Registration(constructing, registration, byteLength, memory);
 }

@@ -39,7 +39,7 @@ export interface NativeBinding {
   deviceAlloc(device: number, bytes: number): number;
   deviceFree(address: number): void;
   createStream(device: number): NativeStream;
-  hostRegister(device: number, memory: HostMemory, flags: number): [registration: NativeRegistration, bytes: number];
+  hostRegister(device: number, memory: HostMemory, flags: number, plainAllowed: boolean): [registration: NativeRegistration, bytes: number, leased: boolean] | null;
   hostUnregister(registration: NativeRegistration): void;
   deferred(handle: NativeHandle): number;
   threadCache(handle: NativeHandle, trimAsked: () => void): [cells: Float64Array, cache: NativeThreadCache] | null;

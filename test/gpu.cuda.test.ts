@@ -214,7 +214,7 @@ describe('managed memory', () => {
 
 describe('host registration', () => {
   it('page-locks a Buffer in place; copies from it; unregister once', async () => {
-    const data = Buffer.alloc(1 << 16);
+    const data = Buffer.from(new SharedArrayBuffer(1 << 16)); // registers on every Node (lifetimes.cuda.test.ts)
     pattern(data, 11);
     resetCounters();
     const reg = register(data);
@@ -232,7 +232,7 @@ describe('host registration', () => {
   });
 
   it('registering the same memory twice is ERR_PINPOOL_CUDA with the CUDA name', () => {
-    const data = Buffer.alloc(8192);
+    const data = Buffer.from(new SharedArrayBuffer(8192));
     const reg = register(data);
     let err: any;
     try {

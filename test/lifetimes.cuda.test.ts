@@ -10,8 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copy, createStream, deviceAlloc, Handler, locked, pageable, pinned, pool, register, type DeviceBuffer, type HostBuffer } from 'pinpool';
 
 import { binding } from '../dist/src/native.js';
-import { setKnob } from './fake-cuda.js';
+import { counters, setKnob } from './fake-cuda.js';
 import { expectRejection as expectCode } from './expect-error.js';
+import { collected } from './collect.js';
 
 const DELAY = 200;
 beforeAll(() => setKnob('copy_delay_ms', DELAY));
@@ -268,5 +269,131 @@ describe('a registration leases the memory it page-locks', () => {
     const again = nextOwners(h, 5, 1 << 16);
     expect(again.map((n) => n.address)).toContain(address);
     again.forEach((n) => n.free());
+  });
+});
+
+describe('a pool dropped with a copy in flight gives its memory back when the copy lands (issue 19, finding 8)', () => {
+  const MiB = 1 << 20;
+  for (const [name, make] of [
+    ['pool(pinned())', () => pinned()],
+    ['pool(locked())', () => locked()],
+  ] as const) {
+    it(`${name}: nothing is freed while the copy runs, and the leaf ends at 0 bytes with no further call`, async () => {
+      const leaf: Handler = make();
+      const dev = await deviceWithData(MiB);
+      let p: Handler | undefined = pool(leaf);
+      const poolId = p.id;
+      let b: HostBuffer | undefined = p.alloc(MiB);
+      const pending = copy(b, dev);
+      b.free();
+      b = p = undefined; // a freed HostBuffer still names its handler
+      await collected();
+      // The pool's wrapper is gone; the deferred free keeps the pool (and its 1 MiB) alive.
+      expect(binding.describe(poolId)).not.toBe(null);
+      expect(leaf.stats().bytes.current).toBe(MiB);
+      await pending;
+      // The copy's completion finished the deferred free: the pool went, and its memory back.
+      expect(binding.describe(poolId)).toBe(null);
+      expect(leaf.stats().bytes.current).toBe(0);
+      expect(leaf.stats().reserved.current).toBe(0);
+      dev.free();
+    });
+  }
+
+  it('a pool still referenced finishes the deferred free when the copy lands, not at its next alloc()', async () => {
+    const p = pool(pinned());
+    const dev = await deviceWithData(MiB);
+    const b = p.alloc(MiB);
+    const pending = copy(b, dev);
+    b.free();
+    expect(binding.deferred(p.handle as never)).toBe(1);
+    await pending;
+    expect(binding.deferred(p.handle as never)).toBe(0);
+    dev.free();
+  });
+
+  it('a pool dropped while its block is registered gives its memory back at unregister()', async () => {
+    const leaf = locked(); // pinned memory is page-locked already: the driver refuses to register it
+    let p: Handler | undefined = pool(leaf);
+    const poolId = p.id;
+    let b: HostBuffer | undefined = p.alloc(MiB);
+    const reg = register(b.bytes);
+    b.free();
+    b = p = undefined;
+    await collected();
+    expect(leaf.stats().bytes.current).toBe(MiB);
+    reg.unregister();
+    expect(binding.describe(poolId)).toBe(null);
+    expect(leaf.stats().bytes.current).toBe(0);
+  });
+});
+
+describe('registered memory that is not pinpool\'s is never freed while registered (issue 19)', () => {
+  // markAsUntransferable() keeps an ArrayBuffer from being detached on Node 24 and later (both
+  // ways throw) and on Node 20 (no transfer(); a transfer list copies it), not on Node 22.
+  const canTransfer = typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';
+  const keepsPlainBuffers = !canTransfer || Number(process.versions.node.split('.')[0]) >= 24;
+  const size = 1 << 16;
+  const detachers: [string, (ab: ArrayBuffer) => unknown][] = [
+    ['ArrayBuffer.prototype.transfer()', (ab) => (ab as ArrayBuffer & { transfer(): ArrayBuffer }).transfer()],
+    ['structuredClone with a transfer list', (ab) => structuredClone(ab, { transfer: [ab] })],
+    ['postMessage with a transfer list', (ab) => {
+      const { port1 } = new MessageChannel();
+      try {
+        port1.postMessage(ab, [ab]);
+      } finally {
+        port1.close();
+      }
+    }],
+  ];
+  for (const [name, detach] of detachers) {
+    it(`${name} of a registered ArrayBuffer: refused, or register() refused; no registration outlives its memory`, async () => {
+      if (name.startsWith('ArrayBuffer') && !canTransfer) return;
+      const live = () => counters().registered_ranges_live!;
+      const before = live();
+      let ab: ArrayBuffer | undefined = new ArrayBuffer(size);
+      if (!keepsPlainBuffers) {
+        await expectCode(() => register(new Uint8Array(ab!)), 'ERR_PINPOOL_INVALID_ARGUMENT');
+        expect(live()).toBe(before); // nothing was registered
+        return;
+      }
+      const reg = register(new Uint8Array(ab));
+      try {
+        detach(ab); // throws (Node 24), or copies the buffer instead (Node 20)
+      } catch {
+        // refused
+      }
+      expect(ab.byteLength).toBe(size);
+      ab = undefined;
+      await collected();
+      // Memory a registration covers is never someone else's: fresh buffers register.
+      for (let i = 0; i < 8; i++) register(new ArrayBuffer(size)).unregister();
+      expect(reg.memory.byteLength).toBe(size);
+      reg.unregister();
+      expect(live()).toBe(before);
+    });
+  }
+
+  it('memory of a SharedArrayBuffer (which nothing can detach) registers on every Node', async () => {
+    const before = counters().registered_ranges_live!;
+    const data = Buffer.from(new SharedArrayBuffer(size));
+    const reg = register(data);
+    expect(counters().registered_ranges_live).toBe(before + 1);
+    reg.unregister();
+    expect(counters().registered_ranges_live).toBe(before);
+  });
+
+  it('a resizable ArrayBuffer is refused: resize() can take its pages away', async () => {
+    const ab = new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer)(size, { maxByteLength: 2 * size });
+    await expectCode(() => register(ab), 'ERR_PINPOOL_INVALID_ARGUMENT');
+  });
+
+  it('pinpool memory is leased, not marked: its buffer can still be freed and taken back', () => {
+    const h = pool(locked());
+    const b = h.alloc(size);
+    const reg = register(b.bytes);
+    b.free();
+    reg.unregister();
+    expect(h.stats().bytes.current).toBe(0);
   });
 });

@@ -164,6 +164,9 @@ void finish(napi_env env, Op* op) {
   if (op->destination) napi_delete_reference(env, op->destination);
   delete op;
   if (--s->pending == 0) napi_unref_threadsafe_function(env, s->tsfn);
+  // Its lease is over: a block freed under it goes back now, and a pool dropped meanwhile (kept
+  // only by that free) with it. Nothing else would: a dropped pool allocates no more.
+  Handler::reclaim_all();
 }
 
 // JavaScript thread, from the thread-safe function.
@@ -451,25 +454,33 @@ struct Registration {
   bool registered = true;
 };
 
-// hostRegister(device, memory, flags) -> [registration, bytes]
+// hostRegister(device, memory, flags, plainAllowed) -> [registration, bytes, leased], or null
+// (nothing registered) for memory that is not pinpool's when plainAllowed is false: src/gpu.ts
+// decides which other memory it can keep alive while registered.
 Napi::Value HostRegister(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   HostMemory m;
   int device, flags;
-  PINPOOL_CHECK(int_arg(info, 0, &device) && host_memory(env, info[1], &m) && int_arg(info, 2, &flags),
-                "hostRegister(device, memory, flags)");
-  CUresult rc = m.data && m.length ? cuda::host_register(device, m.data, m.length, static_cast<unsigned>(flags))
-                                   : CUDA_ERROR_INVALID_VALUE;
+  PINPOOL_CHECK(int_arg(info, 0, &device) && host_memory(env, info[1], &m) && int_arg(info, 2, &flags) &&
+                    info.Length() > 3 && info[3].IsBoolean(),
+                "hostRegister(device, memory, flags, plainAllowed)");
+  const bool leased = m.data && m.length && block_registry::find(m.data, m.length).kind;
+  CUresult rc = cuda::check_device(device);  // no driver: ERR_PINPOOL_UNAVAILABLE before a refusal
+  if (rc == CUDA_SUCCESS && m.data && m.length && !leased && !info[3].As<Napi::Boolean>().Value())
+    return env.Null();
+  if (rc == CUDA_SUCCESS)
+    rc = m.data && m.length ? cuda::host_register(device, m.data, m.length, static_cast<unsigned>(flags))
+                            : CUDA_ERROR_INVALID_VALUE;
   if (rc != CUDA_SUCCESS) {
     napi_throw(env, cuda_error(env, rc, "register"));
     return env.Undefined();
   }
   auto* r = new Registration{m.data};
-  if (block_registry::find(m.data, m.length).kind) {
+  if (leased) {
     r->lease = Fence::create();
     leases::take(m.data, m.length, r->lease);
   }
-  Napi::Array result = Napi::Array::New(env, 2);
+  Napi::Array result = Napi::Array::New(env, 3);
   result.Set(0u, Napi::Value(env, wrap_tagged(env, r, Tag::Registration, [](napi_env, void* data, void*) {
                                auto* reg = static_cast<Registration*>(data);
                                // Collected without unregister: src/gpu.ts unregisters first.
@@ -477,6 +488,7 @@ Napi::Value HostRegister(const Napi::CallbackInfo& info) {
                                delete reg;
                              })));
   result.Set(1u, number(env, static_cast<double>(m.length)));
+  result.Set(2u, Napi::Boolean::New(env, leased));
   return result;
 }
 
@@ -494,7 +506,10 @@ Napi::Value HostUnregister(const Napi::CallbackInfo& info) {
   }
   r->registered = false;
   CUresult rc = cuda::host_unregister(r->ptr);
-  if (r->lease) r->lease->signal();
+  if (r->lease) {
+    r->lease->signal();
+    Handler::reclaim_all();  // as at the end of a copy (finish())
+  }
   if (rc != CUDA_SUCCESS) napi_throw(env, cuda_error(env, rc, "unregister"));
   return env.Undefined();
 }

@@ -49,6 +49,9 @@ std::unordered_map<uint64_t, Handler*>& registry() {
   return *r;
 }
 uint64_t next_id = 1;  // guarded by registry_mutex()
+// Deferred frees waiting in every handler (not the orphans): lets reclaim_all() return at once
+// when there are none, which is nearly always.
+std::atomic<size_t> deferred_total{0};
 
 // Kinds whose handlers hand out their own memory rather than an upstream's.
 bool is_leaf_kind(const char* kind) {
@@ -68,12 +71,31 @@ Handler* Handler::find(uint64_t id) {
   std::lock_guard<std::mutex> lock(registry_mutex());
   auto it = registry().find(id);
   if (it == registry().end()) return nullptr;
-  Handler* h = it->second;
-  // Refuse a handler whose last reference is already gone (it is being destroyed).
-  int64_t refs = h->refs_.load(std::memory_order_relaxed);
-  while (refs > 0 && !h->refs_.compare_exchange_weak(refs, refs + 1, std::memory_order_relaxed)) {
+  return it->second->retain_if_alive() ? it->second : nullptr;
+}
+
+bool Handler::retain_if_alive() {
+  int64_t refs = refs_.load(std::memory_order_relaxed);
+  while (refs > 0 && !refs_.compare_exchange_weak(refs, refs + 1, std::memory_order_relaxed)) {
   }
-  return refs > 0 ? h : nullptr;
+  return refs > 0;
+}
+
+size_t Handler::reclaim_all() {
+  if (deferred_total.load(std::memory_order_relaxed) == 0) return 0;
+  std::vector<Handler*> waiting;
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    for (auto& [id, h] : registry())
+      if (h->deferred_count_.load(std::memory_order_relaxed) != 0 && h->retain_if_alive()) waiting.push_back(h);
+  }
+  // Outside the lock: a handler destroyed here leaves the registry in its destructor.
+  size_t finished = 0;
+  for (Handler* h : waiting) {
+    finished += h->reclaim();
+    h->release();
+  }
+  return finished;
 }
 
 Handler::Handler(std::string name, const char* kind) : name_(std::move(name)) {
@@ -164,6 +186,7 @@ std::optional<size_t> Handler::deallocate(void* ptr, size_t bytes, size_t alignm
     (orphan ? orphaned_ : deferred_).push_back({ptr, bytes, alignment, std::move(fences), held, by_gc});
     deferred_count_.store(deferred_.size(), std::memory_order_relaxed);
   }
+  if (!orphan) deferred_total.fetch_add(1, std::memory_order_relaxed);
   count_free(bytes, by_gc);
   if (orphan) count_orphaned(bytes);
   return bytes;
@@ -184,6 +207,7 @@ void Handler::settle_orphans() {
     deferred_.erase(lost, deferred_.end());
     deferred_count_.store(deferred_.size(), std::memory_order_relaxed);
   }
+  deferred_total.fetch_sub(blocks, std::memory_order_relaxed);
   if (blocks) count_orphaned(bytes, blocks);
 }
 
@@ -229,6 +253,7 @@ size_t Handler::reclaim() {
     deferred_.erase(done, deferred_.end());
     deferred_count_.store(deferred_.size(), std::memory_order_relaxed);
   }
+  deferred_total.fetch_sub(ready.size(), std::memory_order_relaxed);
   // Outside the lock: do_deallocate may take a pool's lock or call the driver.
   for (Deferred& d : ready) {
     if (d.held) unhold(d.ptr);

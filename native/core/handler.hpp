@@ -74,8 +74,14 @@ class Handler {
   // pointer's: JavaScript still reads and writes that memory.
   void hold(const void* ptr);
   // Finishes the deferred frees whose leases are over; returns how many. Never blocks on a
-  // fence. allocate() and trim() call it.
+  // fence. allocate(), trim() and reclaim_all() call it.
   size_t reclaim();
+  // reclaim() on every handler with deferred frees, each held meanwhile: a handler whose last
+  // references were its waits goes with them, and gives its memory back upstream. Called where a
+  // lease ends on a JavaScript thread (a GPU operation's completion, unregister), so that memory
+  // a lease kept goes back when the lease ends, not at the handler's next allocate() or trim(),
+  // which a dropped pool never gets. Returns how many frees it finished.
+  static size_t reclaim_all();
   // Blocks still waiting for their fences.
   size_t deferred() const { return deferred_count_.load(std::memory_order_relaxed); }
   // Moves the deferred frees one of whose fences was abandoned (fence.hpp) to the orphans and
@@ -132,6 +138,8 @@ class Handler {
 
   void retain() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release();
+  // retain() unless the last reference is already gone (the handler is being destroyed).
+  bool retain_if_alive();
 
   // A process-wide number for this handler (never reused), so JavaScript in any thread can
   // name it: share()/attach() tokens, `servedBy`. find() returns it with a new reference, or
