@@ -29,11 +29,17 @@ namespace {
 // where buffers can move, that proves nothing, and the lease is abandoned (buffer_lifetime.hpp).
 void view_gone(napi_env env, void*, void* hint) {
   auto* view = static_cast<Fence*>(hint);
-  if (buffers_move() && !can_run_js(env))
+  if (buffers_move() && !can_run_js(env)) {
     view->abandon();
-  else
-    view->signal();
+    view->release();
+    return;
+  }
+  view->signal();
   view->release();
+  // A free that waited for this buffer may belong to a handler no one calls any more (a pool
+  // JavaScript dropped): finish it now. Node runs this from an immediate, not inside a
+  // collection, so a driver call here is safe; with nothing waiting it is one load.
+  Handler::reclaim_all();
 }
 
 // An ArrayBuffer over a block, and its lease (a fence with one reference for the caller).
