@@ -107,7 +107,8 @@ files=(test/handlers.contract.test.ts test/adaptors.test.ts test/misuse.test.ts 
   test/gc.test.ts test/lifecycle.test.ts test/cuda.contract.cuda.test.ts test/cuda.cuda.test.ts
   test/gpu.cuda.test.ts test/lifetimes.test.ts test/lifetimes.cuda.test.ts test/map-file.test.ts
   test/map-file.cuda.test.ts test/trace.test.ts test/fuzz.test.ts test/fuzz.cuda.test.ts
-  test/native-addon.test.ts)
+  test/native-addon.test.ts test/escapes.test.ts test/escapes.cuda.test.ts test/fuzz-escapes.test.ts
+  test/thread-cache.test.ts)
 for f in test/stress/*.test.ts; do [ -e "$f" ] && files+=("$f"); done
 present=()
 for f in "${files[@]}"; do
