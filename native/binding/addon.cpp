@@ -102,8 +102,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
         if (ending->error_class) napi_delete_reference(env, ending->error_class);
         if (ending->last_error) napi_delete_reference(env, ending->last_error);
         if (ending->transfer) napi_delete_reference(env, ending->transfer);
-        if (ending->probe_object) napi_delete_reference(env, ending->probe_object);
-        if (ending->probe_key) napi_delete_reference(env, ending->probe_key);
+        if (ending->probe) napi_delete_reference(env, ending->probe);
         delete ending;
       },
       nullptr);

@@ -16,23 +16,19 @@ bool buffers_move() { return moves.load(std::memory_order_relaxed); }
 
 bool can_run_js(napi_env env) {
   // Node-API refuses calls that may run JavaScript once the environment is ending (they return
-  // napi_pending_exception); asking an object of our own for a property runs none. The object
-  // and the key are made once per environment (a finalizer runs this for every block).
+  // napi_pending_exception); asking an object of our own for an element runs none. The object
+  // is made once per environment (a finalizer runs this for every block).
   Instance* inst = instance(env);
-  napi_value object = nullptr, key = nullptr;
+  napi_value object = nullptr;
   bool has = false;
-  if (!inst || !inst->probe_object || napi_get_reference_value(env, inst->probe_object, &object) != napi_ok ||
-      napi_get_reference_value(env, inst->probe_key, &key) != napi_ok || !object || !key)
+  if (!inst || !inst->probe || napi_get_reference_value(env, inst->probe, &object) != napi_ok || !object)
     return false;
-  return napi_has_own_property(env, object, key, &has) == napi_ok;
+  return napi_has_element(env, object, 0, &has) == napi_ok;
 }
 
 void make_probe(napi_env env, Instance* inst) {
-  napi_value object, key;
-  if (napi_create_object(env, &object) == napi_ok && napi_create_string_latin1(env, "x", 1, &key) == napi_ok) {
-    napi_create_reference(env, object, 1, &inst->probe_object);
-    napi_create_reference(env, key, 1, &inst->probe_key);
-  }
+  napi_value object;
+  if (napi_create_object(env, &object) == napi_ok) napi_create_reference(env, object, 1, &inst->probe);
 }
 
 napi_value hand_out(napi_env env, Instance* inst, napi_value made, napi_ref* watch) {

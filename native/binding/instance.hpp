@@ -109,8 +109,7 @@ struct Instance {
   LiveTable live;                    // blocks owned here
   std::vector<ThreadCache*> caches;  // thread caches made here and not yet dropped
   napi_ref transfer = nullptr;       // ArrayBuffer.prototype.transfer where buffers move
-  napi_ref probe_object = nullptr;   // can_run_js()'s object and key (buffer_lifetime.cpp)
-  napi_ref probe_key = nullptr;
+  napi_ref probe = nullptr;          // can_run_js()'s object (buffer_lifetime.cpp)
   bool watches_buffers = false;      // a worker where buffers move (buffer_lifetime.hpp)
   bool ended = false;                // end() ran
   std::vector<SlabViewRecord> slab_views;  // a worker's slab views, watched
