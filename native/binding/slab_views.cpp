@@ -34,7 +34,7 @@ struct RegionPin {
   void orphan() {
     if (!pinned.exchange(false)) return;
     pool->retain();
-    pool->count_orphaned(bytes);
+    pool->orphan_region(region);
   }
 };
 

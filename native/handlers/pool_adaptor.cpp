@@ -383,6 +383,18 @@ void PoolAdaptor::unpin_region(void* region) {
   if (id != kNoSlab && slabs_[id].base == region && slabs_[id].pins > 0) slabs_[id].pins--;
 }
 
+void PoolAdaptor::orphan_region(void* region) {
+  size_t bytes = 0;
+  {
+    Lock lock(lock_);
+    uint32_t id = slab_of(region);
+    if (id == kNoSlab || slabs_[id].base != region || slabs_[id].orphaned) return;
+    slabs_[id].orphaned = true;
+    bytes = slabs_[id].bytes;
+  }
+  count_orphaned(bytes);
+}
+
 size_t PoolAdaptor::do_trim() {
   struct Release {
     void* ptr;

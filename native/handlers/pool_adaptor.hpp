@@ -59,6 +59,9 @@ class PoolAdaptor final : public Handler {
   // slab's size, or 0 when `region` is not the start of one of this pool's slabs.
   size_t pin_region(void* region);
   void unpin_region(void* region);
+  // A view pinning `region` may live on in a thread pinpool cannot watch: the pin is kept for
+  // good. Counts the slab as orphaned the first time only (many views of one slab may leave).
+  void orphan_region(void* region);
 
   // The bytes the pool holds for a block of (bytes, alignment): its size class, or 0 when such
   // a request passes straight through (no class: the pool does not cache it).
@@ -88,6 +91,8 @@ class PoolAdaptor final : public Handler {
     uint32_t capacity = 0;                        // blocks it can hold
     uint32_t carved = 0;                          // blocks handed out at least once
     uint32_t pins = 0;                            // JavaScript views over it
+    bool orphaned = false;                        // a view of it may outlive its thread:
+                                                  // pinned for good (orphan_region())
     bool live = false;                            // false: the slot is free for reuse
     uint64_t reciprocal = 0;                      // size_classes::reciprocal_of(class size)
     uint64_t handed_out[kMaxSlabBlocks / 64] = {};  // a bit per block: with a caller now
