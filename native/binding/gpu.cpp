@@ -483,8 +483,14 @@ Napi::Value HostRegister(const Napi::CallbackInfo& info) {
   Napi::Array result = Napi::Array::New(env, 3);
   result.Set(0u, Napi::Value(env, wrap_tagged(env, r, Tag::Registration, [](napi_env, void* data, void*) {
                                auto* reg = static_cast<Registration*>(data);
-                               // Collected without unregister: src/gpu.ts unregisters first.
-                               if (reg->lease) reg->lease->release();
+                               // Collected without unregister: src/gpu.ts unregisters first, while
+                               // its thread runs. A thread that ends while registered cannot: the
+                               // driver keeps the range, and the block under it is orphaned (its
+                               // lease never ends), counted rather than lost unseen.
+                               if (reg->lease) {
+                                 if (reg->registered) reg->lease->abandon();
+                                 reg->lease->release();
+                               }
                                delete reg;
                              })));
   result.Set(1u, number(env, static_cast<double>(m.length)));
