@@ -9,7 +9,7 @@ import { binding, type NativeHandle, type RegionPin } from './native.js';
 import type { Handler, LeafKind } from './handler.js';
 import type { ScopeAccount, ScopeFrame } from './scope-stats.js';
 import type { ThreadCache } from './thread-cache.js';
-import { takeBack } from './take-back.js';
+import { takeBack, tookBack } from './take-back.js';
 import { freeChannel, type FreeMessage } from './tracing.js';
 import { invalid, isObject } from './validate.js';
 
@@ -228,8 +228,12 @@ export class HostBuffer {
     // detaches the buffer, and the block waits for every lease on its memory (a copy in flight,
     // an ArrayBuffer that escaped) before it is handed out again.
     if (block.cache === undefined || !block.cache.keep(block, own)) {
-      const buffer = own === undefined ? undefined : takeBack(own);
-      binding.free(block.owner.handle, buffer, block.slot, block.address, false);
+      const buffer = own === undefined ? undefined : takeBack(own, block.slot);
+      try {
+        binding.free(block.owner.handle, buffer, block.slot, block.address, false);
+      } finally {
+        tookBack();
+      }
     }
     if (freeChannel.hasSubscribers) {
       const message: FreeMessage = { handler: block.owner.name, bytes: block.byteLength, alignment: block.alignment, address: BigInt(block.address), byGc: false };
@@ -252,10 +256,15 @@ export class HostBuffer {
     if (!HostBuffer.#owns(this)) throw wrongReceiver();
     if (this.#released) throw released();
     const block = this.#block;
-    const buffer = this.#buffer === undefined ? undefined : takeBack(this.#buffer);
+    const buffer = this.#buffer === undefined ? undefined : takeBack(this.#buffer, block.slot);
     // Still in use, elsewhere: the scope's cell goes with the block (native code), and counts it
     // when whichever thread holds it frees it or ends.
-    const [id, process] = binding.transfer(block.owner.handle, buffer, block.slot, block.address, this.#scope?.cell);
+    let id: string, process: string;
+    try {
+      [id, process] = binding.transfer(block.owner.handle, buffer, block.slot, block.address, this.#scope?.cell);
+    } finally {
+      tookBack();
+    }
     this.#release();
     const token: BufferToken = { pinpool: 'buffer', version: 2, id, process };
     return Object.freeze(token);

@@ -111,7 +111,7 @@ export interface NativeInfo {
 export interface NativeConstants {
   codes: Record<'INVALID_ARGUMENT' | 'OUT_OF_MEMORY' | 'DOUBLE_FREE' | 'RELEASED' | 'UNAVAILABLE' | 'CUDA', string>;
   /** Where alloc() and adopt() report into the scratch array. */
-  slots: { address: number; servedBy: number; region: number; regionBytes: number; liveSlot: number; classBytes: number };
+  slots: { address: number; servedBy: number; region: number; regionBytes: number; liveSlot: number; classBytes: number; takingBack: number };
   /** A thread cache's shared record (native/core/thread_caches.hpp): where each count sits,
    * where its slot list begins, and how many blocks it holds at most. */
   threadCacheCells: { blocks: number; bytes: number; classBytes: number; hits: number; hitBytes: number; frees: number; trims: number; positions: number; capacity: number };

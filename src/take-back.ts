@@ -12,7 +12,7 @@
  */
 import { isMainThread } from 'node:worker_threads';
 
-import { binding } from './native.js';
+import { binding, constants } from './native.js';
 
 const [probe] = binding.transferProbe();
 
@@ -67,11 +67,33 @@ export function handOut(buffer: ArrayBuffer, slot: number, address: number): Arr
  * buffer itself), or null when the buffer cannot be taken back (moved away by the user's own
  * transfer(), or marked untransferable), so the block must wait until no ArrayBuffer reaches it.
  */
-export function takeBack(buffer: ArrayBuffer): ArrayBuffer | null {
+export function takeBack(buffer: ArrayBuffer, slot = -1): ArrayBuffer | null {
   if (transferBuffer === undefined) return buffer;
+  let moved: ArrayBuffer;
   try {
-    return transferBuffer(buffer);
+    moved = transferBuffer(buffer);
   } catch {
     return null;
   }
+  if (watchesBuffers) scratch[TAKING_BACK] = slot;
+  return moved;
+}
+
+const scratch = binding.scratch();
+const TAKING_BACK = constants.slots.takingBack;
+scratch[TAKING_BACK] = -1;
+
+/**
+ * The native call that follows a take-back (of the block in `slot`: takeBack(), or a thread
+ * cache's transfer()) is done. Until then native code knows that the buffer the worker watches
+ * was detached by pinpool, not moved away by the user: a thread that ends in between gives the
+ * block back instead of orphaning it (native/binding/hot_path.cpp Instance::end).
+ */
+export function tookBack(): void {
+  if (watchesBuffers) scratch[TAKING_BACK] = -1;
+}
+
+/** See tookBack(): marks `slot` as taken back by pinpool (a thread cache's keep()). */
+export function takingBack(slot: number): void {
+  if (watchesBuffers) scratch[TAKING_BACK] = slot;
 }

@@ -21,7 +21,7 @@
  */
 import type { Block } from './host-buffer.js';
 import { binding, constants, type NativeHandle, type NativeThreadCache } from './native.js';
-import { transferBuffer, watchesBuffers } from './take-back.js';
+import { takingBack, tookBack, transferBuffer, watchesBuffers } from './take-back.js';
 
 export { movesBuffers } from './take-back.js';
 
@@ -155,7 +155,11 @@ export class ThreadCache {
       } catch {
         return false;
       }
-      if (watchesBuffers) binding.track(block.slot, block.address, block.spare);
+      if (watchesBuffers) {
+        takingBack(block.slot);
+        binding.track(block.slot, block.address, block.spare);
+        tookBack();
+      }
     }
     const position = this.#positions.pop()!;
     block.position = position;

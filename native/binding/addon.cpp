@@ -93,6 +93,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Float64Array scratch = Napi::Float64Array::New(env, kSlotCount);
   napi_create_reference(env, scratch, 1, &inst->scratch);
   inst->slots = scratch.Data();
+  inst->slots[kTakingBack] = -1;
   napi_set_instance_data(
       env, inst,
       [](napi_env env, void* data, void*) {

@@ -193,7 +193,8 @@ napi_value Constants(napi_env env, napi_callback_info) {
   napi_create_object(env, &table);
   for (auto [name, value] : {std::pair{"address", kAddress}, std::pair{"servedBy", kServedBy},
                              std::pair{"region", kRegion}, std::pair{"regionBytes", kRegionBytes},
-                             std::pair{"liveSlot", kLiveSlot}, std::pair{"classBytes", kPoolClassBytes}})
+                             std::pair{"liveSlot", kLiveSlot}, std::pair{"classBytes", kPoolClassBytes},
+                             std::pair{"takingBack", kTakingBack}})
     put_number(table, name, value);
   napi_set_named_property(env, result, "slots", table);
   napi_create_object(env, &table);

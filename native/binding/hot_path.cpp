@@ -324,9 +324,14 @@ void Instance::end(napi_env env) {
   // block any more; a copy still in flight holds its own lease (Handler::deallocate). One that
   // left the thread may: its block waits on a lease that never ends. Either way the block is
   // freed for its owner's accounting, its named scope's included (LiveTable::remove).
+  // A block whose buffer pinpool itself was taking back when the thread stopped (free(),
+  // transfer() or a thread cache's keep() between their transfer() and their native call):
+  // that buffer's memory moved into one only pinpool held, in this thread.
+  const double taking_back = slots[kTakingBack];
   live.each([&](LiveBlock& block) {
     FenceSet leases = std::move(block.inherited);
-    if (left_thread(env, block)) {
+    const bool ours = static_cast<double>(&block - live.first()) == taking_back;
+    if (!ours && left_thread(env, block)) {
       Fence* gone = Fence::create();
       gone->abandon();
       leases.adopt({gone});

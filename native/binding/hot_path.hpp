@@ -18,7 +18,10 @@ enum Slot {
   kLiveSlot = 4,     // the block's slot in the live table, for free() and transfer()
   kPoolClassBytes = 5,  // what a pool holds for it (its size class), or 0: a thread cache
                         // may keep the block only when this is not 0 (Handler::class_bytes())
-  kSlotCount = 6
+  kTakingBack = 6,      // written by JavaScript: the live slot whose ArrayBuffer pinpool itself
+                        // just detached and whose native call has not come yet, else -1
+                        // (a thread ended in between has not lost that buffer: Instance::end)
+  kSlotCount = 7
 };
 
 // What alloc() gives JavaScript to reach the block (src/native.ts View).

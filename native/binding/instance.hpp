@@ -80,6 +80,8 @@ class LiveTable {
     *block = LiveBlock{};
     free_.push_back(static_cast<uint32_t>(block - blocks_.data()));
   }
+  // The first slot's block (slots are indices from it).
+  const LiveBlock* first() const { return blocks_.data(); }
   template <typename F>
   void each(F&& f) {
     for (LiveBlock& b : blocks_)
