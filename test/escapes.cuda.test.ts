@@ -1,6 +1,8 @@
 // The escapes of test/escapes.test.ts from the pinned leaf (cuMemHostAlloc, on the CUDA test
 // double): a worker's pinned block whose ArrayBuffer it posted is never freed to the driver
 // under the thread that received it.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { hasTransfer, scenario, SIZE } from './escapes/scenario.js';
@@ -25,5 +27,15 @@ describe('pinned blocks whose ArrayBuffer leaves a worker (finding 1)', () => {
       const o = scenario('pinned', how);
       expect(o).toMatchObject({ received: null, orphanedBytes: 0, bytesCurrent: 0 });
     }
+  });
+});
+
+describe('a registration alive when its worker ends', () => {
+  it('orphans the block under it, counted, instead of a free that waits for ever unseen', () => {
+    const r = spawnSync(process.execPath, [join(__dirname, 'escapes', 'end-cases.cjs'), 'registered'], { encoding: 'utf8' });
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    const o = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    expect(o).toMatchObject({ orphanedBytes: 1 << 20, orphanedBlocks: 1, bytesCurrent: 0 }); // before: 0 orphaned, a wait for ever
   });
 });

@@ -132,3 +132,18 @@ describe('a slab view the user moved away', () => {
     expect(h.stats().bytes.current).toBe(0);
   });
 });
+
+describe('thread ends that the review found (issue 19)', () => {
+  const endCase = (what: string, ...args: string[]) => {
+    const r = spawnSync(process.execPath, [join(__dirname, 'escapes', 'end-cases.cjs'), what, ...args], { encoding: 'utf8' });
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { orphanedBytes: number; orphanedBlocks: number; reserved: number; bytesCurrent: number; received: number };
+  };
+
+  it.skipIf(!hasTransfer)('three views of one slab that left an ended worker orphan the slab once', () => {
+    const o = endCase('slab-views');
+    expect(o.received).toBe(3);
+    expect(o).toMatchObject({ orphanedBlocks: 1, orphanedBytes: o.reserved }); // before: 3 and 3 slabs' bytes
+  });
+});
