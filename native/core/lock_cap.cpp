@@ -1,9 +1,11 @@
 #include "lock_cap.hpp"
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <fstream>
+#include <cerrno>
+
 #include <sstream>
 #include <string>
 
@@ -14,13 +16,28 @@ constexpr int kCapIpcLock = 14;                     // linux/capability.h
 constexpr uint64_t kNoLimit = uint64_t{1} << 62;    // cgroup files say "no limit" with values
                                                     // near 2^63 (v1) or "max" (v2)
 
+// With open() and read(), not std::ifstream: the static libstdc++ of the prebuilt binaries would
+// bring in glibc 2.33's fstat64 through std::filebuf, past their glibc 2.28 baseline.
 bool read_file(const std::string& path, std::string* out) {
-  std::ifstream in(path);
-  if (!in) return false;
-  std::ostringstream s;
-  s << in.rdbuf();
-  *out = s.str();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  out->clear();
+  char chunk[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out->append(chunk, static_cast<size_t>(n));
+  }
+  ::close(fd);
   return true;
+}
+
+// The lines of a file (empty where it cannot be read), to parse as a stream.
+std::istringstream lines_of(const char* path) {
+  std::string text;
+  read_file(path, &text);
+  return std::istringstream(text);
 }
 
 // A cgroup memory limit file: bytes, or UINT64_MAX for "max", a value that means no limit, or
@@ -54,7 +71,7 @@ uint64_t least_limit(const std::string& mount, std::string path, const char* fil
 // container's cgroup namespace the path may not exist under the mount, and the mount's root
 // is the group itself, which the walk up reaches.
 uint64_t cgroup_limit() {
-  std::ifstream in("/proc/self/cgroup");
+  std::istringstream in = lines_of("/proc/self/cgroup");
   std::string line;
   uint64_t least = UINT64_MAX;
   while (std::getline(in, line)) {
@@ -74,7 +91,7 @@ uint64_t cgroup_limit() {
 
 // MemAvailable, else MemTotal, from /proc/meminfo; else the physical pages.
 uint64_t machine_memory() {
-  std::ifstream in("/proc/meminfo");
+  std::istringstream in = lines_of("/proc/meminfo");
   std::string key;
   uint64_t kib = 0, available = 0, total = 0;
   std::string unit;
@@ -90,7 +107,7 @@ uint64_t machine_memory() {
 }
 
 bool ipc_lock_capability() {
-  std::ifstream in("/proc/self/status");
+  std::istringstream in = lines_of("/proc/self/status");
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind("CapEff:", 0) != 0) continue;
