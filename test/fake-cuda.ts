@@ -1,5 +1,5 @@
 /** Test access to the CUDA test double (test/fake-cuda) through the addon's hooks. */
-import { binding } from '../dist/src/native.js';
+import { binding } from '../dist/src/boundary/native.js';
 
 export const fakeCudaLibrary = process.env.PINPOOL_CUDA_LIBRARY ?? '';
 

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { copy, createStream, deviceAlloc, DeviceBuffer, HostBuffer, managed, mapFile, pinned, pool, register, Registration, Stream } from 'pinpool';
 
-import { binding } from '../dist/src/native.js';
+import { binding } from '../dist/src/boundary/native.js';
 import { counters, setKnob } from './fake-cuda.js';
 import { hostOps } from './fuzz-calls.js';
 import { Fuzzer, fuzzCases, fuzzSeed, isA, summary, type Gen, type Op } from './fuzzer.js';

@@ -47,7 +47,7 @@ import {
   type TraceRecorder,
 } from 'pinpool';
 
-import { binding, constants } from '../dist/src/native.js';
+import { binding, constants } from '../dist/src/boundary/native.js';
 
 /** A value and how to write it in a failure report. */
 export interface Gen {

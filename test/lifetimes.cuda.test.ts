@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copy, createStream, deviceAlloc, Handler, locked, pageable, pinned, pool, register, type DeviceBuffer, type HostBuffer } from 'pinpool';
 
-import { binding } from '../dist/src/native.js';
+import { binding } from '../dist/src/boundary/native.js';
 import { counters, setKnob } from './fake-cuda.js';
 import { expectRejection as expectCode } from './expect-error.js';
 import { collected } from './collect.js';

@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { adopt, attach, Handler, limit, pageable, pool, type HostBuffer } from 'pinpool';
 
-import { binding, constants } from '../dist/src/native.js';
+import { binding, constants } from '../dist/src/boundary/native.js';
 import { collected } from './collect.js';
 import { expectCode } from './expect-error.js';
 

@@ -1,4 +1,4 @@
-// The addon loader (src/native.ts): a build from source first, then the prebuilt binary for
+// The addon loader (src/boundary/native.ts): a build from source first, then the prebuilt binary for
 // this platform shipped in prebuilds/, and an error that says what it tried and what to do.
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';

@@ -7,7 +7,7 @@ import { MessageChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { adopt, attach, controller, createController, defaultHandler, ErrorCode, fallback, Handler, HostBuffer, info, limit, locked, mapFile, pageable, PinpoolError, pinned, pool, register, replayTrace } from 'pinpool';
 
-import { binding } from '../dist/src/native.js';
+import { binding } from '../dist/src/boundary/native.js';
 import { expectCode } from './expect-error.js';
 
 const h = pool(locked());

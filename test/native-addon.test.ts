@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { collectMetrics, createController, fallback, info, locked, pageable, pool, type PinpoolNativeHandle } from 'pinpool';
 
-import { binding } from '../dist/src/native.js';
+import { binding } from '../dist/src/boundary/native.js';
 
 interface Stats { allocationsTotal: number; allocationsCurrent: number; bytesCurrent: number; frees: number; invalidFrees: number }
 const addon = require(join(__dirname, '..', 'build', 'native-addon', 'example_addon.node')) as {

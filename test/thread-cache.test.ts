@@ -1,4 +1,4 @@
-// The thread cache (src/thread-cache.ts, native/binding/thread_cache.*): a pool hit in the same
+// The thread cache (src/memory/thread-cache.ts, native/binding/thread_cache.*): a pool hit in the same
 // thread never calls into native code, and nothing else about the pool changes: statistics,
 // limits, trim(), the end of a thread, a stale view.
 import { once } from 'node:events';
@@ -8,8 +8,8 @@ import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { attach, controller, Handler, pageable, pool, type HostBuffer } from 'pinpool';
 
-import { binding } from '../dist/src/native.js';
-import { movesBuffers } from '../dist/src/thread-cache.js';
+import { binding } from '../dist/src/boundary/native.js';
+import { movesBuffers } from '../dist/src/memory/thread-cache.js';
 
 import { collected } from './collect.js';
 import { expectCode } from './expect-error.js';

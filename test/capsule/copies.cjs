@@ -31,9 +31,7 @@ exports.makeCopies = function makeCopies(root, copies) {
     copyFileSync(join(checkout, 'build', 'Release', 'pinpool.node'), join(pkg, 'build', 'Release', 'pinpool.node'));
     if (extraExport !== undefined) {
       const api = join(pkg, 'dist', 'src', 'api.js');
-      const index = join(pkg, 'dist', 'src', 'index.js');
       writeFileSync(api, `${readFileSync(api, 'utf8')}\nexports.${extraExport} = function ${extraExport}() { return '${extraExport} of ${version}'; };\n`);
-      writeFileSync(index, `${readFileSync(index, 'utf8')}\nexports.${extraExport} = api.${extraExport};\n`);
     }
   }
   // The metrics' optional peer, from this checkout.

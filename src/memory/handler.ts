@@ -2,15 +2,15 @@
  * Handler: the JavaScript face of a native allocator handler (include/pinpool.h). Leaves and
  * adaptors are all Handlers; factories live in handlers.ts.
  */
-import { ErrorCode, PinpoolError } from './errors.js';
+import { ErrorCode, PinpoolError } from '../boundary/errors.js';
 import { Block, elementSize, makeHostBuffer, type HostBuffer, type SlabView, type TypedArrayConstructor } from './host-buffer.js';
-import { binding, constants, type NativeHandle } from './native.js';
-import { currentFrame } from './scope-stats.js';
+import { binding, constants, type NativeHandle } from '../boundary/native.js';
+import { currentFrame } from './scope-cells.js';
 import { readStats, type HandlerStats } from './stats.js';
 import { handOut, takeBack } from './take-back.js';
 import { DEFAULT_THREAD_CACHE_BYTES, dropWhenCollected, movesBuffers, ThreadCache } from './thread-cache.js';
-import { allocChannel, fallbackChannel, type AllocMessage, type FallbackMessage } from './tracing.js';
-import { checkAlignment, checkBoolean, checkBytes, checkOptions, invalid, isObject } from './validate.js';
+import { allocChannel, fallbackChannel, type AllocMessage, type FallbackMessage } from '../boundary/channels.js';
+import { checkAlignment, checkBoolean, checkBytes, checkOptions, invalid, isObject } from '../boundary/validate.js';
 
 /** Kinds of leaf handlers, which hand out their own memory. */
 export type LeafKind = 'pinned' | 'managed' | 'locked' | 'pageable' | 'file';

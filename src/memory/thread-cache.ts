@@ -20,7 +20,7 @@
  * a record native code reads (native/core/thread_caches.hpp), and the pool folds it in.
  */
 import type { Block } from './host-buffer.js';
-import { binding, constants, type NativeHandle, type NativeThreadCache } from './native.js';
+import { binding, constants, type NativeHandle, type NativeThreadCache } from '../boundary/native.js';
 import { takingBack, tookBack, transferBuffer, watchesBuffers } from './take-back.js';
 
 export { movesBuffers } from './take-back.js';

@@ -1,10 +1,10 @@
 /** What this process can do: version, Node-API level, CUDA and the memlock limit. */
 import { readFileSync } from 'node:fs';
 
-import { packageVersion, registryInfo, type RegistryInfo } from './capsule.js';
-import { binding } from './native.js';
+import { packageVersion, registryInfo, type RegistryInfo } from '../boundary/registry.js';
+import { binding } from '../boundary/native.js';
 
-export type { RegistryInfo } from './capsule.js';
+export type { RegistryInfo } from '../boundary/registry.js';
 
 export interface CudaDevice {
   index: number;
@@ -58,7 +58,7 @@ export interface Info {
    */
   lockedCap: LockCap;
   /** Which copy of pinpool this process runs: the first to load publishes the registry and
-   * every other copy uses it (src/capsule.ts). */
+   * every other copy uses it (src/process/capsule.ts). */
   registry: RegistryInfo;
 }
 

@@ -10,9 +10,9 @@
  * view); if `transfer()` moved the memory into another ArrayBuffer, native code keeps the block
  * out of use until that one is collected too (its finalizer ends the lease).
  */
-import { binding, type NativeHandle } from './native.js';
-import type { ScopeAccount, ScopeFrame } from './scope-stats.js';
-import { freeChannel, type FreeMessage } from './tracing.js';
+import { binding, type NativeHandle } from '../boundary/native.js';
+import type { ScopeAccount, ScopeFrame } from './scope-cells.js';
+import { freeChannel, type FreeMessage } from '../boundary/channels.js';
 
 /** What the backstop needs to free a block; it must not reach the block's views. */
 export interface BlockRecord {

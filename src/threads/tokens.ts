@@ -2,12 +2,12 @@
  * Worker threads: reach a handler from another thread (attach), and move a buffer's ownership
  * to another thread (adopt). Tokens are small frozen objects that postMessage carries.
  */
-import { ErrorCode, PinpoolError } from './errors.js';
-import { wrapperOf, type Handler, type HandlerToken } from './handler.js';
-import { Block, HostBuffer, makeHostBuffer, type BufferToken } from './host-buffer.js';
-import { binding, constants } from './native.js';
-import { handOut } from './take-back.js';
-import { invalid, isArray } from './validate.js';
+import { ErrorCode, PinpoolError } from '../boundary/errors.js';
+import { wrapperOf, type Handler, type HandlerToken } from '../memory/handler.js';
+import { Block, HostBuffer, makeHostBuffer, type BufferToken } from '../memory/host-buffer.js';
+import { binding, constants } from '../boundary/native.js';
+import { handOut } from '../memory/take-back.js';
+import { invalid, isArray } from '../boundary/validate.js';
 
 const scratch = binding.scratch();
 

@@ -4,9 +4,9 @@
  * code once.
  */
 import { Handler } from './handler.js';
-import { binding } from './native.js';
+import { binding } from '../boundary/native.js';
 import { DEFAULT_THREAD_CACHE_BYTES } from './thread-cache.js';
-import { checkBoolean, checkBound, checkBytes, checkDevice, checkName, checkOptions, invalid } from './validate.js';
+import { checkBoolean, checkBound, checkBytes, checkDevice, checkName, checkOptions, invalid } from '../boundary/validate.js';
 
 export interface PinnedOptions {
   /** Device whose context allocates. Default 0. */

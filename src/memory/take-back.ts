@@ -12,7 +12,7 @@
  */
 import { isMainThread } from 'node:worker_threads';
 
-import { binding, constants } from './native.js';
+import { binding, constants } from '../boundary/native.js';
 
 const [probe] = binding.transferProbe();
 

@@ -8,7 +8,7 @@
  * The allocation path asks for the current frame only while some measure is running anywhere
  * (`measuring > 0`), so unmeasured programs pay one integer comparison.
  */
-import { binding, type NativeScopeCell } from './native.js';
+import { binding, type NativeScopeCell } from '../boundary/native.js';
 
 /**
  * The counts of one named scope in one thread: what `alloc()` allocated while the scope was

@@ -2,7 +2,7 @@
  * Names and kinds of native handlers by id, for `buf.servedBy` and `buf.kind`. Ids are never
  * reused and names never change, so a cache that only grows is exact.
  */
-import { binding } from './native.js';
+import { binding } from '../boundary/native.js';
 
 export interface LeafInfo {
   readonly name: string;

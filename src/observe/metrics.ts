@@ -7,12 +7,12 @@
 import { createRequire } from 'node:module';
 import type * as Prom from 'prom-client';
 
-import { Controller, controller as processController, type ScopeInfo } from './controller.js';
-import { ErrorCode, PinpoolError } from './errors.js';
-import type { Handler } from './handler.js';
+import { Controller, controller as processController, type ScopeInfo } from '../scope/controller.js';
+import { ErrorCode, PinpoolError } from '../boundary/errors.js';
+import type { Handler } from '../memory/handler.js';
 import { info } from './info.js';
-import type { HandlerStats } from './stats.js';
-import { checkOptions, invalid, isObject } from './validate.js';
+import type { HandlerStats } from '../memory/stats.js';
+import { checkOptions, invalid, isObject } from '../boundary/validate.js';
 
 export interface MetricsOptions {
   /** Where to register. Default: a new Registry. */

@@ -6,12 +6,12 @@
 import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 
-import { ErrorCode, PinpoolError, type PinpoolErrorDetails } from './errors.js';
+import { ErrorCode, PinpoolError, type PinpoolErrorDetails } from '../boundary/errors.js';
 import { Handler } from './handler.js';
-import { defaultHandler } from './handlers.js';
+import { defaultHandler } from './factories.js';
 import type { HostBuffer } from './host-buffer.js';
-import { binding } from './native.js';
-import { checkBoolean, checkDevice, checkOptions, invalid } from './validate.js';
+import { binding } from '../boundary/native.js';
+import { checkBoolean, checkDevice, checkOptions, invalid } from '../boundary/validate.js';
 
 export interface MapFileOptions {
   /** Writes through `bytes` reach the file (a shared mapping). Default false: writes stay private. */

@@ -6,11 +6,11 @@
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 
-import { ErrorCode, PinpoolError, type PinpoolErrorDetails } from './errors.js';
-import { Handler } from './handler.js';
-import { binding, constants } from './native.js';
-import type { AllocMessage, FreeMessage } from './tracing.js';
-import { checkAlignment, checkBytes, checkOptions, invalid, isArray, readValue } from './validate.js';
+import { ErrorCode, PinpoolError, type PinpoolErrorDetails } from '../boundary/errors.js';
+import { Handler } from '../memory/handler.js';
+import { binding, constants } from '../boundary/native.js';
+import type { AllocMessage, FreeMessage } from '../boundary/channels.js';
+import { checkAlignment, checkBytes, checkOptions, invalid, isArray, readValue } from '../boundary/validate.js';
 
 /** One step of a trace: block `id` is allocated or freed. */
 export type TraceEvent = { op: 'alloc'; id: number; bytes: number; alignment: number } | { op: 'free'; id: number };

@@ -5,12 +5,12 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 
-import { ErrorCode, PinpoolError } from './errors.js';
-import { Handler, type AllocOptions } from './handler.js';
-import { defaultHandler } from './handlers.js';
-import { HostBuffer } from './host-buffer.js';
-import { beginMeasure, endMeasure, installFrameLookup, ScopeAccount, ScopeFrame } from './scope-stats.js';
-import { checkBoolean, checkOptions, invalid, isObject } from './validate.js';
+import { ErrorCode, PinpoolError } from '../boundary/errors.js';
+import { Handler, type AllocOptions } from '../memory/handler.js';
+import { defaultHandler } from '../memory/factories.js';
+import { HostBuffer } from '../memory/host-buffer.js';
+import { beginMeasure, endMeasure, installFrameLookup, ScopeAccount, ScopeFrame } from '../memory/scope-cells.js';
+import { checkBoolean, checkOptions, invalid, isObject } from '../boundary/validate.js';
 
 const NAME = /^[a-z][a-z0-9_-]{0,62}$/;
 

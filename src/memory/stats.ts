@@ -2,7 +2,7 @@
  * Handler statistics, as the native snapshot (native/core/stats.hpp, declared once there)
  * reports them. Bytes are in bytes, times in seconds.
  */
-import { binding, type NativeHandle } from './native.js';
+import { binding, type NativeHandle } from '../boundary/native.js';
 
 
 /** A value that goes up and down, with its high-water mark and the sum of its increases. */

@@ -2,16 +2,16 @@
  * HostBuffer: one block of host memory from a handler, seen from JavaScript as a Uint8Array
  * over the memory itself (zero copy).
  */
-import { ErrorCode, PinpoolError } from './errors.js';
+import { ErrorCode, PinpoolError } from '../boundary/errors.js';
 import { forget, track, untrack, type BlockRecord } from './gc-backstop.js';
 import { leafOf } from './leaves.js';
-import { binding, type NativeHandle, type RegionPin } from './native.js';
+import { binding, type NativeHandle, type RegionPin } from '../boundary/native.js';
 import type { Handler, LeafKind } from './handler.js';
-import type { ScopeAccount, ScopeFrame } from './scope-stats.js';
+import type { ScopeAccount, ScopeFrame } from './scope-cells.js';
 import type { ThreadCache } from './thread-cache.js';
 import { takeBack, tookBack } from './take-back.js';
-import { freeChannel, type FreeMessage } from './tracing.js';
-import { invalid, isObject } from './validate.js';
+import { freeChannel, type FreeMessage } from '../boundary/channels.js';
+import { invalid, isObject } from '../boundary/validate.js';
 
 /** @internal The part of a handler a buffer needs; implemented by Handler. */
 export interface BufferOwner {
@@ -268,22 +268,6 @@ export class HostBuffer {
     this.#release();
     const token: BufferToken = { pinpool: 'buffer', version: 2, id, process };
     return Object.freeze(token);
-  }
-
-  /**
-   * Managed memory only: migrates the block to `device` (or 'host') ahead of use. Resolves
-   * when the migration is done.
-   */
-  prefetch(device: number | 'host', options?: { stream?: import('./gpu.js').Stream }): Promise<void> {
-    return (require('./gpu.js') as typeof import('./gpu.js')).prefetch(this, device, options);
-  }
-
-  /**
-   * Managed memory only: cuMemAdvise. `advice` is 'readMostly', 'preferredLocation' or
-   * 'accessedBy' (or their 'unset...' forms); `device` a device index or 'host'.
-   */
-  advise(advice: import('./gpu.js').Advice, device: number | 'host'): void {
-    (require('./gpu.js') as typeof import('./gpu.js')).advise(this, advice, device);
   }
 
   /**

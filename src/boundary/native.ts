@@ -72,7 +72,7 @@ export type RegionPin = { readonly __regionPin: unique symbol };
 export type NativeStream = { readonly __nativeStream: unique symbol };
 /** An opaque reference to the native half of a thread cache (native/binding/thread_cache.hpp). */
 export type NativeThreadCache = { readonly __nativeThreadCache: unique symbol };
-/** An opaque reference to a named scope's native cell (src/scope-stats.ts ScopeAccount). */
+/** An opaque reference to a named scope's native cell (src/memory/scope-cells.ts ScopeAccount). */
 export type NativeScopeCell = { readonly __nativeScopeCell: unique symbol };
 /** An opaque reference to a host registration (it leases pinpool memory while registered). */
 export type NativeRegistration = { readonly __nativeRegistration: unique symbol };
@@ -102,7 +102,7 @@ export interface NativeInfo {
     devices: { index: number; name: string; totalBytes: number }[];
   };
   reasons: string[];
-  /** Caps on page-locked memory (native/core/lock_cap.hpp); src/info.ts LockCap. */
+  /** Caps on page-locked memory (native/core/lock_cap.hpp); src/observe/info.ts LockCap. */
   hostLockCap: { bytes: number; source: 'rlimit' | 'cgroup' | 'meminfo' | 'none' };
   lockedCap: { bytes: number; source: 'rlimit' | 'cgroup' | 'meminfo' | 'none' };
 }
@@ -154,8 +154,9 @@ function candidates(root: string): string[] {
 }
 
 function load(): NativeBinding {
-  // dist/src/native.js and src/native.ts both sit two levels below the package root.
-  const root = path.resolve(__dirname, '..', '..');
+  // dist/src/boundary/native.js and src/boundary/native.ts both sit three levels below the
+  // package root.
+  const root = path.resolve(__dirname, '..', '..', '..');
   const failures: string[] = [];
   for (const candidate of candidates(root)) {
     if (candidate !== process.env.PINPOOL_NATIVE_PATH && !existsSync(candidate)) {
