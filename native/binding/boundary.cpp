@@ -5,7 +5,7 @@
 #include "../core/lock_cap.hpp"
 #include "../core/stats.hpp"
 #include "../cuda/cuda_driver.hpp"
-#include "../handlers/pool_adaptor.hpp"
+#include "../handlers/pool/pool_adaptor.hpp"
 #include "hot_path.hpp"
 #include "instance.hpp"
 #include "thread_cache.hpp"

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "../core/random.hpp"
+#include "../support/random.hpp"
 
 extern "C" {
 

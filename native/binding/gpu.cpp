@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "../core/block_registry.hpp"
-#include "../core/gpu_work.hpp"
+#include "../lifetime/gpu_work.hpp"
 #include "../core/handler.hpp"
 #include "../core/leases.hpp"
 #include "boundary.hpp"

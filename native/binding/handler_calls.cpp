@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "../core/transfers.hpp"
+#include "../lifetime/transfers.hpp"
 #include "calls.hpp"
 #include "handler_factory.hpp"
 

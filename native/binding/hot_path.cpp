@@ -12,7 +12,7 @@
 #include "../core/handler.hpp"
 #include "../core/hop_log.hpp"
 #include "../core/lock_cap.hpp"
-#include "../core/transfers.hpp"
+#include "../lifetime/transfers.hpp"
 #include "boundary.hpp"
 #include "buffer_lifetime.hpp"
 #include "instance.hpp"

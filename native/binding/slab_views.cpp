@@ -2,7 +2,7 @@
 #include <atomic>
 #include <memory>
 
-#include "../handlers/pool_adaptor.hpp"
+#include "../handlers/pool/pool_adaptor.hpp"
 #include "buffer_lifetime.hpp"
 #include "calls.hpp"
 #include "instance.hpp"

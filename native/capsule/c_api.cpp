@@ -12,7 +12,7 @@
 #include "../handlers/managed_handler.hpp"
 #include "../handlers/pageable_handler.hpp"
 #include "../handlers/pinned_handler.hpp"
-#include "../handlers/pool_adaptor.hpp"
+#include "../handlers/pool/pool_adaptor.hpp"
 
 namespace pinpool::capsule {
 namespace {

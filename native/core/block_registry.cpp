@@ -3,7 +3,7 @@
 #include <map>
 #include <mutex>
 
-#include "spin_lock.hpp"
+#include "../support/spin_lock.hpp"
 
 namespace pinpool::block_registry {
 namespace {

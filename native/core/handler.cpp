@@ -5,10 +5,10 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "align.hpp"
+#include "../support/align.hpp"
 #include "block_registry.hpp"
 #include "leases.hpp"
-#include "random.hpp"
+#include "../support/random.hpp"
 
 namespace pinpool {
 

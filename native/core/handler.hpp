@@ -23,7 +23,7 @@
 #include "../../include/pinpool.h"
 #include "fence.hpp"
 #include "held_blocks.hpp"
-#include "spin_lock.hpp"
+#include "../support/spin_lock.hpp"
 #include "stats.hpp"
 #include "thread_caches.hpp"
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <mutex>
 
-#include "spin_lock.hpp"
+#include "../support/spin_lock.hpp"
 
 namespace pinpool::leases {
 namespace {

@@ -12,7 +12,7 @@
 // the machine holds. Past the cap the refusal is an out-of-memory with reason "mlock".
 #pragma once
 
-#include "../core/align.hpp"
+#include "../support/align.hpp"
 #include "../core/leaf_blocks.hpp"
 #include "../core/lock_cap.hpp"
 #include "cuda_result.hpp"

@@ -21,7 +21,7 @@
 #include <mutex>
 
 #include "cuda_result.hpp"
-#include "../core/align.hpp"
+#include "../support/align.hpp"
 
 namespace pinpool {
 

@@ -13,7 +13,7 @@
 
 #include <cerrno>
 
-#include "../core/align.hpp"
+#include "../support/align.hpp"
 #include "../core/handler.hpp"
 #include "../core/leaf_blocks.hpp"
 #include "../core/lock_cap.hpp"

@@ -7,7 +7,7 @@
 
 #include <cstdlib>
 
-#include "../core/align.hpp"
+#include "../support/align.hpp"
 #include "../core/handler.hpp"
 #include "../core/leaf_blocks.hpp"
 

@@ -10,7 +10,7 @@
 #      sanitized addon (PINPOOL_NATIVE_PATH) and libasan preloaded into node, and a
 #      LeakSanitizer check at the end of every test file (scripts/asan/leak-check.setup.ts)
 #
-# Pool blocks are poisoned while cached (native/core/asan.hpp), so a write into a freed block
+# Pool blocks are poisoned while cached (native/support/asan.hpp), so a write into a freed block
 # is reported where it happens. Node itself is not instrumented: JavaScript's own reads and
 # writes of a buffer are not checked, only native code (ours, and the libc calls Node makes).
 #

@@ -30,7 +30,7 @@
 #include "../../native/handlers/locked_handler.hpp"
 #include "../../native/handlers/pageable_handler.hpp"
 #include "../../native/handlers/pinned_handler.hpp"
-#include "../../native/handlers/pool_adaptor.hpp"
+#include "../../native/handlers/pool/pool_adaptor.hpp"
 #include "check.hpp"
 
 using namespace pinpool;

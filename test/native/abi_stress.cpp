@@ -29,7 +29,7 @@
 #include "../../native/handlers/fallback_adaptor.hpp"
 #include "../../native/handlers/limit_adaptor.hpp"
 #include "../../native/handlers/pageable_handler.hpp"
-#include "../../native/handlers/pool_adaptor.hpp"
+#include "../../native/handlers/pool/pool_adaptor.hpp"
 #include "check.hpp"
 
 using namespace pinpool;

@@ -10,7 +10,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "../../native/core/asan.hpp"
+#include "../../native/support/asan.hpp"
 #ifdef PINPOOL_ASAN
 #include <sanitizer/lsan_interface.h>
 #endif

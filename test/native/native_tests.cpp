@@ -22,15 +22,15 @@
 #include <vector>
 
 #include "../../include/pinpool.h"
-#include "../../native/core/asan.hpp"
+#include "../../native/support/asan.hpp"
 #include "../../native/core/block_registry.hpp"
 #include "../../native/core/held_blocks.hpp"
 #include "../../native/core/leases.hpp"
 #include "../../native/handlers/fallback_adaptor.hpp"
 #include "../../native/handlers/limit_adaptor.hpp"
 #include "../../native/handlers/pageable_handler.hpp"
-#include "../../native/handlers/pool_adaptor.hpp"
-#include "../../native/handlers/size_classes.hpp"
+#include "../../native/handlers/pool/pool_adaptor.hpp"
+#include "../../native/handlers/pool/size_classes.hpp"
 
 using namespace pinpool;
 

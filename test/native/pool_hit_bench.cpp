@@ -15,7 +15,7 @@
 
 #include "../../include/pinpool.h"
 #include "../../native/handlers/pageable_handler.hpp"
-#include "../../native/handlers/pool_adaptor.hpp"
+#include "../../native/handlers/pool/pool_adaptor.hpp"
 
 using namespace pinpool;
 

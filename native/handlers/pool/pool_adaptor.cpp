@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
-#include "../core/align.hpp"
-#include "../core/asan.hpp"
+#include "../../support/align.hpp"
+#include "../../support/asan.hpp"
 
 namespace pinpool {
 namespace {

@@ -22,7 +22,7 @@
 // member) and reports that one back: the statistics, here and in every adaptor above, count
 // what was allocated. It costs a pool hit one store and a free one load, under the same lock.
 //
-// Under AddressSanitizer (core/asan.hpp) every byte the pool holds and has not handed out is
+// Under AddressSanitizer (support/asan.hpp) every byte the pool holds and has not handed out is
 // poisoned: cached blocks, a slab's uncarved room, the tail of a block past the bytes asked for.
 // A write through a pointer already freed into the pool is then reported where it happens, not
 // found later by the block's next owner. Memory is unpoisoned before it goes back upstream.
@@ -34,8 +34,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "../core/handler.hpp"
-#include "../core/spin_lock.hpp"
+#include "../../core/handler.hpp"
+#include "../../support/spin_lock.hpp"
 #include "size_classes.hpp"
 
 namespace pinpool {

@@ -4,7 +4,7 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "random.hpp"
+#include "../support/random.hpp"
 
 namespace pinpool::transfers {
 namespace {

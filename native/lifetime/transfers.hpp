@@ -9,9 +9,9 @@
 #include <cstdint>
 #include <string>
 
-#include "fence.hpp"
-#include "handler.hpp"
-#include "scope_cell.hpp"
+#include "../core/fence.hpp"
+#include "../core/handler.hpp"
+#include "../core/scope_cell.hpp"
 
 namespace pinpool::transfers {
 

@@ -6,7 +6,7 @@
 #pragma once
 
 #include "../cuda/cuda_driver.hpp"
-#include "fence.hpp"
+#include "../core/fence.hpp"
 
 namespace pinpool {
 
