@@ -396,54 +396,15 @@ void PoolAdaptor::orphan_region(void* region) {
 }
 
 size_t PoolAdaptor::do_trim() {
-  struct Release {
-    void* ptr;
-    size_t bytes;
-  };
   std::vector<Release> releases;
   {
     Lock lock(lock_);
-    // A slab goes back when every block carved from it is free and no JavaScript view pins it.
-    std::vector<uint32_t> free_count(slabs_.size(), 0);
-    for (int i = 0; i < size_classes::kCount; i++)
-      for (const FreeBlock& b : free_[i])
-        if (b.slab != kNoSlab) free_count[b.slab]++;
-    std::vector<bool> dead(slabs_.size(), false);
-    for (uint32_t id = 0; id < slabs_.size(); id++) {
-      Slab& s = slabs_[id];
-      if (!s.live || s.pins != 0 || free_count[id] != s.carved) continue;
-      dead[id] = true;
-      releases.push_back({s.base, s.bytes});
-      stats_.cachedBytes.fetch_sub(s.bytes, std::memory_order_relaxed);
-      auto& carving = carving_[s.class_index];
-      carving.erase(std::remove(carving.begin(), carving.end(), id), carving.end());
-      s = Slab{};
-      free_slab_slots_.push_back(id);
-    }
-    slab_index_.erase(std::remove_if(slab_index_.begin(), slab_index_.end(),
-                                     [&](const auto& e) { return dead[e.second]; }),
-                      slab_index_.end());
-    for (int i = 0; i < size_classes::kCount; i++) {
-      auto& list = free_[i];
-      size_t class_bytes = size_of(i);
-      list.erase(std::remove_if(list.begin(), list.end(),
-                                [&](const FreeBlock& b) {
-                                  if (b.slab != kNoSlab) return static_cast<bool>(dead[b.slab]);
-                                  releases.push_back({b.ptr, class_bytes});
-                                  large_.erase(b.ptr);
-                                  cached_large_bytes_ -= class_bytes;
-                                  stats_.cachedBytes.fetch_sub(class_bytes,
-                                                               std::memory_order_relaxed);
-                                  return true;
-                                }),
-                 list.end());
-    }
-  }
-  size_t released = 0;
-  {
-    Lock lock(lock_);
+    std::vector<bool> dead = take_idle_slabs(releases);
+    take_cached_blocks(dead, releases);
     if (cached_large_bytes_ == 0) large_order_.clear();  // every entry names a block gone now
   }
+  // No pool lock held from here on: the upstream frees may be CUDA calls (design decision 6).
+  size_t released = 0;
   for (const Release& r : releases) {
     asan::unpoison(r.ptr, r.bytes);  // poison would outlive the memory's return upstream
     timed_upstream_free(r.ptr, r.bytes, kBlockAlignment);
@@ -451,6 +412,47 @@ size_t PoolAdaptor::do_trim() {
   }
   if (Handler* next = Handler::from_abi(upstream_.get())) released += next->trim();
   return released;
+}
+
+std::vector<bool> PoolAdaptor::take_idle_slabs(std::vector<Release>& releases) {
+  // A slab goes back when every block carved from it is free and no JavaScript view pins it.
+  std::vector<uint32_t> free_count(slabs_.size(), 0);
+  for (int i = 0; i < size_classes::kCount; i++)
+    for (const FreeBlock& b : free_[i])
+      if (b.slab != kNoSlab) free_count[b.slab]++;
+  std::vector<bool> dead(slabs_.size(), false);
+  for (uint32_t id = 0; id < slabs_.size(); id++) {
+    Slab& s = slabs_[id];
+    if (!s.live || s.pins != 0 || free_count[id] != s.carved) continue;
+    dead[id] = true;
+    releases.push_back({s.base, s.bytes});
+    stats_.cachedBytes.fetch_sub(s.bytes, std::memory_order_relaxed);
+    auto& carving = carving_[s.class_index];
+    carving.erase(std::remove(carving.begin(), carving.end(), id), carving.end());
+    s = Slab{};
+    free_slab_slots_.push_back(id);
+  }
+  slab_index_.erase(std::remove_if(slab_index_.begin(), slab_index_.end(),
+                                   [&](const auto& e) { return dead[e.second]; }),
+                    slab_index_.end());
+  return dead;
+}
+
+void PoolAdaptor::take_cached_blocks(const std::vector<bool>& dead, std::vector<Release>& releases) {
+  for (int i = 0; i < size_classes::kCount; i++) {
+    auto& list = free_[i];
+    size_t class_bytes = size_of(i);
+    list.erase(std::remove_if(list.begin(), list.end(),
+                              [&](const FreeBlock& b) {
+                                if (b.slab != kNoSlab) return static_cast<bool>(dead[b.slab]);
+                                releases.push_back({b.ptr, class_bytes});
+                                large_.erase(b.ptr);
+                                cached_large_bytes_ -= class_bytes;
+                                stats_.cachedBytes.fetch_sub(class_bytes, std::memory_order_relaxed);
+                                return true;
+                              }),
+               list.end());
+  }
 }
 
 }  // namespace pinpool

@@ -140,6 +140,17 @@ class PoolAdaptor final : public Handler {
   std::optional<size_t> free_large(void* ptr, int index, size_t class_bytes);
   std::optional<size_t> free_passed_through(void* ptr, size_t bytes, size_t alignment);
   void release_stale_large();
+  // What trim() gives back upstream once the lock is gone.
+  struct Release {
+    void* ptr;     // an upstream block
+    size_t bytes;  // its size, in bytes
+  };
+  // trim(), under the lock: takes the slabs whose blocks are all free and unpinned out of the
+  // pool, adding them to `releases`; returns which slab indexes died.
+  std::vector<bool> take_idle_slabs(std::vector<Release>& releases);
+  // trim(), under the lock: takes every cached large block, and the free lists' entries of the
+  // dead slabs, out of the pool, adding the large blocks to `releases`.
+  void take_cached_blocks(const std::vector<bool>& dead, std::vector<Release>& releases);
   // What the thread caches in front of the pool keep: {bytes as allocated, class bytes}.
   std::pair<uint64_t, uint64_t> thread_cached_bytes() const;
   uint32_t slab_of(void* ptr) const;  // the slab holding ptr, or kNoSlab; lock held
