@@ -15,13 +15,21 @@ void room_for_one(std::vector<T>& v) {
   if (v.size() == v.capacity()) v.reserve(std::max<size_t>(8, 2 * v.capacity()));
 }
 
+std::optional<double> bounded(double cache_ratio) {
+  if (!(cache_ratio < kUnboundedCacheRatio)) return std::nullopt;  // NaN is unbounded too
+  return cache_ratio;
+}
+
 }  // namespace
 
 using size_classes::index_of;
 using size_classes::size_of;
 
 PoolAdaptor::PoolAdaptor(std::string name, pinpool_handler* upstream, const PoolOptions& options)
-    : Handler(std::move(name), "pool"), upstream_(upstream), options_(options) {}
+    : Handler(std::move(name), "pool"),
+      upstream_(upstream),
+      options_(options),
+      cache_ratio_(bounded(options.cache_ratio)) {}
 
 PoolAdaptor::~PoolAdaptor() {
   // By the reference rules nothing is live when the last reference goes, so every cached block
@@ -187,7 +195,7 @@ std::pair<uint64_t, uint64_t> PoolAdaptor::thread_cached_bytes() const {
 }
 
 void PoolAdaptor::release_stale_large() {
-  if (!(options_.cache_ratio < 1e18)) return;  // Infinity: keep everything up to the cap
+  if (!cache_ratio_) return;  // unbounded: keep everything up to the cap
   std::vector<std::pair<void*, size_t>> releases;
   // Blocks waiting in thread caches are counted as handed out, but are not in use; they count
   // against the budget with the pool's own cached blocks.
@@ -197,7 +205,7 @@ void PoolAdaptor::release_stale_large() {
     Lock lock(lock_);
     uint64_t current = stats_.bytes.current.load(std::memory_order_relaxed);
     double in_use = static_cast<double>(current > thread_cached ? current - thread_cached : 0);
-    auto whole = static_cast<uint64_t>(options_.cache_ratio * in_use);
+    auto whole = static_cast<uint64_t>(*cache_ratio_ * in_use);
     uint64_t budget = whole > thread_class ? whole - thread_class : 0;  // for the pool's own
     while (cached_large_bytes_ > budget && !large_order_.empty()) {
       auto [ptr, index] = large_order_.front();

@@ -31,6 +31,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -45,8 +46,14 @@ struct PoolOptions {
   // When the pool must grow, cached large blocks beyond this fraction of the bytes in use go
   // back upstream first, oldest first. Without it, blocks cached for sizes no longer asked
   // for pile up next to the new ones (a mixed workload then holds twice what it uses).
+  // Infinity (kUnboundedCacheRatio or more): none go back early, only the cap acts.
   double cache_ratio = 0.1;
 };
+
+// The smallest cache_ratio that stands for Infinity: callers pass +Infinity (include/pinpool.h,
+// `cacheRatio: Infinity` in JavaScript), and a ratio this large keeps every block a real pool
+// could hold anyway.
+inline constexpr double kUnboundedCacheRatio = 1e18;
 
 class PoolAdaptor final : public Handler {
  public:
@@ -159,6 +166,9 @@ class PoolAdaptor final : public Handler {
 
   UpstreamRef upstream_;
   const PoolOptions options_;
+  // options_.cache_ratio, or nothing when it is unbounded (kUnboundedCacheRatio or more, NaN):
+  // then release_stale_large() gives nothing back.
+  const std::optional<double> cache_ratio_;
 
   using Lock = std::lock_guard<SpinLock>;
   SpinLock lock_;                                       // guards everything below
