@@ -86,9 +86,9 @@ std::string describe(const Api& api, CUresult code) {
   return "CUDA error " + std::to_string(code);
 }
 
-Loaded* load() {
-  auto* l = new Loaded();  // lives for the process: the driver is never unloaded
-  DriverState& s = l->state;
+// Opens the driver library (PINPOOL_CUDA_LIBRARY, else libcuda.so.1) and records its path in
+// `s`; nullptr, with the reason in `s`, when it cannot be loaded.
+void* open_library(DriverState& s) {
   const char* override_path = std::getenv("PINPOOL_CUDA_LIBRARY");
   s.library = override_path && *override_path ? override_path : "libcuda.so.1";
   void* lib = dlopen(s.library.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -97,67 +97,76 @@ Loaded* load() {
     s.reason = "the CUDA driver library " + s.library + " could not be loaded (" +
                (why ? why : "unknown error") +
                "); install the NVIDIA driver, or set PINPOOL_CUDA_LIBRARY to its path";
-    return l;
   }
-  Api& a = l->api;
+  return lib;
+}
+
+// Fills `a` from `lib`. Returns the first entry point pinpool cannot do without that the library
+// lacks, or nullptr when it has them all; the optional ones (error names, the managed-memory
+// hints, the test double's knobs) are left null when missing.
+const char* resolve_api(void* lib, Api& a) {
   resolve(lib, "cuGetErrorName", a.GetErrorName);
   resolve(lib, "pinpool_fake_cuda_counters", a.FakeCounters);
   resolve(lib, "pinpool_fake_cuda_reset_counters", a.FakeResetCounters);
   resolve(lib, "pinpool_fake_cuda_set", a.FakeSet);
   const char* missing = nullptr;
-#define PINPOOL_RESOLVE(field, symbol) \
-  if (!missing && !resolve(lib, symbol, a.field)) missing = symbol;
-  PINPOOL_RESOLVE(Init, "cuInit")
-  PINPOOL_RESOLVE(DriverGetVersion, "cuDriverGetVersion")
-  PINPOOL_RESOLVE(DeviceGetCount, "cuDeviceGetCount")
-  PINPOOL_RESOLVE(DeviceGet, "cuDeviceGet")
-  PINPOOL_RESOLVE(DeviceGetName, "cuDeviceGetName")
-  PINPOOL_RESOLVE(DeviceTotalMem, "cuDeviceTotalMem_v2")
-  PINPOOL_RESOLVE(DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain")
-  PINPOOL_RESOLVE(CtxSetCurrent, "cuCtxSetCurrent")
-  PINPOOL_RESOLVE(CtxGetCurrent, "cuCtxGetCurrent")
-  PINPOOL_RESOLVE(MemHostAlloc, "cuMemHostAlloc")
-  PINPOOL_RESOLVE(MemFreeHost, "cuMemFreeHost")
-  PINPOOL_RESOLVE(MemAllocManaged, "cuMemAllocManaged")
-  PINPOOL_RESOLVE(MemFree, "cuMemFree_v2")
-  PINPOOL_RESOLVE(MemAlloc, "cuMemAlloc_v2")
-  PINPOOL_RESOLVE(MemHostRegister, "cuMemHostRegister_v2")
-  PINPOOL_RESOLVE(MemHostUnregister, "cuMemHostUnregister")
-  PINPOOL_RESOLVE(StreamCreate, "cuStreamCreate")
-  PINPOOL_RESOLVE(StreamDestroy, "cuStreamDestroy_v2")
-  PINPOOL_RESOLVE(StreamSynchronize, "cuStreamSynchronize")
-  PINPOOL_RESOLVE(EventCreate, "cuEventCreate")
-  PINPOOL_RESOLVE(EventRecord, "cuEventRecord")
-  PINPOOL_RESOLVE(EventQuery, "cuEventQuery")
-  PINPOOL_RESOLVE(EventDestroy, "cuEventDestroy_v2")
-  PINPOOL_RESOLVE(MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2")
-  PINPOOL_RESOLVE(MemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2")
-  PINPOOL_RESOLVE(MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2")
-  PINPOOL_RESOLVE(LaunchHostFunc, "cuLaunchHostFunc")
-#undef PINPOOL_RESOLVE
+  auto need = [&](auto& field, const char* symbol) {
+    if (!missing && !resolve(lib, symbol, field)) missing = symbol;
+  };
+  need(a.Init, "cuInit");
+  need(a.DriverGetVersion, "cuDriverGetVersion");
+  need(a.DeviceGetCount, "cuDeviceGetCount");
+  need(a.DeviceGet, "cuDeviceGet");
+  need(a.DeviceGetName, "cuDeviceGetName");
+  need(a.DeviceTotalMem, "cuDeviceTotalMem_v2");
+  need(a.DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
+  need(a.CtxSetCurrent, "cuCtxSetCurrent");
+  need(a.CtxGetCurrent, "cuCtxGetCurrent");
+  need(a.MemHostAlloc, "cuMemHostAlloc");
+  need(a.MemFreeHost, "cuMemFreeHost");
+  need(a.MemAllocManaged, "cuMemAllocManaged");
+  need(a.MemFree, "cuMemFree_v2");
+  need(a.MemAlloc, "cuMemAlloc_v2");
+  need(a.MemHostRegister, "cuMemHostRegister_v2");
+  need(a.MemHostUnregister, "cuMemHostUnregister");
+  need(a.StreamCreate, "cuStreamCreate");
+  need(a.StreamDestroy, "cuStreamDestroy_v2");
+  need(a.StreamSynchronize, "cuStreamSynchronize");
+  need(a.EventCreate, "cuEventCreate");
+  need(a.EventRecord, "cuEventRecord");
+  need(a.EventQuery, "cuEventQuery");
+  need(a.EventDestroy, "cuEventDestroy_v2");
+  need(a.MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
+  need(a.MemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2");
+  need(a.MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2");
+  need(a.LaunchHostFunc, "cuLaunchHostFunc");
   resolve(lib, "cuMemPrefetchAsync_v2", a.MemPrefetchAsyncV2);
   resolve(lib, "cuMemPrefetchAsync", a.MemPrefetchAsyncV1);
   resolve(lib, "cuMemAdvise_v2", a.MemAdviseV2);
   resolve(lib, "cuMemAdvise", a.MemAdviseV1);
-  if (missing) {
-    s.reason = s.library + " has no symbol " + missing +
-               "; the NVIDIA driver is too old or this is not libcuda";
-    return l;
-  }
+  return missing;
+}
+
+// Reads the driver's version and calls cuInit; false, with the reason in `s`, when it fails.
+bool init_driver(const Api& a, DriverState& s) {
   a.DriverGetVersion(&s.driver_version);
   CUresult rc = a.Init(0);
-  if (rc != CUDA_SUCCESS) {
-    s.reason = "cuInit failed with " + describe(a, rc) + " (" + std::to_string(rc) + ")";
-    if (rc == CUDA_ERROR_NO_DEVICE) s.reason += ": no CUDA-capable device is visible";
-    if (rc == CUDA_ERROR_INSUFFICIENT_DRIVER) s.reason += ": the driver is older than required";
-    return l;
-  }
+  if (rc == CUDA_SUCCESS) return true;
+  s.reason = "cuInit failed with " + describe(a, rc) + " (" + std::to_string(rc) + ")";
+  if (rc == CUDA_ERROR_NO_DEVICE) s.reason += ": no CUDA-capable device is visible";
+  if (rc == CUDA_ERROR_INSUFFICIENT_DRIVER) s.reason += ": the driver is older than required";
+  return false;
+}
+
+// Lists the devices (name and memory, where the driver tells them) in `s.devices`; false, with
+// the reason in `s`, when the driver reports none or cannot count them.
+bool probe_devices(const Api& a, DriverState& s) {
   int count = 0;
-  rc = a.DeviceGetCount(&count);
+  CUresult rc = a.DeviceGetCount(&count);
   if (rc != CUDA_SUCCESS || count <= 0) {
     s.reason = rc != CUDA_SUCCESS ? "cuDeviceGetCount failed with " + describe(a, rc)
                                   : "the CUDA driver reports no device";
-    return l;
+    return false;
   }
   for (int i = 0; i < count; i++) {
     Device d;
@@ -171,8 +180,23 @@ Loaded* load() {
     }
     s.devices.push_back(d);
   }
-  l->contexts.assign(count, nullptr);
-  l->streams.assign(count, nullptr);
+  return true;
+}
+
+// Every step records why the driver is unavailable in the state and stops there.
+Loaded* load() {
+  auto* l = new Loaded();  // lives for the process: the driver is never unloaded
+  DriverState& s = l->state;
+  void* lib = open_library(s);
+  if (!lib) return l;
+  if (const char* missing = resolve_api(lib, l->api)) {
+    s.reason = s.library + " has no symbol " + missing +
+               "; the NVIDIA driver is too old or this is not libcuda";
+    return l;
+  }
+  if (!init_driver(l->api, s) || !probe_devices(l->api, s)) return l;
+  l->contexts.assign(s.devices.size(), nullptr);
+  l->streams.assign(s.devices.size(), nullptr);
   s.available = true;
   return l;
 }
