@@ -84,7 +84,7 @@ CUresult launch_host_func(CUstream stream, CUhostFn fn, void* data);
 // "CUDA_ERROR_OUT_OF_MEMORY", or a fallback text when the driver cannot say.
 std::string error_name(CUresult code);
 
-// The test double's extras (test/fake-cuda), found with dlsym; absent from a real driver.
+// The test double's extras (test/doubles/fake-cuda), found with dlsym; absent from a real driver.
 struct Counter {
   std::string name;
   uint64_t value;

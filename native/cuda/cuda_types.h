@@ -1,7 +1,7 @@
 // The few CUDA driver API types and constants pinpool uses, written out here so that building
 // pinpool needs no CUDA toolkit. Values are those of the driver API (cuda.h); they are part of
-// the driver's ABI and never change. The test double (test/fake-cuda) includes this file too,
-// so both sides of the dlopen boundary agree by construction.
+// the driver's ABI and never change. The test double (test/doubles/fake-cuda) includes this file
+// too, so both sides of the dlopen boundary agree by construction.
 #ifndef PINPOOL_CUDA_TYPES_H
 #define PINPOOL_CUDA_TYPES_H
 

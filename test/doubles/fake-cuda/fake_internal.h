@@ -8,7 +8,7 @@
 #ifndef PINPOOL_FAKE_CUDA_INTERNAL_H
 #define PINPOOL_FAKE_CUDA_INTERNAL_H
 
-#include "../../native/cuda/cuda_types.h"
+#include "../../../native/cuda/cuda_types.h"
 
 #include <atomic>
 #include <cstdint>

@@ -2,7 +2,7 @@
 // path in argv[1], then dlsym) and checks the behaviour pinpool's own tests rely on: init and
 // knobs, allocation bookkeeping, fault injection, honest asynchronous copies, stream ordering
 // and the counters. Exit status 0 means every check passed.
-#include "../../native/cuda/cuda_types.h"
+#include "../../../native/cuda/cuda_types.h"
 
 #include <dlfcn.h>
 
