@@ -31,13 +31,13 @@
  *   - `free` of a pointer the handler did not hand out (or not from its start), of a block it
  *     already took back, of a block it handed to JavaScript (a HostBuffer's memory, held until
  *     JavaScript frees it) or to one of pinpool's adaptors (a pool's slab, a fallback's block),
- *     or with a size or alignment that does not match the allocation's, is refused: nothing is freed, a live block stays live and untouched, and the handler counts
- *     the call as an invalid free. (A pool compares size classes, so a size in the block's own
- *     class passes, and counts the size the block was allocated with; leaves compare size and
- *     alignment exactly.) `free` returns nothing: the count is where a refusal shows, as
- *     `invalidFrees` in the JavaScript statistics and `pinpool_invalid_frees_total` in the
- *     metrics. A native addon reads it with the C API table below (`read_stats`,
- *     `invalid_frees`).
+ *     or with a size or alignment that does not match the allocation's, is refused: nothing is
+ *     freed, a live block stays live and untouched, and the handler counts the call as an
+ *     invalid free. (A pool compares size classes, so a size in the block's own class passes,
+ *     and counts the size the block was allocated with; leaves compare size and alignment
+ *     exactly.) `free` returns nothing: the count is where a refusal shows, as `invalidFrees` in
+ *     the JavaScript statistics and `pinpool_invalid_frees_total` in the metrics. A native addon
+ *     reads it with the C API table below (`read_stats`, `invalid_frees`).
  */
 #ifndef PINPOOL_H
 #define PINPOOL_H
@@ -59,9 +59,9 @@ typedef enum pinpool_status_code {
   PINPOOL_ERR_OUT_OF_MEMORY = 2,    /* this handler cannot serve the request now */
   PINPOOL_ERR_UNAVAILABLE = 3,      /* this handler can never serve on this host (no CUDA...) */
   PINPOOL_ERR_CUDA = 4,             /* a CUDA driver call failed; see cuda_error */
-  PINPOOL_ERR_DOUBLE_FREE = 5,      /* (JavaScript API) a buffer freed twice; C frees return nothing */
-  PINPOOL_ERR_INTERNAL = 6          /* a fault inside the handler (an exception caught at the
-                                       ABI, reason "internal"); the call had no effect */
+  PINPOOL_ERR_DOUBLE_FREE = 5, /* (JavaScript API) a buffer freed twice; C frees return nothing */
+  PINPOOL_ERR_INTERNAL = 6     /* a fault inside the handler (an exception caught at the
+                                  ABI, reason "internal"); the call had no effect */
 } pinpool_status_code;
 
 /*
@@ -70,14 +70,14 @@ typedef enum pinpool_status_code {
  * memory this is; it stays valid as long as the allocating handler is alive.
  */
 typedef struct pinpool_alloc_info {
-  int32_t code;                  /* pinpool_status_code */
-  int32_t cuda_error;            /* CUresult when code == PINPOOL_ERR_CUDA or the cause was CUDA */
-  const char* reason;            /* static string: "limit", "mlock", "cuda", "no-cuda",
-                                    "invalid-argument", "internal", ... */
+  int32_t code;       /* pinpool_status_code */
+  int32_t cuda_error; /* CUresult when code == PINPOOL_ERR_CUDA or the cause was CUDA */
+  const char* reason; /* static string: "limit", "mlock", "cuda", "no-cuda",
+                         "invalid-argument", "internal", ... */
   const struct pinpool_handler* served_by; /* the leaf that provided the memory */
-  void* region;                  /* start of the long-lived region of the handler called (a
-                                    pool's slab) that holds the block, if any */
-  size_t region_bytes;           /* its size; 0 when the block is not inside such a region */
+  void* region;        /* start of the long-lived region of the handler called (a
+                          pool's slab) that holds the block, if any */
+  size_t region_bytes; /* its size; 0 when the block is not inside such a region */
 } pinpool_alloc_info;
 
 typedef struct pinpool_handler pinpool_handler;
@@ -110,7 +110,6 @@ struct pinpool_handler {
   /* Called once, by the last release, never by a consumer. Frees ctx and everything it owns. */
   void (*destroy)(void* ctx);
 };
-
 
 /* ------------------------------------------------------------------------------------------
  * The C API for other native addons (ABI version 2)
@@ -146,18 +145,18 @@ struct pinpool_handler {
    rest alone. Counters are since the handler was made; `*_current` is what is in use now. The
    counts of JavaScript thread caches in front of a pool are folded in, as in handler.stats(). */
 typedef struct pinpool_stats {
-  uint32_t struct_size;        /* set by the caller */
+  uint32_t struct_size; /* set by the caller */
   uint32_t reserved0;
-  uint64_t bytes_current;      /* bytes handed out and not yet returned */
-  uint64_t bytes_peak;         /* the most bytes_current has been, in bytes */
-  uint64_t bytes_total;        /* bytes handed out, ever */
+  uint64_t bytes_current;       /* bytes handed out and not yet returned */
+  uint64_t bytes_peak;          /* the most bytes_current has been, in bytes */
+  uint64_t bytes_total;         /* bytes handed out, ever */
   uint64_t allocations_current; /* blocks handed out and not yet returned */
   uint64_t allocations_peak;
   uint64_t allocations_total;
-  uint64_t frees;              /* blocks returned */
-  uint64_t invalid_frees;      /* frees refused (see the top of this file) */
-  uint64_t reserved_bytes;     /* (pools) bytes held from the upstream */
-  uint64_t cached_bytes;       /* (pools) bytes held and free for reuse */
+  uint64_t frees;          /* blocks returned */
+  uint64_t invalid_frees;  /* frees refused (see the top of this file) */
+  uint64_t reserved_bytes; /* (pools) bytes held from the upstream */
+  uint64_t cached_bytes;   /* (pools) bytes held and free for reuse */
 } pinpool_stats;
 
 /* Leaf kinds for create_leaf. */
@@ -183,7 +182,7 @@ typedef struct pinpool_leaf_options {
 } pinpool_leaf_options;
 
 typedef struct pinpool_pool_options {
-  uint32_t struct_size;      /* sizeof(pinpool_pool_options) of the caller */
+  uint32_t struct_size; /* sizeof(pinpool_pool_options) of the caller */
   uint32_t reserved0;
   const char* name;          /* copied; NULL: "pool" */
   uint64_t max_cached_bytes; /* cap on cached memory, in bytes (UINT64_MAX: no cap) */
@@ -193,16 +192,16 @@ typedef struct pinpool_pool_options {
 typedef struct pinpool_fallback_options {
   uint32_t struct_size; /* sizeof(pinpool_fallback_options) of the caller */
   uint32_t reserved0;
-  const char* name;     /* copied; NULL: "fallback" */
-  uint64_t min_bytes;   /* requests from min_bytes ... */
-  uint64_t max_bytes;   /* ... to max_bytes (inclusive) go to the primary first */
+  const char* name;   /* copied; NULL: "fallback" */
+  uint64_t min_bytes; /* requests from min_bytes ... */
+  uint64_t max_bytes; /* ... to max_bytes (inclusive) go to the primary first */
 } pinpool_fallback_options;
 
 typedef struct pinpool_limit_options {
   uint32_t struct_size; /* sizeof(pinpool_limit_options) of the caller */
   uint32_t reserved0;
-  const char* name;     /* copied; NULL: "limit" */
-  uint64_t max_bytes;   /* cap on the bytes in use */
+  const char* name;   /* copied; NULL: "limit" */
+  uint64_t max_bytes; /* cap on the bytes in use */
 } pinpool_limit_options;
 
 typedef struct pinpool_api {
@@ -241,10 +240,10 @@ typedef struct pinpool_api {
 /* What `handler.nativeHandle()` wraps. Valid while the JavaScript value lives; the handler
    stays alive after that only through the consumer's own retain(). */
 typedef struct pinpool_native_handle {
-  uint32_t abi_version;      /* PINPOOL_ABI_VERSION of the producer */
-  uint32_t struct_size;      /* sizeof(pinpool_native_handle) of the producer */
-  const pinpool_api* api;    /* the C API of the copy of pinpool that made the handler */
-  pinpool_handler* handler;  /* the handler; this value holds one reference */
+  uint32_t abi_version;     /* PINPOOL_ABI_VERSION of the producer */
+  uint32_t struct_size;     /* sizeof(pinpool_native_handle) of the producer */
+  const pinpool_api* api;   /* the C API of the copy of pinpool that made the handler */
+  pinpool_handler* handler; /* the handler; this value holds one reference */
 } pinpool_native_handle;
 
 /* The type tag of `nativeHandle()` values (napi_type_tag: lower, upper): a UUID, fixed forever. */
@@ -255,13 +254,13 @@ typedef struct pinpool_native_handle {
    (every copy of the addon exports pinpool_capsule_publish; the first one in the global scope
    holds the slot). Append-only like everything here. */
 typedef struct pinpool_registry {
-  uint32_t abi_version;     /* PINPOOL_ABI_VERSION of the publisher */
-  uint32_t struct_size;     /* sizeof(pinpool_registry) of the publisher */
-  const char* version;      /* the publisher's package version (static) */
-  const char* entry;        /* absolute path of the publisher's JavaScript entry module, which
-                               every later copy loads instead of its own */
-  const char* addon;        /* absolute path of the publisher's pinpool.node */
-  const pinpool_api* api;   /* the publisher's C API */
+  uint32_t abi_version;   /* PINPOOL_ABI_VERSION of the publisher */
+  uint32_t struct_size;   /* sizeof(pinpool_registry) of the publisher */
+  const char* version;    /* the publisher's package version (static) */
+  const char* entry;      /* absolute path of the publisher's JavaScript entry module, which
+                             every later copy loads instead of its own */
+  const char* addon;      /* absolute path of the publisher's pinpool.node */
+  const pinpool_api* api; /* the publisher's C API */
 } pinpool_registry;
 
 /* With candidate NULL: the registry, or NULL when no copy has published one yet. With a

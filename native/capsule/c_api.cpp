@@ -21,7 +21,8 @@ namespace {
 // caller that filled in less than the oldest layout, refused.
 constexpr size_t kLeafOptionsV1 = offsetof(pinpool_leaf_options, flags) + sizeof(uint32_t);
 constexpr size_t kPoolOptionsV1 = offsetof(pinpool_pool_options, cache_ratio) + sizeof(double);
-constexpr size_t kFallbackOptionsV1 = offsetof(pinpool_fallback_options, max_bytes) + sizeof(uint64_t);
+constexpr size_t kFallbackOptionsV1 =
+    offsetof(pinpool_fallback_options, max_bytes) + sizeof(uint64_t);
 constexpr size_t kLimitOptionsV1 = offsetof(pinpool_limit_options, max_bytes) + sizeof(uint64_t);
 constexpr size_t kStatsV1 = offsetof(pinpool_stats, cached_bytes) + sizeof(uint64_t);
 
@@ -47,7 +48,6 @@ bool name_of(const char* name, const char* fallback, std::string& out) {
   return true;
 }
 
-
 // Each maker runs inside one try: a std::bad_alloc or any other exception becomes a status.
 template <typename F>
 int32_t guarded(pinpool_handler** out, F&& make) noexcept {
@@ -58,9 +58,7 @@ int32_t guarded(pinpool_handler** out, F&& make) noexcept {
     if (!h) return PINPOOL_ERR_INVALID_ARGUMENT;
     *out = h->abi();
     return PINPOOL_OK;
-  } catch (const std::bad_alloc&) {
-    return PINPOOL_ERR_OUT_OF_MEMORY;
-  } catch (...) {
+  } catch (const std::bad_alloc&) { return PINPOOL_ERR_OUT_OF_MEMORY; } catch (...) {
     return PINPOOL_ERR_INTERNAL;
   }
 }
@@ -74,12 +72,17 @@ int32_t create_leaf(const pinpool_leaf_options* o, pinpool_handler** out) noexce
     if (!name_of(o->name, names[o->kind], name)) return nullptr;
     bool cuda = o->kind == PINPOOL_LEAF_PINNED || o->kind == PINPOOL_LEAF_MANAGED;
     if (cuda && (o->device < 0 || o->device > 1023)) return nullptr;
-    const uint32_t known = PINPOOL_PINNED_PORTABLE | PINPOOL_PINNED_MAPPED | PINPOOL_PINNED_WRITE_COMBINED;
-    if ((o->flags & ~known) != 0 || (o->flags != 0 && o->kind != PINPOOL_LEAF_PINNED)) return nullptr;
+    const uint32_t known =
+        PINPOOL_PINNED_PORTABLE | PINPOOL_PINNED_MAPPED | PINPOOL_PINNED_WRITE_COMBINED;
+    if ((o->flags & ~known) != 0 || (o->flags != 0 && o->kind != PINPOOL_LEAF_PINNED))
+      return nullptr;
     switch (o->kind) {
-      case PINPOOL_LEAF_PAGEABLE: return new PageableHandler(name);
-      case PINPOOL_LEAF_LOCKED: return new LockedHandler(name);
-      case PINPOOL_LEAF_MANAGED: return new ManagedHandler(name, o->device);
+      case PINPOOL_LEAF_PAGEABLE:
+        return new PageableHandler(name);
+      case PINPOOL_LEAF_LOCKED:
+        return new LockedHandler(name);
+      case PINPOOL_LEAF_MANAGED:
+        return new ManagedHandler(name, o->device);
       default:
         return new PinnedHandler(name, {o->device, (o->flags & PINPOOL_PINNED_PORTABLE) != 0,
                                         (o->flags & PINPOOL_PINNED_MAPPED) != 0,
@@ -88,10 +91,13 @@ int32_t create_leaf(const pinpool_leaf_options* o, pinpool_handler** out) noexce
   });
 }
 
-int32_t create_pool(pinpool_handler* upstream, const pinpool_pool_options* o, pinpool_handler** out) noexcept {
+int32_t create_pool(pinpool_handler* upstream, const pinpool_pool_options* o,
+                    pinpool_handler** out) noexcept {
   return guarded(out, [&]() -> Handler* {
     std::string name;
-    if (!usable(upstream) || !o || o->struct_size < kPoolOptionsV1 || !name_of(o->name, "pool", name)) return nullptr;
+    if (!usable(upstream) || !o || o->struct_size < kPoolOptionsV1 ||
+        !name_of(o->name, "pool", name))
+      return nullptr;
     if (std::isnan(o->cache_ratio) || o->cache_ratio < 0) return nullptr;
     return new PoolAdaptor(name, upstream, {o->max_cached_bytes, o->cache_ratio});
   });
@@ -108,10 +114,13 @@ int32_t create_fallback(pinpool_handler* primary, pinpool_handler* secondary,
   });
 }
 
-int32_t create_limit(pinpool_handler* upstream, const pinpool_limit_options* o, pinpool_handler** out) noexcept {
+int32_t create_limit(pinpool_handler* upstream, const pinpool_limit_options* o,
+                     pinpool_handler** out) noexcept {
   return guarded(out, [&]() -> Handler* {
     std::string name;
-    if (!usable(upstream) || !o || o->struct_size < kLimitOptionsV1 || !name_of(o->name, "limit", name)) return nullptr;
+    if (!usable(upstream) || !o || o->struct_size < kLimitOptionsV1 ||
+        !name_of(o->name, "limit", name))
+      return nullptr;
     return new LimitAdaptor(name, upstream, o->max_bytes);
   });
 }
@@ -142,9 +151,7 @@ int32_t trim(pinpool_handler* handler, size_t* released) noexcept {
     size_t n = h->trim();
     if (released) *released = n;
     return PINPOOL_OK;
-  } catch (...) {
-    return PINPOOL_ERR_INTERNAL;
-  }
+  } catch (...) { return PINPOOL_ERR_INTERNAL; }
 }
 
 int32_t handler_id(const pinpool_handler* handler, uint64_t* id) noexcept {
@@ -155,8 +162,8 @@ int32_t handler_id(const pinpool_handler* handler, uint64_t* id) noexcept {
 }
 
 pinpool_api g_api = {
-    PINPOOL_ABI_VERSION, sizeof(pinpool_api), "unknown", create_leaf, create_pool,
-    create_fallback,     create_limit,        read_stats, trim,     handler_id,
+    PINPOOL_ABI_VERSION, sizeof(pinpool_api), "unknown",  create_leaf, create_pool,
+    create_fallback,     create_limit,        read_stats, trim,        handler_id,
 };
 
 }  // namespace

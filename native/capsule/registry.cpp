@@ -57,7 +57,8 @@ const char* keep(const std::string& s) {
 
 std::string addon_path() {
   Dl_info info{};
-  if (!dladdr(reinterpret_cast<void*>(&pinpool_capsule_publish), &info) || !info.dli_fname) return "";
+  if (!dladdr(reinterpret_cast<void*>(&pinpool_capsule_publish), &info) || !info.dli_fname)
+    return "";
   return info.dli_fname;
 }
 
@@ -99,7 +100,8 @@ const pinpool_registry* publish(const std::string& version, const std::string& e
   });
   // The first copy promoted holds the slot; this copy's own function when none is found (it
   // could not be promoted: it then stands alone).
-  auto first = reinterpret_cast<pinpool_capsule_publish_fn>(dlsym(RTLD_DEFAULT, PINPOOL_CAPSULE_SYMBOL));
+  auto first =
+      reinterpret_cast<pinpool_capsule_publish_fn>(dlsym(RTLD_DEFAULT, PINPOOL_CAPSULE_SYMBOL));
   if (!first) first = pinpool_capsule_publish;
   const pinpool_registry* r = first(&g_own);
   return r ? r : &g_own;

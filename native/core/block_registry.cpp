@@ -15,8 +15,8 @@ struct Entry {
 };
 
 struct Table {
-  SpinLock lock;                       // guards blocks
-  std::map<uintptr_t, Entry> blocks;   // leaf blocks by start address
+  SpinLock lock;                      // guards blocks
+  std::map<uintptr_t, Entry> blocks;  // leaf blocks by start address
 };
 
 Table& table() {

@@ -58,7 +58,9 @@ class FenceSet {
     fences_.push_back(f);
   }
   // Adds fences whose references the caller hands over.
-  void adopt(const std::vector<Fence*>& fences) { fences_.insert(fences_.end(), fences.begin(), fences.end()); }
+  void adopt(const std::vector<Fence*>& fences) {
+    fences_.insert(fences_.end(), fences.begin(), fences.end());
+  }
   // Moves every fence of `other` into this set.
   void merge(FenceSet&& other) {
     adopt(other.fences_);

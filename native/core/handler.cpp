@@ -6,13 +6,14 @@
 #include <unordered_map>
 
 #include "../support/align.hpp"
+#include "../support/random.hpp"
 #include "block_registry.hpp"
 #include "leases.hpp"
-#include "../support/random.hpp"
 
 namespace pinpool {
 
-void* Handler::abi_alloc(void* ctx, size_t bytes, size_t alignment, pinpool_alloc_info* info) noexcept {
+void* Handler::abi_alloc(void* ctx, size_t bytes, size_t alignment,
+                         pinpool_alloc_info* info) noexcept {
   pinpool_alloc_info local{};
   return static_cast<Handler*>(ctx)->allocate(bytes, alignment, info ? info : &local);
 }
@@ -76,8 +77,7 @@ Handler* Handler::find(uint64_t id) {
 
 bool Handler::retain_if_alive() {
   int64_t refs = refs_.load(std::memory_order_relaxed);
-  while (refs > 0 && !refs_.compare_exchange_weak(refs, refs + 1, std::memory_order_relaxed)) {
-  }
+  while (refs > 0 && !refs_.compare_exchange_weak(refs, refs + 1, std::memory_order_relaxed)) {}
   return refs > 0;
 }
 
@@ -87,7 +87,8 @@ size_t Handler::reclaim_all() {
   {
     std::lock_guard<std::mutex> lock(registry_mutex());
     for (auto& [id, h] : registry())
-      if (h->deferred_count_.load(std::memory_order_relaxed) != 0 && h->retain_if_alive()) waiting.push_back(h);
+      if (h->deferred_count_.load(std::memory_order_relaxed) != 0 && h->retain_if_alive())
+        waiting.push_back(h);
   }
   // Outside the lock: a handler destroyed here leaves the registry in its destructor.
   size_t finished = 0;
@@ -183,7 +184,8 @@ std::optional<size_t> Handler::deallocate(void* ptr, size_t bytes, size_t alignm
   const bool orphan = fences.any_abandoned();
   {
     std::lock_guard<SpinLock> lock(deferred_lock_);
-    (orphan ? orphaned_ : deferred_).push_back({ptr, bytes, alignment, std::move(fences), held, by_gc});
+    (orphan ? orphaned_ : deferred_)
+        .push_back({ptr, bytes, alignment, std::move(fences), held, by_gc});
     deferred_count_.store(deferred_.size(), std::memory_order_relaxed);
   }
   if (!orphan) deferred_total.fetch_add(1, std::memory_order_relaxed);
@@ -314,7 +316,8 @@ void Handler::note_peak() {
 void Handler::ask_thread_caches_to_trim() {
   std::lock_guard<SpinLock> lock(thread_caches_lock_);
   for (const CacheEntry& e : thread_caches_) {
-    thread_caches::store(e.cells, thread_caches::kTrims, thread_caches::load(e.cells, thread_caches::kTrims) + 1);
+    thread_caches::store(e.cells, thread_caches::kTrims,
+                         thread_caches::load(e.cells, thread_caches::kTrims) + 1);
     if (e.asked) e.asked(e.ctx);
   }
 }
@@ -330,9 +333,9 @@ void Handler::read_stats(uint64_t (&out)[kStatCount]) const {
   const_cast<Handler*>(this)->settle_orphans();
   auto get = [](const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); };
   const Stats& s = stats_;
-#define PINPOOL_READ_GAUGE(name)                      \
-  out[kStat_##name##Current] = get(s.name.current);   \
-  out[kStat_##name##Peak] = get(s.name.peak);         \
+#define PINPOOL_READ_GAUGE(name)                    \
+  out[kStat_##name##Current] = get(s.name.current); \
+  out[kStat_##name##Peak] = get(s.name.peak);       \
   out[kStat_##name##Total] = get(s.name.total);
   PINPOOL_GAUGE_STATS(PINPOOL_READ_GAUGE)
 #undef PINPOOL_READ_GAUGE
@@ -373,7 +376,8 @@ bool Handler::is_held(const void* ptr) const {
   return held_.contains(ptr);
 }
 
-std::optional<size_t> Handler::checked_deallocate(void* ptr, size_t bytes, size_t alignment) noexcept {
+std::optional<size_t> Handler::checked_deallocate(void* ptr, size_t bytes,
+                                                  size_t alignment) noexcept {
   std::optional<size_t> freed;
   if (is_valid_alignment(alignment)) {
     try {

@@ -21,9 +21,9 @@
 #include <vector>
 
 #include "../../include/pinpool.h"
+#include "../support/spin_lock.hpp"
 #include "fence.hpp"
 #include "held_blocks.hpp"
-#include "../support/spin_lock.hpp"
 #include "stats.hpp"
 #include "thread_caches.hpp"
 
@@ -177,7 +177,8 @@ class Handler {
 
  private:
   // The functions of the C struct; from_abi() knows our handlers by abi_alloc.
-  static void* abi_alloc(void* ctx, size_t bytes, size_t alignment, pinpool_alloc_info* info) noexcept;
+  static void* abi_alloc(void* ctx, size_t bytes, size_t alignment,
+                         pinpool_alloc_info* info) noexcept;
   static void abi_free(void* ctx, void* ptr, size_t bytes, size_t alignment) noexcept;
   // do_deallocate() for a valid alignment, with an exception taken as a refusal; counts a
   // refusal in invalidFrees.
@@ -209,23 +210,23 @@ class Handler {
   void unhold(const void* ptr);
   bool is_held(const void* ptr) const;
   struct CacheEntry {
-    double* cells;             // the cache's counts
-    void (*asked)(void*);      // told of a trim (see add_thread_cache), or null
+    double* cells;         // the cache's counts
+    void (*asked)(void*);  // told of a trim (see add_thread_cache), or null
     void* ctx;
   };
   mutable SpinLock thread_caches_lock_;        // guards thread_caches_
   std::vector<CacheEntry> thread_caches_;      // each thread cache in front
   std::atomic<size_t> thread_cache_count_{0};  // thread_caches_.size(), readable without the lock
 
-  mutable SpinLock held_lock_;                 // guards held_
-  HeldBlocks held_;                            // blocks pinpool's own code holds (hold())
-  std::atomic<size_t> held_count_{0};          // held_.size(), readable without the lock
+  mutable SpinLock held_lock_;         // guards held_
+  HeldBlocks held_;                    // blocks pinpool's own code holds (hold())
+  std::atomic<size_t> held_count_{0};  // held_.size(), readable without the lock
 
-  SpinLock deferred_lock_;                     // guards deferred_ and orphaned_
-  std::vector<Deferred> deferred_;             // frees waiting for their fences; each holds
-                                               // a reference to this handler
-  std::vector<Deferred> orphaned_;             // frees that will never finish (settle_orphans)
-  std::atomic<size_t> deferred_count_{0};      // deferred_.size(), readable without the lock
+  SpinLock deferred_lock_;                 // guards deferred_ and orphaned_
+  std::vector<Deferred> deferred_;         // frees waiting for their fences; each holds
+                                           // a reference to this handler
+  std::vector<Deferred> orphaned_;         // frees that will never finish (settle_orphans)
+  std::atomic<size_t> deferred_count_{0};  // deferred_.size(), readable without the lock
 };
 
 // Calls into any ABI handler, ours or foreign. Ours never throw; a foreign one written in C++
@@ -256,12 +257,11 @@ inline void* upstream_alloc(pinpool_handler* h, size_t bytes, size_t alignment,
 inline std::optional<size_t> upstream_free(pinpool_handler* h, void* ptr, size_t bytes,
                                            size_t alignment) noexcept {
   try {
-    if (Handler* ours = Handler::from_abi(h)) return ours->deallocate(ptr, bytes, alignment, false, {}, /*held=*/true);
+    if (Handler* ours = Handler::from_abi(h))
+      return ours->deallocate(ptr, bytes, alignment, false, {}, /*held=*/true);
     h->free(h->ctx, ptr, bytes, alignment);
     return bytes;
-  } catch (...) {
-    return std::nullopt;
-  }
+  } catch (...) { return std::nullopt; }
 }
 
 // Subtracts n from a count of live blocks or bytes, never below zero: a count that wrapped would
@@ -270,8 +270,8 @@ inline std::optional<size_t> upstream_free(pinpool_handler* h, void* ptr, size_t
 inline void count_down(std::atomic<uint64_t>& count, uint64_t n = 1,
                        std::memory_order order = std::memory_order_relaxed) noexcept {
   uint64_t now = count.load(std::memory_order_relaxed);
-  while (!count.compare_exchange_weak(now, now > n ? now - n : 0, order, std::memory_order_relaxed)) {
-  }
+  while (
+      !count.compare_exchange_weak(now, now > n ? now - n : 0, order, std::memory_order_relaxed)) {}
 }
 
 // Holds one reference to an ABI handler (an adaptor's upstream).

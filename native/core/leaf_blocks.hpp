@@ -44,8 +44,7 @@ class LeafBlocks {
   void put_back(void* ptr, const LeafBlock& block) noexcept {
     try {
       add(ptr, block);
-    } catch (...) {
-    }
+    } catch (...) {}
   }
 
  private:

@@ -16,10 +16,10 @@ struct Lease {
 };
 
 struct Table {
-  SpinLock lock;                  // guards leases
-  std::vector<Lease> leases;      // unordered; a handful at a time
-  std::atomic<int32_t> held{0};   // 1 while `leases` is not empty, readable without the lock
-                                  // (and by JavaScript: held_flag())
+  SpinLock lock;                 // guards leases
+  std::vector<Lease> leases;     // unordered; a handful at a time
+  std::atomic<int32_t> held{0};  // 1 while `leases` is not empty, readable without the lock
+                                 // (and by JavaScript: held_flag())
 };
 
 void set_held(Table& t) { t.held.store(t.leases.empty() ? 0 : 1, std::memory_order_release); }

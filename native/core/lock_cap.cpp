@@ -12,9 +12,9 @@
 namespace pinpool {
 namespace {
 
-constexpr int kCapIpcLock = 14;                     // linux/capability.h
-constexpr uint64_t kNoLimit = uint64_t{1} << 62;    // cgroup files say "no limit" with values
-                                                    // near 2^63 (v1) or "max" (v2)
+constexpr int kCapIpcLock = 14;                   // linux/capability.h
+constexpr uint64_t kNoLimit = uint64_t{1} << 62;  // cgroup files say "no limit" with values
+                                                  // near 2^63 (v1) or "max" (v2)
 
 // With open() and read(), not std::ifstream: the static libstdc++ of the prebuilt binaries would
 // bring in glibc 2.33's fstat64 through std::filebuf, past their glibc 2.28 baseline.
@@ -113,9 +113,7 @@ bool ipc_lock_capability() {
     if (line.rfind("CapEff:", 0) != 0) continue;
     try {
       return (std::stoull(line.substr(7), nullptr, 16) >> kCapIpcLock) & 1;
-    } catch (...) {
-      return false;
-    }
+    } catch (...) { return false; }
   }
   return false;
 }

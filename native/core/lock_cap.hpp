@@ -38,9 +38,9 @@ struct LockCap {
 
 // What the kernel and the machine say, as read once for the process.
 struct HostMemory {
-  LockCap host;               // the host budget's cap: cgroup or meminfo, times the fraction
-  uint64_t memlock_limit;     // RLIMIT_MEMLOCK (soft), in bytes; UINT64_MAX when unlimited
-  bool memlock_privileged;    // CAP_IPC_LOCK in the effective set: the rlimit does not apply
+  LockCap host;             // the host budget's cap: cgroup or meminfo, times the fraction
+  uint64_t memlock_limit;   // RLIMIT_MEMLOCK (soft), in bytes; UINT64_MAX when unlimited
+  bool memlock_privileged;  // CAP_IPC_LOCK in the effective set: the rlimit does not apply
 };
 const HostMemory& host_memory();
 

@@ -14,44 +14,45 @@ namespace pinpool {
 
 // {current, peak, total} triples.
 //   X(name)      e.g. bytes -> bytesCurrent, bytesPeak, bytesTotal in JavaScript
-#define PINPOOL_GAUGE_STATS(X)                                                                  \
-  X(bytes)       /* bytes handed to callers and not yet returned */                            \
-  X(allocations) /* blocks handed to callers and not yet returned */                           \
+#define PINPOOL_GAUGE_STATS(X)                                       \
+  X(bytes)       /* bytes handed to callers and not yet returned */  \
+  X(allocations) /* blocks handed to callers and not yet returned */ \
   X(reserved)    /* bytes this handler holds from its upstream (pools only), in bytes */
 
 // Plain monotonic counters.
-#define PINPOOL_COUNTER_STATS(X)                                                                \
-  X(frees)            /* blocks returned by callers */                                          \
-  X(upstreamAllocs)   /* (pools) allocation calls made to the upstream */                       \
-  X(upstreamFrees)    /* (pools) free calls made to the upstream */                             \
-  X(upstreamNanos)    /* (pools) time spent in upstream calls, in nanoseconds */                \
-  X(releasedByGc)     /* blocks returned by the garbage-collection backstop, not by free() */   \
-  X(releasedByGcBytes) /* bytes of those blocks */                                            \
-  X(invalidFrees)     /* frees refused: a pointer not handed out (never, or not any more),     \
-                         a wrong size or alignment; nothing was freed or counted as freed */
+#define PINPOOL_COUNTER_STATS(X)                                                               \
+  X(frees)             /* blocks returned by callers */                                        \
+  X(upstreamAllocs)    /* (pools) allocation calls made to the upstream */                     \
+  X(upstreamFrees)     /* (pools) free calls made to the upstream */                           \
+  X(upstreamNanos)     /* (pools) time spent in upstream calls, in nanoseconds */              \
+  X(releasedByGc)      /* blocks returned by the garbage-collection backstop, not by free() */ \
+  X(releasedByGcBytes) /* bytes of those blocks */                                             \
+  X(invalidFrees)      /* frees refused: a pointer not handed out (never, or not any more),    \
+                          a wrong size or alignment; nothing was freed or counted as freed */
 
 // Single values that go up and down.
-#define PINPOOL_LEVEL_STATS(X)                                                    \
-  X(cachedBytes) /* (pools) bytes held from upstream and free for reuse, in bytes */ \
-  X(capBytes)    /* (limits; pinned, locked) the cap on bytes in use, or on bytes page-locked \
-                    (core/lock_cap.hpp), in bytes; fixed when made */                          \
-  X(orphanedBytes)  /* bytes of blocks kept out of use for good: an ArrayBuffer over them left \
-                       their thread, which ended before that buffer died (Handler::settle_orphans) */ \
+#define PINPOOL_LEVEL_STATS(X)                                                                     \
+  X(cachedBytes)    /* (pools) bytes held from upstream and free for reuse, in bytes */            \
+  X(capBytes)       /* (limits; pinned, locked) the cap on bytes in use, or on bytes page-locked   \
+                       (core/lock_cap.hpp), in bytes; fixed when made */                           \
+  X(orphanedBytes)  /* bytes of blocks kept out of use for good: an ArrayBuffer over them left     \
+                       their thread, which ended before that buffer died (Handler::settle_orphans) \
+                     */                                                                            \
   X(orphanedBlocks) /* those blocks (a slab counts once) */
 
 // Why an allocation failed or moved on to a fallback. Index into the per-reason arrays; the
 // strings are stable (metric label values, error reasons).
-#define PINPOOL_REASONS(X)                         \
-  X(OutOfMemory, "out-of-memory")                  \
-  X(Unavailable, "unavailable")                    \
-  X(Cuda, "cuda")                                  \
-  X(Mlock, "mlock")                                \
-  X(Mmap, "mmap")                                  \
-  X(Limit, "limit")                                \
-  X(Size, "size")                                  \
-  X(NoCuda, "no-cuda")                             \
-  X(NoDevice, "no-device")                         \
-  X(InvalidArgument, "invalid-argument")           \
+#define PINPOOL_REASONS(X)               \
+  X(OutOfMemory, "out-of-memory")        \
+  X(Unavailable, "unavailable")          \
+  X(Cuda, "cuda")                        \
+  X(Mlock, "mlock")                      \
+  X(Mmap, "mmap")                        \
+  X(Limit, "limit")                      \
+  X(Size, "size")                        \
+  X(NoCuda, "no-cuda")                   \
+  X(NoDevice, "no-device")               \
+  X(InvalidArgument, "invalid-argument") \
   X(Internal, "internal")
 
 enum class Reason : uint8_t {
@@ -100,8 +101,7 @@ struct Gauge {
   void sub(uint64_t n) { current.fetch_sub(n, std::memory_order_relaxed); }
   void raise_peak(uint64_t level) {
     uint64_t seen = peak.load(std::memory_order_relaxed);
-    while (level > seen && !peak.compare_exchange_weak(seen, level, std::memory_order_relaxed)) {
-    }
+    while (level > seen && !peak.compare_exchange_weak(seen, level, std::memory_order_relaxed)) {}
   }
 };
 
@@ -114,7 +114,7 @@ struct Stats {
   PINPOOL_LEVEL_STATS(PINPOOL_COUNTER_FIELD)
 #undef PINPOOL_COUNTER_FIELD
   std::atomic<uint64_t> failures[kReasonCount] = {};  // failed allocations, by reason
-  std::atomic<uint64_t> hops[kReasonCount] = {};      // (fallback) moves to the secondary, by reason
+  std::atomic<uint64_t> hops[kReasonCount] = {};  // (fallback) moves to the secondary, by reason
 
   static void bump(std::atomic<uint64_t>& counter, uint64_t n = 1) {
     counter.fetch_add(n, std::memory_order_relaxed);
@@ -129,10 +129,9 @@ enum StatSlot : int {
   PINPOOL_GAUGE_STATS(PINPOOL_GAUGE_SLOT)
 #undef PINPOOL_GAUGE_SLOT
 #define PINPOOL_COUNTER_SLOT(name) kStat_##name,
-  PINPOOL_COUNTER_STATS(PINPOOL_COUNTER_SLOT)
-  PINPOOL_LEVEL_STATS(PINPOOL_COUNTER_SLOT)
+      PINPOOL_COUNTER_STATS(PINPOOL_COUNTER_SLOT) PINPOOL_LEVEL_STATS(PINPOOL_COUNTER_SLOT)
 #undef PINPOOL_COUNTER_SLOT
-  kStatFailures,
+          kStatFailures,
   kStatHops = kStatFailures + kReasonCount,
   kStatCount = kStatHops + kReasonCount
 };

@@ -310,9 +310,7 @@ CUresult stream_create(int device, CUstream* out) {
 
 CUresult stream_destroy(CUstream stream) { return if_loaded(&Api::StreamDestroy, stream); }
 
-CUresult stream_synchronize(CUstream stream) {
-  return if_loaded(&Api::StreamSynchronize, stream);
-}
+CUresult stream_synchronize(CUstream stream) { return if_loaded(&Api::StreamSynchronize, stream); }
 
 CUresult default_stream(int device, CUstream* out) {
   CUresult rc = make_current(device);
@@ -360,8 +358,10 @@ CUresult prefetch_async(int device, const void* ptr, size_t bytes, int target, C
   CUresult rc = make_current(device);
   if (rc != CUDA_SUCCESS) return rc;
   const Api& a = loaded().api;
-  if (a.MemPrefetchAsyncV2) return a.MemPrefetchAsyncV2(dptr(ptr), bytes, location_of(target), 0, stream);
-  if (a.MemPrefetchAsyncV1) return a.MemPrefetchAsyncV1(dptr(ptr), bytes, ordinal_of(target), stream);
+  if (a.MemPrefetchAsyncV2)
+    return a.MemPrefetchAsyncV2(dptr(ptr), bytes, location_of(target), 0, stream);
+  if (a.MemPrefetchAsyncV1)
+    return a.MemPrefetchAsyncV1(dptr(ptr), bytes, ordinal_of(target), stream);
   return CUDA_ERROR_NOT_SUPPORTED;
 }
 

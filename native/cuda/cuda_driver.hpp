@@ -17,16 +17,16 @@
 namespace pinpool::cuda {
 
 struct Device {
-  int index = 0;            // device ordinal
-  std::string name;         // as the driver names it
-  uint64_t total_bytes = 0; // device memory, in bytes
+  int index = 0;             // device ordinal
+  std::string name;          // as the driver names it
+  uint64_t total_bytes = 0;  // device memory, in bytes
 };
 
 struct DriverState {
-  bool available = false;    // the driver loaded, initialised and has at least one device
-  std::string reason;        // why not, when !available
-  std::string library;       // the path that was (or would have been) loaded
-  int driver_version = 0;    // e.g. 12080 for CUDA 12.8
+  bool available = false;  // the driver loaded, initialised and has at least one device
+  std::string reason;      // why not, when !available
+  std::string library;     // the path that was (or would have been) loaded
+  int driver_version = 0;  // e.g. 12080 for CUDA 12.8
   std::vector<Device> devices;
 };
 

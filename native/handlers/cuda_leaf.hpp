@@ -12,9 +12,9 @@
 // the machine holds. Past the cap the refusal is an out-of-memory with reason "mlock".
 #pragma once
 
-#include "../support/align.hpp"
 #include "../core/leaf_blocks.hpp"
 #include "../core/lock_cap.hpp"
+#include "../support/align.hpp"
 #include "cuda_result.hpp"
 
 namespace pinpool {
@@ -27,7 +27,8 @@ class CudaLeaf : public Handler {
         device_(device),
         native_alignment_(native_alignment),
         page_locks_(page_locks) {
-    if (page_locks_) stats_.capBytes.store(host_lock_budget().cap().bytes, std::memory_order_relaxed);
+    if (page_locks_)
+      stats_.capBytes.store(host_lock_budget().cap().bytes, std::memory_order_relaxed);
   }
 
   int device() const { return device_; }

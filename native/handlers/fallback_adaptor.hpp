@@ -135,14 +135,14 @@ class FallbackAdaptor final : public Handler {
 
   UpstreamRef primary_;
   UpstreamRef secondary_;
-  const uint64_t min_bytes_;  // smallest request the primary sees, in bytes
-  const uint64_t max_bytes_;  // largest request the primary sees, in bytes
-  std::atomic<bool> primary_unavailable_{false};       // sticky: the primary said "unavailable"
-  std::atomic<uint64_t> primary_live_{0};              // live blocks served by the primary
-  std::atomic<uint64_t> secondary_in_range_live_{0};   // live in-range blocks from the secondary
-  std::mutex set_mutex_;                                // guards secondary_in_range_
-  std::unordered_set<void*> secondary_in_range_;        // those blocks, while the counters can't tell
-  std::atomic<size_t> set_size_{0};                     // its size, readable without the lock
+  const uint64_t min_bytes_;                          // smallest request the primary sees, in bytes
+  const uint64_t max_bytes_;                          // largest request the primary sees, in bytes
+  std::atomic<bool> primary_unavailable_{false};      // sticky: the primary said "unavailable"
+  std::atomic<uint64_t> primary_live_{0};             // live blocks served by the primary
+  std::atomic<uint64_t> secondary_in_range_live_{0};  // live in-range blocks from the secondary
+  std::mutex set_mutex_;                              // guards secondary_in_range_
+  std::unordered_set<void*> secondary_in_range_;      // those blocks, while the counters can't tell
+  std::atomic<size_t> set_size_{0};                   // its size, readable without the lock
 };
 
 }  // namespace pinpool

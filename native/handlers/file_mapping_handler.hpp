@@ -20,16 +20,16 @@
 
 #include <mutex>
 
-#include "cuda_result.hpp"
 #include "../support/align.hpp"
+#include "cuda_result.hpp"
 
 namespace pinpool {
 
 struct FileMappingOptions {
-  int fd = -1;                  // the open file (the handler duplicates it)
-  bool writable = false;        // MAP_SHARED read-write: writes reach the file
-  bool register_memory = false; // page-lock the mapping with CUDA
-  int device = 0;               // whose context registers it
+  int fd = -1;                   // the open file (the handler duplicates it)
+  bool writable = false;         // MAP_SHARED read-write: writes reach the file
+  bool register_memory = false;  // page-lock the mapping with CUDA
+  int device = 0;                // whose context registers it
 };
 
 class FileMappingHandler final : public Handler {
@@ -75,14 +75,18 @@ class FileMappingHandler final : public Handler {
     }
     bytes_ = bytes;
     length_ = bytes ? bytes : 1;
-    void* p = bytes ? map(fd) : mmap(nullptr, length_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* p =
+        bytes ? map(fd)
+              : mmap(nullptr, length_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     const int error = p == MAP_FAILED ? errno : 0;
     close(fd);  // the mapping keeps the file open
     if (p == MAP_FAILED) {
       // Out of memory or address space; anything else (ENODEV: a file system that cannot map
       // files, as /sys) is a file this handler cannot serve.
-      if (error == ENOMEM || error == EAGAIN) fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::Mmap});
-      else fail(info, {PINPOOL_ERR_INVALID_ARGUMENT, Reason::Mmap});
+      if (error == ENOMEM || error == EAGAIN)
+        fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::Mmap});
+      else
+        fail(info, {PINPOOL_ERR_INVALID_ARGUMENT, Reason::Mmap});
       return nullptr;
     }
     if (options_.register_memory) {

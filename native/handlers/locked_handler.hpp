@@ -13,10 +13,10 @@
 
 #include <cerrno>
 
-#include "../support/align.hpp"
 #include "../core/handler.hpp"
 #include "../core/leaf_blocks.hpp"
 #include "../core/lock_cap.hpp"
+#include "../support/align.hpp"
 
 namespace pinpool {
 
@@ -25,14 +25,14 @@ class LockedHandler final : public Handler {
   // `max_bytes`: the caller's cap on what this leaf holds locked; UINT64_MAX for none.
   explicit LockedHandler(std::string name, uint64_t max_bytes = UINT64_MAX)
       : Handler(std::move(name), "locked"),
-        own_(lesser(max_bytes == UINT64_MAX ? LockCap{} : LockCap{max_bytes, "option"}, memlock_cap())) {
-    stats_.capBytes.store(lesser(own_.cap(), host_lock_budget().cap()).bytes, std::memory_order_relaxed);
+        own_(lesser(max_bytes == UINT64_MAX ? LockCap{} : LockCap{max_bytes, "option"},
+                    memlock_cap())) {
+    stats_.capBytes.store(lesser(own_.cap(), host_lock_budget().cap()).bytes,
+                          std::memory_order_relaxed);
   }
 
  private:
-  static size_t mapped_bytes(size_t bytes) {
-    return align_up(bytes ? bytes : 1, page_size());
-  }
+  static size_t mapped_bytes(size_t bytes) { return align_up(bytes ? bytes : 1, page_size()); }
 
   void* do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) override {
     size_t length = mapped_bytes(bytes);

@@ -7,9 +7,9 @@
 
 #include <cstdlib>
 
-#include "../support/align.hpp"
 #include "../core/handler.hpp"
 #include "../core/leaf_blocks.hpp"
+#include "../support/align.hpp"
 
 namespace pinpool {
 

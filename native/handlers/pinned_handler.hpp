@@ -15,11 +15,11 @@
 namespace pinpool {
 
 struct PinnedOptions {
-  int device = 0;              // whose primary context allocates
-  bool portable = true;        // pinned for every context, not only the device's
-  bool mapped = false;         // also mapped into the device's address space
-  bool write_combined = false; // fast for the device to read, slow for the host to read
-  bool register_memory = false; // strategy 'register': mmap + cuMemHostRegister
+  int device = 0;                // whose primary context allocates
+  bool portable = true;          // pinned for every context, not only the device's
+  bool mapped = false;           // also mapped into the device's address space
+  bool write_combined = false;   // fast for the device to read, slow for the host to read
+  bool register_memory = false;  // strategy 'register': mmap + cuMemHostRegister
 };
 
 class PinnedHandler final : public CudaLeaf {
@@ -44,8 +44,10 @@ class PinnedHandler final : public CudaLeaf {
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (p == MAP_FAILED) return CUDA_ERROR_OUT_OF_MEMORY;
     rc = cuda::host_register(device(), p, length, flags_);
-    if (rc != CUDA_SUCCESS) munmap(p, length);
-    else *out = p;
+    if (rc != CUDA_SUCCESS)
+      munmap(p, length);
+    else
+      *out = p;
     return rc;
   }
 

@@ -5,8 +5,8 @@
 // a host function may not call CUDA.
 #pragma once
 
-#include "../cuda/cuda_driver.hpp"
 #include "../core/fence.hpp"
+#include "../cuda/cuda_driver.hpp"
 
 namespace pinpool {
 
@@ -50,11 +50,11 @@ class GpuWork {
     w->notify_(w, w->context_);
   }
 
-  const int device_;        // device whose context queued the work
-  Fence* const fence_;      // signalled when the work is done; shared with deferred frees
-  CUevent event_ = nullptr; // recorded behind the work, for its status
-  Notify notify_;           // called on a driver thread at the end
-  void* context_;           // passed to notify_
+  const int device_;         // device whose context queued the work
+  Fence* const fence_;       // signalled when the work is done; shared with deferred frees
+  CUevent event_ = nullptr;  // recorded behind the work, for its status
+  Notify notify_;            // called on a driver thread at the end
+  void* context_;            // passed to notify_
 };
 
 }  // namespace pinpool

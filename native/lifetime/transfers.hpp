@@ -16,14 +16,14 @@
 namespace pinpool::transfers {
 
 struct Parcel {
-  Handler* handler = nullptr;                 // holds one reference while parked
-  void* ptr = nullptr;                        // the block
-  size_t bytes = 0;                           // as allocated, in bytes
-  size_t alignment = 0;                       // as allocated
-  const pinpool_handler* served_by = nullptr; // the leaf that provided it
-  FenceSet leases;                            // leases the block carries with it
-  ScopeCell* scope = nullptr;                 // the named scope that counts it until it is
-                                              // freed; holds a reference; null: none
+  Handler* handler = nullptr;                  // holds one reference while parked
+  void* ptr = nullptr;                         // the block
+  size_t bytes = 0;                            // as allocated, in bytes
+  size_t alignment = 0;                        // as allocated
+  const pinpool_handler* served_by = nullptr;  // the leaf that provided it
+  FenceSet leases;                             // leases the block carries with it
+  ScopeCell* scope = nullptr;                  // the named scope that counts it until it is
+                                               // freed; holds a reference; null: none
 };
 
 // Parks a parcel (taking over its handler reference); returns its key: 128 random bits as 32

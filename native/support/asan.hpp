@@ -11,7 +11,7 @@
 
 #if defined(__SANITIZE_ADDRESS__)  // GCC
 #define PINPOOL_ASAN 1
-#elif defined(__has_feature)       // clang
+#elif defined(__has_feature)  // clang
 #if __has_feature(address_sanitizer)
 #define PINPOOL_ASAN 1
 #endif

@@ -39,12 +39,16 @@ inline void random_words(uint64_t* out, size_t count) {
     int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
     while (fd >= 0 && got < want) {
       ssize_t n = read(fd, bytes + got, want - got);
-      if (n > 0) got += static_cast<size_t>(n);
-      else if (!(n < 0 && errno == EINTR)) break;
+      if (n > 0)
+        got += static_cast<size_t>(n);
+      else if (!(n < 0 && errno == EINTR))
+        break;
     }
     if (fd >= 0) close(fd);
   }
-  if (got < want) throw std::runtime_error("pinpool: the kernel gave no random numbers (getrandom, /dev/urandom)");
+  if (got < want)
+    throw std::runtime_error(
+        "pinpool: the kernel gave no random numbers (getrandom, /dev/urandom)");
 #else
   arc4random_buf(out, count * sizeof(uint64_t));
 #endif

@@ -15,7 +15,8 @@ class SpinLock {
       while (locked_.load(std::memory_order_relaxed)) {
         if (++spins > 64) std::this_thread::yield();
 #if defined(__x86_64__) || defined(__i386__)
-        else __builtin_ia32_pause();
+        else
+          __builtin_ia32_pause();
 #endif
       }
     }

@@ -39,15 +39,18 @@ using pinpool::test::isolated;
 // The published layout (include/pinpool.h, ABI version 1, LP64): members may be appended, never
 // moved or resized, or every consumer built against the header breaks.
 #if UINTPTR_MAX == UINT64_MAX
-static_assert(offsetof(pinpool_handler, abi_version) == 0 && offsetof(pinpool_handler, struct_size) == 4 &&
-              offsetof(pinpool_handler, name) == 8 && offsetof(pinpool_handler, kind) == 16 &&
-              offsetof(pinpool_handler, ctx) == 24 && offsetof(pinpool_handler, alloc) == 32 &&
-              offsetof(pinpool_handler, free) == 40 && offsetof(pinpool_handler, retain) == 48 &&
-              offsetof(pinpool_handler, release) == 56 && offsetof(pinpool_handler, destroy) == 64 &&
-              sizeof(pinpool_handler) >= 72);
-static_assert(offsetof(pinpool_alloc_info, code) == 0 && offsetof(pinpool_alloc_info, cuda_error) == 4 &&
-              offsetof(pinpool_alloc_info, reason) == 8 && offsetof(pinpool_alloc_info, served_by) == 16 &&
-              offsetof(pinpool_alloc_info, region) == 24 && offsetof(pinpool_alloc_info, region_bytes) == 32);
+static_assert(offsetof(pinpool_handler, abi_version) == 0 &&
+              offsetof(pinpool_handler, struct_size) == 4 && offsetof(pinpool_handler, name) == 8 &&
+              offsetof(pinpool_handler, kind) == 16 && offsetof(pinpool_handler, ctx) == 24 &&
+              offsetof(pinpool_handler, alloc) == 32 && offsetof(pinpool_handler, free) == 40 &&
+              offsetof(pinpool_handler, retain) == 48 && offsetof(pinpool_handler, release) == 56 &&
+              offsetof(pinpool_handler, destroy) == 64 && sizeof(pinpool_handler) >= 72);
+static_assert(offsetof(pinpool_alloc_info, code) == 0 &&
+              offsetof(pinpool_alloc_info, cuda_error) == 4 &&
+              offsetof(pinpool_alloc_info, reason) == 8 &&
+              offsetof(pinpool_alloc_info, served_by) == 16 &&
+              offsetof(pinpool_alloc_info, region) == 24 &&
+              offsetof(pinpool_alloc_info, region_bytes) == 32);
 #endif
 
 namespace {
@@ -72,16 +75,17 @@ Handler* pageable() { return new PageableHandler("pageable"); }
 Handler* locked() { return new LockedHandler("locked"); }
 Handler* pinned() { return new PinnedHandler("pinned", PinnedOptions{}); }
 Handler* pool(Handler* up) {
-  return own(new PoolAdaptor(std::string("pool(") + up->name() + ")", up->abi(), PoolOptions{}), {up});
+  return own(new PoolAdaptor(std::string("pool(") + up->name() + ")", up->abi(), PoolOptions{}),
+             {up});
 }
 Handler* limit(Handler* up, uint64_t cap = kLimitCap) {
   return own(new LimitAdaptor(std::string("limit(") + up->name() + ")", up->abi(), cap), {up});
 }
 // Sizes up to 64 KiB go to the primary, larger ones to the secondary.
 Handler* fallback(Handler* primary, Handler* secondary) {
-  return own(new FallbackAdaptor(std::string("fallback(") + primary->name() + ", " +
-                                     secondary->name() + ")",
-                                 primary->abi(), secondary->abi(), 0, 64 * KiB),
+  return own(new FallbackAdaptor(
+                 std::string("fallback(") + primary->name() + ", " + secondary->name() + ")",
+                 primary->abi(), secondary->abi(), 0, 64 * KiB),
              {primary, secondary});
 }
 
@@ -95,7 +99,8 @@ const Config kConfigs[] = {
     {"pool(pageable)", [] { return pool(pageable()); }, false},
     {"pool(locked)", [] { return pool(locked()); }, false},
     {"limit(pool(pageable))", [] { return limit(pool(pageable())); }, false},
-    {"fallback(pool(pageable), pageable)", [] { return fallback(pool(pageable()), pageable()); }, false},
+    {"fallback(pool(pageable), pageable)", [] { return fallback(pool(pageable()), pageable()); },
+     false},
     {"fallback(limit(pool(locked)), pool(pageable))",
      [] { return fallback(limit(pool(locked())), pool(pageable())); }, false},
     {"pageable", pageable, false},
@@ -108,7 +113,8 @@ const Config kConfigs[] = {
 // ---------------------------------------------------------------------------------------------
 // Calls through the C struct only.
 
-void* abi_alloc(pinpool_handler* h, size_t bytes, size_t alignment = 64, pinpool_alloc_info* out = nullptr) {
+void* abi_alloc(pinpool_handler* h, size_t bytes, size_t alignment = 64,
+                pinpool_alloc_info* out = nullptr) {
   pinpool_alloc_info info{};
   void* p = h->alloc(h->ctx, bytes, alignment, &info);
   if (out) *out = info;
@@ -142,11 +148,14 @@ class Probe {
     uint64_t frees_before = stats_.frees.load();
     abi_free(h, p, bytes, alignment);
     expected_++;
-    bool ok = stats_.invalidFrees.load() == expected_ && stats_.bytes.current.load() == bytes_before &&
-              stats_.allocations.current.load() == blocks_before && stats_.frees.load() == frees_before;
+    bool ok =
+        stats_.invalidFrees.load() == expected_ && stats_.bytes.current.load() == bytes_before &&
+        stats_.allocations.current.load() == blocks_before && stats_.frees.load() == frees_before;
     if (!ok)
-      std::fprintf(stderr, "  %s: free(%p, %zu, %zu) was not refused and counted as it should "
-                   "(invalidFrees %llu, expected %llu)\n", what, p, bytes, alignment,
+      std::fprintf(stderr,
+                   "  %s: free(%p, %zu, %zu) was not refused and counted as it should "
+                   "(invalidFrees %llu, expected %llu)\n",
+                   what, p, bytes, alignment,
                    static_cast<unsigned long long>(stats_.invalidFrees.load()),
                    static_cast<unsigned long long>(expected_));
     CHECK(ok);
@@ -277,7 +286,8 @@ void wrong_alignment(pinpool_handler* h, Handler*, Probe& probe) {
   void* q = abi_alloc(h, 3000);
   CHECK(q != nullptr);
   if (q) {
-    for (size_t i = 1; i <= 40; i += 13) probe.refused(h, offset(q, 3072 * i), 3000, 64, "a block of the slab that is not handed out");
+    for (size_t i = 1; i <= 40; i += 13)
+      probe.refused(h, offset(q, 3072 * i), 3000, 64, "a block of the slab that is not handed out");
     abi_free(h, q, 3000);
   }
   void* large = abi_alloc(h, 1 * MiB);
@@ -310,7 +320,8 @@ void over_aligned(pinpool_handler* h, Handler*, Probe& probe) {
 // power of two up to 2^30 that succeeds is honoured.
 void alignment_sweep(pinpool_handler* h, Handler* core) {
   const Stats& st = core->stats();
-  const size_t bad[] = {0, 3, 24, 96, 3000, 12288, size_t{1} << 31, size_t{1} << 40, (size_t{1} << 30) + 1, SIZE_MAX};
+  const size_t bad[] = {
+      0, 3, 24, 96, 3000, 12288, size_t{1} << 31, size_t{1} << 40, (size_t{1} << 30) + 1, SIZE_MAX};
   for (size_t alignment : bad) {
     for (size_t bytes : {size_t{0}, size_t{100}, 1 * MiB}) {
       pinpool_alloc_info info{};
@@ -318,8 +329,8 @@ void alignment_sweep(pinpool_handler* h, Handler* core) {
       bool ok = p == nullptr && info.code == PINPOOL_ERR_INVALID_ARGUMENT && info.reason &&
                 std::strcmp(info.reason, "invalid-argument") == 0;
       if (!ok)
-        std::fprintf(stderr, "  alloc(%zu, alignment %zu) -> %p, code %d, reason %s\n", bytes, alignment, p,
-                     info.code, info.reason ? info.reason : "(none)");
+        std::fprintf(stderr, "  alloc(%zu, alignment %zu) -> %p, code %d, reason %s\n", bytes,
+                     alignment, p, info.code, info.reason ? info.reason : "(none)");
       CHECK(ok);
       if (p) abi_free(h, p, bytes, alignment);
     }
@@ -338,7 +349,9 @@ void alignment_sweep(pinpool_handler* h, Handler* core) {
       }
       served++;
       bool aligned = reinterpret_cast<uintptr_t>(p) % alignment == 0;
-      if (!aligned) std::fprintf(stderr, "  alloc(%zu, alignment %zu) -> %p, not aligned\n", bytes, alignment, p);
+      if (!aligned)
+        std::fprintf(stderr, "  alloc(%zu, alignment %zu) -> %p, not aligned\n", bytes, alignment,
+                     p);
       CHECK(aligned);
       fill(p, bytes, 0x51);
       abi_free(h, p, bytes, alignment);
@@ -404,7 +417,9 @@ struct Throwing {
       if (bytes > 1000) throw std::bad_alloc();
       throw std::runtime_error("a foreign handler's bug");
     };
-    abi.free = [](void*, void*, size_t, size_t) { throw std::runtime_error("a foreign handler's bug"); };
+    abi.free = [](void*, void*, size_t, size_t) {
+      throw std::runtime_error("a foreign handler's bug");
+    };
     abi.retain = [](pinpool_handler*) {};
     abi.release = [](pinpool_handler*) {};
     abi.destroy = [](void*) {};
@@ -465,7 +480,7 @@ void driver_refuses_free() {
     leaf->refuse_next = true;
     abi_free(h, p, 1000, alignment);
     CHECK(leaf->stats().bytes.current == 1000);  // still allocated: the driver did not free it
-    abi_free(h, p, 1000, alignment);              // the retry goes through
+    abi_free(h, p, 1000, alignment);             // the retry goes through
     CHECK(leaf->stats().bytes.current == 0);
   }
   CHECK(leaf->stats().invalidFrees == 2);
@@ -550,8 +565,10 @@ void check_level(const char* what, Handler* core, uint64_t bytes, uint64_t peak)
   const Stats& st = core->stats();
   bool ok = st.bytes.current == bytes && st.bytes.peak == peak && st.invalidFrees == 0;
   if (!ok)
-    std::fprintf(stderr, "  %s (%s): bytes %llu (expected %llu), peak %llu (expected %llu), "
-                 "invalidFrees %llu\n", what, core->name().c_str(),
+    std::fprintf(stderr,
+                 "  %s (%s): bytes %llu (expected %llu), peak %llu (expected %llu), "
+                 "invalidFrees %llu\n",
+                 what, core->name().c_str(),
                  static_cast<unsigned long long>(st.bytes.current.load()),
                  static_cast<unsigned long long>(bytes),
                  static_cast<unsigned long long>(st.bytes.peak.load()),
@@ -571,7 +588,8 @@ void wrong_size_in_class(const char* what, Handler* outer, Handler* inner_pool) 
     abi_free(h, p, freed_as);
     check_level(what, outer, 0, 1000);
     check_level(what, inner_pool, 0, 1000);
-    CHECK(outer->stats().allocations.current == 0 && outer->stats().frees == outer->stats().allocations.total);
+    CHECK(outer->stats().allocations.current == 0 &&
+          outer->stats().frees == outer->stats().allocations.total);
   }
   outer->release();
 }
@@ -604,7 +622,9 @@ void wrong_size_rounds_under_limit() {
   check_level("100 rounds", p, 0, 1000);
   pinpool_alloc_info info{};
   void* all = abi_alloc(h, 1 * MiB, 64, &info);
-  if (!all) std::fprintf(stderr, "  1 MiB after 100 rounds: refused, reason %s\n", info.reason ? info.reason : "(none)");
+  if (!all)
+    std::fprintf(stderr, "  1 MiB after 100 rounds: refused, reason %s\n",
+                 info.reason ? info.reason : "(none)");
   CHECK(all != nullptr);
   if (all) abi_free(h, all, 1 * MiB);
   check_level("after the whole MiB", lim, 0, 1 * MiB);
@@ -659,24 +679,34 @@ int main() {
   bool cuda = have_cuda();
   for (const Config& c : kConfigs) {
     if (c.needs_cuda && !cuda) {
-      std::printf("abi misuse: %s skipped (no CUDA driver; build the test double with `npm run build:fake-cuda`)\n", c.name);
+      std::printf(
+          "abi misuse: %s skipped (no CUDA driver; build the test double with `npm run "
+          "build:fake-cuda`)\n",
+          c.name);
       continue;
     }
     auto t = std::chrono::steady_clock::now();
     isolated(c.name, [&] { run_config(c); });
-    std::printf("abi misuse:   %lld ms\n", static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t).count()));
+    std::printf("abi misuse:   %lld ms\n",
+                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::steady_clock::now() - t)
+                                           .count()));
   }
   isolated("exceptions", exceptions);
   isolated("a driver that refuses a free", driver_refuses_free);
   isolated("fallback routing after refused frees", fallback_routing);
   isolated("limit over a lenient foreign upstream", limit_over_lenient_upstream);
-  isolated("pool: a free of another size in the class counts the allocation's", wrong_size_in_class_pool);
-  isolated("limit: a free of another size in the class counts the allocation's", wrong_size_in_class_limit);
-  isolated("fallback: a free of another size in the class counts the allocation's", wrong_size_in_class_fallback);
+  isolated("pool: a free of another size in the class counts the allocation's",
+           wrong_size_in_class_pool);
+  isolated("limit: a free of another size in the class counts the allocation's",
+           wrong_size_in_class_limit);
+  isolated("fallback: a free of another size in the class counts the allocation's",
+           wrong_size_in_class_fallback);
   isolated("100 rounds of 1000 freed as 990 under a 1 MiB limit", wrong_size_rounds_under_limit);
   isolated("a 4,096-byte limit after a free of 1000 as 1023", wrong_size_at_the_cap);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
-  std::printf("abi misuse: %d passed, %d failed in %lld ms\n", pinpool::test::passed, pinpool::test::failed,
-              static_cast<long long>(ms.count()));
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start);
+  std::printf("abi misuse: %d passed, %d failed in %lld ms\n", pinpool::test::passed,
+              pinpool::test::failed, static_cast<long long>(ms.count()));
   return pinpool::test::failed == 0 ? 0 : 1;
 }

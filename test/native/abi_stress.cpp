@@ -45,15 +45,16 @@ Handler* own(Handler* adaptor, std::initializer_list<Handler*> upstreams) {
 }
 Handler* pageable() { return new PageableHandler("pageable"); }
 Handler* pool(Handler* up) {
-  return own(new PoolAdaptor(std::string("pool(") + up->name() + ")", up->abi(), PoolOptions{}), {up});
+  return own(new PoolAdaptor(std::string("pool(") + up->name() + ")", up->abi(), PoolOptions{}),
+             {up});
 }
 Handler* limit(Handler* up, uint64_t cap) {
   return own(new LimitAdaptor(std::string("limit(") + up->name() + ")", up->abi(), cap), {up});
 }
 Handler* fallback(Handler* primary, Handler* secondary, uint64_t max_bytes) {
-  return own(new FallbackAdaptor(std::string("fallback(") + primary->name() + ", " +
-                                     secondary->name() + ")",
-                                 primary->abi(), secondary->abi(), 0, max_bytes),
+  return own(new FallbackAdaptor(
+                 std::string("fallback(") + primary->name() + ", " + secondary->name() + ")",
+                 primary->abi(), secondary->abi(), 0, max_bytes),
              {primary, secondary});
 }
 
@@ -113,8 +114,8 @@ class Mailbox {
 };
 
 struct Outcome {
-  std::atomic<uint64_t> bad_patterns{0};  // blocks whose pattern changed while live
-  std::atomic<uint64_t> failed_allocs{0}; // allocations refused for another reason than a limit
+  std::atomic<uint64_t> bad_patterns{0};   // blocks whose pattern changed while live
+  std::atomic<uint64_t> failed_allocs{0};  // allocations refused for another reason than a limit
   std::atomic<uint64_t> hops{0};
 };
 
@@ -141,8 +142,8 @@ void stress_chain(const char* name, Handler* core, long ops) {
         if (mailboxes[t].take(&b)) free_block(b);  // a block another thread allocated
         if (live.size() < 16 && (r & 1)) {
           uint32_t kind = (r >> 1) % 100;
-          size_t bytes = kind < 80 ? 1 + (r >> 8) % 2048          // small classes
-                         : kind < 97 ? 2048 + (r >> 8) % (62 * KiB)  // larger slab classes
+          size_t bytes = kind < 80   ? 1 + (r >> 8) % 2048                  // small classes
+                         : kind < 97 ? 2048 + (r >> 8) % (62 * KiB)         // larger slab classes
                                      : 256 * KiB + (r >> 8) % (256 * KiB);  // large classes
           size_t alignment = (r >> 20) % 8 == 0 ? 4096 : 64;
           pinpool_alloc_info info{};
@@ -175,19 +176,25 @@ void stress_chain(const char* name, Handler* core, long ops) {
       for (;;) {
         bool others_done = running.load() == 0;  // read first: no put comes after it is 0
         Block b;
-        if (mailboxes[t].take(&b)) free_block(b);
-        else if (others_done) break;
-        else std::this_thread::yield();
+        if (mailboxes[t].take(&b))
+          free_block(b);
+        else if (others_done)
+          break;
+        else
+          std::this_thread::yield();
       }
     });
   }
   for (auto& th : threads) th.join();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start);
   const Stats& st = core->stats();
-  std::printf("abi stress: %s: %d threads x %ld operations in %lld ms, %llu allocations, %llu "
-              "fallback hops\n", name, kThreads, ops, static_cast<long long>(ms.count()),
-              static_cast<unsigned long long>(st.allocations.total.load()),
-              static_cast<unsigned long long>(st.hops[static_cast<int>(Reason::OutOfMemory)].load()));
+  std::printf(
+      "abi stress: %s: %d threads x %ld operations in %lld ms, %llu allocations, %llu "
+      "fallback hops\n",
+      name, kThreads, ops, static_cast<long long>(ms.count()),
+      static_cast<unsigned long long>(st.allocations.total.load()),
+      static_cast<unsigned long long>(st.hops[static_cast<int>(Reason::OutOfMemory)].load()));
   CHECK(outcome.bad_patterns == 0);
   CHECK(outcome.failed_allocs == 0);
   CHECK(st.bytes.current == 0);
@@ -257,8 +264,10 @@ void limit_peak(long ops) {
           size_t bytes = 1 + (r >> 8) % (16 * KiB);
           pinpool_alloc_info info{};
           void* p = h->alloc(h->ctx, bytes, 64, &info);
-          if (p) live.emplace_back(p, bytes);
-          else refused++;
+          if (p)
+            live.emplace_back(p, bytes);
+          else
+            refused++;
         } else if (!live.empty()) {
           h->free(h->ctx, live.back().first, live.back().second, 64);
           live.pop_back();
@@ -270,9 +279,11 @@ void limit_peak(long ops) {
   for (auto& th : threads) th.join();
   const Stats& st = core->stats();
   uint64_t peak = st.bytes.peak.load();
-  std::printf("abi stress: limit(pool(pageable)) cap %llu: peak %llu, %llu allocations refused at the cap\n",
-              static_cast<unsigned long long>(kCap), static_cast<unsigned long long>(peak),
-              static_cast<unsigned long long>(refused.load()));
+  std::printf(
+      "abi stress: limit(pool(pageable)) cap %llu: peak %llu, %llu allocations refused at the "
+      "cap\n",
+      static_cast<unsigned long long>(kCap), static_cast<unsigned long long>(peak),
+      static_cast<unsigned long long>(refused.load()));
   CHECK(peak <= kCap);
   CHECK(refused > 0);  // the cap was reached: the test tested something
   CHECK(st.bytes.current == 0);
@@ -290,12 +301,14 @@ int main() {
   racing_double_frees("limit(pool(pageable))", limit(pool(pageable()), 1 << 30), 2000);
   stress_chain("pool(pageable)", pool(pageable()), ops);
   stress_chain("limit(pool(pageable))", limit(pool(pageable()), 4 << 20), ops);
-  stress_chain("fallback(pool(pageable), pageable)", fallback(pool(pageable()), pageable(), 64 * KiB), ops);
+  stress_chain("fallback(pool(pageable), pageable)",
+               fallback(pool(pageable()), pageable(), 64 * KiB), ops);
   // The primary is full much of the time: blocks in its range come from either side, and frees
   // cross threads, so the fallback's routing set is in play.
   stress_chain("fallback(limit(pool(pageable)), pool(pageable))",
                fallback(limit(pool(pageable()), 1 << 20), pool(pageable()), 64 * KiB), ops);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start);
   std::printf("abi stress: %d passed, %d failed in %lld ms\n", pinpool::test::passed,
               pinpool::test::failed, static_cast<long long>(ms.count()));
   return pinpool::test::failed == 0 ? 0 : 1;

@@ -23,17 +23,24 @@ extern "C" const pinpool_registry* pinpool_capsule_publish(const pinpool_registr
 
 // The published layouts (LP64): members may be appended, never moved or resized.
 #if UINTPTR_MAX == UINT64_MAX
-static_assert(offsetof(pinpool_registry, abi_version) == 0 && offsetof(pinpool_registry, struct_size) == 4 &&
+static_assert(offsetof(pinpool_registry, abi_version) == 0 &&
+              offsetof(pinpool_registry, struct_size) == 4 &&
               offsetof(pinpool_registry, version) == 8 && offsetof(pinpool_registry, entry) == 16 &&
               offsetof(pinpool_registry, addon) == 24 && offsetof(pinpool_registry, api) == 32);
 static_assert(offsetof(pinpool_api, version) == 8 && offsetof(pinpool_api, create_leaf) == 16 &&
-              offsetof(pinpool_api, create_pool) == 24 && offsetof(pinpool_api, create_fallback) == 32 &&
-              offsetof(pinpool_api, create_limit) == 40 && offsetof(pinpool_api, read_stats) == 48 &&
-              offsetof(pinpool_api, trim) == 56 && offsetof(pinpool_api, handler_id) == 64);
-static_assert(offsetof(pinpool_native_handle, api) == 8 && offsetof(pinpool_native_handle, handler) == 16);
-static_assert(offsetof(pinpool_stats, bytes_current) == 8 && offsetof(pinpool_stats, cached_bytes) == 80);
-static_assert(offsetof(pinpool_leaf_options, name) == 8 && offsetof(pinpool_leaf_options, flags) == 20);
-static_assert(offsetof(pinpool_pool_options, max_cached_bytes) == 16 && offsetof(pinpool_pool_options, cache_ratio) == 24);
+              offsetof(pinpool_api, create_pool) == 24 &&
+              offsetof(pinpool_api, create_fallback) == 32 &&
+              offsetof(pinpool_api, create_limit) == 40 &&
+              offsetof(pinpool_api, read_stats) == 48 && offsetof(pinpool_api, trim) == 56 &&
+              offsetof(pinpool_api, handler_id) == 64);
+static_assert(offsetof(pinpool_native_handle, api) == 8 &&
+              offsetof(pinpool_native_handle, handler) == 16);
+static_assert(offsetof(pinpool_stats, bytes_current) == 8 &&
+              offsetof(pinpool_stats, cached_bytes) == 80);
+static_assert(offsetof(pinpool_leaf_options, name) == 8 &&
+              offsetof(pinpool_leaf_options, flags) == 20);
+static_assert(offsetof(pinpool_pool_options, max_cached_bytes) == 16 &&
+              offsetof(pinpool_pool_options, cache_ratio) == 24);
 #endif
 
 namespace {
@@ -57,12 +64,22 @@ pinpool_pool_options pool_options(double ratio = 0.1) {
 }
 
 // A handler of another library: pinpool keeps no statistics for it.
-void* foreign_alloc(void*, size_t bytes, size_t, pinpool_alloc_info*) { return std::malloc(bytes ? bytes : 1); }
+void* foreign_alloc(void*, size_t bytes, size_t, pinpool_alloc_info*) {
+  return std::malloc(bytes ? bytes : 1);
+}
 void foreign_free(void*, void* p, size_t, size_t) { std::free(p); }
 void foreign_ref(pinpool_handler*) {}
 void foreign_destroy(void*) {}
-pinpool_handler foreign = {1, offsetof(pinpool_handler, destroy) + sizeof(void*), "foreign", "foreign", nullptr,
-                           foreign_alloc, foreign_free, foreign_ref, foreign_ref, foreign_destroy};
+pinpool_handler foreign = {1,
+                           offsetof(pinpool_handler, destroy) + sizeof(void*),
+                           "foreign",
+                           "foreign",
+                           nullptr,
+                           foreign_alloc,
+                           foreign_free,
+                           foreign_ref,
+                           foreign_ref,
+                           foreign_destroy};
 
 void refuses_bad_calls() {
   pinpool_handler* out = reinterpret_cast<pinpool_handler*>(0x1);
@@ -150,14 +167,16 @@ void makes_and_reads_a_chain() {
   std::vector<void*> blocks;
   for (int i = 0; i < 3; i++) blocks.push_back(limit->alloc(limit->ctx, 3000, 64, nullptr));
   pinpool_alloc_info why{};
-  CHECK(limit->alloc(limit->ctx, 3000, 64, &why) == nullptr && why.code == PINPOOL_ERR_OUT_OF_MEMORY);
+  CHECK(limit->alloc(limit->ctx, 3000, 64, &why) == nullptr &&
+        why.code == PINPOOL_ERR_OUT_OF_MEMORY);
   pinpool_stats s{};
   s.struct_size = sizeof s;
   CHECK(api->read_stats(limit, &s) == PINPOOL_OK);
   CHECK(s.allocations_current == 3 && s.bytes_current == 9000 && s.allocations_total == 3);
   for (void* b : blocks) limit->free(limit->ctx, b, 3000, 64);
   limit->free(limit->ctx, blocks[0], 3000, 64);  // a second free: refused and counted
-  CHECK(api->read_stats(limit, &s) == PINPOOL_OK && s.frees == 3 && s.invalid_frees == 1 && s.bytes_current == 0);
+  CHECK(api->read_stats(limit, &s) == PINPOOL_OK && s.frees == 3 && s.invalid_frees == 1 &&
+        s.bytes_current == 0);
   CHECK(api->read_stats(pool, &s) == PINPOOL_OK && s.cached_bytes > 0 && s.reserved_bytes > 0);
   size_t released = 0;
   CHECK(api->trim(limit, &released) == PINPOOL_OK && released > 0);  // the limit passes it down
@@ -171,7 +190,8 @@ void makes_and_reads_a_chain() {
   } newer{};
   newer.known.struct_size = sizeof newer;
   newer.future = 77;
-  CHECK(api->read_stats(pool, &newer.known) == PINPOOL_OK && newer.known.frees == 3 && newer.future == 77);
+  CHECK(api->read_stats(pool, &newer.known) == PINPOOL_OK && newer.known.frees == 3 &&
+        newer.future == 77);
   pinpool_stats small{};
   small.struct_size = offsetof(pinpool_stats, frees);
   CHECK(api->read_stats(pool, &small) == PINPOOL_ERR_INVALID_ARGUMENT);
@@ -189,7 +209,8 @@ void an_older_table() {
   pinpool_api older = *api;
   older.struct_size = offsetof(pinpool_api, read_stats);
   CHECK(PINPOOL_HAS(&older, create_limit));
-  CHECK(!PINPOOL_HAS(&older, read_stats) && !PINPOOL_HAS(&older, trim) && !PINPOOL_HAS(&older, handler_id));
+  CHECK(!PINPOOL_HAS(&older, read_stats) && !PINPOOL_HAS(&older, trim) &&
+        !PINPOOL_HAS(&older, handler_id));
   CHECK(PINPOOL_HAS(api, handler_id));
   pinpool_registry r{};
   r.struct_size = offsetof(pinpool_registry, addon);
@@ -202,7 +223,9 @@ void one_slot() {
   std::vector<std::thread> threads;
   const pinpool_registry* seen[8] = {};
   for (int i = 0; i < 8; i++)
-    threads.emplace_back([&, i] { seen[i] = capsule::publish("9.9." + std::to_string(i), "/entry/" + std::to_string(i)); });
+    threads.emplace_back([&, i] {
+      seen[i] = capsule::publish("9.9." + std::to_string(i), "/entry/" + std::to_string(i));
+    });
   for (auto& t : threads) t.join();
   for (const pinpool_registry* r : seen) CHECK(r == capsule::own());
   const pinpool_registry* r = capsule::own();

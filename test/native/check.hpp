@@ -23,14 +23,14 @@ inline int failed = 0;  // CHECKs that did not
 }  // namespace pinpool::test
 
 // Like assert(), but counts, says where, and goes on (and is not compiled out by NDEBUG).
-#define CHECK(cond)                                                               \
-  do {                                                                            \
-    if (cond) {                                                                   \
-      ::pinpool::test::passed++;                                                  \
-    } else {                                                                      \
-      ::pinpool::test::failed++;                                                  \
-      std::fprintf(stderr, "FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond);      \
-    }                                                                             \
+#define CHECK(cond)                                                          \
+  do {                                                                       \
+    if (cond) {                                                              \
+      ::pinpool::test::passed++;                                             \
+    } else {                                                                 \
+      ::pinpool::test::failed++;                                             \
+      std::fprintf(stderr, "FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                                        \
   } while (0)
 
 namespace pinpool::test {

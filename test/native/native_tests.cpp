@@ -15,14 +15,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 #include <random>
+#include <string>
 #include <thread>
 #include <unordered_set>
 #include <vector>
 
 #include "../../include/pinpool.h"
-#include "../../native/support/asan.hpp"
 #include "../../native/core/block_registry.hpp"
 #include "../../native/core/held_blocks.hpp"
 #include "../../native/core/leases.hpp"
@@ -31,6 +30,7 @@
 #include "../../native/handlers/pageable_handler.hpp"
 #include "../../native/handlers/pool/pool_adaptor.hpp"
 #include "../../native/handlers/pool/size_classes.hpp"
+#include "../../native/support/asan.hpp"
 
 using namespace pinpool;
 
@@ -40,14 +40,14 @@ int passed = 0;
 int failed = 0;
 
 // Like assert(), but counts, says where, and goes on (and is not compiled out by NDEBUG).
-#define CHECK(cond)                                                               \
-  do {                                                                            \
-    if (cond) {                                                                   \
-      passed++;                                                                   \
-    } else {                                                                      \
-      failed++;                                                                   \
-      std::fprintf(stderr, "FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond);      \
-    }                                                                             \
+#define CHECK(cond)                                                          \
+  do {                                                                       \
+    if (cond) {                                                              \
+      passed++;                                                              \
+    } else {                                                                 \
+      failed++;                                                              \
+      std::fprintf(stderr, "FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                                        \
   } while (0)
 
 constexpr size_t KiB = 1024;
@@ -58,15 +58,15 @@ constexpr size_t MiB = 1024 * KiB;
 // fail, and (under ASan) checks that nothing comes back to it still poisoned.
 
 struct Counting {
-  pinpool_handler abi;                     // first member: &abi is what adaptors hold
-  std::atomic<int> refs{1};                // the test's own reference
-  std::atomic<uint64_t> alloc_calls{0};    // alloc() calls, failed ones too
-  std::atomic<uint64_t> allocs{0};         // successful alloc() calls
-  std::atomic<uint64_t> frees{0};          // free() calls
-  std::atomic<int64_t> live_bytes{0};      // bytes handed out and not yet freed
-  std::atomic<uint64_t> poisoned_frees{0}; // blocks returned with poisoned bytes in them
-  std::atomic<int> fail_code{PINPOOL_OK};  // when not OK, alloc() fails with this code
-  bool destroyed = false;                  // destroy() ran (the last reference went)
+  pinpool_handler abi;                      // first member: &abi is what adaptors hold
+  std::atomic<int> refs{1};                 // the test's own reference
+  std::atomic<uint64_t> alloc_calls{0};     // alloc() calls, failed ones too
+  std::atomic<uint64_t> allocs{0};          // successful alloc() calls
+  std::atomic<uint64_t> frees{0};           // free() calls
+  std::atomic<int64_t> live_bytes{0};       // bytes handed out and not yet freed
+  std::atomic<uint64_t> poisoned_frees{0};  // blocks returned with poisoned bytes in them
+  std::atomic<int> fail_code{PINPOOL_OK};   // when not OK, alloc() fails with this code
+  bool destroyed = false;                   // destroy() ran (the last reference went)
 
   explicit Counting(const char* name) {
     abi.abi_version = PINPOOL_ABI_VERSION;
@@ -133,8 +133,8 @@ void test_size_classes() {
     CHECK(s % kGranule == 0);
     CHECK(index_of(s) == i);
     if (i + 1 < kCount) {
-      CHECK(size_of(i + 1) > s);          // monotonic
-      CHECK(index_of(s + 1) == i + 1);    // one byte more is the next class
+      CHECK(size_of(i + 1) > s);        // monotonic
+      CHECK(index_of(s + 1) == i + 1);  // one byte more is the next class
     }
     // Above 1 KiB, the smallest request a class serves wastes under 1/8 of itself.
     if (s > kLinearMax) {
@@ -175,7 +175,7 @@ void test_pool_hits() {
   CHECK(info.region != nullptr && info.region_bytes >= 128);
   pool->deallocate(a, 100, 64);
   void* b = alloc(pool, 100);
-  CHECK(b == a);          // a hit: the same block
+  CHECK(b == a);               // a hit: the same block
   void* c = alloc(pool, 120);  // same class (128), carved from the same slab
   CHECK(c != nullptr && c != b);
   CHECK(up.allocs == 1);  // neither made an upstream call
@@ -211,13 +211,15 @@ void test_pool_trim() {
   Counting up("up");
   auto* pool = new PoolAdaptor("pool", &up.abi, PoolOptions{});
   std::vector<std::pair<void*, size_t>> blocks;
-  for (size_t bytes : {size_t{64}, size_t{100}, size_t{1000}, 4 * KiB, size_t{70000}, size_t{300000}, 3 * MiB})
+  for (size_t bytes :
+       {size_t{64}, size_t{100}, size_t{1000}, 4 * KiB, size_t{70000}, size_t{300000}, 3 * MiB})
     blocks.emplace_back(alloc(pool, bytes), bytes);
   for (auto [p, bytes] : blocks) CHECK(p != nullptr);
 
   // A live block keeps its slab: trim gives back only what is wholly free.
   void* keep = blocks[0].first;
-  for (size_t i = 1; i < blocks.size(); i++) pool->deallocate(blocks[i].first, blocks[i].second, 64);
+  for (size_t i = 1; i < blocks.size(); i++)
+    pool->deallocate(blocks[i].first, blocks[i].second, 64);
   CHECK(pool->trim() > 0);
   CHECK(up.live_bytes > 0);
   CHECK(up.allocs == up.frees + 1);
@@ -280,7 +282,7 @@ void test_pool_regions() {
   CHECK(small != nullptr && info.region != nullptr);
   void* slab = info.region;
   size_t slab_bytes = info.region_bytes;
-  CHECK(outer->pin_region(slab) == slab_bytes);  // the slab, and its real size
+  CHECK(outer->pin_region(slab) == slab_bytes);    // the slab, and its real size
   void* through = alloc(outer, 65536, 64, &info);  // inner carves it from a slab of its own
   CHECK(through != nullptr && info.region == nullptr && info.region_bytes == 0);
   CHECK(outer->pin_region(static_cast<char*>(through)) == 0);
@@ -307,10 +309,10 @@ void test_pool_poisoning() {
   auto* pool = new PoolAdaptor("pool", &up.abi, PoolOptions{});
   auto* p = static_cast<char*>(alloc(pool, 100));  // class 128
   CHECK(!poisoned(p) && !poisoned(p + 99));
-  CHECK(poisoned(p + 100));   // past the request, inside the class
-  CHECK(poisoned(p + 128));   // the slab's uncarved room
+  CHECK(poisoned(p + 100));  // past the request, inside the class
+  CHECK(poisoned(p + 128));  // the slab's uncarved room
   pool->deallocate(p, 100, 64);
-  CHECK(poisoned(p));         // cached
+  CHECK(poisoned(p));  // cached
   auto* q = static_cast<char*>(alloc(pool, 128));
   CHECK(q == p && !poisoned(q) && !poisoned(q + 127));
   pool->deallocate(q, 128, 64);
@@ -386,9 +388,16 @@ void test_held_blocks() {
     for (int i = 0; i < 50000; i++) {
       const void* p = reinterpret_cast<const void*>((1 + rng() % range) * 64);
       switch (rng() % 3) {
-        case 0: held.insert(p); model.insert(p); break;
-        case 1: held.erase(p); model.erase(p); break;
-        default: CHECK(held.contains(p) == (model.count(p) != 0));
+        case 0:
+          held.insert(p);
+          model.insert(p);
+          break;
+        case 1:
+          held.erase(p);
+          model.erase(p);
+          break;
+        default:
+          CHECK(held.contains(p) == (model.count(p) != 0));
       }
       CHECK(held.size() == model.size());
     }
@@ -416,9 +425,9 @@ void test_limit() {
   CHECK(up.live_bytes == 0 && up.refs == 1);
 }
 
-// Deferred frees (deallocate with fences, for blocks an asynchronous copy may still use) are checked
-// when their fences signal: a refused one is counted and its statistics are taken back, and a
-// limit's budget returns only when the free is done.
+// Deferred frees (deallocate with fences, for blocks an asynchronous copy may still use) are
+// checked when their fences signal: a refused one is counted and its statistics are taken back, and
+// a limit's budget returns only when the free is done.
 void test_deferred_frees() {
   {
     Counting up("up");
@@ -522,10 +531,12 @@ void test_threads() {
     });
   }
   for (auto& th : threads) th.join();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
-  std::printf("native tests: threads: %d x %d pool operations in %lld ms, %llu upstream allocations\n",
-              kThreads, kOps, static_cast<long long>(ms.count()),
-              static_cast<unsigned long long>(up.allocs.load()));
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start);
+  std::printf(
+      "native tests: threads: %d x %d pool operations in %lld ms, %llu upstream allocations\n",
+      kThreads, kOps, static_cast<long long>(ms.count()),
+      static_cast<unsigned long long>(up.allocs.load()));
   CHECK(bad == 0);
   CHECK(pool->stats().bytes.current == 0);
   pool->release();
@@ -634,7 +645,7 @@ void test_leases_and_registry() {
   void* q = alloc(pool, 4096);
   CHECK(q != nullptr && q != p);  // not handed out again while the copy runs
   pool->deallocate(q, 4096, 64);
-  pool->trim();                   // the slab holding p is not free yet: p waits
+  pool->trim();  // the slab holding p is not free yet: p waits
   CHECK(block_registry::find(p, 4096).kind != nullptr);
   copy->signal();
   CHECK(pool->reclaim() == 1);
@@ -665,8 +676,9 @@ int main() {
   test_leases_and_registry();
   test_death();  // forks: before any thread is started
   test_threads();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
-  std::printf("native tests: %d passed, %d failed in %lld ms (AddressSanitizer %s)\n", passed, failed,
-              static_cast<long long>(ms.count()), asan::kEnabled ? "on" : "off");
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start);
+  std::printf("native tests: %d passed, %d failed in %lld ms (AddressSanitizer %s)\n", passed,
+              failed, static_cast<long long>(ms.count()), asan::kEnabled ? "on" : "off");
   return failed == 0 ? 0 : 1;
 }

@@ -51,11 +51,15 @@ int main(int argc, char** argv) {
   measure_abi(pool->abi(), 16, 256);
   for (int pass = 0; pass < 2; pass++) {
     auto start = std::chrono::steady_clock::now();
-    if (pass == 0) measure_abi(pool->abi(), rounds, 256);
-    else measure_core(pool, rounds, 256);
-    double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
+    if (pass == 0)
+      measure_abi(pool->abi(), rounds, 256);
+    else
+      measure_core(pool, rounds, 256);
+    double ns =
+        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
     std::printf("pool hit (%s): %.1f ns per alloc + free, %ld rounds\n",
-                pass == 0 ? "C ABI" : "Handler::allocate", ns / static_cast<double>(rounds), rounds);
+                pass == 0 ? "C ABI" : "Handler::allocate", ns / static_cast<double>(rounds),
+                rounds);
   }
   pool->release();
   return 0;

@@ -59,8 +59,8 @@ size_t PoolAdaptor::slab_bytes_for(size_t class_bytes) {
 void* PoolAdaptor::timed_upstream_alloc(size_t bytes, size_t alignment, pinpool_alloc_info* info) {
   auto start = std::chrono::steady_clock::now();
   void* p = upstream_alloc(upstream_.get(), bytes, alignment, info);
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-      std::chrono::steady_clock::now() - start);
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                                 start);
   Stats::bump(stats_.upstreamAllocs);
   Stats::bump(stats_.upstreamNanos, static_cast<uint64_t>(ns.count()));
   if (p) stats_.reserved.add(bytes);
@@ -70,8 +70,8 @@ void* PoolAdaptor::timed_upstream_alloc(size_t bytes, size_t alignment, pinpool_
 bool PoolAdaptor::timed_upstream_free(void* ptr, size_t bytes, size_t alignment) {
   auto start = std::chrono::steady_clock::now();
   std::optional<size_t> freed = upstream_free(upstream_.get(), ptr, bytes, alignment);
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-      std::chrono::steady_clock::now() - start);
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                                 start);
   Stats::bump(stats_.upstreamFrees);
   Stats::bump(stats_.upstreamNanos, static_cast<uint64_t>(ns.count()));
   if (freed) stats_.reserved.sub(*freed);
@@ -80,8 +80,8 @@ bool PoolAdaptor::timed_upstream_free(void* ptr, size_t bytes, size_t alignment)
 
 inline uint32_t PoolAdaptor::slab_of(void* ptr) const {
   auto key = reinterpret_cast<uintptr_t>(ptr);
-  auto it = std::upper_bound(slab_index_.begin(), slab_index_.end(),
-                             std::make_pair(key, UINT32_MAX));
+  auto it =
+      std::upper_bound(slab_index_.begin(), slab_index_.end(), std::make_pair(key, UINT32_MAX));
   if (it == slab_index_.begin()) return kNoSlab;
   uint32_t id = std::prev(it)->second;
   return key - std::prev(it)->first < slabs_[id].bytes ? id : kNoSlab;
@@ -94,7 +94,8 @@ void PoolAdaptor::describe_slab(uint32_t id, pinpool_alloc_info* info) const {
   info->region_bytes = s.bytes;
 }
 
-void* PoolAdaptor::take_cached(int index, size_t class_bytes, size_t bytes, pinpool_alloc_info* info) {
+void* PoolAdaptor::take_cached(int index, size_t class_bytes, size_t bytes,
+                               pinpool_alloc_info* info) {
   std::vector<FreeBlock>& list = free_[index];
   if (!list.empty()) {
     FreeBlock b = list.back();
@@ -131,7 +132,8 @@ void* PoolAdaptor::take_cached(int index, size_t class_bytes, size_t bytes, pinp
   return nullptr;
 }
 
-void* PoolAdaptor::grow_small(int index, size_t class_bytes, size_t bytes, pinpool_alloc_info* info) {
+void* PoolAdaptor::grow_small(int index, size_t class_bytes, size_t bytes,
+                              pinpool_alloc_info* info) {
   size_t slab_bytes = slab_bytes_for(class_bytes);
   char* base = static_cast<char*>(timed_upstream_alloc(slab_bytes, kBlockAlignment, info));
   if (!base) return nullptr;
@@ -211,7 +213,8 @@ void PoolAdaptor::release_stale_large() {
       auto [ptr, index] = large_order_.front();
       large_order_.pop_front();
       auto& list = free_[index];
-      auto it = std::find_if(list.begin(), list.end(), [&](const FreeBlock& b) { return b.ptr == ptr; });
+      auto it =
+          std::find_if(list.begin(), list.end(), [&](const FreeBlock& b) { return b.ptr == ptr; });
       if (it == list.end()) continue;  // handed out again since it was cached
       list.erase(it);
       large_.erase(ptr);
@@ -242,7 +245,8 @@ void PoolAdaptor::release_stale_large() {
   }
 }
 
-void* PoolAdaptor::grow_large(int index, size_t class_bytes, size_t bytes, pinpool_alloc_info* info) {
+void* PoolAdaptor::grow_large(int index, size_t class_bytes, size_t bytes,
+                              pinpool_alloc_info* info) {
   release_stale_large();
   void* p = timed_upstream_alloc(class_bytes, kBlockAlignment, info);
   not_in_a_slab(info);
@@ -334,8 +338,9 @@ std::optional<size_t> PoolAdaptor::free_large(void* ptr, int index, size_t class
   {
     Lock lock(lock_);
     auto it = large_.find(ptr);
-    if (it == large_.end() || it->second.class_index != index || it->second.state != LargeState::Out)
-      return std::nullopt;  // foreign, another class, or not with a caller
+    if (it == large_.end() || it->second.class_index != index ||
+        it->second.state != LargeState::Out)
+      return std::nullopt;                   // foreign, another class, or not with a caller
     it->second.state = LargeState::Freeing;  // a second free of it is refused from here on
     asked = it->second.asked;
   }
@@ -446,7 +451,8 @@ std::vector<bool> PoolAdaptor::take_idle_slabs(std::vector<Release>& releases) {
   return dead;
 }
 
-void PoolAdaptor::take_cached_blocks(const std::vector<bool>& dead, std::vector<Release>& releases) {
+void PoolAdaptor::take_cached_blocks(const std::vector<bool>& dead,
+                                     std::vector<Release>& releases) {
   for (int i = 0; i < size_classes::kCount; i++) {
     auto& list = free_[i];
     size_t class_bytes = size_of(i);
@@ -456,7 +462,8 @@ void PoolAdaptor::take_cached_blocks(const std::vector<bool>& dead, std::vector<
                                 releases.push_back({b.ptr, class_bytes});
                                 large_.erase(b.ptr);
                                 cached_large_bytes_ -= class_bytes;
-                                stats_.cachedBytes.fetch_sub(class_bytes, std::memory_order_relaxed);
+                                stats_.cachedBytes.fetch_sub(class_bytes,
+                                                             std::memory_order_relaxed);
                                 return true;
                               }),
                list.end());

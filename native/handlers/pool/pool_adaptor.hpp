@@ -91,36 +91,36 @@ class PoolAdaptor final : public Handler {
     uint32_t block;  // (slab blocks) its index in the slab
   };
   struct Slab {
-    char* base = nullptr;                         // start of the upstream block
-    size_t bytes = 0;                             // its size, in bytes
-    const pinpool_handler* served_by = nullptr;   // the leaf that provided it
-    int class_index = 0;                          // the one class carved from it
-    uint32_t capacity = 0;                        // blocks it can hold
-    uint32_t carved = 0;                          // blocks handed out at least once
-    uint32_t pins = 0;                            // JavaScript views over it
-    bool orphaned = false;                        // a view of it may outlive its thread:
-                                                  // pinned for good (orphan_region())
-    bool live = false;                            // false: the slot is free for reuse
-    uint64_t reciprocal = 0;                      // size_classes::reciprocal_of(class size)
+    char* base = nullptr;                           // start of the upstream block
+    size_t bytes = 0;                               // its size, in bytes
+    const pinpool_handler* served_by = nullptr;     // the leaf that provided it
+    int class_index = 0;                            // the one class carved from it
+    uint32_t capacity = 0;                          // blocks it can hold
+    uint32_t carved = 0;                            // blocks handed out at least once
+    uint32_t pins = 0;                              // JavaScript views over it
+    bool orphaned = false;                          // a view of it may outlive its thread:
+                                                    // pinned for good (orphan_region())
+    bool live = false;                              // false: the slot is free for reuse
+    uint64_t reciprocal = 0;                        // size_classes::reciprocal_of(class size)
     uint64_t handed_out[kMaxSlabBlocks / 64] = {};  // a bit per block: with a caller now
                                                     // (never set past `carved`)
-    std::unique_ptr<uint32_t[]> asked;            // per block: the bytes its caller asked for
-                                                  // (`capacity` of them; a block is < 2^32)
+    std::unique_ptr<uint32_t[]> asked;              // per block: the bytes its caller asked for
+                                                    // (`capacity` of them; a block is < 2^32)
 
     bool is_out(uint32_t block) const { return handed_out[block / 64] >> (block % 64) & 1; }
     void hand_out(uint32_t block) { handed_out[block / 64] |= uint64_t{1} << (block % 64); }
     void take_back(uint32_t block) { handed_out[block / 64] &= ~(uint64_t{1} << (block % 64)); }
   };
   enum class LargeState : uint8_t {
-    Out,       // with a caller
-    Freeing,   // being freed: checked, not yet cached or released (see do_deallocate)
-    Cached,    // in free_
+    Out,      // with a caller
+    Freeing,  // being freed: checked, not yet cached or released (see do_deallocate)
+    Cached,   // in free_
   };
   struct Large {
     const pinpool_handler* served_by;  // the leaf that provided it
     int class_index;                   // its class
     LargeState state;
-    size_t asked;                      // the bytes its caller asked for (while Out)
+    size_t asked;  // the bytes its caller asked for (while Out)
   };
   struct PassedThrough {
     size_t bytes;      // as asked, in bytes
@@ -138,7 +138,8 @@ class PoolAdaptor final : public Handler {
   void* timed_upstream_alloc(size_t bytes, size_t alignment, pinpool_alloc_info* info);
   bool timed_upstream_free(void* ptr, size_t bytes, size_t alignment);  // false: refused
   // The allocation paths take `bytes`, the size asked, to record it with the block.
-  void* take_cached(int index, size_t class_bytes, size_t bytes, pinpool_alloc_info* info);  // lock held
+  void* take_cached(int index, size_t class_bytes, size_t bytes,
+                    pinpool_alloc_info* info);  // lock held
   void* grow_small(int index, size_t class_bytes, size_t bytes, pinpool_alloc_info* info);
   void* grow_large(int index, size_t class_bytes, size_t bytes, pinpool_alloc_info* info);
   void* pass_through(size_t bytes, size_t alignment, pinpool_alloc_info* info);
@@ -161,7 +162,7 @@ class PoolAdaptor final : public Handler {
   // What the thread caches in front of the pool keep: {bytes as allocated, class bytes}.
   std::pair<uint64_t, uint64_t> thread_cached_bytes() const;
   uint32_t slab_of(void* ptr) const;  // the slab holding ptr, or kNoSlab; lock held
-  void describe_slab(uint32_t id, pinpool_alloc_info* info) const;             // lock held
+  void describe_slab(uint32_t id, pinpool_alloc_info* info) const;  // lock held
   static void not_in_a_slab(pinpool_alloc_info* info);
 
   UpstreamRef upstream_;
@@ -171,19 +172,19 @@ class PoolAdaptor final : public Handler {
   const std::optional<double> cache_ratio_;
 
   using Lock = std::lock_guard<SpinLock>;
-  SpinLock lock_;                                       // guards everything below
-  std::vector<FreeBlock> free_[size_classes::kCount];  // cached blocks, by class
-  std::vector<uint32_t> carving_[size_classes::kCount];  // slabs with uncarved room, by class
-  std::vector<Slab> slabs_;                            // every slab, by index
-  std::vector<uint32_t> free_slab_slots_;              // indexes of dead slabs, for reuse
+  SpinLock lock_;                                           // guards everything below
+  std::vector<FreeBlock> free_[size_classes::kCount];       // cached blocks, by class
+  std::vector<uint32_t> carving_[size_classes::kCount];     // slabs with uncarved room, by class
+  std::vector<Slab> slabs_;                                 // every slab, by index
+  std::vector<uint32_t> free_slab_slots_;                   // indexes of dead slabs, for reuse
   std::vector<std::pair<uintptr_t, uint32_t>> slab_index_;  // (base, index), sorted by base
-  std::unordered_map<void*, Large> large_;             // every large block held
-  uint64_t cached_large_bytes_ = 0;                    // bytes of large blocks in free_
-  std::deque<std::pair<void*, int>> large_order_;      // cached large blocks, oldest first
-                                                       // (entries taken since are skipped)
+  std::unordered_map<void*, Large> large_;                  // every large block held
+  uint64_t cached_large_bytes_ = 0;                         // bytes of large blocks in free_
+  std::deque<std::pair<void*, int>> large_order_;           // cached large blocks, oldest first
+                                                            // (entries taken since are skipped)
 
-  std::mutex passed_mutex_;                                  // guards passed_
-  std::unordered_map<void*, PassedThrough> passed_;          // pass-through blocks handed out
+  std::mutex passed_mutex_;                          // guards passed_
+  std::unordered_map<void*, PassedThrough> passed_;  // pass-through blocks handed out
 };
 
 }  // namespace pinpool

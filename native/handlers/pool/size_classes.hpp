@@ -9,9 +9,9 @@
 
 namespace pinpool::size_classes {
 
-constexpr size_t kGranule = 64;         // smallest class and step up to kLinearMax, in bytes
-constexpr size_t kLinearMax = 1024;     // end of the linear classes, in bytes
-constexpr int kLinearCount = 16;        // kLinearMax / kGranule
+constexpr size_t kGranule = 64;      // smallest class and step up to kLinearMax, in bytes
+constexpr size_t kLinearMax = 1024;  // end of the linear classes, in bytes
+constexpr int kLinearCount = 16;     // kLinearMax / kGranule
 constexpr int kStepsPerDoubling = 8;
 constexpr int kCount = kLinearCount + (62 - 10) * kStepsPerDoubling;  // up to 2^62 bytes
 constexpr size_t kMaxBytes = size_t{1} << 62;  // larger requests are not classed

@@ -37,18 +37,24 @@ CUresult htod(CUdeviceptr dst, const void* src, size_t n, CUstream h, bool sync)
   PinRef pinned = pin_range(host, n, kPinnedHost);
   auto to = reinterpret_cast<void*>(static_cast<uintptr_t>(dst));
   if (pinned || sync) {
-    return submit(s, [device, pinned, to, src, n] {
-      copy_delay();
-      std::memmove(to, src, n);
-    }, sync);
+    return submit(
+        s,
+        [device, pinned, to, src, n] {
+          copy_delay();
+          std::memmove(to, src, n);
+        },
+        sync);
   }
   drain(s.get());
   auto bytes = static_cast<const unsigned char*>(src);
   auto staged = std::make_shared<std::vector<unsigned char>>(bytes, bytes + n);
-  return submit(s, [device, staged, to, n] {
-    copy_delay();
-    std::memmove(to, staged->data(), n);
-  }, false);
+  return submit(
+      s,
+      [device, staged, to, n] {
+        copy_delay();
+        std::memmove(to, staged->data(), n);
+      },
+      false);
 }
 
 CUresult dtoh(void* dst, CUdeviceptr src, size_t n, CUstream h, bool sync) {
@@ -61,10 +67,13 @@ CUresult dtoh(void* dst, CUdeviceptr src, size_t n, CUstream h, bool sync) {
   if (!device || find_block(host, 1, kDevice)) return CUDA_ERROR_INVALID_VALUE;
   PinRef pinned = pin_range(host, n, kPinnedHost);
   auto from = reinterpret_cast<const void*>(static_cast<uintptr_t>(src));
-  return submit(s, [device, pinned, dst, from, n] {
-    copy_delay();
-    std::memmove(dst, from, n);
-  }, sync || !pinned);
+  return submit(
+      s,
+      [device, pinned, dst, from, n] {
+        copy_delay();
+        std::memmove(dst, from, n);
+      },
+      sync || !pinned);
 }
 
 CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream h) {
@@ -76,10 +85,13 @@ CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream h) {
   if (!to || !from) return CUDA_ERROR_INVALID_VALUE;
   auto to_p = reinterpret_cast<void*>(static_cast<uintptr_t>(dst));
   auto from_p = reinterpret_cast<const void*>(static_cast<uintptr_t>(src));
-  return submit(s, [to, from, to_p, from_p, n] {
-    copy_delay();
-    std::memmove(to_p, from_p, n);
-  }, false);
+  return submit(
+      s,
+      [to, from, to_p, from_p, n] {
+        copy_delay();
+        std::memmove(to_p, from_p, n);
+      },
+      false);
 }
 
 // An ordinal no device ever has, standing for a negative one (check_location rejects it).
@@ -123,10 +135,13 @@ CUresult prefetch(CUdeviceptr p, size_t n, int location, CUstream h) {
   PinRef managed = pin_range(p, n, kManaged);
   if (!managed) return CUDA_ERROR_INVALID_VALUE;
   // Migration takes as long as a copy, and is recorded only once it has happened.
-  return submit(s, [managed, location] {
-    copy_delay();
-    managed->block->last_prefetch.store(location);
-  }, false);
+  return submit(
+      s,
+      [managed, location] {
+        copy_delay();
+        managed->block->last_prefetch.store(location);
+      },
+      false);
 }
 
 CUresult advise(CUdeviceptr p, size_t n, int advice, int location) {
@@ -139,12 +154,24 @@ CUresult advise(CUdeviceptr p, size_t n, int advice, int location) {
   // Only used by the accessed-by advice, whose location check_location has validated.
   unsigned long long bit = location >= kLocationCpu ? 1ULL << (location + 1) : 0;  // bit 0: CPU
   switch (advice) {
-    case CU_MEM_ADVISE_SET_READ_MOSTLY: b->read_mostly = true; break;
-    case CU_MEM_ADVISE_UNSET_READ_MOSTLY: b->read_mostly = false; break;
-    case CU_MEM_ADVISE_SET_PREFERRED_LOCATION: b->preferred_location = location; break;
-    case CU_MEM_ADVISE_UNSET_PREFERRED_LOCATION: b->preferred_location = kLocationNone; break;
-    case CU_MEM_ADVISE_SET_ACCESSED_BY: b->accessed_by.fetch_or(bit); break;
-    default: b->accessed_by.fetch_and(~bit); break;
+    case CU_MEM_ADVISE_SET_READ_MOSTLY:
+      b->read_mostly = true;
+      break;
+    case CU_MEM_ADVISE_UNSET_READ_MOSTLY:
+      b->read_mostly = false;
+      break;
+    case CU_MEM_ADVISE_SET_PREFERRED_LOCATION:
+      b->preferred_location = location;
+      break;
+    case CU_MEM_ADVISE_UNSET_PREFERRED_LOCATION:
+      b->preferred_location = kLocationNone;
+      break;
+    case CU_MEM_ADVISE_SET_ACCESSED_BY:
+      b->accessed_by.fetch_or(bit);
+      break;
+    default:
+      b->accessed_by.fetch_and(~bit);
+      break;
   }
   return CUDA_SUCCESS;
 }
@@ -177,9 +204,7 @@ FAKE_API CUresult cuMemcpyDtoH_v2(void* dst, CUdeviceptr src, size_t bytes) {
 }
 
 FAKE_API CUresult cuMemPrefetchAsync(CUdeviceptr p, size_t bytes, CUdevice dst, CUstream s) {
-  return entry(k_cuMemPrefetchAsync, true, [&] {
-    return prefetch(p, bytes, location_of(dst), s);
-  });
+  return entry(k_cuMemPrefetchAsync, true, [&] { return prefetch(p, bytes, location_of(dst), s); });
 }
 
 FAKE_API CUresult cuMemPrefetchAsync_v2(CUdeviceptr p, size_t bytes, CUmemLocation location,
@@ -191,9 +216,8 @@ FAKE_API CUresult cuMemPrefetchAsync_v2(CUdeviceptr p, size_t bytes, CUmemLocati
 }
 
 FAKE_API CUresult cuMemAdvise(CUdeviceptr p, size_t bytes, CUmem_advise advice, CUdevice device) {
-  return entry(k_cuMemAdvise, true, [&] {
-    return advise(p, bytes, raw(advice), location_of(device));
-  });
+  return entry(k_cuMemAdvise, true,
+               [&] { return advise(p, bytes, raw(advice), location_of(device)); });
 }
 
 FAKE_API CUresult cuMemAdvise_v2(CUdeviceptr p, size_t bytes, CUmem_advise advice,

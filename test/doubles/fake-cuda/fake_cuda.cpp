@@ -60,14 +60,16 @@ void load_env_once() {
     g_knobs.memory_bytes = env_number("PINPOOL_FAKE_CUDA_MEMORY_BYTES", 16LL << 30, 0, LLONG_MAX);
     g_knobs.fail_after = env_number("PINPOOL_FAKE_CUDA_FAIL_AFTER", -1, -1, LLONG_MAX);
     g_knobs.copy_delay_ms = env_number("PINPOOL_FAKE_CUDA_COPY_DELAY_MS", 0, 0, 3600000);
-    g_knobs.init_error = static_cast<int>(env_number("PINPOOL_FAKE_CUDA_INIT_ERROR", 0, INT_MIN, INT_MAX));
+    g_knobs.init_error =
+        static_cast<int>(env_number("PINPOOL_FAKE_CUDA_INIT_ERROR", 0, INT_MIN, INT_MAX));
   });
 }
 
 int ctx_device(const CUctx_st* ctx) {
   auto p = reinterpret_cast<uintptr_t>(ctx);
   auto first = reinterpret_cast<uintptr_t>(&g_contexts[0]);
-  if (p < first || p >= first + sizeof(g_contexts) || (p - first) % sizeof(CUctx_st) != 0) return -1;
+  if (p < first || p >= first + sizeof(g_contexts) || (p - first) % sizeof(CUctx_st) != 0)
+    return -1;
   return static_cast<int>((p - first) / sizeof(CUctx_st));
 }
 
@@ -117,7 +119,9 @@ const ErrorInfo* find_error(CUresult code) {
 
 Knobs& knobs() { return g_knobs; }
 void count_call(Counter c) { g_calls[c].fetch_add(1, std::memory_order_relaxed); }
-void gauge_add(Gauge g, long long delta) { g_gauges[g].fetch_add(delta, std::memory_order_relaxed); }
+void gauge_add(Gauge g, long long delta) {
+  g_gauges[g].fetch_add(delta, std::memory_order_relaxed);
+}
 bool is_initialized() { return g_initialized.load(std::memory_order_acquire); }
 bool valid_device(int ordinal) { return ordinal >= 0 && ordinal < g_knobs.devices.load(); }
 

@@ -71,7 +71,8 @@ FAKE_API CUresult cuStreamWaitEvent(CUstream s, CUevent e, unsigned int flags) {
     std::shared_ptr<Record> rec = last_record(event.get());
     if (!rec) return CUDA_SUCCESS;  // an event never recorded is complete: nothing to wait for
     // Waits for the record as of now; a later re-record of the event does not matter.
-    return enqueue(stream, [rec] { wait_for(rec->stream.get(), rec->seq); }, nullptr);
+    return enqueue(
+        stream, [rec] { wait_for(rec->stream.get(), rec->seq); }, nullptr);
   });
 }
 
@@ -106,7 +107,8 @@ FAKE_API CUresult cuEventRecord(CUevent e, CUstream s) {
     // The record holds the stream, not the event, so destroying either early is harmless.
     std::lock_guard<std::mutex> lk(event->m);
     uint64_t seq = 0;
-    CUresult err = enqueue(stream, [rec] { rec->when = std::chrono::steady_clock::now(); }, &seq);
+    CUresult err = enqueue(
+        stream, [rec] { rec->when = std::chrono::steady_clock::now(); }, &seq);
     if (err != CUDA_SUCCESS) return err;
     rec->seq = seq;  // readers only see rec through event->last, set below under the same lock
     event->last = std::move(rec);

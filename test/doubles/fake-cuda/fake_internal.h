@@ -21,7 +21,9 @@
 // linker version script, so nothing else leaks into the dynamic symbol table.
 #define FAKE_API extern "C" __attribute__((visibility("default")))
 
-// Every counted entry point, in the order pinpool_fake_cuda_counters reports them.
+// Every counted entry point, in the order pinpool_fake_cuda_counters reports them (one line per
+// group of entry points; clang-format would stack them in a staircase).
+// clang-format off
 #define FAKE_CUDA_ENTRY_POINTS(X)                                                            \
   X(cuInit) X(cuDriverGetVersion) X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetName)      \
   X(cuDeviceTotalMem_v2) X(cuDevicePrimaryCtxRetain) X(cuDevicePrimaryCtxRelease_v2)         \
@@ -38,6 +40,7 @@
   X(cuEventDestroy_v2) X(cuEventElapsedTime)                                                 \
   X(cuLaunchHostFunc) X(cuMemPrefetchAsync) X(cuMemPrefetchAsync_v2) X(cuMemAdvise)          \
   X(cuMemAdvise_v2)
+// clang-format on
 
 namespace fake {
 
@@ -45,7 +48,7 @@ enum Counter : int {
 #define FAKE_X(name) k_##name,
   FAKE_CUDA_ENTRY_POINTS(FAKE_X)
 #undef FAKE_X
-  kCallCounterCount
+      kCallCounterCount
 };
 
 // Gauges follow the call counters in pinpool_fake_cuda_counters; reset leaves them alone.
@@ -103,9 +106,7 @@ CUresult entry(Counter c, bool gated, F&& body) noexcept {
     return CUDA_ERROR_OUT_OF_MEMORY;
   } catch (const std::system_error&) {
     return CUDA_ERROR_OUT_OF_MEMORY;  // std::thread could not start a worker
-  } catch (...) {
-    return CUDA_ERROR_UNKNOWN;
-  }
+  } catch (...) { return CUDA_ERROR_UNKNOWN; }
 }
 
 // ---- memory (fake_memory.cpp) ----

@@ -18,14 +18,14 @@ namespace {
 constexpr size_t kPageSize = 4096;
 
 // Values of CUpointer_attribute and CUmemorytype (cuda.h) not in cuda_types.h.
-constexpr int kAttrMemoryType = 2;     // CU_POINTER_ATTRIBUTE_MEMORY_TYPE
-constexpr int kAttrDeviceOrdinal = 9;  // CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL
+constexpr int kAttrMemoryType = 2;         // CU_POINTER_ATTRIBUTE_MEMORY_TYPE
+constexpr int kAttrDeviceOrdinal = 9;      // CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL
 constexpr unsigned kMemoryTypeHost = 1;    // CU_MEMORYTYPE_HOST
 constexpr unsigned kMemoryTypeDevice = 2;  // CU_MEMORYTYPE_DEVICE (managed memory reports this too)
 
 struct Registry {
   std::mutex m;
-  std::condition_variable unpinned;  // signalled whenever a Pin goes away
+  std::condition_variable unpinned;                    // signalled whenever a Pin goes away
   std::map<uintptr_t, std::shared_ptr<Block>> blocks;  // by base address; ranges never overlap
   unsigned long long used[kMaxDevices] = {};           // bytes counted against each device
 };
@@ -62,10 +62,18 @@ const Block* overlap_locked(uintptr_t p, size_t n) {
 
 void gauge_for(const Block& b, long long sign) {
   switch (b.kind) {
-    case kHostAlloc: gauge_add(kBytesHostAllocLive, sign * static_cast<long long>(b.size)); break;
-    case kManaged: gauge_add(kBytesManagedLive, sign * static_cast<long long>(b.size)); break;
-    case kDevice: gauge_add(kBytesDeviceLive, sign * static_cast<long long>(b.size)); break;
-    case kRegistered: gauge_add(kRegisteredRangesLive, sign); break;
+    case kHostAlloc:
+      gauge_add(kBytesHostAllocLive, sign * static_cast<long long>(b.size));
+      break;
+    case kManaged:
+      gauge_add(kBytesManagedLive, sign * static_cast<long long>(b.size));
+      break;
+    case kDevice:
+      gauge_add(kBytesDeviceLive, sign * static_cast<long long>(b.size));
+      break;
+    case kRegistered:
+      gauge_add(kRegisteredRangesLive, sign);
+      break;
   }
 }
 
@@ -195,7 +203,8 @@ FAKE_API CUresult cuMemFreeHost(void* p) {
 FAKE_API CUresult cuMemAllocManaged(CUdeviceptr* dptr, size_t bytes, unsigned int flags) {
   return entry(k_cuMemAllocManaged, true, [&]() -> CUresult {
     if (dptr == nullptr || bytes == 0) return CUDA_ERROR_INVALID_VALUE;
-    if (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST) return CUDA_ERROR_INVALID_VALUE;
+    if (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST)
+      return CUDA_ERROR_INVALID_VALUE;
     uintptr_t p = 0;
     CUresult err = allocate(kManaged, bytes, &p);
     if (err == CUDA_SUCCESS) *dptr = p;
@@ -238,8 +247,9 @@ FAKE_API CUresult cuMemHostRegister_v2(void* p, size_t bytes, unsigned int flags
       if (const Block* other = overlap_locked(base, bytes)) {
         // Pinned host memory is already "registered"; managed or device memory is not the
         // caller's to register at all.
-        return (other->kind & (kHostAlloc | kRegistered)) ? CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED
-                                                          : CUDA_ERROR_INVALID_VALUE;
+        return (other->kind & (kHostAlloc | kRegistered))
+                   ? CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED
+                   : CUDA_ERROR_INVALID_VALUE;
       }
       reg().blocks.emplace(base, b);
     }
@@ -257,7 +267,8 @@ FAKE_API CUresult cuMemHostUnregister(void* p) {
 
 FAKE_API CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr* d, void* p, unsigned int flags) {
   return entry(k_cuMemHostGetDevicePointer_v2, true, [&]() -> CUresult {
-    if (d == nullptr || p == nullptr || flags != 0) return CUDA_ERROR_INVALID_VALUE;  // flags: must be 0
+    if (d == nullptr || p == nullptr || flags != 0)
+      return CUDA_ERROR_INVALID_VALUE;  // flags: must be 0
     if (!find_block(reinterpret_cast<uintptr_t>(p), 1, kHostAlloc | kRegistered))
       return CUDA_ERROR_INVALID_VALUE;
     *d = reinterpret_cast<uintptr_t>(p);  // unified addressing: the device sees the same address
@@ -268,7 +279,8 @@ FAKE_API CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr* d, void* p, unsigned
 FAKE_API CUresult cuPointerGetAttribute(void* data, int attribute, CUdeviceptr ptr) {
   return entry(k_cuPointerGetAttribute, true, [&]() -> CUresult {
     if (data == nullptr) return CUDA_ERROR_INVALID_VALUE;
-    if (attribute != kAttrMemoryType && attribute != kAttrDeviceOrdinal) return CUDA_ERROR_INVALID_VALUE;
+    if (attribute != kAttrMemoryType && attribute != kAttrDeviceOrdinal)
+      return CUDA_ERROR_INVALID_VALUE;
     std::shared_ptr<Block> b = find_block(static_cast<uintptr_t>(ptr), 1, ~0u);
     if (!b) return CUDA_ERROR_INVALID_VALUE;
     if (attribute == kAttrMemoryType)

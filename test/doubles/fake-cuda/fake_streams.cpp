@@ -177,7 +177,10 @@ FAKE_API CUresult cuStreamCreate(CUstream* s, unsigned int flags) {
       std::lock_guard<std::mutex> lk(h.m);
       h.streams.emplace(stream.get(), stream);
     } catch (...) {
-      { std::lock_guard<std::mutex> lk(stream->m); stream->stopping = true; }
+      {
+        std::lock_guard<std::mutex> lk(stream->m);
+        stream->stopping = true;
+      }
       stream->work.notify_all();
       stream->worker.join();
       throw;
@@ -234,6 +237,7 @@ FAKE_API CUresult cuLaunchHostFunc(CUstream s, CUhostFn fn, void* user_data) {
     if (fn == nullptr) return CUDA_ERROR_INVALID_VALUE;
     StreamRef stream = resolve_stream(s);
     if (!stream) return CUDA_ERROR_INVALID_HANDLE;
-    return enqueue(stream, [fn, user_data] { fn(user_data); }, nullptr);
+    return enqueue(
+        stream, [fn, user_data] { fn(user_data); }, nullptr);
   });
 }

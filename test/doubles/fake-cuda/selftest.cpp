@@ -19,75 +19,75 @@ namespace {
 
 std::atomic<int> g_failures{0};
 
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
+#define CHECK(cond)                                                                 \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
       std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      ++g_failures;                                                          \
-    }                                                                        \
+      ++g_failures;                                                                 \
+    }                                                                               \
   } while (0)
 
-#define CHECK_CU(expr, want)                                                         \
-  do {                                                                               \
-    CUresult got_ = (expr);                                                          \
-    if (got_ != (want)) {                                                            \
-      std::fprintf(stderr, "%s:%d: %s returned %d, want %d\n", __FILE__, __LINE__, #expr, \
-                   got_, static_cast<int>(want));                                    \
-      ++g_failures;                                                                  \
-    }                                                                                \
+#define CHECK_CU(expr, want)                                                                    \
+  do {                                                                                          \
+    CUresult got_ = (expr);                                                                     \
+    if (got_ != (want)) {                                                                       \
+      std::fprintf(stderr, "%s:%d: %s returned %d, want %d\n", __FILE__, __LINE__, #expr, got_, \
+                   static_cast<int>(want));                                                     \
+      ++g_failures;                                                                             \
+    }                                                                                           \
   } while (0)
 
 #define OK(expr) CHECK_CU(expr, CUDA_SUCCESS)
 
 // Name, return type and parameters of every symbol the test resolves.
-#define SYMBOLS(X)                                                                     \
-  X(cuInit, CUresult, (unsigned))                                                      \
-  X(cuDriverGetVersion, CUresult, (int*))                                              \
-  X(cuDeviceGetCount, CUresult, (int*))                                                \
-  X(cuDeviceGet, CUresult, (CUdevice*, int))                                           \
-  X(cuDeviceGetName, CUresult, (char*, int, CUdevice))                                 \
-  X(cuDeviceTotalMem_v2, CUresult, (size_t*, CUdevice))                                \
-  X(cuDevicePrimaryCtxRetain, CUresult, (CUcontext*, CUdevice))                        \
-  X(cuDevicePrimaryCtxRelease_v2, CUresult, (CUdevice))                                \
-  X(cuCtxSetCurrent, CUresult, (CUcontext))                                            \
-  X(cuCtxGetCurrent, CUresult, (CUcontext*))                                           \
-  X(cuCtxPushCurrent_v2, CUresult, (CUcontext))                                        \
-  X(cuCtxPopCurrent_v2, CUresult, (CUcontext*))                                        \
-  X(cuGetErrorName, CUresult, (CUresult, const char**))                                \
-  X(cuGetErrorString, CUresult, (CUresult, const char**))                              \
-  X(cuMemHostAlloc, CUresult, (void**, size_t, unsigned))                              \
-  X(cuMemFreeHost, CUresult, (void*))                                                  \
-  X(cuMemAllocManaged, CUresult, (CUdeviceptr*, size_t, unsigned))                     \
-  X(cuMemAlloc_v2, CUresult, (CUdeviceptr*, size_t))                                   \
-  X(cuMemFree_v2, CUresult, (CUdeviceptr))                                             \
-  X(cuMemHostRegister_v2, CUresult, (void*, size_t, unsigned))                         \
-  X(cuMemHostUnregister, CUresult, (void*))                                            \
-  X(cuMemHostGetDevicePointer_v2, CUresult, (CUdeviceptr*, void*, unsigned))           \
-  X(cuPointerGetAttribute, CUresult, (void*, int, CUdeviceptr))                        \
-  X(cuStreamCreate, CUresult, (CUstream*, unsigned))                                   \
-  X(cuStreamDestroy_v2, CUresult, (CUstream))                                          \
-  X(cuStreamSynchronize, CUresult, (CUstream))                                         \
-  X(cuStreamQuery, CUresult, (CUstream))                                               \
-  X(cuStreamWaitEvent, CUresult, (CUstream, CUevent, unsigned))                        \
-  X(cuMemcpyHtoDAsync_v2, CUresult, (CUdeviceptr, const void*, size_t, CUstream))      \
-  X(cuMemcpyDtoHAsync_v2, CUresult, (void*, CUdeviceptr, size_t, CUstream))            \
-  X(cuMemcpyDtoDAsync_v2, CUresult, (CUdeviceptr, CUdeviceptr, size_t, CUstream))      \
-  X(cuMemcpyHtoD_v2, CUresult, (CUdeviceptr, const void*, size_t))                     \
-  X(cuMemcpyDtoH_v2, CUresult, (void*, CUdeviceptr, size_t))                           \
-  X(cuEventCreate, CUresult, (CUevent*, unsigned))                                     \
-  X(cuEventRecord, CUresult, (CUevent, CUstream))                                      \
-  X(cuEventQuery, CUresult, (CUevent))                                                 \
-  X(cuEventSynchronize, CUresult, (CUevent))                                           \
-  X(cuEventDestroy_v2, CUresult, (CUevent))                                            \
-  X(cuEventElapsedTime, CUresult, (float*, CUevent, CUevent))                          \
-  X(cuLaunchHostFunc, CUresult, (CUstream, CUhostFn, void*))                           \
-  X(cuMemPrefetchAsync, CUresult, (CUdeviceptr, size_t, CUdevice, CUstream))           \
+#define SYMBOLS(X)                                                                             \
+  X(cuInit, CUresult, (unsigned))                                                              \
+  X(cuDriverGetVersion, CUresult, (int*))                                                      \
+  X(cuDeviceGetCount, CUresult, (int*))                                                        \
+  X(cuDeviceGet, CUresult, (CUdevice*, int))                                                   \
+  X(cuDeviceGetName, CUresult, (char*, int, CUdevice))                                         \
+  X(cuDeviceTotalMem_v2, CUresult, (size_t*, CUdevice))                                        \
+  X(cuDevicePrimaryCtxRetain, CUresult, (CUcontext*, CUdevice))                                \
+  X(cuDevicePrimaryCtxRelease_v2, CUresult, (CUdevice))                                        \
+  X(cuCtxSetCurrent, CUresult, (CUcontext))                                                    \
+  X(cuCtxGetCurrent, CUresult, (CUcontext*))                                                   \
+  X(cuCtxPushCurrent_v2, CUresult, (CUcontext))                                                \
+  X(cuCtxPopCurrent_v2, CUresult, (CUcontext*))                                                \
+  X(cuGetErrorName, CUresult, (CUresult, const char**))                                        \
+  X(cuGetErrorString, CUresult, (CUresult, const char**))                                      \
+  X(cuMemHostAlloc, CUresult, (void**, size_t, unsigned))                                      \
+  X(cuMemFreeHost, CUresult, (void*))                                                          \
+  X(cuMemAllocManaged, CUresult, (CUdeviceptr*, size_t, unsigned))                             \
+  X(cuMemAlloc_v2, CUresult, (CUdeviceptr*, size_t))                                           \
+  X(cuMemFree_v2, CUresult, (CUdeviceptr))                                                     \
+  X(cuMemHostRegister_v2, CUresult, (void*, size_t, unsigned))                                 \
+  X(cuMemHostUnregister, CUresult, (void*))                                                    \
+  X(cuMemHostGetDevicePointer_v2, CUresult, (CUdeviceptr*, void*, unsigned))                   \
+  X(cuPointerGetAttribute, CUresult, (void*, int, CUdeviceptr))                                \
+  X(cuStreamCreate, CUresult, (CUstream*, unsigned))                                           \
+  X(cuStreamDestroy_v2, CUresult, (CUstream))                                                  \
+  X(cuStreamSynchronize, CUresult, (CUstream))                                                 \
+  X(cuStreamQuery, CUresult, (CUstream))                                                       \
+  X(cuStreamWaitEvent, CUresult, (CUstream, CUevent, unsigned))                                \
+  X(cuMemcpyHtoDAsync_v2, CUresult, (CUdeviceptr, const void*, size_t, CUstream))              \
+  X(cuMemcpyDtoHAsync_v2, CUresult, (void*, CUdeviceptr, size_t, CUstream))                    \
+  X(cuMemcpyDtoDAsync_v2, CUresult, (CUdeviceptr, CUdeviceptr, size_t, CUstream))              \
+  X(cuMemcpyHtoD_v2, CUresult, (CUdeviceptr, const void*, size_t))                             \
+  X(cuMemcpyDtoH_v2, CUresult, (void*, CUdeviceptr, size_t))                                   \
+  X(cuEventCreate, CUresult, (CUevent*, unsigned))                                             \
+  X(cuEventRecord, CUresult, (CUevent, CUstream))                                              \
+  X(cuEventQuery, CUresult, (CUevent))                                                         \
+  X(cuEventSynchronize, CUresult, (CUevent))                                                   \
+  X(cuEventDestroy_v2, CUresult, (CUevent))                                                    \
+  X(cuEventElapsedTime, CUresult, (float*, CUevent, CUevent))                                  \
+  X(cuLaunchHostFunc, CUresult, (CUstream, CUhostFn, void*))                                   \
+  X(cuMemPrefetchAsync, CUresult, (CUdeviceptr, size_t, CUdevice, CUstream))                   \
   X(cuMemPrefetchAsync_v2, CUresult, (CUdeviceptr, size_t, CUmemLocation, unsigned, CUstream)) \
-  X(cuMemAdvise, CUresult, (CUdeviceptr, size_t, CUmem_advise, CUdevice))              \
-  X(cuMemAdvise_v2, CUresult, (CUdeviceptr, size_t, CUmem_advise, CUmemLocation))      \
-  X(pinpool_fake_cuda_set, int, (const char*, long long))                              \
-  X(pinpool_fake_cuda_counters, int, (const char**, unsigned long long*, int))         \
-  X(pinpool_fake_cuda_reset_counters, void, (void))                                    \
+  X(cuMemAdvise, CUresult, (CUdeviceptr, size_t, CUmem_advise, CUdevice))                      \
+  X(cuMemAdvise_v2, CUresult, (CUdeviceptr, size_t, CUmem_advise, CUmemLocation))              \
+  X(pinpool_fake_cuda_set, int, (const char*, long long))                                      \
+  X(pinpool_fake_cuda_counters, int, (const char**, unsigned long long*, int))                 \
+  X(pinpool_fake_cuda_reset_counters, void, (void))                                            \
   X(pinpool_fake_cuda_managed_state, int, (CUdeviceptr, int*, int*, int*, unsigned long long*))
 
 struct Api {
@@ -115,7 +115,9 @@ unsigned long long counter(const char* name) {
 }
 
 CUdeviceptr dptr(const void* p) { return reinterpret_cast<uintptr_t>(p); }
-unsigned char* hptr(CUdeviceptr d) { return reinterpret_cast<unsigned char*>(static_cast<uintptr_t>(d)); }
+unsigned char* hptr(CUdeviceptr d) {
+  return reinterpret_cast<unsigned char*>(static_cast<uintptr_t>(d));
+}
 bool all_equal(const unsigned char* p, size_t n, unsigned char v) {
   for (size_t i = 0; i < n; ++i)
     if (p[i] != v) return false;
@@ -364,7 +366,8 @@ void test_async_copies() {
                        CUmemLocation{CU_MEM_LOCATION_TYPE_DEVICE, 1}));
   OK(cu.cuMemAdvise(managed, 16, CU_MEM_ADVISE_SET_ACCESSED_BY, CU_DEVICE_CPU));
   CHECK_CU(cu.cuMemAdvise(managed, n, static_cast<CUmem_advise>(7), 0), CUDA_ERROR_INVALID_VALUE);
-  CHECK_CU(cu.cuMemAdvise(managed, n + 1, CU_MEM_ADVISE_SET_READ_MOSTLY, 0), CUDA_ERROR_INVALID_VALUE);
+  CHECK_CU(cu.cuMemAdvise(managed, n + 1, CU_MEM_ADVISE_SET_READ_MOSTLY, 0),
+           CUDA_ERROR_INVALID_VALUE);
   CHECK(cu.pinpool_fake_cuda_managed_state(managed, nullptr, &preferred, &mostly, &accessed) == 0);
   CHECK(preferred == 1 && mostly == 1 && accessed == 1);
 
@@ -518,7 +521,8 @@ void leave_work_in_flight() {
   OK(cu.cuMemAlloc_v2(&d, sizeof src));
   CHECK(cu.pinpool_fake_cuda_set("copy_delay_ms", 200) == 0);
   OK(cu.cuMemcpyHtoDAsync_v2(d, src, sizeof src, s));
-  OK(cu.cuLaunchHostFunc(nullptr, [](void*) {}, nullptr));
+  OK(cu.cuLaunchHostFunc(
+      nullptr, [](void*) {}, nullptr));
 }
 
 }  // namespace
@@ -534,11 +538,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "dlopen failed: %s\n", dlerror());
     return 2;
   }
-#define LOAD(name, ret, params)                                          \
-  cu.name = reinterpret_cast<ret(*) params>(dlsym(lib, #name));          \
-  if (cu.name == nullptr) {                                              \
-    std::fprintf(stderr, "missing symbol %s\n", #name);                  \
-    return 2;                                                            \
+#define LOAD(name, ret, params)                                 \
+  cu.name = reinterpret_cast<ret(*) params>(dlsym(lib, #name)); \
+  if (cu.name == nullptr) {                                     \
+    std::fprintf(stderr, "missing symbol %s\n", #name);         \
+    return 2;                                                   \
   }
   SYMBOLS(LOAD)
 #undef LOAD
