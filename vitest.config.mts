@@ -3,8 +3,10 @@ import { defineConfig } from 'vitest/config';
 
 // Tests exercise the built package (dist/ and the .node addon), exactly what users import:
 // `npm test` builds first (pretest). dist/ is CommonJS and is handed to Node unchanged.
-// Two projects: `host` sees no CUDA driver (like CI and most laptops); `fake-cuda` loads the
-// test double (test/fake-cuda) as the driver, so every CUDA code path runs without a GPU.
+// Two projects, one folder each: `host` (test/host/) sees no CUDA driver, like CI and most
+// laptops; `fake-cuda` (test/fake-cuda/) loads the test double (test/doubles/fake-cuda) as the
+// driver, so every CUDA code path runs without a GPU. test/gpu/ needs a real GPU (npm run
+// test:gpu), test/native/ holds the C++ tests, test/support/ what the suites share.
 // Each test file runs in its own process, so the driver is loaded fresh per file.
 export default defineConfig({
   test: {
@@ -19,8 +21,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'host',
-          include: ['test/**/*.test.ts'],
-          exclude: ['test/**/*.cuda.test.ts', 'test/gpu/**'],
+          include: ['test/host/**/*.test.ts'],
           env: { PINPOOL_CUDA_LIBRARY: '' },
         },
       },
@@ -28,7 +29,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'fake-cuda',
-          include: ['test/**/*.cuda.test.ts'],
+          include: ['test/fake-cuda/**/*.test.ts'],
           env: { PINPOOL_CUDA_LIBRARY: resolve(import.meta.dirname, 'build/fake-cuda/libpinpool-fakecuda.so') },
         },
       },

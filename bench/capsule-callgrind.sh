@@ -14,7 +14,7 @@ N1=${N1:-20000}
 N2=${N2:-120000}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-node -e "require('$here/test/capsule/copies.cjs').makeCopies('$tmp', [{ name: 'a', version: '0.1.0' }, { name: 'b', version: '0.2.0' }])"
+node -e "require('$here/test/support/capsule/copies.cjs').makeCopies('$tmp', [{ name: 'a', version: '0.1.0' }, { name: 'b', version: '0.2.0' }])"
 cat > "$tmp/loop.cjs" <<'JS'
 const [tree, before, setup, mode, n] = process.argv.slice(2);
 delete process.env.PINPOOL_NATIVE_PATH;

@@ -1,6 +1,6 @@
 // Suite: alloc+free through the capsule. Two copies of this checkout are installed side by side
-// (test/capsule/copies.cjs) and loaded in this process: the first publishes the registry, the
-// second hands out the first's module (src/capsule.ts). A pool hit of 4 KiB, slab views and own
+// (test/support/capsule/copies.cjs) and loaded in this process: the first publishes the registry, the
+// second hands out the first's module (src/process/capsule.ts). A pool hit of 4 KiB, slab views and own
 // ArrayBuffers, is timed through each copy and, given a checkout built before the capsule
 // (`--before <dir>` or PINPOOL_BENCH_BEFORE: a clone at 283ff78 with `npx cmake-js compile &&
 // npx tsc -p tsconfig.build.json` run in it), through that build, which has no registry at all.
@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { measure, paired, quick, ratio, report } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
-const { makeCopies } = require('../test/capsule/copies.cjs');
+const { makeCopies } = require('../test/support/capsule/copies.cjs');
 
 const SIZE = 4096;
 const BATCH = 1000;

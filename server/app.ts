@@ -5,13 +5,15 @@
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 
-import { controller as processController, ErrorCode, PinpoolError, type Controller } from '../src/index.js';
+import { pinpool, type Controller } from './pinpool.js';
 import { sendError, sendNotFound } from './errors.js';
 import adminRoutes from './plugins/admin.js';
 import handlersRoutes from './plugins/handlers.js';
 import healthRoutes from './plugins/health.js';
 import hostAllowlist, { hostnameForm } from './plugins/host-allowlist.js';
 import metricsRoutes from './plugins/metrics.js';
+
+const { controller: processController, ErrorCode, PinpoolError } = pinpool;
 
 export interface ServerOptions {
   /** Whose handlers to report and manage. Default: the process's controller. */
@@ -49,7 +51,7 @@ export interface PinpoolServer {
 /** Body size limit for every route, in bytes: the largest admin body is a few dozen bytes. */
 const BODY_LIMIT = 16 * 1024;
 
-function invalidOption(name: string, expected: string, actual: unknown): PinpoolError {
+function invalidOption(name: string, expected: string, actual: unknown): InstanceType<typeof PinpoolError> {
   return new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: server option ${name} must be ${expected} (got ${JSON.stringify(actual)})`);
 }
 

@@ -8,11 +8,13 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 // First: says what to install when the service's optional dependencies are missing.
 import './requires.js';
 
-import { controller, info } from '../src/index.js';
+import { pinpool } from './pinpool.js';
 import { createServer, type PinpoolServer } from './app.js';
 import { defineDemoScopes, registerDefaultHandlers } from './defaults.js';
 import { startDemo, type Demo } from './demo.js';
 import { formatInfo } from './info-text.js';
+
+const { controller, info } = pinpool;
 
 const USAGE = `usage: pinpool info [--json]
        pinpool serve [--host 127.0.0.1] [--port 9464] [--allow-host NAME]... [--demo]

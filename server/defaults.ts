@@ -4,7 +4,9 @@
  * reach the default chain's own links, so the service holds one pinned pool, not two, and
  * metrics show each handler once.
  */
-import { info, managed, pool, type Controller, type Handler } from '../src/index.js';
+import { pinpool, type Controller, type Handler } from './pinpool.js';
+
+const { info, managed, pool } = pinpool;
 
 /** Every handler the chain reaches, depth first, each once. */
 function links(h: Handler, seen = new Set<Handler>()): Handler[] {

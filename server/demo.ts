@@ -3,7 +3,7 @@
  * handler and per named scope allocates a few buffers of assorted sizes, frees most at once and keeps a few for a
  * couple of ticks, so every metric moves. What it keeps is capped, so it never grows.
  */
-import type { Controller, HostBuffer } from '../src/index.js';
+import type { Controller, HostBuffer } from './pinpool.js';
 
 export interface DemoOptions {
   controller: Controller;

@@ -7,7 +7,9 @@ import { STATUS_CODES } from 'node:http';
 
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
-import { ErrorCode, PinpoolError } from '../src/index.js';
+import { pinpool } from './pinpool.js';
+
+const { ErrorCode, PinpoolError } = pinpool;
 
 /** An error the service raises on purpose, with the status it should answer. */
 export class HttpError extends Error {
@@ -32,7 +34,7 @@ export function unknownScope(name: string): HttpError {
 
 // Out of memory and a missing driver are the host's state, not the client's mistake: 503.
 // Partial: an error may carry a code newer than this table; it answers 500.
-const pinpoolStatus: Partial<Record<ErrorCode, number>> = {
+const pinpoolStatus: Partial<Record<(typeof ErrorCode)[keyof typeof ErrorCode], number>> = {
   [ErrorCode.INVALID_ARGUMENT]: 400,
   [ErrorCode.DOUBLE_FREE]: 409,
   [ErrorCode.RELEASED]: 409,

@@ -1,5 +1,5 @@
 /** `pinpool info` for a person: what this host gives pinpool, in a few lines. */
-import type { Info } from '../src/index.js';
+import type { Info } from './pinpool.js';
 
 /** 1536 -> '1.5 KiB'. */
 export function formatBytes(bytes: number): string {

@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 
-import { ErrorCode, PinpoolError } from '../src/errors.js';
+import { ErrorCode, PinpoolError } from '../src/boundary/errors.js';
 
 const needed = ['fastify', 'fastify-plugin', 'prom-client'];
 const resolve = createRequire(__filename).resolve;

@@ -6,7 +6,9 @@
 import type { FastifyContextConfig, FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 
-import { controller as processController, ErrorCode, PinpoolError, type Controller } from '../src/index.js';
+import { pinpool, type Controller } from './pinpool.js';
+
+const { controller: processController, ErrorCode, PinpoolError } = pinpool;
 
 declare module 'fastify' {
   interface FastifyContextConfig {

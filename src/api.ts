@@ -1,27 +1,33 @@
 /**
- * The implementation's exports: what src/index.ts hands out when this copy of pinpool is the
- * process's (src/capsule.ts). Everything here is also listed in index.ts.
+ * pinpool's exports: the one list. src/index.ts, the entry module, hands these out when this
+ * copy of pinpool is the process's (src/process/capsule.ts), and the first copy's otherwise;
+ * package.json's "types" points here.
  */
-export { PinpoolError, ErrorCode } from './errors.js';
-export type { PinpoolErrorDetails } from './errors.js';
-export { Handler, DEFAULT_ALIGNMENT } from './handler.js';
-export type { AllocOptions, HandlerKind, HandlerToken, LeafKind, PinpoolNativeHandle } from './handler.js';
-export { HostBuffer } from './host-buffer.js';
-export type { BufferToken, TypedArrayConstructor } from './host-buffer.js';
-export { pinned, managed, locked, pageable, pool, fallback, limit, defaultHandler } from './handlers.js';
-export type { PinnedOptions, LockedOptions, PoolOptions, FallbackOptions, LimitOptions } from './handlers.js';
-export { attach, adopt } from './threads.js';
-export { info } from './info.js';
-export type { Info, CudaDevice, LockCap, RegistryInfo } from './info.js';
-export type { HandlerStats, Gauge } from './stats.js';
-export { controller, createController, alloc, Controller } from './controller.js';
-export type { MeasureResult, ScopeInfo } from './controller.js';
-export type { AllocMessage, FreeMessage, FallbackMessage } from './tracing.js';
-export { collectMetrics } from './metrics.js';
-export type { MetricsOptions } from './metrics.js';
-export { copy, createStream, deviceAlloc, register, DeviceBuffer, Registration, Stream } from './gpu.js';
-export type { Advice, CopyOptions, PageableMemory } from './gpu.js';
-export { mapFile } from './map-file.js';
-export type { MapFileOptions } from './map-file.js';
-export { recordTrace, replayTrace, syntheticTrace } from './trace.js';
-export type { TraceEvent, TraceRecorder, ReplayResult, SyntheticTraceOptions } from './trace.js';
+export { PinpoolError, ErrorCode } from './boundary/errors.js';
+export type { PinpoolErrorDetails } from './boundary/errors.js';
+export { Handler, DEFAULT_ALIGNMENT } from './memory/handler.js';
+export type { AllocOptions, HandlerKind, HandlerToken, LeafKind, PinpoolNativeHandle } from './memory/handler.js';
+export { HostBuffer } from './memory/host-buffer.js';
+export type { BufferToken, TypedArrayConstructor } from './memory/host-buffer.js';
+export { pinned, managed, locked, pageable, pool, fallback, limit, defaultHandler } from './memory/factories.js';
+export type { PinnedOptions, LockedOptions, PoolOptions, FallbackOptions, LimitOptions } from './memory/factories.js';
+export { attach, adopt } from './threads/tokens.js';
+export { info } from './observe/info.js';
+export type { Info, CudaDevice, LockCap, RegistryInfo } from './observe/info.js';
+export type { HandlerStats, Gauge } from './memory/stats.js';
+export { controller, createController, alloc, Controller } from './scope/controller.js';
+export type { MeasureResult, ScopeInfo } from './scope/controller.js';
+export type { AllocMessage, FreeMessage, FallbackMessage } from './boundary/channels.js';
+export { collectMetrics } from './observe/metrics.js';
+export type { MetricsOptions } from './observe/metrics.js';
+export { createStream, deviceAlloc, DeviceBuffer, Stream } from './gpu/device.js';
+export { copy } from './gpu/copy.js';
+export type { CopyOptions, PageableMemory } from './gpu/copy.js';
+// HostBuffer's prefetch() and advise() are attached when gpu/managed.ts loads.
+import './gpu/managed.js';
+export type { Advice } from './gpu/managed.js';
+export { register, Registration } from './gpu/register.js';
+export { mapFile } from './memory/map-file.js';
+export type { MapFileOptions } from './memory/map-file.js';
+export { recordTrace, replayTrace, syntheticTrace } from './observe/trace.js';
+export type { TraceEvent, TraceRecorder, ReplayResult, SyntheticTraceOptions } from './observe/trace.js';

@@ -103,13 +103,13 @@ fi
 # The native-facing suites: those that drive the addon. Stress suites when present (another
 # file's work), switched on here; PINPOOL_STRESS_OPS shortens them. The fuzzers run with another
 # seed than `npm test` does, so that CI covers two sequences of calls, one of them sanitized.
-files=(test/handlers.contract.test.ts test/adaptors.test.ts test/misuse.test.ts test/threads.test.ts
-  test/gc.test.ts test/lifecycle.test.ts test/cuda.contract.cuda.test.ts test/cuda.cuda.test.ts
-  test/gpu.cuda.test.ts test/lifetimes.test.ts test/lifetimes.cuda.test.ts test/map-file.test.ts
-  test/map-file.cuda.test.ts test/trace.test.ts test/fuzz.test.ts test/fuzz.cuda.test.ts
-  test/native-addon.test.ts test/escapes.test.ts test/escapes.cuda.test.ts test/fuzz-escapes.test.ts
-  test/thread-cache.test.ts)
-for f in test/stress/*.test.ts; do [ -e "$f" ] && files+=("$f"); done
+files=(test/host/handlers.contract.test.ts test/host/adaptors.test.ts test/host/misuse.test.ts test/host/threads.test.ts
+  test/host/gc.test.ts test/host/lifecycle.test.ts test/fake-cuda/cuda.contract.test.ts test/fake-cuda/cuda.test.ts
+  test/fake-cuda/gpu.test.ts test/host/lifetimes.test.ts test/fake-cuda/lifetimes.test.ts test/host/map-file.test.ts
+  test/fake-cuda/map-file.test.ts test/host/trace.test.ts test/host/fuzz.test.ts test/fake-cuda/fuzz.test.ts
+  test/host/native-addon.test.ts test/host/escapes.test.ts test/fake-cuda/escapes.test.ts test/host/fuzz-escapes.test.ts
+  test/host/thread-cache.test.ts)
+for f in test/host/stress/*.test.ts test/fake-cuda/stress/*.test.ts; do [ -e "$f" ] && files+=("$f"); done
 present=()
 for f in "${files[@]}"; do
   if [ -e "$f" ]; then present+=("$f"); else echo "test:asan: $f is missing, skipped" >&2; fi

@@ -31,7 +31,7 @@ fi
 
 started=$SECONDS
 echo "test:tsan: building the CUDA test double and the native tests with ThreadSanitizer into $tsan_dir/"
-cmake -S test/fake-cuda -B "$tsan_dir/fake-cuda" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+cmake -S test/doubles/fake-cuda -B "$tsan_dir/fake-cuda" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DPINPOOL_FAKE_CUDA_SANITIZE=thread >/dev/null
 cmake --build "$tsan_dir/fake-cuda" -j "$(nproc)" >/dev/null
 cmake -S test/native -B "$tsan_dir/native-tests" -DPINPOOL_SANITIZE=thread \

@@ -10,7 +10,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 
 import type { FastifyPluginAsync } from 'fastify';
 
-import type { Controller, ScopeInfo } from '../../src/index.js';
+import type { Controller, ScopeInfo } from '../pinpool.js';
 import { HttpError, unknownHandler, unknownScope } from '../errors.js';
 
 export interface AdminRoutesOptions {
@@ -19,7 +19,7 @@ export interface AdminRoutesOptions {
   token: string;
 }
 
-/** The controller's name rule (src/controller.ts), so bad names fail validation, not lookup. */
+/** The controller's name rule (src/scope/controller.ts), so bad names fail validation, not lookup. */
 const NAME_PATTERN = '^[a-z][a-z0-9_-]{0,62}$';
 
 const setDefaultSchema = {

@@ -4,7 +4,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 
-import type { Controller, Handler, HandlerStats } from '../../src/index.js';
+import type { Controller, Handler, HandlerStats } from '../pinpool.js';
 
 export interface HandlersRoutesOptions {
   controller: Controller;

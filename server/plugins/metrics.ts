@@ -7,7 +7,9 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Registry, type OpenMetricsContentType } from 'prom-client';
 
-import { collectMetrics, type Controller } from '../../src/index.js';
+import { pinpool, type Controller } from '../pinpool.js';
+
+const { collectMetrics } = pinpool;
 
 /** How long a rendered /metrics body is served again, in milliseconds. */
 const REUSE_MS = 100;

@@ -1,0 +1,9 @@
+/**
+ * pinpool as the service uses it: the process's copy (src/index.ts, which is the first copy to
+ * load when npm installed several), typed by src/api.ts.
+ */
+import type * as Api from '../src/api.js';
+
+export type * from '../src/api.js';
+
+export const pinpool = require('../src/index.js') as typeof Api;

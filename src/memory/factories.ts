@@ -1,0 +1,214 @@
+/**
+ * Factories of handlers: the leaves (pinned, managed, locked, pageable), the adaptors (pool,
+ * fallback, limit) and the default chain. Options are validated here, then cross into native
+ * code once.
+ */
+import { Handler } from './handler.js';
+import { binding } from '../boundary/native.js';
+import { DEFAULT_THREAD_CACHE_BYTES } from './thread-cache.js';
+import { checkBoolean, checkBound, checkBytes, checkDevice, checkName, checkOptions, invalid } from '../boundary/validate.js';
+
+export interface PinnedOptions {
+  /** Device whose context allocates. Default 0. */
+  device?: number;
+  /** Pinned for every CUDA context, not only the device's. Default true. */
+  portable?: boolean;
+  /** Also mapped into the device's address space. Default false. */
+  mapped?: boolean;
+  /** Write-combined: fast for the device to read, very slow for the host to read. Default false. */
+  writeCombined?: boolean;
+  /**
+   * How the memory is pinned: 'alloc' (cuMemHostAlloc, the default) or 'register' (map and
+   * fault the pages in, then cuMemHostRegister: faster for large blocks; ignores writeCombined).
+   */
+  strategy?: 'alloc' | 'register';
+  name?: string;
+}
+
+export interface LockedOptions {
+  name?: string;
+  /**
+   * The most this leaf holds page-locked at once, in bytes (its live blocks, whole pages);
+   * past it, alloc fails at once with ERR_PINPOOL_OUT_OF_MEMORY, reason 'mlock'. It can only
+   * lower the default cap (`info().lockedCap`), never raise it. Default: no cap of its own.
+   */
+  maxBytes?: number;
+}
+
+export interface PoolOptions {
+  name?: string;
+  /** Cap on cached large blocks, in bytes; freed blocks past it go back upstream. Default 1 GiB. */
+  maxCachedBytes?: number;
+  /**
+   * When the pool must grow, cached large blocks beyond this fraction of the bytes in use go
+   * back upstream first, oldest first, so sizes no longer asked for do not pile up. Infinity
+   * keeps everything (up to maxCachedBytes). Default 0.1.
+   */
+  cacheRatio?: number;
+  /**
+   * Fast mode for small hot allocations: blocks up to 256 KiB become views into a few large
+   * slab ArrayBuffers made once, instead of one ArrayBuffer per block. The price: free() cannot
+   * detach such a view, so a view kept past free() still reaches memory that now belongs to
+   * the next allocation. Use it only where no view outlives its buffer. Default false.
+   */
+  slabViews?: boolean;
+  /**
+   * Bytes of freed blocks each thread keeps for its own next allocations of the same size, in
+   * front of the pool (its thread cache: a hit there makes no call into native code and no new
+   * ArrayBuffer). Counted as cached in the pool's statistics; `trim()` gives them back. 0 turns
+   * the cache off. Default 64 MiB, or maxCachedBytes when smaller (at most 256 blocks, 64 of
+   * one size). Blocks in thread caches count against maxCachedBytes and cacheRatio with the
+   * pool's own; a pool over either asks the threads for them (each gives them back at its next
+   * call), and trim() does too.
+   */
+  threadCacheBytes?: number;
+}
+
+export interface FallbackOptions {
+  name?: string;
+  /** Requests smaller than this go straight to the secondary. Default 0. */
+  minBytes?: number;
+  /** Requests larger than this go straight to the secondary. Default Infinity. */
+  maxBytes?: number;
+}
+
+export interface LimitOptions {
+  name?: string;
+  /** The cap on bytes in use through this handler. Required. */
+  maxBytes: number;
+}
+
+function nameOf(o: { name?: unknown }, fallback: string): string {
+  return o.name === undefined ? fallback : checkName(o.name);
+}
+
+function checkRatio(value: unknown): number {
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) throw invalid('cacheRatio', 'a number from 0 (or Infinity)', value);
+  return value;
+}
+
+function checkHandler(value: unknown, name: string): Handler {
+  if (!Handler.is(value)) throw invalid(name, 'a pinpool handler', value);
+  if (Handler.mapsFile(value)) throw invalid(name, "a handler that can serve more than one block (not a mapped file's)", value.name);
+  return value;
+}
+
+/**
+ * CUDA pinned (page-locked) host memory, cuMemHostAlloc. Strict: without a CUDA driver, alloc
+ * fails with ERR_PINPOOL_UNAVAILABLE. Wrap it in pool() for speed.
+ *
+ * @example
+ * const h = pool(pinned({ device: 0 }));
+ */
+export function pinned(options?: PinnedOptions): Handler {
+  const o = checkOptions<PinnedOptions>(options, 'pinned options');
+  const native = {
+    name: nameOf(o, 'pinned'),
+    device: o.device === undefined ? 0 : checkDevice(o.device),
+    portable: o.portable === undefined ? true : checkBoolean(o.portable, 'portable'),
+    mapped: o.mapped === undefined ? false : checkBoolean(o.mapped, 'mapped'),
+    writeCombined: o.writeCombined === undefined ? false : checkBoolean(o.writeCombined, 'writeCombined'),
+    strategy: o.strategy === undefined ? 'alloc' : o.strategy,
+  };
+  if (native.strategy !== 'alloc' && native.strategy !== 'register') throw invalid('strategy', "'alloc' or 'register'", o.strategy);
+  return new Handler(binding.createHandler('pinned', native));
+}
+
+/** CUDA managed (unified) memory, cuMemAllocManaged: one address for host and device. */
+export function managed(options?: { device?: number; name?: string }): Handler {
+  const o = checkOptions<{ device?: number; name?: string }>(options, 'managed options');
+  const device = o.device === undefined ? 0 : checkDevice(o.device);
+  return new Handler(binding.createHandler('managed', { name: nameOf(o, 'managed'), device }));
+}
+
+/**
+ * Page-locked host memory without CUDA (mmap + mlock). Capped so that it never locks more than
+ * the host can hold (`info().lockedCap`: RLIMIT_MEMLOCK where the kernel applies it, else half
+ * of what the cgroup and the machine allow, shared with pinned()), and by `maxBytes`; past
+ * the cap, alloc fails at once, before any memory is touched, with ERR_PINPOOL_OUT_OF_MEMORY
+ * and reason 'mlock'.
+ *
+ * @example
+ * const h = pool(locked({ maxBytes: 2 ** 30 }));
+ */
+export function locked(options?: LockedOptions): Handler {
+  const o = checkOptions<LockedOptions>(options, 'locked options');
+  const native = { name: nameOf(o, 'locked'), maxBytes: o.maxBytes === undefined ? Infinity : checkBound(o.maxBytes, 'maxBytes') };
+  return new Handler(binding.createHandler('locked', native));
+}
+
+/** Ordinary pageable host memory, aligned as asked. Always available. */
+export function pageable(options?: { name?: string }): Handler {
+  const o = checkOptions<{ name?: string }>(options, 'pageable options');
+  return new Handler(binding.createHandler('pageable', { name: nameOf(o, 'pageable') }));
+}
+
+/**
+ * Caches blocks from `upstream`: a repeated size is served without an upstream call.
+ * `trim()` gives cached memory back.
+ *
+ * @example
+ * const h = pool(pinned(), { name: 'pinned-pool', maxCachedBytes: 1 << 30 });
+ */
+export function pool(upstream: Handler, options?: PoolOptions): Handler {
+  checkHandler(upstream, 'upstream');
+  const o = checkOptions<PoolOptions>(options, 'pool options');
+  const slabViews = o.slabViews === undefined ? false : checkBoolean(o.slabViews, 'slabViews');
+  const native = {
+    name: nameOf(o, `${upstream.name}-pool`),
+    upstream: upstream.handle,
+    maxCachedBytes: o.maxCachedBytes === undefined ? 2 ** 30 : checkBound(o.maxCachedBytes, 'maxCachedBytes'),
+    cacheRatio: o.cacheRatio === undefined ? 0.1 : checkRatio(o.cacheRatio),
+  };
+  // A thread cache's blocks count against maxCachedBytes with the pool's own, so by default no
+  // thread keeps more than the cap.
+  const threadCacheBytes =
+    o.threadCacheBytes !== undefined ? checkBound(o.threadCacheBytes, 'threadCacheBytes') : native.maxCachedBytes < DEFAULT_THREAD_CACHE_BYTES ? native.maxCachedBytes : undefined;
+  return new Handler(binding.createHandler('pool', native), [upstream], slabViews, threadCacheBytes);
+}
+
+/**
+ * Sends requests in [minBytes, maxBytes] to `primary`, others to `secondary`; when the primary
+ * is out of memory or unavailable, the secondary serves. Other errors propagate. Every move is
+ * counted in `stats().fallbacks` by reason.
+ */
+export function fallback(primary: Handler, secondary: Handler, options?: FallbackOptions): Handler {
+  checkHandler(primary, 'primary');
+  checkHandler(secondary, 'secondary');
+  const o = checkOptions<FallbackOptions>(options, 'fallback options');
+  const minBytes = o.minBytes === undefined ? 0 : checkBytes(o.minBytes, 'minBytes');
+  const maxBytes = o.maxBytes === undefined ? Infinity : checkBound(o.maxBytes, 'maxBytes');
+  if (minBytes > maxBytes) throw invalid('minBytes', `at most maxBytes (${maxBytes})`, minBytes);
+  const native = {
+    name: nameOf(o, `${primary.name}-or-${secondary.name}`),
+    primary: primary.handle,
+    secondary: secondary.handle,
+    minBytes,
+    maxBytes,
+  };
+  return new Handler(binding.createHandler('fallback', native), [primary, secondary]);
+}
+
+/** Caps the bytes in use through `upstream`; past it, ERR_PINPOOL_OUT_OF_MEMORY with reason 'limit'. */
+export function limit(upstream: Handler, options: LimitOptions): Handler {
+  checkHandler(upstream, 'upstream');
+  const o = checkOptions<LimitOptions>(options, 'limit options');
+  const maxBytes = checkBound(o.maxBytes, 'maxBytes');
+  const native = { name: nameOf(o, `${upstream.name}-limit`), upstream: upstream.handle, maxBytes };
+  return new Handler(binding.createHandler('limit', native), [upstream]);
+}
+
+let defaultChain: Handler | undefined;
+
+/**
+ * The chain that works on every host: pool(pinned) -> pool(locked) -> pageable. Each hop is
+ * counted with its reason. The same handler is returned on every call in a thread.
+ */
+export function defaultHandler(): Handler {
+  defaultChain ??= fallback(
+    pool(pinned(), { name: 'pinned-pool' }),
+    fallback(pool(locked(), { name: 'locked-pool' }), pageable(), { name: 'locked-or-pageable' }),
+    { name: 'default' },
+  );
+  return defaultChain;
+}

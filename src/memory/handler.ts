@@ -1,0 +1,321 @@
+/**
+ * Handler: the JavaScript face of a native allocator handler (include/pinpool.h). Leaves and
+ * adaptors are all Handlers; factories live in handlers.ts.
+ */
+import { ErrorCode, PinpoolError } from '../boundary/errors.js';
+import { Block, elementSize, makeHostBuffer, type HostBuffer, type SlabView, type TypedArrayConstructor } from './host-buffer.js';
+import { binding, constants, type NativeHandle } from '../boundary/native.js';
+import { currentFrame } from './scope-cells.js';
+import { readStats, type HandlerStats } from './stats.js';
+import { handOut, takeBack } from './take-back.js';
+import { DEFAULT_THREAD_CACHE_BYTES, dropWhenCollected, movesBuffers, ThreadCache } from './thread-cache.js';
+import { allocChannel, fallbackChannel, type AllocMessage, type FallbackMessage } from '../boundary/channels.js';
+import { checkAlignment, checkBoolean, checkBytes, checkOptions, invalid, isObject } from '../boundary/validate.js';
+
+/** Kinds of leaf handlers, which hand out their own memory. */
+export type LeafKind = 'pinned' | 'managed' | 'locked' | 'pageable' | 'file';
+/** Kinds of handlers: the leaves and the adaptors. */
+export type HandlerKind = LeafKind | 'pool' | 'fallback' | 'limit';
+
+/** Alignment of a block when none is asked for, in bytes (a cache line). */
+export const DEFAULT_ALIGNMENT = 64;
+const { slots, views } = constants;
+
+export interface AllocOptions {
+  /** A power of two from 1 to 2**30, in bytes. Default 64. */
+  alignment?: number;
+  /** Fill the block with zeros (NEP 49's calloc). Default false: it holds what it held. */
+  zero?: boolean;
+}
+
+/**
+ * The token `handler.share()` returns and `attach()` accepts; postMessage can carry it. It
+ * names the handler by id and carries its 128-bit secret and the process it was made in, so a
+ * guessed or foreign token reaches nothing.
+ */
+export interface HandlerToken {
+  readonly pinpool: 'handler';
+  readonly version: 2;
+  readonly id: number;
+  readonly secret: string;
+  readonly process: string;
+  /** The pool hands out slab views (its `slabViews` option), in the attaching thread too. */
+  readonly slabViews?: boolean;
+  /** The pool's `threadCacheBytes`, when not the default, for the attaching thread's cache. */
+  readonly threadCacheBytes?: number;
+}
+
+/**
+ * What `handler.nativeHandle()` returns: an opaque value for another native addon, which
+ * unwraps it with `pinpool_unwrap_native_handle()` (include/pinpool.h).
+ */
+export type PinpoolNativeHandle = { readonly __pinpoolNativeHandle: unique symbol };
+
+function notAHandler(): PinpoolError {
+  return new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: not a pinpool Handler');
+}
+
+const scratch = binding.scratch();
+const NO_SLAB = new ArrayBuffer(0);
+
+/**
+ * This thread's wrapper of each native handler, by id: whether a factory, attach() or adopt()
+ * made it, one native handler has one wrapper per thread, so that its slab views, its trim()
+ * and a mapped file's one block belong to one object.
+ */
+const wrappers = new Map<number, WeakRef<Handler>>();
+const forget = new FinalizationRegistry<number>((id) => {
+  if (wrappers.get(id)?.deref() === undefined) wrappers.delete(id);
+});
+
+let hopsTraced = false; // this thread's native hop log is on
+
+/**
+ * An allocator handler: a native object with a context, shared by every thread that attaches
+ * it. `alloc()` returns a HostBuffer; its memory always returns to this handler.
+ */
+export class Handler {
+  /** Name for people and metrics. */
+  readonly name: string;
+  /** 'pinned', 'managed', 'locked', 'pageable', 'pool', 'fallback' or 'limit'. */
+  readonly kind: HandlerKind;
+  /** The handlers this one takes memory from (adaptors), kept alive by this one. */
+  readonly upstreams: readonly Handler[];
+  /** @internal The native id, also used in share tokens. */ readonly id: number;
+  // Private, so no other value can be put in its place (the native side checks its type tag).
+  readonly #handle: NativeHandle;
+  readonly #slabs: Map<number, SlabView> | undefined;
+  // This thread's cache in front of the pool (pools only); see thread-cache.ts.
+  readonly #cache: ThreadCache | undefined;
+  readonly #cacheBytes: number | undefined; // the pool's threadCacheBytes, when not the default
+  // A file-mapping handler (mapFile) serves its one block once; this wrapper has asked for it.
+  #fileMapped: boolean | undefined;
+
+  /** @internal Use the factories: pinned(), pool(), ... */
+  constructor(handle: NativeHandle, upstreams: readonly Handler[] = [], slabViews = false, threadCacheBytes?: number) {
+    // Only a native handler (its type tag is checked natively); describe() also takes ids.
+    const d = typeof handle === 'object' && handle !== null ? binding.describe(handle) : null;
+    if (d === null) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: not a native handler');
+    // One wrapper per native handler per thread (the factories make new handlers; attach() and
+    // adopt() find this thread's wrapper): its slab views, its thread cache and a mapped file's
+    // one block belong to one object. A second wrapper would keep a second thread cache, whose
+    // blocks stay out of the pool until that wrapper is collected.
+    if (wrappers.get(d.id)?.deref() !== undefined) {
+      throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: this thread has a wrapper of handler ${d.id} already (use it, or attach() its token)`);
+    }
+    this.#handle = handle;
+    this.id = d.id;
+    this.name = d.name;
+    this.kind = d.kind as HandlerKind;
+    this.upstreams = Object.freeze([...upstreams]);
+    this.#slabs = slabViews ? new Map() : undefined;
+    this.#fileMapped = d.kind === 'file' ? false : undefined;
+    this.#cacheBytes = threadCacheBytes;
+    // A trim asked in another thread reaches this thread's cache at its next call; the cache
+    // then gives its blocks back, and the slabs this thread no longer views are let go.
+    const trimmed = () => this.#releaseIdleSlabs();
+    this.#cache = d.kind === 'pool' ? ThreadCache.create(handle, threadCacheBytes ?? DEFAULT_THREAD_CACHE_BYTES, trimmed) : undefined;
+    if (this.#cache !== undefined) dropWhenCollected.register(this, this.#cache.native);
+    wrappers.set(this.id, new WeakRef(this));
+    forget.register(this, this.id);
+  }
+
+  /** @internal The native handler, for pinpool's own modules. */
+  get handle(): NativeHandle {
+    if (!Handler.is(this)) throw notAHandler();
+    return this.#handle;
+  }
+
+  /**
+   * Allocates `bytes` bytes (0 gives an empty buffer).
+   *
+   * @example
+   * const buf = handler.alloc(4096, { alignment: 4096, zero: true });
+   */
+  alloc(bytes: number, options?: AllocOptions): HostBuffer {
+    if (!Handler.is(this)) throw notAHandler();
+    if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) checkBytes(bytes);
+    let alignment = DEFAULT_ALIGNMENT;
+    let zero = false;
+    if (options !== undefined) {
+      const o = checkOptions<AllocOptions>(options, 'alloc options');
+      if (o.alignment !== undefined) alignment = checkAlignment(o.alignment);
+      if (o.zero !== undefined) zero = checkBoolean(o.zero, 'zero');
+    }
+    if (this.#fileMapped !== undefined) {
+      // Natively a second allocation is refused too, but counted as a failure: bad input must
+      // change no statistics.
+      if (this.#fileMapped) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: ${this.name} maps its file once; call mapFile() again for another buffer`);
+      this.#fileMapped = true;
+    }
+    const cache = this.#cache;
+    if (cache !== undefined) {
+      const block = cache.take(bytes, alignment);
+      if (block !== undefined) {
+        const buffer = block.spare;
+        block.spare = undefined;
+        return this.#handOut(block, buffer, zero);
+      }
+    }
+    if (fallbackChannel.hasSubscribers !== hopsTraced) binding.traceHops((hopsTraced = !hopsTraced));
+    // A slabViews pool views the block through its slab when the pool carved it from one (only
+    // the pool knows: large and passed-through blocks are not); otherwise it gets a buffer.
+    const ab = binding.alloc(this.#handle, bytes, alignment, this.#slabs === undefined ? views.buffer : views.slabOrBuffer);
+    if (hopsTraced) this.#publishHops(bytes);
+    if (ab === null) throw binding.takeError();
+    const address = scratch[slots.address]!;
+    const servedBy = scratch[slots.servedBy]!;
+    const classBytes = scratch[slots.classBytes]!;
+    const slot = scratch[slots.liveSlot]!;
+    let slab: SlabView | undefined;
+    if (ab === undefined) slab = this.#slabOf(scratch[slots.region]!, scratch[slots.regionBytes]!);
+    let keeper: ThreadCache | undefined;
+    if (cache !== undefined) {
+      cache.allocatedNatively();
+      // A block the pool classes may wait in the cache when freed: a slab view always, a block
+      // with its own ArrayBuffer where transfer() can take that buffer back.
+      if (classBytes > 0 && (slab !== undefined || movesBuffers)) keeper = cache;
+    }
+    const block = new Block(this, slot, address, bytes, alignment, servedBy, slab, classBytes, keeper);
+    return this.#handOut(block, ab === undefined ? undefined : handOut(ab, slot, address), zero);
+  }
+
+  #handOut(block: Block, buffer: ArrayBuffer | undefined, zero: boolean): HostBuffer {
+    const buf = makeHostBuffer(block, buffer, currentFrame());
+    if (zero) buf.bytes.fill(0);
+    if (allocChannel.hasSubscribers) {
+      allocChannel.publish({ handler: this.name, bytes: block.byteLength, alignment: block.alignment, address: BigInt(block.address), servedBy: buf.servedBy } satisfies AllocMessage);
+    }
+    return buf;
+  }
+
+  /**
+   * Allocates `count` elements of a typed array type: `h.allocArray(Float32Array, n)` is
+   * `h.alloc(n * 4)`, with the count checked. View it with `buf.view(Float32Array)`.
+   */
+  allocArray(type: TypedArrayConstructor, count: number, options?: AllocOptions): HostBuffer {
+    if (!Handler.is(this)) throw notAHandler();
+    const size = elementSize(type);
+    checkBytes(count, 'count');
+    const bytes = count * size;
+    if (!Number.isSafeInteger(bytes) || bytes > 2 ** 50) throw invalid('count', `at most 2^50 bytes of ${size}-byte elements`, count);
+    return this.alloc(bytes, options);
+  }
+
+  /** Statistics of this handler, read now (see HandlerStats). */
+  stats(): HandlerStats {
+    if (!Handler.is(this)) throw notAHandler();
+    return readStats(this.#handle);
+  }
+
+  /**
+   * Gives cached memory back to the upstream (pools; adaptors pass it down). Returns the bytes
+   * released.
+   */
+  trim(): number {
+    if (!Handler.is(this)) throw notAHandler();
+    // This thread's cached blocks first (other threads give theirs back at their next call).
+    this.#cache?.giveBack();
+    this.#releaseIdleSlabs();
+    return binding.trim(this.#handle);
+  }
+
+  /** A slab can go back only once no thread views it: drops this thread's views of idle slabs. */
+  #releaseIdleSlabs(): void {
+    if (this.#slabs === undefined) return;
+    for (const [region, slab] of this.#slabs) {
+      if (slab.live === 0) {
+        // A slab buffer the user moved away or marked untransferable cannot be taken back: the
+        // slab then stays pinned until that buffer is collected.
+        const buffer = takeBack(slab.buffer);
+        if (buffer !== null) binding.releaseRegion(buffer, slab.pin);
+        slab.buffer = NO_SLAB; // released buffers still name their slab: let its buffer go
+        this.#slabs.delete(region);
+      }
+    }
+  }
+
+  /**
+   * A token for another worker thread: `attach(token)` there reaches this same native handler
+   * (same pool, same statistics). Keep this handler alive until the token is attached.
+   */
+  share(): HandlerToken {
+    if (!Handler.is(this)) throw notAHandler();
+    const [secret, process] = binding.secret(this.#handle);
+    const token: HandlerToken = {
+      pinpool: 'handler',
+      version: 2,
+      id: this.id,
+      secret,
+      process,
+      ...(this.#slabs === undefined ? {} : { slabViews: true }),
+      ...(this.#cacheBytes === undefined ? {} : { threadCacheBytes: this.#cacheBytes }),
+    };
+    return Object.freeze(token);
+  }
+
+  /**
+   * This handler for another native addon: pass the value to it, and it reaches the native
+   * handler (`pinpool_unwrap_native_handle()` in include/pinpool.h) with pinpool's C API: it may
+   * allocate and free from any of its threads, read statistics and trim. The value holds a
+   * reference to the handler until it is collected; an addon that keeps the handler longer
+   * retains it. Statistics and metrics count what the addon does.
+   *
+   * @example
+   * myDecoder.decodeInto(pool(pinned()).nativeHandle(), input);
+   */
+  nativeHandle(): PinpoolNativeHandle {
+    if (!Handler.is(this)) throw notAHandler();
+    return binding.nativeHandle(this.#handle) as PinpoolNativeHandle;
+  }
+
+  /**
+   * @internal True for a Handler made by pinpool. A brand check: no getter or Proxy trap runs,
+   * and an object made from Handler.prototype is not one.
+   */
+  static is(value: unknown): value is Handler {
+    return isObject(value) && #handle in value;
+  }
+
+  /**
+   * @internal True for the handler of a mapped file (mapFile), which serves its one block, once:
+   * it can be no adaptor's upstream and replay no trace.
+   */
+  static mapsFile(h: Handler): boolean {
+    return h.#fileMapped !== undefined;
+  }
+
+  #publishHops(bytes: number): void {
+    for (const [handler, from, to, reason] of binding.takeHops()) {
+      fallbackChannel.publish({ handler, from, to, reason, bytes } satisfies FallbackMessage);
+    }
+  }
+
+  #slabOf(region: number, regionBytes: number): SlabView {
+    const slabs = this.#slabs!;
+    let slab = slabs.get(region);
+    // A view the user moved away (transfer(), or postMessage with a transfer list) reaches
+    // nothing here any more: view the slab anew. The old view's pin lasts as long as the moved
+    // buffer does (or, if that left an ended thread, for good).
+    if (slab !== undefined && slab.buffer.byteLength === 0) {
+      slabs.delete(region);
+      slab = undefined;
+    }
+    if (slab === undefined) {
+      const view = binding.regionView(this.#handle, region, regionBytes);
+      if (view === null) throw new PinpoolError(ErrorCode.OUT_OF_MEMORY, 'pinpool: slab vanished');
+      slab = { buffer: view[0], region, pin: view[1], live: 0 };
+      slabs.set(region, slab);
+    }
+    return slab;
+  }
+}
+
+/**
+ * This thread's wrapper of the native handler behind `handle` (whose id is `id`), made with
+ * `slabViews` if this thread has none yet. For attach() and adopt(); not exported from the
+ * package, so no code can reach a handler by guessing its id.
+ */
+export function wrapperOf(handle: NativeHandle, id: number, slabViews = false, threadCacheBytes?: number): Handler {
+  return wrappers.get(id)?.deref() ?? new Handler(handle, [], slabViews, threadCacheBytes);
+}

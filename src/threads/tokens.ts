@@ -1,0 +1,81 @@
+/**
+ * Worker threads: reach a handler from another thread (attach), and move a buffer's ownership
+ * to another thread (adopt). Tokens are small frozen objects that postMessage carries.
+ */
+import { ErrorCode, PinpoolError } from '../boundary/errors.js';
+import { wrapperOf, type Handler, type HandlerToken } from '../memory/handler.js';
+import { Block, HostBuffer, makeHostBuffer, type BufferToken } from '../memory/host-buffer.js';
+import { binding, constants } from '../boundary/native.js';
+import { handOut } from '../memory/take-back.js';
+import { invalid, isArray } from '../boundary/validate.js';
+
+const scratch = binding.scratch();
+
+const HEX = /^[0-9a-f]+$/;
+
+/** Reads a token's fields once; anything but a token of this version is INVALID_ARGUMENT. */
+function readToken(
+  token: unknown,
+  kind: 'handler' | 'buffer',
+): { id: number | string; secret: string; process: string; slabViews: boolean; threadCacheBytes: number | undefined } {
+  const expected = `a token from ${kind === 'handler' ? 'handler.share()' : 'buf.transfer()'}`;
+  if (token === null || typeof token !== 'object' || isArray(token)) throw invalid('token', expected, token);
+  let t: { pinpool?: unknown; version?: unknown; id?: unknown; secret?: unknown; process?: unknown; slabViews?: unknown; threadCacheBytes?: unknown; scope?: unknown };
+  try {
+    t = { ...token };
+  } catch {
+    throw invalid('token', expected, token);
+  }
+  const hex = (v: unknown, digits: number) => typeof v === 'string' && v.length === digits && HEX.test(v);
+  const idOk = kind === 'handler' ? typeof t.id === 'number' && Number.isSafeInteger(t.id) && t.id > 0 : hex(t.id, 32);
+  const cacheOk = t.threadCacheBytes === undefined || t.threadCacheBytes === Infinity || (typeof t.threadCacheBytes === 'number' && Number.isSafeInteger(t.threadCacheBytes) && t.threadCacheBytes >= 0);
+  // No token names a scope (the scope travels with the block, in native code): one that does was
+  // forged, or trusted by an older pinpool, and is refused before anything is taken.
+  const scopeOk = t.scope === undefined;
+  if (t.pinpool !== kind || t.version !== 2 || !idOk || !hex(t.process, 16) || (kind === 'handler' && !hex(t.secret, 32)) || !cacheOk || !scopeOk) {
+    throw invalid('token', expected, token);
+  }
+  return {
+    id: t.id as number | string,
+    secret: (t.secret as string | undefined) ?? '',
+    process: t.process as string,
+    slabViews: t.slabViews === true,
+    threadCacheBytes: t.threadCacheBytes as number | undefined,
+  };
+}
+
+/**
+ * Wraps, in this thread, the native handler behind a token from `handler.share()`.
+ *
+ * @example
+ * // main: worker.postMessage(h.share());  worker: const h = attach(msg);
+ */
+export function attach(token: HandlerToken): Handler {
+  const t = readToken(token, 'handler');
+  const handle = binding.attach(t.id as number, t.secret, t.process);
+  if (handle === null) {
+    throw new PinpoolError(ErrorCode.RELEASED, `pinpool: handler ${t.id} is gone (its last reference was dropped)`);
+  }
+  const d = binding.describe(handle)!;
+  if (t.slabViews && d.kind !== 'pool') throw invalid('token', 'slabViews only for a pool', token);
+  return wrapperOf(handle, t.id as number, t.slabViews, t.threadCacheBytes);
+}
+
+/** Takes ownership of a buffer sent with `buf.transfer()`: same memory, zero copy, once. */
+export function adopt(token: BufferToken): HostBuffer {
+  const t = readToken(token, 'buffer');
+  const parcel = binding.adopt(t.id as string, t.process);
+  if (parcel === null) {
+    throw new PinpoolError(ErrorCode.RELEASED, 'pinpool: this buffer token was already adopted (or never issued)');
+  }
+  const [handle, buffer, byteLength, alignment] = parcel;
+  const address = scratch[constants.slots.address]!;
+  const servedBy = scratch[constants.slots.servedBy]!;
+  const owner = wrapperOf(handle, binding.describe(handle)!.id);
+  // An adopted block goes back through native free(): it came with the leases of the thread it
+  // left, which a thread cache could not wait for.
+  const block = new Block(owner, scratch[constants.slots.liveSlot]!, address, byteLength, alignment, servedBy, undefined, 0, undefined);
+  // Allocated in a named scope (of any thread): native code counts its free there, from the
+  // live table, whatever ends it (free, collection, this thread's end).
+  return makeHostBuffer(block, handOut(buffer, block.slot, address), undefined);
+}

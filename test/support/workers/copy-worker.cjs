@@ -1,0 +1,12 @@
+// Starts a device-to-host copy into a block of a shared pool, tells the main thread, then waits
+// to be terminated with the copy still in flight. Loaded by test/fake-cuda/lifetimes.test.ts.
+const { parentPort, workerData } = require('node:worker_threads');
+const { attach, copy, deviceAlloc } = require('../../../dist/src/index.js');
+
+const h = attach(workerData.token);
+const buf = h.alloc(workerData.bytes);
+const dev = deviceAlloc(workerData.bytes);
+globalThis.kept = [buf, dev];
+copy(buf, dev).catch(() => {});
+parentPort.postMessage({ address: String(buf.address) });
+parentPort.on('message', () => {}); // a listening port keeps the thread alive until terminate()
