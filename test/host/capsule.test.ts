@@ -57,7 +57,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 describe('two copies in one process', () => {
   for (const [first, second] of [['a', 'b'], ['b', 'a']] as const) {
     it(`${first} (${first === 'a' ? 'older' : 'newer'}) loaded first: one registry, controller, set of handlers and metrics`, () => {
-      const facts = JSON.parse(node([join(__dirname, '..', 'support', 'capsule', 'two-copies.cjs'), root, first, second]));
+      const facts = JSON.parse(node([join(__dirname, '..', 'support', 'capsule', 'two-copies.cjs'), root, first, second])) as TwoCopiesFacts;
       const publisher = { version: first === 'a' ? '0.1.0' : '0.2.0', entry: join(copyOf(first), 'dist', 'src', 'index.js'), addon: join(copyOf(first), 'build', 'Release', 'pinpool.node') };
       expect(facts.info.first.registry).toMatchObject({ publisher, thisCopy: { ...publisher, publisher: true }, abiVersion: 2 });
       expect(facts.info.second.registry.publisher).toEqual(publisher);
@@ -157,7 +157,7 @@ describe('a copy newer than the registry', () => {
   });
 
   it('loaded first, the newer copy publishes and its call works; the older copy uses it', () => {
-    const out = JSON.parse(node(['-e', script('c', 'a')]));
+    const out = JSON.parse(node(['-e', script('c', 'a')])) as FutureCallOut;
     // require() of the older copy is the publisher's module itself, so it has the newer call too
     // (ESM named imports of the older copy list only its own names: they are read from its files).
     expect(out).toEqual({ aHasIt: true, result: 'futureCall of 0.3.0', works: 30 });
@@ -166,9 +166,10 @@ describe('a copy newer than the registry', () => {
 
 describe('the entry module and the addon', () => {
   it('the entry module exports, to require and to ESM named imports, exactly the names of api.ts', () => {
-    const api = Object.keys(require(join(checkout, 'dist', 'src', 'api.js')) as object).sort();
+    const load = createRequire(__filename);
+    const api = Object.keys(load(join(checkout, 'dist', 'src', 'api.js')) as object).sort();
     const index = join(checkout, 'dist', 'src', 'index.js');
-    expect(Object.keys(require(index) as object).sort()).toEqual(api);
+    expect(Object.keys(load(index) as object).sort()).toEqual(api);
     // Node finds ESM names by reading the file (cjs-module-lexer), not by running it.
     const esm = node(['--input-type=module', '-e', `import * as ns from ${JSON.stringify(index)}; console.log(JSON.stringify(Object.keys(ns)))`]);
     expect((JSON.parse(esm) as string[]).filter((k) => k !== 'default' && k !== '__esModule').sort()).toEqual(api);

@@ -5,7 +5,7 @@ import { chmodSync, closeSync, existsSync, ftruncateSync, mkdtempSync, openSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fallback, limit, mapFile, pageable, pool, replayTrace, type Handler, type MapFileOptions } from 'pinpool';
+import { fallback, limit, mapFile, pageable, pool, replayTrace, type MapFileOptions } from 'pinpool';
 import { errorOf } from '../support/expect-error.js';
 
 const MiB = 2 ** 20;

@@ -10,7 +10,7 @@ import { collectMetrics, createController, fallback, info, locked, pageable, poo
 import { binding } from '../../dist/src/boundary/native.js';
 
 interface Stats { allocationsTotal: number; allocationsCurrent: number; bytesCurrent: number; frees: number; invalidFrees: number }
-const addon = require(join(__dirname, '..', '..', 'build', 'native-addon', 'example_addon.node')) as {
+const addon = createRequire(__filename)(join(__dirname, '..', '..', 'build', 'native-addon', 'example_addon.node')) as {
   exchange(handle: PinpoolNativeHandle, blocks: number, bytes: number): { allocated: number; freed: number; failures: number; badPatterns: number; threads: number; stats: Stats };
   ownChain(handle: PinpoolNativeHandle): { version: string; abiVersion: number; id: number; trimmed: number; pool: Stats };
   isHandle(value: unknown): boolean;
