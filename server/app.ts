@@ -66,7 +66,9 @@ function adminTokenOf(option: string | undefined): string | undefined {
 function loggerOf(option: ServerOptions['logger']): false | { level: 'info'; stream?: { write(line: string): unknown } } {
   if (option === undefined || option === false) return false;
   if (option === true) return { level: 'info' };
-  const stream = typeof option === 'object' && option !== null ? (option as { stream?: unknown }).stream : undefined;
+  // Checked as unknown: JavaScript callers may pass anything.
+  const given: unknown = option;
+  const stream = typeof given === 'object' && given !== null ? (given as { stream?: unknown }).stream : undefined;
   if (typeof stream !== 'object' || stream === null || typeof (stream as { write?: unknown }).write !== 'function') {
     throw invalidOption('logger', 'a boolean or { stream } with a write() method', '<object>');
   }

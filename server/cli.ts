@@ -64,7 +64,9 @@ function closeOnSignals(server: PinpoolServer, demo: Demo | undefined): void {
       process.exit(1);
     }, 10_000).unref();
     server.close().then(
-      () => clearTimeout(deadline),
+      () => {
+        clearTimeout(deadline);
+      },
       (err: unknown) => {
         console.error(`pinpool: close failed: ${err instanceof Error ? err.message : String(err)}`);
         process.exitCode = 1;
@@ -77,7 +79,10 @@ function closeOnSignals(server: PinpoolServer, demo: Demo | undefined): void {
 
 async function serve(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: commands.serve, strict: true });
-  if (values.help === true) return void console.log(USAGE);
+  if (values.help === true) {
+    console.log(USAGE);
+    return;
+  }
   const port = parsePort(values.port);
   const names = registerDefaultHandlers(controller);
   const scopes = values.demo ? defineDemoScopes(controller) : [];
@@ -87,7 +92,8 @@ async function serve(args: string[]): Promise<void> {
   const demo = values.demo ? startDemo({ controller }) : undefined;
   closeOnSignals(server, demo);
   const admin = server.app.hasRoute({ method: 'PUT', url: '/v1/default' }) ? 'on' : 'off (set PINPOOL_ADMIN_TOKEN)';
-  const scoped = scopes.length === 0 ? '' : `, scopes ${scopes.map((s) => `${s} -> ${controller.scopes().find((x) => x.name === s)!.handler}`).join(', ')}`;
+  const boundTo = new Map(controller.scopes().map((s) => [s.name, s.handler]));
+  const scoped = scopes.length === 0 ? '' : `, scopes ${scopes.map((s) => `${s} -> ${boundTo.get(s) ?? '?'}`).join(', ')}`;
   console.log(`pinpool: serving ${url} with handlers ${names.join(', ')}${scoped}${demo === undefined ? '' : ' and a demo workload'}; admin endpoints ${admin}`);
   console.log(`pinpool: open ${url}/metrics`);
 }
@@ -106,7 +112,10 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === 'info') {
     const { values } = parseArgs({ args: rest, options: commands.info, strict: true });
-    if (values.help === true) return void console.log(USAGE);
+    if (values.help === true) {
+      console.log(USAGE);
+      return;
+    }
     console.log(values.json === true ? JSON.stringify(info(), null, 2) : formatInfo(info()));
     return;
   }

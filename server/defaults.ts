@@ -32,7 +32,7 @@ export function registerDefaultHandlers(controller: Controller): string[] {
   const chain = controller.defaultHandler();
   const { cuda, memlockLimitBytes } = info();
   const gpu = cuda.available && cuda.devices.length > 0;
-  const candidates: Array<[string, () => Handler | undefined]> = [
+  const candidates: [string, () => Handler | undefined][] = [
     ['default', () => chain],
     ['pinned', () => (gpu ? linkOf(chain, 'pinned') : undefined)],
     ['managed', () => (gpu ? pool(managed(), { name: 'managed-pool' }) : undefined)],
@@ -62,7 +62,7 @@ export function registerDefaultHandlers(controller: Controller): string[] {
 export function defineDemoScopes(controller: Controller): string[] {
   const taken = new Set(controller.scopes().map((s) => s.name));
   const best = ['pinned', 'locked', 'pageable'].find((n) => controller.has(n));
-  const wanted: Array<[string, string | undefined]> = [
+  const wanted: [string, string | undefined][] = [
     ['ingest', best],
     ['batch', controller.has('pageable') ? 'pageable' : undefined],
   ];

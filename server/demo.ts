@@ -34,15 +34,15 @@ const KEEP_TICKS = 3;
  */
 export function startDemo(options: DemoOptions): Demo {
   const { controller } = options;
-  const kept: Array<{ buffer: HostBuffer; until: number }> = [];
+  const kept: { buffer: HostBuffer; until: number }[] = [];
   let tick = 0;
   let busy = false;
   let stopped = false;
 
   const release = (all: boolean) => {
     for (let i = kept.length - 1; i >= 0; i--) {
-      const k = kept[i]!;
-      if (all || k.until <= tick) {
+      const k = kept[i];
+      if (k !== undefined && (all || k.until <= tick)) {
         k.buffer.free();
         kept.splice(i, 1);
       }
@@ -51,7 +51,8 @@ export function startDemo(options: DemoOptions): Demo {
 
   const scope = async (round: number) => {
     for (let i = 0; i < 4; i++) {
-      const bytes = SIZES[(round * 3 + i * 5) % SIZES.length]!;
+      const bytes = SIZES[(round * 3 + i * 5) % SIZES.length];
+      if (bytes === undefined) continue; // never: the index is taken modulo the length
       let buffer: HostBuffer;
       try {
         buffer = controller.alloc(bytes);

@@ -33,7 +33,8 @@ export function unknownScope(name: string): HttpError {
 }
 
 // Out of memory and a missing driver are the host's state, not the client's mistake: 503.
-const pinpoolStatus: Record<(typeof ErrorCode)[keyof typeof ErrorCode], number> = {
+// Partial: an error may carry a code newer than this table; it answers 500.
+const pinpoolStatus: Partial<Record<(typeof ErrorCode)[keyof typeof ErrorCode], number>> = {
   [ErrorCode.INVALID_ARGUMENT]: 400,
   [ErrorCode.DOUBLE_FREE]: 409,
   [ErrorCode.RELEASED]: 409,
@@ -57,7 +58,7 @@ function describe(error: FastifyError | Error): Described {
   // carry messages written for clients; a 5xx from anywhere is described by its status only.
   const status = (error as FastifyError).statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    return { status, code: (error as FastifyError).code ?? 'ERR_HTTP', message: error.message };
+    return { status, code: (error as Partial<FastifyError>).code ?? 'ERR_HTTP', message: error.message };
   }
   return { status: 500, code: 'ERR_INTERNAL', message: 'internal error' };
 }
@@ -71,5 +72,5 @@ export function sendError(error: FastifyError | Error, request: FastifyRequest, 
 
 /** The service's not-found handler: the same shape as every other error. */
 export function sendNotFound(request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  return sendError(new HttpError(404, 'ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`), request, reply);
+  return sendError(new HttpError(404, 'ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? request.url}`), request, reply);
 }

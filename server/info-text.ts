@@ -5,14 +5,14 @@ import type { Info } from './pinpool.js';
 export function formatBytes(bytes: number): string {
   if (bytes === Infinity) return 'unlimited';
   if (!Number.isFinite(bytes)) return 'unknown';
-  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
   let value = bytes;
   let unit = 0;
   while (value >= 1024 && unit < units.length - 1) {
     value /= 1024;
     unit++;
   }
-  return unit === 0 ? `${value} bytes` : `${Number(value.toFixed(1))} ${units[unit]}`;
+  return unit === 0 ? `${value} bytes` : `${Number(value.toFixed(1))} ${units[unit] ?? 'TiB'}`;
 }
 
 /** CUDA numbers driver versions major * 1000 + minor * 10: 12080 is 12.8. */

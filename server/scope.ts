@@ -3,7 +3,7 @@
  * with `config: { pinpool: 'name' }` runs its handler in `controller.run(name, ...)`, so
  * `alloc()` in it and in everything it awaits uses that handler.
  */
-import type { FastifyContextConfig, FastifyPluginAsync, RouteHandlerMethod } from 'fastify';
+import type { FastifyContextConfig, FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 
 import { pinpool, type Controller } from './pinpool.js';
@@ -42,7 +42,7 @@ const scope: FastifyPluginAsync<PinpoolScopeOptions> = async (fastify, options) 
     // { replace: true }) takes effect for the requests after it.
     route.handler = function (this: unknown, request, reply) {
       return controller.run(name, () => handler.call(this as never, request, reply));
-    } as RouteHandlerMethod;
+    };
     route.config = { ...route.config, [scoped]: true } as FastifyContextConfig;
   });
 

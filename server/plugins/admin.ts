@@ -110,7 +110,7 @@ const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { co
     if (!controller.scopes().some((s) => s.name === name)) throw unknownScope(name);
     if (!controller.has(to)) throw unknownHandler(to);
     const from = controller.switch(name, to);
-    const record: ScopeSwitch = { at: new Date().toISOString(), from, to, requestId: String(request.id) };
+    const record: ScopeSwitch = { at: new Date().toISOString(), from, to, requestId: request.id };
     lastSwitch.set(name, record);
     request.log.info({ scope: name, from, to, remoteAddress: request.ip }, 'pinpool: scope switched');
     return { scope: name, handler: to, previous: from, at: record.at };

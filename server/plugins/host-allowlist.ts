@@ -26,8 +26,9 @@ export function hostnameForm(host: string): string {
 /** Splits a Host header into name and port; undefined when it is not a well-formed one. */
 function parseHost(header: string): { hostname: string; port: number | undefined } | undefined {
   const m = /^(\[[0-9a-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/i.exec(header);
-  if (m === null) return undefined;
-  return { hostname: m[1]!.toLowerCase(), port: m[2] === undefined ? undefined : Number(m[2]) };
+  const [, hostname, port] = m ?? [];
+  if (hostname === undefined) return undefined;
+  return { hostname: hostname.toLowerCase(), port: port === undefined ? undefined : Number(port) };
 }
 
 const hostAllowlist: FastifyPluginAsync<HostAllowlistOptions> = async (fastify, options) => {

@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { defaultHandler, fallback, info, managed, pageable, pinned, pool } from 'pinpool';
+import { defaultHandler, fallback, info, managed, pageable, pinned, pool, type PinpoolError } from 'pinpool';
 
 import { counters, fakeCudaLibrary, resetCounters, setKnob } from '../support/fake-cuda.js';
 
@@ -61,16 +61,16 @@ describe('with the CUDA test double as the driver', () => {
   it('a pinned out-of-memory moves to the fallback, counted; the error carries the CUDA name', () => {
     setKnob('fail_after', 0);
     const leaf = pinned();
-    let err: any;
+    let err: PinpoolError | undefined;
     try {
       leaf.alloc(4096);
     } catch (e) {
-      err = e;
+      err = e as PinpoolError;
     }
-    expect(err.code).toBe('ERR_PINPOOL_OUT_OF_MEMORY');
-    expect(err.reason).toBe('out-of-memory');
-    expect(err.cudaError).toBe(2);
-    expect(err.cudaErrorName).toBe('CUDA_ERROR_OUT_OF_MEMORY');
+    expect(err?.code).toBe('ERR_PINPOOL_OUT_OF_MEMORY');
+    expect(err?.reason).toBe('out-of-memory');
+    expect(err?.cudaError).toBe(2);
+    expect(err?.cudaErrorName).toBe('CUDA_ERROR_OUT_OF_MEMORY');
     const h = fallback(pool(pinned()), pageable());
     const b = h.alloc(4096);
     expect(b.servedBy).toBe('pageable');
@@ -83,14 +83,14 @@ describe('with the CUDA test double as the driver', () => {
   });
 
   it('a device that does not exist is unavailable, with reason no-device', () => {
-    let err: any;
+    let err: PinpoolError | undefined;
     try {
       pinned({ device: 3 }).alloc(64);
     } catch (e) {
-      err = e;
+      err = e as PinpoolError;
     }
-    expect(err.code).toBe('ERR_PINPOOL_UNAVAILABLE');
-    expect(err.reason).toBe('no-device');
+    expect(err?.code).toBe('ERR_PINPOOL_UNAVAILABLE');
+    expect(err?.reason).toBe('no-device');
   });
 
   it('managed() memory is readable and writable from the host', () => {
@@ -123,7 +123,7 @@ describe('with the CUDA test double as the driver', () => {
       env: { ...process.env, PINPOOL_CUDA_LIBRARY: fakeCudaLibrary, PINPOOL_FAKE_CUDA_INIT_ERROR: '100' },
       encoding: 'utf8',
     });
-    const r = JSON.parse(out);
+    const r = JSON.parse(out) as { available: boolean; reason: string; code: string; servedBy: string };
     expect(r.available).toBe(false);
     expect(r.reason).toMatch(/cuInit failed with CUDA_ERROR_NO_DEVICE \(100\)/);
     expect(r.code).toBe('ERR_PINPOOL_UNAVAILABLE');

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adopt, copy, createStream, deviceAlloc, managed, mapFile, pinned, pool, register, type HostBuffer } from 'pinpool';
+import { adopt, copy, createStream, deviceAlloc, managed, mapFile, pinned, pool, register, type HostBuffer, type PinpoolError } from 'pinpool';
 
 import { handlerContract } from '../support/contract.js';
 import { counters, resetCounters, setKnob } from '../support/fake-cuda.js';
@@ -44,7 +44,7 @@ describe('copies', () => {
     const events: string[] = [];
     let ticks = 0;
     const timer = setInterval(() => ticks++, 5);
-    setTimeout(() => events.push(`timer 5 ms, copy landed: ${dst.bytes[0] === 1}`), 5);
+    setTimeout(() => events.push(`timer 5 ms, copy landed: ${String(dst.bytes[0] === 1)}`), 5);
     const pending = copy(dst, dev).then(() => events.push('copy resolved'));
     expect(dst.bytes[0]).toBe(0); // not before its work completes
     await pending;
@@ -234,15 +234,15 @@ describe('host registration', () => {
   it('registering the same memory twice is ERR_PINPOOL_CUDA with the CUDA name', () => {
     const data = Buffer.from(new SharedArrayBuffer(8192));
     const reg = register(data);
-    let err: any;
+    let err: PinpoolError | undefined;
     try {
       register(data);
     } catch (e) {
-      err = e;
+      err = e as PinpoolError;
     }
-    expect(err.code).toBe('ERR_PINPOOL_CUDA');
-    expect(err.cudaErrorName).toBe('CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED');
-    expect(err.cudaError).toBe(712);
+    expect(err?.code).toBe('ERR_PINPOOL_CUDA');
+    expect(err?.cudaErrorName).toBe('CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED');
+    expect(err?.cudaError).toBe(712);
     reg.unregister();
   });
 

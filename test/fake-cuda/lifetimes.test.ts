@@ -58,7 +58,7 @@ describe('a copy leases the memory, whatever object reached it (finding 1)', () 
         const dev = await deviceWithData(size);
         const b = h.alloc(size);
         const address = b.address;
-        const pending = copy(target(b) as HostBuffer, dev);
+        const pending = copy(target(b), dev);
         b.free();
         const next = nextOwners(h, 3, size);
         expect(next.map((n) => n.address)).not.toContain(address);
@@ -100,7 +100,7 @@ describe('a worker terminated with a copy in flight (finding 2)', () => {
     const h = pool(pinned());
     const bytes = 1 << 16;
     const w = new Worker(join(__dirname, '..', 'support', 'workers', 'copy-worker.cjs'), { workerData: { token: h.share(), bytes } });
-    const [msg] = await once(w, 'message');
+    const [msg] = (await once(w, 'message')) as [{ address: string }];
     await w.terminate();
     for (let i = 0; i < 50 && h.stats().bytes.current !== 0; i++) await sleep(5);
     expect(h.stats().bytes.current).toBe(0);

@@ -3,10 +3,12 @@
 // and statistics; a copy whose API the first copy lacks gets ERR_PINPOOL_VERSION.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as pinpool from 'pinpool';
+import type { RegistryInfo } from 'pinpool';
 
 import { checkout, makeCopies } from '../support/capsule/copies.cjs';
 
@@ -16,6 +18,26 @@ const copyOf = (name: string) => join(root, 'node_modules', name, 'node_modules'
 // Children run with this environment: no PINPOOL_NATIVE_PATH (each copy loads its own addon).
 const env = { ...process.env };
 delete env.PINPOOL_NATIVE_PATH;
+
+/** What capsule/two-copies.cjs prints. */
+interface TwoCopiesFacts {
+  info: { first: { registry: RegistryInfo }; second: { registry: RegistryInfo; version: string } };
+  same: unknown;
+  scope: unknown;
+  stats: unknown;
+  metrics: unknown;
+  worker: { registry: RegistryInfo; live: number };
+  afterWorker: number;
+}
+
+/** What the 'newer than the registry' script prints. */
+interface FutureCallOut {
+  aHasIt: boolean;
+  result?: unknown;
+  error?: { code: unknown; message: string; isPinpoolError: boolean };
+  readError?: unknown;
+  works: number;
+}
 
 function node(args: string[]): string {
   return execFileSync(process.execPath, args, { cwd: root, env, encoding: 'utf8' });
@@ -35,7 +57,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 describe('two copies in one process', () => {
   for (const [first, second] of [['a', 'b'], ['b', 'a']] as const) {
     it(`${first} (${first === 'a' ? 'older' : 'newer'}) loaded first: one registry, controller, set of handlers and metrics`, () => {
-      const facts = JSON.parse(node([join(__dirname, '..', 'support', 'capsule', 'two-copies.cjs'), root, first, second]));
+      const facts = JSON.parse(node([join(__dirname, '..', 'support', 'capsule', 'two-copies.cjs'), root, first, second])) as TwoCopiesFacts;
       const publisher = { version: first === 'a' ? '0.1.0' : '0.2.0', entry: join(copyOf(first), 'dist', 'src', 'index.js'), addon: join(copyOf(first), 'build', 'Release', 'pinpool.node') };
       expect(facts.info.first.registry).toMatchObject({ publisher, thisCopy: { ...publisher, publisher: true }, abiVersion: 2 });
       expect(facts.info.second.registry.publisher).toEqual(publisher);
@@ -75,7 +97,7 @@ describe('two copies that share one addon file (PINPOOL_NATIVE_PATH)', () => {
       env: { ...env, PINPOOL_NATIVE_PATH: join(checkout, 'build', 'Release', 'pinpool.node') },
       encoding: 'utf8',
     });
-    const { same, a, b } = JSON.parse(out);
+    const { same, a, b } = JSON.parse(out) as { same: boolean; a: RegistryInfo; b: RegistryInfo };
     expect(same).toBe(true);
     expect(a.thisCopy.publisher).toBe(true);
     expect(b.thisCopy.publisher).toBe(false);
@@ -99,7 +121,7 @@ describe('a publisher whose module cannot be loaded', () => {
         require('node:worker_threads').parentPort.postMessage({ registry: p.info().registry, bytes: p.pool(p.pageable()).alloc(10).byteLength });\`, { eval: true });
       w.once('message', (m) => { fs.renameSync(${JSON.stringify(`${entry}.gone`)}, ${JSON.stringify(entry)}); console.log(JSON.stringify(m)); });
       w.once('error', (e) => { fs.renameSync(${JSON.stringify(`${entry}.gone`)}, ${JSON.stringify(entry)}); throw e; });`]);
-    const { registry, bytes } = JSON.parse(out);
+    const { registry, bytes } = JSON.parse(out) as { registry: RegistryInfo; bytes: number };
     expect(bytes).toBe(10);
     expect(registry.publisher.version).toBe('0.1.0');
     expect(registry.thisCopy).toMatchObject({ version: '0.2.0', publisher: false });
@@ -123,19 +145,19 @@ describe('a copy newer than the registry', () => {
     console.log(JSON.stringify(out));`;
 
   it('fails a call the older publisher lacks with ERR_PINPOOL_VERSION naming both versions; the rest works', () => {
-    const out = JSON.parse(node(['-e', script('a', 'c')]));
+    const out = JSON.parse(node(['-e', script('a', 'c')])) as FutureCallOut;
     expect(out.aHasIt).toBe(false);
     expect(out.result).toBeUndefined();
-    expect(out.error.code).toBe('ERR_PINPOOL_VERSION');
-    expect(out.error.isPinpoolError).toBe(true);
-    expect(out.error.message).toContain('futureCall is in pinpool 0.3.0');
-    expect(out.error.message).toContain('not in pinpool 0.1.0');
+    expect(out.error?.code).toBe('ERR_PINPOOL_VERSION');
+    expect(out.error?.isPinpoolError).toBe(true);
+    expect(out.error?.message).toContain('futureCall is in pinpool 0.3.0');
+    expect(out.error?.message).toContain('not in pinpool 0.1.0');
     expect(out.readError).toBe('ERR_PINPOOL_VERSION');
     expect(out.works).toBe(30);
   });
 
   it('loaded first, the newer copy publishes and its call works; the older copy uses it', () => {
-    const out = JSON.parse(node(['-e', script('c', 'a')]));
+    const out = JSON.parse(node(['-e', script('c', 'a')])) as FutureCallOut;
     // require() of the older copy is the publisher's module itself, so it has the newer call too
     // (ESM named imports of the older copy list only its own names: they are read from its files).
     expect(out).toEqual({ aHasIt: true, result: 'futureCall of 0.3.0', works: 30 });
@@ -144,9 +166,10 @@ describe('a copy newer than the registry', () => {
 
 describe('the entry module and the addon', () => {
   it('the entry module exports, to require and to ESM named imports, exactly the names of api.ts', () => {
-    const api = Object.keys(require(join(checkout, 'dist', 'src', 'api.js')) as object).sort();
+    const load = createRequire(__filename);
+    const api = Object.keys(load(join(checkout, 'dist', 'src', 'api.js')) as object).sort();
     const index = join(checkout, 'dist', 'src', 'index.js');
-    expect(Object.keys(require(index) as object).sort()).toEqual(api);
+    expect(Object.keys(load(index) as object).sort()).toEqual(api);
     // Node finds ESM names by reading the file (cjs-module-lexer), not by running it.
     const esm = node(['--input-type=module', '-e', `import * as ns from ${JSON.stringify(index)}; console.log(JSON.stringify(Object.keys(ns)))`]);
     expect((JSON.parse(esm) as string[]).filter((k) => k !== 'default' && k !== '__esModule').sort()).toEqual(api);

@@ -25,18 +25,18 @@ it(`${RUNS * PER_PROCESS} cases of buffers escaping threads that end: no block r
     const where = `seed ${seed} (rerun: node test/support/escapes/fuzz-escapes.cjs ${seed} ${PER_PROCESS})`;
     expect(r.signal, `${where}: ${r.stderr}`).toBeNull();
     expect(r.status, `${where}: ${r.stdout} ${r.stderr}`).toBe(0);
-    const report = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    const report = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { errors: unknown[]; orphanedBlocks: number; trims: number; posted: Record<string, number>; ends: Record<string, number> };
     expect(report.errors, where).toEqual([]);
     totals.orphanedBlocks += report.orphanedBlocks;
     totals.trims += report.trims;
-    for (const [k, v] of Object.entries(report.posted as Record<string, number>)) totals.posted[k] = (totals.posted[k] ?? 0) + v;
-    for (const [k, v] of Object.entries(report.ends as Record<string, number>)) totals.ends[k] = (totals.ends[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(report.posted)) totals.posted[k] = (totals.posted[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(report.ends)) totals.ends[k] = (totals.ends[k] ?? 0) + v;
   }
   console.log(`fuzz-escapes: seed ${base}, ${RUNS * PER_PROCESS} cases; ${JSON.stringify(totals)}`);
   // The draw reached every state and every way a thread ends.
   const moves = typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';
   // Under AddressSanitizer on Node 20 slab views are not posted (test/support/escapes/fuzz-escapes.cjs).
-  const slabs = moves || !/libasan/.test(process.env.LD_PRELOAD ?? '');
+  const slabs = moves || !(process.env.LD_PRELOAD ?? '').includes('libasan');
   for (const state of ['live', 'cached', 'freed', ...(slabs ? ['slab'] : []), ...(moves ? ['quarantined'] : [])]) expect(Object.keys(totals.posted).some((k) => k.startsWith(state)), state).toBe(true);
   for (const end of ['natural', 'exit', 'terminate']) expect(totals.ends[end], end).toBeGreaterThan(0);
 });

@@ -63,7 +63,7 @@ describe('GC backstop', () => {
   it('keeps the handler alive while its buffers live, even when its JS object is dropped', async () => {
     let h: Handler | undefined = pool(pageable());
     const buf = h.alloc(64);
-    const statsOf = buf.handler as Handler;
+    const statsOf = buf.handler;
     h = undefined;
     gc();
     await tick();

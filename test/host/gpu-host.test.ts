@@ -3,19 +3,19 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { copy, createStream, deviceAlloc, mapFile, register } from 'pinpool';
+import { copy, createStream, deviceAlloc, mapFile, register, type PinpoolError } from 'pinpool';
 
 describe('GPU API without CUDA', () => {
   it('deviceAlloc, createStream and register are ERR_PINPOOL_UNAVAILABLE with the reason', () => {
     for (const fn of [() => deviceAlloc(64), () => createStream(), () => register(Buffer.alloc(64))]) {
-      let err: any;
+      let err: PinpoolError | undefined;
       try {
         fn();
       } catch (e) {
-        err = e;
+        err = e as PinpoolError;
       }
-      expect(err.code).toBe('ERR_PINPOOL_UNAVAILABLE');
-      expect(err.message).toMatch(/libcuda/);
+      expect(err?.code).toBe('ERR_PINPOOL_UNAVAILABLE');
+      expect(err?.message).toMatch(/libcuda/);
     }
   });
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { attach, locked, pageable, pool, type Handler } from 'pinpool';
+import { attach, locked, pageable, pool, type Handler, type HandlerToken } from 'pinpool';
 
 import { collected } from '../support/collect.js';
 
@@ -20,7 +20,7 @@ describe('worker lifecycle', () => {
     const h = pool(locked());
     const w = new Worker(script, { workerData: { token: h.share(), count: 20, exit: true } });
     const exited = once(w, 'exit'); // before the message: both may come in one go
-    const [msg] = await once(w, 'message');
+    const [msg] = (await once(w, 'message')) as [{ kept: number }];
     expect(msg.kept).toBe(20);
     await exited;
     await settled(h, 0);
@@ -42,7 +42,7 @@ describe('worker lifecycle', () => {
   it("a handler made in a worker keeps working here after that worker exited", async () => {
     const h = pool(locked());
     const w = new Worker(script, { workerData: { token: h.share(), count: 1, exit: false, makeOwn: true } });
-    const [msg] = await once(w, 'message');
+    const [msg] = (await once(w, 'message')) as [{ own: HandlerToken }];
     const own = attach(msg.own);
     await w.terminate();
     const b = own.alloc(4096);

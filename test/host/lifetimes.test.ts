@@ -82,7 +82,7 @@ describe('ArrayBuffers that escape their HostBuffer (finding 6)', () => {
     next.forEach((n) => n.free());
   });
 
-  it(`runs where ArrayBuffer.prototype.transfer exists (Node ${nodeMajor}: ${hasTransfer})`, () => {
+  it(`runs where ArrayBuffer.prototype.transfer exists (Node ${nodeMajor}: ${String(hasTransfer)})`, () => {
     expect(hasTransfer).toBe(nodeMajor >= 22);
   });
 });
@@ -162,7 +162,7 @@ describe('threads that end in the middle of a synchronous run (finding 7)', () =
       // Listened for at once: a worker that exits right after posting has its last message
       // delivered and 'exit' emitted in one go, before an await on the message could resume.
       const exited = once(w, 'exit');
-      const [msg] = await once(w, 'message');
+      const [msg] = (await once(w, 'message')) as [{ allocated: number }];
       expect(msg.allocated).toBe(1000);
       if (how === 'terminated') await w.terminate();
       await exited;
@@ -203,9 +203,9 @@ describe('ArrayBuffers marked untransferable', () => {
   };
 
   for (const slabViews of [false, true]) {
-    it(`free() of a block whose buffer was marked (slabViews ${slabViews}) does not abort, and the block waits for that buffer`, () => {
+    it(`free() of a block whose buffer was marked (slabViews ${String(slabViews)}) does not abort, and the block waits for that buffer`, () => {
       const r = run(`
-        const h = pool(pageable(), { slabViews: ${slabViews} });
+        const h = pool(pageable(), { slabViews: ${String(slabViews)} });
         let a = h.alloc(${slabViews ? 4096 : 1 << 20});
         const address = a.address;
         let kept = a.bytes;
@@ -223,11 +223,11 @@ describe('ArrayBuffers marked untransferable', () => {
         report({ trimmed: true });`);
       expect(r.signal, r.stderr).toBeNull();
       expect(r.status, r.stderr).toBe(0);
-      const [first, second] = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      const [first, second] = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { reused?: boolean; reachable?: boolean; frees?: number });
       // A slab view's memory stays the slab's (slabViews' documented trade); a block of its own
       // is not handed out while a buffer that cannot be detached still reaches it.
-      if (!slabViews) expect(first.reused && first.reachable).toBe(false);
-      expect(first.frees).toBe(1);
+      if (!slabViews) expect(first?.reused && first.reachable).toBe(false);
+      expect(first?.frees).toBe(1);
       expect(second).toEqual({ trimmed: true });
     });
   }

@@ -87,13 +87,23 @@ describe('asking for twice the machine (child process, address space capped)', (
     const after = { rss: kib('VmRSS'), lck: kib('VmLck') };
     const lockedFailures = h.upstreams.length === 2 ? h.upstreams[1].upstreams[0].stats().failures : null;
     console.log(JSON.stringify({ code: e && e.code, reason: e && e.reason, message: e && e.message, lockedFailures, before, after, ms }));`;
+  /** What the script prints. */
+  interface Refusal {
+    code?: string;
+    reason?: string;
+    message?: string;
+    lockedFailures: unknown;
+    before: { rss: number; lck: number };
+    after: { rss: number; lck: number };
+    ms: number;
+  }
   const run = (body: string) =>
-    JSON.parse(execFileSync('/bin/sh', ['-c', `ulimit -v ${asKiB} && exec "$0" -e "$1"`, process.execPath, script(body)], { encoding: 'utf8' }));
+    JSON.parse(execFileSync('/bin/sh', ['-c', `ulimit -v ${asKiB} && exec "$0" -e "$1"`, process.execPath, script(body)], { encoding: 'utf8' })) as Refusal;
   const privileged = info().memlockPrivileged;
 
   it.runIf(privileged)('locked(): ERR_PINPOOL_OUT_OF_MEMORY, reason mlock, nothing resident or locked', () => {
     const r = run('p.locked()');
-    console.log(`locked().alloc(2 * totalmem) refused in ${r.ms.toFixed(3)} ms: ${r.message}`);
+    console.log(`locked().alloc(2 * totalmem) refused in ${r.ms.toFixed(3)} ms: ${String(r.message)}`);
     expect(r.code).toBe('ERR_PINPOOL_OUT_OF_MEMORY');
     expect(r.reason).toBe('mlock');
     expect(r.after.lck).toBe(r.before.lck);
@@ -104,7 +114,7 @@ describe('asking for twice the machine (child process, address space capped)', (
 
   it.runIf(privileged)('defaultHandler(): the coded refusal, nothing resident or locked', () => {
     const r = run('p.defaultHandler()');
-    console.log(`defaultHandler().alloc(2 * totalmem) refused in ${r.ms.toFixed(3)} ms: ${r.message}`);
+    console.log(`defaultHandler().alloc(2 * totalmem) refused in ${r.ms.toFixed(3)} ms: ${String(r.message)}`);
     // pinned is unavailable here, locked refuses at its cap; pageable's malloc of twice the
     // machine is refused too (the address space is capped below it).
     expect(r.code).toBe('ERR_PINPOOL_OUT_OF_MEMORY');

@@ -5,7 +5,7 @@ import { chmodSync, closeSync, existsSync, ftruncateSync, mkdtempSync, openSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fallback, limit, mapFile, pageable, pool, replayTrace, type Handler, type MapFileOptions } from 'pinpool';
+import { fallback, limit, mapFile, pageable, pool, replayTrace, type MapFileOptions } from 'pinpool';
 import { errorOf } from '../support/expect-error.js';
 
 const MiB = 2 ** 20;
@@ -34,7 +34,7 @@ function mappingAt(address: bigint): { path: string; bytes: number; fields: Map<
     const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+ *(.*)$/.exec(line);
     if (head !== null) {
       if (found !== undefined) break;
-      const [start, end] = [BigInt(`0x${head[1]}`), BigInt(`0x${head[2]}`)];
+      const [start, end] = [BigInt(`0x${head[1]!}`), BigInt(`0x${head[2]!}`)];
       if (start <= address && address < end) found = { path: head[3] ?? '', bytes: Number(end - start), fields: new Map() };
       continue;
     }
@@ -244,7 +244,7 @@ describe('mapFile: errors name the path and the OS reason', () => {
   it('the handler of a mapped buffer maps once: another alloc is refused and counted nowhere (found by the fuzzer)', () => {
     const file = sparseFile('once.bin', 4096);
     using buf = mapFile(file);
-    const handler = buf.handler as Handler;
+    const handler = buf.handler;
     const before = handler.stats();
     for (const bytes of [4096, 64]) {
       const err = errorOf(() => handler.alloc(bytes));
@@ -257,7 +257,7 @@ describe('mapFile: errors name the path and the OS reason', () => {
 
   it('nor can it be an upstream or replay a trace, which would reach it natively (found by the fuzzer)', () => {
     using buf = mapFile(sparseFile('upstream.bin', 4096));
-    const handler = buf.handler as Handler;
+    const handler = buf.handler;
     const before = handler.stats();
     for (const make of [() => pool(handler), () => fallback(handler, pageable()), () => fallback(pageable(), handler), () => limit(handler, { maxBytes: 1 << 20 })]) {
       expect(errorOf(make).code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');

@@ -100,7 +100,7 @@ describe('collectMetrics', () => {
     const registry = new Registry();
     const keysTrap = new Proxy({}, { ownKeys() { throw new Error('trap'); } });
     for (const labels of [5, [], keysTrap, { service: 5 }, { 'bad name': 'x' }, { __reserved: 'x' }]) {
-      expect(() => collectMetrics({ registry, controller: c, labels: labels as never })).toThrow(invalid);
+      expect(() => collectMetrics({ registry, controller: c, labels })).toThrow(invalid);
     }
     for (const controller of [{}, Object.create(Controller.prototype), new Proxy(c, {}), 1]) {
       expect(() => collectMetrics({ registry, controller: controller as never })).toThrow(invalid);

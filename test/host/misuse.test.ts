@@ -214,8 +214,10 @@ describe('a wrong `this` for every member of every export', () => {
 
   /** What a call did, as a string to compare: what it threw, or the kind of what it returned. */
   async function outcome(fn: Fn, self: unknown, args: unknown[], keep: unknown[]): Promise<string> {
-    const said = (value: unknown) => (typeof value === 'object' && value !== null ? `object ${value.constructor?.name}` : typeof value);
-    const error = (err: unknown) => `${(err as Error)?.constructor?.name} ${(err as PinpoolError)?.code} ${(err as Error)?.message}`;
+    // Any value may come back: one without a prototype has no constructor.
+    type Loose = { constructor?: { name?: unknown }; code?: unknown; message?: unknown } | null | undefined;
+    const said = (value: unknown) => (typeof value === 'object' && value !== null ? `object ${String((value as Loose)?.constructor?.name)}` : typeof value);
+    const error = (err: unknown) => `${String((err as Loose)?.constructor?.name)} ${String((err as Loose)?.code)} ${String((err as Loose)?.message)}`;
     let result: unknown;
     try {
       result = Reflect.apply(fn, self, args);
@@ -237,7 +239,7 @@ describe('a wrong `this` for every member of every export', () => {
   function release(values: unknown[]): void {
     for (const value of values) {
       if (HostBuffer.blockOf(value) !== undefined) (value as HostBuffer).free();
-      else if (typeof (value as { stop?: unknown })?.stop === 'function') (value as { stop(): void }).stop();
+      else if (typeof (value as { stop?: unknown } | null | undefined)?.stop === 'function') (value as { stop(): void }).stop();
     }
   }
 
@@ -427,7 +429,7 @@ describe('the CUDA driver failing (test double, in a child process)', () => {
         env: { ...process.env, PINPOOL_CUDA_LIBRARY: fake, ...env },
         encoding: 'utf8',
       }),
-    );
+    ) as Record<string, unknown>;
 
   it('out of memory from the driver: ERR_PINPOOL_OUT_OF_MEMORY with the CUDA name; statistics unchanged', () => {
     const r = run({ PINPOOL_FAKE_CUDA_FAIL_AFTER: '0' }, `

@@ -2,6 +2,7 @@
 // JavaScript with handler.nativeHandle(), allocates from two native threads and frees each
 // block on the other; pinpool's statistics and metrics count what it did.
 import diagnostics_channel from 'node:diagnostics_channel';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { collectMetrics, createController, fallback, info, locked, pageable, pool, type PinpoolNativeHandle } from 'pinpool';
@@ -9,7 +10,7 @@ import { collectMetrics, createController, fallback, info, locked, pageable, poo
 import { binding } from '../../dist/src/boundary/native.js';
 
 interface Stats { allocationsTotal: number; allocationsCurrent: number; bytesCurrent: number; frees: number; invalidFrees: number }
-const addon = require(join(__dirname, '..', '..', 'build', 'native-addon', 'example_addon.node')) as {
+const addon = createRequire(__filename)(join(__dirname, '..', '..', 'build', 'native-addon', 'example_addon.node')) as {
   exchange(handle: PinpoolNativeHandle, blocks: number, bytes: number): { allocated: number; freed: number; failures: number; badPatterns: number; threads: number; stats: Stats };
   ownChain(handle: PinpoolNativeHandle): { version: string; abiVersion: number; id: number; trimmed: number; pool: Stats };
   isHandle(value: unknown): boolean;

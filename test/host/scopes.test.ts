@@ -82,7 +82,7 @@ describe('named scopes', () => {
     });
     expect(() => app.get('/bad', { config: { pinpool: 'nope' } }, async () => 0)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
     await app.ready();
-    const served = async () => (await app.inject({ url: '/' })).json().handler;
+    const served = async () => (await app.inject({ url: '/' })).json<{ handler: string }>().handler;
     expect(await served()).toBe('a');
     c.switch('ingest', 'b');
     expect(await served()).toBe('b');
@@ -246,7 +246,7 @@ describe('per-scope accounting', () => {
   });
 });
 
-type Reply = { done: number; codes: string[]; tokens: BufferToken[] };
+interface Reply { done: number; codes: string[]; tokens: BufferToken[] }
 
 /** A scope's counts that a buffer in use changes. */
 function inUse(c: Controller, scope: string) {
@@ -386,7 +386,7 @@ describe('per-scope accounting against a model', () => {
       seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
       return seed % n;
     };
-    type Live = { buf: HostBuffer; scope: string | undefined; bytes: number };
+    interface Live { buf: HostBuffer; scope: string | undefined; bytes: number }
     const live: Live[] = [];
     const model: Record<string, { allocations: number; allocatedBytes: number; bytesInUse: number; buffersInUse: number }> = {
       ingest: { allocations: 0, allocatedBytes: 0, bytesInUse: 0, buffersInUse: 0 },

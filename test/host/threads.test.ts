@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { adopt, attach, locked, pageable, pool } from 'pinpool';
+import { adopt, attach, locked, pageable, pool, type BufferToken } from 'pinpool';
 
 const script = join(__dirname, '..', 'support', 'workers', 'alloc-worker.cjs');
 
@@ -10,8 +10,9 @@ function start(workerData: object): Worker {
   return new Worker(script, { workerData });
 }
 
-async function next(w: Worker): Promise<any> {
-  const [msg] = await once(w, 'message');
+/** The worker's next message, of the shape the caller expects. */
+async function next<T = unknown>(w: Worker): Promise<T> {
+  const [msg] = (await once(w, 'message')) as [T];
   return msg;
 }
 
@@ -48,7 +49,7 @@ describe('worker threads', () => {
     const h = pool(locked());
     const token = h.share();
     const workers = [start({ token, iterations: 5000, seed: 1 }), start({ token, iterations: 5000, seed: 2 })];
-    const results = await Promise.all(workers.map(next));
+    const results = await Promise.all(workers.map((w) => next<{ errors: number }>(w)));
     for (const r of results) expect(r.errors).toBe(0);
     const s = h.stats();
     expect(s.allocations.total).toBe(10_000);
@@ -98,7 +99,7 @@ describe('worker threads', () => {
     const w = start({ token: h.share(), iterations: 0, seed: 0 });
     await next(w);
     w.postMessage({ allocAndSend: true });
-    const { token } = await next(w);
+    const { token } = await next<{ token: BufferToken }>(w);
     await w.terminate();
     const buf = adopt(token);
     expect([...buf.bytes]).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);

@@ -85,7 +85,7 @@ export function handlerContract(label: string, make: () => Handler, options: Con
       const live = new Map<HostBuffer, number>();
       for (let step = 0; step < 600; step++) {
         if (live.size > 0 && random() < 0.4) {
-          const [b, s] = live.entries().next().value as [HostBuffer, number];
+          const [b, s] = live.entries().next().value!;
           expect(checkPattern(b.bytes, s)).toBe(-1);
           b.free();
           live.delete(b);

@@ -86,7 +86,10 @@ function isPinpoolError(err: unknown): err is { name: string; code: string; mess
 
 function describeError(err: unknown): string {
   try {
-    if (err instanceof Error) return `${err.name}${(err as { code?: string }).code ? ` ${(err as { code?: string }).code}` : ''}: ${err.message}`;
+    if (err instanceof Error) {
+      const code = (err as { code?: string }).code;
+      return `${err.name}${code ? ` ${code}` : ''}: ${err.message}`;
+    }
     return `a thrown ${typeof err}: ${String(err)}`;
   } catch {
     return `a thrown ${typeof err} that cannot be described`;
@@ -283,7 +286,7 @@ export class Fuzzer {
       if (this.buffers.includes(b)) return;
       this.buffers.push(b);
       const owner = b.handler;
-      if (isA(owner, Handler)) this.addHandler(owner as Handler);
+      if (isA(owner, Handler)) this.addHandler(owner);
       return;
     }
     if (isA(value, Handler)) {
@@ -428,7 +431,7 @@ export class Fuzzer {
             this.outcomes.set(op, o);
             this.keep(v);
           },
-          (err) => this.#rejected(`${label} (settled later)`, err, false),
+          (err: unknown) => this.#rejected(`${label} (settled later)`, err, false),
         );
         this.parked.push(settled);
         return undefined;
@@ -493,13 +496,17 @@ export class Fuzzer {
   #trap(): Gen {
     // What a trap throws is hostile too: reading its message may throw again.
     const thrown = this.int(4);
+    // The values thrown are deliberately not Errors: pinpool must survive those too.
     const boom = (where: string) => () => {
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- a hostile throw, on purpose
       if (thrown === 1) throw Symbol(where);
       if (thrown === 2) {
         const r = Proxy.revocable({}, {});
         r.revoke();
+        // eslint-disable-next-line @typescript-eslint/only-throw-error -- a hostile throw, on purpose
         throw r.proxy;
       }
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- a hostile throw, on purpose
       if (thrown === 3) throw { get message(): string { throw new Error('message'); }, toString(): string { throw new Error('toString'); } };
       throw new Error(`fuzz: ${where}`);
     };
@@ -617,6 +624,7 @@ export class Fuzzer {
       case 1:
         return { v: async () => {}, t: 'async () => {}' };
       case 2:
+        // eslint-disable-next-line @typescript-eslint/no-extraneous-class -- an empty class is the value under test
         return { v: class {}, t: 'class {}' };
       default:
         return { v: Handler, t: 'Handler' };
@@ -682,8 +690,8 @@ export class Fuzzer {
       case 3: {
         const h = this.pick(this.usable);
         // A native handle for other addons (handler.nativeHandle()) passes for nothing inside.
-        if (this.chance(0.3)) return { v: h.nativeHandle() as unknown, t: `h${h.id}.nativeHandle()` };
-        return { v: h.handle as unknown, t: `h${h.id}.handle` };
+        if (this.chance(0.3)) return { v: h.nativeHandle(), t: `h${h.id}.nativeHandle()` };
+        return { v: h.handle, t: `h${h.id}.handle` };
       }
       case 4:
         return this.token();

@@ -132,7 +132,7 @@ describe('PUT /v1/default', () => {
     for (const payload of bad) {
       const res = await request(server, { ...setDefault(right), payload: JSON.stringify(payload), headers: { authorization: right, 'content-type': 'application/json' } });
       expect(res.statusCode, JSON.stringify(payload)).toBe(400);
-      expect(res.json().code).toBe('FST_ERR_VALIDATION');
+      expect(res.json<{ code: string }>().code).toBe('FST_ERR_VALIDATION');
     }
   });
 
@@ -147,7 +147,7 @@ describe('PUT /v1/default', () => {
     expect((await send('handler=plain', 'text/plain')).statusCode).toBe(400); // parsed as a string: not the schema's object
     const big = await send(JSON.stringify({ handler: 'plain', pad: 'x'.repeat(17 * 1024) }));
     expect(big.statusCode).toBe(413);
-    expect(big.json().code).toBe('FST_ERR_CTP_BODY_TOO_LARGE');
+    expect(big.json<{ code: string }>().code).toBe('FST_ERR_CTP_BODY_TOO_LARGE');
     // Just under the limit parses (and then fails validation for the extra property).
     expect((await send(JSON.stringify({ handler: 'plain', pad: 'x'.repeat(15 * 1024) }))).statusCode).toBe(400);
   });
@@ -175,7 +175,7 @@ describe('POST /v1/handlers/:name/trim', () => {
     expect(s.controller.get('cache').stats().cachedBytes).toBeGreaterThan(0);
     const res = await request(s, trim('cache', right));
     expect(res.statusCode).toBe(200);
-    const { releasedBytes } = res.json() as { releasedBytes: number };
+    const { releasedBytes } = res.json<{ releasedBytes: number }>();
     expect(releasedBytes).toBeGreaterThanOrEqual(1 << 20);
     expect(s.controller.get('cache').stats().cachedBytes).toBe(0);
     expect((await request(s, trim('plain', right))).json()).toEqual({ releasedBytes: 0 });
@@ -185,7 +185,7 @@ describe('POST /v1/handlers/:name/trim', () => {
     server = testServer({ adminToken: TOKEN });
     const unknown = await request(server, trim('nope', right));
     expect(unknown.statusCode).toBe(404);
-    expect(unknown.json().code).toBe('ERR_PINPOOL_UNKNOWN_HANDLER');
+    expect(unknown.json<{ code: string }>().code).toBe('ERR_PINPOOL_UNKNOWN_HANDLER');
     for (const name of ['Upper', '1abc', 'a'.repeat(64), '%5F_']) {
       expect((await request(server, trim(name, right))).statusCode, name).toBe(400);
     }

@@ -47,14 +47,14 @@ describe('pinpool info', () => {
   it('prints its version with --version', () => {
     const r = run('--version');
     expect(r.status).toBe(0);
-    expect(r.stdout.trim()).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
+    expect(r.stdout.trim()).toBe((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version);
   });
 });
 
 describe('pinpool serve', () => {
   let child: ChildProcessWithoutNullStreams | undefined;
   afterEach(() => {
-    if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (child?.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     child = undefined;
   });
 

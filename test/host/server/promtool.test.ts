@@ -75,10 +75,25 @@ function ruleNames(yaml: string, kind: 'alert' | 'record'): string[] {
   return [...yaml.matchAll(new RegExp(`^\\s*-\\s+${kind}:\\s*(\\S+)\\s*$`, 'gm'))].map((m) => m[1]!);
 }
 
+/** The parts of a Grafana dashboard (JSON) these tests read; all optional, as JSON gives no promise. */
+interface Panel {
+  id?: number;
+  type?: string;
+  title?: string;
+  targets?: { expr?: unknown; datasource?: unknown }[];
+  panels?: Panel[];
+}
+interface Dashboard {
+  uid?: string;
+  schemaVersion?: number;
+  panels?: Panel[];
+  templating?: { list?: { name?: string; type?: string; query?: string | { query?: unknown } }[] };
+}
+
 /** Every query string of a Grafana dashboard: panel targets (rows' nested panels too) and template variables. */
-function dashboardExprs(dashboard: any): string[] {
+function dashboardExprs(dashboard: Dashboard): string[] {
   const exprs: string[] = [];
-  const visit = (panels: any[] | undefined) => {
+  const visit = (panels: Panel[] | undefined) => {
     for (const p of panels ?? []) {
       for (const t of p.targets ?? []) if (typeof t.expr === 'string') exprs.push(t.expr);
       visit(p.panels);
@@ -167,7 +182,7 @@ describe('monitoring/', () => {
 
   it.skipIf(!available && !required)('promtool parses every dashboard query', () => {
     expect(available, notFound).toBe(true);
-    const dashboard = JSON.parse(dashboardText);
+    const dashboard = JSON.parse(dashboardText) as Dashboard;
     // Grafana's own variables as Grafana fills them in, and label_values(selector, label) (a
     // Grafana function, not PromQL) as the selector it queries.
     const exprs = dashboardExprs(dashboard).map((e) =>
@@ -187,17 +202,17 @@ describe('monitoring/', () => {
   });
 
   it('the dashboard is a Grafana dashboard over a chosen Prometheus data source', () => {
-    const dashboard = JSON.parse(dashboardText);
+    const dashboard = JSON.parse(dashboardText) as Dashboard;
     expect(dashboard).toMatchObject({ uid: 'pinpool', schemaVersion: expect.any(Number) });
     expect(dashboard.schemaVersion).toBeGreaterThanOrEqual(36);
-    const variables = dashboard.templating.list as any[];
+    const variables = dashboard.templating?.list ?? [];
     expect(variables.find((v) => v.name === 'datasource')).toMatchObject({ type: 'datasource', query: 'prometheus' });
     expect(variables.map((v) => v.name)).toEqual(expect.arrayContaining(['job', 'instance']));
-    const panels = (dashboard.panels as any[]).filter((p) => p.type !== 'row');
+    const panels = (dashboard.panels ?? []).filter((p) => p.type !== 'row');
     expect(new Set(panels.map((p) => p.id)).size).toBe(panels.length);
     for (const p of panels) {
       expect(p.targets?.length, p.title).toBeGreaterThan(0);
-      for (const t of p.targets) expect(t.datasource, p.title).toEqual({ type: 'prometheus', uid: '${datasource}' });
+      for (const t of p.targets ?? []) expect(t.datasource, p.title).toEqual({ type: 'prometheus', uid: '${datasource}' });
     }
   });
 
@@ -210,7 +225,7 @@ describe('monitoring/', () => {
     const usedRecorded = exprs.flatMap((e) => [...e.matchAll(/(?<![\w:])[a-z_]*:[a-z0-9_:]*[a-z0-9](?![\w:])/g)].map((m) => m[0]));
     expect(usedRecorded.filter((r) => !recorded.has(r))).toEqual([]);
 
-    const dashboard = dashboardExprs(JSON.parse(dashboardText));
+    const dashboard = dashboardExprs(JSON.parse(dashboardText) as Dashboard);
     expect(dashboard.length).toBeGreaterThan(0);
     const used = new Set([...exprs, ...dashboard].flatMap(metricNames));
     // The series both files are about: a name dropped from either shows here.

@@ -76,7 +76,7 @@ describe('GET /v1/handlers', () => {
     s.controller.get('cache').alloc(100).free();
     const res = await request(s, { method: 'GET', url: '/v1/handlers' });
     expect(res.statusCode).toBe(200);
-    const body = res.json() as Array<Record<string, unknown>>;
+    const body = res.json<Record<string, unknown>[]>();
     expect(body.map((e) => e.name)).toEqual(['cache', 'plain', null]);
     expect(body[0]).toMatchObject({
       name: 'cache',
@@ -95,7 +95,7 @@ describe('GET /v1/handlers', () => {
     const s = testServer();
     server = s;
     s.controller.setDefault('plain');
-    const body = (await request(s, { method: 'GET', url: '/v1/handlers' })).json() as Array<{ name: string; default: boolean }>;
+    const body = (await request(s, { method: 'GET', url: '/v1/handlers' })).json<{ name: string; default: boolean }[]>();
     expect(body.map((e) => [e.name, e.default])).toEqual([
       ['cache', false],
       ['plain', true],

@@ -35,7 +35,7 @@ describe('/v1/scopes', () => {
     for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: `Basic ${TOKEN}` }]) {
       const get = await request(server, { method: 'GET', url: '/v1/scopes', headers });
       const put = await request(server, { method: 'PUT', url: '/v1/scopes/ingest', headers, payload: { handler: 'other' } });
-      expect([get.statusCode, put.statusCode, put.json().code]).toEqual([401, 401, 'ERR_UNAUTHORIZED']);
+      expect([get.statusCode, put.statusCode, put.json<{ code: string }>().code]).toEqual([401, 401, 'ERR_UNAUTHORIZED']);
     }
     expect(c.scopes().map((s) => [s.handler, s.switches])).toEqual([
       ['cache', 0],
@@ -54,7 +54,7 @@ describe('/v1/scopes', () => {
     const res = await request(server, { method: 'GET', url: '/v1/scopes', headers: auth });
     expect(res.statusCode).toBe(200);
     expect(res.headers['cache-control']).toBe('no-store');
-    const scopes = res.json() as ScopeEntry[];
+    const scopes = res.json<ScopeEntry[]>();
     expect(scopes).toEqual([
       {
         name: 'ingest',
@@ -64,7 +64,7 @@ describe('/v1/scopes', () => {
         allocatedBytes: 100,
         bytesInUse: 100,
         buffersInUse: 1,
-        lastSwitch: { at: put.json().at, from: 'cache', to: 'other', requestId: expect.any(String) },
+        lastSwitch: { at: put.json<{ at: string }>().at, from: 'cache', to: 'other', requestId: expect.any(String) },
       },
       { name: 'batch', handler: 'plain', switches: 0, allocations: 0, allocatedBytes: 0, bytesInUse: 0, buffersInUse: 0, lastSwitch: null },
     ]);
@@ -85,7 +85,7 @@ describe('/v1/scopes', () => {
       put('/v1/scopes/ingest', { handler: 3 }),
       put('/v1/scopes/ingest', {}),
     ]);
-    expect(answers.map((a) => [a.statusCode, a.json().code])).toEqual([
+    expect(answers.map((a) => [a.statusCode, a.json<{ code: string }>().code])).toEqual([
       [404, 'ERR_PINPOOL_UNKNOWN_SCOPE'],
       [404, 'ERR_PINPOOL_UNKNOWN_HANDLER'],
       [404, 'ERR_PINPOOL_UNKNOWN_SCOPE'],

@@ -140,7 +140,6 @@ if (isMainThread) {
   const r = rng(seed);
   const pick = (a) => a[Math.floor(r() * a.length)];
   const h = pinpool.attach(token);
-  const slabs = h.stats !== undefined && h.describe?.()?.slabViews === true;
   const live = [];
   const errors = [];
   let mark = seed & 0xffff;

@@ -104,7 +104,7 @@ export async function runStress(options: StressOptions): Promise<StressResult> {
   const chains = options.chains.map((c) => ({ label: c.label, token: c.handler.share(), maxSize: c.maxSize, expected: c.expected }));
 
   // A full mesh of ports: ports[i][j] is worker i's end of the channel to worker j.
-  const ports: (MessagePort | null)[][] = Array.from({ length: workers }, () => new Array(workers).fill(null));
+  const ports: (MessagePort | null)[][] = Array.from({ length: workers }, () => new Array<MessagePort | null>(workers).fill(null));
   for (let i = 0; i < workers; i++) {
     for (let j = i + 1; j < workers; j++) {
       const { port1, port2 } = new MessageChannel();
@@ -189,7 +189,7 @@ export function summary(name: string, r: StressResult, chains: StressChain[]): s
     .map((c, i) => {
       const failures = Object.entries(r.expectedFailures[i]!).map(([k, v]) => `, ${k} failures ${v}`).join('');
       const hops = Object.entries(c.handler.stats().fallbacks).map(([k, v]) => `, ${k} hops ${v}`).join('');
-      return `${c.label} ${r.allocs[i]} allocs${failures}${hops}`;
+      return `${c.label} ${String(r.allocs[i])} allocs${failures}${hops}`;
     })
     .join('; ');
   const gib = r.bytes.reduce((a, b) => a + b, 0) / 2 ** 30;
@@ -263,7 +263,7 @@ export function mismatches(r: StressResult, chains: StressChain[]): string[] {
   const problems: string[] = [];
   chains.forEach((c, i) => {
     const s = c.handler.stats();
-    if (s.allocations.total !== r.allocs[i]) problems.push(`${c.label}: allocations.total ${s.allocations.total}, the workers made ${r.allocs[i]}`);
+    if (s.allocations.total !== r.allocs[i]) problems.push(`${c.label}: allocations.total ${s.allocations.total}, the workers made ${String(r.allocs[i])}`);
     for (const [reason, n] of Object.entries(r.expectedFailures[i]!)) {
       if ((s.failures[reason] ?? 0) !== n) problems.push(`${c.label}: failures.${reason} ${s.failures[reason] ?? 0}, the workers saw ${n}`);
     }
