@@ -113,19 +113,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       env, [](void* arg) { static_cast<Instance*>(arg)->end(static_cast<Instance*>(arg)->env); }, inst);
   inst->env = env;
   make_probe(env, inst);
-  for (auto [name, fn] : {std::pair{"alloc", HotAlloc}, std::pair{"free", HotFree},
-                          std::pair{"transfer", Transfer}, std::pair{"adopt", Adopt},
-                          std::pair{"takeError", TakeError}, std::pair{"constants", Constants},
-                          std::pair{"setErrorClass", SetErrorClass}}) {
-    napi_value f;
-    NAPI_THROW_IF_FAILED(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, inst, &f),
-                         exports);
-    exports.Set(name, Napi::Value(env, f));
-  }
+  ExportHotPath(env, exports, inst);
+  ExportBoundary(env, exports);
   exports.Set("scratch", Napi::Function::New(env, Scratch, "scratch"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("fakeCuda", Napi::Function::New(env, FakeCuda, "fakeCuda"));
-  InitThreadCache(env, exports, inst);
+  ExportThreadCache(env, exports, inst);
+  ExportBufferLifetime(env, exports, inst);
   InitHandlerCalls(env, exports);
   InitSlabViews(env, exports);
   InitHops(env, exports);

@@ -155,19 +155,20 @@ napi_value alloc_error(napi_env env, const char* handler, size_t bytes, int stat
   }
 }
 
+namespace {
+
+// setErrorClass(PinpoolError): called once per environment by src/native.ts.
 napi_value SetErrorClass(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  napi_valuetype type = napi_undefined;
-  if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_function)
-    return throw_error(env, code::kInvalidArgument, "setErrorClass(PinpoolError)");
+  PINPOOL_ARGS_MESSAGE(env, info, 1, "setErrorClass(PinpoolError)");
+  PINPOOL_REQUIRE_FUNCTION(0, error_class);
   Instance* inst = instance(env);
   if (inst->error_class) napi_delete_reference(env, inst->error_class);
-  napi_create_reference(env, argv[0], 1, &inst->error_class);
+  napi_create_reference(env, error_class, 1, &inst->error_class);
   return nullptr;
 }
 
+// constants() -> the tables JavaScript reads instead of repeating them: error codes, the
+// scratch slots, the pool's limits, managed-memory advice, failure reasons.
 napi_value Constants(napi_env env, napi_callback_info) {
   napi_value result, table;
   napi_create_object(env, &result);
@@ -226,6 +227,36 @@ napi_value Constants(napi_env env, napi_callback_info) {
   put_number(table, "mapped", CU_MEMHOSTREGISTER_DEVICEMAP);
   napi_set_named_property(env, result, "registerFlags", table);
   return result;
+}
+
+}  // namespace
+
+napi_value throw_native_exception(napi_env env, std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::bad_alloc&) {
+    return throw_error(env, code::kOutOfMemory, "out of memory");
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    if (what.rfind("pinpool: ", 0) == 0) what.erase(0, 9);  // make_error says it once
+    return throw_error(env, code::kUnavailable, what);
+  } catch (...) {
+    return throw_error(env, code::kUnavailable, "a native exception was thrown");
+  }
+}
+
+void export_functions(napi_env env, napi_value exports, std::initializer_list<Export> table,
+                      void* data) {
+  for (const Export& e : table) {
+    napi_value f;
+    if (napi_create_function(env, e.name, NAPI_AUTO_LENGTH, e.function, data, &f) == napi_ok)
+      napi_set_named_property(env, exports, e.name, f);
+  }
+}
+
+void ExportBoundary(napi_env env, napi_value exports) {
+  export_functions(env, exports,
+                   {{"constants", guarded<Constants>}, {"setErrorClass", guarded<SetErrorClass>}});
 }
 
 }  // namespace pinpool::binding

@@ -99,6 +99,8 @@ bool take_back_view(napi_env env, napi_value buffer, const LiveBlock& block, boo
   return true;
 }
 
+namespace {
+
 // alloc(handler, bytes, alignment, view) -> ArrayBuffer | undefined | null (failed: see
 // takeError)
 //   view (enum View): kNoView, no ArrayBuffer (a replay measures the allocator alone);
@@ -106,14 +108,13 @@ bool take_back_view(napi_env env, napi_value buffer, const LiveBlock& block, boo
 //   of the handler called (kRegion says which: JavaScript views the slab), else one. Only the
 //   pool knows where a block came from, so JavaScript does not guess.
 napi_value HotAlloc(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  Instance* inst = instance_of(env, info, &argc, argv);
-  Handler* h;
-  size_t bytes, alignment, view;
-  if (argc < 4 || !(h = inst->handler(env, argv[0])) || !get_size(env, argv[1], &bytes) ||
-      !get_size(env, argv[2], &alignment) || !get_size(env, argv[3], &view) || view > kSlabOrBuffer)
-    return throw_error(env, code::kInvalidArgument, "binding: alloc(handler, bytes, alignment, view)");
+  PINPOOL_ARGS(env, info, 4, "alloc(handler, bytes, alignment, view)");
+  auto* inst = static_cast<Instance*>(function_data);
+  PINPOOL_REQUIRE_HANDLER(0, inst, h);
+  PINPOOL_REQUIRE_SIZE(1, bytes);
+  PINPOOL_REQUIRE_SIZE(2, alignment);
+  PINPOOL_REQUIRE_SIZE(3, view);
+  PINPOOL_REQUIRE(view <= kSlabOrBuffer);
   double* out = inst->slots;
   pinpool_alloc_info result{};
   // The hop log holds this allocation's hops only: a native addon's allocations on this thread
@@ -147,8 +148,8 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
 
 // takeError() -> the PinpoolError of the last failed alloc() of this thread
 napi_value TakeError(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  Instance* inst = instance_of(env, info, &argc, nullptr);
+  PINPOOL_ARGS(env, info, 0, "takeError()");
+  auto* inst = static_cast<Instance*>(function_data);
   napi_value error = nullptr;
   if (inst->last_error) {
     napi_get_reference_value(env, inst->last_error, &error);
@@ -158,31 +159,26 @@ napi_value TakeError(napi_env env, napi_callback_info info) {
   return error ? error : make_error(env, code::kOutOfMemory, "allocation failed");
 }
 
-// The live block that free() or transfer() names by (handler, _, slot, address): throws and
-// returns nullptr when the arguments are of the wrong type or name no block of this thread.
-LiveBlock* named_block(napi_env env, Instance* inst, const napi_value* argv, const char* call) {
-  Handler* h;
-  double slot;
-  void* ptr;
-  if (!(h = inst->handler(env, argv[0])) || !get_number(env, argv[2], &slot) ||
-      !get_address(env, argv[3], &ptr)) {
-    throw_error(env, code::kInvalidArgument, std::string("binding: ") + call + "(handler, buffer, slot, address, ...)");
-    return nullptr;
-  }
+// The live block that free() or transfer() (`name`) names by (handler, _, slot, address):
+// throws and returns nullptr when the arguments are of the wrong type (`call`) or name no block
+// of this thread.
+LiveBlock* named_block(const Call& call, Instance* inst, const napi_value* argv, const char* name) {
+  PINPOOL_REQUIRE_HANDLER(0, inst, h);
+  PINPOOL_REQUIRE_NUMBER(2, slot);
+  PINPOOL_REQUIRE_ADDRESS(3, ptr);
   LiveBlock* block = inst->live.find(slot, ptr, h);
-  if (!block) throw_error(env, code::kInvalidArgument, std::string(call) + ": not a block this thread owns");
+  if (!block)
+    throw_error(call.env, code::kInvalidArgument, std::string(name) + ": not a block this thread owns");
   return block;
 }
 
 // free(handler, arrayBuffer | undefined, slot, address, byGc)
 napi_value HotFree(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  Instance* inst = instance_of(env, info, &argc, argv);
-  bool by_gc = false;
-  if (argc < 5 || !get_bool(env, argv[4], &by_gc))
-    return throw_error(env, code::kInvalidArgument, "binding: free(handler, buffer, slot, address, byGc)");
-  LiveBlock* block = named_block(env, inst, argv, "free");
+  PINPOOL_ARGS(env, info, 5, "free(handler, buffer, slot, address, byGc)");
+  auto* inst = static_cast<Instance*>(function_data);
+  PINPOOL_REQUIRE_BOOL(4, by_gc);
+  LiveBlock* block =
+      named_block({env, "binding: free(handler, buffer, slot, address, ...)"}, inst, argv, "free");
   if (!block) return nullptr;
   FenceSet leases = std::move(block->inherited);
   if (!take_back_view(env, argv[1], *block, by_gc, leases))
@@ -196,16 +192,12 @@ napi_value HotFree(napi_env env, napi_callback_info info) {
 //   scope: the cell of the named scope a block of this thread was allocated in (scopeCell()); a
 //   block adopted here keeps the scope it came with.
 napi_value Transfer(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  Instance* inst = instance_of(env, info, &argc, argv);
-  napi_valuetype scope_type = napi_undefined;
-  if (argc >= 5) napi_typeof(env, argv[4], &scope_type);
-  const bool has_scope = scope_type != napi_undefined;
-  auto* scope = has_scope ? static_cast<ScopeCell*>(unwrap_tagged(env, argv[4], Tag::ScopeCell)) : nullptr;
-  if (argc < 4 || (has_scope && !scope))
-    return throw_error(env, code::kInvalidArgument, "binding: transfer(handler, buffer, slot, address, scope)");
-  LiveBlock* block = named_block(env, inst, argv, "transfer");
+  PINPOOL_ARGS(env, info, 5, "transfer(handler, buffer, slot, address, scope)");
+  auto* inst = static_cast<Instance*>(function_data);
+  PINPOOL_REQUIRE_HANDLE_OR_UNDEFINED(4, ScopeCell, scope);
+  PINPOOL_REQUIRE(argc >= 4);
+  LiveBlock* block = named_block({env, "binding: transfer(handler, buffer, slot, address, ...)"},
+                                 inst, argv, "transfer");
   if (!block) return nullptr;
   Handler* h = block->handler;
   void* ptr = block->ptr;
@@ -240,19 +232,14 @@ napi_value Transfer(napi_env env, napi_callback_info info) {
 // adopt(key, process) -> [handler, arrayBuffer, bytes, alignment] or null when no parcel has
 // that key; the address and leaf id land in scratch. A token of another process is refused.
 napi_value Adopt(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  Instance* inst = instance_of(env, info, &argc, argv);
-  char key[40], process[24];
-  size_t key_length = 0, process_length = 0;
-  if (argc < 2 ||
-      napi_get_value_string_utf8(env, argv[0], key, sizeof key, &key_length) != napi_ok ||
-      napi_get_value_string_utf8(env, argv[1], process, sizeof process, &process_length) != napi_ok)
-    return throw_error(env, code::kInvalidArgument, "binding: adopt(key, process)");
-  if (std::string(process, process_length) != transfers::process_key())
+  PINPOOL_ARGS(env, info, 2, "adopt(key, process)");
+  auto* inst = static_cast<Instance*>(function_data);
+  PINPOOL_REQUIRE_STRING(0, key);
+  PINPOOL_REQUIRE_STRING(1, process);
+  if (process != transfers::process_key())
     return throw_error(env, code::kInvalidArgument, "adopt: the token was made in another process");
   transfers::Parcel p;
-  if (!transfers::take(std::string(key, key_length), p)) return null_value(env);
+  if (!transfers::take(key, p)) return null_value(env);
   LiveBlock block{p.ptr, p.handler, p.bytes, p.alignment, p.served_by, nullptr, {}};
   block.inherited = std::move(p.leases);
   block.scope = p.scope;  // takes over the parcel's reference
@@ -282,6 +269,18 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   napi_set_element(env, result, 2, bytes);
   napi_set_element(env, result, 3, alignment);
   return result;
+}
+
+}  // namespace
+
+void ExportHotPath(napi_env env, napi_value exports, Instance* inst) {
+  export_functions(env, exports,
+                   {{"alloc", guarded<HotAlloc>},
+                    {"free", guarded<HotFree>},
+                    {"transfer", guarded<Transfer>},
+                    {"adopt", guarded<Adopt>},
+                    {"takeError", guarded<TakeError>}},
+                   inst);
 }
 
 Handler* Instance::handler(napi_env env, napi_value value) {

@@ -34,11 +34,10 @@ struct LiveBlock;
 bool take_back_view(napi_env env, napi_value buffer, const LiveBlock& block, bool by_gc,
                     FenceSet& leases);
 
-// Each takes the environment's Instance as its function data.
-napi_value HotAlloc(napi_env env, napi_callback_info info);
-napi_value HotFree(napi_env env, napi_callback_info info);
-napi_value TakeError(napi_env env, napi_callback_info info);
-napi_value Transfer(napi_env env, napi_callback_info info);
-napi_value Adopt(napi_env env, napi_callback_info info);
+struct Instance;
+
+// alloc, free, transfer, adopt, takeError: each made with the environment's Instance as its
+// function data.
+void ExportHotPath(napi_env env, napi_value exports, Instance* inst);
 
 }  // namespace pinpool::binding

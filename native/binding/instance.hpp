@@ -150,11 +150,4 @@ void release_handler_handle(napi_env env, void* data, void* hint);
 // This environment's Instance (napi_get_instance_data).
 Instance* instance(napi_env env);
 
-// The Instance a plain Node-API function was made with (its function data), and its arguments.
-inline Instance* instance_of(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
-  void* data = nullptr;
-  napi_get_cb_info(env, info, argc, argv, nullptr, &data);
-  return static_cast<Instance*>(data);
-}
-
 }  // namespace pinpool::binding
