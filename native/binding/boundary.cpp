@@ -8,6 +8,7 @@
 #include "../handlers/pool_adaptor.hpp"
 #include "hot_path.hpp"
 #include "instance.hpp"
+#include "module_exports.hpp"
 #include "thread_cache.hpp"
 
 namespace pinpool::binding {

@@ -115,22 +115,30 @@ inline double address_value(const void* p) { return static_cast<double>(reinterp
 // `argv` (n of them; undefined past argc), `function_data` (the data the function was made
 // with) and `call` (the message its checks throw: "binding: " + signature).
 // PINPOOL_REQUIRE_<TYPE>(i, var) declares `var` and reads argv[i] into it; a value of another
-// type throws ERR_PINPOOL_INVALID_ARGUMENT with call's message and returns nullptr from the
-// enclosing function (undefined to JavaScript; any pointer type in a helper).
+// type throws ERR_PINPOOL_INVALID_ARGUMENT with call's message and returns from the enclosing
+// function: nullptr (undefined to JavaScript), or false from a helper that returns bool.
 // PINPOOL_REQUIRE(cond) does the same for what a signature implies beyond a type (a count of
 // arguments, an enum's range). Whether a value names something live (a block this thread owns,
 // a token of this process) is the function's own error, with its own message.
 // A helper that checks arguments for a binding function declares its own `call` (the message
 // differs) and takes `argv`.
 
+// What a failed check returns: nullptr from a function returning a pointer (a napi_value),
+// false from one returning bool.
+struct Failed {
+  template <typename T>
+  operator T*() const { return nullptr; }
+  operator bool() const { return false; }
+};
+
 // The message a call's argument checks throw.
 struct Call {
   napi_env env;
   const char* message;  // "binding: alloc(handler, bytes, alignment, view)"
   // Throws ERR_PINPOOL_INVALID_ARGUMENT with `message`.
-  std::nullptr_t invalid() const {
+  Failed invalid() const {
     throw_error(env, code::kInvalidArgument, message);
-    return nullptr;
+    return {};
   }
 };
 
@@ -281,6 +289,56 @@ bool get_handle_or_undefined(napi_env env, napi_value v, T** out) {
   return is_type(env, v, napi_undefined) || get_handle(env, v, out);
 }
 
+// ---- Values for JavaScript -------------------------------------------------------------------
+
+// Node-API's out-parameters in one expression, for the values binding functions return.
+inline napi_value js_undefined(napi_env env) {
+  napi_value v;
+  napi_get_undefined(env, &v);
+  return v;
+}
+inline napi_value js_null(napi_env env) {
+  napi_value v;
+  napi_get_null(env, &v);
+  return v;
+}
+inline napi_value js_bool(napi_env env, bool b) {
+  napi_value v;
+  napi_get_boolean(env, b, &v);
+  return v;
+}
+inline napi_value js_number(napi_env env, double d) {
+  napi_value v;
+  napi_create_double(env, d, &v);
+  return v;
+}
+inline napi_value js_string(napi_env env, const char* s) {
+  napi_value v;
+  napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v);
+  return v;
+}
+inline napi_value js_string(napi_env env, const std::string& s) {
+  napi_value v;
+  napi_create_string_utf8(env, s.data(), s.size(), &v);
+  return v;
+}
+inline napi_value js_object(napi_env env) {
+  napi_value v;
+  napi_create_object(env, &v);
+  return v;
+}
+inline napi_value js_array(napi_env env, size_t length) {
+  napi_value v;
+  napi_create_array_with_length(env, length, &v);
+  return v;
+}
+inline void set_named(napi_env env, napi_value object, const char* name, napi_value value) {
+  napi_set_named_property(env, object, name, value);
+}
+inline void set_element(napi_env env, napi_value array, uint32_t index, napi_value value) {
+  napi_set_element(env, array, index, value);
+}
+
 // ---- Exports ---------------------------------------------------------------------------------
 
 // A C++ exception must not unwind into JavaScript (the process would abort): an exported
@@ -304,8 +362,5 @@ struct Export {
 // Sets each of `table` on `exports`, made with `data` as its function data.
 void export_functions(napi_env env, napi_value exports, std::initializer_list<Export> table,
                       void* data = nullptr);
-
-// The boundary's own exports: constants, setErrorClass.
-void ExportBoundary(napi_env env, napi_value exports);
 
 }  // namespace pinpool::binding

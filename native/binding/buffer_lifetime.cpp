@@ -4,6 +4,7 @@
 
 #include "boundary.hpp"
 #include "instance.hpp"
+#include "module_exports.hpp"
 
 namespace pinpool::binding {
 namespace {

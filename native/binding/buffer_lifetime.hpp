@@ -44,8 +44,4 @@ bool left_thread(napi_env env, const LiveBlock& block);
 // finalizer ran while the thread ran.
 bool view_left_thread(napi_env env, napi_ref watch, bool dead);
 
-// setBufferMoves(transfer, isMainThread) and track(slot, address, arrayBuffer), made with the
-// environment's Instance as their function data.
-void ExportBufferLifetime(napi_env env, napi_value exports, Instance* inst);
-
 }  // namespace pinpool::binding

@@ -16,6 +16,7 @@
 #include "boundary.hpp"
 #include "buffer_lifetime.hpp"
 #include "instance.hpp"
+#include "module_exports.hpp"
 #include "thread_cache.hpp"
 
 namespace pinpool::binding {
@@ -57,18 +58,12 @@ bool make_view(napi_env env, void* ptr, size_t bytes, Fence** view, napi_value* 
   return true;
 }
 
-napi_value null_value(napi_env env) {
-  napi_value v;
-  napi_get_null(env, &v);
-  return v;
-}
-
 // An allocation failed: keep its PinpoolError for takeError() (the caller publishes fallback
 // hops first, then throws it) and return null.
 napi_value failed(napi_env env, Instance* inst, napi_value error) {
   if (inst->last_error) napi_delete_reference(env, inst->last_error);
   napi_create_reference(env, error, 1, &inst->last_error);
-  return null_value(env);
+  return js_null(env);
 }
 
 }  // namespace
@@ -239,7 +234,7 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   if (process != transfers::process_key())
     return throw_error(env, code::kInvalidArgument, "adopt: the token was made in another process");
   transfers::Parcel p;
-  if (!transfers::take(key, p)) return null_value(env);
+  if (!transfers::take(key, p)) return js_null(env);
   LiveBlock block{p.ptr, p.handler, p.bytes, p.alignment, p.served_by, nullptr, {}};
   block.inherited = std::move(p.leases);
   block.scope = p.scope;  // takes over the parcel's reference
@@ -260,7 +255,7 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   const Handler* leaf = Handler::from_abi(p.served_by);
   out[kServedBy] = leaf ? static_cast<double>(leaf->id()) : 0;
   napi_value result, handle, bytes, alignment;
-  handle = wrap_tagged(env, p.handler, Tag::Handler, release_handler_handle);
+  handle = wrap_handler(env, p.handler);
   napi_create_double(env, static_cast<double>(p.bytes), &bytes);
   napi_create_double(env, static_cast<double>(p.alignment), &alignment);
   napi_create_array_with_length(env, 4, &result);
@@ -309,6 +304,10 @@ void release_handler_handle(napi_env env, void* data, void*) {
   auto* h = static_cast<Handler*>(data);
   if (Instance* inst = instance(env)) inst->forget(h);
   h->release();
+}
+
+napi_value wrap_handler(napi_env env, Handler* h) {
+  return wrap_tagged(env, h, Tag::Handler, release_handler_handle);
 }
 
 void Instance::end(napi_env env) {

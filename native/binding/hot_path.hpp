@@ -34,10 +34,5 @@ struct LiveBlock;
 bool take_back_view(napi_env env, napi_value buffer, const LiveBlock& block, bool by_gc,
                     FenceSet& leases);
 
-struct Instance;
-
-// alloc, free, transfer, adopt, takeError: each made with the environment's Instance as its
-// function data.
-void ExportHotPath(napi_env env, napi_value exports, Instance* inst);
 
 }  // namespace pinpool::binding

@@ -146,6 +146,8 @@ void end_slab_views(napi_env env, Instance* inst);
 // The finalizer of a handler's external: forgets it in this environment's `known` cache, then
 // releases the external's reference.
 void release_handler_handle(napi_env env, void* data, void* hint);
+// Wraps a handler reference (already counted) for JavaScript; the wrapper releases it.
+napi_value wrap_handler(napi_env env, Handler* h);
 
 // This environment's Instance (napi_get_instance_data).
 Instance* instance(napi_env env);

@@ -7,6 +7,7 @@
 #include "buffer_lifetime.hpp"
 #include "hot_path.hpp"
 #include "instance.hpp"
+#include "module_exports.hpp"
 
 namespace pinpool::binding {
 
@@ -42,12 +43,6 @@ void ThreadCache::release() {
 }
 
 namespace {
-
-napi_value boolean(napi_env env, bool b) {
-  napi_value v;
-  napi_get_boolean(env, b, &v);
-  return v;
-}
 
 // Called by a trim in any thread (under the handler's lock): queues `trimAsked` on the cache's
 // own thread, so a thread that makes no further call to the pool still gives its blocks back.
@@ -153,7 +148,7 @@ napi_value Leased(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 2, "leased(address, bytes)");
   PINPOOL_REQUIRE_ADDRESS(0, ptr);
   PINPOOL_REQUIRE_SIZE(1, bytes);
-  return boolean(env, leases::overlaps(ptr, bytes));
+  return js_bool(env, leases::overlaps(ptr, bytes));
 }
 
 // A few bytes no one frees, for probes: whether ArrayBuffer.prototype.transfer() moves an
@@ -185,11 +180,11 @@ napi_value LeaseFlag(napi_env env, napi_callback_info) {
 napi_value IsProbe(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 1, "isProbe(value)");
   napi_value buffer;
-  if (!get_arraybuffer(env, argv[0], &buffer)) return boolean(env, false);
+  if (!get_arraybuffer(env, argv[0], &buffer)) return js_bool(env, false);
   void* memory = nullptr;
   size_t length = 0;
   napi_get_arraybuffer_info(env, buffer, &memory, &length);
-  return boolean(env, memory == probe_memory && length == sizeof probe_memory);
+  return js_bool(env, memory == probe_memory && length == sizeof probe_memory);
 }
 
 }  // namespace

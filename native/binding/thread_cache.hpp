@@ -37,9 +37,4 @@ struct ThreadCache {
   void release();
 };
 
-// threadCache, dropCache, notePeak, trimAfterThreadCache, and the probes and lease checks
-// src/thread-cache.ts and src/take-back.ts use: each made with the environment's Instance as
-// its function data.
-void ExportThreadCache(napi_env env, napi_value exports, Instance* inst);
-
 }  // namespace pinpool::binding
