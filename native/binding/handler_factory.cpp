@@ -58,13 +58,11 @@ class OptionsReader {
     if (std::isinf(d) && d > 0) *out = UINT64_MAX;
     else if (d >= 0 && d < 18446744073709551616.0) *out = static_cast<uint64_t>(d);
   }
-  // A handler's external, or nullptr.
+  // A handler's external (tagged as one: boundary.hpp), or nullptr.
   pinpool_handler* handler(const char* key) {
-    void* data = nullptr;
+    Handler* h = nullptr;
     napi_value v = get(key);
-    if (!v || !is_type(env_, v, napi_external) || napi_get_value_external(env_, v, &data) != napi_ok)
-      return nullptr;
-    return static_cast<Handler*>(data)->abi();
+    return v && get_handle(env_, v, &h) ? h->abi() : nullptr;
   }
 
  private:
