@@ -531,7 +531,10 @@ napi_value Deferred(napi_env env, napi_callback_info info) {
 
 }  // namespace
 
-void ExportGpu(napi_env env, napi_value exports) {
+// This environment's GpuState: its thread-safe function, and a clean-up hook that closes it.
+// Never freed: a CUDA driver thread may still be finishing a notify() with it when the
+// environment goes (scripts/asan/lsan.supp names this function).
+GpuState* InitGpu(napi_env env) {
   auto* state = new GpuState();
   napi_value name;
   napi_create_string_utf8(env, "pinpool.gpu", NAPI_AUTO_LENGTH, &name);
@@ -548,6 +551,10 @@ void ExportGpu(napi_env env, napi_value exports) {
         // `s` stays allocated: a driver thread may still be finishing a notify() with it.
       },
       state);
+  return state;
+}
+
+void ExportGpu(napi_env env, napi_value exports) {
   // Each made with the environment's GpuState as its function data.
   export_functions(env, exports,
                    {{"copy", guarded<Copy>},
@@ -559,7 +566,7 @@ void ExportGpu(napi_env env, napi_value exports) {
                     {"hostRegister", guarded<HostRegister>},
                     {"hostUnregister", guarded<HostUnregister>},
                     {"deferred", guarded<Deferred>}},
-                   state);
+                   InitGpu(env));
 }
 
 }  // namespace pinpool::binding
