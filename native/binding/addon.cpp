@@ -14,10 +14,10 @@
 #include "../core/stats.hpp"
 #include "../cuda/cuda_driver.hpp"
 #include "buffer_lifetime.hpp"
-#include "module_exports.hpp"
 #include "hot_path.hpp"
-#include "thread_cache.hpp"
 #include "instance.hpp"
+#include "module_exports.hpp"
+#include "thread_cache.hpp"
 
 namespace pinpool::binding {
 namespace {
@@ -55,17 +55,20 @@ napi_value Info(napi_env env, napi_callback_info) {
     napi_value dev = js_object(env);
     set_named(env, dev, "index", js_number(env, d.devices[i].index));
     set_named(env, dev, "name", js_string(env, d.devices[i].name));
-    set_named(env, dev, "totalBytes", js_number(env, static_cast<double>(d.devices[i].total_bytes)));
+    set_named(env, dev, "totalBytes",
+              js_number(env, static_cast<double>(d.devices[i].total_bytes)));
     set_element(env, devices, static_cast<uint32_t>(i), dev);
   }
   set_named(env, c, "devices", devices);
   set_named(env, o, "cuda", c);
   napi_value reasons = js_array(env, kReasonCount);
   for (int i = 0; i < kReasonCount; i++)
-    set_element(env, reasons, static_cast<uint32_t>(i), js_string(env, reason_text(static_cast<Reason>(i))));
+    set_element(env, reasons, static_cast<uint32_t>(i),
+                js_string(env, reason_text(static_cast<Reason>(i))));
   set_named(env, o, "reasons", reasons);
   set_named(env, o, "hostLockCap", lock_cap_value(env, host_lock_budget().cap()));
-  set_named(env, o, "lockedCap", lock_cap_value(env, lesser(memlock_cap(), host_lock_budget().cap())));
+  set_named(env, o, "lockedCap",
+            lock_cap_value(env, lesser(memlock_cap(), host_lock_budget().cap())));
   return o;
 }
 
@@ -119,7 +122,8 @@ Instance* make_instance(napi_env env) {
   // Before Node-API's own clean-up, which deletes every reference (the instance data's
   // finalizer runs after that): Instance::end reads the weak references it watches.
   napi_add_env_cleanup_hook(
-      env, [](void* arg) { static_cast<Instance*>(arg)->end(static_cast<Instance*>(arg)->env); }, inst);
+      env, [](void* arg) { static_cast<Instance*>(arg)->end(static_cast<Instance*>(arg)->env); },
+      inst);
   inst->env = env;
   make_probe(env, inst);
   return inst;
@@ -129,9 +133,10 @@ napi_value init(napi_env env, napi_value exports) {
   Instance* inst = make_instance(env);
   ExportHotPath(env, exports, inst);
   ExportBoundary(env, exports);
-  export_functions(env, exports,
-                   {{"scratch", guarded<Scratch>}, {"info", guarded<Info>}, {"fakeCuda", guarded<FakeCuda>}},
-                   inst);
+  export_functions(
+      env, exports,
+      {{"scratch", guarded<Scratch>}, {"info", guarded<Info>}, {"fakeCuda", guarded<FakeCuda>}},
+      inst);
   ExportThreadCache(env, exports, inst);
   ExportBufferLifetime(env, exports, inst);
   ExportHandlerCalls(env, exports);
@@ -147,9 +152,7 @@ napi_value init(napi_env env, napi_value exports) {
 napi_value Init(napi_env env, napi_value exports) noexcept {
   try {
     return init(env, exports);
-  } catch (...) {
-    return throw_native_exception(env, std::current_exception());
-  }
+  } catch (...) { return throw_native_exception(env, std::current_exception()); }
 }
 
 }  // namespace

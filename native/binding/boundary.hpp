@@ -48,17 +48,29 @@ using RegionPinRef = std::shared_ptr<RegionPin>;  // a slab view's pin (slab_vie
 template <typename T>
 struct TagOf;
 template <>
-struct TagOf<Handler> { static constexpr Tag kTag = Tag::Handler; };
+struct TagOf<Handler> {
+  static constexpr Tag kTag = Tag::Handler;
+};
 template <>
-struct TagOf<CUstream> { static constexpr Tag kTag = Tag::Stream; };
+struct TagOf<CUstream> {
+  static constexpr Tag kTag = Tag::Stream;
+};
 template <>
-struct TagOf<RegionPinRef> { static constexpr Tag kTag = Tag::RegionPin; };
+struct TagOf<RegionPinRef> {
+  static constexpr Tag kTag = Tag::RegionPin;
+};
 template <>
-struct TagOf<Registration> { static constexpr Tag kTag = Tag::Registration; };
+struct TagOf<Registration> {
+  static constexpr Tag kTag = Tag::Registration;
+};
 template <>
-struct TagOf<ThreadCache> { static constexpr Tag kTag = Tag::ThreadCache; };
+struct TagOf<ThreadCache> {
+  static constexpr Tag kTag = Tag::ThreadCache;
+};
 template <>
-struct TagOf<ScopeCell> { static constexpr Tag kTag = Tag::ScopeCell; };
+struct TagOf<ScopeCell> {
+  static constexpr Tag kTag = Tag::ScopeCell;
+};
 
 // Error codes, as PinpoolError spells them (src/errors.ts ErrorCode, exported from here too).
 namespace code {
@@ -98,7 +110,9 @@ napi_value alloc_error(napi_env env, const char* handler, size_t bytes, int stat
 // The code PinpoolError uses for a pinpool_status_code (include/pinpool.h).
 const char* status_code(int status);
 
-inline double address_value(const void* p) { return static_cast<double>(reinterpret_cast<uintptr_t>(p)); }
+inline double address_value(const void* p) {
+  return static_cast<double>(reinterpret_cast<uintptr_t>(p));
+}
 
 // ---- Argument checks ------------------------------------------------------------------------
 //
@@ -127,7 +141,9 @@ inline double address_value(const void* p) { return static_cast<double>(reinterp
 // false from one returning bool.
 struct Failed {
   template <typename T>
-  operator T*() const { return nullptr; }
+  operator T*() const {
+    return nullptr;
+  }
   operator bool() const { return false; }
 };
 
@@ -145,16 +161,16 @@ struct Call {
 #define PINPOOL_ARGS(env, info, n, signature) \
   PINPOOL_ARGS_MESSAGE(env, info, n, "binding: " signature)
 // The same with the whole message given (setErrorClass's predates the "binding: ").
-#define PINPOOL_ARGS_MESSAGE(env, info, n, message)                       \
-  size_t argc = (n);                                                      \
-  [[maybe_unused]] napi_value argv[(n) > 0 ? (n) : 1];                    \
-  [[maybe_unused]] void* function_data = nullptr;                         \
+#define PINPOOL_ARGS_MESSAGE(env, info, n, message)                      \
+  size_t argc = (n);                                                     \
+  [[maybe_unused]] napi_value argv[(n) > 0 ? (n) : 1];                   \
+  [[maybe_unused]] void* function_data = nullptr;                        \
   napi_get_cb_info((env), (info), &argc, argv, nullptr, &function_data); \
   [[maybe_unused]] const ::pinpool::binding::Call call { (env), message }
 
-#define PINPOOL_REQUIRE(cond)                   \
-  do {                                          \
-    if (!(cond)) return call.invalid();         \
+#define PINPOOL_REQUIRE(cond)           \
+  do {                                  \
+    if (!(cond)) return call.invalid(); \
   } while (0)
 
 // argv[i] read by `read(env, value, &var)`, which is false for a value of the wrong type.
@@ -163,17 +179,22 @@ struct Call {
   if (!read(call.env, argv[i], &var)) return call.invalid()
 
 // double: a finite number.
-#define PINPOOL_REQUIRE_NUMBER(i, var) PINPOOL_REQUIRE_ARG(i, ::pinpool::binding::get_number, double, var)
+#define PINPOOL_REQUIRE_NUMBER(i, var) \
+  PINPOOL_REQUIRE_ARG(i, ::pinpool::binding::get_number, double, var)
 // double: any number, NaN and the infinities too.
 #define PINPOOL_REQUIRE_ANY_NUMBER(i, var) \
   PINPOOL_REQUIRE_ARG(i, ::pinpool::binding::get_any_number, double, var)
 // size_t: a byte count, offset or alignment (an integer from 0 to 2^53).
-#define PINPOOL_REQUIRE_SIZE(i, var) PINPOOL_REQUIRE_ARG(i, ::pinpool::binding::get_size, size_t, var)
+#define PINPOOL_REQUIRE_SIZE(i, var) \
+  PINPOOL_REQUIRE_ARG(i, ::pinpool::binding::get_size, size_t, var)
 // void*: an address (an integer from 1 to 2^53).
-#define PINPOOL_REQUIRE_ADDRESS(i, var) PINPOOL_REQUIRE_ARG(i, ::pinpool::binding::get_address, void*, var)
+#define PINPOOL_REQUIRE_ADDRESS(i, var) \
+  PINPOOL_REQUIRE_ARG(i, ::pinpool::binding::get_address, void*, var)
 // int32_t and int64_t: any number, converted as Node-API converts it (NaN is 0).
-#define PINPOOL_REQUIRE_INT32(i, var) PINPOOL_REQUIRE_ARG(i, ::pinpool::binding::get_int32, int32_t, var)
-#define PINPOOL_REQUIRE_INT64(i, var) PINPOOL_REQUIRE_ARG(i, ::pinpool::binding::get_int64, int64_t, var)
+#define PINPOOL_REQUIRE_INT32(i, var) \
+  PINPOOL_REQUIRE_ARG(i, ::pinpool::binding::get_int32, int32_t, var)
+#define PINPOOL_REQUIRE_INT64(i, var) \
+  PINPOOL_REQUIRE_ARG(i, ::pinpool::binding::get_int64, int64_t, var)
 // bool: a boolean (not a truthy value).
 #define PINPOOL_REQUIRE_BOOL(i, var) PINPOOL_REQUIRE_ARG(i, ::pinpool::binding::get_bool, bool, var)
 // std::string: a string, as UTF-8.
@@ -200,7 +221,7 @@ struct Call {
   PINPOOL_REQUIRE_ARG(i, ::pinpool::binding::get_handle_or_undefined<Type>, Type*, var)
 // Handler*: a handler's external, through the Instance `inst`'s cache of handlers it checked
 // lately (instance.hpp): the hot path's way, where the tag check costs more than a pool hit.
-#define PINPOOL_REQUIRE_HANDLER(i, inst, var)                  \
+#define PINPOOL_REQUIRE_HANDLER(i, inst, var)                   \
   ::pinpool::Handler* var = (inst)->handler(call.env, argv[i]); \
   if (!var) return call.invalid()
 
@@ -214,7 +235,8 @@ inline bool get_number(napi_env env, napi_value v, double* out) {
 }
 inline bool get_size(napi_env env, napi_value v, size_t* out) {
   double d;
-  if (!get_number(env, v, &d) || d < 0 || d > 9007199254740992.0 || d != std::floor(d)) return false;
+  if (!get_number(env, v, &d) || d < 0 || d > 9007199254740992.0 || d != std::floor(d))
+    return false;
   *out = static_cast<size_t>(d);
   return true;
 }
@@ -253,7 +275,8 @@ inline bool get_function(napi_env env, napi_value v, napi_value* out) {
 }
 inline bool get_function_or_undefined(napi_env env, napi_value v, napi_value* out) {
   napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || (t != napi_function && t != napi_undefined)) return false;
+  if (napi_typeof(env, v, &t) != napi_ok || (t != napi_function && t != napi_undefined))
+    return false;
   *out = t == napi_function ? v : nullptr;
   return true;
 }
@@ -349,9 +372,7 @@ template <napi_callback F>
 napi_value guarded(napi_env env, napi_callback_info info) noexcept {
   try {
     return F(env, info);
-  } catch (...) {
-    return throw_native_exception(env, std::current_exception());
-  }
+  } catch (...) { return throw_native_exception(env, std::current_exception()); }
 }
 
 // One JavaScript key of the module and the function behind it (guarded<...>).

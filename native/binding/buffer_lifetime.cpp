@@ -22,21 +22,24 @@ bool can_run_js(napi_env env) {
   Instance* inst = instance(env);
   napi_value object = nullptr;
   bool has = false;
-  if (!inst || !inst->probe || napi_get_reference_value(env, inst->probe, &object) != napi_ok || !object)
+  if (!inst || !inst->probe || napi_get_reference_value(env, inst->probe, &object) != napi_ok ||
+      !object)
     return false;
   return napi_has_element(env, object, 0, &has) == napi_ok;
 }
 
 void make_probe(napi_env env, Instance* inst) {
   napi_value object;
-  if (napi_create_object(env, &object) == napi_ok) napi_create_reference(env, object, 1, &inst->probe);
+  if (napi_create_object(env, &object) == napi_ok)
+    napi_create_reference(env, object, 1, &inst->probe);
 }
 
 napi_value hand_out(napi_env env, Instance* inst, napi_value made, napi_ref* watch) {
   *watch = nullptr;
   napi_value out = made;
   napi_value transfer;
-  if (inst->transfer && napi_get_reference_value(env, inst->transfer, &transfer) == napi_ok && transfer) {
+  if (inst->transfer && napi_get_reference_value(env, inst->transfer, &transfer) == napi_ok &&
+      transfer) {
     napi_value moved;
     if (napi_call_function(env, made, transfer, 0, nullptr, &moved) == napi_ok) {
       out = moved;
@@ -91,7 +94,8 @@ napi_value Track(napi_env env, napi_callback_info info) {
   PINPOOL_REQUIRE_ADDRESS(1, ptr);
   PINPOOL_REQUIRE_ARRAYBUFFER(2, buffer);
   LiveBlock* block = inst->live.find(slot, ptr);
-  if (!block) return throw_error(env, code::kInvalidArgument, "track: not a block this thread owns");
+  if (!block)
+    return throw_error(env, code::kInvalidArgument, "track: not a block this thread owns");
   if (!inst->watches_buffers) return nullptr;
   if (block->watch) napi_delete_reference(env, block->watch);
   block->watch = nullptr;

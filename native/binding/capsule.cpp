@@ -16,8 +16,8 @@ napi_value string_or_undefined(napi_env env, const char* s) {
   return s ? js_string(env, s) : js_undefined(env);
 }
 
-// publish(version, entry) -> { abiVersion, structSize, version, entry, addon, self, promoteError? }:
-// the process's registry, published by this copy when it is the first. The registry may come
+// publish(version, entry) -> { abiVersion, structSize, version, entry, addon, self, promoteError?
+// }: the process's registry, published by this copy when it is the first. The registry may come
 // from an older copy: members past its struct_size are left out (undefined).
 napi_value Publish(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 2, "publish(version, entry)");
@@ -44,7 +44,8 @@ napi_value Publish(napi_env env, napi_callback_info info) {
 napi_value NativeHandle(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 1, "nativeHandle(handler)");
   PINPOOL_REQUIRE_HANDLE(0, Handler, h);
-  static const napi_type_tag tag = {PINPOOL_NATIVE_HANDLE_TAG_LOWER, PINPOOL_NATIVE_HANDLE_TAG_UPPER};
+  static const napi_type_tag tag = {PINPOOL_NATIVE_HANDLE_TAG_LOWER,
+                                    PINPOOL_NATIVE_HANDLE_TAG_UPPER};
   auto* handle = new pinpool_native_handle{PINPOOL_ABI_VERSION, sizeof(pinpool_native_handle),
                                            capsule::api(), h->abi()};
   h->retain();
@@ -56,12 +57,14 @@ napi_value NativeHandle(napi_env env, napi_callback_info info) {
   };
   if (napi_create_external(env, handle, finalize, nullptr, &value) != napi_ok) {
     finalize(env, handle, nullptr);  // no external: nothing else will release it
-    return throw_error(env, code::kInvalidArgument, "binding: nativeHandle: could not make the value");
+    return throw_error(env, code::kInvalidArgument,
+                       "binding: nativeHandle: could not make the value");
   }
   // Made: from now on only its finalizer releases the handle, when the untagged external is
   // collected (releasing it here too would release the handler twice).
   if (napi_type_tag_object(env, value, &tag) != napi_ok)
-    return throw_error(env, code::kInvalidArgument, "binding: nativeHandle: could not tag the value");
+    return throw_error(env, code::kInvalidArgument,
+                       "binding: nativeHandle: could not tag the value");
   return value;
 }
 

@@ -17,9 +17,9 @@ namespace {
 // completions back, referenced only while work is pending so an idle program can exit.
 struct GpuState {
   napi_threadsafe_function tsfn = nullptr;
-  size_t pending = 0;   // operations submitted and not yet settled (JS thread only)
-  std::mutex mutex;     // orders driver threads' calls against the environment's teardown
-  bool closing = false; // the environment is gone: tsfn must not be called any more
+  size_t pending = 0;    // operations submitted and not yet settled (JS thread only)
+  std::mutex mutex;      // orders driver threads' calls against the environment's teardown
+  bool closing = false;  // the environment is gone: tsfn must not be called any more
 };
 
 // One operation as JavaScript sees it.
@@ -30,11 +30,11 @@ struct Op {
   // A copy between the device and memory that is not pinpool's (a Buffer, a typed array) goes
   // through a staging block of our own: that memory can be detached, transferred or shrunk
   // while the copy runs, and nothing may write into it after it could have been freed.
-  void* staging = nullptr;           // malloc'd, freed with the Op
-  napi_ref destination = nullptr;    // device to host: where the staged bytes go at the end
-  size_t destination_offset = 0;     // byte offset into it
-  size_t bytes = 0;                  // bytes copied
-  const char* what;                  // "copy" or "prefetch", for its error
+  void* staging = nullptr;         // malloc'd, freed with the Op
+  napi_ref destination = nullptr;  // device to host: where the staged bytes go at the end
+  size_t destination_offset = 0;   // byte offset into it
+  size_t bytes = 0;                // bytes copied
+  const char* what;                // "copy" or "prefetch", for its error
   Op(GpuState* s, int device, GpuWork::Notify notify, const char* name)
       : state(s), work(device, notify, this), what(name) {}
   ~Op() { std::free(staging); }
@@ -57,7 +57,8 @@ bool host_memory(napi_env env, napi_value v, HostMemory* out) {
   if (napi_is_typedarray(env, v, &is) == napi_ok && is) {
     napi_typedarray_type type;
     size_t count = 0;
-    if (napi_get_typedarray_info(env, v, &type, &count, &data, nullptr, nullptr) != napi_ok) return false;
+    if (napi_get_typedarray_info(env, v, &type, &count, &data, nullptr, nullptr) != napi_ok)
+      return false;
     static const size_t sizes[] = {1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8};  // by napi_typedarray_type
     length = count * (static_cast<size_t>(type) < sizeof sizes / sizeof sizes[0] ? sizes[type] : 1);
   } else if (napi_is_dataview(env, v, &is) == napi_ok && is) {
@@ -81,8 +82,8 @@ bool page_locked(const char* kind) {
 // where they end (a host function may not call CUDA, and destroying one destroys its event), so
 // the next operation queued from any JavaScript thread destroys them.
 struct Abandoned {
-  std::mutex mutex;        // guards ops
-  std::vector<Op*> ops;    // finished, never to be settled
+  std::mutex mutex;      // guards ops
+  std::vector<Op*> ops;  // finished, never to be settled
 };
 
 Abandoned& abandoned() {
@@ -128,7 +129,9 @@ int unstage(napi_env env, Op* op) {
 napi_value op_error(napi_env env, Op* op, int rc) {
   if (rc == kDestinationGone)
     return make_error(env, code::kReleased,
-                      std::string(op->what) + ": the destination was detached or shrunk while the copy ran; nothing was written to it");
+                      std::string(op->what) +
+                          ": the destination was detached or shrunk while the copy ran; nothing "
+                          "was written to it");
   return cuda_error(env, rc, op->what);
 }
 
@@ -278,10 +281,12 @@ bool resolve_sides(napi_env env, const napi_value* argv, CopyRequest* r) {
   const Call call{env, "binding: copy: device address"};
   PINPOOL_REQUIRE_ADDRESS(to_device ? 2 : 3, device_address);
   const size_t host_index = to_device ? 3 : 2;
-  if (!host_range(env, argv, host_index, to_device ? r->src_offset : r->dst_offset, r->bytes, &r->host))
+  if (!host_range(env, argv, host_index, to_device ? r->src_offset : r->dst_offset, r->bytes,
+                  &r->host))
     return false;
   r->host_value = argv[host_index];
-  char* device_side = static_cast<char*>(device_address) + (to_device ? r->dst_offset : r->src_offset);
+  char* device_side =
+      static_cast<char*>(device_address) + (to_device ? r->dst_offset : r->src_offset);
   r->dst = to_device ? static_cast<void*>(device_side) : static_cast<void*>(r->host);
   r->src = to_device ? static_cast<const void*>(r->host) : static_cast<const void*>(device_side);
   return true;
@@ -320,7 +325,8 @@ bool resolve_memory(napi_env env, Op* op, CopyRequest* r, bool* from_pool) {
 
 // Queues the copy and returns its Promise, settled when the copy's fence signals (notify(),
 // then settle() on this thread).
-napi_value submit_copy(napi_env env, Op* op, CUstream stream, const CopyRequest& r, bool from_pool) {
+napi_value submit_copy(napi_env env, Op* op, CUstream stream, const CopyRequest& r,
+                       bool from_pool) {
   napi_value promise = begin(env, op);
   auto copy_kind = static_cast<cuda::CopyKind>(r.kind);
   if (from_pool) {
@@ -355,8 +361,9 @@ napi_value Copy(napi_env env, napi_callback_info info) {
   bool from_pool;
   if (!resolve_memory(env, op, &request, &from_pool)) {
     delete op;
-    return rejected(env, make_error(env, code::kOutOfMemory,
-                                    "copy: no staging memory for " + std::to_string(bytes) + " bytes"));
+    return rejected(env,
+                    make_error(env, code::kOutOfMemory,
+                               "copy: no staging memory for " + std::to_string(bytes) + " bytes"));
   }
   return submit_copy(env, op, stream, request, from_pool);
 }
@@ -390,9 +397,8 @@ napi_value Prefetch(napi_env env, napi_callback_info info) {
   auto* op = new Op(static_cast<GpuState*>(function_data), device, notify, "prefetch");
   leases::take(ptr, bytes, op->work.fence());
   napi_value promise = begin(env, op);
-  rc = op->work.submit(stream, [&](CUstream st) {
-    return cuda::prefetch_async(device, ptr, bytes, target, st);
-  });
+  rc = op->work.submit(
+      stream, [&](CUstream st) { return cuda::prefetch_async(device, ptr, bytes, target, st); });
   if (rc != CUDA_SUCCESS) fail_now(env, op, rc);
   return promise;
 }
@@ -477,8 +483,9 @@ napi_value HostRegister(napi_env env, napi_callback_info info) {
   CUresult rc = cuda::check_device(device);  // no driver: ERR_PINPOOL_UNAVAILABLE before a refusal
   if (rc == CUDA_SUCCESS && m.data && m.length && !leased && !plain_allowed) return js_null(env);
   if (rc == CUDA_SUCCESS)
-    rc = m.data && m.length ? cuda::host_register(device, m.data, m.length, static_cast<unsigned>(flags))
-                            : CUDA_ERROR_INVALID_VALUE;
+    rc = m.data && m.length
+             ? cuda::host_register(device, m.data, m.length, static_cast<unsigned>(flags))
+             : CUDA_ERROR_INVALID_VALUE;
   if (rc != CUDA_SUCCESS) {
     napi_throw(env, cuda_error(env, rc, "register"));
     return nullptr;
@@ -489,7 +496,8 @@ napi_value HostRegister(napi_env env, napi_callback_info info) {
     leases::take(m.data, m.length, r->lease);
   }
   napi_value result = js_array(env, 3);
-  set_element(env, result, 0, wrap_tagged(env, r, Tag::Registration, [](napi_env, void* data, void*) {
+  set_element(env, result, 0,
+              wrap_tagged(env, r, Tag::Registration, [](napi_env, void* data, void*) {
                 auto* reg = static_cast<Registration*>(data);
                 // Collected without unregister: src/gpu.ts unregisters first, while its thread
                 // runs. A thread that ends while registered cannot: the driver keeps the range,

@@ -44,9 +44,9 @@ napi_value Trim(napi_env env, napi_callback_info info) {
 // ({current, peak, total} for gauges), then failures and fallback hops by reason.
 std::vector<std::string> stats_layout() {
   std::vector<std::string> names;
-#define PINPOOL_NAME_GAUGE(name)         \
-  names.push_back(#name "Current");      \
-  names.push_back(#name "Peak");         \
+#define PINPOOL_NAME_GAUGE(name)    \
+  names.push_back(#name "Current"); \
+  names.push_back(#name "Peak");    \
   names.push_back(#name "Total");
   PINPOOL_GAUGE_STATS(PINPOOL_NAME_GAUGE)
 #undef PINPOOL_NAME_GAUGE
@@ -54,8 +54,10 @@ std::vector<std::string> stats_layout() {
   PINPOOL_COUNTER_STATS(PINPOOL_NAME_COUNTER)
   PINPOOL_LEVEL_STATS(PINPOOL_NAME_COUNTER)
 #undef PINPOOL_NAME_COUNTER
-  for (int i = 0; i < kReasonCount; i++) names.push_back(std::string("failures.") + reason_text(static_cast<Reason>(i)));
-  for (int i = 0; i < kReasonCount; i++) names.push_back(std::string("fallbacks.") + reason_text(static_cast<Reason>(i)));
+  for (int i = 0; i < kReasonCount; i++)
+    names.push_back(std::string("failures.") + reason_text(static_cast<Reason>(i)));
+  for (int i = 0; i < kReasonCount; i++)
+    names.push_back(std::string("fallbacks.") + reason_text(static_cast<Reason>(i)));
   return names;
 }
 

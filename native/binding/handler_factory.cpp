@@ -55,8 +55,10 @@ class OptionsReader {
     double d;
     napi_value v = get(key);
     if (!v || !get_any_number(env_, v, &d)) return;
-    if (std::isinf(d) && d > 0) *out = UINT64_MAX;
-    else if (d >= 0 && d < 18446744073709551616.0) *out = static_cast<uint64_t>(d);
+    if (std::isinf(d) && d > 0)
+      *out = UINT64_MAX;
+    else if (d >= 0 && d < 18446744073709551616.0)
+      *out = static_cast<uint64_t>(d);
   }
   // A handler's external (tagged as one: boundary.hpp), or nullptr.
   pinpool_handler* handler(const char* key) {

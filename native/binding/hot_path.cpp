@@ -22,8 +22,6 @@
 namespace pinpool::binding {
 namespace {
 
-
-
 // The external ArrayBuffer's finalizer. While the environment runs, its backing store is gone,
 // so no ArrayBuffer (the first, or one that transfer() moved the memory into, in any thread)
 // reaches the block any more. Once it is ending, Node calls it whatever became of the memory:
@@ -117,7 +115,10 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
   hop_log().count = 0;
   lock_refusal().set = false;  // likewise the page-lock refusal an error message quotes
   void* p = h->allocate(bytes, alignment, &result);
-  if (!p) return failed(env, inst, alloc_error(env, h->name().c_str(), bytes, result.code, result.reason, result.cuda_error));
+  if (!p)
+    return failed(
+        env, inst,
+        alloc_error(env, h->name().c_str(), bytes, result.code, result.reason, result.cuda_error));
   LiveBlock block{nullptr, h, bytes, alignment, result.served_by, nullptr, {}};
   napi_value value = nullptr;  // undefined
   const bool make_buffer = view == kBuffer || (view == kSlabOrBuffer && !result.region);
@@ -125,8 +126,10 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
     // Out of JavaScript heap, or external buffers are refused (a sandboxed runtime): give the
     // block back rather than lose it.
     h->deallocate(p, bytes, alignment);
-    return failed(env, inst, make_error(env, code::kOutOfMemory, "no ArrayBuffer could be made for " +
-                                                                     std::to_string(bytes) + " bytes"));
+    return failed(
+        env, inst,
+        make_error(env, code::kOutOfMemory,
+                   "no ArrayBuffer could be made for " + std::to_string(bytes) + " bytes"));
   }
   h->retain();
   h->hold(p);  // JavaScript reaches it now: no C caller may free it (Handler::hold)
@@ -163,7 +166,8 @@ LiveBlock* named_block(const Call& call, Instance* inst, const napi_value* argv,
   PINPOOL_REQUIRE_ADDRESS(3, ptr);
   LiveBlock* block = inst->live.find(slot, ptr, h);
   if (!block)
-    throw_error(call.env, code::kInvalidArgument, std::string(name) + ": not a block this thread owns");
+    throw_error(call.env, code::kInvalidArgument,
+                std::string(name) + ": not a block this thread owns");
   return block;
 }
 
@@ -178,7 +182,8 @@ napi_value HotFree(napi_env env, napi_callback_info info) {
   FenceSet leases = std::move(block->inherited);
   if (!take_back_view(env, argv[1], *block, by_gc, leases))
     return throw_error(env, code::kInvalidArgument, "free: the buffer cannot be detached");
-  block->handler->deallocate(block->ptr, block->bytes, block->alignment, by_gc, std::move(leases), /*held=*/true);
+  block->handler->deallocate(block->ptr, block->bytes, block->alignment, by_gc, std::move(leases),
+                             /*held=*/true);
   inst->live.remove(env, block);
   return nullptr;
 }
@@ -240,17 +245,19 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   block.scope = p.scope;  // takes over the parcel's reference
   napi_value buffer;
   if (!make_view(env, p.ptr, p.bytes, &block.view, &buffer)) {
-    p.handler->deallocate(p.ptr, p.bytes, p.alignment, false, std::move(block.inherited), /*held=*/true);
+    p.handler->deallocate(p.ptr, p.bytes, p.alignment, false, std::move(block.inherited),
+                          /*held=*/true);
     p.handler->release();
     if (block.scope) {
       block.scope->freed(p.bytes);
       block.scope->release();
     }
-    return throw_error(env, code::kOutOfMemory, "adopt: no ArrayBuffer could be made for the block");
+    return throw_error(env, code::kOutOfMemory,
+                       "adopt: no ArrayBuffer could be made for the block");
   }
   double* out = inst->slots;
   out[kLiveSlot] = inst->live.add(std::move(block));  // takes over the parcel's reference
-  p.handler->retain();  // the wrapper's reference
+  p.handler->retain();                                // the wrapper's reference
   out[kAddress] = address_value(p.ptr);
   const Handler* leaf = Handler::from_abi(p.served_by);
   out[kServedBy] = leaf ? static_cast<double>(leaf->id()) : 0;

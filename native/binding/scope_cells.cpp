@@ -1,8 +1,8 @@
 // The native cells of named scopes (core/scope_cell.hpp): made by the scope's own thread the
 // first time one of its buffers is transferred, and read when the scope's counts are read.
 // transfer() (hot_path.cpp) hands a cell to the block it moves; nothing else takes one.
-#include "module_exports.hpp"
 #include "../core/scope_cell.hpp"
+#include "module_exports.hpp"
 
 namespace pinpool::binding {
 namespace {

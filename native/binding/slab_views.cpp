@@ -15,7 +15,7 @@ namespace pinpool::binding {
 struct RegionPin {
   PoolAdaptor* pool;  // holds a reference
   void* region;
-  size_t bytes;       // the slab's size
+  size_t bytes;  // the slab's size
   std::atomic<bool> pinned{true};
   std::atomic<bool> view_dead{false};  // the view's finalizer ran while its thread ran
   RegionPin(PoolAdaptor* p, void* r, size_t b) : pool(p), region(r), bytes(b) { pool->retain(); }
@@ -73,7 +73,8 @@ napi_value RegionView(napi_env env, napi_callback_info info) {
   auto pin = std::make_shared<RegionPin>(pool, address_of(region), slab_bytes);
   napi_value made;
   auto* view_ref = new RegionPinRef(pin);
-  if (napi_create_external_arraybuffer(env, address_of(region), slab_bytes, view_finalized, view_ref, &made) != napi_ok) {
+  if (napi_create_external_arraybuffer(env, address_of(region), slab_bytes, view_finalized,
+                                       view_ref, &made) != napi_ok) {
     delete view_ref;
     return throw_error(env, code::kOutOfMemory, "regionView: no ArrayBuffer could be made");
   }
@@ -96,10 +97,10 @@ napi_value RegionView(napi_env env, napi_callback_info info) {
   }
   napi_value result = js_array(env, 2);
   set_element(env, result, 0, view);
-  set_element(env, result, 1, wrap_tagged(env, new RegionPinRef(pin), Tag::RegionPin,
-                                          [](napi_env, void* ref, void*) {
-                                            delete static_cast<RegionPinRef*>(ref);
-                                          }));
+  set_element(
+      env, result, 1,
+      wrap_tagged(env, new RegionPinRef(pin), Tag::RegionPin,
+                  [](napi_env, void* ref, void*) { delete static_cast<RegionPinRef*>(ref); }));
   return result;
 }
 
@@ -134,8 +135,9 @@ void end_slab_views(napi_env env, Instance* inst) {
 }
 
 void ExportSlabViews(napi_env env, napi_value exports) {
-  export_functions(env, exports,
-                   {{"regionView", guarded<RegionView>}, {"releaseRegion", guarded<ReleaseRegion>}});
+  export_functions(
+      env, exports,
+      {{"regionView", guarded<RegionView>}, {"releaseRegion", guarded<ReleaseRegion>}});
 }
 
 }  // namespace pinpool::binding

@@ -17,7 +17,8 @@ void ThreadCache::drop(napi_env env, bool ending) {
   if (!instance) return;
   Instance* inst = instance;
   instance = nullptr;
-  inst->caches.erase(std::remove(inst->caches.begin(), inst->caches.end(), this), inst->caches.end());
+  inst->caches.erase(std::remove(inst->caches.begin(), inst->caches.end(), this),
+                     inst->caches.end());
   handler->remove_thread_cache(cells);
   // The environment closes the notice itself when it ends.
   if (trim_notice && !ending) napi_release_threadsafe_function(trim_notice, napi_tsfn_abort);
@@ -30,7 +31,8 @@ void ThreadCache::drop(napi_env env, bool ending) {
     // The block's ArrayBuffer waits in the cache, unreachable but perhaps not collected yet: the
     // block waits for its finalizer. Once the environment ends, nothing can reach it.
     if (!ending && block->view) leases.add(block->view);
-    handler->deallocate(block->ptr, block->bytes, block->alignment, false, std::move(leases), /*held=*/true);
+    handler->deallocate(block->ptr, block->bytes, block->alignment, false, std::move(leases),
+                        /*held=*/true);
     inst->live.remove(env, block);
   }
   release();  // the instance's reference
@@ -48,7 +50,8 @@ namespace {
 // own thread, so a thread that makes no further call to the pool still gives its blocks back.
 void notify_trim(void* ctx) {
   napi_threadsafe_function notice = static_cast<ThreadCache*>(ctx)->trim_notice;
-  if (notice) napi_call_threadsafe_function(notice, nullptr, napi_tsfn_nonblocking);  // one queued is enough
+  if (notice)
+    napi_call_threadsafe_function(notice, nullptr, napi_tsfn_nonblocking);  // one queued is enough
 }
 
 // The notice is gone (released by drop(), or closed with its environment): no trim calls it
@@ -82,8 +85,11 @@ napi_value NewThreadCache(napi_env env, napi_callback_info info) {
   cache->refs = 1;  // the instance's
   inst->caches.push_back(cache);
   napi_value buffer, cells, handle;
-  auto release = [](napi_env, void* data, void* hint) { static_cast<ThreadCache*>(hint ? hint : data)->release(); };
-  if (napi_create_external_arraybuffer(env, cache->cells, sizeof cache->cells, release, cache, &buffer) != napi_ok) {
+  auto release = [](napi_env, void* data, void* hint) {
+    static_cast<ThreadCache*>(hint ? hint : data)->release();
+  };
+  if (napi_create_external_arraybuffer(env, cache->cells, sizeof cache->cells, release, cache,
+                                       &buffer) != napi_ok) {
     cache->drop(env, false);
     return throw_error(env, code::kOutOfMemory, "threadCache: no ArrayBuffer could be made");
   }
@@ -97,8 +103,8 @@ napi_value NewThreadCache(napi_env env, napi_callback_info info) {
   cache->refs++;
   napi_value name;
   napi_create_string_latin1(env, "pinpool thread cache trim", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, trim_asked, nullptr, name, 1, 1, cache, trim_notice_gone, nullptr, nullptr,
-                                      &cache->trim_notice) == napi_ok) {
+  if (napi_create_threadsafe_function(env, trim_asked, nullptr, name, 1, 1, cache, trim_notice_gone,
+                                      nullptr, nullptr, &cache->trim_notice) == napi_ok) {
     cache->refs++;  // the notice's, given back when it is gone
     napi_unref_threadsafe_function(env, cache->trim_notice);  // it keeps no thread alive
   } else {
@@ -158,7 +164,8 @@ alignas(16) unsigned char probe_memory[16];
 // transferProbe() -> [an external ArrayBuffer over the probe bytes]
 napi_value TransferProbe(napi_env env, napi_callback_info) {
   napi_value probe, result;
-  if (napi_create_external_arraybuffer(env, probe_memory, sizeof probe_memory, nullptr, nullptr, &probe) != napi_ok)
+  if (napi_create_external_arraybuffer(env, probe_memory, sizeof probe_memory, nullptr, nullptr,
+                                       &probe) != napi_ok)
     return throw_error(env, code::kOutOfMemory, "transferProbe: no ArrayBuffer could be made");
   napi_create_array_with_length(env, 1, &result);
   napi_set_element(env, result, 0, probe);
@@ -169,7 +176,8 @@ napi_value TransferProbe(napi_env env, napi_callback_info) {
 napi_value LeaseFlag(napi_env env, napi_callback_info) {
   napi_value buffer, flag;
   void* held = const_cast<std::atomic<int32_t>*>(leases::held_flag());
-  if (napi_create_external_arraybuffer(env, held, sizeof(int32_t), nullptr, nullptr, &buffer) != napi_ok)
+  if (napi_create_external_arraybuffer(env, held, sizeof(int32_t), nullptr, nullptr, &buffer) !=
+      napi_ok)
     return throw_error(env, code::kOutOfMemory, "leaseFlag: no ArrayBuffer could be made");
   napi_create_typedarray(env, napi_int32_array, 1, buffer, 0, &flag);
   return flag;
