@@ -1,9 +1,10 @@
-// The addon's entry point: per-environment state, the export table, and what the module tells
-// about itself (info, the test double's hooks). Each concern's calls live in their own file:
-// hot_path.cpp (alloc, free, transfer, adopt), handler_calls.cpp, slab_views.cpp, hops.cpp,
-// gpu.cpp, capsule.cpp (the process-wide registry, native handles), scope_cells.cpp, boundary.cpp
-// (errors, type tags, constants).
-#include <napi.h>
+// The addon's entry point: the per-environment state (instance.hpp), the scratch array alloc()
+// reports into, what the module tells about itself (info, the test double's hooks), and the
+// export table, which each binding file fills with its own calls: hot_path.cpp (alloc, free,
+// transfer, adopt), boundary.cpp (constants, errors), thread_cache.cpp, buffer_lifetime.cpp,
+// handler_calls.cpp, slab_views.cpp, hops.cpp, gpu.cpp, capsule.cpp (the process-wide registry,
+// native handles), scope_cells.cpp.
+#include <node_api.h>
 
 #include <cmath>
 #include <string>
@@ -13,131 +14,148 @@
 #include "../core/stats.hpp"
 #include "../cuda/cuda_driver.hpp"
 #include "buffer_lifetime.hpp"
-#include "calls.hpp"
 #include "hot_path.hpp"
-#include "thread_cache.hpp"
 #include "instance.hpp"
+#include "module_exports.hpp"
+#include "thread_cache.hpp"
 
 namespace pinpool::binding {
 namespace {
 
-Napi::Value Scratch(const Napi::CallbackInfo& info) {
+// scratch() -> the Float64Array alloc() and adopt() write their report into (hot_path.hpp Slot)
+napi_value Scratch(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 0, "scratch()");
   napi_value scratch;
-  napi_get_reference_value(info.Env(), instance(info.Env())->scratch, &scratch);
-  return Napi::Value(info.Env(), scratch);
+  napi_get_reference_value(env, static_cast<Instance*>(function_data)->scratch, &scratch);
+  return scratch;
 }
 
-Napi::Value Info(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+napi_value lock_cap_value(napi_env env, LockCap cap) {
+  napi_value v = js_object(env);
+  set_named(env, v, "bytes",
+            js_number(env, cap.bytes == UINT64_MAX ? INFINITY : static_cast<double>(cap.bytes)));
+  set_named(env, v, "source", js_string(env, cap.source));
+  return v;
+}
+
+// info() -> { napiVersion, abiVersion, cuda: { available, reason?, library, driverVersion?,
+// devices }, reasons, hostLockCap, lockedCap }
+napi_value Info(napi_env env, napi_callback_info) {
   const cuda::DriverState& d = cuda::driver();
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
-  o.Set("abiVersion", Napi::Number::New(env, PINPOOL_ABI_VERSION));
-  Napi::Object c = Napi::Object::New(env);
-  c.Set("available", Napi::Boolean::New(env, d.available));
-  if (!d.available) c.Set("reason", Napi::String::New(env, d.reason));
-  c.Set("library", Napi::String::New(env, d.library));
-  if (d.driver_version) c.Set("driverVersion", Napi::Number::New(env, d.driver_version));
-  Napi::Array devices = Napi::Array::New(env, d.devices.size());
+  napi_value o = js_object(env);
+  set_named(env, o, "napiVersion", js_number(env, NAPI_VERSION));
+  set_named(env, o, "abiVersion", js_number(env, PINPOOL_ABI_VERSION));
+  napi_value c = js_object(env);
+  set_named(env, c, "available", js_bool(env, d.available));
+  if (!d.available) set_named(env, c, "reason", js_string(env, d.reason));
+  set_named(env, c, "library", js_string(env, d.library));
+  if (d.driver_version) set_named(env, c, "driverVersion", js_number(env, d.driver_version));
+  napi_value devices = js_array(env, d.devices.size());
   for (size_t i = 0; i < d.devices.size(); i++) {
-    Napi::Object dev = Napi::Object::New(env);
-    dev.Set("index", Napi::Number::New(env, d.devices[i].index));
-    dev.Set("name", Napi::String::New(env, d.devices[i].name));
-    dev.Set("totalBytes", Napi::Number::New(env, static_cast<double>(d.devices[i].total_bytes)));
-    devices.Set(static_cast<uint32_t>(i), dev);
+    napi_value dev = js_object(env);
+    set_named(env, dev, "index", js_number(env, d.devices[i].index));
+    set_named(env, dev, "name", js_string(env, d.devices[i].name));
+    set_named(env, dev, "totalBytes",
+              js_number(env, static_cast<double>(d.devices[i].total_bytes)));
+    set_element(env, devices, static_cast<uint32_t>(i), dev);
   }
-  c.Set("devices", devices);
-  o.Set("cuda", c);
-  Napi::Array reasons = Napi::Array::New(env, kReasonCount);
+  set_named(env, c, "devices", devices);
+  set_named(env, o, "cuda", c);
+  napi_value reasons = js_array(env, kReasonCount);
   for (int i = 0; i < kReasonCount; i++)
-    reasons.Set(static_cast<uint32_t>(i), reason_text(static_cast<Reason>(i)));
-  o.Set("reasons", reasons);
-  auto cap = [&](LockCap c) {
-    Napi::Object v = Napi::Object::New(env);
-    v.Set("bytes", Napi::Number::New(env, c.bytes == UINT64_MAX ? INFINITY : static_cast<double>(c.bytes)));
-    v.Set("source", Napi::String::New(env, c.source));
-    return v;
-  };
-  o.Set("hostLockCap", cap(host_lock_budget().cap()));
-  o.Set("lockedCap", cap(lesser(memlock_cap(), host_lock_budget().cap())));
+    set_element(env, reasons, static_cast<uint32_t>(i),
+                js_string(env, reason_text(static_cast<Reason>(i))));
+  set_named(env, o, "reasons", reasons);
+  set_named(env, o, "hostLockCap", lock_cap_value(env, host_lock_budget().cap()));
+  set_named(env, o, "lockedCap",
+            lock_cap_value(env, lesser(memlock_cap(), host_lock_budget().cap())));
   return o;
 }
 
-// fakeCuda('counters') -> object | null; fakeCuda('reset') -> bool; fakeCuda('set', knob, value)
-Napi::Value FakeCuda(const Napi::CallbackInfo& info) {
-  PINPOOL_CHECK(info[0].IsString(), "fakeCuda(op, ...)");
-  Napi::Env env = info.Env();
-  std::string op = info[0].As<Napi::String>();
-  if (op == "counters") {
-    std::vector<cuda::Counter> counters;
-    if (!cuda::fake_counters(counters)) return env.Null();
-    Napi::Object o = Napi::Object::New(env);
-    for (const auto& c : counters) o.Set(c.name, Napi::Number::New(env, static_cast<double>(c.value)));
-    return o;
-  }
-  if (op == "reset") return Napi::Boolean::New(env, cuda::fake_reset_counters());
-  if (op == "set") {
-    PINPOOL_CHECK(info[1].IsString() && info[2].IsNumber(), "fakeCuda('set', knob, value)");
-    std::string knob = info[1].As<Napi::String>();
-    return Napi::Boolean::New(
-        env, cuda::fake_set(knob.c_str(), info[2].As<Napi::Number>().Int64Value()));
-  }
-  PINPOOL_CHECK(false, "fakeCuda: unknown op " + op);
-  return env.Undefined();
+// fakeCuda('set', knob, value) -> bool
+napi_value fake_set(napi_env env, const napi_value* argv) {
+  const Call call{env, "binding: fakeCuda('set', knob, value)"};
+  PINPOOL_REQUIRE_STRING(1, knob);
+  PINPOOL_REQUIRE_INT64(2, value);
+  return js_bool(env, cuda::fake_set(knob.c_str(), value));
 }
 
-}  // namespace
+// fakeCuda('counters') -> object | null; fakeCuda('reset') -> bool; fakeCuda('set', knob, value)
+napi_value FakeCuda(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 3, "fakeCuda(op, ...)");
+  PINPOOL_REQUIRE_STRING(0, op);
+  if (op == "counters") {
+    std::vector<cuda::Counter> counters;
+    if (!cuda::fake_counters(counters)) return js_null(env);
+    napi_value o = js_object(env);
+    for (const auto& c : counters)
+      set_named(env, o, c.name.c_str(), js_number(env, static_cast<double>(c.value)));
+    return o;
+  }
+  if (op == "reset") return js_bool(env, cuda::fake_reset_counters());
+  if (op == "set") return fake_set(env, argv);
+  return throw_error(env, code::kInvalidArgument, "binding: fakeCuda: unknown op " + op);
+}
 
-Napi::Object Init(Napi::Env env, Napi::Object exports) {
+// Node does not free a worker's references when its environment ends; we do.
+void delete_instance(napi_env env, void* data, void*) {
+  auto* ending = static_cast<Instance*>(data);
+  if (ending->scratch) napi_delete_reference(env, ending->scratch);
+  if (ending->error_class) napi_delete_reference(env, ending->error_class);
+  if (ending->last_error) napi_delete_reference(env, ending->last_error);
+  if (ending->transfer) napi_delete_reference(env, ending->transfer);
+  if (ending->probe) napi_delete_reference(env, ending->probe);
+  delete ending;
+}
+
+// This environment's Instance, with its scratch array.
+Instance* make_instance(napi_env env) {
   auto* inst = new Instance();
-  Napi::Float64Array scratch = Napi::Float64Array::New(env, kSlotCount);
+  napi_value buffer, scratch;
+  void* slots = nullptr;
+  napi_create_arraybuffer(env, kSlotCount * sizeof(double), &slots, &buffer);
+  napi_create_typedarray(env, napi_float64_array, kSlotCount, buffer, 0, &scratch);
   napi_create_reference(env, scratch, 1, &inst->scratch);
-  inst->slots = scratch.Data();
+  inst->slots = static_cast<double*>(slots);
   inst->slots[kTakingBack] = -1;
-  napi_set_instance_data(
-      env, inst,
-      [](napi_env env, void* data, void*) {
-        auto* ending = static_cast<Instance*>(data);
-        // Node does not free a worker's references when its environment ends; we do.
-        if (ending->scratch) napi_delete_reference(env, ending->scratch);
-        if (ending->error_class) napi_delete_reference(env, ending->error_class);
-        if (ending->last_error) napi_delete_reference(env, ending->last_error);
-        if (ending->transfer) napi_delete_reference(env, ending->transfer);
-        if (ending->probe) napi_delete_reference(env, ending->probe);
-        delete ending;
-      },
-      nullptr);
+  napi_set_instance_data(env, inst, delete_instance, nullptr);
   // Before Node-API's own clean-up, which deletes every reference (the instance data's
   // finalizer runs after that): Instance::end reads the weak references it watches.
   napi_add_env_cleanup_hook(
-      env, [](void* arg) { static_cast<Instance*>(arg)->end(static_cast<Instance*>(arg)->env); }, inst);
+      env, [](void* arg) { static_cast<Instance*>(arg)->end(static_cast<Instance*>(arg)->env); },
+      inst);
   inst->env = env;
   make_probe(env, inst);
-  for (auto [name, fn] : {std::pair{"alloc", HotAlloc}, std::pair{"free", HotFree},
-                          std::pair{"transfer", Transfer}, std::pair{"adopt", Adopt},
-                          std::pair{"takeError", TakeError}, std::pair{"constants", Constants},
-                          std::pair{"setErrorClass", SetErrorClass}}) {
-    napi_value f;
-    NAPI_THROW_IF_FAILED(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, inst, &f),
-                         exports);
-    exports.Set(name, Napi::Value(env, f));
-  }
-  exports.Set("scratch", Napi::Function::New(env, Scratch, "scratch"));
-  exports.Set("info", Napi::Function::New(env, Info, "info"));
-  exports.Set("fakeCuda", Napi::Function::New(env, FakeCuda, "fakeCuda"));
-  InitThreadCache(env, exports, inst);
-  InitHandlerCalls(env, exports);
-  InitSlabViews(env, exports);
-  InitHops(env, exports);
-  InitGpu(env, exports);
-  InitCapsule(env, exports);
-  InitScopeCells(env, exports);
+  return inst;
+}
+
+napi_value init(napi_env env, napi_value exports) {
+  Instance* inst = make_instance(env);
+  ExportHotPath(env, exports, inst);
+  ExportBoundary(env, exports);
+  export_functions(
+      env, exports,
+      {{"scratch", guarded<Scratch>}, {"info", guarded<Info>}, {"fakeCuda", guarded<FakeCuda>}},
+      inst);
+  ExportThreadCache(env, exports, inst);
+  ExportBufferLifetime(env, exports, inst);
+  ExportHandlerCalls(env, exports);
+  ExportSlabViews(env, exports);
+  ExportHops(env, exports);
+  ExportGpu(env, exports);
+  ExportCapsule(env, exports);
+  ExportScopeCells(env, exports);
   return exports;
 }
 
+// As guarded<> does for a call: no C++ exception unwinds into Node.
+napi_value Init(napi_env env, napi_value exports) noexcept {
+  try {
+    return init(env, exports);
+  } catch (...) { return throw_native_exception(env, std::current_exception()); }
+}
+
+}  // namespace
 }  // namespace pinpool::binding
 
-static Napi::Object InitPinpool(Napi::Env env, Napi::Object exports) {
-  return pinpool::binding::Init(env, exports);
-}
-NODE_API_MODULE(pinpool, InitPinpool)
+NAPI_MODULE(pinpool, pinpool::binding::Init)

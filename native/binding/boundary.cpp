@@ -8,6 +8,7 @@
 #include "../handlers/pool/pool_adaptor.hpp"
 #include "hot_path.hpp"
 #include "instance.hpp"
+#include "module_exports.hpp"
 #include "thread_cache.hpp"
 
 namespace pinpool::binding {
@@ -76,7 +77,8 @@ napi_value make_error(napi_env env, const char* code, const std::string& message
     napi_value v;
     napi_create_int32(env, details.cuda_error, &v);
     napi_set_named_property(env, error, "cudaError", v);
-    set_string("cudaErrorName", cuda::error_name(static_cast<CUresult>(details.cuda_error)).c_str());
+    set_string("cudaErrorName",
+               cuda::error_name(static_cast<CUresult>(details.cuda_error)).c_str());
   }
   return error;
 }
@@ -97,56 +99,69 @@ napi_value cuda_error(napi_env env, int rc, const std::string& what) {
                         {reason_text(Reason::OutOfMemory), nullptr, rc});
     case CUDA_ERROR_NOT_INITIALIZED: {
       const std::string& why = cuda::driver().reason;
-      return make_error(env, code::kUnavailable, what + ": " + (why.empty() ? "CUDA is not available" : why),
+      return make_error(env, code::kUnavailable,
+                        what + ": " + (why.empty() ? "CUDA is not available" : why),
                         {reason_text(Reason::NoCuda), nullptr, rc});
     }
     case CUDA_ERROR_INVALID_DEVICE:
       return make_error(env, code::kUnavailable, what + ": no such CUDA device",
                         {reason_text(Reason::NoDevice), nullptr, rc});
     default:
-      return make_error(env, code::kCuda, what + " failed with " + name + " (" + std::to_string(rc) + ")",
+      return make_error(env, code::kCuda,
+                        what + " failed with " + name + " (" + std::to_string(rc) + ")",
                         {reason_text(Reason::Cuda), nullptr, rc});
   }
 }
 
 const char* status_code(int status) {
   switch (status) {
-    case PINPOOL_ERR_INVALID_ARGUMENT: return code::kInvalidArgument;
-    case PINPOOL_ERR_UNAVAILABLE: return code::kUnavailable;
-    case PINPOOL_ERR_CUDA: return code::kCuda;
-    case PINPOOL_ERR_DOUBLE_FREE: return code::kDoubleFree;
-    default: return code::kOutOfMemory;  // out of memory, and whatever a foreign handler says
+    case PINPOOL_ERR_INVALID_ARGUMENT:
+      return code::kInvalidArgument;
+    case PINPOOL_ERR_UNAVAILABLE:
+      return code::kUnavailable;
+    case PINPOOL_ERR_CUDA:
+      return code::kCuda;
+    case PINPOOL_ERR_DOUBLE_FREE:
+      return code::kDoubleFree;
+    default:
+      return code::kOutOfMemory;  // out of memory, and whatever a foreign handler says
   }
 }
 
 napi_value alloc_error(napi_env env, const char* handler, size_t bytes, int status,
                        const char* reason, int cuda_error) {
   int r = reason_index(reason);
-  const char* known = reason_text(static_cast<Reason>(r < 0 ? static_cast<int>(Reason::OutOfMemory) : r));
+  const char* known =
+      reason_text(static_cast<Reason>(r < 0 ? static_cast<int>(Reason::OutOfMemory) : r));
   ErrorDetails details{known, handler, cuda_error};
   std::string name = handler;
   switch (status) {
     case PINPOOL_ERR_UNAVAILABLE: {
-      std::string why = r == static_cast<int>(Reason::NoDevice) ? "the requested CUDA device does not exist"
+      std::string why = r == static_cast<int>(Reason::NoDevice)
+                            ? "the requested CUDA device does not exist"
                         : cuda::driver().reason.empty() ? "the CUDA device is not present"
-                                                         : cuda::driver().reason;
+                                                        : cuda::driver().reason;
       return make_error(env, code::kUnavailable, name + " is unavailable: " + why, details);
     }
     case PINPOOL_ERR_CUDA:
       return make_error(env, code::kCuda,
-                        name + ": CUDA call failed with " + cuda::error_name(static_cast<CUresult>(cuda_error)) +
-                            " (" + std::to_string(cuda_error) + ")",
+                        name + ": CUDA call failed with " +
+                            cuda::error_name(static_cast<CUresult>(cuda_error)) + " (" +
+                            std::to_string(cuda_error) + ")",
                         details);
     case PINPOOL_ERR_INVALID_ARGUMENT:
       return make_error(env, code::kInvalidArgument,
-                        "bytes must be a size " + name + " accepts, got " + std::to_string(bytes), details);
+                        "bytes must be a size " + name + " accepts, got " + std::to_string(bytes),
+                        details);
     default: {
-      std::string message = name + " could not allocate " + std::to_string(bytes) + " bytes (" + known + ")";
+      std::string message =
+          name + " could not allocate " + std::to_string(bytes) + " bytes (" + known + ")";
       const LockRefusal& why = lock_refusal();
       if (r == static_cast<int>(Reason::Mlock) && why.set) {
-        message += ": locking " + std::to_string(why.bytes) + " bytes would pass the page-lock cap of " +
-                   std::to_string(why.cap.bytes) + " bytes (" + why.cap.source + "), with " +
-                   std::to_string(why.used) + " bytes locked already";
+        message += ": locking " + std::to_string(why.bytes) +
+                   " bytes would pass the page-lock cap of " + std::to_string(why.cap.bytes) +
+                   " bytes (" + why.cap.source + "), with " + std::to_string(why.used) +
+                   " bytes locked already";
         details.bytes = static_cast<double>(bytes);
         details.cap_bytes = static_cast<double>(why.cap.bytes);
       }
@@ -155,19 +170,20 @@ napi_value alloc_error(napi_env env, const char* handler, size_t bytes, int stat
   }
 }
 
+namespace {
+
+// setErrorClass(PinpoolError): called once per environment by src/native.ts.
 napi_value SetErrorClass(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  napi_valuetype type = napi_undefined;
-  if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_function)
-    return throw_error(env, code::kInvalidArgument, "setErrorClass(PinpoolError)");
+  PINPOOL_ARGS_MESSAGE(env, info, 1, "setErrorClass(PinpoolError)");
+  PINPOOL_REQUIRE_FUNCTION(0, error_class);
   Instance* inst = instance(env);
   if (inst->error_class) napi_delete_reference(env, inst->error_class);
-  napi_create_reference(env, argv[0], 1, &inst->error_class);
+  napi_create_reference(env, error_class, 1, &inst->error_class);
   return nullptr;
 }
 
+// constants() -> the tables JavaScript reads instead of repeating them: error codes, the
+// scratch slots, the pool's limits, managed-memory advice, failure reasons.
 napi_value Constants(napi_env env, napi_callback_info) {
   napi_value result, table;
   napi_create_object(env, &result);
@@ -182,19 +198,19 @@ napi_value Constants(napi_env env, napi_callback_info) {
     napi_set_named_property(env, object, name, v);
   };
   napi_create_object(env, &table);
-  for (auto [name, value] : {std::pair{"INVALID_ARGUMENT", code::kInvalidArgument},
-                             std::pair{"OUT_OF_MEMORY", code::kOutOfMemory},
-                             std::pair{"DOUBLE_FREE", code::kDoubleFree},
-                             std::pair{"RELEASED", code::kReleased},
-                             std::pair{"UNAVAILABLE", code::kUnavailable},
-                             std::pair{"CUDA", code::kCuda}})
+  for (auto [name, value] :
+       {std::pair{"INVALID_ARGUMENT", code::kInvalidArgument},
+        std::pair{"OUT_OF_MEMORY", code::kOutOfMemory}, std::pair{"DOUBLE_FREE", code::kDoubleFree},
+        std::pair{"RELEASED", code::kReleased}, std::pair{"UNAVAILABLE", code::kUnavailable},
+        std::pair{"CUDA", code::kCuda}})
     put_string(table, name, value);
   napi_set_named_property(env, result, "codes", table);
   napi_create_object(env, &table);
-  for (auto [name, value] : {std::pair{"address", kAddress}, std::pair{"servedBy", kServedBy},
-                             std::pair{"region", kRegion}, std::pair{"regionBytes", kRegionBytes},
-                             std::pair{"liveSlot", kLiveSlot}, std::pair{"classBytes", kPoolClassBytes},
-                             std::pair{"takingBack", kTakingBack}})
+  for (auto [name, value] :
+       {std::pair{"address", kAddress}, std::pair{"servedBy", kServedBy},
+        std::pair{"region", kRegion}, std::pair{"regionBytes", kRegionBytes},
+        std::pair{"liveSlot", kLiveSlot}, std::pair{"classBytes", kPoolClassBytes},
+        std::pair{"takingBack", kTakingBack}})
     put_number(table, name, value);
   napi_set_named_property(env, result, "slots", table);
   napi_create_object(env, &table);
@@ -203,22 +219,25 @@ napi_value Constants(napi_env env, napi_callback_info) {
     put_number(table, name, value);
   napi_set_named_property(env, result, "views", table);
   napi_create_object(env, &table);
-  for (auto [name, value] : {std::pair{"blocks", thread_caches::kBlocks}, std::pair{"bytes", thread_caches::kBytes},
-                             std::pair{"classBytes", thread_caches::kClassBytes}, std::pair{"hits", thread_caches::kHits},
-                             std::pair{"hitBytes", thread_caches::kHitBytes}, std::pair{"frees", thread_caches::kFrees},
-                             std::pair{"trims", thread_caches::kTrims}, std::pair{"positions", thread_caches::kCellCount}})
+  for (auto [name, value] :
+       {std::pair{"blocks", thread_caches::kBlocks}, std::pair{"bytes", thread_caches::kBytes},
+        std::pair{"classBytes", thread_caches::kClassBytes},
+        std::pair{"hits", thread_caches::kHits}, std::pair{"hitBytes", thread_caches::kHitBytes},
+        std::pair{"frees", thread_caches::kFrees}, std::pair{"trims", thread_caches::kTrims},
+        std::pair{"positions", thread_caches::kCellCount}})
     put_number(table, name, value);
   put_number(table, "capacity", ThreadCache::kPositions);
   napi_set_named_property(env, result, "threadCacheCells", table);
   put_number(result, "slabMaxBlock", static_cast<double>(PoolAdaptor::kSlabMaxBlock));
   put_number(result, "poolBlockAlignment", static_cast<double>(PoolAdaptor::kBlockAlignment));
   napi_create_object(env, &table);
-  for (auto [name, value] : {std::pair{"readMostly", CU_MEM_ADVISE_SET_READ_MOSTLY},
-                             std::pair{"unsetReadMostly", CU_MEM_ADVISE_UNSET_READ_MOSTLY},
-                             std::pair{"preferredLocation", CU_MEM_ADVISE_SET_PREFERRED_LOCATION},
-                             std::pair{"unsetPreferredLocation", CU_MEM_ADVISE_UNSET_PREFERRED_LOCATION},
-                             std::pair{"accessedBy", CU_MEM_ADVISE_SET_ACCESSED_BY},
-                             std::pair{"unsetAccessedBy", CU_MEM_ADVISE_UNSET_ACCESSED_BY}})
+  for (auto [name, value] :
+       {std::pair{"readMostly", CU_MEM_ADVISE_SET_READ_MOSTLY},
+        std::pair{"unsetReadMostly", CU_MEM_ADVISE_UNSET_READ_MOSTLY},
+        std::pair{"preferredLocation", CU_MEM_ADVISE_SET_PREFERRED_LOCATION},
+        std::pair{"unsetPreferredLocation", CU_MEM_ADVISE_UNSET_PREFERRED_LOCATION},
+        std::pair{"accessedBy", CU_MEM_ADVISE_SET_ACCESSED_BY},
+        std::pair{"unsetAccessedBy", CU_MEM_ADVISE_UNSET_ACCESSED_BY}})
     put_number(table, name, value);
   napi_set_named_property(env, result, "advice", table);
   napi_create_object(env, &table);
@@ -226,6 +245,34 @@ napi_value Constants(napi_env env, napi_callback_info) {
   put_number(table, "mapped", CU_MEMHOSTREGISTER_DEVICEMAP);
   napi_set_named_property(env, result, "registerFlags", table);
   return result;
+}
+
+}  // namespace
+
+napi_value throw_native_exception(napi_env env, std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::bad_alloc&) {
+    return throw_error(env, code::kOutOfMemory, "out of memory");
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    if (what.rfind("pinpool: ", 0) == 0) what.erase(0, 9);  // make_error says it once
+    return throw_error(env, code::kUnavailable, what);
+  } catch (...) { return throw_error(env, code::kUnavailable, "a native exception was thrown"); }
+}
+
+void export_functions(napi_env env, napi_value exports, std::initializer_list<Export> table,
+                      void* data) {
+  for (const Export& e : table) {
+    napi_value f;
+    if (napi_create_function(env, e.name, NAPI_AUTO_LENGTH, e.function, data, &f) == napi_ok)
+      napi_set_named_property(env, exports, e.name, f);
+  }
+}
+
+void ExportBoundary(napi_env env, napi_value exports) {
+  export_functions(env, exports,
+                   {{"constants", guarded<Constants>}, {"setErrorClass", guarded<SetErrorClass>}});
 }
 
 }  // namespace pinpool::binding

@@ -4,6 +4,7 @@
 
 #include "boundary.hpp"
 #include "instance.hpp"
+#include "module_exports.hpp"
 
 namespace pinpool::binding {
 namespace {
@@ -21,21 +22,24 @@ bool can_run_js(napi_env env) {
   Instance* inst = instance(env);
   napi_value object = nullptr;
   bool has = false;
-  if (!inst || !inst->probe || napi_get_reference_value(env, inst->probe, &object) != napi_ok || !object)
+  if (!inst || !inst->probe || napi_get_reference_value(env, inst->probe, &object) != napi_ok ||
+      !object)
     return false;
   return napi_has_element(env, object, 0, &has) == napi_ok;
 }
 
 void make_probe(napi_env env, Instance* inst) {
   napi_value object;
-  if (napi_create_object(env, &object) == napi_ok) napi_create_reference(env, object, 1, &inst->probe);
+  if (napi_create_object(env, &object) == napi_ok)
+    napi_create_reference(env, object, 1, &inst->probe);
 }
 
 napi_value hand_out(napi_env env, Instance* inst, napi_value made, napi_ref* watch) {
   *watch = nullptr;
   napi_value out = made;
   napi_value transfer;
-  if (inst->transfer && napi_get_reference_value(env, inst->transfer, &transfer) == napi_ok && transfer) {
+  if (inst->transfer && napi_get_reference_value(env, inst->transfer, &transfer) == napi_ok &&
+      transfer) {
     napi_value moved;
     if (napi_call_function(env, made, transfer, 0, nullptr, &moved) == napi_ok) {
       out = moved;
@@ -62,41 +66,48 @@ bool left_thread(napi_env env, const LiveBlock& block) {
   return view_left_thread(env, block.watch, block.view && block.view->done());
 }
 
+namespace {
+
+// setBufferMoves(ArrayBuffer.prototype.transfer | undefined, isMainThread): once per
+// environment, from src/take-back.ts.
 napi_value SetBufferMoves(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  Instance* inst = instance_of(env, info, &argc, argv);
-  napi_valuetype type = napi_undefined;
-  bool main_thread = true;
-  if (argc < 2 || napi_typeof(env, argv[0], &type) != napi_ok ||
-      (type != napi_function && type != napi_undefined) ||
-      napi_get_value_bool(env, argv[1], &main_thread) != napi_ok || inst->transfer)
-    return throw_error(env, code::kInvalidArgument, "binding: setBufferMoves(transfer, isMainThread), once");
-  if (type == napi_function) {
-    napi_create_reference(env, argv[0], 1, &inst->transfer);
+  PINPOOL_ARGS(env, info, 2, "setBufferMoves(transfer, isMainThread), once");
+  auto* inst = static_cast<Instance*>(function_data);
+  PINPOOL_REQUIRE_FUNCTION_OR_UNDEFINED(0, transfer);
+  PINPOOL_REQUIRE_BOOL(1, main_thread);
+  PINPOOL_REQUIRE(!inst->transfer);
+  if (transfer) {
+    napi_create_reference(env, transfer, 1, &inst->transfer);
     moves.store(true, std::memory_order_relaxed);
     inst->watches_buffers = !main_thread;
   }
   return nullptr;
 }
 
+// track(slot, address, arrayBuffer): a worker is about to hand out `arrayBuffer` (moved out of
+// the block's external one, or kept by its thread cache) for the block in `slot`: watch it
+// instead of the last one.
 napi_value Track(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  Instance* inst = instance_of(env, info, &argc, argv);
-  double slot;
-  void* ptr;
-  bool is_buffer = false;
-  if (argc < 3 || !get_number(env, argv[0], &slot) || !get_address(env, argv[1], &ptr) ||
-      napi_is_arraybuffer(env, argv[2], &is_buffer) != napi_ok || !is_buffer)
-    return throw_error(env, code::kInvalidArgument, "binding: track(slot, address, arrayBuffer)");
+  PINPOOL_ARGS(env, info, 3, "track(slot, address, arrayBuffer)");
+  auto* inst = static_cast<Instance*>(function_data);
+  PINPOOL_REQUIRE_NUMBER(0, slot);
+  PINPOOL_REQUIRE_ADDRESS(1, ptr);
+  PINPOOL_REQUIRE_ARRAYBUFFER(2, buffer);
   LiveBlock* block = inst->live.find(slot, ptr);
-  if (!block) return throw_error(env, code::kInvalidArgument, "track: not a block this thread owns");
+  if (!block)
+    return throw_error(env, code::kInvalidArgument, "track: not a block this thread owns");
   if (!inst->watches_buffers) return nullptr;
   if (block->watch) napi_delete_reference(env, block->watch);
   block->watch = nullptr;
-  napi_create_reference(env, argv[2], 0, &block->watch);
+  napi_create_reference(env, buffer, 0, &block->watch);
   return nullptr;
+}
+
+}  // namespace
+
+void ExportBufferLifetime(napi_env env, napi_value exports, Instance* inst) {
+  export_functions(env, exports,
+                   {{"setBufferMoves", guarded<SetBufferMoves>}, {"track", guarded<Track>}}, inst);
 }
 
 }  // namespace pinpool::binding

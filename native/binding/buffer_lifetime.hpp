@@ -44,12 +44,4 @@ bool left_thread(napi_env env, const LiveBlock& block);
 // finalizer ran while the thread ran.
 bool view_left_thread(napi_env env, napi_ref watch, bool dead);
 
-// setBufferMoves(ArrayBuffer.prototype.transfer | undefined, isMainThread): once per
-// environment, from src/take-back.ts.
-napi_value SetBufferMoves(napi_env env, napi_callback_info info);
-// track(slot, address, arrayBuffer): a worker is about to hand out `arrayBuffer` (moved out of
-// the block's external one, or kept by its thread cache) for the block in `slot`: watch it
-// instead of the last one.
-napi_value Track(napi_env env, napi_callback_info info);
-
 }  // namespace pinpool::binding

@@ -5,43 +5,47 @@
 
 #include "../capsule/c_api.hpp"
 #include "../capsule/registry.hpp"
-#include "calls.hpp"
+#include "module_exports.hpp"
 
 namespace pinpool::binding {
 namespace {
 
 std::string g_promote_error;  // why this addon could not join the global scope, or empty
 
-napi_value string_or_undefined(Napi::Env env, const char* s) {
-  return s ? Napi::String::New(env, s) : env.Undefined();
+napi_value string_or_undefined(napi_env env, const char* s) {
+  return s ? js_string(env, s) : js_undefined(env);
 }
 
-// publish(version, entry) -> { abiVersion, structSize, version, entry, addon, self, promoteError? }:
-// the process's registry, published by this copy when it is the first. The registry may come
+// publish(version, entry) -> { abiVersion, structSize, version, entry, addon, self, promoteError?
+// }: the process's registry, published by this copy when it is the first. The registry may come
 // from an older copy: members past its struct_size are left out (undefined).
-Napi::Value Publish(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  PINPOOL_CHECK(info.Length() >= 2 && info[0].IsString() && info[1].IsString(), "publish(version, entry)");
-  const pinpool_registry* r =
-      capsule::publish(info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value());
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("abiVersion", Napi::Number::New(env, r->abi_version));
-  o.Set("structSize", Napi::Number::New(env, r->struct_size));
-  o.Set("version", PINPOOL_HAS(r, version) ? string_or_undefined(env, r->version) : env.Undefined());
-  o.Set("entry", PINPOOL_HAS(r, entry) ? string_or_undefined(env, r->entry) : env.Undefined());
-  o.Set("addon", PINPOOL_HAS(r, addon) ? string_or_undefined(env, r->addon) : env.Undefined());
-  o.Set("self", Napi::Boolean::New(env, r == capsule::own()));
-  o.Set("ownAddon", Napi::String::New(env, capsule::own()->addon ? capsule::own()->addon : ""));
-  if (!g_promote_error.empty()) o.Set("promoteError", Napi::String::New(env, g_promote_error));
+napi_value Publish(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 2, "publish(version, entry)");
+  PINPOOL_REQUIRE_STRING(0, version);
+  PINPOOL_REQUIRE_STRING(1, entry);
+  const pinpool_registry* r = capsule::publish(version, entry);
+  napi_value o = js_object(env);
+  set_named(env, o, "abiVersion", js_number(env, r->abi_version));
+  set_named(env, o, "structSize", js_number(env, r->struct_size));
+  set_named(env, o, "version",
+            PINPOOL_HAS(r, version) ? string_or_undefined(env, r->version) : js_undefined(env));
+  set_named(env, o, "entry",
+            PINPOOL_HAS(r, entry) ? string_or_undefined(env, r->entry) : js_undefined(env));
+  set_named(env, o, "addon",
+            PINPOOL_HAS(r, addon) ? string_or_undefined(env, r->addon) : js_undefined(env));
+  set_named(env, o, "self", js_bool(env, r == capsule::own()));
+  set_named(env, o, "ownAddon", js_string(env, capsule::own()->addon ? capsule::own()->addon : ""));
+  if (!g_promote_error.empty()) set_named(env, o, "promoteError", js_string(env, g_promote_error));
   return o;
 }
 
 // nativeHandle(handler) -> an external tagged PINPOOL_NATIVE_HANDLE_TAG over a
 // pinpool_native_handle that holds a reference to the handler until it is collected.
-Napi::Value NativeHandle(const Napi::CallbackInfo& info) {
-  Handler* h = handler_arg(info, 0);
-  PINPOOL_CHECK(h, "nativeHandle(handler)");
-  static const napi_type_tag tag = {PINPOOL_NATIVE_HANDLE_TAG_LOWER, PINPOOL_NATIVE_HANDLE_TAG_UPPER};
+napi_value NativeHandle(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 1, "nativeHandle(handler)");
+  PINPOOL_REQUIRE_HANDLE(0, Handler, h);
+  static const napi_type_tag tag = {PINPOOL_NATIVE_HANDLE_TAG_LOWER,
+                                    PINPOOL_NATIVE_HANDLE_TAG_UPPER};
   auto* handle = new pinpool_native_handle{PINPOOL_ABI_VERSION, sizeof(pinpool_native_handle),
                                            capsule::api(), h->abi()};
   h->retain();
@@ -51,27 +55,30 @@ Napi::Value NativeHandle(const Napi::CallbackInfo& info) {
     ending->handler->release(ending->handler);
     delete ending;
   };
-  if (napi_create_external(info.Env(), handle, finalize, nullptr, &value) != napi_ok) {
-    finalize(info.Env(), handle, nullptr);  // no external: nothing else will release it
-    PINPOOL_CHECK(false, "nativeHandle: could not make the value");
+  if (napi_create_external(env, handle, finalize, nullptr, &value) != napi_ok) {
+    finalize(env, handle, nullptr);  // no external: nothing else will release it
+    return throw_error(env, code::kInvalidArgument,
+                       "binding: nativeHandle: could not make the value");
   }
   // Made: from now on only its finalizer releases the handle, when the untagged external is
   // collected (releasing it here too would release the handler twice).
-  PINPOOL_CHECK(napi_type_tag_object(info.Env(), value, &tag) == napi_ok, "nativeHandle: could not tag the value");
-  return Napi::Value(info.Env(), value);
+  if (napi_type_tag_object(env, value, &tag) != napi_ok)
+    return throw_error(env, code::kInvalidArgument,
+                       "binding: nativeHandle: could not tag the value");
+  return value;
 }
 
 }  // namespace
 
-void InitCapsule(Napi::Env env, Napi::Object exports) {
+void ExportCapsule(napi_env env, napi_value exports) {
   static bool promoted = [] {
     std::string why;
     if (!capsule::promote(why)) g_promote_error = why;
     return true;
   }();
   (void)promoted;
-  exports.Set("publish", Napi::Function::New(env, Publish, "publish"));
-  exports.Set("nativeHandle", Napi::Function::New(env, NativeHandle, "nativeHandle"));
+  export_functions(env, exports,
+                   {{"publish", guarded<Publish>}, {"nativeHandle", guarded<NativeHandle>}});
 }
 
 }  // namespace pinpool::binding

@@ -29,10 +29,12 @@ __asm__(".symver pthread_once,pthread_once@" PINPOOL_GLIBC_BASE);
 __asm__(".symver __pthread_key_create,__pthread_key_create@" PINPOOL_GLIBC_BASE);
 int __pthread_key_create(pthread_key_t* key, void (*destructor)(void*));
 
-__attribute__((visibility("hidden"))) int __wrap_pthread_once(pthread_once_t* once, void (*init)(void)) {
+__attribute__((visibility("hidden"))) int __wrap_pthread_once(pthread_once_t* once,
+                                                              void (*init)(void)) {
   return pthread_once(once, init);
 }
-__attribute__((visibility("hidden"))) int __wrap___pthread_key_create(pthread_key_t* key, void (*destructor)(void*)) {
+__attribute__((visibility("hidden"))) int __wrap___pthread_key_create(pthread_key_t* key,
+                                                                      void (*destructor)(void*)) {
   return __pthread_key_create(key, destructor);
 }
 #endif
@@ -43,8 +45,6 @@ __attribute__((visibility("hidden"))) int __wrap___pthread_key_create(pthread_ke
 __attribute__((visibility("hidden"))) uint32_t __wrap_arc4random(void) {
   try {
     return static_cast<uint32_t>(pinpool::random_word());
-  } catch (...) {
-    abort();
-  }
+  } catch (...) { abort(); }
 }
 }

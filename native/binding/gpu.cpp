@@ -1,5 +1,3 @@
-#include "calls.hpp"
-
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -10,6 +8,7 @@
 #include "../core/handler.hpp"
 #include "../core/leases.hpp"
 #include "boundary.hpp"
+#include "module_exports.hpp"
 
 namespace pinpool::binding {
 namespace {
@@ -18,9 +17,9 @@ namespace {
 // completions back, referenced only while work is pending so an idle program can exit.
 struct GpuState {
   napi_threadsafe_function tsfn = nullptr;
-  size_t pending = 0;   // operations submitted and not yet settled (JS thread only)
-  std::mutex mutex;     // orders driver threads' calls against the environment's teardown
-  bool closing = false; // the environment is gone: tsfn must not be called any more
+  size_t pending = 0;    // operations submitted and not yet settled (JS thread only)
+  std::mutex mutex;      // orders driver threads' calls against the environment's teardown
+  bool closing = false;  // the environment is gone: tsfn must not be called any more
 };
 
 // One operation as JavaScript sees it.
@@ -31,11 +30,11 @@ struct Op {
   // A copy between the device and memory that is not pinpool's (a Buffer, a typed array) goes
   // through a staging block of our own: that memory can be detached, transferred or shrunk
   // while the copy runs, and nothing may write into it after it could have been freed.
-  void* staging = nullptr;           // malloc'd, freed with the Op
-  napi_ref destination = nullptr;    // device to host: where the staged bytes go at the end
-  size_t destination_offset = 0;     // byte offset into it
-  size_t bytes = 0;                  // bytes copied
-  const char* what;                  // "copy" or "prefetch", for its error
+  void* staging = nullptr;         // malloc'd, freed with the Op
+  napi_ref destination = nullptr;  // device to host: where the staged bytes go at the end
+  size_t destination_offset = 0;   // byte offset into it
+  size_t bytes = 0;                // bytes copied
+  const char* what;                // "copy" or "prefetch", for its error
   Op(GpuState* s, int device, GpuWork::Notify notify, const char* name)
       : state(s), work(device, notify, this), what(name) {}
   ~Op() { std::free(staging); }
@@ -58,7 +57,8 @@ bool host_memory(napi_env env, napi_value v, HostMemory* out) {
   if (napi_is_typedarray(env, v, &is) == napi_ok && is) {
     napi_typedarray_type type;
     size_t count = 0;
-    if (napi_get_typedarray_info(env, v, &type, &count, &data, nullptr, nullptr) != napi_ok) return false;
+    if (napi_get_typedarray_info(env, v, &type, &count, &data, nullptr, nullptr) != napi_ok)
+      return false;
     static const size_t sizes[] = {1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8};  // by napi_typedarray_type
     length = count * (static_cast<size_t>(type) < sizeof sizes / sizeof sizes[0] ? sizes[type] : 1);
   } else if (napi_is_dataview(env, v, &is) == napi_ok && is) {
@@ -77,18 +77,13 @@ bool page_locked(const char* kind) {
   return kind && (std::strcmp(kind, "pinned") == 0 || std::strcmp(kind, "managed") == 0);
 }
 
-GpuState* state_of(const Napi::CallbackInfo& info) { return static_cast<GpuState*>(info.Data()); }
-
-
-Napi::Value number(Napi::Env env, double v) { return Napi::Number::New(env, v); }
-
 // Operations whose environment ended before they did. Nobody is left to settle their Promise;
 // their fences have signalled, so the frees waiting on them complete. They cannot be destroyed
 // where they end (a host function may not call CUDA, and destroying one destroys its event), so
 // the next operation queued from any JavaScript thread destroys them.
 struct Abandoned {
-  std::mutex mutex;        // guards ops
-  std::vector<Op*> ops;    // finished, never to be settled
+  std::mutex mutex;      // guards ops
+  std::vector<Op*> ops;  // finished, never to be settled
 };
 
 Abandoned& abandoned() {
@@ -103,15 +98,6 @@ void bury_abandoned() {
     ops.swap(abandoned().ops);
   }
   for (Op* op : ops) delete op;  // its napi_ref belonged to the ended environment: not touched
-}
-
-// Argument `i` as an int (a device, a target, advice, flags): false when it is not a number.
-// The values were checked in src/gpu.ts; this only keeps other types from becoming a plain
-// TypeError ("A number was expected") instead of a PinpoolError.
-bool int_arg(const Napi::CallbackInfo& info, size_t i, int* out) {
-  if (i >= info.Length() || !info[i].IsNumber()) return false;
-  *out = info[i].As<Napi::Number>().Int32Value();
-  return true;
 }
 
 // Driver thread: hand the finished operation to its JavaScript thread.
@@ -143,7 +129,9 @@ int unstage(napi_env env, Op* op) {
 napi_value op_error(napi_env env, Op* op, int rc) {
   if (rc == kDestinationGone)
     return make_error(env, code::kReleased,
-                      std::string(op->what) + ": the destination was detached or shrunk while the copy ran; nothing was written to it");
+                      std::string(op->what) +
+                          ": the destination was detached or shrunk while the copy ran; nothing "
+                          "was written to it");
   return cuda_error(env, rc, op->what);
 }
 
@@ -203,8 +191,10 @@ napi_value rejected(napi_env env, napi_value error) {
   return promise;
 }
 
-CUresult stream_arg(const Napi::Value& v, int device, CUstream* out) {
-  if (auto* s = static_cast<CUstream*>(unwrap_tagged(v.Env(), v, Tag::Stream))) {
+// The stream `v` names (createStream()), or the device's default stream for any other value.
+CUresult stream_arg(napi_env env, napi_value v, int device, CUstream* out) {
+  CUstream* s;
+  if (get_handle(env, v, &s)) {
     *out = *s;
     return CUDA_SUCCESS;
   }
@@ -245,14 +235,12 @@ void submit_from_pool(napi_env env, Submission* s) {
   napi_queue_async_work(env, s->work);
 }
 
-// The host side of a copy or prefetch: `bytes` bytes at `offset` into `value`. Throws and
-// returns false when the value is not host memory or the range does not fit.
-bool host_range(napi_env env, napi_value value, size_t offset, size_t bytes, char** out) {
-  HostMemory m;
-  if (!host_memory(env, value, &m)) {
-    throw_error(env, code::kInvalidArgument, "binding: host memory must be an ArrayBuffer, a typed array or a DataView");
-    return false;
-  }
+// The host side of a copy: `bytes` bytes at `offset` into argv[i]. Throws and returns false
+// when the value is not host memory or the range does not fit.
+bool host_range(napi_env env, const napi_value* argv, size_t i, size_t offset, size_t bytes,
+                char** out) {
+  const Call call{env, "binding: host memory must be an ArrayBuffer, a typed array or a DataView"};
+  PINPOOL_REQUIRE_ARG(i, host_memory, HostMemory, m);
   if (offset > m.length || bytes > m.length - offset) {
     throw_error(env, code::kInvalidArgument,
                 "copy: offset " + std::to_string(offset) + " + bytes " + std::to_string(bytes) +
@@ -264,102 +252,128 @@ bool host_range(napi_env env, napi_value value, size_t offset, size_t bytes, cha
   return true;
 }
 
-// copy(kind, device, dst, src, bytes, dstOffset, srcOffset, stream) -> Promise
-//   kind: 0 host to device, 1 device to host, 2 device to device. A device side is an address;
-//   the host side is the memory itself (ArrayBuffer, typed array or DataView), so the lease is
-//   taken from the memory whatever object reaches it.
-Napi::Value Copy(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  size_t bytes = 0, dst_offset = 0, src_offset = 0;
-  int kind = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
-  if (info.Length() < 8 || kind < 0 || kind > 2 || !info[1].IsNumber() ||
-      !get_size(env, info[4], &bytes) || !get_size(env, info[5], &dst_offset) ||
-      !get_size(env, info[6], &src_offset)) {
-    throw_error(env, code::kInvalidArgument, "binding: copy(kind, device, dst, src, bytes, dstOffset, srcOffset, stream)");
-    return env.Undefined();
-  }
-  int device = info[1].As<Napi::Number>().Int32Value();
-  napi_value host_value = kind == 0 ? info[3] : info[2];
-  char* host = nullptr;
-  void* dst = nullptr;
-  const void* src = nullptr;
-  if (kind == 2) {
-    void* d;
-    void* s;
-    if (!get_address(env, info[2], &d) || !get_address(env, info[3], &s)) {
-      throw_error(env, code::kInvalidArgument, "binding: copy: device addresses");
-      return env.Undefined();
-    }
-    dst = static_cast<char*>(d) + dst_offset;
-    src = static_cast<char*>(s) + src_offset;
-  } else {
-    void* device_address;
-    if (!get_address(env, kind == 0 ? info[2] : info[3], &device_address)) {
-      throw_error(env, code::kInvalidArgument, "binding: copy: device address");
-      return env.Undefined();
-    }
-    if (!host_range(env, host_value, kind == 0 ? src_offset : dst_offset, bytes, &host))
-      return env.Undefined();
-    char* device_side = static_cast<char*>(device_address) + (kind == 0 ? dst_offset : src_offset);
-    dst = kind == 0 ? static_cast<void*>(device_side) : static_cast<void*>(host);
-    src = kind == 0 ? static_cast<const void*>(host) : static_cast<const void*>(device_side);
-  }
-  CUstream stream;
-  CUresult rc = stream_arg(info[7], device, &stream);
-  if (rc != CUDA_SUCCESS) return Napi::Value(env, rejected(env, cuda_error(env, rc, "copy")));
+// What copy() was asked for, its pointers resolved.
+struct CopyRequest {
+  int kind;                         // cuda::CopyKind: 0 host to device, 1 device to host,
+                                    // 2 device to device
+  int device;                       // the device whose stream runs it
+  size_t bytes;                     // bytes to copy
+  size_t dst_offset, src_offset;    // byte offsets into each side
+  void* dst = nullptr;              // where the copy writes
+  const void* src = nullptr;        // where it reads
+  char* host = nullptr;             // the host side (not device to device)
+  napi_value host_value = nullptr;  // the JavaScript value that holds it
+};
 
-  auto* op = new Op(state_of(info), device, notify, "copy");
-  bool from_pool = false;
-  if (kind != 2) {
-    block_registry::Found found = block_registry::find(host, bytes);
-    if (found.kind) {
-      // pinpool memory: lease it until the copy is done; queue from the JS thread only when it
-      // is page-locked (CUDA then only queues the copy).
-      leases::take(host, bytes, op->work.fence());
-      from_pool = !page_locked(found.kind);
-    } else {
-      // Someone else's memory: stage it, and never touch it again after this call (host to
-      // device) or before the copy is over (device to host, in unstage()).
-      op->staging = std::malloc(bytes ? bytes : 1);
-      if (!op->staging) {
-        delete op;
-        return Napi::Value(env, rejected(env, make_error(env, code::kOutOfMemory,
-                                                         "copy: no staging memory for " + std::to_string(bytes) + " bytes")));
-      }
-      op->bytes = bytes;
-      if (kind == 0) {
-        // An empty or detached source has no data pointer at all: memcpy from null is
-        // undefined even for 0 bytes.
-        if (bytes) std::memcpy(op->staging, host, bytes);
-        src = op->staging;
-      } else {
-        napi_create_reference(env, host_value, 1, &op->destination);
-        op->destination_offset = dst_offset;
-        dst = op->staging;
-      }
-      from_pool = true;
-    }
+// The copy's two sides from argv[2] (dst) and argv[3] (src): a device side is an address, the
+// host side the memory itself, so the lease is taken from the memory whatever object reaches
+// it. Throws and returns false when a side is not what the kind says.
+bool resolve_sides(napi_env env, const napi_value* argv, CopyRequest* r) {
+  if (r->kind == 2) {
+    const Call call{env, "binding: copy: device addresses"};
+    PINPOOL_REQUIRE_ADDRESS(2, dst);
+    PINPOOL_REQUIRE_ADDRESS(3, src);
+    r->dst = static_cast<char*>(dst) + r->dst_offset;
+    r->src = static_cast<char*>(src) + r->src_offset;
+    return true;
   }
-  napi_value promise = begin(env, op);
-  auto copy_kind = static_cast<cuda::CopyKind>(kind);
-  if (from_pool) {
-    submit_from_pool(env, new Submission{op, stream, copy_kind, dst, src, bytes});
-    return Napi::Value(env, promise);
-  }
-  rc = op->work.submit(stream, [&](CUstream st) {
-    return cuda::copy_async(device, copy_kind, dst, src, bytes, st);
-  });
-  if (rc != CUDA_SUCCESS) fail_now(env, op, rc);
-  return Napi::Value(env, promise);
+  const bool to_device = r->kind == 0;
+  const Call call{env, "binding: copy: device address"};
+  PINPOOL_REQUIRE_ADDRESS(to_device ? 2 : 3, device_address);
+  const size_t host_index = to_device ? 3 : 2;
+  if (!host_range(env, argv, host_index, to_device ? r->src_offset : r->dst_offset, r->bytes,
+                  &r->host))
+    return false;
+  r->host_value = argv[host_index];
+  char* device_side =
+      static_cast<char*>(device_address) + (to_device ? r->dst_offset : r->src_offset);
+  r->dst = to_device ? static_cast<void*>(device_side) : static_cast<void*>(r->host);
+  r->src = to_device ? static_cast<const void*>(r->host) : static_cast<const void*>(device_side);
+  return true;
 }
 
-// Managed memory for prefetch and advise: throws and returns nullptr for anything else.
-char* managed_range(napi_env env, napi_value value, size_t* bytes) {
-  HostMemory m;
-  if (!host_memory(env, value, &m) || m.length == 0) {
-    throw_error(env, code::kInvalidArgument, "binding: managed memory must be a live buffer's bytes");
-    return nullptr;
+// Makes the copy's host memory safe to use until it is over. pinpool's memory is leased (the
+// block is not reused meanwhile); anyone else's is staged through memory of our own, never
+// touched again after this call (host to device) or before the copy is over (device to host,
+// in unstage()). `from_pool` says whether to queue from a worker thread: the host side is not
+// page-locked, so queueing may wait for the copy. False when no staging memory could be had.
+bool resolve_memory(napi_env env, Op* op, CopyRequest* r, bool* from_pool) {
+  *from_pool = false;
+  if (r->kind == 2) return true;
+  block_registry::Found found = block_registry::find(r->host, r->bytes);
+  if (found.kind) {
+    leases::take(r->host, r->bytes, op->work.fence());
+    *from_pool = !page_locked(found.kind);
+    return true;
   }
+  op->staging = std::malloc(r->bytes ? r->bytes : 1);
+  if (!op->staging) return false;
+  op->bytes = r->bytes;
+  if (r->kind == 0) {
+    // An empty or detached source has no data pointer at all: memcpy from null is undefined
+    // even for 0 bytes.
+    if (r->bytes) std::memcpy(op->staging, r->host, r->bytes);
+    r->src = op->staging;
+  } else {
+    napi_create_reference(env, r->host_value, 1, &op->destination);
+    op->destination_offset = r->dst_offset;
+    r->dst = op->staging;
+  }
+  *from_pool = true;
+  return true;
+}
+
+// Queues the copy and returns its Promise, settled when the copy's fence signals (notify(),
+// then settle() on this thread).
+napi_value submit_copy(napi_env env, Op* op, CUstream stream, const CopyRequest& r,
+                       bool from_pool) {
+  napi_value promise = begin(env, op);
+  auto copy_kind = static_cast<cuda::CopyKind>(r.kind);
+  if (from_pool) {
+    submit_from_pool(env, new Submission{op, stream, copy_kind, r.dst, r.src, r.bytes});
+    return promise;
+  }
+  CUresult rc = op->work.submit(stream, [&](CUstream st) {
+    return cuda::copy_async(r.device, copy_kind, r.dst, r.src, r.bytes, st);
+  });
+  if (rc != CUDA_SUCCESS) fail_now(env, op, rc);
+  return promise;
+}
+
+// copy(kind, device, dst, src, bytes, dstOffset, srcOffset, stream) -> Promise
+//   kind: 0 host to device, 1 device to host, 2 device to device (resolve_sides() says what
+//   each side is).
+napi_value Copy(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 8, "copy(kind, device, dst, src, bytes, dstOffset, srcOffset, stream)");
+  PINPOOL_REQUIRE(argc >= 8);
+  PINPOOL_REQUIRE_INT32(0, kind);
+  PINPOOL_REQUIRE(kind >= 0 && kind <= 2);
+  PINPOOL_REQUIRE_INT32(1, device);
+  PINPOOL_REQUIRE_SIZE(4, bytes);
+  PINPOOL_REQUIRE_SIZE(5, dst_offset);
+  PINPOOL_REQUIRE_SIZE(6, src_offset);
+  CopyRequest request{kind, device, bytes, dst_offset, src_offset};
+  if (!resolve_sides(env, argv, &request)) return nullptr;
+  CUstream stream;
+  CUresult rc = stream_arg(env, argv[7], device, &stream);
+  if (rc != CUDA_SUCCESS) return rejected(env, cuda_error(env, rc, "copy"));
+  auto* op = new Op(static_cast<GpuState*>(function_data), device, notify, "copy");
+  bool from_pool;
+  if (!resolve_memory(env, op, &request, &from_pool)) {
+    delete op;
+    return rejected(env,
+                    make_error(env, code::kOutOfMemory,
+                               "copy: no staging memory for " + std::to_string(bytes) + " bytes"));
+  }
+  return submit_copy(env, op, stream, request, from_pool);
+}
+
+// Managed memory for prefetch and advise, from argv[i]: throws and returns nullptr for
+// anything else.
+char* managed_range(napi_env env, const napi_value* argv, size_t i, size_t* bytes) {
+  const Call call{env, "binding: managed memory must be a live buffer's bytes"};
+  PINPOOL_REQUIRE_ARG(i, host_memory, HostMemory, m);
+  PINPOOL_REQUIRE(m.length != 0);
   block_registry::Found found = block_registry::find(m.data, m.length);
   if (!found.kind || std::strcmp(found.kind, "managed") != 0) {
     throw_error(env, code::kInvalidArgument, "prefetch() and advise() work on managed memory only");
@@ -370,81 +384,81 @@ char* managed_range(napi_env env, napi_value value, size_t* bytes) {
 }
 
 // prefetch(device, memory, target, stream) -> Promise
-Napi::Value Prefetch(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int device, target;
-  PINPOOL_CHECK(int_arg(info, 0, &device) && int_arg(info, 2, &target), "prefetch(device, memory, target, stream)");
+napi_value Prefetch(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 4, "prefetch(device, memory, target, stream)");
+  PINPOOL_REQUIRE_INT32(0, device);
+  PINPOOL_REQUIRE_INT32(2, target);
   size_t bytes = 0;
-  char* ptr = managed_range(env, info[1], &bytes);
-  if (!ptr) return env.Undefined();
+  char* ptr = managed_range(env, argv, 1, &bytes);
+  if (!ptr) return nullptr;
   CUstream stream;
-  CUresult rc = stream_arg(info[3], device, &stream);
-  if (rc != CUDA_SUCCESS) return Napi::Value(env, rejected(env, cuda_error(env, rc, "prefetch")));
-  auto* op = new Op(state_of(info), device, notify, "prefetch");
+  CUresult rc = stream_arg(env, argv[3], device, &stream);
+  if (rc != CUDA_SUCCESS) return rejected(env, cuda_error(env, rc, "prefetch"));
+  auto* op = new Op(static_cast<GpuState*>(function_data), device, notify, "prefetch");
   leases::take(ptr, bytes, op->work.fence());
   napi_value promise = begin(env, op);
-  rc = op->work.submit(stream, [&](CUstream st) {
-    return cuda::prefetch_async(device, ptr, bytes, target, st);
-  });
+  rc = op->work.submit(
+      stream, [&](CUstream st) { return cuda::prefetch_async(device, ptr, bytes, target, st); });
   if (rc != CUDA_SUCCESS) fail_now(env, op, rc);
-  return Napi::Value(env, promise);
+  return promise;
 }
 
 // advise(device, memory, advice, target) -> undefined
-Napi::Value Advise(const Napi::CallbackInfo& info) {
-  int device, advice, target;
-  PINPOOL_CHECK(int_arg(info, 0, &device) && int_arg(info, 2, &advice) && int_arg(info, 3, &target),
-                "advise(device, memory, advice, target)");
+napi_value Advise(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 4, "advise(device, memory, advice, target)");
+  PINPOOL_REQUIRE_INT32(0, device);
+  PINPOOL_REQUIRE_INT32(2, advice);
+  PINPOOL_REQUIRE_INT32(3, target);
   size_t bytes = 0;
-  char* ptr = managed_range(info.Env(), info[1], &bytes);
-  if (!ptr) return info.Env().Undefined();
+  char* ptr = managed_range(env, argv, 1, &bytes);
+  if (!ptr) return nullptr;
   CUresult rc = cuda::advise(device, ptr, bytes, static_cast<CUmem_advise>(advice), target);
-  if (rc != CUDA_SUCCESS) napi_throw(info.Env(), cuda_error(info.Env(), rc, "advise"));
-  return info.Env().Undefined();
+  if (rc != CUDA_SUCCESS) napi_throw(env, cuda_error(env, rc, "advise"));
+  return nullptr;
 }
 
 // deviceAlloc(device, bytes) -> address
-Napi::Value DeviceAlloc(const Napi::CallbackInfo& info) {
+napi_value DeviceAlloc(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 2, "deviceAlloc(device, bytes)");
+  PINPOOL_REQUIRE_INT32(0, device);
+  PINPOOL_REQUIRE_SIZE(1, bytes);
   void* p = nullptr;
-  int device;
-  size_t bytes;
-  PINPOOL_CHECK(int_arg(info, 0, &device) && info.Length() >= 2 && get_size(info.Env(), info[1], &bytes),
-                "deviceAlloc(device, bytes)");
   CUresult rc = cuda::device_alloc(device, bytes ? bytes : 1, &p);
   if (rc != CUDA_SUCCESS) {
-    napi_throw(info.Env(), cuda_error(info.Env(), rc, "deviceAlloc(" + std::to_string(bytes) + ")"));
-    return info.Env().Undefined();
+    napi_throw(env, cuda_error(env, rc, "deviceAlloc(" + std::to_string(bytes) + ")"));
+    return nullptr;
   }
-  return number(info.Env(), address_value(p));
+  return js_number(env, address_value(p));
 }
 
 // deviceFree(address): a failure here has no one to tell (it runs from free() and from the
 // garbage-collection backstop); the driver keeps its own count.
-Napi::Value DeviceFree(const Napi::CallbackInfo& info) {
-  void* address;
-  PINPOOL_CHECK(info.Length() >= 1 && get_address(info.Env(), info[0], &address), "deviceFree(address)");
+napi_value DeviceFree(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 1, "deviceFree(address)");
+  PINPOOL_REQUIRE_ADDRESS(0, address);
   cuda::device_free(address);
-  return info.Env().Undefined();
+  return nullptr;
 }
 
 // createStream(device) -> External
-Napi::Value CreateStream(const Napi::CallbackInfo& info) {
+napi_value CreateStream(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 1, "createStream(device)");
+  PINPOOL_REQUIRE_INT32(0, device);
   CUstream s = nullptr;
-  int device;
-  PINPOOL_CHECK(int_arg(info, 0, &device), "createStream(device)");
   CUresult rc = cuda::stream_create(device, &s);
   if (rc != CUDA_SUCCESS) {
-    napi_throw(info.Env(), cuda_error(info.Env(), rc, "createStream"));
-    return info.Env().Undefined();
+    napi_throw(env, cuda_error(env, rc, "createStream"));
+    return nullptr;
   }
   // Destroying a stream with work queued is safe: CUDA finishes the work first.
-  return Napi::Value(info.Env(), wrap_tagged(info.Env(), new CUstream(s), Tag::Stream,
-                                              [](napi_env, void* data, void*) {
-                                                auto* p = static_cast<CUstream*>(data);
-                                                cuda::stream_destroy(*p);
-                                                delete p;
-                                              }));
+  return wrap_tagged(env, new CUstream(s), Tag::Stream, [](napi_env, void* data, void*) {
+    auto* p = static_cast<CUstream*>(data);
+    cuda::stream_destroy(*p);
+    delete p;
+  });
 }
+
+}  // namespace
 
 // Memory page-locked in place. When it is pinpool's, the registration leases it, so the block
 // is not reused while registered.
@@ -454,62 +468,57 @@ struct Registration {
   bool registered = true;
 };
 
+namespace {
+
 // hostRegister(device, memory, flags, plainAllowed) -> [registration, bytes, leased], or null
 // (nothing registered) for memory that is not pinpool's when plainAllowed is false: src/gpu.ts
 // decides which other memory it can keep alive while registered.
-Napi::Value HostRegister(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  HostMemory m;
-  int device, flags;
-  PINPOOL_CHECK(int_arg(info, 0, &device) && host_memory(env, info[1], &m) && int_arg(info, 2, &flags) &&
-                    info.Length() > 3 && info[3].IsBoolean(),
-                "hostRegister(device, memory, flags, plainAllowed)");
+napi_value HostRegister(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 4, "hostRegister(device, memory, flags, plainAllowed)");
+  PINPOOL_REQUIRE_INT32(0, device);
+  PINPOOL_REQUIRE_ARG(1, host_memory, HostMemory, m);
+  PINPOOL_REQUIRE_INT32(2, flags);
+  PINPOOL_REQUIRE_BOOL(3, plain_allowed);
   const bool leased = m.data && m.length && block_registry::find(m.data, m.length).kind;
   CUresult rc = cuda::check_device(device);  // no driver: ERR_PINPOOL_UNAVAILABLE before a refusal
-  if (rc == CUDA_SUCCESS && m.data && m.length && !leased && !info[3].As<Napi::Boolean>().Value())
-    return env.Null();
+  if (rc == CUDA_SUCCESS && m.data && m.length && !leased && !plain_allowed) return js_null(env);
   if (rc == CUDA_SUCCESS)
-    rc = m.data && m.length ? cuda::host_register(device, m.data, m.length, static_cast<unsigned>(flags))
-                            : CUDA_ERROR_INVALID_VALUE;
+    rc = m.data && m.length
+             ? cuda::host_register(device, m.data, m.length, static_cast<unsigned>(flags))
+             : CUDA_ERROR_INVALID_VALUE;
   if (rc != CUDA_SUCCESS) {
     napi_throw(env, cuda_error(env, rc, "register"));
-    return env.Undefined();
+    return nullptr;
   }
   auto* r = new Registration{m.data};
   if (leased) {
     r->lease = Fence::create();
     leases::take(m.data, m.length, r->lease);
   }
-  Napi::Array result = Napi::Array::New(env, 3);
-  result.Set(0u, Napi::Value(env, wrap_tagged(env, r, Tag::Registration, [](napi_env, void* data, void*) {
-                               auto* reg = static_cast<Registration*>(data);
-                               // Collected without unregister: src/gpu.ts unregisters first, while
-                               // its thread runs. A thread that ends while registered cannot: the
-                               // driver keeps the range, and the block under it is orphaned (its
-                               // lease never ends), counted rather than lost unseen.
-                               if (reg->lease) {
-                                 if (reg->registered) reg->lease->abandon();
-                                 reg->lease->release();
-                               }
-                               delete reg;
-                             })));
-  result.Set(1u, number(env, static_cast<double>(m.length)));
-  result.Set(2u, Napi::Boolean::New(env, leased));
+  napi_value result = js_array(env, 3);
+  set_element(env, result, 0,
+              wrap_tagged(env, r, Tag::Registration, [](napi_env, void* data, void*) {
+                auto* reg = static_cast<Registration*>(data);
+                // Collected without unregister: src/gpu.ts unregisters first, while its thread
+                // runs. A thread that ends while registered cannot: the driver keeps the range,
+                // and the block under it is orphaned (its lease never ends), counted rather than
+                // lost unseen.
+                if (reg->lease) {
+                  if (reg->registered) reg->lease->abandon();
+                  reg->lease->release();
+                }
+                delete reg;
+              }));
+  set_element(env, result, 1, js_number(env, static_cast<double>(m.length)));
+  set_element(env, result, 2, js_bool(env, leased));
   return result;
 }
 
 // hostUnregister(registration) -> undefined; the lease ends with it
-Napi::Value HostUnregister(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto* r = static_cast<Registration*>(unwrap_tagged(env, info[0], Tag::Registration));
-  if (!r) {
-    throw_error(env, code::kInvalidArgument, "binding: hostUnregister(registration)");
-    return env.Undefined();
-  }
-  if (!r->registered) {
-    throw_error(env, code::kDoubleFree, "already unregistered");
-    return env.Undefined();
-  }
+napi_value HostUnregister(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 1, "hostUnregister(registration)");
+  PINPOOL_REQUIRE_HANDLE(0, Registration, r);
+  if (!r->registered) return throw_error(env, code::kDoubleFree, "already unregistered");
   r->registered = false;
   CUresult rc = cuda::host_unregister(r->ptr);
   if (r->lease) {
@@ -517,18 +526,23 @@ Napi::Value HostUnregister(const Napi::CallbackInfo& info) {
     Handler::reclaim_all();  // as at the end of a copy (finish())
   }
   if (rc != CUDA_SUCCESS) napi_throw(env, cuda_error(env, rc, "unregister"));
-  return env.Undefined();
+  return nullptr;
 }
 
-// deferred(handler) -> blocks still waiting for their leases
-Napi::Value Deferred(const Napi::CallbackInfo& info) {
-  auto* h = static_cast<Handler*>(unwrap_tagged(info.Env(), info[0], Tag::Handler));
-  return number(info.Env(), h ? static_cast<double>(h->deferred()) : 0);
+// deferred(handler) -> blocks still waiting for their leases (0 for any other value)
+napi_value Deferred(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 1, "deferred(handler)");
+  Handler* h = nullptr;
+  get_handle(env, argv[0], &h);
+  return js_number(env, h ? static_cast<double>(h->deferred()) : 0);
 }
 
 }  // namespace
 
-void InitGpu(Napi::Env env, Napi::Object exports) {
+// This environment's GpuState: its thread-safe function, and a clean-up hook that closes it.
+// Never freed: a CUDA driver thread may still be finishing a notify() with it when the
+// environment goes (scripts/asan/lsan.supp names this function).
+GpuState* InitGpu(napi_env env) {
   auto* state = new GpuState();
   napi_value name;
   napi_create_string_utf8(env, "pinpool.gpu", NAPI_AUTO_LENGTH, &name);
@@ -545,18 +559,22 @@ void InitGpu(Napi::Env env, Napi::Object exports) {
         // `s` stays allocated: a driver thread may still be finishing a notify() with it.
       },
       state);
-  auto add = [&](const char* fn_name, Napi::Function::Callback fn) {
-    exports.Set(fn_name, Napi::Function::New(env, fn, fn_name, state));
-  };
-  add("copy", Copy);
-  add("prefetch", Prefetch);
-  add("advise", Advise);
-  add("deviceAlloc", DeviceAlloc);
-  add("deviceFree", DeviceFree);
-  add("createStream", CreateStream);
-  add("hostRegister", HostRegister);
-  add("hostUnregister", HostUnregister);
-  add("deferred", Deferred);
+  return state;
+}
+
+void ExportGpu(napi_env env, napi_value exports) {
+  // Each made with the environment's GpuState as its function data.
+  export_functions(env, exports,
+                   {{"copy", guarded<Copy>},
+                    {"prefetch", guarded<Prefetch>},
+                    {"advise", guarded<Advise>},
+                    {"deviceAlloc", guarded<DeviceAlloc>},
+                    {"deviceFree", guarded<DeviceFree>},
+                    {"createStream", guarded<CreateStream>},
+                    {"hostRegister", guarded<HostRegister>},
+                    {"hostUnregister", guarded<HostUnregister>},
+                    {"deferred", guarded<Deferred>}},
+                   InitGpu(env));
 }
 
 }  // namespace pinpool::binding

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "boundary.hpp"
+
 #include "../handlers/fallback_adaptor.hpp"
 #include "../handlers/file_mapping_handler.hpp"
 #include "../handlers/limit_adaptor.hpp"
@@ -28,47 +30,82 @@ struct Options {
   double cache_ratio = 0.1;
 };
 
-pinpool_handler* handler_of(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  return v.IsExternal() ? v.As<Napi::External<Handler>>().Data()->abi() : nullptr;
-}
+// Reads options[key] once each, as the type the key takes; a key of another type keeps its
+// default. A read that throws (a getter) stops the reading, the exception pending.
+class OptionsReader {
+ public:
+  OptionsReader(napi_env env, napi_value object) : env_(env), object_(object) {}
+  bool ok() const { return ok_; }
+  bool string(const char* key, std::string* out) {
+    napi_value v = get(key);
+    return v && get_string(env_, v, out);
+  }
+  void int32(const char* key, int* out) {
+    int32_t i;
+    if (napi_value v = get(key); v && get_int32(env_, v, &i)) *out = i;
+  }
+  void boolean(const char* key, bool* out) {
+    if (napi_value v = get(key)) get_bool(env_, v, out);
+  }
+  void number(const char* key, double* out) {
+    if (napi_value v = get(key)) get_any_number(env_, v, out);
+  }
+  // A byte count; numbers above 2^53 arrive as Infinity meaning "no bound".
+  void bytes(const char* key, uint64_t* out) {
+    double d;
+    napi_value v = get(key);
+    if (!v || !get_any_number(env_, v, &d)) return;
+    if (std::isinf(d) && d > 0)
+      *out = UINT64_MAX;
+    else if (d >= 0 && d < 18446744073709551616.0)
+      *out = static_cast<uint64_t>(d);
+  }
+  // A handler's external (tagged as one: boundary.hpp), or nullptr.
+  pinpool_handler* handler(const char* key) {
+    Handler* h = nullptr;
+    napi_value v = get(key);
+    return v && get_handle(env_, v, &h) ? h->abi() : nullptr;
+  }
 
-// Numbers above 2^53 arrive as Infinity meaning "no bound".
-uint64_t bytes_of(const Napi::Object& o, const char* key, uint64_t fallback) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) return fallback;
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (std::isinf(d) && d > 0) return UINT64_MAX;
-  return d >= 0 && d < 18446744073709551616.0 ? static_cast<uint64_t>(d) : fallback;
-}
+ private:
+  napi_value get(const char* key) {
+    napi_value v = nullptr;
+    if (ok_ && napi_get_named_property(env_, object_, key, &v) != napi_ok) ok_ = false;
+    return ok_ ? v : nullptr;
+  }
+  napi_env env_;
+  napi_value object_;
+  bool ok_ = true;
+};
 
-Options read(const Napi::Object& o) {
-  Options r;
-  if (o.Get("name").IsString()) r.name = o.Get("name").As<Napi::String>();
-  if (o.Get("device").IsNumber()) r.device = o.Get("device").As<Napi::Number>().Int32Value();
-  if (o.Get("portable").IsBoolean()) r.portable = o.Get("portable").As<Napi::Boolean>();
-  if (o.Get("mapped").IsBoolean()) r.mapped = o.Get("mapped").As<Napi::Boolean>();
-  if (o.Get("writeCombined").IsBoolean())
-    r.write_combined = o.Get("writeCombined").As<Napi::Boolean>();
-  if (o.Get("fd").IsNumber()) r.fd = o.Get("fd").As<Napi::Number>().Int32Value();
-  if (o.Get("writable").IsBoolean()) r.writable = o.Get("writable").As<Napi::Boolean>();
-  if (o.Get("register").IsBoolean()) r.register_memory = o.Get("register").As<Napi::Boolean>();
-  if (o.Get("strategy").IsString())
-    r.register_memory = o.Get("strategy").As<Napi::String>().Utf8Value() == "register";
-  r.upstream = handler_of(o, "upstream");
-  r.primary = handler_of(o, "primary");
-  r.secondary = handler_of(o, "secondary");
-  r.min_bytes = bytes_of(o, "minBytes", 0);
-  r.max_bytes = bytes_of(o, "maxBytes", UINT64_MAX);
-  r.max_cached_bytes = bytes_of(o, "maxCachedBytes", r.max_cached_bytes);
-  if (o.Get("cacheRatio").IsNumber()) r.cache_ratio = o.Get("cacheRatio").As<Napi::Number>().DoubleValue();
-  return r;
+bool read(napi_env env, napi_value object, Options* r) {
+  OptionsReader o(env, object);
+  o.string("name", &r->name);
+  o.int32("device", &r->device);
+  o.boolean("portable", &r->portable);
+  o.boolean("mapped", &r->mapped);
+  o.boolean("writeCombined", &r->write_combined);
+  o.int32("fd", &r->fd);
+  o.boolean("writable", &r->writable);
+  o.boolean("register", &r->register_memory);
+  std::string strategy;
+  if (o.string("strategy", &strategy)) r->register_memory = strategy == "register";
+  r->upstream = o.handler("upstream");
+  r->primary = o.handler("primary");
+  r->secondary = o.handler("secondary");
+  o.bytes("minBytes", &r->min_bytes);
+  o.bytes("maxBytes", &r->max_bytes);
+  o.bytes("maxCachedBytes", &r->max_cached_bytes);
+  o.number("cacheRatio", &r->cache_ratio);
+  return o.ok();
 }
 
 }  // namespace
 
-Handler* make_handler(const std::string& kind, const Napi::Object& options, std::string& error) {
-  Options o = read(options);
+Handler* make_handler(napi_env env, const std::string& kind, napi_value options,
+                      std::string& error) {
+  Options o;
+  if (!read(env, options, &o)) return nullptr;
   if (o.name.empty()) o.name = kind;
   if (kind == "pageable") return new PageableHandler(o.name);
   if (kind == "locked") return new LockedHandler(o.name, o.max_bytes);

@@ -1,7 +1,7 @@
 // Builds a handler from its kind and the options object the TypeScript factory validated.
 #pragma once
 
-#include <napi.h>
+#include <node_api.h>
 
 #include <string>
 
@@ -9,7 +9,9 @@
 
 namespace pinpool::binding {
 
-// Returns a handler holding one reference (the caller's), or nullptr with `error` set.
-Handler* make_handler(const std::string& kind, const Napi::Object& options, std::string& error);
+// Returns a handler holding one reference (the caller's), or nullptr with `error` set; or
+// nullptr with `error` empty when reading `options` threw (a getter), that exception pending.
+Handler* make_handler(napi_env env, const std::string& kind, napi_value options,
+                      std::string& error);
 
 }  // namespace pinpool::binding

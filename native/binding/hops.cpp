@@ -1,32 +1,37 @@
 // Fallback hops for the pinpool:fallback tracing channel: a per-thread log, off unless
 // someone listens.
 #include "../core/hop_log.hpp"
-#include "calls.hpp"
+#include "module_exports.hpp"
 
 namespace pinpool::binding {
 namespace {
 
-// traceHops(enabled): turns this thread's hop log on or off (and empties it)
-Napi::Value TraceHops(const Napi::CallbackInfo& info) {
+// traceHops(enabled): turns this thread's hop log on or off (and empties it); any value, as
+// JavaScript's truthiness
+napi_value TraceHops(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 1, "traceHops(enabled)");
+  napi_value enabled;
+  bool on = false;
+  if (napi_coerce_to_bool(env, argv[0], &enabled) != napi_ok) return nullptr;  // it threw
+  napi_get_value_bool(env, enabled, &on);
   HopLog& log = hop_log();
-  log.enabled = info[0].ToBoolean();
+  log.enabled = on;
   log.count = 0;
-  return info.Env().Undefined();
+  return nullptr;
 }
 
 // takeHops() -> [[handler, from, to, reason], ...] for the last allocation; empties the log
-Napi::Value TakeHops(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+napi_value TakeHops(napi_env env, napi_callback_info) {
   HopLog& log = hop_log();
-  Napi::Array hops = Napi::Array::New(env, log.count);
+  napi_value hops = js_array(env, log.count);
   for (int i = 0; i < log.count; i++) {
     const Hop& h = log.hops[i];
-    Napi::Array row = Napi::Array::New(env, 4);
-    row.Set(0u, h.handler);
-    row.Set(1u, h.from);
-    row.Set(2u, h.to);
-    row.Set(3u, reason_text(h.reason));
-    hops.Set(static_cast<uint32_t>(i), row);
+    napi_value row = js_array(env, 4);
+    set_element(env, row, 0, js_string(env, h.handler));
+    set_element(env, row, 1, js_string(env, h.from));
+    set_element(env, row, 2, js_string(env, h.to));
+    set_element(env, row, 3, js_string(env, reason_text(h.reason)));
+    set_element(env, hops, static_cast<uint32_t>(i), row);
   }
   log.count = 0;
   return hops;
@@ -34,9 +39,9 @@ Napi::Value TakeHops(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void InitHops(Napi::Env env, Napi::Object exports) {
-  exports.Set("traceHops", Napi::Function::New(env, TraceHops, "traceHops"));
-  exports.Set("takeHops", Napi::Function::New(env, TakeHops, "takeHops"));
+void ExportHops(napi_env env, napi_value exports) {
+  export_functions(env, exports,
+                   {{"traceHops", guarded<TraceHops>}, {"takeHops", guarded<TakeHops>}});
 }
 
 }  // namespace pinpool::binding

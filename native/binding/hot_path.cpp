@@ -16,12 +16,11 @@
 #include "boundary.hpp"
 #include "buffer_lifetime.hpp"
 #include "instance.hpp"
+#include "module_exports.hpp"
 #include "thread_cache.hpp"
 
 namespace pinpool::binding {
 namespace {
-
-
 
 // The external ArrayBuffer's finalizer. While the environment runs, its backing store is gone,
 // so no ArrayBuffer (the first, or one that transfer() moved the memory into, in any thread)
@@ -57,18 +56,12 @@ bool make_view(napi_env env, void* ptr, size_t bytes, Fence** view, napi_value* 
   return true;
 }
 
-napi_value null_value(napi_env env) {
-  napi_value v;
-  napi_get_null(env, &v);
-  return v;
-}
-
 // An allocation failed: keep its PinpoolError for takeError() (the caller publishes fallback
 // hops first, then throws it) and return null.
 napi_value failed(napi_env env, Instance* inst, napi_value error) {
   if (inst->last_error) napi_delete_reference(env, inst->last_error);
   napi_create_reference(env, error, 1, &inst->last_error);
-  return null_value(env);
+  return js_null(env);
 }
 
 }  // namespace
@@ -99,6 +92,8 @@ bool take_back_view(napi_env env, napi_value buffer, const LiveBlock& block, boo
   return true;
 }
 
+namespace {
+
 // alloc(handler, bytes, alignment, view) -> ArrayBuffer | undefined | null (failed: see
 // takeError)
 //   view (enum View): kNoView, no ArrayBuffer (a replay measures the allocator alone);
@@ -106,14 +101,13 @@ bool take_back_view(napi_env env, napi_value buffer, const LiveBlock& block, boo
 //   of the handler called (kRegion says which: JavaScript views the slab), else one. Only the
 //   pool knows where a block came from, so JavaScript does not guess.
 napi_value HotAlloc(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  Instance* inst = instance_of(env, info, &argc, argv);
-  Handler* h;
-  size_t bytes, alignment, view;
-  if (argc < 4 || !(h = inst->handler(env, argv[0])) || !get_size(env, argv[1], &bytes) ||
-      !get_size(env, argv[2], &alignment) || !get_size(env, argv[3], &view) || view > kSlabOrBuffer)
-    return throw_error(env, code::kInvalidArgument, "binding: alloc(handler, bytes, alignment, view)");
+  PINPOOL_ARGS(env, info, 4, "alloc(handler, bytes, alignment, view)");
+  auto* inst = static_cast<Instance*>(function_data);
+  PINPOOL_REQUIRE_HANDLER(0, inst, h);
+  PINPOOL_REQUIRE_SIZE(1, bytes);
+  PINPOOL_REQUIRE_SIZE(2, alignment);
+  PINPOOL_REQUIRE_SIZE(3, view);
+  PINPOOL_REQUIRE(view <= kSlabOrBuffer);
   double* out = inst->slots;
   pinpool_alloc_info result{};
   // The hop log holds this allocation's hops only: a native addon's allocations on this thread
@@ -121,7 +115,10 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
   hop_log().count = 0;
   lock_refusal().set = false;  // likewise the page-lock refusal an error message quotes
   void* p = h->allocate(bytes, alignment, &result);
-  if (!p) return failed(env, inst, alloc_error(env, h->name().c_str(), bytes, result.code, result.reason, result.cuda_error));
+  if (!p)
+    return failed(
+        env, inst,
+        alloc_error(env, h->name().c_str(), bytes, result.code, result.reason, result.cuda_error));
   LiveBlock block{nullptr, h, bytes, alignment, result.served_by, nullptr, {}};
   napi_value value = nullptr;  // undefined
   const bool make_buffer = view == kBuffer || (view == kSlabOrBuffer && !result.region);
@@ -129,8 +126,10 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
     // Out of JavaScript heap, or external buffers are refused (a sandboxed runtime): give the
     // block back rather than lose it.
     h->deallocate(p, bytes, alignment);
-    return failed(env, inst, make_error(env, code::kOutOfMemory, "no ArrayBuffer could be made for " +
-                                                                     std::to_string(bytes) + " bytes"));
+    return failed(
+        env, inst,
+        make_error(env, code::kOutOfMemory,
+                   "no ArrayBuffer could be made for " + std::to_string(bytes) + " bytes"));
   }
   h->retain();
   h->hold(p);  // JavaScript reaches it now: no C caller may free it (Handler::hold)
@@ -147,8 +146,8 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
 
 // takeError() -> the PinpoolError of the last failed alloc() of this thread
 napi_value TakeError(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  Instance* inst = instance_of(env, info, &argc, nullptr);
+  PINPOOL_ARGS(env, info, 0, "takeError()");
+  auto* inst = static_cast<Instance*>(function_data);
   napi_value error = nullptr;
   if (inst->last_error) {
     napi_get_reference_value(env, inst->last_error, &error);
@@ -158,36 +157,33 @@ napi_value TakeError(napi_env env, napi_callback_info info) {
   return error ? error : make_error(env, code::kOutOfMemory, "allocation failed");
 }
 
-// The live block that free() or transfer() names by (handler, _, slot, address): throws and
-// returns nullptr when the arguments are of the wrong type or name no block of this thread.
-LiveBlock* named_block(napi_env env, Instance* inst, const napi_value* argv, const char* call) {
-  Handler* h;
-  double slot;
-  void* ptr;
-  if (!(h = inst->handler(env, argv[0])) || !get_number(env, argv[2], &slot) ||
-      !get_address(env, argv[3], &ptr)) {
-    throw_error(env, code::kInvalidArgument, std::string("binding: ") + call + "(handler, buffer, slot, address, ...)");
-    return nullptr;
-  }
+// The live block that free() or transfer() (`name`) names by (handler, _, slot, address):
+// throws and returns nullptr when the arguments are of the wrong type (`call`) or name no block
+// of this thread.
+LiveBlock* named_block(const Call& call, Instance* inst, const napi_value* argv, const char* name) {
+  PINPOOL_REQUIRE_HANDLER(0, inst, h);
+  PINPOOL_REQUIRE_NUMBER(2, slot);
+  PINPOOL_REQUIRE_ADDRESS(3, ptr);
   LiveBlock* block = inst->live.find(slot, ptr, h);
-  if (!block) throw_error(env, code::kInvalidArgument, std::string(call) + ": not a block this thread owns");
+  if (!block)
+    throw_error(call.env, code::kInvalidArgument,
+                std::string(name) + ": not a block this thread owns");
   return block;
 }
 
 // free(handler, arrayBuffer | undefined, slot, address, byGc)
 napi_value HotFree(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  Instance* inst = instance_of(env, info, &argc, argv);
-  bool by_gc = false;
-  if (argc < 5 || !get_bool(env, argv[4], &by_gc))
-    return throw_error(env, code::kInvalidArgument, "binding: free(handler, buffer, slot, address, byGc)");
-  LiveBlock* block = named_block(env, inst, argv, "free");
+  PINPOOL_ARGS(env, info, 5, "free(handler, buffer, slot, address, byGc)");
+  auto* inst = static_cast<Instance*>(function_data);
+  PINPOOL_REQUIRE_BOOL(4, by_gc);
+  LiveBlock* block =
+      named_block({env, "binding: free(handler, buffer, slot, address, ...)"}, inst, argv, "free");
   if (!block) return nullptr;
   FenceSet leases = std::move(block->inherited);
   if (!take_back_view(env, argv[1], *block, by_gc, leases))
     return throw_error(env, code::kInvalidArgument, "free: the buffer cannot be detached");
-  block->handler->deallocate(block->ptr, block->bytes, block->alignment, by_gc, std::move(leases), /*held=*/true);
+  block->handler->deallocate(block->ptr, block->bytes, block->alignment, by_gc, std::move(leases),
+                             /*held=*/true);
   inst->live.remove(env, block);
   return nullptr;
 }
@@ -196,16 +192,12 @@ napi_value HotFree(napi_env env, napi_callback_info info) {
 //   scope: the cell of the named scope a block of this thread was allocated in (scopeCell()); a
 //   block adopted here keeps the scope it came with.
 napi_value Transfer(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  Instance* inst = instance_of(env, info, &argc, argv);
-  napi_valuetype scope_type = napi_undefined;
-  if (argc >= 5) napi_typeof(env, argv[4], &scope_type);
-  const bool has_scope = scope_type != napi_undefined;
-  auto* scope = has_scope ? static_cast<ScopeCell*>(unwrap_tagged(env, argv[4], Tag::ScopeCell)) : nullptr;
-  if (argc < 4 || (has_scope && !scope))
-    return throw_error(env, code::kInvalidArgument, "binding: transfer(handler, buffer, slot, address, scope)");
-  LiveBlock* block = named_block(env, inst, argv, "transfer");
+  PINPOOL_ARGS(env, info, 5, "transfer(handler, buffer, slot, address, scope)");
+  auto* inst = static_cast<Instance*>(function_data);
+  PINPOOL_REQUIRE_HANDLE_OR_UNDEFINED(4, ScopeCell, scope);
+  PINPOOL_REQUIRE(argc >= 4);
+  LiveBlock* block = named_block({env, "binding: transfer(handler, buffer, slot, address, ...)"},
+                                 inst, argv, "transfer");
   if (!block) return nullptr;
   Handler* h = block->handler;
   void* ptr = block->ptr;
@@ -240,40 +232,37 @@ napi_value Transfer(napi_env env, napi_callback_info info) {
 // adopt(key, process) -> [handler, arrayBuffer, bytes, alignment] or null when no parcel has
 // that key; the address and leaf id land in scratch. A token of another process is refused.
 napi_value Adopt(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  Instance* inst = instance_of(env, info, &argc, argv);
-  char key[40], process[24];
-  size_t key_length = 0, process_length = 0;
-  if (argc < 2 ||
-      napi_get_value_string_utf8(env, argv[0], key, sizeof key, &key_length) != napi_ok ||
-      napi_get_value_string_utf8(env, argv[1], process, sizeof process, &process_length) != napi_ok)
-    return throw_error(env, code::kInvalidArgument, "binding: adopt(key, process)");
-  if (std::string(process, process_length) != transfers::process_key())
+  PINPOOL_ARGS(env, info, 2, "adopt(key, process)");
+  auto* inst = static_cast<Instance*>(function_data);
+  PINPOOL_REQUIRE_STRING(0, key);
+  PINPOOL_REQUIRE_STRING(1, process);
+  if (process != transfers::process_key())
     return throw_error(env, code::kInvalidArgument, "adopt: the token was made in another process");
   transfers::Parcel p;
-  if (!transfers::take(std::string(key, key_length), p)) return null_value(env);
+  if (!transfers::take(key, p)) return js_null(env);
   LiveBlock block{p.ptr, p.handler, p.bytes, p.alignment, p.served_by, nullptr, {}};
   block.inherited = std::move(p.leases);
   block.scope = p.scope;  // takes over the parcel's reference
   napi_value buffer;
   if (!make_view(env, p.ptr, p.bytes, &block.view, &buffer)) {
-    p.handler->deallocate(p.ptr, p.bytes, p.alignment, false, std::move(block.inherited), /*held=*/true);
+    p.handler->deallocate(p.ptr, p.bytes, p.alignment, false, std::move(block.inherited),
+                          /*held=*/true);
     p.handler->release();
     if (block.scope) {
       block.scope->freed(p.bytes);
       block.scope->release();
     }
-    return throw_error(env, code::kOutOfMemory, "adopt: no ArrayBuffer could be made for the block");
+    return throw_error(env, code::kOutOfMemory,
+                       "adopt: no ArrayBuffer could be made for the block");
   }
   double* out = inst->slots;
   out[kLiveSlot] = inst->live.add(std::move(block));  // takes over the parcel's reference
-  p.handler->retain();  // the wrapper's reference
+  p.handler->retain();                                // the wrapper's reference
   out[kAddress] = address_value(p.ptr);
   const Handler* leaf = Handler::from_abi(p.served_by);
   out[kServedBy] = leaf ? static_cast<double>(leaf->id()) : 0;
   napi_value result, handle, bytes, alignment;
-  handle = wrap_tagged(env, p.handler, Tag::Handler, release_handler_handle);
+  handle = wrap_handler(env, p.handler);
   napi_create_double(env, static_cast<double>(p.bytes), &bytes);
   napi_create_double(env, static_cast<double>(p.alignment), &alignment);
   napi_create_array_with_length(env, 4, &result);
@@ -282,6 +271,18 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   napi_set_element(env, result, 2, bytes);
   napi_set_element(env, result, 3, alignment);
   return result;
+}
+
+}  // namespace
+
+void ExportHotPath(napi_env env, napi_value exports, Instance* inst) {
+  export_functions(env, exports,
+                   {{"alloc", guarded<HotAlloc>},
+                    {"free", guarded<HotFree>},
+                    {"transfer", guarded<Transfer>},
+                    {"adopt", guarded<Adopt>},
+                    {"takeError", guarded<TakeError>}},
+                   inst);
 }
 
 Handler* Instance::handler(napi_env env, napi_value value) {
@@ -310,6 +311,10 @@ void release_handler_handle(napi_env env, void* data, void*) {
   auto* h = static_cast<Handler*>(data);
   if (Instance* inst = instance(env)) inst->forget(h);
   h->release();
+}
+
+napi_value wrap_handler(napi_env env, Handler* h) {
+  return wrap_tagged(env, h, Tag::Handler, release_handler_handle);
 }
 
 void Instance::end(napi_env env) {

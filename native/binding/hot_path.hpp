@@ -11,11 +11,11 @@ namespace pinpool::binding {
 // Layout of the per-thread scratch array that alloc() and adopt() write their report into.
 // JavaScript reads the layout from constants().slots.
 enum Slot {
-  kAddress = 0,      // the block's address
-  kServedBy = 1,     // id of the leaf that served it (0: a foreign handler)
-  kRegion = 2,       // address of the slab holding the block, or 0
-  kRegionBytes = 3,  // its size, in bytes
-  kLiveSlot = 4,     // the block's slot in the live table, for free() and transfer()
+  kAddress = 0,         // the block's address
+  kServedBy = 1,        // id of the leaf that served it (0: a foreign handler)
+  kRegion = 2,          // address of the slab holding the block, or 0
+  kRegionBytes = 3,     // its size, in bytes
+  kLiveSlot = 4,        // the block's slot in the live table, for free() and transfer()
   kPoolClassBytes = 5,  // what a pool holds for it (its size class), or 0: a thread cache
                         // may keep the block only when this is not 0 (Handler::class_bytes())
   kTakingBack = 6,      // written by JavaScript: the live slot whose ArrayBuffer pinpool itself
@@ -33,12 +33,5 @@ struct LiveBlock;
 // end before the block is reused. False when it cannot be detached.
 bool take_back_view(napi_env env, napi_value buffer, const LiveBlock& block, bool by_gc,
                     FenceSet& leases);
-
-// Each takes the environment's Instance as its function data.
-napi_value HotAlloc(napi_env env, napi_callback_info info);
-napi_value HotFree(napi_env env, napi_callback_info info);
-napi_value TakeError(napi_env env, napi_callback_info info);
-napi_value Transfer(napi_env env, napi_callback_info info);
-napi_value Adopt(napi_env env, napi_callback_info info);
 
 }  // namespace pinpool::binding

@@ -17,20 +17,20 @@ namespace pinpool::binding {
 // Every one is here from alloc() (or adopt()) to free() (or transfer()), not only those that
 // outlived a tick: a worker terminated in the middle of a synchronous loop loses nothing.
 struct LiveBlock {
-  void* ptr = nullptr;                  // the block; null while the slot is free
-  Handler* handler = nullptr;           // holds a reference: memory returns to it only
-  size_t bytes = 0;                     // as allocated
-  size_t alignment = 0;                 // as allocated
+  void* ptr = nullptr;                         // the block; null while the slot is free
+  Handler* handler = nullptr;                  // holds a reference: memory returns to it only
+  size_t bytes = 0;                            // as allocated
+  size_t alignment = 0;                        // as allocated
   const pinpool_handler* served_by = nullptr;  // the leaf whose memory it is (null: foreign)
-  Fence* view = nullptr;                // signalled when no ArrayBuffer reaches the memory any
-                                        // more (the external ArrayBuffer's finalizer); holds a
-                                        // reference; null for a slab view or an empty block
-  FenceSet inherited;                   // leases it came with (from the thread it left)
-  napi_ref watch = nullptr;             // a worker's weak reference to the ArrayBuffer
-                                        // JavaScript was handed (buffer_lifetime.hpp)
-  ScopeCell* scope = nullptr;           // an adopted block's named scope, where it is counted
-                                        // when it leaves this table (not by transfer());
-                                        // holds a reference; null for every other block
+  Fence* view = nullptr;       // signalled when no ArrayBuffer reaches the memory any
+                               // more (the external ArrayBuffer's finalizer); holds a
+                               // reference; null for a slab view or an empty block
+  FenceSet inherited;          // leases it came with (from the thread it left)
+  napi_ref watch = nullptr;    // a worker's weak reference to the ArrayBuffer
+                               // JavaScript was handed (buffer_lifetime.hpp)
+  ScopeCell* scope = nullptr;  // an adopted block's named scope, where it is counted
+                               // when it leaves this table (not by transfer());
+                               // holds a reference; null for every other block
 };
 
 // The live blocks by slot: alloc() tells JavaScript the slot (in scratch), free() and
@@ -98,25 +98,25 @@ struct RegionPin;
 
 // A worker's view of a slab (slab_views.cpp), watched like a block's ArrayBuffer.
 struct SlabViewRecord {
-  napi_ref watch = nullptr;     // weak reference to the slab's ArrayBuffer as handed out
+  napi_ref watch = nullptr;      // weak reference to the slab's ArrayBuffer as handed out
   std::weak_ptr<RegionPin> pin;  // the view's pin, while anything holds it
 };
 
 struct Instance {
-  napi_env env = nullptr;            // the environment it belongs to
-  double* slots = nullptr;           // the scratch report array's storage (hot_path.hpp Slot)
-  napi_ref scratch = nullptr;        // the Float64Array over `slots`
-  napi_ref error_class = nullptr;    // PinpoolError, from setErrorClass()
-  napi_ref last_error = nullptr;     // why the last alloc() failed, for takeError()
-  LiveTable live;                    // blocks owned here
-  std::vector<ThreadCache*> caches;  // thread caches made here and not yet dropped
-  napi_ref transfer = nullptr;       // ArrayBuffer.prototype.transfer where buffers move
-  napi_ref probe = nullptr;          // can_run_js()'s object (buffer_lifetime.cpp)
-  bool watches_buffers = false;      // a worker where buffers move (buffer_lifetime.hpp)
-  bool ended = false;                // end() ran
+  napi_env env = nullptr;                  // the environment it belongs to
+  double* slots = nullptr;                 // the scratch report array's storage (hot_path.hpp Slot)
+  napi_ref scratch = nullptr;              // the Float64Array over `slots`
+  napi_ref error_class = nullptr;          // PinpoolError, from setErrorClass()
+  napi_ref last_error = nullptr;           // why the last alloc() failed, for takeError()
+  LiveTable live;                          // blocks owned here
+  std::vector<ThreadCache*> caches;        // thread caches made here and not yet dropped
+  napi_ref transfer = nullptr;             // ArrayBuffer.prototype.transfer where buffers move
+  napi_ref probe = nullptr;                // can_run_js()'s object (buffer_lifetime.cpp)
+  bool watches_buffers = false;            // a worker where buffers move (buffer_lifetime.hpp)
+  bool ended = false;                      // end() ran
   std::vector<SlabViewRecord> slab_views;  // a worker's slab views, watched
-  std::vector<void*> ending_pins;    // slab views' pins whose finalizers ran as the
-                                     // environment ended, decided by end() (slab_views.cpp)
+  std::vector<void*> ending_pins;          // slab views' pins whose finalizers ran as the
+                                           // environment ended, decided by end() (slab_views.cpp)
 
   // Handlers whose externals passed the type-tag check lately, each holding a reference (so
   // none of these addresses can belong to anything else meanwhile). alloc() and free() accept
@@ -146,15 +146,10 @@ void end_slab_views(napi_env env, Instance* inst);
 // The finalizer of a handler's external: forgets it in this environment's `known` cache, then
 // releases the external's reference.
 void release_handler_handle(napi_env env, void* data, void* hint);
+// Wraps a handler reference (already counted) for JavaScript; the wrapper releases it.
+napi_value wrap_handler(napi_env env, Handler* h);
 
 // This environment's Instance (napi_get_instance_data).
 Instance* instance(napi_env env);
-
-// The Instance a plain Node-API function was made with (its function data), and its arguments.
-inline Instance* instance_of(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv) {
-  void* data = nullptr;
-  napi_get_cb_info(env, info, argc, argv, nullptr, &data);
-  return static_cast<Instance*>(data);
-}
 
 }  // namespace pinpool::binding

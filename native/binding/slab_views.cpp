@@ -4,13 +4,10 @@
 
 #include "../handlers/pool/pool_adaptor.hpp"
 #include "buffer_lifetime.hpp"
-#include "calls.hpp"
 #include "instance.hpp"
+#include "module_exports.hpp"
 
 namespace pinpool::binding {
-namespace {
-
-}  // namespace
 
 // One JavaScript view of a slab: it pins the slab (so trim() keeps it mapped) and holds the
 // pool. Unpinned by releaseRegion(), or when both the view and its handle are collected;
@@ -18,7 +15,7 @@ namespace {
 struct RegionPin {
   PoolAdaptor* pool;  // holds a reference
   void* region;
-  size_t bytes;       // the slab's size
+  size_t bytes;  // the slab's size
   std::atomic<bool> pinned{true};
   std::atomic<bool> view_dead{false};  // the view's finalizer ran while its thread ran
   RegionPin(PoolAdaptor* p, void* r, size_t b) : pool(p), region(r), bytes(b) { pool->retain(); }
@@ -40,7 +37,7 @@ struct RegionPin {
 
 namespace {
 
-using RegionPinRef = std::shared_ptr<RegionPin>;
+inline void* address_of(double a) { return reinterpret_cast<void*>(static_cast<uintptr_t>(a)); }
 
 // The view's finalizer. While its thread runs, no ArrayBuffer over the slab is left; once the
 // thread is ending that is not known, and Instance::end decides (end_slab_views).
@@ -60,24 +57,26 @@ void view_finalized(napi_env env, void*, void* hint) {
 
 // regionView(pool, regionAddress, regionBytes) -> [ArrayBuffer over a pinned slab, pin] or null
 // when the pool has no slab of that size there. The view's size is the slab's own.
-Napi::Value RegionView(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto* pool = dynamic_cast<PoolAdaptor*>(handler_arg(info, 0));
-  double region = number_arg(info, 1), bytes = number_arg(info, 2);
-  PINPOOL_CHECK(pool && region > 0 && bytes > 0, "regionView(pool, region, bytes)");
+napi_value RegionView(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 3, "regionView(pool, region, bytes)");
+  PINPOOL_REQUIRE_HANDLE(0, Handler, handler);
+  PINPOOL_REQUIRE_ANY_NUMBER(1, region);
+  PINPOOL_REQUIRE_ANY_NUMBER(2, bytes);
+  auto* pool = dynamic_cast<PoolAdaptor*>(handler);
+  PINPOOL_REQUIRE(pool && region > 0 && bytes > 0);
   size_t slab_bytes = pool->pin_region(address_of(region));
-  if (!slab_bytes) return env.Null();
+  if (!slab_bytes) return js_null(env);
   if (slab_bytes != bytes) {
     pool->unpin_region(address_of(region));
-    return env.Null();
+    return js_null(env);
   }
   auto pin = std::make_shared<RegionPin>(pool, address_of(region), slab_bytes);
   napi_value made;
   auto* view_ref = new RegionPinRef(pin);
-  if (napi_create_external_arraybuffer(env, address_of(region), slab_bytes, view_finalized, view_ref, &made) != napi_ok) {
+  if (napi_create_external_arraybuffer(env, address_of(region), slab_bytes, view_finalized,
+                                       view_ref, &made) != napi_ok) {
     delete view_ref;
-    throw_error(env, code::kOutOfMemory, "regionView: no ArrayBuffer could be made");
-    return env.Undefined();
+    return throw_error(env, code::kOutOfMemory, "regionView: no ArrayBuffer could be made");
   }
   Instance* inst = instance(env);
   SlabViewRecord record;
@@ -96,26 +95,30 @@ Napi::Value RegionView(const Napi::CallbackInfo& info) {
     record.pin = pin;
     views.push_back(record);
   }
-  Napi::Array result = Napi::Array::New(env, 2);
-  result.Set(0u, Napi::Value(env, view));
-  result.Set(1u, Napi::Value(env, wrap_tagged(env, new RegionPinRef(pin), Tag::RegionPin,
-                                               [](napi_env, void* ref, void*) {
-                                                 delete static_cast<RegionPinRef*>(ref);
-                                               })));
+  napi_value result = js_array(env, 2);
+  set_element(env, result, 0, view);
+  set_element(
+      env, result, 1,
+      wrap_tagged(env, new RegionPinRef(pin), Tag::RegionPin,
+                  [](napi_env, void* ref, void*) { delete static_cast<RegionPinRef*>(ref); }));
   return result;
 }
 
 // releaseRegion(arrayBuffer, pin): detaches the view, then unpins the slab (JavaScript passes a
 // buffer only it can reach: src/take-back.ts)
-Napi::Value ReleaseRegion(const Napi::CallbackInfo& info) {
-  auto* pin = static_cast<RegionPinRef*>(unwrap_tagged(info.Env(), info[1], Tag::RegionPin));
-  PINPOOL_CHECK(info[0].IsArrayBuffer() && pin, "releaseRegion(buffer, pin)");
-  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+napi_value ReleaseRegion(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 2, "releaseRegion(buffer, pin)");
+  PINPOOL_REQUIRE_ARRAYBUFFER(0, buffer);
+  PINPOOL_REQUIRE_HANDLE(1, RegionPinRef, pin);
+  bool detached = false;
+  napi_is_detached_arraybuffer(env, buffer, &detached);
   // Detached already: the memory moved to another ArrayBuffer, whose finalizer holds the pin.
-  if (ab.IsDetached()) return info.Env().Undefined();
-  ab.Detach();
+  if (detached) return nullptr;
+  // Not detachable (a WebAssembly memory's: src/take-back.ts never passes one).
+  if (napi_detach_arraybuffer(env, buffer) != napi_ok)
+    return throw_error(env, code::kInvalidArgument, "releaseRegion: the buffer cannot be detached");
   (*pin)->unpin();
-  return info.Env().Undefined();
+  return nullptr;
 }
 
 }  // namespace
@@ -131,9 +134,10 @@ void end_slab_views(napi_env env, Instance* inst) {
   inst->ending_pins.clear();
 }
 
-void InitSlabViews(Napi::Env env, Napi::Object exports) {
-  exports.Set("regionView", Napi::Function::New(env, RegionView, "regionView"));
-  exports.Set("releaseRegion", Napi::Function::New(env, ReleaseRegion, "releaseRegion"));
+void ExportSlabViews(napi_env env, napi_value exports) {
+  export_functions(
+      env, exports,
+      {{"regionView", guarded<RegionView>}, {"releaseRegion", guarded<ReleaseRegion>}});
 }
 
 }  // namespace pinpool::binding

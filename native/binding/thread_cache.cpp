@@ -7,6 +7,7 @@
 #include "buffer_lifetime.hpp"
 #include "hot_path.hpp"
 #include "instance.hpp"
+#include "module_exports.hpp"
 
 namespace pinpool::binding {
 
@@ -16,7 +17,8 @@ void ThreadCache::drop(napi_env env, bool ending) {
   if (!instance) return;
   Instance* inst = instance;
   instance = nullptr;
-  inst->caches.erase(std::remove(inst->caches.begin(), inst->caches.end(), this), inst->caches.end());
+  inst->caches.erase(std::remove(inst->caches.begin(), inst->caches.end(), this),
+                     inst->caches.end());
   handler->remove_thread_cache(cells);
   // The environment closes the notice itself when it ends.
   if (trim_notice && !ending) napi_release_threadsafe_function(trim_notice, napi_tsfn_abort);
@@ -29,7 +31,8 @@ void ThreadCache::drop(napi_env env, bool ending) {
     // The block's ArrayBuffer waits in the cache, unreachable but perhaps not collected yet: the
     // block waits for its finalizer. Once the environment ends, nothing can reach it.
     if (!ending && block->view) leases.add(block->view);
-    handler->deallocate(block->ptr, block->bytes, block->alignment, false, std::move(leases), /*held=*/true);
+    handler->deallocate(block->ptr, block->bytes, block->alignment, false, std::move(leases),
+                        /*held=*/true);
     inst->live.remove(env, block);
   }
   release();  // the instance's reference
@@ -43,23 +46,12 @@ void ThreadCache::release() {
 
 namespace {
 
-
-ThreadCache* cache_arg(napi_env env, napi_value value, Instance* inst) {
-  auto* cache = static_cast<ThreadCache*>(unwrap_tagged(env, value, Tag::ThreadCache));
-  return cache && cache->instance == inst ? cache : nullptr;
-}
-
-napi_value boolean(napi_env env, bool b) {
-  napi_value v;
-  napi_get_boolean(env, b, &v);
-  return v;
-}
-
 // Called by a trim in any thread (under the handler's lock): queues `trimAsked` on the cache's
 // own thread, so a thread that makes no further call to the pool still gives its blocks back.
 void notify_trim(void* ctx) {
   napi_threadsafe_function notice = static_cast<ThreadCache*>(ctx)->trim_notice;
-  if (notice) napi_call_threadsafe_function(notice, nullptr, napi_tsfn_nonblocking);  // one queued is enough
+  if (notice)
+    napi_call_threadsafe_function(notice, nullptr, napi_tsfn_nonblocking);  // one queued is enough
 }
 
 // The notice is gone (released by drop(), or closed with its environment): no trim calls it
@@ -75,13 +67,10 @@ void trim_notice_gone(napi_env, void* data, void*) {
 // keeps no size classes (only a pool's blocks can wait in a thread cache). trimAsked() runs in
 // this thread when a trim in another thread asks the cache to give its blocks back.
 napi_value NewThreadCache(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  Instance* inst = instance_of(env, info, &argc, argv);
-  Handler* h = argc >= 1 ? inst->handler(env, argv[0]) : nullptr;
-  napi_valuetype type = napi_undefined;
-  if (!h || argc < 2 || napi_typeof(env, argv[1], &type) != napi_ok || type != napi_function)
-    return throw_error(env, code::kInvalidArgument, "binding: threadCache(handler, trimAsked)");
+  PINPOOL_ARGS(env, info, 2, "threadCache(handler, trimAsked)");
+  auto* inst = static_cast<Instance*>(function_data);
+  PINPOOL_REQUIRE_HANDLER(0, inst, h);
+  PINPOOL_REQUIRE_FUNCTION(1, trim_asked);
   napi_value result;
   if (h->class_bytes(64, 64) == 0) {
     napi_get_null(env, &result);
@@ -96,8 +85,11 @@ napi_value NewThreadCache(napi_env env, napi_callback_info info) {
   cache->refs = 1;  // the instance's
   inst->caches.push_back(cache);
   napi_value buffer, cells, handle;
-  auto release = [](napi_env, void* data, void* hint) { static_cast<ThreadCache*>(hint ? hint : data)->release(); };
-  if (napi_create_external_arraybuffer(env, cache->cells, sizeof cache->cells, release, cache, &buffer) != napi_ok) {
+  auto release = [](napi_env, void* data, void* hint) {
+    static_cast<ThreadCache*>(hint ? hint : data)->release();
+  };
+  if (napi_create_external_arraybuffer(env, cache->cells, sizeof cache->cells, release, cache,
+                                       &buffer) != napi_ok) {
     cache->drop(env, false);
     return throw_error(env, code::kOutOfMemory, "threadCache: no ArrayBuffer could be made");
   }
@@ -111,8 +103,8 @@ napi_value NewThreadCache(napi_env env, napi_callback_info info) {
   cache->refs++;
   napi_value name;
   napi_create_string_latin1(env, "pinpool thread cache trim", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, argv[1], nullptr, name, 1, 1, cache, trim_notice_gone, nullptr, nullptr,
-                                      &cache->trim_notice) == napi_ok) {
+  if (napi_create_threadsafe_function(env, trim_asked, nullptr, name, 1, 1, cache, trim_notice_gone,
+                                      nullptr, nullptr, &cache->trim_notice) == napi_ok) {
     cache->refs++;  // the notice's, given back when it is gone
     napi_unref_threadsafe_function(env, cache->trim_notice);  // it keeps no thread alive
   } else {
@@ -127,23 +119,21 @@ napi_value NewThreadCache(napi_env env, napi_callback_info info) {
 
 // dropCache(cache): its Handler wrapper is gone; every block it holds goes back to the pool, each
 // once its cached ArrayBuffer is collected.
+// Anything else is let be: a cache of another environment, or one dropped already.
 napi_value DropCache(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  Instance* inst = instance_of(env, info, &argc, argv);
-  ThreadCache* cache = argc >= 1 ? cache_arg(env, argv[0], inst) : nullptr;
-  if (cache) cache->drop(env, false);
+  PINPOOL_ARGS(env, info, 1, "dropCache(cache)");
+  auto* inst = static_cast<Instance*>(function_data);
+  ThreadCache* cache = nullptr;
+  if (get_handle(env, argv[0], &cache) && cache->instance == inst) cache->drop(env, false);
   return nullptr;
 }
 
 // trimAfterThreadCache(cache) -> bytes: the cache gave its blocks back for a trim asked in
 // another thread, which ran without them: the pool gives its cached memory back upstream now.
 napi_value TrimAfterThreadCache(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  Instance* inst = instance_of(env, info, &argc, argv);
-  ThreadCache* cache = argc >= 1 ? cache_arg(env, argv[0], inst) : nullptr;
-  if (!cache) return throw_error(env, code::kInvalidArgument, "binding: trimAfterThreadCache(cache)");
+  PINPOOL_ARGS(env, info, 1, "trimAfterThreadCache(cache)");
+  PINPOOL_REQUIRE_HANDLE(0, ThreadCache, cache);
+  PINPOOL_REQUIRE(cache->instance == function_data);  // this environment's, not dropped
   napi_value bytes;
   napi_create_double(env, static_cast<double>(cache->handler->trim_after_thread_cache()), &bytes);
   return bytes;
@@ -151,11 +141,9 @@ napi_value TrimAfterThreadCache(napi_env env, napi_callback_info info) {
 
 // notePeak(cache): the thread's use of the pool passed its last mark; raise the peaks.
 napi_value NotePeak(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  Instance* inst = instance_of(env, info, &argc, argv);
-  ThreadCache* cache = argc >= 1 ? cache_arg(env, argv[0], inst) : nullptr;
-  if (!cache) return throw_error(env, code::kInvalidArgument, "binding: notePeak(cache)");
+  PINPOOL_ARGS(env, info, 1, "notePeak(cache)");
+  PINPOOL_REQUIRE_HANDLE(0, ThreadCache, cache);
+  PINPOOL_REQUIRE(cache->instance == function_data);  // this environment's, not dropped
   cache->handler->note_peak();
   return nullptr;
 }
@@ -163,14 +151,10 @@ napi_value NotePeak(napi_env env, napi_callback_info info) {
 // leased(address, bytes) -> true when a lease (a copy in flight, a registration) covers part of
 // the range: a block there must go back through free(), which waits for it.
 napi_value Leased(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  instance_of(env, info, &argc, argv);
-  void* ptr;
-  size_t bytes;
-  if (argc < 2 || !get_address(env, argv[0], &ptr) || !get_size(env, argv[1], &bytes))
-    return throw_error(env, code::kInvalidArgument, "binding: leased(address, bytes)");
-  return boolean(env, leases::overlaps(ptr, bytes));
+  PINPOOL_ARGS(env, info, 2, "leased(address, bytes)");
+  PINPOOL_REQUIRE_ADDRESS(0, ptr);
+  PINPOOL_REQUIRE_SIZE(1, bytes);
+  return js_bool(env, leases::overlaps(ptr, bytes));
 }
 
 // A few bytes no one frees, for probes: whether ArrayBuffer.prototype.transfer() moves an
@@ -178,11 +162,10 @@ napi_value Leased(napi_env env, napi_callback_info info) {
 alignas(16) unsigned char probe_memory[16];
 
 // transferProbe() -> [an external ArrayBuffer over the probe bytes]
-napi_value TransferProbe(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  instance_of(env, info, &argc, nullptr);
+napi_value TransferProbe(napi_env env, napi_callback_info) {
   napi_value probe, result;
-  if (napi_create_external_arraybuffer(env, probe_memory, sizeof probe_memory, nullptr, nullptr, &probe) != napi_ok)
+  if (napi_create_external_arraybuffer(env, probe_memory, sizeof probe_memory, nullptr, nullptr,
+                                       &probe) != napi_ok)
     return throw_error(env, code::kOutOfMemory, "transferProbe: no ArrayBuffer could be made");
   napi_create_array_with_length(env, 1, &result);
   napi_set_element(env, result, 0, probe);
@@ -190,41 +173,41 @@ napi_value TransferProbe(napi_env env, napi_callback_info info) {
 }
 
 // leaseFlag() -> Int32Array over the flag that is not 0 while any lease may be held
-napi_value LeaseFlag(napi_env env, napi_callback_info info) {
-  size_t argc = 0;
-  instance_of(env, info, &argc, nullptr);
+napi_value LeaseFlag(napi_env env, napi_callback_info) {
   napi_value buffer, flag;
   void* held = const_cast<std::atomic<int32_t>*>(leases::held_flag());
-  if (napi_create_external_arraybuffer(env, held, sizeof(int32_t), nullptr, nullptr, &buffer) != napi_ok)
+  if (napi_create_external_arraybuffer(env, held, sizeof(int32_t), nullptr, nullptr, &buffer) !=
+      napi_ok)
     return throw_error(env, code::kOutOfMemory, "leaseFlag: no ArrayBuffer could be made");
   napi_create_typedarray(env, napi_int32_array, 1, buffer, 0, &flag);
   return flag;
 }
 
 // isProbe(value) -> true when value is an ArrayBuffer over the probe bytes
+// (any other value is not the probe: false)
 napi_value IsProbe(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  instance_of(env, info, &argc, argv);
-  bool is_buffer = false;
-  if (argc < 1 || napi_is_arraybuffer(env, argv[0], &is_buffer) != napi_ok || !is_buffer) return boolean(env, false);
-  void* data = nullptr;
+  PINPOOL_ARGS(env, info, 1, "isProbe(value)");
+  napi_value buffer;
+  if (!get_arraybuffer(env, argv[0], &buffer)) return js_bool(env, false);
+  void* memory = nullptr;
   size_t length = 0;
-  napi_get_arraybuffer_info(env, argv[0], &data, &length);
-  return boolean(env, data == probe_memory && length == sizeof probe_memory);
+  napi_get_arraybuffer_info(env, buffer, &memory, &length);
+  return js_bool(env, memory == probe_memory && length == sizeof probe_memory);
 }
 
 }  // namespace
 
-void InitThreadCache(napi_env env, napi_value exports, Instance* inst) {
-  for (auto [name, fn] : {std::pair{"threadCache", NewThreadCache}, std::pair{"dropCache", DropCache},
-                          std::pair{"notePeak", NotePeak}, std::pair{"trimAfterThreadCache", TrimAfterThreadCache}, std::pair{"leased", Leased},
-                          std::pair{"transferProbe", TransferProbe}, std::pair{"leaseFlag", LeaseFlag}, std::pair{"isProbe", IsProbe},
-                          std::pair{"setBufferMoves", SetBufferMoves}, std::pair{"track", Track}}) {
-    napi_value f;
-    if (napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, inst, &f) == napi_ok)
-      napi_set_named_property(env, exports, name, f);
-  }
+void ExportThreadCache(napi_env env, napi_value exports, Instance* inst) {
+  export_functions(env, exports,
+                   {{"threadCache", guarded<NewThreadCache>},
+                    {"dropCache", guarded<DropCache>},
+                    {"notePeak", guarded<NotePeak>},
+                    {"trimAfterThreadCache", guarded<TrimAfterThreadCache>},
+                    {"leased", guarded<Leased>},
+                    {"transferProbe", guarded<TransferProbe>},
+                    {"leaseFlag", guarded<LeaseFlag>},
+                    {"isProbe", guarded<IsProbe>}},
+                   inst);
 }
 
 }  // namespace pinpool::binding

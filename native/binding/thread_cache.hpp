@@ -25,10 +25,10 @@ struct ThreadCache {
   static constexpr int kPositions = 256;  // blocks one cache holds at most
 
   double cells[thread_caches::kCellCount + kPositions];
-  Handler* handler = nullptr;   // holds a reference; the pool in front of which it caches
-  Instance* instance = nullptr; // its environment; nullptr once dropped
-  int refs = 0;                 // the instance's list, the External, the cells' ArrayBuffer,
-                                // the trim notice
+  Handler* handler = nullptr;    // holds a reference; the pool in front of which it caches
+  Instance* instance = nullptr;  // its environment; nullptr once dropped
+  int refs = 0;                  // the instance's list, the External, the cells' ArrayBuffer,
+                                 // the trim notice
   napi_threadsafe_function trim_notice = nullptr;  // queues trimAsked on the cache's thread
 
   // Returns every block the cache holds to the pool and folds its counts in for good.
@@ -36,7 +36,5 @@ struct ThreadCache {
   void drop(napi_env env, bool ending);
   void release();
 };
-
-void InitThreadCache(napi_env env, napi_value exports, Instance* inst);
 
 }  // namespace pinpool::binding
