@@ -5,7 +5,7 @@
 import { PerformanceObserver } from 'node:perf_hooks';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 
-import { locked, pool } from '../dist/src/index.js';
+import { locked, pool } from 'pinpool';
 import { measure, quick, ratio, report } from './lib.mjs';
 
 /** Garbage collections (of any kind) that `hits` alloc+free of `size` from `h` cause. */
@@ -31,7 +31,7 @@ async function collectionsDuring(h, size, hits) {
 export async function run() {
   const rows = [];
   const targets = [];
-  for (const [label, size] of [['1 MiB', 2 ** 20], ['64 MiB', 64 * 2 ** 20]]) {
+  for (const [label, size] of /** @type {[string, number][]} */ ([['1 MiB', 2 ** 20], ['64 MiB', 64 * 2 ** 20]])) {
     const cached = pool(locked(), { name: `pool-${label}` });
     const leaf = locked();
     cached.alloc(size).free();

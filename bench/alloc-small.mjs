@@ -1,7 +1,7 @@
 // Suite: small alloc+free, pool hit, 4 KiB, freed in the same tick, against the JavaScript
 // ways to get 4 KiB, the pool-less locked leaf, and the floor: what a pure JavaScript pool of
 // slab views costs (a free-list pop and push, a Uint8Array over a slab, a small object).
-import { locked, pool } from '../dist/src/index.js';
+import { locked, pool } from 'pinpool';
 import { measure, ratio, report } from './lib.mjs';
 
 const SIZE = 4096;
@@ -38,7 +38,7 @@ export async function run() {
       },
       'floor: JS free list + slab view + object': () => {
         for (let i = 0; i < BATCH; i++) {
-          const offset = floorFree.pop();
+          const offset = /** @type {number} */ (floorFree.pop()); // 64 offsets, one out at a time
           const b = { bytes: new Uint8Array(floorSlab, offset, SIZE), offset, released: false };
           sink += b.bytes.length;
           b.released = true;

@@ -32,6 +32,7 @@ export async function run() {
   const root = mkdtempSync(join(tmpdir(), 'pinpool-bench-copies-'));
   makeCopies(root, [{ name: 'a', version: '0.1.0' }, { name: 'b', version: '0.2.0' }]);
   delete process.env.PINPOOL_NATIVE_PATH; // each copy loads its own addon
+  /** @type {(path: string) => [typeof import('pinpool'), number]} */
   const load = (path) => {
     const t = performance.now();
     const module = require(path);
@@ -51,9 +52,13 @@ export async function run() {
       return sink; /* ${Math.random()} */ };`)(h, SIZE, batch);
   const cases = {};
   const long = {}; // the same, 20 000 per call, for paired()
-  for (const [label, p] of [['first copy', a], ['second copy', b], ['before the capsule', before]]) {
+  /** @type {[string, typeof import('pinpool') | undefined][]} */
+  const copies = [['first copy', a], ['second copy', b], ['before the capsule', before]];
+  for (const [label, p] of copies) {
     if (p === undefined) continue;
-    for (const [mode, options] of [['slabViews', { slabViews: true }], ['own buffers', {}]]) {
+    /** @type {[string, import('pinpool').PoolOptions][]} */
+    const modes = [['slabViews', { slabViews: true }], ['own buffers', {}]];
+    for (const [mode, options] of modes) {
       const h = p.pool(p.pageable(), options);
       cases[`${label}, ${mode}`] = loop(h);
       long[`${label}, ${mode}`] = loop(h, 20_000);
@@ -62,13 +67,14 @@ export async function run() {
   // Rounds with the order of the cases rotated, each case's median round kept: tinybench runs
   // cases one after another, and the first ones pay for warm-up and collections.
   const names = Object.keys(cases);
-  const perCase = new Map(names.map((n) => [n, []]));
+  /** @type {Record<string, Awaited<ReturnType<typeof measure>>>} */
+  const perCase = Object.fromEntries(names.map((n) => [n, []]));
   for (let round = 0; round < ROUNDS; round++) {
     const order = names.map((_, i) => names[(i + round) % names.length]);
-    for (const row of await measure(Object.fromEntries(order.map((n) => [n, cases[n]])), { batch: BATCH })) perCase.get(row.case).push(row);
+    for (const row of await measure(Object.fromEntries(order.map((n) => [n, cases[n]])), { batch: BATCH })) perCase[row.case].push(row);
   }
   const rows = names.map((n) => {
-    const sorted = perCase.get(n).sort((x, y) => x.opsPerSec - y.opsPerSec);
+    const sorted = perCase[n].sort((x, y) => x.opsPerSec - y.opsPerSec);
     return sorted[Math.floor(sorted.length / 2)];
   });
   rmSync(root, { recursive: true, force: true });

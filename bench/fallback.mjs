@@ -1,6 +1,6 @@
 // Suite 4: a fallback chain of three where the first two are unavailable (pinned and managed
 // with no CUDA driver, as on these machines), against the third handler directly.
-import { fallback, info, managed, pageable, pinned, pool } from '../dist/src/index.js';
+import { fallback, info, managed, pageable, pinned, pool } from 'pinpool';
 import { measure, ratio, report } from './lib.mjs';
 
 const BATCH = 1000;

@@ -2,7 +2,7 @@
 // 64 MiB, replayed (with replayTrace, the same tool users run on their own traces) against a
 // pool; peak bytes held / peak bytes in use. Beside it, the same ratio for a model of a
 // power-of-two caching pool (what PyTorch's and CuPy's host allocators do).
-import { pageable, pool, replayTrace, syntheticTrace } from '../dist/src/index.js';
+import { pageable, pool, replayTrace, syntheticTrace } from 'pinpool';
 import { quick, report } from './lib.mjs';
 
 function powerOfTwoModel(trace) {

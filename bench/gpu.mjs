@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { copy, deviceAlloc, info, pinned, pool, register } = require('../dist/src/index.js');
+const { copy, deviceAlloc, info, pinned, pool, register } = require('pinpool');
 
 const json = process.argv.includes('--json');
 const quick = process.argv.includes('--quick');
@@ -48,6 +48,7 @@ function growth(make, size) {
   return median(seconds);
 }
 
+/** @type {Record<string, string | number>[]} */
 const rows = [];
 for (const size of sizes) {
   const dev = deviceAlloc(size);

@@ -22,9 +22,13 @@ const ROUNDS = roundsAt > 0 ? Number(process.argv[roundsAt + 1]) : 15;
 const BATCH = 20_000;
 const SIZE = 4096;
 
+// Each checkout's own copy, by its path.
+/** @type {typeof import('pinpool')} */
 const now = require(resolve(import.meta.dirname, '..', 'dist', 'src', 'index.js'));
+/** @type {typeof import('pinpool')} */
 const before = require(resolve(otherRoot, 'dist', 'src', 'index.js'));
 
+/** @returns {[string, () => number][]} */
 function cases(lib, label) {
   const detach = lib.pool(lib.pageable());
   const slab = lib.pool(lib.pageable(), { slabViews: true });
@@ -44,7 +48,8 @@ function cases(lib, label) {
 }
 
 const all = [...cases(before, 'before'), ...cases(now, 'now')];
-const samples = new Map(all.map(([name]) => [name, []]));
+/** @type {Record<string, number[]>} */
+const samples = Object.fromEntries(all.map(([name]) => [name, []]));
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 for (const [, fn] of all) fn(); // warm up
 await turn();
@@ -57,11 +62,11 @@ for (let r = 0; r < ROUNDS; r++) {
     fn();
     await turn();
     await turn();
-    samples.get(name).push(Number(process.hrtime.bigint() - t0) / BATCH);
+    samples[name].push(Number(process.hrtime.bigint() - t0) / BATCH);
   }
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const m = Object.fromEntries([...samples].map(([k, v]) => [k, median(v)]));
+const m = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
 console.log(`lease cost, ${ROUNDS} interleaved rounds of ${BATCH} alloc+free of ${SIZE} B (median ns per alloc+free), Node ${process.version}`);
 for (const mode of ['detach-on-free', 'slabViews']) {
   const b = m[`before ${mode}`];

@@ -15,7 +15,7 @@ export async function measure(cases, { batch = 1000, time = quick ? 300 : 2000 }
   await bench.run();
   return bench.tasks.map((t) => {
     const r = t.result;
-    if (r.state !== 'completed') throw new Error(`bench case ${t.name} did not complete: ${r.state} ${r.error ?? ''}`);
+    if (r.state !== 'completed') throw new Error(`bench case ${t.name} did not complete: ${r.state} ${'error' in r ? r.error : ''}`);
     return {
       case: t.name,
       opsPerSec: (batch * 1000) / r.period,

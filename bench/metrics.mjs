@@ -2,7 +2,7 @@
 // scrape every 10 ms against none (each batch yields to the event loop so scrapes happen).
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 
-import { collectMetrics, createController, pageable, pool } from '../dist/src/index.js';
+import { collectMetrics, createController, pageable, pool } from 'pinpool';
 import { measure, quick, report } from './lib.mjs';
 
 const BATCH = 1000;
@@ -41,9 +41,11 @@ export async function run() {
   const none = [];
   const scraping = [];
   for (let r = 0; r < (quick ? 1 : 7); r++) {
-    none.push(await round(quick ? 300 : 1500, false));
-    scraping.push(await round(quick ? 300 : 1500, true));
-    ratios.push(scraping.at(-1) / none.at(-1));
+    const plain = await round(quick ? 300 : 1500, false);
+    const scraped = await round(quick ? 300 : 1500, true);
+    none.push(plain);
+    scraping.push(scraped);
+    ratios.push(scraped / plain);
   }
   if (sink < 0) console.log(sink);
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

@@ -3,7 +3,9 @@
 // with <case> one of direct, anon, named, run; subtract a run with n = 0 and divide by n.
 // Every case does the same warm-up, so the difference is the n operations.
 const [, , which = 'named', nArg = '1000000', dist = '../dist/src/index.js'] = process.argv;
-const { alloc, controller, locked, pool } = await import(dist);
+const { alloc, controller, locked, pool } = /** @type {typeof import('pinpool')} */ (
+  await import(dist)
+);
 const n = Number(nArg);
 const h = pool(locked(), { name: 'instructions', slabViews: true });
 controller.register('instructions', h);

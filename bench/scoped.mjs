@@ -5,7 +5,7 @@
 // buffer in its scope's series until it is freed: its own rows show what that adds.
 import { AsyncLocalStorage } from 'node:async_hooks';
 
-import { alloc, controller, locked, pool } from '../dist/src/index.js';
+import { alloc, controller, locked, pool } from 'pinpool';
 import { measure, paired, ratio, report } from './lib.mjs';
 
 const BATCH = 1000;

@@ -8,8 +8,8 @@ import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 
-import { controller, pageable, pool } from '../dist/src/index.js';
-import { createServer } from '../dist/server/index.js';
+import { controller, pageable, pool } from 'pinpool';
+import { createServer } from 'pinpool/server';
 import { quick } from './lib.mjs';
 
 for (let i = 0; i < 16; i++) controller.register(`load${i}`, pool(pageable({ name: `load-leaf${i}` }), { name: `load-pool${i}` }), { replace: true });

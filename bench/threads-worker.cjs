@@ -1,6 +1,8 @@
 // One thread of suite 6: alloc+free 4 KiB from the shared pool for `ms`, then report.
-const { parentPort, workerData } = require('node:worker_threads');
-const { attach } = require('../dist/src/index.js');
+const threads = require('node:worker_threads');
+if (threads.parentPort === null) throw new Error('threads-worker.cjs runs in a worker thread');
+const { parentPort, workerData } = threads;
+const { attach } = require('pinpool');
 
 const h = attach(workerData.token);
 for (let i = 0; i < 10_000; i++) h.alloc(4096).free(); // warm up

@@ -3,7 +3,7 @@
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 
-import { locked, pool } from '../dist/src/index.js';
+import { locked, pool } from 'pinpool';
 import { quick, report } from './lib.mjs';
 
 const worker = new URL('./threads-worker.cjs', import.meta.url);

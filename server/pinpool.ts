@@ -6,4 +6,5 @@ import type * as Api from '../src/api.js';
 
 export type * from '../src/api.js';
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- src/index.ts assigns module.exports (the copy the capsule chose), which an import would not type
 export const pinpool = require('../src/index.js') as typeof Api;

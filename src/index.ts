@@ -14,4 +14,4 @@ module.exports = implementation((): typeof Api => require('./api.js') as typeof 
 // (cjs-module-lexer), and the last assignment to module.exports wins: this line, which never
 // runs, tells it that the names are api.js's.
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- read by cjs-module-lexer, never run
-if ((0 as number) === 1) module.exports = require('./api.js');
+if ((0 as number) === 1) module.exports = require('./api.js') as unknown;

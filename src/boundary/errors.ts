@@ -60,3 +60,11 @@ export class PinpoolError extends Error {
     if (details.capBytes !== undefined) self.capBytes = details.capBytes;
   }
 }
+
+/**
+ * @internal The error for something pinpool's own code guarantees that turned out untrue: a bug
+ * in pinpool, never the caller's mistake, so it is no PinpoolError and has no code to branch on.
+ */
+export function internalError(what: string): Error {
+  return new Error(`pinpool: internal error: ${what}`);
+}

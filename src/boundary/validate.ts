@@ -2,7 +2,7 @@
  * Argument validation, all in one place. The native binding re-checks only types; every value
  * rule and every "invalid argument" message lives here.
  */
-import { ErrorCode, PinpoolError } from './errors.js';
+import { ErrorCode, internalError, PinpoolError } from './errors.js';
 
 /** Largest alignment accepted, in bytes (1 GiB). */
 export const MAX_ALIGNMENT = 2 ** 30;
@@ -110,10 +110,28 @@ export function readValue<T>(read: () => T, name: string): T {
     let why: string;
     try {
       // What was thrown is the caller's too: reading its message may throw again.
-      why = err instanceof Error ? String(err.message) : String(err);
+      const message: unknown = err instanceof Error ? err.message : err; // a getter may give any value
+      why = String(message);
     } catch {
       why = 'it threw';
     }
     throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: ${name} could not be read: ${why}`);
   }
+}
+
+/**
+ * The built-in getter `name` of `proto` as it was when pinpool loaded, to read a value with it
+ * (`getter.call(value)`) so that no subclass's getter or Proxy trap runs; undefined where this
+ * Node has none.
+ */
+export function builtinGetter(proto: object, name: string): ((this: unknown) => unknown) | undefined {
+  const descriptor: { get?: (this: unknown) => unknown } | undefined = Object.getOwnPropertyDescriptor(proto, name);
+  return descriptor?.get;
+}
+
+/** As builtinGetter(), for a getter every supported Node has. */
+export function requiredGetter(proto: object, name: string): (this: unknown) => unknown {
+  const get = builtinGetter(proto, name);
+  if (get === undefined) throw internalError(`no built-in getter ${name} in this Node`);
+  return get;
 }

@@ -9,7 +9,7 @@
 import { types } from 'node:util';
 
 import { binding, type HostMemory, type NativeStream } from '../boundary/native.js';
-import { checkBytes, checkOptions, invalid } from '../boundary/validate.js';
+import { checkBytes, checkOptions, invalid, requiredGetter } from '../boundary/validate.js';
 import { HostBuffer } from '../memory/host-buffer.js';
 
 import { DeviceBuffer, Stream } from './device.js';
@@ -46,7 +46,7 @@ function copyOptions(options: unknown): { stream: NativeStream | undefined; stre
   let streamDevice = -1;
   if (o.stream !== undefined) {
     stream = Stream.handleOf(o.stream);
-    streamDevice = (o.stream as Stream).device;
+    streamDevice = o.stream.device;
   }
   return {
     stream,
@@ -108,9 +108,9 @@ export function copy(dst: DeviceBuffer | HostBuffer | PageableMemory, src: Devic
   }
 }
 
-const typedArrayLength = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, 'byteLength')!.get!;
-const dataViewLength = Object.getOwnPropertyDescriptor(DataView.prototype, 'byteLength')!.get!;
-const arrayBufferLength = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength')!.get!;
+const typedArrayLength = requiredGetter(Object.getPrototypeOf(Uint8Array.prototype) as object, 'byteLength');
+const dataViewLength = requiredGetter(DataView.prototype, 'byteLength');
+const arrayBufferLength = requiredGetter(ArrayBuffer.prototype, 'byteLength');
 
 /**
  * The byte length of host memory, read with the built-in getters (a subclass's never run). 0

@@ -9,7 +9,9 @@ import { checkBytes, checkDevice, checkOptions, invalid, isObject } from '../bou
 
 const deviceRegistry = new FinalizationRegistry<number>((address) => {
   // Collected without free(): give the memory back, outside the collector's callback.
-  setImmediate(() => binding.deviceFree(address)).unref();
+  setImmediate(() => {
+    binding.deviceFree(address);
+  }).unref();
 });
 
 /**

@@ -29,7 +29,7 @@ function prefetch(buf: HostBuffer, where: number | 'host', options?: { stream?: 
   const stream = o.stream === undefined ? undefined : Stream.handleOf(o.stream);
   const to = target(where);
   const block = managedBlock(buf, 'prefetch()');
-  const device = o.stream !== undefined ? (o.stream as Stream).device : to < 0 ? 0 : to;
+  const device = o.stream !== undefined ? o.stream.device : to < 0 ? 0 : to;
   return binding.prefetch(device, block.memory, to, stream);
 }
 

@@ -6,12 +6,12 @@ import { markAsUntransferable } from 'node:worker_threads';
 
 import { ErrorCode, PinpoolError } from '../boundary/errors.js';
 import { binding, constants, type NativeRegistration } from '../boundary/native.js';
-import { checkBoolean, checkDevice, checkOptions, invalid, isObject } from '../boundary/validate.js';
+import { builtinGetter, checkBoolean, checkDevice, checkOptions, invalid, isObject, requiredGetter } from '../boundary/validate.js';
 
 import { hostLength, type PageableMemory } from './copy.js';
 
 const constructing = Symbol('pinpool.register');
-const arrayBufferLength = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength')!.get!;
+const arrayBufferLength = requiredGetter(ArrayBuffer.prototype, 'byteLength');
 
 const registrations = new FinalizationRegistry<{ registration: NativeRegistration; memory: PageableMemory }>((r) => {
   // The held value keeps the memory alive until it is unregistered.
@@ -21,7 +21,7 @@ const registrations = new FinalizationRegistry<{ registration: NativeRegistratio
     } catch {
       // Collected: nobody is left to tell; the memory (held until now) goes with it.
     }
-    void r.memory;
+    // `r`, and so r.memory, stays reachable until this callback has run.
   }).unref();
 });
 
@@ -71,9 +71,9 @@ export class Registration {
   }
 }
 
-const typedArrayBuffer = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, 'buffer')!.get!;
-const dataViewBuffer = Object.getOwnPropertyDescriptor(DataView.prototype, 'buffer')!.get!;
-const resizable = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'resizable')?.get;
+const typedArrayBuffer = requiredGetter(Object.getPrototypeOf(Uint8Array.prototype) as object, 'buffer');
+const dataViewBuffer = requiredGetter(DataView.prototype, 'buffer');
+const resizable = builtinGetter(ArrayBuffer.prototype, 'resizable');
 
 /** The ArrayBuffer or SharedArrayBuffer under `memory`, read with the built-in getters. */
 function bufferOf(memory: PageableMemory): ArrayBufferLike {
@@ -136,7 +136,7 @@ export function register(memory: PageableMemory, options?: { device?: number; po
   const flags = (portable ? constants.registerFlags.portable : 0) | (mapped ? constants.registerFlags.mapped : 0);
   const buffer = bufferOf(memory);
   const shared = types.isSharedArrayBuffer(buffer);
-  const growing = !shared && resizable !== undefined && resizable.call(buffer) === true;
+  const growing = !shared && resizable?.call(buffer) === true;
   const registered = binding.hostRegister(device, memory, flags, shared || (!growing && marksKeepBuffers()));
   if (registered === null) {
     const why = growing ? 'a resizable ArrayBuffer (resize() can take its pages away)' : `an ArrayBuffer, which Node ${process.versions.node} cannot keep from being detached (its transfer() ignores markAsUntransferable)`;

@@ -102,13 +102,14 @@ function checkHandler(value: unknown, name: string): Handler {
  */
 export function pinned(options?: PinnedOptions): Handler {
   const o = checkOptions<PinnedOptions>(options, 'pinned options');
+  const strategy: unknown = o.strategy; // as given: from JavaScript, any value
   const native = {
     name: nameOf(o, 'pinned'),
     device: o.device === undefined ? 0 : checkDevice(o.device),
     portable: o.portable === undefined ? true : checkBoolean(o.portable, 'portable'),
     mapped: o.mapped === undefined ? false : checkBoolean(o.mapped, 'mapped'),
     writeCombined: o.writeCombined === undefined ? false : checkBoolean(o.writeCombined, 'writeCombined'),
-    strategy: o.strategy === undefined ? 'alloc' : o.strategy,
+    strategy: strategy === undefined ? 'alloc' : strategy,
   };
   if (native.strategy !== 'alloc' && native.strategy !== 'register') throw invalid('strategy', "'alloc' or 'register'", o.strategy);
   return new Handler(binding.createHandler('pinned', native));

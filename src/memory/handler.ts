@@ -2,7 +2,8 @@
  * Handler: the JavaScript face of a native allocator handler (include/pinpool.h). Leaves and
  * adaptors are all Handlers; factories live in handlers.ts.
  */
-import { ErrorCode, PinpoolError } from '../boundary/errors.js';
+import { ADDRESS, CLASS_BYTES, LIVE_SLOT, REGION, REGION_BYTES, scratch, SERVED_BY } from '../boundary/cells.js';
+import { ErrorCode, internalError, PinpoolError } from '../boundary/errors.js';
 import { Block, elementSize, makeHostBuffer, type HostBuffer, type SlabView, type TypedArrayConstructor } from './host-buffer.js';
 import { binding, constants, type NativeHandle } from '../boundary/native.js';
 import { currentFrame } from './scope-cells.js';
@@ -19,7 +20,7 @@ export type HandlerKind = LeafKind | 'pool' | 'fallback' | 'limit';
 
 /** Alignment of a block when none is asked for, in bytes (a cache line). */
 export const DEFAULT_ALIGNMENT = 64;
-const { slots, views } = constants;
+const { views } = constants;
 
 export interface AllocOptions {
   /** A power of two from 1 to 2**30, in bytes. Default 64. */
@@ -49,13 +50,14 @@ export interface HandlerToken {
  * What `handler.nativeHandle()` returns: an opaque value for another native addon, which
  * unwraps it with `pinpool_unwrap_native_handle()` (include/pinpool.h).
  */
-export type PinpoolNativeHandle = { readonly __pinpoolNativeHandle: unique symbol };
+export interface PinpoolNativeHandle {
+  readonly __pinpoolNativeHandle: unique symbol;
+}
 
 function notAHandler(): PinpoolError {
   return new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: not a pinpool Handler');
 }
 
-const scratch = binding.scratch();
 const NO_SLAB = new ArrayBuffer(0);
 
 /**
@@ -93,8 +95,10 @@ export class Handler {
 
   /** @internal Use the factories: pinned(), pool(), ... */
   constructor(handle: NativeHandle, upstreams: readonly Handler[] = [], slabViews = false, threadCacheBytes?: number) {
-    // Only a native handler (its type tag is checked natively); describe() also takes ids.
-    const d = typeof handle === 'object' && handle !== null ? binding.describe(handle) : null;
+    // Only a native handler (its type tag is checked natively); describe() also takes ids. The
+    // constructor is reachable from JavaScript, where `handle` may be any value.
+    const given: unknown = handle;
+    const d = typeof given === 'object' && given !== null ? binding.describe(handle) : null;
     if (d === null) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: not a native handler');
     // One wrapper per native handler per thread (the factories make new handlers; attach() and
     // adopt() find this thread's wrapper): its slab views, its thread cache and a mapped file's
@@ -113,7 +117,9 @@ export class Handler {
     this.#cacheBytes = threadCacheBytes;
     // A trim asked in another thread reaches this thread's cache at its next call; the cache
     // then gives its blocks back, and the slabs this thread no longer views are let go.
-    const trimmed = () => this.#releaseIdleSlabs();
+    const trimmed = () => {
+      this.#releaseIdleSlabs();
+    };
     this.#cache = d.kind === 'pool' ? ThreadCache.create(handle, threadCacheBytes ?? DEFAULT_THREAD_CACHE_BYTES, trimmed) : undefined;
     if (this.#cache !== undefined) dropWhenCollected.register(this, this.#cache.native);
     wrappers.set(this.id, new WeakRef(this));
@@ -163,12 +169,12 @@ export class Handler {
     const ab = binding.alloc(this.#handle, bytes, alignment, this.#slabs === undefined ? views.buffer : views.slabOrBuffer);
     if (hopsTraced) this.#publishHops(bytes);
     if (ab === null) throw binding.takeError();
-    const address = scratch[slots.address]!;
-    const servedBy = scratch[slots.servedBy]!;
-    const classBytes = scratch[slots.classBytes]!;
-    const slot = scratch[slots.liveSlot]!;
+    const address = scratch[ADDRESS];
+    const servedBy = scratch[SERVED_BY];
+    const classBytes = scratch[CLASS_BYTES];
+    const slot = scratch[LIVE_SLOT];
     let slab: SlabView | undefined;
-    if (ab === undefined) slab = this.#slabOf(scratch[slots.region]!, scratch[slots.regionBytes]!);
+    if (ab === undefined) slab = this.#slabOf(scratch[REGION], scratch[REGION_BYTES]);
     let keeper: ThreadCache | undefined;
     if (cache !== undefined) {
       cache.allocatedNatively();
@@ -292,12 +298,14 @@ export class Handler {
   }
 
   #slabOf(region: number, regionBytes: number): SlabView {
-    const slabs = this.#slabs!;
+    // Only a slabViews pool asks alloc() for slab views.
+    const slabs = this.#slabs;
+    if (slabs === undefined) throw internalError(`${this.name} has no slab views, but alloc() viewed a slab`);
     let slab = slabs.get(region);
     // A view the user moved away (transfer(), or postMessage with a transfer list) reaches
     // nothing here any more: view the slab anew. The old view's pin lasts as long as the moved
     // buffer does (or, if that left an ended thread, for good).
-    if (slab !== undefined && slab.buffer.byteLength === 0) {
+    if (slab?.buffer.byteLength === 0) {
       slabs.delete(region);
       slab = undefined;
     }

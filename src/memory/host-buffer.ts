@@ -2,22 +2,16 @@
  * HostBuffer: one block of host memory from a handler, seen from JavaScript as a Uint8Array
  * over the memory itself (zero copy).
  */
-import { ErrorCode, PinpoolError } from '../boundary/errors.js';
+import { ErrorCode, internalError, PinpoolError } from '../boundary/errors.js';
 import { forget, track, untrack, type BlockRecord } from './gc-backstop.js';
 import { leafOf } from './leaves.js';
-import { binding, type NativeHandle, type RegionPin } from '../boundary/native.js';
+import { binding, type RegionPin } from '../boundary/native.js';
 import type { Handler, LeafKind } from './handler.js';
 import type { ScopeAccount, ScopeFrame } from './scope-cells.js';
 import type { ThreadCache } from './thread-cache.js';
 import { takeBack, tookBack } from './take-back.js';
 import { freeChannel, type FreeMessage } from '../boundary/channels.js';
 import { invalid, isObject } from '../boundary/validate.js';
-
-/** @internal The part of a handler a buffer needs; implemented by Handler. */
-export interface BufferOwner {
-  readonly name: string;
-  /** @internal */ readonly handle: NativeHandle;
-}
 
 /** A slab of a `slabViews` pool as seen by this thread: one ArrayBuffer, many views. */
 export interface SlabView {
@@ -75,7 +69,7 @@ const elementBytes = new Map<unknown, number>(
   [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array,
     (globalThis as { Float16Array?: { BYTES_PER_ELEMENT: number } }).Float16Array]
     .filter((t) => t !== undefined)
-    .map((t) => [t, t!.BYTES_PER_ELEMENT]),
+    .map((t) => [t, t.BYTES_PER_ELEMENT]),
 );
 
 /** @internal The size of an element of `type`, a built-in typed array constructor; throws otherwise. */
@@ -162,8 +156,17 @@ export class HostBuffer {
       count = length;
     }
     const slab = this.#block.slab;
-    const buffer = slab === undefined ? this.#buffer! : slab.buffer;
-    const start = slab === undefined ? 0 : this.#block.address - slab.region;
+    let buffer: ArrayBuffer;
+    let start = 0;
+    if (slab !== undefined) {
+      buffer = slab.buffer;
+      start = this.#block.address - slab.region;
+    } else {
+      // A block outside a slab has its own ArrayBuffer until it is released (checked above).
+      const own = this.#buffer;
+      if (own === undefined) throw internalError('a live HostBuffer without its ArrayBuffer');
+      buffer = own;
+    }
     return new (type as unknown as new (b: ArrayBuffer, o: number, n: number) => InstanceType<C>)(buffer, start + byteOffset, count);
   }
 
@@ -189,7 +192,7 @@ export class HostBuffer {
   /** The handler that allocated the block; memory goes back through it only. */
   get handler(): Handler {
     if (!HostBuffer.#owns(this)) throw wrongReceiver();
-    return this.#block.owner as Handler;
+    return this.#block.owner;
   }
 
   /** Name of the leaf handler whose memory this is ('pinned', 'locked', 'pageable' ...). */
@@ -227,7 +230,7 @@ export class HostBuffer {
     // its buffer back (detached here, so a stale view reaches nothing). Otherwise native code
     // detaches the buffer, and the block waits for every lease on its memory (a copy in flight,
     // an ArrayBuffer that escaped) before it is handed out again.
-    if (block.cache === undefined || !block.cache.keep(block, own)) {
+    if (!block.cache?.keep(block, own)) {
       const buffer = own === undefined ? undefined : takeBack(own, block.slot);
       try {
         binding.free(block.owner.handle, buffer, block.slot, block.address, false);
@@ -330,6 +333,7 @@ export class HostBuffer {
     ];
   }
 
+  // eslint-disable-next-line @typescript-eslint/class-literal-property-style -- a getter on the prototype, as built-in classes have; a field would be one more own property on every buffer
   get [Symbol.toStringTag](): string {
     return 'HostBuffer';
   }
@@ -347,7 +351,7 @@ export class Block {
   spare: ArrayBuffer | undefined = undefined;
 
   constructor(
-    readonly owner: BufferOwner,
+    readonly owner: Handler,
     /** Its slot in the native live table. */
     readonly slot: number,
     readonly address: number,
@@ -376,7 +380,8 @@ export function makeHostBuffer(block: Block, buffer: ArrayBuffer | undefined, fr
     // not one a thread cache made with transfer(). Either way the memory cannot be lost: a buffer
     // free() cannot take back keeps its block out of use until no ArrayBuffer reaches the memory
     // (take-back.ts, the view lease of hot_path.cpp).
-    bytes = new Uint8Array(buffer as ArrayBuffer);
+    if (buffer === undefined) throw internalError('a block outside a slab came without its ArrayBuffer');
+    bytes = new Uint8Array(buffer);
   }
   return new HostBuffer(constructing, block, buffer, bytes, frame);
 }

@@ -80,7 +80,7 @@ function cannotMap(file: string, why: string): PinpoolError {
 
 /** The OS's reason from a Node.js fs error: 'no such file or directory (ENOENT)'. */
 function osReason(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
+  const e = err as NodeJS.ErrnoException | null | undefined;
   if (typeof e?.code !== 'string' || typeof e.message !== 'string') return String(err);
   // Node's text is `${code}: ${what}, ${syscall} '${path}'`; the path is named already.
   let what = e.message.startsWith(`${e.code}: `) ? e.message.slice(e.code.length + 2) : e.message;
@@ -146,7 +146,9 @@ function mappingFailure(file: string, fd: number, size: number, err: unknown): u
     let now = size;
     try {
       now = fstatSync(fd).size;
-    } catch {}
+    } catch {
+      // Not even fstat(): the size from before stands, and the message says the system refused.
+    }
     return cannotMap(
       file,
       now !== size

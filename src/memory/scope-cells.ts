@@ -64,7 +64,8 @@ export class ScopeFrame {
 
   /** The frame that counts now: this one, or the one it folded into. */
   live(): ScopeFrame {
-    let f: ScopeFrame = this;
+    let f = this.mergedInto;
+    if (f === undefined) return this;
     while (f.mergedInto !== undefined) f = f.mergedInto;
     return f;
   }

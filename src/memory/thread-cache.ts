@@ -20,21 +20,23 @@
  * a record native code reads (native/core/thread_caches.hpp), and the pool folds it in.
  */
 import type { Block } from './host-buffer.js';
+import { cell, cells, type Cells } from '../boundary/cells.js';
 import { binding, constants, type NativeHandle, type NativeThreadCache } from '../boundary/native.js';
 import { takingBack, tookBack, transferBuffer, watchesBuffers } from './take-back.js';
 
 export { movesBuffers } from './take-back.js';
 
-const cell = constants.threadCacheCells;
-const BLOCKS = cell.blocks;
-const BYTES = cell.bytes;
-const CLASS_BYTES = cell.classBytes;
-const HITS = cell.hits;
-const HIT_BYTES = cell.hitBytes;
-const FREES = cell.frees;
-const TRIMS = cell.trims;
-const POSITIONS = cell.positions;
-const CAPACITY = cell.capacity;
+const layout = constants.threadCacheCells;
+const POSITIONS = layout.positions;
+const CAPACITY = layout.capacity;
+// The counts come before the slot list.
+const BLOCKS = cell(layout.blocks, POSITIONS);
+const BYTES = cell(layout.bytes, POSITIONS);
+const CLASS_BYTES = cell(layout.classBytes, POSITIONS);
+const HITS = cell(layout.hits, POSITIONS);
+const HIT_BYTES = cell(layout.hitBytes, POSITIONS);
+const FREES = cell(layout.frees, POSITIONS);
+const TRIMS = cell(layout.trims, POSITIONS);
 /** Blocks of one size (and alignment) a cache keeps at most. */
 const PER_SIZE = 64;
 /** Default bytes one thread cache keeps at most, per pool. */
@@ -44,7 +46,7 @@ const leaseFlag = binding.leaseFlag();
 
 /** A thread's cache in front of one pool; owned by the pool's Handler wrapper in this thread. */
 export class ThreadCache {
-  readonly #cells: Float64Array;
+  readonly #cells: Cells;
   readonly #native: NativeThreadCache;
   readonly #limit: number;
   /** Waiting blocks by size, for the default alignment; others by `size:alignment`. */
@@ -67,7 +69,7 @@ export class ThreadCache {
     // A trim in another thread queues this on ours, so a thread that never calls the pool again
     // still gives its blocks back. Weakly: the notice must not keep the cache, or the Handler
     // wrapper that owns it, alive.
-    let self: WeakRef<ThreadCache> | undefined;
+    let self: WeakRef<ThreadCache> | undefined = undefined;
     const made = binding.threadCache(handle, () => self?.deref()?.trimAskedElsewhere());
     if (made === null) return undefined;
     const cache = new ThreadCache(made[0], made[1], limitBytes, trimmed);
@@ -75,8 +77,8 @@ export class ThreadCache {
     return cache;
   }
 
-  private constructor(cells: Float64Array, native: NativeThreadCache, limitBytes: number, trimmed: () => void) {
-    this.#cells = cells;
+  private constructor(record: Float64Array, native: NativeThreadCache, limitBytes: number, trimmed: () => void) {
+    this.#cells = cells(record, POSITIONS + CAPACITY);
     this.#native = native;
     this.#limit = limitBytes;
     this.#trimmed = trimmed;
@@ -93,25 +95,26 @@ export class ThreadCache {
     const c = this.#cells;
     if (c[TRIMS] !== this.#trims) this.#trimAsked();
     const list = alignment === 64 ? this.#bySize.get(bytes) : this.#byKey.get(`${bytes}:${alignment}`);
-    if (list === undefined || list.length === 0) return undefined;
-    const block = list.pop()!;
-    if (block.slab !== undefined && block.slab.buffer.byteLength === 0) {
+    if (list === undefined) return undefined;
+    const block = list.pop();
+    if (block === undefined) return undefined;
+    if (block.slab?.buffer.byteLength === 0) {
       // Its slab's view was moved away by the user: this thread cannot view the block through it.
       // Back to the pool (a miss); the pool's next block of the slab gets a new view.
       this.#release(block);
       return undefined;
     }
-    c[BLOCKS]!--;
-    c[BYTES]! -= block.byteLength;
-    c[CLASS_BYTES]! -= block.classBytes;
-    c[HITS]!++;
-    c[HIT_BYTES]! += block.byteLength;
+    c[BLOCKS]--;
+    c[BYTES] -= block.byteLength;
+    c[CLASS_BYTES] -= block.classBytes;
+    c[HITS]++;
+    c[HIT_BYTES] += block.byteLength;
     c[POSITIONS + block.position] = -1;
     this.#positions.push(block.position);
-    if (c[BYTES]! < this.#lowWater) {
+    if (c[BYTES] < this.#lowWater) {
       // This thread now uses more of the pool than at any point since its last native call:
       // the pool's peak may have risen.
-      this.#lowWater = c[BYTES]!;
+      this.#lowWater = c[BYTES];
       binding.notePeak(this.#native);
     }
     return block;
@@ -119,7 +122,7 @@ export class ThreadCache {
 
   /** This thread just allocated from the pool natively (the pool counted that allocation). */
   allocatedNatively(): void {
-    this.#lowWater = this.#cells[BYTES]!;
+    this.#lowWater = this.#cells[BYTES];
   }
 
   /**
@@ -135,7 +138,10 @@ export class ThreadCache {
       this.#trimAsked();
       return false;
     }
-    if (this.#positions.length === 0 || c[BYTES]! + block.byteLength > this.#limit) return false;
+    const positions = this.#positions;
+    // The slot the block takes in the published list, if it is kept.
+    const position = positions[positions.length - 1];
+    if (position === undefined || c[BYTES] + block.byteLength > this.#limit) return false;
     if (leaseFlag[0] !== 0 && binding.leased(block.address, block.byteLength)) return false;
     let list: Block[] | undefined;
     if (block.alignment === 64) {
@@ -148,10 +154,12 @@ export class ThreadCache {
     }
     if (list.length >= PER_SIZE) return false;
     if (buffer !== undefined) {
+      // None where buffers do not move (Node 20): the Handler then gives the cache slab views only.
+      if (transferBuffer === undefined) return false;
       // Throws when the buffer is detached already: moved by the user, so the memory may be
       // reachable through another ArrayBuffer; native free() quarantines the block.
       try {
-        block.spare = transferBuffer!(buffer);
+        block.spare = transferBuffer(buffer);
       } catch {
         return false;
       }
@@ -161,13 +169,13 @@ export class ThreadCache {
         tookBack();
       }
     }
-    const position = this.#positions.pop()!;
+    positions.pop();
     block.position = position;
     c[POSITIONS + position] = block.slot;
-    c[BLOCKS]!++;
-    c[BYTES]! += block.byteLength;
-    c[CLASS_BYTES]! += block.classBytes;
-    c[FREES]!++;
+    c[BLOCKS]++;
+    c[BYTES] += block.byteLength;
+    c[CLASS_BYTES] += block.classBytes;
+    c[FREES]++;
     list.push(block);
     return true;
   }
@@ -194,14 +202,14 @@ export class ThreadCache {
    */
   giveBack(): void {
     const c = this.#cells;
-    this.#trims = c[TRIMS]!;
+    this.#trims = c[TRIMS];
     for (const lists of [this.#bySize.values(), this.#byKey.values()]) {
       for (const list of lists) {
         for (const block of list) this.#release(block);
         list.length = 0;
       }
     }
-    this.#lowWater = c[BYTES]!;
+    this.#lowWater = c[BYTES];
   }
 
   /** Gives one waiting block (already out of its list) back to the pool through native free(). */
@@ -211,10 +219,10 @@ export class ThreadCache {
     block.spare = undefined;
     binding.free(block.owner.handle, spare, block.slot, block.address, false);
     c[POSITIONS + block.position] = -1;
-    c[BLOCKS]!--;
-    c[BYTES]! -= block.byteLength;
-    c[CLASS_BYTES]! -= block.classBytes;
-    c[FREES]!--;
+    c[BLOCKS]--;
+    c[BYTES] -= block.byteLength;
+    c[CLASS_BYTES] -= block.classBytes;
+    c[FREES]--;
     this.#positions.push(block.position);
   }
 }

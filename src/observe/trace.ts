@@ -6,7 +6,8 @@
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 
-import { ErrorCode, PinpoolError, type PinpoolErrorDetails } from '../boundary/errors.js';
+import { ADDRESS, LIVE_SLOT, scratch } from '../boundary/cells.js';
+import { ErrorCode, internalError, PinpoolError, type PinpoolErrorDetails } from '../boundary/errors.js';
 import { Handler } from '../memory/handler.js';
 import { binding, constants } from '../boundary/native.js';
 import type { AllocMessage, FreeMessage } from '../boundary/channels.js';
@@ -124,8 +125,14 @@ function isAlignment(value: unknown): boolean {
   }
 }
 
+/**
+ * A failed allocation's error as native code makes it: a PinpoolError, or where that class could
+ * not be used an Error with the same fields.
+ */
+type AllocError = Error & Pick<PinpoolError, 'code' | 'reason' | 'cudaError' | 'cudaErrorName'>;
+
 /** The chain's refusal of trace[index], other than for memory: its error, naming the event. */
-function refusal(error: PinpoolError, handler: Handler, index: number, bytes: number): PinpoolError {
+function refusal(error: AllocError, handler: Handler, index: number, bytes: number): PinpoolError {
   const details: PinpoolErrorDetails = { handler: handler.name };
   if (error.reason !== undefined) details.reason = error.reason;
   if (error.cudaError !== undefined) details.cudaError = error.cudaError;
@@ -148,7 +155,6 @@ export function replayTrace(trace: readonly TraceEvent[], handler: Handler): Rep
   const events = readTrace(trace);
   // Blocks are taken straight from the native chain, with no ArrayBuffer over them: a replay
   // measures the allocator, and V8 would otherwise collect garbage for every large buffer.
-  const scratch = binding.scratch();
   const leaves = leavesOf(handler);
   if (leaves.some((l) => Handler.mapsFile(l))) throw invalid('handler', "a chain that can serve more than one block (not a mapped file's)", handler.name);
   const pools = poolsOf(handler);
@@ -161,20 +167,21 @@ export function replayTrace(trace: readonly TraceEvent[], handler: Handler): Rep
   let peakBytesHeld = 0;
   let allocations = 0;
   let failures = 0;
-  let seconds = 0;
+  let seconds: number;
   const start = process.hrtime.bigint();
   try {
-    for (let i = 0; i < events.length; i++) {
-      const e = events[i]!;
+    let i = -1;
+    for (const e of events) {
+      i++;
       if (e.op === 'alloc') {
         if (binding.alloc(handler.handle, e.bytes, e.alignment, constants.views.none) === null) {
-          const error = binding.takeError() as PinpoolError;
+          const error = binding.takeError() as AllocError;
           if (error.code !== ErrorCode.OUT_OF_MEMORY) throw refusal(error, handler, i, e.bytes);
           failures++;
           continue;
         }
         allocations++;
-        live.set(e.id, [scratch[constants.slots.liveSlot]!, scratch[constants.slots.address]!, e.bytes]);
+        live.set(e.id, [scratch[LIVE_SLOT], scratch[ADDRESS], e.bytes]);
         inUse += e.bytes;
         if (inUse > peakBytesInUse) peakBytesInUse = inUse;
         // The chain holds the most right after it grew; reading every leaf on every step would
@@ -239,10 +246,13 @@ export function syntheticTrace(options?: SyntheticTraceOptions): TraceEvent[] {
       out.push({ op: 'alloc', id: next, bytes, alignment: 64 });
       live.push(next++);
     } else {
+      // A live id at random, taken out by moving the last one into its place.
       const i = Math.floor(random() * live.length);
-      out.push({ op: 'free', id: live[i]! });
-      live[i] = live[live.length - 1]!;
-      live.pop();
+      const id = live[i];
+      const last = live.pop();
+      if (id === undefined || last === undefined) throw internalError('syntheticTrace() freed with no block live');
+      if (i < live.length) live[i] = last;
+      out.push({ op: 'free', id });
     }
   }
   return out;

@@ -27,14 +27,16 @@ let chosen: object | undefined;
 export function implementation<Api extends { info(): object }>(own: () => Api): Api {
   if (chosen !== undefined) return chosen as Api;
   const r = registryInfo();
-  if (r.thisCopy.publisher || r.publisher.entry === '') return (chosen = own()) as Api;
+  if (r.thisCopy.publisher || r.publisher.entry === '') return (chosen = own());
   let theirs: Record<string, unknown>;
   try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the publisher's entry module, known by its path only at run time
     theirs = require(r.publisher.entry) as Record<string, unknown>;
   } catch (err) {
     // Seen in info().registry: this copy then works alone rather than not at all.
-    noteJoinError(`${r.publisher.entry}: ${(err as Error).message.split('\n')[0]}`);
-    return (chosen = own()) as Api;
+    // split() gives at least one string: `?? ''` is for the type only.
+    noteJoinError(`${r.publisher.entry}: ${(err as Error).message.split('\n')[0] ?? ''}`);
+    return (chosen = own());
   }
   const info = (): object => ({ ...(theirs.info as () => object)(), version: packageVersion(), registry: registryInfo() });
   chosen = new Proxy(theirs, {
@@ -59,7 +61,9 @@ function missing(name: string, theirs: Record<string, unknown>, r: RegistryInfo)
         `whose code every copy uses. Load pinpool ${r.thisCopy.version} first, or let npm dedupe the two.`,
     );
   };
-  return new Proxy(function unavailable() {}, {
+  return new Proxy(function unavailable() {
+    // Never runs: the target of the traps, a function so that calls and `new` reach them.
+  }, {
     apply: fail,
     construct: fail,
     // Symbols (util.inspect's, Symbol.toPrimitive) read nothing: printing the stand-in is safe.

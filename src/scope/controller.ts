@@ -230,7 +230,7 @@ export class Controller {
     const entered = this.#enter(nameOrHandler);
     if (typeof fn !== 'function') throw invalid('fn', 'a function', fn);
     // Without arguments, skip the spread: run() is on every request's path.
-    return args.length === 0 ? this.#storage.run(entered, fn as () => R) : this.#storage.run(entered, fn, ...args);
+    return args.length === 0 ? this.#storage.run(entered, fn) : this.#storage.run(entered, fn, ...args);
   }
 
   /**

@@ -2,16 +2,22 @@
  * Worker threads: reach a handler from another thread (attach), and move a buffer's ownership
  * to another thread (adopt). Tokens are small frozen objects that postMessage carries.
  */
-import { ErrorCode, PinpoolError } from '../boundary/errors.js';
+import { ADDRESS, LIVE_SLOT, scratch, SERVED_BY } from '../boundary/cells.js';
+import { ErrorCode, internalError, PinpoolError } from '../boundary/errors.js';
 import { wrapperOf, type Handler, type HandlerToken } from '../memory/handler.js';
 import { Block, HostBuffer, makeHostBuffer, type BufferToken } from '../memory/host-buffer.js';
-import { binding, constants } from '../boundary/native.js';
+import { binding, type NativeHandle } from '../boundary/native.js';
 import { handOut } from '../memory/take-back.js';
 import { invalid, isArray } from '../boundary/validate.js';
 
-const scratch = binding.scratch();
-
 const HEX = /^[0-9a-f]+$/;
+
+/** What native code says of the handler it just attached or adopted a block of. */
+function describe(handle: NativeHandle): { id: number; name: string; kind: string } {
+  const d = binding.describe(handle);
+  if (d === null) throw internalError('attach() or adopt() gave a handle that is no native handler');
+  return d;
+}
 
 /** Reads a token's fields once; anything but a token of this version is INVALID_ARGUMENT. */
 function readToken(
@@ -56,7 +62,7 @@ export function attach(token: HandlerToken): Handler {
   if (handle === null) {
     throw new PinpoolError(ErrorCode.RELEASED, `pinpool: handler ${t.id} is gone (its last reference was dropped)`);
   }
-  const d = binding.describe(handle)!;
+  const d = describe(handle);
   if (t.slabViews && d.kind !== 'pool') throw invalid('token', 'slabViews only for a pool', token);
   return wrapperOf(handle, t.id as number, t.slabViews, t.threadCacheBytes);
 }
@@ -69,12 +75,12 @@ export function adopt(token: BufferToken): HostBuffer {
     throw new PinpoolError(ErrorCode.RELEASED, 'pinpool: this buffer token was already adopted (or never issued)');
   }
   const [handle, buffer, byteLength, alignment] = parcel;
-  const address = scratch[constants.slots.address]!;
-  const servedBy = scratch[constants.slots.servedBy]!;
-  const owner = wrapperOf(handle, binding.describe(handle)!.id);
+  const address = scratch[ADDRESS];
+  const servedBy = scratch[SERVED_BY];
+  const owner = wrapperOf(handle, describe(handle).id);
   // An adopted block goes back through native free(): it came with the leases of the thread it
   // left, which a thread cache could not wait for.
-  const block = new Block(owner, scratch[constants.slots.liveSlot]!, address, byteLength, alignment, servedBy, undefined, 0, undefined);
+  const block = new Block(owner, scratch[LIVE_SLOT], address, byteLength, alignment, servedBy, undefined, 0, undefined);
   // Allocated in a named scope (of any thread): native code counts its free there, from the
   // live table, whatever ends it (free, collection, this thread's end).
   return makeHostBuffer(block, handOut(buffer, block.slot, address), undefined);

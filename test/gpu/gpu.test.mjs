@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createRequire } from 'node:module';
 
-const require = createRequire(import.meta.url);
-const pinpool = require('../../dist/src/index.js');
+const load = createRequire(import.meta.url);
+/** @type {typeof import('pinpool')} */
+const pinpool = load('pinpool');
 const { copy, createStream, deviceAlloc, info, managed, mapFile, pinned, pool, register } = pinpool;
 
 const cuda = info().cuda;

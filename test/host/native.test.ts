@@ -18,8 +18,11 @@ function expectPasses(program: string, args: string[] = []): void {
   const env = { ...process.env };
   delete env.PINPOOL_CUDA_LIBRARY;
   const run = spawnSync(program, args, { env, encoding: 'utf8', timeout: 120_000 });
-  const output = `${run.stdout ?? ''}${run.stderr ?? ''}`.slice(-8000);
-  expect(run.error, `${program} did not run: ${run.error?.message}`).toBeUndefined();
+  // Null, whatever the types say, when the program could not be started (run.error).
+  const stdout = run.stdout as string | null;
+  const stderr = run.stderr as string | null;
+  const output = `${stdout ?? ''}${stderr ?? ''}`.slice(-8000);
+  expect(run.error, `${program} did not run: ${run.error?.message ?? ''}`).toBeUndefined();
   expect({ status: run.status, signal: run.signal }, output).toEqual({ status: 0, signal: null });
 }
 

@@ -7,7 +7,7 @@ const assert = require('node:assert/strict');
 const { test } = require('node:test');
 const { Worker } = require('node:worker_threads');
 const { once } = require('node:events');
-const p = require('../../dist/src/index.js');
+const p = require('pinpool');
 
 const fill = (bytes, seed) => bytes.forEach((_, i) => (bytes[i] = (seed + i) & 0xff));
 const intact = (bytes, seed) => bytes.every((x, i) => x === ((seed + i) & 0xff));
@@ -56,7 +56,7 @@ test('a worker attaches a shared pool and adopts a buffer, zero copy', async () 
   const h = p.pool(p.pageable());
   const worker = new Worker(
     `const { parentPort, workerData } = require('node:worker_threads');
-     const p = require(${JSON.stringify(require.resolve('../../dist/src/index.js'))});
+     const p = require(${JSON.stringify(require.resolve('pinpool'))});
      const h = p.attach(workerData);
      parentPort.on('message', (token) => {
        const b = p.adopt(token);

@@ -5,6 +5,7 @@ const { join } = require('node:path');
 const { Worker } = require('node:worker_threads');
 
 const [root, firstName, secondName] = process.argv.slice(2);
+/** @type {(name: string) => typeof import('pinpool')} */
 const load = (name) => require(join(root, 'node_modules', name));
 
 async function main() {

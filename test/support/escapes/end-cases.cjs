@@ -10,11 +10,17 @@
 //        driver and ends while registered: the block is orphaned, counted (CUDA double)
 'use strict';
 const { Worker, isMainThread, parentPort, workerData } = require('node:worker_threads');
-const pinpool = require('../../../dist/src/index.js');
+const pinpool = require('pinpool');
+
+/** The worker half's port to the main thread. */
+function port() {
+  if (parentPort === null) throw new Error('end-cases.cjs: only the worker half posts to the main thread');
+  return parentPort;
+}
 
 const worker = {
   'terminate-mid-free'(h) {
-    parentPort.postMessage('running');
+    port().postMessage('running');
     for (let i = 0; ; i++) {
       // Kept reachable: a buffer the garbage collector took before the thread's end cannot be
       // told from one that left (it is orphaned, by design); this case is about free() itself.
@@ -27,7 +33,7 @@ const worker = {
     for (let i = 0; i < 3; i++) {
       const b = h.alloc(4096);
       const view = b.bytes.buffer;
-      parentPort.postMessage(view, [view]); // every view of that slab here goes with it
+      port().postMessage(view, [view]); // every view of that slab here goes with it
       b.free();
     }
   },

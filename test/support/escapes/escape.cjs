@@ -10,7 +10,13 @@
 // changes none of its own blocks, and prints what the statistics say.
 'use strict';
 const { Worker, isMainThread, parentPort, workerData } = require('node:worker_threads');
-const pinpool = require('../../../dist/src/index.js');
+const pinpool = require('pinpool');
+
+/** The worker half's port to the main thread. */
+function port() {
+  if (parentPort === null) throw new Error('escape.cjs: only the worker half posts to the main thread');
+  return parentPort;
+}
 
 const SIZE = 64 * 1024;
 
@@ -71,21 +77,23 @@ if (isMainThread) {
   if (how.startsWith('cached')) h.alloc(size).free(); // the next allocation of the size is a cache hit
   const buf = h.alloc(size);
   pattern(buf.bytes, 11);
-  let out = buf.bytes.buffer;
+  let out = /** @type {ArrayBuffer} */ (buf.bytes.buffer);
   if (how.includes('transfer')) out = out.transfer();
   if (how.includes('keep')) {
-    globalThis.kept = [buf, out]; // never leaves this thread
+    // Never leaves this thread. Through Object.assign: a plain assignment would be checked
+    // against the global `kept` another script's assignment declares for TypeScript.
+    Object.assign(globalThis, { kept: [buf, out] });
   } else {
     try {
-      parentPort.postMessage({ buffer: out }, [out]);
+      port().postMessage({ buffer: out }, [out]);
     } catch (e) {
       // Refused by postMessage: nothing left the thread.
-      parentPort.postMessage({ refused: e.name });
+      port().postMessage({ refused: /** @type {Error} */ (e).name });
     }
   }
   if (how.includes('free')) buf.free();
   if (terminate) {
-    parentPort.postMessage({ ready: true });
+    port().postMessage({ ready: true });
     setInterval(() => {}, 1000);
   }
 }

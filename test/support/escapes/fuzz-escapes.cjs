@@ -16,7 +16,13 @@
 // trimmed, and its statistics checked: nothing in use, and nothing reserved unless orphaned.
 'use strict';
 const { Worker, isMainThread, parentPort, workerData } = require('node:worker_threads');
-const pinpool = require('../../../dist/src/index.js');
+const pinpool = require('pinpool');
+
+/** The worker half's port to the main thread. */
+function port() {
+  if (parentPort === null) throw new Error('fuzz-escapes.cjs: only the worker half posts to the main thread');
+  return parentPort;
+}
 
 function rng(seed) {
   let s = seed >>> 0 || 1;
@@ -45,7 +51,7 @@ function holds(bytes, mark) {
 if (isMainThread) {
   const seed = Number(process.argv[2]);
   const cases = Number(process.argv[3]);
-  const report = { seed, cases, errors: [], posted: {}, ends: {}, orphanedBlocks: 0, trims: 0 };
+  const report = { seed, cases, errors: /** @type {string[]} */ ([]), posted: {}, ends: {}, orphanedBlocks: 0, trims: 0 };
   const count = (o, k) => (o[k] = (o[k] ?? 0) + 1);
   (async () => {
     for (let c = 0; c < cases; c++) {
@@ -140,6 +146,7 @@ if (isMainThread) {
   const r = rng(seed);
   const pick = (a) => a[Math.floor(r() * a.length)];
   const h = pinpool.attach(token);
+  /** @type {[import('pinpool').HostBuffer, number][]} */
   const live = [];
   const errors = [];
   let mark = seed & 0xffff;
@@ -157,9 +164,9 @@ if (isMainThread) {
   const post = (state, buffer, slab) => {
     if (slab && sanitized) return;
     try {
-      parentPort.postMessage({ buffer, state, slab }, [buffer]);
+      port().postMessage({ buffer, state, slab }, [buffer]);
     } catch {
-      parentPort.postMessage({ posted: `${state} (refused)` });
+      port().postMessage({ posted: `${state} (refused)` });
     }
   };
   for (let i = 0; i < ops; i++) {
@@ -178,7 +185,7 @@ if (isMainThread) {
       // arrive, and a token never adopted keeps its memory (as documented), which the end-of-case
       // check would count as a leak.
       const [b, m] = takeLive();
-      parentPort.postMessage({ token: b.transfer(), mark: m });
+      port().postMessage({ token: b.transfer(), mark: m });
     } else {
       const [b, m] = takeLive();
       if (b.bytes.byteLength !== b.byteLength) {
@@ -198,7 +205,7 @@ if (isMainThread) {
         b.free();
         post(state, old, slab);
       } else {
-        const moved = b.bytes.buffer.transfer?.();
+        const moved = /** @type {ArrayBuffer} */ (b.bytes.buffer).transfer?.();
         if (moved === undefined) {
           b.free();
           continue;
@@ -211,5 +218,5 @@ if (isMainThread) {
   // Slab views posted from here detach every view of their slab in this thread: skip those.
   for (const e of live) if (e[0].bytes.byteLength === e[0].byteLength) check(e);
   if (r() < 0.5) for (const [b] of live) b.free();
-  parentPort.postMessage({ errors });
+  port().postMessage({ errors });
 }

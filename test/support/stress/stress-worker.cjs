@@ -8,8 +8,10 @@
 // of its own slots and checks and frees it later like its own.
 'use strict';
 
-const { parentPort, workerData } = require('node:worker_threads');
-const { adopt, attach } = require('../../../dist/src/index.js');
+const threads = require('node:worker_threads');
+if (threads.parentPort === null) throw new Error('stress-worker.cjs runs in a worker thread');
+const { parentPort, workerData } = threads;
+const { adopt, attach } = require('pinpool');
 const { check, fill, FULL_CHECK_BYTES } = require('./patterns.cjs');
 
 const KiB = 1024;
@@ -70,7 +72,7 @@ const result = {
   transferred: 0,
   adopted: 0,
   freedHere: 0,
-  errors: [],
+  errors: /** @type {string[]} */ ([]),
 };
 
 function report(message) {
@@ -120,10 +122,12 @@ function allocateOne() {
   let buf;
   try {
     buf = alignment === 64 && !zero ? chain.handler.alloc(size) : chain.handler.alloc(size, { alignment, zero });
-  } catch (err) {
-    if (err && err.code === 'ERR_PINPOOL_OUT_OF_MEMORY' && chain.expected.includes(err.reason)) {
+  } catch (thrown) {
+    const err = /** @type {Partial<import('pinpool').PinpoolError> | null | undefined} */ (thrown);
+    const reason = err?.reason;
+    if (err && err.code === 'ERR_PINPOOL_OUT_OF_MEMORY' && reason !== undefined && chain.expected.includes(reason)) {
       const counts = result.expectedFailures[chainIndex];
-      counts[err.reason] = (counts[err.reason] ?? 0) + 1;
+      counts[reason] = (counts[reason] ?? 0) + 1;
     } else {
       report(`${chain.label}: alloc(${size}, alignment ${alignment}) threw ${err && err.code} ${err && err.reason}: ${err && err.message}`);
     }

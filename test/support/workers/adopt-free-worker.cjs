@@ -3,8 +3,10 @@
 // `tolerate`, a token adopt() refuses is reported by its error code instead of thrown.
 // `{ exit: true }` ends the thread normally, holding whatever it kept. Loaded by
 // test/host/scopes.test.ts.
-const { parentPort } = require('node:worker_threads');
-const { adopt } = require('../../../dist/src/index.js');
+const threads = require('node:worker_threads');
+if (threads.parentPort === null) throw new Error('adopt-free-worker.cjs runs in a worker thread');
+const { parentPort } = threads;
+const { adopt } = require('pinpool');
 
 const kept = [];
 parentPort.on('message', (msg) => {
@@ -17,7 +19,7 @@ parentPort.on('message', (msg) => {
         buf = adopt(token);
       } catch (e) {
         if (!msg.tolerate) throw e;
-        codes.push(e.code);
+        codes.push(/** @type {import('pinpool').PinpoolError} */ (e).code);
         continue;
       }
       codes.push('adopted');

@@ -1,11 +1,14 @@
 // A worker that attaches a shared handler and allocates from it, checking a pattern in every
 // block. Loaded by test/host/threads.test.ts.
-const { parentPort, workerData } = require('node:worker_threads');
-const { attach, adopt } = require('../../../dist/src/index.js');
+const threads = require('node:worker_threads');
+if (threads.parentPort === null) throw new Error('alloc-worker.cjs runs in a worker thread');
+const { parentPort, workerData } = threads;
+const { attach, adopt } = require('pinpool');
 
 const { token, iterations, seed } = workerData;
 const h = attach(token);
 let errors = 0;
+/** @type {[import('pinpool').HostBuffer, number][]} */
 const live = [];
 for (let i = 0; i < iterations; i++) {
   const size = 1 + ((i * 7919 + seed) % 20000);
@@ -13,8 +16,9 @@ for (let i = 0; i < iterations; i++) {
   const mark = (i + seed) & 0xff;
   b.bytes.fill(mark);
   live.push([b, mark]);
-  if (live.length > 16) {
-    const [old, m] = live.shift();
+  const oldest = live.length > 16 ? live.shift() : undefined;
+  if (oldest !== undefined) {
+    const [old, m] = oldest;
     if (!old.bytes.every((x) => x === m)) errors++;
     old.free();
   }

@@ -1,7 +1,9 @@
 // Allocates buffers, keeps them past the end of the tick, then exits or waits to be
 // terminated, without freeing anything. Loaded by test/host/lifecycle.test.ts.
-const { parentPort, workerData } = require('node:worker_threads');
-const { attach, pool, pageable } = require('../../../dist/src/index.js');
+const threads = require('node:worker_threads');
+if (threads.parentPort === null) throw new Error('hold-worker.cjs runs in a worker thread');
+const { parentPort, workerData } = threads;
+const { attach, pool, pageable } = require('pinpool');
 
 const h = attach(workerData.token);
 // Held from the global object: the point is buffers that are alive when the thread ends.

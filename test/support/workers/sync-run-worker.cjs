@@ -1,8 +1,10 @@
 // Allocates `count` blocks in one synchronous run and never frees them, then ends the thread
 // before the tick is over: by process.exit, or by spinning until the main thread terminates it.
 // Loaded by test/host/lifetimes.test.ts.
-const { parentPort, workerData } = require('node:worker_threads');
-const { attach } = require('../../../dist/src/index.js');
+const threads = require('node:worker_threads');
+if (threads.parentPort === null) throw new Error('sync-run-worker.cjs runs in a worker thread');
+const { parentPort, workerData } = threads;
+const { attach } = require('pinpool');
 
 const h = attach(workerData.token);
 const kept = [];
