@@ -336,7 +336,9 @@ void Handler::read_stats(uint64_t (&out)[kStatCount]) const {
   // A field is one slot; a per-reason array is one slot per reason.
   struct Copy {
     uint64_t* at;
-    void operator()(const std::atomic<uint64_t>& v) const { *at = v.load(std::memory_order_relaxed); }
+    void operator()(const std::atomic<uint64_t>& v) const {
+      *at = v.load(std::memory_order_relaxed);
+    }
     void operator()(const std::atomic<uint64_t> (&v)[kReasonCount]) const {
       for (int i = 0; i < kReasonCount; i++) at[i] = v[i].load(std::memory_order_relaxed);
     }

@@ -9,7 +9,7 @@ import { collectMetrics, createController, fallback, info, locked, pageable, poo
 
 import { binding } from '../../dist/src/boundary/native.js';
 
-interface Stats { allocationsTotal: number; allocationsCurrent: number; bytesCurrent: number; frees: number; invalidFrees: number }
+interface Stats { allocations: number; buffersInUse: number; bytesInUse: number; frees: number; invalidFrees: number }
 const addon = createRequire(__filename)(join(__dirname, '..', '..', 'build', 'native-addon', 'example_addon.node')) as {
   exchange(handle: PinpoolNativeHandle, blocks: number, bytes: number): { allocated: number; freed: number; failures: number; badPatterns: number; threads: number; stats: Stats };
   ownChain(handle: PinpoolNativeHandle): { version: string; abiVersion: number; id: number; trimmed: number; pool: Stats };
@@ -24,7 +24,7 @@ describe('a native addon on the C API', () => {
     const result = addon.exchange(h.nativeHandle(), 500, 3000);
     expect(result).toMatchObject({ allocated: 1000, freed: 1000, failures: 0, badPatterns: 0, threads: 2 });
     // What the addon read through the C API is what JavaScript reads.
-    expect(result.stats).toEqual({ allocationsTotal: 1000, allocationsCurrent: 0, bytesCurrent: 0, frees: 1000, invalidFrees: 0 });
+    expect(result.stats).toEqual({ allocations: 1000, buffersInUse: 0, bytesInUse: 0, frees: 1000, invalidFrees: 0 });
     const s = h.stats();
     expect(s.allocations).toBe(1000);
     expect(s.frees).toBe(1000);
@@ -44,7 +44,7 @@ describe('a native addon on the C API', () => {
     expect(out.abiVersion).toBe(info().abiVersion);
     expect(out.id).toBe((h as unknown as { id: number }).id);
     expect(out.trimmed).toBeGreaterThan(0); // the freed block went back upstream
-    expect(out.pool).toEqual({ allocationsTotal: 1, allocationsCurrent: 0, bytesCurrent: 0, frees: 1, invalidFrees: 0 });
+    expect(out.pool).toEqual({ allocations: 1, buffersInUse: 0, bytesInUse: 0, frees: 1, invalidFrees: 0 });
   });
 
   it('the handle keeps the handler alive while the addon uses it, and nothing else passes for one', () => {
