@@ -331,7 +331,6 @@ void Handler::clear_trim_notice(const double* cells) {
 void Handler::read_stats(uint64_t (&out)[kStatCount]) const {
   // Orphans are counted when they are found; a reader finds the ones a thread's end made.
   const_cast<Handler*>(this)->settle_orphans();
-  auto get = [](const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); };
   const Stats& s = stats_;
   // A field is one slot; a per-reason array is one slot per reason.
   struct Copy {
