@@ -101,16 +101,24 @@ class SnapshotMetric {
  * to fill it.
  */
 class LabelSets {
-  #sets = new Map<string, Labels>();
+  /** By the label names (the same array for every series of a metric), then by the values. */
+  #sets = new Map<readonly string[], Map<string, Labels>>();
+  #count = 0;
 
   of(names: readonly string[], values: readonly string[]): Labels {
-    const key = `${names.join(',')}\u0001${values.join('\u0000')}`;
-    const known = this.#sets.get(key);
+    let byValues = this.#sets.get(names);
+    if (byValues === undefined) this.#sets.set(names, (byValues = new Map<string, Labels>()));
+    const key = values.join('\u0000');
+    const known = byValues.get(key);
     if (known !== undefined) return known;
-    if (this.#sets.size >= 20_000) this.#sets.clear();
+    if (this.#count >= 20_000) {
+      for (const m of this.#sets.values()) m.clear();
+      this.#count = 0;
+    }
     const set: Labels = {};
     names.forEach((name, i) => (set[name] = values[i] ?? ''));
-    this.#sets.set(key, Object.freeze(set));
+    byValues.set(key, Object.freeze(set));
+    this.#count++;
     return set;
   }
 }
@@ -222,6 +230,8 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
     const names = ['handler', ...stat.labels];
     const kinds = stat.kinds === null ? undefined : new Set(stat.kinds);
     const upstreams = stat.labels.includes('from');
+    // The usual labels, handler and kind, without a lookup per label.
+    const plain = names.length === 2 && names[1] === 'kind';
     define(
       stat.stem,
       stat.help,
@@ -229,10 +239,10 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
       () => {
         const { handlers } = read();
         const labelOf = upstreams ? new Map(handlers.map((r) => [r.handler.id, r.label])) : undefined;
-        const labelValue = (r: Row, label: string, reason: string | undefined): string => {
+        const labelValue = (r: Row, label: string, reason: string): string => {
           if (label === 'handler') return r.label;
           if (label === 'kind') return r.handler.kind;
-          if (label === 'reason') return reason ?? '';
+          if (label === 'reason') return reason;
           const upstream = r.handler.upstreams[label === 'from' ? 0 : 1];
           return upstream === undefined ? 'unknown' : (labelOf?.get(upstream.id) ?? upstream.name);
         };
@@ -241,7 +251,7 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
           if (kinds !== undefined && !kinds.has(r.handler.kind)) continue;
           const value = (r.stats as unknown as Record<string, number | Record<string, number> | undefined>)[stat.name] ?? 0;
           if (typeof value === 'number') {
-            series.push({ labels: sets.of(names, names.map((l) => labelValue(r, l, undefined))), value });
+            series.push({ labels: plain ? sets.of(names, [r.label, r.handler.kind]) : sets.of(names, names.map((l) => labelValue(r, l, ''))), value });
             continue;
           }
           for (const [reason, n] of Object.entries(value)) series.push({ labels: sets.of(names, names.map((l) => labelValue(r, l, reason))), value: n });
