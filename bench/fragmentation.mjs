@@ -51,7 +51,7 @@ function throughJavaScript(trace, h) {
   for (const b of live.values()) b.free();
   const s = h.stats();
   h.trim();
-  return s.reserved.peak / s.bytes.peak;
+  return s.reservedBytesPeak / s.bytesPeak;
 }
 
 export async function run() {

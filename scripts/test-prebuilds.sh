@@ -105,9 +105,9 @@ const h = pool(pageable());
 const buf: HostBuffer = h.alloc(4096, { alignment: 4096 });
 const first: number | undefined = buf.bytes[0];
 const kind: LeafKind = buf.kind;
-const inUse: number = buf.handler.stats().bytes.current;
+const inUse: number = buf.handler.stats().bytesInUse;
 buf.free();
-console.log('ts', first !== undefined, kind, inUse, h.stats().bytes.current);
+console.log('ts', first !== undefined, kind, inUse, h.stats().bytesInUse);
 TS
   cat > "$app/server.ts" <<'TS'
 import type { ServerOptions } from 'pinpool/server';

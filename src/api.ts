@@ -14,7 +14,7 @@ export type { PinnedOptions, LockedOptions, PoolOptions, FallbackOptions, LimitO
 export { attach, adopt } from './threads/tokens.js';
 export { info } from './observe/info.js';
 export type { Info, CudaDevice, LockCap, RegistryInfo } from './observe/info.js';
-export type { HandlerStats, Gauge } from './memory/stats.js';
+export type { HandlerStats } from './memory/stats.js';
 export { controller, createController, alloc, Controller } from './scope/controller.js';
 export type { MeasureResult, ScopeInfo } from './scope/controller.js';
 export type { AllocMessage, FreeMessage, FallbackMessage } from './boundary/channels.js';

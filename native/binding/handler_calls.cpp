@@ -2,6 +2,7 @@
 // share it with another thread (secret) and attach it there.
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -40,39 +41,53 @@ napi_value Trim(napi_env env, napi_callback_info info) {
   return js_number(env, static_cast<double>(h->trim()));
 }
 
-// The order in which stats() writes a handler's statistics: the names of stats.hpp's X-macros
-// ({current, peak, total} for gauges), then failures and fallback hops by reason.
-std::vector<std::string> stats_layout() {
-  std::vector<std::string> names;
-#define PINPOOL_NAME_GAUGE(name)    \
-  names.push_back(#name "Current"); \
-  names.push_back(#name "Peak");    \
-  names.push_back(#name "Total");
-  PINPOOL_GAUGE_STATS(PINPOOL_NAME_GAUGE)
-#undef PINPOOL_NAME_GAUGE
-#define PINPOOL_NAME_COUNTER(name) names.push_back(#name);
-  PINPOOL_COUNTER_STATS(PINPOOL_NAME_COUNTER)
-  PINPOOL_LEVEL_STATS(PINPOOL_NAME_COUNTER)
-#undef PINPOOL_NAME_COUNTER
-  for (int i = 0; i < kReasonCount; i++)
-    names.push_back(std::string("failures.") + reason_text(static_cast<Reason>(i)));
-  for (int i = 0; i < kReasonCount; i++)
-    names.push_back(std::string("fallbacks.") + reason_text(static_cast<Reason>(i)));
-  return names;
-}
-
-// statsLayout() -> the names of the slots stats() fills
-napi_value StatsLayout(napi_env env, napi_callback_info) {
-  std::vector<std::string> names = stats_layout();
-  napi_value a = js_array(env, names.size());
-  for (size_t i = 0; i < names.size(); i++)
-    set_element(env, a, static_cast<uint32_t>(i), js_string(env, names[i]));
+// The words of a space-separated list ("limit pinned locked") as a JavaScript array.
+napi_value js_words(napi_env env, const char* text) {
+  std::vector<std::string> words;
+  for (const char* p = text; *p;) {
+    const char* end = p;
+    while (*end && *end != ' ') end++;
+    if (end > p) words.emplace_back(p, end);
+    p = *end ? end + 1 : end;
+  }
+  napi_value a = js_array(env, words.size());
+  for (size_t i = 0; i < words.size(); i++)
+    set_element(env, a, static_cast<uint32_t>(i), js_string(env, words[i]));
   return a;
 }
 
-// stats(handler, Float64Array): fills the array in statsLayout() order. Numbers, not an
-// object: a scrape reads dozens of handlers, and building objects in C++ costs more than the
-// reading.
+// statsLayout() -> the statistics table of stats.hpp (PINPOOL_STATS), one record per statistic:
+// { name, stem, type, aggregator, kinds (null: every kind), labels, slot, width, reasons (per
+// reason statistics: the reason of each slot), help }. Read once; stats() then fills numbers.
+napi_value StatsLayout(napi_env env, napi_callback_info) {
+  napi_value rows = js_array(env, std::size(kStatTable));
+  uint32_t n = 0;
+  for (const StatInfo& s : kStatTable) {
+    napi_value o = js_object(env);
+    set_named(env, o, "name", js_string(env, s.name));
+    set_named(env, o, "stem", js_string(env, s.stem));
+    set_named(env, o, "type", js_string(env, s.type));
+    set_named(env, o, "aggregator", js_string(env, s.aggregator));
+    set_named(env, o, "kinds", *s.kinds ? js_words(env, s.kinds) : js_null(env));
+    set_named(env, o, "labels", js_words(env, s.labels));
+    set_named(env, o, "slot", js_number(env, s.slot));
+    set_named(env, o, "width", js_number(env, s.width));
+    if (s.width == kReasonCount) {
+      napi_value reasons = js_array(env, kReasonCount);
+      for (int i = 0; i < kReasonCount; i++)
+        set_element(env, reasons, static_cast<uint32_t>(i),
+                    js_string(env, reason_text(static_cast<Reason>(i))));
+      set_named(env, o, "reasons", reasons);
+    }
+    set_named(env, o, "help", js_string(env, s.help));
+    set_element(env, rows, n++, o);
+  }
+  return rows;
+}
+
+// stats(handler, Float64Array): fills the array's slots as statsLayout() places them, each
+// value multiplied by its statistic's scale. Numbers, not an object: a scrape reads dozens of
+// handlers, and building objects in C++ costs more than the reading.
 napi_value GetStats(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 2, "stats(handler, Float64Array)");
   PINPOOL_REQUIRE_HANDLE(0, Handler, h);
@@ -80,7 +95,9 @@ napi_value GetStats(napi_env env, napi_callback_info info) {
   uint64_t values[kStatCount];
   h->read_stats(values);
   size_t n = std::min<size_t>(out.length, kStatCount);
-  for (size_t i = 0; i < n; i++) out.data[i] = static_cast<double>(values[i]);
+  for (const StatInfo& s : kStatTable)
+    for (int i = 0; i < s.width && static_cast<size_t>(s.slot + i) < n; i++)
+      out.data[s.slot + i] = static_cast<double>(values[s.slot + i]) * s.scale;
   return nullptr;
 }
 

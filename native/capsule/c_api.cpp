@@ -131,15 +131,15 @@ int32_t read_stats(const pinpool_handler* handler, pinpool_stats* out) noexcept 
   uint64_t v[kStatCount];
   h->read_stats(v);
   // Members this copy knows, up to what the caller's struct holds (all of version 1 here).
-  out->bytes_current = v[kStat_bytesCurrent];
+  out->bytes_current = v[kStat_bytesInUse];
   out->bytes_peak = v[kStat_bytesPeak];
-  out->bytes_total = v[kStat_bytesTotal];
-  out->allocations_current = v[kStat_allocationsCurrent];
-  out->allocations_peak = v[kStat_allocationsPeak];
-  out->allocations_total = v[kStat_allocationsTotal];
+  out->bytes_total = v[kStat_allocatedBytes];
+  out->allocations_current = v[kStat_buffersInUse];
+  out->allocations_peak = v[kStat_buffersPeak];
+  out->allocations_total = v[kStat_allocations];
   out->frees = v[kStat_frees];
   out->invalid_frees = v[kStat_invalidFrees];
-  out->reserved_bytes = v[kStat_reservedCurrent];
+  out->reserved_bytes = v[kStat_reservedBytes];
   out->cached_bytes = v[kStat_cachedBytes];
   return PINPOOL_OK;
 }

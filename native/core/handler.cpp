@@ -223,15 +223,15 @@ void Handler::count_free(size_t bytes, bool by_gc) {
   stats_.allocations.sub(1);
   Stats::bump(stats_.frees);
   if (by_gc) {
-    Stats::bump(stats_.releasedByGc);
-    Stats::bump(stats_.releasedByGcBytes, bytes);
+    Stats::bump(stats_.gcReleased);
+    Stats::bump(stats_.gcReleasedBytes, bytes);
   }
 }
 
 void Handler::recount_free(size_t named, size_t freed, bool by_gc) {
   // Modulo 2^64, so one add moves the count either way.
   stats_.bytes.current.fetch_add(named - freed, std::memory_order_relaxed);
-  if (by_gc) stats_.releasedByGcBytes.fetch_add(freed - named, std::memory_order_relaxed);
+  if (by_gc) stats_.gcReleasedBytes.fetch_add(freed - named, std::memory_order_relaxed);
 }
 
 std::optional<size_t> Handler::finish(void* ptr, size_t bytes, size_t alignment) {
@@ -331,29 +331,28 @@ void Handler::clear_trim_notice(const double* cells) {
 void Handler::read_stats(uint64_t (&out)[kStatCount]) const {
   // Orphans are counted when they are found; a reader finds the ones a thread's end made.
   const_cast<Handler*>(this)->settle_orphans();
-  auto get = [](const std::atomic<uint64_t>& v) { return v.load(std::memory_order_relaxed); };
   const Stats& s = stats_;
-#define PINPOOL_READ_GAUGE(name)                    \
-  out[kStat_##name##Current] = get(s.name.current); \
-  out[kStat_##name##Peak] = get(s.name.peak);       \
-  out[kStat_##name##Total] = get(s.name.total);
-  PINPOOL_GAUGE_STATS(PINPOOL_READ_GAUGE)
-#undef PINPOOL_READ_GAUGE
-#define PINPOOL_READ_COUNTER(name) out[kStat_##name] = get(s.name);
-  PINPOOL_COUNTER_STATS(PINPOOL_READ_COUNTER)
-  PINPOOL_LEVEL_STATS(PINPOOL_READ_COUNTER)
-#undef PINPOOL_READ_COUNTER
-  for (int i = 0; i < kReasonCount; i++) {
-    out[kStatFailures + i] = get(s.failures[i]);
-    out[kStatHops + i] = get(s.hops[i]);
-  }
+  // A field is one slot; a per-reason array is one slot per reason.
+  struct Copy {
+    uint64_t* at;
+    void operator()(const std::atomic<uint64_t>& v) const {
+      *at = v.load(std::memory_order_relaxed);
+    }
+    void operator()(const std::atomic<uint64_t> (&v)[kReasonCount]) const {
+      for (int i = 0; i < kReasonCount; i++) at[i] = v[i].load(std::memory_order_relaxed);
+    }
+  };
+#define PINPOOL_READ_STAT(name, stem, type, aggregator, kinds, labels, field, scale, help) \
+  Copy{out + kStat_##name}(s.field);
+  PINPOOL_STATS(PINPOOL_READ_STAT)
+#undef PINPOOL_READ_STAT
   if (thread_cache_count_.load(std::memory_order_relaxed) == 0) return;
   thread_caches::Totals cached = thread_cached();
   auto less = [](uint64_t a, uint64_t b) { return a > b ? a - b : 0; };
-  out[kStat_bytesCurrent] = less(out[kStat_bytesCurrent], cached.bytes);
-  out[kStat_allocationsCurrent] = less(out[kStat_allocationsCurrent], cached.blocks);
-  out[kStat_bytesTotal] += cached.hit_bytes;
-  out[kStat_allocationsTotal] += cached.hits;
+  out[kStat_bytesInUse] = less(out[kStat_bytesInUse], cached.bytes);
+  out[kStat_buffersInUse] = less(out[kStat_buffersInUse], cached.blocks);
+  out[kStat_allocatedBytes] += cached.hit_bytes;
+  out[kStat_allocations] += cached.hits;
   out[kStat_frees] += cached.frees;
   out[kStat_cachedBytes] += cached.class_bytes;
 }

@@ -1,6 +1,7 @@
-// Statistics of one handler, declared once. The X-macros below generate the C++ fields, the
-// snapshot the binding hands to JavaScript, and (through that snapshot) the Prometheus metrics,
-// so a new statistic is one line here.
+// Statistics of one handler, declared once. PINPOOL_STATS below is the table of them: each line
+// names a statistic for JavaScript (handler.stats()), its Prometheus metric (collectMetrics()
+// loops over the table, which the binding hands over as statsLayout()), and the field it reads.
+// A new statistic is a field here and one line in that table.
 //
 // Every field is a relaxed atomic: the hot path takes no lock to count. Readers get a snapshot
 // that is consistent per field, which is what a scrape needs.
@@ -9,36 +10,34 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 namespace pinpool {
 
-// {current, peak, total} triples.
-//   X(name)      e.g. bytes -> bytesCurrent, bytesPeak, bytesTotal in JavaScript
-#define PINPOOL_GAUGE_STATS(X)                                       \
+// The native fields: {current, peak, total} triples, counters and levels. Internal: what
+// JavaScript, the metrics and the C API see is PINPOOL_STATS below, which names each statistic
+// and says which field it reads.
+#define PINPOOL_GAUGE_FIELDS(X)                                      \
   X(bytes)       /* bytes handed to callers and not yet returned */  \
   X(allocations) /* blocks handed to callers and not yet returned */ \
   X(reserved)    /* bytes this handler holds from its upstream (pools only), in bytes */
 
-// Plain monotonic counters.
-#define PINPOOL_COUNTER_STATS(X)                                                               \
-  X(frees)             /* blocks returned by callers */                                        \
-  X(upstreamAllocs)    /* (pools) allocation calls made to the upstream */                     \
-  X(upstreamFrees)     /* (pools) free calls made to the upstream */                           \
-  X(upstreamNanos)     /* (pools) time spent in upstream calls, in nanoseconds */              \
-  X(releasedByGc)      /* blocks returned by the garbage-collection backstop, not by free() */ \
-  X(releasedByGcBytes) /* bytes of those blocks */                                             \
-  X(invalidFrees)      /* frees refused: a pointer not handed out (never, or not any more),    \
-                          a wrong size or alignment; nothing was freed or counted as freed */
-
-// Single values that go up and down.
-#define PINPOOL_LEVEL_STATS(X)                                                                     \
-  X(cachedBytes)    /* (pools) bytes held from upstream and free for reuse, in bytes */            \
-  X(capBytes)       /* (limits; pinned, locked) the cap on bytes in use, or on bytes page-locked   \
-                       (core/lock_cap.hpp), in bytes; fixed when made */                           \
-  X(orphanedBytes)  /* bytes of blocks kept out of use for good: an ArrayBuffer over them left     \
-                       their thread, which ended before that buffer died (Handler::settle_orphans) \
-                     */                                                                            \
-  X(orphanedBlocks) /* those blocks (a slab counts once) */
+#define PINPOOL_COUNTER_FIELDS(X)                                                            \
+  X(frees)           /* blocks returned by callers */                                        \
+  X(upstreamAllocs)  /* (pools) allocation calls made to the upstream */                     \
+  X(upstreamFrees)   /* (pools) free calls made to the upstream */                           \
+  X(upstreamNanos)   /* (pools) time spent in upstream calls, in nanoseconds */              \
+  X(gcReleased)      /* blocks returned by the garbage-collection backstop, not by free() */ \
+  X(gcReleasedBytes) /* bytes of those blocks */                                             \
+  X(invalidFrees)    /* frees refused: a pointer not handed out (never, or not any more),    \
+                        a wrong size or alignment; nothing was freed or counted as freed */  \
+  X(cachedBytes)     /* (pools) bytes held from upstream and free for reuse, in bytes */     \
+  X(capBytes)        /* (limits; pinned, locked) the cap on bytes in use, or on bytes        \
+                        page-locked (core/lock_cap.hpp), in bytes; fixed when made */        \
+  X(orphanedBytes)   /* bytes of blocks kept out of use for good: an ArrayBuffer over them   \
+                        left its thread, which ended before that buffer died                 \
+                        (Handler::settle_orphans) */                                         \
+  X(orphanedBlocks)  /* those blocks (a slab counts once) */
 
 // Why an allocation failed or moved on to a fallback. Index into the per-reason arrays; the
 // strings are stable (metric label values, error reasons).
@@ -107,33 +106,158 @@ struct Gauge {
 
 struct Stats {
 #define PINPOOL_GAUGE_FIELD(name) Gauge name;
-  PINPOOL_GAUGE_STATS(PINPOOL_GAUGE_FIELD)
+  PINPOOL_GAUGE_FIELDS(PINPOOL_GAUGE_FIELD)
 #undef PINPOOL_GAUGE_FIELD
 #define PINPOOL_COUNTER_FIELD(name) std::atomic<uint64_t> name{0};
-  PINPOOL_COUNTER_STATS(PINPOOL_COUNTER_FIELD)
-  PINPOOL_LEVEL_STATS(PINPOOL_COUNTER_FIELD)
+  PINPOOL_COUNTER_FIELDS(PINPOOL_COUNTER_FIELD)
 #undef PINPOOL_COUNTER_FIELD
   std::atomic<uint64_t> failures[kReasonCount] = {};  // failed allocations, by reason
-  std::atomic<uint64_t> hops[kReasonCount] = {};  // (fallback) moves to the secondary, by reason
+  std::atomic<uint64_t> fallbacks[kReasonCount] =
+      {};  // (fallback) moves to the secondary, by reason
 
   static void bump(std::atomic<uint64_t>& counter, uint64_t n = 1) {
     counter.fetch_add(n, std::memory_order_relaxed);
   }
 };
 
-// Where each statistic sits in a snapshot (Handler::read_stats(), the binding's stats()): the
-// gauges as {current, peak, total}, the counters and levels, then failures and fallback hops
-// by reason.
+// The statistics of a handler as JavaScript (handler.stats()), the metrics (collectMetrics())
+// and the C API (pinpool_stats) see them: one line each, and the only list of them.
+//
+//   X(name, stem, type, aggregator, kinds, labels, field, scale, help)
+//     name        the field of handler.stats() (camelCase)
+//     stem        the metric's name without the prefix: `name` in snake_case, then `_total` for a
+//                 counter (checked below)
+//     type        the Prometheus type: "counter" (only goes up) or "gauge"
+//     aggregator  how prom-client merges the series of several workers: "sum", "max", "first"
+//     kinds       the handler kinds whose metrics report it, space-separated; "" for every kind
+//                 (handler.stats() has every field on every handler, 0 where it does not apply)
+//     labels      the metric's labels after `handler`; "reason" makes a statistic per reason
+//                 (handler.stats() gives it as { reason: count }, non-zero reasons only)
+//     field       the Stats field it reads (a per-reason array for "reason" statistics)
+//     scale       what a value is multiplied by for JavaScript (nanoseconds to seconds)
+//     help        the metric's help text
+#define PINPOOL_STATS(X)                                                                        \
+  X(bytesInUse, "bytes_in_use", "gauge", "sum", "", "kind", bytes.current, 1,                   \
+    "Bytes handed out by the handler and not yet returned.")                                    \
+  X(bytesPeak, "bytes_peak", "gauge", "max", "", "kind", bytes.peak, 1,                         \
+    "Highest bytes_in_use seen since the handler was made.")                                    \
+  X(allocatedBytes, "allocated_bytes", "counter", "sum", "", "kind", bytes.total, 1,            \
+    "Bytes allocated from the handler, summed over all allocations.")                           \
+  X(buffersInUse, "buffers_in_use", "gauge", "sum", "", "kind", allocations.current, 1,         \
+    "Buffers handed out by the handler and not yet returned.")                                  \
+  X(buffersPeak, "buffers_peak", "gauge", "max", "", "kind", allocations.peak, 1,               \
+    "Highest buffers_in_use seen since the handler was made.")                                  \
+  X(allocations, "allocations", "counter", "sum", "", "kind", allocations.total, 1,             \
+    "Allocations served by the handler.")                                                       \
+  X(frees, "frees", "counter", "sum", "", "kind", frees, 1, "Buffers returned to the handler.") \
+  X(reservedBytes, "reserved_bytes", "gauge", "sum", "pool", "kind", reserved.current, 1,       \
+    "Bytes a pool holds from its upstream, in use or cached.")                                  \
+  X(reservedBytesPeak, "reserved_bytes_peak", "gauge", "max", "pool", "kind", reserved.peak, 1, \
+    "Highest reserved_bytes seen since the pool was made.")                                     \
+  X(cachedBytes, "cached_bytes", "gauge", "sum", "pool", "kind", cachedBytes, 1,                \
+    "Bytes a pool holds from its upstream and has free for reuse.")                             \
+  X(capBytes, "cap_bytes", "gauge", "first", "limit pinned locked", "kind", capBytes, 1,        \
+    "The cap of a limit handler on its bytes_in_use (its maxBytes), or of a page-locking leaf " \
+    "(pinned, locked) on the bytes it holds page-locked.")                                      \
+  X(upstreamAllocs, "upstream_allocs", "counter", "sum", "pool", "kind", upstreamAllocs, 1,     \
+    "Allocation calls a pool made to its upstream (its cache misses).")                         \
+  X(upstreamFrees, "upstream_frees", "counter", "sum", "pool", "kind", upstreamFrees, 1,        \
+    "Free calls a pool made to its upstream.")                                                  \
+  X(upstreamSeconds, "upstream_seconds", "counter", "sum", "pool", "kind", upstreamNanos, 1e-9, \
+    "Seconds a pool spent in calls to its upstream.")                                           \
+  X(gcReleased, "gc_released", "counter", "sum", "", "kind", gcReleased, 1,                     \
+    "Buffers returned by the garbage-collection backstop instead of free(): leaks.")            \
+  X(gcReleasedBytes, "gc_released_bytes", "counter", "sum", "", "kind", gcReleasedBytes, 1,     \
+    "Bytes returned by the garbage-collection backstop instead of free(): leaks.")              \
+  X(invalidFrees, "invalid_frees", "counter", "sum", "", "kind", invalidFrees, 1,               \
+    "Frees the handler refused (a block it did not hand out, a second free, a wrong size or "   \
+    "alignment): misuse of the C ABI.")                                                         \
+  X(orphanedBytes, "orphaned_bytes", "gauge", "sum", "", "kind", orphanedBytes, 1,              \
+    "Bytes kept out of use for good: an ArrayBuffer over them left a thread that then ended "   \
+    "(hand buffers over with transfer() and adopt() instead).")                                 \
+  X(orphanedBlocks, "orphaned_blocks", "gauge", "sum", "", "kind", orphanedBlocks, 1,           \
+    "Blocks (a slab counts once) kept out of use for good, as orphaned_bytes counts them.")     \
+  X(failures, "failures", "counter", "sum", "", "kind reason", failures, 1,                     \
+    "Allocations the handler could not serve, by reason.")                                      \
+  X(fallbacks, "fallbacks", "counter", "sum", "fallback", "from to reason", fallbacks, 1,       \
+    "Allocations a fallback handler sent to its secondary, by reason (size, out-of-memory, "    \
+    "unavailable).")
+
+// How many snapshot slots a Stats field takes: 1, or one per reason.
+#define PINPOOL_STAT_WIDTH(field) \
+  static_cast<int>(sizeof(std::declval<Stats&>().field) / sizeof(std::atomic<uint64_t>))
+
+// Where each statistic sits in a snapshot (Handler::read_stats(), the binding's stats()), in
+// table order: kStat_<name>, and kReasonCount slots from there for a per-reason statistic.
 enum StatSlot : int {
-#define PINPOOL_GAUGE_SLOT(name) kStat_##name##Current, kStat_##name##Peak, kStat_##name##Total,
-  PINPOOL_GAUGE_STATS(PINPOOL_GAUGE_SLOT)
-#undef PINPOOL_GAUGE_SLOT
-#define PINPOOL_COUNTER_SLOT(name) kStat_##name,
-      PINPOOL_COUNTER_STATS(PINPOOL_COUNTER_SLOT) PINPOOL_LEVEL_STATS(PINPOOL_COUNTER_SLOT)
-#undef PINPOOL_COUNTER_SLOT
-          kStatFailures,
-  kStatHops = kStatFailures + kReasonCount,
-  kStatCount = kStatHops + kReasonCount
+#define PINPOOL_STAT_SLOT(name, stem, type, aggregator, kinds, labels, field, scale, help) \
+  kStat_##name, kStatLast_##name = kStat_##name + PINPOOL_STAT_WIDTH(field) - 1,
+  PINPOOL_STATS(PINPOOL_STAT_SLOT)
+#undef PINPOOL_STAT_SLOT
+      kStatCount
 };
+
+// One row of PINPOOL_STATS, for code that walks the table (the binding's statsLayout()).
+struct StatInfo {
+  const char* name;
+  const char* stem;
+  const char* type;
+  const char* aggregator;
+  const char* kinds;
+  const char* labels;
+  int slot;
+  int width;
+  double scale;
+  const char* help;
+};
+
+inline constexpr StatInfo kStatTable[] = {
+#define PINPOOL_STAT_INFO(name, stem, type, aggregator, kinds, labels, field, scale, help) \
+  {#name, stem, type, aggregator, kinds, labels, kStat_##name, PINPOOL_STAT_WIDTH(field),  \
+   scale, help},
+    PINPOOL_STATS(PINPOOL_STAT_INFO)
+#undef PINPOOL_STAT_INFO
+};
+
+// The rules of the table, checked when it compiles: the stem is the name in snake_case, the type
+// and aggregator are Prometheus's, and only a per-reason statistic has a `reason` label.
+constexpr bool stat_stem_matches(const char* name, const char* stem) {
+  for (;; name++, stem++) {
+    char c = *name;
+    if (c >= 'A' && c <= 'Z') {
+      if (*stem++ != '_') return false;
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+    if (*stem != c) return false;
+    if (c == 0) return true;
+  }
+}
+constexpr bool stat_text_is(const char* a, const char* b) {
+  for (; *a == *b; a++, b++)
+    if (*a == 0) return true;
+  return false;
+}
+constexpr bool stat_text_ends_with(const char* text, const char* tail) {
+  const char* t = text;
+  while (*t) t++;
+  const char* u = tail;
+  while (*u) u++;
+  while (u > tail && t > text)
+    if (*--u != *--t) return false;
+  return u == tail;
+}
+constexpr bool stat_table_is_sound() {
+  for (const StatInfo& s : kStatTable) {
+    if (!stat_stem_matches(s.name, s.stem)) return false;
+    if (!stat_text_is(s.type, "counter") && !stat_text_is(s.type, "gauge")) return false;
+    if (!stat_text_is(s.aggregator, "sum") && !stat_text_is(s.aggregator, "max") &&
+        !stat_text_is(s.aggregator, "first"))
+      return false;
+    if (stat_text_ends_with(s.labels, "reason") != (s.width == kReasonCount)) return false;
+    if (s.width != 1 && s.width != kReasonCount) return false;
+  }
+  return true;
+}
+static_assert(stat_table_is_sound(), "PINPOOL_STATS: a stem, type, aggregator or width is wrong");
 
 }  // namespace pinpool

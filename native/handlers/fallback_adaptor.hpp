@@ -70,7 +70,7 @@ class FallbackAdaptor final : public Handler {
     // An unavailable primary is counted (and traced) once, when it says so: on a host without
     // CUDA every allocation of the default chain would otherwise count as a fallback.
     if (!skipped) {
-      Stats::bump(stats_.hops[static_cast<int>(why)]);
+      Stats::bump(stats_.fallbacks[static_cast<int>(why)]);
       hop_log().note({name().c_str(), primary_.name(), secondary_.name(), why});
     }
     *info = pinpool_alloc_info{};

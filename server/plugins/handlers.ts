@@ -41,7 +41,7 @@ function entry(name: string | null, h: Handler, isDefault: boolean): HandlerEntr
  * The registered handlers in registration order, then the default when no name reaches it.
  *
  * @example
- * describeHandlers(controller).map((e) => `${e.name}: ${e.stats.bytes.current} bytes`);
+ * describeHandlers(controller).map((e) => `${e.name}: ${e.stats.bytesInUse} bytes`);
  */
 export function describeHandlers(controller: Controller): HandlerEntry[] {
   const byDefault = controller.defaultHandler();

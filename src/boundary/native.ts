@@ -17,8 +17,10 @@ export interface NativeBinding {
   /** `buffer` null: the block's buffer cannot be taken back; the block waits until it is collected. */
   free(handle: NativeHandle, buffer: ArrayBuffer | null | undefined, slot: number, address: number, byGc: boolean): void;
   trim(handle: NativeHandle): number;
+  /** Fills `out` with a handler's statistics, each at its `NativeStat.slot` (scaled: seconds, not nanoseconds). */
   stats(handle: NativeHandle, out: Float64Array): void;
-  statsLayout(): string[];
+  /** The statistics table of native/core/stats.hpp (PINPOOL_STATS): one record per statistic. */
+  statsLayout(): NativeStat[];
   describe(handleOrId: NativeHandle | number): { id: number; name: string; kind: string } | null;
   secret(handle: NativeHandle): [secret: string, process: string];
   attach(id: number, secret: string, process: string): NativeHandle | null;
@@ -78,6 +80,28 @@ export type NativeScopeCell = { readonly __nativeScopeCell: unique symbol };
 export type NativeRegistration = { readonly __nativeRegistration: unique symbol };
 
 /** The registry as the addon reads it; members an older publisher lacks are undefined. */
+/** One statistic of a handler, as native/core/stats.hpp declares it (PINPOOL_STATS). */
+export interface NativeStat {
+  /** Its field in handler.stats() (camelCase). */
+  name: string;
+  /** Its metric's name without prefix or `_total`: `name` in snake_case. */
+  stem: string;
+  type: 'counter' | 'gauge';
+  /** How series of several workers are merged (prom-client's aggregators). */
+  aggregator: 'sum' | 'max' | 'first';
+  /** The handler kinds whose metrics report it; null: every kind. */
+  kinds: string[] | null;
+  /** Its metric's labels after `handler`: 'kind', or ones ending with 'reason' for a per-reason statistic. */
+  labels: string[];
+  /** Its first slot in the array stats() fills, and how many it takes (1, or one per reason). */
+  slot: number;
+  width: number;
+  /** A per-reason statistic: the reason of each of its slots. */
+  reasons?: string[];
+  /** Its metric's help text. */
+  help: string;
+}
+
 export interface NativeRegistry {
   abiVersion: number;
   structSize: number;

@@ -1,7 +1,7 @@
 /**
  * The garbage-collection backstop. `free()` (or `using`) is the way to return memory; a buffer
  * dropped without it still goes back to its handler after garbage collection, counted as
- * `releasedByGc` so that leaks show in the statistics.
+ * `gcReleased` so that leaks show in the statistics.
  *
  * Kept off the fast path: a buffer is registered with the FinalizationRegistry only if it is
  * still alive at the end of the tick that made it, so the common alloc-use-free within one tick

@@ -1,26 +1,35 @@
 /**
- * Handler statistics, as the native snapshot (native/core/stats.hpp, declared once there)
- * reports them. Bytes are in bytes, times in seconds.
+ * Handler statistics, as the native table declares them (PINPOOL_STATS in
+ * native/core/stats.hpp, handed over by `binding.statsLayout()`). Each field's metric is
+ * `pinpool_<field in snake_case>`, with `_total` for a counter (src/observe/metrics.ts). Bytes
+ * are in bytes, times in seconds.
  */
-import { binding, type NativeHandle } from '../boundary/native.js';
+import { binding, type NativeHandle, type NativeStat } from '../boundary/native.js';
 
-
-/** A value that goes up and down, with its high-water mark and the sum of its increases. */
-export interface Gauge {
-  current: number;
-  peak: number;
-  total: number;
-}
-
+/**
+ * A handler's statistics. Every handler has every field; one that does not apply to its kind
+ * (a pool's `reservedBytes` on a leaf) is 0. The fields are the native table's names, in its
+ * order; test/host/stats-table.test.ts keeps this interface and that table the same.
+ */
 export interface HandlerStats {
-  /** Bytes handed to callers and not yet returned. */
-  bytes: Gauge;
-  /** Blocks handed to callers and not yet returned. */
-  allocations: Gauge;
-  /** Blocks returned. */
+  /** Bytes handed out and not yet returned. */
+  bytesInUse: number;
+  /** The most `bytesInUse` has been. */
+  bytesPeak: number;
+  /** Bytes handed out, summed over all allocations. */
+  allocatedBytes: number;
+  /** Buffers (blocks) handed out and not yet returned. */
+  buffersInUse: number;
+  /** The most `buffersInUse` has been. */
+  buffersPeak: number;
+  /** Allocations served. */
+  allocations: number;
+  /** Buffers returned. */
   frees: number;
   /** Pools: bytes held from the upstream (in use plus cached). */
-  reserved: Gauge;
+  reservedBytes: number;
+  /** Pools: the most `reservedBytes` has been. */
+  reservedBytesPeak: number;
   /** Pools: bytes held from the upstream and free for reuse. */
   cachedBytes: number;
   /**
@@ -28,14 +37,16 @@ export interface HandlerStats {
    * the cap on what they hold page-locked (see `info().lockedCap`). 0 for other handlers.
    */
   capBytes: number;
-  /** Pools: allocation and free calls made to the upstream. */
+  /** Pools: allocation calls made to the upstream (cache misses). */
   upstreamAllocs: number;
+  /** Pools: free calls made to the upstream. */
   upstreamFrees: number;
   /** Pools: time spent in upstream calls, in seconds. */
   upstreamSeconds: number;
-  /** Blocks (and their bytes) returned by the garbage-collection backstop, not by free(). */
-  releasedByGc: number;
-  releasedByGcBytes: number;
+  /** Buffers returned by the garbage-collection backstop, not by free(): leaks. */
+  gcReleased: number;
+  /** Bytes of the buffers in `gcReleased`. */
+  gcReleasedBytes: number;
   /**
    * Frees the handler refused: a pointer it never handed out or already took back, a size or
    * alignment other than the allocation's. Nothing was freed; other native code misusing the C
@@ -43,62 +54,47 @@ export interface HandlerStats {
    */
   invalidFrees: number;
   /**
-   * Bytes (and blocks) kept out of use for good: an ArrayBuffer over them was moved to another
-   * thread (`transfer()`, then postMessage; Node 22 and later), and the thread that allocated
-   * them ended while it might still live. Never reused, never given back; a slab counts once.
-   * Hand buffers between threads with `buf.transfer()` and `adopt()` instead.
+   * Bytes kept out of use for good: an ArrayBuffer over them was moved to another thread
+   * (`transfer()`, then postMessage; Node 22 and later), and the thread that allocated them
+   * ended while it might still live. Never reused, never given back. Hand buffers between
+   * threads with `buf.transfer()` and `adopt()` instead.
    */
   orphanedBytes: number;
+  /** The blocks of `orphanedBytes` (a slab counts once). */
   orphanedBlocks: number;
-  /** Failed allocations by reason ('out-of-memory', 'mlock', 'limit', 'no-cuda' ...). */
+  /** Failed allocations by reason ('out-of-memory', 'mlock', 'limit', 'no-cuda' ...); non-zero reasons only. */
   failures: Record<string, number>;
-  /** Fallbacks: moves to the secondary handler by reason ('size', 'unavailable', 'out-of-memory'). */
+  /** Fallbacks: moves to the secondary handler by reason ('size', 'unavailable', 'out-of-memory'); non-zero reasons only. */
   fallbacks: Record<string, number>;
 }
 
-// The native layout, read once: names like 'bytesCurrent', 'failures.mlock'.
-let layout: { index: Map<string, number>; reasons: { name: string; failure: number; fallback: number }[]; size: number } | undefined;
+/** The native statistics table, read once. */
+let table: readonly NativeStat[] | undefined;
 let slots: Float64Array | undefined;
 
-function layoutOf(names: string[]) {
-  const index = new Map(names.map((n, i) => [n, i]));
-  const reasons = names.filter((n) => n.startsWith('failures.')).map((n) => {
-    const name = n.slice('failures.'.length);
-    return { name, failure: index.get(n)!, fallback: index.get(`fallbacks.${name}`)! };
-  });
-  return { index, reasons, size: names.length };
+/** @internal The statistics table of native/core/stats.hpp: what stats() and the metrics report. */
+export function statsTable(): readonly NativeStat[] {
+  table ??= Object.freeze(binding.statsLayout().map((s) => Object.freeze(s)));
+  return table;
 }
 
 /** @internal Reads a handler's statistics from one native call. */
 export function readStats(handle: NativeHandle): HandlerStats {
-  layout ??= layoutOf(binding.statsLayout());
-  slots ??= new Float64Array(layout.size);
-  binding.stats(handle, slots);
-  const { index, reasons } = layout;
-  const v = (name: string) => slots![index.get(name)!]!;
-  const gauge = (name: string): Gauge => ({ current: v(`${name}Current`), peak: v(`${name}Peak`), total: v(`${name}Total`) });
-  const failures: Record<string, number> = {};
-  const fallbacks: Record<string, number> = {};
-  for (const r of reasons) {
-    if (slots[r.failure]! > 0) failures[r.name] = slots[r.failure]!;
-    if (slots[r.fallback]! > 0) fallbacks[r.name] = slots[r.fallback]!;
+  const stats = statsTable();
+  const values = (slots ??= new Float64Array(stats.reduce((n, s) => Math.max(n, s.slot + s.width), 0)));
+  binding.stats(handle, values);
+  const out: Record<string, number | Record<string, number>> = {};
+  for (const s of stats) {
+    if (s.reasons === undefined) {
+      out[s.name] = values[s.slot] ?? 0;
+      continue;
+    }
+    const byReason: Record<string, number> = {};
+    s.reasons.forEach((reason, i) => {
+      const n = values[s.slot + i] ?? 0;
+      if (n > 0) byReason[reason] = n;
+    });
+    out[s.name] = byReason;
   }
-  return {
-    bytes: gauge('bytes'),
-    allocations: gauge('allocations'),
-    frees: v('frees'),
-    reserved: gauge('reserved'),
-    cachedBytes: v('cachedBytes'),
-    capBytes: v('capBytes'),
-    upstreamAllocs: v('upstreamAllocs'),
-    upstreamFrees: v('upstreamFrees'),
-    upstreamSeconds: v('upstreamNanos') / 1e9,
-    releasedByGc: v('releasedByGc'),
-    releasedByGcBytes: v('releasedByGcBytes'),
-    invalidFrees: v('invalidFrees'),
-    orphanedBytes: v('orphanedBytes'),
-    orphanedBlocks: v('orphanedBlocks'),
-    failures,
-    fallbacks,
-  };
+  return out as unknown as HandlerStats;
 }

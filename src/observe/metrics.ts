@@ -11,7 +11,7 @@ import { Controller, controller as processController, type ScopeInfo } from '../
 import { ErrorCode, PinpoolError } from '../boundary/errors.js';
 import type { Handler } from '../memory/handler.js';
 import { info } from './info.js';
-import type { HandlerStats } from '../memory/stats.js';
+import { statsTable, type HandlerStats } from '../memory/stats.js';
 import { checkOptions, invalid, isObject } from '../boundary/validate.js';
 
 export interface MetricsOptions {
@@ -52,8 +52,11 @@ export function reachableHandlers(c: Controller): Handler[] {
 }
 
 type Labels = Record<string, string>;
-type Series = { labels: Labels; value: number };
-const NO_LABELS: Labels = Object.freeze({}) as Labels;
+interface Series {
+  labels: Labels;
+  value: number;
+}
+const NO_LABELS: Labels = Object.freeze({});
 
 /**
  * A metric whose series come from the scrape's snapshot, handed to prom-client's registry as it
@@ -76,18 +79,20 @@ class SnapshotMetric {
     private readonly read: (fresh: boolean) => unknown,
   ) {}
 
-  async get() {
+  get() {
     if (this.fresh) this.read(true);
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.series() };
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.series() });
   }
 
-  async getForPromString() {
+  getForPromString() {
     if (this.fresh) this.read(true);
     const values = this.series().map((v) => ({ labels: NO_LABELS, sharedLabels: v.labels, value: v.value }));
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values });
   }
 
-  reset(): void {}
+  reset(): void {
+    // Nothing to reset: the values are the handlers' own, read at each scrape.
+  }
 }
 
 /**
@@ -96,19 +101,40 @@ class SnapshotMetric {
  * to fill it.
  */
 class LabelSets {
-  #sets = new Map<string, Labels>();
+  /** By the label names (the same array for every series of a metric), then by the values. */
+  #sets = new Map<readonly string[], Map<string, Labels>>();
+  #count = 0;
 
   of(names: readonly string[], values: readonly string[]): Labels {
+    let byValues = this.#sets.get(names);
+    if (byValues === undefined) this.#sets.set(names, (byValues = new Map<string, Labels>()));
     const key = values.join('\u0000');
-    let set = this.#sets.get(key);
-    if (set === undefined) {
-      if (this.#sets.size >= 20_000) this.#sets.clear();
-      set = {};
-      names.forEach((name, i) => (set![name] = values[i]!));
-      this.#sets.set(key, Object.freeze(set));
+    const known = byValues.get(key);
+    if (known !== undefined) return known;
+    if (this.#count >= 20_000) {
+      for (const m of this.#sets.values()) m.clear();
+      this.#count = 0;
     }
+    const set: Labels = {};
+    names.forEach((name, i) => (set[name] = values[i] ?? ''));
+    byValues.set(key, Object.freeze(set));
+    this.#count++;
     return set;
   }
+}
+
+/** The named scopes' metrics: `scope_<field in snake_case>`, `_total` for a counter. */
+const SCOPE_METRICS: readonly (readonly [field: 'allocations' | 'allocatedBytes' | 'bytesInUse' | 'buffersInUse' | 'switches', type: 'counter' | 'gauge', help: string])[] = [
+  ['allocations', 'counter', 'Allocations alloc() made in the named scope.'],
+  ['allocatedBytes', 'counter', 'Bytes alloc() allocated in the named scope, summed over all allocations.'],
+  ['bytesInUse', 'gauge', 'Bytes allocated in the named scope and not freed yet, whichever handler served them.'],
+  ['buffersInUse', 'gauge', 'Buffers allocated in the named scope and not freed yet.'],
+  ['switches', 'counter', 'Times the named scope was bound to another handler.'],
+];
+
+/** 'bytesInUse' -> 'bytes_in_use': a statistic's name as its metric's. */
+function snakeCase(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
 const installed = new WeakSet<Prom.Registry<Prom.RegistryContentType>>();
@@ -189,76 +215,62 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
   };
 
   const sets = new LabelSets();
-  const HK = ['handler', 'kind'] as const;
-  const HKO = ['handler', 'kind', 'op'] as const;
-  const HKR = ['handler', 'kind', 'reason'] as const;
-  const HFTR = ['handler', 'from', 'to', 'reason'] as const;
   const metrics: SnapshotMetric[] = [];
-  const define = (name: string, help: string, type: 'counter' | 'gauge', series: () => Series[], aggregator: Prom.Aggregator = 'sum', fresh = false) => {
-    metrics.push(new SnapshotMetric(prefix + name, help, type, aggregator, () => series(), fresh, read));
+  // The first metric of a scrape takes the fresh snapshot the others reuse.
+  const define = (stem: string, help: string, type: 'counter' | 'gauge', series: () => Series[], aggregator: Prom.Aggregator = 'sum') => {
+    const name = prefix + stem + (type === 'counter' ? '_total' : '');
+    metrics.push(new SnapshotMetric(name, help, type, aggregator, series, metrics.length === 0, read));
   };
-  const perHandler = (name: string, help: string, type: 'counter' | 'gauge', value: (r: Row) => number, kind?: string, aggregator?: Prom.Aggregator, fresh = false) =>
+  // Per handler: one metric per statistic of the native table (native/core/stats.hpp), named
+  // after it. Its labels are `handler` and the table's (kind; reason; from and to, a fallback's
+  // upstreams). A handler counts the failures it was asked for: a fallback stops asking a primary
+  // that said "unavailable" (no driver, no device), so those show once in failures_total and
+  // once in fallbacks_total.
+  for (const stat of statsTable()) {
+    const names = ['handler', ...stat.labels];
+    const kinds = stat.kinds === null ? undefined : new Set(stat.kinds);
+    const upstreams = stat.labels.includes('from');
+    // The usual labels, handler and kind, without a lookup per label.
+    const plain = names.length === 2 && names[1] === 'kind';
     define(
-      name,
-      help,
-      type,
-      () => read().handlers.filter((r) => kind === undefined || r.handler.kind === kind).map((r) => ({ labels: sets.of(HK, [r.label, r.handler.kind]), value: value(r) })),
-      aggregator,
-      fresh,
+      stat.stem,
+      stat.help,
+      stat.type,
+      () => {
+        const { handlers } = read();
+        const labelOf = upstreams ? new Map(handlers.map((r) => [r.handler.id, r.label])) : undefined;
+        const labelValue = (r: Row, label: string, reason: string): string => {
+          if (label === 'handler') return r.label;
+          if (label === 'kind') return r.handler.kind;
+          if (label === 'reason') return reason;
+          const upstream = r.handler.upstreams[label === 'from' ? 0 : 1];
+          return upstream === undefined ? 'unknown' : (labelOf?.get(upstream.id) ?? upstream.name);
+        };
+        const series: Series[] = [];
+        for (const r of handlers) {
+          if (kinds !== undefined && !kinds.has(r.handler.kind)) continue;
+          const value = (r.stats as unknown as Record<string, number | Record<string, number> | undefined>)[stat.name] ?? 0;
+          if (typeof value === 'number') {
+            series.push({ labels: plain ? sets.of(names, [r.label, r.handler.kind]) : sets.of(names, names.map((l) => labelValue(r, l, ''))), value });
+            continue;
+          }
+          for (const [reason, n] of Object.entries(value)) series.push({ labels: sets.of(names, names.map((l) => labelValue(r, l, reason))), value: n });
+        }
+        return series;
+      },
+      stat.aggregator,
     );
-
-  perHandler('bytes_in_use', 'Bytes handed out by the handler and not yet returned.', 'gauge', (r) => r.stats.bytes.current, undefined, 'sum', true);
-  perHandler('bytes_peak', 'Highest bytes_in_use seen since the handler was made.', 'gauge', (r) => r.stats.bytes.peak, undefined, 'max');
-  perHandler('buffers_in_use', 'Buffers handed out by the handler and not yet returned.', 'gauge', (r) => r.stats.allocations.current);
-  perHandler('allocations_total', 'Allocations served by the handler.', 'counter', (r) => r.stats.allocations.total);
-  // A handler counts the failures it was asked for: a fallback stops asking a primary that said
-  // "unavailable" (no driver, no device), so those show once here and once in fallbacks_total.
-  perHandler('frees_total', 'Buffers returned to the handler.', 'counter', (r) => r.stats.frees);
-  perHandler('allocated_bytes_total', 'Bytes allocated from the handler, summed over all allocations.', 'counter', (r) => r.stats.bytes.total);
-  perHandler('pool_reserved_bytes', 'Bytes a pool holds from its upstream, in use or cached.', 'gauge', (r) => r.stats.reserved.current, 'pool');
-  perHandler('limit_max_bytes', 'The cap on bytes in use through a limit handler (its maxBytes): compare with its bytes_in_use.', 'gauge', (r) => r.stats.capBytes, 'limit', 'first');
-  perHandler('pool_cached_bytes', 'Bytes a pool holds from its upstream and has free for reuse.', 'gauge', (r) => r.stats.cachedBytes, 'pool');
-  perHandler('gc_released_bytes_total', 'Bytes returned by the garbage-collection backstop instead of free(): leaks.', 'counter', (r) => r.stats.releasedByGcBytes);
-  perHandler('gc_released_total', 'Buffers returned by the garbage-collection backstop instead of free(): leaks.', 'counter', (r) => r.stats.releasedByGc);
-  perHandler('invalid_frees_total', 'Frees the handler refused (a block it did not hand out, a second free, a wrong size or alignment): misuse of the C ABI.', 'counter', (r) => r.stats.invalidFrees);
-  perHandler('orphaned_bytes', 'Bytes kept out of use for good: an ArrayBuffer over them left a thread that then ended (hand buffers over with transfer() and adopt() instead).', 'gauge', (r) => r.stats.orphanedBytes, undefined, 'sum');
-  perHandler('orphaned_blocks', 'Blocks (a slab counts once) kept out of use for good, as orphaned_bytes counts them.', 'gauge', (r) => r.stats.orphanedBlocks, undefined, 'sum');
-  perHandler('upstream_seconds_total', 'Seconds a pool spent in calls to its upstream.', 'counter', (r) => r.stats.upstreamSeconds, 'pool');
-  define('upstream_calls_total', 'Calls a pool made to its upstream, by operation (alloc or free).', 'counter', () =>
-    read()
-      .handlers.filter((r) => r.handler.kind === 'pool')
-      .flatMap(({ label, stats }) => [
-        { labels: sets.of(HKO, [label, 'pool', 'alloc']), value: stats.upstreamAllocs },
-        { labels: sets.of(HKO, [label, 'pool', 'free']), value: stats.upstreamFrees },
-      ]),
-  );
-  define('failures_total', 'Allocations the handler could not serve, by reason.', 'counter', () =>
-    read().handlers.flatMap(({ handler, label, stats }) =>
-      Object.entries(stats.failures).map(([reason, value]) => ({ labels: sets.of(HKR, [label, handler.kind, reason]), value })),
-    ),
-  );
-  define('fallbacks_total', 'Allocations a fallback handler sent to its secondary, by reason (size, out-of-memory, unavailable).', 'counter', () => {
-    const labelOf = new Map(read().handlers.map((r) => [r.handler.id, r.label]));
-    return read()
-      .handlers.filter((r) => r.handler.kind === 'fallback')
-      .flatMap(({ handler, label, stats }) => {
-        const [from, to] = handler.upstreams.map((u) => labelOf.get(u.id) ?? u.name);
-        return Object.entries(stats.fallbacks).map(([reason, value]) => ({ labels: sets.of(HFTR, [label, from ?? 'unknown', to ?? 'unknown', reason]), value }));
-      });
-  });
-  // Per named scope: the scopes are defined in code, so they bound the series' cardinality.
+  }
+  // Per named scope: the scopes are defined in code, so they bound the series' cardinality. Each
+  // named after its ScopeInfo field, as the handlers' metrics are.
   const S = ['scope'] as const;
   const SH = ['scope', 'handler'] as const;
-  const perScope = (name: string, help: string, type: 'counter' | 'gauge', value: (s: ScopeInfo) => number) =>
-    define(name, help, type, () => read().scopes.map((s) => ({ labels: sets.of(S, [s.name]), value: value(s) })));
   define('scope_info', 'A named scope and the handler it is bound to now (switched at run time); the value is always 1.', 'gauge', () =>
     read().scopes.map((s) => ({ labels: sets.of(SH, [s.name, s.handler]), value: 1 })),
   );
-  perScope('scope_allocations_total', 'Allocations alloc() made in the named scope.', 'counter', (s) => s.allocations);
-  perScope('scope_allocated_bytes_total', 'Bytes alloc() allocated in the named scope, summed over all allocations.', 'counter', (s) => s.allocatedBytes);
-  perScope('scope_bytes_in_use', 'Bytes allocated in the named scope and not freed yet, whichever handler served them.', 'gauge', (s) => s.bytesInUse);
-  perScope('scope_buffers_in_use', 'Buffers allocated in the named scope and not freed yet.', 'gauge', (s) => s.buffersInUse);
-  perScope('scope_switches_total', 'Times the named scope was bound to another handler.', 'counter', (s) => s.switches);
+  for (const [field, type, help] of SCOPE_METRICS) {
+    define(`scope_${snakeCase(field)}`, help, type, () => read().scopes.map((s) => ({ labels: sets.of(S, [s.name]), value: s[field] })));
+  }
   const i = info();
   define('cuda_devices', 'CUDA devices visible to this process (0 without a driver).', 'gauge', () => [{ labels: {}, value: i.cuda.devices.length }], 'first');
   define('info', 'pinpool version and whether CUDA is available; the value is always 1.', 'gauge', () => [{ labels: { version: i.version, cuda: String(i.cuda.available), napi_version: String(i.napiVersion) }, value: 1 }], 'first');

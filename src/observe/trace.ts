@@ -158,7 +158,7 @@ export function replayTrace(trace: readonly TraceEvent[], handler: Handler): Rep
   const leaves = leavesOf(handler);
   if (leaves.some((l) => Handler.mapsFile(l))) throw invalid('handler', "a chain that can serve more than one block (not a mapped file's)", handler.name);
   const pools = poolsOf(handler);
-  const held = () => leaves.reduce((sum, l) => sum + l.stats().bytes.current, 0);
+  const held = () => leaves.reduce((sum, l) => sum + l.stats().bytesInUse, 0);
   const upstreamBefore = pools.reduce((sum, p) => sum + p.stats().upstreamAllocs, 0);
   const baseline = held();
   const live = new Map<number, [slot: number, address: number, bytes: number]>();

@@ -55,7 +55,7 @@ describe('with the CUDA test double as the driver', () => {
     resetCounters();
     h.trim();
     expect(counters().cuMemFreeHost).toBe(2);
-    expect(h.stats().reserved.current).toBe(0);
+    expect(h.stats().reservedBytes).toBe(0);
   });
 
   it('a pinned out-of-memory moves to the fallback, counted; the error carries the CUDA name', () => {

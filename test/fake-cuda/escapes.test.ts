@@ -25,7 +25,7 @@ describe('pinned blocks whose ArrayBuffer leaves a worker (finding 1)', () => {
   it('pinned buffers that stayed in the worker come back with its end', () => {
     for (const how of ['keep', 'cached-keep']) {
       const o = scenario('pinned', how);
-      expect(o).toMatchObject({ received: null, orphanedBytes: 0, bytesCurrent: 0 });
+      expect(o).toMatchObject({ received: null, orphanedBytes: 0, bytesInUse: 0 });
     }
   });
 });
@@ -36,6 +36,6 @@ describe('a registration alive when its worker ends', () => {
     expect(r.signal, r.stderr).toBeNull();
     expect(r.status, r.stderr).toBe(0);
     const o = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
-    expect(o).toMatchObject({ orphanedBytes: 1 << 20, orphanedBlocks: 1, bytesCurrent: 0 }); // before: 0 orphaned, a wait for ever
+    expect(o).toMatchObject({ orphanedBytes: 1 << 20, orphanedBlocks: 1, bytesInUse: 0 }); // before: 0 orphaned, a wait for ever
   });
 });

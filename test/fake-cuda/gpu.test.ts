@@ -62,7 +62,7 @@ describe('copies', () => {
     const address = src.address;
     const pending = copy(dev, src);
     src.free();
-    expect(h.stats().bytes.current).toBe(0); // returned to the pool at once...
+    expect(h.stats().bytesInUse).toBe(0); // returned to the pool at once...
     const meanwhile = h.alloc(1 << 16);
     expect(meanwhile.address).not.toBe(address); // ...but not handed out under the copy
     await pending;

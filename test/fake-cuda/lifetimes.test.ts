@@ -71,7 +71,7 @@ describe('a copy leases the memory, whatever object reached it (finding 1)', () 
         expect(again.map((n) => n.address)).toContain(address);
         again.forEach((n) => n.free());
         dev.free();
-        expect(h.stats().bytes.current).toBe(0);
+        expect(h.stats().bytesInUse).toBe(0);
       });
     }
   }
@@ -102,8 +102,8 @@ describe('a worker terminated with a copy in flight (finding 2)', () => {
     const w = new Worker(join(__dirname, '..', 'support', 'workers', 'copy-worker.cjs'), { workerData: { token: h.share(), bytes } });
     const [msg] = (await once(w, 'message')) as [{ address: string }];
     await w.terminate();
-    for (let i = 0; i < 50 && h.stats().bytes.current !== 0; i++) await sleep(5);
-    expect(h.stats().bytes.current).toBe(0);
+    for (let i = 0; i < 50 && h.stats().bytesInUse !== 0; i++) await sleep(5);
+    expect(h.stats().bytesInUse).toBe(0);
     const next = nextOwners(h, 3, bytes);
     expect(next.map((n) => String(n.address))).not.toContain(msg.address);
     await sleep(DELAY + 100);
@@ -185,7 +185,7 @@ describe('options are read once, before anything is captured (finding 4)', () =>
       await sleep(DELAY + 50);
       expect(next.every((n, i) => intact(n.bytes, 40 + i))).toBe(true);
       next.forEach((n) => n.free());
-      expect(h.stats().bytes.current).toBe(0);
+      expect(h.stats().bytesInUse).toBe(0);
       dev.free();
     });
   }
@@ -221,7 +221,7 @@ describe('unforgeable handles (finding 5)', () => {
     await copy(dev, b, { stream });
     b.free();
     dev.free();
-    expect(h.stats().bytes.current).toBe(before.bytes.current);
+    expect(h.stats().bytesInUse).toBe(before.bytesInUse);
   });
 });
 
@@ -290,12 +290,12 @@ describe('a pool dropped with a copy in flight gives its memory back when the co
       await collected();
       // The pool's wrapper is gone; the deferred free keeps the pool (and its 1 MiB) alive.
       expect(binding.describe(poolId)).not.toBe(null);
-      expect(leaf.stats().bytes.current).toBe(MiB);
+      expect(leaf.stats().bytesInUse).toBe(MiB);
       await pending;
       // The copy's completion finished the deferred free: the pool went, and its memory back.
       expect(binding.describe(poolId)).toBe(null);
-      expect(leaf.stats().bytes.current).toBe(0);
-      expect(leaf.stats().reserved.current).toBe(0);
+      expect(leaf.stats().bytesInUse).toBe(0);
+      expect(leaf.stats().reservedBytes).toBe(0);
       dev.free();
     });
   }
@@ -321,10 +321,10 @@ describe('a pool dropped with a copy in flight gives its memory back when the co
     b.free();
     b = p = undefined;
     await collected();
-    expect(leaf.stats().bytes.current).toBe(MiB);
+    expect(leaf.stats().bytesInUse).toBe(MiB);
     reg.unregister();
     expect(binding.describe(poolId)).toBe(null);
-    expect(leaf.stats().bytes.current).toBe(0);
+    expect(leaf.stats().bytesInUse).toBe(0);
   });
 });
 
@@ -394,6 +394,6 @@ describe('registered memory that is not pinpool\'s is never freed while register
     const reg = register(b.bytes);
     b.free();
     reg.unregister();
-    expect(h.stats().bytes.current).toBe(0);
+    expect(h.stats().bytesInUse).toBe(0);
   });
 });

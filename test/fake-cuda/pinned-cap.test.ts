@@ -26,7 +26,7 @@ describe('pinned() and the host page-lock cap', () => {
       expect(err.message).toContain(String(info().hostLockCap.bytes));
       const driverCall = strategy === 'alloc' ? 'cuMemHostAlloc' : 'cuMemHostRegister_v2';
       expect(counters()[driverCall] ?? 0).toBe(0);
-      expect(h.stats().bytes.current).toBe(0);
+      expect(h.stats().bytesInUse).toBe(0);
       expect(h.stats().failures).toEqual({ mlock: 1 });
       // Within the cap it serves as before, and the budget it took comes back at the free.
       h.alloc(1 << 20).free();

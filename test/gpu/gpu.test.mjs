@@ -38,7 +38,7 @@ describe('GPU', { skip }, () => {
       b.bytes.fill(0x5a);
       assert.equal(b.bytes[MiB - 1], 0x5a);
       b.free();
-      assert.equal(h.stats().bytes.current, 0);
+      assert.equal(h.stats().bytesInUse, 0);
     }
     const d = deviceAlloc(64 * MiB);
     d.free();

@@ -147,7 +147,7 @@ describe('run(): the current handler follows the async context', () => {
       ),
     );
     expect(results.every(Boolean)).toBe(true);
-    handlers.forEach((h) => expect(h.stats().allocations.total).toBe(125));
+    handlers.forEach((h) => expect(h.stats().allocations).toBe(125));
   });
 
   it('top-level alloc() uses the process controller\'s current handler', async () => {

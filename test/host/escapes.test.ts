@@ -26,7 +26,7 @@ describe('a worker that posts its block\'s ArrayBuffer and ends (finding 1)', ()
       // Node 20 copies the buffer (it cannot move one of pinpool's): nothing is orphaned there.
       expect(o.orphanedBytes).toBe(hasTransfer ? SIZE : 0);
       expect(o.orphanedBlocks).toBe(hasTransfer ? 1 : 0);
-      expect(o.bytesCurrent).toBe(0);
+      expect(o.bytesInUse).toBe(0);
     }
   });
 
@@ -40,7 +40,7 @@ describe('a worker that posts its block\'s ArrayBuffer and ends (finding 1)', ()
       if (how.startsWith('cached') && options.pool === false) continue;
       it.skipIf(!hasTransfer)(`${how} from ${options.pool === false ? leaf : `pool(${leaf}) ${JSON.stringify(options)}`}: no write reaches freed memory`, () => {
         const o = scenario(leaf, how, options);
-        expect(o).toMatchObject({ received: SIZE, intactBefore: true, mineIntact: true, orphanedBytes: SIZE, orphanedBlocks: 1, bytesCurrent: 0 });
+        expect(o).toMatchObject({ received: SIZE, intactBefore: true, mineIntact: true, orphanedBytes: SIZE, orphanedBlocks: 1, bytesInUse: 0 });
       });
     }
   }
@@ -59,7 +59,7 @@ describe('a worker that posts its block\'s ArrayBuffer and ends (finding 1)', ()
         // A buffer the user moved with transfer() inside the worker is counted as gone: pinpool
         // cannot tell it from one that left, and does not guess.
         const lost = how === 'keep-transfer' ? SIZE : 0;
-        expect(o, `${leaf} ${how} ${JSON.stringify(options)}`).toMatchObject({ received: null, mineIntact: true, orphanedBytes: lost, bytesCurrent: 0 });
+        expect(o, `${leaf} ${how} ${JSON.stringify(options)}`).toMatchObject({ received: null, mineIntact: true, orphanedBytes: lost, bytesInUse: 0 });
       }
     }
   });
@@ -75,14 +75,14 @@ describe('slab views that leave a worker (finding 2)', () => {
         expect(o.received).toBeGreaterThanOrEqual(4096);
         expect(o.orphanedBlocks).toBe(1);
         expect(o.orphanedBytes).toBe(o.received);
-        expect(o.reserved).toBeGreaterThanOrEqual(o.received!);
+        expect(o.reservedBytes).toBeGreaterThanOrEqual(o.received!);
       }
     });
   }
 
   it('slab views that stayed in the worker let trim() give the slab back after its end', () => {
     const o = scenario('pageable', 'keep', { slabViews: true, size: 4096, trim: true });
-    expect(o).toMatchObject({ orphanedBytes: 0, bytesCurrent: 0, reserved: 0 });
+    expect(o).toMatchObject({ orphanedBytes: 0, bytesInUse: 0, reservedBytes: 0 });
   });
 });
 
@@ -129,7 +129,7 @@ describe('a slab view the user moved away', () => {
     next.forEach((b) => b.free());
     a.free();
     expect(new Uint8Array(moved).length).toBeGreaterThanOrEqual(4096);
-    expect(h.stats().bytes.current).toBe(0);
+    expect(h.stats().bytesInUse).toBe(0);
   });
 });
 
@@ -138,12 +138,12 @@ describe('thread ends that the review found (issue 19)', () => {
     const r = spawnSync(process.execPath, [join(__dirname, '..', 'support', 'escapes', 'end-cases.cjs'), what, ...args], { encoding: 'utf8' });
     expect(r.signal, r.stderr).toBeNull();
     expect(r.status, r.stderr).toBe(0);
-    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { orphanedBytes: number; orphanedBlocks: number; reserved: number; bytesCurrent: number; received: number };
+    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { orphanedBytes: number; orphanedBlocks: number; reservedBytes: number; bytesInUse: number; received: number };
   };
 
   it.skipIf(!hasTransfer)('three views of one slab that left an ended worker orphan the slab once', () => {
     const o = endCase('slab-views');
     expect(o.received).toBe(3);
-    expect(o).toMatchObject({ orphanedBlocks: 1, orphanedBytes: o.reserved }); // before: 3 and 3 slabs' bytes
+    expect(o).toMatchObject({ orphanedBlocks: 1, orphanedBytes: o.reservedBytes }); // before: 3 and 3 slabs' bytes
   });
 });

@@ -18,15 +18,15 @@ function dropSome(h: Handler, count: number, bytes: number): void {
 }
 
 describe('GC backstop', () => {
-  it('returns a dropped buffer to its pool after garbage collection, counted as releasedByGc', async () => {
+  it('returns a dropped buffer to its pool after garbage collection, counted as gcReleased', async () => {
     const h = pool(locked());
     dropSome(h, 10, 4096);
     await tick(); // past the end of the tick: the survivors get registered
-    await collectUntil(() => h.stats().releasedByGc === 10);
+    await collectUntil(() => h.stats().gcReleased === 10);
     const s = h.stats();
-    expect(s.releasedByGc).toBe(10);
-    expect(s.releasedByGcBytes).toBe(10 * 4096);
-    expect(s.bytes.current).toBe(0);
+    expect(s.gcReleased).toBe(10);
+    expect(s.gcReleasedBytes).toBe(10 * 4096);
+    expect(s.bytesInUse).toBe(0);
   });
 
   it('keeps a block while any view of it is reachable', async () => {
@@ -38,12 +38,12 @@ describe('GC backstop', () => {
       gc();
       await tick();
     }
-    expect(h.stats().releasedByGc).toBe(0);
-    expect(h.stats().bytes.current).toBe(4096);
+    expect(h.stats().gcReleased).toBe(0);
+    expect(h.stats().bytesInUse).toBe(4096);
     expect(views[0]![9]).toBe(5);
     views.pop();
-    await collectUntil(() => h.stats().releasedByGc === 1);
-    expect(h.stats().bytes.current).toBe(0);
+    await collectUntil(() => h.stats().gcReleased === 1);
+    expect(h.stats().bytesInUse).toBe(0);
   });
 
   it('never frees a buffer twice: free() before collection wins', async () => {
@@ -56,7 +56,7 @@ describe('GC backstop', () => {
       gc();
       await tick();
     }
-    expect(h.stats().releasedByGc).toBe(0);
+    expect(h.stats().gcReleased).toBe(0);
     expect(h.stats().frees).toBe(5);
   });
 
@@ -70,7 +70,7 @@ describe('GC backstop', () => {
     buf.bytes.fill(3);
     expect(buf.bytes[63]).toBe(3);
     buf.free();
-    expect(statsOf.stats().bytes.current).toBe(0);
+    expect(statsOf.stats().bytesInUse).toBe(0);
   });
 
   it('a pool dropped and collected gives its memory back upstream then, not after four other handlers passed', async () => {
@@ -79,9 +79,9 @@ describe('GC backstop', () => {
     // the pool, until the cache itself is collected, which this test is not about.
     let h: Handler | undefined = pool(leaf, { threadCacheBytes: 0 });
     h.alloc(1 << 20).free();
-    expect(leaf.stats().bytes.current).toBe(1 << 20); // cached by the pool
+    expect(leaf.stats().bytesInUse).toBe(1 << 20); // cached by the pool
     h = undefined;
-    await collectUntil(() => leaf.stats().bytes.current === 0);
-    expect(leaf.stats().bytes.current).toBe(0);
+    await collectUntil(() => leaf.stats().bytesInUse === 0);
+    expect(leaf.stats().bytesInUse).toBe(0);
   });
 });

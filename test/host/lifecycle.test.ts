@@ -12,7 +12,7 @@ import { collected } from '../support/collect.js';
 const script = join(__dirname, '..', 'support', 'workers', 'hold-worker.cjs');
 
 async function settled(h: Handler, bytes: number): Promise<void> {
-  for (let i = 0; i < 100 && h.stats().bytes.current !== bytes; i++) await sleep(10);
+  for (let i = 0; i < 100 && h.stats().bytesInUse !== bytes; i++) await sleep(10);
 }
 
 describe('worker lifecycle', () => {
@@ -24,19 +24,19 @@ describe('worker lifecycle', () => {
     expect(msg.kept).toBe(20);
     await exited;
     await settled(h, 0);
-    expect(h.stats().bytes.current).toBe(0);
-    expect(h.stats().allocations.current).toBe(0);
-    expect(h.stats().releasedByGc).toBe(20);
+    expect(h.stats().bytesInUse).toBe(0);
+    expect(h.stats().buffersInUse).toBe(0);
+    expect(h.stats().gcReleased).toBe(20);
   });
 
   it('buffers alive when a worker is terminated go back to their handler', async () => {
     const h = pool(locked());
     const w = new Worker(script, { workerData: { token: h.share(), count: 5, exit: false } });
     await once(w, 'message');
-    expect(h.stats().allocations.current).toBe(5);
+    expect(h.stats().buffersInUse).toBe(5);
     await w.terminate();
     await settled(h, 0);
-    expect(h.stats().allocations.current).toBe(0);
+    expect(h.stats().buffersInUse).toBe(0);
   });
 
   it("a handler made in a worker keeps working here after that worker exited", async () => {
@@ -50,7 +50,7 @@ describe('worker lifecycle', () => {
     b.free();
     expect(own.name).toBe('worker-own-pool');
     await settled(own, 0);
-    expect(own.stats().bytes.current).toBe(0); // the worker's own live buffer came back too
+    expect(own.stats().bytesInUse).toBe(0); // the worker's own live buffer came back too
   });
 });
 
@@ -77,8 +77,8 @@ describe('handlers JavaScript let go of (issue 19, notes)', () => {
         p.alloc(1 << 20).free();
       }
     })();
-    for (let i = 0; i < 20 && leaf.stats().bytes.current !== 0; i++) await collected();
-    expect(leaf.stats().bytes.current).toBe(0);
-    expect(leaf.stats().allocations.current).toBe(0);
+    for (let i = 0; i < 20 && leaf.stats().bytesInUse !== 0; i++) await collected();
+    expect(leaf.stats().bytesInUse).toBe(0);
+    expect(leaf.stats().buffersInUse).toBe(0);
   });
 });

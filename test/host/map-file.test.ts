@@ -136,11 +136,11 @@ describe('mapFile: copy mode', () => {
     expect(buf.servedBy).toBe('pageable');
     expect(buf.byteLength).toBe(content.length);
     expect(Buffer.from(buf.bytes).equals(content)).toBe(true);
-    expect(handler.stats().bytes.current).toBe(content.length);
+    expect(handler.stats().bytesInUse).toBe(content.length);
     buf.bytes[0] = 0xee; // ours: the file is unchanged
     expect(readFileSync(file)[0]).toBe(content[0]);
     buf.free();
-    expect(handler.stats().bytes.current).toBe(0);
+    expect(handler.stats().bytesInUse).toBe(0);
   });
 
   it('reads a file of 2 GiB or more (fs.readSync takes at most 2^31-1 bytes a call)', () => {

@@ -23,7 +23,7 @@ function show(value: unknown): string {
 
 function memory() {
   const s = h.stats();
-  return [s.bytes.current, s.allocations.current, s.reserved.current, s.cachedBytes, s.allocations.total];
+  return [s.bytesInUse, s.buffersInUse, s.reservedBytes, s.cachedBytes, s.allocations];
 }
 
 describe('bad sizes', () => {
@@ -106,17 +106,17 @@ describe('buffer misuse', () => {
   });
 
   it('using frees at scope end and tolerates an explicit free inside', () => {
-    const before = h.stats().bytes.current;
+    const before = h.stats().bytesInUse;
     {
       using b = h.alloc(100);
       b.bytes.fill(1);
-      expect(h.stats().bytes.current).toBe(before + 100);
+      expect(h.stats().bytesInUse).toBe(before + 100);
     }
     {
       using b = h.alloc(100);
       b.free();
     }
-    expect(h.stats().bytes.current).toBe(before);
+    expect(h.stats().bytesInUse).toBe(before);
   });
 
   it('a method on a wrong receiver is ERR_PINPOOL_INVALID_ARGUMENT', () => {
@@ -374,7 +374,7 @@ describe('handlers, names and limits', () => {
     (globalThis as { gc?: () => void }).gc?.();
     live.forEach((b) => b.bytes.fill(1));
     live.forEach((b) => b.free());
-    expect(stats().bytes.current).toBe(0);
+    expect(stats().bytesInUse).toBe(0);
   });
 
   it('bad controller names are ERR_PINPOOL_INVALID_ARGUMENT and change nothing', () => {
@@ -415,7 +415,7 @@ describe('handlers, names and limits', () => {
     const keep = capped.alloc(600);
     const err = expectCode(() => capped.alloc(600), 'ERR_PINPOOL_OUT_OF_MEMORY');
     expect(err.reason).toBe('limit');
-    expect(capped.stats().bytes.current).toBe(600);
+    expect(capped.stats().bytesInUse).toBe(600);
     keep.free();
   });
 });
@@ -436,7 +436,7 @@ describe('the CUDA driver failing (test double, in a child process)', () => {
       const h = p.pool(p.pinned()); let e;
       try { h.alloc(4096); } catch (err) { e = err; }
       const s = h.stats();
-      console.log(JSON.stringify({ code: e.code, name: e.cudaErrorName, bytes: s.bytes.current, reserved: s.reserved.current }));`);
+      console.log(JSON.stringify({ code: e.code, name: e.cudaErrorName, bytes: s.bytesInUse, reserved: s.reservedBytes }));`);
     expect(r).toEqual({ code: 'ERR_PINPOOL_OUT_OF_MEMORY', name: 'CUDA_ERROR_OUT_OF_MEMORY', bytes: 0, reserved: 0 });
   });
 

@@ -9,7 +9,7 @@ import { collectMetrics, createController, fallback, info, locked, pageable, poo
 
 import { binding } from '../../dist/src/boundary/native.js';
 
-interface Stats { allocationsTotal: number; allocationsCurrent: number; bytesCurrent: number; frees: number; invalidFrees: number }
+interface Stats { allocations: number; buffersInUse: number; bytesInUse: number; frees: number; invalidFrees: number }
 const addon = createRequire(__filename)(join(__dirname, '..', '..', 'build', 'native-addon', 'example_addon.node')) as {
   exchange(handle: PinpoolNativeHandle, blocks: number, bytes: number): { allocated: number; freed: number; failures: number; badPatterns: number; threads: number; stats: Stats };
   ownChain(handle: PinpoolNativeHandle): { version: string; abiVersion: number; id: number; trimmed: number; pool: Stats };
@@ -24,11 +24,11 @@ describe('a native addon on the C API', () => {
     const result = addon.exchange(h.nativeHandle(), 500, 3000);
     expect(result).toMatchObject({ allocated: 1000, freed: 1000, failures: 0, badPatterns: 0, threads: 2 });
     // What the addon read through the C API is what JavaScript reads.
-    expect(result.stats).toEqual({ allocationsTotal: 1000, allocationsCurrent: 0, bytesCurrent: 0, frees: 1000, invalidFrees: 0 });
+    expect(result.stats).toEqual({ allocations: 1000, buffersInUse: 0, bytesInUse: 0, frees: 1000, invalidFrees: 0 });
     const s = h.stats();
-    expect(s.allocations.total).toBe(1000);
+    expect(s.allocations).toBe(1000);
     expect(s.frees).toBe(1000);
-    expect(s.bytes.current).toBe(0);
+    expect(s.bytesInUse).toBe(0);
     expect(s.cachedBytes).toBeGreaterThan(0); // the pool kept the blocks for reuse
     const c = createController();
     c.register('addon', h);
@@ -44,7 +44,7 @@ describe('a native addon on the C API', () => {
     expect(out.abiVersion).toBe(info().abiVersion);
     expect(out.id).toBe((h as unknown as { id: number }).id);
     expect(out.trimmed).toBeGreaterThan(0); // the freed block went back upstream
-    expect(out.pool).toEqual({ allocationsTotal: 1, allocationsCurrent: 0, bytesCurrent: 0, frees: 1, invalidFrees: 0 });
+    expect(out.pool).toEqual({ allocations: 1, buffersInUse: 0, bytesInUse: 0, frees: 1, invalidFrees: 0 });
   });
 
   it('the handle keeps the handler alive while the addon uses it, and nothing else passes for one', () => {
@@ -66,13 +66,13 @@ describe('a native addon on the C API', () => {
       const buf = h.alloc(4096);
       buf.bytes.fill(7);
       addon.freeBlock(h.nativeHandle(), buf.address, 4096, 64);
-      expect(h.stats()).toMatchObject({ invalidFrees: 1, frees: 0, allocations: { current: 1 } });
+      expect(h.stats()).toMatchObject({ invalidFrees: 1, frees: 0, buffersInUse: 1 });
       const other = h.alloc(4096); // the held block is still in use: never this one
       expect(other.address).not.toBe(buf.address);
       expect(buf.bytes.every((b) => b === 7)).toBe(true);
       other.free();
       buf.free(); // JavaScript's own free still works, and counts once
-      expect(h.stats()).toMatchObject({ invalidFrees: 1, frees: 2, allocations: { current: 0 } });
+      expect(h.stats()).toMatchObject({ invalidFrees: 1, frees: 2, buffersInUse: 0 });
     }
   });
 
@@ -82,7 +82,7 @@ describe('a native addon on the C API', () => {
       const address = buf.address;
       buf.free(); // waits in this thread's cache (where transfer() or slab views allow), still held
       addon.freeBlock(h.nativeHandle(), address, 4096, 64);
-      expect(h.stats()).toMatchObject({ invalidFrees: 1, frees: 1, allocations: { current: 0 } });
+      expect(h.stats()).toMatchObject({ invalidFrees: 1, frees: 1, buffersInUse: 0 });
       const again = h.alloc(4096);
       again.bytes.fill(3);
       const other = h.alloc(4096); // the refused block was not given out twice
@@ -90,7 +90,7 @@ describe('a native addon on the C API', () => {
       other.free();
       again.free();
       h.trim();
-      expect(h.stats()).toMatchObject({ invalidFrees: 1, frees: 3, allocations: { current: 0 } });
+      expect(h.stats()).toMatchObject({ invalidFrees: 1, frees: 3, buffersInUse: 0 });
     }
   });
 
@@ -100,13 +100,13 @@ describe('a native addon on the C API', () => {
     const buf = f.alloc(4096); // the leaf's block, held by the fallback (and by JavaScript)
     buf.bytes.fill(9);
     addon.freeBlock(leaf.nativeHandle(), buf.address, 4096, 64);
-    expect(leaf.stats()).toMatchObject({ invalidFrees: 1, frees: 0, allocations: { current: 1 } });
+    expect(leaf.stats()).toMatchObject({ invalidFrees: 1, frees: 0, buffersInUse: 1 });
     const other = leaf.alloc(4096);
     expect(other.address).not.toBe(buf.address);
     expect(buf.bytes.every((b) => b === 9)).toBe(true);
     other.free();
     buf.free();
-    expect(leaf.stats()).toMatchObject({ invalidFrees: 1, frees: 2, allocations: { current: 0 } });
+    expect(leaf.stats()).toMatchObject({ invalidFrees: 1, frees: 2, buffersInUse: 0 });
   });
 
   it("an addon's fallback hops on this thread never show as a later JavaScript allocation's", () => {

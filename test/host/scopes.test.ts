@@ -51,7 +51,7 @@ describe('named scopes', () => {
     });
     expect(await before).toEqual([a, a, a]);
     expect(after).toBe(b);
-    expect([a.stats().allocations.total, b.stats().allocations.total]).toEqual([1, 0]);
+    expect([a.stats().allocations, b.stats().allocations]).toEqual([1, 0]);
   });
 
   it('one namespace: a scope cannot take a handler name, nor a handler a scope name; unknown names throw', () => {
@@ -132,7 +132,7 @@ describe('per-scope accounting', () => {
       ingest: { allocations: 6, allocatedBytes: 1372, bytesInUse: 0, buffersInUse: 0 },
       batch: { allocations: 3, allocatedBytes: 80, bytesInUse: 0, buffersInUse: 0 },
     });
-    expect(a.stats().allocations.total).toBe(5);
+    expect(a.stats().allocations).toBe(5);
   });
 
   it('the innermost scope counts; anonymous run(handler), handler.alloc() and bad input count in none', async () => {

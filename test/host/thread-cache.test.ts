@@ -93,7 +93,7 @@ describe.each(modes)('thread cache, $name', ({ slabViews, cached }) => {
       }
       if (step % 97 === 0 || live.length === 0) {
         const [s, t] = [withCache.stats(), without.stats()];
-        expect([s.bytes, s.allocations, s.frees, s.releasedByGc]).toEqual([t.bytes, t.allocations, t.frees, t.releasedByGc]);
+        expect([s.bytesInUse, s.bytesPeak, s.allocatedBytes, s.buffersInUse, s.buffersPeak, s.allocations, s.frees, s.gcReleased]).toEqual([t.bytesInUse, t.bytesPeak, t.allocatedBytes, t.buffersInUse, t.buffersPeak, t.allocations, t.frees, t.gcReleased]);
       }
     }
     for (const [a, b] of live) {
@@ -101,10 +101,11 @@ describe.each(modes)('thread cache, $name', ({ slabViews, cached }) => {
       b.free();
     }
     const s = withCache.stats();
-    expect([s.bytes, s.allocations, s.frees]).toEqual([without.stats().bytes, without.stats().allocations, without.stats().frees]);
-    expect(s.cachedBytes).toBe(s.reserved.current); // nothing in use: everything held is cached
+    const t = without.stats();
+    expect([s.bytesInUse, s.bytesPeak, s.allocatedBytes, s.buffersInUse, s.buffersPeak, s.allocations, s.frees]).toEqual([t.bytesInUse, t.bytesPeak, t.allocatedBytes, t.buffersInUse, t.buffersPeak, t.allocations, t.frees]);
+    expect(s.cachedBytes).toBe(s.reservedBytes); // nothing in use: everything held is cached
     withCache.trim();
-    expect([withCache.stats().cachedBytes, withCache.stats().reserved.current]).toEqual([0, 0]);
+    expect([withCache.stats().cachedBytes, withCache.stats().reservedBytes]).toEqual([0, 0]);
   });
 
   it('keeps at most threadCacheBytes; a free past it goes to the pool', () => {
@@ -214,7 +215,7 @@ describe('thread caches give their blocks back', () => {
       bufs.forEach((b) => b.free());
       return h.share();
     })();
-    expect(upstream.stats().bytes.current).toBe(65536);
+    expect(upstream.stats().bytesInUse).toBe(65536);
     await collected(4);
     // The blocks went back to the pool with its wrapper's cache: the pool (alive while this
     // thread's binding remembers it) now gives the slab back; or the pool is gone with it.
@@ -225,7 +226,7 @@ describe('thread caches give their blocks back', () => {
       pool2 = undefined;
     }
     pool2?.trim();
-    expect(upstream.stats().bytes.current).toBe(0);
+    expect(upstream.stats().bytesInUse).toBe(0);
   });
 
   it('when their thread ends, counted as frees, not as collected blocks', async () => {
@@ -241,12 +242,12 @@ describe('thread caches give their blocks back', () => {
       { eval: true, workerData: h.share() },
     );
     await once(worker, 'message');
-    expect(h.stats().bytes.current).toBe(0);
-    expect(h.stats().cachedBytes).toBe(h.stats().reserved.current);
-    const held = h.stats().reserved.current;
+    expect(h.stats().bytesInUse).toBe(0);
+    expect(h.stats().cachedBytes).toBe(h.stats().reservedBytes);
+    const held = h.stats().reservedBytes;
     await worker.terminate();
     const s = h.stats();
-    expect([s.allocations.total, s.frees, s.releasedByGc, s.bytes.current]).toEqual([8, 8, 0, 0]);
+    expect([s.allocations, s.frees, s.gcReleased, s.bytesInUse]).toEqual([8, 8, 0, 0]);
     expect(h.trim()).toBe(held);
   });
 
@@ -262,12 +263,12 @@ describe('thread caches give their blocks back', () => {
       { eval: true, workerData: h.share() },
     );
     await once(worker, 'message');
-    const slab = h.stats().reserved.current;
+    const slab = h.stats().reservedBytes;
     expect(slab).toBeGreaterThan(0);
     expect(h.stats().cachedBytes).toBe(slab);
     h.trim(); // the worker's cache holds the slab's blocks: it hears of the trim and finishes it
-    for (let i = 0; i < 500 && h.stats().reserved.current !== 0; i++) await sleep(10);
-    expect(h.stats().reserved.current).toBe(0);
+    for (let i = 0; i < 500 && h.stats().reservedBytes !== 0; i++) await sleep(10);
+    expect(h.stats().reservedBytes).toBe(0);
     expect(h.stats().cachedBytes).toBe(0);
     expect(h.stats().upstreamFrees).toBe(1);
     await worker.terminate();
@@ -284,7 +285,7 @@ describe('thread caches give their blocks back', () => {
     h.alloc(64).free(); // the thread's next call gives its blocks back to the pool
     // So the next 200 000-byte block comes from the pool (a native call), not the thread.
     expect(nativeCalls(() => h.alloc(200_000).free()).alloc).toBe(1);
-    expect(h.stats().cachedBytes).toBe(h.stats().reserved.current - 6 * MiB); // all but the two in use
+    expect(h.stats().cachedBytes).toBe(h.stats().reservedBytes - 6 * MiB); // all but the two in use
     keep.free();
     grown.free();
   });
@@ -294,6 +295,6 @@ describe('thread caches give their blocks back', () => {
     Array.from({ length: 4 }, () => h.alloc(1 << 20)).forEach((b) => b.free());
     expect(h.stats().cachedBytes).toBe(4 << 20);
     expect(h.trim()).toBe(4 << 20);
-    expect(h.stats().reserved.current).toBe(0);
+    expect(h.stats().reservedBytes).toBe(0);
   });
 });

@@ -497,7 +497,7 @@ void fallback_routing() {
   void* p = abi_alloc(h, 60000);  // the primary
   void* q = abi_alloc(h, 10000);  // over the primary's cap: the secondary, in range
   CHECK(p && q);
-  CHECK(fb->stats().hops[static_cast<int>(Reason::OutOfMemory)] == 1);
+  CHECK(fb->stats().fallbacks[static_cast<int>(Reason::OutOfMemory)] == 1);
   abi_free(h, p, 60000);
   abi_free(h, p, 60000);  // refused (by the secondary, the only side it could be from now)
   CHECK(fb->stats().invalidFrees == 1);
@@ -505,7 +505,7 @@ void fallback_routing() {
   CHECK(fb->stats().invalidFrees == 1);
   CHECK(fb->stats().bytes.current == 0);
   void* r = abi_alloc(h, 60000);  // and the primary serves again
-  CHECK(r != nullptr && fb->stats().hops[static_cast<int>(Reason::OutOfMemory)] == 1);
+  CHECK(r != nullptr && fb->stats().fallbacks[static_cast<int>(Reason::OutOfMemory)] == 1);
   if (r) abi_free(h, r, 60000);
   CHECK(fb->stats().bytes.current == 0 && fb->stats().invalidFrees == 1);
   fb->release();

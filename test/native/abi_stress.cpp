@@ -116,7 +116,6 @@ class Mailbox {
 struct Outcome {
   std::atomic<uint64_t> bad_patterns{0};   // blocks whose pattern changed while live
   std::atomic<uint64_t> failed_allocs{0};  // allocations refused for another reason than a limit
-  std::atomic<uint64_t> hops{0};
 };
 
 // One chain, 8 threads: random sizes (mostly small, some 64 KiB-class, a few large), up to 16
@@ -191,10 +190,10 @@ void stress_chain(const char* name, Handler* core, long ops) {
   const Stats& st = core->stats();
   std::printf(
       "abi stress: %s: %d threads x %ld operations in %lld ms, %llu allocations, %llu "
-      "fallback hops\n",
+      "fallbacks\n",
       name, kThreads, ops, static_cast<long long>(ms.count()),
       static_cast<unsigned long long>(st.allocations.total.load()),
-      static_cast<unsigned long long>(st.hops[static_cast<int>(Reason::OutOfMemory)].load()));
+      static_cast<unsigned long long>(st.fallbacks[static_cast<int>(Reason::OutOfMemory)].load()));
   CHECK(outcome.bad_patterns == 0);
   CHECK(outcome.failed_allocs == 0);
   CHECK(st.bytes.current == 0);

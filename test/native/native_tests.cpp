@@ -331,18 +331,18 @@ void test_fallback() {
   Counting a("primary"), b("secondary");
   auto* fb = new FallbackAdaptor("fallback", &a.abi, &b.abi, 16, 64 * KiB);
   const Stats& st = fb->stats();
-  auto hops = [&](Reason r) { return st.hops[static_cast<int>(r)].load(); };
+  auto fallbacks = [&](Reason r) { return st.fallbacks[static_cast<int>(r)].load(); };
 
   void* in_range = alloc(fb, 4 * KiB);
   void* tiny = alloc(fb, 8);
   void* big = alloc(fb, 1 * MiB);
   CHECK(a.allocs == 1 && b.allocs == 2);
-  CHECK(hops(Reason::Size) == 2);
+  CHECK(fallbacks(Reason::Size) == 2);
 
   a.fail_code = PINPOOL_ERR_OUT_OF_MEMORY;
   void* moved = alloc(fb, 4 * KiB);
   CHECK(moved != nullptr && b.allocs == 3);
-  CHECK(hops(Reason::OutOfMemory) == 1);
+  CHECK(fallbacks(Reason::OutOfMemory) == 1);
   a.fail_code = PINPOOL_OK;
 
   // Each block goes back to the handler that served it, in range or not.
@@ -368,7 +368,7 @@ void test_fallback() {
   uint64_t asked = a.alloc_calls;
   void* u2 = alloc(fb, 4 * KiB);
   CHECK(u1 && u2 && a.alloc_calls == asked);
-  CHECK(hops(Reason::Unavailable) == 1);
+  CHECK(fallbacks(Reason::Unavailable) == 1);
   fb->deallocate(u1, 4 * KiB, 64);
   fb->deallocate(u2, 4 * KiB, 64);
 

@@ -29,7 +29,7 @@ export function checkPattern(bytes: Uint8Array, seed: number): number {
 
 function memoryState(h: Handler) {
   const s = h.stats();
-  return { bytes: s.bytes.current, allocations: s.allocations.current, reserved: s.reserved.current, cached: s.cachedBytes };
+  return { bytes: s.bytesInUse, allocations: s.buffersInUse, reserved: s.reservedBytes, cached: s.cachedBytes };
 }
 
 export interface ContractOptions {
@@ -105,9 +105,9 @@ export function handlerContract(label: string, make: () => Handler, options: Con
         b.free();
       }
       const st = h.stats();
-      expect(st.bytes.current).toBe(0);
-      expect(st.allocations.current).toBe(0);
-      expect(st.allocations.total).toBe(st.frees);
+      expect(st.bytesInUse).toBe(0);
+      expect(st.buffersInUse).toBe(0);
+      expect(st.allocations).toBe(st.frees);
     });
 
     it('fails 1 PiB with ERR_PINPOOL_OUT_OF_MEMORY and no change to memory statistics', () => {

@@ -122,13 +122,13 @@ function violation(code: string, before: HandlerStats, after: HandlerStats, part
     return a === b ? undefined : `${a} -> ${b}`;
   }
   const problems: string[] = [];
-  if (after.bytes.current > before.bytes.current) problems.push(`bytes held ${before.bytes.current} -> ${after.bytes.current}`);
-  if (after.allocations.current > before.allocations.current) problems.push(`blocks held ${before.allocations.current} -> ${after.allocations.current}`);
+  if (after.bytesInUse > before.bytesInUse) problems.push(`bytes held ${before.bytesInUse} -> ${after.bytesInUse}`);
+  if (after.buffersInUse > before.buffersInUse) problems.push(`blocks held ${before.buffersInUse} -> ${after.buffersInUse}`);
   if (!partial) {
-    if (after.allocations.total !== before.allocations.total) problems.push(`allocations ${before.allocations.total} -> ${after.allocations.total}`);
-    if (after.bytes.total !== before.bytes.total) problems.push(`bytes allocated ${before.bytes.total} -> ${after.bytes.total}`);
+    if (after.allocations !== before.allocations) problems.push(`allocations ${before.allocations} -> ${after.allocations}`);
+    if (after.allocatedBytes !== before.allocatedBytes) problems.push(`bytes allocated ${before.allocatedBytes} -> ${after.allocatedBytes}`);
   }
-  if (after.releasedByGc !== before.releasedByGc) problems.push(`releasedByGc ${before.releasedByGc} -> ${after.releasedByGc}`);
+  if (after.gcReleased !== before.gcReleased) problems.push(`gcReleased ${before.gcReleased} -> ${after.gcReleased}`);
   return problems.length === 0 ? undefined : problems.join(', ');
 }
 
@@ -891,7 +891,7 @@ export class Fuzzer {
     // Until the backstop has returned every dropped buffer (no WeakRef is looked at: deref()
     // would keep its buffer alive through the collection that follows).
     const scopesInUse = () => this.controllers.flatMap((c) => c.scopes()).filter((s) => s.bytesInUse !== 0 || s.buffersInUse !== 0);
-    for (let i = 0; i < 100 && (this.leaky.some((h) => h.stats().bytes.current > 0) || scopesInUse().length > 0); i++) {
+    for (let i = 0; i < 100 && (this.leaky.some((h) => h.stats().bytesInUse > 0) || scopesInUse().length > 0); i++) {
       gc();
       await tick();
       await new Promise((resolve) => setTimeout(resolve, 5));
@@ -901,7 +901,7 @@ export class Fuzzer {
     for (const h of this.handlers.values()) h.trim();
     for (const h of this.handlers.values()) {
       const s = h.stats();
-      const left = { bytes: s.bytes.current, allocations: s.allocations.current, reserved: s.reserved.current, cachedBytes: s.cachedBytes, deferred: binding.deferred(h.handle as never) };
+      const left = { bytes: s.bytesInUse, allocations: s.buffersInUse, reserved: s.reservedBytes, cachedBytes: s.cachedBytes, deferred: binding.deferred(h.handle as never) };
       if (Object.values(left).some((v) => v !== 0)) this.fail('at the end', `${h.name} (h${h.id}) still holds ${JSON.stringify(left)}`);
     }
     // Every buffer is freed: no scope counts any in use, whatever tokens were forged.

@@ -43,12 +43,13 @@ void set_number(napi_env env, napi_value object, const char* name, double value)
   napi_set_named_property(env, object, name, v);
 }
 
+// The C API's statistics under the names handler.stats() gives them in JavaScript.
 napi_value stats_object(napi_env env, const pinpool_stats& s) {
   napi_value o;
   napi_create_object(env, &o);
-  set_number(env, o, "allocationsTotal", static_cast<double>(s.allocations_total));
-  set_number(env, o, "allocationsCurrent", static_cast<double>(s.allocations_current));
-  set_number(env, o, "bytesCurrent", static_cast<double>(s.bytes_current));
+  set_number(env, o, "allocations", static_cast<double>(s.allocations_total));
+  set_number(env, o, "buffersInUse", static_cast<double>(s.allocations_current));
+  set_number(env, o, "bytesInUse", static_cast<double>(s.bytes_current));
   set_number(env, o, "frees", static_cast<double>(s.frees));
   set_number(env, o, "invalidFrees", static_cast<double>(s.invalid_frees));
   return o;

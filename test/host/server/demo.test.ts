@@ -42,18 +42,18 @@ describe('startDemo', () => {
   it('moves the metrics of every handler it runs, then frees everything it kept on stop()', async () => {
     const c = createController();
     registerDefaultHandlers(c);
-    const before = Object.fromEntries(c.names().map((n) => [n, c.get(n).stats().allocations.total]));
-    const inUseBefore = c.get('pageable').stats().bytes.current;
+    const before = Object.fromEntries(c.names().map((n) => [n, c.get(n).stats().allocations]));
+    const inUseBefore = c.get('pageable').stats().bytesInUse;
     const demo = startDemo({ controller: c, intervalMs: 5 });
     await sleep(150);
     demo.stop();
-    for (const name of c.names()) expect(c.get(name).stats().allocations.total, name).toBeGreaterThan(before[name]!);
+    for (const name of c.names()) expect(c.get(name).stats().allocations, name).toBeGreaterThan(before[name]!);
     // Nothing the demo allocated is left in use once it stopped.
     const text = await collectMetrics({ controller: c }).metrics();
     expect(text).toMatch(/^pinpool_allocations_total\{handler="default",kind="fallback"\} [1-9]/m);
     await sleep(20); // a tick that was running when stop() came finishes and frees
-    expect(c.get('default').stats().bytes.current).toBe(0);
-    expect(c.get('pageable').stats().bytes.current).toBe(inUseBefore);
+    expect(c.get('default').stats().bytesInUse).toBe(0);
+    expect(c.get('pageable').stats().bytesInUse).toBe(inUseBefore);
   });
 
   it('keeps a bounded number of buffers however long it runs', async () => {
@@ -63,7 +63,7 @@ describe('startDemo', () => {
     let most = 0;
     for (let i = 0; i < 30; i++) {
       await sleep(5);
-      most = Math.max(most, c.get('only').stats().allocations.current);
+      most = Math.max(most, c.get('only').stats().buffersInUse);
     }
     demo.stop();
     expect(most).toBeLessThanOrEqual(24 + 4);

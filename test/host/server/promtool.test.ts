@@ -37,7 +37,7 @@ it.skipIf(!available && !required)('promtool check metrics accepts /metrics', as
   // Every series kind: fallbacks, failures, pools, a limit's cap, scopes, several labels.
   const body = await fullScrape();
   expect(body).toContain('pinpool_scope_info{scope="ingest",handler="plain"} 1');
-  expect(body).toContain('pinpool_limit_max_bytes{handler="capped-limit",kind="limit"} 4096');
+  expect(body).toContain('pinpool_cap_bytes{handler="capped-limit",kind="limit"} 4096');
   const check = spawnSync('promtool', ['check', 'metrics'], { input: body, encoding: 'utf8' });
   expect(check.error).toBeUndefined();
   expect({ status: check.status, output: check.stdout + check.stderr }).toEqual({ status: 0, output: '' });
@@ -233,8 +233,11 @@ describe('monitoring/', () => {
       expect.arrayContaining([
         'pinpool_fallbacks_total',
         'pinpool_failures_total',
-        'pinpool_pool_reserved_bytes',
-        'pinpool_pool_cached_bytes',
+        'pinpool_reserved_bytes',
+        'pinpool_cached_bytes',
+        'pinpool_cap_bytes',
+        'pinpool_upstream_allocs_total',
+        'pinpool_upstream_frees_total',
         'pinpool_gc_released_total',
         'pinpool_invalid_frees_total',
         'pinpool_orphaned_bytes',

@@ -84,7 +84,7 @@ describe('GET /v1/handlers', () => {
       kind: 'pool',
       default: false,
       chain: { name: 'cache', kind: 'pool', upstreams: [{ name: 'leaf', kind: 'pageable', upstreams: [] }] },
-      stats: { allocations: { current: 0, peak: 1, total: 1 }, frees: 1, bytes: { current: 0, total: 100 } },
+      stats: { buffersInUse: 0, buffersPeak: 1, allocations: 1, frees: 1, bytesInUse: 0, allocatedBytes: 100 },
     });
     expect(body[1]).toMatchObject({ name: 'plain', handler: 'plain', kind: 'pageable', default: false, chain: { upstreams: [] } });
     expect(body[2]).toMatchObject({ name: null, handler: 'default', kind: 'fallback', default: true });

@@ -35,7 +35,7 @@ async function main() {
   const other = second.pool(second.pageable(), { name: 'second-pool' });
   second.controller.register('second', other);
   const held = [other.alloc(100), other.alloc(200), other.alloc(300)];
-  facts.stats = { viaFirst: other.stats().allocations.current, isHandler: other instanceof first.Handler };
+  facts.stats = { viaFirst: other.stats().buffersInUse, isHandler: other instanceof first.Handler };
   held.forEach((b) => b.free());
 
   // collectMetrics through either copy reports each handler once.
@@ -54,7 +54,7 @@ async function main() {
      const p = require(workerData.path);
      const h = p.attach(workerData.token);
      const bufs = [h.alloc(64), h.alloc(64)];
-     parentPort.postMessage({ registry: p.info().registry, version: p.info().version, live: h.stats().allocations.current });
+     parentPort.postMessage({ registry: p.info().registry, version: p.info().version, live: h.stats().buffersInUse });
      bufs.forEach((b) => b.free());`,
     { eval: true, workerData: { path: join(root, 'node_modules', secondName), token: shared.share() } },
   );

@@ -61,7 +61,7 @@ async function main() {
   for (let i = 0; i < 3; i++) await new Promise((res) => setImmediate(res));
   h.trim();
   const s = h.stats();
-  console.log(JSON.stringify({ orphanedBytes: s.orphanedBytes, orphanedBlocks: s.orphanedBlocks, reserved: s.reserved.current, bytesCurrent: s.bytes.current, received: received.length }));
+  console.log(JSON.stringify({ orphanedBytes: s.orphanedBytes, orphanedBlocks: s.orphanedBlocks, reservedBytes: s.reservedBytes, bytesInUse: s.bytesInUse, received: received.length }));
 }
 
 if (isMainThread) main();

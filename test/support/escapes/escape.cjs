@@ -67,8 +67,8 @@ if (isMainThread) {
       mineIntact,
       orphanedBytes: s.orphanedBytes,
       orphanedBlocks: s.orphanedBlocks,
-      bytesCurrent: s.bytes.current,
-      reserved: s.reserved.current,
+      bytesInUse: s.bytesInUse,
+      reservedBytes: s.reservedBytes,
     }));
   });
 } else {

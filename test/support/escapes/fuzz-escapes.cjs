@@ -131,9 +131,9 @@ if (isMainThread) {
       h.trim();
       const s = h.stats();
       report.orphanedBlocks += s.orphanedBlocks;
-      if (s.bytes.current !== 0) report.errors.push(`${where}: ${s.bytes.current} bytes still in use at the end`);
-      if (s.orphanedBlocks === 0 && s.reserved.current !== 0) report.errors.push(`${where}: ${s.reserved.current} bytes reserved with nothing orphaned`);
-      if (s.orphanedBlocks > 0 && s.reserved.current === 0) report.errors.push(`${where}: orphaned blocks, yet the pool gave all its memory back`);
+      if (s.bytesInUse !== 0) report.errors.push(`${where}: ${s.bytesInUse} bytes still in use at the end`);
+      if (s.orphanedBlocks === 0 && s.reservedBytes !== 0) report.errors.push(`${where}: ${s.reservedBytes} bytes reserved with nothing orphaned`);
+      if (s.orphanedBlocks > 0 && s.reservedBytes === 0) report.errors.push(`${where}: orphaned blocks, yet the pool gave all its memory back`);
       for (const { buffer, slab } of received) if (!slab && buffer.byteLength > 0) new Uint8Array(buffer).fill(0x11);
     }
     console.log(JSON.stringify(report));

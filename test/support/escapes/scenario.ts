@@ -13,8 +13,8 @@ export interface Outcome {
   mineIntact: boolean;
   orphanedBytes: number;
   orphanedBlocks: number;
-  bytesCurrent: number;
-  reserved: number;
+  bytesInUse: number;
+  reservedBytes: number;
 }
 
 export function scenario(leaf: string, how: string, options: Record<string, unknown> = {}): Outcome {

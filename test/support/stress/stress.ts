@@ -213,15 +213,15 @@ export function leftovers(chains: StressChain[]): string[] {
     const underPool = new Set(all.filter((h) => h.kind === 'pool').flatMap((h) => handlersOf(h).slice(1)));
     for (const h of all) {
       const s = h.stats();
-      if (s.releasedByGc !== 0) say(h, `releasedByGc ${s.releasedByGc}`, s);
+      if (s.gcReleased !== 0) say(h, `gcReleased ${s.gcReleased}`, s);
       if (underPool.has(h)) continue;
-      if (s.bytes.current !== 0) say(h, `bytes.current ${s.bytes.current}`, s);
-      if (s.allocations.current !== 0) say(h, `allocations.current ${s.allocations.current}`, s);
-      if (s.allocations.total !== s.frees) say(h, `allocations.total ${s.allocations.total} != frees ${s.frees}`, s);
+      if (s.bytesInUse !== 0) say(h, `bytes.current ${s.bytesInUse}`, s);
+      if (s.buffersInUse !== 0) say(h, `allocations.current ${s.buffersInUse}`, s);
+      if (s.allocations !== s.frees) say(h, `allocations.total ${s.allocations} != frees ${s.frees}`, s);
       if (h.kind === 'pool') {
-        if (s.cachedBytes !== s.reserved.current) say(h, `cachedBytes ${s.cachedBytes} != reserved.current ${s.reserved.current}`, s);
+        if (s.cachedBytes !== s.reservedBytes) say(h, `cachedBytes ${s.cachedBytes} != reserved.current ${s.reservedBytes}`, s);
         const up = h.upstreams[0]!.stats();
-        if (up.bytes.current !== s.reserved.current) say(h, `reserved.current ${s.reserved.current} != upstream bytes.current ${up.bytes.current}`, s);
+        if (up.bytesInUse !== s.reservedBytes) say(h, `reserved.current ${s.reservedBytes} != upstream bytes.current ${up.bytesInUse}`, s);
       }
     }
   }
@@ -235,21 +235,21 @@ export function leftoversAfterTrim(chains: StressChain[]): string[] {
     c.handler.trim();
     for (const h of handlersOf(c.handler)) {
       const s = h.stats();
-      if (s.reserved.current !== 0 || s.cachedBytes !== 0 || s.bytes.current !== 0 || s.allocations.current !== 0) {
+      if (s.reservedBytes !== 0 || s.cachedBytes !== 0 || s.bytesInUse !== 0 || s.buffersInUse !== 0) {
         problems.push(
-          `${h.name} (${h.kind}) after trim(): reserved.current ${s.reserved.current}, cachedBytes ${s.cachedBytes}, ` +
-            `bytes.current ${s.bytes.current}, allocations.current ${s.allocations.current}`,
+          `${h.name} (${h.kind}) after trim(): reserved.current ${s.reservedBytes}, cachedBytes ${s.cachedBytes}, ` +
+            `bytes.current ${s.bytesInUse}, allocations.current ${s.buffersInUse}`,
         );
       }
-      if (s.allocations.total !== s.frees) problems.push(`${h.name} (${h.kind}) after trim(): allocations.total ${s.allocations.total} != frees ${s.frees}`);
+      if (s.allocations !== s.frees) problems.push(`${h.name} (${h.kind}) after trim(): allocations.total ${s.allocations} != frees ${s.frees}`);
       if (h.kind === 'pool') {
         // upstreamAllocs counts calls, failed ones included; the upstream serves only this pool.
         const up = h.upstreams[0]!.stats();
         const upFailures = Object.values(up.failures).reduce((a, b) => a + b, 0);
-        if (s.upstreamAllocs !== up.allocations.total + upFailures || s.upstreamFrees !== up.frees) {
+        if (s.upstreamAllocs !== up.allocations + upFailures || s.upstreamFrees !== up.frees) {
           problems.push(
             `${h.name} (pool) after trim(): upstreamAllocs ${s.upstreamAllocs}, upstreamFrees ${s.upstreamFrees}; ` +
-              `its upstream made ${up.allocations.total}, failed ${upFailures}, freed ${up.frees}`,
+              `its upstream made ${up.allocations}, failed ${upFailures}, freed ${up.frees}`,
           );
         }
       }
@@ -263,7 +263,7 @@ export function mismatches(r: StressResult, chains: StressChain[]): string[] {
   const problems: string[] = [];
   chains.forEach((c, i) => {
     const s = c.handler.stats();
-    if (s.allocations.total !== r.allocs[i]) problems.push(`${c.label}: allocations.total ${s.allocations.total}, the workers made ${String(r.allocs[i])}`);
+    if (s.allocations !== r.allocs[i]) problems.push(`${c.label}: allocations.total ${s.allocations}, the workers made ${String(r.allocs[i])}`);
     for (const [reason, n] of Object.entries(r.expectedFailures[i]!)) {
       if ((s.failures[reason] ?? 0) !== n) problems.push(`${c.label}: failures.${reason} ${s.failures[reason] ?? 0}, the workers saw ${n}`);
     }
