@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What watching ArrayBuffers for their thread's end costs (issue 19): instructions per 4 KiB
+# What watching ArrayBuffers for their thread's end costs (docs/decisions/0014-no-arraybuffer-outlives-its-block.md): instructions per 4 KiB
 # alloc+free, whole process, counted by callgrind, this checkout against another built one (the
 # one before the change). Three paths, each the difference between runs of N2 and N1 iterations
 # over N2 - N1 (start-up and warm-up cancel out):

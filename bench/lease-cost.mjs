@@ -1,4 +1,4 @@
-// What the lease model (issue 9) costs the hot path: alloc+free of 4 KiB pool hits, this
+// What the lease model (docs/decisions/0009-leases.md) costs the hot path: alloc+free of 4 KiB pool hits, this
 // checkout against another built checkout (the one before the change), in one process, in
 // interleaved rounds so that both see the same machine. Each timed round ends with a turn of
 // the event loop, so the work that follows a free outside the loop (the ArrayBuffers'

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One binary across Node versions (design.md, "Limited API / stable ABI"): runs the vitest suite
+# One binary across Node versions (docs/decisions/0013-prebuilt-binaries.md): runs the vitest suite
 # (projects host and fake-cuda) under other Node majors with the addon exactly as it was built,
 # under the Node that ran `npm ci` (20 in CI). Nothing is rebuilt: the script checks that
 # build/Release/pinpool.node has the same hash and mtime after every run as before the first.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The install issue's proofs, in one run (CI runs it after the suite):
+# The proofs of docs/decisions/0013-prebuilt-binaries.md, in one run (CI runs it after the suite):
 #   1. `npm pack` builds the prebuilt binaries (prepack: scripts/prebuild.sh), linux-x64 and
 #      linux-arm64, and ships them; @arethetypeswrong/cli finds no problem in its types;
 #   2. each needs nothing newer than glibc 2.28 and no libstdc++ from the system (objdump -T), and

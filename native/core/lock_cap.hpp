@@ -1,4 +1,4 @@
-// How much memory page-locking leaves may hold (design decision 15: page-locking never takes the
+// How much memory page-locking leaves may hold (docs/decisions/0015-page-lock-cap.md: page-locking never takes the
 // host down).
 //
 // Page-locked memory cannot be swapped or reclaimed. A process with CAP_IPC_LOCK (root, in

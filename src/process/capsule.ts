@@ -1,6 +1,6 @@
 /**
- * One pinpool per process, however many copies npm installs (design decision 12; the capsule
- * of seed 000).
+ * One pinpool per process, however many copies npm installs (docs/decisions/0012-one-pinpool-per-process.md; the capsule
+ * of docs/decisions/seed-000-capsule.md).
  *
  * The first copy to load publishes the process's registry natively
  * (native/capsule/registry.hpp): its version, this entry module's path and its C API. Every

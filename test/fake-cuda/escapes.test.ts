@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 
 import { hasTransfer, scenario, SIZE } from '../support/escapes/scenario.js';
 
-describe('pinned blocks whose ArrayBuffer leaves a worker (finding 1)', () => {
+describe('pinned blocks whose ArrayBuffer leaves a worker', () => {
   it('a pinned pool\'s cache hit, posted: kept out of use after the worker ends', () => {
     const o = scenario('pinned', 'cached-post');
     expect(o).toMatchObject({ received: SIZE, intactBefore: true, mineIntact: true, orphanedBytes: hasTransfer ? SIZE : 0 });

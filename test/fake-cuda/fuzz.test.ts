@@ -1,4 +1,4 @@
-// The fuzzer with the CUDA test double as the driver (issue 9): every host call of
+// The fuzzer with the CUDA test double as the driver (docs/decisions/0010-one-typed-boundary.md): every host call of
 // test/host/fuzz.test.ts, plus copies, device memory, streams, registrations, prefetch, advice and
 // registered file mappings with hostile arguments, copies left in flight while their memory is
 // freed, and driver allocations failing at random. A failure names the seed; rerun it with

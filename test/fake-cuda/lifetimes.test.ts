@@ -1,4 +1,4 @@
-// Memory lifetimes under copies, against the CUDA test double (issue 9). Every copy is slowed
+// Memory lifetimes under copies, against the CUDA test double (docs/decisions/0009-leases.md). Every copy is slowed
 // to DELAY ms, so "freed while the copy is in flight" is a real window. The rule under test: a
 // block reaches its next owner only when no lease on its memory remains, and a copy never
 // writes into memory after it could have been freed.
@@ -44,7 +44,7 @@ function nextOwners(h: Handler, n: number, bytes: number): HostBuffer[] {
 }
 
 
-describe('a copy leases the memory, whatever object reached it (finding 1)', () => {
+describe('a copy leases the memory, whatever object reached it', () => {
   const cases: [string, (b: HostBuffer) => Uint8Array | DataView | ArrayBuffer | HostBuffer][] = [
     ['the HostBuffer', (b) => b],
     ['buf.bytes', (b) => b.bytes],
@@ -95,7 +95,7 @@ describe('a copy leases the memory, whatever object reached it (finding 1)', () 
   });
 });
 
-describe('a worker terminated with a copy in flight (finding 2)', () => {
+describe('a worker terminated with a copy in flight', () => {
   it('its block is not handed out until the copy lands', async () => {
     const h = pool(pinned());
     const bytes = 1 << 16;
@@ -112,7 +112,7 @@ describe('a worker terminated with a copy in flight (finding 2)', () => {
   });
 });
 
-describe('plain memory under a copy (finding 3)', () => {
+describe('plain memory under a copy', () => {
   it('a destination detached by structuredClone transfer and collected is never written', async () => {
     const size = 1 << 20;
     const dev = await deviceWithData(size);
@@ -162,7 +162,7 @@ describe('plain memory under a copy (finding 3)', () => {
   });
 });
 
-describe('options are read once, before anything is captured (finding 4)', () => {
+describe('options are read once, before anything is captured', () => {
   for (const [name, make] of [
     ['pinned', () => pinned()],
     ['pool(pinned)', () => pool(pinned())],
@@ -205,7 +205,7 @@ describe('options are read once, before anything is captured (finding 4)', () =>
   });
 });
 
-describe('unforgeable handles (finding 5)', () => {
+describe('unforgeable handles', () => {
   it('a stream is refused where a handler is expected, and a handler where a stream is', async () => {
     const stream = createStream();
     const streamHandle = binding.createStream(0);
@@ -225,7 +225,7 @@ describe('unforgeable handles (finding 5)', () => {
   });
 });
 
-describe('copies with a pageable host side never block the event loop (finding 8)', () => {
+describe('copies with a pageable host side never block the event loop', () => {
   for (const [name, make] of [
     ['pageable()', () => pageable()],
     ['pool(pageable())', () => pool(pageable())],
@@ -272,7 +272,7 @@ describe('a registration leases the memory it page-locks', () => {
   });
 });
 
-describe('a pool dropped with a copy in flight gives its memory back when the copy lands (issue 19, finding 8)', () => {
+describe('a pool dropped with a copy in flight gives its memory back when the copy lands', () => {
   const MiB = 1 << 20;
   for (const [name, make] of [
     ['pool(pinned())', () => pinned()],
@@ -328,7 +328,7 @@ describe('a pool dropped with a copy in flight gives its memory back when the co
   });
 });
 
-describe('registered memory that is not pinpool\'s is never freed while registered (issue 19)', () => {
+describe('registered memory that is not pinpool\'s is never freed while registered', () => {
   // markAsUntransferable() keeps an ArrayBuffer from being detached on Node 24 and later (both
   // ways throw) and on Node 20 (no transfer(); a transfer list copies it), not on Node 22.
   const canTransfer = typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';

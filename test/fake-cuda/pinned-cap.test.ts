@@ -1,4 +1,4 @@
-// The pinned leaf and the host's page-lock cap (design decision 15), through the CUDA test
+// The pinned leaf and the host's page-lock cap (docs/decisions/0015-page-lock-cap.md), through the CUDA test
 // double: a request the host cannot hold is refused before the driver is asked.
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// No ArrayBuffer in any thread outlives its block (issue 19, findings 1, 2 and 7): a block whose
+// No ArrayBuffer in any thread outlives its block (docs/decisions/0014-no-arraybuffer-outlives-its-block.md): a block whose
 // ArrayBuffer left a worker for another thread is never reused or unmapped under it, even once
 // that worker has ended; it is orphaned and counted. A block whose buffer stayed home comes
 // back when its thread ends. Each scenario runs in a child process (test/support/escapes/escape.cjs),
@@ -16,7 +16,7 @@ const chains: [string, Record<string, unknown>][] = [
   ['locked', { threadCacheBytes: 0 }],
 ];
 
-describe('a worker that posts its block\'s ArrayBuffer and ends (finding 1)', () => {
+describe('a worker that posts its block\'s ArrayBuffer and ends', () => {
   it('a thread-cache hit\'s buffer posted to the main thread keeps its block out of use after the worker ends', () => {
     for (const end of [{}, { terminate: true }]) {
       const o = scenario('pageable', 'cached-post', end);
@@ -65,7 +65,7 @@ describe('a worker that posts its block\'s ArrayBuffer and ends (finding 1)', ()
   });
 });
 
-describe('slab views that leave a worker (finding 2)', () => {
+describe('slab views that leave a worker', () => {
   for (const leaf of ['pageable', 'locked']) {
     it.skipIf(!hasTransfer)(`trim() keeps a ${leaf} slab mapped while a view posted from an ended worker lives`, () => {
       for (const how of ['post-transfer-free', 'post-transfer']) {
@@ -86,7 +86,7 @@ describe('slab views that leave a worker (finding 2)', () => {
   });
 });
 
-describe('ArrayBuffers marked untransferable and alive at exit (finding 7)', () => {
+describe('ArrayBuffers marked untransferable and alive at exit', () => {
   it.skipIf(!hasTransfer)(`do not abort the process (Node ${nodeMajor}), freed or not`, () => {
     const script = `
       const { pool, pageable, locked } = require(${JSON.stringify(join(__dirname, '..', '..', 'dist', 'src', 'index.js'))});
@@ -133,7 +133,7 @@ describe('a slab view the user moved away', () => {
   });
 });
 
-describe('thread ends that the review found (issue 19)', () => {
+describe('thread ends that the review found', () => {
   const endCase = (what: string, ...args: string[]) => {
     const r = spawnSync(process.execPath, [join(__dirname, '..', 'support', 'escapes', 'end-cases.cjs'), what, ...args], { encoding: 'utf8' });
     expect(r.signal, r.stderr).toBeNull();

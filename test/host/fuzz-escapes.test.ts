@@ -1,4 +1,4 @@
-// The escape fuzzer (issue 19): ArrayBuffers leaving their thread in every state they can be in,
+// The escape fuzzer (docs/decisions/0014-no-arraybuffer-outlives-its-block.md): ArrayBuffers leaving their thread in every state they can be in,
 // threads ending at random points, thread caches of every size and trims from another thread.
 // See test/support/escapes/fuzz-escapes.cjs. Each run of cases is a process of its own, so a use after
 // free fails the test rather than the runner. A failure names the seed: rerun it with

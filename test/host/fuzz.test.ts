@@ -1,4 +1,4 @@
-// The fuzzer over the whole public surface, without CUDA (issue 9): see test/support/fuzzer.ts. A
+// The fuzzer over the whole public surface, without CUDA (docs/decisions/0010-one-typed-boundary.md): see test/support/fuzzer.ts. A
 // failure names the seed; rerun it with PINPOOL_FUZZ_SEED=<seed> npx vitest run test/host/fuzz.test.ts.
 import { expect, it } from 'vitest';
 

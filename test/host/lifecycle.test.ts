@@ -67,7 +67,7 @@ describe('process exit', () => {
   });
 });
 
-describe('handlers JavaScript let go of (issue 19, notes)', () => {
+describe('handlers JavaScript let go of', () => {
   it('a dropped pool gives its memory back to its leaf: no per-thread cache keeps it alive', async () => {
     const leaf = pageable();
     (() => {

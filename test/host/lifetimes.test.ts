@@ -1,4 +1,4 @@
-// Memory lifetimes without a GPU (issue 9): every path from JavaScript to a block keeps the
+// Memory lifetimes without a GPU (docs/decisions/0009-leases.md): every path from JavaScript to a block keeps the
 // block alive and unreused while it is reachable. Copies are in test/fake-cuda/lifetimes.test.ts.
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -27,7 +27,7 @@ function intact(buf: HostBuffer, seed: number): boolean {
   return true;
 }
 
-describe('ArrayBuffers that escape their HostBuffer (finding 6)', () => {
+describe('ArrayBuffers that escape their HostBuffer', () => {
   for (const method of ['transfer', 'transferToFixedLength'] as const) {
     it.skipIf(!hasTransfer)(`a block whose ArrayBuffer was moved by ${method}() is not reused while that ArrayBuffer lives`, async () => {
       const h = pool(pageable());
@@ -87,7 +87,7 @@ describe('ArrayBuffers that escape their HostBuffer (finding 6)', () => {
   });
 });
 
-describe('unforgeable handles and tokens (findings 5, 12)', () => {
+describe('unforgeable handles and tokens', () => {
   it('a native object of another kind is refused where a handler is expected', () => {
     // A slab's pin is a real native object, of another kind than a handler.
     const slabs = pool(pageable(), { slabViews: true });
@@ -131,7 +131,7 @@ describe('unforgeable handles and tokens (findings 5, 12)', () => {
     expectCode(() => attach({ ...token, process: '0123456789abcdef' }), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => attach({ pinpool: 'handler', version: 1, id: token.id } as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => attach({ ...token, id: token.id + 1000 }), 'ERR_PINPOOL_RELEASED');
-    // A token that claims slab views for a handler that is not a pool (finding 11).
+    // A token that claims slab views for a handler that is not a pool.
     const leaf = pageable();
     expectCode(() => attach({ ...leaf.share(), slabViews: true }), 'ERR_PINPOOL_INVALID_ARGUMENT');
   });
@@ -153,7 +153,7 @@ describe('unforgeable handles and tokens (findings 5, 12)', () => {
   });
 });
 
-describe('threads that end in the middle of a synchronous run (finding 7)', () => {
+describe('threads that end in the middle of a synchronous run', () => {
   const script = join(__dirname, '..', 'support', 'workers', 'sync-run-worker.cjs');
   for (const how of ['terminated', 'process.exit'] as const) {
     it(`returns every block of a worker ${how} before its tick ended, and a limit above it recovers`, async () => {
@@ -175,7 +175,7 @@ describe('threads that end in the middle of a synchronous run (finding 7)', () =
   }
 });
 
-describe('slab views released by the garbage collector (finding 9)', () => {
+describe('slab views released by the garbage collector', () => {
   it('lets trim() give the slab back', async () => {
     const h = pool(pageable(), { slabViews: true });
     (() => {

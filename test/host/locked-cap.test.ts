@@ -1,5 +1,5 @@
 /**
- * The page-lock cap (design decision 15): locked() never commits more than the host can hold.
+ * The page-lock cap (docs/decisions/0015-page-lock-cap.md): locked() never commits more than the host can hold.
  * Above its cap an allocation is refused at once, coded, with nothing mapped or locked.
  */
 import { execFileSync } from 'node:child_process';
@@ -65,7 +65,7 @@ describe('info().lockedCap', () => {
   });
 });
 
-// The must-show: as root (CAP_IPC_LOCK, so RLIMIT_MEMLOCK does not apply), asking for
+// What docs/decisions/0015-page-lock-cap.md must show: as root (CAP_IPC_LOCK, so RLIMIT_MEMLOCK does not apply), asking for
 // twice the machine gets the coded refusal with nothing resident or locked. It runs in a child
 // whose address space is capped below the request (ulimit -v), so that a build without the cap
 // fails (mmap refused, reason 'mmap') instead of locking the machine's memory.

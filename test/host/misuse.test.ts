@@ -142,7 +142,7 @@ describe('buffer misuse', () => {
       port1.postMessage(b.bytes, [b.bytes.buffer as ArrayBuffer]);
       const received = await got;
       expect(received[4095]).toBe(9);
-      // Node 22+ moves the buffer (issue 19: pinpool hands out buffers Node lets move); Node 20
+      // Node 22+ moves the buffer (docs/decisions/0014-no-arraybuffer-outlives-its-block.md: pinpool hands out buffers Node lets move); Node 20
       // copies the bytes. Either way no block is handed out under the posted buffer.
       const moves = typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';
       expect(b.bytes.length).toBe(moves ? 0 : 4096);

@@ -254,7 +254,7 @@ function inUse(c: Controller, scope: string) {
   return { bytesInUse: s.bytesInUse, buffersInUse: s.buffersInUse };
 }
 
-// Issue 19, finding 4: a token carried the scope's shared cell, so whoever held one could move,
+// Fixed once (docs/decisions/0010-one-typed-boundary.md): a token carried the scope's shared cell, so whoever held one could move,
 // forge or lose a scope's counts. The scope now travels with the block, in native code.
 describe('scope accounting no token can forge', () => {
   it('tokens with their scopes swapped move no count between scopes', async () => {

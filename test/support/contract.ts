@@ -1,5 +1,5 @@
 /**
- * The contract every handler passes, leaf or adaptor (style.md, "tests mirror the source"):
+ * The contract every handler passes, leaf or adaptor (docs/decisions/0019-src-mirrors-native.md: tests mirror the source):
  * patterns written into every block and verified at free, an alignment sweep, sizes from 0 to
  * 64 MiB, live blocks that never overlap, statistics back to zero, and 1 PiB failing cleanly.
  */

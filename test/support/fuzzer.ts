@@ -1,5 +1,5 @@
 /**
- * A seeded, bounded fuzzer over pinpool's public surface (issue 9, "must show"), shared by
+ * A seeded, bounded fuzzer over pinpool's public surface (docs/decisions/0010-one-typed-boundary.md), shared by
  * test/host/fuzz.test.ts (no CUDA) and test/fake-cuda/fuzz.test.ts (the CUDA test double). This file
  * holds the PRNG, the hostile values and the checks; test/support/fuzz-calls.ts the calls.
  *
