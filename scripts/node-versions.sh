@@ -8,7 +8,8 @@
 # linux-x64 build; only its bin/node is kept), cached under build/node-versions/.
 #
 # Usage: scripts/node-versions.sh [major ...]   (default: 22 24)
-# Needs: a built checkout (npm ci, or npm run build and npm run build:fake-cuda), npm, tar.
+# Needs: a built checkout (npm run build, which builds the test hooks in, and npm run
+# build:fake-cuda; `npm ci` alone builds the addon without them), npm, tar.
 # Exit status: 0 when every run passed, 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ addon=build/Release/pinpool.node
 fake=build/fake-cuda/libpinpool-fakecuda.so
 for f in "$addon" "$fake" dist/src/index.js; do
   if [ ! -f "$f" ]; then
-    echo "node-versions: $f is missing; build first (npm ci, or npm run build && npm run build:fake-cuda)" >&2
+    echo "node-versions: $f is missing; build first (npm run build && npm run build:fake-cuda)" >&2
     exit 1
   fi
 done

@@ -27,7 +27,8 @@ for arch in "${arches[@]}"; do
     exit 1
   fi
   dir=build-prebuild/linux-$arch
-  cmake -S . -B "$dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DPINPOOL_GLIBC_BASELINE=ON \
+  # Without the test hooks (PINPOOL_TESTING), said outright: a build folder keeps its options.
+  cmake -S . -B "$dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DPINPOOL_GLIBC_BASELINE=ON -DPINPOOL_TESTING=OFF \
     -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=$processor -DCMAKE_CXX_COMPILER="$cxx" \
     -DCMAKE_JS_INC="$headers" >/dev/null
   cmake --build "$dir" --target pinpool >/dev/null

@@ -1,14 +1,14 @@
 // The addon's entry point: the per-environment state (instance.hpp), the scratch array alloc()
-// reports into, what the module tells about itself (info, the test double's hooks), and the
-// export table, which each binding file fills with its own calls: hot_path.cpp (alloc, free,
-// transfer, adopt), boundary.cpp (constants, errors), thread_cache.cpp, buffer_lifetime.cpp,
-// handler_calls.cpp, slab_views.cpp, hops.cpp, gpu.cpp, capsule.cpp (the process-wide registry,
-// native handles), scope_cells.cpp.
+// reports into, what the module tells about itself (info), and the export table, which each
+// binding file fills with its own calls: hot_path.cpp (alloc, free, transfer, adopt),
+// boundary.cpp (constants, errors), thread_cache.cpp, buffer_lifetime.cpp, handler_calls.cpp,
+// slab_views.cpp, hops.cpp, gpu.cpp, capsule.cpp (the process-wide registry, native handles),
+// scope_cells.cpp; and, in a test build (PINPOOL_TESTING), testing.cpp's hooks under `testing`.
+// src/boundary/native.ts declares the same groups (one interface per file).
 #include <node_api.h>
 
 #include <cmath>
-#include <string>
-#include <vector>
+#include <cstdint>
 
 #include "../core/lock_cap.hpp"
 #include "../core/stats.hpp"
@@ -72,31 +72,6 @@ napi_value Info(napi_env env, napi_callback_info) {
   return o;
 }
 
-// fakeCuda('set', knob, value) -> bool
-napi_value fake_set(napi_env env, const napi_value* argv) {
-  const Call call{env, "binding: fakeCuda('set', knob, value)"};
-  PINPOOL_REQUIRE_STRING(1, knob);
-  PINPOOL_REQUIRE_INT64(2, value);
-  return js_bool(env, cuda::fake_set(knob.c_str(), value));
-}
-
-// fakeCuda('counters') -> object | null; fakeCuda('reset') -> bool; fakeCuda('set', knob, value)
-napi_value FakeCuda(napi_env env, napi_callback_info info) {
-  PINPOOL_ARGS(env, info, 3, "fakeCuda(op, ...)");
-  PINPOOL_REQUIRE_STRING(0, op);
-  if (op == "counters") {
-    std::vector<cuda::Counter> counters;
-    if (!cuda::fake_counters(counters)) return js_null(env);
-    napi_value o = js_object(env);
-    for (const auto& c : counters)
-      set_named(env, o, c.name.c_str(), js_number(env, static_cast<double>(c.value)));
-    return o;
-  }
-  if (op == "reset") return js_bool(env, cuda::fake_reset_counters());
-  if (op == "set") return fake_set(env, argv);
-  return throw_error(env, code::kInvalidArgument, "binding: fakeCuda: unknown op " + op);
-}
-
 // Node does not free a worker's references when its environment ends; we do.
 void delete_instance(napi_env env, void* data, void*) {
   auto* ending = static_cast<Instance*>(data);
@@ -129,22 +104,51 @@ Instance* make_instance(napi_env env) {
   return inst;
 }
 
+// One binding file's exports: made on an object of their own, then set on the module; their keys
+// are kept in `groups` under the file's name (a test build hands them over: testing.groups).
+template <typename Fill>
+void export_group(napi_env env, napi_value exports, napi_value groups, const char* file,
+                  Fill fill) {
+  napi_value group = js_object(env);
+  fill(group);
+  napi_value keys;
+  napi_get_all_property_names(
+      env, group, napi_key_own_only,
+      static_cast<napi_key_filter>(napi_key_enumerable | napi_key_skip_symbols),
+      napi_key_numbers_to_strings, &keys);
+  uint32_t count = 0;
+  napi_get_array_length(env, keys, &count);
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value key, value;
+    napi_get_element(env, keys, i, &key);
+    napi_get_property(env, group, key, &value);
+    napi_set_property(env, exports, key, value);
+  }
+  set_named(env, groups, file, keys);
+}
+
+void ExportAddon(napi_env env, napi_value exports, Instance* inst) {
+  export_functions(env, exports, {{"scratch", guarded<Scratch>}, {"info", guarded<Info>}}, inst);
+}
+
 napi_value init(napi_env env, napi_value exports) {
   Instance* inst = make_instance(env);
-  ExportHotPath(env, exports, inst);
-  ExportBoundary(env, exports);
-  export_functions(
-      env, exports,
-      {{"scratch", guarded<Scratch>}, {"info", guarded<Info>}, {"fakeCuda", guarded<FakeCuda>}},
-      inst);
-  ExportThreadCache(env, exports, inst);
-  ExportBufferLifetime(env, exports, inst);
-  ExportHandlerCalls(env, exports);
-  ExportSlabViews(env, exports);
-  ExportHops(env, exports);
-  ExportGpu(env, exports);
-  ExportCapsule(env, exports);
-  ExportScopeCells(env, exports);
+  napi_value groups = js_object(env);
+  auto group = [&](const char* file, auto fill) { export_group(env, exports, groups, file, fill); };
+  group("hot_path.cpp", [&](napi_value e) { ExportHotPath(env, e, inst); });
+  group("boundary.cpp", [&](napi_value e) { ExportBoundary(env, e); });
+  group("addon.cpp", [&](napi_value e) { ExportAddon(env, e, inst); });
+  group("thread_cache.cpp", [&](napi_value e) { ExportThreadCache(env, e, inst); });
+  group("buffer_lifetime.cpp", [&](napi_value e) { ExportBufferLifetime(env, e, inst); });
+  group("handler_calls.cpp", [&](napi_value e) { ExportHandlerCalls(env, e); });
+  group("slab_views.cpp", [&](napi_value e) { ExportSlabViews(env, e); });
+  group("hops.cpp", [&](napi_value e) { ExportHops(env, e); });
+  group("gpu.cpp", [&](napi_value e) { ExportGpu(env, e); });
+  group("capsule.cpp", [&](napi_value e) { ExportCapsule(env, e); });
+  group("scope_cells.cpp", [&](napi_value e) { ExportScopeCells(env, e); });
+#ifdef PINPOOL_TESTING
+  ExportTesting(env, exports, groups);
+#endif
   return exports;
 }
 

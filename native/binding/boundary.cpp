@@ -6,6 +6,7 @@
 #include "../core/stats.hpp"
 #include "../cuda/cuda_driver.hpp"
 #include "../handlers/pool/pool_adaptor.hpp"
+#include "handler_factory.hpp"
 #include "hot_path.hpp"
 #include "instance.hpp"
 #include "module_exports.hpp"
@@ -183,7 +184,7 @@ napi_value SetErrorClass(napi_env env, napi_callback_info info) {
 }
 
 // constants() -> the tables JavaScript reads instead of repeating them: error codes, the
-// scratch slots, the pool's limits, managed-memory advice, failure reasons.
+// scratch slots, the pool's limits, managed-memory advice, copy directions, handler kinds.
 napi_value Constants(napi_env env, napi_callback_info) {
   napi_value result, table;
   napi_create_object(env, &result);
@@ -244,6 +245,16 @@ napi_value Constants(napi_env env, napi_callback_info) {
   put_number(table, "portable", CU_MEMHOSTREGISTER_PORTABLE);
   put_number(table, "mapped", CU_MEMHOSTREGISTER_DEVICEMAP);
   napi_set_named_property(env, result, "registerFlags", table);
+  napi_create_object(env, &table);
+  for (auto [name, value] : {std::pair{"hostToDevice", cuda::CopyKind::HostToDevice},
+                             std::pair{"deviceToHost", cuda::CopyKind::DeviceToHost},
+                             std::pair{"deviceToDevice", cuda::CopyKind::DeviceToDevice}})
+    put_number(table, name, static_cast<double>(value));
+  napi_set_named_property(env, result, "copyDirections", table);
+  napi_create_object(env, &table);
+  for (const HandlerKind& kind : handler_kinds())
+    put_string(table, kind.name, kind.leaf ? "leaf" : "adaptor");
+  napi_set_named_property(env, result, "kinds", table);
   return result;
 }
 

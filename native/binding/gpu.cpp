@@ -4,9 +4,9 @@
 #include <vector>
 
 #include "../core/block_registry.hpp"
-#include "../lifetime/gpu_work.hpp"
 #include "../core/handler.hpp"
 #include "../core/leases.hpp"
+#include "../lifetime/gpu_work.hpp"
 #include "boundary.hpp"
 #include "module_exports.hpp"
 
@@ -256,8 +256,7 @@ bool host_range(napi_env env, const napi_value* argv, size_t i, size_t offset, s
 
 // What copy() was asked for, its pointers resolved.
 struct CopyRequest {
-  int kind;                         // cuda::CopyKind: 0 host to device, 1 device to host,
-                                    // 2 device to device
+  cuda::CopyKind kind;              // constants().copyDirections names each
   int device;                       // the device whose stream runs it
   size_t bytes;                     // bytes to copy
   size_t dst_offset, src_offset;    // byte offsets into each side
@@ -271,7 +270,7 @@ struct CopyRequest {
 // host side the memory itself, so the lease is taken from the memory whatever object reaches
 // it. Throws and returns false when a side is not what the kind says.
 bool resolve_sides(napi_env env, const napi_value* argv, CopyRequest* r) {
-  if (r->kind == 2) {
+  if (r->kind == cuda::CopyKind::DeviceToDevice) {
     const Call call{env, "binding: copy: device addresses"};
     PINPOOL_REQUIRE_ADDRESS(2, dst);
     PINPOOL_REQUIRE_ADDRESS(3, src);
@@ -279,7 +278,7 @@ bool resolve_sides(napi_env env, const napi_value* argv, CopyRequest* r) {
     r->src = static_cast<char*>(src) + r->src_offset;
     return true;
   }
-  const bool to_device = r->kind == 0;
+  const bool to_device = r->kind == cuda::CopyKind::HostToDevice;
   const Call call{env, "binding: copy: device address"};
   PINPOOL_REQUIRE_ADDRESS(to_device ? 2 : 3, device_address);
   const size_t host_index = to_device ? 3 : 2;
@@ -301,7 +300,7 @@ bool resolve_sides(napi_env env, const napi_value* argv, CopyRequest* r) {
 // page-locked, so queueing may wait for the copy. False when no staging memory could be had.
 bool resolve_memory(napi_env env, Op* op, CopyRequest* r, bool* from_pool) {
   *from_pool = false;
-  if (r->kind == 2) return true;
+  if (r->kind == cuda::CopyKind::DeviceToDevice) return true;
   block_registry::Found found = block_registry::find(r->host, r->bytes);
   if (found.kind) {
     leases::take(r->host, r->bytes, op->work.fence());
@@ -311,7 +310,7 @@ bool resolve_memory(napi_env env, Op* op, CopyRequest* r, bool* from_pool) {
   op->staging = std::malloc(r->bytes ? r->bytes : 1);
   if (!op->staging) return false;
   op->bytes = r->bytes;
-  if (r->kind == 0) {
+  if (r->kind == cuda::CopyKind::HostToDevice) {
     // An empty or detached source has no data pointer at all: memcpy from null is undefined
     // even for 0 bytes.
     if (r->bytes) std::memcpy(op->staging, r->host, r->bytes);
@@ -330,26 +329,28 @@ bool resolve_memory(napi_env env, Op* op, CopyRequest* r, bool* from_pool) {
 napi_value submit_copy(napi_env env, Op* op, CUstream stream, const CopyRequest& r,
                        bool from_pool) {
   napi_value promise = begin(env, op);
-  auto copy_kind = static_cast<cuda::CopyKind>(r.kind);
   if (from_pool) {
-    submit_from_pool(env, new Submission{op, stream, copy_kind, r.dst, r.src, r.bytes});
+    submit_from_pool(env, new Submission{op, stream, r.kind, r.dst, r.src, r.bytes});
     return promise;
   }
   CUresult rc = op->work.submit(stream, [&](CUstream st) {
-    return cuda::copy_async(r.device, copy_kind, r.dst, r.src, r.bytes, st);
+    return cuda::copy_async(r.device, r.kind, r.dst, r.src, r.bytes, st);
   });
   if (rc != CUDA_SUCCESS) fail_now(env, op, rc);
   return promise;
 }
 
-// copy(kind, device, dst, src, bytes, dstOffset, srcOffset, stream) -> Promise
-//   kind: 0 host to device, 1 device to host, 2 device to device (resolve_sides() says what
-//   each side is).
+// copy(direction, device, dst, src, bytes, dstOffset, srcOffset, stream) -> Promise
+//   direction: a cuda::CopyKind, as constants().copyDirections names them: hostToDevice,
+//   deviceToHost, deviceToDevice (resolve_sides() says what each side is).
 napi_value Copy(napi_env env, napi_callback_info info) {
-  PINPOOL_ARGS(env, info, 8, "copy(kind, device, dst, src, bytes, dstOffset, srcOffset, stream)");
+  PINPOOL_ARGS(env, info, 8,
+               "copy(direction, device, dst, src, bytes, dstOffset, srcOffset, stream)");
   PINPOOL_REQUIRE(argc >= 8);
-  PINPOOL_REQUIRE_INT32(0, kind);
-  PINPOOL_REQUIRE(kind >= 0 && kind <= 2);
+  PINPOOL_REQUIRE_INT32(0, direction);
+  PINPOOL_REQUIRE(direction >= static_cast<int>(cuda::CopyKind::HostToDevice) &&
+                  direction <= static_cast<int>(cuda::CopyKind::DeviceToDevice));
+  const auto kind = static_cast<cuda::CopyKind>(direction);
   PINPOOL_REQUIRE_INT32(1, device);
   PINPOOL_REQUIRE_SIZE(4, bytes);
   PINPOOL_REQUIRE_SIZE(5, dst_offset);
@@ -472,7 +473,7 @@ struct Registration {
 
 namespace {
 
-// hostRegister(device, memory, flags, plainAllowed) -> [registration, bytes, leased], or null
+// hostRegister(device, memory, flags, plainAllowed) -> { registration, bytes, leased }, or null
 // (nothing registered) for memory that is not pinpool's when plainAllowed is false: src/gpu.ts
 // decides which other memory it can keep alive while registered.
 napi_value HostRegister(napi_env env, napi_callback_info info) {
@@ -497,22 +498,22 @@ napi_value HostRegister(napi_env env, napi_callback_info info) {
     r->lease = Fence::create();
     leases::take(m.data, m.length, r->lease);
   }
-  napi_value result = js_array(env, 3);
-  set_element(env, result, 0,
-              wrap_tagged(env, r, Tag::Registration, [](napi_env, void* data, void*) {
-                auto* reg = static_cast<Registration*>(data);
-                // Collected without unregister: src/gpu.ts unregisters first, while its thread
-                // runs. A thread that ends while registered cannot: the driver keeps the range,
-                // and the block under it is orphaned (its lease never ends), counted rather than
-                // lost unseen.
-                if (reg->lease) {
-                  if (reg->registered) reg->lease->abandon();
-                  reg->lease->release();
-                }
-                delete reg;
-              }));
-  set_element(env, result, 1, js_number(env, static_cast<double>(m.length)));
-  set_element(env, result, 2, js_bool(env, leased));
+  napi_value result = js_object(env);
+  set_named(env, result, "registration",
+            wrap_tagged(env, r, Tag::Registration, [](napi_env, void* data, void*) {
+              auto* reg = static_cast<Registration*>(data);
+              // Collected without unregister: src/gpu.ts unregisters first, while its thread
+              // runs. A thread that ends while registered cannot: the driver keeps the range,
+              // and the block under it is orphaned (its lease never ends), counted rather than
+              // lost unseen.
+              if (reg->lease) {
+                if (reg->registered) reg->lease->abandon();
+                reg->lease->release();
+              }
+              delete reg;
+            }));
+  set_named(env, result, "bytes", js_number(env, static_cast<double>(m.length)));
+  set_named(env, result, "leased", js_bool(env, leased));
   return result;
 }
 
@@ -529,14 +530,6 @@ napi_value HostUnregister(napi_env env, napi_callback_info info) {
   }
   if (rc != CUDA_SUCCESS) napi_throw(env, cuda_error(env, rc, "unregister"));
   return nullptr;
-}
-
-// deferred(handler) -> blocks still waiting for their leases (0 for any other value)
-napi_value Deferred(napi_env env, napi_callback_info info) {
-  PINPOOL_ARGS(env, info, 1, "deferred(handler)");
-  Handler* h = nullptr;
-  get_handle(env, argv[0], &h);
-  return js_number(env, h ? static_cast<double>(h->deferred()) : 0);
 }
 
 }  // namespace
@@ -575,8 +568,7 @@ void ExportGpu(napi_env env, napi_value exports) {
                     {"deviceFree", guarded<DeviceFree>},
                     {"createStream", guarded<CreateStream>},
                     {"hostRegister", guarded<HostRegister>},
-                    {"hostUnregister", guarded<HostUnregister>},
-                    {"deferred", guarded<Deferred>}},
+                    {"hostUnregister", guarded<HostUnregister>}},
                    InitGpu(env));
 }
 

@@ -121,14 +121,14 @@ napi_value Describe(napi_env env, napi_callback_info info) {
   return o;
 }
 
-// secret(handler) -> [the handler's secret as hex digits, the process key]: what a share()
-// token carries besides the id
+// secret(handler) -> { secret: the handler's secret as hex digits, process: the process key }:
+// what a share() token carries besides the id
 napi_value Secret(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 1, "secret(handler)");
   PINPOOL_REQUIRE_HANDLE(0, Handler, h);
-  napi_value result = js_array(env, 2);
-  set_element(env, result, 0, js_string(env, secret_hex(h)));
-  set_element(env, result, 1, js_string(env, transfers::process_key()));
+  napi_value result = js_object(env);
+  set_named(env, result, "secret", js_string(env, secret_hex(h)));
+  set_named(env, result, "process", js_string(env, transfers::process_key()));
   return result;
 }
 

@@ -100,37 +100,84 @@ bool read(napi_env env, napi_value object, Options* r) {
   return o.ok();
 }
 
+// The kinds, in the order constants().kinds lists them: each with how it is made from its
+// options. This table is the one list of kinds (src/boundary/native.ts checks its HandlerKind
+// against it at load); a kind's class spells the same name (Handler::kind()).
+using Make = Handler* (*)(const Options& o, const std::string& kind, std::string& error);
+struct Kind {
+  const char* name;
+  bool leaf;  // hands out its own memory; else an adaptor, made over upstream handlers
+  Make make;
+};
+
+Handler* with_upstream(const Options& o, const std::string& kind, std::string& error,
+                       Handler* (*make)(const Options&)) {
+  if (!o.upstream) {
+    error = kind + " needs an upstream handler";
+    return nullptr;
+  }
+  return make(o);
+}
+
+const Kind kKinds[] = {
+    {"pinned", true,
+     [](const Options& o, const std::string&, std::string&) -> Handler* {
+       return new PinnedHandler(
+           o.name, {o.device, o.portable, o.mapped, o.write_combined, o.register_memory});
+     }},
+    {"managed", true,
+     [](const Options& o, const std::string&, std::string&) -> Handler* {
+       return new ManagedHandler(o.name, o.device);
+     }},
+    {"locked", true,
+     [](const Options& o, const std::string&, std::string&) -> Handler* {
+       return new LockedHandler(o.name, o.max_bytes);
+     }},
+    {"pageable", true,
+     [](const Options& o, const std::string&, std::string&) -> Handler* {
+       return new PageableHandler(o.name);
+     }},
+    {"file", true,
+     [](const Options& o, const std::string&, std::string&) -> Handler* {
+       return new FileMappingHandler(o.name, {o.fd, o.writable, o.register_memory, o.device});
+     }},
+    {"pool", false,
+     [](const Options& o, const std::string& kind, std::string& error) {
+       return with_upstream(o, kind, error, [](const Options& u) -> Handler* {
+         return new PoolAdaptor(u.name, u.upstream, {u.max_cached_bytes, u.cache_ratio});
+       });
+     }},
+    {"fallback", false,
+     [](const Options& o, const std::string&, std::string& error) -> Handler* {
+       if (!o.primary || !o.secondary) {
+         error = "fallback needs a primary and a secondary handler";
+         return nullptr;
+       }
+       return new FallbackAdaptor(o.name, o.primary, o.secondary, o.min_bytes, o.max_bytes);
+     }},
+    {"limit", false,
+     [](const Options& o, const std::string& kind, std::string& error) {
+       return with_upstream(o, kind, error, [](const Options& u) -> Handler* {
+         return new LimitAdaptor(u.name, u.upstream, u.max_bytes);
+       });
+     }},
+};
+
 }  // namespace
+
+std::vector<HandlerKind> handler_kinds() {
+  std::vector<HandlerKind> kinds;
+  for (const Kind& k : kKinds) kinds.push_back({k.name, k.leaf});
+  return kinds;
+}
 
 Handler* make_handler(napi_env env, const std::string& kind, napi_value options,
                       std::string& error) {
   Options o;
   if (!read(env, options, &o)) return nullptr;
   if (o.name.empty()) o.name = kind;
-  if (kind == "pageable") return new PageableHandler(o.name);
-  if (kind == "locked") return new LockedHandler(o.name, o.max_bytes);
-  if (kind == "pinned")
-    return new PinnedHandler(o.name,
-                             {o.device, o.portable, o.mapped, o.write_combined, o.register_memory});
-  if (kind == "managed") return new ManagedHandler(o.name, o.device);
-  if (kind == "file")
-    return new FileMappingHandler(o.name, {o.fd, o.writable, o.register_memory, o.device});
-  if (kind == "pool" || kind == "limit") {
-    if (!o.upstream) {
-      error = kind + " needs an upstream handler";
-      return nullptr;
-    }
-    if (kind == "pool")
-      return new PoolAdaptor(o.name, o.upstream, {o.max_cached_bytes, o.cache_ratio});
-    return new LimitAdaptor(o.name, o.upstream, o.max_bytes);
-  }
-  if (kind == "fallback") {
-    if (!o.primary || !o.secondary) {
-      error = "fallback needs a primary and a secondary handler";
-      return nullptr;
-    }
-    return new FallbackAdaptor(o.name, o.primary, o.secondary, o.min_bytes, o.max_bytes);
-  }
+  for (const Kind& k : kKinds)
+    if (kind == k.name) return k.make(o, kind, error);
   // Unknown kinds are an error, never a default (RMM's lesson).
   error = "unknown handler kind '" + kind + "'";
   return nullptr;

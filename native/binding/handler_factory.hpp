@@ -4,6 +4,7 @@
 #include <node_api.h>
 
 #include <string>
+#include <vector>
 
 #include "../core/handler.hpp"
 
@@ -13,5 +14,14 @@ namespace pinpool::binding {
 // nullptr with `error` empty when reading `options` threw (a getter), that exception pending.
 Handler* make_handler(napi_env env, const std::string& kind, napi_value options,
                       std::string& error);
+
+// A kind make_handler() knows: its name, and whether it is a leaf (it hands out its own memory)
+// or an adaptor (it takes memory from upstream handlers).
+struct HandlerKind {
+  const char* name;
+  bool leaf;
+};
+// Every kind, in one order: native code owns the list; constants().kinds hands it to JavaScript.
+std::vector<HandlerKind> handler_kinds();
 
 }  // namespace pinpool::binding

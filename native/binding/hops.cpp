@@ -20,17 +20,17 @@ napi_value TraceHops(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// takeHops() -> [[handler, from, to, reason], ...] for the last allocation; empties the log
+// takeHops() -> [{ handler, from, to, reason }, ...] for the last allocation; empties the log
 napi_value TakeHops(napi_env env, napi_callback_info) {
   HopLog& log = hop_log();
   napi_value hops = js_array(env, log.count);
   for (int i = 0; i < log.count; i++) {
     const Hop& h = log.hops[i];
-    napi_value row = js_array(env, 4);
-    set_element(env, row, 0, js_string(env, h.handler));
-    set_element(env, row, 1, js_string(env, h.from));
-    set_element(env, row, 2, js_string(env, h.to));
-    set_element(env, row, 3, js_string(env, reason_text(h.reason)));
+    napi_value row = js_object(env);
+    set_named(env, row, "handler", js_string(env, h.handler));
+    set_named(env, row, "from", js_string(env, h.from));
+    set_named(env, row, "to", js_string(env, h.to));
+    set_named(env, row, "reason", js_string(env, reason_text(h.reason)));
     set_element(env, hops, static_cast<uint32_t>(i), row);
   }
   log.count = 0;

@@ -188,7 +188,7 @@ napi_value HotFree(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// transfer(handler, arrayBuffer | undefined, slot, address, scope | undefined) -> [key, process]
+// transfer(handler, arrayBuffer | undefined, slot, address, scope | undefined) -> { key, process }
 //   scope: the cell of the named scope a block of this thread was allocated in (scopeCell()); a
 //   block adopted here keeps the scope it came with.
 napi_value Transfer(napi_env env, napi_callback_info info) {
@@ -220,16 +220,13 @@ napi_value Transfer(napi_env env, napi_callback_info info) {
   }
   inst->live.remove(env, block);
   std::string key = transfers::park(std::move(parcel));
-  napi_value result, key_value, process_value;
-  napi_create_array_with_length(env, 2, &result);
-  napi_create_string_utf8(env, key.c_str(), key.size(), &key_value);
-  napi_create_string_utf8(env, transfers::process_key().c_str(), NAPI_AUTO_LENGTH, &process_value);
-  napi_set_element(env, result, 0, key_value);
-  napi_set_element(env, result, 1, process_value);
+  napi_value result = js_object(env);
+  set_named(env, result, "key", js_string(env, key));
+  set_named(env, result, "process", js_string(env, transfers::process_key()));
   return result;
 }
 
-// adopt(key, process) -> [handler, arrayBuffer, bytes, alignment] or null when no parcel has
+// adopt(key, process) -> { handler, buffer, bytes, alignment } or null when no parcel has
 // that key; the address and leaf id land in scratch. A token of another process is refused.
 napi_value Adopt(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 2, "adopt(key, process)");
@@ -261,15 +258,11 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   out[kAddress] = address_value(p.ptr);
   const Handler* leaf = Handler::from_abi(p.served_by);
   out[kServedBy] = leaf ? static_cast<double>(leaf->id()) : 0;
-  napi_value result, handle, bytes, alignment;
-  handle = wrap_handler(env, p.handler);
-  napi_create_double(env, static_cast<double>(p.bytes), &bytes);
-  napi_create_double(env, static_cast<double>(p.alignment), &alignment);
-  napi_create_array_with_length(env, 4, &result);
-  napi_set_element(env, result, 0, handle);
-  napi_set_element(env, result, 1, buffer);
-  napi_set_element(env, result, 2, bytes);
-  napi_set_element(env, result, 3, alignment);
+  napi_value result = js_object(env);
+  set_named(env, result, "handler", wrap_handler(env, p.handler));
+  set_named(env, result, "buffer", buffer);
+  set_named(env, result, "bytes", js_number(env, static_cast<double>(p.bytes)));
+  set_named(env, result, "alignment", js_number(env, static_cast<double>(p.alignment)));
   return result;
 }
 

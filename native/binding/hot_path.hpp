@@ -9,7 +9,9 @@
 namespace pinpool::binding {
 
 // Layout of the per-thread scratch array that alloc() and adopt() write their report into.
-// JavaScript reads the layout from constants().slots.
+// JavaScript reads the layout from constants().slots. Positional numbers in one Float64Array, not
+// a record, on purpose: alloc() runs for every block that reaches native code, and an object
+// per call would be made here and collected there each time; the cold calls return records.
 enum Slot {
   kAddress = 0,         // the block's address
   kServedBy = 1,        // id of the leaf that served it (0: a foreign handler)

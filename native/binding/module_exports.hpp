@@ -1,5 +1,7 @@
 // The binding files' exports: each file sets its own JavaScript keys, next to the functions
-// behind them (a table of {name, guarded<Function>}), and addon.cpp calls these in turn.
+// behind them (a table of {name, guarded<Function>}), and addon.cpp calls these in turn, keeping
+// each file's keys as one group (src/boundary/native.ts declares one interface per group;
+// test/host/binding.test.ts holds the two sides together).
 // (exports.map is something else: the symbols the linker lets the addon export.)
 #pragma once
 
@@ -21,5 +23,8 @@ void ExportHops(napi_env env, napi_value exports);                            //
 void ExportGpu(napi_env env, napi_value exports);                             // gpu.cpp
 void ExportCapsule(napi_env env, napi_value exports);                         // capsule.cpp
 void ExportScopeCells(napi_env env, napi_value exports);                      // scope_cells.cpp
+// A test build's only (PINPOOL_TESTING): exports.testing, with the hooks and `groups` (the keys
+// of each group above, by file).
+void ExportTesting(napi_env env, napi_value exports, napi_value groups);  // testing.cpp
 
 }  // namespace pinpool::binding

@@ -13,13 +13,13 @@ napi_value NewScopeCell(napi_env env, napi_callback_info) {
                      [](napi_env, void* data, void*) { static_cast<ScopeCell*>(data)->release(); });
 }
 
-// scopeFreed(cell) -> [bytes, buffers] freed away from the scope's thread so far
+// scopeFreed(cell) -> { bytes, buffers } freed away from the scope's thread so far
 napi_value ScopeFreed(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 1, "scopeFreed(cell)");
   PINPOOL_REQUIRE_HANDLE(0, ScopeCell, cell);
-  napi_value result = js_array(env, 2);
-  set_element(env, result, 0, js_number(env, static_cast<double>(cell->bytes())));
-  set_element(env, result, 1, js_number(env, static_cast<double>(cell->buffers())));
+  napi_value result = js_object(env);
+  set_named(env, result, "bytes", js_number(env, static_cast<double>(cell->bytes())));
+  set_named(env, result, "buffers", js_number(env, static_cast<double>(cell->buffers())));
   return result;
 }
 

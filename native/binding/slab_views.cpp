@@ -55,7 +55,8 @@ void view_finalized(napi_env env, void*, void* hint) {
   delete ref;
 }
 
-// regionView(pool, regionAddress, regionBytes) -> [ArrayBuffer over a pinned slab, pin] or null
+// regionView(pool, regionAddress, regionBytes) -> { buffer: ArrayBuffer over a pinned slab, pin }
+// or null
 // when the pool has no slab of that size there. The view's size is the slab's own.
 napi_value RegionView(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 3, "regionView(pool, region, bytes)");
@@ -95,12 +96,12 @@ napi_value RegionView(napi_env env, napi_callback_info info) {
     record.pin = pin;
     views.push_back(record);
   }
-  napi_value result = js_array(env, 2);
-  set_element(env, result, 0, view);
-  set_element(
-      env, result, 1,
-      wrap_tagged(env, new RegionPinRef(pin), Tag::RegionPin,
-                  [](napi_env, void* ref, void*) { delete static_cast<RegionPinRef*>(ref); }));
+  napi_value result = js_object(env);
+  set_named(env, result, "buffer", view);
+  set_named(env, result, "pin",
+            wrap_tagged(env, new RegionPinRef(pin), Tag::RegionPin, [](napi_env, void* ref, void*) {
+              delete static_cast<RegionPinRef*>(ref);
+            }));
   return result;
 }
 

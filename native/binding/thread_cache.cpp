@@ -63,7 +63,7 @@ void trim_notice_gone(napi_env, void* data, void*) {
   cache->release();
 }
 
-// threadCache(handler, trimAsked) -> [Float64Array of cells, cache] or null when the handler
+// threadCache(handler, trimAsked) -> { cells: Float64Array, cache } or null when the handler
 // keeps no size classes (only a pool's blocks can wait in a thread cache). trimAsked() runs in
 // this thread when a trim in another thread asks the cache to give its blocks back.
 napi_value NewThreadCache(napi_env env, napi_callback_info info) {
@@ -111,9 +111,9 @@ napi_value NewThreadCache(napi_env env, napi_callback_info info) {
     cache->trim_notice = nullptr;  // trims are then seen at the thread's next call only
   }
   h->add_thread_cache(cache->cells, notify_trim, cache);
-  napi_create_array_with_length(env, 2, &result);
-  napi_set_element(env, result, 0, cells);
-  napi_set_element(env, result, 1, handle);
+  result = js_object(env);
+  set_named(env, result, "cells", cells);
+  set_named(env, result, "cache", handle);
   return result;
 }
 
@@ -161,15 +161,13 @@ napi_value Leased(napi_env env, napi_callback_info info) {
 // external ArrayBuffer's memory (the new one over the same bytes) rather than copying it.
 alignas(16) unsigned char probe_memory[16];
 
-// transferProbe() -> [an external ArrayBuffer over the probe bytes]
+// transferProbe() -> an external ArrayBuffer over the probe bytes
 napi_value TransferProbe(napi_env env, napi_callback_info) {
-  napi_value probe, result;
+  napi_value probe;
   if (napi_create_external_arraybuffer(env, probe_memory, sizeof probe_memory, nullptr, nullptr,
                                        &probe) != napi_ok)
     return throw_error(env, code::kOutOfMemory, "transferProbe: no ArrayBuffer could be made");
-  napi_create_array_with_length(env, 1, &result);
-  napi_set_element(env, result, 0, probe);
-  return result;
+  return probe;
 }
 
 // leaseFlag() -> Int32Array over the flag that is not 0 while any lease may be held

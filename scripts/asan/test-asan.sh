@@ -69,7 +69,10 @@ finish() {
 }
 
 echo "test:asan: building the addon with AddressSanitizer and UBSan into $asan_dir/"
-npx cmake-js compile -O "$asan_dir" --CDPINPOOL_SANITIZE=ON --log-level warn
+# configure, then build: `cmake-js compile` configures only a new build folder, so an option
+# given to it would not reach one configured before. PINPOOL_TESTING: the suites use the hooks.
+npx cmake-js configure -O "$asan_dir" --CDPINPOOL_SANITIZE=ON --CDPINPOOL_TESTING=ON --log-level warn
+npx cmake-js build -O "$asan_dir" --log-level warn
 cc -shared -fPIC -O1 -Wall -Wextra -I node_modules/node-api-headers/include \
   scripts/asan/lsan-check.c -o "$lsan_check"
 finish "build addon (ASan + UBSan)" "built $addon"

@@ -7,61 +7,209 @@ import * as path from 'node:path';
 
 import { ErrorCode, PinpoolError } from './errors.js';
 
-/** The addon's exports, as the binding (native/binding/addon.cpp) defines them. */
-export interface NativeBinding {
-  setErrorClass(errorClass: new (code: string, message: string) => Error): void;
-  createHandler(kind: string, options: object): NativeHandle;
-  constants(): NativeConstants;
+/**
+ * The addon's exports, in the groups the binding files export them (native/binding/
+ * module_exports.hpp): one interface per file, and beside each the object of its keys, which the
+ * compiler holds to the interface (test/host/binding.test.ts holds both to the addon's own).
+ */
+export type NativeBinding = HotPath &
+  BoundaryCalls &
+  AddonCalls &
+  ThreadCacheCalls &
+  BufferLifetimeCalls &
+  HandlerCalls &
+  SlabViewCalls &
+  FallbackCalls &
+  GpuCalls &
+  CapsuleCalls &
+  ScopeCellCalls & {
+    /** A test build's hooks (PINPOOL_TESTING; native/binding/testing.cpp); absent from a production build. */
+    readonly testing?: TestingHooks;
+  };
+
+/** The calls that move a block's ownership (native/binding/hot_path.cpp): made for every buffer. */
+export interface HotPath {
   alloc(handle: NativeHandle, bytes: number, alignment: number, view: number): ArrayBuffer | undefined | null;
   takeError(): Error;
   /** `buffer` null: the block's buffer cannot be taken back; the block waits until it is collected. */
   free(handle: NativeHandle, buffer: ArrayBuffer | null | undefined, slot: number, address: number, byGc: boolean): void;
+  transfer(handle: NativeHandle, buffer: ArrayBuffer | null | undefined, slot: number, address: number, scope: NativeScopeCell | undefined): { key: string; process: string };
+  /** The address and leaf id land in scratch(). */
+  adopt(key: string, process: string): { handler: NativeHandle; buffer: ArrayBuffer; bytes: number; alignment: number } | null;
+}
+const hotPathKeys = { alloc: true, takeError: true, free: true, transfer: true, adopt: true } as const satisfies Record<keyof HotPath, true>;
+
+/** The tables native code owns, and the error class it throws (native/binding/boundary.cpp). */
+export interface BoundaryCalls {
+  setErrorClass(errorClass: new (code: string, message: string) => Error): void;
+  constants(): NativeConstants;
+}
+const boundaryKeys = { setErrorClass: true, constants: true } as const satisfies Record<keyof BoundaryCalls, true>;
+
+/** What the module tells about itself (native/binding/addon.cpp). */
+export interface AddonCalls {
+  /** The array alloc() and adopt() report into (constants().slots). */
+  scratch(): Float64Array;
+  info(): NativeInfo;
+}
+const addonKeys = { scratch: true, info: true } as const satisfies Record<keyof AddonCalls, true>;
+
+/** A pool's thread cache, and the probes of buffer moves and leases (native/binding/thread_cache.cpp). */
+export interface ThreadCacheCalls {
+  threadCache(handle: NativeHandle, trimAsked: () => void): { cells: Float64Array; cache: NativeThreadCache } | null;
+  trimAfterThreadCache(cache: NativeThreadCache): number;
+  dropCache(cache: NativeThreadCache): void;
+  notePeak(cache: NativeThreadCache): void;
+  leased(address: number, bytes: number): boolean;
+  /** An external ArrayBuffer over a few bytes of native memory (src/memory/take-back.ts). */
+  transferProbe(): ArrayBuffer;
+  leaseFlag(): Int32Array;
+  isProbe(value: unknown): boolean;
+}
+const threadCacheKeys = {
+  threadCache: true,
+  trimAfterThreadCache: true,
+  dropCache: true,
+  notePeak: true,
+  leased: true,
+  transferProbe: true,
+  leaseFlag: true,
+  isProbe: true,
+} as const satisfies Record<keyof ThreadCacheCalls, true>;
+
+/** How buffers handed out can move, and which one a worker watches (native/binding/buffer_lifetime.cpp). */
+export interface BufferLifetimeCalls {
+  setBufferMoves(transfer: (() => ArrayBuffer) | undefined, isMainThread: boolean): void;
+  track(slot: number, address: number, buffer: ArrayBuffer): void;
+}
+const bufferLifetimeKeys = { setBufferMoves: true, track: true } as const satisfies Record<keyof BufferLifetimeCalls, true>;
+
+/** The calls on a handler as a whole (native/binding/handler_calls.cpp). */
+export interface HandlerCalls {
+  createHandler(kind: HandlerKind, options: object): NativeHandle;
   trim(handle: NativeHandle): number;
   /** Fills `out` with a handler's statistics, each at its `NativeStat.slot` (scaled: seconds, not nanoseconds). */
   stats(handle: NativeHandle, out: Float64Array): void;
   /** The statistics table of native/core/stats.hpp (PINPOOL_STATS): one record per statistic. */
   statsLayout(): NativeStat[];
   describe(handleOrId: NativeHandle | number): { id: number; name: string; kind: string } | null;
-  secret(handle: NativeHandle): [secret: string, process: string];
+  secret(handle: NativeHandle): { secret: string; process: string };
   attach(id: number, secret: string, process: string): NativeHandle | null;
-  transfer(handle: NativeHandle, buffer: ArrayBuffer | null | undefined, slot: number, address: number, scope: NativeScopeCell | undefined): [key: string, process: string];
-  adopt(key: string, process: string): [NativeHandle, ArrayBuffer, number, number] | null;
-  /** A named scope's cell: what other threads freed of its buffers (native/core/scope_cell.hpp). */
-  scopeCell(): NativeScopeCell;
-  scopeFreed(cell: NativeScopeCell): [bytes: number, buffers: number];
-  regionView(handle: NativeHandle, region: number, bytes: number): [ArrayBuffer, RegionPin] | null;
+}
+const handlerCallsKeys = {
+  createHandler: true,
+  trim: true,
+  stats: true,
+  statsLayout: true,
+  describe: true,
+  secret: true,
+  attach: true,
+} as const satisfies Record<keyof HandlerCalls, true>;
+
+/** Slab views of a `slabViews` pool (native/binding/slab_views.cpp). */
+export interface SlabViewCalls {
+  regionView(handle: NativeHandle, region: number, bytes: number): { buffer: ArrayBuffer; pin: RegionPin } | null;
   releaseRegion(buffer: ArrayBuffer | null, pin: RegionPin): void;
-  scratch(): Float64Array;
+}
+const slabViewKeys = { regionView: true, releaseRegion: true } as const satisfies Record<keyof SlabViewCalls, true>;
+
+/** Fallbacks for the pinpool:fallback channel, from this thread's log (native/binding/hops.cpp). */
+export interface FallbackCalls {
   traceHops(enabled: boolean): void;
-  takeHops(): [handler: string, from: string, to: string, reason: string][];
-  info(): NativeInfo;
-  copy(kind: 0 | 1 | 2, device: number, dst: number | HostMemory, src: number | HostMemory, bytes: number, dstOffset: number, srcOffset: number, stream: NativeStream | undefined): Promise<void>;
+  takeHops(): { handler: string; from: string; to: string; reason: string }[];
+}
+const fallbackKeys = { traceHops: true, takeHops: true } as const satisfies Record<keyof FallbackCalls, true>;
+
+/** GPU copies, managed memory, device buffers, streams, registrations (native/binding/gpu.cpp). */
+export interface GpuCalls {
+  /** `direction`: one of constants().copyDirections. */
+  copy(direction: number, device: number, dst: number | HostMemory, src: number | HostMemory, bytes: number, dstOffset: number, srcOffset: number, stream: NativeStream | undefined): Promise<void>;
   prefetch(device: number, memory: HostMemory, target: number, stream: NativeStream | undefined): Promise<void>;
   advise(device: number, memory: HostMemory, advice: number, target: number): void;
   deviceAlloc(device: number, bytes: number): number;
   deviceFree(address: number): void;
   createStream(device: number): NativeStream;
-  hostRegister(device: number, memory: HostMemory, flags: number, plainAllowed: boolean): [registration: NativeRegistration, bytes: number, leased: boolean] | null;
+  hostRegister(device: number, memory: HostMemory, flags: number, plainAllowed: boolean): { registration: NativeRegistration; bytes: number; leased: boolean } | null;
   hostUnregister(registration: NativeRegistration): void;
-  deferred(handle: NativeHandle): number;
-  threadCache(handle: NativeHandle, trimAsked: () => void): [cells: Float64Array, cache: NativeThreadCache] | null;
-  trimAfterThreadCache(cache: NativeThreadCache): number;
-  dropCache(cache: NativeThreadCache): void;
-  notePeak(cache: NativeThreadCache): void;
-  leased(address: number, bytes: number): boolean;
-  transferProbe(): [probe: ArrayBuffer];
-  leaseFlag(): Int32Array;
-  isProbe(value: unknown): boolean;
-  setBufferMoves(transfer: (() => ArrayBuffer) | undefined, isMainThread: boolean): void;
-  track(slot: number, address: number, buffer: ArrayBuffer): void;
+}
+const gpuKeys = {
+  copy: true,
+  prefetch: true,
+  advise: true,
+  deviceAlloc: true,
+  deviceFree: true,
+  createStream: true,
+  hostRegister: true,
+  hostUnregister: true,
+} as const satisfies Record<keyof GpuCalls, true>;
+
+/** The process-wide registry and native handles for other addons (native/binding/capsule.cpp). */
+export interface CapsuleCalls {
   /** The process's registry (native/capsule/registry.hpp); publishes this copy's when first. */
   publish(version: string, entry: string): NativeRegistry;
   /** A pinpool_native_handle for other addons (include/pinpool.h), tagged PINPOOL_NATIVE_HANDLE_TAG. */
   nativeHandle(handle: NativeHandle): object;
+}
+const capsuleKeys = { publish: true, nativeHandle: true } as const satisfies Record<keyof CapsuleCalls, true>;
+
+/** Named scopes' native cells (native/binding/scope_cells.cpp, native/core/scope_cell.hpp). */
+export interface ScopeCellCalls {
+  /** A named scope's cell: what other threads freed of its buffers. */
+  scopeCell(): NativeScopeCell;
+  scopeFreed(cell: NativeScopeCell): { bytes: number; buffers: number };
+}
+const scopeCellKeys = { scopeCell: true, scopeFreed: true } as const satisfies Record<keyof ScopeCellCalls, true>;
+
+/**
+ * A test build's hooks, `binding.testing` (native/binding/testing.cpp): compiled only with the
+ * CMake option PINPOOL_TESTING, which `npm run build` turns on and the published binaries leave off.
+ */
+export interface TestingHooks {
+  /** The CUDA test double's counters and knobs (test/support/fake-cuda.ts). */
   fakeCuda(op: 'counters'): Record<string, number> | null;
   fakeCuda(op: 'reset'): boolean;
   fakeCuda(op: 'set', knob: string, value: number): boolean;
+  /** A handler's frees still waiting for their leases (0 for any other value). */
+  deferred(handle: NativeHandle): number;
+  /** The module's keys, by the binding file that exports them. */
+  readonly groups: Readonly<Record<string, readonly string[]>>;
 }
+/** The keys of `binding.testing`. */
+export const testingKeys = { fakeCuda: true, deferred: true, groups: true } as const satisfies Record<keyof TestingHooks, true>;
+
+/**
+ * The keys of each group, by the binding file that exports it (the addon's own list, in a test
+ * build: `binding.testing.groups`).
+ */
+export const bindingGroups = {
+  'hot_path.cpp': hotPathKeys,
+  'boundary.cpp': boundaryKeys,
+  'addon.cpp': addonKeys,
+  'thread_cache.cpp': threadCacheKeys,
+  'buffer_lifetime.cpp': bufferLifetimeKeys,
+  'handler_calls.cpp': handlerCallsKeys,
+  'slab_views.cpp': slabViewKeys,
+  'hops.cpp': fallbackKeys,
+  'gpu.cpp': gpuKeys,
+  'capsule.cpp': capsuleKeys,
+  'scope_cells.cpp': scopeCellKeys,
+} as const;
+
+/** Kinds of leaf handlers, which hand out their own memory (constants().kinds: 'leaf'). */
+export type LeafKind = 'pinned' | 'managed' | 'locked' | 'pageable' | 'file';
+/** Kinds of handlers: the leaves and the adaptors (constants().kinds: 'adaptor'). */
+export type HandlerKind = LeafKind | 'pool' | 'fallback' | 'limit';
+/** The kinds as these types declare them; checked against native code's table at load. */
+const declaredKinds = {
+  pinned: 'leaf',
+  managed: 'leaf',
+  locked: 'leaf',
+  pageable: 'leaf',
+  file: 'leaf',
+  pool: 'adaptor',
+  fallback: 'adaptor',
+  limit: 'adaptor',
+} as const satisfies { [K in HandlerKind]: K extends LeafKind ? 'leaf' : 'adaptor' };
 
 /** Host memory as native code reads it (through Node-API, never through getters). */
 export type HostMemory = ArrayBufferView | ArrayBuffer;
@@ -151,6 +299,10 @@ export interface NativeConstants {
   views: { none: number; buffer: number; slabOrBuffer: number };
   /** cuMemHostRegister flags. */
   registerFlags: { portable: number; mapped: number };
+  /** What copy() copies between, by name (native cuda::CopyKind). */
+  copyDirections: { hostToDevice: number; deviceToHost: number; deviceToDevice: number };
+  /** Every kind createHandler() makes (native/binding/handler_factory.cpp owns the list): a leaf or an adaptor. */
+  kinds: Record<HandlerKind, 'leaf' | 'adaptor'>;
 }
 
 /** The C library this Node runs on: 'glibc', 'musl', or undefined when it cannot tell. */
@@ -208,11 +360,16 @@ export const binding: NativeBinding = load();
 // One typed boundary: native code throws PinpoolError itself, with a stable code.
 binding.setErrorClass(PinpoolError as unknown as new (code: string, message: string) => Error);
 
-/** The tables native code owns (codes, slots, limits, advice, flags), read once. */
+/** The tables native code owns (codes, slots, limits, advice, flags, copy directions, kinds), read once. */
 export const constants: NativeConstants = Object.freeze(binding.constants());
 // The codes are declared in errors.ts for the types; the two must be the same table.
 for (const [name, code] of Object.entries(constants.codes)) {
   if (ErrorCode[name as keyof typeof ErrorCode] !== code) {
     throw new Error(`pinpool: the native addon and dist/ disagree on error code ${name} (${code}); rebuild both`);
   }
+}
+// The kinds are declared here for the types (HandlerKind, LeafKind); native code owns the list.
+const nativeKinds = Object.entries(constants.kinds);
+if (nativeKinds.length !== Object.keys(declaredKinds).length || nativeKinds.some(([kind, role]) => declaredKinds[kind as HandlerKind] !== role)) {
+  throw new Error(`pinpool: the native addon and dist/ disagree on the handler kinds (${nativeKinds.map(([k, r]) => `${k}: ${r}`).join(', ')}); rebuild both`);
 }

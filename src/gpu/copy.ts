@@ -8,11 +8,13 @@
  */
 import { types } from 'node:util';
 
-import { binding, type HostMemory, type NativeStream } from '../boundary/native.js';
+import { binding, constants, type HostMemory, type NativeStream } from '../boundary/native.js';
 import { checkBytes, checkOptions, invalid, requiredGetter } from '../boundary/validate.js';
 import { HostBuffer } from '../memory/host-buffer.js';
 
 import { DeviceBuffer, Stream } from './device.js';
+
+const { hostToDevice, deviceToHost, deviceToDevice } = constants.copyDirections;
 
 export interface CopyOptions {
   /** Stream to queue on. Default: the device's own non-blocking stream. */
@@ -86,7 +88,7 @@ export function copy(dst: DeviceBuffer | HostBuffer | PageableMemory, src: Devic
     if (s.where !== 'device' && d.where !== 'device') {
       throw invalid('copy(dst, src)', 'a copy with a DeviceBuffer on at least one side (for host to host use bytes.set)', 'two host buffers');
     }
-    const kind = s.where === 'device' ? (d.where === 'device' ? 2 : 1) : 0;
+    const direction = s.where === 'device' ? (d.where === 'device' ? deviceToDevice : deviceToHost) : hostToDevice;
     const device = d.where === 'device' ? d.device : (s as { device: number }).device;
     if (o.stream !== undefined && o.streamDevice !== device) throw invalid('stream', `a stream of device ${device}`, `a stream of device ${o.streamDevice}`);
     // A device side's range is checked here; native code checks the host side's against the
@@ -101,7 +103,7 @@ export function copy(dst: DeviceBuffer | HostBuffer | PageableMemory, src: Devic
       throw invalid('dstOffset', `a range that does not overlap the source's [${o.srcOffset}, ${o.srcOffset + bytes}) in the same DeviceBuffer`, o.dstOffset);
     }
     const at = (x: Side) => (x.where === 'device' ? x.address : x.memory);
-    return binding.copy(kind, device, at(d), at(s), bytes, o.dstOffset, o.srcOffset, o.stream).finally(release);
+    return binding.copy(direction, device, at(d), at(s), bytes, o.dstOffset, o.srcOffset, o.stream).finally(release);
   } catch (err) {
     release();
     throw err;

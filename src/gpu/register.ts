@@ -142,7 +142,7 @@ export function register(memory: PageableMemory, options?: { device?: number; po
     const why = growing ? 'a resizable ArrayBuffer (resize() can take its pages away)' : `an ArrayBuffer, which Node ${process.versions.node} cannot keep from being detached (its transfer() ignores markAsUntransferable)`;
     throw invalid('memory', 'memory pinpool can keep alive while registered: pinpool memory, a SharedArrayBuffer or a view of one, or (on Node 20, 24 and later) a fixed-length ArrayBuffer', why);
   }
-  const [registration, byteLength, leased] = registered;
+  const { registration, bytes: byteLength, leased } = registered;
   // Not pinpool's and detachable: from now on nothing can detach it, so it lives while the
   // Registration (which holds it) does. pinpool's own buffers are leased instead: they must
   // stay transferable for free() to take them back.

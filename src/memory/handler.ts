@@ -5,7 +5,7 @@
 import { ADDRESS, CLASS_BYTES, LIVE_SLOT, REGION, REGION_BYTES, scratch, SERVED_BY } from '../boundary/cells.js';
 import { ErrorCode, internalError, PinpoolError } from '../boundary/errors.js';
 import { Block, elementSize, makeHostBuffer, type HostBuffer, type SlabView, type TypedArrayConstructor } from './host-buffer.js';
-import { binding, constants, type NativeHandle } from '../boundary/native.js';
+import { binding, constants, type HandlerKind, type LeafKind, type NativeHandle } from '../boundary/native.js';
 import { currentFrame } from './scope-cells.js';
 import { readStats, type HandlerStats } from './stats.js';
 import { handOut, takeBack } from './take-back.js';
@@ -13,10 +13,9 @@ import { DEFAULT_THREAD_CACHE_BYTES, dropWhenCollected, movesBuffers, ThreadCach
 import { allocChannel, fallbackChannel, type AllocMessage, type FallbackMessage } from '../boundary/channels.js';
 import { checkAlignment, checkBoolean, checkBytes, checkOptions, invalid, isObject } from '../boundary/validate.js';
 
-/** Kinds of leaf handlers, which hand out their own memory. */
-export type LeafKind = 'pinned' | 'managed' | 'locked' | 'pageable' | 'file';
-/** Kinds of handlers: the leaves and the adaptors. */
-export type HandlerKind = LeafKind | 'pool' | 'fallback' | 'limit';
+// The kinds are native code's (constants().kinds), declared for the types in boundary/native.ts,
+// which checks the two agree at load.
+export type { HandlerKind, LeafKind };
 
 /** Alignment of a block when none is asked for, in bytes (a cache line). */
 export const DEFAULT_ALIGNMENT = 64;
@@ -182,7 +181,7 @@ export class Handler {
       // with its own ArrayBuffer where transfer() can take that buffer back.
       if (classBytes > 0 && (slab !== undefined || movesBuffers)) keeper = cache;
     }
-    const block = new Block(this, slot, address, bytes, alignment, servedBy, slab, classBytes, keeper);
+    const block = new Block({ owner: this, slot, address, byteLength: bytes, alignment, servedBy, slab, classBytes, cache: keeper });
     return this.#handOut(block, ab === undefined ? undefined : handOut(ab, slot, address), zero);
   }
 
@@ -247,7 +246,7 @@ export class Handler {
    */
   share(): HandlerToken {
     if (!Handler.is(this)) throw notAHandler();
-    const [secret, process] = binding.secret(this.#handle);
+    const { secret, process } = binding.secret(this.#handle);
     const token: HandlerToken = {
       pinpool: 'handler',
       version: 2,
@@ -292,7 +291,7 @@ export class Handler {
   }
 
   #publishHops(bytes: number): void {
-    for (const [handler, from, to, reason] of binding.takeHops()) {
+    for (const { handler, from, to, reason } of binding.takeHops()) {
       fallbackChannel.publish({ handler, from, to, reason, bytes } satisfies FallbackMessage);
     }
   }
@@ -312,7 +311,7 @@ export class Handler {
     if (slab === undefined) {
       const view = binding.regionView(this.#handle, region, regionBytes);
       if (view === null) throw new PinpoolError(ErrorCode.OUT_OF_MEMORY, 'pinpool: slab vanished');
-      slab = { buffer: view[0], region, pin: view[1], live: 0 };
+      slab = { buffer: view.buffer, region, pin: view.pin, live: 0 };
       slabs.set(region, slab);
     }
     return slab;

@@ -264,7 +264,7 @@ export class HostBuffer {
     // when whichever thread holds it frees it or ends.
     let id: string, process: string;
     try {
-      [id, process] = binding.transfer(block.owner.handle, buffer, block.slot, block.address, this.#scope?.cell);
+      ({ key: id, process } = binding.transfer(block.owner.handle, buffer, block.slot, block.address, this.#scope?.cell));
     } finally {
       tookBack();
     }
@@ -339,33 +339,56 @@ export class HostBuffer {
   }
 }
 
+/** @internal What a Block is made from: fixed for the block's life. */
+export interface BlockFields {
+  readonly owner: Handler;
+  /** Its slot in the native live table. */
+  readonly slot: number;
+  readonly address: number;
+  readonly byteLength: number;
+  readonly alignment: number;
+  /** Id of the leaf whose memory it is. */
+  readonly servedBy: number;
+  /** The slab it is viewed through (slabViews pools). */
+  readonly slab: SlabView | undefined;
+  /** What the pool holds for it (its size class); 0 when no thread cache may keep it. */
+  readonly classBytes: number;
+  /** The thread cache that may keep it when it is freed. */
+  readonly cache: ThreadCache | undefined;
+}
+
 /**
  * @internal A block this thread owns, as JavaScript knows it: made when native code hands the
- * block over, and kept with the block while it waits in a thread cache, so a pool hit makes no
- * record. Everything but the cache's fields is fixed for the block's life.
+ * block over (a native alloc() or adopt(), never a thread cache hit), and kept with the block
+ * while it waits in a thread cache, so a pool hit makes no record. Everything but the cache's
+ * fields is fixed for the block's life.
  */
-export class Block {
+export class Block implements BlockFields {
+  readonly owner: Handler;
+  readonly slot: number;
+  readonly address: number;
+  readonly byteLength: number;
+  readonly alignment: number;
+  readonly servedBy: number;
+  readonly slab: SlabView | undefined;
+  readonly classBytes: number;
+  readonly cache: ThreadCache | undefined;
   /** Where it waits in its cache's slot list (set by the cache). */
   position = -1;
   /** Its ArrayBuffer while it waits in a thread cache. */
   spare: ArrayBuffer | undefined = undefined;
 
-  constructor(
-    readonly owner: Handler,
-    /** Its slot in the native live table. */
-    readonly slot: number,
-    readonly address: number,
-    readonly byteLength: number,
-    readonly alignment: number,
-    /** Id of the leaf whose memory it is. */
-    readonly servedBy: number,
-    /** The slab it is viewed through (slabViews pools). */
-    readonly slab: SlabView | undefined,
-    /** What the pool holds for it (its size class); 0 when no thread cache may keep it. */
-    readonly classBytes: number,
-    /** The thread cache that may keep it when it is freed. */
-    readonly cache: ThreadCache | undefined,
-  ) {}
+  constructor(fields: BlockFields) {
+    this.owner = fields.owner;
+    this.slot = fields.slot;
+    this.address = fields.address;
+    this.byteLength = fields.byteLength;
+    this.alignment = fields.alignment;
+    this.servedBy = fields.servedBy;
+    this.slab = fields.slab;
+    this.classBytes = fields.classBytes;
+    this.cache = fields.cache;
+  }
 }
 
 /** @internal Wraps a block just allocated, adopted or taken from a thread cache into a HostBuffer. */

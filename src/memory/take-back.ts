@@ -14,7 +14,7 @@ import { isMainThread } from 'node:worker_threads';
 
 import { binding, constants } from '../boundary/native.js';
 
-const [probe] = binding.transferProbe();
+const probe = binding.transferProbe();
 
 /**
  * `ArrayBuffer.prototype.transfer` as it was when pinpool loaded, called without looking it up

@@ -72,7 +72,7 @@ export class ThreadCache {
     let self: WeakRef<ThreadCache> | undefined = undefined;
     const made = binding.threadCache(handle, () => self?.deref()?.trimAskedElsewhere());
     if (made === null) return undefined;
-    const cache = new ThreadCache(made[0], made[1], limitBytes, trimmed);
+    const cache = new ThreadCache(made.cells, made.cache, limitBytes, trimmed);
     self = new WeakRef(cache);
     return cache;
   }

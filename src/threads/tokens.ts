@@ -74,13 +74,13 @@ export function adopt(token: BufferToken): HostBuffer {
   if (parcel === null) {
     throw new PinpoolError(ErrorCode.RELEASED, 'pinpool: this buffer token was already adopted (or never issued)');
   }
-  const [handle, buffer, byteLength, alignment] = parcel;
+  const { handler: handle, buffer, bytes: byteLength, alignment } = parcel;
   const address = scratch[ADDRESS];
   const servedBy = scratch[SERVED_BY];
   const owner = wrapperOf(handle, describe(handle).id);
   // An adopted block goes back through native free(): it came with the leases of the thread it
   // left, which a thread cache could not wait for.
-  const block = new Block(owner, scratch[LIVE_SLOT], address, byteLength, alignment, servedBy, undefined, 0, undefined);
+  const block = new Block({ owner, slot: scratch[LIVE_SLOT], address, byteLength, alignment, servedBy, slab: undefined, classBytes: 0, cache: undefined });
   // Allocated in a named scope (of any thread): native code counts its free there, from the
   // live table, whatever ends it (free, collection, this thread's end).
   return makeHostBuffer(block, handOut(buffer, block.slot, address), undefined);

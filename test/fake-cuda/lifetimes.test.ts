@@ -11,6 +11,7 @@ import { copy, createStream, deviceAlloc, Handler, locked, pageable, pinned, poo
 
 import { binding } from '../../dist/src/boundary/native.js';
 import { counters, setKnob } from '../support/fake-cuda.js';
+import { testing } from '../support/testing.js';
 import { expectRejection as expectCode } from '../support/expect-error.js';
 import { collected } from '../support/collect.js';
 
@@ -306,9 +307,9 @@ describe('a pool dropped with a copy in flight gives its memory back when the co
     const b = p.alloc(MiB);
     const pending = copy(b, dev);
     b.free();
-    expect(binding.deferred(p.handle as never)).toBe(1);
+    expect(testing().deferred(p.handle as never)).toBe(1);
     await pending;
-    expect(binding.deferred(p.handle as never)).toBe(0);
+    expect(testing().deferred(p.handle as never)).toBe(0);
     dev.free();
   });
 

@@ -95,7 +95,7 @@ describe('unforgeable handles and tokens', () => {
     const scratch = binding.scratch();
     const view = binding.regionView(slabs.handle as never, scratch[constants.slots.region]!, scratch[constants.slots.regionBytes]!);
     expect(view).not.toBeNull();
-    const pin = view![1];
+    const pin = view!.pin;
     const h = pool(pageable());
     const before = h.stats();
     for (const fake of [pin, {}, { handle: h.handle }, Object.create(null), 1, 'x', null, undefined]) {

@@ -85,6 +85,13 @@ test('controller scopes and metrics', async () => {
   assert.equal(h.stats().allocations, 1);
 });
 
+test('a published binary has no test hooks (built without PINPOOL_TESTING)', () => {
+  const { binding } = require('../../dist/src/boundary/native.js');
+  assert.equal('testing' in binding, false);
+  assert.equal('fakeCuda' in binding, false);
+  assert.equal('deferred' in binding, false);
+});
+
 test('info() describes the host', () => {
   const i = p.info();
   assert.equal(typeof i.version, 'string');

@@ -48,6 +48,7 @@ import {
 } from 'pinpool';
 
 import { binding, constants } from '../../dist/src/boundary/native.js';
+import { testing } from './testing.js';
 
 /** A value and how to write it in a failure report. */
 export interface Gen {
@@ -197,7 +198,7 @@ export class Fuzzer {
   readonly keepers: ((value: unknown) => boolean)[] = [];
   readonly dir: string;
   /** A native object of another kind than a handler: a slab's pin, and the view it pins. */
-  readonly #pin: [ArrayBuffer, unknown];
+  readonly #pin: { buffer: ArrayBuffer; pin: unknown };
 
   // The call in progress: statistics before it (moved by side effects) and whether pinpool had
   // changed them before a side effect ran.
@@ -705,7 +706,7 @@ export class Fuzzer {
         return this.viewOf(this.pick(b));
       }
       default:
-        if (this.chance(0.5)) return { v: this.#pin[1], t: "a slab's native pin" };
+        if (this.chance(0.5)) return { v: this.#pin.pin, t: "a slab's native pin" };
         return { v: binding.scratch(), t: 'the binding scratch array' };
     }
   }
@@ -896,12 +897,12 @@ export class Fuzzer {
       await tick();
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    binding.releaseRegion(this.#pin[0], this.#pin[1] as never);
+    binding.releaseRegion(this.#pin.buffer, this.#pin.pin as never);
     rmSync(this.dir, { recursive: true, force: true });
     for (const h of this.handlers.values()) h.trim();
     for (const h of this.handlers.values()) {
       const s = h.stats();
-      const left = { bytes: s.bytesInUse, allocations: s.buffersInUse, reserved: s.reservedBytes, cachedBytes: s.cachedBytes, deferred: binding.deferred(h.handle as never) };
+      const left = { bytes: s.bytesInUse, allocations: s.buffersInUse, reserved: s.reservedBytes, cachedBytes: s.cachedBytes, deferred: testing().deferred(h.handle as never) };
       if (Object.values(left).some((v) => v !== 0)) this.fail('at the end', `${h.name} (h${h.id}) still holds ${JSON.stringify(left)}`);
     }
     // Every buffer is freed: no scope counts any in use, whatever tokens were forged.
