@@ -75,9 +75,9 @@ typedef struct pinpool_alloc_info {
   const char* reason; /* static string: "limit", "mlock", "cuda", "no-cuda",
                          "invalid-argument", "internal", ... */
   const struct pinpool_handler* served_by; /* the leaf that provided the memory */
-  void* region;        /* start of the long-lived region of the handler called (a
+  void* slab;        /* start of the slab of the handler called (a
                           pool's slab) that holds the block, if any */
-  size_t region_bytes; /* its size; 0 when the block is not inside such a region */
+  size_t slab_bytes; /* its size; 0 when the block is not inside such a slab */
 } pinpool_alloc_info;
 
 typedef struct pinpool_handler pinpool_handler;

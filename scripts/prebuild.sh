@@ -2,11 +2,11 @@
 # Builds the prebuilt binaries that ship in the package (prebuilds/<platform>-<arch>/pinpool.node),
 # so that `npm install pinpool` needs no compiler: linux-x64 with this machine's g++, linux-arm64
 # with Debian's cross compiler (g++-aarch64-linux-gnu). Both with PINPOOL_GLIBC_BASELINE: they
-# load on glibc 2.28 and later (test/prebuilds.test.ts reads the versions back).
+# load on glibc 2.28 and later (scripts/test-prebuilds.sh reads the versions back).
 #
 # Usage: scripts/prebuild.sh [x64] [arm64]   (default: both; an arch without its compiler fails)
-# Needs: cmake, g++ (and g++-aarch64-linux-gnu for arm64), node_modules (node-api-headers,
-# node-addon-api). Runs from `npm pack` (prepack).
+# Needs: cmake, g++ (and g++-aarch64-linux-gnu for arm64), node_modules (node-api-headers
+# for the Node-API headers). Runs from `npm pack` (prepack).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -36,7 +36,7 @@ export function registerDefaultHandlers(controller: Controller): string[] {
     ['default', () => chain],
     ['pinned', () => (gpu ? linkOf(chain, 'pinned') : undefined)],
     ['managed', () => (gpu ? pool(managed(), { name: 'managed-pool' }) : undefined)],
-    // A memlock limit of 0 (or unknown) means the locked leaf can pin nothing here.
+    // A memlock limit of 0 (or unknown) means the locked leaf can page-lock nothing here.
     ['locked', () => (memlockLimitBytes > 0 ? linkOf(chain, 'locked') : undefined)],
     ['pageable', () => linkOf(chain, 'pageable')],
   ];

@@ -38,8 +38,8 @@ export function formatInfo(i: Info): string {
   }
   lines.push(
     i.memlockPrivileged
-      ? `memlock limit: ${formatBytes(i.memlockLimitBytes)} (ulimit -l), but this process has CAP_IPC_LOCK (root has it): the locked handler may pin past it`
-      : `memlock limit: ${formatBytes(i.memlockLimitBytes)} (the most the locked handler can pin; ulimit -l)`,
+      ? `memlock limit: ${formatBytes(i.memlockLimitBytes)} (ulimit -l), but this process has CAP_IPC_LOCK (root has it): the locked handler may page-lock past it`
+      : `memlock limit: ${formatBytes(i.memlockLimitBytes)} (the most the locked handler can page-lock; ulimit -l)`,
   );
   const r = i.registry;
   if (r.thisCopy.publisher) lines.push(`registry: published by this copy (${r.thisCopy.entry}); later copies of pinpool in this process use it`);

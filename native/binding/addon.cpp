@@ -2,7 +2,7 @@
 // reports into, what the module tells about itself (info), and the export table, which each
 // binding file fills with its own calls: hot_path.cpp (alloc, free, transfer, adopt),
 // boundary.cpp (constants, errors), thread_cache.cpp, buffer_lifetime.cpp, handler_calls.cpp,
-// slab_views.cpp, hops.cpp, gpu.cpp, capsule.cpp (the process-wide registry, native handles),
+// slab_views.cpp, fallbacks.cpp, gpu.cpp, capsule.cpp (the process-wide registry, native handles),
 // scope_cells.cpp; and, in a test build (PINPOOL_TESTING), testing.cpp's hooks under `testing`.
 // src/boundary/native.ts declares the same groups (one interface per file).
 #include <node_api.h>
@@ -142,7 +142,7 @@ napi_value init(napi_env env, napi_value exports) {
   group("buffer_lifetime.cpp", [&](napi_value e) { ExportBufferLifetime(env, e, inst); });
   group("handler_calls.cpp", [&](napi_value e) { ExportHandlerCalls(env, e); });
   group("slab_views.cpp", [&](napi_value e) { ExportSlabViews(env, e); });
-  group("hops.cpp", [&](napi_value e) { ExportHops(env, e); });
+  group("fallbacks.cpp", [&](napi_value e) { ExportFallbacks(env, e); });
   group("gpu.cpp", [&](napi_value e) { ExportGpu(env, e); });
   group("capsule.cpp", [&](napi_value e) { ExportCapsule(env, e); });
   group("scope_cells.cpp", [&](napi_value e) { ExportScopeCells(env, e); });

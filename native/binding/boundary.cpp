@@ -19,7 +19,7 @@ namespace {
 constexpr napi_type_tag kTags[] = {
     {0x70696e706f6f6c00, 0x68616e646c657201},  // Handler
     {0x70696e706f6f6c00, 0x73747265616d0002},  // Stream
-    {0x70696e706f6f6c00, 0x736c616270696e03},  // RegionPin
+    {0x70696e706f6f6c00, 0x736c616270696e03},  // SlabLease
     {0x70696e706f6f6c00, 0x7265676973747204},  // Registration
     {0x70696e706f6f6c00, 0x7468726561640005},  // ThreadCache
     {0x70696e706f6f6c00, 0x73636f7065000006},  // ScopeCell
@@ -209,7 +209,7 @@ napi_value Constants(napi_env env, napi_callback_info) {
   napi_create_object(env, &table);
   for (auto [name, value] :
        {std::pair{"address", kAddress}, std::pair{"servedBy", kServedBy},
-        std::pair{"region", kRegion}, std::pair{"regionBytes", kRegionBytes},
+        std::pair{"slab", kSlab}, std::pair{"slabBytes", kSlabBytes},
         std::pair{"liveSlot", kLiveSlot}, std::pair{"classBytes", kPoolClassBytes},
         std::pair{"takingBack", kTakingBack}})
     put_number(table, name, value);

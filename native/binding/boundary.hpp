@@ -33,7 +33,7 @@ class ScopeCell;
 namespace pinpool::binding {
 
 // The kinds of native object JavaScript may hold.
-enum class Tag { Handler, Stream, RegionPin, Registration, ThreadCache, ScopeCell };
+enum class Tag { Handler, Stream, SlabLease, Registration, ThreadCache, ScopeCell };
 
 // Wraps `data` as an external of kind `tag`; `finalize` runs when it is collected.
 napi_value wrap_tagged(napi_env env, void* data, Tag tag, napi_finalize finalize);
@@ -42,9 +42,9 @@ void* unwrap_tagged(napi_env env, napi_value value, Tag tag);
 
 // The C++ type behind each kind: an external of kind TagOf<T>::kTag holds a T*.
 struct ThreadCache;
-struct RegionPin;
+struct SlabLease;
 struct Registration;
-using RegionPinRef = std::shared_ptr<RegionPin>;  // a slab view's pin (slab_views.cpp)
+using SlabLeaseRef = std::shared_ptr<SlabLease>;  // a slab view's lease (slab_views.cpp)
 template <typename T>
 struct TagOf;
 template <>
@@ -56,8 +56,8 @@ struct TagOf<CUstream> {
   static constexpr Tag kTag = Tag::Stream;
 };
 template <>
-struct TagOf<RegionPinRef> {
-  static constexpr Tag kTag = Tag::RegionPin;
+struct TagOf<SlabLeaseRef> {
+  static constexpr Tag kTag = Tag::SlabLease;
 };
 template <>
 struct TagOf<Registration> {

@@ -1,5 +1,5 @@
 // Built into the prebuilt binaries only (PINPOOL_GLIBC_BASELINE, scripts/prebuild.sh), which
-// load on glibc 2.28 and later whatever glibc built them. test/prebuilds.test.ts checks the
+// load on glibc 2.28 and later whatever glibc built them. scripts/test-prebuilds.sh checks the
 // versions they need.
 #include <pthread.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
 #include "hot_path.hpp"
 
 #include "../core/handler.hpp"
-#include "../core/hop_log.hpp"
+#include "../core/fallback_log.hpp"
 #include "../core/lock_cap.hpp"
 #include "../lifetime/transfers.hpp"
 #include "boundary.hpp"
@@ -57,7 +57,7 @@ bool make_view(napi_env env, void* ptr, size_t bytes, Fence** view, napi_value* 
 }
 
 // An allocation failed: keep its PinpoolError for takeError() (the caller publishes fallback
-// hops first, then throws it) and return null.
+// fallbacks first, then throws it) and return null.
 napi_value failed(napi_env env, Instance* inst, napi_value error) {
   if (inst->last_error) napi_delete_reference(env, inst->last_error);
   napi_create_reference(env, error, 1, &inst->last_error);
@@ -98,7 +98,7 @@ namespace {
 // takeError)
 //   view (enum View): kNoView, no ArrayBuffer (a replay measures the allocator alone);
 //   kBuffer, an ArrayBuffer over the block; kSlabOrBuffer, none when the block lies in a slab
-//   of the handler called (kRegion says which: JavaScript views the slab), else one. Only the
+//   of the handler called (kSlab says which: JavaScript views the slab), else one. Only the
 //   pool knows where a block came from, so JavaScript does not guess.
 napi_value HotAlloc(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 4, "alloc(handler, bytes, alignment, view)");
@@ -110,9 +110,9 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
   PINPOOL_REQUIRE(view <= kSlabOrBuffer);
   double* out = inst->slots;
   pinpool_alloc_info result{};
-  // The hop log holds this allocation's hops only: a native addon's allocations on this thread
-  // (the C API) may have left hops whose handler names are gone since.
-  hop_log().count = 0;
+  // The fallback log holds this allocation's fallbacks only: a native addon's allocations on this thread
+  // (the C API) may have left fallbacks whose handler names are gone since.
+  fallback_log().count = 0;
   lock_refusal().set = false;  // likewise the page-lock refusal an error message quotes
   void* p = h->allocate(bytes, alignment, &result);
   if (!p)
@@ -121,7 +121,7 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
         alloc_error(env, h->name().c_str(), bytes, result.code, result.reason, result.cuda_error));
   LiveBlock block{nullptr, h, bytes, alignment, result.served_by, nullptr, {}};
   napi_value value = nullptr;  // undefined
-  const bool make_buffer = view == kBuffer || (view == kSlabOrBuffer && !result.region);
+  const bool make_buffer = view == kBuffer || (view == kSlabOrBuffer && !result.slab);
   if (make_buffer && !make_view(env, p, bytes, &block.view, &value)) {
     // Out of JavaScript heap, or external buffers are refused (a sandboxed runtime): give the
     // block back rather than lose it.
@@ -138,8 +138,8 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
   out[kAddress] = address_value(p);
   const Handler* leaf = Handler::from_abi(result.served_by);
   out[kServedBy] = leaf ? static_cast<double>(leaf->id()) : 0;
-  out[kRegion] = address_value(result.region);
-  out[kRegionBytes] = static_cast<double>(result.region_bytes);
+  out[kSlab] = address_value(result.slab);
+  out[kSlabBytes] = static_cast<double>(result.slab_bytes);
   out[kPoolClassBytes] = bytes ? static_cast<double>(h->class_bytes(bytes, alignment)) : 0;
   return value;
 }

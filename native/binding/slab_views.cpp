@@ -9,29 +9,29 @@
 
 namespace pinpool::binding {
 
-// One JavaScript view of a slab: it pins the slab (so trim() keeps it mapped) and holds the
-// pool. Unpinned by releaseRegion(), or when both the view and its handle are collected;
+// One JavaScript view of a slab: it leases the slab (so trim() keeps it mapped) and holds the
+// pool. Ended by releaseSlabView(), or when both the view and its handle are collected;
 // orphaned when the view may have left a thread that ended (buffer_lifetime.hpp).
-struct RegionPin {
+struct SlabLease {
   PoolAdaptor* pool;  // holds a reference
-  void* region;
+  void* slab;
   size_t bytes;  // the slab's size
-  std::atomic<bool> pinned{true};
+  std::atomic<bool> held{true};
   std::atomic<bool> view_dead{false};  // the view's finalizer ran while its thread ran
-  RegionPin(PoolAdaptor* p, void* r, size_t b) : pool(p), region(r), bytes(b) { pool->retain(); }
-  ~RegionPin() {
-    unpin();
+  SlabLease(PoolAdaptor* p, void* r, size_t b) : pool(p), slab(r), bytes(b) { pool->retain(); }
+  ~SlabLease() {
+    end_lease();
     pool->release();
   }
-  void unpin() {
-    if (pinned.exchange(false)) pool->unpin_region(region);
+  void end_lease() {
+    if (held.exchange(false)) pool->end_slab_lease(slab);
   }
-  // The slab stays pinned for good, and the pool with it (its reference is never given back):
+  // The slab stays leased for good, and the pool with it (its reference is never given back):
   // an ArrayBuffer over the slab may live on in another thread.
   void orphan() {
-    if (!pinned.exchange(false)) return;
+    if (!held.exchange(false)) return;
     pool->retain();
-    pool->orphan_region(region);
+    pool->orphan_slab(slab);
   }
 };
 
@@ -42,11 +42,11 @@ inline void* address_of(double a) { return reinterpret_cast<void*>(static_cast<u
 // The view's finalizer. While its thread runs, no ArrayBuffer over the slab is left; once the
 // thread is ending that is not known, and Instance::end decides (end_slab_views).
 void view_finalized(napi_env env, void*, void* hint) {
-  auto* ref = static_cast<RegionPinRef*>(hint);
+  auto* ref = static_cast<SlabLeaseRef*>(hint);
   if (buffers_move() && !can_run_js(env)) {
     Instance* inst = instance(env);
     if (inst && !inst->ended) {
-      inst->ending_pins.push_back(ref);
+      inst->ending_leases.push_back(ref);
       return;
     }
   } else {
@@ -55,70 +55,70 @@ void view_finalized(napi_env env, void*, void* hint) {
   delete ref;
 }
 
-// regionView(pool, regionAddress, regionBytes) -> { buffer: ArrayBuffer over a pinned slab, pin }
+// viewSlab(pool, slab, slabBytes) -> { buffer: ArrayBuffer over a leased slab, lease }
 // or null
 // when the pool has no slab of that size there. The view's size is the slab's own.
-napi_value RegionView(napi_env env, napi_callback_info info) {
-  PINPOOL_ARGS(env, info, 3, "regionView(pool, region, bytes)");
+napi_value ViewSlab(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 3, "viewSlab(pool, slab, bytes)");
   PINPOOL_REQUIRE_HANDLE(0, Handler, handler);
-  PINPOOL_REQUIRE_ANY_NUMBER(1, region);
+  PINPOOL_REQUIRE_ANY_NUMBER(1, slab);
   PINPOOL_REQUIRE_ANY_NUMBER(2, bytes);
   auto* pool = dynamic_cast<PoolAdaptor*>(handler);
-  PINPOOL_REQUIRE(pool && region > 0 && bytes > 0);
-  size_t slab_bytes = pool->pin_region(address_of(region));
+  PINPOOL_REQUIRE(pool && slab > 0 && bytes > 0);
+  size_t slab_bytes = pool->lease_slab(address_of(slab));
   if (!slab_bytes) return js_null(env);
   if (slab_bytes != bytes) {
-    pool->unpin_region(address_of(region));
+    pool->end_slab_lease(address_of(slab));
     return js_null(env);
   }
-  auto pin = std::make_shared<RegionPin>(pool, address_of(region), slab_bytes);
+  auto lease = std::make_shared<SlabLease>(pool, address_of(slab), slab_bytes);
   napi_value made;
-  auto* view_ref = new RegionPinRef(pin);
-  if (napi_create_external_arraybuffer(env, address_of(region), slab_bytes, view_finalized,
+  auto* view_ref = new SlabLeaseRef(lease);
+  if (napi_create_external_arraybuffer(env, address_of(slab), slab_bytes, view_finalized,
                                        view_ref, &made) != napi_ok) {
     delete view_ref;
-    return throw_error(env, code::kOutOfMemory, "regionView: no ArrayBuffer could be made");
+    return throw_error(env, code::kOutOfMemory, "viewSlab: no ArrayBuffer could be made");
   }
   Instance* inst = instance(env);
   SlabViewRecord record;
   napi_value view = hand_out(env, inst, made, &record.watch);
   if (record.watch) {
-    // Forget the views whose pins are gone, then watch this one.
+    // Forget the views whose leases are gone, then watch this one.
     auto& views = inst->slab_views;
     for (auto it = views.begin(); it != views.end();) {
-      if (it->pin.expired()) {
+      if (it->lease.expired()) {
         napi_delete_reference(env, it->watch);
         it = views.erase(it);
       } else {
         ++it;
       }
     }
-    record.pin = pin;
+    record.lease = lease;
     views.push_back(record);
   }
   napi_value result = js_object(env);
   set_named(env, result, "buffer", view);
-  set_named(env, result, "pin",
-            wrap_tagged(env, new RegionPinRef(pin), Tag::RegionPin, [](napi_env, void* ref, void*) {
-              delete static_cast<RegionPinRef*>(ref);
+  set_named(env, result, "lease",
+            wrap_tagged(env, new SlabLeaseRef(lease), Tag::SlabLease, [](napi_env, void* ref, void*) {
+              delete static_cast<SlabLeaseRef*>(ref);
             }));
   return result;
 }
 
-// releaseRegion(arrayBuffer, pin): detaches the view, then unpins the slab (JavaScript passes a
+// releaseSlabView(arrayBuffer, lease): detaches the view, then ends its lease on the slab (JavaScript passes a
 // buffer only it can reach: src/take-back.ts)
-napi_value ReleaseRegion(napi_env env, napi_callback_info info) {
-  PINPOOL_ARGS(env, info, 2, "releaseRegion(buffer, pin)");
+napi_value ReleaseSlabView(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 2, "releaseSlabView(buffer, lease)");
   PINPOOL_REQUIRE_ARRAYBUFFER(0, buffer);
-  PINPOOL_REQUIRE_HANDLE(1, RegionPinRef, pin);
+  PINPOOL_REQUIRE_HANDLE(1, SlabLeaseRef, lease);
   bool detached = false;
   napi_is_detached_arraybuffer(env, buffer, &detached);
-  // Detached already: the memory moved to another ArrayBuffer, whose finalizer holds the pin.
+  // Detached already: the memory moved to another ArrayBuffer, whose finalizer holds the lease.
   if (detached) return nullptr;
   // Not detachable (a WebAssembly memory's: src/take-back.ts never passes one).
   if (napi_detach_arraybuffer(env, buffer) != napi_ok)
-    return throw_error(env, code::kInvalidArgument, "releaseRegion: the buffer cannot be detached");
-  (*pin)->unpin();
+    return throw_error(env, code::kInvalidArgument, "releaseSlabView: the buffer cannot be detached");
+  (*lease)->end_lease();
   return nullptr;
 }
 
@@ -126,19 +126,19 @@ napi_value ReleaseRegion(napi_env env, napi_callback_info info) {
 
 void end_slab_views(napi_env env, Instance* inst) {
   for (SlabViewRecord& r : inst->slab_views) {
-    if (RegionPinRef pin = r.pin.lock())
-      if (pin->pinned && view_left_thread(env, r.watch, pin->view_dead)) pin->orphan();
+    if (SlabLeaseRef lease = r.lease.lock())
+      if (lease->held && view_left_thread(env, r.watch, lease->view_dead)) lease->orphan();
     napi_delete_reference(env, r.watch);
   }
   inst->slab_views.clear();
-  for (void* ref : inst->ending_pins) delete static_cast<RegionPinRef*>(ref);
-  inst->ending_pins.clear();
+  for (void* ref : inst->ending_leases) delete static_cast<SlabLeaseRef*>(ref);
+  inst->ending_leases.clear();
 }
 
 void ExportSlabViews(napi_env env, napi_value exports) {
   export_functions(
       env, exports,
-      {{"regionView", guarded<RegionView>}, {"releaseRegion", guarded<ReleaseRegion>}});
+      {{"viewSlab", guarded<ViewSlab>}, {"releaseSlabView", guarded<ReleaseSlabView>}});
 }
 
 }  // namespace pinpool::binding

@@ -80,7 +80,7 @@ class LockBudget {
 LockBudget& host_lock_budget();
 
 // Why the last page-lock refusal on this thread happened, for the error message (like
-// hop_log(): the binding clears it before an allocation and reads it after a failure with
+// fallback_log(): the binding clears it before an allocation and reads it after a failure with
 // reason "mlock").
 struct LockRefusal {
   bool set = false;

@@ -19,7 +19,7 @@
 #include <unordered_set>
 
 #include "../core/handler.hpp"
-#include "../core/hop_log.hpp"
+#include "../core/fallback_log.hpp"
 
 namespace pinpool {
 
@@ -71,7 +71,7 @@ class FallbackAdaptor final : public Handler {
     // CUDA every allocation of the default chain would otherwise count as a fallback.
     if (!skipped) {
       Stats::bump(stats_.fallbacks[static_cast<int>(why)]);
-      hop_log().note({name().c_str(), primary_.name(), secondary_.name(), why});
+      fallback_log().note({name().c_str(), primary_.name(), secondary_.name(), why});
     }
     *info = pinpool_alloc_info{};
     void* p = upstream_alloc(secondary_.get(), bytes, alignment, info);

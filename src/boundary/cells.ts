@@ -42,5 +42,5 @@ export const ADDRESS = cell(slots.address, scratch.length);
 export const SERVED_BY = cell(slots.servedBy, scratch.length);
 export const CLASS_BYTES = cell(slots.classBytes, scratch.length);
 export const LIVE_SLOT = cell(slots.liveSlot, scratch.length);
-export const REGION = cell(slots.region, scratch.length);
-export const REGION_BYTES = cell(slots.regionBytes, scratch.length);
+export const SLAB_ADDRESS = cell(slots.slab, scratch.length);
+export const SLAB_BYTES = cell(slots.slabBytes, scratch.length);

@@ -108,17 +108,17 @@ const handlerCallsKeys = {
 
 /** Slab views of a `slabViews` pool (native/binding/slab_views.cpp). */
 export interface SlabViewCalls {
-  regionView(handle: NativeHandle, region: number, bytes: number): { buffer: ArrayBuffer; pin: RegionPin } | null;
-  releaseRegion(buffer: ArrayBuffer | null, pin: RegionPin): void;
+  viewSlab(handle: NativeHandle, slab: number, bytes: number): { buffer: ArrayBuffer; lease: SlabLease } | null;
+  releaseSlabView(buffer: ArrayBuffer | null, lease: SlabLease): void;
 }
-const slabViewKeys = { regionView: true, releaseRegion: true } as const satisfies Record<keyof SlabViewCalls, true>;
+const slabViewKeys = { viewSlab: true, releaseSlabView: true } as const satisfies Record<keyof SlabViewCalls, true>;
 
-/** Fallbacks for the pinpool:fallback channel, from this thread's log (native/binding/hops.cpp). */
+/** Fallbacks for the pinpool:fallback channel, from this thread's log (native/binding/fallbacks.cpp). */
 export interface FallbackCalls {
-  traceHops(enabled: boolean): void;
-  takeHops(): { handler: string; from: string; to: string; reason: string }[];
+  traceFallbacks(enabled: boolean): void;
+  takeFallbacks(): { handler: string; from: string; to: string; reason: string }[];
 }
-const fallbackKeys = { traceHops: true, takeHops: true } as const satisfies Record<keyof FallbackCalls, true>;
+const fallbackKeys = { traceFallbacks: true, takeFallbacks: true } as const satisfies Record<keyof FallbackCalls, true>;
 
 /** GPU copies, managed memory, device buffers, streams, registrations (native/binding/gpu.cpp). */
 export interface GpuCalls {
@@ -189,7 +189,7 @@ export const bindingGroups = {
   'buffer_lifetime.cpp': bufferLifetimeKeys,
   'handler_calls.cpp': handlerCallsKeys,
   'slab_views.cpp': slabViewKeys,
-  'hops.cpp': fallbackKeys,
+  'fallbacks.cpp': fallbackKeys,
   'gpu.cpp': gpuKeys,
   'capsule.cpp': capsuleKeys,
   'scope_cells.cpp': scopeCellKeys,
@@ -216,8 +216,8 @@ export type HostMemory = ArrayBufferView | ArrayBuffer;
 
 /** An opaque reference to a native handler (a Node-API external). */
 export type NativeHandle = { readonly __nativeHandle: unique symbol };
-/** An opaque reference to a slab view's pin on its slab. */
-export type RegionPin = { readonly __regionPin: unique symbol };
+/** An opaque reference to a slab view's lease on its slab. */
+export type SlabLease = { readonly __slabLease: unique symbol };
 /** An opaque reference to a CUDA stream. */
 export type NativeStream = { readonly __nativeStream: unique symbol };
 /** An opaque reference to the native half of a thread cache (native/binding/thread_cache.hpp). */
@@ -283,7 +283,7 @@ export interface NativeInfo {
 export interface NativeConstants {
   codes: Record<'INVALID_ARGUMENT' | 'OUT_OF_MEMORY' | 'DOUBLE_FREE' | 'RELEASED' | 'UNAVAILABLE' | 'CUDA', string>;
   /** Where alloc() and adopt() report into the scratch array. */
-  slots: { address: number; servedBy: number; region: number; regionBytes: number; liveSlot: number; classBytes: number; takingBack: number };
+  slots: { address: number; servedBy: number; slab: number; slabBytes: number; liveSlot: number; classBytes: number; takingBack: number };
   /** A thread cache's shared record (native/core/thread_caches.hpp): where each count sits,
    * where its slot list begins, and how many blocks it holds at most. */
   threadCacheCells: { blocks: number; bytes: number; classBytes: number; hits: number; hitBytes: number; frees: number; trims: number; positions: number; capacity: number };

@@ -202,7 +202,7 @@ export function limit(upstream: Handler, options: LimitOptions): Handler {
 let defaultChain: Handler | undefined;
 
 /**
- * The chain that works on every host: pool(pinned) -> pool(locked) -> pageable. Each hop is
+ * The chain that works on every host: pool(pinned) -> pool(locked) -> pageable. Each fallback is
  * counted with its reason. The same handler is returned on every call in a thread.
  */
 export function defaultHandler(): Handler {

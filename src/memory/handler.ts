@@ -2,7 +2,7 @@
  * Handler: the JavaScript face of a native allocator handler (include/pinpool.h). Leaves and
  * adaptors are all Handlers; factories live in handlers.ts.
  */
-import { ADDRESS, CLASS_BYTES, LIVE_SLOT, REGION, REGION_BYTES, scratch, SERVED_BY } from '../boundary/cells.js';
+import { ADDRESS, CLASS_BYTES, LIVE_SLOT, SLAB_ADDRESS, SLAB_BYTES, scratch, SERVED_BY } from '../boundary/cells.js';
 import { ErrorCode, internalError, PinpoolError } from '../boundary/errors.js';
 import { Block, elementSize, makeHostBuffer, type HostBuffer, type SlabView, type TypedArrayConstructor } from './host-buffer.js';
 import { binding, constants, type HandlerKind, type LeafKind, type NativeHandle } from '../boundary/native.js';
@@ -69,7 +69,7 @@ const forget = new FinalizationRegistry<number>((id) => {
   if (wrappers.get(id)?.deref() === undefined) wrappers.delete(id);
 });
 
-let hopsTraced = false; // this thread's native hop log is on
+let fallbacksTraced = false; // this thread's native fallback log is on
 
 /**
  * An allocator handler: a native object with a context, shared by every thread that attaches
@@ -162,18 +162,18 @@ export class Handler {
         return this.#handOut(block, buffer, zero);
       }
     }
-    if (fallbackChannel.hasSubscribers !== hopsTraced) binding.traceHops((hopsTraced = !hopsTraced));
+    if (fallbackChannel.hasSubscribers !== fallbacksTraced) binding.traceFallbacks((fallbacksTraced = !fallbacksTraced));
     // A slabViews pool views the block through its slab when the pool carved it from one (only
     // the pool knows: large and passed-through blocks are not); otherwise it gets a buffer.
     const ab = binding.alloc(this.#handle, bytes, alignment, this.#slabs === undefined ? views.buffer : views.slabOrBuffer);
-    if (hopsTraced) this.#publishHops(bytes);
+    if (fallbacksTraced) this.#publishFallbacks(bytes);
     if (ab === null) throw binding.takeError();
     const address = scratch[ADDRESS];
     const servedBy = scratch[SERVED_BY];
     const classBytes = scratch[CLASS_BYTES];
     const slot = scratch[LIVE_SLOT];
     let slab: SlabView | undefined;
-    if (ab === undefined) slab = this.#slabOf(scratch[REGION], scratch[REGION_BYTES]);
+    if (ab === undefined) slab = this.#slabOf(scratch[SLAB_ADDRESS], scratch[SLAB_BYTES]);
     let keeper: ThreadCache | undefined;
     if (cache !== undefined) {
       cache.allocatedNatively();
@@ -228,14 +228,14 @@ export class Handler {
   /** A slab can go back only once no thread views it: drops this thread's views of idle slabs. */
   #releaseIdleSlabs(): void {
     if (this.#slabs === undefined) return;
-    for (const [region, slab] of this.#slabs) {
+    for (const [address, slab] of this.#slabs) {
       if (slab.live === 0) {
         // A slab buffer the user moved away or marked untransferable cannot be taken back: the
         // slab then stays pinned until that buffer is collected.
         const buffer = takeBack(slab.buffer);
-        if (buffer !== null) binding.releaseRegion(buffer, slab.pin);
+        if (buffer !== null) binding.releaseSlabView(buffer, slab.lease);
         slab.buffer = NO_SLAB; // released buffers still name their slab: let its buffer go
-        this.#slabs.delete(region);
+        this.#slabs.delete(address);
       }
     }
   }
@@ -290,29 +290,29 @@ export class Handler {
     return h.#fileMapped !== undefined;
   }
 
-  #publishHops(bytes: number): void {
-    for (const { handler, from, to, reason } of binding.takeHops()) {
+  #publishFallbacks(bytes: number): void {
+    for (const { handler, from, to, reason } of binding.takeFallbacks()) {
       fallbackChannel.publish({ handler, from, to, reason, bytes } satisfies FallbackMessage);
     }
   }
 
-  #slabOf(region: number, regionBytes: number): SlabView {
+  #slabOf(address: number, slabBytes: number): SlabView {
     // Only a slabViews pool asks alloc() for slab views.
     const slabs = this.#slabs;
     if (slabs === undefined) throw internalError(`${this.name} has no slab views, but alloc() viewed a slab`);
-    let slab = slabs.get(region);
+    let slab = slabs.get(address);
     // A view the user moved away (transfer(), or postMessage with a transfer list) reaches
-    // nothing here any more: view the slab anew. The old view's pin lasts as long as the moved
+    // nothing here any more: view the slab anew. The old view's lease lasts as long as the moved
     // buffer does (or, if that left an ended thread, for good).
     if (slab?.buffer.byteLength === 0) {
-      slabs.delete(region);
+      slabs.delete(address);
       slab = undefined;
     }
     if (slab === undefined) {
-      const view = binding.regionView(this.#handle, region, regionBytes);
+      const view = binding.viewSlab(this.#handle, address, slabBytes);
       if (view === null) throw new PinpoolError(ErrorCode.OUT_OF_MEMORY, 'pinpool: slab vanished');
-      slab = { buffer: view.buffer, region, pin: view.pin, live: 0 };
-      slabs.set(region, slab);
+      slab = { buffer: view.buffer, address, lease: view.lease, live: 0 };
+      slabs.set(address, slab);
     }
     return slab;
   }

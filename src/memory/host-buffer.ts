@@ -5,7 +5,7 @@
 import { ErrorCode, internalError, PinpoolError } from '../boundary/errors.js';
 import { forget, track, untrack, type BlockRecord } from './gc-backstop.js';
 import { leafOf } from './leaves.js';
-import { binding, type RegionPin } from '../boundary/native.js';
+import { binding, type SlabLease } from '../boundary/native.js';
 import type { Handler, LeafKind } from './handler.js';
 import type { ScopeAccount, ScopeFrame } from './scope-cells.js';
 import type { ThreadCache } from './thread-cache.js';
@@ -17,9 +17,10 @@ import { invalid, isObject } from '../boundary/validate.js';
 export interface SlabView {
   /** The slab's ArrayBuffer; an empty one once the slab is released (trim()). */
   buffer: ArrayBuffer;
-  readonly region: number;
-  /** Keeps the slab mapped while this thread views it (native RegionPin). */
-  readonly pin: RegionPin;
+  /** Where the slab starts. */
+  readonly address: number;
+  /** Keeps the slab mapped while this thread views it (native SlabLease). */
+  readonly lease: SlabLease;
   live: number;
 }
 
@@ -160,7 +161,7 @@ export class HostBuffer {
     let start = 0;
     if (slab !== undefined) {
       buffer = slab.buffer;
-      start = this.#block.address - slab.region;
+      start = this.#block.address - slab.address;
     } else {
       // A block outside a slab has its own ArrayBuffer until it is released (checked above).
       const own = this.#buffer;
@@ -396,7 +397,7 @@ export function makeHostBuffer(block: Block, buffer: ArrayBuffer | undefined, fr
   let bytes: Uint8Array;
   const slab = block.slab;
   if (slab !== undefined) {
-    bytes = new Uint8Array(slab.buffer, block.address - slab.region, block.byteLength);
+    bytes = new Uint8Array(slab.buffer, block.address - slab.address, block.byteLength);
     slab.live++;
   } else {
     // Node refuses to post a block's first ArrayBuffer (an external one) to another thread, but

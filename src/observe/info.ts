@@ -40,11 +40,11 @@ export interface Info {
     devices: CudaDevice[];
   };
   /**
-   * RLIMIT_MEMLOCK in bytes (Infinity when unlimited): how much the locked leaf may pin, unless
+   * RLIMIT_MEMLOCK in bytes (Infinity when unlimited): how much the locked leaf may page-lock, unless
    * `memlockPrivileged`.
    */
   memlockLimitBytes: number;
-  /** The process has CAP_IPC_LOCK (root has it): it may pin past the memlock limit. */
+  /** The process has CAP_IPC_LOCK (root has it): it may page-lock past the memlock limit. */
   memlockPrivileged: boolean;
   /**
    * What every page-locking leaf of this process (pinned, locked) holds at most together: half

@@ -5,7 +5,7 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 
 describe('fallback', () => {
-  it('routes by size: in range to the primary, others to the secondary, each hop counted', () => {
+  it('routes by size: in range to the primary, others to the secondary, each fallback counted', () => {
     const h = fallback(pool(locked(), { name: 'small' }), pageable({ name: 'big' }), { minBytes: 16, maxBytes: 64 * KiB });
     const small = h.alloc(4 * KiB);
     const tiny = h.alloc(8);
@@ -40,7 +40,7 @@ describe('fallback', () => {
     const secondary = pageable();
     const h = fallback(pool(pinned()), secondary);
     for (let i = 0; i < 3; i++) h.alloc(100).free();
-    // On a host without CUDA every allocation is the secondary's: one hop says why, not one
+    // On a host without CUDA every allocation is the secondary's: one fallback says why, not one
     // per allocation (which on a CPU host would count every default allocation).
     expect(h.stats().fallbacks).toEqual({ unavailable: 1 });
     expect(secondary.stats().allocations).toBe(3);

@@ -89,16 +89,16 @@ describe('ArrayBuffers that escape their HostBuffer', () => {
 
 describe('unforgeable handles and tokens', () => {
   it('a native object of another kind is refused where a handler is expected', () => {
-    // A slab's pin is a real native object, of another kind than a handler.
+    // A slab's lease is a real native object, of another kind than a handler.
     const slabs = pool(pageable(), { slabViews: true });
     slabs.alloc(64).free();
     const scratch = binding.scratch();
-    const view = binding.regionView(slabs.handle as never, scratch[constants.slots.region]!, scratch[constants.slots.regionBytes]!);
+    const view = binding.viewSlab(slabs.handle as never, scratch[constants.slots.slab]!, scratch[constants.slots.slabBytes]!);
     expect(view).not.toBeNull();
-    const pin = view!.pin;
+    const lease = view!.lease;
     const h = pool(pageable());
     const before = h.stats();
-    for (const fake of [pin, {}, { handle: h.handle }, Object.create(null), 1, 'x', null, undefined]) {
+    for (const fake of [lease, {}, { handle: h.handle }, Object.create(null), 1, 'x', null, undefined]) {
       expectCode(() => new Handler(fake as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
       expectCode(() => binding.alloc(fake as never, 64, 64, 1), 'ERR_PINPOOL_INVALID_ARGUMENT');
       expectCode(() => binding.stats(fake as never, new Float64Array(64)), 'ERR_PINPOOL_INVALID_ARGUMENT');

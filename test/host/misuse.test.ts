@@ -343,11 +343,11 @@ describe('memory that is gone', () => {
 
 describe('the binding', () => {
   it('re-checks argument types: a value of another type is a PinpoolError, never a TypeError (found by the fuzzer)', () => {
-    // setErrorClass and traceHops take any value by design (a class, a truthy value); a test
+    // setErrorClass and traceFallbacks take any value by design (a class, a truthy value); a test
     // build's hooks are called too (testing.groups is no function).
     const calls = (object: object, prefix: string) =>
       Object.entries(object)
-        .filter(([n, fn]) => typeof fn === 'function' && n !== 'setErrorClass' && n !== 'traceHops')
+        .filter(([n, fn]) => typeof fn === 'function' && n !== 'setErrorClass' && n !== 'traceFallbacks')
         .map(([n, fn]) => [prefix + n, fn as (...args: unknown[]) => unknown] as const);
     const functions = [...calls(binding, ''), ...calls(binding.testing ?? {}, 'testing.')];
     expect(functions.length).toBeGreaterThan(40);

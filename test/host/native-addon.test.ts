@@ -109,19 +109,19 @@ describe('a native addon on the C API', () => {
     expect(leaf.stats()).toMatchObject({ invalidFrees: 1, frees: 2, buffersInUse: 0 });
   });
 
-  it("an addon's fallback hops on this thread never show as a later JavaScript allocation's", () => {
-    const hops: unknown[] = [];
-    const listen = (message: unknown) => hops.push(message);
+  it("an addon's fallbacks on this thread never show as a later JavaScript allocation's", () => {
+    const fallbacks: unknown[] = [];
+    const listen = (message: unknown) => fallbacks.push(message);
     diagnostics_channel.subscribe('pinpool:fallback', listen);
     try {
       const h = pageable({ name: 'after-addon' });
-      h.alloc(8).free(); // the hop log is on from here
+      h.alloc(8).free(); // the fallback log is on from here
       addon.fallbackOnce(h.nativeHandle(), 'addon-fallback-'.padEnd(120, 'x'));
       // Overwrite the heap where the addon's names were.
       const junk = Array.from({ length: 200 }, () => 'Z'.repeat(120));
       h.alloc(8).free(); // a leaf: no fallback at all
       expect(junk.length).toBe(200);
-      expect(hops).toEqual([]);
+      expect(fallbacks).toEqual([]);
     } finally {
       diagnostics_channel.unsubscribe('pinpool:fallback', listen);
     }

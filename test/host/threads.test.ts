@@ -21,7 +21,7 @@ describe('one wrapper per thread', () => {
     const h = pool(pageable());
     expect(attach(h.share())).toBe(h);
     // A token that claims slab views for a pool without them: a second wrapper used to view
-    // (and pin) slabs that h.trim() could not give back.
+    // (and lease) slabs that h.trim() could not give back.
     const forged = attach({ ...h.share(), slabViews: true });
     expect(forged).toBe(h);
     forged.alloc(1000).free();

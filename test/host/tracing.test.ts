@@ -26,12 +26,12 @@ describe('diagnostics_channel tracing', () => {
     expect(frees).toEqual([{ handler: 'traced', bytes: 123, alignment: 256, address, byGc: false }]);
   });
 
-  it('publishes pinpool:fallback for each hop, with from, to and reason', () => {
-    const hops = listen<FallbackMessage>('pinpool:fallback');
+  it('publishes pinpool:fallback for each fallback, with from, to and reason', () => {
+    const fallbacks = listen<FallbackMessage>('pinpool:fallback');
     const inner = fallback(limit(pageable({ name: 'p2' }), { maxBytes: 10, name: 'tiny' }), pageable({ name: 'last' }), { name: 'inner' });
     const outer = fallback(pool(pinned(), { name: 'gpu' }), inner, { name: 'outer' });
     outer.alloc(100).free();
-    expect(hops).toEqual([
+    expect(fallbacks).toEqual([
       { handler: 'outer', from: 'gpu', to: 'inner', reason: 'unavailable', bytes: 100 },
       { handler: 'inner', from: 'tiny', to: 'last', reason: 'out-of-memory', bytes: 100 },
     ]);
@@ -39,12 +39,12 @@ describe('diagnostics_channel tracing', () => {
 
   it('publishes nothing once unsubscribed', () => {
     const h = fallback(pool(pinned()), pageable());
-    const hops: unknown[] = [];
-    const fn = (m: unknown) => hops.push(m);
+    const fallbacks: unknown[] = [];
+    const fn = (m: unknown) => fallbacks.push(m);
     diagnostics_channel.subscribe('pinpool:fallback', fn);
     h.alloc(1).free();
     diagnostics_channel.unsubscribe('pinpool:fallback', fn);
     h.alloc(1).free();
-    expect(hops).toHaveLength(1);
+    expect(fallbacks).toHaveLength(1);
   });
 });

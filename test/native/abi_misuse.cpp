@@ -49,8 +49,8 @@ static_assert(offsetof(pinpool_alloc_info, code) == 0 &&
               offsetof(pinpool_alloc_info, cuda_error) == 4 &&
               offsetof(pinpool_alloc_info, reason) == 8 &&
               offsetof(pinpool_alloc_info, served_by) == 16 &&
-              offsetof(pinpool_alloc_info, region) == 24 &&
-              offsetof(pinpool_alloc_info, region_bytes) == 32);
+              offsetof(pinpool_alloc_info, slab) == 24 &&
+              offsetof(pinpool_alloc_info, slab_bytes) == 32);
 #endif
 
 namespace {

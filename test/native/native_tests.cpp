@@ -172,7 +172,7 @@ void test_pool_hits() {
   void* a = alloc(pool, 100, 64, &info);
   CHECK(a != nullptr);
   CHECK(up.allocs == 1);  // one slab
-  CHECK(info.region != nullptr && info.region_bytes >= 128);
+  CHECK(info.slab != nullptr && info.slab_bytes >= 128);
   pool->deallocate(a, 100, 64);
   void* b = alloc(pool, 100);
   CHECK(b == a);               // a hit: the same block
@@ -268,10 +268,10 @@ void test_pool_cap_and_stale() {
   }
 }
 
-// A pool over a pool: only blocks carved from the called pool's own slabs name a region (the
+// A pool over a pool: only blocks carved from the called pool's own slabs name a slab (the
 // slab a slabViews pool views in JavaScript); passed-through and large blocks name none, even
 // though the upstream pool carved them from a slab of its own.
-void test_pool_regions() {
+void test_pool_slabs() {
   Counting up("up");
   auto* inner = new PoolAdaptor("inner", &up.abi, PoolOptions{});
   PoolOptions options;
@@ -279,23 +279,23 @@ void test_pool_regions() {
   auto* outer = new PoolAdaptor("outer", inner->abi(), options);
   pinpool_alloc_info info{};
   void* small = alloc(outer, 1000, 64, &info);
-  CHECK(small != nullptr && info.region != nullptr);
-  void* slab = info.region;
-  size_t slab_bytes = info.region_bytes;
-  CHECK(outer->pin_region(slab) == slab_bytes);    // the slab, and its real size
+  CHECK(small != nullptr && info.slab != nullptr);
+  void* slab = info.slab;
+  size_t slab_bytes = info.slab_bytes;
+  CHECK(outer->lease_slab(slab) == slab_bytes);    // the slab, and its real size
   void* through = alloc(outer, 65536, 64, &info);  // inner carves it from a slab of its own
-  CHECK(through != nullptr && info.region == nullptr && info.region_bytes == 0);
-  CHECK(outer->pin_region(static_cast<char*>(through)) == 0);
+  CHECK(through != nullptr && info.slab == nullptr && info.slab_bytes == 0);
+  CHECK(outer->lease_slab(static_cast<char*>(through)) == 0);
   options.max_cached_bytes = uint64_t{1} << 30;
   auto* large_pool = new PoolAdaptor("large", inner->abi(), options);
   void* large = alloc(large_pool, 1 * MiB, 4096, &info);
-  CHECK(large != nullptr && info.region == nullptr);
+  CHECK(large != nullptr && info.slab == nullptr);
   large_pool->deallocate(large, 1 * MiB, 4096);
-  large = alloc(large_pool, 1 * MiB, 4096, &info);  // from its cache, still no region
-  CHECK(large != nullptr && info.region == nullptr);
+  large = alloc(large_pool, 1 * MiB, 4096, &info);  // from its cache, still no slab
+  CHECK(large != nullptr && info.slab == nullptr);
   large_pool->deallocate(large, 1 * MiB, 4096);
   large_pool->release();
-  outer->unpin_region(slab);
+  outer->end_slab_lease(slab);
   outer->deallocate(through, 65536, 64);
   outer->deallocate(small, 1000, 64);
   outer->release();
@@ -361,7 +361,7 @@ void test_fallback() {
   CHECK(info.code == PINPOOL_ERR_INVALID_ARGUMENT);
   CHECK(b.alloc_calls == 3);
 
-  // "Unavailable" is for good: the primary is not asked again, and the hop is counted once.
+  // "Unavailable" is for good: the primary is not asked again, and the fallback is counted once.
   a.fail_code = PINPOOL_ERR_UNAVAILABLE;
   void* u1 = alloc(fb, 4 * KiB);
   a.fail_code = PINPOOL_OK;
@@ -667,7 +667,7 @@ int main() {
   test_pool_hits();
   test_pool_trim();
   test_pool_cap_and_stale();
-  test_pool_regions();
+  test_pool_slabs();
   test_pool_poisoning();
   test_fallback();
   test_limit();

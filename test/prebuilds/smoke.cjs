@@ -1,5 +1,5 @@
 // The host test subset for a prebuilt binary on another architecture (arm64 under qemu-user:
-// scripts/test-arm64.sh). node:test and node:assert only, run in one process: vitest's own
+// scripts/test-prebuilds.sh). node:test and node:assert only, run in one process: vitest's own
 // native parts are x64 builds, and qemu-user cannot start the child processes it forks.
 //   node test/prebuilds/smoke.cjs    (PINPOOL_NATIVE_PATH may name the binary to test)
 'use strict';

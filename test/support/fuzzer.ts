@@ -197,8 +197,8 @@ export class Fuzzer {
   /** Results the CUDA file keeps (device buffers, streams, registrations). */
   readonly keepers: ((value: unknown) => boolean)[] = [];
   readonly dir: string;
-  /** A native object of another kind than a handler: a slab's pin, and the view it pins. */
-  readonly #pin: { buffer: ArrayBuffer; pin: unknown };
+  /** A native object of another kind than a handler: a slab's lease, and the view it leases. */
+  readonly #lease: { buffer: ArrayBuffer; lease: unknown };
 
   // The call in progress: statistics before it (moved by side effects) and whether pinpool had
   // changed them before a side effect ran.
@@ -220,9 +220,9 @@ export class Fuzzer {
     const slabs = pool(locked(), { slabViews: true });
     slabs.alloc(64).free();
     const scratch = binding.scratch();
-    const view = binding.regionView(slabs.handle as never, scratch[constants.slots.region]!, scratch[constants.slots.regionBytes]!);
-    if (view === null) throw new Error('fuzz: no slab to pin');
-    this.#pin = view;
+    const view = binding.viewSlab(slabs.handle as never, scratch[constants.slots.slab]!, scratch[constants.slots.slabBytes]!);
+    if (view === null) throw new Error('fuzz: no slab to lease');
+    this.#lease = view;
     for (const h of [
       ...this.leaky,
       pageable(),
@@ -706,7 +706,7 @@ export class Fuzzer {
         return this.viewOf(this.pick(b));
       }
       default:
-        if (this.chance(0.5)) return { v: this.#pin.pin, t: "a slab's native pin" };
+        if (this.chance(0.5)) return { v: this.#lease.lease, t: "a slab's native lease" };
         return { v: binding.scratch(), t: 'the binding scratch array' };
     }
   }
@@ -897,7 +897,7 @@ export class Fuzzer {
       await tick();
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    binding.releaseRegion(this.#pin.buffer, this.#pin.pin as never);
+    binding.releaseSlabView(this.#lease.buffer, this.#lease.lease as never);
     rmSync(this.dir, { recursive: true, force: true });
     for (const h of this.handlers.values()) h.trim();
     for (const h of this.handlers.values()) {

@@ -90,8 +90,8 @@ inline uint32_t PoolAdaptor::slab_of(void* ptr) const {
 void PoolAdaptor::describe_slab(uint32_t id, pinpool_alloc_info* info) const {
   const Slab& s = slabs_[id];
   info->served_by = s.served_by;
-  info->region = s.base;
-  info->region_bytes = s.bytes;
+  info->slab = s.base;
+  info->slab_bytes = s.bytes;
 }
 
 void* PoolAdaptor::take_cached(int index, size_t class_bytes, size_t bytes,
@@ -278,8 +278,8 @@ void* PoolAdaptor::pass_through(size_t bytes, size_t alignment, pinpool_alloc_in
 void PoolAdaptor::not_in_a_slab(pinpool_alloc_info* info) {
   // An upstream pool may have named its own slab: the block is in no slab of this pool, and
   // whoever views this pool's slabs (a slabViews pool in JavaScript) must not look for it there.
-  info->region = nullptr;
-  info->region_bytes = 0;
+  info->slab = nullptr;
+  info->slab_bytes = 0;
 }
 
 void* PoolAdaptor::do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) {
@@ -382,26 +382,26 @@ std::optional<size_t> PoolAdaptor::free_passed_through(void* ptr, size_t bytes, 
   return bytes;  // the size asked, checked above
 }
 
-size_t PoolAdaptor::pin_region(void* region) {
+size_t PoolAdaptor::lease_slab(void* slab) {
   Lock lock(lock_);
-  uint32_t id = slab_of(region);
-  if (id == kNoSlab || slabs_[id].base != region) return 0;
-  slabs_[id].pins++;
+  uint32_t id = slab_of(slab);
+  if (id == kNoSlab || slabs_[id].base != slab) return 0;
+  slabs_[id].leases++;
   return slabs_[id].bytes;
 }
 
-void PoolAdaptor::unpin_region(void* region) {
+void PoolAdaptor::end_slab_lease(void* slab) {
   Lock lock(lock_);
-  uint32_t id = slab_of(region);
-  if (id != kNoSlab && slabs_[id].base == region && slabs_[id].pins > 0) slabs_[id].pins--;
+  uint32_t id = slab_of(slab);
+  if (id != kNoSlab && slabs_[id].base == slab && slabs_[id].leases > 0) slabs_[id].leases--;
 }
 
-void PoolAdaptor::orphan_region(void* region) {
+void PoolAdaptor::orphan_slab(void* slab) {
   size_t bytes = 0;
   {
     Lock lock(lock_);
-    uint32_t id = slab_of(region);
-    if (id == kNoSlab || slabs_[id].base != region || slabs_[id].orphaned) return;
+    uint32_t id = slab_of(slab);
+    if (id == kNoSlab || slabs_[id].base != slab || slabs_[id].orphaned) return;
     slabs_[id].orphaned = true;
     bytes = slabs_[id].bytes;
   }
@@ -428,7 +428,7 @@ size_t PoolAdaptor::do_trim() {
 }
 
 std::vector<bool> PoolAdaptor::take_idle_slabs(std::vector<Release>& releases) {
-  // A slab goes back when every block carved from it is free and no JavaScript view pins it.
+  // A slab goes back when every block carved from it is free and no JavaScript view leases it.
   std::vector<uint32_t> free_count(slabs_.size(), 0);
   for (int i = 0; i < size_classes::kCount; i++)
     for (const FreeBlock& b : free_[i])
@@ -436,7 +436,7 @@ std::vector<bool> PoolAdaptor::take_idle_slabs(std::vector<Release>& releases) {
   std::vector<bool> dead(slabs_.size(), false);
   for (uint32_t id = 0; id < slabs_.size(); id++) {
     Slab& s = slabs_[id];
-    if (!s.live || s.pins != 0 || free_count[id] != s.carved) continue;
+    if (!s.live || s.leases != 0 || free_count[id] != s.carved) continue;
     dead[id] = true;
     releases.push_back({s.base, s.bytes});
     stats_.cachedBytes.fetch_sub(s.bytes, std::memory_order_relaxed);

@@ -2,7 +2,7 @@
 // upstream call (a cuMemHostAlloc can take milliseconds).
 //
 // Small classes (up to kSlabMaxBlock) are carved from slabs: one upstream allocation holds many
-// blocks of one class, and a slab is a long-lived region that JavaScript can view once
+// blocks of one class, and a slab is long-lived memory that JavaScript can view once
 // ("slabViews"). Large classes cache whole upstream blocks. Sizes round to the classes of
 // size_classes.hpp (under 1/8 waste). Alignments above a page, and requests larger than the
 // cache cap, pass straight through.
@@ -62,13 +62,13 @@ class PoolAdaptor final : public Handler {
 
   pinpool_handler* upstream() const { return upstream_.get(); }
 
-  // A JavaScript view over a slab pins it, so trim() keeps its memory mapped. Returns the
-  // slab's size, or 0 when `region` is not the start of one of this pool's slabs.
-  size_t pin_region(void* region);
-  void unpin_region(void* region);
-  // A view pinning `region` may live on in a thread pinpool cannot watch: the pin is kept for
+  // A JavaScript view over a slab leases it, so trim() keeps its memory mapped. Returns the
+  // slab's size, or 0 when `slab` is not the start of one of this pool's slabs.
+  size_t lease_slab(void* slab);
+  void end_slab_lease(void* slab);
+  // A view pinning `slab` may live on in a thread pinpool cannot watch: the lease is kept for
   // good. Counts the slab as orphaned the first time only (many views of one slab may leave).
-  void orphan_region(void* region);
+  void orphan_slab(void* slab);
 
   // The bytes the pool holds for a block of (bytes, alignment): its size class, or 0 when such
   // a request passes straight through (no class: the pool does not cache it).
@@ -97,9 +97,9 @@ class PoolAdaptor final : public Handler {
     int class_index = 0;                            // the one class carved from it
     uint32_t capacity = 0;                          // blocks it can hold
     uint32_t carved = 0;                            // blocks handed out at least once
-    uint32_t pins = 0;                              // JavaScript views over it
+    uint32_t leases = 0;                              // JavaScript views over it
     bool orphaned = false;                          // a view of it may outlive its thread:
-                                                    // pinned for good (orphan_region())
+                                                    // pinned for good (orphan_slab())
     bool live = false;                              // false: the slot is free for reuse
     uint64_t reciprocal = 0;                        // size_classes::reciprocal_of(class size)
     uint64_t handed_out[kMaxSlabBlocks / 64] = {};  // a bit per block: with a caller now

@@ -1,4 +1,4 @@
-// Loads two copies of pinpool (test/support/capsule/copies.mjs) in one process, `first` then `second`,
+// Loads two copies of pinpool (test/support/capsule/copies.cjs) in one process, `first` then `second`,
 // uses them together and prints what it saw as JSON. Run by test/host/capsule.test.ts:
 //   node two-copies.cjs <root> <first> <second>
 const { join } = require('node:path');

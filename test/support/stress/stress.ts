@@ -188,8 +188,8 @@ export function summary(name: string, r: StressResult, chains: StressChain[]): s
   const perChain = chains
     .map((c, i) => {
       const failures = Object.entries(r.expectedFailures[i]!).map(([k, v]) => `, ${k} failures ${v}`).join('');
-      const hops = Object.entries(c.handler.stats().fallbacks).map(([k, v]) => `, ${k} hops ${v}`).join('');
-      return `${c.label} ${String(r.allocs[i])} allocs${failures}${hops}`;
+      const fallbacks = Object.entries(c.handler.stats().fallbacks).map(([k, v]) => `, ${k} fallbacks ${v}`).join('');
+      return `${c.label} ${String(r.allocs[i])} allocs${failures}${fallbacks}`;
     })
     .join('; ');
   const gib = r.bytes.reduce((a, b) => a + b, 0) / 2 ** 30;
