@@ -27,7 +27,8 @@ module.exports = {
   forbidden: [
     {
       name: 'no-circular',
-      comment: 'No import cycle in src/ or server/ that runs through code (type-only imports aside).',
+      comment:
+        'No import cycle in src/ or server/ that runs through code (type-only imports aside).',
       severity: 'error',
       from: { path: '^(src|server)/' },
       to: { circular: true, viaOnly: { dependencyTypesNot: ['type-only'] } },
@@ -35,7 +36,8 @@ module.exports = {
     ...floorRules,
     {
       name: 'observe-from-entry-only',
-      comment: 'Nothing below src/api.ts imports src/observe/ (metrics, traces and info are read from the top).',
+      comment:
+        'Nothing below src/api.ts imports src/observe/ (metrics, traces and info are read from the top).',
       severity: 'error',
       from: { path: '^src/process/' },
       to: { path: '^src/observe/' },

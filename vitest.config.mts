@@ -30,7 +30,12 @@ export default defineConfig({
         test: {
           name: 'fake-cuda',
           include: ['test/fake-cuda/**/*.test.ts'],
-          env: { PINPOOL_CUDA_LIBRARY: resolve(import.meta.dirname, 'build/fake-cuda/libpinpool-fakecuda.so') },
+          env: {
+            PINPOOL_CUDA_LIBRARY: resolve(
+              import.meta.dirname,
+              'build/fake-cuda/libpinpool-fakecuda.so',
+            ),
+          },
         },
       },
     ],

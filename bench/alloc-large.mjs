@@ -31,7 +31,10 @@ async function collectionsDuring(h, size, hits) {
 export async function run() {
   const rows = [];
   const targets = [];
-  for (const [label, size] of /** @type {[string, number][]} */ ([['1 MiB', 2 ** 20], ['64 MiB', 64 * 2 ** 20]])) {
+  for (const [label, size] of /** @type {[string, number][]} */ ([
+    ['1 MiB', 2 ** 20],
+    ['64 MiB', 64 * 2 ** 20],
+  ])) {
     const cached = pool(locked(), { name: `pool-${label}` });
     const leaf = locked();
     cached.alloc(size).free();
@@ -58,7 +61,11 @@ export async function run() {
     );
     if (sink < 0) console.log(sink);
     rows.push(...r);
-    targets.push({ label: `pool / leaf, ${label}`, value: ratio(r, `pool hit ${label}`, `locked leaf ${label}`), min: size > 2 ** 20 ? 500 : 100 });
+    targets.push({
+      label: `pool / leaf, ${label}`,
+      value: ratio(r, `pool hit ${label}`, `locked leaf ${label}`),
+      min: size > 2 ** 20 ? 500 : 100,
+    });
   }
   const gcs = await collectionsDuring(pool(locked(), { name: 'pool-gc' }), 64 * 2 ** 20, 300);
   targets.push({ label: 'garbage collections in 300 hits of 64 MiB', value: gcs, max: 1 });

@@ -57,11 +57,31 @@ export async function run() {
   );
   if (sink === 42) console.log('');
   return report('small alloc+free, 4 KiB, pool hit', rows, [
-    { label: 'detach-on-free / new ArrayBuffer', value: ratio(rows, 'pool hit (detach-on-free)', 'new ArrayBuffer(4096)'), min: 3 },
-    { label: 'slabViews / Buffer.allocUnsafeSlow', value: ratio(rows, 'pool hit (slabViews)', 'Buffer.allocUnsafeSlow(4096)'), min: 10 },
-    { label: 'slabViews time / floor time', value: ratio(rows, 'floor: JS free list + slab view + object', 'pool hit (slabViews)'), max: 4 },
-    { label: 'detach-on-free / locked leaf', value: ratio(rows, 'pool hit (detach-on-free)', 'locked leaf, no pool (mmap+mlock)'), min: 20 },
-    { label: 'slabViews / locked leaf', value: ratio(rows, 'pool hit (slabViews)', 'locked leaf, no pool (mmap+mlock)'), min: 20 },
+    {
+      label: 'detach-on-free / new ArrayBuffer',
+      value: ratio(rows, 'pool hit (detach-on-free)', 'new ArrayBuffer(4096)'),
+      min: 3,
+    },
+    {
+      label: 'slabViews / Buffer.allocUnsafeSlow',
+      value: ratio(rows, 'pool hit (slabViews)', 'Buffer.allocUnsafeSlow(4096)'),
+      min: 10,
+    },
+    {
+      label: 'slabViews time / floor time',
+      value: ratio(rows, 'floor: JS free list + slab view + object', 'pool hit (slabViews)'),
+      max: 4,
+    },
+    {
+      label: 'detach-on-free / locked leaf',
+      value: ratio(rows, 'pool hit (detach-on-free)', 'locked leaf, no pool (mmap+mlock)'),
+      min: 20,
+    },
+    {
+      label: 'slabViews / locked leaf',
+      value: ratio(rows, 'pool hit (slabViews)', 'locked leaf, no pool (mmap+mlock)'),
+      min: 20,
+    },
   ]);
 }
 

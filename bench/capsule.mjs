@@ -30,7 +30,10 @@ function beforeCheckout() {
 
 export async function run() {
   const root = mkdtempSync(join(tmpdir(), 'pinpool-bench-copies-'));
-  makeCopies(root, [{ name: 'a', version: '0.1.0' }, { name: 'b', version: '0.2.0' }]);
+  makeCopies(root, [
+    { name: 'a', version: '0.1.0' },
+    { name: 'b', version: '0.2.0' },
+  ]);
   delete process.env.PINPOOL_NATIVE_PATH; // each copy loads its own addon
   /** @type {(path: string) => [typeof import('pinpool'), number]} */
   const load = (path) => {
@@ -40,24 +43,39 @@ export async function run() {
   };
   const [a, loadA] = load(join(root, 'node_modules', 'a'));
   const [b, loadB] = load(join(root, 'node_modules', 'b'));
-  if (b.info().registry.thisCopy.publisher || a.controller !== b.controller) throw new Error('bench: the second copy did not join the first');
+  if (b.info().registry.thisCopy.publisher || a.controller !== b.controller)
+    throw new Error('bench: the second copy did not join the first');
   const beforeDir = beforeCheckout();
-  const [before, loadBefore] = beforeDir ? load(join(beforeDir, 'dist', 'src', 'index.js')) : [undefined, NaN];
+  const [before, loadBefore] = beforeDir
+    ? load(join(beforeDir, 'dist', 'src', 'index.js'))
+    : [undefined, NaN];
 
   // One function per case, each from its own source text: closures of one function literal
   // share their inline caches, and the three builds' classes would make them polymorphic.
   const loop = (h, batch = BATCH) =>
-    new Function('h', 'SIZE', 'BATCH', `let sink = 0; return function loop() {
+    new Function(
+      'h',
+      'SIZE',
+      'BATCH',
+      `let sink = 0; return function loop() {
       for (let i = 0; i < BATCH; i++) { const buf = h.alloc(SIZE); sink += buf.bytes.length; buf.free(); }
-      return sink; /* ${Math.random()} */ };`)(h, SIZE, batch);
+      return sink; /* ${Math.random()} */ };`,
+    )(h, SIZE, batch);
   const cases = {};
   const long = {}; // the same, 20 000 per call, for paired()
   /** @type {[string, typeof import('pinpool') | undefined][]} */
-  const copies = [['first copy', a], ['second copy', b], ['before the capsule', before]];
+  const copies = [
+    ['first copy', a],
+    ['second copy', b],
+    ['before the capsule', before],
+  ];
   for (const [label, p] of copies) {
     if (p === undefined) continue;
     /** @type {[string, import('pinpool').PoolOptions][]} */
-    const modes = [['slabViews', { slabViews: true }], ['own buffers', {}]];
+    const modes = [
+      ['slabViews', { slabViews: true }],
+      ['own buffers', {}],
+    ];
     for (const [mode, options] of modes) {
       const h = p.pool(p.pageable(), options);
       cases[`${label}, ${mode}`] = loop(h);
@@ -71,23 +89,33 @@ export async function run() {
   const perCase = Object.fromEntries(names.map((n) => [n, []]));
   for (let round = 0; round < ROUNDS; round++) {
     const order = names.map((_, i) => names[(i + round) % names.length]);
-    for (const row of await measure(Object.fromEntries(order.map((n) => [n, cases[n]])), { batch: BATCH })) perCase[row.case].push(row);
+    for (const row of await measure(Object.fromEntries(order.map((n) => [n, cases[n]])), {
+      batch: BATCH,
+    }))
+      perCase[row.case].push(row);
   }
   const rows = names.map((n) => {
     const sorted = perCase[n].sort((x, y) => x.opsPerSec - y.opsPerSec);
     return sorted[Math.floor(sorted.length / 2)];
   });
   rmSync(root, { recursive: true, force: true });
-  console.log(`load: first copy ${loadA.toFixed(1)} ms, second copy ${loadB.toFixed(1)} ms${before ? `, before the capsule ${loadBefore.toFixed(1)} ms` : ''}`);
+  console.log(
+    `load: first copy ${loadA.toFixed(1)} ms, second copy ${loadB.toFixed(1)} ms${before ? `, before the capsule ${loadBefore.toFixed(1)} ms` : ''}`,
+  );
   // Throughput ratios from the rounds above, and paired ratios (bench/lib.mjs paired(): time of
   // the baseline over time of the case, round by round, the median), which slow drifts of a
   // shared machine cancel out of.
   const targets = [];
   const pairs = [['second copy', 'first copy']];
-  if (before) pairs.push(['second copy', 'before the capsule'], ['first copy', 'before the capsule']);
+  if (before)
+    pairs.push(['second copy', 'before the capsule'], ['first copy', 'before the capsule']);
   for (const mode of ['slabViews', 'own buffers']) {
     for (const [x, y] of pairs) {
-      targets.push({ label: `${x} / ${y}, ${mode}`, value: ratio(rows, `${x}, ${mode}`, `${y}, ${mode}`), min: 0.9 });
+      targets.push({
+        label: `${x} / ${y}, ${mode}`,
+        value: ratio(rows, `${x}, ${mode}`, `${y}, ${mode}`),
+        min: 0.9,
+      });
       const speed = 1 / paired(long[`${y}, ${mode}`], long[`${x}, ${mode}`]);
       targets.push({ label: `${x} / ${y}, ${mode}, paired`, value: speed, min: 0.9 });
     }

@@ -62,10 +62,24 @@ export async function run() {
   const model = powerOfTwoModel(trace);
   const viaJs = throughJavaScript(trace, pool(pageable()));
   const rows = [
-    { case: `pinpool pool (default), hit rate ${(1 - r.upstreamCalls / r.allocations).toFixed(2)}`, opsPerSec: trace.length / r.seconds, medianNs: NaN, p99Ns: NaN, samples: trace.length },
-    { case: `pinpool pool, cacheRatio Infinity, hit rate ${(1 - keepAll.upstreamCalls / keepAll.allocations).toFixed(2)}`, opsPerSec: trace.length / keepAll.seconds, medianNs: NaN, p99Ns: NaN, samples: trace.length },
+    {
+      case: `pinpool pool (default), hit rate ${(1 - r.upstreamCalls / r.allocations).toFixed(2)}`,
+      opsPerSec: trace.length / r.seconds,
+      medianNs: NaN,
+      p99Ns: NaN,
+      samples: trace.length,
+    },
+    {
+      case: `pinpool pool, cacheRatio Infinity, hit rate ${(1 - keepAll.upstreamCalls / keepAll.allocations).toFixed(2)}`,
+      opsPerSec: trace.length / keepAll.seconds,
+      medianNs: NaN,
+      p99Ns: NaN,
+      samples: trace.length,
+    },
   ];
-  console.log(`seed ${seed}: peak in use ${(r.peakBytesInUse / 2 ** 20).toFixed(0)} MiB; held at peak: default ${(r.peakBytesHeld / 2 ** 20).toFixed(0)} MiB, keep-all ${(keepAll.peakBytesHeld / 2 ** 20).toFixed(0)} MiB; power-of-two model ratio ${model.toFixed(3)}`);
+  console.log(
+    `seed ${seed}: peak in use ${(r.peakBytesInUse / 2 ** 20).toFixed(0)} MiB; held at peak: default ${(r.peakBytesHeld / 2 ** 20).toFixed(0)} MiB, keep-all ${(keepAll.peakBytesHeld / 2 ** 20).toFixed(0)} MiB; power-of-two model ratio ${model.toFixed(3)}`,
+  );
   return report('fragmentation (trace replay)', rows, [
     { label: 'peak held / peak in use, pinpool pool', value: r.overhead, max: 1.2 },
     { label: 'same, through h.alloc()/free() with the thread cache', value: viaJs, max: 1.2 },

@@ -58,10 +58,11 @@ for (const size of sizes) {
   const registeredMemory = Buffer.alloc(size);
   const registration = register(registeredMemory);
   const pageable = Buffer.alloc(size);
-  const sources = { pool: poolBuf, 'cuMemHostAlloc': raw, registered: registeredMemory, pageable };
+  const sources = { pool: poolBuf, cuMemHostAlloc: raw, registered: registeredMemory, pageable };
   for (const direction of ['H2D', 'D2H']) {
     const row = { size: `${size / MiB} MiB`, direction };
-    for (const [name, host] of Object.entries(sources)) row[name] = await bandwidth(dev, host, direction);
+    for (const [name, host] of Object.entries(sources))
+      row[name] = await bandwidth(dev, host, direction);
     row['pool / cuMemHostAlloc'] = row.pool / row.cuMemHostAlloc;
     row['pool / pageable'] = row.pool / row.pageable;
     rows.push(row);
@@ -80,10 +81,23 @@ const growthRow = {
 growthRow['alloc / register'] = growthRow.cuMemHostAlloc_s / growthRow.register_s;
 
 const device = cuda.devices[0];
-const result = { device: device.name, driverVersion: cuda.driverVersion, node: process.version, date: new Date().toISOString(), bandwidthGBps: rows, poolGrowth: growthRow };
+const result = {
+  device: device.name,
+  driverVersion: cuda.driverVersion,
+  node: process.version,
+  date: new Date().toISOString(),
+  bandwidthGBps: rows,
+  poolGrowth: growthRow,
+};
 if (json) console.log(JSON.stringify(result, null, 2));
 else {
   console.log(`GPU: ${device.name}, driver ${cuda.driverVersion}, Node ${process.version}`);
-  console.table(rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'number' ? Number(v.toFixed(2)) : v]))));
+  console.table(
+    rows.map((r) =>
+      Object.fromEntries(
+        Object.entries(r).map(([k, v]) => [k, typeof v === 'number' ? Number(v.toFixed(2)) : v]),
+      ),
+    ),
+  );
   console.table([growthRow]);
 }

@@ -14,7 +14,9 @@ import { resolve } from 'node:path';
 const require = createRequire(import.meta.url);
 const otherRoot = process.argv[2];
 if (!otherRoot) {
-  console.error('usage: node --expose-gc bench/lease-cost.mjs /path/to/other/checkout [--rounds N]');
+  console.error(
+    'usage: node --expose-gc bench/lease-cost.mjs /path/to/other/checkout [--rounds N]',
+  );
   process.exit(2);
 }
 const roundsAt = process.argv.indexOf('--rounds');
@@ -67,9 +69,13 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const m = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
-console.log(`lease cost, ${ROUNDS} interleaved rounds of ${BATCH} alloc+free of ${SIZE} B (median ns per alloc+free), Node ${process.version}`);
+console.log(
+  `lease cost, ${ROUNDS} interleaved rounds of ${BATCH} alloc+free of ${SIZE} B (median ns per alloc+free), Node ${process.version}`,
+);
 for (const mode of ['detach-on-free', 'slabViews']) {
   const b = m[`before ${mode}`];
   const n = m[`now ${mode}`];
-  console.log(`  ${mode.padEnd(15)} before ${b.toFixed(0).padStart(6)} ns   now ${n.toFixed(0).padStart(6)} ns   now/before ${(n / b).toFixed(3)}`);
+  console.log(
+    `  ${mode.padEnd(15)} before ${b.toFixed(0).padStart(6)} ns   now ${n.toFixed(0).padStart(6)} ns   now/before ${(n / b).toFixed(3)}`,
+  );
 }

@@ -15,7 +15,10 @@ export async function measure(cases, { batch = 1000, time = quick ? 300 : 2000 }
   await bench.run();
   return bench.tasks.map((t) => {
     const r = t.result;
-    if (r.state !== 'completed') throw new Error(`bench case ${t.name} did not complete: ${r.state} ${'error' in r ? r.error : ''}`);
+    if (r.state !== 'completed')
+      throw new Error(
+        `bench case ${t.name} did not complete: ${r.state} ${'error' in r ? r.error : ''}`,
+      );
     return {
       case: t.name,
       opsPerSec: (batch * 1000) / r.period,
@@ -49,9 +52,22 @@ export function report(suite, rows, targets = []) {
     })),
   );
   const checked = targets.map((t) => {
-    const pass = (t.min === undefined || t.value >= t.min) && (t.max === undefined || t.value <= t.max);
-    const want = t.max === Infinity ? 'reference' : t.min !== undefined && t.max !== undefined && t.min === t.max ? `= ${t.min}` : t.min !== undefined ? `>= ${t.min}` : `<= ${t.max}`;
-    return { target: t.label, measured: Number(t.value.toFixed(3)), want, result: t.max === Infinity ? '-' : pass ? 'PASS' : 'MISS' };
+    const pass =
+      (t.min === undefined || t.value >= t.min) && (t.max === undefined || t.value <= t.max);
+    const want =
+      t.max === Infinity
+        ? 'reference'
+        : t.min !== undefined && t.max !== undefined && t.min === t.max
+          ? `= ${t.min}`
+          : t.min !== undefined
+            ? `>= ${t.min}`
+            : `<= ${t.max}`;
+    return {
+      target: t.label,
+      measured: Number(t.value.toFixed(3)),
+      want,
+      result: t.max === Infinity ? '-' : pass ? 'PASS' : 'MISS',
+    };
   });
   if (checked.length) console.table(checked);
   return { suite, rows, targets: checked };

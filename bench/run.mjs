@@ -5,13 +5,33 @@ import { join } from 'node:path';
 
 import { quick } from './lib.mjs';
 
-const suites = ['alloc-small.mjs', 'alloc-large.mjs', 'scoped.mjs', 'fallback.mjs', 'metrics.mjs', 'threads.mjs', 'fragmentation.mjs', 'capsule.mjs'];
+const suites = [
+  'alloc-small.mjs',
+  'alloc-large.mjs',
+  'scoped.mjs',
+  'fallback.mjs',
+  'metrics.mjs',
+  'threads.mjs',
+  'fragmentation.mjs',
+  'capsule.mjs',
+];
 const results = [];
 for (const file of suites) {
   const suite = await import(join(import.meta.dirname, file));
   results.push(await suite.run());
 }
-const machine = { nproc: cpus().length, cpu: cpus()[0]?.model, node: process.version, date: new Date().toISOString(), quick };
+const machine = {
+  nproc: cpus().length,
+  cpu: cpus()[0]?.model,
+  node: process.version,
+  date: new Date().toISOString(),
+  quick,
+};
 mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
-writeFileSync(join(import.meta.dirname, 'results', 'latest.json'), JSON.stringify({ machine, results }, null, 2));
-console.log(`\nwrote bench/results/latest.json (${machine.cpu}, ${machine.nproc} cores, Node ${machine.node})`);
+writeFileSync(
+  join(import.meta.dirname, 'results', 'latest.json'),
+  JSON.stringify({ machine, results }, null, 2),
+);
+console.log(
+  `\nwrote bench/results/latest.json (${machine.cpu}, ${machine.nproc} cores, Node ${machine.node})`,
+);

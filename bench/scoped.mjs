@@ -17,7 +17,8 @@ export async function run() {
   controller.register('scoped-bench-buffers', hd, { replace: true });
   const scopeNames = controller.scopes().map((s) => s.name);
   if (!scopeNames.includes('bench-scope')) controller.scope('bench-scope', 'scoped-bench');
-  if (!scopeNames.includes('bench-scope-buffers')) controller.scope('bench-scope-buffers', 'scoped-bench-buffers');
+  if (!scopeNames.includes('bench-scope-buffers'))
+    controller.scope('bench-scope-buffers', 'scoped-bench-buffers');
   const als = new AsyncLocalStorage();
   let sink = 0;
   const direct = () => {
@@ -55,7 +56,8 @@ export async function run() {
       'alloc() inside controller.run(scope -> h)': () => controller.run('bench-scope', scoped),
       'hd.alloc() directly (own ArrayBuffers)': directBuffers,
       'alloc() inside controller.run(hd) (own ArrayBuffers)': () => controller.run(hd, scoped),
-      'alloc() inside controller.run(scope -> hd) (own ArrayBuffers)': () => controller.run('bench-scope-buffers', scoped),
+      'alloc() inside controller.run(scope -> hd) (own ArrayBuffers)': () =>
+        controller.run('bench-scope-buffers', scoped),
       'AsyncLocalStorage getStore() inside run()': () => als.run(h, lookups),
       'controller.run(h, fn)': () => {
         for (let i = 0; i < BATCH; i++) controller.run(h, body);
@@ -78,14 +80,54 @@ export async function run() {
   const anonymousVsDirect = paired(rounds(direct), anonymous);
   if (sink < 0) console.log(sink);
   return report('scoped allocation', rows, [
-    { label: 'slowdown of alloc() in a scope vs h.alloc() (slabViews)', value: ratio(rows, 'h.alloc() directly', 'alloc() inside controller.run(h)'), max: 1.05 },
-    { label: 'slowdown of alloc() in a scope vs hd.alloc() (own ArrayBuffers)', value: ratio(rows, 'hd.alloc() directly (own ArrayBuffers)', 'alloc() inside controller.run(hd) (own ArrayBuffers)'), max: 1.05 },
-    { label: 'slowdown of alloc() in a named scope vs h.alloc() (slabViews)', value: ratio(rows, 'h.alloc() directly', 'alloc() inside controller.run(scope -> h)'), max: 1.05 },
-    { label: 'slowdown of alloc() in a named scope vs hd.alloc() (own ArrayBuffers)', value: ratio(rows, 'hd.alloc() directly (own ArrayBuffers)', 'alloc() inside controller.run(scope -> hd) (own ArrayBuffers)'), max: 1.05 },
-    { label: 'per-scope counting: time in a named scope / in an anonymous one (paired, slabViews)', value: countingCost, max: 1.05 },
-    { label: 'time of alloc() in a named scope / h.alloc() (paired, slabViews)', value: namedVsDirect, max: 1.05 },
-    { label: 'time of alloc() in an anonymous scope / h.alloc() (paired, slabViews)', value: anonymousVsDirect, max: 1.05 },
-    { label: 'controller.run time / AsyncLocalStorage.run time', value: ratio(rows, 'AsyncLocalStorage.run(h, fn)', 'controller.run(h, fn)'), max: 1.2 },
+    {
+      label: 'slowdown of alloc() in a scope vs h.alloc() (slabViews)',
+      value: ratio(rows, 'h.alloc() directly', 'alloc() inside controller.run(h)'),
+      max: 1.05,
+    },
+    {
+      label: 'slowdown of alloc() in a scope vs hd.alloc() (own ArrayBuffers)',
+      value: ratio(
+        rows,
+        'hd.alloc() directly (own ArrayBuffers)',
+        'alloc() inside controller.run(hd) (own ArrayBuffers)',
+      ),
+      max: 1.05,
+    },
+    {
+      label: 'slowdown of alloc() in a named scope vs h.alloc() (slabViews)',
+      value: ratio(rows, 'h.alloc() directly', 'alloc() inside controller.run(scope -> h)'),
+      max: 1.05,
+    },
+    {
+      label: 'slowdown of alloc() in a named scope vs hd.alloc() (own ArrayBuffers)',
+      value: ratio(
+        rows,
+        'hd.alloc() directly (own ArrayBuffers)',
+        'alloc() inside controller.run(scope -> hd) (own ArrayBuffers)',
+      ),
+      max: 1.05,
+    },
+    {
+      label: 'per-scope counting: time in a named scope / in an anonymous one (paired, slabViews)',
+      value: countingCost,
+      max: 1.05,
+    },
+    {
+      label: 'time of alloc() in a named scope / h.alloc() (paired, slabViews)',
+      value: namedVsDirect,
+      max: 1.05,
+    },
+    {
+      label: 'time of alloc() in an anonymous scope / h.alloc() (paired, slabViews)',
+      value: anonymousVsDirect,
+      max: 1.05,
+    },
+    {
+      label: 'controller.run time / AsyncLocalStorage.run time',
+      value: ratio(rows, 'AsyncLocalStorage.run(h, fn)', 'controller.run(h, fn)'),
+      max: 1.2,
+    },
   ]);
 }
 

@@ -12,7 +12,12 @@ import { controller, pageable, pool } from 'pinpool';
 import { createServer } from 'pinpool/server';
 import { quick } from './lib.mjs';
 
-for (let i = 0; i < 16; i++) controller.register(`load${i}`, pool(pageable({ name: `load-leaf${i}` }), { name: `load-pool${i}` }), { replace: true });
+for (let i = 0; i < 16; i++)
+  controller.register(
+    `load${i}`,
+    pool(pageable({ name: `load-leaf${i}` }), { name: `load-pool${i}` }),
+    { replace: true },
+  );
 const server = createServer({ controller, port: 0 });
 const url = await server.listen();
 const timer = setInterval(() => {
@@ -22,7 +27,21 @@ const lag = monitorEventLoopDelay({ resolution: 5 });
 lag.enable();
 // autocannon runs in a process of its own, so its work does not count as the server's lag.
 const cli = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
-const { stdout } = await promisify(execFile)(process.execPath, [cli, '--json', '-c', '50', '-d', quick ? '3' : '10', '-H', `host=${new URL(url).host}`, `${url}/metrics`], { maxBuffer: 1 << 24 });
+const { stdout } = await promisify(execFile)(
+  process.execPath,
+  [
+    cli,
+    '--json',
+    '-c',
+    '50',
+    '-d',
+    quick ? '3' : '10',
+    '-H',
+    `host=${new URL(url).host}`,
+    `${url}/metrics`,
+  ],
+  { maxBuffer: 1 << 24 },
+);
 const result = JSON.parse(stdout);
 lag.disable();
 clearInterval(timer);
@@ -40,7 +59,17 @@ console.log('\n## service under load: 50 connections, /metrics, 16 handlers');
 console.table([summary]);
 const pass = summary.errors === 0 && summary['event-loop lag p99 ms'] <= 50;
 console.table([
-  { target: 'errors', measured: summary.errors, want: '= 0', result: summary.errors === 0 ? 'PASS' : 'MISS' },
-  { target: 'event-loop lag p99, ms', measured: summary['event-loop lag p99 ms'], want: '<= 50', result: summary['event-loop lag p99 ms'] <= 50 ? 'PASS' : 'MISS' },
+  {
+    target: 'errors',
+    measured: summary.errors,
+    want: '= 0',
+    result: summary.errors === 0 ? 'PASS' : 'MISS',
+  },
+  {
+    target: 'event-loop lag p99, ms',
+    measured: summary['event-loop lag p99 ms'],
+    want: '<= 50',
+    result: summary['event-loop lag p99 ms'] <= 50 ? 'PASS' : 'MISS',
+  },
 ]);
 process.exitCode = pass ? 0 : 1;

@@ -75,8 +75,8 @@ typedef struct pinpool_alloc_info {
   const char* reason; /* static string: "limit", "mlock", "cuda", "no-cuda",
                          "invalid-argument", "internal", ... */
   const struct pinpool_handler* served_by; /* the leaf that provided the memory */
-  void* slab;        /* start of the slab of the handler called (a
-                          pool's slab) that holds the block, if any */
+  void* slab;                              /* start of the slab of the handler called (a
+                                                pool's slab) that holds the block, if any */
   size_t slab_bytes; /* its size; 0 when the block is not inside such a slab */
 } pinpool_alloc_info;
 

@@ -51,8 +51,15 @@ export interface PinpoolServer {
 /** Body size limit for every route, in bytes: the largest admin body is a few dozen bytes. */
 const BODY_LIMIT = 16 * 1024;
 
-function invalidOption(name: string, expected: string, actual: unknown): InstanceType<typeof PinpoolError> {
-  return new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: server option ${name} must be ${expected} (got ${JSON.stringify(actual)})`);
+function invalidOption(
+  name: string,
+  expected: string,
+  actual: unknown,
+): InstanceType<typeof PinpoolError> {
+  return new PinpoolError(
+    ErrorCode.INVALID_ARGUMENT,
+    `pinpool: server option ${name} must be ${expected} (got ${JSON.stringify(actual)})`,
+  );
 }
 
 function adminTokenOf(option: string | undefined): string | undefined {
@@ -63,13 +70,22 @@ function adminTokenOf(option: string | undefined): string | undefined {
   return token === '' ? undefined : token;
 }
 
-function loggerOf(option: ServerOptions['logger']): false | { level: 'info'; stream?: { write(line: string): unknown } } {
+function loggerOf(
+  option: ServerOptions['logger'],
+): false | { level: 'info'; stream?: { write(line: string): unknown } } {
   if (option === undefined || option === false) return false;
   if (option === true) return { level: 'info' };
   // Checked as unknown: JavaScript callers may pass anything.
   const given: unknown = option;
-  const stream = typeof given === 'object' && given !== null ? (given as { stream?: unknown }).stream : undefined;
-  if (typeof stream !== 'object' || stream === null || typeof (stream as { write?: unknown }).write !== 'function') {
+  const stream =
+    typeof given === 'object' && given !== null
+      ? (given as { stream?: unknown }).stream
+      : undefined;
+  if (
+    typeof stream !== 'object' ||
+    stream === null ||
+    typeof (stream as { write?: unknown }).write !== 'function'
+  ) {
     throw invalidOption('logger', 'a boolean or { stream } with a write() method', '<object>');
   }
   return { level: 'info', stream: stream as { write(line: string): unknown } };
@@ -94,8 +110,10 @@ export function createServer(options: ServerOptions = {}): PinpoolServer {
   const controller = options.controller ?? processController;
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 9464;
-  if (typeof host !== 'string' || host === '') throw invalidOption('host', 'a host name or address', host);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidOption('port', 'an integer from 0 to 65535', port);
+  if (typeof host !== 'string' || host === '')
+    throw invalidOption('host', 'a host name or address', host);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw invalidOption('port', 'an integer from 0 to 65535', port);
   const adminToken = adminTokenOf(options.adminToken);
 
   const logger = loggerOf(options.logger);
@@ -112,7 +130,9 @@ export function createServer(options: ServerOptions = {}): PinpoolServer {
   app.setErrorHandler(sendError);
   app.setNotFoundHandler(sendNotFound);
 
-  const hostnames = [host, '127.0.0.1', '::1', 'localhost', ...(options.allowedHosts ?? [])].map(hostnameForm);
+  const hostnames = [host, '127.0.0.1', '::1', 'localhost', ...(options.allowedHosts ?? [])].map(
+    hostnameForm,
+  );
   void app.register(hostAllowlist, { hostnames, port });
   void app.register(metricsRoutes, { controller });
   void app.register(healthRoutes);

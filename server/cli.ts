@@ -43,7 +43,8 @@ const commands = {
 
 function parsePort(text: string): number {
   const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
-  if (!(port >= 0 && port <= 65535)) throw new UsageError(`--port must be a number from 0 to 65535 (got ${JSON.stringify(text)})`);
+  if (!(port >= 0 && port <= 65535))
+    throw new UsageError(`--port must be a number from 0 to 65535 (got ${JSON.stringify(text)})`);
   return port;
 }
 
@@ -87,14 +88,27 @@ async function serve(args: string[]): Promise<void> {
   const names = registerDefaultHandlers(controller);
   const scopes = values.demo ? defineDemoScopes(controller) : [];
   // Admin actions (scope switches) are logged as JSON lines, with the request id.
-  const server = createServer({ controller, host: values.host, port, allowedHosts: values['allow-host'], logger: true });
+  const server = createServer({
+    controller,
+    host: values.host,
+    port,
+    allowedHosts: values['allow-host'],
+    logger: true,
+  });
   const url = await server.listen();
   const demo = values.demo ? startDemo({ controller }) : undefined;
   closeOnSignals(server, demo);
-  const admin = server.app.hasRoute({ method: 'PUT', url: '/v1/default' }) ? 'on' : 'off (set PINPOOL_ADMIN_TOKEN)';
+  const admin = server.app.hasRoute({ method: 'PUT', url: '/v1/default' })
+    ? 'on'
+    : 'off (set PINPOOL_ADMIN_TOKEN)';
   const boundTo = new Map(controller.scopes().map((s) => [s.name, s.handler]));
-  const scoped = scopes.length === 0 ? '' : `, scopes ${scopes.map((s) => `${s} -> ${boundTo.get(s) ?? '?'}`).join(', ')}`;
-  console.log(`pinpool: serving ${url} with handlers ${names.join(', ')}${scoped}${demo === undefined ? '' : ' and a demo workload'}; admin endpoints ${admin}`);
+  const scoped =
+    scopes.length === 0
+      ? ''
+      : `, scopes ${scopes.map((s) => `${s} -> ${boundTo.get(s) ?? '?'}`).join(', ')}`;
+  console.log(
+    `pinpool: serving ${url} with handlers ${names.join(', ')}${scoped}${demo === undefined ? '' : ' and a demo workload'}; admin endpoints ${admin}`,
+  );
   console.log(`pinpool: open ${url}/metrics`);
 }
 
@@ -126,7 +140,9 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).catch((err: unknown) => {
   const message = err instanceof Error ? err.message : String(err);
   // parseArgs reports unknown and malformed options with ERR_PARSE_ARGS_* codes.
-  const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true;
+  const usage =
+    err instanceof UsageError ||
+    (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true;
   console.error(`pinpool: ${message}`);
   if (usage) console.error(USAGE);
   process.exitCode = usage ? 2 : 1;

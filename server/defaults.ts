@@ -18,7 +18,10 @@ function links(h: Handler, seen = new Set<Handler>()): Handler[] {
 /** The pool in `chain` over a leaf of `kind`, else that leaf itself, else undefined. */
 function linkOf(chain: Handler, kind: string): Handler | undefined {
   const all = links(chain);
-  return all.find((h) => h.kind === 'pool' && h.upstreams[0]?.kind === kind) ?? all.find((h) => h.kind === kind);
+  return (
+    all.find((h) => h.kind === 'pool' && h.upstreams[0]?.kind === kind) ??
+    all.find((h) => h.kind === kind)
+  );
 }
 
 /**

@@ -60,7 +60,8 @@ export function startDemo(options: DemoOptions): Demo {
         continue; // A handler that cannot serve (memlock limit, no device) shows as a failure metric.
       }
       buffer.bytes.fill(round & 0xff);
-      if (!stopped && kept.length < MAX_KEPT && (round + i) % 5 === 0) kept.push({ buffer, until: tick + KEEP_TICKS });
+      if (!stopped && kept.length < MAX_KEPT && (round + i) % 5 === 0)
+        kept.push({ buffer, until: tick + KEEP_TICKS });
       else buffer.free();
       await Promise.resolve(); // Yield inside the scope: later allocations still use its handler.
     }
@@ -71,7 +72,10 @@ export function startDemo(options: DemoOptions): Demo {
     try {
       tick++;
       release(false);
-      const names = options.names ?? [...controller.names(), ...controller.scopes().map((s) => s.name)];
+      const names = options.names ?? [
+        ...controller.names(),
+        ...controller.scopes().map((s) => s.name),
+      ];
       await Promise.all(names.map((name, n) => controller.run(name, scope, tick + n)));
     } finally {
       busy = false;

@@ -25,11 +25,19 @@ export class HttpError extends Error {
 
 /** 404 for a handler name no one registered: names are never guessed or defaulted. */
 export function unknownHandler(name: string): HttpError {
-  return new HttpError(404, 'ERR_PINPOOL_UNKNOWN_HANDLER', `no handler is registered as ${JSON.stringify(name)}`);
+  return new HttpError(
+    404,
+    'ERR_PINPOOL_UNKNOWN_HANDLER',
+    `no handler is registered as ${JSON.stringify(name)}`,
+  );
 }
 
 export function unknownScope(name: string): HttpError {
-  return new HttpError(404, 'ERR_PINPOOL_UNKNOWN_SCOPE', `no scope is defined as ${JSON.stringify(name)}`);
+  return new HttpError(
+    404,
+    'ERR_PINPOOL_UNKNOWN_SCOPE',
+    `no scope is defined as ${JSON.stringify(name)}`,
+  );
 }
 
 // Out of memory and a missing driver are the host's state, not the client's mistake: 503.
@@ -52,19 +60,29 @@ interface Described {
 }
 
 function describe(error: FastifyError | Error): Described {
-  if (error instanceof PinpoolError) return { status: pinpoolStatus[error.code] ?? 500, code: error.code, message: error.message };
-  if (error instanceof HttpError) return { status: error.statusCode, code: error.code, message: error.message };
+  if (error instanceof PinpoolError)
+    return { status: pinpoolStatus[error.code] ?? 500, code: error.code, message: error.message };
+  if (error instanceof HttpError)
+    return { status: error.statusCode, code: error.code, message: error.message };
   // Fastify's own 4xx errors (validation, body too large, bad JSON, poisoned JSON, media type)
   // carry messages written for clients; a 5xx from anywhere is described by its status only.
   const status = (error as FastifyError).statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    return { status, code: (error as Partial<FastifyError>).code ?? 'ERR_HTTP', message: error.message };
+    return {
+      status,
+      code: (error as Partial<FastifyError>).code ?? 'ERR_HTTP',
+      message: error.message,
+    };
   }
   return { status: 500, code: 'ERR_INTERNAL', message: 'internal error' };
 }
 
 /** The service's one error handler (fastify's setErrorHandler). */
-export function sendError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+export function sendError(
+  error: FastifyError | Error,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
   const { status, code, message } = describe(error);
   if (status >= 500) request.log.error({ err: error }, 'request failed');
   return reply.status(status).send({ error: STATUS_CODES[status] ?? 'Error', code, message });
@@ -72,5 +90,13 @@ export function sendError(error: FastifyError | Error, request: FastifyRequest, 
 
 /** The service's not-found handler: the same shape as every other error. */
 export function sendNotFound(request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  return sendError(new HttpError(404, 'ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? request.url}`), request, reply);
+  return sendError(
+    new HttpError(
+      404,
+      'ERR_NOT_FOUND',
+      `no route ${request.method} ${request.url.split('?')[0] ?? request.url}`,
+    ),
+    request,
+    reply,
+  );
 }

@@ -27,14 +27,20 @@ function driverText(version: number): string {
  * console.log(formatInfo(info()));
  */
 export function formatInfo(i: Info): string {
-  const lines = [`pinpool ${i.version} (Node-API ${i.napiVersion}, handler ABI ${i.abiVersion}, Node ${process.versions.node})`];
+  const lines = [
+    `pinpool ${i.version} (Node-API ${i.napiVersion}, handler ABI ${i.abiVersion}, Node ${process.versions.node})`,
+  ];
   if (i.cuda.available) {
-    const driver = i.cuda.driverVersion === undefined ? '' : `, driver ${driverText(i.cuda.driverVersion)}`;
+    const driver =
+      i.cuda.driverVersion === undefined ? '' : `, driver ${driverText(i.cuda.driverVersion)}`;
     lines.push(`CUDA: available${driver}, ${i.cuda.devices.length} device(s)`);
-    for (const d of i.cuda.devices) lines.push(`  device ${d.index}: ${d.name}, ${formatBytes(d.totalBytes)}`);
+    for (const d of i.cuda.devices)
+      lines.push(`  device ${d.index}: ${d.name}, ${formatBytes(d.totalBytes)}`);
   } else {
     lines.push(`CUDA: not available (${i.cuda.reason ?? 'no reason given'})`);
-    lines.push('  pinned() and managed() fail with ERR_PINPOOL_UNAVAILABLE; the default chain serves from locked or pageable memory');
+    lines.push(
+      '  pinned() and managed() fail with ERR_PINPOOL_UNAVAILABLE; the default chain serves from locked or pageable memory',
+    );
   }
   lines.push(
     i.memlockPrivileged
@@ -42,9 +48,16 @@ export function formatInfo(i: Info): string {
       : `memlock limit: ${formatBytes(i.memlockLimitBytes)} (the most the locked handler can page-lock; ulimit -l)`,
   );
   const r = i.registry;
-  if (r.thisCopy.publisher) lines.push(`registry: published by this copy (${r.thisCopy.entry}); later copies of pinpool in this process use it`);
-  else lines.push(`registry: pinpool ${r.publisher.version} (${r.publisher.entry}) loaded first; this copy (${r.thisCopy.version}, ${r.thisCopy.entry}) runs its code`);
+  if (r.thisCopy.publisher)
+    lines.push(
+      `registry: published by this copy (${r.thisCopy.entry}); later copies of pinpool in this process use it`,
+    );
+  else
+    lines.push(
+      `registry: pinpool ${r.publisher.version} (${r.publisher.entry}) loaded first; this copy (${r.thisCopy.version}, ${r.thisCopy.entry}) runs its code`,
+    );
   if (r.joinError !== undefined) lines.push(`  this copy runs alone: ${r.joinError}`);
-  if (r.promoteError !== undefined) lines.push(`  other copies cannot find this one: ${r.promoteError}`);
+  if (r.promoteError !== undefined)
+    lines.push(`  other copies cannot find this one: ${r.promoteError}`);
   return lines.join('\n');
 }

@@ -34,7 +34,10 @@ const scope: FastifyPluginAsync<PinpoolScopeOptions> = async (fastify, options) 
     if (name === undefined) return;
     // Throws for an unknown name now, while the route is registered, not on its first request.
     if (typeof name !== 'string') {
-      throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: route ${String(route.method)} ${route.url}: config.pinpool must be a handler name`);
+      throw new PinpoolError(
+        ErrorCode.INVALID_ARGUMENT,
+        `pinpool: route ${String(route.method)} ${route.url}: config.pinpool must be a handler name`,
+      );
     }
     controller.resolve(name); // a handler's or a scope's name, or throw
     const handler = route.handler;
@@ -49,7 +52,9 @@ const scope: FastifyPluginAsync<PinpoolScopeOptions> = async (fastify, options) 
   fastify.addHook('onRequest', async (request) => {
     const config = request.routeOptions.config as { pinpool?: string; [scoped]?: boolean };
     if (config.pinpool !== undefined && config[scoped] !== true) {
-      throw new Error(`pinpool: route ${request.routeOptions.url ?? ''} was registered before pinpoolScope; await app.register(pinpoolScope) first`);
+      throw new Error(
+        `pinpool: route ${request.routeOptions.url ?? ''} was registered before pinpoolScope; await app.register(pinpoolScope) first`,
+      );
     }
   });
 };

@@ -6,11 +6,32 @@
 export { PinpoolError, ErrorCode } from './boundary/errors.js';
 export type { PinpoolErrorDetails } from './boundary/errors.js';
 export { Handler, DEFAULT_ALIGNMENT } from './memory/handler.js';
-export type { AllocOptions, HandlerKind, HandlerToken, LeafKind, PinpoolNativeHandle } from './memory/handler.js';
+export type {
+  AllocOptions,
+  HandlerKind,
+  HandlerToken,
+  LeafKind,
+  PinpoolNativeHandle,
+} from './memory/handler.js';
 export { HostBuffer } from './memory/host-buffer.js';
 export type { BufferToken, TypedArrayConstructor } from './memory/host-buffer.js';
-export { pinned, managed, locked, pageable, pool, fallback, limit, defaultHandler } from './memory/factories.js';
-export type { PinnedOptions, LockedOptions, PoolOptions, FallbackOptions, LimitOptions } from './memory/factories.js';
+export {
+  pinned,
+  managed,
+  locked,
+  pageable,
+  pool,
+  fallback,
+  limit,
+  defaultHandler,
+} from './memory/factories.js';
+export type {
+  PinnedOptions,
+  LockedOptions,
+  PoolOptions,
+  FallbackOptions,
+  LimitOptions,
+} from './memory/factories.js';
 export { attach, adopt } from './threads/tokens.js';
 export { info } from './observe/info.js';
 export type { Info, CudaDevice, LockCap, RegistryInfo } from './observe/info.js';
@@ -30,4 +51,9 @@ export { register, Registration } from './gpu/register.js';
 export { mapFile } from './memory/map-file.js';
 export type { MapFileOptions } from './memory/map-file.js';
 export { recordTrace, replayTrace, syntheticTrace } from './observe/trace.js';
-export type { TraceEvent, TraceRecorder, ReplayResult, SyntheticTraceOptions } from './observe/trace.js';
+export type {
+  TraceEvent,
+  TraceRecorder,
+  ReplayResult,
+  SyntheticTraceOptions,
+} from './observe/trace.js';

@@ -208,10 +208,9 @@ napi_value Constants(napi_env env, napi_callback_info) {
   napi_set_named_property(env, result, "codes", table);
   napi_create_object(env, &table);
   for (auto [name, value] :
-       {std::pair{"address", kAddress}, std::pair{"servedBy", kServedBy},
-        std::pair{"slab", kSlab}, std::pair{"slabBytes", kSlabBytes},
-        std::pair{"liveSlot", kLiveSlot}, std::pair{"classBytes", kPoolClassBytes},
-        std::pair{"takingBack", kTakingBack}})
+       {std::pair{"address", kAddress}, std::pair{"servedBy", kServedBy}, std::pair{"slab", kSlab},
+        std::pair{"slabBytes", kSlabBytes}, std::pair{"liveSlot", kLiveSlot},
+        std::pair{"classBytes", kPoolClassBytes}, std::pair{"takingBack", kTakingBack}})
     put_number(table, name, value);
   napi_set_named_property(env, result, "slots", table);
   napi_create_object(env, &table);

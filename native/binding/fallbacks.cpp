@@ -6,8 +6,8 @@
 namespace pinpool::binding {
 namespace {
 
-// traceFallbacks(enabled): turns this thread's fallback log on or off (and empties it); any value, as
-// JavaScript's truthiness
+// traceFallbacks(enabled): turns this thread's fallback log on or off (and empties it); any value,
+// as JavaScript's truthiness
 napi_value TraceFallbacks(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 1, "traceFallbacks(enabled)");
   napi_value enabled;
@@ -40,8 +40,9 @@ napi_value TakeFallbacks(napi_env env, napi_callback_info) {
 }  // namespace
 
 void ExportFallbacks(napi_env env, napi_value exports) {
-  export_functions(env, exports,
-                   {{"traceFallbacks", guarded<TraceFallbacks>}, {"takeFallbacks", guarded<TakeFallbacks>}});
+  export_functions(
+      env, exports,
+      {{"traceFallbacks", guarded<TraceFallbacks>}, {"takeFallbacks", guarded<TakeFallbacks>}});
 }
 
 }  // namespace pinpool::binding

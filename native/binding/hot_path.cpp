@@ -9,8 +9,8 @@
 // it into a new ArrayBuffer), and the block waits for that fence before it can be reused.
 #include "hot_path.hpp"
 
-#include "../core/handler.hpp"
 #include "../core/fallback_log.hpp"
+#include "../core/handler.hpp"
 #include "../core/lock_cap.hpp"
 #include "../lifetime/transfers.hpp"
 #include "boundary.hpp"
@@ -110,8 +110,8 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
   PINPOOL_REQUIRE(view <= kSlabOrBuffer);
   double* out = inst->slots;
   pinpool_alloc_info result{};
-  // The fallback log holds this allocation's fallbacks only: a native addon's allocations on this thread
-  // (the C API) may have left fallbacks whose handler names are gone since.
+  // The fallback log holds this allocation's fallbacks only: a native addon's allocations on this
+  // thread (the C API) may have left fallbacks whose handler names are gone since.
   fallback_log().count = 0;
   lock_refusal().set = false;  // likewise the page-lock refusal an error message quotes
   void* p = h->allocate(bytes, alignment, &result);

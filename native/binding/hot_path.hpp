@@ -15,8 +15,8 @@ namespace pinpool::binding {
 enum Slot {
   kAddress = 0,         // the block's address
   kServedBy = 1,        // id of the leaf that served it (0: a foreign handler)
-  kSlab = 2,          // address of the slab holding the block, or 0
-  kSlabBytes = 3,     // its size, in bytes
+  kSlab = 2,            // address of the slab holding the block, or 0
+  kSlabBytes = 3,       // its size, in bytes
   kLiveSlot = 4,        // the block's slot in the live table, for free() and transfer()
   kPoolClassBytes = 5,  // what a pool holds for it (its size class), or 0: a thread cache
                         // may keep the block only when this is not 0 (Handler::class_bytes())

@@ -98,7 +98,7 @@ struct SlabLease;
 
 // A worker's view of a slab (slab_views.cpp), watched like a block's ArrayBuffer.
 struct SlabViewRecord {
-  napi_ref watch = nullptr;      // weak reference to the slab's ArrayBuffer as handed out
+  napi_ref watch = nullptr;        // weak reference to the slab's ArrayBuffer as handed out
   std::weak_ptr<SlabLease> lease;  // the view's lease, while anything holds it
 };
 
@@ -115,7 +115,7 @@ struct Instance {
   bool watches_buffers = false;            // a worker where buffers move (buffer_lifetime.hpp)
   bool ended = false;                      // end() ran
   std::vector<SlabViewRecord> slab_views;  // a worker's slab views, watched
-  std::vector<void*> ending_leases;          // slab views' leases whose finalizers ran as the
+  std::vector<void*> ending_leases;        // slab views' leases whose finalizers ran as the
                                            // environment ended, decided by end() (slab_views.cpp)
 
   // Handlers whose externals passed the type-tag check lately, each holding a reference (so

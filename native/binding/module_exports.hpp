@@ -19,7 +19,7 @@ void ExportThreadCache(napi_env env, napi_value exports, Instance* inst);     //
 void ExportBufferLifetime(napi_env env, napi_value exports, Instance* inst);  // buffer_lifetime.cpp
 void ExportHandlerCalls(napi_env env, napi_value exports);                    // handler_calls.cpp
 void ExportSlabViews(napi_env env, napi_value exports);                       // slab_views.cpp
-void ExportFallbacks(napi_env env, napi_value exports);                            // fallbacks.cpp
+void ExportFallbacks(napi_env env, napi_value exports);                       // fallbacks.cpp
 void ExportGpu(napi_env env, napi_value exports);                             // gpu.cpp
 void ExportCapsule(napi_env env, napi_value exports);                         // capsule.cpp
 void ExportScopeCells(napi_env env, napi_value exports);                      // scope_cells.cpp

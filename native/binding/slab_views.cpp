@@ -74,8 +74,8 @@ napi_value ViewSlab(napi_env env, napi_callback_info info) {
   auto lease = std::make_shared<SlabLease>(pool, address_of(slab), slab_bytes);
   napi_value made;
   auto* view_ref = new SlabLeaseRef(lease);
-  if (napi_create_external_arraybuffer(env, address_of(slab), slab_bytes, view_finalized,
-                                       view_ref, &made) != napi_ok) {
+  if (napi_create_external_arraybuffer(env, address_of(slab), slab_bytes, view_finalized, view_ref,
+                                       &made) != napi_ok) {
     delete view_ref;
     return throw_error(env, code::kOutOfMemory, "viewSlab: no ArrayBuffer could be made");
   }
@@ -98,15 +98,15 @@ napi_value ViewSlab(napi_env env, napi_callback_info info) {
   }
   napi_value result = js_object(env);
   set_named(env, result, "buffer", view);
-  set_named(env, result, "lease",
-            wrap_tagged(env, new SlabLeaseRef(lease), Tag::SlabLease, [](napi_env, void* ref, void*) {
-              delete static_cast<SlabLeaseRef*>(ref);
-            }));
+  set_named(
+      env, result, "lease",
+      wrap_tagged(env, new SlabLeaseRef(lease), Tag::SlabLease,
+                  [](napi_env, void* ref, void*) { delete static_cast<SlabLeaseRef*>(ref); }));
   return result;
 }
 
-// releaseSlabView(arrayBuffer, lease): detaches the view, then ends its lease on the slab (JavaScript passes a
-// buffer only it can reach: src/take-back.ts)
+// releaseSlabView(arrayBuffer, lease): detaches the view, then ends its lease on the slab
+// (JavaScript passes a buffer only it can reach: src/take-back.ts)
 napi_value ReleaseSlabView(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 2, "releaseSlabView(buffer, lease)");
   PINPOOL_REQUIRE_ARRAYBUFFER(0, buffer);
@@ -117,7 +117,8 @@ napi_value ReleaseSlabView(napi_env env, napi_callback_info info) {
   if (detached) return nullptr;
   // Not detachable (a WebAssembly memory's: src/take-back.ts never passes one).
   if (napi_detach_arraybuffer(env, buffer) != napi_ok)
-    return throw_error(env, code::kInvalidArgument, "releaseSlabView: the buffer cannot be detached");
+    return throw_error(env, code::kInvalidArgument,
+                       "releaseSlabView: the buffer cannot be detached");
   (*lease)->end_lease();
   return nullptr;
 }

@@ -1,6 +1,7 @@
 // The process-wide registry (include/pinpool.h, pinpool_registry): the first copy of pinpool
 // to publish one is the process's pinpool; every later copy, older or newer, finds it and uses
-// that copy instead of its own (docs/decisions/0012-one-pinpool-per-process.md; docs/decisions/seed-000-capsule.md).
+// that copy instead of its own (docs/decisions/0012-one-pinpool-per-process.md;
+// docs/decisions/seed-000-capsule.md).
 //
 // How copies find each other. Node loads each addon with dlopen(RTLD_LAZY), so one copy's
 // symbols are invisible to another. At load each copy promotes its own file to the global

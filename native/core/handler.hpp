@@ -5,12 +5,12 @@
 // can be an upstream. The public, non-virtual allocate()/deallocate() are the one place where
 // statistics are kept; subclasses implement do_allocate()/do_deallocate() only.
 //
-// The C ABI's contract (docs/decisions/0011-c-abi-contract.md) is kept here too: allocate() checks the alignment, and no
-// exception leaves allocate(), deallocate() or the functions of the C struct. A free a handler
-// refuses (do_deallocate() returns nothing) changes nothing but the count of invalid frees.
-// A free it accepts is counted with the size the handler says the block had, not the size the
-// free named: a pool accepts any size in the block's class, and counting the named one would
-// let a caller drive the statistics, or a limit's budget, wherever it liked.
+// The C ABI's contract (docs/decisions/0011-c-abi-contract.md) is kept here too: allocate() checks
+// the alignment, and no exception leaves allocate(), deallocate() or the functions of the C struct.
+// A free a handler refuses (do_deallocate() returns nothing) changes nothing but the count of
+// invalid frees. A free it accepts is counted with the size the handler says the block had, not the
+// size the free named: a pool accepts any size in the block's class, and counting the named one
+// would let a caller drive the statistics, or a limit's budget, wherever it liked.
 #pragma once
 
 #include <atomic>

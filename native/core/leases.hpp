@@ -1,6 +1,6 @@
 // Leases on memory. A block reaches a free list only when its owner has released it *and* no
-// lease on its memory remains (docs/decisions/0009-leases.md). A lease is a range of addresses held until
-// a fence signals: an in-flight copy or prefetch (the fence of its GPU work), a registration
+// lease on its memory remains (docs/decisions/0009-leases.md). A lease is a range of addresses held
+// until a fence signals: an in-flight copy or prefetch (the fence of its GPU work), a registration
 // (signalled at unregister), an ArrayBuffer that escaped its HostBuffer (signalled by its
 // finalizer).
 //

@@ -1,5 +1,5 @@
-// How much memory page-locking leaves may hold (docs/decisions/0015-page-lock-cap.md: page-locking never takes the
-// host down).
+// How much memory page-locking leaves may hold (docs/decisions/0015-page-lock-cap.md: page-locking
+// never takes the host down).
 //
 // Page-locked memory cannot be swapped or reclaimed. A process with CAP_IPC_LOCK (root, in
 // most containers) or an unlimited RLIMIT_MEMLOCK (common on GPU nodes) is stopped by nothing

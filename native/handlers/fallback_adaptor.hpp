@@ -18,8 +18,8 @@
 #include <mutex>
 #include <unordered_set>
 
-#include "../core/handler.hpp"
 #include "../core/fallback_log.hpp"
+#include "../core/handler.hpp"
 
 namespace pinpool {
 

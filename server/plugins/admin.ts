@@ -72,7 +72,10 @@ function bearer(header: string | undefined): string | undefined {
   return header === undefined ? undefined : /^Bearer +(\S+) *$/i.exec(header)?.[1];
 }
 
-const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { controller, token }) => {
+const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (
+  fastify,
+  { controller, token },
+) => {
   const expected = digest(token);
 
   // onRequest runs before the body is read: an unauthenticated client cannot make us parse.
@@ -84,37 +87,57 @@ const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (fastify, { co
     }
   });
 
-  fastify.put<{ Body: { handler: string } }>('/v1/default', { schema: setDefaultSchema }, async (request) => {
-    const name = request.body.handler;
-    if (!controller.has(name)) throw unknownHandler(name);
-    const previous = controller.setDefault(name);
-    return { default: name, previous: controller.names().find((n) => controller.get(n) === previous) ?? null };
-  });
+  fastify.put<{ Body: { handler: string } }>(
+    '/v1/default',
+    { schema: setDefaultSchema },
+    async (request) => {
+      const name = request.body.handler;
+      if (!controller.has(name)) throw unknownHandler(name);
+      const previous = controller.setDefault(name);
+      return {
+        default: name,
+        previous: controller.names().find((n) => controller.get(n) === previous) ?? null,
+      };
+    },
+  );
 
-  fastify.post<{ Params: { name: string } }>('/v1/handlers/:name/trim', { schema: trimSchema }, async (request) => {
-    const { name } = request.params;
-    if (!controller.has(name)) throw unknownHandler(name);
-    return { releasedBytes: controller.get(name).trim() };
-  });
+  fastify.post<{ Params: { name: string } }>(
+    '/v1/handlers/:name/trim',
+    { schema: trimSchema },
+    async (request) => {
+      const { name } = request.params;
+      if (!controller.has(name)) throw unknownHandler(name);
+      return { releasedBytes: controller.get(name).trim() };
+    },
+  );
 
   const lastSwitch = new Map<string, ScopeSwitch>();
 
   fastify.get('/v1/scopes', async (_request, reply) => {
-    const scopes: ScopeEntry[] = controller.scopes().map((s) => ({ ...s, lastSwitch: lastSwitch.get(s.name) ?? null }));
+    const scopes: ScopeEntry[] = controller
+      .scopes()
+      .map((s) => ({ ...s, lastSwitch: lastSwitch.get(s.name) ?? null }));
     return reply.header('cache-control', 'no-store').send(scopes);
   });
 
-  fastify.put<{ Params: { name: string }; Body: { handler: string } }>('/v1/scopes/:name', { schema: switchSchema }, async (request) => {
-    const { name } = request.params;
-    const to = request.body.handler;
-    if (!controller.scopes().some((s) => s.name === name)) throw unknownScope(name);
-    if (!controller.has(to)) throw unknownHandler(to);
-    const from = controller.switch(name, to);
-    const record: ScopeSwitch = { at: new Date().toISOString(), from, to, requestId: request.id };
-    lastSwitch.set(name, record);
-    request.log.info({ scope: name, from, to, remoteAddress: request.ip }, 'pinpool: scope switched');
-    return { scope: name, handler: to, previous: from, at: record.at };
-  });
+  fastify.put<{ Params: { name: string }; Body: { handler: string } }>(
+    '/v1/scopes/:name',
+    { schema: switchSchema },
+    async (request) => {
+      const { name } = request.params;
+      const to = request.body.handler;
+      if (!controller.scopes().some((s) => s.name === name)) throw unknownScope(name);
+      if (!controller.has(to)) throw unknownHandler(to);
+      const from = controller.switch(name, to);
+      const record: ScopeSwitch = { at: new Date().toISOString(), from, to, requestId: request.id };
+      lastSwitch.set(name, record);
+      request.log.info(
+        { scope: name, from, to, remoteAddress: request.ip },
+        'pinpool: scope switched',
+      );
+      return { scope: name, handler: to, previous: from, at: record.at };
+    },
+  );
 };
 
 export default adminRoutes;

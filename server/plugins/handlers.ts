@@ -34,7 +34,14 @@ function chainOf(h: Handler): ChainLink {
 }
 
 function entry(name: string | null, h: Handler, isDefault: boolean): HandlerEntry {
-  return { name, handler: h.name, kind: h.kind, default: isDefault, chain: chainOf(h), stats: h.stats() };
+  return {
+    name,
+    handler: h.name,
+    kind: h.kind,
+    default: isDefault,
+    chain: chainOf(h),
+    stats: h.stats(),
+  };
 }
 
 /**
@@ -53,8 +60,13 @@ export function describeHandlers(controller: Controller): HandlerEntry[] {
   return entries;
 }
 
-const handlersRoutes: FastifyPluginAsync<HandlersRoutesOptions> = async (fastify, { controller }) => {
-  fastify.get('/v1/handlers', async (_request, reply) => reply.header('cache-control', 'no-store').send(describeHandlers(controller)));
+const handlersRoutes: FastifyPluginAsync<HandlersRoutesOptions> = async (
+  fastify,
+  { controller },
+) => {
+  fastify.get('/v1/handlers', async (_request, reply) =>
+    reply.header('cache-control', 'no-store').send(describeHandlers(controller)),
+  );
 };
 
 export default handlersRoutes;

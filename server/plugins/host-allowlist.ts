@@ -39,8 +39,16 @@ const hostAllowlist: FastifyPluginAsync<HostAllowlistOptions> = async (fastify, 
   fastify.addHook('onRequest', async (request) => {
     const header = request.headers.host;
     const host = header === undefined ? undefined : parseHost(header);
-    if (host === undefined || !hostnames.has(host.hostname) || (host.port !== undefined && !acceptedPort(host.port))) {
-      throw new HttpError(403, 'ERR_HOST_NOT_ALLOWED', 'this service answers only to its own address and localhost');
+    if (
+      host === undefined ||
+      !hostnames.has(host.hostname) ||
+      (host.port !== undefined && !acceptedPort(host.port))
+    ) {
+      throw new HttpError(
+        403,
+        'ERR_HOST_NOT_ALLOWED',
+        'this service answers only to its own address and localhost',
+      );
     }
   });
 };

@@ -46,7 +46,10 @@ const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (fastify, 
   // A body rendered less than REUSE_MS ago is served again: a scrape costs milliseconds of the
   // event loop, so fifty clients scraping at once must not cost fifty scrapes. Prometheus
   // scrapes every few seconds; a tenth of a second of staleness is invisible to it.
-  const rendered = new Map<Registry | Registry<OpenMetricsContentType>, { at: number; body: Promise<string> }>();
+  const rendered = new Map<
+    Registry | Registry<OpenMetricsContentType>,
+    { at: number; body: Promise<string> }
+  >();
   const render = (registry: Registry | Registry<OpenMetricsContentType>): Promise<string> => {
     const now = performance.now();
     const last = rendered.get(registry);

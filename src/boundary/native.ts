@@ -29,22 +29,51 @@ export type NativeBinding = HotPath &
 
 /** The calls that move a block's ownership (native/binding/hot_path.cpp): made for every buffer. */
 export interface HotPath {
-  alloc(handle: NativeHandle, bytes: number, alignment: number, view: number): ArrayBuffer | undefined | null;
+  alloc(
+    handle: NativeHandle,
+    bytes: number,
+    alignment: number,
+    view: number,
+  ): ArrayBuffer | undefined | null;
   takeError(): Error;
   /** `buffer` null: the block's buffer cannot be taken back; the block waits until it is collected. */
-  free(handle: NativeHandle, buffer: ArrayBuffer | null | undefined, slot: number, address: number, byGc: boolean): void;
-  transfer(handle: NativeHandle, buffer: ArrayBuffer | null | undefined, slot: number, address: number, scope: NativeScopeCell | undefined): { key: string; process: string };
+  free(
+    handle: NativeHandle,
+    buffer: ArrayBuffer | null | undefined,
+    slot: number,
+    address: number,
+    byGc: boolean,
+  ): void;
+  transfer(
+    handle: NativeHandle,
+    buffer: ArrayBuffer | null | undefined,
+    slot: number,
+    address: number,
+    scope: NativeScopeCell | undefined,
+  ): { key: string; process: string };
   /** The address and leaf id land in scratch(). */
-  adopt(key: string, process: string): { handler: NativeHandle; buffer: ArrayBuffer; bytes: number; alignment: number } | null;
+  adopt(
+    key: string,
+    process: string,
+  ): { handler: NativeHandle; buffer: ArrayBuffer; bytes: number; alignment: number } | null;
 }
-const hotPathKeys = { alloc: true, takeError: true, free: true, transfer: true, adopt: true } as const satisfies Record<keyof HotPath, true>;
+const hotPathKeys = {
+  alloc: true,
+  takeError: true,
+  free: true,
+  transfer: true,
+  adopt: true,
+} as const satisfies Record<keyof HotPath, true>;
 
 /** The tables native code owns, and the error class it throws (native/binding/boundary.cpp). */
 export interface BoundaryCalls {
   setErrorClass(errorClass: new (code: string, message: string) => Error): void;
   constants(): NativeConstants;
 }
-const boundaryKeys = { setErrorClass: true, constants: true } as const satisfies Record<keyof BoundaryCalls, true>;
+const boundaryKeys = { setErrorClass: true, constants: true } as const satisfies Record<
+  keyof BoundaryCalls,
+  true
+>;
 
 /** What the module tells about itself (native/binding/addon.cpp). */
 export interface AddonCalls {
@@ -56,7 +85,10 @@ const addonKeys = { scratch: true, info: true } as const satisfies Record<keyof 
 
 /** A pool's thread cache, and the probes of buffer moves and leases (native/binding/thread_cache.cpp). */
 export interface ThreadCacheCalls {
-  threadCache(handle: NativeHandle, trimAsked: () => void): { cells: Float64Array; cache: NativeThreadCache } | null;
+  threadCache(
+    handle: NativeHandle,
+    trimAsked: () => void,
+  ): { cells: Float64Array; cache: NativeThreadCache } | null;
   trimAfterThreadCache(cache: NativeThreadCache): number;
   dropCache(cache: NativeThreadCache): void;
   notePeak(cache: NativeThreadCache): void;
@@ -82,7 +114,10 @@ export interface BufferLifetimeCalls {
   setBufferMoves(transfer: (() => ArrayBuffer) | undefined, isMainThread: boolean): void;
   track(slot: number, address: number, buffer: ArrayBuffer): void;
 }
-const bufferLifetimeKeys = { setBufferMoves: true, track: true } as const satisfies Record<keyof BufferLifetimeCalls, true>;
+const bufferLifetimeKeys = { setBufferMoves: true, track: true } as const satisfies Record<
+  keyof BufferLifetimeCalls,
+  true
+>;
 
 /** The calls on a handler as a whole (native/binding/handler_calls.cpp). */
 export interface HandlerCalls {
@@ -108,28 +143,57 @@ const handlerCallsKeys = {
 
 /** Slab views of a `slabViews` pool (native/binding/slab_views.cpp). */
 export interface SlabViewCalls {
-  viewSlab(handle: NativeHandle, slab: number, bytes: number): { buffer: ArrayBuffer; lease: SlabLease } | null;
+  viewSlab(
+    handle: NativeHandle,
+    slab: number,
+    bytes: number,
+  ): { buffer: ArrayBuffer; lease: SlabLease } | null;
   releaseSlabView(buffer: ArrayBuffer | null, lease: SlabLease): void;
 }
-const slabViewKeys = { viewSlab: true, releaseSlabView: true } as const satisfies Record<keyof SlabViewCalls, true>;
+const slabViewKeys = { viewSlab: true, releaseSlabView: true } as const satisfies Record<
+  keyof SlabViewCalls,
+  true
+>;
 
 /** Fallbacks for the pinpool:fallback channel, from this thread's log (native/binding/fallbacks.cpp). */
 export interface FallbackCalls {
   traceFallbacks(enabled: boolean): void;
   takeFallbacks(): { handler: string; from: string; to: string; reason: string }[];
 }
-const fallbackKeys = { traceFallbacks: true, takeFallbacks: true } as const satisfies Record<keyof FallbackCalls, true>;
+const fallbackKeys = { traceFallbacks: true, takeFallbacks: true } as const satisfies Record<
+  keyof FallbackCalls,
+  true
+>;
 
 /** GPU copies, managed memory, device buffers, streams, registrations (native/binding/gpu.cpp). */
 export interface GpuCalls {
   /** `direction`: one of constants().copyDirections. */
-  copy(direction: number, device: number, dst: number | HostMemory, src: number | HostMemory, bytes: number, dstOffset: number, srcOffset: number, stream: NativeStream | undefined): Promise<void>;
-  prefetch(device: number, memory: HostMemory, target: number, stream: NativeStream | undefined): Promise<void>;
+  copy(
+    direction: number,
+    device: number,
+    dst: number | HostMemory,
+    src: number | HostMemory,
+    bytes: number,
+    dstOffset: number,
+    srcOffset: number,
+    stream: NativeStream | undefined,
+  ): Promise<void>;
+  prefetch(
+    device: number,
+    memory: HostMemory,
+    target: number,
+    stream: NativeStream | undefined,
+  ): Promise<void>;
   advise(device: number, memory: HostMemory, advice: number, target: number): void;
   deviceAlloc(device: number, bytes: number): number;
   deviceFree(address: number): void;
   createStream(device: number): NativeStream;
-  hostRegister(device: number, memory: HostMemory, flags: number, plainAllowed: boolean): { registration: NativeRegistration; bytes: number; leased: boolean } | null;
+  hostRegister(
+    device: number,
+    memory: HostMemory,
+    flags: number,
+    plainAllowed: boolean,
+  ): { registration: NativeRegistration; bytes: number; leased: boolean } | null;
   hostUnregister(registration: NativeRegistration): void;
 }
 const gpuKeys = {
@@ -150,7 +214,10 @@ export interface CapsuleCalls {
   /** A pinpool_native_handle for other addons (include/pinpool.h), tagged PINPOOL_NATIVE_HANDLE_TAG. */
   nativeHandle(handle: NativeHandle): object;
 }
-const capsuleKeys = { publish: true, nativeHandle: true } as const satisfies Record<keyof CapsuleCalls, true>;
+const capsuleKeys = { publish: true, nativeHandle: true } as const satisfies Record<
+  keyof CapsuleCalls,
+  true
+>;
 
 /** Named scopes' native cells (native/binding/scope_cells.cpp, native/core/scope_cell.hpp). */
 export interface ScopeCellCalls {
@@ -158,7 +225,10 @@ export interface ScopeCellCalls {
   scopeCell(): NativeScopeCell;
   scopeFreed(cell: NativeScopeCell): { bytes: number; buffers: number };
 }
-const scopeCellKeys = { scopeCell: true, scopeFreed: true } as const satisfies Record<keyof ScopeCellCalls, true>;
+const scopeCellKeys = { scopeCell: true, scopeFreed: true } as const satisfies Record<
+  keyof ScopeCellCalls,
+  true
+>;
 
 /**
  * A test build's hooks, `binding.testing` (native/binding/testing.cpp): compiled only with the
@@ -175,7 +245,11 @@ export interface TestingHooks {
   readonly groups: Readonly<Record<string, readonly string[]>>;
 }
 /** The keys of `binding.testing`. */
-export const testingKeys = { fakeCuda: true, deferred: true, groups: true } as const satisfies Record<keyof TestingHooks, true>;
+export const testingKeys = {
+  fakeCuda: true,
+  deferred: true,
+  groups: true,
+} as const satisfies Record<keyof TestingHooks, true>;
 
 /**
  * The keys of each group, by the binding file that exports it (the addon's own list, in a test
@@ -215,17 +289,29 @@ const declaredKinds = {
 export type HostMemory = ArrayBufferView | ArrayBuffer;
 
 /** An opaque reference to a native handler (a Node-API external). */
-export type NativeHandle = { readonly __nativeHandle: unique symbol };
+export interface NativeHandle {
+  readonly __nativeHandle: unique symbol;
+}
 /** An opaque reference to a slab view's lease on its slab. */
-export type SlabLease = { readonly __slabLease: unique symbol };
+export interface SlabLease {
+  readonly __slabLease: unique symbol;
+}
 /** An opaque reference to a CUDA stream. */
-export type NativeStream = { readonly __nativeStream: unique symbol };
+export interface NativeStream {
+  readonly __nativeStream: unique symbol;
+}
 /** An opaque reference to the native half of a thread cache (native/binding/thread_cache.hpp). */
-export type NativeThreadCache = { readonly __nativeThreadCache: unique symbol };
+export interface NativeThreadCache {
+  readonly __nativeThreadCache: unique symbol;
+}
 /** An opaque reference to a named scope's native cell (src/memory/scope-cells.ts ScopeAccount). */
-export type NativeScopeCell = { readonly __nativeScopeCell: unique symbol };
+export interface NativeScopeCell {
+  readonly __nativeScopeCell: unique symbol;
+}
 /** An opaque reference to a host registration (it leases pinpool memory while registered). */
-export type NativeRegistration = { readonly __nativeRegistration: unique symbol };
+export interface NativeRegistration {
+  readonly __nativeRegistration: unique symbol;
+}
 
 /** The registry as the addon reads it; members an older publisher lacks are undefined. */
 /** One statistic of a handler, as native/core/stats.hpp declares it (PINPOOL_STATS). */
@@ -281,18 +367,47 @@ export interface NativeInfo {
 
 /** The tables native code owns and hands over (native/binding/boundary.cpp Constants). */
 export interface NativeConstants {
-  codes: Record<'INVALID_ARGUMENT' | 'OUT_OF_MEMORY' | 'DOUBLE_FREE' | 'RELEASED' | 'UNAVAILABLE' | 'CUDA', string>;
+  codes: Record<
+    'INVALID_ARGUMENT' | 'OUT_OF_MEMORY' | 'DOUBLE_FREE' | 'RELEASED' | 'UNAVAILABLE' | 'CUDA',
+    string
+  >;
   /** Where alloc() and adopt() report into the scratch array. */
-  slots: { address: number; servedBy: number; slab: number; slabBytes: number; liveSlot: number; classBytes: number; takingBack: number };
+  slots: {
+    address: number;
+    servedBy: number;
+    slab: number;
+    slabBytes: number;
+    liveSlot: number;
+    classBytes: number;
+    takingBack: number;
+  };
   /** A thread cache's shared record (native/core/thread_caches.hpp): where each count sits,
    * where its slot list begins, and how many blocks it holds at most. */
-  threadCacheCells: { blocks: number; bytes: number; classBytes: number; hits: number; hitBytes: number; frees: number; trims: number; positions: number; capacity: number };
+  threadCacheCells: {
+    blocks: number;
+    bytes: number;
+    classBytes: number;
+    hits: number;
+    hitBytes: number;
+    frees: number;
+    trims: number;
+    positions: number;
+    capacity: number;
+  };
   /** Largest block a slabViews pool serves from a slab, in bytes. */
   slabMaxBlock: number;
   /** Largest alignment a pool serves from its cache, in bytes. */
   poolBlockAlignment: number;
   /** cuMemAdvise values by name. */
-  advice: Record<'readMostly' | 'unsetReadMostly' | 'preferredLocation' | 'unsetPreferredLocation' | 'accessedBy' | 'unsetAccessedBy', number>;
+  advice: Record<
+    | 'readMostly'
+    | 'unsetReadMostly'
+    | 'preferredLocation'
+    | 'unsetPreferredLocation'
+    | 'accessedBy'
+    | 'unsetAccessedBy',
+    number
+  >;
   /** What alloc() gives JavaScript to reach a block: nothing (a replay measures the allocator
    * alone), an ArrayBuffer, or nothing when the block lies in a slab of the pool called (the
    * slab is viewed) and an ArrayBuffer otherwise. */
@@ -308,7 +423,10 @@ export interface NativeConstants {
 /** The C library this Node runs on: 'glibc', 'musl', or undefined when it cannot tell. */
 function libc(): string | undefined {
   if (process.platform !== 'linux') return undefined;
-  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  const header = (
+    (process.report as NodeJS.ProcessReport | undefined)?.getReport() as
+      { header?: { glibcVersionRuntime?: string } } | undefined
+  )?.header;
   if (header === undefined) return undefined;
   return header.glibcVersionRuntime ? 'glibc' : 'musl';
 }
@@ -325,7 +443,8 @@ function candidates(root: string): string[] {
     path.join(root, 'build', 'Debug', 'pinpool.node'),
   ];
   // The prebuilt binaries are for glibc (2.28 and later); musl needs a build from source.
-  if (libc() !== 'musl') list.push(path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'pinpool.node'));
+  if (libc() !== 'musl')
+    list.push(path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'pinpool.node'));
   return list.filter((p): p is string => typeof p === 'string' && p.length > 0);
 }
 
@@ -340,12 +459,14 @@ function load(): NativeBinding {
       continue;
     }
     try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- an addon is found by its path at run time
       return require(candidate) as NativeBinding;
     } catch (err) {
-      failures.push(`  ${candidate}: ${(err as Error).message.split('\n')[0]}`);
+      failures.push(`  ${candidate}: ${(err as Error).message.split('\n')[0] ?? ''}`);
     }
   }
-  const platform = `${process.platform}-${process.arch}${libc() ? ` (${libc()})` : ''}`;
+  const c = libc();
+  const platform = `${process.platform}-${process.arch}${c === undefined ? '' : ` (${c})`}`;
   throw new Error(
     `pinpool: the native addon could not be loaded on ${platform}. Tried:\n` +
       failures.join('\n') +
@@ -365,11 +486,18 @@ export const constants: NativeConstants = Object.freeze(binding.constants());
 // The codes are declared in errors.ts for the types; the two must be the same table.
 for (const [name, code] of Object.entries(constants.codes)) {
   if (ErrorCode[name as keyof typeof ErrorCode] !== code) {
-    throw new Error(`pinpool: the native addon and dist/ disagree on error code ${name} (${code}); rebuild both`);
+    throw new Error(
+      `pinpool: the native addon and dist/ disagree on error code ${name} (${code}); rebuild both`,
+    );
   }
 }
 // The kinds are declared here for the types (HandlerKind, LeafKind); native code owns the list.
 const nativeKinds = Object.entries(constants.kinds);
-if (nativeKinds.length !== Object.keys(declaredKinds).length || nativeKinds.some(([kind, role]) => declaredKinds[kind as HandlerKind] !== role)) {
-  throw new Error(`pinpool: the native addon and dist/ disagree on the handler kinds (${nativeKinds.map(([k, r]) => `${k}: ${r}`).join(', ')}); rebuild both`);
+if (
+  nativeKinds.length !== Object.keys(declaredKinds).length ||
+  nativeKinds.some(([kind, role]) => declaredKinds[kind as HandlerKind] !== role)
+) {
+  throw new Error(
+    `pinpool: the native addon and dist/ disagree on the handler kinds (${nativeKinds.map(([k, r]) => `${k}: ${r}`).join(', ')}); rebuild both`,
+  );
 }

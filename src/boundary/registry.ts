@@ -33,7 +33,9 @@ let version: string | undefined;
 export function packageVersion(): string {
   if (version !== undefined) return version;
   try {
-    const read = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version?: unknown }).version;
+    const read = (
+      JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version?: unknown }
+    ).version;
     version = typeof read === 'string' ? read : 'unknown';
   } catch {
     version = 'unknown'; // importing pinpool never throws for this
@@ -62,7 +64,12 @@ export function registryInfo(): RegistryInfo {
     publisher: { version: r.version ?? 'unknown', entry: r.entry ?? '', addon: r.addon ?? '' },
     // Two copies may share one addon file (PINPOOL_NATIVE_PATH): the publisher is the one whose
     // entry module the registry names.
-    thisCopy: { version: packageVersion(), entry, addon: r.ownAddon, publisher: r.self && r.entry === entry },
+    thisCopy: {
+      version: packageVersion(),
+      entry,
+      addon: r.ownAddon,
+      publisher: r.self && r.entry === entry,
+    },
     abiVersion: r.abiVersion,
   };
   if (joinError !== undefined) info.joinError = joinError;

@@ -28,7 +28,13 @@ export function isObject(value: unknown): value is object {
 function describe(value: unknown): string {
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'symbol' || value == null) return String(value);
+  if (
+    typeof value === 'number' ||
+    typeof value === 'boolean' ||
+    typeof value === 'symbol' ||
+    value == null
+  )
+    return String(value);
   if (typeof value === 'function') return 'a function';
   return isArray(value) ? 'an array' : 'an object';
 }
@@ -115,7 +121,10 @@ export function readValue<T>(read: () => T, name: string): T {
     } catch {
       why = 'it threw';
     }
-    throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: ${name} could not be read: ${why}`);
+    throw new PinpoolError(
+      ErrorCode.INVALID_ARGUMENT,
+      `pinpool: ${name} could not be read: ${why}`,
+    );
   }
 }
 
@@ -124,8 +133,12 @@ export function readValue<T>(read: () => T, name: string): T {
  * (`getter.call(value)`) so that no subclass's getter or Proxy trap runs; undefined where this
  * Node has none.
  */
-export function builtinGetter(proto: object, name: string): ((this: unknown) => unknown) | undefined {
-  const descriptor: { get?: (this: unknown) => unknown } | undefined = Object.getOwnPropertyDescriptor(proto, name);
+export function builtinGetter(
+  proto: object,
+  name: string,
+): ((this: unknown) => unknown) | undefined {
+  const descriptor: { get?: (this: unknown) => unknown } | undefined =
+    Object.getOwnPropertyDescriptor(proto, name);
   return descriptor?.get;
 }
 

@@ -37,12 +37,23 @@ function side(value: unknown, name: string): Side {
   if (DeviceBuffer.is(value)) return { where: 'device', ...DeviceBuffer.use(value) };
   const block = HostBuffer.blockOf(value);
   if (block !== undefined) return { where: 'host', memory: block.memory };
-  if (types.isArrayBufferView(value) || types.isArrayBuffer(value)) return { where: 'host', memory: value };
-  throw invalid(name, 'a DeviceBuffer, a HostBuffer, a typed array, a Buffer or an ArrayBuffer', value);
+  if (types.isArrayBufferView(value) || types.isArrayBuffer(value))
+    return { where: 'host', memory: value };
+  throw invalid(
+    name,
+    'a DeviceBuffer, a HostBuffer, a typed array, a Buffer or an ArrayBuffer',
+    value,
+  );
 }
 
 /** The options of copy(), read once into plain values before anything else happens. */
-function copyOptions(options: unknown): { stream: NativeStream | undefined; streamDevice: number; bytes: number | undefined; srcOffset: number; dstOffset: number } {
+function copyOptions(options: unknown): {
+  stream: NativeStream | undefined;
+  streamDevice: number;
+  bytes: number | undefined;
+  srcOffset: number;
+  dstOffset: number;
+} {
   const o = checkOptions<CopyOptions>(options, 'copy options');
   let stream: NativeStream | undefined;
   let streamDevice = -1;
@@ -70,7 +81,11 @@ function copyOptions(options: unknown): { stream: NativeStream | undefined; stre
  * await copy(dev, pinnedBuf);           // host to device
  * await copy(hostBuf, dev, { bytes: 4096 });  // device to host
  */
-export function copy(dst: DeviceBuffer | HostBuffer | PageableMemory, src: DeviceBuffer | HostBuffer | PageableMemory, options?: CopyOptions): Promise<void> {
+export function copy(
+  dst: DeviceBuffer | HostBuffer | PageableMemory,
+  src: DeviceBuffer | HostBuffer | PageableMemory,
+  options?: CopyOptions,
+): Promise<void> {
   const o = copyOptions(options);
   const s = side(src, 'src');
   let d: Side;
@@ -86,31 +101,71 @@ export function copy(dst: DeviceBuffer | HostBuffer | PageableMemory, src: Devic
   };
   try {
     if (s.where !== 'device' && d.where !== 'device') {
-      throw invalid('copy(dst, src)', 'a copy with a DeviceBuffer on at least one side (for host to host use bytes.set)', 'two host buffers');
+      throw invalid(
+        'copy(dst, src)',
+        'a copy with a DeviceBuffer on at least one side (for host to host use bytes.set)',
+        'two host buffers',
+      );
     }
-    const direction = s.where === 'device' ? (d.where === 'device' ? deviceToDevice : deviceToHost) : hostToDevice;
+    const direction =
+      s.where === 'device' ? (d.where === 'device' ? deviceToDevice : deviceToHost) : hostToDevice;
     const device = d.where === 'device' ? d.device : (s as { device: number }).device;
-    if (o.stream !== undefined && o.streamDevice !== device) throw invalid('stream', `a stream of device ${device}`, `a stream of device ${o.streamDevice}`);
+    if (o.stream !== undefined && o.streamDevice !== device)
+      throw invalid(
+        'stream',
+        `a stream of device ${device}`,
+        `a stream of device ${o.streamDevice}`,
+      );
     // A device side's range is checked here; native code checks the host side's against the
     // memory itself.
     const srcLength = s.where === 'device' ? s.byteLength : undefined;
-    const bytes = o.bytes ?? (srcLength !== undefined ? Math.max(0, srcLength - o.srcOffset) : hostLength(s as { memory: HostMemory }) - o.srcOffset);
+    const bytes =
+      o.bytes ??
+      (srcLength !== undefined
+        ? Math.max(0, srcLength - o.srcOffset)
+        : hostLength(s as { memory: HostMemory }) - o.srcOffset);
     if (bytes < 0) throw invalid('srcOffset', 'within the source', o.srcOffset);
-    if (s.where === 'device' && o.srcOffset + bytes > s.byteLength) throw invalid('srcOffset + bytes', `at most the source's ${s.byteLength} bytes`, o.srcOffset + bytes);
-    if (d.where === 'device' && o.dstOffset + bytes > d.byteLength) throw invalid('dstOffset + bytes', `at most the destination's ${d.byteLength} bytes`, o.dstOffset + bytes);
+    if (s.where === 'device' && o.srcOffset + bytes > s.byteLength)
+      throw invalid(
+        'srcOffset + bytes',
+        `at most the source's ${s.byteLength} bytes`,
+        o.srcOffset + bytes,
+      );
+    if (d.where === 'device' && o.dstOffset + bytes > d.byteLength)
+      throw invalid(
+        'dstOffset + bytes',
+        `at most the destination's ${d.byteLength} bytes`,
+        o.dstOffset + bytes,
+      );
     // CUDA's copies may not overlap (the result is undefined): only one buffer with itself can.
-    if (s.where === 'device' && d.where === 'device' && s.address === d.address && bytes > 0 && o.srcOffset < o.dstOffset + bytes && o.dstOffset < o.srcOffset + bytes) {
-      throw invalid('dstOffset', `a range that does not overlap the source's [${o.srcOffset}, ${o.srcOffset + bytes}) in the same DeviceBuffer`, o.dstOffset);
+    if (
+      s.where === 'device' &&
+      d.where === 'device' &&
+      s.address === d.address &&
+      bytes > 0 &&
+      o.srcOffset < o.dstOffset + bytes &&
+      o.dstOffset < o.srcOffset + bytes
+    ) {
+      throw invalid(
+        'dstOffset',
+        `a range that does not overlap the source's [${o.srcOffset}, ${o.srcOffset + bytes}) in the same DeviceBuffer`,
+        o.dstOffset,
+      );
     }
     const at = (x: Side) => (x.where === 'device' ? x.address : x.memory);
-    return binding.copy(direction, device, at(d), at(s), bytes, o.dstOffset, o.srcOffset, o.stream).finally(release);
+    return binding
+      .copy(direction, device, at(d), at(s), bytes, o.dstOffset, o.srcOffset, o.stream)
+      .finally(release);
   } catch (err) {
     release();
     throw err;
   }
 }
 
-const typedArrayLength = requiredGetter(Object.getPrototypeOf(Uint8Array.prototype) as object, 'byteLength');
+const typedArrayLength = requiredGetter(
+  Object.getPrototypeOf(Uint8Array.prototype) as object,
+  'byteLength',
+);
 const dataViewLength = requiredGetter(DataView.prototype, 'byteLength');
 const arrayBufferLength = requiredGetter(ArrayBuffer.prototype, 'byteLength');
 

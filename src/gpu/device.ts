@@ -26,7 +26,7 @@ export class DeviceBuffer {
   readonly #byteLength: number;
   readonly #device: number;
   #released = false;
-  #inflight = 0;       // operations using the memory now
+  #inflight = 0; // operations using the memory now
   #freeWhenIdle = false;
 
   /** @internal Use deviceAlloc(). */
@@ -60,7 +60,8 @@ export class DeviceBuffer {
   /** Frees the device memory (after any operation in flight on it has finished). */
   free(): void {
     if (!DeviceBuffer.is(this)) throw invalid('this', 'a DeviceBuffer', this);
-    if (this.#released) throw new PinpoolError(ErrorCode.DOUBLE_FREE, 'pinpool: this DeviceBuffer was already freed');
+    if (this.#released)
+      throw new PinpoolError(ErrorCode.DOUBLE_FREE, 'pinpool: this DeviceBuffer was already freed');
     this.#released = true;
     deviceRegistry.unregister(this);
     if (this.#inflight > 0) this.#freeWhenIdle = true;
@@ -78,7 +79,12 @@ export class DeviceBuffer {
   }
 
   /** @internal */
-  static use(d: DeviceBuffer): { address: number; byteLength: number; device: number; end(): void } {
+  static use(d: DeviceBuffer): {
+    address: number;
+    byteLength: number;
+    device: number;
+    end(): void;
+  } {
     if (!DeviceBuffer.is(d)) throw invalid('buffer', 'a DeviceBuffer', d);
     if (d.#released) throw released('DeviceBuffer');
     d.#inflight++;
@@ -121,7 +127,8 @@ export class Stream {
 
   /** @internal The native stream of `value`, checked (no getter or Proxy trap runs). */
   static handleOf(value: unknown): NativeStream {
-    if (!isObject(value) || !(#handle in value)) throw invalid('stream', 'a Stream from createStream()', value);
+    if (!isObject(value) || !(#handle in value))
+      throw invalid('stream', 'a Stream from createStream()', value);
     return value.#handle;
   }
 }

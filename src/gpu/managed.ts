@@ -20,11 +20,16 @@ function target(where: unknown): number {
 function managedBlock(buf: unknown, what: string): HostBlock {
   const block = HostBuffer.blockOf(buf);
   if (block === undefined) throw invalid('this', 'a HostBuffer', buf);
-  if (block.kind !== 'managed') throw invalid(what, 'called on managed memory', `a ${block.kind} buffer`);
+  if (block.kind !== 'managed')
+    throw invalid(what, 'called on managed memory', `a ${block.kind} buffer`);
   return block;
 }
 
-function prefetch(buf: HostBuffer, where: number | 'host', options?: { stream?: Stream }): Promise<void> {
+function prefetch(
+  buf: HostBuffer,
+  where: number | 'host',
+  options?: { stream?: Stream },
+): Promise<void> {
   const o = checkOptions<{ stream?: Stream }>(options, 'prefetch options');
   const stream = o.stream === undefined ? undefined : Stream.handleOf(o.stream);
   const to = target(where);
@@ -34,8 +39,10 @@ function prefetch(buf: HostBuffer, where: number | 'host', options?: { stream?: 
 }
 
 function advise(buf: HostBuffer, advice: Advice, where: number | 'host'): void {
-  const code = typeof advice === 'string' && Object.hasOwn(ADVICE, advice) ? ADVICE[advice] : undefined;
-  if (code === undefined) throw invalid('advice', `one of ${Object.keys(ADVICE).join(', ')}`, advice);
+  const code =
+    typeof advice === 'string' && Object.hasOwn(ADVICE, advice) ? ADVICE[advice] : undefined;
+  if (code === undefined)
+    throw invalid('advice', `one of ${Object.keys(ADVICE).join(', ')}`, advice);
   const to = target(where);
   const block = managedBlock(buf, 'advise()');
   binding.advise(to < 0 ? 0 : to, block.memory, code, to);
@@ -59,7 +66,11 @@ declare module '../memory/host-buffer.js' {
 // Methods, as a class declares them: writable, configurable, not enumerable.
 Object.defineProperties(HostBuffer.prototype, {
   prefetch: {
-    value: function prefetch_(this: HostBuffer, device: number | 'host', options?: { stream?: Stream }): Promise<void> {
+    value: function prefetch_(
+      this: HostBuffer,
+      device: number | 'host',
+      options?: { stream?: Stream },
+    ): Promise<void> {
       return prefetch(this, device, options);
     },
     writable: true,
@@ -73,4 +84,3 @@ Object.defineProperties(HostBuffer.prototype, {
     configurable: true,
   },
 });
-

@@ -6,14 +6,25 @@ import { markAsUntransferable } from 'node:worker_threads';
 
 import { ErrorCode, PinpoolError } from '../boundary/errors.js';
 import { binding, constants, type NativeRegistration } from '../boundary/native.js';
-import { builtinGetter, checkBoolean, checkDevice, checkOptions, invalid, isObject, requiredGetter } from '../boundary/validate.js';
+import {
+  builtinGetter,
+  checkBoolean,
+  checkDevice,
+  checkOptions,
+  invalid,
+  isObject,
+  requiredGetter,
+} from '../boundary/validate.js';
 
 import { hostLength, type PageableMemory } from './copy.js';
 
 const constructing = Symbol('pinpool.register');
 const arrayBufferLength = requiredGetter(ArrayBuffer.prototype, 'byteLength');
 
-const registrations = new FinalizationRegistry<{ registration: NativeRegistration; memory: PageableMemory }>((r) => {
+const registrations = new FinalizationRegistry<{
+  registration: NativeRegistration;
+  memory: PageableMemory;
+}>((r) => {
   // The held value keeps the memory alive until it is unregistered.
   setImmediate(() => {
     try {
@@ -33,7 +44,12 @@ export class Registration {
   #registered = true;
 
   /** @internal Use register(). */
-  constructor(key: symbol, registration: NativeRegistration, byteLength: number, memory: PageableMemory) {
+  constructor(
+    key: symbol,
+    registration: NativeRegistration,
+    byteLength: number,
+    memory: PageableMemory,
+  ) {
     if (key !== constructing) throw invalid('Registration', 'made by register()', undefined);
     this.#registration = registration;
     this.byteLength = byteLength;
@@ -54,7 +70,8 @@ export class Registration {
   /** Ends the registration (cuMemHostUnregister). A second call is ERR_PINPOOL_DOUBLE_FREE. */
   unregister(): void {
     if (!Registration.#owns(this)) throw invalid('this', 'a Registration', this);
-    if (!this.#registered) throw new PinpoolError(ErrorCode.DOUBLE_FREE, 'pinpool: already unregistered');
+    if (!this.#registered)
+      throw new PinpoolError(ErrorCode.DOUBLE_FREE, 'pinpool: already unregistered');
     this.#registered = false;
     registrations.unregister(this);
     binding.hostUnregister(this.#registration);
@@ -71,7 +88,10 @@ export class Registration {
   }
 }
 
-const typedArrayBuffer = requiredGetter(Object.getPrototypeOf(Uint8Array.prototype) as object, 'buffer');
+const typedArrayBuffer = requiredGetter(
+  Object.getPrototypeOf(Uint8Array.prototype) as object,
+  'buffer',
+);
 const dataViewBuffer = requiredGetter(DataView.prototype, 'buffer');
 const resizable = builtinGetter(ArrayBuffer.prototype, 'resizable');
 
@@ -101,8 +121,11 @@ function marksKeepBuffers(): boolean {
     }
     return arrayBufferLength.call(probe) === 0;
   };
-  const transfer = (ArrayBuffer.prototype as { transfer?: (this: ArrayBuffer) => ArrayBuffer }).transfer;
-  marksHold = !(transfer !== undefined && detaches(() => transfer.call(probe))) && !detaches(() => structuredClone(probe, { transfer: [probe] }));
+  const transfer = (ArrayBuffer.prototype as { transfer?: (this: ArrayBuffer) => ArrayBuffer })
+    .transfer;
+  marksHold =
+    !(transfer !== undefined && detaches(() => transfer.call(probe))) &&
+    !detaches(() => structuredClone(probe, { transfer: [probe] }));
   return marksHold;
 }
 
@@ -126,21 +149,41 @@ function marksKeepBuffers(): boolean {
  * using reg = register(weights);
  * await copy(dev, weights);
  */
-export function register(memory: PageableMemory, options?: { device?: number; portable?: boolean; mapped?: boolean }): Registration {
-  const o = checkOptions<{ device?: number; portable?: boolean; mapped?: boolean }>(options, 'register options');
+export function register(
+  memory: PageableMemory,
+  options?: { device?: number; portable?: boolean; mapped?: boolean },
+): Registration {
+  const o = checkOptions<{ device?: number; portable?: boolean; mapped?: boolean }>(
+    options,
+    'register options',
+  );
   const device = o.device === undefined ? 0 : checkDevice(o.device);
   const portable = o.portable === undefined ? true : checkBoolean(o.portable, 'portable');
   const mapped = o.mapped === undefined ? false : checkBoolean(o.mapped, 'mapped');
-  if (!types.isArrayBufferView(memory) && !types.isArrayBuffer(memory)) throw invalid('memory', 'a typed array, a Buffer or an ArrayBuffer', memory);
+  if (!types.isArrayBufferView(memory) && !types.isArrayBuffer(memory))
+    throw invalid('memory', 'a typed array, a Buffer or an ArrayBuffer', memory);
   if (hostLength({ memory }) === 0) throw invalid('memory', 'at least one byte long', 0);
-  const flags = (portable ? constants.registerFlags.portable : 0) | (mapped ? constants.registerFlags.mapped : 0);
+  const flags =
+    (portable ? constants.registerFlags.portable : 0) |
+    (mapped ? constants.registerFlags.mapped : 0);
   const buffer = bufferOf(memory);
   const shared = types.isSharedArrayBuffer(buffer);
   const growing = !shared && resizable?.call(buffer) === true;
-  const registered = binding.hostRegister(device, memory, flags, shared || (!growing && marksKeepBuffers()));
+  const registered = binding.hostRegister(
+    device,
+    memory,
+    flags,
+    shared || (!growing && marksKeepBuffers()),
+  );
   if (registered === null) {
-    const why = growing ? 'a resizable ArrayBuffer (resize() can take its pages away)' : `an ArrayBuffer, which Node ${process.versions.node} cannot keep from being detached (its transfer() ignores markAsUntransferable)`;
-    throw invalid('memory', 'memory pinpool can keep alive while registered: pinpool memory, a SharedArrayBuffer or a view of one, or (on Node 20, 24 and later) a fixed-length ArrayBuffer', why);
+    const why = growing
+      ? 'a resizable ArrayBuffer (resize() can take its pages away)'
+      : `an ArrayBuffer, which Node ${process.versions.node} cannot keep from being detached (its transfer() ignores markAsUntransferable)`;
+    throw invalid(
+      'memory',
+      'memory pinpool can keep alive while registered: pinpool memory, a SharedArrayBuffer or a view of one, or (on Node 20, 24 and later) a fixed-length ArrayBuffer',
+      why,
+    );
   }
   const { registration, bytes: byteLength, leased } = registered;
   // Not pinpool's and detachable: from now on nothing can detach it, so it lives while the

@@ -6,7 +6,15 @@
 import { Handler } from './handler.js';
 import { binding } from '../boundary/native.js';
 import { DEFAULT_THREAD_CACHE_BYTES } from './thread-cache.js';
-import { checkBoolean, checkBound, checkBytes, checkDevice, checkName, checkOptions, invalid } from '../boundary/validate.js';
+import {
+  checkBoolean,
+  checkBound,
+  checkBytes,
+  checkDevice,
+  checkName,
+  checkOptions,
+  invalid,
+} from '../boundary/validate.js';
 
 export interface PinnedOptions {
   /** Device whose context allocates. Default 0. */
@@ -83,13 +91,19 @@ function nameOf(o: { name?: unknown }, fallback: string): string {
 }
 
 function checkRatio(value: unknown): number {
-  if (typeof value !== 'number' || Number.isNaN(value) || value < 0) throw invalid('cacheRatio', 'a number from 0 (or Infinity)', value);
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0)
+    throw invalid('cacheRatio', 'a number from 0 (or Infinity)', value);
   return value;
 }
 
 function checkHandler(value: unknown, name: string): Handler {
   if (!Handler.is(value)) throw invalid(name, 'a pinpool handler', value);
-  if (Handler.mapsFile(value)) throw invalid(name, "a handler that can serve more than one block (not a mapped file's)", value.name);
+  if (Handler.mapsFile(value))
+    throw invalid(
+      name,
+      "a handler that can serve more than one block (not a mapped file's)",
+      value.name,
+    );
   return value;
 }
 
@@ -108,10 +122,12 @@ export function pinned(options?: PinnedOptions): Handler {
     device: o.device === undefined ? 0 : checkDevice(o.device),
     portable: o.portable === undefined ? true : checkBoolean(o.portable, 'portable'),
     mapped: o.mapped === undefined ? false : checkBoolean(o.mapped, 'mapped'),
-    writeCombined: o.writeCombined === undefined ? false : checkBoolean(o.writeCombined, 'writeCombined'),
+    writeCombined:
+      o.writeCombined === undefined ? false : checkBoolean(o.writeCombined, 'writeCombined'),
     strategy: strategy === undefined ? 'alloc' : strategy,
   };
-  if (native.strategy !== 'alloc' && native.strategy !== 'register') throw invalid('strategy', "'alloc' or 'register'", o.strategy);
+  if (native.strategy !== 'alloc' && native.strategy !== 'register')
+    throw invalid('strategy', "'alloc' or 'register'", o.strategy);
   return new Handler(binding.createHandler('pinned', native));
 }
 
@@ -134,7 +150,10 @@ export function managed(options?: { device?: number; name?: string }): Handler {
  */
 export function locked(options?: LockedOptions): Handler {
   const o = checkOptions<LockedOptions>(options, 'locked options');
-  const native = { name: nameOf(o, 'locked'), maxBytes: o.maxBytes === undefined ? Infinity : checkBound(o.maxBytes, 'maxBytes') };
+  const native = {
+    name: nameOf(o, 'locked'),
+    maxBytes: o.maxBytes === undefined ? Infinity : checkBound(o.maxBytes, 'maxBytes'),
+  };
   return new Handler(binding.createHandler('locked', native));
 }
 
@@ -158,14 +177,24 @@ export function pool(upstream: Handler, options?: PoolOptions): Handler {
   const native = {
     name: nameOf(o, `${upstream.name}-pool`),
     upstream: upstream.handle,
-    maxCachedBytes: o.maxCachedBytes === undefined ? 2 ** 30 : checkBound(o.maxCachedBytes, 'maxCachedBytes'),
+    maxCachedBytes:
+      o.maxCachedBytes === undefined ? 2 ** 30 : checkBound(o.maxCachedBytes, 'maxCachedBytes'),
     cacheRatio: o.cacheRatio === undefined ? 0.1 : checkRatio(o.cacheRatio),
   };
   // A thread cache's blocks count against maxCachedBytes with the pool's own, so by default no
   // thread keeps more than the cap.
   const threadCacheBytes =
-    o.threadCacheBytes !== undefined ? checkBound(o.threadCacheBytes, 'threadCacheBytes') : native.maxCachedBytes < DEFAULT_THREAD_CACHE_BYTES ? native.maxCachedBytes : undefined;
-  return new Handler(binding.createHandler('pool', native), [upstream], slabViews, threadCacheBytes);
+    o.threadCacheBytes !== undefined
+      ? checkBound(o.threadCacheBytes, 'threadCacheBytes')
+      : native.maxCachedBytes < DEFAULT_THREAD_CACHE_BYTES
+        ? native.maxCachedBytes
+        : undefined;
+  return new Handler(
+    binding.createHandler('pool', native),
+    [upstream],
+    slabViews,
+    threadCacheBytes,
+  );
 }
 
 /**

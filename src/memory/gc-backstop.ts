@@ -56,7 +56,13 @@ function drain(): void {
     r.scope?.freed(r.byteLength);
     if (r.slab !== undefined) r.slab.live--;
     if (freeChannel.hasSubscribers) {
-      const message: FreeMessage = { handler: r.owner.name, bytes: r.byteLength, alignment: r.alignment, address: BigInt(r.address), byGc: true };
+      const message: FreeMessage = {
+        handler: r.owner.name,
+        bytes: r.byteLength,
+        alignment: r.alignment,
+        address: BigInt(r.address),
+        byGc: true,
+      };
       freeChannel.publish(message);
     }
   }

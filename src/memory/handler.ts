@@ -2,16 +2,54 @@
  * Handler: the JavaScript face of a native allocator handler (include/pinpool.h). Leaves and
  * adaptors are all Handlers; factories live in handlers.ts.
  */
-import { ADDRESS, CLASS_BYTES, LIVE_SLOT, SLAB_ADDRESS, SLAB_BYTES, scratch, SERVED_BY } from '../boundary/cells.js';
+import {
+  ADDRESS,
+  CLASS_BYTES,
+  LIVE_SLOT,
+  SLAB_ADDRESS,
+  SLAB_BYTES,
+  scratch,
+  SERVED_BY,
+} from '../boundary/cells.js';
 import { ErrorCode, internalError, PinpoolError } from '../boundary/errors.js';
-import { Block, elementSize, makeHostBuffer, type HostBuffer, type SlabView, type TypedArrayConstructor } from './host-buffer.js';
-import { binding, constants, type HandlerKind, type LeafKind, type NativeHandle } from '../boundary/native.js';
+import {
+  Block,
+  elementSize,
+  makeHostBuffer,
+  type HostBuffer,
+  type SlabView,
+  type TypedArrayConstructor,
+} from './host-buffer.js';
+import {
+  binding,
+  constants,
+  type HandlerKind,
+  type LeafKind,
+  type NativeHandle,
+} from '../boundary/native.js';
 import { currentFrame } from './scope-cells.js';
 import { readStats, type HandlerStats } from './stats.js';
 import { handOut, takeBack } from './take-back.js';
-import { DEFAULT_THREAD_CACHE_BYTES, dropWhenCollected, movesBuffers, ThreadCache } from './thread-cache.js';
-import { allocChannel, fallbackChannel, type AllocMessage, type FallbackMessage } from '../boundary/channels.js';
-import { checkAlignment, checkBoolean, checkBytes, checkOptions, invalid, isObject } from '../boundary/validate.js';
+import {
+  DEFAULT_THREAD_CACHE_BYTES,
+  dropWhenCollected,
+  movesBuffers,
+  ThreadCache,
+} from './thread-cache.js';
+import {
+  allocChannel,
+  fallbackChannel,
+  type AllocMessage,
+  type FallbackMessage,
+} from '../boundary/channels.js';
+import {
+  checkAlignment,
+  checkBoolean,
+  checkBytes,
+  checkOptions,
+  invalid,
+  isObject,
+} from '../boundary/validate.js';
 
 // The kinds are native code's (constants().kinds), declared for the types in boundary/native.ts,
 // which checks the two agree at load.
@@ -93,18 +131,27 @@ export class Handler {
   #fileMapped: boolean | undefined;
 
   /** @internal Use the factories: pinned(), pool(), ... */
-  constructor(handle: NativeHandle, upstreams: readonly Handler[] = [], slabViews = false, threadCacheBytes?: number) {
+  constructor(
+    handle: NativeHandle,
+    upstreams: readonly Handler[] = [],
+    slabViews = false,
+    threadCacheBytes?: number,
+  ) {
     // Only a native handler (its type tag is checked natively); describe() also takes ids. The
     // constructor is reachable from JavaScript, where `handle` may be any value.
     const given: unknown = handle;
     const d = typeof given === 'object' && given !== null ? binding.describe(handle) : null;
-    if (d === null) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: not a native handler');
+    if (d === null)
+      throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: not a native handler');
     // One wrapper per native handler per thread (the factories make new handlers; attach() and
     // adopt() find this thread's wrapper): its slab views, its thread cache and a mapped file's
     // one block belong to one object. A second wrapper would keep a second thread cache, whose
     // blocks stay out of the pool until that wrapper is collected.
     if (wrappers.get(d.id)?.deref() !== undefined) {
-      throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: this thread has a wrapper of handler ${d.id} already (use it, or attach() its token)`);
+      throw new PinpoolError(
+        ErrorCode.INVALID_ARGUMENT,
+        `pinpool: this thread has a wrapper of handler ${d.id} already (use it, or attach() its token)`,
+      );
     }
     this.#handle = handle;
     this.id = d.id;
@@ -119,7 +166,10 @@ export class Handler {
     const trimmed = () => {
       this.#releaseIdleSlabs();
     };
-    this.#cache = d.kind === 'pool' ? ThreadCache.create(handle, threadCacheBytes ?? DEFAULT_THREAD_CACHE_BYTES, trimmed) : undefined;
+    this.#cache =
+      d.kind === 'pool'
+        ? ThreadCache.create(handle, threadCacheBytes ?? DEFAULT_THREAD_CACHE_BYTES, trimmed)
+        : undefined;
     if (this.#cache !== undefined) dropWhenCollected.register(this, this.#cache.native);
     wrappers.set(this.id, new WeakRef(this));
     forget.register(this, this.id);
@@ -150,7 +200,11 @@ export class Handler {
     if (this.#fileMapped !== undefined) {
       // Natively a second allocation is refused too, but counted as a failure: bad input must
       // change no statistics.
-      if (this.#fileMapped) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: ${this.name} maps its file once; call mapFile() again for another buffer`);
+      if (this.#fileMapped)
+        throw new PinpoolError(
+          ErrorCode.INVALID_ARGUMENT,
+          `pinpool: ${this.name} maps its file once; call mapFile() again for another buffer`,
+        );
       this.#fileMapped = true;
     }
     const cache = this.#cache;
@@ -162,10 +216,16 @@ export class Handler {
         return this.#handOut(block, buffer, zero);
       }
     }
-    if (fallbackChannel.hasSubscribers !== fallbacksTraced) binding.traceFallbacks((fallbacksTraced = !fallbacksTraced));
+    if (fallbackChannel.hasSubscribers !== fallbacksTraced)
+      binding.traceFallbacks((fallbacksTraced = !fallbacksTraced));
     // A slabViews pool views the block through its slab when the pool carved it from one (only
     // the pool knows: large and passed-through blocks are not); otherwise it gets a buffer.
-    const ab = binding.alloc(this.#handle, bytes, alignment, this.#slabs === undefined ? views.buffer : views.slabOrBuffer);
+    const ab = binding.alloc(
+      this.#handle,
+      bytes,
+      alignment,
+      this.#slabs === undefined ? views.buffer : views.slabOrBuffer,
+    );
     if (fallbacksTraced) this.#publishFallbacks(bytes);
     if (ab === null) throw binding.takeError();
     const address = scratch[ADDRESS];
@@ -181,7 +241,17 @@ export class Handler {
       // with its own ArrayBuffer where transfer() can take that buffer back.
       if (classBytes > 0 && (slab !== undefined || movesBuffers)) keeper = cache;
     }
-    const block = new Block({ owner: this, slot, address, byteLength: bytes, alignment, servedBy, slab, classBytes, cache: keeper });
+    const block = new Block({
+      owner: this,
+      slot,
+      address,
+      byteLength: bytes,
+      alignment,
+      servedBy,
+      slab,
+      classBytes,
+      cache: keeper,
+    });
     return this.#handOut(block, ab === undefined ? undefined : handOut(ab, slot, address), zero);
   }
 
@@ -189,7 +259,13 @@ export class Handler {
     const buf = makeHostBuffer(block, buffer, currentFrame());
     if (zero) buf.bytes.fill(0);
     if (allocChannel.hasSubscribers) {
-      allocChannel.publish({ handler: this.name, bytes: block.byteLength, alignment: block.alignment, address: BigInt(block.address), servedBy: buf.servedBy } satisfies AllocMessage);
+      allocChannel.publish({
+        handler: this.name,
+        bytes: block.byteLength,
+        alignment: block.alignment,
+        address: BigInt(block.address),
+        servedBy: buf.servedBy,
+      } satisfies AllocMessage);
     }
     return buf;
   }
@@ -203,7 +279,8 @@ export class Handler {
     const size = elementSize(type);
     checkBytes(count, 'count');
     const bytes = count * size;
-    if (!Number.isSafeInteger(bytes) || bytes > 2 ** 50) throw invalid('count', `at most 2^50 bytes of ${size}-byte elements`, count);
+    if (!Number.isSafeInteger(bytes) || bytes > 2 ** 50)
+      throw invalid('count', `at most 2^50 bytes of ${size}-byte elements`, count);
     return this.alloc(bytes, options);
   }
 
@@ -299,7 +376,8 @@ export class Handler {
   #slabOf(address: number, slabBytes: number): SlabView {
     // Only a slabViews pool asks alloc() for slab views.
     const slabs = this.#slabs;
-    if (slabs === undefined) throw internalError(`${this.name} has no slab views, but alloc() viewed a slab`);
+    if (slabs === undefined)
+      throw internalError(`${this.name} has no slab views, but alloc() viewed a slab`);
     let slab = slabs.get(address);
     // A view the user moved away (transfer(), or postMessage with a transfer list) reaches
     // nothing here any more: view the slab anew. The old view's lease lasts as long as the moved
@@ -323,6 +401,11 @@ export class Handler {
  * `slabViews` if this thread has none yet. For attach() and adopt(); not exported from the
  * package, so no code can reach a handler by guessing its id.
  */
-export function wrapperOf(handle: NativeHandle, id: number, slabViews = false, threadCacheBytes?: number): Handler {
+export function wrapperOf(
+  handle: NativeHandle,
+  id: number,
+  slabViews = false,
+  threadCacheBytes?: number,
+): Handler {
   return wrappers.get(id)?.deref() ?? new Handler(handle, [], slabViews, threadCacheBytes);
 }

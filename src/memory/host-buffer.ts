@@ -67,8 +67,20 @@ export type TypedArrayConstructor =
 
 /** The built-in typed array constructors as they were when pinpool loaded, and their sizes. */
 const elementBytes = new Map<unknown, number>(
-  [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array,
-    (globalThis as { Float16Array?: { BYTES_PER_ELEMENT: number } }).Float16Array]
+  [
+    Int8Array,
+    Uint8Array,
+    Uint8ClampedArray,
+    Int16Array,
+    Uint16Array,
+    Int32Array,
+    Uint32Array,
+    Float32Array,
+    Float64Array,
+    BigInt64Array,
+    BigUint64Array,
+    (globalThis as { Float16Array?: { BYTES_PER_ELEMENT: number } }).Float16Array,
+  ]
     .filter((t) => t !== undefined)
     .map((t) => [t, t.BYTES_PER_ELEMENT]),
 );
@@ -76,12 +88,19 @@ const elementBytes = new Map<unknown, number>(
 /** @internal The size of an element of `type`, a built-in typed array constructor; throws otherwise. */
 export function elementSize(type: unknown, name = 'type'): number {
   const size = elementBytes.get(type);
-  if (size === undefined) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: ${name} must be a typed array constructor such as Float32Array`);
+  if (size === undefined)
+    throw new PinpoolError(
+      ErrorCode.INVALID_ARGUMENT,
+      `pinpool: ${name} must be a typed array constructor such as Float32Array`,
+    );
   return size;
 }
 
 function released(): PinpoolError {
-  return new PinpoolError(ErrorCode.RELEASED, 'pinpool: this HostBuffer was released (free() or transfer())');
+  return new PinpoolError(
+    ErrorCode.RELEASED,
+    'pinpool: this HostBuffer was released (free() or transfer())',
+  );
 }
 
 function wrongReceiver(): PinpoolError {
@@ -105,12 +124,18 @@ export class HostBuffer {
   #bytes: Uint8Array;
   #frame: ScopeFrame | undefined; // the measure() scope that counts this buffer
   #scope: ScopeAccount | undefined; // the named scope it was allocated in here, counted until its free
-                                    // (an adopted buffer's scope is counted in native code)
+  // (an adopted buffer's scope is counted in native code)
   #released = false;
   #registered = false;
 
   /** @internal Use `handler.alloc()` or `adopt()`. */
-  constructor(key: symbol, block: Block, buffer: ArrayBuffer | undefined, bytes: Uint8Array, frame: ScopeFrame | undefined) {
+  constructor(
+    key: symbol,
+    block: Block,
+    buffer: ArrayBuffer | undefined,
+    bytes: Uint8Array,
+    frame: ScopeFrame | undefined,
+  ) {
     if (key !== constructing) throw wrongReceiver();
     this.#block = block;
     this.#buffer = buffer;
@@ -141,18 +166,36 @@ export class HostBuffer {
     const size = elementSize(type);
     if (this.#released) throw released();
     const bytes = this.#block.byteLength;
-    if (typeof byteOffset !== 'number' || !Number.isSafeInteger(byteOffset) || byteOffset < 0 || byteOffset > bytes || byteOffset % size !== 0) {
+    if (
+      typeof byteOffset !== 'number' ||
+      !Number.isSafeInteger(byteOffset) ||
+      byteOffset < 0 ||
+      byteOffset > bytes ||
+      byteOffset % size !== 0
+    ) {
       throw invalid('byteOffset', `a multiple of ${size} from 0 to ${bytes}`, byteOffset);
     }
     let count: number;
     if (length === undefined) {
       if ((bytes - byteOffset) % size !== 0) {
-        throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: the ${bytes - byteOffset} bytes from byteOffset ${byteOffset} are no whole number of ${size}-byte elements; pass a length`);
+        throw new PinpoolError(
+          ErrorCode.INVALID_ARGUMENT,
+          `pinpool: the ${bytes - byteOffset} bytes from byteOffset ${byteOffset} are no whole number of ${size}-byte elements; pass a length`,
+        );
       }
       count = (bytes - byteOffset) / size;
     } else {
-      if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0 || byteOffset + length * size > bytes) {
-        throw invalid('length', `a count of ${size}-byte elements that fits the ${bytes - byteOffset} bytes from byteOffset`, length);
+      if (
+        typeof length !== 'number' ||
+        !Number.isSafeInteger(length) ||
+        length < 0 ||
+        byteOffset + length * size > bytes
+      ) {
+        throw invalid(
+          'length',
+          `a count of ${size}-byte elements that fits the ${bytes - byteOffset} bytes from byteOffset`,
+          length,
+        );
       }
       count = length;
     }
@@ -168,7 +211,11 @@ export class HostBuffer {
       if (own === undefined) throw internalError('a live HostBuffer without its ArrayBuffer');
       buffer = own;
     }
-    return new (type as unknown as new (b: ArrayBuffer, o: number, n: number) => InstanceType<C>)(buffer, start + byteOffset, count);
+    return new (type as unknown as new (b: ArrayBuffer, o: number, n: number) => InstanceType<C>)(
+      buffer,
+      start + byteOffset,
+      count,
+    );
   }
 
   /** Size in bytes, as asked for. */
@@ -240,7 +287,13 @@ export class HostBuffer {
       }
     }
     if (freeChannel.hasSubscribers) {
-      const message: FreeMessage = { handler: block.owner.name, bytes: block.byteLength, alignment: block.alignment, address: BigInt(block.address), byGc: false };
+      const message: FreeMessage = {
+        handler: block.owner.name,
+        bytes: block.byteLength,
+        alignment: block.alignment,
+        address: BigInt(block.address),
+        byGc: false,
+      };
       freeChannel.publish(message);
     }
   }
@@ -265,7 +318,13 @@ export class HostBuffer {
     // when whichever thread holds it frees it or ends.
     let id: string, process: string;
     try {
-      ({ key: id, process } = binding.transfer(block.owner.handle, buffer, block.slot, block.address, this.#scope?.cell));
+      ({ key: id, process } = binding.transfer(
+        block.owner.handle,
+        buffer,
+        block.slot,
+        block.address,
+        this.#scope?.cell,
+      ));
     } finally {
       tookBack();
     }
@@ -281,7 +340,11 @@ export class HostBuffer {
   static blockOf(value: unknown): HostBlock | undefined {
     if (!HostBuffer.#owns(value)) return undefined;
     if (value.#released) throw released();
-    return { memory: value.#bytes, byteLength: value.#block.byteLength, kind: leafOf(value.#block.servedBy).kind };
+    return {
+      memory: value.#bytes,
+      byteLength: value.#block.byteLength,
+      kind: leafOf(value.#block.servedBy).kind,
+    };
   }
 
   /**
@@ -393,7 +456,11 @@ export class Block implements BlockFields {
 }
 
 /** @internal Wraps a block just allocated, adopted or taken from a thread cache into a HostBuffer. */
-export function makeHostBuffer(block: Block, buffer: ArrayBuffer | undefined, frame: ScopeFrame | undefined): HostBuffer {
+export function makeHostBuffer(
+  block: Block,
+  buffer: ArrayBuffer | undefined,
+  frame: ScopeFrame | undefined,
+): HostBuffer {
   let bytes: Uint8Array;
   const slab = block.slab;
   if (slab !== undefined) {
@@ -404,7 +471,8 @@ export function makeHostBuffer(block: Block, buffer: ArrayBuffer | undefined, fr
     // not one a thread cache made with transfer(). Either way the memory cannot be lost: a buffer
     // free() cannot take back keeps its block out of use until no ArrayBuffer reaches the memory
     // (take-back.ts, the view lease of hot_path.cpp).
-    if (buffer === undefined) throw internalError('a block outside a slab came without its ArrayBuffer');
+    if (buffer === undefined)
+      throw internalError('a block outside a slab came without its ArrayBuffer');
     bytes = new Uint8Array(buffer);
   }
   return new HostBuffer(constructing, block, buffer, bytes, frame);

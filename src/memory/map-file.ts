@@ -52,18 +52,35 @@ export function mapFile(file: string, options?: MapFileOptions): HostBuffer {
   const register = o.register === undefined ? false : checkBoolean(o.register, 'register');
   const device = o.device === undefined ? 0 : checkDevice(o.device);
   const copy = o.copy === undefined ? false : checkBoolean(o.copy, 'copy');
-  if (o.handler !== undefined && !copy) throw invalid('handler', 'given only with { copy: true }', o.handler);
-  if (o.handler !== undefined && !Handler.is(o.handler)) throw invalid('handler', 'a pinpool handler', o.handler);
-  if (copy && writable) throw invalid('writable', 'false with { copy: true } (a copy never reaches the file)', writable);
-  if (copy && register) throw invalid('register', 'false with { copy: true } (copy into a pinned handler instead)', register);
+  if (o.handler !== undefined && !copy)
+    throw invalid('handler', 'given only with { copy: true }', o.handler);
+  if (o.handler !== undefined && !Handler.is(o.handler))
+    throw invalid('handler', 'a pinpool handler', o.handler);
+  if (copy && writable)
+    throw invalid(
+      'writable',
+      'false with { copy: true } (a copy never reaches the file)',
+      writable,
+    );
+  if (copy && register)
+    throw invalid(
+      'register',
+      'false with { copy: true } (copy into a pinned handler instead)',
+      register,
+    );
   const [fd, size] = open(file, writable);
   try {
     if (copy) return readInto(file, fd, size, o.handler ?? defaultHandler());
     if (size === 0 && !isEmpty(fd)) {
-      throw cannotMap(file, 'stat says size 0 but it is not empty (a /proc or /sys file?), so a mapping would show none of it; read it with { copy: true }');
+      throw cannotMap(
+        file,
+        'stat says size 0 but it is not empty (a /proc or /sys file?), so a mapping would show none of it; read it with { copy: true }',
+      );
     }
     const name = `file:${path.basename(file)}`.slice(0, 128);
-    const handler = new Handler(binding.createHandler('file', { name, fd, writable, register, device }));
+    const handler = new Handler(
+      binding.createHandler('file', { name, fd, writable, register, device }),
+    );
     try {
       return handler.alloc(size, { alignment: 1 });
     } catch (err) {
@@ -161,7 +178,11 @@ function mappingFailure(file: string, fd: number, size: number, err: unknown): u
   if (err.handler !== undefined) details.handler = err.handler;
   if (err.cudaError !== undefined) details.cudaError = err.cudaError;
   if (err.cudaErrorName !== undefined) details.cudaErrorName = err.cudaErrorName;
-  return new PinpoolError(err.code, `pinpool: cannot map ${file}: ${err.message.replace(/^pinpool: /, '')}`, details);
+  return new PinpoolError(
+    err.code,
+    `pinpool: cannot map ${file}: ${err.message.replace(/^pinpool: /, '')}`,
+    details,
+  );
 }
 
 /** The most one readSync is asked for: Node refuses a length over 2^31-1 (and Linux reads at most 2^31-4096 a call). */

@@ -44,11 +44,15 @@ export class ScopeAccount {
   }
 
   get bytesInUse(): number {
-    return this.#cell === undefined ? this.#bytes : this.#bytes - binding.scopeFreed(this.#cell).bytes;
+    return this.#cell === undefined
+      ? this.#bytes
+      : this.#bytes - binding.scopeFreed(this.#cell).bytes;
   }
 
   get buffersInUse(): number {
-    return this.#cell === undefined ? this.#buffers : this.#buffers - binding.scopeFreed(this.#cell).buffers;
+    return this.#cell === undefined
+      ? this.#buffers
+      : this.#buffers - binding.scopeFreed(this.#cell).buffers;
   }
 }
 

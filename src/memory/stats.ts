@@ -81,7 +81,9 @@ export function statsTable(): readonly NativeStat[] {
 /** @internal Reads a handler's statistics from one native call. */
 export function readStats(handle: NativeHandle): HandlerStats {
   const stats = statsTable();
-  const values = (slots ??= new Float64Array(stats.reduce((n, s) => Math.max(n, s.slot + s.width), 0)));
+  const values = (slots ??= new Float64Array(
+    stats.reduce((n, s) => Math.max(n, s.slot + s.width), 0),
+  ));
   binding.stats(handle, values);
   const out: Record<string, number | Record<string, number>> = {};
   for (const s of stats) {

@@ -21,7 +21,12 @@
  */
 import type { Block } from './host-buffer.js';
 import { cell, cells, type Cells } from '../boundary/cells.js';
-import { binding, constants, type NativeHandle, type NativeThreadCache } from '../boundary/native.js';
+import {
+  binding,
+  constants,
+  type NativeHandle,
+  type NativeThreadCache,
+} from '../boundary/native.js';
 import { takingBack, tookBack, transferBuffer, watchesBuffers } from './take-back.js';
 
 export { movesBuffers } from './take-back.js';
@@ -64,7 +69,11 @@ export class ThreadCache {
    * A cache in front of the pool behind `handle`, or undefined when it caches nothing.
    * `trimmed` runs after the cache gave its blocks back for a trim asked in another thread.
    */
-  static create(handle: NativeHandle, limitBytes: number, trimmed: () => void): ThreadCache | undefined {
+  static create(
+    handle: NativeHandle,
+    limitBytes: number,
+    trimmed: () => void,
+  ): ThreadCache | undefined {
     if (!(limitBytes > 0)) return undefined;
     // A trim in another thread queues this on ours, so a thread that never calls the pool again
     // still gives its blocks back. Weakly: the notice must not keep the cache, or the Handler
@@ -77,7 +86,12 @@ export class ThreadCache {
     return cache;
   }
 
-  private constructor(record: Float64Array, native: NativeThreadCache, limitBytes: number, trimmed: () => void) {
+  private constructor(
+    record: Float64Array,
+    native: NativeThreadCache,
+    limitBytes: number,
+    trimmed: () => void,
+  ) {
     this.#cells = cells(record, POSITIONS + CAPACITY);
     this.#native = native;
     this.#limit = limitBytes;
@@ -94,7 +108,8 @@ export class ThreadCache {
   take(bytes: number, alignment: number): Block | undefined {
     const c = this.#cells;
     if (c[TRIMS] !== this.#trims) this.#trimAsked();
-    const list = alignment === 64 ? this.#bySize.get(bytes) : this.#byKey.get(`${bytes}:${alignment}`);
+    const list =
+      alignment === 64 ? this.#bySize.get(bytes) : this.#byKey.get(`${bytes}:${alignment}`);
     if (list === undefined) return undefined;
     const block = list.pop();
     if (block === undefined) return undefined;

@@ -7,7 +7,11 @@
 import { createRequire } from 'node:module';
 import type * as Prom from 'prom-client';
 
-import { Controller, controller as processController, type ScopeInfo } from '../scope/controller.js';
+import {
+  Controller,
+  controller as processController,
+  type ScopeInfo,
+} from '../scope/controller.js';
 import { ErrorCode, PinpoolError } from '../boundary/errors.js';
 import type { Handler } from '../memory/handler.js';
 import { info } from './info.js';
@@ -81,13 +85,29 @@ class SnapshotMetric {
 
   get() {
     if (this.fresh) this.read(true);
-    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.series() });
+    return Promise.resolve({
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      aggregator: this.aggregator,
+      values: this.series(),
+    });
   }
 
   getForPromString() {
     if (this.fresh) this.read(true);
-    const values = this.series().map((v) => ({ labels: NO_LABELS, sharedLabels: v.labels, value: v.value }));
-    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values });
+    const values = this.series().map((v) => ({
+      labels: NO_LABELS,
+      sharedLabels: v.labels,
+      value: v.value,
+    }));
+    return Promise.resolve({
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      aggregator: this.aggregator,
+      values,
+    });
   }
 
   reset(): void {
@@ -124,10 +144,22 @@ class LabelSets {
 }
 
 /** The named scopes' metrics: `scope_<field in snake_case>`, `_total` for a counter. */
-const SCOPE_METRICS: readonly (readonly [field: 'allocations' | 'allocatedBytes' | 'bytesInUse' | 'buffersInUse' | 'switches', type: 'counter' | 'gauge', help: string])[] = [
+const SCOPE_METRICS: readonly (readonly [
+  field: 'allocations' | 'allocatedBytes' | 'bytesInUse' | 'buffersInUse' | 'switches',
+  type: 'counter' | 'gauge',
+  help: string,
+])[] = [
   ['allocations', 'counter', 'Allocations alloc() made in the named scope.'],
-  ['allocatedBytes', 'counter', 'Bytes alloc() allocated in the named scope, summed over all allocations.'],
-  ['bytesInUse', 'gauge', 'Bytes allocated in the named scope and not freed yet, whichever handler served them.'],
+  [
+    'allocatedBytes',
+    'counter',
+    'Bytes alloc() allocated in the named scope, summed over all allocations.',
+  ],
+  [
+    'bytesInUse',
+    'gauge',
+    'Bytes allocated in the named scope and not freed yet, whichever handler served them.',
+  ],
   ['buffersInUse', 'gauge', 'Buffers allocated in the named scope and not freed yet.'],
   ['switches', 'counter', 'Times the named scope was bound to another handler.'],
 ];
@@ -143,7 +175,10 @@ function promClient(): typeof Prom {
   try {
     return createRequire(__filename)('prom-client') as typeof Prom;
   } catch {
-    throw new PinpoolError(ErrorCode.UNAVAILABLE, "pinpool: collectMetrics() needs prom-client; install it with 'npm install prom-client'");
+    throw new PinpoolError(
+      ErrorCode.UNAVAILABLE,
+      "pinpool: collectMetrics() needs prom-client; install it with 'npm install prom-client'",
+    );
   }
 }
 
@@ -153,7 +188,11 @@ function checkRegistry(value: unknown): Prom.Registry<Prom.RegistryContentType> 
   if (!isObject(value)) throw invalid('registry', expected, value);
   try {
     const r = value as Record<string, unknown>;
-    if (typeof r.registerMetric === 'function' && typeof r.getSingleMetric === 'function' && typeof r.setDefaultLabels === 'function') {
+    if (
+      typeof r.registerMetric === 'function' &&
+      typeof r.getSingleMetric === 'function' &&
+      typeof r.setDefaultLabels === 'function'
+    ) {
       return value as Prom.Registry<Prom.RegistryContentType>;
     }
   } catch {
@@ -169,7 +208,8 @@ function checkLabels(value: unknown): Record<string, string> {
   const o = checkOptions<Record<string, unknown>>(value, 'labels');
   const labels: Record<string, string> = {};
   for (const [name, label] of Object.entries(o)) {
-    if (!LABEL_NAME.test(name) || name.startsWith('__')) throw invalid('labels', 'Prometheus label names (not starting with __)', name);
+    if (!LABEL_NAME.test(name) || name.startsWith('__'))
+      throw invalid('labels', 'Prometheus label names (not starting with __)', name);
     if (typeof label !== 'string') throw invalid(`labels.${name}`, 'a string', label);
     labels[name] = label;
   }
@@ -184,16 +224,22 @@ function checkLabels(value: unknown): Record<string, string> {
  * const registry = collectMetrics({ labels: { service: 'loader' } });
  * const text = await registry.metrics();
  */
-export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType> = Prom.Registry>(options?: MetricsOptions & { registry?: R }): R {
+export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType> = Prom.Registry>(
+  options?: MetricsOptions & { registry?: R },
+): R {
   const o = checkOptions<MetricsOptions>(options, 'metrics options');
   // Everything is checked before the registry is touched: a refused call registers nothing.
   const prefix = o.prefix ?? 'pinpool_';
-  if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) throw invalid('prefix', 'a Prometheus metric name prefix', prefix);
+  if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix))
+    throw invalid('prefix', 'a Prometheus metric name prefix', prefix);
   const labels = o.labels === undefined ? undefined : checkLabels(o.labels);
-  if (o.controller !== undefined && !Controller.is(o.controller)) throw invalid('controller', 'a pinpool Controller', o.controller);
+  if (o.controller !== undefined && !Controller.is(o.controller))
+    throw invalid('controller', 'a pinpool Controller', o.controller);
   const c = o.controller ?? processController;
   const prom = promClient();
-  const registry = (o.registry === undefined ? new prom.Registry() : checkRegistry(o.registry)) as R;
+  const registry = (
+    o.registry === undefined ? new prom.Registry() : checkRegistry(o.registry)
+  ) as R;
   if (installed.has(registry)) return registry;
 
   // One snapshot per scrape. A scrape calls every metric's collect() in registration order, all
@@ -217,9 +263,17 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
   const sets = new LabelSets();
   const metrics: SnapshotMetric[] = [];
   // The first metric of a scrape takes the fresh snapshot the others reuse.
-  const define = (stem: string, help: string, type: 'counter' | 'gauge', series: () => Series[], aggregator: Prom.Aggregator = 'sum') => {
+  const define = (
+    stem: string,
+    help: string,
+    type: 'counter' | 'gauge',
+    series: () => Series[],
+    aggregator: Prom.Aggregator = 'sum',
+  ) => {
     const name = prefix + stem + (type === 'counter' ? '_total' : '');
-    metrics.push(new SnapshotMetric(name, help, type, aggregator, series, metrics.length === 0, read));
+    metrics.push(
+      new SnapshotMetric(name, help, type, aggregator, series, metrics.length === 0, read),
+    );
   };
   // Per handler: one metric per statistic of the native table (native/core/stats.hpp), named
   // after it. Its labels are `handler` and the table's (kind; reason; from and to, a fallback's
@@ -238,7 +292,9 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
       stat.type,
       () => {
         const { handlers } = read();
-        const labelOf = upstreams ? new Map(handlers.map((r) => [r.handler.id, r.label])) : undefined;
+        const labelOf = upstreams
+          ? new Map(handlers.map((r) => [r.handler.id, r.label]))
+          : undefined;
         const labelValue = (r: Row, label: string, reason: string): string => {
           if (label === 'handler') return r.label;
           if (label === 'kind') return r.handler.kind;
@@ -249,12 +305,30 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
         const series: Series[] = [];
         for (const r of handlers) {
           if (kinds !== undefined && !kinds.has(r.handler.kind)) continue;
-          const value = (r.stats as unknown as Record<string, number | Record<string, number> | undefined>)[stat.name] ?? 0;
+          const value =
+            (r.stats as unknown as Record<string, number | Record<string, number> | undefined>)[
+              stat.name
+            ] ?? 0;
           if (typeof value === 'number') {
-            series.push({ labels: plain ? sets.of(names, [r.label, r.handler.kind]) : sets.of(names, names.map((l) => labelValue(r, l, ''))), value });
+            series.push({
+              labels: plain
+                ? sets.of(names, [r.label, r.handler.kind])
+                : sets.of(
+                    names,
+                    names.map((l) => labelValue(r, l, '')),
+                  ),
+              value,
+            });
             continue;
           }
-          for (const [reason, n] of Object.entries(value)) series.push({ labels: sets.of(names, names.map((l) => labelValue(r, l, reason))), value: n });
+          for (const [reason, n] of Object.entries(value))
+            series.push({
+              labels: sets.of(
+                names,
+                names.map((l) => labelValue(r, l, reason)),
+              ),
+              value: n,
+            });
         }
         return series;
       },
@@ -265,17 +339,44 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
   // named after its ScopeInfo field, as the handlers' metrics are.
   const S = ['scope'] as const;
   const SH = ['scope', 'handler'] as const;
-  define('scope_info', 'A named scope and the handler it is bound to now (switched at run time); the value is always 1.', 'gauge', () =>
-    read().scopes.map((s) => ({ labels: sets.of(SH, [s.name, s.handler]), value: 1 })),
+  define(
+    'scope_info',
+    'A named scope and the handler it is bound to now (switched at run time); the value is always 1.',
+    'gauge',
+    () => read().scopes.map((s) => ({ labels: sets.of(SH, [s.name, s.handler]), value: 1 })),
   );
   for (const [field, type, help] of SCOPE_METRICS) {
-    define(`scope_${snakeCase(field)}`, help, type, () => read().scopes.map((s) => ({ labels: sets.of(S, [s.name]), value: s[field] })));
+    define(`scope_${snakeCase(field)}`, help, type, () =>
+      read().scopes.map((s) => ({ labels: sets.of(S, [s.name]), value: s[field] })),
+    );
   }
   const i = info();
-  define('cuda_devices', 'CUDA devices visible to this process (0 without a driver).', 'gauge', () => [{ labels: {}, value: i.cuda.devices.length }], 'first');
-  define('info', 'pinpool version and whether CUDA is available; the value is always 1.', 'gauge', () => [{ labels: { version: i.version, cuda: String(i.cuda.available), napi_version: String(i.napiVersion) }, value: 1 }], 'first');
+  define(
+    'cuda_devices',
+    'CUDA devices visible to this process (0 without a driver).',
+    'gauge',
+    () => [{ labels: {}, value: i.cuda.devices.length }],
+    'first',
+  );
+  define(
+    'info',
+    'pinpool version and whether CUDA is available; the value is always 1.',
+    'gauge',
+    () => [
+      {
+        labels: {
+          version: i.version,
+          cuda: String(i.cuda.available),
+          napi_version: String(i.napiVersion),
+        },
+        value: 1,
+      },
+    ],
+    'first',
+  );
   for (const m of metrics) {
-    if (registry.getSingleMetric(m.name) !== undefined) throw invalid('registry', `a registry without a metric named ${m.name}`, registry);
+    if (registry.getSingleMetric(m.name) !== undefined)
+      throw invalid('registry', `a registry without a metric named ${m.name}`, registry);
   }
   if (labels !== undefined) registry.setDefaultLabels(labels);
   for (const m of metrics) registry.registerMetric(m as unknown as Prom.Metric);

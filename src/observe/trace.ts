@@ -7,14 +7,27 @@
 import diagnostics_channel from 'node:diagnostics_channel';
 
 import { ADDRESS, LIVE_SLOT, scratch } from '../boundary/cells.js';
-import { ErrorCode, internalError, PinpoolError, type PinpoolErrorDetails } from '../boundary/errors.js';
+import {
+  ErrorCode,
+  internalError,
+  PinpoolError,
+  type PinpoolErrorDetails,
+} from '../boundary/errors.js';
 import { Handler } from '../memory/handler.js';
 import { binding, constants } from '../boundary/native.js';
 import type { AllocMessage, FreeMessage } from '../boundary/channels.js';
-import { checkAlignment, checkBytes, checkOptions, invalid, isArray, readValue } from '../boundary/validate.js';
+import {
+  checkAlignment,
+  checkBytes,
+  checkOptions,
+  invalid,
+  isArray,
+  readValue,
+} from '../boundary/validate.js';
 
 /** One step of a trace: block `id` is allocated or freed. */
-export type TraceEvent = { op: 'alloc'; id: number; bytes: number; alignment: number } | { op: 'free'; id: number };
+export type TraceEvent =
+  { op: 'alloc'; id: number; bytes: number; alignment: number } | { op: 'free'; id: number };
 
 export interface TraceRecorder {
   /** Stops recording and returns the events so far. */
@@ -97,13 +110,25 @@ function readTrace(trace: unknown): TraceEvent[] {
     const at = `trace[${i}]`;
     const e = readValue(() => source[i], at);
     if (e === null || typeof e !== 'object') throw invalid(at, 'a trace event', e);
-    const { op, id } = readValue(() => ({ op: (e as { op?: unknown }).op, id: (e as { id?: unknown }).id }), at);
-    if (typeof id !== 'number' || !Number.isSafeInteger(id)) throw invalid(`${at}.id`, 'an integer', id);
+    const { op, id } = readValue(
+      () => ({ op: (e as { op?: unknown }).op, id: (e as { id?: unknown }).id }),
+      at,
+    );
+    if (typeof id !== 'number' || !Number.isSafeInteger(id))
+      throw invalid(`${at}.id`, 'an integer', id);
     if (op === 'alloc') {
-      const { bytes, alignment } = readValue(() => ({ bytes: (e as { bytes?: unknown }).bytes, alignment: (e as { alignment?: unknown }).alignment }), at);
+      const { bytes, alignment } = readValue(
+        () => ({
+          bytes: (e as { bytes?: unknown }).bytes,
+          alignment: (e as { alignment?: unknown }).alignment,
+        }),
+        at,
+      );
       checkBytes(bytes, `${at}.bytes`);
-      if (!isAlignment(alignment)) throw invalid(`${at}.alignment`, 'a power of two from 1 to 2**30', alignment);
-      if (live.has(id)) throw invalid(`${at}.id`, 'an id not live already (it was allocated and not freed)', id);
+      if (!isAlignment(alignment))
+        throw invalid(`${at}.alignment`, 'a power of two from 1 to 2**30', alignment);
+      if (live.has(id))
+        throw invalid(`${at}.id`, 'an id not live already (it was allocated and not freed)', id);
       live.add(id);
       events.push({ op, id, bytes: bytes as number, alignment: alignment as number });
     } else if (op === 'free') {
@@ -137,7 +162,11 @@ function refusal(error: AllocError, handler: Handler, index: number, bytes: numb
   if (error.reason !== undefined) details.reason = error.reason;
   if (error.cudaError !== undefined) details.cudaError = error.cudaError;
   if (error.cudaErrorName !== undefined) details.cudaErrorName = error.cudaErrorName;
-  return new PinpoolError(error.code, `pinpool: ${handler.name} refused trace[${index}], ${bytes} bytes (${error.message})`, details);
+  return new PinpoolError(
+    error.code,
+    `pinpool: ${handler.name} refused trace[${index}], ${bytes} bytes (${error.message})`,
+    details,
+  );
 }
 
 /**
@@ -156,7 +185,12 @@ export function replayTrace(trace: readonly TraceEvent[], handler: Handler): Rep
   // Blocks are taken straight from the native chain, with no ArrayBuffer over them: a replay
   // measures the allocator, and V8 would otherwise collect garbage for every large buffer.
   const leaves = leavesOf(handler);
-  if (leaves.some((l) => Handler.mapsFile(l))) throw invalid('handler', "a chain that can serve more than one block (not a mapped file's)", handler.name);
+  if (leaves.some((l) => Handler.mapsFile(l)))
+    throw invalid(
+      'handler',
+      "a chain that can serve more than one block (not a mapped file's)",
+      handler.name,
+    );
   const pools = poolsOf(handler);
   const held = () => leaves.reduce((sum, l) => sum + l.stats().bytesInUse, 0);
   const upstreamBefore = pools.reduce((sum, p) => sum + p.stats().upstreamAllocs, 0);
@@ -199,10 +233,20 @@ export function replayTrace(trace: readonly TraceEvent[], handler: Handler): Rep
     seconds = Number(process.hrtime.bigint() - start) / 1e9;
   } finally {
     // At the end of the trace, and on the way out of a failure: nothing stays allocated.
-    for (const [slot, address] of live.values()) binding.free(handler.handle, undefined, slot, address, false);
+    for (const [slot, address] of live.values())
+      binding.free(handler.handle, undefined, slot, address, false);
   }
-  const upstreamCalls = pools.reduce((sum, p) => sum + p.stats().upstreamAllocs, 0) - upstreamBefore;
-  return { allocations, failures, peakBytesInUse, peakBytesHeld, overhead: peakBytesInUse > 0 ? peakBytesHeld / peakBytesInUse : 1, upstreamCalls, seconds };
+  const upstreamCalls =
+    pools.reduce((sum, p) => sum + p.stats().upstreamAllocs, 0) - upstreamBefore;
+  return {
+    allocations,
+    failures,
+    peakBytesInUse,
+    peakBytesHeld,
+    overhead: peakBytesInUse > 0 ? peakBytesHeld / peakBytesInUse : 1,
+    upstreamCalls,
+    seconds,
+  };
 }
 
 export interface SyntheticTraceOptions {
@@ -241,7 +285,9 @@ export function syntheticTrace(options?: SyntheticTraceOptions): TraceEvent[] {
   while (out.length < events) {
     const allocate = live.length < target / 2 || (live.length < target * 1.5 && random() < 0.5);
     if (allocate || live.length === 0) {
-      const drawn = Math.round(Math.exp(Math.log(minBytes) + random() * (Math.log(maxBytes) - Math.log(minBytes))));
+      const drawn = Math.round(
+        Math.exp(Math.log(minBytes) + random() * (Math.log(maxBytes) - Math.log(minBytes))),
+      );
       const bytes = Math.min(maxBytes, Math.max(minBytes, drawn)); // exp(log(x)) may miss x by a rounding
       out.push({ op: 'alloc', id: next, bytes, alignment: 64 });
       live.push(next++);
@@ -250,7 +296,8 @@ export function syntheticTrace(options?: SyntheticTraceOptions): TraceEvent[] {
       const i = Math.floor(random() * live.length);
       const id = live[i];
       const last = live.pop();
-      if (id === undefined || last === undefined) throw internalError('syntheticTrace() freed with no block live');
+      if (id === undefined || last === undefined)
+        throw internalError('syntheticTrace() freed with no block live');
       if (i < live.length) live[i] = last;
       out.push({ op: 'free', id });
     }

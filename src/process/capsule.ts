@@ -14,7 +14,12 @@
  * worker that loads another copy first still finds the main thread's.
  */
 import { ErrorCode, PinpoolError } from '../boundary/errors.js';
-import { noteJoinError, packageVersion, registryInfo, type RegistryInfo } from '../boundary/registry.js';
+import {
+  noteJoinError,
+  packageVersion,
+  registryInfo,
+  type RegistryInfo,
+} from '../boundary/registry.js';
 
 let chosen: object | undefined;
 
@@ -38,7 +43,11 @@ export function implementation<Api extends { info(): object }>(own: () => Api): 
     noteJoinError(`${r.publisher.entry}: ${(err as Error).message.split('\n')[0] ?? ''}`);
     return (chosen = own());
   }
-  const info = (): object => ({ ...(theirs.info as () => object)(), version: packageVersion(), registry: registryInfo() });
+  const info = (): object => ({
+    ...(theirs.info as () => object)(),
+    version: packageVersion(),
+    registry: registryInfo(),
+  });
   chosen = new Proxy(theirs, {
     get(target, name) {
       if (name === 'info') return info;
@@ -52,7 +61,10 @@ export function implementation<Api extends { info(): object }>(own: () => Api): 
 /** The stand-in for an export the publisher lacks: any use throws ERR_PINPOOL_VERSION. */
 function missing(name: string, theirs: Record<string, unknown>, r: RegistryInfo): unknown {
   // The publisher's class, so `instanceof PinpoolError` through this copy's exports holds.
-  const ErrorClass = (theirs.PinpoolError ?? PinpoolError) as new (code: string, message: string) => Error;
+  const ErrorClass = (theirs.PinpoolError ?? PinpoolError) as new (
+    code: string,
+    message: string,
+  ) => Error;
   const fail = (): never => {
     throw new ErrorClass(
       ErrorCode.VERSION,
@@ -61,12 +73,15 @@ function missing(name: string, theirs: Record<string, unknown>, r: RegistryInfo)
         `whose code every copy uses. Load pinpool ${r.thisCopy.version} first, or let npm dedupe the two.`,
     );
   };
-  return new Proxy(function unavailable() {
-    // Never runs: the target of the traps, a function so that calls and `new` reach them.
-  }, {
-    apply: fail,
-    construct: fail,
-    // Symbols (util.inspect's, Symbol.toPrimitive) read nothing: printing the stand-in is safe.
-    get: (_target, key) => (typeof key === 'string' ? fail() : undefined),
-  });
+  return new Proxy(
+    function unavailable() {
+      // Never runs: the target of the traps, a function so that calls and `new` reach them.
+    },
+    {
+      apply: fail,
+      construct: fail,
+      // Symbols (util.inspect's, Symbol.toPrimitive) read nothing: printing the stand-in is safe.
+      get: (_target, key) => (typeof key === 'string' ? fail() : undefined),
+    },
+  );
 }

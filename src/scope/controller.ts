@@ -9,7 +9,13 @@ import { ErrorCode, PinpoolError } from '../boundary/errors.js';
 import { Handler, type AllocOptions } from '../memory/handler.js';
 import { defaultHandler } from '../memory/factories.js';
 import { HostBuffer } from '../memory/host-buffer.js';
-import { beginMeasure, endMeasure, installFrameLookup, ScopeAccount, ScopeFrame } from '../memory/scope-cells.js';
+import {
+  beginMeasure,
+  endMeasure,
+  installFrameLookup,
+  ScopeAccount,
+  ScopeFrame,
+} from '../memory/scope-cells.js';
 import { checkBoolean, checkOptions, invalid, isObject } from '../boundary/validate.js';
 
 const NAME = /^[a-z][a-z0-9_-]{0,62}$/;
@@ -91,14 +97,22 @@ export class Controller {
    */
   register(name: string, handler: Handler, options?: { replace?: boolean }): void {
     if (!Controller.is(this)) throw notAController();
-    if (typeof name !== 'string' || !NAME.test(name)) throw invalid('handler name', 'a name matching /^[a-z][a-z0-9_-]{0,62}$/', name);
+    if (typeof name !== 'string' || !NAME.test(name))
+      throw invalid('handler name', 'a name matching /^[a-z][a-z0-9_-]{0,62}$/', name);
     if (!Handler.is(handler)) throw invalid('handler', 'a pinpool handler', handler);
     const o = checkOptions<{ replace?: boolean }>(options, 'register options');
     const replace = o.replace === undefined ? false : checkBoolean(o.replace, 'replace');
     if (this.#handlers.has(name) && !replace) {
-      throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: a handler named '${name}' is registered already (pass { replace: true })`);
+      throw new PinpoolError(
+        ErrorCode.INVALID_ARGUMENT,
+        `pinpool: a handler named '${name}' is registered already (pass { replace: true })`,
+      );
     }
-    if (this.#scopes.has(name)) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: '${name}' names a scope; a handler cannot take that name`);
+    if (this.#scopes.has(name))
+      throw new PinpoolError(
+        ErrorCode.INVALID_ARGUMENT,
+        `pinpool: '${name}' names a scope; a handler cannot take that name`,
+      );
     this.#handlers.set(name, handler);
   }
 
@@ -114,11 +128,25 @@ export class Controller {
    */
   scope(name: string, handlerName: string): void {
     if (!Controller.is(this)) throw notAController();
-    if (typeof name !== 'string' || !NAME.test(name)) throw invalid('scope name', 'a name matching /^[a-z][a-z0-9_-]{0,62}$/', name);
-    if (this.#scopes.has(name)) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: a scope named '${name}' is defined already (switch() rebinds it)`);
-    if (this.#handlers.has(name)) throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: '${name}' names a registered handler; a scope cannot take that name`);
+    if (typeof name !== 'string' || !NAME.test(name))
+      throw invalid('scope name', 'a name matching /^[a-z][a-z0-9_-]{0,62}$/', name);
+    if (this.#scopes.has(name))
+      throw new PinpoolError(
+        ErrorCode.INVALID_ARGUMENT,
+        `pinpool: a scope named '${name}' is defined already (switch() rebinds it)`,
+      );
+    if (this.#handlers.has(name))
+      throw new PinpoolError(
+        ErrorCode.INVALID_ARGUMENT,
+        `pinpool: '${name}' names a registered handler; a scope cannot take that name`,
+      );
     this.get(handlerName); // a registered handler, or throw
-    this.#scopes.set(name, { handler: handlerName, switches: 0, account: new ScopeAccount(), entered: undefined });
+    this.#scopes.set(name, {
+      handler: handlerName,
+      switches: 0,
+      account: new ScopeAccount(),
+      entered: undefined,
+    });
   }
 
   /**
@@ -171,10 +199,14 @@ export class Controller {
   get(name: string): Handler {
     if (!Controller.is(this)) throw notAController();
     const known = () => this.names().join(', ') || 'none';
-    if (typeof name !== 'string') throw invalid('handler name', `a registered name (known: ${known()})`, name);
+    if (typeof name !== 'string')
+      throw invalid('handler name', `a registered name (known: ${known()})`, name);
     const h = this.#handlers.get(name);
     if (h === undefined) {
-      throw new PinpoolError(ErrorCode.INVALID_ARGUMENT, `pinpool: no handler is registered as ${JSON.stringify(name)} (known: ${known()})`);
+      throw new PinpoolError(
+        ErrorCode.INVALID_ARGUMENT,
+        `pinpool: no handler is registered as ${JSON.stringify(name)} (known: ${known()})`,
+      );
     }
     return h;
   }
@@ -225,12 +257,18 @@ export class Controller {
    * @example
    * await controller.run('pinned', async () => { using b = alloc(4096); ... });
    */
-  run<A extends unknown[], R>(nameOrHandler: string | Handler, fn: (...args: A) => R, ...args: A): R {
+  run<A extends unknown[], R>(
+    nameOrHandler: string | Handler,
+    fn: (...args: A) => R,
+    ...args: A
+  ): R {
     if (!Controller.is(this)) throw notAController();
     const entered = this.#enter(nameOrHandler);
     if (typeof fn !== 'function') throw invalid('fn', 'a function', fn);
     // Without arguments, skip the spread: run() is on every request's path.
-    return args.length === 0 ? this.#storage.run(entered, fn) : this.#storage.run(entered, fn, ...args);
+    return args.length === 0
+      ? this.#storage.run(entered, fn)
+      : this.#storage.run(entered, fn, ...args);
   }
 
   /**
@@ -260,7 +298,12 @@ export class Controller {
     beginMeasure();
     try {
       const result = await frames.run(frame, fn);
-      return { result, allocations: frame.allocations, bytesAllocated: frame.bytesAllocated, peakBytes: frame.peakBytes };
+      return {
+        result,
+        allocations: frame.allocations,
+        bytesAllocated: frame.bytesAllocated,
+        peakBytes: frame.peakBytes,
+      };
     } finally {
       frame.end();
       endMeasure();

@@ -15,7 +15,8 @@ const HEX = /^[0-9a-f]+$/;
 /** What native code says of the handler it just attached or adopted a block of. */
 function describe(handle: NativeHandle): { id: number; name: string; kind: string } {
   const d = binding.describe(handle);
-  if (d === null) throw internalError('attach() or adopt() gave a handle that is no native handler');
+  if (d === null)
+    throw internalError('attach() or adopt() gave a handle that is no native handler');
   return d;
 }
 
@@ -23,22 +24,55 @@ function describe(handle: NativeHandle): { id: number; name: string; kind: strin
 function readToken(
   token: unknown,
   kind: 'handler' | 'buffer',
-): { id: number | string; secret: string; process: string; slabViews: boolean; threadCacheBytes: number | undefined } {
+): {
+  id: number | string;
+  secret: string;
+  process: string;
+  slabViews: boolean;
+  threadCacheBytes: number | undefined;
+} {
   const expected = `a token from ${kind === 'handler' ? 'handler.share()' : 'buf.transfer()'}`;
-  if (token === null || typeof token !== 'object' || isArray(token)) throw invalid('token', expected, token);
-  let t: { pinpool?: unknown; version?: unknown; id?: unknown; secret?: unknown; process?: unknown; slabViews?: unknown; threadCacheBytes?: unknown; scope?: unknown };
+  if (token === null || typeof token !== 'object' || isArray(token))
+    throw invalid('token', expected, token);
+  let t: {
+    pinpool?: unknown;
+    version?: unknown;
+    id?: unknown;
+    secret?: unknown;
+    process?: unknown;
+    slabViews?: unknown;
+    threadCacheBytes?: unknown;
+    scope?: unknown;
+  };
   try {
     t = { ...token };
   } catch {
     throw invalid('token', expected, token);
   }
-  const hex = (v: unknown, digits: number) => typeof v === 'string' && v.length === digits && HEX.test(v);
-  const idOk = kind === 'handler' ? typeof t.id === 'number' && Number.isSafeInteger(t.id) && t.id > 0 : hex(t.id, 32);
-  const cacheOk = t.threadCacheBytes === undefined || t.threadCacheBytes === Infinity || (typeof t.threadCacheBytes === 'number' && Number.isSafeInteger(t.threadCacheBytes) && t.threadCacheBytes >= 0);
+  const hex = (v: unknown, digits: number) =>
+    typeof v === 'string' && v.length === digits && HEX.test(v);
+  const idOk =
+    kind === 'handler'
+      ? typeof t.id === 'number' && Number.isSafeInteger(t.id) && t.id > 0
+      : hex(t.id, 32);
+  const cacheOk =
+    t.threadCacheBytes === undefined ||
+    t.threadCacheBytes === Infinity ||
+    (typeof t.threadCacheBytes === 'number' &&
+      Number.isSafeInteger(t.threadCacheBytes) &&
+      t.threadCacheBytes >= 0);
   // No token names a scope (the scope travels with the block, in native code): one that does was
   // forged, or trusted by an older pinpool, and is refused before anything is taken.
   const scopeOk = t.scope === undefined;
-  if (t.pinpool !== kind || t.version !== 2 || !idOk || !hex(t.process, 16) || (kind === 'handler' && !hex(t.secret, 32)) || !cacheOk || !scopeOk) {
+  if (
+    t.pinpool !== kind ||
+    t.version !== 2 ||
+    !idOk ||
+    !hex(t.process, 16) ||
+    (kind === 'handler' && !hex(t.secret, 32)) ||
+    !cacheOk ||
+    !scopeOk
+  ) {
     throw invalid('token', expected, token);
   }
   return {
@@ -60,7 +94,10 @@ export function attach(token: HandlerToken): Handler {
   const t = readToken(token, 'handler');
   const handle = binding.attach(t.id as number, t.secret, t.process);
   if (handle === null) {
-    throw new PinpoolError(ErrorCode.RELEASED, `pinpool: handler ${t.id} is gone (its last reference was dropped)`);
+    throw new PinpoolError(
+      ErrorCode.RELEASED,
+      `pinpool: handler ${t.id} is gone (its last reference was dropped)`,
+    );
   }
   const d = describe(handle);
   if (t.slabViews && d.kind !== 'pool') throw invalid('token', 'slabViews only for a pool', token);
@@ -72,7 +109,10 @@ export function adopt(token: BufferToken): HostBuffer {
   const t = readToken(token, 'buffer');
   const parcel = binding.adopt(t.id as string, t.process);
   if (parcel === null) {
-    throw new PinpoolError(ErrorCode.RELEASED, 'pinpool: this buffer token was already adopted (or never issued)');
+    throw new PinpoolError(
+      ErrorCode.RELEASED,
+      'pinpool: this buffer token was already adopted (or never issued)',
+    );
   }
   const { handler: handle, buffer, bytes: byteLength, alignment } = parcel;
   const address = scratch[ADDRESS];
@@ -80,7 +120,17 @@ export function adopt(token: BufferToken): HostBuffer {
   const owner = wrapperOf(handle, describe(handle).id);
   // An adopted block goes back through native free(): it came with the leases of the thread it
   // left, which a thread cache could not wait for.
-  const block = new Block({ owner, slot: scratch[LIVE_SLOT], address, byteLength, alignment, servedBy, slab: undefined, classBytes: 0, cache: undefined });
+  const block = new Block({
+    owner,
+    slot: scratch[LIVE_SLOT],
+    address,
+    byteLength,
+    alignment,
+    servedBy,
+    slab: undefined,
+    classBytes: 0,
+    cache: undefined,
+  });
   // Allocated in a named scope (of any thread): native code counts its free there, from the
   // live table, whatever ends it (free, collection, this thread's end).
   return makeHostBuffer(block, handOut(buffer, block.slot, address), undefined);

@@ -2,7 +2,16 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { defaultHandler, fallback, info, managed, pageable, pinned, pool, type PinpoolError } from 'pinpool';
+import {
+  defaultHandler,
+  fallback,
+  info,
+  managed,
+  pageable,
+  pinned,
+  pool,
+  type PinpoolError,
+} from 'pinpool';
 
 import { counters, fakeCudaLibrary, resetCounters, setKnob } from '../support/fake-cuda.js';
 
@@ -16,7 +25,9 @@ describe('with the CUDA test double as the driver', () => {
     expect(i.cuda.available).toBe(true);
     expect(i.cuda.reason).toBeUndefined();
     expect(i.cuda.driverVersion).toBeGreaterThan(0);
-    expect(i.cuda.devices).toEqual([{ index: 0, name: 'pinpool fake GPU 0', totalBytes: expect.any(Number) }]);
+    expect(i.cuda.devices).toEqual([
+      { index: 0, name: 'pinpool fake GPU 0', totalBytes: expect.any(Number) },
+    ]);
   });
 
   it('pinned() serves from cuMemHostAlloc and frees with cuMemFreeHost', () => {
@@ -120,10 +131,19 @@ describe('with the CUDA test double as the driver', () => {
       console.log(JSON.stringify({ available: i.cuda.available, reason: i.cuda.reason, code, servedBy: b.servedBy }));
     `;
     const out = execFileSync(process.execPath, ['-e', script], {
-      env: { ...process.env, PINPOOL_CUDA_LIBRARY: fakeCudaLibrary, PINPOOL_FAKE_CUDA_INIT_ERROR: '100' },
+      env: {
+        ...process.env,
+        PINPOOL_CUDA_LIBRARY: fakeCudaLibrary,
+        PINPOOL_FAKE_CUDA_INIT_ERROR: '100',
+      },
       encoding: 'utf8',
     });
-    const r = JSON.parse(out) as { available: boolean; reason: string; code: string; servedBy: string };
+    const r = JSON.parse(out) as {
+      available: boolean;
+      reason: string;
+      code: string;
+      servedBy: string;
+    };
     expect(r.available).toBe(false);
     expect(r.reason).toMatch(/cuInit failed with CUDA_ERROR_NO_DEVICE \(100\)/);
     expect(r.code).toBe('ERR_PINPOOL_UNAVAILABLE');
@@ -138,7 +158,11 @@ describe('with the CUDA test double as the driver', () => {
       b.free();
     `;
     const out = execFileSync(process.execPath, ['-e', script], {
-      env: { ...process.env, PINPOOL_CUDA_LIBRARY: fakeCudaLibrary, PINPOOL_FAKE_CUDA_DEVICES: '2' },
+      env: {
+        ...process.env,
+        PINPOOL_CUDA_LIBRARY: fakeCudaLibrary,
+        PINPOOL_FAKE_CUDA_DEVICES: '2',
+      },
       encoding: 'utf8',
     });
     expect(JSON.parse(out)).toEqual({ devices: 2, servedBy: 'pinned' });

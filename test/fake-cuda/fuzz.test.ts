@@ -4,7 +4,20 @@
 // freed, and driver allocations failing at random. A failure names the seed; rerun it with
 // PINPOOL_FUZZ_SEED=<seed> npx vitest run test/fake-cuda/fuzz.test.ts.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { copy, createStream, deviceAlloc, DeviceBuffer, HostBuffer, managed, mapFile, pinned, pool, register, Registration, Stream } from 'pinpool';
+import {
+  copy,
+  createStream,
+  deviceAlloc,
+  DeviceBuffer,
+  HostBuffer,
+  managed,
+  mapFile,
+  pinned,
+  pool,
+  register,
+  Registration,
+  Stream,
+} from 'pinpool';
 
 import { binding } from '../../dist/src/boundary/native.js';
 import { counters, setKnob } from '../support/fake-cuda.js';
@@ -34,7 +47,8 @@ class GpuState {
   }
 
   stream(f: Fuzzer): Gen {
-    if (this.streams.length === 0 || f.chance(0.2)) return { v: binding.createStream(0), t: 'a native stream handle' };
+    if (this.streams.length === 0 || f.chance(0.2))
+      return { v: binding.createStream(0), t: 'a native stream handle' };
     const s = f.pick(this.streams);
     return { v: s, t: `s${this.streams.indexOf(s)}` };
   }
@@ -102,9 +116,14 @@ const gpuOps: Op[] = [
     run: (f) => {
       const live = gpu.devices.filter((d) => !d.released);
       if (live.length > 16) live[0]!.free();
-      const bytes = f.arg(() => f.pick([0, 1, 64, 4096, 65536].map((v) => ({ v, t: String(v) }))), 0.8);
+      const bytes = f.arg(
+        () => f.pick([0, 1, 64, 4096, 65536].map((v) => ({ v, t: String(v) }))),
+        0.8,
+      );
       const o = f.options({ device: () => f.device() });
-      return f.call(`deviceAlloc(${bytes.t}, ${o.t})`, () => deviceAlloc(bytes.v as number, o.v as never));
+      return f.call(`deviceAlloc(${bytes.t}, ${o.t})`, () =>
+        deviceAlloc(bytes.v as number, o.v as never),
+      );
     },
   },
   {
@@ -156,8 +175,12 @@ const gpuOps: Op[] = [
         t += `, stream: s${gpu.streams.indexOf(s)}`;
       }
       t += '}';
-      if (deviceToDevice) return f.call(`copy(${dName}, d${gpu.devices.indexOf(other!)}, ${t})`, () => copy(d, other!, options));
-      if (toDevice) return f.call(`copy(${dName}, ${host.t}, ${t})`, () => copy(d, host.v as never, options));
+      if (deviceToDevice)
+        return f.call(`copy(${dName}, d${gpu.devices.indexOf(other!)}, ${t})`, () =>
+          copy(d, other!, options),
+        );
+      if (toDevice)
+        return f.call(`copy(${dName}, ${host.t}, ${t})`, () => copy(d, host.v as never, options));
       return f.call(`copy(${host.t}, ${dName}, ${t})`, () => copy(host.v as never, d, options));
     },
   },
@@ -169,7 +192,9 @@ const gpuOps: Op[] = [
       const src = f.chance(0.15) ? dst : gpu.side(f); // the same buffer on both sides, now and then
       if (f.buffers.includes(dst.v as HostBuffer)) f.focus = dst.v as HostBuffer;
       const o = offsets(f);
-      return f.call(`copy(${dst.t}, ${src.t}, ${o.t})`, () => copy(dst.v as never, src.v as never, o.v as never));
+      return f.call(`copy(${dst.t}, ${src.t}, ${o.t})`, () =>
+        copy(dst.v as never, src.v as never, o.v as never),
+      );
     },
   },
   {
@@ -188,8 +213,14 @@ const gpuOps: Op[] = [
             : f.chance(0.7)
               ? gpu.side(f)
               : f.hostile();
-      const o = f.options({ device: () => f.device(), portable: () => f.bool(), mapped: () => f.bool() });
-      return f.call(`register(${memory.t}, ${o.t})`, () => register(memory.v as never, o.v as never));
+      const o = f.options({
+        device: () => f.device(),
+        portable: () => f.bool(),
+        mapped: () => f.bool(),
+      });
+      return f.call(`register(${memory.t}, ${o.t})`, () =>
+        register(memory.v as never, o.v as never),
+      );
     },
   },
   {
@@ -198,8 +229,14 @@ const gpuOps: Op[] = [
     run: (f) => {
       const self = f.chance(0.6) ? gpu.registration(f) : f.hostile();
       const member = f.pick(['unregister', 'dispose', 'memory', 'registered'] as const);
-      if (member === 'unregister') return f.call(`unregister.call(${self.t})`, () => Registration.prototype.unregister.call(self.v as Registration));
-      if (member === 'dispose') return f.call(`[Symbol.dispose].call(${self.t})`, () => Registration.prototype[Symbol.dispose].call(self.v as Registration));
+      if (member === 'unregister')
+        return f.call(`unregister.call(${self.t})`, () =>
+          Registration.prototype.unregister.call(self.v as Registration),
+        );
+      if (member === 'dispose')
+        return f.call(`[Symbol.dispose].call(${self.t})`, () =>
+          Registration.prototype[Symbol.dispose].call(self.v as Registration),
+        );
       const get = Object.getOwnPropertyDescriptor(Registration.prototype, member)!.get!;
       return f.call(`get ${member}.call(${self.t})`, () => get.call(self.v));
     },
@@ -209,9 +246,22 @@ const gpuOps: Op[] = [
     weight: 2,
     run: (f) => {
       const self = f.chance(0.6) ? gpu.device(f) : f.hostile();
-      const member = f.pick(['free', 'dispose', 'byteLength', 'device', 'address', 'released'] as const);
-      if (member === 'free') return f.call(`free.call(${self.t})`, () => DeviceBuffer.prototype.free.call(self.v as DeviceBuffer));
-      if (member === 'dispose') return f.call(`[Symbol.dispose].call(${self.t})`, () => DeviceBuffer.prototype[Symbol.dispose].call(self.v as DeviceBuffer));
+      const member = f.pick([
+        'free',
+        'dispose',
+        'byteLength',
+        'device',
+        'address',
+        'released',
+      ] as const);
+      if (member === 'free')
+        return f.call(`free.call(${self.t})`, () =>
+          DeviceBuffer.prototype.free.call(self.v as DeviceBuffer),
+        );
+      if (member === 'dispose')
+        return f.call(`[Symbol.dispose].call(${self.t})`, () =>
+          DeviceBuffer.prototype[Symbol.dispose].call(self.v as DeviceBuffer),
+        );
       const get = Object.getOwnPropertyDescriptor(DeviceBuffer.prototype, member)!.get!;
       return f.call(`get ${member}.call(${self.t})`, () => get.call(self.v));
     },
@@ -221,18 +271,34 @@ const gpuOps: Op[] = [
     weight: 4,
     run: (f) => {
       const mine = f.liveBuffers().filter((b) => b.kind === 'managed');
-      const self: Gen = mine.length > 0 && f.chance(0.7) ? { v: f.pick(mine), t: 'a managed buffer' } : f.buffer();
+      const self: Gen =
+        mine.length > 0 && f.chance(0.7) ? { v: f.pick(mine), t: 'a managed buffer' } : f.buffer();
       if (f.buffers.includes(self.v as HostBuffer)) f.focus = self.v as HostBuffer;
       const where = f.arg(() => (f.chance(0.5) ? { v: 'host', t: '"host"' } : f.device()));
       if (f.chance(0.5)) {
         const o = f.options({ stream: () => gpu.stream(f) });
-        return f.call(`prefetch.call(${self.t}, ${where.t}, ${o.t})`, () => HostBuffer.prototype.prefetch.call(self.v as HostBuffer, where.v as number, o.v as never));
+        return f.call(`prefetch.call(${self.t}, ${where.t}, ${o.t})`, () =>
+          HostBuffer.prototype.prefetch.call(self.v as HostBuffer, where.v as number, o.v as never),
+        );
       }
       const advice = f.arg(() => {
-        const v = f.pick(['readMostly', 'unsetReadMostly', 'preferredLocation', 'unsetPreferredLocation', 'accessedBy', 'unsetAccessedBy']);
+        const v = f.pick([
+          'readMostly',
+          'unsetReadMostly',
+          'preferredLocation',
+          'unsetPreferredLocation',
+          'accessedBy',
+          'unsetAccessedBy',
+        ]);
         return { v, t: JSON.stringify(v) };
       });
-      return f.call(`advise.call(${self.t}, ${advice.t}, ${where.t})`, () => HostBuffer.prototype.advise.call(self.v as HostBuffer, advice.v as never, where.v as number));
+      return f.call(`advise.call(${self.t}, ${advice.t}, ${where.t})`, () =>
+        HostBuffer.prototype.advise.call(
+          self.v as HostBuffer,
+          advice.v as never,
+          where.v as number,
+        ),
+      );
     },
   },
   {
@@ -306,7 +372,15 @@ it(`${CASES} cases of hostile calls with a CUDA driver: each succeeds or fails w
   // And the driver holds nothing of ours: every pinned, managed, device block and registration
   // went back to it.
   const c = counters();
-  expect({ host: c.bytes_host_alloc_live, managed: c.bytes_managed_live, device: c.bytes_device_live, registered: c.registered_ranges_live }, `seed ${f.seed}`).toEqual({
+  expect(
+    {
+      host: c.bytes_host_alloc_live,
+      managed: c.bytes_managed_live,
+      device: c.bytes_device_live,
+      registered: c.registered_ranges_live,
+    },
+    `seed ${f.seed}`,
+  ).toEqual({
     host: 0,
     managed: 0,
     device: 0,

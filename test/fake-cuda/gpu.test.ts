@@ -4,7 +4,19 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adopt, copy, createStream, deviceAlloc, managed, mapFile, pinned, pool, register, type HostBuffer, type PinpoolError } from 'pinpool';
+import {
+  adopt,
+  copy,
+  createStream,
+  deviceAlloc,
+  managed,
+  mapFile,
+  pinned,
+  pool,
+  register,
+  type HostBuffer,
+  type PinpoolError,
+} from 'pinpool';
 
 import { handlerContract } from '../support/contract.js';
 import { counters, resetCounters, setKnob } from '../support/fake-cuda.js';
@@ -128,13 +140,21 @@ describe('copies', () => {
     };
     expect(codeOf(() => copy(host, new Uint8Array(100)))).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
     expect(codeOf(() => copy(dev, host, { bytes: 101 }))).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
-    expect(codeOf(() => copy(dev, host, { srcOffset: 50, bytes: 60 }))).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    expect(codeOf(() => copy(dev, host, { srcOffset: 50, bytes: 60 }))).toBe(
+      'ERR_PINPOOL_INVALID_ARGUMENT',
+    );
     expect(codeOf(() => copy(dev, 'nope' as never))).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
-    expect(codeOf(() => copy(dev, host, { stream: {} as never }))).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    expect(codeOf(() => copy(dev, host, { stream: {} as never }))).toBe(
+      'ERR_PINPOOL_INVALID_ARGUMENT',
+    );
     // Within one DeviceBuffer, ranges that overlap (CUDA leaves the result undefined; found by the fuzzer).
     expect(codeOf(() => copy(dev, dev))).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
-    expect(codeOf(() => copy(dev, dev, { bytes: 50, srcOffset: 0, dstOffset: 49 }))).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
-    expect(codeOf(() => copy(dev, dev, { bytes: 50, srcOffset: 49, dstOffset: 0 }))).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    expect(codeOf(() => copy(dev, dev, { bytes: 50, srcOffset: 0, dstOffset: 49 }))).toBe(
+      'ERR_PINPOOL_INVALID_ARGUMENT',
+    );
+    expect(codeOf(() => copy(dev, dev, { bytes: 50, srcOffset: 49, dstOffset: 0 }))).toBe(
+      'ERR_PINPOOL_INVALID_ARGUMENT',
+    );
     await copy(dev, dev, { bytes: 50, srcOffset: 50, dstOffset: 0 }); // next to each other: fine
     await copy(dev, dev, { bytes: 0, srcOffset: 10, dstOffset: 10 });
     host.free();
@@ -150,10 +170,24 @@ describe('copies', () => {
     const dev = deviceAlloc(64);
     const b = h.alloc(64);
     const view = new DataView(b.bytes.buffer);
-    await copy(dev, view, { get srcOffset() { b.free(); return 0; } });
+    await copy(dev, view, {
+      get srcOffset() {
+        b.free();
+        return 0;
+      },
+    });
     const c = h.alloc(64);
     const view2 = new DataView(c.bytes.buffer);
-    expect(() => copy(dev, view2, { get srcOffset() { c.free(); return 8; } })).toThrow(expect.objectContaining({ name: 'PinpoolError', code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+    expect(() =>
+      copy(dev, view2, {
+        get srcOffset() {
+          c.free();
+          return 8;
+        },
+      }),
+    ).toThrow(
+      expect.objectContaining({ name: 'PinpoolError', code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+    );
     dev.free();
   });
 
@@ -202,11 +236,19 @@ describe('managed memory', () => {
 
   it('refuses prefetch and advise on memory that is not managed, and unknown advice', () => {
     const p = pinned().alloc(64);
-    expect(() => p.prefetch(0)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
-    expect(() => p.advise('readMostly', 0)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+    expect(() => p.prefetch(0)).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+    );
+    expect(() => p.advise('readMostly', 0)).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+    );
     const m = managed().alloc(64);
-    expect(() => m.advise('fastPlease' as never, 0)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
-    expect(() => m.prefetch(-2)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+    expect(() => m.advise('fastPlease' as never, 0)).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+    );
+    expect(() => m.prefetch(-2)).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+    );
     p.free();
     m.free();
   });
@@ -227,7 +269,9 @@ describe('host registration', () => {
     expect(back.equals(data)).toBe(true);
     reg.unregister();
     expect(counters().cuMemHostUnregister).toBe(1);
-    expect(() => reg.unregister()).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_DOUBLE_FREE' }));
+    expect(() => reg.unregister()).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_DOUBLE_FREE' }),
+    );
     dev.free();
   });
 
@@ -259,7 +303,9 @@ describe('host registration', () => {
   });
 });
 
-handlerContract("pinned({ strategy: 'register' }) (test double)", () => pinned({ strategy: 'register' }));
+handlerContract("pinned({ strategy: 'register' }) (test double)", () =>
+  pinned({ strategy: 'register' }),
+);
 
 describe('mapFile', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pinpool-'));
@@ -297,7 +343,11 @@ describe('mapFile', () => {
   });
 
   it('a missing file is ERR_PINPOOL_INVALID_ARGUMENT', () => {
-    expect(() => mapFile(join(dir, 'nope'))).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
-    expect(() => mapFile(dir)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+    expect(() => mapFile(join(dir, 'nope'))).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+    );
+    expect(() => mapFile(dir)).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+    );
   });
 });

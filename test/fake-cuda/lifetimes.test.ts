@@ -7,7 +7,19 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copy, createStream, deviceAlloc, Handler, locked, pageable, pinned, pool, register, type DeviceBuffer, type HostBuffer } from 'pinpool';
+import {
+  copy,
+  createStream,
+  deviceAlloc,
+  Handler,
+  locked,
+  pageable,
+  pinned,
+  pool,
+  register,
+  type DeviceBuffer,
+  type HostBuffer,
+} from 'pinpool';
 
 import { binding } from '../../dist/src/boundary/native.js';
 import { counters, setKnob } from '../support/fake-cuda.js';
@@ -43,7 +55,6 @@ function nextOwners(h: Handler, n: number, bytes: number): HostBuffer[] {
   owners.forEach((b, i) => fill(b.bytes, 40 + i));
   return owners;
 }
-
 
 describe('a copy leases the memory, whatever object reached it', () => {
   const cases: [string, (b: HostBuffer) => Uint8Array | DataView | ArrayBuffer | HostBuffer][] = [
@@ -100,7 +111,9 @@ describe('a worker terminated with a copy in flight', () => {
   it('its block is not handed out until the copy lands', async () => {
     const h = pool(pinned());
     const bytes = 1 << 16;
-    const w = new Worker(join(__dirname, '..', 'support', 'workers', 'copy-worker.cjs'), { workerData: { token: h.share(), bytes } });
+    const w = new Worker(join(__dirname, '..', 'support', 'workers', 'copy-worker.cjs'), {
+      workerData: { token: h.share(), bytes },
+    });
     const [msg] = (await once(w, 'message')) as [{ address: string }];
     await w.terminate();
     for (let i = 0; i < 50 && h.stats().bytesInUse !== 0; i++) await sleep(5);
@@ -135,7 +148,12 @@ describe('plain memory under a copy', () => {
   it('a resizable destination shrunk while the copy runs receives nothing; one resized back receives it all', async () => {
     const size = 1 << 16;
     const dev = await deviceWithData(size);
-    const ab = new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void })(size, { maxByteLength: size });
+    const ab = new (
+      ArrayBuffer as unknown as new (
+        n: number,
+        o: { maxByteLength: number },
+      ) => ArrayBuffer & { resize(n: number): void }
+    )(size, { maxByteLength: size });
     const shrunk = copy(ab, dev);
     ab.resize(0);
     await expectCode(shrunk, 'ERR_PINPOOL_RELEASED');
@@ -195,9 +213,20 @@ describe('options are read once, before anything is captured', () => {
     const h = pool(pinned());
     const dev = deviceAlloc(64);
     const b = h.alloc(64);
-    const throwing = { get stream() { throw new Error('boom'); } };
+    const throwing = {
+      get stream() {
+        throw new Error('boom');
+      },
+    };
     await expectCode(() => copy(dev, b, throwing as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
-    const trap = new Proxy({}, { ownKeys() { throw new Error('trap'); } });
+    const trap = new Proxy(
+      {},
+      {
+        ownKeys() {
+          throw new Error('trap');
+        },
+      },
+    );
     await expectCode(() => copy(dev, b, trap), 'ERR_PINPOOL_INVALID_ARGUMENT');
     const proxiedBuffer = new Proxy(b, {});
     await expectCode(() => copy(dev, proxiedBuffer), 'ERR_PINPOOL_INVALID_ARGUMENT');
@@ -214,11 +243,20 @@ describe('unforgeable handles', () => {
     const h = pool(pinned());
     const before = h.stats();
     await expectCode(() => new Handler(streamHandle as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
-    await expectCode(() => binding.alloc(streamHandle as never, 64, 64, 1), 'ERR_PINPOOL_INVALID_ARGUMENT');
-    await expectCode(() => binding.stats(streamHandle as never, new Float64Array(64)), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    await expectCode(
+      () => binding.alloc(streamHandle as never, 64, 64, 1),
+      'ERR_PINPOOL_INVALID_ARGUMENT',
+    );
+    await expectCode(
+      () => binding.stats(streamHandle as never, new Float64Array(64)),
+      'ERR_PINPOOL_INVALID_ARGUMENT',
+    );
     const dev = deviceAlloc(64);
     const b = h.alloc(64);
-    await expectCode(() => copy(dev, b, { stream: { handle: h.handle, device: 0 } as never }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    await expectCode(
+      () => copy(dev, b, { stream: { handle: h.handle, device: 0 } as never }),
+      'ERR_PINPOOL_INVALID_ARGUMENT',
+    );
     await copy(dev, b, { stream });
     b.free();
     dev.free();
@@ -248,7 +286,8 @@ describe('copies with a pageable host side never block the event loop', () => {
         clearInterval(timer);
         expect(returnedAfter).toBeLessThan(DELAY / 2); // copy() only queued the work
         expect(ticks).toBeGreaterThan(3);
-        if (direction === 'device to host') expect((b ? b.bytes : (host as Uint8Array)).every((v) => v === 0xd0)).toBe(true);
+        if (direction === 'device to host')
+          expect((b ? b.bytes : (host as Uint8Array)).every((v) => v === 0xd0)).toBe(true);
         b?.free();
         dev.free();
       });
@@ -329,23 +368,30 @@ describe('a pool dropped with a copy in flight gives its memory back when the co
   });
 });
 
-describe('registered memory that is not pinpool\'s is never freed while registered', () => {
+describe("registered memory that is not pinpool's is never freed while registered", () => {
   // markAsUntransferable() keeps an ArrayBuffer from being detached on Node 24 and later (both
   // ways throw) and on Node 20 (no transfer(); a transfer list copies it), not on Node 22.
-  const canTransfer = typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';
+  const canTransfer =
+    typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';
   const keepsPlainBuffers = !canTransfer || Number(process.versions.node.split('.')[0]) >= 24;
   const size = 1 << 16;
   const detachers: [string, (ab: ArrayBuffer) => unknown][] = [
-    ['ArrayBuffer.prototype.transfer()', (ab) => (ab as ArrayBuffer & { transfer(): ArrayBuffer }).transfer()],
+    [
+      'ArrayBuffer.prototype.transfer()',
+      (ab) => (ab as ArrayBuffer & { transfer(): ArrayBuffer }).transfer(),
+    ],
     ['structuredClone with a transfer list', (ab) => structuredClone(ab, { transfer: [ab] })],
-    ['postMessage with a transfer list', (ab) => {
-      const { port1 } = new MessageChannel();
-      try {
-        port1.postMessage(ab, [ab]);
-      } finally {
-        port1.close();
-      }
-    }],
+    [
+      'postMessage with a transfer list',
+      (ab) => {
+        const { port1 } = new MessageChannel();
+        try {
+          port1.postMessage(ab, [ab]);
+        } finally {
+          port1.close();
+        }
+      },
+    ],
   ];
   for (const [name, detach] of detachers) {
     it(`${name} of a registered ArrayBuffer: refused, or register() refused; no registration outlives its memory`, async () => {
@@ -385,7 +431,9 @@ describe('registered memory that is not pinpool\'s is never freed while register
   });
 
   it('a resizable ArrayBuffer is refused: resize() can take its pages away', async () => {
-    const ab = new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer)(size, { maxByteLength: 2 * size });
+    const ab = new (
+      ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer
+    )(size, { maxByteLength: 2 * size });
     await expectCode(() => register(ab), 'ERR_PINPOOL_INVALID_ARGUMENT');
   });
 

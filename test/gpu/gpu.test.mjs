@@ -16,7 +16,10 @@ const { copy, createStream, deviceAlloc, info, managed, mapFile, pinned, pool, r
 const cuda = info().cuda;
 const skip = cuda.available ? false : `no CUDA GPU here: ${cuda.reason}`;
 if (skip) console.log(`# GPU suite skipped: ${skip}`);
-else console.log(`# GPU suite on ${cuda.devices.map((d) => `${d.name} (${(d.totalBytes / 2 ** 30).toFixed(0)} GiB)`).join(', ')}, driver ${cuda.driverVersion}`);
+else
+  console.log(
+    `# GPU suite on ${cuda.devices.map((d) => `${d.name} (${(d.totalBytes / 2 ** 30).toFixed(0)} GiB)`).join(', ')}, driver ${cuda.driverVersion}`,
+  );
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -24,16 +27,28 @@ const MiB = 1024 * KiB;
 function fill(bytes, seed) {
   const tile = new Uint8Array(Math.min(bytes.length, 65521));
   for (let i = 0; i < tile.length; i++) tile[i] = (seed * 31 + i * 7) & 0xff;
-  for (let at = 0; at < bytes.length; at += tile.length) bytes.set(tile.subarray(0, Math.min(tile.length, bytes.length - at)), at);
+  for (let at = 0; at < bytes.length; at += tile.length)
+    bytes.set(tile.subarray(0, Math.min(tile.length, bytes.length - at)), at);
 }
 
 function same(a, b) {
-  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+  return (
+    Buffer.compare(
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength),
+      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    ) === 0
+  );
 }
 
 describe('GPU', { skip }, () => {
   it('allocates each kind of host memory and device memory', () => {
-    for (const h of [pinned(), pinned({ strategy: 'register' }), pinned({ mapped: true }), managed(), pool(pinned())]) {
+    for (const h of [
+      pinned(),
+      pinned({ strategy: 'register' }),
+      pinned({ mapped: true }),
+      managed(),
+      pool(pinned()),
+    ]) {
       const b = h.alloc(1 * MiB);
       b.bytes.fill(0x5a);
       assert.equal(b.bytes[MiB - 1], 0x5a);

@@ -6,7 +6,10 @@ const MiB = 1024 * KiB;
 
 describe('fallback', () => {
   it('routes by size: in range to the primary, others to the secondary, each fallback counted', () => {
-    const h = fallback(pool(locked(), { name: 'small' }), pageable({ name: 'big' }), { minBytes: 16, maxBytes: 64 * KiB });
+    const h = fallback(pool(locked(), { name: 'small' }), pageable({ name: 'big' }), {
+      minBytes: 16,
+      maxBytes: 64 * KiB,
+    });
     const small = h.alloc(4 * KiB);
     const tiny = h.alloc(8);
     const big = h.alloc(1 * MiB);
@@ -48,13 +51,17 @@ describe('fallback', () => {
 
   it('propagates errors other than out-of-memory and unavailable', () => {
     const h = fallback(pageable(), pageable({ name: 'never' }));
-    expect(() => h.alloc(-1)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+    expect(() => h.alloc(-1)).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+    );
     expect(h.stats().fallbacks).toEqual({});
   });
 
   it('fails with out-of-memory when both sides fail', () => {
     const h = fallback(limit(pageable(), { maxBytes: 100 }), limit(pageable(), { maxBytes: 100 }));
-    expect(() => h.alloc(1000)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_OUT_OF_MEMORY', reason: 'limit' }));
+    expect(() => h.alloc(1000)).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_OUT_OF_MEMORY', reason: 'limit' }),
+    );
     expect(h.stats().bytesInUse).toBe(0);
   });
 });
@@ -63,7 +70,9 @@ describe('limit', () => {
   it('caps bytes in use and lets them be reused after free', () => {
     const h = limit(pageable(), { maxBytes: 1 * MiB });
     const a = h.alloc(600 * KiB);
-    expect(() => h.alloc(600 * KiB)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_OUT_OF_MEMORY', reason: 'limit' }));
+    expect(() => h.alloc(600 * KiB)).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_OUT_OF_MEMORY', reason: 'limit' }),
+    );
     a.free();
     h.alloc(600 * KiB).free();
     expect(h.stats().failures).toEqual({ limit: 1 });

@@ -55,18 +55,43 @@ beforeAll(() => {
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe('two copies in one process', () => {
-  for (const [first, second] of [['a', 'b'], ['b', 'a']] as const) {
+  for (const [first, second] of [
+    ['a', 'b'],
+    ['b', 'a'],
+  ] as const) {
     it(`${first} (${first === 'a' ? 'older' : 'newer'}) loaded first: one registry, controller, set of handlers and metrics`, () => {
-      const facts = JSON.parse(node([join(__dirname, '..', 'support', 'capsule', 'two-copies.cjs'), root, first, second])) as TwoCopiesFacts;
-      const publisher = { version: first === 'a' ? '0.1.0' : '0.2.0', entry: join(copyOf(first), 'dist', 'src', 'index.js'), addon: join(copyOf(first), 'build', 'Release', 'pinpool.node') };
-      expect(facts.info.first.registry).toMatchObject({ publisher, thisCopy: { ...publisher, publisher: true }, abiVersion: 2 });
+      const facts = JSON.parse(
+        node([join(__dirname, '..', 'support', 'capsule', 'two-copies.cjs'), root, first, second]),
+      ) as TwoCopiesFacts;
+      const publisher = {
+        version: first === 'a' ? '0.1.0' : '0.2.0',
+        entry: join(copyOf(first), 'dist', 'src', 'index.js'),
+        addon: join(copyOf(first), 'build', 'Release', 'pinpool.node'),
+      };
+      expect(facts.info.first.registry).toMatchObject({
+        publisher,
+        thisCopy: { ...publisher, publisher: true },
+        abiVersion: 2,
+      });
       expect(facts.info.second.registry.publisher).toEqual(publisher);
-      expect(facts.info.second.registry.thisCopy).toMatchObject({ version: second === 'a' ? '0.1.0' : '0.2.0', entry: join(copyOf(second), 'dist', 'src', 'index.js'), publisher: false });
+      expect(facts.info.second.registry.thisCopy).toMatchObject({
+        version: second === 'a' ? '0.1.0' : '0.2.0',
+        entry: join(copyOf(second), 'dist', 'src', 'index.js'),
+        publisher: false,
+      });
       expect(facts.info.second.version).toBe(second === 'a' ? '0.1.0' : '0.2.0');
-      expect(facts.same).toEqual({ Handler: true, controller: true, PinpoolError: true, alloc: true });
+      expect(facts.same).toEqual({
+        Handler: true,
+        controller: true,
+        PinpoolError: true,
+        alloc: true,
+      });
       expect(facts.scope).toEqual({ handler: true, servedBy: 'shared-leaf', instance: true });
       expect(facts.stats).toEqual({ viaFirst: 3, isHandler: true });
-      expect(facts.metrics).toEqual({ first: { shared: 1, second: 1 }, second: { shared: 1, second: 1 } });
+      expect(facts.metrics).toEqual({
+        first: { shared: 1, second: 1 },
+        second: { shared: 1, second: 1 },
+      });
       // The worker loaded only the second copy, and found the first copy's registry.
       expect(facts.worker.registry.publisher).toEqual(publisher);
       expect(facts.worker.registry.thisCopy.publisher).toBe(false);
@@ -77,26 +102,36 @@ describe('two copies in one process', () => {
 
   it('ESM named imports through a second copy find every export', () => {
     const script = join(root, 'esm.mjs');
-    writeFileSync(script, `
+    writeFileSync(
+      script,
+      `
       import * as a from 'a';
       import { pool, pageable, info, Handler, controller } from 'b';
       const h = pool(pageable());
       console.log(JSON.stringify({ same: controller === a.controller && h instanceof a.Handler && Handler === a.Handler, publisher: info().registry.publisher.version }));
-    `);
+    `,
+    );
     expect(JSON.parse(node([script]))).toEqual({ same: true, publisher: '0.1.0' });
   });
 });
 
 describe('two copies that share one addon file (PINPOOL_NATIVE_PATH)', () => {
-  it('are one pinpool too: the second hands out the first copy\'s module', () => {
-    const out = execFileSync(process.execPath, ['-e', `
+  it("are one pinpool too: the second hands out the first copy's module", () => {
+    const out = execFileSync(
+      process.execPath,
+      [
+        '-e',
+        `
       const a = require(${JSON.stringify(join(root, 'node_modules', 'a'))});
       const b = require(${JSON.stringify(join(root, 'node_modules', 'b'))});
-      console.log(JSON.stringify({ same: a.controller === b.controller && a.Handler === b.Handler, a: a.info().registry, b: b.info().registry }));`], {
-      cwd: root,
-      env: { ...env, PINPOOL_NATIVE_PATH: join(checkout, 'build', 'Release', 'pinpool.node') },
-      encoding: 'utf8',
-    });
+      console.log(JSON.stringify({ same: a.controller === b.controller && a.Handler === b.Handler, a: a.info().registry, b: b.info().registry }));`,
+      ],
+      {
+        cwd: root,
+        env: { ...env, PINPOOL_NATIVE_PATH: join(checkout, 'build', 'Release', 'pinpool.node') },
+        encoding: 'utf8',
+      },
+    );
     const { same, a, b } = JSON.parse(out) as { same: boolean; a: RegistryInfo; b: RegistryInfo };
     expect(same).toBe(true);
     expect(a.thisCopy.publisher).toBe(true);
@@ -111,7 +146,9 @@ describe('a publisher whose module cannot be loaded', () => {
     // The first copy's entry module vanishes after it loaded (a broken install); a worker that
     // loads the second copy cannot load the first's module and runs its own.
     const entry = join(copyOf('a'), 'dist', 'src', 'index.js');
-    const out = node(['-e', `
+    const out = node([
+      '-e',
+      `
       const fs = require('node:fs');
       const { Worker } = require('node:worker_threads');
       require(${JSON.stringify(join(root, 'node_modules', 'a'))});
@@ -120,7 +157,8 @@ describe('a publisher whose module cannot be loaded', () => {
         const p = require(${JSON.stringify(join(root, 'node_modules', 'b'))});
         require('node:worker_threads').parentPort.postMessage({ registry: p.info().registry, bytes: p.pool(p.pageable()).alloc(10).byteLength });\`, { eval: true });
       w.once('message', (m) => { fs.renameSync(${JSON.stringify(`${entry}.gone`)}, ${JSON.stringify(entry)}); console.log(JSON.stringify(m)); });
-      w.once('error', (e) => { fs.renameSync(${JSON.stringify(`${entry}.gone`)}, ${JSON.stringify(entry)}); throw e; });`]);
+      w.once('error', (e) => { fs.renameSync(${JSON.stringify(`${entry}.gone`)}, ${JSON.stringify(entry)}); throw e; });`,
+    ]);
     const { registry, bytes } = JSON.parse(out) as { registry: RegistryInfo; bytes: number };
     expect(bytes).toBe(10);
     expect(registry.publisher.version).toBe('0.1.0');
@@ -171,8 +209,14 @@ describe('the entry module and the addon', () => {
     const index = join(checkout, 'dist', 'src', 'index.js');
     expect(Object.keys(load(index) as object).sort()).toEqual(api);
     // Node finds ESM names by reading the file (cjs-module-lexer), not by running it.
-    const esm = node(['--input-type=module', '-e', `import * as ns from ${JSON.stringify(index)}; console.log(JSON.stringify(Object.keys(ns)))`]);
-    expect((JSON.parse(esm) as string[]).filter((k) => k !== 'default' && k !== '__esModule').sort()).toEqual(api);
+    const esm = node([
+      '--input-type=module',
+      '-e',
+      `import * as ns from ${JSON.stringify(index)}; console.log(JSON.stringify(Object.keys(ns)))`,
+    ]);
+    expect(
+      (JSON.parse(esm) as string[]).filter((k) => k !== 'default' && k !== '__esModule').sort(),
+    ).toEqual(api);
   });
 
   it('this checkout published the registry of the test process', () => {
@@ -183,10 +227,18 @@ describe('the entry module and the addon', () => {
   });
 
   it('the addon exports Node-API entry points and the capsule only: a promoted copy interposes on nothing', () => {
-    const names = execFileSync('nm', ['-D', '--defined-only', join(checkout, 'build', 'Release', 'pinpool.node')], { encoding: 'utf8' })
+    const names = execFileSync(
+      'nm',
+      ['-D', '--defined-only', join(checkout, 'build', 'Release', 'pinpool.node')],
+      { encoding: 'utf8' },
+    )
       .trim()
       .split('\n')
       .map((line) => line.split(' ').pop());
-    expect(names.sort()).toEqual(['napi_register_module_v1', 'node_api_module_get_api_version_v1', 'pinpool_capsule_publish']);
+    expect(names.sort()).toEqual([
+      'napi_register_module_v1',
+      'node_api_module_get_api_version_v1',
+      'pinpool_capsule_publish',
+    ]);
   });
 });

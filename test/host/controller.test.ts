@@ -12,7 +12,9 @@ describe('controller registry', () => {
     c.register('beta_2', b);
     expect(c.names()).toEqual(['alpha', 'beta_2']);
     expect(c.get('alpha')).toBe(a);
-    expect(() => c.register('alpha', b)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+    expect(() => c.register('alpha', b)).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+    );
     c.register('alpha', b, { replace: true });
     expect(c.get('alpha')).toBe(b);
   });
@@ -20,28 +22,60 @@ describe('controller registry', () => {
   it('refuses bad names and unknown names, never falling back to a default', () => {
     const c = createController();
     for (const bad of ['', 'Upper', '1abc', 'a'.repeat(64), 'with space', 'dot.ted', 7, null]) {
-      expect(() => c.register(bad as string, pageable())).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+      expect(() => c.register(bad as string, pageable())).toThrow(
+        expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+      );
     }
-    expect(() => c.register('ok', {} as unknown as Handler)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
-    expect(() => c.get('nope')).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+    expect(() => c.register('ok', {} as unknown as Handler)).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+    );
+    expect(() => c.get('nope')).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+    );
     expect(() => c.run('nope', () => 1)).toThrow(/no handler is registered as "nope"/);
-    expect(() => c.run(42 as never, () => 1)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+    expect(() => c.run(42 as never, () => 1)).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+    );
   });
 
   it('names and options that are not what they should be: a PinpoolError, nothing registered (found by the fuzzer)', () => {
     const c = createController();
     const h = pageable();
     c.register('taken', h);
-    const invalid = expect.objectContaining({ name: 'PinpoolError', code: 'ERR_PINPOOL_INVALID_ARGUMENT' });
-    for (const name of [10n, Symbol('name'), { toJSON() { throw new Error('toJSON'); } }]) {
+    const invalid = expect.objectContaining({
+      name: 'PinpoolError',
+      code: 'ERR_PINPOOL_INVALID_ARGUMENT',
+    });
+    for (const name of [
+      10n,
+      Symbol('name'),
+      {
+        toJSON() {
+          throw new Error('toJSON');
+        },
+      },
+    ]) {
       expect(() => c.get(name as never)).toThrow(invalid);
       expect(() => c.run(name as never, () => 1)).toThrow(invalid);
       expect(() => c.setDefault(name as never)).toThrow(invalid);
     }
-    expect(() => c.get(10n as never)).toThrow(/handler name must be a registered name \(known: taken\), got 10n/);
+    expect(() => c.get(10n as never)).toThrow(
+      /handler name must be a registered name \(known: taken\), got 10n/,
+    );
     const other = pageable();
-    const throwing = { get replace(): boolean { throw new Error('getter'); } };
-    const trap = new Proxy({}, { ownKeys() { throw new Error('trap'); } });
+    const throwing = {
+      get replace(): boolean {
+        throw new Error('getter');
+      },
+    };
+    const trap = new Proxy(
+      {},
+      {
+        ownKeys() {
+          throw new Error('trap');
+        },
+      },
+    );
     for (const options of [throwing, trap, 5, { replace: 'yes' }]) {
       expect(() => c.register('taken', other, options as never)).toThrow(invalid);
       expect(() => c.register('fresh', other, options as never)).toThrow(invalid);
@@ -80,23 +114,33 @@ describe('run(): the current handler follows the async context', () => {
       const names: string[] = [c.current().name];
       await sleep(1);
       names.push(c.current().name);
-      await new Promise<void>((r) => setTimeout(() => {
-        names.push(c.current().name);
-        r();
-      }, 1));
-      await new Promise<void>((r) => setImmediate(() => {
-        names.push(c.current().name);
-        r();
-      }));
-      await new Promise<void>((r) => process.nextTick(() => {
-        names.push(c.current().name);
-        r();
-      }));
-      await new Promise<void>((r) => queueMicrotask(() => {
-        names.push(c.current().name);
-        r();
-      }));
-      names.push(...(await Promise.all([1, 2].map(async () => (await sleep(1), c.current().name)))));
+      await new Promise<void>((r) =>
+        setTimeout(() => {
+          names.push(c.current().name);
+          r();
+        }, 1),
+      );
+      await new Promise<void>((r) =>
+        setImmediate(() => {
+          names.push(c.current().name);
+          r();
+        }),
+      );
+      await new Promise<void>((r) =>
+        process.nextTick(() => {
+          names.push(c.current().name);
+          r();
+        }),
+      );
+      await new Promise<void>((r) =>
+        queueMicrotask(() => {
+          names.push(c.current().name);
+          r();
+        }),
+      );
+      names.push(
+        ...(await Promise.all([1, 2].map(async () => (await sleep(1), c.current().name)))),
+      );
       return names;
     });
     expect(seen).toEqual(Array(8).fill('A'));
@@ -106,7 +150,12 @@ describe('run(): the current handler follows the async context', () => {
   it('EventEmitter listeners registered inside a scope run in it when bound, or on an EventEmitterAsyncResource', async () => {
     const emitter = new EventEmitter();
     const seen: string[] = [];
-    c.run('b', () => emitter.on('go', c.bind(() => seen.push(c.current().name))));
+    c.run('b', () =>
+      emitter.on(
+        'go',
+        c.bind(() => seen.push(c.current().name)),
+      ),
+    );
     const resource = c.run('b', () => new EventEmitterAsyncResource({ name: 'test' }));
     resource.on('go', () => seen.push(c.current().name));
     emitter.on('go', () => seen.push(`plain:${c.current().name}`)); // runs where emit() runs
@@ -126,7 +175,7 @@ describe('run(): the current handler follows the async context', () => {
     expect(names).toEqual(['B', 'A']);
   });
 
-  it('200 interleaved tasks with different handlers never see each other\'s', async () => {
+  it("200 interleaved tasks with different handlers never see each other's", async () => {
     const handlers = Array.from({ length: 8 }, (_, i) => {
       const h = pool(pageable({ name: `h${i}` }));
       c.register(`h${i}`, h, { replace: true });
@@ -150,7 +199,7 @@ describe('run(): the current handler follows the async context', () => {
     handlers.forEach((h) => expect(h.stats().allocations).toBe(125));
   });
 
-  it('top-level alloc() uses the process controller\'s current handler', async () => {
+  it("top-level alloc() uses the process controller's current handler", async () => {
     const h = pool(locked(), { name: 'top-level' });
     controller.register('top-level-test', h, { replace: true });
     await controller.run('top-level-test', async () => {
@@ -164,7 +213,7 @@ describe('run(): the current handler follows the async context', () => {
 });
 
 describe('measure(): per-scope accounting', () => {
-  it('counts the scope\'s allocations and peak, nothing from a concurrent scope', async () => {
+  it("counts the scope's allocations and peak, nothing from a concurrent scope", async () => {
     const c = createController();
     const h = pageable();
     const noisy = async () => {
@@ -208,8 +257,18 @@ describe('measure(): per-scope accounting', () => {
       keep.free();
       return 'parent';
     });
-    expect(child).toEqual({ result: 'child', allocations: 3, bytesAllocated: 1500, peakBytes: 1200 });
-    expect(parent).toEqual({ result: 'parent', allocations: 4, bytesAllocated: 2500, peakBytes: 2200 });
+    expect(child).toEqual({
+      result: 'child',
+      allocations: 3,
+      bytesAllocated: 1500,
+      peakBytes: 1200,
+    });
+    expect(parent).toEqual({
+      result: 'parent',
+      allocations: 4,
+      bytesAllocated: 2500,
+      peakBytes: 2200,
+    });
   });
 
   it('a buffer freed after its child scope ended counts against the parent', async () => {
@@ -233,7 +292,11 @@ describe('measure(): per-scope accounting', () => {
 
   it('propagates a rejection and leaves no measure running', async () => {
     const c = createController();
-    await expect(c.measure(async () => { throw new Error('boom'); })).rejects.toThrow('boom');
+    await expect(
+      c.measure(async () => {
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
     const h = pageable();
     const m = await c.measure(() => (h.alloc(10).free(), 1));
     expect(m.allocations).toBe(1);

@@ -16,8 +16,8 @@ const chains: [string, Record<string, unknown>][] = [
   ['locked', { threadCacheBytes: 0 }],
 ];
 
-describe('a worker that posts its block\'s ArrayBuffer and ends', () => {
-  it('a thread-cache hit\'s buffer posted to the main thread keeps its block out of use after the worker ends', () => {
+describe("a worker that posts its block's ArrayBuffer and ends", () => {
+  it("a thread-cache hit's buffer posted to the main thread keeps its block out of use after the worker ends", () => {
     for (const end of [{}, { terminate: true }]) {
       const o = scenario('pageable', 'cached-post', end);
       expect(o.received).toBe(SIZE);
@@ -30,18 +30,33 @@ describe('a worker that posts its block\'s ArrayBuffer and ends', () => {
     }
   });
 
-  it('a block\'s first buffer posted to the main thread: the same', () => {
+  it("a block's first buffer posted to the main thread: the same", () => {
     const o = scenario('pageable', 'post');
-    expect(o).toMatchObject({ received: SIZE, intactBefore: true, mineIntact: true, orphanedBytes: hasTransfer ? SIZE : 0 });
+    expect(o).toMatchObject({
+      received: SIZE,
+      intactBefore: true,
+      mineIntact: true,
+      orphanedBytes: hasTransfer ? SIZE : 0,
+    });
   });
 
   for (const [leaf, options] of chains) {
     for (const how of ['post-transfer', 'post-transfer-free', 'cached-post-transfer']) {
       if (how.startsWith('cached') && options.pool === false) continue;
-      it.skipIf(!hasTransfer)(`${how} from ${options.pool === false ? leaf : `pool(${leaf}) ${JSON.stringify(options)}`}: no write reaches freed memory`, () => {
-        const o = scenario(leaf, how, options);
-        expect(o).toMatchObject({ received: SIZE, intactBefore: true, mineIntact: true, orphanedBytes: SIZE, orphanedBlocks: 1, bytesInUse: 0 });
-      });
+      it.skipIf(!hasTransfer)(
+        `${how} from ${options.pool === false ? leaf : `pool(${leaf}) ${JSON.stringify(options)}`}: no write reaches freed memory`,
+        () => {
+          const o = scenario(leaf, how, options);
+          expect(o).toMatchObject({
+            received: SIZE,
+            intactBefore: true,
+            mineIntact: true,
+            orphanedBytes: SIZE,
+            orphanedBlocks: 1,
+            bytesInUse: 0,
+          });
+        },
+      );
     }
   }
 
@@ -59,7 +74,12 @@ describe('a worker that posts its block\'s ArrayBuffer and ends', () => {
         // A buffer the user moved with transfer() inside the worker is counted as gone: pinpool
         // cannot tell it from one that left, and does not guess.
         const lost = how === 'keep-transfer' ? SIZE : 0;
-        expect(o, `${leaf} ${how} ${JSON.stringify(options)}`).toMatchObject({ received: null, mineIntact: true, orphanedBytes: lost, bytesInUse: 0 });
+        expect(o, `${leaf} ${how} ${JSON.stringify(options)}`).toMatchObject({
+          received: null,
+          mineIntact: true,
+          orphanedBytes: lost,
+          bytesInUse: 0,
+        });
       }
     }
   });
@@ -67,17 +87,20 @@ describe('a worker that posts its block\'s ArrayBuffer and ends', () => {
 
 describe('slab views that leave a worker', () => {
   for (const leaf of ['pageable', 'locked']) {
-    it.skipIf(!hasTransfer)(`trim() keeps a ${leaf} slab mapped while a view posted from an ended worker lives`, () => {
-      for (const how of ['post-transfer-free', 'post-transfer']) {
-        const o = scenario(leaf, how, { slabViews: true, size: 4096, trim: true });
-        // The view reaches its whole slab, neighbours included (slabViews' documented trade);
-        // what must hold is that the slab stays mapped and is never given back.
-        expect(o.received).toBeGreaterThanOrEqual(4096);
-        expect(o.orphanedBlocks).toBe(1);
-        expect(o.orphanedBytes).toBe(o.received);
-        expect(o.reservedBytes).toBeGreaterThanOrEqual(o.received!);
-      }
-    });
+    it.skipIf(!hasTransfer)(
+      `trim() keeps a ${leaf} slab mapped while a view posted from an ended worker lives`,
+      () => {
+        for (const how of ['post-transfer-free', 'post-transfer']) {
+          const o = scenario(leaf, how, { slabViews: true, size: 4096, trim: true });
+          // The view reaches its whole slab, neighbours included (slabViews' documented trade);
+          // what must hold is that the slab stays mapped and is never given back.
+          expect(o.received).toBeGreaterThanOrEqual(4096);
+          expect(o.orphanedBlocks).toBe(1);
+          expect(o.orphanedBytes).toBe(o.received);
+          expect(o.reservedBytes).toBeGreaterThanOrEqual(o.received!);
+        }
+      },
+    );
   }
 
   it('slab views that stayed in the worker let trim() give the slab back after its end', () => {
@@ -113,37 +136,53 @@ describe('ArrayBuffers marked untransferable and alive at exit', () => {
 });
 
 describe('a slab view the user moved away', () => {
-  it.skipIf(!hasTransfer)('leaves its thread able to allocate from that slab, through the pool and the thread cache', async () => {
-    const { pool, pageable } = await import('pinpool');
-    const h = pool(pageable(), { slabViews: true });
-    const a = h.alloc(4096);
-    const cached = h.alloc(4096);
-    cached.free(); // waits in the thread cache, viewed through the slab's view
-    const moved = (a.bytes.buffer as ArrayBuffer & { transfer(): ArrayBuffer }).transfer();
-    expect(a.bytes.byteLength).toBe(0); // every view of the slab here went with it
-    const next = Array.from({ length: 4 }, () => h.alloc(4096)); // a cache hit first, then the pool
-    for (const b of next) {
-      expect(b.bytes.byteLength).toBe(4096);
-      b.bytes.fill(9);
-    }
-    next.forEach((b) => b.free());
-    a.free();
-    expect(new Uint8Array(moved).length).toBeGreaterThanOrEqual(4096);
-    expect(h.stats().bytesInUse).toBe(0);
-  });
+  it.skipIf(!hasTransfer)(
+    'leaves its thread able to allocate from that slab, through the pool and the thread cache',
+    async () => {
+      const { pool, pageable } = await import('pinpool');
+      const h = pool(pageable(), { slabViews: true });
+      const a = h.alloc(4096);
+      const cached = h.alloc(4096);
+      cached.free(); // waits in the thread cache, viewed through the slab's view
+      const moved = (a.bytes.buffer as ArrayBuffer & { transfer(): ArrayBuffer }).transfer();
+      expect(a.bytes.byteLength).toBe(0); // every view of the slab here went with it
+      const next = Array.from({ length: 4 }, () => h.alloc(4096)); // a cache hit first, then the pool
+      for (const b of next) {
+        expect(b.bytes.byteLength).toBe(4096);
+        b.bytes.fill(9);
+      }
+      next.forEach((b) => b.free());
+      a.free();
+      expect(new Uint8Array(moved).length).toBeGreaterThanOrEqual(4096);
+      expect(h.stats().bytesInUse).toBe(0);
+    },
+  );
 });
 
 describe('thread ends that the review found', () => {
   const endCase = (what: string, ...args: string[]) => {
-    const r = spawnSync(process.execPath, [join(__dirname, '..', 'support', 'escapes', 'end-cases.cjs'), what, ...args], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [join(__dirname, '..', 'support', 'escapes', 'end-cases.cjs'), what, ...args],
+      { encoding: 'utf8' },
+    );
     expect(r.signal, r.stderr).toBeNull();
     expect(r.status, r.stderr).toBe(0);
-    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { orphanedBytes: number; orphanedBlocks: number; reservedBytes: number; bytesInUse: number; received: number };
+    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
+      orphanedBytes: number;
+      orphanedBlocks: number;
+      reservedBytes: number;
+      bytesInUse: number;
+      received: number;
+    };
   };
 
-  it.skipIf(!hasTransfer)('three views of one slab that left an ended worker orphan the slab once', () => {
-    const o = endCase('slab-views');
-    expect(o.received).toBe(3);
-    expect(o).toMatchObject({ orphanedBlocks: 1, orphanedBytes: o.reservedBytes }); // before: 3 and 3 slabs' bytes
-  });
+  it.skipIf(!hasTransfer)(
+    'three views of one slab that left an ended worker orphan the slab once',
+    () => {
+      const o = endCase('slab-views');
+      expect(o.received).toBe(3);
+      expect(o).toMatchObject({ orphanedBlocks: 1, orphanedBytes: o.reservedBytes }); // before: 3 and 3 slabs' bytes
+    },
+  );
 });

@@ -7,7 +7,11 @@ import { copy, createStream, deviceAlloc, mapFile, register, type PinpoolError }
 
 describe('GPU API without CUDA', () => {
   it('deviceAlloc, createStream and register are ERR_PINPOOL_UNAVAILABLE with the reason', () => {
-    for (const fn of [() => deviceAlloc(64), () => createStream(), () => register(Buffer.alloc(64))]) {
+    for (const fn of [
+      () => deviceAlloc(64),
+      () => createStream(),
+      () => register(Buffer.alloc(64)),
+    ]) {
       let err: PinpoolError | undefined;
       try {
         fn();
@@ -20,7 +24,9 @@ describe('GPU API without CUDA', () => {
   });
 
   it('copy between two host buffers is refused', () => {
-    expect(() => copy(new Uint8Array(4), new Uint8Array(4))).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+    expect(() => copy(new Uint8Array(4), new Uint8Array(4))).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+    );
   });
 
   it('mapFile without registration works, and an empty file maps to an empty buffer', () => {
@@ -33,6 +39,8 @@ describe('GPU API without CUDA', () => {
     const e = mapFile(join(dir, 'empty.bin'));
     expect(e.byteLength).toBe(0);
     e.free();
-    expect(() => mapFile(join(dir, 'a.bin'), { register: true })).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_UNAVAILABLE' }));
+    expect(() => mapFile(join(dir, 'a.bin'), { register: true })).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_UNAVAILABLE' }),
+    );
   });
 });

@@ -39,9 +39,11 @@ describe('worker lifecycle', () => {
     expect(h.stats().buffersInUse).toBe(0);
   });
 
-  it("a handler made in a worker keeps working here after that worker exited", async () => {
+  it('a handler made in a worker keeps working here after that worker exited', async () => {
     const h = pool(locked());
-    const w = new Worker(script, { workerData: { token: h.share(), count: 1, exit: false, makeOwn: true } });
+    const w = new Worker(script, {
+      workerData: { token: h.share(), count: 1, exit: false, makeOwn: true },
+    });
     const [msg] = (await once(w, 'message')) as [{ own: HandlerToken }];
     const own = attach(msg.own);
     await w.terminate();

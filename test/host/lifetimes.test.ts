@@ -13,8 +13,8 @@ import { collected } from '../support/collect.js';
 import { expectCode } from '../support/expect-error.js';
 
 const nodeMajor = Number(process.versions.node.split('.')[0]);
-const hasTransfer = typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';
-
+const hasTransfer =
+  typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';
 
 function fill(buf: HostBuffer | Uint8Array, seed: number): void {
   const bytes = buf instanceof Uint8Array ? buf : buf.bytes;
@@ -29,58 +29,69 @@ function intact(buf: HostBuffer, seed: number): boolean {
 
 describe('ArrayBuffers that escape their HostBuffer', () => {
   for (const method of ['transfer', 'transferToFixedLength'] as const) {
-    it.skipIf(!hasTransfer)(`a block whose ArrayBuffer was moved by ${method}() is not reused while that ArrayBuffer lives`, async () => {
+    it.skipIf(!hasTransfer)(
+      `a block whose ArrayBuffer was moved by ${method}() is not reused while that ArrayBuffer lives`,
+      async () => {
+        const h = pool(pageable());
+        const b = h.alloc(4096);
+        const address = b.address;
+        let moved: ArrayBuffer | undefined = (
+          b.bytes.buffer as unknown as Record<typeof method, () => ArrayBuffer>
+        )[method]();
+        b.free();
+        expect(h.stats().bytesInUse).toBe(0); // the owner's accounting ended
+        const next = Array.from({ length: 4 }, () => h.alloc(4096));
+        expect(next.map((n) => n.address)).not.toContain(address);
+        next.forEach((n, i) => fill(n, i));
+        new Uint8Array(moved).fill(0xee); // still reaches the first block, and only it
+        expect(next.every((n, i) => intact(n, i))).toBe(true);
+        next.forEach((n) => n.free());
+        // Once no ArrayBuffer reaches it, the block comes back.
+        moved = undefined;
+        await collected();
+        const again = Array.from({ length: 8 }, () => h.alloc(4096));
+        expect(again.map((n) => n.address)).toContain(address);
+        again.forEach((n) => n.free());
+        expect(h.stats().bytesInUse).toBe(0);
+      },
+    );
+  }
+
+  it.skipIf(!hasTransfer)(
+    'the garbage-collection backstop waits for an ArrayBuffer that transfer() made',
+    async () => {
       const h = pool(pageable());
-      const b = h.alloc(4096);
+      let b: HostBuffer | undefined = h.alloc(4096);
       const address = b.address;
-      let moved: ArrayBuffer | undefined = (b.bytes.buffer as unknown as Record<typeof method, () => ArrayBuffer>)[method]();
-      b.free();
-      expect(h.stats().bytesInUse).toBe(0); // the owner's accounting ended
+      const moved = (b.bytes.buffer as ArrayBuffer & { transfer(): ArrayBuffer }).transfer();
+      b = undefined;
+      await collected();
+      await sleep(20);
+      expect(h.stats().gcReleased).toBe(1);
       const next = Array.from({ length: 4 }, () => h.alloc(4096));
       expect(next.map((n) => n.address)).not.toContain(address);
       next.forEach((n, i) => fill(n, i));
-      new Uint8Array(moved).fill(0xee); // still reaches the first block, and only it
+      new Uint8Array(moved).fill(0xee);
       expect(next.every((n, i) => intact(n, i))).toBe(true);
       next.forEach((n) => n.free());
-      // Once no ArrayBuffer reaches it, the block comes back.
-      moved = undefined;
-      await collected();
-      const again = Array.from({ length: 8 }, () => h.alloc(4096));
-      expect(again.map((n) => n.address)).toContain(address);
-      again.forEach((n) => n.free());
-      expect(h.stats().bytesInUse).toBe(0);
-    });
-  }
+    },
+  );
 
-  it.skipIf(!hasTransfer)('the garbage-collection backstop waits for an ArrayBuffer that transfer() made', async () => {
-    const h = pool(pageable());
-    let b: HostBuffer | undefined = h.alloc(4096);
-    const address = b.address;
-    const moved = (b.bytes.buffer as ArrayBuffer & { transfer(): ArrayBuffer }).transfer();
-    b = undefined;
-    await collected();
-    await sleep(20);
-    expect(h.stats().gcReleased).toBe(1);
-    const next = Array.from({ length: 4 }, () => h.alloc(4096));
-    expect(next.map((n) => n.address)).not.toContain(address);
-    next.forEach((n, i) => fill(n, i));
-    new Uint8Array(moved).fill(0xee);
-    expect(next.every((n, i) => intact(n, i))).toBe(true);
-    next.forEach((n) => n.free());
-  });
-
-  it.skipIf(!hasTransfer)('a transferred HostBuffer keeps the lease of an ArrayBuffer that escaped in the sending thread', async () => {
-    const h = pool(pageable());
-    const b = h.alloc(4096);
-    const address = b.address;
-    const moved = (b.bytes.buffer as ArrayBuffer & { transfer(): ArrayBuffer }).transfer();
-    const adopted = adopt(b.transfer());
-    adopted.free();
-    const next = Array.from({ length: 4 }, () => h.alloc(4096));
-    expect(next.map((n) => n.address)).not.toContain(address);
-    new Uint8Array(moved).fill(1);
-    next.forEach((n) => n.free());
-  });
+  it.skipIf(!hasTransfer)(
+    'a transferred HostBuffer keeps the lease of an ArrayBuffer that escaped in the sending thread',
+    async () => {
+      const h = pool(pageable());
+      const b = h.alloc(4096);
+      const address = b.address;
+      const moved = (b.bytes.buffer as ArrayBuffer & { transfer(): ArrayBuffer }).transfer();
+      const adopted = adopt(b.transfer());
+      adopted.free();
+      const next = Array.from({ length: 4 }, () => h.alloc(4096));
+      expect(next.map((n) => n.address)).not.toContain(address);
+      new Uint8Array(moved).fill(1);
+      next.forEach((n) => n.free());
+    },
+  );
 
   it(`runs where ArrayBuffer.prototype.transfer exists (Node ${nodeMajor}: ${String(hasTransfer)})`, () => {
     expect(hasTransfer).toBe(nodeMajor >= 22);
@@ -93,15 +104,31 @@ describe('unforgeable handles and tokens', () => {
     const slabs = pool(pageable(), { slabViews: true });
     slabs.alloc(64).free();
     const scratch = binding.scratch();
-    const view = binding.viewSlab(slabs.handle as never, scratch[constants.slots.slab]!, scratch[constants.slots.slabBytes]!);
+    const view = binding.viewSlab(
+      slabs.handle as never,
+      scratch[constants.slots.slab]!,
+      scratch[constants.slots.slabBytes]!,
+    );
     expect(view).not.toBeNull();
     const lease = view!.lease;
     const h = pool(pageable());
     const before = h.stats();
-    for (const fake of [lease, {}, { handle: h.handle }, Object.create(null), 1, 'x', null, undefined]) {
+    for (const fake of [
+      lease,
+      {},
+      { handle: h.handle },
+      Object.create(null),
+      1,
+      'x',
+      null,
+      undefined,
+    ]) {
       expectCode(() => new Handler(fake as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
       expectCode(() => binding.alloc(fake as never, 64, 64, 1), 'ERR_PINPOOL_INVALID_ARGUMENT');
-      expectCode(() => binding.stats(fake as never, new Float64Array(64)), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(
+        () => binding.stats(fake as never, new Float64Array(64)),
+        'ERR_PINPOOL_INVALID_ARGUMENT',
+      );
       expectCode(() => binding.trim(fake as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
     }
     expect(h.stats()).toEqual(before);
@@ -111,7 +138,14 @@ describe('unforgeable handles and tokens', () => {
     const h = pool(pageable());
     const other = pool(pageable());
     for (const method of ['alloc', 'stats', 'trim', 'share'] as const) {
-      expectCode(() => (Handler.prototype[method] as (...a: unknown[]) => unknown).call({ handle: h.handle }, 64), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(
+        () =>
+          (Handler.prototype[method] as (...a: unknown[]) => unknown).call(
+            { handle: h.handle },
+            64,
+          ),
+        'ERR_PINPOOL_INVALID_ARGUMENT',
+      );
     }
     expect(() => {
       (h as unknown as { handle: unknown }).handle = other.handle;
@@ -128,8 +162,14 @@ describe('unforgeable handles and tokens', () => {
     expect(token.secret).toMatch(/^[0-9a-f]{32}$/);
     expect(attach(token).stats().allocations).toBe(0);
     expectCode(() => attach({ ...token, secret: '0'.repeat(32) }), 'ERR_PINPOOL_INVALID_ARGUMENT');
-    expectCode(() => attach({ ...token, process: '0123456789abcdef' }), 'ERR_PINPOOL_INVALID_ARGUMENT');
-    expectCode(() => attach({ pinpool: 'handler', version: 1, id: token.id } as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(
+      () => attach({ ...token, process: '0123456789abcdef' }),
+      'ERR_PINPOOL_INVALID_ARGUMENT',
+    );
+    expectCode(
+      () => attach({ pinpool: 'handler', version: 1, id: token.id } as never),
+      'ERR_PINPOOL_INVALID_ARGUMENT',
+    );
     expectCode(() => attach({ ...token, id: token.id + 1000 }), 'ERR_PINPOOL_RELEASED');
     // A token that claims slab views for a handler that is not a pool.
     const leaf = pageable();
@@ -142,9 +182,15 @@ describe('unforgeable handles and tokens', () => {
     fill(b, 5);
     const token = b.transfer();
     expect(token.id).toMatch(/^[0-9a-f]{32}$/);
-    expectCode(() => adopt({ ...token, process: 'ffffffffffffffff' }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(
+      () => adopt({ ...token, process: 'ffffffffffffffff' }),
+      'ERR_PINPOOL_INVALID_ARGUMENT',
+    );
     expectCode(() => adopt({ ...token, id: '0'.repeat(32) }), 'ERR_PINPOOL_RELEASED');
-    expectCode(() => adopt({ pinpool: 'buffer', version: 1, id: 1 } as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(
+      () => adopt({ pinpool: 'buffer', version: 1, id: 1 } as never),
+      'ERR_PINPOOL_INVALID_ARGUMENT',
+    );
     const mine = adopt(token);
     expect(intact(mine, 5)).toBe(true);
     expectCode(() => adopt(token), 'ERR_PINPOOL_RELEASED');
@@ -158,7 +204,9 @@ describe('threads that end in the middle of a synchronous run', () => {
   for (const how of ['terminated', 'process.exit'] as const) {
     it(`returns every block of a worker ${how} before its tick ended, and a limit above it recovers`, async () => {
       const capped = limit(pool(pageable()), { maxBytes: 1000 * 4096 });
-      const w = new Worker(script, { workerData: { token: capped.share(), count: 1000, exit: how === 'process.exit' } });
+      const w = new Worker(script, {
+        workerData: { token: capped.share(), count: 1000, exit: how === 'process.exit' },
+      });
       // Listened for at once: a worker that exits right after posting has its last message
       // delivered and 'exit' emitted in one go, before an await on the message could resume.
       const exited = once(w, 'exit');
@@ -223,7 +271,10 @@ describe('ArrayBuffers marked untransferable', () => {
         report({ trimmed: true });`);
       expect(r.signal, r.stderr).toBeNull();
       expect(r.status, r.stderr).toBe(0);
-      const [first, second] = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { reused?: boolean; reachable?: boolean; frees?: number });
+      const [first, second] = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { reused?: boolean; reachable?: boolean; frees?: number });
       // A slab view's memory stays the slab's (slabViews' documented trade); a block of its own
       // is not handed out while a buffer that cannot be detached still reaches it.
       if (!slabViews) expect(first?.reused && first.reachable).toBe(false);

@@ -22,7 +22,14 @@ function installed(): string {
 function load(dir: string) {
   const env = { ...process.env };
   delete env.PINPOOL_NATIVE_PATH;
-  return spawnSync(process.execPath, ['-e', `const p = require(${JSON.stringify(join(dir, 'dist', 'src', 'index.js'))}); console.log(p.pool(p.pageable()).alloc(64).byteLength)`], { encoding: 'utf8', env });
+  return spawnSync(
+    process.execPath,
+    [
+      '-e',
+      `const p = require(${JSON.stringify(join(dir, 'dist', 'src', 'index.js'))}); console.log(p.pool(p.pageable()).alloc(64).byteLength)`,
+    ],
+    { encoding: 'utf8', env },
+  );
 }
 
 describe('the addon loader', () => {
@@ -39,9 +46,13 @@ describe('the addon loader', () => {
   it('without one, says what it tried and how to build from source', () => {
     const r = load(installed());
     expect(r.status).not.toBe(0);
-    expect(r.stderr).toContain(`pinpool: the native addon could not be loaded on ${process.platform}-${process.arch}`);
+    expect(r.stderr).toContain(
+      `pinpool: the native addon could not be loaded on ${process.platform}-${process.arch}`,
+    );
     expect(r.stderr).toMatch(/build[/\\]Release[/\\]pinpool\.node: not there/);
-    expect(r.stderr).toContain(`${join('prebuilds', `${process.platform}-${process.arch}`, 'pinpool.node')}: not there`);
+    expect(r.stderr).toContain(
+      `${join('prebuilds', `${process.platform}-${process.arch}`, 'pinpool.node')}: not there`,
+    );
     expect(r.stderr).toContain('npx cmake-js compile');
   });
 });

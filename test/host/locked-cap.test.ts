@@ -16,7 +16,10 @@ const MiB = 1024 * KiB;
 describe('locked({ maxBytes })', () => {
   it('rejects a maxBytes that is not a byte count', () => {
     for (const bad of [-1, 1.5, NaN, '1', null, 2 ** 53]) {
-      const err = expectCode(() => locked({ maxBytes: bad as number }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      const err = expectCode(
+        () => locked({ maxBytes: bad as number }),
+        'ERR_PINPOOL_INVALID_ARGUMENT',
+      );
       expect(err.message).toContain('maxBytes');
     }
   });
@@ -31,8 +34,16 @@ describe('locked({ maxBytes })', () => {
     expect(err.message).toContain('option');
     expect(err).toMatchObject({ bytes: 2 * MiB, capBytes: 1 * MiB });
     const after = h.stats();
-    expect([after.bytesInUse, after.bytesPeak, after.allocatedBytes]).toEqual([before.bytesInUse, before.bytesPeak, before.allocatedBytes]);
-    expect([after.buffersInUse, after.buffersPeak, after.allocations]).toEqual([before.buffersInUse, before.buffersPeak, before.allocations]);
+    expect([after.bytesInUse, after.bytesPeak, after.allocatedBytes]).toEqual([
+      before.bytesInUse,
+      before.bytesPeak,
+      before.allocatedBytes,
+    ]);
+    expect([after.buffersInUse, after.buffersPeak, after.allocations]).toEqual([
+      before.buffersInUse,
+      before.buffersPeak,
+      before.allocations,
+    ]);
     expect(after.failures).toEqual({ mlock: 1 });
     expect(after.capBytes).toBe(1 * MiB);
   });
@@ -98,23 +109,36 @@ describe('asking for twice the machine (child process, address space capped)', (
     ms: number;
   }
   const run = (body: string) =>
-    JSON.parse(execFileSync('/bin/sh', ['-c', `ulimit -v ${asKiB} && exec "$0" -e "$1"`, process.execPath, script(body)], { encoding: 'utf8' })) as Refusal;
+    JSON.parse(
+      execFileSync(
+        '/bin/sh',
+        ['-c', `ulimit -v ${asKiB} && exec "$0" -e "$1"`, process.execPath, script(body)],
+        { encoding: 'utf8' },
+      ),
+    ) as Refusal;
   const privileged = info().memlockPrivileged;
 
-  it.runIf(privileged)('locked(): ERR_PINPOOL_OUT_OF_MEMORY, reason mlock, nothing resident or locked', () => {
-    const r = run('p.locked()');
-    console.log(`locked().alloc(2 * totalmem) refused in ${r.ms.toFixed(3)} ms: ${String(r.message)}`);
-    expect(r.code).toBe('ERR_PINPOOL_OUT_OF_MEMORY');
-    expect(r.reason).toBe('mlock');
-    expect(r.after.lck).toBe(r.before.lck);
-    // Resident memory may move by a few pages for the error object; a touched request would be
-    // gigabytes.
-    expect(Math.abs(r.after.rss - r.before.rss)).toBeLessThan(16 * 1024);
-  });
+  it.runIf(privileged)(
+    'locked(): ERR_PINPOOL_OUT_OF_MEMORY, reason mlock, nothing resident or locked',
+    () => {
+      const r = run('p.locked()');
+      console.log(
+        `locked().alloc(2 * totalmem) refused in ${r.ms.toFixed(3)} ms: ${String(r.message)}`,
+      );
+      expect(r.code).toBe('ERR_PINPOOL_OUT_OF_MEMORY');
+      expect(r.reason).toBe('mlock');
+      expect(r.after.lck).toBe(r.before.lck);
+      // Resident memory may move by a few pages for the error object; a touched request would be
+      // gigabytes.
+      expect(Math.abs(r.after.rss - r.before.rss)).toBeLessThan(16 * 1024);
+    },
+  );
 
   it.runIf(privileged)('defaultHandler(): the coded refusal, nothing resident or locked', () => {
     const r = run('p.defaultHandler()');
-    console.log(`defaultHandler().alloc(2 * totalmem) refused in ${r.ms.toFixed(3)} ms: ${String(r.message)}`);
+    console.log(
+      `defaultHandler().alloc(2 * totalmem) refused in ${r.ms.toFixed(3)} ms: ${String(r.message)}`,
+    );
     // pinned is unavailable here, locked refuses at its cap; pageable's malloc of twice the
     // machine is refused too (the address space is capped below it).
     expect(r.code).toBe('ERR_PINPOOL_OUT_OF_MEMORY');

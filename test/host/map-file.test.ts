@@ -1,11 +1,33 @@
 // mapFile(): zero copy by default, a copy mode that survives the file changing, and errors that
 // name the path and the OS reason.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readFileSync, readSync, realpathSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  realpathSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fallback, limit, mapFile, pageable, pool, replayTrace, type MapFileOptions } from 'pinpool';
+import {
+  fallback,
+  limit,
+  mapFile,
+  pageable,
+  pool,
+  replayTrace,
+  type MapFileOptions,
+} from 'pinpool';
 import { errorOf } from '../support/expect-error.js';
 
 const MiB = 2 ** 20;
@@ -35,18 +57,19 @@ function mappingAt(address: bigint): { path: string; bytes: number; fields: Map<
     if (head !== null) {
       if (found !== undefined) break;
       const [start, end] = [BigInt(`0x${head[1]!}`), BigInt(`0x${head[2]!}`)];
-      if (start <= address && address < end) found = { path: head[3] ?? '', bytes: Number(end - start), fields: new Map() };
+      if (start <= address && address < end)
+        found = { path: head[3] ?? '', bytes: Number(end - start), fields: new Map() };
       continue;
     }
     const field = /^(\w+):\s+(\d+) kB$/.exec(line);
     if (found !== undefined && field !== null) found.fields.set(field[1]!, Number(field[2]) * 1024);
   }
-  if (found === undefined) throw new Error(`no mapping in /proc/self/smaps holds 0x${address.toString(16)}`);
+  if (found === undefined)
+    throw new Error(`no mapping in /proc/self/smaps holds 0x${address.toString(16)}`);
   return found;
 }
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 const kib = (bytes: number) => `${bytes / 1024} KiB`;
-
 
 describe('mapFile: zero copy', () => {
   it('maps a 256 MiB sparse file without anonymous memory; a write copies one page and stays private', () => {
@@ -58,7 +81,9 @@ describe('mapFile: zero copy', () => {
     // it counts the page cache's pages of head and tail, dirty from the write that made the file.)
     const mapping = mappingAt(buf.address);
     const field = (name: string) => mappingAt(buf.address).fields.get(name);
-    console.log(`mapFile of a ${bytes / MiB} MiB sparse file: ${mapping.path}, ${mib(mapping.bytes)}, Rss ${mib(field('Rss')!)}, Anonymous ${kib(field('Anonymous')!)}, Private_Dirty ${kib(field('Private_Dirty')!)}`);
+    console.log(
+      `mapFile of a ${bytes / MiB} MiB sparse file: ${mapping.path}, ${mib(mapping.bytes)}, Rss ${mib(field('Rss')!)}, Anonymous ${kib(field('Anonymous')!)}, Private_Dirty ${kib(field('Private_Dirty')!)}`,
+    );
     expect(mapping.path).toBe(realpathSync(file));
     expect(mapping.bytes).toBeGreaterThanOrEqual(bytes);
     expect(field('Anonymous')).toBe(0);
@@ -74,7 +99,9 @@ describe('mapFile: zero copy', () => {
     expect(view.toString('latin1', 0, 4)).toBe('HEAD');
     expect(view[bytes / 2]).toBe(7);
     // Each write copied the one page it touched (two pages, at most 64 KiB each), nothing more.
-    console.log(`after two writes: Anonymous ${kib(field('Anonymous')!)}, Private_Dirty ${kib(field('Private_Dirty')!)}`);
+    console.log(
+      `after two writes: Anonymous ${kib(field('Anonymous')!)}, Private_Dirty ${kib(field('Private_Dirty')!)}`,
+    );
     expect(field('Anonymous')).toBeGreaterThan(0);
     expect(field('Anonymous')).toBeLessThanOrEqual(128 * 1024);
     buf.free();
@@ -112,10 +139,14 @@ describe('mapFile: truncation', () => {
       console.log('first page', buf.bytes[0]);
       console.log('lost page', buf.bytes[65536]);
     `;
-    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, PINPOOL_CUDA_LIBRARY: '' } });
+    const r = spawnSync(process.execPath, ['-e', script], {
+      encoding: 'utf8',
+      env: { ...process.env, PINPOOL_CUDA_LIBRARY: '' },
+    });
     expect(r.stdout).toBe(`before ${(65536 * 31 + 7) & 0xff}\nfirst page 7\n`);
     // Under AddressSanitizer (npm run test:asan preloads it) its handler reports the SIGBUS.
-    if (process.env.LD_PRELOAD?.includes('libasan')) expect(r.stderr).toMatch(/AddressSanitizer: BUS/);
+    if (process.env.LD_PRELOAD?.includes('libasan'))
+      expect(r.stderr).toMatch(/AddressSanitizer: BUS/);
     else expect(r.signal).toBe('SIGBUS');
   });
 
@@ -182,9 +213,13 @@ describe('mapFile: copy mode', () => {
       { copy: true, register: true },
     ];
     for (const options of bad) {
-      expect(errorOf(() => mapFile(file, options as MapFileOptions)).code, JSON.stringify(options)).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+      expect(
+        errorOf(() => mapFile(file, options as MapFileOptions)).code,
+        JSON.stringify(options),
+      ).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
     }
-    for (const path of [undefined, '', 7]) expect(errorOf(() => mapFile(path as string)).code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    for (const path of [undefined, '', 7])
+      expect(errorOf(() => mapFile(path as string)).code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
   });
 });
 describe('mapFile: errors name the path and the OS reason', () => {
@@ -211,22 +246,29 @@ describe('mapFile: errors name the path and the OS reason', () => {
   it('a file the OS will not open (writable, a running executable: ETXTBSY even for root)', () => {
     const err = errorOf(() => mapFile(process.execPath, { writable: true }));
     expect(err.code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
-    expect(err.message).toBe(`pinpool: cannot map ${process.execPath}: text file is busy (ETXTBSY)`);
+    expect(err.message).toBe(
+      `pinpool: cannot map ${process.execPath}: text file is busy (ETXTBSY)`,
+    );
   });
 
-  it.skipIf(process.getuid?.() === 0)('a file without read permission (not as root: root reads anything)', () => {
-    const file = join(dir, 'secret.bin');
-    writeFileSync(file, 'secret');
-    chmodSync(file, 0);
-    const err = errorOf(() => mapFile(file));
-    expect(err.code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
-    expect(err.message).toBe(`pinpool: cannot map ${file}: permission denied (EACCES)`);
-  });
+  it.skipIf(process.getuid?.() === 0)(
+    'a file without read permission (not as root: root reads anything)',
+    () => {
+      const file = join(dir, 'secret.bin');
+      writeFileSync(file, 'secret');
+      chmodSync(file, 0);
+      const err = errorOf(() => mapFile(file));
+      expect(err.code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+      expect(err.message).toBe(`pinpool: cannot map ${file}: permission denied (EACCES)`);
+    },
+  );
 
   it('a /proc file (size 0 in stat, but not empty) is refused; copy mode reads it', () => {
     const err = errorOf(() => mapFile('/proc/self/status'));
     expect(err.code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
-    expect(err.message).toMatch(/^pinpool: cannot map \/proc\/self\/status: .*size 0.*\{ copy: true \}/);
+    expect(err.message).toMatch(
+      /^pinpool: cannot map \/proc\/self\/status: .*size 0.*\{ copy: true \}/,
+    );
     using copied = mapFile('/proc/self/status', { copy: true });
     expect(Buffer.from(copied.bytes).toString()).toMatch(/^Name:/);
   });
@@ -259,17 +301,25 @@ describe('mapFile: errors name the path and the OS reason', () => {
     using buf = mapFile(sparseFile('upstream.bin', 4096));
     const handler = buf.handler;
     const before = handler.stats();
-    for (const make of [() => pool(handler), () => fallback(handler, pageable()), () => fallback(pageable(), handler), () => limit(handler, { maxBytes: 1 << 20 })]) {
+    for (const make of [
+      () => pool(handler),
+      () => fallback(handler, pageable()),
+      () => fallback(pageable(), handler),
+      () => limit(handler, { maxBytes: 1 << 20 }),
+    ]) {
       expect(errorOf(make).code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
     }
-    expect(errorOf(() => replayTrace([{ op: 'alloc', id: 1, bytes: 64, alignment: 64 }], handler)).code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    expect(
+      errorOf(() => replayTrace([{ op: 'alloc', id: 1, bytes: 64, alignment: 64 }], handler)).code,
+    ).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
     expect(handler.stats()).toEqual(before);
   });
 
   it('a rejected copy changes no statistics of its handler', () => {
     const handler = pageable();
     const before = handler.stats();
-    for (const file of [join(dir, 'missing.bin'), dir]) errorOf(() => mapFile(file, { copy: true, handler }));
+    for (const file of [join(dir, 'missing.bin'), dir])
+      errorOf(() => mapFile(file, { copy: true, handler }));
     expect(handler.stats()).toEqual(before);
   });
 });

@@ -4,7 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AggregatorRegistry, Gauge, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { collectMetrics, Controller, createController, fallback, limit, pageable, pool } from 'pinpool';
+import {
+  collectMetrics,
+  Controller,
+  createController,
+  fallback,
+  limit,
+  pageable,
+  pool,
+} from 'pinpool';
 
 function value(text: string, series: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
@@ -16,7 +24,11 @@ function setup() {
   const c = createController();
   const p = pool(pageable({ name: 'leaf' }), { name: 'cache' });
   c.register('cache', p);
-  const f = fallback(limit(pageable({ name: 'small' }), { maxBytes: 1000, name: 'capped' }), pageable({ name: 'spill' }), { name: 'chain' });
+  const f = fallback(
+    limit(pageable({ name: 'small' }), { maxBytes: 1000, name: 'capped' }),
+    pageable({ name: 'spill' }),
+    { name: 'chain' },
+  );
   c.register('chain', f);
   return { c, p, f };
 }
@@ -31,16 +43,29 @@ describe('collectMetrics', () => {
     let text = await registry.metrics();
     expect(value(text, 'pinpool_bytes_in_use{handler="cache",kind="pool"}')).toBe(4096);
     expect(value(text, 'pinpool_allocations_total{handler="cache",kind="pool"}')).toBe(1);
-    expect(value(text, 'pinpool_allocated_bytes_total{handler="chain",kind="fallback"}')).toBe(2800);
-    expect(value(text, 'pinpool_fallbacks_total{handler="chain",from="capped",to="spill",reason="out-of-memory"}')).toBe(1);
-    expect(value(text, 'pinpool_failures_total{handler="capped",kind="limit",reason="limit"}')).toBe(1);
+    expect(value(text, 'pinpool_allocated_bytes_total{handler="chain",kind="fallback"}')).toBe(
+      2800,
+    );
+    expect(
+      value(
+        text,
+        'pinpool_fallbacks_total{handler="chain",from="capped",to="spill",reason="out-of-memory"}',
+      ),
+    ).toBe(1);
+    expect(
+      value(text, 'pinpool_failures_total{handler="capped",kind="limit",reason="limit"}'),
+    ).toBe(1);
     // Limits and the default chain's page-locking leaves report their caps; nothing else does.
     const caps = text.split('\n').filter((l) => l.startsWith('pinpool_cap_bytes'));
     expect(caps).toContain('pinpool_cap_bytes{handler="capped",kind="limit"} 1000');
     for (const l of caps) expect(l).toMatch(/kind="(limit|pinned|locked)"/);
     expect(value(text, 'pinpool_upstream_allocs_total{handler="cache",kind="pool"}')).toBe(1);
-    expect(value(text, 'pinpool_reserved_bytes{handler="cache",kind="pool"}')).toBeGreaterThanOrEqual(4096);
-    expect(text).toMatch(/^pinpool_info\{version="\d+\.\d+\.\d+",cuda="false",napi_version="8"\} 1$/m);
+    expect(
+      value(text, 'pinpool_reserved_bytes{handler="cache",kind="pool"}'),
+    ).toBeGreaterThanOrEqual(4096);
+    expect(text).toMatch(
+      /^pinpool_info\{version="\d+\.\d+\.\d+",cuda="false",napi_version="8"\} 1$/m,
+    );
     expect(value(text, 'pinpool_cuda_devices')).toBe(0);
     a.free();
     text = await registry.metrics();
@@ -86,23 +111,53 @@ describe('collectMetrics', () => {
 
   it('adds default labels and a prefix; refuses a bad prefix', async () => {
     const { c } = setup();
-    const registry = collectMetrics({ controller: c, prefix: 'app_mem_', labels: { service: 'api' } });
+    const registry = collectMetrics({
+      controller: c,
+      prefix: 'app_mem_',
+      labels: { service: 'api' },
+    });
     const text = await registry.metrics();
     // Default labels come first: pinpool's own are pre-formatted (prom-client sharedLabels).
     expect(text).toMatch(/^app_mem_bytes_in_use\{service="api",handler="cache",kind="pool"\} 0$/m);
-    expect(() => collectMetrics({ controller: c, prefix: 'bad prefix' })).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+    expect(() => collectMetrics({ controller: c, prefix: 'bad prefix' })).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+    );
   });
 
   it('refuses a bad registry, labels or controller with a PinpoolError, registering nothing (found by the fuzzer)', async () => {
     const { c } = setup();
-    const invalid = expect.objectContaining({ name: 'PinpoolError', code: 'ERR_PINPOOL_INVALID_ARGUMENT' });
-    const trap = new Proxy({}, { get() { throw new Error('trap'); } });
+    const invalid = expect.objectContaining({
+      name: 'PinpoolError',
+      code: 'ERR_PINPOOL_INVALID_ARGUMENT',
+    });
+    const trap = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error('trap');
+        },
+      },
+    );
     for (const registry of [{}, 1, true, 'registry', trap, new Uint8Array(8)]) {
       expect(() => collectMetrics({ registry: registry as never, controller: c })).toThrow(invalid);
     }
     const registry = new Registry();
-    const keysTrap = new Proxy({}, { ownKeys() { throw new Error('trap'); } });
-    for (const labels of [5, [], keysTrap, { service: 5 }, { 'bad name': 'x' }, { __reserved: 'x' }]) {
+    const keysTrap = new Proxy(
+      {},
+      {
+        ownKeys() {
+          throw new Error('trap');
+        },
+      },
+    );
+    for (const labels of [
+      5,
+      [],
+      keysTrap,
+      { service: 5 },
+      { 'bad name': 'x' },
+      { __reserved: 'x' },
+    ]) {
       expect(() => collectMetrics({ registry, controller: c, labels })).toThrow(invalid);
     }
     for (const controller of [{}, Object.create(Controller.prototype), new Proxy(c, {}), 1]) {
@@ -110,7 +165,9 @@ describe('collectMetrics', () => {
     }
     // A registry that has a metric of one of pinpool's names already is refused before any is added.
     new Gauge({ name: 'pinpool_frees_total', help: 'taken', registers: [registry] });
-    expect(() => collectMetrics({ registry, controller: c, labels: { service: 'api' } })).toThrow(invalid);
+    expect(() => collectMetrics({ registry, controller: c, labels: { service: 'api' } })).toThrow(
+      invalid,
+    );
     expect(registry.getMetricsAsArray().map((m) => m.name)).toEqual(['pinpool_frees_total']);
     expect(await registry.metrics()).not.toContain('service="api"');
   });
@@ -118,15 +175,31 @@ describe('collectMetrics', () => {
   it('without prom-client installed: ERR_PINPOOL_UNAVAILABLE, saying how to install it', () => {
     // The library copied where no node_modules can be found.
     const root = mkdtempSync(join(tmpdir(), 'pinpool-no-prom-'));
-    cpSync(join(__dirname, '..', '..', 'dist', 'src'), join(root, 'dist', 'src'), { recursive: true });
-    const out = execFileSync(process.execPath, ['-e', `
-      const p = require(${JSON.stringify(join(root, 'dist', 'src', 'index.js'))});
-      try { p.collectMetrics(); } catch (err) { console.log(JSON.stringify({ name: err.name, code: err.code, message: err.message })); }`], {
-      env: { ...process.env, PINPOOL_NATIVE_PATH: join(__dirname, '..', '..', 'build', 'Release', 'pinpool.node') },
-      encoding: 'utf8',
+    cpSync(join(__dirname, '..', '..', 'dist', 'src'), join(root, 'dist', 'src'), {
+      recursive: true,
     });
+    const out = execFileSync(
+      process.execPath,
+      [
+        '-e',
+        `
+      const p = require(${JSON.stringify(join(root, 'dist', 'src', 'index.js'))});
+      try { p.collectMetrics(); } catch (err) { console.log(JSON.stringify({ name: err.name, code: err.code, message: err.message })); }`,
+      ],
+      {
+        env: {
+          ...process.env,
+          PINPOOL_NATIVE_PATH: join(__dirname, '..', '..', 'build', 'Release', 'pinpool.node'),
+        },
+        encoding: 'utf8',
+      },
+    );
     rmSync(root, { recursive: true, force: true });
-    expect(JSON.parse(out)).toEqual({ name: 'PinpoolError', code: 'ERR_PINPOOL_UNAVAILABLE', message: expect.stringMatching(/npm install prom-client/) });
+    expect(JSON.parse(out)).toEqual({
+      name: 'PinpoolError',
+      code: 'ERR_PINPOOL_UNAVAILABLE',
+      message: expect.stringMatching(/npm install prom-client/),
+    });
   });
 
   it('labels two handlers of the same name apart', async () => {
@@ -134,7 +207,9 @@ describe('collectMetrics', () => {
     c.register('one', pool(pageable(), { name: 'twin' }));
     c.register('two', pool(pageable(), { name: 'twin' }));
     const text = await collectMetrics({ controller: c }).metrics();
-    const twins = text.split('\n').filter((l) => l.startsWith('pinpool_reserved_bytes{handler="twin'));
+    const twins = text
+      .split('\n')
+      .filter((l) => l.startsWith('pinpool_reserved_bytes{handler="twin'));
     expect(twins).toHaveLength(2);
     expect(new Set(twins.map((l) => l.split(',')[0])).size).toBe(2);
   });

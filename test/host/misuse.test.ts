@@ -5,13 +5,32 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { adopt, attach, controller, createController, defaultHandler, ErrorCode, fallback, Handler, HostBuffer, info, limit, locked, mapFile, pageable, PinpoolError, pinned, pool, register, replayTrace } from 'pinpool';
+import {
+  adopt,
+  attach,
+  controller,
+  createController,
+  defaultHandler,
+  ErrorCode,
+  fallback,
+  Handler,
+  HostBuffer,
+  info,
+  limit,
+  locked,
+  mapFile,
+  pageable,
+  PinpoolError,
+  pinned,
+  pool,
+  register,
+  replayTrace,
+} from 'pinpool';
 
 import { binding } from '../../dist/src/boundary/native.js';
 import { expectCode } from '../support/expect-error.js';
 
 const h = pool(locked());
-
 
 function show(value: unknown): string {
   if (typeof value === 'bigint') return `${value}n`;
@@ -27,7 +46,22 @@ function memory() {
 }
 
 describe('bad sizes', () => {
-  const bad: unknown[] = [-1, 1.5, NaN, Infinity, -Infinity, 2 ** 53, Number.MAX_SAFE_INTEGER + 2, '1024', null, undefined, 10n, {}, [], true];
+  const bad: unknown[] = [
+    -1,
+    1.5,
+    NaN,
+    Infinity,
+    -Infinity,
+    2 ** 53,
+    Number.MAX_SAFE_INTEGER + 2,
+    '1024',
+    null,
+    undefined,
+    10n,
+    {},
+    [],
+    true,
+  ];
   for (const bytes of bad) {
     it(`alloc(${show(bytes)}) is ERR_PINPOOL_INVALID_ARGUMENT`, () => {
       const before = memory();
@@ -48,7 +82,10 @@ describe('bad sizes', () => {
 describe('bad alignments and options', () => {
   for (const alignment of [0, 3, 6, -8, 2 ** 31, 2 ** 40, 1.5, NaN, '64', null]) {
     it(`alignment ${show(alignment)} is ERR_PINPOOL_INVALID_ARGUMENT`, () => {
-      expectCode(() => h.alloc(64, { alignment: alignment as number }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(
+        () => h.alloc(64, { alignment: alignment as number }),
+        'ERR_PINPOOL_INVALID_ARGUMENT',
+      );
     });
   }
   it('a revoked Proxy or a symbol as a value, options or a token is refused (found by the fuzzer)', () => {
@@ -60,7 +97,9 @@ describe('bad alignments and options', () => {
     expectCode(() => pinned(proxy), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => attach(proxy as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => adopt(proxy as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
-    expect(expectCode(() => h.alloc(Symbol('size') as never), 'ERR_PINPOOL_INVALID_ARGUMENT').message).toMatch(/got Symbol\(size\)$/);
+    expect(
+      expectCode(() => h.alloc(Symbol('size') as never), 'ERR_PINPOOL_INVALID_ARGUMENT').message,
+    ).toMatch(/got Symbol\(size\)$/);
     expect(memory()).toEqual(before);
   });
   it('a non-object options argument is refused', () => {
@@ -75,7 +114,10 @@ describe('bad alignments and options', () => {
     expectCode(() => pool(pageable(), { maxCachedBytes: -1 }), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => pool(pageable(), { name: '' }), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => fallback(pageable(), null as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
-    expectCode(() => fallback(pageable(), pageable(), { minBytes: 10, maxBytes: 5 }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(
+      () => fallback(pageable(), pageable(), { minBytes: 10, maxBytes: 5 }),
+      'ERR_PINPOOL_INVALID_ARGUMENT',
+    );
     expectCode(() => limit(pageable(), {} as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => limit(pageable(), { maxBytes: NaN }), 'ERR_PINPOOL_INVALID_ARGUMENT');
   });
@@ -124,7 +166,10 @@ describe('buffer misuse', () => {
     expectCode(() => fake.free(), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => fake.bytes, 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => HostBuffer.prototype.free.call({}), 'ERR_PINPOOL_INVALID_ARGUMENT');
-    expectCode(() => new (HostBuffer as unknown as new () => HostBuffer)(), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(
+      () => new (HostBuffer as unknown as new () => HostBuffer)(),
+      'ERR_PINPOOL_INVALID_ARGUMENT',
+    );
   });
 
   it('freeing a Buffer pinpool did not make is refused', () => {
@@ -144,7 +189,8 @@ describe('buffer misuse', () => {
       expect(received[4095]).toBe(9);
       // Node 22+ moves the buffer (docs/decisions/0014-no-arraybuffer-outlives-its-block.md: pinpool hands out buffers Node lets move); Node 20
       // copies the bytes. Either way no block is handed out under the posted buffer.
-      const moves = typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';
+      const moves =
+        typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';
       expect(b.bytes.length).toBe(moves ? 0 : 4096);
       b.free();
       const next = Array.from({ length: 4 }, () => h.alloc(4096));
@@ -161,9 +207,15 @@ describe('buffer misuse', () => {
 
   it('bad tokens are refused; a buffer token adopts once', () => {
     expectCode(() => attach({} as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
-    expectCode(() => attach({ pinpool: 'handler', version: 1, id: -3 } as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(
+      () => attach({ pinpool: 'handler', version: 1, id: -3 } as never),
+      'ERR_PINPOOL_INVALID_ARGUMENT',
+    );
     expectCode(() => attach({ ...h.share(), id: 987654321 }), 'ERR_PINPOOL_RELEASED');
-    expectCode(() => adopt({ pinpool: 'handler', version: 1, id: 1 } as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
+    expectCode(
+      () => adopt({ pinpool: 'handler', version: 1, id: 1 } as never),
+      'ERR_PINPOOL_INVALID_ARGUMENT',
+    );
     const token = h.alloc(64).transfer();
     const b = adopt(token);
     expectCode(() => adopt(token), 'ERR_PINPOOL_RELEASED');
@@ -181,7 +233,11 @@ describe('a wrong `this` for every member of every export', () => {
   function isClass(value: Fn): boolean {
     if (/^class\b/.test(Function.prototype.toString.call(value))) return true;
     const proto: unknown = value.prototype;
-    return typeof proto === 'object' && proto !== null && Reflect.ownKeys(proto).some((key) => key !== 'constructor');
+    return (
+      typeof proto === 'object' &&
+      proto !== null &&
+      Reflect.ownKeys(proto).some((key) => key !== 'constructor')
+    );
   }
 
   /** Every function an own property of `object` holds, string and symbol keys: methods, getters, setters. */
@@ -201,23 +257,44 @@ describe('a wrong `this` for every member of every export', () => {
   function samples(handler: Handler): object[] {
     const buf = handler.alloc(64);
     const adopted = adopt(handler.alloc(64).transfer());
-    const made: object[] = [handler, pageable(), defaultHandler(), buf, buf.handler, adopted, attach(handler.share()), createController(), controller, new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'a sample'), info()];
-    for (const value of Object.values(api)) if (typeof value === 'object' && value !== null) made.push(value);
+    const made: object[] = [
+      handler,
+      pageable(),
+      defaultHandler(),
+      buf,
+      buf.handler,
+      adopted,
+      attach(handler.share()),
+      createController(),
+      controller,
+      new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'a sample'),
+      info(),
+    ];
+    for (const value of Object.values(api))
+      if (typeof value === 'object' && value !== null) made.push(value);
     return made;
   }
 
   /** A prototype the language or Node made (Object.prototype, Error.prototype ...). */
   function builtIn(proto: object): boolean {
     const ctor: unknown = Object.getOwnPropertyDescriptor(proto, 'constructor')?.value;
-    return typeof ctor === 'function' && /\{\s*\[native code\]\s*\}$/.test(Function.prototype.toString.call(ctor));
+    return (
+      typeof ctor === 'function' &&
+      /\{\s*\[native code\]\s*\}$/.test(Function.prototype.toString.call(ctor))
+    );
   }
 
   /** What a call did, as a string to compare: what it threw, or the kind of what it returned. */
   async function outcome(fn: Fn, self: unknown, args: unknown[], keep: unknown[]): Promise<string> {
     // Any value may come back: one without a prototype has no constructor.
-    type Loose = { constructor?: { name?: unknown }; code?: unknown; message?: unknown } | null | undefined;
-    const said = (value: unknown) => (typeof value === 'object' && value !== null ? `object ${String((value as Loose)?.constructor?.name)}` : typeof value);
-    const error = (err: unknown) => `${String((err as Loose)?.constructor?.name)} ${String((err as Loose)?.code)} ${String((err as Loose)?.message)}`;
+    type Loose =
+      { constructor?: { name?: unknown }; code?: unknown; message?: unknown } | null | undefined;
+    const said = (value: unknown) =>
+      typeof value === 'object' && value !== null
+        ? `object ${String((value as Loose)?.constructor?.name)}`
+        : typeof value;
+    const error = (err: unknown) =>
+      `${String((err as Loose)?.constructor?.name)} ${String((err as Loose)?.code)} ${String((err as Loose)?.message)}`;
     let result: unknown;
     try {
       result = Reflect.apply(fn, self, args);
@@ -239,13 +316,16 @@ describe('a wrong `this` for every member of every export', () => {
   function release(values: unknown[]): void {
     for (const value of values) {
       if (HostBuffer.blockOf(value) !== undefined) (value as HostBuffer).free();
-      else if (typeof (value as { stop?: unknown } | null | undefined)?.stop === 'function') (value as { stop(): void }).stop();
+      else if (typeof (value as { stop?: unknown } | null | undefined)?.stop === 'function')
+        (value as { stop(): void }).stop();
     }
   }
 
   // Members whose answer does not depend on `this`: each must answer any `this` as it answers a
   // real instance. Anything not listed must refuse a wrong `this`.
-  const receiverFree = new Map<object, string[]>([[HostBuffer.prototype, ['get Symbol(Symbol.toStringTag)']]]);
+  const receiverFree = new Map<object, string[]>([
+    [HostBuffer.prototype, ['get Symbol(Symbol.toStringTag)']],
+  ]);
 
   it('every method, getter and setter of every class reachable from the API is ERR_PINPOOL_INVALID_ARGUMENT (and runs no callback)', async () => {
     const handler = pool(pageable());
@@ -254,26 +334,61 @@ describe('a wrong `this` for every member of every export', () => {
     // The prototypes: each exported class's, and any other the API's objects are made from.
     const prototypes = new Map<object, object | undefined>();
     for (const value of Object.values(api)) {
-      if (typeof value === 'function' && isClass(value as Fn)) prototypes.set((value as Fn).prototype as object, undefined);
+      if (typeof value === 'function' && isClass(value as Fn))
+        prototypes.set((value as Fn).prototype as object, undefined);
     }
     for (const sample of made) {
-      for (let proto = Object.getPrototypeOf(sample) as object | null; proto !== null && !builtIn(proto); proto = Object.getPrototypeOf(proto) as object | null) {
+      for (
+        let proto = Object.getPrototypeOf(sample) as object | null;
+        proto !== null && !builtIn(proto);
+        proto = Object.getPrototypeOf(proto) as object | null
+      ) {
         if (prototypes.get(proto) === undefined) prototypes.set(proto, sample);
       }
     }
-    expect([...prototypes.keys()].map((p) => p.constructor.name).sort()).toEqual(expect.arrayContaining(['Controller', 'DeviceBuffer', 'Handler', 'HostBuffer', 'PinpoolError', 'Registration', 'Stream']));
+    expect([...prototypes.keys()].map((p) => p.constructor.name).sort()).toEqual(
+      expect.arrayContaining([
+        'Controller',
+        'DeviceBuffer',
+        'Handler',
+        'HostBuffer',
+        'PinpoolError',
+        'Registration',
+        'Stream',
+      ]),
+    );
 
     const checked: string[] = [];
     const failures: string[] = [];
     for (const [proto, real] of prototypes) {
       const foreign = made.filter((m) => !Object.prototype.isPrototypeOf.call(proto, m));
-      const receivers: unknown[] = [undefined, null, 1, 1n, 'x', Symbol('this'), true, {}, () => {}, new Proxy({}, {}), Object.create(proto), ...foreign];
+      const receivers: unknown[] = [
+        undefined,
+        null,
+        1,
+        1n,
+        'x',
+        Symbol('this'),
+        true,
+        {},
+        () => {},
+        new Proxy({}, {}),
+        Object.create(proto),
+        ...foreign,
+      ];
       if (real !== undefined) receivers.push(new Proxy(real, {}));
       for (const [name, fn] of membersOf(proto, ['constructor'])) {
         const label = `${proto.constructor.name}.prototype ${name}`;
         checked.push(label);
         const free = receiverFree.get(proto)?.includes(name) ?? false;
-        const expected = free ? await outcome(fn, real ?? made.find((m) => Object.prototype.isPrototypeOf.call(proto, m)), ['a'], []) : undefined;
+        const expected = free
+          ? await outcome(
+              fn,
+              real ?? made.find((m) => Object.prototype.isPrototypeOf.call(proto, m)),
+              ['a'],
+              [],
+            )
+          : undefined;
         for (const self of receivers) {
           for (const make of [(spy: Fn) => ['a', spy], (spy: Fn) => [spy, spy], () => [64, {}]]) {
             let calls = 0;
@@ -281,8 +396,13 @@ describe('a wrong `this` for every member of every export', () => {
             const kept: unknown[] = [];
             const got = await outcome(fn, self, args, kept);
             release(kept);
-            const ok = free ? got === expected : /^(throws|rejects) PinpoolError ERR_PINPOOL_INVALID_ARGUMENT /.test(got);
-            if (!ok || calls !== 0) failures.push(`${label} with this = ${show(self)}: ${got}${calls === 0 ? '' : ', and ran the callback'}`);
+            const ok = free
+              ? got === expected
+              : /^(throws|rejects) PinpoolError ERR_PINPOOL_INVALID_ARGUMENT /.test(got);
+            if (!ok || calls !== 0)
+              failures.push(
+                `${label} with this = ${show(self)}: ${got}${calls === 0 ? '' : ', and ran the callback'}`,
+              );
           }
         }
       }
@@ -304,9 +424,12 @@ describe('a wrong `this` for every member of every export', () => {
         continue;
       }
       // A class constructor called without `new` is the language's TypeError, whatever `this` is.
-      for (const [member, fn] of membersOf(value, ['length', 'name', 'prototype'])) functions.push([`${name}.${member}`, fn, value]);
+      for (const [member, fn] of membersOf(value, ['length', 'name', 'prototype']))
+        functions.push([`${name}.${member}`, fn, value]);
     }
-    expect(functions.map(([label]) => label)).toEqual(expect.arrayContaining(['HostBuffer.blockOf', 'Handler.is', 'mapFile', 'pinned']));
+    expect(functions.map(([label]) => label)).toEqual(
+      expect.arrayContaining(['HostBuffer.blockOf', 'Handler.is', 'mapFile', 'pinned']),
+    );
 
     const receivers: unknown[] = [null, 1, 'x', {}, new Proxy({}, {}), api, ...made];
     const failures: string[] = [];
@@ -316,7 +439,10 @@ describe('a wrong `this` for every member of every export', () => {
         const expected = await outcome(fn, right, args, kept);
         for (const self of receivers) {
           const got = await outcome(fn, self, args, kept);
-          if (got !== expected) failures.push(`${label}(${args.map(show).join(', ')}) with this = ${show(self)}: ${got}, but ${expected} with the right one`);
+          if (got !== expected)
+            failures.push(
+              `${label}(${args.map(show).join(', ')}) with this = ${show(self)}: ${got}, but ${expected} with the right one`,
+            );
         }
         release(kept);
       }
@@ -331,7 +457,12 @@ describe('memory that is gone', () => {
     const detached = new ArrayBuffer(64);
     const onDetached = new DataView(detached);
     structuredClone(detached, { transfer: [detached] });
-    const resizable = new (ArrayBuffer as unknown as new (n: number, o: object) => ArrayBuffer & { resize(n: number): void })(64, { maxByteLength: 64 });
+    const resizable = new (
+      ArrayBuffer as unknown as new (
+        n: number,
+        o: object,
+      ) => ArrayBuffer & { resize(n: number): void }
+    )(64, { maxByteLength: 64 });
     const outOfBounds = new DataView(resizable, 32, 16);
     resizable.resize(8);
     for (const memory of [onDetached, outOfBounds]) {
@@ -347,7 +478,9 @@ describe('the binding', () => {
     // build's hooks are called too (testing.groups is no function).
     const calls = (object: object, prefix: string) =>
       Object.entries(object)
-        .filter(([n, fn]) => typeof fn === 'function' && n !== 'setErrorClass' && n !== 'traceFallbacks')
+        .filter(
+          ([n, fn]) => typeof fn === 'function' && n !== 'setErrorClass' && n !== 'traceFallbacks',
+        )
         .map(([n, fn]) => [prefix + n, fn as (...args: unknown[]) => unknown] as const);
     const functions = [...calls(binding, ''), ...calls(binding.testing ?? {}, 'testing.')];
     expect(functions.length).toBeGreaterThan(40);
@@ -360,7 +493,10 @@ describe('the binding', () => {
           try {
             result = fn(...Array.from({ length: argc }, () => value));
           } catch (err) {
-            expect((err as Error).name, `binding.${name}(${argc} x ${String(value)}): ${String(err)}`).toBe('PinpoolError');
+            expect(
+              (err as Error).name,
+              `binding.${name}(${argc} x ${String(value)}): ${String(err)}`,
+            ).toBe('PinpoolError');
           }
           if (result instanceof Promise) result.catch(() => {});
         }
@@ -384,7 +520,17 @@ describe('handlers, names and limits', () => {
 
   it('bad controller names are ERR_PINPOOL_INVALID_ARGUMENT and change nothing', () => {
     const c = createController();
-    for (const name of ['', 'A', '-x', 'x'.repeat(64), 'a b', '__proto__', 'constructor ', 1, null]) {
+    for (const name of [
+      '',
+      'A',
+      '-x',
+      'x'.repeat(64),
+      'a b',
+      '__proto__',
+      'constructor ',
+      1,
+      null,
+    ]) {
       expectCode(() => c.register(name as string, h), 'ERR_PINPOOL_INVALID_ARGUMENT');
     }
     expectCode(() => c.get('missing'), 'ERR_PINPOOL_INVALID_ARGUMENT');
@@ -396,7 +542,14 @@ describe('handlers, names and limits', () => {
   it('where a handler is expected, only a real one passes: no Proxy trap runs (found by the fuzzer)', () => {
     const fakes: unknown[] = [
       Object.create(Handler.prototype),
-      new Proxy({}, { getPrototypeOf: () => { throw new Error('trap'); } }),
+      new Proxy(
+        {},
+        {
+          getPrototypeOf: () => {
+            throw new Error('trap');
+          },
+        },
+      ),
       new Proxy(h, {}),
     ];
     const c = createController();
@@ -408,7 +561,10 @@ describe('handlers, names and limits', () => {
       expectCode(() => c.register('fake', fake as Handler), 'ERR_PINPOOL_INVALID_ARGUMENT');
       expectCode(() => c.run(fake as Handler, () => 0), 'ERR_PINPOOL_INVALID_ARGUMENT');
       expectCode(() => c.setDefault(fake as Handler), 'ERR_PINPOOL_INVALID_ARGUMENT');
-      expectCode(() => mapFile(__filename, { copy: true, handler: fake as Handler }), 'ERR_PINPOOL_INVALID_ARGUMENT');
+      expectCode(
+        () => mapFile(__filename, { copy: true, handler: fake as Handler }),
+        'ERR_PINPOOL_INVALID_ARGUMENT',
+      );
       expectCode(() => replayTrace([], fake as Handler), 'ERR_PINPOOL_INVALID_ARGUMENT');
     }
     expect(c.names()).toEqual([]);
@@ -430,26 +586,41 @@ describe('the CUDA driver failing (test double, in a child process)', () => {
   const fake = join(root, 'build', 'fake-cuda', 'libpinpool-fakecuda.so');
   const run = (env: Record<string, string>, body: string) =>
     JSON.parse(
-      execFileSync(process.execPath, ['-e', `const p = require(${JSON.stringify(join(root, 'dist/src/index.js'))}); ${body}`], {
-        env: { ...process.env, PINPOOL_CUDA_LIBRARY: fake, ...env },
-        encoding: 'utf8',
-      }),
+      execFileSync(
+        process.execPath,
+        ['-e', `const p = require(${JSON.stringify(join(root, 'dist/src/index.js'))}); ${body}`],
+        {
+          env: { ...process.env, PINPOOL_CUDA_LIBRARY: fake, ...env },
+          encoding: 'utf8',
+        },
+      ),
     ) as Record<string, unknown>;
 
   it('out of memory from the driver: ERR_PINPOOL_OUT_OF_MEMORY with the CUDA name; statistics unchanged', () => {
-    const r = run({ PINPOOL_FAKE_CUDA_FAIL_AFTER: '0' }, `
+    const r = run(
+      { PINPOOL_FAKE_CUDA_FAIL_AFTER: '0' },
+      `
       const h = p.pool(p.pinned()); let e;
       try { h.alloc(4096); } catch (err) { e = err; }
       const s = h.stats();
-      console.log(JSON.stringify({ code: e.code, name: e.cudaErrorName, bytes: s.bytesInUse, reserved: s.reservedBytes }));`);
-    expect(r).toEqual({ code: 'ERR_PINPOOL_OUT_OF_MEMORY', name: 'CUDA_ERROR_OUT_OF_MEMORY', bytes: 0, reserved: 0 });
+      console.log(JSON.stringify({ code: e.code, name: e.cudaErrorName, bytes: s.bytesInUse, reserved: s.reservedBytes }));`,
+    );
+    expect(r).toEqual({
+      code: 'ERR_PINPOOL_OUT_OF_MEMORY',
+      name: 'CUDA_ERROR_OUT_OF_MEMORY',
+      bytes: 0,
+      reserved: 0,
+    });
   });
 
   it('cuInit failing: ERR_PINPOOL_UNAVAILABLE with the reason; importing and the default chain still work', () => {
-    const r = run({ PINPOOL_FAKE_CUDA_INIT_ERROR: '999' }, `
+    const r = run(
+      { PINPOOL_FAKE_CUDA_INIT_ERROR: '999' },
+      `
       let e; try { p.pinned().alloc(64); } catch (err) { e = err; }
       const b = p.defaultHandler().alloc(64);
-      console.log(JSON.stringify({ code: e.code, reason: p.info().cuda.reason, servedBy: b.servedBy }));`);
+      console.log(JSON.stringify({ code: e.code, reason: p.info().cuda.reason, servedBy: b.servedBy }));`,
+    );
     expect(r.code).toBe('ERR_PINPOOL_UNAVAILABLE');
     expect(r.reason).toMatch(/cuInit failed with CUDA_ERROR_UNKNOWN \(999\)/);
     expect(['locked', 'pageable']).toContain(r.servedBy);

@@ -5,14 +5,48 @@ import diagnostics_channel from 'node:diagnostics_channel';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { collectMetrics, createController, fallback, info, locked, pageable, pool, type PinpoolNativeHandle } from 'pinpool';
+import {
+  collectMetrics,
+  createController,
+  fallback,
+  info,
+  locked,
+  pageable,
+  pool,
+  type PinpoolNativeHandle,
+} from 'pinpool';
 
 import { binding } from '../../dist/src/boundary/native.js';
 
-interface Stats { allocations: number; buffersInUse: number; bytesInUse: number; frees: number; invalidFrees: number }
-const addon = createRequire(__filename)(join(__dirname, '..', '..', 'build', 'native-addon', 'example_addon.node')) as {
-  exchange(handle: PinpoolNativeHandle, blocks: number, bytes: number): { allocated: number; freed: number; failures: number; badPatterns: number; threads: number; stats: Stats };
-  ownChain(handle: PinpoolNativeHandle): { version: string; abiVersion: number; id: number; trimmed: number; pool: Stats };
+interface Stats {
+  allocations: number;
+  buffersInUse: number;
+  bytesInUse: number;
+  frees: number;
+  invalidFrees: number;
+}
+const addon = createRequire(__filename)(
+  join(__dirname, '..', '..', 'build', 'native-addon', 'example_addon.node'),
+) as {
+  exchange(
+    handle: PinpoolNativeHandle,
+    blocks: number,
+    bytes: number,
+  ): {
+    allocated: number;
+    freed: number;
+    failures: number;
+    badPatterns: number;
+    threads: number;
+    stats: Stats;
+  };
+  ownChain(handle: PinpoolNativeHandle): {
+    version: string;
+    abiVersion: number;
+    id: number;
+    trimmed: number;
+    pool: Stats;
+  };
   isHandle(value: unknown): boolean;
   freeBlock(handle: PinpoolNativeHandle, address: bigint, bytes: number, alignment: number): void;
   fallbackOnce(handle: PinpoolNativeHandle, name: string): void;
@@ -22,9 +56,21 @@ describe('a native addon on the C API', () => {
   it('allocates from two threads, frees on the other, and the pool counts it in stats() and metrics', async () => {
     const h = pool(pageable(), { name: 'addon-shared' });
     const result = addon.exchange(h.nativeHandle(), 500, 3000);
-    expect(result).toMatchObject({ allocated: 1000, freed: 1000, failures: 0, badPatterns: 0, threads: 2 });
+    expect(result).toMatchObject({
+      allocated: 1000,
+      freed: 1000,
+      failures: 0,
+      badPatterns: 0,
+      threads: 2,
+    });
     // What the addon read through the C API is what JavaScript reads.
-    expect(result.stats).toEqual({ allocations: 1000, buffersInUse: 0, bytesInUse: 0, frees: 1000, invalidFrees: 0 });
+    expect(result.stats).toEqual({
+      allocations: 1000,
+      buffersInUse: 0,
+      bytesInUse: 0,
+      frees: 1000,
+      invalidFrees: 0,
+    });
     const s = h.stats();
     expect(s.allocations).toBe(1000);
     expect(s.frees).toBe(1000);
@@ -44,7 +90,13 @@ describe('a native addon on the C API', () => {
     expect(out.abiVersion).toBe(info().abiVersion);
     expect(out.id).toBe((h as unknown as { id: number }).id);
     expect(out.trimmed).toBeGreaterThan(0); // the freed block went back upstream
-    expect(out.pool).toEqual({ allocations: 1, buffersInUse: 0, bytesInUse: 0, frees: 1, invalidFrees: 0 });
+    expect(out.pool).toEqual({
+      allocations: 1,
+      buffersInUse: 0,
+      bytesInUse: 0,
+      frees: 1,
+      invalidFrees: 0,
+    });
   });
 
   it('the handle keeps the handler alive while the addon uses it, and nothing else passes for one', () => {
@@ -53,16 +105,26 @@ describe('a native addon on the C API', () => {
     expect(addon.exchange(handle, 10, 64)).toMatchObject({ allocated: 20, freed: 20, failures: 0 });
     for (const value of [undefined, null, {}, 1, 'handle', pageable(), Object.create(null)]) {
       expect(addon.isHandle(value)).toBe(false);
-      expect(() => addon.exchange(value as PinpoolNativeHandle, 1, 1)).toThrow(/not a pinpool native handle/);
+      expect(() => addon.exchange(value as PinpoolNativeHandle, 1, 1)).toThrow(
+        /not a pinpool native handle/,
+      );
     }
     expect(addon.isHandle(handle)).toBe(true);
     // ... and a native handle passes for no handler inside pinpool: its type tag is another.
-    expect(() => pool(handle as never)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
-    expect(() => binding.trim(handle as never)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+    expect(() => pool(handle as never)).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+    );
+    expect(() => binding.trim(handle as never)).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+    );
   });
 
-  it('a block JavaScript holds is not the addon\'s to free: refused, counted, never handed out again', () => {
-    for (const h of [pool(pageable(), { name: 'held-pool' }), pageable({ name: 'held-leaf' }), locked()]) {
+  it("a block JavaScript holds is not the addon's to free: refused, counted, never handed out again", () => {
+    for (const h of [
+      pool(pageable(), { name: 'held-pool' }),
+      pageable({ name: 'held-leaf' }),
+      locked(),
+    ]) {
       const buf = h.alloc(4096);
       buf.bytes.fill(7);
       addon.freeBlock(h.nativeHandle(), buf.address, 4096, 64);
@@ -76,8 +138,11 @@ describe('a native addon on the C API', () => {
     }
   });
 
-  it('nor is a block waiting in a thread cache, or a slab view\'s block', () => {
-    for (const h of [pool(pageable(), { name: 'cached-pool' }), pool(pageable(), { name: 'slab-pool', slabViews: true })]) {
+  it("nor is a block waiting in a thread cache, or a slab view's block", () => {
+    for (const h of [
+      pool(pageable(), { name: 'cached-pool' }),
+      pool(pageable(), { name: 'slab-pool', slabViews: true }),
+    ]) {
       const buf = h.alloc(4096);
       const address = buf.address;
       buf.free(); // waits in this thread's cache (where transfer() or slab views allow), still held

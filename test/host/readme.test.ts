@@ -9,7 +9,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 const root = join(__dirname, '..', '..');
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
-const blocks = [...readme.matchAll(/(<!-- readme\.test\.ts: not run \(([^)]*)\) -->\n)?```js\n([\s\S]*?)```/g)].map((m, i) => ({
+const blocks = [
+  ...readme.matchAll(/(<!-- readme\.test\.ts: not run \(([^)]*)\) -->\n)?```js\n([\s\S]*?)```/g),
+].map((m, i) => ({
   index: i + 1,
   notRun: m[2],
   code: m[3]!,
@@ -25,13 +27,20 @@ function run(code: string, index: number, cuda: string) {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `block-${index}.mjs`);
   writeFileSync(file, code);
-  return spawnSync(process.execPath, [file], { cwd, encoding: 'utf8', env: { ...process.env, PINPOOL_CUDA_LIBRARY: cuda }, timeout: 30_000 });
+  return spawnSync(process.execPath, [file], {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, PINPOOL_CUDA_LIBRARY: cuda },
+    timeout: 30_000,
+  });
 }
 
 describe('README examples', () => {
   it('are ES modules, and all but one run here (onnxruntime-node is not a dependency)', () => {
     expect(blocks.length).toBeGreaterThanOrEqual(8);
-    expect(blocks.filter((b) => b.notRun !== undefined).map((b) => b.notRun)).toEqual(['onnxruntime-node is not a dependency of pinpool']);
+    expect(blocks.filter((b) => b.notRun !== undefined).map((b) => b.notRun)).toEqual([
+      'onnxruntime-node is not a dependency of pinpool',
+    ]);
     for (const b of blocks) expect(b.code, `block ${b.index}`).not.toMatch(/\brequire\(/);
   });
 
@@ -56,7 +65,11 @@ describe('README examples', () => {
     expect(without[0]).toMatch(/libcuda/);
     expect(without[1]).toMatch(/^(locked|pageable) 7$/);
     expect(without[2]).toBe('0');
-    expect(run(quick.code, quick.index, fakeCuda).stdout.trim().split('\n')).toEqual(['CUDA is here', 'pinned 7', '0']);
+    expect(run(quick.code, quick.index, fakeCuda).stdout.trim().split('\n')).toEqual([
+      'CUDA is here',
+      'pinned 7',
+      '0',
+    ]);
   });
 
   it('the scope and fastify examples print what they say', () => {
@@ -68,7 +81,13 @@ describe('README examples', () => {
 
   it("the operator's story prints what its comments say (the service's JSON log lines aside)", () => {
     const story = blocks.find((b) => b.heading === 'Operate scopes at run time')!;
-    const printed = run(story.code, story.index, '').stdout.split('\n').filter((line) => line !== '' && !line.startsWith('{'));
-    expect(printed).toEqual(['fast pinpool_scope_info{scope="ingest",handler="fast"} 1', 'fast', 'plain pinpool_scope_info{scope="ingest",handler="plain"} 1']);
+    const printed = run(story.code, story.index, '')
+      .stdout.split('\n')
+      .filter((line) => line !== '' && !line.startsWith('{'));
+    expect(printed).toEqual([
+      'fast pinpool_scope_info{scope="ingest",handler="fast"} 1',
+      'fast',
+      'plain pinpool_scope_info{scope="ingest",handler="plain"} 1',
+    ]);
   });
 });

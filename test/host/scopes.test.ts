@@ -6,7 +6,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
-import { adopt, collectMetrics, createController, pageable, pool, type BufferToken, type Controller, type HostBuffer } from 'pinpool';
+import {
+  adopt,
+  collectMetrics,
+  createController,
+  pageable,
+  pool,
+  type BufferToken,
+  type Controller,
+  type HostBuffer,
+} from 'pinpool';
 import { pinpoolScope } from 'pinpool/server';
 
 import { collected } from '../support/collect.js';
@@ -28,7 +37,17 @@ describe('named scopes', () => {
     expect(c.run('ingest', () => c.current())).toBe(a);
     expect(c.switch('ingest', 'b')).toBe('a');
     expect(c.run('ingest', () => c.current())).toBe(b);
-    expect(c.scopes()).toEqual([{ name: 'ingest', handler: 'b', switches: 1, allocations: 0, allocatedBytes: 0, bytesInUse: 0, buffersInUse: 0 }]);
+    expect(c.scopes()).toEqual([
+      {
+        name: 'ingest',
+        handler: 'b',
+        switches: 1,
+        allocations: 0,
+        allocatedBytes: 0,
+        bytesInUse: 0,
+        buffersInUse: 0,
+      },
+    ]);
     expect(c.resolve('ingest')).toBe(b);
     expect(c.resolve('a')).toBe(a);
   });
@@ -65,7 +84,17 @@ describe('named scopes', () => {
     expectCode(() => c.switch('ingest', 'nope'), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => c.run('nope', () => 0), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => c.resolve(3 as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
-    expect(c.scopes()).toEqual([{ name: 'ingest', handler: 'a', switches: 0, allocations: 0, allocatedBytes: 0, bytesInUse: 0, buffersInUse: 0 }]); // nothing changed
+    expect(c.scopes()).toEqual([
+      {
+        name: 'ingest',
+        handler: 'a',
+        switches: 0,
+        allocations: 0,
+        allocatedBytes: 0,
+        bytesInUse: 0,
+        buffersInUse: 0,
+      },
+    ]); // nothing changed
   });
 
   it('a fastify route configured with a scope follows its switches, request by request', async () => {
@@ -80,7 +109,9 @@ describe('named scopes', () => {
         buf.free();
       }
     });
-    expect(() => app.get('/bad', { config: { pinpool: 'nope' } }, async () => 0)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+    expect(() => app.get('/bad', { config: { pinpool: 'nope' } }, async () => 0)).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+    );
     await app.ready();
     const served = async () => (await app.inject({ url: '/' })).json<{ handler: string }>().handler;
     expect(await served()).toBe('a');
@@ -92,7 +123,17 @@ describe('named scopes', () => {
 
 /** The counters of each scope, by name. */
 function counts(c: Controller) {
-  return Object.fromEntries(c.scopes().map((s) => [s.name, { allocations: s.allocations, allocatedBytes: s.allocatedBytes, bytesInUse: s.bytesInUse, buffersInUse: s.buffersInUse }]));
+  return Object.fromEntries(
+    c.scopes().map((s) => [
+      s.name,
+      {
+        allocations: s.allocations,
+        allocatedBytes: s.allocatedBytes,
+        bytesInUse: s.bytesInUse,
+        buffersInUse: s.buffersInUse,
+      },
+    ]),
+  );
 }
 
 function adoptWorker(): Worker {
@@ -119,7 +160,11 @@ describe('per-scope accounting', () => {
           else buf.free();
         }
       });
-    await Promise.all([work('ingest', [100, 31, 200]), work('batch', [7, 64, 9]), work('ingest', [1, 1000])]);
+    await Promise.all([
+      work('ingest', [100, 31, 200]),
+      work('batch', [7, 64, 9]),
+      work('ingest', [1, 1000]),
+    ]);
     expect(counts(c)).toEqual({
       ingest: { allocations: 5, allocatedBytes: 1332, bytesInUse: 1300, buffersInUse: 3 },
       batch: { allocations: 3, allocatedBytes: 80, bytesInUse: 64, buffersInUse: 1 },
@@ -160,7 +205,12 @@ describe('per-scope accounting', () => {
     });
     expect(counts(c).ingest).toMatchObject({ bytesInUse: 4096, buffersInUse: 1 });
     for (let i = 0; i < 20 && counts(c).ingest!.buffersInUse !== 0; i++) await collected();
-    expect(counts(c).ingest).toEqual({ allocations: 1, allocatedBytes: 4096, bytesInUse: 0, buffersInUse: 0 });
+    expect(counts(c).ingest).toEqual({
+      allocations: 1,
+      allocatedBytes: 4096,
+      bytesInUse: 0,
+      buffersInUse: 0,
+    });
   });
 
   it('buffers moved to another thread count in their scope until that thread frees them', async () => {
@@ -169,7 +219,8 @@ describe('per-scope accounting', () => {
     const w = adoptWorker();
     const exited = once(w, 'exit');
     try {
-      const tokens = (scope: string, sizes: number[]) => c.run(scope, () => sizes.map((n) => c.alloc(n).transfer()));
+      const tokens = (scope: string, sizes: number[]) =>
+        c.run(scope, () => sizes.map((n) => c.alloc(n).transfer()));
       const ingest = tokens('ingest', [100, 200, 300]);
       const batch = tokens('batch', [5, 6]);
       c.run('ingest', () => c.alloc(1).free());
@@ -200,7 +251,12 @@ describe('per-scope accounting', () => {
       const { adopt } = await import('pinpool');
       adopt(batch[0]!).free();
       adopt(back).free();
-      expect(counts(c).batch).toEqual({ allocations: 3, allocatedBytes: 61, bytesInUse: 0, buffersInUse: 0 });
+      expect(counts(c).batch).toEqual({
+        allocations: 3,
+        allocatedBytes: 61,
+        bytesInUse: 0,
+        buffersInUse: 0,
+      });
     } finally {
       await w.terminate();
       await exited;
@@ -211,7 +267,12 @@ describe('per-scope accounting', () => {
     const { c } = setup();
     const token = c.run('ingest', () => c.alloc(8).transfer());
     const { adopt } = await import('pinpool');
-    for (const scope of [new ArrayBuffer(16), new SharedArrayBuffer(8), {}, new BigInt64Array(new SharedArrayBuffer(16))]) {
+    for (const scope of [
+      new ArrayBuffer(16),
+      new SharedArrayBuffer(8),
+      {},
+      new BigInt64Array(new SharedArrayBuffer(16)),
+    ]) {
       expectCode(() => adopt({ ...token, scope } as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
     }
     adopt(token).free();
@@ -246,7 +307,11 @@ describe('per-scope accounting', () => {
   });
 });
 
-interface Reply { done: number; codes: string[]; tokens: BufferToken[] }
+interface Reply {
+  done: number;
+  codes: string[];
+  tokens: BufferToken[];
+}
 
 /** A scope's counts that a buffer in use changes. */
 function inUse(c: Controller, scope: string) {
@@ -273,7 +338,9 @@ describe('scope accounting no token can forge', () => {
       const first = (await ask(w, { tokens: swapped, tolerate: true })) as Reply;
       // Whatever the swapped tokens did, the real ones free the rest; each buffer is adopted once.
       const second = (await ask(w, { tokens: [ingest, batch], tolerate: true })) as Reply;
-      expect([...first.codes, ...second.codes].filter((code) => code === 'adopted')).toHaveLength(2);
+      expect([...first.codes, ...second.codes].filter((code) => code === 'adopted')).toHaveLength(
+        2,
+      );
       expect(counts(c)).toEqual({
         ingest: { allocations: 1, allocatedBytes: 4000, bytesInUse: 0, buffersInUse: 0 },
         batch: { allocations: 1, allocatedBytes: 8, bytesInUse: 0, buffersInUse: 0 },
@@ -291,14 +358,22 @@ describe('scope accounting no token can forge', () => {
     try {
       const token = c.run('ingest', () => c.alloc(4000).transfer());
       const cell = new SharedArrayBuffer(16);
-      const forged = (await ask(w, { tokens: [{ ...token, scope: cell }], tolerate: true })) as Reply;
+      const forged = (await ask(w, {
+        tokens: [{ ...token, scope: cell }],
+        tolerate: true,
+      })) as Reply;
       expect(forged.codes).toEqual(['ERR_PINPOOL_INVALID_ARGUMENT']);
       expect(inUse(c, 'ingest')).toEqual({ bytesInUse: 4000, buffersInUse: 1 });
       expect([...new BigInt64Array(cell)]).toEqual([0n, 0n]);
       // Refused before anything was taken: the real token still adopts, and its free counts here.
       const real = (await ask(w, { tokens: [token], tolerate: true })) as Reply;
       expect(real.codes).toEqual(['adopted']);
-      expect(counts(c).ingest).toEqual({ allocations: 1, allocatedBytes: 4000, bytesInUse: 0, buffersInUse: 0 });
+      expect(counts(c).ingest).toEqual({
+        allocations: 1,
+        allocatedBytes: 4000,
+        bytesInUse: 0,
+        buffersInUse: 0,
+      });
       expect([...new BigInt64Array(cell)]).toEqual([0n, 0n]);
     } finally {
       await w.terminate();
@@ -322,7 +397,12 @@ describe('scope accounting no token can forge', () => {
       await exited;
       expect(inUse(c, 'ingest')).toEqual(before);
       here.free();
-      expect(counts(c).ingest).toEqual({ allocations: 3, allocatedBytes: 4196, bytesInUse: 0, buffersInUse: 0 });
+      expect(counts(c).ingest).toEqual({
+        allocations: 3,
+        allocatedBytes: 4196,
+        bytesInUse: 0,
+        buffersInUse: 0,
+      });
     });
   }
 
@@ -345,7 +425,12 @@ describe('scope accounting no token can forge', () => {
       await ask(b, { tokens: [forwarded[1]], keep: true }); // held by B when it ends
       await b.terminate();
       await exitedB;
-      expect(counts(c).ingest).toEqual({ allocations: 2, allocatedBytes: 4096, bytesInUse: 0, buffersInUse: 0 });
+      expect(counts(c).ingest).toEqual({
+        allocations: 2,
+        allocatedBytes: 4096,
+        bytesInUse: 0,
+        buffersInUse: 0,
+      });
     } finally {
       await a.terminate();
       await b.terminate();
@@ -357,12 +442,18 @@ describe('scope accounting no token can forge', () => {
     const token = c.run('ingest', () => c.alloc(4000).transfer());
     const before = counts(c);
     for (const value of Object.values(token)) {
-      if (value instanceof SharedArrayBuffer || value instanceof ArrayBuffer) new Uint8Array(value).fill(0x7f);
+      if (value instanceof SharedArrayBuffer || value instanceof ArrayBuffer)
+        new Uint8Array(value).fill(0x7f);
     }
     expect(counts(c)).toEqual(before);
     expect(Object.keys(token).sort()).toEqual(['id', 'pinpool', 'process', 'version']);
     adopt(token).free();
-    expect(counts(c).ingest).toEqual({ allocations: 1, allocatedBytes: 4000, bytesInUse: 0, buffersInUse: 0 });
+    expect(counts(c).ingest).toEqual({
+      allocations: 1,
+      allocatedBytes: 4000,
+      bytesInUse: 0,
+      buffersInUse: 0,
+    });
   });
 
   it('an adopted buffer the garbage collector returns leaves its scope', async () => {
@@ -371,7 +462,12 @@ describe('scope accounting no token can forge', () => {
     adopt(token); // dropped without free()
     expect(inUse(c, 'ingest')).toEqual({ bytesInUse: 4096, buffersInUse: 1 });
     for (let i = 0; i < 20 && inUse(c, 'ingest').buffersInUse !== 0; i++) await collected();
-    expect(counts(c).ingest).toEqual({ allocations: 1, allocatedBytes: 4096, bytesInUse: 0, buffersInUse: 0 });
+    expect(counts(c).ingest).toEqual({
+      allocations: 1,
+      allocatedBytes: 4096,
+      bytesInUse: 0,
+      buffersInUse: 0,
+    });
   });
 });
 
@@ -386,9 +482,16 @@ describe('per-scope accounting against a model', () => {
       seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
       return seed % n;
     };
-    interface Live { buf: HostBuffer; scope: string | undefined; bytes: number }
+    interface Live {
+      buf: HostBuffer;
+      scope: string | undefined;
+      bytes: number;
+    }
     const live: Live[] = [];
-    const model: Record<string, { allocations: number; allocatedBytes: number; bytesInUse: number; buffersInUse: number }> = {
+    const model: Record<
+      string,
+      { allocations: number; allocatedBytes: number; bytesInUse: number; buffersInUse: number }
+    > = {
       ingest: { allocations: 0, allocatedBytes: 0, bytesInUse: 0, buffersInUse: 0 },
       batch: { allocations: 0, allocatedBytes: 0, bytesInUse: 0, buffersInUse: 0 },
     };
@@ -398,7 +501,10 @@ describe('per-scope accounting against a model', () => {
       if (op < 5 || live.length === 0) {
         const scope = where[int(where.length)];
         const bytes = int(5000);
-        const buf = scope === undefined ? (int(2) === 0 ? a : b).alloc(bytes) : c.run(scope, () => c.alloc(bytes));
+        const buf =
+          scope === undefined
+            ? (int(2) === 0 ? a : b).alloc(bytes)
+            : c.run(scope, () => c.alloc(bytes));
         const counted = scope === 'ingest' || scope === 'batch' ? scope : undefined;
         if (counted !== undefined) {
           model[counted]!.allocations++;

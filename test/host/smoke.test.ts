@@ -8,7 +8,9 @@ describe('smoke', () => {
     buf.bytes.fill(7);
     expect(buf.bytes[12345]).toBe(7);
     buf.free();
-    expect(() => pinned().alloc(4096)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_UNAVAILABLE' }));
+    expect(() => pinned().alloc(4096)).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_UNAVAILABLE' }),
+    );
     expect(typeof __dirname).toBe('string');
   });
 });

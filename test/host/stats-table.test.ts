@@ -4,19 +4,33 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { collectMetrics, createController, defaultHandler, fallback, type Handler, limit, locked, pageable, pool } from 'pinpool';
+import {
+  collectMetrics,
+  createController,
+  defaultHandler,
+  fallback,
+  type Handler,
+  limit,
+  locked,
+  pageable,
+  pool,
+} from 'pinpool';
 
 import { binding } from '../../dist/src/boundary/native.js';
 
 const table = binding.statsLayout();
 const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-const metricName = (prefix: string, s: { stem: string; type: string }) => `${prefix}${s.stem}${s.type === 'counter' ? '_total' : ''}`;
+const metricName = (prefix: string, s: { stem: string; type: string }) =>
+  `${prefix}${s.stem}${s.type === 'counter' ? '_total' : ''}`;
 
 /** Handlers of every kind the tables name, with failures and fallbacks counted. */
 function setup() {
   const c = createController();
   const capped = limit(pageable({ name: 'small' }), { maxBytes: 1000, name: 'capped' });
-  c.register('chain', fallback(capped, pool(pageable({ name: 'spill' }), { name: 'cache' }), { name: 'chain' }));
+  c.register(
+    'chain',
+    fallback(capped, pool(pageable({ name: 'spill' }), { name: 'cache' }), { name: 'chain' }),
+  );
   c.register('own-locked', locked({ name: 'own-locked' }));
   c.scope('work', 'chain');
   c.run('work', () => {
@@ -50,7 +64,11 @@ describe('the statistics table', () => {
       const byReason = s.labels.at(-1) === 'reason';
       expect(s.reasons === undefined ? 1 : s.reasons.length, s.name).toBe(s.width);
       expect(s.reasons !== undefined, s.name).toBe(byReason);
-      expect(s.labels.length === 0 || s.labels.every((l) => ['kind', 'reason', 'from', 'to'].includes(l)), s.name).toBe(true);
+      expect(
+        s.labels.length === 0 ||
+          s.labels.every((l) => ['kind', 'reason', 'from', 'to'].includes(l)),
+        s.name,
+      ).toBe(true);
     }
   });
 
@@ -84,51 +102,86 @@ describe('the statistics table', () => {
     }
   });
 
-  it.each(['pinpool_', 'app_mem_'])('each entry is a metric %s<stem>[_total] with its help, type, aggregator, labels and values; nothing else is', async (prefix) => {
-    const { c, handlers } = setup();
-    const registry = collectMetrics({ controller: c, ...(prefix === 'pinpool_' ? {} : { prefix }) });
-    const json = await registry.getMetricsAsJSON();
-    const byName = new Map(json.map((m) => [m.name, m]));
-    const stats = new Map(handlers.map((h) => [h.name, h.stats() as unknown as Record<string, number | Record<string, number>>]));
-    const kindOf = new Map(handlers.map((h) => [h.name, h.kind]));
-    let reasonSeries = 0;
-    for (const s of table) {
-      const metric = byName.get(metricName(prefix, s));
-      expect(metric, metricName(prefix, s)).toBeDefined();
-      expect({ help: metric!.help, type: String(metric!.type), aggregator: metric!.aggregator }).toEqual({ help: s.help, type: s.type, aggregator: s.aggregator });
-      const reporting = handlers.filter((h) => s.kinds === null || s.kinds.includes(h.kind)).map((h) => h.name);
-      for (const v of metric!.values) {
-        const labels = v.labels as Record<string, string>;
-        expect(Object.keys(labels), metric!.name).toEqual(['handler', ...s.labels]);
-        expect(reporting, metric!.name).toContain(labels.handler);
-        if (labels.kind !== undefined) expect(labels.kind).toBe(kindOf.get(labels.handler!));
-        const value = stats.get(labels.handler!)![s.name]!;
-        if (s.reasons === undefined) {
-          expect(v.value, `${metric!.name} ${String(labels.handler)}`).toBe(value);
-        } else {
-          expect(v.value, `${metric!.name} ${String(labels.handler)} ${String(labels.reason)}`).toBe((value as Record<string, number>)[labels.reason!]);
-          reasonSeries++;
-        }
-      }
-      // A plain statistic: one series per reporting handler. A per-reason one: one per non-zero reason.
-      const expected = s.reasons === undefined ? reporting.length : reporting.reduce((n, h) => n + Object.keys(stats.get(h)![s.name] as object).length, 0);
-      expect(metric!.values, metric!.name).toHaveLength(expected);
-    }
-    expect(reasonSeries).toBeGreaterThan(0); // the setup made failures and fallbacks
-    // Beyond the table: the named scopes' metrics, named after controller.scopes()'s fields, and
-    // the two process-wide ones.
-    const scope = c.scopes()[0]! as unknown as Record<string, unknown>;
-    const scopeMetrics = Object.keys(scope)
-      .filter((k) => k !== 'name' && k !== 'handler')
-      .map((k) => {
-        const gauge = `${prefix}scope_${snake(k)}`;
-        const metric = byName.get(gauge) ?? byName.get(`${gauge}_total`);
-        expect(metric, gauge).toBeDefined();
-        expect(String(metric!.type), metric!.name).toBe(metric!.name.endsWith('_total') ? 'counter' : 'gauge');
-        expect(metric!.values.map((v) => v.value), metric!.name).toEqual([scope[k]]);
-        return metric!.name;
+  it.each(['pinpool_', 'app_mem_'])(
+    'each entry is a metric %s<stem>[_total] with its help, type, aggregator, labels and values; nothing else is',
+    async (prefix) => {
+      const { c, handlers } = setup();
+      const registry = collectMetrics({
+        controller: c,
+        ...(prefix === 'pinpool_' ? {} : { prefix }),
       });
-    const outside = [...byName.keys()].filter((n) => !table.some((s) => metricName(prefix, s) === n));
-    expect(outside.sort()).toEqual([...scopeMetrics, `${prefix}scope_info`, `${prefix}cuda_devices`, `${prefix}info`].sort());
-  });
+      const json = await registry.getMetricsAsJSON();
+      const byName = new Map(json.map((m) => [m.name, m]));
+      const stats = new Map(
+        handlers.map((h) => [
+          h.name,
+          h.stats() as unknown as Record<string, number | Record<string, number>>,
+        ]),
+      );
+      const kindOf = new Map(handlers.map((h) => [h.name, h.kind]));
+      let reasonSeries = 0;
+      for (const s of table) {
+        const metric = byName.get(metricName(prefix, s));
+        expect(metric, metricName(prefix, s)).toBeDefined();
+        expect({
+          help: metric!.help,
+          type: String(metric!.type),
+          aggregator: metric!.aggregator,
+        }).toEqual({ help: s.help, type: s.type, aggregator: s.aggregator });
+        const reporting = handlers
+          .filter((h) => s.kinds === null || s.kinds.includes(h.kind))
+          .map((h) => h.name);
+        for (const v of metric!.values) {
+          const labels = v.labels as Record<string, string>;
+          expect(Object.keys(labels), metric!.name).toEqual(['handler', ...s.labels]);
+          expect(reporting, metric!.name).toContain(labels.handler);
+          if (labels.kind !== undefined) expect(labels.kind).toBe(kindOf.get(labels.handler!));
+          const value = stats.get(labels.handler!)![s.name]!;
+          if (s.reasons === undefined) {
+            expect(v.value, `${metric!.name} ${String(labels.handler)}`).toBe(value);
+          } else {
+            expect(
+              v.value,
+              `${metric!.name} ${String(labels.handler)} ${String(labels.reason)}`,
+            ).toBe((value as Record<string, number>)[labels.reason!]);
+            reasonSeries++;
+          }
+        }
+        // A plain statistic: one series per reporting handler. A per-reason one: one per non-zero reason.
+        const expected =
+          s.reasons === undefined
+            ? reporting.length
+            : reporting.reduce(
+                (n, h) => n + Object.keys(stats.get(h)![s.name] as object).length,
+                0,
+              );
+        expect(metric!.values, metric!.name).toHaveLength(expected);
+      }
+      expect(reasonSeries).toBeGreaterThan(0); // the setup made failures and fallbacks
+      // Beyond the table: the named scopes' metrics, named after controller.scopes()'s fields, and
+      // the two process-wide ones.
+      const scope = c.scopes()[0]! as unknown as Record<string, unknown>;
+      const scopeMetrics = Object.keys(scope)
+        .filter((k) => k !== 'name' && k !== 'handler')
+        .map((k) => {
+          const gauge = `${prefix}scope_${snake(k)}`;
+          const metric = byName.get(gauge) ?? byName.get(`${gauge}_total`);
+          expect(metric, gauge).toBeDefined();
+          expect(String(metric!.type), metric!.name).toBe(
+            metric!.name.endsWith('_total') ? 'counter' : 'gauge',
+          );
+          expect(
+            metric!.values.map((v) => v.value),
+            metric!.name,
+          ).toEqual([scope[k]]);
+          return metric!.name;
+        });
+      const outside = [...byName.keys()].filter(
+        (n) => !table.some((s) => metricName(prefix, s) === n),
+      );
+      expect(outside.sort()).toEqual(
+        [...scopeMetrics, `${prefix}scope_info`, `${prefix}cuda_devices`, `${prefix}info`].sort(),
+      );
+    },
+  );
 });

@@ -49,14 +49,19 @@ const modes = [
 ];
 
 describe.each(modes)('thread cache, $name', ({ slabViews, cached }) => {
-  it(cached ? 'a pool hit in the same thread makes no native call' : 'is off without transfer() (Node 20): every call is native', () => {
-    const h = pool(pageable(), { slabViews });
-    h.alloc(4096).free();
-    const calls = nativeCalls(() => {
-      for (let i = 0; i < 1000; i++) h.alloc(4096).free();
-    });
-    expect(calls).toEqual(cached ? { alloc: 0, free: 0 } : { alloc: 1000, free: 1000 });
-  });
+  it(
+    cached
+      ? 'a pool hit in the same thread makes no native call'
+      : 'is off without transfer() (Node 20): every call is native',
+    () => {
+      const h = pool(pageable(), { slabViews });
+      h.alloc(4096).free();
+      const calls = nativeCalls(() => {
+        for (let i = 0; i < 1000; i++) h.alloc(4096).free();
+      });
+      expect(calls).toEqual(cached ? { alloc: 0, free: 0 } : { alloc: 1000, free: 1000 });
+    },
+  );
 
   it('a freed buffer reaches nothing, and the next owner gets the same memory with its bytes', () => {
     const h = pool(pageable(), { slabViews });
@@ -93,7 +98,25 @@ describe.each(modes)('thread cache, $name', ({ slabViews, cached }) => {
       }
       if (step % 97 === 0 || live.length === 0) {
         const [s, t] = [withCache.stats(), without.stats()];
-        expect([s.bytesInUse, s.bytesPeak, s.allocatedBytes, s.buffersInUse, s.buffersPeak, s.allocations, s.frees, s.gcReleased]).toEqual([t.bytesInUse, t.bytesPeak, t.allocatedBytes, t.buffersInUse, t.buffersPeak, t.allocations, t.frees, t.gcReleased]);
+        expect([
+          s.bytesInUse,
+          s.bytesPeak,
+          s.allocatedBytes,
+          s.buffersInUse,
+          s.buffersPeak,
+          s.allocations,
+          s.frees,
+          s.gcReleased,
+        ]).toEqual([
+          t.bytesInUse,
+          t.bytesPeak,
+          t.allocatedBytes,
+          t.buffersInUse,
+          t.buffersPeak,
+          t.allocations,
+          t.frees,
+          t.gcReleased,
+        ]);
       }
     }
     for (const [a, b] of live) {
@@ -102,7 +125,23 @@ describe.each(modes)('thread cache, $name', ({ slabViews, cached }) => {
     }
     const s = withCache.stats();
     const t = without.stats();
-    expect([s.bytesInUse, s.bytesPeak, s.allocatedBytes, s.buffersInUse, s.buffersPeak, s.allocations, s.frees]).toEqual([t.bytesInUse, t.bytesPeak, t.allocatedBytes, t.buffersInUse, t.buffersPeak, t.allocations, t.frees]);
+    expect([
+      s.bytesInUse,
+      s.bytesPeak,
+      s.allocatedBytes,
+      s.buffersInUse,
+      s.buffersPeak,
+      s.allocations,
+      s.frees,
+    ]).toEqual([
+      t.bytesInUse,
+      t.bytesPeak,
+      t.allocatedBytes,
+      t.buffersInUse,
+      t.buffersPeak,
+      t.allocations,
+      t.frees,
+    ]);
     expect(s.cachedBytes).toBe(s.reservedBytes); // nothing in use: everything held is cached
     withCache.trim();
     expect([withCache.stats().cachedBytes, withCache.stats().reservedBytes]).toEqual([0, 0]);
@@ -127,7 +166,9 @@ describe.each(modes)('thread cache, $name', ({ slabViews, cached }) => {
 });
 
 describe.skipIf(!movesBuffers)('thread cache and transfer()', () => {
-  const proto = ArrayBuffer.prototype as unknown as { transfer: (this: ArrayBuffer, n?: number) => ArrayBuffer };
+  const proto = ArrayBuffer.prototype as unknown as {
+    transfer: (this: ArrayBuffer, n?: number) => ArrayBuffer;
+  };
   const original = proto.transfer;
   afterEach(() => {
     proto.transfer = original;
@@ -168,35 +209,38 @@ describe.skipIf(!movesBuffers)('thread cache and transfer()', () => {
   });
 });
 
-describe.skipIf(!movesBuffers)('a buffer handed out from a thread cache, posted to another thread', () => {
-  it('keeps its block out of use while that thread holds the memory, and returns it after', async () => {
-    const h = pool(pageable());
-    h.alloc(4096).free();
-    const b = h.alloc(4096); // a hit: its ArrayBuffer was made by transfer(), which Node lets postMessage move
-    const address = b.address;
-    const worker = new Worker(
-      `const { parentPort } = require('node:worker_threads');
+describe.skipIf(!movesBuffers)(
+  'a buffer handed out from a thread cache, posted to another thread',
+  () => {
+    it('keeps its block out of use while that thread holds the memory, and returns it after', async () => {
+      const h = pool(pageable());
+      h.alloc(4096).free();
+      const b = h.alloc(4096); // a hit: its ArrayBuffer was made by transfer(), which Node lets postMessage move
+      const address = b.address;
+      const worker = new Worker(
+        `const { parentPort } = require('node:worker_threads');
        let kept;
        parentPort.on('message', (ab) => { kept = new Uint8Array(ab); kept[0] = 9; parentPort.postMessage(kept.length); });`,
-      { eval: true },
-    );
-    worker.postMessage(b.bytes.buffer, [b.bytes.buffer as ArrayBuffer]);
-    expect((await once(worker, 'message'))[0]).toBe(4096);
-    b.free(); // its buffer is gone from this thread: the block waits for the worker's
-    const next = [h.alloc(4096), h.alloc(4096), h.alloc(4096)];
-    expect(next.map((n) => n.address)).not.toContain(address);
-    next.forEach((n) => n.free());
-    await worker.terminate();
-    let back = false;
-    for (let i = 0; i < 50 && !back; i++) {
-      await collected();
-      const again = [h.alloc(4096), h.alloc(4096), h.alloc(4096), h.alloc(4096)];
-      back = again.some((n) => n.address === address);
-      again.forEach((n) => n.free());
-    }
-    expect(back).toBe(true);
-  });
-});
+        { eval: true },
+      );
+      worker.postMessage(b.bytes.buffer, [b.bytes.buffer as ArrayBuffer]);
+      expect((await once(worker, 'message'))[0]).toBe(4096);
+      b.free(); // its buffer is gone from this thread: the block waits for the worker's
+      const next = [h.alloc(4096), h.alloc(4096), h.alloc(4096)];
+      expect(next.map((n) => n.address)).not.toContain(address);
+      next.forEach((n) => n.free());
+      await worker.terminate();
+      let back = false;
+      for (let i = 0; i < 50 && !back; i++) {
+        await collected();
+        const again = [h.alloc(4096), h.alloc(4096), h.alloc(4096), h.alloc(4096)];
+        back = again.some((n) => n.address === address);
+        again.forEach((n) => n.free());
+      }
+      expect(back).toBe(true);
+    });
+  },
+);
 
 describe('one thread cache per pool per thread', () => {
   it('a second wrapper of a pool in the same thread is refused; attach() finds the one there is', () => {

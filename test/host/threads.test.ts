@@ -48,7 +48,10 @@ describe('worker threads', () => {
   it('two workers allocate from one shared pool at once, patterns intact, statistics shared', async () => {
     const h = pool(locked());
     const token = h.share();
-    const workers = [start({ token, iterations: 5000, seed: 1 }), start({ token, iterations: 5000, seed: 2 })];
+    const workers = [
+      start({ token, iterations: 5000, seed: 1 }),
+      start({ token, iterations: 5000, seed: 2 }),
+    ];
     const results = await Promise.all(workers.map((w) => next<{ errors: number }>(w)));
     for (const r of results) expect(r.errors).toBe(0);
     const s = h.stats();
@@ -58,7 +61,7 @@ describe('worker threads', () => {
     await Promise.all(workers.map((w) => w.terminate()));
   });
 
-  it('attach() keeps a pool\'s slabViews mode', () => {
+  it("attach() keeps a pool's slabViews mode", () => {
     const h = pool(locked(), { slabViews: true });
     const token = h.share();
     expect(token.slabViews).toBe(true);

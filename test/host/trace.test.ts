@@ -1,8 +1,17 @@
 // Traces: syntheticTrace's options, and replayTrace rejecting bad traces without leaking.
 import { describe, expect, it } from 'vitest';
-import { fallback, pageable, pinned, pool, recordTrace, replayTrace, syntheticTrace, type Handler, type TraceEvent } from 'pinpool';
+import {
+  fallback,
+  pageable,
+  pinned,
+  pool,
+  recordTrace,
+  replayTrace,
+  syntheticTrace,
+  type Handler,
+  type TraceEvent,
+} from 'pinpool';
 import { errorOf } from '../support/expect-error.js';
-
 
 describe('syntheticTrace', () => {
   it('is seeded, keeps sizes in [minBytes, maxBytes], and frees only live ids', () => {
@@ -39,7 +48,9 @@ describe('syntheticTrace', () => {
       { live: Infinity },
     ];
     for (const options of bad) {
-      expect(errorOf(() => syntheticTrace(options as object)).code, JSON.stringify(options)).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+      expect(errorOf(() => syntheticTrace(options as object)).code, JSON.stringify(options)).toBe(
+        'ERR_PINPOOL_INVALID_ARGUMENT',
+      );
     }
   });
 });
@@ -54,7 +65,12 @@ function revoked(): object {
 function usage(...handlers: Handler[]) {
   return handlers.map((h) => {
     const s = h.stats();
-    return { name: h.name, bytes: s.bytesInUse, allocations: s.buffersInUse, reserved: s.reservedBytes };
+    return {
+      name: h.name,
+      bytes: s.bytesInUse,
+      allocations: s.buffersInUse,
+      reserved: s.reservedBytes,
+    };
   });
 }
 
@@ -102,8 +118,27 @@ describe('replayTrace', () => {
     ['a free without an id', [...good, { op: 'free' }]],
     ['a duplicate id', [...good, { op: 'alloc', id: 2, bytes: 64, alignment: 64 }]],
     ['a revoked Proxy (found by the fuzzer)', revoked()],
-    ['an event whose getter throws (found by the fuzzer)', [...good, { op: 'alloc', get id(): number { throw new Error('getter'); } }]],
-    ['an array whose get trap throws (found by the fuzzer)', new Proxy([...good], { get(t, k) { if (k === '1') throw new Error('trap'); return Reflect.get(t, k) as unknown; } })],
+    [
+      'an event whose getter throws (found by the fuzzer)',
+      [
+        ...good,
+        {
+          op: 'alloc',
+          get id(): number {
+            throw new Error('getter');
+          },
+        },
+      ],
+    ],
+    [
+      'an array whose get trap throws (found by the fuzzer)',
+      new Proxy([...good], {
+        get(t, k) {
+          if (k === '1') throw new Error('trap');
+          return Reflect.get(t, k) as unknown;
+        },
+      }),
+    ],
   ];
   for (const [what, trace] of badTraces) {
     it(`rejects ${what} as ERR_PINPOOL_INVALID_ARGUMENT, and leaves the chain as it was`, () => {
@@ -120,7 +155,14 @@ describe('replayTrace', () => {
   it('reads each event once, before anything is allocated (found by the fuzzer)', () => {
     let reads = 0;
     // A size that is valid when checked and -1 when the replay would read it again.
-    const sly = { op: 'alloc', id: 1, alignment: 64, get bytes() { return reads++ === 0 ? 64 : -1; } };
+    const sly = {
+      op: 'alloc',
+      id: 1,
+      alignment: 64,
+      get bytes() {
+        return reads++ === 0 ? 64 : -1;
+      },
+    };
     const chain = pool(pageable());
     const r = replayTrace([sly, { op: 'free', id: 1 }] as TraceEvent[], chain);
     expect(reads).toBe(1);
@@ -129,7 +171,9 @@ describe('replayTrace', () => {
   });
 
   it('a handler that is not one is ERR_PINPOOL_INVALID_ARGUMENT', () => {
-    expect(errorOf(() => replayTrace(good, {} as unknown as Handler)).code).toBe('ERR_PINPOOL_INVALID_ARGUMENT');
+    expect(errorOf(() => replayTrace(good, {} as unknown as Handler)).code).toBe(
+      'ERR_PINPOOL_INVALID_ARGUMENT',
+    );
   });
 
   it('an allocation the chain refuses other than for memory: its error, and every block freed', () => {

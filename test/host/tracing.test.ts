@@ -1,6 +1,15 @@
 import diagnostics_channel from 'node:diagnostics_channel';
 import { afterEach, describe, expect, it } from 'vitest';
-import { fallback, limit, pageable, pinned, pool, type AllocMessage, type FallbackMessage, type FreeMessage } from 'pinpool';
+import {
+  fallback,
+  limit,
+  pageable,
+  pinned,
+  pool,
+  type AllocMessage,
+  type FallbackMessage,
+  type FreeMessage,
+} from 'pinpool';
 
 const subscriptions: [string, (m: unknown) => void][] = [];
 function listen<T>(name: string): T[] {
@@ -22,13 +31,21 @@ describe('diagnostics_channel tracing', () => {
     const b = h.alloc(123, { alignment: 256 });
     const address = b.address;
     b.free();
-    expect(allocs).toEqual([{ handler: 'traced', bytes: 123, alignment: 256, address, servedBy: 'leafy' }]);
-    expect(frees).toEqual([{ handler: 'traced', bytes: 123, alignment: 256, address, byGc: false }]);
+    expect(allocs).toEqual([
+      { handler: 'traced', bytes: 123, alignment: 256, address, servedBy: 'leafy' },
+    ]);
+    expect(frees).toEqual([
+      { handler: 'traced', bytes: 123, alignment: 256, address, byGc: false },
+    ]);
   });
 
   it('publishes pinpool:fallback for each fallback, with from, to and reason', () => {
     const fallbacks = listen<FallbackMessage>('pinpool:fallback');
-    const inner = fallback(limit(pageable({ name: 'p2' }), { maxBytes: 10, name: 'tiny' }), pageable({ name: 'last' }), { name: 'inner' });
+    const inner = fallback(
+      limit(pageable({ name: 'p2' }), { maxBytes: 10, name: 'tiny' }),
+      pageable({ name: 'last' }),
+      { name: 'inner' },
+    );
     const outer = fallback(pool(pinned(), { name: 'gpu' }), inner, { name: 'outer' });
     outer.alloc(100).free();
     expect(fallbacks).toEqual([

@@ -4,7 +4,19 @@ import { pageable, pool } from 'pinpool';
 
 import { expectCode } from '../support/expect-error.js';
 
-const types = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array];
+const types = [
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+];
 
 describe.each([false, true])('typed views (slabViews %s)', (slabViews) => {
   it('a view of every typed array type sees the block, zero copy, and dies with free()', () => {
@@ -29,7 +41,17 @@ describe.each([false, true])('typed views (slabViews %s)', (slabViews) => {
   it('refuses what is not a typed array type, a misaligned offset, a length past the block', () => {
     const h = pool(pageable(), { slabViews });
     const buf = h.alloc(30);
-    for (const bad of [undefined, null, 4, ArrayBuffer, DataView, Array, Buffer, class extends Float32Array {}, () => Float32Array])
+    for (const bad of [
+      undefined,
+      null,
+      4,
+      ArrayBuffer,
+      DataView,
+      Array,
+      Buffer,
+      class extends Float32Array {},
+      () => Float32Array,
+    ])
       expectCode(() => buf.view(bad as never), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => buf.view(Float32Array), 'ERR_PINPOOL_INVALID_ARGUMENT'); // 30 is no multiple of 4
     expect(buf.view(Float32Array, 0, 7).length).toBe(7);
@@ -46,7 +68,12 @@ describe.each([false, true])('typed views (slabViews %s)', (slabViews) => {
     const buf = h.allocArray(Float64Array, 1000);
     expect([buf.byteLength, buf.alignment]).toEqual([8000, 64]);
     expect(buf.view(Float64Array).length).toBe(1000);
-    expect(h.allocArray(Float32Array, 10, { alignment: 4096, zero: true }).view(Float32Array).every((x) => x === 0)).toBe(true);
+    expect(
+      h
+        .allocArray(Float32Array, 10, { alignment: 4096, zero: true })
+        .view(Float32Array)
+        .every((x) => x === 0),
+    ).toBe(true);
     expectCode(() => h.allocArray(Float32Array, -1), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => h.allocArray(Float32Array, 2 ** 52), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expectCode(() => h.allocArray(Object as never, 1), 'ERR_PINPOOL_INVALID_ARGUMENT');

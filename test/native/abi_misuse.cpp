@@ -5,9 +5,9 @@
 // the core. Each handler runs in a forked child, so a crash (an exception thrown through the
 // ABI, a corrupted free list) fails that handler's case instead of ending the program.
 //
-// What must hold (docs/decisions/0011-c-abi-contract.md): no call crashes; a refused free changes no byte or
-// block count, is counted in `invalidFrees`, and never puts the block into a free list (the
-// same block is never handed out twice, a neighbour is never overwritten); a bad alignment is
+// What must hold (docs/decisions/0011-c-abi-contract.md): no call crashes; a refused free changes
+// no byte or block count, is counted in `invalidFrees`, and never puts the block into a free list
+// (the same block is never handed out twice, a neighbour is never overwritten); a bad alignment is
 // PINPOOL_ERR_INVALID_ARGUMENT; every alignment that succeeds is honoured.
 //
 // Prints `abi misuse: N passed, M failed`; exits non-zero when anything failed.

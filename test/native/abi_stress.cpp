@@ -6,7 +6,8 @@
 //     and a pattern written into every block and checked at its free;
 //   - racing double frees: two threads free the same block at the same moment, and exactly one
 //     of the frees is accepted;
-//   - a limit's statistics under 8 threads never read more than its cap (docs/decisions/0011-c-abi-contract.md; a bug fixed once:
+//   - a limit's statistics under 8 threads never read more than its cap
+//   (docs/decisions/0011-c-abi-contract.md; a bug fixed once:
 //     the budget came back before the statistics dropped).
 //
 // Built with -fsanitize=thread by scripts/tsan/test-tsan.sh, it is the ThreadSanitizer test of the

@@ -23,13 +23,19 @@ export function fillPattern(bytes: Uint8Array, seed: number): void {
 export function checkPattern(bytes: Uint8Array, seed: number): number {
   const expected = new Uint8Array(bytes.length);
   fillPattern(expected, seed);
-  if (Buffer.compare(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), expected) === 0) return -1;
+  if (Buffer.compare(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), expected) === 0)
+    return -1;
   return bytes.findIndex((b, i) => b !== expected[i]);
 }
 
 function memoryState(h: Handler) {
   const s = h.stats();
-  return { bytes: s.bytesInUse, allocations: s.buffersInUse, reserved: s.reservedBytes, cached: s.cachedBytes };
+  return {
+    bytes: s.bytesInUse,
+    allocations: s.buffersInUse,
+    reserved: s.reservedBytes,
+    cached: s.cachedBytes,
+  };
 }
 
 export interface ContractOptions {
@@ -39,7 +45,11 @@ export interface ContractOptions {
   largestAlignment?: number;
 }
 
-export function handlerContract(label: string, make: () => Handler, options: ContractOptions = {}): void {
+export function handlerContract(
+  label: string,
+  make: () => Handler,
+  options: ContractOptions = {},
+): void {
   const largest = options.largest ?? 64 * MiB;
   const largestAlignment = options.largestAlignment ?? 2 * MiB;
 
@@ -115,7 +125,9 @@ export function handlerContract(label: string, make: () => Handler, options: Con
       const warm = h.alloc(4096);
       warm.free();
       const before = memoryState(h);
-      expect(() => h.alloc(PiB)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_OUT_OF_MEMORY' }));
+      expect(() => h.alloc(PiB)).toThrow(
+        expect.objectContaining({ code: 'ERR_PINPOOL_OUT_OF_MEMORY' }),
+      );
       expect(memoryState(h)).toEqual(before);
     });
   });

@@ -21,7 +21,10 @@ export function expectCode(fn: () => unknown, code: string): PinpoolError {
 }
 
 /** Expects `work` (a Promise, or a call that throws or returns one) to fail with `code`. */
-export async function expectRejection(work: Promise<unknown> | (() => unknown), code: string): Promise<PinpoolError> {
+export async function expectRejection(
+  work: Promise<unknown> | (() => unknown),
+  code: string,
+): Promise<PinpoolError> {
   let caught: unknown;
   try {
     await (typeof work === 'function' ? work() : work);

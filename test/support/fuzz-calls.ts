@@ -40,8 +40,33 @@ import { Gauge, Registry } from 'prom-client';
 import type { Fuzzer, Gen, Op } from './fuzzer.js';
 
 const HANDLER_METHODS = ['alloc', 'stats', 'trim', 'share', 'nativeHandle'] as const;
-const BUFFER_GETTERS = ['bytes', 'byteLength', 'alignment', 'address', 'handler', 'servedBy', 'kind', 'released'] as const;
-const CONTROLLER_METHODS = ['register', 'get', 'names', 'has', 'setDefault', 'defaultHandler', 'current', 'run', 'bind', 'measure', 'alloc', 'scope', 'switch', 'scopes', 'resolve'] as const;
+const BUFFER_GETTERS = [
+  'bytes',
+  'byteLength',
+  'alignment',
+  'address',
+  'handler',
+  'servedBy',
+  'kind',
+  'released',
+] as const;
+const CONTROLLER_METHODS = [
+  'register',
+  'get',
+  'names',
+  'has',
+  'setDefault',
+  'defaultHandler',
+  'current',
+  'run',
+  'bind',
+  'measure',
+  'alloc',
+  'scope',
+  'switch',
+  'scopes',
+  'resolve',
+] as const;
 
 function getter(proto: object, name: string): (this: unknown) => unknown {
   return Object.getOwnPropertyDescriptor(proto, name)!.get!;
@@ -78,7 +103,8 @@ function callback(f: Fuzzer): Gen {
       t: '() => alloc(64)',
     };
   }
-  if (n === 2) return { v: async () => (await tick(), 1), t: 'async () => { await tick; return 1 }' };
+  if (n === 2)
+    return { v: async () => (await tick(), 1), t: 'async () => { await tick; return 1 }' };
   return {
     v: (...args: unknown[]) => args.length,
     t: '(...args) => args.length',
@@ -91,7 +117,14 @@ function allocOptions(f: Fuzzer): Gen {
 
 /** A built-in typed array constructor (or, through f.arg, something else). */
 function typedArrayType(f: Fuzzer): Gen {
-  const types = [Uint8Array, Int16Array, Float32Array, Float64Array, BigInt64Array, Uint8ClampedArray];
+  const types = [
+    Uint8Array,
+    Int16Array,
+    Float32Array,
+    Float64Array,
+    BigInt64Array,
+    Uint8ClampedArray,
+  ];
   const t = f.pick(types);
   return { v: t, t: t.name };
 }
@@ -105,7 +138,9 @@ export const hostOps: Op[] = [
       const h = f.handler();
       const bytes = f.arg(() => f.size(), 0.7);
       const options = allocOptions(f);
-      return f.call(`${h.t}.alloc(${bytes.t}, ${options.t})`, () => (h.v as Handler).alloc(bytes.v as number, options.v as never));
+      return f.call(`${h.t}.alloc(${bytes.t}, ${options.t})`, () =>
+        (h.v as Handler).alloc(bytes.v as number, options.v as never),
+      );
     },
   },
   {
@@ -116,7 +151,9 @@ export const hostOps: Op[] = [
       const type = f.arg(() => typedArrayType(f), 0.8);
       const count = f.arg(() => f.size(), 0.7);
       const options = allocOptions(f);
-      return f.call(`${h.t}.allocArray(${type.t}, ${count.t}, ${options.t})`, () => (h.v as Handler).allocArray(type.v as never, count.v as number, options.v as never));
+      return f.call(`${h.t}.allocArray(${type.t}, ${count.t}, ${options.t})`, () =>
+        (h.v as Handler).allocArray(type.v as never, count.v as number, options.v as never),
+      );
     },
   },
   {
@@ -127,9 +164,14 @@ export const hostOps: Op[] = [
       const self = receiver(f, () => f.handler());
       const a = f.arg(() => f.size());
       const b = allocOptions(f);
-      if (method === 'handle') return f.call(`get handle.call(${self.t})`, () => getter(Handler.prototype, 'handle').call(self.v));
+      if (method === 'handle')
+        return f.call(`get handle.call(${self.t})`, () =>
+          getter(Handler.prototype, 'handle').call(self.v),
+        );
       const fn = Handler.prototype[method] as (...args: unknown[]) => unknown;
-      return f.call(`Handler.prototype.${method}.call(${self.t}, ${a.t}, ${b.t})`, () => fn.call(self.v, a.v, b.v));
+      return f.call(`Handler.prototype.${method}.call(${self.t}, ${a.t}, ${b.t})`, () =>
+        fn.call(self.v, a.v, b.v),
+      );
     },
   },
   {
@@ -139,7 +181,8 @@ export const hostOps: Op[] = [
       const h = f.handler();
       const method = f.pick(['stats', 'trim', 'share', 'nativeHandle'] as const);
       const token = await f.call(`${h.t}.${method}()`, () => (h.v as Handler)[method]());
-      if (method === 'share' && token !== undefined && f.shareTokens.length < 16) f.shareTokens.push(token as HandlerToken);
+      if (method === 'share' && token !== undefined && f.shareTokens.length < 16)
+        f.shareTokens.push(token as HandlerToken);
     },
   },
   {
@@ -148,7 +191,9 @@ export const hostOps: Op[] = [
     run: (f) => {
       const name = f.pick(BUFFER_GETTERS);
       const self = receiver(f, () => f.buffer());
-      return f.call(`get ${name}.call(${self.t})`, () => getter(HostBuffer.prototype, name).call(self.v));
+      return f.call(`get ${name}.call(${self.t})`, () =>
+        getter(HostBuffer.prototype, name).call(self.v),
+      );
     },
   },
   {
@@ -157,30 +202,76 @@ export const hostOps: Op[] = [
     run: async (f) => {
       const self = receiver(f, () => f.buffer());
       if (f.buffers.includes(self.v as HostBuffer)) f.focus = self.v as HostBuffer;
-      const method = f.pick(['free', 'free', 'dispose', 'transfer', 'prefetch', 'advise', 'view'] as const);
+      const method = f.pick([
+        'free',
+        'free',
+        'dispose',
+        'transfer',
+        'prefetch',
+        'advise',
+        'view',
+      ] as const);
       if (method === 'view') {
         const type = f.arg(() => typedArrayType(f), 0.8);
         const offset = f.arg(() => f.small(), 0.7);
-        const length = f.chance(0.5) ? { v: undefined, t: 'undefined' } : f.arg(() => f.small(), 0.7);
-        return f.call(`view.call(${self.t}, ${type.t}, ${offset.t}, ${length.t})`, () => HostBuffer.prototype.view.call(self.v as HostBuffer, type.v as never, offset.v as number, length.v as number));
+        const length = f.chance(0.5)
+          ? { v: undefined, t: 'undefined' }
+          : f.arg(() => f.small(), 0.7);
+        return f.call(`view.call(${self.t}, ${type.t}, ${offset.t}, ${length.t})`, () =>
+          HostBuffer.prototype.view.call(
+            self.v as HostBuffer,
+            type.v as never,
+            offset.v as number,
+            length.v as number,
+          ),
+        );
       }
-      if (method === 'free') return f.call(`free.call(${self.t})`, () => HostBuffer.prototype.free.call(self.v as HostBuffer));
-      if (method === 'dispose') return f.call(`[Symbol.dispose].call(${self.t})`, () => HostBuffer.prototype[Symbol.dispose].call(self.v as HostBuffer));
+      if (method === 'free')
+        return f.call(`free.call(${self.t})`, () =>
+          HostBuffer.prototype.free.call(self.v as HostBuffer),
+        );
+      if (method === 'dispose')
+        return f.call(`[Symbol.dispose].call(${self.t})`, () =>
+          HostBuffer.prototype[Symbol.dispose].call(self.v as HostBuffer),
+        );
       if (method === 'transfer') {
-        const token = await f.call(`transfer.call(${self.t})`, () => HostBuffer.prototype.transfer.call(self.v as HostBuffer));
+        const token = await f.call(`transfer.call(${self.t})`, () =>
+          HostBuffer.prototype.transfer.call(self.v as HostBuffer),
+        );
         if (token !== undefined) f.tokens.push(token as BufferToken);
         return;
       }
       const where = f.arg(() => (f.chance(0.5) ? { v: 'host', t: '"host"' } : f.device()));
       if (method === 'prefetch') {
         const options = f.options({ stream: () => f.hostile() });
-        return f.call(`prefetch.call(${self.t}, ${where.t}, ${options.t})`, () => HostBuffer.prototype.prefetch.call(self.v as HostBuffer, where.v as number, options.v as never));
+        return f.call(`prefetch.call(${self.t}, ${where.t}, ${options.t})`, () =>
+          HostBuffer.prototype.prefetch.call(
+            self.v as HostBuffer,
+            where.v as number,
+            options.v as never,
+          ),
+        );
       }
       const advice = f.arg(() => {
-        const v = f.pick(['readMostly', 'unsetReadMostly', 'preferredLocation', 'unsetPreferredLocation', 'accessedBy', 'unsetAccessedBy', 'toString', '__proto__']);
+        const v = f.pick([
+          'readMostly',
+          'unsetReadMostly',
+          'preferredLocation',
+          'unsetPreferredLocation',
+          'accessedBy',
+          'unsetAccessedBy',
+          'toString',
+          '__proto__',
+        ]);
         return { v, t: JSON.stringify(v) };
       });
-      return f.call(`advise.call(${self.t}, ${advice.t}, ${where.t})`, () => HostBuffer.prototype.advise.call(self.v as HostBuffer, advice.v as never, where.v as number));
+      return f.call(`advise.call(${self.t}, ${advice.t}, ${where.t})`, () =>
+        HostBuffer.prototype.advise.call(
+          self.v as HostBuffer,
+          advice.v as never,
+          where.v as number,
+        ),
+      );
     },
   },
   {
@@ -190,7 +281,11 @@ export const hostOps: Op[] = [
       const a = f.hostile();
       const n = f.int(4);
       if (n === 0) return f.call(`new Handler(${a.t})`, () => new Handler(a.v as never));
-      if (n === 1) return f.call(`new HostBuffer(${a.t})`, () => new (HostBuffer as unknown as new (x: unknown) => unknown)(a.v));
+      if (n === 1)
+        return f.call(
+          `new HostBuffer(${a.t})`,
+          () => new (HostBuffer as unknown as new (x: unknown) => unknown)(a.v),
+        );
       if (n === 2) return f.call(`HostBuffer.blockOf(${a.t})`, () => void HostBuffer.blockOf(a.v));
       return f.call('new Controller()', () => new Controller());
     },
@@ -207,7 +302,11 @@ export const hostOps: Op[] = [
               portable: () => f.bool(),
               mapped: () => f.bool(),
               writeCombined: () => f.bool(),
-              strategy: () => f.pick([{ v: 'alloc', t: '"alloc"' }, { v: 'register', t: '"register"' }]),
+              strategy: () =>
+                f.pick([
+                  { v: 'alloc', t: '"alloc"' },
+                  { v: 'register', t: '"register"' },
+                ]),
               name: () => f.name(),
             })
           : f.options({ device: () => f.device(), name: () => f.name() });
@@ -224,12 +323,28 @@ export const hostOps: Op[] = [
       const b = f.arg(() => f.handler(), 0.8);
       if (which === 'defaultHandler') return f.call('defaultHandler()', () => defaultHandler());
       if (which === 'pool') {
-        const o = f.options({ name: () => f.name(), maxCachedBytes: () => f.size(), cacheRatio: () => f.pick([{ v: 0, t: '0' }, { v: 0.5, t: '0.5' }, { v: Infinity, t: 'Infinity' }]), slabViews: () => f.bool() });
+        const o = f.options({
+          name: () => f.name(),
+          maxCachedBytes: () => f.size(),
+          cacheRatio: () =>
+            f.pick([
+              { v: 0, t: '0' },
+              { v: 0.5, t: '0.5' },
+              { v: Infinity, t: 'Infinity' },
+            ]),
+          slabViews: () => f.bool(),
+        });
         return f.call(`pool(${a.t}, ${o.t})`, () => pool(a.v as Handler, o.v as never));
       }
       if (which === 'fallback') {
-        const o = f.options({ name: () => f.name(), minBytes: () => f.size(), maxBytes: () => f.size() });
-        return f.call(`fallback(${a.t}, ${b.t}, ${o.t})`, () => fallback(a.v as Handler, b.v as Handler, o.v as never));
+        const o = f.options({
+          name: () => f.name(),
+          minBytes: () => f.size(),
+          maxBytes: () => f.size(),
+        });
+        return f.call(`fallback(${a.t}, ${b.t}, ${o.t})`, () =>
+          fallback(a.v as Handler, b.v as Handler, o.v as never),
+        );
       }
       const o = f.options({ name: () => f.name(), maxBytes: () => f.size() });
       return f.call(`limit(${a.t}, ${o.t})`, () => limit(a.v as Handler, o.v as never));
@@ -250,13 +365,19 @@ export const hostOps: Op[] = [
     run: (f) => {
       const method = f.pick(CONTROLLER_METHODS);
       const real = f.pick(f.controllers);
-      const self = f.chance(0.8) ? { v: real, t: real === controller ? 'controller' : 'c' } : f.hostile();
+      const self = f.chance(0.8)
+        ? { v: real, t: real === controller ? 'controller' : 'c' }
+        : f.hostile();
       const nameOrHandler = f.arg(() => (f.chance(0.5) ? f.name() : f.handler()));
       const fn = Controller.prototype[method] as (...args: unknown[]) => unknown;
       let args: Gen[];
       switch (method) {
         case 'register':
-          args = [f.arg(() => f.name()), f.arg(() => f.handler()), f.options({ replace: () => f.bool() })];
+          args = [
+            f.arg(() => f.name()),
+            f.arg(() => f.handler()),
+            f.options({ replace: () => f.bool() }),
+          ];
           break;
         case 'get':
         case 'has':
@@ -296,7 +417,9 @@ export const hostOps: Op[] = [
       if (f.chance(0.3)) return f.call('createController()', () => createController());
       const bytes = f.arg(() => f.size(), 0.7);
       const options = allocOptions(f);
-      return f.call(`alloc(${bytes.t}, ${options.t})`, () => alloc(bytes.v as number, options.v as never));
+      return f.call(`alloc(${bytes.t}, ${options.t})`, () =>
+        alloc(bytes.v as number, options.v as never),
+      );
     },
   },
   {
@@ -311,12 +434,18 @@ export const hostOps: Op[] = [
         registry: () => {
           // A fresh registry, one pinpool is on already, one with a metric of pinpool's name.
           const n = f.int(3);
-          if (n === 0 && f.registries.length > 0) return { v: f.pick(f.registries), t: 'a registry pinpool is on' };
+          if (n === 0 && f.registries.length > 0)
+            return { v: f.pick(f.registries), t: 'a registry pinpool is on' };
           const r = new Registry();
           if (n === 1) new Gauge({ name: 'pinpool_frees_total', help: 'taken', registers: [r] });
           return { v: r, t: n === 1 ? 'a Registry with pinpool_frees_total' : 'new Registry()' };
         },
-        prefix: () => f.pick([{ v: 'pinpool_', t: '"pinpool_"' }, { v: 'fuzz_', t: '"fuzz_"' }, { v: '1x', t: '"1x"' }]),
+        prefix: () =>
+          f.pick([
+            { v: 'pinpool_', t: '"pinpool_"' },
+            { v: 'fuzz_', t: '"fuzz_"' },
+            { v: '1x', t: '"1x"' },
+          ]),
         labels: () => ({ v: { service: 'fuzz' }, t: '{service: "fuzz"}' }),
         controller: () => {
           const c = f.pick(f.controllers);
@@ -324,7 +453,8 @@ export const hostOps: Op[] = [
         },
       });
       const registry = await f.call(`collectMetrics(${o.t})`, () => collectMetrics(o.v as never));
-      if (registry !== undefined && f.registries.length < 8) f.registries.push(registry as { metrics(): Promise<string> });
+      if (registry !== undefined && f.registries.length < 8)
+        f.registries.push(registry as { metrics(): Promise<string> });
     },
   },
   {
@@ -337,7 +467,8 @@ export const hostOps: Op[] = [
           const r = f.recorders.shift();
           if (r === undefined) return;
           const trace = await f.call('recorder.stop()', () => r.stop());
-          if (Array.isArray(trace) && trace.length <= 200 && f.traces.length < 8) f.traces.push(trace);
+          if (Array.isArray(trace) && trace.length <= 200 && f.traces.length < 8)
+            f.traces.push(trace);
           return;
         }
         const r = await f.call('recordTrace()', () => recordTrace());
@@ -346,11 +477,20 @@ export const hostOps: Op[] = [
       }
       if (n === 1) {
         f.counting = true;
-        const o = f.options({ events: () => f.small(), seed: () => f.small(), minBytes: () => f.small(), maxBytes: () => f.size(), live: () => f.small() });
+        const o = f.options({
+          events: () => f.small(),
+          seed: () => f.small(),
+          minBytes: () => f.small(),
+          maxBytes: () => f.size(),
+          live: () => f.small(),
+        });
         f.counting = false;
         const trace = await f.call(`syntheticTrace(${o.t})`, () => syntheticTrace(o.v as never));
         // Replays stay small: a default trace is 100000 events of up to 64 MiB.
-        const small = Array.isArray(trace) && trace.length <= 200 && trace.every((e: { bytes?: number }) => (e.bytes ?? 0) <= 1 << 20);
+        const small =
+          Array.isArray(trace) &&
+          trace.length <= 200 &&
+          trace.every((e: { bytes?: number }) => (e.bytes ?? 0) <= 1 << 20);
         if (small && f.traces.length < 8) f.traces.push(trace as unknown[]);
         return;
       }
@@ -358,7 +498,11 @@ export const hostOps: Op[] = [
       const h = f.arg(() => f.handler(), 0.8);
       // A chain that fails part way through (other than for memory) frees every block first,
       // but its allocations and frees so far are counted: it must hold no more than before.
-      return f.call(`replayTrace(${trace.t}, ${h.t})`, () => replayTrace(trace.v as never, h.v as Handler), { partial: true });
+      return f.call(
+        `replayTrace(${trace.t}, ${h.t})`,
+        () => replayTrace(trace.v as never, h.v as Handler),
+        { partial: true },
+      );
     },
   },
   {
@@ -384,7 +528,9 @@ export const hostOps: Op[] = [
       if (n === 0) {
         const bytes = f.arg(() => f.size());
         const o = f.options({ device: () => f.device() });
-        return f.call(`deviceAlloc(${bytes.t}, ${o.t})`, () => deviceAlloc(bytes.v as number, o.v as never));
+        return f.call(`deviceAlloc(${bytes.t}, ${o.t})`, () =>
+          deviceAlloc(bytes.v as number, o.v as never),
+        );
       }
       if (n === 1) {
         const o = f.options({ device: () => f.device() });
@@ -392,13 +538,26 @@ export const hostOps: Op[] = [
       }
       if (n === 2) {
         const memory = f.arg(() => (f.chance(0.5) ? f.memory() : f.buffer()));
-        const o = f.options({ device: () => f.device(), portable: () => f.bool(), mapped: () => f.bool() });
-        return f.call(`register(${memory.t}, ${o.t})`, () => register(memory.v as never, o.v as never));
+        const o = f.options({
+          device: () => f.device(),
+          portable: () => f.bool(),
+          mapped: () => f.bool(),
+        });
+        return f.call(`register(${memory.t}, ${o.t})`, () =>
+          register(memory.v as never, o.v as never),
+        );
       }
       const dst = f.hostile();
       const src = f.hostile();
-      const o = f.options({ bytes: () => f.small(), srcOffset: () => f.small(), dstOffset: () => f.small(), stream: () => f.hostile() });
-      return f.call(`copy(${dst.t}, ${src.t}, ${o.t})`, () => copy(dst.v as never, src.v as never, o.v as never));
+      const o = f.options({
+        bytes: () => f.small(),
+        srcOffset: () => f.small(),
+        dstOffset: () => f.small(),
+        stream: () => f.hostile(),
+      });
+      return f.call(`copy(${dst.t}, ${src.t}, ${o.t})`, () =>
+        copy(dst.v as never, src.v as never, o.v as never),
+      );
     },
   },
   {
@@ -424,4 +583,3 @@ export const hostOps: Op[] = [
     },
   },
 ];
-

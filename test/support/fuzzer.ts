@@ -65,7 +65,11 @@ export interface Op {
 
 const gc = (globalThis as { gc?: () => void }).gc!;
 
-const RESOURCE_CODES = new Set(['ERR_PINPOOL_OUT_OF_MEMORY', 'ERR_PINPOOL_UNAVAILABLE', 'ERR_PINPOOL_CUDA']);
+const RESOURCE_CODES = new Set([
+  'ERR_PINPOOL_OUT_OF_MEMORY',
+  'ERR_PINPOOL_UNAVAILABLE',
+  'ERR_PINPOOL_CUDA',
+]);
 
 /**
  * A PinpoolError: its name and a stable code. Anything else thrown is a failure: the fuzzer's
@@ -78,7 +82,7 @@ function isPinpoolError(err: unknown): err is { name: string; code: string; mess
       err instanceof Error &&
       err.name === 'PinpoolError' &&
       typeof (err as { code?: unknown }).code === 'string' &&
-      ((err as unknown as { code: string }).code).startsWith('ERR_PINPOOL_')
+      (err as unknown as { code: string }).code.startsWith('ERR_PINPOOL_')
     );
   } catch {
     return false;
@@ -100,7 +104,9 @@ function describeError(err: unknown): string {
 /** The top frames of an error's stack, if it is an Error with one. */
 function framesOf(err: unknown): string[] {
   try {
-    return err instanceof Error && typeof err.stack === 'string' ? err.stack.split('\n').filter((l) => l.startsWith('    at ')) : [];
+    return err instanceof Error && typeof err.stack === 'string'
+      ? err.stack.split('\n').filter((l) => l.startsWith('    at '))
+      : [];
   } catch {
     return [];
   }
@@ -116,24 +122,46 @@ function framesOf(err: unknown): string[] {
  * back. A replay that fails part way (`partial`) counts what it allocated and freed, and holds
  * no more than before.
  */
-function violation(code: string, before: HandlerStats, after: HandlerStats, partial: boolean): string | undefined {
+function violation(
+  code: string,
+  before: HandlerStats,
+  after: HandlerStats,
+  partial: boolean,
+): string | undefined {
   if (!RESOURCE_CODES.has(code)) {
     const a = JSON.stringify(before);
     const b = JSON.stringify(after);
     return a === b ? undefined : `${a} -> ${b}`;
   }
   const problems: string[] = [];
-  if (after.bytesInUse > before.bytesInUse) problems.push(`bytes held ${before.bytesInUse} -> ${after.bytesInUse}`);
-  if (after.buffersInUse > before.buffersInUse) problems.push(`blocks held ${before.buffersInUse} -> ${after.buffersInUse}`);
+  if (after.bytesInUse > before.bytesInUse)
+    problems.push(`bytes held ${before.bytesInUse} -> ${after.bytesInUse}`);
+  if (after.buffersInUse > before.buffersInUse)
+    problems.push(`blocks held ${before.buffersInUse} -> ${after.buffersInUse}`);
   if (!partial) {
-    if (after.allocations !== before.allocations) problems.push(`allocations ${before.allocations} -> ${after.allocations}`);
-    if (after.allocatedBytes !== before.allocatedBytes) problems.push(`bytes allocated ${before.allocatedBytes} -> ${after.allocatedBytes}`);
+    if (after.allocations !== before.allocations)
+      problems.push(`allocations ${before.allocations} -> ${after.allocations}`);
+    if (after.allocatedBytes !== before.allocatedBytes)
+      problems.push(`bytes allocated ${before.allocatedBytes} -> ${after.allocatedBytes}`);
   }
-  if (after.gcReleased !== before.gcReleased) problems.push(`gcReleased ${before.gcReleased} -> ${after.gcReleased}`);
+  if (after.gcReleased !== before.gcReleased)
+    problems.push(`gcReleased ${before.gcReleased} -> ${after.gcReleased}`);
   return problems.length === 0 ? undefined : problems.join(', ');
 }
 
-const TYPED_ARRAYS = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array] as const;
+const TYPED_ARRAYS = [
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+] as const;
 
 /** `instanceof` that a Proxy's getPrototypeOf trap (or a revoked Proxy) cannot make throw. */
 export function isA(value: unknown, Class: abstract new (...args: never[]) => unknown): boolean {
@@ -216,11 +244,18 @@ export class Fuzzer {
     writeFileSync(join(this.dir, 'data.bin'), Buffer.alloc(10_000, 7));
     writeFileSync(join(this.dir, 'empty.bin'), '');
     mkdirSync(join(this.dir, 'sub'));
-    this.leaky = [pool(pageable({ name: 'leaky-leaf' }), { name: 'leaky' }), pool(pageable({ name: 'leaky-slabs-leaf' }), { name: 'leaky-slabs', slabViews: true })];
+    this.leaky = [
+      pool(pageable({ name: 'leaky-leaf' }), { name: 'leaky' }),
+      pool(pageable({ name: 'leaky-slabs-leaf' }), { name: 'leaky-slabs', slabViews: true }),
+    ];
     const slabs = pool(locked(), { slabViews: true });
     slabs.alloc(64).free();
     const scratch = binding.scratch();
-    const view = binding.viewSlab(slabs.handle as never, scratch[constants.slots.slab]!, scratch[constants.slots.slabBytes]!);
+    const view = binding.viewSlab(
+      slabs.handle as never,
+      scratch[constants.slots.slab]!,
+      scratch[constants.slots.slabBytes]!,
+    );
     if (view === null) throw new Error('fuzz: no slab to lease');
     this.#lease = view;
     for (const h of [
@@ -232,7 +267,10 @@ export class Fuzzer {
       pool(pageable(), { maxCachedBytes: 4096, cacheRatio: 0 }),
       limit(pool(pageable()), { maxBytes: 1 << 16 }),
       fallback(pool(pinned()), pageable()),
-      fallback(limit(pageable(), { maxBytes: 1 << 12 }), pool(pageable()), { minBytes: 64, maxBytes: 1 << 20 }),
+      fallback(limit(pageable(), { maxBytes: 1 << 12 }), pool(pageable()), {
+        minBytes: 64,
+        maxBytes: 1 << 20,
+      }),
       pinned(),
       managed(),
       pool(pinned({ strategy: 'register' })),
@@ -332,9 +370,13 @@ export class Fuzzer {
     const bytes = b.bytes;
     const ownBuffer = bytes.byteOffset === 0 && bytes.buffer.byteLength === b.byteLength;
     const which = this.int(3);
-    if (which === 0 || (which === 1 && !ownBuffer)) return { v: bytes, t: `${this.nameOf(b)}.bytes` };
+    if (which === 0 || (which === 1 && !ownBuffer))
+      return { v: bytes, t: `${this.nameOf(b)}.bytes` };
     if (which === 1) return { v: bytes.buffer, t: `${this.nameOf(b)}.bytes.buffer` };
-    return { v: new DataView(bytes.buffer, bytes.byteOffset, b.byteLength), t: `DataView(${this.nameOf(b)}.bytes.buffer)` };
+    return {
+      v: new DataView(bytes.buffer, bytes.byteOffset, b.byteLength),
+      t: `DataView(${this.nameOf(b)}.bytes.buffer)`,
+    };
   }
 
   nameOf(b: HostBuffer): string {
@@ -353,7 +395,8 @@ export class Fuzzer {
   effect(what: string, fn: () => void): void {
     if (this.#inCall) {
       const [, now] = this.#snapshot();
-      if (JSON.stringify(now.slice(0, this.#baseline.length)) !== JSON.stringify(this.#baseline)) this.#dirty = true;
+      if (JSON.stringify(now.slice(0, this.#baseline.length)) !== JSON.stringify(this.#baseline))
+        this.#dirty = true;
     }
     try {
       fn();
@@ -384,24 +427,40 @@ export class Fuzzer {
   }
 
   /** Checks a failure: a PinpoolError, and the statistics as they were. */
-  #rejected(label: string, err: unknown, compare: boolean, exclude: Handler[] = [], partial = false): void {
+  #rejected(
+    label: string,
+    err: unknown,
+    compare: boolean,
+    exclude: Handler[] = [],
+    partial = false,
+  ): void {
     this.#inCall = false;
     this.#count(false);
     if (!isPinpoolError(err)) {
       // One report per place that threw: the top frame of the stack.
       const frames = framesOf(err);
       const where = frames[0]?.replace(/^ +at (\S+ )?/, '') ?? describeError(err);
-      this.fail(label, `threw ${describeError(err)}${frames.length > 0 ? `\n${frames.slice(0, 3).join('\n')}` : ''}`, where);
+      this.fail(
+        label,
+        `threw ${describeError(err)}${frames.length > 0 ? `\n${frames.slice(0, 3).join('\n')}` : ''}`,
+        where,
+      );
       return;
     }
     this.rejections.set(err.code, (this.rejections.get(err.code) ?? 0) + 1);
     if (!compare) return;
-    if (this.#dirty) this.fail(label, `${err.code}, but statistics changed before a getter of its arguments ran`);
+    if (this.#dirty)
+      this.fail(label, `${err.code}, but statistics changed before a getter of its arguments ran`);
     this.#baselineIds.forEach((id, i) => {
       const h = this.handlers.get(id)!;
       if (exclude.includes(h)) return;
       const wrong = violation(err.code, this.#baseline[i]!, h.stats(), partial);
-      if (wrong !== undefined) this.fail(label, `${err.code} (${err.message}) changed the statistics of ${h.name}: ${wrong}`, `${err.code} ${h.kind} ${err.message.slice(0, 30)}`);
+      if (wrong !== undefined)
+        this.fail(
+          label,
+          `${err.code} (${err.message}) changed the statistics of ${h.name}: ${wrong}`,
+          `${err.code} ${h.kind} ${err.message.slice(0, 30)}`,
+        );
     });
   }
 
@@ -409,7 +468,11 @@ export class Fuzzer {
    * Makes one call and checks it. A Promise is awaited (its rejection checked like a throw)
    * or, sometimes, left to settle on its own while the fuzzer goes on.
    */
-  async call(label: string, thunk: () => unknown, how: { partial?: boolean } = {}): Promise<unknown> {
+  async call(
+    label: string,
+    thunk: () => unknown,
+    how: { partial?: boolean } = {},
+  ): Promise<unknown> {
     this.cases++;
     const partial = how.partial === true;
     if (this.verbose) process.stderr.write(`${this.#case}: ${label}\n`);
@@ -458,7 +521,31 @@ export class Fuzzer {
     // refused by every allocator, but as a count of trace events it is a request to fill the
     // heap (see `counting`).
     const huge = this.counting ? [] : [2 ** 50];
-    const v = this.pick([-0, 0, 1, -1, 0.5, 1.5, 63, 64, 4096, NaN, Infinity, -Infinity, 2 ** 53, 2 ** 53 + 2, 2 ** 64, -(2 ** 31), 2 ** 31 + 0.5, Number.MAX_VALUE, Number.MIN_VALUE, Number.EPSILON, 1023, 1024, ...huge]);
+    const v = this.pick([
+      -0,
+      0,
+      1,
+      -1,
+      0.5,
+      1.5,
+      63,
+      64,
+      4096,
+      NaN,
+      Infinity,
+      -Infinity,
+      2 ** 53,
+      2 ** 53 + 2,
+      2 ** 64,
+      -(2 ** 31),
+      2 ** 31 + 0.5,
+      Number.MAX_VALUE,
+      Number.MIN_VALUE,
+      Number.EPSILON,
+      1023,
+      1024,
+      ...huge,
+    ]);
     return { v, t: Object.is(v, -0) ? '-0' : String(v) };
   }
 
@@ -479,7 +566,23 @@ export class Fuzzer {
         return { v, t: `${v}n` };
       }
       case 3: {
-        const v = this.pick(['', '64', 'host', 'pinned', 'a', 'alloc', '__proto__', 'constructor', 'x'.repeat(300), '\u0000', 'readMostly', 'register', '0'.repeat(32), 'ffffffffffffffff', 'A B']);
+        const v = this.pick([
+          '',
+          '64',
+          'host',
+          'pinned',
+          'a',
+          'alloc',
+          '__proto__',
+          'constructor',
+          'x'.repeat(300),
+          '\u0000',
+          'readMostly',
+          'register',
+          '0'.repeat(32),
+          'ffffffffffffffff',
+          'A B',
+        ]);
         return { v, t: JSON.stringify(v.length > 40 ? `${v.slice(0, 10)}...(${v.length})` : v) };
       }
       case 4: {
@@ -507,8 +610,16 @@ export class Fuzzer {
         // eslint-disable-next-line @typescript-eslint/only-throw-error -- a hostile throw, on purpose
         throw r.proxy;
       }
-      // eslint-disable-next-line @typescript-eslint/only-throw-error -- a hostile throw, on purpose
-      if (thrown === 3) throw { get message(): string { throw new Error('message'); }, toString(): string { throw new Error('toString'); } };
+      if (thrown === 3)
+        // eslint-disable-next-line @typescript-eslint/only-throw-error -- a hostile throw, on purpose
+        throw {
+          get message(): string {
+            throw new Error('message');
+          },
+          toString(): string {
+            throw new Error('toString');
+          },
+        };
       throw new Error(`fuzz: ${where}`);
     };
     switch (this.int(9)) {
@@ -517,9 +628,21 @@ export class Fuzzer {
       case 1:
         return { v: new Proxy({}, { ownKeys: boom('ownKeys trap') }), t: 'Proxy{ownKeys throws}' };
       case 2:
-        return { v: new Proxy({}, { getPrototypeOf: boom('getPrototypeOf trap') }), t: 'Proxy{getPrototypeOf throws}' };
+        return {
+          v: new Proxy({}, { getPrototypeOf: boom('getPrototypeOf trap') }),
+          t: 'Proxy{getPrototypeOf throws}',
+        };
       case 3:
-        return { v: new Proxy({}, { has: boom('has trap'), getOwnPropertyDescriptor: boom('getOwnPropertyDescriptor trap') }), t: 'Proxy{has, getOwnPropertyDescriptor throw}' };
+        return {
+          v: new Proxy(
+            {},
+            {
+              has: boom('has trap'),
+              getOwnPropertyDescriptor: boom('getOwnPropertyDescriptor trap'),
+            },
+          ),
+          t: 'Proxy{has, getOwnPropertyDescriptor throw}',
+        };
       case 4: {
         const r = Proxy.revocable(this.chance(0.5) ? {} : [], {});
         r.revoke();
@@ -532,13 +655,19 @@ export class Fuzzer {
       }
       case 6:
         return {
-          v: { [Symbol.toPrimitive]: boom('toPrimitive'), toString: boom('toString'), valueOf: boom('valueOf'), toJSON: boom('toJSON') },
+          v: {
+            [Symbol.toPrimitive]: boom('toPrimitive'),
+            toString: boom('toString'),
+            valueOf: boom('valueOf'),
+            toJSON: boom('toJSON'),
+          },
           t: '{toPrimitive, toString, valueOf, toJSON throw}',
         };
       case 7: {
         // Every option name pinpool reads, as a getter that throws.
         const o = {};
-        for (const key of OPTION_KEYS) Object.defineProperty(o, key, { get: boom(`getter ${key}`), enumerable: true });
+        for (const key of OPTION_KEYS)
+          Object.defineProperty(o, key, { get: boom(`getter ${key}`), enumerable: true });
         return { v: o, t: '{every option a throwing getter}' };
       }
       default: {
@@ -558,7 +687,10 @@ export class Fuzzer {
       const h = this.pick(this.usable);
       return { t: `h${h.id}.trim()`, run: () => h.trim() };
     }
-    const victim = this.focus && !this.focus.released ? this.focus : this.pick([...this.liveBuffers(), undefined]);
+    const victim =
+      this.focus && !this.focus.released
+        ? this.focus
+        : this.pick([...this.liveBuffers(), undefined]);
     if (victim === undefined) return { t: 'gc()', run: () => gc() };
     if (n === 2) {
       return {
@@ -601,7 +733,10 @@ export class Fuzzer {
       case 1:
         return { v: Object.create(null), t: 'Object.create(null)' };
       case 2:
-        return { v: Object.freeze({ alignment: 64, bytes: 1, name: 'frozen' }), t: 'Object.freeze({alignment: 64, bytes: 1, name})' };
+        return {
+          v: Object.freeze({ alignment: 64, bytes: 1, name: 'frozen' }),
+          t: 'Object.freeze({alignment: 64, bytes: 1, name})',
+        };
       case 3:
         return { v: [], t: '[]' };
       case 4:
@@ -641,12 +776,17 @@ export class Fuzzer {
       structuredClone(ab, { transfer: [ab] });
       const which = this.int(3);
       if (which === 0) return { v: ab, t: 'a detached ArrayBuffer' };
-      return which === 1 ? { v: views[0], t: 'a Uint8Array over a detached ArrayBuffer' } : { v: views[1], t: 'a DataView over a detached ArrayBuffer' };
+      return which === 1
+        ? { v: views[0], t: 'a Uint8Array over a detached ArrayBuffer' }
+        : { v: views[1], t: 'a DataView over a detached ArrayBuffer' };
     }
     if (n === 1) return { v: Buffer.alloc(64, 1), t: 'Buffer.alloc(64)' };
     if (n === 2) {
-      if (this.chance(0.5)) return { v: new DataView(new ArrayBuffer(64), 8), t: 'DataView(ArrayBuffer(64), 8)' };
-      const r = new (ArrayBuffer as unknown as new (n: number, o: object) => Resizable)(128, { maxByteLength: 256 });
+      if (this.chance(0.5))
+        return { v: new DataView(new ArrayBuffer(64), 8), t: 'DataView(ArrayBuffer(64), 8)' };
+      const r = new (ArrayBuffer as unknown as new (n: number, o: object) => Resizable)(128, {
+        maxByteLength: 256,
+      });
       const view = new DataView(r, 64, 32);
       r.resize(this.pick([0, 80, 200]));
       return { v: view, t: `DataView(resizable ArrayBuffer(128 -> ${r.byteLength}), 64, 32)` };
@@ -656,7 +796,8 @@ export class Fuzzer {
     // The view is made first, then its buffer resized: a view may end up out of bounds.
     const Kind = this.pick(TYPED_ARRAYS);
     const tracking = this.chance(0.5);
-    const viewOf = (b: ArrayBufferLike) => (tracking ? new Kind(b as ArrayBuffer, 8) : new Kind(b as ArrayBuffer, 8, 1));
+    const viewOf = (b: ArrayBufferLike) =>
+      tracking ? new Kind(b as ArrayBuffer, 8) : new Kind(b as ArrayBuffer, 8, 1);
     const where = this.int(4);
     let view: ArrayBufferView;
     let t: string;
@@ -667,12 +808,16 @@ export class Fuzzer {
       view = viewOf(new SharedArrayBuffer(128));
       t = 'SharedArrayBuffer(128)';
     } else if (where === 2) {
-      const r = new (ArrayBuffer as unknown as new (n: number, o: object) => Resizable)(128, { maxByteLength: 256 });
+      const r = new (ArrayBuffer as unknown as new (n: number, o: object) => Resizable)(128, {
+        maxByteLength: 256,
+      });
       view = viewOf(r);
       if (this.chance(0.5)) r.resize(this.pick([0, 8, 200]));
       t = `resizable ArrayBuffer(128 -> ${r.byteLength})`;
     } else {
-      const g = new (SharedArrayBuffer as unknown as new (n: number, o: object) => Growable)(128, { maxByteLength: 256 });
+      const g = new (SharedArrayBuffer as unknown as new (n: number, o: object) => Growable)(128, {
+        maxByteLength: 256,
+      });
       view = viewOf(g);
       if (this.chance(0.5)) g.grow(200);
       t = `growable SharedArrayBuffer(128 -> ${g.byteLength})`;
@@ -714,7 +859,8 @@ export class Fuzzer {
   /** A token: real, replayed, forged, altered, of the other kind. */
   token(): Gen {
     const n = this.int(10);
-    const processKey = this.tokens[0]?.process ?? this.shareTokens[0]?.process ?? '0123456789abcdef';
+    const processKey =
+      this.tokens[0]?.process ?? this.shareTokens[0]?.process ?? '0123456789abcdef';
     if (n <= 1 && this.tokens.length > 0) {
       const t = this.pick(this.tokens);
       return { v: t, t: `token of transfer #${this.tokens.indexOf(t)}` };
@@ -723,15 +869,32 @@ export class Fuzzer {
       const t = this.pick(this.shareTokens);
       return { v: t, t: `share token of handler ${t.id}` };
     }
-    if (n === 3) return { v: { pinpool: 'buffer', version: 2, id: '0'.repeat(31) + '1', process: processKey }, t: 'a forged buffer token (guessed id)' };
-    if (n === 4) return { v: { pinpool: 'buffer', version: 2, id: 'x'.repeat(32), process: processKey }, t: 'a forged buffer token (not hex)' };
+    if (n === 3)
+      return {
+        v: { pinpool: 'buffer', version: 2, id: '0'.repeat(31) + '1', process: processKey },
+        t: 'a forged buffer token (guessed id)',
+      };
+    if (n === 4)
+      return {
+        v: { pinpool: 'buffer', version: 2, id: 'x'.repeat(32), process: processKey },
+        t: 'a forged buffer token (not hex)',
+      };
     if (n === 5 && this.tokens.length > 0) {
       const t = this.pick(this.tokens);
       return { v: { ...t, process: 'ffffffffffffffff' }, t: 'a buffer token from another process' };
     }
     if (n === 6) {
       const h = this.pick(this.usable);
-      return { v: { pinpool: 'handler', version: 2, id: h.id, secret: '0'.repeat(32), process: processKey }, t: `a forged share token of h${h.id}` };
+      return {
+        v: {
+          pinpool: 'handler',
+          version: 2,
+          id: h.id,
+          secret: '0'.repeat(32),
+          process: processKey,
+        },
+        t: `a forged share token of h${h.id}`,
+      };
     }
     if (n === 7 && this.shareTokens.length > 0) {
       const t = this.pick(this.shareTokens);
@@ -740,10 +903,15 @@ export class Fuzzer {
     if (n === 8 && this.tokens.length > 0) {
       // The scope cell old tokens carried: refused, and no scope's count moves (finish()).
       const t = this.pick(this.tokens);
-      const scope = this.chance(0.5) ? new SharedArrayBuffer(16) : new BigInt64Array(new SharedArrayBuffer(16)).fill(1n << 40n).buffer;
+      const scope = this.chance(0.5)
+        ? new SharedArrayBuffer(16)
+        : new BigInt64Array(new SharedArrayBuffer(16)).fill(1n << 40n).buffer;
       return { v: { ...t, scope }, t: 'a buffer token carrying a forged scope cell' };
     }
-    return { v: { pinpool: 'buffer', version: 1, id: 1 }, t: '{pinpool: "buffer", version: 1, id: 1}' };
+    return {
+      v: { pinpool: 'buffer', version: 1, id: 1 },
+      t: '{pinpool: "buffer", version: 1, id: 1}',
+    };
   }
 
   /** Any hostile value. */
@@ -824,15 +992,30 @@ export class Fuzzer {
   }
 
   path(): Gen {
-    const v = this.pick([join(this.dir, 'data.bin'), join(this.dir, 'empty.bin'), join(this.dir, 'sub'), join(this.dir, 'missing.bin'), '/dev/null', '/proc/self/stat']);
+    const v = this.pick([
+      join(this.dir, 'data.bin'),
+      join(this.dir, 'empty.bin'),
+      join(this.dir, 'sub'),
+      join(this.dir, 'missing.bin'),
+      '/dev/null',
+      '/proc/self/stat',
+    ]);
     return { v, t: JSON.stringify(v) };
   }
 
   traceValue(): Gen {
-    if (this.traces.length > 0 && this.chance(0.5)) return { v: this.pick(this.traces), t: 'a synthetic trace' };
+    if (this.traces.length > 0 && this.chance(0.5))
+      return { v: this.pick(this.traces), t: 'a synthetic trace' };
     const n = this.int(5);
     if (n === 0) return { v: [], t: '[]' };
-    if (n === 1) return { v: [{ op: 'alloc', id: 1, bytes: 64, alignment: 64 }, { op: 'free', id: 1 }], t: '[alloc 1, free 1]' };
+    if (n === 1)
+      return {
+        v: [
+          { op: 'alloc', id: 1, bytes: 64, alignment: 64 },
+          { op: 'free', id: 1 },
+        ],
+        t: '[alloc 1, free 1]',
+      };
     if (n === 2) {
       const e = this.hostile();
       return { v: [{ op: 'alloc', id: 1, bytes: 64, alignment: 64 }, e.v], t: `[alloc 1, ${e.t}]` };
@@ -884,15 +1067,23 @@ export class Fuzzer {
       try {
         adopt(t).free();
       } catch (err) {
-        if (!isPinpoolError(err) || err.code !== 'ERR_PINPOOL_RELEASED') this.fail('adopt at the end', describeError(err));
+        if (!isPinpoolError(err) || err.code !== 'ERR_PINPOOL_RELEASED')
+          this.fail('adopt at the end', describeError(err));
       }
     }
     for (const b of this.liveBuffers()) b.free();
     for (const c of cleanups) await c();
     // Until the backstop has returned every dropped buffer (no WeakRef is looked at: deref()
     // would keep its buffer alive through the collection that follows).
-    const scopesInUse = () => this.controllers.flatMap((c) => c.scopes()).filter((s) => s.bytesInUse !== 0 || s.buffersInUse !== 0);
-    for (let i = 0; i < 100 && (this.leaky.some((h) => h.stats().bytesInUse > 0) || scopesInUse().length > 0); i++) {
+    const scopesInUse = () =>
+      this.controllers
+        .flatMap((c) => c.scopes())
+        .filter((s) => s.bytesInUse !== 0 || s.buffersInUse !== 0);
+    for (
+      let i = 0;
+      i < 100 && (this.leaky.some((h) => h.stats().bytesInUse > 0) || scopesInUse().length > 0);
+      i++
+    ) {
       gc();
       await tick();
       await new Promise((resolve) => setTimeout(resolve, 5));
@@ -902,24 +1093,70 @@ export class Fuzzer {
     for (const h of this.handlers.values()) h.trim();
     for (const h of this.handlers.values()) {
       const s = h.stats();
-      const left = { bytes: s.bytesInUse, allocations: s.buffersInUse, reserved: s.reservedBytes, cachedBytes: s.cachedBytes, deferred: testing().deferred(h.handle as never) };
-      if (Object.values(left).some((v) => v !== 0)) this.fail('at the end', `${h.name} (h${h.id}) still holds ${JSON.stringify(left)}`);
+      const left = {
+        bytes: s.bytesInUse,
+        allocations: s.buffersInUse,
+        reserved: s.reservedBytes,
+        cachedBytes: s.cachedBytes,
+        deferred: testing().deferred(h.handle as never),
+      };
+      if (Object.values(left).some((v) => v !== 0))
+        this.fail('at the end', `${h.name} (h${h.id}) still holds ${JSON.stringify(left)}`);
     }
     // Every buffer is freed: no scope counts any in use, whatever tokens were forged.
-    for (const s of scopesInUse()) this.fail('at the end', `scope ${s.name} still counts ${s.bytesInUse} bytes in ${s.buffersInUse} buffers in use`);
+    for (const s of scopesInUse())
+      this.fail(
+        'at the end',
+        `scope ${s.name} still counts ${s.bytesInUse} bytes in ${s.buffersInUse} buffers in use`,
+      );
   }
 }
 
 /** Every option and token field name pinpool reads. */
 export const OPTION_KEYS = [
-  'alignment', 'zero', 'name', 'device', 'portable', 'mapped', 'writeCombined', 'strategy', 'maxCachedBytes', 'cacheRatio', 'slabViews',
-  'minBytes', 'maxBytes', 'bytes', 'srcOffset', 'dstOffset', 'stream', 'replace', 'registry', 'prefix', 'labels', 'controller', 'events',
-  'seed', 'live', 'writable', 'register', 'copy', 'handler', 'pinpool', 'version', 'id', 'secret', 'process', 'scope', 'op',
+  'alignment',
+  'zero',
+  'name',
+  'device',
+  'portable',
+  'mapped',
+  'writeCombined',
+  'strategy',
+  'maxCachedBytes',
+  'cacheRatio',
+  'slabViews',
+  'minBytes',
+  'maxBytes',
+  'bytes',
+  'srcOffset',
+  'dstOffset',
+  'stream',
+  'replace',
+  'registry',
+  'prefix',
+  'labels',
+  'controller',
+  'events',
+  'seed',
+  'live',
+  'writable',
+  'register',
+  'copy',
+  'handler',
+  'pinpool',
+  'version',
+  'id',
+  'secret',
+  'process',
+  'scope',
+  'op',
 ] as const;
 
 /** One line on what a run did: calls, time, rejections by code, and outcomes by kind of call. */
 export function summary(f: Fuzzer, project: string, seconds: number): string {
-  const outcomes = [...f.outcomes].map(([name, o]) => `${name} ${o.ok}/${o.ok + o.failed}`).join('; ');
+  const outcomes = [...f.outcomes]
+    .map(([name, o]) => `${name} ${o.ok}/${o.ok + o.failed}`)
+    .join('; ');
   return `fuzz (${project}): seed ${f.seed}, ${f.cases} calls in ${seconds.toFixed(1)} s; rejections ${JSON.stringify(Object.fromEntries(f.rejections))}; succeeded by kind: ${outcomes}`;
 }
 

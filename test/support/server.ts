@@ -15,7 +15,9 @@ export function testController(): Controller {
 }
 
 /** A server over a fresh test controller; admin is off unless the options turn it on. */
-export function testServer(options: ServerOptions = {}): PinpoolServer & { controller: Controller } {
+export function testServer(
+  options: ServerOptions = {},
+): PinpoolServer & { controller: Controller } {
   const controller = options.controller ?? testController();
   return { ...createServer({ adminToken: '', ...options, controller }), controller };
 }

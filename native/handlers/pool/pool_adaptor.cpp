@@ -416,7 +416,8 @@ size_t PoolAdaptor::do_trim() {
     take_cached_blocks(dead, releases);
     if (cached_large_bytes_ == 0) large_order_.clear();  // every entry names a block gone now
   }
-  // No pool lock held from here on: the upstream frees may be CUDA calls (docs/decisions/0006-gpu-aware-reuse.md).
+  // No pool lock held from here on: the upstream frees may be CUDA calls
+  // (docs/decisions/0006-gpu-aware-reuse.md).
   size_t released = 0;
   for (const Release& r : releases) {
     asan::unpoison(r.ptr, r.bytes);  // poison would outlive the memory's return upstream

@@ -97,7 +97,7 @@ class PoolAdaptor final : public Handler {
     int class_index = 0;                            // the one class carved from it
     uint32_t capacity = 0;                          // blocks it can hold
     uint32_t carved = 0;                            // blocks handed out at least once
-    uint32_t leases = 0;                              // JavaScript views over it
+    uint32_t leases = 0;                            // JavaScript views over it
     bool orphaned = false;                          // a view of it may outlive its thread:
                                                     // pinned for good (orphan_slab())
     bool live = false;                              // false: the slot is free for reuse

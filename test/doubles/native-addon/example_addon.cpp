@@ -19,8 +19,8 @@ namespace {
 // The API members this addon calls beyond ABI version 1's handler: a table from an older
 // pinpool that lacks one is refused with both versions named, not called through.
 bool api_complete(const pinpool_api* api) {
-  return PINPOOL_HAS(api, read_stats) && PINPOOL_HAS(api, create_leaf) && PINPOOL_HAS(api, create_pool) &&
-         PINPOOL_HAS(api, trim) && PINPOOL_HAS(api, handler_id);
+  return PINPOOL_HAS(api, read_stats) && PINPOOL_HAS(api, create_leaf) &&
+         PINPOOL_HAS(api, create_pool) && PINPOOL_HAS(api, trim) && PINPOOL_HAS(api, handler_id);
 }
 
 napi_value fail(napi_env env, const std::string& message) {
@@ -28,7 +28,8 @@ napi_value fail(napi_env env, const std::string& message) {
   return nullptr;
 }
 
-const pinpool_native_handle* handle_arg(napi_env env, napi_callback_info info, size_t want, napi_value* argv) {
+const pinpool_native_handle* handle_arg(napi_env env, napi_callback_info info, size_t want,
+                                        napi_value* argv) {
   size_t argc = want;
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   if (argc < want) return nullptr;
@@ -67,10 +68,14 @@ struct Block {
 napi_value Exchange(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   const pinpool_native_handle* h = handle_arg(env, info, 3, argv);
-  if (!h) return fail(env, "exchange(handle, blocks, bytes): not a pinpool native handle, or its C API lacks what this addon needs");
+  if (!h)
+    return fail(env,
+                "exchange(handle, blocks, bytes): not a pinpool native handle, or its C API lacks "
+                "what this addon needs");
   uint32_t blocks = 0, bytes = 0;
-  if (napi_get_value_uint32(env, argv[1], &blocks) != napi_ok || napi_get_value_uint32(env, argv[2], &bytes) != napi_ok ||
-      blocks == 0 || blocks > 100000 || bytes == 0)
+  if (napi_get_value_uint32(env, argv[1], &blocks) != napi_ok ||
+      napi_get_value_uint32(env, argv[2], &bytes) != napi_ok || blocks == 0 || blocks > 100000 ||
+      bytes == 0)
     return fail(env, "exchange: blocks from 1 to 100000 and bytes above 0");
 
   pinpool_handler* handler = h->handler;
@@ -118,7 +123,8 @@ napi_value Exchange(napi_env env, napi_callback_info info) {
   s.struct_size = sizeof s;
   int32_t rc = h->api->read_stats(handler, &s);
   handler->release(handler);
-  if (rc != PINPOOL_OK) return fail(env, "exchange: read_stats failed with status " + std::to_string(rc));
+  if (rc != PINPOOL_OK)
+    return fail(env, "exchange: read_stats failed with status " + std::to_string(rc));
 
   napi_value result;
   napi_create_object(env, &result);
@@ -182,7 +188,8 @@ napi_value OwnChain(napi_env env, napi_callback_info info) {
 napi_value FreeBlock(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   const pinpool_native_handle* h = handle_arg(env, info, 4, argv);
-  if (!h) return fail(env, "freeBlock(handle, address, bytes, alignment): not a pinpool native handle");
+  if (!h)
+    return fail(env, "freeBlock(handle, address, bytes, alignment): not a pinpool native handle");
   uint64_t address = 0;
   bool lossless = false;
   int64_t bytes = 0, alignment = 0;
@@ -238,7 +245,8 @@ napi_value IsHandle(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   napi_value result;
-  napi_get_boolean(env, argc == 1 && pinpool_unwrap_native_handle(env, argv[0]) != nullptr, &result);
+  napi_get_boolean(env, argc == 1 && pinpool_unwrap_native_handle(env, argv[0]) != nullptr,
+                   &result);
   return result;
 }
 

@@ -10,7 +10,8 @@ import { createController, defaultHandler } from 'pinpool';
 import * as builtDefaults from '../../../dist/server/defaults.js';
 import * as builtDemo from '../../../dist/server/demo.js';
 
-const { registerDefaultHandlers } = builtDefaults as unknown as typeof import('../../../server/defaults.js');
+const { registerDefaultHandlers } =
+  builtDefaults as unknown as typeof import('../../../server/defaults.js');
 const { startDemo } = builtDemo as unknown as typeof import('../../../server/demo.js');
 
 describe('with a CUDA driver', () => {
@@ -41,7 +42,10 @@ describe('with a CUDA driver', () => {
 
   it('pinpool info lists the device', () => {
     const root = join(__dirname, '..', '..', '..');
-    const out = execFileSync(process.execPath, [join(root, 'dist', 'server', 'cli.js'), 'info'], { cwd: root, encoding: 'utf8' });
+    const out = execFileSync(process.execPath, [join(root, 'dist', 'server', 'cli.js'), 'info'], {
+      cwd: root,
+      encoding: 'utf8',
+    });
     expect(out).toMatch(/^CUDA: available, driver \d+\.\d+, 1 device\(s\)$/m);
     expect(out).toMatch(/^ {2}device 0: pinpool fake GPU 0, [\d.]+ (MiB|GiB|TiB)$/m);
   });

@@ -13,8 +13,12 @@ afterEach(async () => {
   server = undefined;
 });
 
-const auth = (authorization: string | undefined) => (authorization === undefined ? {} : { authorization });
-const setDefault = (authorization?: string, payload: object = { handler: 'plain' }): InjectOptions => ({
+const auth = (authorization: string | undefined) =>
+  authorization === undefined ? {} : { authorization };
+const setDefault = (
+  authorization?: string,
+  payload: object = { handler: 'plain' },
+): InjectOptions => ({
   method: 'PUT',
   url: '/v1/default',
   payload,
@@ -85,7 +89,11 @@ describe('with a token', () => {
         const res = await request(server, options);
         expect(res.statusCode, `authorization ${String(header)}`).toBe(401);
         expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
-        expect(res.json()).toEqual({ error: 'Unauthorized', code: 'ERR_UNAUTHORIZED', message: expect.any(String) });
+        expect(res.json()).toEqual({
+          error: 'Unauthorized',
+          code: 'ERR_UNAUTHORIZED',
+          message: expect.any(String),
+        });
       }
     }
   });
@@ -122,15 +130,33 @@ describe('PUT /v1/default', () => {
     const before = s.controller.defaultHandler();
     const res = await request(s, setDefault(right, { handler: 'nope' }));
     expect(res.statusCode).toBe(404);
-    expect(res.json()).toEqual({ error: 'Not Found', code: 'ERR_PINPOOL_UNKNOWN_HANDLER', message: 'no handler is registered as "nope"' });
+    expect(res.json()).toEqual({
+      error: 'Not Found',
+      code: 'ERR_PINPOOL_UNKNOWN_HANDLER',
+      message: 'no handler is registered as "nope"',
+    });
     expect(s.controller.defaultHandler()).toBe(before);
   });
 
   it('validates the body against its schema: 400 for anything else', async () => {
     server = testServer({ adminToken: TOKEN });
-    const bad = [{}, { handler: 7 }, { handler: 'Upper' }, { handler: '' }, { handler: 'a'.repeat(64) }, { handler: 'plain', extra: 1 }, ['plain'], 'plain', null];
+    const bad = [
+      {},
+      { handler: 7 },
+      { handler: 'Upper' },
+      { handler: '' },
+      { handler: 'a'.repeat(64) },
+      { handler: 'plain', extra: 1 },
+      ['plain'],
+      'plain',
+      null,
+    ];
     for (const payload of bad) {
-      const res = await request(server, { ...setDefault(right), payload: JSON.stringify(payload), headers: { authorization: right, 'content-type': 'application/json' } });
+      const res = await request(server, {
+        ...setDefault(right),
+        payload: JSON.stringify(payload),
+        headers: { authorization: right, 'content-type': 'application/json' },
+      });
       expect(res.statusCode, JSON.stringify(payload)).toBe(400);
       expect(res.json<{ code: string }>().code).toBe('FST_ERR_VALIDATION');
     }
@@ -139,7 +165,12 @@ describe('PUT /v1/default', () => {
   it('rejects malformed JSON (400), a wrong media type (415) and an oversized body (413)', async () => {
     server = testServer({ adminToken: TOKEN });
     const send = (payload: string, type = 'application/json') =>
-      request(server!, { method: 'PUT', url: '/v1/default', payload, headers: { authorization: right, 'content-type': type } });
+      request(server!, {
+        method: 'PUT',
+        url: '/v1/default',
+        payload,
+        headers: { authorization: right, 'content-type': type },
+      });
     const malformed = await send('{"handler": "plain"');
     expect(malformed.statusCode).toBe(400);
     expect(malformed.json()).toMatchObject({ error: 'Bad Request', code: expect.any(String) });
@@ -149,14 +180,25 @@ describe('PUT /v1/default', () => {
     expect(big.statusCode).toBe(413);
     expect(big.json<{ code: string }>().code).toBe('FST_ERR_CTP_BODY_TOO_LARGE');
     // Just under the limit parses (and then fails validation for the extra property).
-    expect((await send(JSON.stringify({ handler: 'plain', pad: 'x'.repeat(15 * 1024) }))).statusCode).toBe(400);
+    expect(
+      (await send(JSON.stringify({ handler: 'plain', pad: 'x'.repeat(15 * 1024) }))).statusCode,
+    ).toBe(400);
   });
 
   it('rejects __proto__ and constructor.prototype payloads with 400', async () => {
     const s = testServer({ adminToken: TOKEN });
     server = s;
-    for (const payload of ['{"handler":"plain","__proto__":{"polluted":true}}', '{"__proto__":{"handler":"plain"}}', '{"handler":"plain","constructor":{"prototype":{"polluted":true}}}']) {
-      const res = await request(s, { method: 'PUT', url: '/v1/default', payload, headers: { authorization: right, 'content-type': 'application/json' } });
+    for (const payload of [
+      '{"handler":"plain","__proto__":{"polluted":true}}',
+      '{"__proto__":{"handler":"plain"}}',
+      '{"handler":"plain","constructor":{"prototype":{"polluted":true}}}',
+    ]) {
+      const res = await request(s, {
+        method: 'PUT',
+        url: '/v1/default',
+        payload,
+        headers: { authorization: right, 'content-type': 'application/json' },
+      });
       expect(res.statusCode, payload).toBe(400);
       expect(res.body).not.toMatch(/at .*\.js/); // no stack
     }
@@ -168,10 +210,13 @@ describe('PUT /v1/default', () => {
 describe('POST /v1/handlers/:name/trim', () => {
   const right = `Bearer ${TOKEN}`;
 
-  it("returns the bytes a pool gave back", async () => {
+  it('returns the bytes a pool gave back', async () => {
     const s = testServer({ adminToken: TOKEN });
     server = s;
-    s.controller.get('cache').alloc(1 << 20).free();
+    s.controller
+      .get('cache')
+      .alloc(1 << 20)
+      .free();
     expect(s.controller.get('cache').stats().cachedBytes).toBeGreaterThan(0);
     const res = await request(s, trim('cache', right));
     expect(res.statusCode).toBe(200);

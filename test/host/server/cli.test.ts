@@ -11,7 +11,12 @@ const cli = join(root, 'dist', 'server', 'cli.js');
 const env = { ...process.env, PINPOOL_CUDA_LIBRARY: '', PINPOOL_ADMIN_TOKEN: '' };
 
 function run(...args: string[]) {
-  return spawnSync(process.execPath, [cli, ...args], { cwd: root, env, encoding: 'utf8', timeout: 30_000 });
+  return spawnSync(process.execPath, [cli, ...args], {
+    cwd: root,
+    env,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
 }
 
 describe('pinpool info', () => {
@@ -28,11 +33,21 @@ describe('pinpool info', () => {
   it('prints info() as JSON with --json', () => {
     const r = run('info', '--json');
     expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ version: expect.any(String), cuda: { available: false, devices: [] } });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      version: expect.any(String),
+      cuda: { available: false, devices: [] },
+    });
   });
 
   it('answers bad command lines with the usage and status 2', () => {
-    for (const args of [[], ['nope'], ['info', '--port', '1'], ['serve', '--port', 'http'], ['serve', '--port', '70000'], ['serve', 'extra']]) {
+    for (const args of [
+      [],
+      ['nope'],
+      ['info', '--port', '1'],
+      ['serve', '--port', 'http'],
+      ['serve', '--port', '70000'],
+      ['serve', 'extra'],
+    ]) {
       const r = run(...args);
       expect(r.status, args.join(' ')).toBe(2);
       expect(r.stderr).toMatch(/usage: pinpool info/);
@@ -47,7 +62,9 @@ describe('pinpool info', () => {
   it('prints its version with --version', () => {
     const r = run('--version');
     expect(r.status).toBe(0);
-    expect(r.stdout.trim()).toBe((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version);
+    expect(r.stdout.trim()).toBe(
+      (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version,
+    );
   });
 });
 
@@ -63,7 +80,10 @@ describe('pinpool serve', () => {
     return serveWith(env, ...args);
   }
 
-  async function serveWith(environment: NodeJS.ProcessEnv, ...args: string[]): Promise<{ url: string; output: () => string }> {
+  async function serveWith(
+    environment: NodeJS.ProcessEnv,
+    ...args: string[]
+  ): Promise<{ url: string; output: () => string }> {
     const c = spawn(process.execPath, [cli, 'serve', ...args], { cwd: root, env: environment });
     child = c;
     let out = '';
@@ -73,7 +93,8 @@ describe('pinpool serve', () => {
     for (;;) {
       const url = /open (http:\/\/\S+)\/metrics/.exec(out)?.[1];
       if (url !== undefined) return { url, output: () => out };
-      if (c.exitCode !== null || Date.now() > deadline) throw new Error(`serve did not start:\n${out}`);
+      if (c.exitCode !== null || Date.now() > deadline)
+        throw new Error(`serve did not start:\n${out}`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -82,12 +103,17 @@ describe('pinpool serve', () => {
     const { url, output } = await serve('--port', '0', '--demo');
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(new URL(url).port).not.toBe('0');
-    expect(output()).toMatch(/handlers default, (locked, )?pageable, scopes ingest -> (locked|pageable), batch -> pageable and a demo workload; admin endpoints off/);
+    expect(output()).toMatch(
+      /handlers default, (locked, )?pageable, scopes ingest -> (locked|pageable), batch -> pageable and a demo workload; admin endpoints off/,
+    );
 
     const first = await fetch(`${url}/metrics`);
     expect(first.status).toBe(200);
     expect(first.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
-    const count = (text: string) => Number(/^pinpool_allocations_total\{handler="default",kind="fallback"\} (\d+)$/m.exec(text)?.[1]);
+    const count = (text: string) =>
+      Number(
+        /^pinpool_allocations_total\{handler="default",kind="fallback"\} (\d+)$/m.exec(text)?.[1],
+      );
     const before = count(await first.text());
     await new Promise((r) => setTimeout(r, 600));
     const later = await (await fetch(`${url}/metrics`)).text();
@@ -105,10 +131,18 @@ describe('pinpool serve', () => {
 
   it("the operator's story: scope series, a switch with curl's request, logged, and the series move", async () => {
     const token = 'operator-token-0123456789';
-    const { url, output } = await serveWith({ ...env, PINPOOL_ADMIN_TOKEN: token }, '--port', '0', '--demo');
-    const metric = async (pattern: RegExp) => pattern.exec(await (await fetch(`${url}/metrics`)).text())?.[1];
+    const { url, output } = await serveWith(
+      { ...env, PINPOOL_ADMIN_TOKEN: token },
+      '--port',
+      '0',
+      '--demo',
+    );
+    const metric = async (pattern: RegExp) =>
+      pattern.exec(await (await fetch(`${url}/metrics`)).text())?.[1];
     const ingestAllocs = /^pinpool_scope_allocations_total\{scope="ingest"\} (\d+)$/m;
-    expect(await metric(/^pinpool_scope_info\{scope="ingest",handler="(\w+)"\} 1$/m)).toMatch(/^(locked|pageable)$/);
+    expect(await metric(/^pinpool_scope_info\{scope="ingest",handler="(\w+)"\} 1$/m)).toMatch(
+      /^(locked|pageable)$/,
+    );
     const switched = await fetch(`${url}/v1/scopes/ingest`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
@@ -116,13 +150,21 @@ describe('pinpool serve', () => {
     });
     expect(switched.status).toBe(200);
     await new Promise((r) => setTimeout(r, 150)); // the service reuses a body rendered <100 ms ago
-    expect(await metric(/^pinpool_scope_info\{scope="ingest",handler="(\w+)"\} 1$/m)).toBe('default');
+    expect(await metric(/^pinpool_scope_info\{scope="ingest",handler="(\w+)"\} 1$/m)).toBe(
+      'default',
+    );
     expect(await metric(/^pinpool_scope_switches_total\{scope="ingest"\} (\d+)$/m)).toBe('1');
     const before = Number(await metric(ingestAllocs));
     await new Promise((r) => setTimeout(r, 600));
     expect(Number(await metric(ingestAllocs))).toBeGreaterThan(before);
-    const line = output().split('\n').find((l) => l.includes('scope switched'));
-    expect(JSON.parse(line ?? '{}')).toMatchObject({ scope: 'ingest', to: 'default', reqId: expect.any(String) });
+    const line = output()
+      .split('\n')
+      .find((l) => l.includes('scope switched'));
+    expect(JSON.parse(line ?? '{}')).toMatchObject({
+      scope: 'ingest',
+      to: 'default',
+      reqId: expect.any(String),
+    });
   });
 
   it('exits cleanly on SIGINT too, with a keep-alive connection open', async () => {

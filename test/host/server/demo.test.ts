@@ -9,15 +9,18 @@ import * as builtDemo from '../../../dist/server/demo.js';
 
 // Run the built files (the same module instances as 'pinpool'), typed from the sources that
 // TypeScript maps 'pinpool' to.
-const { registerDefaultHandlers } = builtDefaults as unknown as typeof import('../../../server/defaults.js');
+const { registerDefaultHandlers } =
+  builtDefaults as unknown as typeof import('../../../server/defaults.js');
 const { startDemo } = builtDemo as unknown as typeof import('../../../server/demo.js');
 
 describe('registerDefaultHandlers', () => {
-  it("names the default chain and, without CUDA, its locked and pageable links", () => {
+  it('names the default chain and, without CUDA, its locked and pageable links', () => {
     const c = createController();
     const names = registerDefaultHandlers(c);
     expect(info().cuda.available).toBe(false); // the host project runs without a driver
-    expect(names).toEqual(info().memlockLimitBytes > 0 ? ['default', 'locked', 'pageable'] : ['default', 'pageable']);
+    expect(names).toEqual(
+      info().memlockLimitBytes > 0 ? ['default', 'locked', 'pageable'] : ['default', 'pageable'],
+    );
     expect(c.get('default')).toBe(defaultHandler());
     // The names reach the default chain's own links: one locked pool per process, not two.
     const chainLinks = new Set<unknown>();
@@ -27,7 +30,8 @@ describe('registerDefaultHandlers', () => {
     };
     visit(defaultHandler());
     for (const name of names) expect(chainLinks.has(c.get(name)), name).toBe(true);
-    if (names.includes('locked')) expect(c.get('locked')).toMatchObject({ kind: 'pool', name: 'locked-pool' });
+    if (names.includes('locked'))
+      expect(c.get('locked')).toMatchObject({ kind: 'pool', name: 'locked-pool' });
     expect(c.get('pageable')).toMatchObject({ kind: 'pageable' });
   });
 
@@ -47,7 +51,8 @@ describe('startDemo', () => {
     const demo = startDemo({ controller: c, intervalMs: 5 });
     await sleep(150);
     demo.stop();
-    for (const name of c.names()) expect(c.get(name).stats().allocations, name).toBeGreaterThan(before[name]!);
+    for (const name of c.names())
+      expect(c.get(name).stats().allocations, name).toBeGreaterThan(before[name]!);
     // Nothing the demo allocated is left in use once it stopped.
     const text = await collectMetrics({ controller: c }).metrics();
     expect(text).toMatch(/^pinpool_allocations_total\{handler="default",kind="fallback"\} [1-9]/m);

@@ -17,7 +17,15 @@ const get = (s: PinpoolServer, host: string | undefined, url = '/healthz') =>
 describe('Host allowlist', () => {
   it('accepts the bound address and the localhost names, with or without the port', async () => {
     server = testServer();
-    for (const host of ['127.0.0.1', '127.0.0.1:9464', 'localhost', 'localhost:9464', 'LocalHost:9464', '[::1]', '[::1]:9464']) {
+    for (const host of [
+      '127.0.0.1',
+      '127.0.0.1:9464',
+      'localhost',
+      'localhost:9464',
+      'LocalHost:9464',
+      '[::1]',
+      '[::1]:9464',
+    ]) {
       expect((await get(server, host)).statusCode, host).toBe(200);
     }
   });
@@ -25,7 +33,18 @@ describe('Host allowlist', () => {
   it('refuses a foreign Host with 403 on every route, unknown ones included', async () => {
     const s = testServer({ adminToken: 'tok' });
     server = s;
-    const foreign = ['evil.example', 'evil.example:9464', 'localhost.evil.example', '127.0.0.1.nip.io:9464', '10.0.0.1:9464', 'localhost:80', 'localhost:9465', '[::2]:9464', 'localhost:9464:1', ''];
+    const foreign = [
+      'evil.example',
+      'evil.example:9464',
+      'localhost.evil.example',
+      '127.0.0.1.nip.io:9464',
+      '10.0.0.1:9464',
+      'localhost:80',
+      'localhost:9465',
+      '[::2]:9464',
+      'localhost:9464:1',
+      '',
+    ];
     for (const host of foreign) {
       for (const url of ['/healthz', '/metrics', '/v1/handlers', '/nope']) {
         const res = await get(s, host, url);
@@ -33,7 +52,11 @@ describe('Host allowlist', () => {
         expect(res.json()).toMatchObject({ error: 'Forbidden', code: 'ERR_HOST_NOT_ALLOWED' });
       }
       // Refused before the token is even looked at.
-      const admin = await s.app.inject({ method: 'POST', url: '/v1/handlers/cache/trim', headers: { host, authorization: 'Bearer tok' } });
+      const admin = await s.app.inject({
+        method: 'POST',
+        url: '/v1/handlers/cache/trim',
+        headers: { host, authorization: 'Bearer tok' },
+      });
       expect(admin.statusCode, host).toBe(403);
     }
   });
@@ -44,8 +67,19 @@ describe('Host allowlist', () => {
   });
 
   it('accepts the configured host and allowedHosts', async () => {
-    server = createServer({ controller: testController(), host: '0.0.0.0', port: 8080, adminToken: '', allowedHosts: ['Metrics.Internal'] });
-    for (const host of ['0.0.0.0:8080', 'metrics.internal:8080', 'metrics.internal', 'localhost:8080']) {
+    server = createServer({
+      controller: testController(),
+      host: '0.0.0.0',
+      port: 8080,
+      adminToken: '',
+      allowedHosts: ['Metrics.Internal'],
+    });
+    for (const host of [
+      '0.0.0.0:8080',
+      'metrics.internal:8080',
+      'metrics.internal',
+      'localhost:8080',
+    ]) {
       expect((await get(server, host)).statusCode, host).toBe(200);
     }
     expect((await get(server, 'metrics.internal:9464')).statusCode).toBe(403);
@@ -68,7 +102,9 @@ describe('server options', () => {
   it('refuses a bad port, host or admin token', () => {
     const controller = testController();
     for (const port of [-1, 65536, 1.5, NaN, '80' as unknown as number]) {
-      expect(() => createServer({ controller, port }), String(port)).toThrow(expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }));
+      expect(() => createServer({ controller, port }), String(port)).toThrow(
+        expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+      );
     }
     expect(() => createServer({ controller, host: '' })).toThrow(/host/);
     expect(() => createServer({ controller, adminToken: 'has space' })).toThrow(/whitespace/);

@@ -40,7 +40,10 @@ it.skipIf(!available && !required)('promtool check metrics accepts /metrics', as
   expect(body).toContain('pinpool_cap_bytes{handler="capped-limit",kind="limit"} 4096');
   const check = spawnSync('promtool', ['check', 'metrics'], { input: body, encoding: 'utf8' });
   expect(check.error).toBeUndefined();
-  expect({ status: check.status, output: check.stdout + check.stderr }).toEqual({ status: 0, output: '' });
+  expect({ status: check.status, output: check.stdout + check.stderr }).toEqual({
+    status: 0,
+    output: '',
+  });
 });
 
 // --- monitoring/ ---------------------------------------------------------------------------------
@@ -61,7 +64,11 @@ function ruleExprs(yaml: string): string[] {
     const rest = m[2]!;
     if (/^[|>][-+]?$/.test(rest)) {
       const body: string[] = [];
-      while (i + 1 < lines.length && (lines[i + 1]!.trim() === '' || indentOf(lines[i + 1]!) > indent)) body.push(lines[++i]!);
+      while (
+        i + 1 < lines.length &&
+        (lines[i + 1]!.trim() === '' || indentOf(lines[i + 1]!) > indent)
+      )
+        body.push(lines[++i]!);
       exprs.push(body.join('\n'));
     } else {
       exprs.push(rest.replace(/^(['"])(.*)\1$/, '$2'));
@@ -72,7 +79,9 @@ function ruleExprs(yaml: string): string[] {
 
 /** The rules of a rules file by kind: `- alert: Name` and `- record: name`. */
 function ruleNames(yaml: string, kind: 'alert' | 'record'): string[] {
-  return [...yaml.matchAll(new RegExp(`^\\s*-\\s+${kind}:\\s*(\\S+)\\s*$`, 'gm'))].map((m) => m[1]!);
+  return [...yaml.matchAll(new RegExp(`^\\s*-\\s+${kind}:\\s*(\\S+)\\s*$`, 'gm'))].map(
+    (m) => m[1]!,
+  );
 }
 
 /** The parts of a Grafana dashboard (JSON) these tests read; all optional, as JSON gives no promise. */
@@ -144,9 +153,18 @@ async function fullScrape(): Promise<string> {
   if (!c.names().includes('capped')) {
     // A fallback over a capped primary: failures (reason limit) and fallbacks whatever the host
     // offers (the default chain makes them only where CUDA is missing).
-    c.register('capped', fallback(limit(pageable({ name: 'capped-leaf' }), { maxBytes: 4096, name: 'capped-limit' }), pageable({ name: 'capped-spill' }), { name: 'capped' }));
+    c.register(
+      'capped',
+      fallback(
+        limit(pageable({ name: 'capped-leaf' }), { maxBytes: 4096, name: 'capped-limit' }),
+        pageable({ name: 'capped-spill' }),
+        { name: 'capped' },
+      ),
+    );
     c.get('capped').alloc(8192).free();
-    c.get('cache').alloc(1 << 20).free();
+    c.get('cache')
+      .alloc(1 << 20)
+      .free();
     c.defaultHandler().alloc(4096).free();
     // A named scope that allocated, holds a buffer and was switched once.
     c.scope('ingest', 'cache');
@@ -186,12 +204,16 @@ describe('monitoring/', () => {
     // Grafana's own variables as Grafana fills them in, and label_values(selector, label) (a
     // Grafana function, not PromQL) as the selector it queries.
     const exprs = dashboardExprs(dashboard).map((e) =>
-      e.replace(/\$__(rate_interval|interval|range)\b/g, '5m').replace(/^\s*label_values\(\s*(.+?)\s*,\s*[a-zA-Z_]\w*\s*\)\s*$/s, '$1'),
+      e
+        .replace(/\$__(rate_interval|interval|range)\b/g, '5m')
+        .replace(/^\s*label_values\(\s*(.+?)\s*,\s*[a-zA-Z_]\w*\s*\)\s*$/s, '$1'),
     );
     const dir = mkdtempSync(join(tmpdir(), 'pinpool-dashboard-'));
     try {
       const file = join(dir, 'dashboard-rules.yml');
-      const body = exprs.map((e, i) => `      - record: dashboard:expr_${i}\n        expr: ${JSON.stringify(e)}\n`).join('');
+      const body = exprs
+        .map((e, i) => `      - record: dashboard:expr_${i}\n        expr: ${JSON.stringify(e)}\n`)
+        .join('');
       writeFileSync(file, `groups:\n  - name: dashboard\n    rules:\n${body}`);
       const check = promtool('check', 'rules', file);
       expect(check.output).toContain(`SUCCESS: ${exprs.length} rules found`);
@@ -206,13 +228,17 @@ describe('monitoring/', () => {
     expect(dashboard).toMatchObject({ uid: 'pinpool', schemaVersion: expect.any(Number) });
     expect(dashboard.schemaVersion).toBeGreaterThanOrEqual(36);
     const variables = dashboard.templating?.list ?? [];
-    expect(variables.find((v) => v.name === 'datasource')).toMatchObject({ type: 'datasource', query: 'prometheus' });
+    expect(variables.find((v) => v.name === 'datasource')).toMatchObject({
+      type: 'datasource',
+      query: 'prometheus',
+    });
     expect(variables.map((v) => v.name)).toEqual(expect.arrayContaining(['job', 'instance']));
     const panels = (dashboard.panels ?? []).filter((p) => p.type !== 'row');
     expect(new Set(panels.map((p) => p.id)).size).toBe(panels.length);
     for (const p of panels) {
       expect(p.targets?.length, p.title).toBeGreaterThan(0);
-      for (const t of p.targets ?? []) expect(t.datasource, p.title).toEqual({ type: 'prometheus', uid: '${datasource}' });
+      for (const t of p.targets ?? [])
+        expect(t.datasource, p.title).toEqual({ type: 'prometheus', uid: '${datasource}' });
     }
   });
 
@@ -222,7 +248,9 @@ describe('monitoring/', () => {
     expect(exprs.length).toBe(ruleNames(rules, 'alert').length + ruleNames(rules, 'record').length);
     // Recorded series the alerts use are recorded here.
     const recorded = new Set(ruleNames(rules, 'record'));
-    const usedRecorded = exprs.flatMap((e) => [...e.matchAll(/(?<![\w:])[a-z_]*:[a-z0-9_:]*[a-z0-9](?![\w:])/g)].map((m) => m[0]));
+    const usedRecorded = exprs.flatMap((e) =>
+      [...e.matchAll(/(?<![\w:])[a-z_]*:[a-z0-9_:]*[a-z0-9](?![\w:])/g)].map((m) => m[0]),
+    );
     expect(usedRecorded.filter((r) => !recorded.has(r))).toEqual([]);
 
     const dashboard = dashboardExprs(JSON.parse(dashboardText) as Dashboard);

@@ -38,9 +38,15 @@ describe('GET /metrics', () => {
 
   it('serves OpenMetrics when the Accept header asks for it, counters named *_total once', async () => {
     server = testServer();
-    const res = await request(server, { method: 'GET', url: '/metrics', headers: { accept: 'application/openmetrics-text' } });
+    const res = await request(server, {
+      method: 'GET',
+      url: '/metrics',
+      headers: { accept: 'application/openmetrics-text' },
+    });
     expect(res.statusCode).toBe(200);
-    expect(res.headers['content-type']).toBe('application/openmetrics-text; version=1.0.0; charset=utf-8');
+    expect(res.headers['content-type']).toBe(
+      'application/openmetrics-text; version=1.0.0; charset=utf-8',
+    );
     expect(res.body.endsWith('# EOF\n')).toBe(true);
     // OpenMetrics names the counter family without _total and its samples with it.
     expect(res.body).toContain('# TYPE pinpool_allocations counter');
@@ -48,13 +54,18 @@ describe('GET /metrics', () => {
     expect(res.body).not.toContain('_total_total');
   });
 
-  it("negotiates like Prometheus: OpenMetrics first when offered, text when it is preferred or refused", async () => {
+  it('negotiates like Prometheus: OpenMetrics first when offered, text when it is preferred or refused', async () => {
     server = testServer();
     const type = async (accept: string) =>
-      (await request(server!, { method: 'GET', url: '/metrics', headers: { accept } })).headers['content-type'];
-    const prometheus = 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1';
+      (await request(server!, { method: 'GET', url: '/metrics', headers: { accept } })).headers[
+        'content-type'
+      ];
+    const prometheus =
+      'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1';
     expect(await type(prometheus)).toMatch(/^application\/openmetrics-text/);
-    expect(await type('text/plain;q=1, application/openmetrics-text;q=0.5')).toMatch(/^text\/plain/);
+    expect(await type('text/plain;q=1, application/openmetrics-text;q=0.5')).toMatch(
+      /^text\/plain/,
+    );
     expect(await type('application/openmetrics-text;q=0')).toMatch(/^text\/plain/);
     expect(await type('*/*')).toMatch(/^text\/plain/);
   });
@@ -83,11 +94,33 @@ describe('GET /v1/handlers', () => {
       handler: 'cache',
       kind: 'pool',
       default: false,
-      chain: { name: 'cache', kind: 'pool', upstreams: [{ name: 'leaf', kind: 'pageable', upstreams: [] }] },
-      stats: { buffersInUse: 0, buffersPeak: 1, allocations: 1, frees: 1, bytesInUse: 0, allocatedBytes: 100 },
+      chain: {
+        name: 'cache',
+        kind: 'pool',
+        upstreams: [{ name: 'leaf', kind: 'pageable', upstreams: [] }],
+      },
+      stats: {
+        buffersInUse: 0,
+        buffersPeak: 1,
+        allocations: 1,
+        frees: 1,
+        bytesInUse: 0,
+        allocatedBytes: 100,
+      },
     });
-    expect(body[1]).toMatchObject({ name: 'plain', handler: 'plain', kind: 'pageable', default: false, chain: { upstreams: [] } });
-    expect(body[2]).toMatchObject({ name: null, handler: 'default', kind: 'fallback', default: true });
+    expect(body[1]).toMatchObject({
+      name: 'plain',
+      handler: 'plain',
+      kind: 'pageable',
+      default: false,
+      chain: { upstreams: [] },
+    });
+    expect(body[2]).toMatchObject({
+      name: null,
+      handler: 'default',
+      kind: 'fallback',
+      default: true,
+    });
     expect((body[2]!.chain as { upstreams: unknown[] }).upstreams).toHaveLength(2);
   });
 
@@ -95,7 +128,9 @@ describe('GET /v1/handlers', () => {
     const s = testServer();
     server = s;
     s.controller.setDefault('plain');
-    const body = (await request(s, { method: 'GET', url: '/v1/handlers' })).json<{ name: string; default: boolean }[]>();
+    const body = (await request(s, { method: 'GET', url: '/v1/handlers' })).json<
+      { name: string; default: boolean }[]
+    >();
     expect(body.map((e) => [e.name, e.default])).toEqual([
       ['cache', false],
       ['plain', true],
@@ -109,6 +144,10 @@ describe('errors', () => {
     server = testServer();
     const res = await request(server, { method: 'GET', url: '/nope?x=1' });
     expect(res.statusCode).toBe(404);
-    expect(res.json()).toEqual({ error: 'Not Found', code: 'ERR_NOT_FOUND', message: 'no route GET /nope' });
+    expect(res.json()).toEqual({
+      error: 'Not Found',
+      code: 'ERR_NOT_FOUND',
+      message: 'no route GET /nope',
+    });
   });
 });

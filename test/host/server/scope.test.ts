@@ -26,7 +26,9 @@ describe('pinpoolScope', () => {
     app.get('/plain', async () => ({ current: c.current().name }));
     const scoped = await app.inject({ method: 'GET', url: '/scoped' });
     expect(scoped.json()).toEqual({ before: 'cache', afterTimer: 'cache', servedBy: 'cache' });
-    expect((await app.inject({ method: 'GET', url: '/plain' })).json()).toEqual({ current: 'default' });
+    expect((await app.inject({ method: 'GET', url: '/plain' })).json()).toEqual({
+      current: 'default',
+    });
     // HEAD routes made from the GET run scoped too.
     expect((await app.inject({ method: 'HEAD', url: '/scoped' })).statusCode).toBe(200);
     await app.close();
@@ -42,7 +44,9 @@ describe('pinpoolScope', () => {
     };
     app.get('/a', { config: { pinpool: 'cache' } }, route);
     app.get('/b', { config: { pinpool: 'plain' } }, route);
-    const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => app.inject({ method: 'GET', url: i % 2 ? '/b' : '/a' })));
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => app.inject({ method: 'GET', url: i % 2 ? '/b' : '/a' })),
+    );
     replies.forEach((r, i) => expect(r.json()).toEqual({ current: i % 2 ? 'plain' : 'cache' }));
     await app.close();
   });
@@ -57,7 +61,9 @@ describe('pinpoolScope', () => {
       using buf = alloc(64);
       return { handler: buf.handler.name };
     });
-    expect((await app.inject({ method: 'POST', url: '/upload' })).json()).toEqual({ handler: name });
+    expect((await app.inject({ method: 'POST', url: '/upload' })).json()).toEqual({
+      handler: name,
+    });
     await app.close();
   });
 
@@ -65,7 +71,9 @@ describe('pinpoolScope', () => {
     const c = testController();
     const app = Fastify();
     await app.register(pinpoolScope, { controller: c });
-    expect(() => app.get('/x', { config: { pinpool: 'nope' } }, async () => 'never')).toThrow(/no handler is registered as "nope"/);
+    expect(() => app.get('/x', { config: { pinpool: 'nope' } }, async () => 'never')).toThrow(
+      /no handler is registered as "nope"/,
+    );
     await app.close();
 
     // Inside a plugin the error surfaces from ready().

@@ -32,10 +32,23 @@ describe('/v1/scopes', () => {
 
     const c = scopedController();
     server = testServer({ controller: c, adminToken: TOKEN });
-    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: `Basic ${TOKEN}` }]) {
+    for (const headers of [
+      {},
+      { authorization: 'Bearer wrong' },
+      { authorization: `Basic ${TOKEN}` },
+    ]) {
       const get = await request(server, { method: 'GET', url: '/v1/scopes', headers });
-      const put = await request(server, { method: 'PUT', url: '/v1/scopes/ingest', headers, payload: { handler: 'other' } });
-      expect([get.statusCode, put.statusCode, put.json<{ code: string }>().code]).toEqual([401, 401, 'ERR_UNAUTHORIZED']);
+      const put = await request(server, {
+        method: 'PUT',
+        url: '/v1/scopes/ingest',
+        headers,
+        payload: { handler: 'other' },
+      });
+      expect([get.statusCode, put.statusCode, put.json<{ code: string }>().code]).toEqual([
+        401,
+        401,
+        'ERR_UNAUTHORIZED',
+      ]);
     }
     expect(c.scopes().map((s) => [s.handler, s.switches])).toEqual([
       ['cache', 0],
@@ -46,9 +59,18 @@ describe('/v1/scopes', () => {
   it('lists each scope with its handler and counts; a switch answers with the previous handler and is logged', async () => {
     const c = scopedController();
     const lines: string[] = [];
-    server = testServer({ controller: c, adminToken: TOKEN, logger: { stream: { write: (line: string) => lines.push(line) } } });
+    server = testServer({
+      controller: c,
+      adminToken: TOKEN,
+      logger: { stream: { write: (line: string) => lines.push(line) } },
+    });
     c.run('ingest', () => c.alloc(100)); // kept: in use
-    const put = await request(server, { method: 'PUT', url: '/v1/scopes/ingest', headers: auth, payload: { handler: 'other' } });
+    const put = await request(server, {
+      method: 'PUT',
+      url: '/v1/scopes/ingest',
+      headers: auth,
+      payload: { handler: 'other' },
+    });
     expect(put.statusCode).toBe(200);
     expect(put.json()).toMatchObject({ scope: 'ingest', handler: 'other', previous: 'cache' });
     const res = await request(server, { method: 'GET', url: '/v1/scopes', headers: auth });
@@ -64,18 +86,42 @@ describe('/v1/scopes', () => {
         allocatedBytes: 100,
         bytesInUse: 100,
         buffersInUse: 1,
-        lastSwitch: { at: put.json<{ at: string }>().at, from: 'cache', to: 'other', requestId: expect.any(String) },
+        lastSwitch: {
+          at: put.json<{ at: string }>().at,
+          from: 'cache',
+          to: 'other',
+          requestId: expect.any(String),
+        },
       },
-      { name: 'batch', handler: 'plain', switches: 0, allocations: 0, allocatedBytes: 0, bytesInUse: 0, buffersInUse: 0, lastSwitch: null },
+      {
+        name: 'batch',
+        handler: 'plain',
+        switches: 0,
+        allocations: 0,
+        allocatedBytes: 0,
+        bytesInUse: 0,
+        buffersInUse: 0,
+        lastSwitch: null,
+      },
     ]);
-    const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'pinpool: scope switched');
-    expect(logged).toEqual([expect.objectContaining({ scope: 'ingest', from: 'cache', to: 'other', reqId: scopes[0]!.lastSwitch!.requestId })]);
+    const logged = lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === 'pinpool: scope switched');
+    expect(logged).toEqual([
+      expect.objectContaining({
+        scope: 'ingest',
+        from: 'cache',
+        to: 'other',
+        reqId: scopes[0]!.lastSwitch!.requestId,
+      }),
+    ]);
   });
 
   it('refuses unknown scopes and handlers, bad names and extra fields, and changes nothing', async () => {
     const c = scopedController();
     server = testServer({ controller: c, adminToken: TOKEN });
-    const put = (url: string, payload: unknown) => request(server!, { method: 'PUT', url, headers: auth, payload: payload as object });
+    const put = (url: string, payload: unknown) =>
+      request(server!, { method: 'PUT', url, headers: auth, payload: payload as object });
     const answers = await Promise.all([
       put('/v1/scopes/nope', { handler: 'other' }),
       put('/v1/scopes/ingest', { handler: 'nope' }),
@@ -121,13 +167,18 @@ describe('/v1/scopes', () => {
       return { handlers };
     });
     const url = await s.listen();
-    const work = () => fetch(`${url}/work`).then((r) => r.json() as Promise<{ handlers: string[] }>);
+    const work = () =>
+      fetch(`${url}/work`).then((r) => r.json() as Promise<{ handlers: string[] }>);
 
     const before = Array.from({ length: 16 }, work);
     while (entered < 16) await new Promise((resolve) => setTimeout(resolve, 2));
     // Requests racing the switch: each must still see one handler.
     const racing = Array.from({ length: 16 }, work);
-    const switched = await fetch(`${url}/v1/scopes/ingest`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ handler: 'other' }) });
+    const switched = await fetch(`${url}/v1/scopes/ingest`, {
+      method: 'PUT',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ handler: 'other' }),
+    });
     expect(switched.status).toBe(200);
     const after = Array.from({ length: 16 }, work);
     while (entered < 48) await new Promise((resolve) => setTimeout(resolve, 2));
@@ -135,7 +186,18 @@ describe('/v1/scopes', () => {
 
     for (const r of await Promise.all(before)) expect(r.handlers).toEqual(['cache', 'cache']);
     for (const r of await Promise.all(after)) expect(r.handlers).toEqual(['other', 'other']);
-    for (const r of await Promise.all(racing)) expect([['cache', 'cache'], ['other', 'other']]).toContainEqual(r.handlers);
-    expect(c.scopes()[0]).toMatchObject({ handler: 'other', switches: 1, allocations: 96, allocatedBytes: 48 * 768, bytesInUse: 0, buffersInUse: 0 });
+    for (const r of await Promise.all(racing))
+      expect([
+        ['cache', 'cache'],
+        ['other', 'other'],
+      ]).toContainEqual(r.handlers);
+    expect(c.scopes()[0]).toMatchObject({
+      handler: 'other',
+      switches: 1,
+      allocations: 96,
+      allocatedBytes: 48 * 768,
+      bytesInUse: 0,
+      buffersInUse: 0,
+    });
   });
 });

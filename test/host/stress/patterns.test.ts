@@ -45,7 +45,9 @@ describe('stress patterns', () => {
       const stride = size > 4 * MiB ? 64 * KiB : STRIDE;
       const word = Math.ceil((address + size / 2) / stride) * stride - address;
       bytes[word]! ^= 1;
-      expect(check(bytes, 7, address), `size ${size}, stride word at ${word}`).toMatch('stride word');
+      expect(check(bytes, 7, address), `size ${size}, stride word at ${word}`).toMatch(
+        'stride word',
+      );
     }
   });
 

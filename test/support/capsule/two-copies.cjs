@@ -26,7 +26,11 @@ async function main() {
   facts.scope = await first.controller.run('shared', async () => {
     await new Promise((resolve) => setImmediate(resolve));
     const buf = second.alloc(1000);
-    const seen = { handler: buf.handler === shared, servedBy: buf.servedBy, instance: buf instanceof first.HostBuffer };
+    const seen = {
+      handler: buf.handler === shared,
+      servedBy: buf.servedBy,
+      instance: buf instanceof first.HostBuffer,
+    };
     buf.free();
     return seen;
   });
@@ -39,7 +43,9 @@ async function main() {
   held.forEach((b) => b.free());
 
   // collectMetrics through either copy reports each handler once.
-  const count = (text, handler) => text.split('\n').filter((l) => l.startsWith(`pinpool_allocations_total{handler="${handler}"`)).length;
+  const count = (text, handler) =>
+    text.split('\n').filter((l) => l.startsWith(`pinpool_allocations_total{handler="${handler}"`))
+      .length;
   const viaFirst = await first.collectMetrics().metrics();
   const viaSecond = await second.collectMetrics().metrics();
   facts.metrics = {
@@ -56,7 +62,10 @@ async function main() {
      const bufs = [h.alloc(64), h.alloc(64)];
      parentPort.postMessage({ registry: p.info().registry, version: p.info().version, live: h.stats().buffersInUse });
      bufs.forEach((b) => b.free());`,
-    { eval: true, workerData: { path: join(root, 'node_modules', secondName), token: shared.share() } },
+    {
+      eval: true,
+      workerData: { path: join(root, 'node_modules', secondName), token: shared.share() },
+    },
   );
   facts.worker = await new Promise((resolve, reject) => {
     worker.once('message', resolve);

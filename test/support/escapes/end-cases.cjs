@@ -14,7 +14,8 @@ const pinpool = require('pinpool');
 
 /** The worker half's port to the main thread. */
 function port() {
-  if (parentPort === null) throw new Error('end-cases.cjs: only the worker half posts to the main thread');
+  if (parentPort === null)
+    throw new Error('end-cases.cjs: only the worker half posts to the main thread');
   return parentPort;
 }
 
@@ -45,7 +46,12 @@ const worker = {
 
 async function main() {
   const [what, rounds] = process.argv.slice(2);
-  const options = what === 'slab-views' ? { slabViews: true } : what === 'registered' ? {} : { threadCacheBytes: 0 };
+  const options =
+    what === 'slab-views'
+      ? { slabViews: true }
+      : what === 'registered'
+        ? {}
+        : { threadCacheBytes: 0 };
   const leaf = what === 'registered' ? pinpool.locked() : pinpool.pageable();
   const h = pinpool.pool(leaf, options);
   const received = [];
@@ -61,7 +67,15 @@ async function main() {
   for (let i = 0; i < 3; i++) await new Promise((res) => setImmediate(res));
   h.trim();
   const s = h.stats();
-  console.log(JSON.stringify({ orphanedBytes: s.orphanedBytes, orphanedBlocks: s.orphanedBlocks, reservedBytes: s.reservedBytes, bytesInUse: s.bytesInUse, received: received.length }));
+  console.log(
+    JSON.stringify({
+      orphanedBytes: s.orphanedBytes,
+      orphanedBlocks: s.orphanedBlocks,
+      reservedBytes: s.reservedBytes,
+      bytesInUse: s.bytesInUse,
+      received: received.length,
+    }),
+  );
 }
 
 if (isMainThread) main();

@@ -14,7 +14,8 @@ const pinpool = require('pinpool');
 
 /** The worker half's port to the main thread. */
 function port() {
-  if (parentPort === null) throw new Error('escape.cjs: only the worker half posts to the main thread');
+  if (parentPort === null)
+    throw new Error('escape.cjs: only the worker half posts to the main thread');
   return parentPort;
 }
 
@@ -31,10 +32,22 @@ function holds(bytes, seed) {
 if (isMainThread) {
   const [leaf, how, json] = process.argv.slice(2);
   const options = json ? JSON.parse(json) : {};
-  const base = { pageable: () => pinpool.pageable(), locked: () => pinpool.locked(), pinned: () => pinpool.pinned() }[leaf]();
-  const h = options.pool === false ? base : pinpool.pool(base, { threadCacheBytes: options.threadCacheBytes, slabViews: options.slabViews });
+  const base = {
+    pageable: () => pinpool.pageable(),
+    locked: () => pinpool.locked(),
+    pinned: () => pinpool.pinned(),
+  }[leaf]();
+  const h =
+    options.pool === false
+      ? base
+      : pinpool.pool(base, {
+          threadCacheBytes: options.threadCacheBytes,
+          slabViews: options.slabViews,
+        });
   const size = options.size ?? SIZE;
-  const w = new Worker(__filename, { workerData: { token: h.share(), how, size, terminate: options.terminate } });
+  const w = new Worker(__filename, {
+    workerData: { token: h.share(), how, size, terminate: options.terminate },
+  });
   let received;
   w.on('message', (m) => {
     if (m.buffer !== undefined) received = m.buffer;
@@ -61,15 +74,17 @@ if (isMainThread) {
     for (const b of mine) b.free();
     h.trim();
     const s = h.stats();
-    console.log(JSON.stringify({
-      received: got === undefined ? null : got.byteLength,
-      intactBefore,
-      mineIntact,
-      orphanedBytes: s.orphanedBytes,
-      orphanedBlocks: s.orphanedBlocks,
-      bytesInUse: s.bytesInUse,
-      reservedBytes: s.reservedBytes,
-    }));
+    console.log(
+      JSON.stringify({
+        received: got === undefined ? null : got.byteLength,
+        intactBefore,
+        mineIntact,
+        orphanedBytes: s.orphanedBytes,
+        orphanedBlocks: s.orphanedBlocks,
+        bytesInUse: s.bytesInUse,
+        reservedBytes: s.reservedBytes,
+      }),
+    );
   });
 } else {
   const { token, how, size, terminate } = workerData;

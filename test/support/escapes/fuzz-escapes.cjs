@@ -20,7 +20,8 @@ const pinpool = require('pinpool');
 
 /** The worker half's port to the main thread. */
 function port() {
-  if (parentPort === null) throw new Error('fuzz-escapes.cjs: only the worker half posts to the main thread');
+  if (parentPort === null)
+    throw new Error('fuzz-escapes.cjs: only the worker half posts to the main thread');
   return parentPort;
 }
 
@@ -51,7 +52,15 @@ function holds(bytes, mark) {
 if (isMainThread) {
   const seed = Number(process.argv[2]);
   const cases = Number(process.argv[3]);
-  const report = { seed, cases, errors: /** @type {string[]} */ ([]), posted: {}, ends: {}, orphanedBlocks: 0, trims: 0 };
+  const report = {
+    seed,
+    cases,
+    errors: /** @type {string[]} */ ([]),
+    posted: {},
+    ends: {},
+    orphanedBlocks: 0,
+    trims: 0,
+  };
   const count = (o, k) => (o[k] = (o[k] ?? 0) + 1);
   (async () => {
     for (let c = 0; c < cases; c++) {
@@ -72,7 +81,8 @@ if (isMainThread) {
           mine.push([b, mark]);
         } else if (x < 0.6 && mine.length > 0) {
           const [b, m] = mine.splice(Math.floor(r() * mine.length), 1)[0];
-          if (!holds(b.bytes, m)) report.errors.push(`${where}: a main-thread block lost its pattern`);
+          if (!holds(b.bytes, m))
+            report.errors.push(`${where}: a main-thread block lost its pattern`);
           b.free();
         } else if (x < 0.7) {
           h.trim();
@@ -81,7 +91,8 @@ if (isMainThread) {
           for (const { buffer, slab } of received) {
             if (buffer.byteLength === 0) continue;
             const view = new Uint8Array(buffer);
-            if (slab) view[0] === view[0]; // read only: a slab view reaches its neighbours by design
+            if (slab)
+              view[0] === view[0]; // read only: a slab view reaches its neighbours by design
             else view.fill(0xee);
           }
         }
@@ -91,7 +102,14 @@ if (isMainThread) {
       for (let w = 0; w < workers; w++) {
         const end = pick(['natural', 'natural', 'exit', 'terminate']);
         count(report.ends, end);
-        const worker = new Worker(__filename, { workerData: { token: h.share(), seed: seed * 1000 + c * 10 + w, ops: 50 + Math.floor(r() * 150), end } });
+        const worker = new Worker(__filename, {
+          workerData: {
+            token: h.share(),
+            seed: seed * 1000 + c * 10 + w,
+            ops: 50 + Math.floor(r() * 150),
+            end,
+          },
+        });
         const killAt = Math.floor(r() * 20);
         let messages = 0;
         running.push(
@@ -104,7 +122,8 @@ if (isMainThread) {
                 count(report.posted, m.posted);
               } else if (m.token !== undefined) {
                 const b = pinpool.adopt(m.token);
-                if (!holds(b.bytes, m.mark)) report.errors.push(`${where}: an adopted block lost its pattern`);
+                if (!holds(b.bytes, m.mark))
+                  report.errors.push(`${where}: an adopted block lost its pattern`);
                 b.free();
               } else if (m.errors !== undefined) {
                 report.errors.push(...m.errors.map((e) => `${where}: worker: ${e}`));
@@ -125,16 +144,21 @@ if (isMainThread) {
       for (let i = 0; i < 3; i++) await new Promise((res) => setImmediate(res));
       step(); // writes through what arrived, after every worker ended
       for (const [b, m] of mine) {
-        if (!holds(b.bytes, m)) report.errors.push(`${where}: a main-thread block lost its pattern`);
+        if (!holds(b.bytes, m))
+          report.errors.push(`${where}: a main-thread block lost its pattern`);
         b.free();
       }
       h.trim();
       const s = h.stats();
       report.orphanedBlocks += s.orphanedBlocks;
-      if (s.bytesInUse !== 0) report.errors.push(`${where}: ${s.bytesInUse} bytes still in use at the end`);
-      if (s.orphanedBlocks === 0 && s.reservedBytes !== 0) report.errors.push(`${where}: ${s.reservedBytes} bytes reserved with nothing orphaned`);
-      if (s.orphanedBlocks > 0 && s.reservedBytes === 0) report.errors.push(`${where}: orphaned blocks, yet the pool gave all its memory back`);
-      for (const { buffer, slab } of received) if (!slab && buffer.byteLength > 0) new Uint8Array(buffer).fill(0x11);
+      if (s.bytesInUse !== 0)
+        report.errors.push(`${where}: ${s.bytesInUse} bytes still in use at the end`);
+      if (s.orphanedBlocks === 0 && s.reservedBytes !== 0)
+        report.errors.push(`${where}: ${s.reservedBytes} bytes reserved with nothing orphaned`);
+      if (s.orphanedBlocks > 0 && s.reservedBytes === 0)
+        report.errors.push(`${where}: orphaned blocks, yet the pool gave all its memory back`);
+      for (const { buffer, slab } of received)
+        if (!slab && buffer.byteLength > 0) new Uint8Array(buffer).fill(0x11);
     }
     console.log(JSON.stringify(report));
   })().catch((e) => {
@@ -160,7 +184,9 @@ if (isMainThread) {
   // reading the slab's cached neighbours, which the sanitized pool poisons: a report about
   // memory that is mapped and the pool's (slab views reach their neighbours by design), not a
   // use after free. Slab views are not posted there.
-  const sanitized = /libasan/.test(process.env.LD_PRELOAD ?? '') && typeof ArrayBuffer.prototype.transfer !== 'function';
+  const sanitized =
+    /libasan/.test(process.env.LD_PRELOAD ?? '') &&
+    typeof ArrayBuffer.prototype.transfer !== 'function';
   const post = (state, buffer, slab) => {
     if (slab && sanitized) return;
     try {

@@ -16,7 +16,10 @@
 'use strict';
 
 // At least 64 KiB: small blocks are checked in full. PINPOOL_STRESS_FULL_CHECK_BYTES raises it.
-const FULL_CHECK_BYTES = Math.max(64 * 1024, Number(process.env.PINPOOL_STRESS_FULL_CHECK_BYTES) || 1 << 20);
+const FULL_CHECK_BYTES = Math.max(
+  64 * 1024,
+  Number(process.env.PINPOOL_STRESS_FULL_CHECK_BYTES) || 1 << 20,
+);
 const EDGE = 4096; // bytes checked in full at each end of a large block
 const STRIDE = 4096; // one word per page of a large block ...
 const LARGE_STRIDE = 64 * 1024; // ... or per 64 KiB in a block over LARGE_BYTES
@@ -104,9 +107,11 @@ function check(bytes, id, address) {
     return `byte ${firstPeriodicMismatch(b, p)} of ${n} differs from the pattern of block ${id}`;
   }
   const head = b.subarray(0, EDGE);
-  if (!periodicMatches(head, p)) return `head byte ${firstPeriodicMismatch(head, p)} of ${n} differs (block ${id})`;
+  if (!periodicMatches(head, p))
+    return `head byte ${firstPeriodicMismatch(head, p)} of ${n} differs (block ${id})`;
   const tail = b.subarray(n - EDGE, n);
-  if (!periodicMatches(tail, p)) return `tail byte ${n - EDGE + firstPeriodicMismatch(tail, p)} of ${n} differs (block ${id})`;
+  if (!periodicMatches(tail, p))
+    return `tail byte ${n - EDGE + firstPeriodicMismatch(tail, p)} of ${n} differs (block ${id})`;
   const dv = new DataView(bytes.buffer, bytes.byteOffset, n);
   const stride = strideOf(n);
   for (let at = firstStride(address, stride); at + 4 <= n - EDGE; at += stride) {

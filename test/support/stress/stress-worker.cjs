@@ -95,7 +95,14 @@ function retire(e) {
     const token = e.buf.transfer();
     let peer = Math.floor(peerRandom() * (workers - 1));
     if (peer >= index) peer++;
-    ports[peer].postMessage({ token, id: e.id, chain: e.chainIndex, size: e.size, alignment: e.alignment, address: e.address });
+    ports[peer].postMessage({
+      token,
+      id: e.id,
+      chain: e.chainIndex,
+      size: e.size,
+      alignment: e.alignment,
+      address: e.address,
+    });
     result.transferred++;
   } else {
     e.buf.free();
@@ -121,27 +128,49 @@ function allocateOne() {
   const zero = r > 0.97 && size <= FULL_CHECK_BYTES;
   let buf;
   try {
-    buf = alignment === 64 && !zero ? chain.handler.alloc(size) : chain.handler.alloc(size, { alignment, zero });
+    buf =
+      alignment === 64 && !zero
+        ? chain.handler.alloc(size)
+        : chain.handler.alloc(size, { alignment, zero });
   } catch (thrown) {
     const err = /** @type {Partial<import('pinpool').PinpoolError> | null | undefined} */ (thrown);
     const reason = err?.reason;
-    if (err && err.code === 'ERR_PINPOOL_OUT_OF_MEMORY' && reason !== undefined && chain.expected.includes(reason)) {
+    if (
+      err &&
+      err.code === 'ERR_PINPOOL_OUT_OF_MEMORY' &&
+      reason !== undefined &&
+      chain.expected.includes(reason)
+    ) {
       const counts = result.expectedFailures[chainIndex];
       counts[reason] = (counts[reason] ?? 0) + 1;
     } else {
-      report(`${chain.label}: alloc(${size}, alignment ${alignment}) threw ${err && err.code} ${err && err.reason}: ${err && err.message}`);
+      report(
+        `${chain.label}: alloc(${size}, alignment ${alignment}) threw ${err && err.code} ${err && err.reason}: ${err && err.message}`,
+      );
     }
     return;
   }
   result.allocs[chainIndex]++;
   result.bytes[chainIndex] += size;
   const address = Number(buf.address);
-  const e = { buf, id: nextSerial++ * workers + index, chain, chainIndex, size, alignment, address, cross: random() < CROSS_THREAD_SHARE, adopted: false };
-  if (buf.byteLength !== size || buf.bytes.length !== size) report(`${describe(e)}: byteLength ${buf.byteLength}, bytes.length ${buf.bytes.length}`);
+  const e = {
+    buf,
+    id: nextSerial++ * workers + index,
+    chain,
+    chainIndex,
+    size,
+    alignment,
+    address,
+    cross: random() < CROSS_THREAD_SHARE,
+    adopted: false,
+  };
+  if (buf.byteLength !== size || buf.bytes.length !== size)
+    report(`${describe(e)}: byteLength ${buf.byteLength}, bytes.length ${buf.bytes.length}`);
   if (address % alignment !== 0) report(`${describe(e)}: address ${address} is not aligned`);
   if (zero) {
     const b = Buffer.from(buf.bytes.buffer, buf.bytes.byteOffset, size);
-    if (size > 0 && (b[0] !== 0 || b.compare(b, 1, size, 0, size - 1) !== 0)) report(`${describe(e)}: { zero: true } block is not all zeros`);
+    if (size > 0 && (b[0] !== 0 || b.compare(b, 1, size, 0, size - 1) !== 0))
+      report(`${describe(e)}: { zero: true } block is not all zeros`);
   }
   fill(buf.bytes, e.id, address);
   place(e, random);
@@ -157,10 +186,23 @@ function receive(msg) {
   const chain = chains[msg.chain];
   const buf = adopt(msg.token);
   result.adopted++;
-  const e = { buf, id: msg.id, chain, chainIndex: msg.chain, size: msg.size, alignment: msg.alignment, address: msg.address, cross: false, adopted: true };
-  if (Number(buf.address) !== msg.address) report(`${describe(e)}: adopted at address ${buf.address}, sent from ${msg.address}`);
-  if (buf.byteLength !== msg.size) report(`${describe(e)}: adopted with byteLength ${buf.byteLength}`);
-  if (buf.handler.name !== chain.handler.name) report(`${describe(e)}: adopted with handler ${buf.handler.name}`);
+  const e = {
+    buf,
+    id: msg.id,
+    chain,
+    chainIndex: msg.chain,
+    size: msg.size,
+    alignment: msg.alignment,
+    address: msg.address,
+    cross: false,
+    adopted: true,
+  };
+  if (Number(buf.address) !== msg.address)
+    report(`${describe(e)}: adopted at address ${buf.address}, sent from ${msg.address}`);
+  if (buf.byteLength !== msg.size)
+    report(`${describe(e)}: adopted with byteLength ${buf.byteLength}`);
+  if (buf.handler.name !== chain.handler.name)
+    report(`${describe(e)}: adopted with handler ${buf.handler.name}`);
   if (finished) retire(e);
   else place(e, peerRandom);
 }

@@ -78,7 +78,8 @@ export function seedFromEnv(): number {
   const text = process.env.PINPOOL_STRESS_SEED;
   if (text === undefined || text === '') return DEFAULT_SEED;
   const seed = Number(text);
-  if (!Number.isSafeInteger(seed)) throw new Error(`PINPOOL_STRESS_SEED must be an integer, got ${text}`);
+  if (!Number.isSafeInteger(seed))
+    throw new Error(`PINPOOL_STRESS_SEED must be an integer, got ${text}`);
   return seed >>> 0;
 }
 
@@ -91,7 +92,9 @@ function run(worker: Worker): Promise<WorkerResult> {
   return new Promise((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`stress worker exited (code ${code}) before reporting`)));
+    worker.once('exit', (code) =>
+      reject(new Error(`stress worker exited (code ${code}) before reporting`)),
+    );
   });
 }
 
@@ -101,10 +104,17 @@ export async function runStress(options: StressOptions): Promise<StressResult> {
   const ops = options.ops ?? 100_000;
   const slots = options.slots ?? 64;
   const seed = options.seed ?? DEFAULT_SEED;
-  const chains = options.chains.map((c) => ({ label: c.label, token: c.handler.share(), maxSize: c.maxSize, expected: c.expected }));
+  const chains = options.chains.map((c) => ({
+    label: c.label,
+    token: c.handler.share(),
+    maxSize: c.maxSize,
+    expected: c.expected,
+  }));
 
   // A full mesh of ports: ports[i][j] is worker i's end of the channel to worker j.
-  const ports: (MessagePort | null)[][] = Array.from({ length: workers }, () => new Array<MessagePort | null>(workers).fill(null));
+  const ports: (MessagePort | null)[][] = Array.from({ length: workers }, () =>
+    new Array<MessagePort | null>(workers).fill(null),
+  );
   for (let i = 0; i < workers; i++) {
     for (let j = i + 1; j < workers; j++) {
       const { port1, port2 } = new MessageChannel();
@@ -119,8 +129,21 @@ export async function runStress(options: StressOptions): Promise<StressResult> {
   const threads = ports.map((own, index) => {
     const workerSeed = (seed ^ Math.imul(index + 1, 0x9e3779b9)) >>> 0;
     const hangAfterOps = index === 0 ? options.hangAfterOps : undefined;
-    const workerData = { index, workers, seed: workerSeed, ops, slots, chains, ports: own, steps, hangAfterOps };
-    return new Worker(WORKER, { workerData, transferList: own.filter((p): p is MessagePort => p !== null) });
+    const workerData = {
+      index,
+      workers,
+      seed: workerSeed,
+      ops,
+      slots,
+      chains,
+      ports: own,
+      steps,
+      hangAfterOps,
+    };
+    return new Worker(WORKER, {
+      workerData,
+      transferList: own.filter((p): p is MessagePort => p !== null),
+    });
   });
   // A hung thread (a deadlock in a pool) must still end in a failure that names the seed. The
   // run is bounded by its work, not by a deadline: it fails only when no worker took a step for
@@ -138,7 +161,11 @@ export async function runStress(options: StressOptions): Promise<StressResult> {
           last = total;
           since = performance.now();
         } else if (performance.now() - since >= stallSeconds * 1000) {
-          reject(new Error(`stress workers took no step for ${stallSeconds} s (seed ${seed}); steps per worker: ${each.join(', ')}`));
+          reject(
+            new Error(
+              `stress workers took no step for ${stallSeconds} s (seed ${seed}); steps per worker: ${each.join(', ')}`,
+            ),
+          );
         }
       },
       Math.min(10_000, (stallSeconds * 1000) / 4),
@@ -162,7 +189,8 @@ export async function runStress(options: StressOptions): Promise<StressResult> {
     bytes: chains.map((_, c) => sum((r) => r.bytes[c]!)),
     expectedFailures: chains.map((_, c) => {
       const total: Record<string, number> = {};
-      for (const r of results) for (const [k, v] of Object.entries(r.expectedFailures[c]!)) total[k] = (total[k] ?? 0) + v;
+      for (const r of results)
+        for (const [k, v] of Object.entries(r.expectedFailures[c]!)) total[k] = (total[k] ?? 0) + v;
       return total;
     }),
     transferred: sum((r) => r.transferred),
@@ -187,8 +215,12 @@ export function handlersOf(top: Handler): Handler[] {
 export function summary(name: string, r: StressResult, chains: StressChain[]): string {
   const perChain = chains
     .map((c, i) => {
-      const failures = Object.entries(r.expectedFailures[i]!).map(([k, v]) => `, ${k} failures ${v}`).join('');
-      const fallbacks = Object.entries(c.handler.stats().fallbacks).map(([k, v]) => `, ${k} fallbacks ${v}`).join('');
+      const failures = Object.entries(r.expectedFailures[i]!)
+        .map(([k, v]) => `, ${k} failures ${v}`)
+        .join('');
+      const fallbacks = Object.entries(c.handler.stats().fallbacks)
+        .map(([k, v]) => `, ${k} fallbacks ${v}`)
+        .join('');
       return `${c.label} ${String(r.allocs[i])} allocs${failures}${fallbacks}`;
     })
     .join('; ');
@@ -207,21 +239,31 @@ export function summary(name: string, r: StressResult, chains: StressChain[]): s
  */
 export function leftovers(chains: StressChain[]): string[] {
   const problems: string[] = [];
-  const say = (h: Handler, what: string, s: HandlerStats) => problems.push(`${h.name} (${h.kind}): ${what}: ${JSON.stringify(s)}`);
+  const say = (h: Handler, what: string, s: HandlerStats) =>
+    problems.push(`${h.name} (${h.kind}): ${what}: ${JSON.stringify(s)}`);
   for (const c of chains) {
     const all = handlersOf(c.handler);
-    const underPool = new Set(all.filter((h) => h.kind === 'pool').flatMap((h) => handlersOf(h).slice(1)));
+    const underPool = new Set(
+      all.filter((h) => h.kind === 'pool').flatMap((h) => handlersOf(h).slice(1)),
+    );
     for (const h of all) {
       const s = h.stats();
       if (s.gcReleased !== 0) say(h, `gcReleased ${s.gcReleased}`, s);
       if (underPool.has(h)) continue;
       if (s.bytesInUse !== 0) say(h, `bytes.current ${s.bytesInUse}`, s);
       if (s.buffersInUse !== 0) say(h, `allocations.current ${s.buffersInUse}`, s);
-      if (s.allocations !== s.frees) say(h, `allocations.total ${s.allocations} != frees ${s.frees}`, s);
+      if (s.allocations !== s.frees)
+        say(h, `allocations.total ${s.allocations} != frees ${s.frees}`, s);
       if (h.kind === 'pool') {
-        if (s.cachedBytes !== s.reservedBytes) say(h, `cachedBytes ${s.cachedBytes} != reserved.current ${s.reservedBytes}`, s);
+        if (s.cachedBytes !== s.reservedBytes)
+          say(h, `cachedBytes ${s.cachedBytes} != reserved.current ${s.reservedBytes}`, s);
         const up = h.upstreams[0]!.stats();
-        if (up.bytesInUse !== s.reservedBytes) say(h, `reserved.current ${s.reservedBytes} != upstream bytes.current ${up.bytesInUse}`, s);
+        if (up.bytesInUse !== s.reservedBytes)
+          say(
+            h,
+            `reserved.current ${s.reservedBytes} != upstream bytes.current ${up.bytesInUse}`,
+            s,
+          );
       }
     }
   }
@@ -235,13 +277,21 @@ export function leftoversAfterTrim(chains: StressChain[]): string[] {
     c.handler.trim();
     for (const h of handlersOf(c.handler)) {
       const s = h.stats();
-      if (s.reservedBytes !== 0 || s.cachedBytes !== 0 || s.bytesInUse !== 0 || s.buffersInUse !== 0) {
+      if (
+        s.reservedBytes !== 0 ||
+        s.cachedBytes !== 0 ||
+        s.bytesInUse !== 0 ||
+        s.buffersInUse !== 0
+      ) {
         problems.push(
           `${h.name} (${h.kind}) after trim(): reserved.current ${s.reservedBytes}, cachedBytes ${s.cachedBytes}, ` +
             `bytes.current ${s.bytesInUse}, allocations.current ${s.buffersInUse}`,
         );
       }
-      if (s.allocations !== s.frees) problems.push(`${h.name} (${h.kind}) after trim(): allocations.total ${s.allocations} != frees ${s.frees}`);
+      if (s.allocations !== s.frees)
+        problems.push(
+          `${h.name} (${h.kind}) after trim(): allocations.total ${s.allocations} != frees ${s.frees}`,
+        );
       if (h.kind === 'pool') {
         // upstreamAllocs counts calls, failed ones included; the upstream serves only this pool.
         const up = h.upstreams[0]!.stats();
@@ -263,12 +313,19 @@ export function mismatches(r: StressResult, chains: StressChain[]): string[] {
   const problems: string[] = [];
   chains.forEach((c, i) => {
     const s = c.handler.stats();
-    if (s.allocations !== r.allocs[i]) problems.push(`${c.label}: allocations.total ${s.allocations}, the workers made ${String(r.allocs[i])}`);
+    if (s.allocations !== r.allocs[i])
+      problems.push(
+        `${c.label}: allocations.total ${s.allocations}, the workers made ${String(r.allocs[i])}`,
+      );
     for (const [reason, n] of Object.entries(r.expectedFailures[i]!)) {
-      if ((s.failures[reason] ?? 0) !== n) problems.push(`${c.label}: failures.${reason} ${s.failures[reason] ?? 0}, the workers saw ${n}`);
+      if ((s.failures[reason] ?? 0) !== n)
+        problems.push(
+          `${c.label}: failures.${reason} ${s.failures[reason] ?? 0}, the workers saw ${n}`,
+        );
     }
   });
-  if (r.transferred !== r.adopted) problems.push(`${r.transferred} blocks transferred, ${r.adopted} adopted`);
+  if (r.transferred !== r.adopted)
+    problems.push(`${r.transferred} blocks transferred, ${r.adopted} adopted`);
   return problems;
 }
 
@@ -278,7 +335,14 @@ export function mismatches(r: StressResult, chains: StressChain[]): string[] {
  * were freed by another thread. `expect` is vitest's, passed in to keep this file framework-free.
  */
 export function expectClean(
-  expect: (value: unknown, message?: string) => { toEqual(v: unknown): void; toBeGreaterThan(v: number): void; toBeLessThan(v: number): void },
+  expect: (
+    value: unknown,
+    message?: string,
+  ) => {
+    toEqual(v: unknown): void;
+    toBeGreaterThan(v: number): void;
+    toBeLessThan(v: number): void;
+  },
   r: StressResult,
   chains: StressChain[],
   reproduce: string,

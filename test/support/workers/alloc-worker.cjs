@@ -30,7 +30,11 @@ for (const [b, m] of live) {
 parentPort.on('message', (msg) => {
   if (msg.adopt) {
     const buf = adopt(msg.adopt);
-    const reply = { adopted: Buffer.from(buf.bytes).toString('hex'), servedBy: buf.servedBy, handler: buf.handler.name };
+    const reply = {
+      adopted: Buffer.from(buf.bytes).toString('hex'),
+      servedBy: buf.servedBy,
+      handler: buf.handler.name,
+    };
     buf.free(); // before replying: the test reads the statistics as soon as the reply arrives
     parentPort.postMessage(reply);
   }

@@ -7,7 +7,9 @@ const { attach, pool, pageable } = require('pinpool');
 
 const h = attach(workerData.token);
 // Held from the global object: the point is buffers that are alive when the thread ends.
-const kept = (globalThis.kept = Array.from({ length: workerData.count }, (_, i) => h.alloc(1000 + i)));
+const kept = (globalThis.kept = Array.from({ length: workerData.count }, (_, i) =>
+  h.alloc(1000 + i),
+));
 const own = workerData.makeOwn ? pool(pageable({ name: 'worker-own' })) : undefined;
 if (own) kept.push(own.alloc(10));
 
