@@ -173,7 +173,7 @@ napi_value alloc_error(napi_env env, const char* handler, size_t bytes, int stat
 
 namespace {
 
-// setErrorClass(PinpoolError): called once per environment by src/native.ts.
+// setErrorClass(PinpoolError): called once per environment by src/boundary/native.ts.
 napi_value SetErrorClass(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS_MESSAGE(env, info, 1, "setErrorClass(PinpoolError)");
   PINPOOL_REQUIRE_FUNCTION(0, error_class);

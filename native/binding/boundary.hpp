@@ -45,34 +45,24 @@ struct ThreadCache;
 struct SlabLease;
 struct Registration;
 using SlabLeaseRef = std::shared_ptr<SlabLease>;  // a slab view's lease (slab_views.cpp)
+// The tag of each native type JavaScript may hold, for PINPOOL_REQUIRE_HANDLE.
 template <typename T>
 struct TagOf;
-template <>
-struct TagOf<Handler> {
-  static constexpr Tag kTag = Tag::Handler;
-};
-template <>
-struct TagOf<CUstream> {
-  static constexpr Tag kTag = Tag::Stream;
-};
-template <>
-struct TagOf<SlabLeaseRef> {
-  static constexpr Tag kTag = Tag::SlabLease;
-};
-template <>
-struct TagOf<Registration> {
-  static constexpr Tag kTag = Tag::Registration;
-};
-template <>
-struct TagOf<ThreadCache> {
-  static constexpr Tag kTag = Tag::ThreadCache;
-};
-template <>
-struct TagOf<ScopeCell> {
-  static constexpr Tag kTag = Tag::ScopeCell;
-};
+#define PINPOOL_TAG_OF(Type, tag)         \
+  template <>                             \
+  struct TagOf<Type> {                    \
+    static constexpr Tag kTag = Tag::tag; \
+  };
+PINPOOL_TAG_OF(Handler, Handler)
+PINPOOL_TAG_OF(CUstream, Stream)
+PINPOOL_TAG_OF(SlabLeaseRef, SlabLease)
+PINPOOL_TAG_OF(Registration, Registration)
+PINPOOL_TAG_OF(ThreadCache, ThreadCache)
+PINPOOL_TAG_OF(ScopeCell, ScopeCell)
+#undef PINPOOL_TAG_OF
 
-// Error codes, as PinpoolError spells them (src/errors.ts ErrorCode, exported from here too).
+// Error codes, as PinpoolError spells them (src/boundary/errors.ts ErrorCode, exported from here
+// too).
 namespace code {
 inline constexpr const char* kInvalidArgument = "ERR_PINPOOL_INVALID_ARGUMENT";
 inline constexpr const char* kOutOfMemory = "ERR_PINPOOL_OUT_OF_MEMORY";
@@ -82,7 +72,8 @@ inline constexpr const char* kUnavailable = "ERR_PINPOOL_UNAVAILABLE";
 inline constexpr const char* kCuda = "ERR_PINPOOL_CUDA";
 }  // namespace code
 
-// What a PinpoolError may say besides its code and message (src/errors.ts PinpoolErrorDetails).
+// What a PinpoolError may say besides its code and message (src/boundary/errors.ts
+// PinpoolErrorDetails).
 struct ErrorDetails {
   const char* reason = nullptr;   // one word a program can test: "limit", "no-cuda" ...
   const char* handler = nullptr;  // the handler that reported it

@@ -69,7 +69,7 @@ bool left_thread(napi_env env, const LiveBlock& block) {
 namespace {
 
 // setBufferMoves(ArrayBuffer.prototype.transfer | undefined, isMainThread): once per
-// environment, from src/take-back.ts.
+// environment, from src/memory/take-back.ts.
 napi_value SetBufferMoves(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 2, "setBufferMoves(transfer, isMainThread), once");
   auto* inst = static_cast<Instance*>(function_data);

@@ -35,7 +35,8 @@ void make_probe(napi_env env, Instance* inst);
 // The ArrayBuffer to hand JavaScript for `made`, a new external ArrayBuffer over a slab: where
 // buffers move, one moved out of it (so Node's end-of-thread clean-up leaves it alone). In a
 // worker, `*watch` gets a weak reference to it (else nullptr). A block's buffer is moved and
-// named in JavaScript instead (src/take-back.ts handOut(), then track()): cheaper on the hot path.
+// named in JavaScript instead (src/memory/take-back.ts handOut(), then track()): cheaper on the hot
+// path.
 napi_value hand_out(napi_env env, Instance* inst, napi_value made, napi_ref* watch);
 // Whether an ArrayBuffer over `block` may have left this thread, which is ending: the one
 // JavaScript was handed was moved away, or is gone without its memory being seen to die.

@@ -1,6 +1,6 @@
-// The capsule's JavaScript side (native/capsule/registry.hpp): publish() tells src/capsule.ts
-// which copy of pinpool this process uses, and nativeHandle() hands a handler to other native
-// addons as a pinpool_native_handle (include/pinpool.h).
+// The capsule's JavaScript side (native/capsule/registry.hpp): publish() tells
+// src/process/capsule.ts which copy of pinpool this process uses, and nativeHandle() hands a
+// handler to other native addons as a pinpool_native_handle (include/pinpool.h).
 #include <string>
 
 #include "../capsule/c_api.hpp"

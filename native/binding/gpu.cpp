@@ -474,8 +474,8 @@ struct Registration {
 namespace {
 
 // hostRegister(device, memory, flags, plainAllowed) -> { registration, bytes, leased }, or null
-// (nothing registered) for memory that is not pinpool's when plainAllowed is false: src/gpu.ts
-// decides which other memory it can keep alive while registered.
+// (nothing registered) for memory that is not pinpool's when plainAllowed is false:
+// src/gpu/register.ts decides which other memory it can keep alive while registered.
 napi_value HostRegister(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 4, "hostRegister(device, memory, flags, plainAllowed)");
   PINPOOL_REQUIRE_INT32(0, device);
@@ -502,10 +502,10 @@ napi_value HostRegister(napi_env env, napi_callback_info info) {
   set_named(env, result, "registration",
             wrap_tagged(env, r, Tag::Registration, [](napi_env, void* data, void*) {
               auto* reg = static_cast<Registration*>(data);
-              // Collected without unregister: src/gpu.ts unregisters first, while its thread
-              // runs. A thread that ends while registered cannot: the driver keeps the range,
-              // and the block under it is orphaned (its lease never ends), counted rather than
-              // lost unseen.
+              // Collected without unregister: src/gpu/register.ts unregisters first, while its
+              // thread runs. A thread that ends while registered cannot: the driver keeps the
+              // range, and the block under it is orphaned (its lease never ends), counted rather
+              // than lost unseen.
               if (reg->lease) {
                 if (reg->registered) reg->lease->abandon();
                 reg->lease->release();

@@ -43,7 +43,7 @@ void view_gone(napi_env env, void*, void* hint) {
 
 // An ArrayBuffer over a block, and its lease (a fence with one reference for the caller).
 // Where buffers move, JavaScript hands out one moved out of it, and a worker names that one
-// with track() (src/take-back.ts handOut(): a call into JavaScript from here costs more).
+// with track() (src/memory/take-back.ts handOut(): a call into JavaScript from here costs more).
 bool make_view(napi_env env, void* ptr, size_t bytes, Fence** view, napi_value* out) {
   if (bytes == 0) return napi_create_arraybuffer(env, 0, nullptr, out) == napi_ok;
   Fence* fence = Fence::create();  // this reference is the finalizer's
@@ -70,7 +70,7 @@ bool take_back_view(napi_env env, napi_value buffer, const LiveBlock& block, boo
                     FenceSet& leases) {
   napi_valuetype type;
   if (napi_typeof(env, buffer, &type) == napi_ok && type == napi_null) {
-    // JavaScript could not take the buffer back (src/take-back.ts): moved away, or marked
+    // JavaScript could not take the buffer back (src/memory/take-back.ts): moved away, or marked
     // untransferable, which Node-API's detach would abort the process on. Wait for it.
     if (block.view) leases.add(block.view);
     return true;

@@ -26,7 +26,7 @@ enum Slot {
   kSlotCount = 7
 };
 
-// What alloc() gives JavaScript to reach the block (src/native.ts View).
+// What alloc() gives JavaScript to reach the block (src/boundary/native.ts View).
 enum View { kNoView = 0, kBuffer = 1, kSlabOrBuffer = 2 };
 
 struct LiveBlock;

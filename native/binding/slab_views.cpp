@@ -106,7 +106,7 @@ napi_value ViewSlab(napi_env env, napi_callback_info info) {
 }
 
 // releaseSlabView(arrayBuffer, lease): detaches the view, then ends its lease on the slab
-// (JavaScript passes a buffer only it can reach: src/take-back.ts)
+// (JavaScript passes a buffer only it can reach: src/memory/take-back.ts)
 napi_value ReleaseSlabView(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 2, "releaseSlabView(buffer, lease)");
   PINPOOL_REQUIRE_ARRAYBUFFER(0, buffer);
@@ -115,7 +115,7 @@ napi_value ReleaseSlabView(napi_env env, napi_callback_info info) {
   napi_is_detached_arraybuffer(env, buffer, &detached);
   // Detached already: the memory moved to another ArrayBuffer, whose finalizer holds the lease.
   if (detached) return nullptr;
-  // Not detachable (a WebAssembly memory's: src/take-back.ts never passes one).
+  // Not detachable (a WebAssembly memory's: src/memory/take-back.ts never passes one).
   if (napi_detach_arraybuffer(env, buffer) != napi_ok)
     return throw_error(env, code::kInvalidArgument,
                        "releaseSlabView: the buffer cannot be detached");

@@ -1,6 +1,6 @@
 // The native half of a thread cache: the per-thread JavaScript cache in front of a pool
-// (src/thread-cache.ts). A pool hit there never calls into native code: a freed block waits in
-// the thread's cache, with its ArrayBuffer, for the thread's next allocation of its size.
+// (src/memory/thread-cache.ts). A pool hit there never calls into native code: a freed block waits
+// in the thread's cache, with its ArrayBuffer, for the thread's next allocation of its size.
 //
 // What native code keeps of a cache is its record of counts and slots, shared with JavaScript
 // as a Float64Array:

@@ -1,9 +1,10 @@
-// What threads other than a named scope's own freed of the scope's buffers (src/scope-stats.ts
-// ScopeAccount). The scope's thread counts its own frees in plain JavaScript numbers; a buffer
-// moved to another thread (transfer(), adopt()) carries a reference to its scope's cell in
-// native code, from parcel to live table to parcel, and is counted here when it leaves the live
-// table of whichever thread holds it: freed, collected, or returned when that thread ended.
-// No token names a cell, so no holder of a token can forge, move or lose a scope's counts.
+// What threads other than a named scope's own freed of the scope's buffers
+// (src/memory/scope-cells.ts ScopeAccount). The scope's thread counts its own frees in plain
+// JavaScript numbers; a buffer moved to another thread (transfer(), adopt()) carries a reference to
+// its scope's cell in native code, from parcel to live table to parcel, and is counted here when it
+// leaves the live table of whichever thread holds it: freed, collected, or returned when that
+// thread ended. No token names a cell, so no holder of a token can forge, move or lose a scope's
+// counts.
 #pragma once
 
 #include <atomic>

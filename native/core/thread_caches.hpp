@@ -1,7 +1,7 @@
 // Thread caches as a handler sees them. A thread cache (binding/thread_cache.hpp, and its
-// JavaScript half src/thread-cache.ts) keeps blocks a thread freed, ready for the same thread's
-// next allocation of that size, without a call into native code. Blocks it holds are handed
-// out as far as the handler's own bookkeeping goes, so the cache publishes what it holds and
+// JavaScript half src/memory/thread-cache.ts) keeps blocks a thread freed, ready for the same
+// thread's next allocation of that size, without a call into native code. Blocks it holds are
+// handed out as far as the handler's own bookkeeping goes, so the cache publishes what it holds and
 // what it did, and the handler's statistics fold that in wherever they are read: a block in a
 // thread cache counts as cached, not in use; a hit counts as an allocation, a free into the
 // cache as a free.
@@ -16,7 +16,7 @@
 
 namespace pinpool::thread_caches {
 
-// The counts, by index (src/thread-cache.ts reads this layout from constants()).
+// The counts, by index (src/memory/thread-cache.ts reads this layout from constants()).
 enum Cell : int {
   kBlocks = 0,      // blocks the cache holds now
   kBytes = 1,       // their bytes, as allocated
