@@ -12,6 +12,22 @@ import {
   type HandlerKind,
   type NativeBinding,
 } from '../../dist/src/boundary/native.js';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import {
+  fallback,
+  limit,
+  locked,
+  managed,
+  mapFile,
+  pageable,
+  pinned,
+  pool,
+  type Handler,
+} from 'pinpool';
+
 import { testing } from '../support/testing.js';
 
 type Groups = typeof bindingGroups;
@@ -59,6 +75,27 @@ describe('the tables native code owns', () => {
         .map(([k]) => k),
     ).toEqual(['pool', 'fallback', 'limit']);
     expect(Object.keys(kinds)).toHaveLength(8);
+  });
+
+  it('every kind it names makes a handler that reports that kind (each native class names its own)', () => {
+    const file = join(tmpdir(), `pinpool-kinds-${String(process.pid)}.bin`);
+    writeFileSync(file, Buffer.alloc(4096));
+    // One way to make each kind; the compiler holds this to HandlerKind, the loop to the table.
+    const make: Record<HandlerKind, () => Handler> = {
+      pinned: () => pinned(),
+      managed: () => managed(),
+      locked: () => locked(),
+      pageable: () => pageable(),
+      file: () => mapFile(file).handler,
+      pool: () => pool(pageable()),
+      fallback: () => fallback(pageable(), pageable()),
+      limit: () => limit(pageable(), { maxBytes: 4096 }),
+    };
+    for (const kind of Object.keys(constants.kinds) as HandlerKind[]) {
+      const h = make[kind]();
+      expect(h.kind).toBe(kind);
+      expect(binding.describe(h.handle as never)?.kind).toBe(kind);
+    }
   });
 
   it('names the three copy directions, each its own number', () => {
