@@ -1,6 +1,6 @@
 /**
  * Handler: the JavaScript face of a native allocator handler (include/pinpool.h). Leaves and
- * adaptors are all Handlers; factories live in handlers.ts.
+ * adaptors are all Handlers; factories live in factories.ts.
  */
 import {
   ADDRESS,
