@@ -21,9 +21,18 @@ import { checkOptions, invalid, isObject } from '../boundary/validate.js';
 export interface MetricsOptions {
   /** Where to register. Default: a new Registry. */
   registry?: Prom.Registry<Prom.RegistryContentType>;
+  /**
+   * The same as `registry`, as prom-client's own collectors spell it
+   * (`collectDefaultMetrics({ register })`). Give one of the two.
+   */
+  register?: Prom.Registry<Prom.RegistryContentType>;
   /** Metric name prefix. Default 'pinpool_'. */
   prefix?: string;
-  /** Labels added to every series (e.g. { service: 'api' }). */
+  /**
+   * Labels added to pinpool's series only (e.g. { service: 'api' }), as prom-client's
+   * collectDefaultMetrics({ labels }) does: the registry's own default labels and metrics are
+   * left as they were. A name pinpool's series use already (handler, kind, scope...) is refused.
+   */
   labels?: Record<string, string>;
   /** Whose handlers to report: every registered handler, the default, and their upstreams. */
   controller?: Controller;
@@ -125,6 +134,9 @@ class LabelSets {
   #sets = new Map<readonly string[], Map<string, Labels>>();
   #count = 0;
 
+  /** @param extra the caller's labels, added to every set after pinpool's own. */
+  constructor(private readonly extra: Labels) {}
+
   of(names: readonly string[], values: readonly string[]): Labels {
     let byValues = this.#sets.get(names);
     if (byValues === undefined) this.#sets.set(names, (byValues = new Map<string, Labels>()));
@@ -137,6 +149,7 @@ class LabelSets {
     }
     const set: Labels = {};
     names.forEach((name, i) => (set[name] = values[i] ?? ''));
+    Object.assign(set, this.extra);
     byValues.set(key, Object.freeze(set));
     this.#count++;
     return set;
@@ -167,6 +180,14 @@ const SCOPE_METRICS: readonly (readonly [
 /** 'bytesInUse' -> 'bytes_in_use': a statistic's name as its metric's. */
 function snakeCase(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/** The `pinpool_info` series' labels. */
+const INFO = ['version', 'cuda', 'napi_version'] as const;
+
+/** Every label name pinpool's own series use: a caller's label may not take one of them. */
+function ownLabelNames(): Set<string> {
+  return new Set(['handler', 'scope', ...INFO, ...statsTable().flatMap((s) => s.labels)]);
 }
 
 const installed = new WeakSet<Prom.Registry<Prom.RegistryContentType>>();
@@ -232,14 +253,27 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
   const prefix = o.prefix ?? 'pinpool_';
   if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix))
     throw invalid('prefix', 'a Prometheus metric name prefix', prefix);
-  const labels = o.labels === undefined ? undefined : checkLabels(o.labels);
+  const labels = o.labels === undefined ? {} : checkLabels(o.labels);
+  const own = ownLabelNames();
+  for (const name of Object.keys(labels))
+    if (own.has(name))
+      throw invalid(
+        'labels',
+        `label names pinpool's series do not use (${[...own].join(', ')})`,
+        name,
+      );
+  if (o.registry !== undefined && o.register !== undefined && o.registry !== o.register)
+    throw invalid(
+      'register',
+      'the same registry as `registry` (or only one of the two)',
+      o.register,
+    );
+  const given = o.registry ?? o.register;
   if (o.controller !== undefined && !Controller.is(o.controller))
     throw invalid('controller', 'a pinpool Controller', o.controller);
   const c = o.controller ?? processController;
   const prom = promClient();
-  const registry = (
-    o.registry === undefined ? new prom.Registry() : checkRegistry(o.registry)
-  ) as R;
+  const registry = (given === undefined ? new prom.Registry() : checkRegistry(given)) as R;
   if (installed.has(registry)) return registry;
 
   // One snapshot per scrape. A scrape calls every metric's collect() in registration order, all
@@ -260,7 +294,7 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
     return snapshot;
   };
 
-  const sets = new LabelSets();
+  const sets = new LabelSets(labels);
   const metrics: SnapshotMetric[] = [];
   // The first metric of a scrape takes the fresh snapshot the others reuse.
   const define = (
@@ -355,7 +389,7 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
     'cuda_devices',
     'CUDA devices visible to this process (0 without a driver).',
     'gauge',
-    () => [{ labels: {}, value: i.cuda.devices.length }],
+    () => [{ labels: sets.of([], []), value: i.cuda.devices.length }],
     'first',
   );
   define(
@@ -364,11 +398,7 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
     'gauge',
     () => [
       {
-        labels: {
-          version: i.version,
-          cuda: String(i.cuda.available),
-          napi_version: String(i.napiVersion),
-        },
+        labels: sets.of(INFO, [i.version, String(i.cuda.available), String(i.napiVersion)]),
         value: 1,
       },
     ],
@@ -378,7 +408,6 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
     if (registry.getSingleMetric(m.name) !== undefined)
       throw invalid('registry', `a registry without a metric named ${m.name}`, registry);
   }
-  if (labels !== undefined) registry.setDefaultLabels(labels);
   for (const m of metrics) registry.registerMetric(m as unknown as Prom.Metric);
   installed.add(registry);
   return registry;

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AggregatorRegistry, Gauge, Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import {
   collectMetrics,
@@ -117,11 +117,65 @@ describe('collectMetrics', () => {
       labels: { service: 'api' },
     });
     const text = await registry.metrics();
-    // Default labels come first: pinpool's own are pre-formatted (prom-client sharedLabels).
-    expect(text).toMatch(/^app_mem_bytes_in_use\{service="api",handler="cache",kind="pool"\} 0$/m);
+    // The caller's labels follow pinpool's own in every pinpool series, info's included.
+    expect(text).toMatch(/^app_mem_bytes_in_use\{handler="cache",kind="pool",service="api"\} 0$/m);
+    expect(text).toMatch(
+      /^app_mem_info\{version="[^"]+",cuda="\w+",napi_version="\d+",service="api"\} 1$/m,
+    );
+    expect(text).toMatch(/^app_mem_cuda_devices\{service="api"\} \d+$/m);
     expect(() => collectMetrics({ controller: c, prefix: 'bad prefix' })).toThrow(
       expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
     );
+  });
+
+  it("leaves a registry's own metrics and default labels as they were (labels are pinpool's only)", async () => {
+    const { c } = setup();
+    const register = new Registry();
+    register.setDefaultLabels({ service: 'mine', zone: 'a' });
+    const requests = new Counter({
+      name: 'app_requests_total',
+      help: 'requests',
+      labelNames: ['route'],
+      registers: [register],
+    });
+    requests.inc({ route: '/x' }, 3);
+    const before = await register.metrics();
+    const defaultsBefore = {
+      ...(register as unknown as { _defaultLabels: object })._defaultLabels,
+    };
+    // prom-client's spelling, `register`, is the same as `registry`.
+    expect(collectMetrics({ register, controller: c, labels: { service: 'loader' } })).toBe(
+      register,
+    );
+    const after = await register.metrics();
+    expect((register as unknown as { _defaultLabels: object })._defaultLabels).toEqual(
+      defaultsBefore,
+    );
+    // The application's own series are exactly as they were, line for line.
+    const own = (text: string) => text.split('\n').filter((l) => l.includes('app_requests'));
+    expect(own(after)).toEqual(own(before));
+    expect(own(after)).toContain('app_requests_total{route="/x",service="mine",zone="a"} 3');
+    // pinpool's series carry the caller's labels after their own, and the registry's other
+    // defaults first, as prom-client adds them to every metric.
+    expect(after).toMatch(
+      /^pinpool_bytes_in_use\{zone="a",handler="cache",kind="pool",service="loader"\} 0$/m,
+    );
+  });
+
+  it('refuses `register` and `registry` naming two registries, and labels pinpool uses itself', () => {
+    const { c } = setup();
+    const invalid = expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' });
+    const a = new Registry();
+    const b = new Registry();
+    expect(() => collectMetrics({ registry: a, register: b, controller: c })).toThrow(invalid);
+    for (const name of ['handler', 'kind', 'scope', 'reason', 'from', 'to', 'version'])
+      expect(() => collectMetrics({ registry: a, controller: c, labels: { [name]: 'x' } })).toThrow(
+        invalid,
+      );
+    expect(a.getMetricsAsArray()).toEqual([]);
+    expect(b.getMetricsAsArray()).toEqual([]);
+    // The same registry under both names is one registry.
+    expect(collectMetrics({ registry: a, register: a, controller: c })).toBe(a);
   });
 
   it('refuses a bad registry, labels or controller with a PinpoolError, registering nothing (found by the fuzzer)', async () => {
