@@ -186,7 +186,7 @@ typedef struct pinpool_pool_options {
   uint32_t reserved0;
   const char* name;          /* copied; NULL: "pool" */
   uint64_t max_cached_bytes; /* cap on cached memory, in bytes (UINT64_MAX: no cap) */
-  double cache_ratio;        /* 0 or more, or +INFINITY; see pool() in README.md */
+  double cache_ratio;        /* 0 or more, or +INFINITY; see pool() in docs/handlers.md */
 } pinpool_pool_options;
 
 typedef struct pinpool_fallback_options {
