@@ -111,7 +111,8 @@ napi_value cuda_error(napi_env env, int rc, const std::string& what) {
                         {reason_text(Reason::NoDevice), nullptr, rc});
     default:
       return make_error(env, code::kCuda,
-                        what + " failed with " + name + " (" + std::to_string(rc) + ")",
+                        what + " failed with " + name + " (" + std::to_string(rc) +
+                            "): " + cuda::error_string(static_cast<CUresult>(rc)),
                         {reason_text(Reason::Cuda), nullptr, rc});
   }
 }
@@ -150,7 +151,8 @@ napi_value alloc_error(napi_env env, const char* handler, size_t bytes, int stat
       return make_error(env, code::kCuda,
                         name + ": CUDA call failed with " +
                             cuda::error_name(static_cast<CUresult>(cuda_error)) + " (" +
-                            std::to_string(cuda_error) + ")",
+                            std::to_string(cuda_error) +
+                            "): " + cuda::error_string(static_cast<CUresult>(cuda_error)),
                         details);
     case PINPOOL_ERR_INVALID_ARGUMENT:
       return make_error(env, code::kInvalidArgument,
