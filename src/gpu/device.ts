@@ -5,7 +5,7 @@
  */
 import { ErrorCode, PinpoolError } from '../boundary/errors.js';
 import { binding, type NativeStream } from '../boundary/native.js';
-import { checkBytes, checkDevice, checkOptions, invalid, isObject } from '../boundary/validate.js';
+import { checkBytes, checkDevice, invalid, isObject, optionsOf } from '../boundary/validate.js';
 
 const deviceRegistry = new FinalizationRegistry<number>((address) => {
   // Collected without free(): give the memory back, outside the collector's callback.
@@ -105,10 +105,19 @@ function released(what: string): PinpoolError {
   return new PinpoolError(ErrorCode.RELEASED, `pinpool: this ${what} was released`);
 }
 
+/** Where deviceAlloc() and createStream() work. */
+export interface DeviceOptions {
+  /** The device's index. Default 0. */
+  device?: number;
+}
+
+const readDeviceAllocOptions = optionsOf<DeviceOptions>('deviceAlloc', { device: true });
+const readStreamOptions = optionsOf<DeviceOptions>('createStream', { device: true });
+
 /** Allocates `bytes` of device memory on `device` (default 0). */
-export function deviceAlloc(bytes: number, options?: { device?: number }): DeviceBuffer {
+export function deviceAlloc(bytes: number, options?: DeviceOptions): DeviceBuffer {
   checkBytes(bytes);
-  const o = checkOptions<{ device?: number }>(options, 'deviceAlloc options');
+  const o = readDeviceAllocOptions(options);
   const device = o.device === undefined ? 0 : checkDevice(o.device);
   return new DeviceBuffer(constructing, binding.deviceAlloc(device, bytes), bytes, device);
 }
@@ -134,8 +143,8 @@ export class Stream {
 }
 
 /** Creates a non-blocking stream on `device` (default 0). It is destroyed when collected. */
-export function createStream(options?: { device?: number }): Stream {
-  const o = checkOptions<{ device?: number }>(options, 'createStream options');
+export function createStream(options?: DeviceOptions): Stream {
+  const o = readStreamOptions(options);
   const device = o.device === undefined ? 0 : checkDevice(o.device);
   return new Stream(constructing, binding.createStream(device), device);
 }

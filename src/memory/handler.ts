@@ -46,9 +46,9 @@ import {
   checkAlignment,
   checkBoolean,
   checkBytes,
-  checkOptions,
   invalid,
   isObject,
+  optionsOf,
 } from '../boundary/validate.js';
 
 // The kinds are native code's (constants().kinds), declared for the types in boundary/native.ts,
@@ -65,6 +65,8 @@ export interface AllocOptions {
   /** Fill the block with zeros (NEP 49's calloc). Default false: it holds what it held. */
   zero?: boolean;
 }
+
+const readAllocOptions = optionsOf<AllocOptions>('alloc', { alignment: true, zero: true });
 
 /**
  * The token `handler.share()` returns and `attach()` accepts; postMessage can carry it. It
@@ -193,7 +195,7 @@ export class Handler {
     let alignment = DEFAULT_ALIGNMENT;
     let zero = false;
     if (options !== undefined) {
-      const o = checkOptions<AllocOptions>(options, 'alloc options');
+      const o = readAllocOptions(options);
       if (o.alignment !== undefined) alignment = checkAlignment(o.alignment);
       if (o.zero !== undefined) zero = checkBoolean(o.zero, 'zero');
     }
