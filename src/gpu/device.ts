@@ -6,6 +6,12 @@
 import { ErrorCode, PinpoolError } from '../boundary/errors.js';
 import { binding, type NativeStream } from '../boundary/native.js';
 import { checkBytes, checkDevice, invalid, isObject, optionsOf } from '../boundary/validate.js';
+import {
+  hexAddress,
+  inspectAs,
+  inspectSymbol,
+  type InspectArguments,
+} from '../boundary/inspect.js';
 
 const deviceRegistry = new FinalizationRegistry<number>((address) => {
   // Collected without free(): give the memory back, outside the collector's callback.
@@ -71,6 +77,21 @@ export class DeviceBuffer {
   [Symbol.dispose](): void {
     if (!DeviceBuffer.is(this)) throw invalid('this', 'a DeviceBuffer', this);
     if (!this.#released) this.free();
+  }
+
+  /** What console.log() shows: its size, device, whether it was freed and (if not) its address. */
+  [inspectSymbol](...args: InspectArguments): string {
+    return inspectAs('DeviceBuffer', () => DeviceBuffer.#fields(this), args);
+  }
+
+  static #fields(d: unknown): object {
+    if (!DeviceBuffer.is(d)) return {};
+    return {
+      byteLength: d.#byteLength,
+      device: d.#device,
+      released: d.#released,
+      ...(d.#released ? {} : { address: hexAddress(d.#address) }),
+    };
   }
 
   /** @internal True for a DeviceBuffer (a brand check: no getter or Proxy trap runs). */
