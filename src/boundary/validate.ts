@@ -116,7 +116,7 @@ export type OptionKeys<T> = { readonly [K in keyof Required<T>]: true };
 const optionSets = new Map<string, readonly string[]>();
 
 /**
- * @internal The option sets declared with optionsOf(), by function name: what
+ * The option sets declared with optionsOf(), by function name: what
  * test/fake-cuda/messages.test.ts checks every export against.
  */
 export function declaredOptions(): ReadonlyMap<string, readonly string[]> {

@@ -23,7 +23,6 @@ import {
   pool,
   register,
   limit,
-  type Handler,
 } from 'pinpool';
 
 import { declaredOptions } from '../../dist/src/boundary/validate.js';
@@ -141,7 +140,9 @@ describe('unknown option keys', () => {
       const err = expectCode(() => call({ bogusKey: 1 }), ErrorCode.INVALID_ARGUMENT);
       expect(err.message).toContain(`${fn}() has no option 'bogusKey'`);
       // Nothing close: the message lists what the function takes.
-      expect(err.message).toContain(`its options are ${declaredOptions().get(fn)?.join(', ')}`);
+      expect(err.message).toContain(
+        `its options are ${declaredOptions().get(fn)?.join(', ') ?? ''}`,
+      );
       expect(counters()).toEqual(calls);
       expect(h.stats()).toEqual(before);
     },
