@@ -130,8 +130,8 @@ export function declaredOptions(): ReadonlyMap<string, readonly string[]> {
  * function, at load, so that the set of accepted keys is a value tests can enumerate.
  *
  * @example
- * const readPoolOptions = optionsOf<PoolOptions>('pool', { name: true, maxCachedBytes: true });
- * const o = readPoolOptions(options);
+ * const readLimitOptions = optionsOf<LimitOptions>('limit', { name: true, maxBytes: true });
+ * const o = readLimitOptions(options); // { maxBytes: 1 } passes, { maxByte: 1 } throws
  */
 export function optionsOf<T extends object>(
   fn: string,
