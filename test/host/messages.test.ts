@@ -145,6 +145,15 @@ describe('the limit error', () => {
     expect(err).toMatchObject({ handler: 'front', bytes: 200, capBytes: 1000, bytesInUse: 0 });
   });
 
+  it("a page-lock cap's refusal carries the bytes locked already as bytesInUse too", () => {
+    const h = locked({ maxBytes: 16384 }); // below any host's cap: this one refuses
+    const held = h.alloc(4096);
+    const err = expectCode(() => h.alloc(16384), ErrorCode.OUT_OF_MEMORY);
+    expect(err).toMatchObject({ reason: 'mlock', bytes: 16384, capBytes: 16384, bytesInUse: 4096 });
+    expect(err.message).toContain('with 4096 bytes locked already');
+    held.free();
+  });
+
   it('another refusal is not described as the limit: the next error has no cap of a limit', () => {
     const h = limit(pageable(), { maxBytes: 100 });
     expectCode(() => h.alloc(200), ErrorCode.OUT_OF_MEMORY);
