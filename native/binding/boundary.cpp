@@ -5,6 +5,7 @@
 #include "../core/lock_cap.hpp"
 #include "../core/stats.hpp"
 #include "../cuda/cuda_driver.hpp"
+#include "../handlers/limit_adaptor.hpp"
 #include "../handlers/pool/pool_adaptor.hpp"
 #include "handler_factory.hpp"
 #include "hot_path.hpp"
@@ -74,6 +75,7 @@ napi_value make_error(napi_env env, const char* code, const std::string& message
   };
   if (details.bytes >= 0) set_number("bytes", details.bytes);
   if (details.cap_bytes >= 0) set_number("capBytes", details.cap_bytes);
+  if (details.bytes_in_use >= 0) set_number("bytesInUse", details.bytes_in_use);
   if (details.cuda_error) {
     napi_value v;
     napi_create_int32(env, details.cuda_error, &v);
@@ -109,7 +111,8 @@ napi_value cuda_error(napi_env env, int rc, const std::string& what) {
                         {reason_text(Reason::NoDevice), nullptr, rc});
     default:
       return make_error(env, code::kCuda,
-                        what + " failed with " + name + " (" + std::to_string(rc) + ")",
+                        what + " failed with " + name + " (" + std::to_string(rc) +
+                            "): " + cuda::error_string(static_cast<CUresult>(rc)),
                         {reason_text(Reason::Cuda), nullptr, rc});
   }
 }
@@ -148,7 +151,8 @@ napi_value alloc_error(napi_env env, const char* handler, size_t bytes, int stat
       return make_error(env, code::kCuda,
                         name + ": CUDA call failed with " +
                             cuda::error_name(static_cast<CUresult>(cuda_error)) + " (" +
-                            std::to_string(cuda_error) + ")",
+                            std::to_string(cuda_error) +
+                            "): " + cuda::error_string(static_cast<CUresult>(cuda_error)),
                         details);
     case PINPOOL_ERR_INVALID_ARGUMENT:
       return make_error(env, code::kInvalidArgument,
@@ -165,6 +169,21 @@ napi_value alloc_error(napi_env env, const char* handler, size_t bytes, int stat
                    " bytes locked already";
         details.bytes = static_cast<double>(bytes);
         details.cap_bytes = static_cast<double>(why.cap.bytes);
+        details.bytes_in_use = static_cast<double>(why.used);
+      }
+      const LimitRefusal& cap = limit_refusal();
+      if (r == static_cast<int>(Reason::Limit) && cap.set) {
+        // A limit further down the chain (under a pool, which asks it for a slab) says which.
+        std::string cap_is = cap.handler == name
+                                 ? "its cap is "
+                                 : "the limit '" + cap.handler + "', asked for " +
+                                       std::to_string(cap.bytes) + " bytes, has a cap of ";
+        message += ": " + cap_is + std::to_string(cap.cap_bytes) + " bytes, with " +
+                   std::to_string(cap.bytes_in_use) +
+                   " bytes in use; free buffers, or raise the limit's maxBytes";
+        details.bytes = static_cast<double>(bytes);
+        details.cap_bytes = static_cast<double>(cap.cap_bytes);
+        details.bytes_in_use = static_cast<double>(cap.bytes_in_use);
       }
       return make_error(env, code::kOutOfMemory, message, details);
     }

@@ -78,8 +78,9 @@ struct ErrorDetails {
   const char* reason = nullptr;   // one word a program can test: "limit", "no-cuda" ...
   const char* handler = nullptr;  // the handler that reported it
   int cuda_error = 0;             // the CUresult behind it, or 0
-  double bytes = -1;              // a page-lock cap's refusal: the bytes asked, else -1
-  double cap_bytes = -1;          // and the cap that refused them, in bytes, else -1
+  double bytes = -1;              // a cap's refusal (page-lock, limit): the bytes asked, else -1
+  double cap_bytes = -1;          // the cap that refused them, in bytes, else -1
+  double bytes_in_use = -1;       // and what the cap held already, in bytes, else -1
 };
 
 // `new PinpoolError(code, "pinpool: " + message)` with `details` set on it (before
@@ -95,7 +96,8 @@ napi_value throw_error(napi_env env, const char* code, const std::string& messag
 napi_value cuda_error(napi_env env, int rc, const std::string& what);
 // The error for an allocation of `bytes` that `handler` refused, from what alloc reported. A
 // page-lock cap's refusal (reason "mlock", core/lock_cap.hpp) also says the cap, its source and
-// the bytes already locked.
+// the bytes already locked; a limit's (reason "limit", handlers/limit_adaptor.hpp) its cap and
+// the bytes in use through it.
 napi_value alloc_error(napi_env env, const char* handler, size_t bytes, int status,
                        const char* reason, int cuda_error);
 // The code PinpoolError uses for a pinpool_status_code (include/pinpool.h).

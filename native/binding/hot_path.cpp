@@ -12,6 +12,7 @@
 #include "../core/fallback_log.hpp"
 #include "../core/handler.hpp"
 #include "../core/lock_cap.hpp"
+#include "../handlers/limit_adaptor.hpp"
 #include "../lifetime/transfers.hpp"
 #include "boundary.hpp"
 #include "buffer_lifetime.hpp"
@@ -113,7 +114,8 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
   // The fallback log holds this allocation's fallbacks only: a native addon's allocations on this
   // thread (the C API) may have left fallbacks whose handler names are gone since.
   fallback_log().count = 0;
-  lock_refusal().set = false;  // likewise the page-lock refusal an error message quotes
+  lock_refusal().set = false;   // likewise the page-lock refusal an error message quotes
+  limit_refusal().set = false;  // and the limit's
   void* p = h->allocate(bytes, alignment, &result);
   if (!p)
     return failed(

@@ -3,6 +3,7 @@
 // module calls them; the published binaries have no `testing` key (test/prebuilds/smoke.cjs).
 //   fakeCuda    the CUDA test double's counters and knobs (test/support/fake-cuda.ts)
 //   deferred    a handler's frees still waiting for their leases
+//   cudaError   what pinpool calls a CUresult: the loaded driver's name and words, or its own
 //   groups      the module's keys by the binding file that exports them (test/host/binding.test.ts)
 #include <string>
 #include <vector>
@@ -46,12 +47,26 @@ napi_value Deferred(napi_env env, napi_callback_info info) {
   return js_number(env, h ? static_cast<double>(h->deferred()) : 0);
 }
 
+// cudaError(code) -> { name, text }: cuda::error_name() and cuda::error_string()
+napi_value CudaError(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 1, "testing.cudaError(code)");
+  PINPOOL_REQUIRE_INT64(0, code);
+  PINPOOL_REQUIRE(code >= INT32_MIN && code <= INT32_MAX);
+  const auto rc = static_cast<CUresult>(code);
+  napi_value o = js_object(env);
+  set_named(env, o, "name", js_string(env, cuda::error_name(rc)));
+  set_named(env, o, "text", js_string(env, cuda::error_string(rc)));
+  return o;
+}
+
 }  // namespace
 
 void ExportTesting(napi_env env, napi_value exports, napi_value groups) {
   napi_value testing = js_object(env);
   export_functions(env, testing,
-                   {{"fakeCuda", guarded<FakeCuda>}, {"deferred", guarded<Deferred>}});
+                   {{"fakeCuda", guarded<FakeCuda>},
+                    {"deferred", guarded<Deferred>},
+                    {"cudaError", guarded<CudaError>}});
   set_named(env, testing, "groups", groups);
   set_named(env, exports, "testing", testing);
 }

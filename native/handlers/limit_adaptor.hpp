@@ -10,9 +10,26 @@
 // names another size in the block's class (a pool accepts it) moves the budget by nothing else.
 #pragma once
 
+#include <string>
+
 #include "../core/handler.hpp"
 
 namespace pinpool {
+
+// Why the last limit refusal on this thread happened, for the error message (like
+// lock_refusal(): the binding clears it before an allocation and reads it after a failure with
+// reason "limit"). In a chain the innermost limit that refused writes it last.
+struct LimitRefusal {
+  bool set = false;
+  std::string handler;        // the limit that refused
+  uint64_t bytes = 0;         // what was asked, in bytes
+  uint64_t bytes_in_use = 0;  // what the limit had handed out then, in bytes
+  uint64_t cap_bytes = 0;     // its cap, in bytes
+};
+inline LimitRefusal& limit_refusal() {
+  thread_local LimitRefusal refusal;
+  return refusal;
+}
 
 class LimitAdaptor final : public Handler {
  public:
@@ -35,6 +52,12 @@ class LimitAdaptor final : public Handler {
     do {
       if (bytes > max_bytes_ || used > max_bytes_ - bytes) {
         fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::Limit});
+        LimitRefusal& why = limit_refusal();  // the string may allocate: allocate() catches
+        why.handler = name();
+        why.bytes = bytes;
+        why.bytes_in_use = used;
+        why.cap_bytes = max_bytes_;
+        why.set = true;
         return nullptr;
       }
     } while (!used_.compare_exchange_weak(used, used + bytes, std::memory_order_acquire,

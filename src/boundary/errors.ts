@@ -24,9 +24,14 @@ export interface PinpoolErrorDetails {
   /** For CUDA failures: the CUresult number and its name, e.g. 2 and 'CUDA_ERROR_OUT_OF_MEMORY'. */
   cudaError?: number;
   cudaErrorName?: string;
-  /** For a page-lock cap's refusal (reason 'mlock'): the bytes asked for, and the cap. */
+  /**
+   * For a cap's refusal (reason 'mlock', a page-lock cap; reason 'limit', a `limit()`'s
+   * maxBytes): the bytes asked for, the cap, and the bytes it held already (locked, or in use
+   * through the limit).
+   */
   bytes?: number;
   capBytes?: number;
+  bytesInUse?: number;
 }
 
 /**
@@ -46,6 +51,7 @@ export class PinpoolError extends Error {
   declare readonly cudaErrorName?: string;
   declare readonly bytes?: number;
   declare readonly capBytes?: number;
+  declare readonly bytesInUse?: number;
 
   constructor(code: ErrorCode, message: string, details: PinpoolErrorDetails = {}) {
     super(message);
@@ -58,6 +64,7 @@ export class PinpoolError extends Error {
     if (details.cudaErrorName !== undefined) self.cudaErrorName = details.cudaErrorName;
     if (details.bytes !== undefined) self.bytes = details.bytes;
     if (details.capBytes !== undefined) self.capBytes = details.capBytes;
+    if (details.bytesInUse !== undefined) self.bytesInUse = details.bytesInUse;
   }
 }
 

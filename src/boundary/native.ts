@@ -241,6 +241,8 @@ export interface TestingHooks {
   fakeCuda(op: 'set', knob: string, value: number): boolean;
   /** A handler's frees still waiting for their leases (0 for any other value). */
   deferred(handle: NativeHandle): number;
+  /** What pinpool calls a CUresult: the loaded driver's name and words for it, else its own. */
+  cudaError(code: number): { name: string; text: string };
   /** The module's keys, by the binding file that exports them. */
   readonly groups: Readonly<Record<string, readonly string[]>>;
 }
@@ -248,6 +250,7 @@ export interface TestingHooks {
 export const testingKeys = {
   fakeCuda: true,
   deferred: true,
+  cudaError: true,
   groups: true,
 } as const satisfies Record<keyof TestingHooks, true>;
 

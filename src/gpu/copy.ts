@@ -9,7 +9,7 @@
 import { types } from 'node:util';
 
 import { binding, constants, type HostMemory, type NativeStream } from '../boundary/native.js';
-import { checkBytes, checkOptions, invalid, requiredGetter } from '../boundary/validate.js';
+import { checkBytes, invalid, optionsOf, requiredGetter } from '../boundary/validate.js';
 import { HostBuffer } from '../memory/host-buffer.js';
 
 import { DeviceBuffer, Stream } from './device.js';
@@ -46,6 +46,13 @@ function side(value: unknown, name: string): Side {
   );
 }
 
+const readCopyOptions = optionsOf<CopyOptions>('copy', {
+  stream: true,
+  bytes: true,
+  srcOffset: true,
+  dstOffset: true,
+});
+
 /** The options of copy(), read once into plain values before anything else happens. */
 function copyOptions(options: unknown): {
   stream: NativeStream | undefined;
@@ -54,7 +61,7 @@ function copyOptions(options: unknown): {
   srcOffset: number;
   dstOffset: number;
 } {
-  const o = checkOptions<CopyOptions>(options, 'copy options');
+  const o = readCopyOptions(options);
   let stream: NativeStream | undefined;
   let streamDevice = -1;
   if (o.stream !== undefined) {

@@ -5,7 +5,13 @@
  */
 import { ErrorCode, PinpoolError } from '../boundary/errors.js';
 import { binding, type NativeStream } from '../boundary/native.js';
-import { checkBytes, checkDevice, checkOptions, invalid, isObject } from '../boundary/validate.js';
+import { checkBytes, checkDevice, invalid, isObject, optionsOf } from '../boundary/validate.js';
+import {
+  hexAddress,
+  inspectAs,
+  inspectSymbol,
+  type InspectArguments,
+} from '../boundary/inspect.js';
 
 const deviceRegistry = new FinalizationRegistry<number>((address) => {
   // Collected without free(): give the memory back, outside the collector's callback.
@@ -73,6 +79,21 @@ export class DeviceBuffer {
     if (!this.#released) this.free();
   }
 
+  /** What console.log() shows: its size, device, whether it was freed and (if not) its address. */
+  [inspectSymbol](...args: InspectArguments): string {
+    return inspectAs('DeviceBuffer', () => DeviceBuffer.#fields(this), args);
+  }
+
+  static #fields(d: unknown): object {
+    if (!DeviceBuffer.is(d)) return {};
+    return {
+      byteLength: d.#byteLength,
+      device: d.#device,
+      released: d.#released,
+      ...(d.#released ? {} : { address: hexAddress(d.#address) }),
+    };
+  }
+
   /** @internal True for a DeviceBuffer (a brand check: no getter or Proxy trap runs). */
   static is(value: unknown): value is DeviceBuffer {
     return isObject(value) && #released in value;
@@ -105,10 +126,19 @@ function released(what: string): PinpoolError {
   return new PinpoolError(ErrorCode.RELEASED, `pinpool: this ${what} was released`);
 }
 
+/** Where deviceAlloc() and createStream() work. */
+export interface DeviceOptions {
+  /** The device's index. Default 0. */
+  device?: number;
+}
+
+const readDeviceAllocOptions = optionsOf<DeviceOptions>('deviceAlloc', { device: true });
+const readStreamOptions = optionsOf<DeviceOptions>('createStream', { device: true });
+
 /** Allocates `bytes` of device memory on `device` (default 0). */
-export function deviceAlloc(bytes: number, options?: { device?: number }): DeviceBuffer {
+export function deviceAlloc(bytes: number, options?: DeviceOptions): DeviceBuffer {
   checkBytes(bytes);
-  const o = checkOptions<{ device?: number }>(options, 'deviceAlloc options');
+  const o = readDeviceAllocOptions(options);
   const device = o.device === undefined ? 0 : checkDevice(o.device);
   return new DeviceBuffer(constructing, binding.deviceAlloc(device, bytes), bytes, device);
 }
@@ -134,8 +164,8 @@ export class Stream {
 }
 
 /** Creates a non-blocking stream on `device` (default 0). It is destroyed when collected. */
-export function createStream(options?: { device?: number }): Stream {
-  const o = checkOptions<{ device?: number }>(options, 'createStream options');
+export function createStream(options?: DeviceOptions): Stream {
+  const o = readStreamOptions(options);
   const device = o.device === undefined ? 0 : checkDevice(o.device);
   return new Stream(constructing, binding.createStream(device), device);
 }

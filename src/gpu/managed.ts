@@ -3,7 +3,7 @@
  * `buf.advise()`), attached here so that memory/ never imports gpu/.
  */
 import { binding, constants } from '../boundary/native.js';
-import { checkDevice, checkOptions, invalid } from '../boundary/validate.js';
+import { checkDevice, invalid, optionsOf } from '../boundary/validate.js';
 import { HostBuffer, type HostBlock } from '../memory/host-buffer.js';
 
 import { Stream } from './device.js';
@@ -25,12 +25,14 @@ function managedBlock(buf: unknown, what: string): HostBlock {
   return block;
 }
 
+const readPrefetchOptions = optionsOf<{ stream?: Stream }>('buf.prefetch', { stream: true });
+
 function prefetch(
   buf: HostBuffer,
   where: number | 'host',
   options?: { stream?: Stream },
 ): Promise<void> {
-  const o = checkOptions<{ stream?: Stream }>(options, 'prefetch options');
+  const o = readPrefetchOptions(options);
   const stream = o.stream === undefined ? undefined : Stream.handleOf(o.stream);
   const to = target(where);
   const block = managedBlock(buf, 'prefetch()');

@@ -10,15 +10,31 @@ import {
   builtinGetter,
   checkBoolean,
   checkDevice,
-  checkOptions,
   invalid,
   isObject,
+  optionsOf,
   requiredGetter,
 } from '../boundary/validate.js';
 
 import { hostLength, type PageableMemory } from './copy.js';
 
 const constructing = Symbol('pinpool.register');
+
+/** How register() page-locks memory. */
+export interface RegisterOptions {
+  /** Device whose context registers it. Default 0. */
+  device?: number;
+  /** Registered for every CUDA context, not only the device's. Default true. */
+  portable?: boolean;
+  /** Also mapped into the device's address space. Default false. */
+  mapped?: boolean;
+}
+
+const readRegisterOptions = optionsOf<RegisterOptions>('register', {
+  device: true,
+  portable: true,
+  mapped: true,
+});
 const arrayBufferLength = requiredGetter(ArrayBuffer.prototype, 'byteLength');
 
 const registrations = new FinalizationRegistry<{
@@ -149,14 +165,8 @@ function marksKeepBuffers(): boolean {
  * using reg = register(weights);
  * await copy(dev, weights);
  */
-export function register(
-  memory: PageableMemory,
-  options?: { device?: number; portable?: boolean; mapped?: boolean },
-): Registration {
-  const o = checkOptions<{ device?: number; portable?: boolean; mapped?: boolean }>(
-    options,
-    'register options',
-  );
+export function register(memory: PageableMemory, options?: RegisterOptions): Registration {
+  const o = readRegisterOptions(options);
   const device = o.device === undefined ? 0 : checkDevice(o.device);
   const portable = o.portable === undefined ? true : checkBoolean(o.portable, 'portable');
   const mapped = o.mapped === undefined ? false : checkBoolean(o.mapped, 'mapped');

@@ -12,8 +12,8 @@ import {
   checkBytes,
   checkDevice,
   checkName,
-  checkOptions,
   invalid,
+  optionsOf,
 } from '../boundary/validate.js';
 
 export interface PinnedOptions {
@@ -86,6 +86,41 @@ export interface LimitOptions {
   maxBytes: number;
 }
 
+export interface ManagedOptions {
+  /** Device whose context allocates. Default 0. */
+  device?: number;
+  name?: string;
+}
+
+export interface PageableOptions {
+  name?: string;
+}
+
+const readPinnedOptions = optionsOf<PinnedOptions>('pinned', {
+  device: true,
+  portable: true,
+  mapped: true,
+  writeCombined: true,
+  strategy: true,
+  name: true,
+});
+const readManagedOptions = optionsOf<ManagedOptions>('managed', { device: true, name: true });
+const readLockedOptions = optionsOf<LockedOptions>('locked', { name: true, maxBytes: true });
+const readPageableOptions = optionsOf<PageableOptions>('pageable', { name: true });
+const readPoolOptions = optionsOf<PoolOptions>('pool', {
+  name: true,
+  maxCachedBytes: true,
+  cacheRatio: true,
+  slabViews: true,
+  threadCacheBytes: true,
+});
+const readFallbackOptions = optionsOf<FallbackOptions>('fallback', {
+  name: true,
+  minBytes: true,
+  maxBytes: true,
+});
+const readLimitOptions = optionsOf<LimitOptions>('limit', { name: true, maxBytes: true });
+
 function nameOf(o: { name?: unknown }, fallback: string): string {
   return o.name === undefined ? fallback : checkName(o.name);
 }
@@ -115,7 +150,7 @@ function checkHandler(value: unknown, name: string): Handler {
  * const h = pool(pinned({ device: 0 }));
  */
 export function pinned(options?: PinnedOptions): Handler {
-  const o = checkOptions<PinnedOptions>(options, 'pinned options');
+  const o = readPinnedOptions(options);
   const strategy: unknown = o.strategy; // as given: from JavaScript, any value
   const native = {
     name: nameOf(o, 'pinned'),
@@ -132,8 +167,8 @@ export function pinned(options?: PinnedOptions): Handler {
 }
 
 /** CUDA managed (unified) memory, cuMemAllocManaged: one address for host and device. */
-export function managed(options?: { device?: number; name?: string }): Handler {
-  const o = checkOptions<{ device?: number; name?: string }>(options, 'managed options');
+export function managed(options?: ManagedOptions): Handler {
+  const o = readManagedOptions(options);
   const device = o.device === undefined ? 0 : checkDevice(o.device);
   return new Handler(binding.createHandler('managed', { name: nameOf(o, 'managed'), device }));
 }
@@ -149,7 +184,7 @@ export function managed(options?: { device?: number; name?: string }): Handler {
  * const h = pool(locked({ maxBytes: 2 ** 30 }));
  */
 export function locked(options?: LockedOptions): Handler {
-  const o = checkOptions<LockedOptions>(options, 'locked options');
+  const o = readLockedOptions(options);
   const native = {
     name: nameOf(o, 'locked'),
     maxBytes: o.maxBytes === undefined ? Infinity : checkBound(o.maxBytes, 'maxBytes'),
@@ -158,8 +193,8 @@ export function locked(options?: LockedOptions): Handler {
 }
 
 /** Ordinary pageable host memory, aligned as asked. Always available. */
-export function pageable(options?: { name?: string }): Handler {
-  const o = checkOptions<{ name?: string }>(options, 'pageable options');
+export function pageable(options?: PageableOptions): Handler {
+  const o = readPageableOptions(options);
   return new Handler(binding.createHandler('pageable', { name: nameOf(o, 'pageable') }));
 }
 
@@ -172,7 +207,7 @@ export function pageable(options?: { name?: string }): Handler {
  */
 export function pool(upstream: Handler, options?: PoolOptions): Handler {
   checkHandler(upstream, 'upstream');
-  const o = checkOptions<PoolOptions>(options, 'pool options');
+  const o = readPoolOptions(options);
   const slabViews = o.slabViews === undefined ? false : checkBoolean(o.slabViews, 'slabViews');
   const native = {
     name: nameOf(o, `${upstream.name}-pool`),
@@ -205,7 +240,7 @@ export function pool(upstream: Handler, options?: PoolOptions): Handler {
 export function fallback(primary: Handler, secondary: Handler, options?: FallbackOptions): Handler {
   checkHandler(primary, 'primary');
   checkHandler(secondary, 'secondary');
-  const o = checkOptions<FallbackOptions>(options, 'fallback options');
+  const o = readFallbackOptions(options);
   const minBytes = o.minBytes === undefined ? 0 : checkBytes(o.minBytes, 'minBytes');
   const maxBytes = o.maxBytes === undefined ? Infinity : checkBound(o.maxBytes, 'maxBytes');
   if (minBytes > maxBytes) throw invalid('minBytes', `at most maxBytes (${maxBytes})`, minBytes);
@@ -222,7 +257,7 @@ export function fallback(primary: Handler, secondary: Handler, options?: Fallbac
 /** Caps the bytes in use through `upstream`; past it, ERR_PINPOOL_OUT_OF_MEMORY with reason 'limit'. */
 export function limit(upstream: Handler, options: LimitOptions): Handler {
   checkHandler(upstream, 'upstream');
-  const o = checkOptions<LimitOptions>(options, 'limit options');
+  const o = readLimitOptions(options);
   const maxBytes = checkBound(o.maxBytes, 'maxBytes');
   const native = { name: nameOf(o, `${upstream.name}-limit`), upstream: upstream.handle, maxBytes };
   return new Handler(binding.createHandler('limit', native), [upstream]);

@@ -29,6 +29,7 @@ import {
 } from '../boundary/native.js';
 import { currentFrame } from './scope-cells.js';
 import { readStats, type HandlerStats } from './stats.js';
+import { inspectAs, inspectSymbol, type InspectArguments } from '../boundary/inspect.js';
 import { handOut, takeBack } from './take-back.js';
 import {
   DEFAULT_THREAD_CACHE_BYTES,
@@ -46,9 +47,9 @@ import {
   checkAlignment,
   checkBoolean,
   checkBytes,
-  checkOptions,
   invalid,
   isObject,
+  optionsOf,
 } from '../boundary/validate.js';
 
 // The kinds are native code's (constants().kinds), declared for the types in boundary/native.ts,
@@ -65,6 +66,8 @@ export interface AllocOptions {
   /** Fill the block with zeros (NEP 49's calloc). Default false: it holds what it held. */
   zero?: boolean;
 }
+
+const readAllocOptions = optionsOf<AllocOptions>('alloc', { alignment: true, zero: true });
 
 /**
  * The token `handler.share()` returns and `attach()` accepts; postMessage can carry it. It
@@ -193,7 +196,7 @@ export class Handler {
     let alignment = DEFAULT_ALIGNMENT;
     let zero = false;
     if (options !== undefined) {
-      const o = checkOptions<AllocOptions>(options, 'alloc options');
+      const o = readAllocOptions(options);
       if (o.alignment !== undefined) alignment = checkAlignment(o.alignment);
       if (o.zero !== undefined) zero = checkBoolean(o.zero, 'zero');
     }
@@ -349,6 +352,30 @@ export class Handler {
   nativeHandle(): PinpoolNativeHandle {
     if (!Handler.is(this)) throw notAHandler();
     return binding.nativeHandle(this.#handle) as PinpoolNativeHandle;
+  }
+
+  /**
+   * What console.log() shows: `Handler { name: 'pinned-pool', kind: 'pool', bytesInUse: 4096,
+   * buffersInUse: 1, cachedBytes: 0, upstreams: [ Handler { name: 'pinned', ... } ] }`: the
+   * bytes and buffers in use, a pool's cached bytes, a cap (limits, page-locking leaves) and
+   * the chain below. One read of the statistics per handler shown; nothing is allocated.
+   */
+  [inspectSymbol](...args: InspectArguments): string {
+    return inspectAs('Handler', () => Handler.#fields(this), args);
+  }
+
+  static #fields(h: unknown): object {
+    if (!Handler.is(h)) return {}; // Handler.prototype, or another receiver
+    const s = readStats(h.#handle);
+    return {
+      name: h.name,
+      kind: h.kind,
+      bytesInUse: s.bytesInUse,
+      buffersInUse: s.buffersInUse,
+      ...(h.kind === 'pool' ? { cachedBytes: s.cachedBytes } : {}),
+      ...(s.capBytes > 0 ? { capBytes: s.capBytes } : {}),
+      ...(h.upstreams.length > 0 ? { upstreams: h.upstreams } : {}),
+    };
   }
 
   /**

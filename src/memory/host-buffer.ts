@@ -12,6 +12,12 @@ import type { ThreadCache } from './thread-cache.js';
 import { takeBack, tookBack } from './take-back.js';
 import { freeChannel, type FreeMessage } from '../boundary/channels.js';
 import { invalid, isObject } from '../boundary/validate.js';
+import {
+  hexAddress,
+  inspectAs,
+  inspectSymbol,
+  type InspectArguments,
+} from '../boundary/inspect.js';
 
 /** A slab of a `slabViews` pool as seen by this thread: one ArrayBuffer, many views. */
 export interface SlabView {
@@ -395,6 +401,31 @@ export class HostBuffer {
         alignment: b.alignment,
       },
     ];
+  }
+
+  /**
+   * What console.log() shows: `HostBuffer { byteLength: 4096, kind: 'pinned', servedBy:
+   * 'pinned', handler: 'pinned-pool', alignment: 64, released: false, address: '0x7f...' }`
+   * (no address once released; `slabView: true` for a slab view). Reads JavaScript fields only.
+   */
+  [inspectSymbol](...args: InspectArguments): string {
+    return inspectAs('HostBuffer', () => HostBuffer.#fields(this), args);
+  }
+
+  static #fields(buf: unknown): object {
+    if (!HostBuffer.#owns(buf)) return {}; // HostBuffer.prototype, or another receiver
+    const block = buf.#block;
+    const leaf = leafOf(block.servedBy);
+    return {
+      byteLength: block.byteLength,
+      kind: leaf.kind,
+      servedBy: leaf.name,
+      handler: block.owner.name,
+      alignment: block.alignment,
+      released: buf.#released,
+      ...(buf.#released ? {} : { address: hexAddress(block.address) }),
+      ...(block.slab === undefined ? {} : { slabView: true }),
+    };
   }
 
   // eslint-disable-next-line @typescript-eslint/class-literal-property-style -- a getter on the prototype, as built-in classes have; a field would be one more own property on every buffer

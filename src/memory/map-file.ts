@@ -11,7 +11,7 @@ import { Handler } from './handler.js';
 import { defaultHandler } from './factories.js';
 import type { HostBuffer } from './host-buffer.js';
 import { binding } from '../boundary/native.js';
-import { checkBoolean, checkDevice, checkOptions, invalid } from '../boundary/validate.js';
+import { checkBoolean, checkDevice, invalid, optionsOf } from '../boundary/validate.js';
 
 export interface MapFileOptions {
   /** Writes through `bytes` reach the file (a shared mapping). Default false: writes stay private. */
@@ -28,6 +28,14 @@ export interface MapFileOptions {
   /** With `copy`: the handler the block comes from. Default defaultHandler(). */
   handler?: Handler;
 }
+
+const readMapFileOptions = optionsOf<MapFileOptions>('mapFile', {
+  writable: true,
+  register: true,
+  device: true,
+  copy: true,
+  handler: true,
+});
 
 /**
  * Returns a HostBuffer over a file's contents.
@@ -47,7 +55,7 @@ export interface MapFileOptions {
  */
 export function mapFile(file: string, options?: MapFileOptions): HostBuffer {
   if (typeof file !== 'string' || file.length === 0) throw invalid('path', 'a file path', file);
-  const o = checkOptions<MapFileOptions>(options, 'mapFile options');
+  const o = readMapFileOptions(options);
   const writable = o.writable === undefined ? false : checkBoolean(o.writable, 'writable');
   const register = o.register === undefined ? false : checkBoolean(o.register, 'register');
   const device = o.device === undefined ? 0 : checkDevice(o.device);

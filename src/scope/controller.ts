@@ -16,7 +16,7 @@ import {
   ScopeAccount,
   ScopeFrame,
 } from '../memory/scope-cells.js';
-import { checkBoolean, checkOptions, invalid, isObject } from '../boundary/validate.js';
+import { checkBoolean, invalid, isObject, optionsOf } from '../boundary/validate.js';
 
 const NAME = /^[a-z][a-z0-9_-]{0,62}$/;
 
@@ -79,6 +79,10 @@ function notAController(): PinpoolError {
   return new PinpoolError(ErrorCode.INVALID_ARGUMENT, 'pinpool: not a pinpool Controller');
 }
 
+const readRegisterOptions = optionsOf<{ replace?: boolean }>('controller.register', {
+  replace: true,
+});
+
 /** A registry of named handlers with a per-async-context current handler. */
 export class Controller {
   readonly #handlers = new Map<string, Handler>();
@@ -100,7 +104,7 @@ export class Controller {
     if (typeof name !== 'string' || !NAME.test(name))
       throw invalid('handler name', 'a name matching /^[a-z][a-z0-9_-]{0,62}$/', name);
     if (!Handler.is(handler)) throw invalid('handler', 'a pinpool handler', handler);
-    const o = checkOptions<{ replace?: boolean }>(options, 'register options');
+    const o = readRegisterOptions(options);
     const replace = o.replace === undefined ? false : checkBoolean(o.replace, 'replace');
     if (this.#handlers.has(name) && !replace) {
       throw new PinpoolError(

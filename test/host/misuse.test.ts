@@ -11,6 +11,7 @@ import {
   controller,
   createController,
   defaultHandler,
+  DeviceBuffer,
   ErrorCode,
   fallback,
   Handler,
@@ -323,8 +324,13 @@ describe('a wrong `this` for every member of every export', () => {
 
   // Members whose answer does not depend on `this`: each must answer any `this` as it answers a
   // real instance. Anything not listed must refuse a wrong `this`.
+  // util.inspect() must never throw (console.log of anything): `[inspect]` answers a wrong
+  // `this` with `Name {}`, a string, as it answers a real instance with one.
+  const inspectKey = 'Symbol(nodejs.util.inspect.custom)';
   const receiverFree = new Map<object, string[]>([
-    [HostBuffer.prototype, ['get Symbol(Symbol.toStringTag)']],
+    [HostBuffer.prototype, ['get Symbol(Symbol.toStringTag)', inspectKey]],
+    [Handler.prototype, [inspectKey]],
+    [DeviceBuffer.prototype, [inspectKey]],
   ]);
 
   it('every method, getter and setter of every class reachable from the API is ERR_PINPOOL_INVALID_ARGUMENT (and runs no callback)', async () => {
