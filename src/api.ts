@@ -27,7 +27,9 @@ export {
 } from './memory/factories.js';
 export type {
   PinnedOptions,
+  ManagedOptions,
   LockedOptions,
+  PageableOptions,
   PoolOptions,
   FallbackOptions,
   LimitOptions,
@@ -42,12 +44,14 @@ export type { AllocMessage, FreeMessage, FallbackMessage } from './boundary/chan
 export { collectMetrics } from './observe/metrics.js';
 export type { MetricsOptions } from './observe/metrics.js';
 export { createStream, deviceAlloc, DeviceBuffer, Stream } from './gpu/device.js';
+export type { DeviceOptions } from './gpu/device.js';
 export { copy } from './gpu/copy.js';
 export type { CopyOptions, PageableMemory } from './gpu/copy.js';
 // HostBuffer's prefetch() and advise() are attached when gpu/managed.ts loads.
 import './gpu/managed.js';
 export type { Advice } from './gpu/managed.js';
 export { register, Registration } from './gpu/register.js';
+export type { RegisterOptions } from './gpu/register.js';
 export { mapFile } from './memory/map-file.js';
 export type { MapFileOptions } from './memory/map-file.js';
 export { recordTrace, replayTrace, syntheticTrace } from './observe/trace.js';

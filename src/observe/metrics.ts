@@ -16,7 +16,7 @@ import { ErrorCode, PinpoolError } from '../boundary/errors.js';
 import type { Handler } from '../memory/handler.js';
 import { info } from './info.js';
 import { statsTable, type HandlerStats } from '../memory/stats.js';
-import { checkOptions, invalid, isObject } from '../boundary/validate.js';
+import { checkOptions, invalid, isObject, optionsOf } from '../boundary/validate.js';
 
 export interface MetricsOptions {
   /** Where to register. Default: a new Registry. */
@@ -237,6 +237,14 @@ function checkLabels(value: unknown): Record<string, string> {
   return labels;
 }
 
+const readMetricsOptions = optionsOf<MetricsOptions>('collectMetrics', {
+  registry: true,
+  register: true,
+  prefix: true,
+  labels: true,
+  controller: true,
+});
+
 /**
  * Registers pinpool's metrics on a prom-client registry and returns the registry. Safe to
  * call twice on one registry (the second call does nothing).
@@ -248,7 +256,7 @@ function checkLabels(value: unknown): Record<string, string> {
 export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType> = Prom.Registry>(
   options?: MetricsOptions & { registry?: R },
 ): R {
-  const o = checkOptions<MetricsOptions>(options, 'metrics options');
+  const o = readMetricsOptions(options);
   // Everything is checked before the registry is touched: a refused call registers nothing.
   const prefix = o.prefix ?? 'pinpool_';
   if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix))

@@ -19,7 +19,7 @@ import type { AllocMessage, FreeMessage } from '../boundary/channels.js';
 import {
   checkAlignment,
   checkBytes,
-  checkOptions,
+  optionsOf,
   invalid,
   isArray,
   readValue,
@@ -261,9 +261,17 @@ export interface SyntheticTraceOptions {
   live?: number;
 }
 
+const readSyntheticTraceOptions = optionsOf<SyntheticTraceOptions>('syntheticTrace', {
+  events: true,
+  seed: true,
+  minBytes: true,
+  maxBytes: true,
+  live: true,
+});
+
 /** A seeded synthetic trace: mixed allocations and frees of log-uniform sizes. */
 export function syntheticTrace(options?: SyntheticTraceOptions): TraceEvent[] {
-  const o = checkOptions<SyntheticTraceOptions>(options, 'syntheticTrace options');
+  const o = readSyntheticTraceOptions(options);
   const events = checkBytes(o.events ?? 100_000, 'events');
   const minBytes = checkBytes(o.minBytes ?? 1024, 'minBytes');
   const maxBytes = checkBytes(o.maxBytes ?? 64 * 2 ** 20, 'maxBytes');
