@@ -328,6 +328,18 @@ describe('docs/api.md', () => {
   );
 
   it.concurrent(
+    'keeps the rules once shipped: its blocks are generated ts, exempt from running',
+    () => {
+      const text = readFileSync(join(root, 'docs', 'api.md'), 'utf8');
+      const { blocks, problems } = parseMarkdown(text, 'docs/api.md');
+      expect(problems).toEqual([]);
+      const steps = planBlocks(text, blocks, { installCommands, generated: true });
+      expect(steps.length).toBeGreaterThan(0);
+      expect(steps.filter((step) => step.kind !== 'generated')).toEqual([]);
+    },
+  );
+
+  it.concurrent(
     'names every export of pinpool and pinpool/server, as the built package has them',
     async () => {
       const api = readFileSync(join(root, 'docs', 'api.md'), 'utf8');
