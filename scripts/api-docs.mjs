@@ -140,6 +140,7 @@ const DROP = new Set([
   ts.SyntaxKind.ExportKeyword,
   ts.SyntaxKind.DefaultKeyword,
   ts.SyntaxKind.DeclareKeyword,
+  ts.SyntaxKind.AsyncKeyword, // how it is written, not what it is: the return type says Promise
 ]);
 function modifiers(node) {
   return (node.modifiers ?? []).filter((m) => ts.isModifier(m) && !DROP.has(m.kind));
