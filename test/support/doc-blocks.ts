@@ -2,6 +2,24 @@
 // runner that enforces them: every fenced block runs in CI as written, or is an output block, or
 // is marked "not run" for one of a short list of reasons. test/host/docs.test.ts runs them; the
 // rules themselves are unit-tested there too, so each is shown to fail when it should.
+//
+// The rules, by fence language:
+// - js: an ES module, run by node from a file inside the checkout (so `import 'pinpool'` reaches
+//   it), cwd a fresh directory, without a CUDA driver: exit 0, empty stderr. A first line
+//   starting `// Needs an NVIDIA GPU` runs it on the CUDA test double instead, and without a
+//   driver it must fail cleanly (an exit status, an ERR_PINPOOL_ code on stderr). A block using
+//   `using` must be a SyntaxError on a Node too old for it. Never require().
+// - text (or json) right after a js or sh block, blank lines only between: its expected stdout.
+//   Lines compared after trimming their ends; `...` in a line matches any text, a line of just
+//   `...` any number of lines (json: "..." matches any value).
+// - sh: one bash script (set -euo pipefail) in a project where pinpool is installed, shared by
+//   the file's sh blocks. Install lines must be those of test/prebuilds/install-commands.txt and
+//   are not run. A block whose only command is `[VAR=x] npx pinpool serve ...` starts the
+//   service in the background (port 9464 must be free) for the rest of its file.
+// - c: cc -std=c11 -Wall -Werror against include/ and the Node-API headers; linked and run if
+//   it has main(). json: parses. yaml: `# prometheus.yml` or `# rules` as its first line,
+//   checked by promtool. ts: only in the generated docs/api.md.
+// - Anything else, no language, or a "not run" marker whose reason is not listed, fails.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import {
@@ -523,15 +541,23 @@ export async function runSh(
   return run('bash', ['-c', SH_PREAMBLE + step.script], { cwd: project, env: blockEnv(driver) });
 }
 
-const req = createRequire(__filename);
-export const nodeApiHeaders = join(
-  dirname(req.resolve('node-api-headers/package.json')),
-  'include',
-);
+/** Node-API's C headers (node-api-headers, a build-time package), found when a c block runs. */
+function nodeApiHeaders(): string {
+  const req = createRequire(__filename);
+  return join(dirname(req.resolve('node-api-headers/package.json')), 'include');
+}
 
 /** Compiles a c block (syntax only), and links and runs it if it has a main(). */
 export async function runC(block: Block): Promise<Ran> {
-  const flags = ['-std=c11', '-Wall', '-Werror', '-I', join(root, 'include'), '-I', nodeApiHeaders];
+  const flags = [
+    '-std=c11',
+    '-Wall',
+    '-Werror',
+    '-I',
+    join(root, 'include'),
+    '-I',
+    nodeApiHeaders(),
+  ];
   const dir = scratchDir(slug(block));
   const source = join(dir, 'block.c');
   writeFileSync(source, block.code);
