@@ -148,6 +148,14 @@ function modifiers(node) {
 
 function isPublic(member) {
   if (member.name !== undefined && ts.isPrivateIdentifier(member.name)) return false;
+  // A computed name is public API when it is a well-known symbol (`[Symbol.dispose]`); one named
+  // by a module's own constant (util.inspect.custom kept in a local) is no name a reader can use.
+  if (
+    member.name !== undefined &&
+    ts.isComputedPropertyName(member.name) &&
+    !/^Symbol\.\w+$/.test(member.name.expression.getText())
+  )
+    return false;
   const flags = ts.getCombinedModifierFlags(member);
   return (
     (flags & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected)) === 0 && !isInternal(member)
