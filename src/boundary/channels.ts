@@ -10,6 +10,10 @@
  */
 import * as diagnostics_channel from 'node:diagnostics_channel';
 
+/**
+ * The message published on `pinpool:alloc` for each block a handler hands out; recordTrace() reads
+ * it.
+ */
 export interface AllocMessage {
   handler: string;
   bytes: number;
@@ -18,6 +22,10 @@ export interface AllocMessage {
   servedBy: string;
 }
 
+/**
+ * The message published on `pinpool:free` for each block freed, by free() or by the GC;
+ * recordTrace() reads it.
+ */
 export interface FreeMessage {
   handler: string;
   bytes: number;
@@ -26,6 +34,10 @@ export interface FreeMessage {
   byGc: boolean;
 }
 
+/**
+ * The message published on `pinpool:fallback` each time a fallback() adaptor sends a request
+ * from its primary to its secondary, with the reason.
+ */
 export interface FallbackMessage {
   handler: string;
   from: string;

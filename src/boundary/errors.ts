@@ -3,6 +3,7 @@
  * can branch on `err.code` and never on message text.
  */
 
+/** The stable codes of PinpoolError's `code`, by name; the type ErrorCode is any one of them. */
 export const ErrorCode = {
   INVALID_ARGUMENT: 'ERR_PINPOOL_INVALID_ARGUMENT',
   OUT_OF_MEMORY: 'ERR_PINPOOL_OUT_OF_MEMORY',
@@ -16,6 +17,10 @@ export const ErrorCode = {
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/**
+ * The optional details a PinpoolError carries besides its code, each also a property of the
+ * error: why it failed, the handler, and CUDA's error or a cap's numbers.
+ */
 export interface PinpoolErrorDetails {
   /** Why, in one word a program can test: 'mlock', 'limit', 'no-cuda', 'out-of-memory' ... */
   reason?: string;

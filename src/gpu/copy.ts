@@ -16,6 +16,7 @@ import { DeviceBuffer, Stream } from './device.js';
 
 const { hostToDevice, deviceToHost, deviceToDevice } = constants.copyDirections;
 
+/** Options of copy(): the stream to queue on, and which bytes to copy. */
 export interface CopyOptions {
   /** Stream to queue on. Default: the device's own non-blocking stream. */
   stream?: Stream;

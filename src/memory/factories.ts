@@ -16,6 +16,9 @@ import {
   optionsOf,
 } from '../boundary/validate.js';
 
+/**
+ * Options of the pinned() leaf: the device, the cuMemHostAlloc flags and how the memory is pinned.
+ */
 export interface PinnedOptions {
   /** Device whose context allocates. Default 0. */
   device?: number;
@@ -33,6 +36,7 @@ export interface PinnedOptions {
   name?: string;
 }
 
+/** Options of the locked() leaf: its name and its own cap on page-locked bytes. */
 export interface LockedOptions {
   name?: string;
   /**
@@ -43,6 +47,7 @@ export interface LockedOptions {
   maxBytes?: number;
 }
 
+/** Options of the pool() adaptor: how much it caches, and its slab views and thread caches. */
 export interface PoolOptions {
   name?: string;
   /** Cap on cached large blocks, in bytes; freed blocks past it go back upstream. Default 1 GiB. */
@@ -72,6 +77,7 @@ export interface PoolOptions {
   threadCacheBytes?: number;
 }
 
+/** Options of the fallback() adaptor: the range of request sizes its primary serves. */
 export interface FallbackOptions {
   name?: string;
   /** Requests smaller than this go straight to the secondary. Default 0. */
@@ -80,18 +86,21 @@ export interface FallbackOptions {
   maxBytes?: number;
 }
 
+/** Options of the limit() adaptor: its cap on bytes in use, which is required. */
 export interface LimitOptions {
   name?: string;
   /** The cap on bytes in use through this handler. Required. */
   maxBytes: number;
 }
 
+/** Options of the managed() leaf: the device whose context allocates, and its name. */
 export interface ManagedOptions {
   /** Device whose context allocates. Default 0. */
   device?: number;
   name?: string;
 }
 
+/** Options of the pageable() leaf: its name. */
 export interface PageableOptions {
   name?: string;
 }

@@ -60,6 +60,7 @@ export type { HandlerKind, LeafKind };
 export const DEFAULT_ALIGNMENT = 64;
 const { views } = constants;
 
+/** Options of an allocation: `handler.alloc()`, `allocArray()` and the scoped `alloc()`. */
 export interface AllocOptions {
   /** A power of two from 1 to 2**30, in bytes. Default 64. */
   alignment?: number;

@@ -13,6 +13,10 @@ import type { HostBuffer } from './host-buffer.js';
 import { binding } from '../boundary/native.js';
 import { checkBoolean, checkDevice, invalid, optionsOf } from '../boundary/validate.js';
 
+/**
+ * Options of mapFile(): a private or shared mapping, CUDA registration, or a copy into a handler's
+ * block.
+ */
 export interface MapFileOptions {
   /** Writes through `bytes` reach the file (a shared mapping). Default false: writes stay private. */
   writable?: boolean;

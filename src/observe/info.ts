@@ -6,6 +6,7 @@ import { binding } from '../boundary/native.js';
 
 export type { RegistryInfo } from '../boundary/registry.js';
 
+/** One CUDA device as info() lists it in `cuda.devices`. */
 export interface CudaDevice {
   index: number;
   name: string;
@@ -25,6 +26,7 @@ export interface LockCap {
   source: 'rlimit' | 'cgroup' | 'meminfo' | 'none';
 }
 
+/** What info() returns: the versions, CUDA and its devices, and the caps on page-locked memory. */
 export interface Info {
   /** The version of the copy of pinpool `info` was called through. */
   version: string;

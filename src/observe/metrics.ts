@@ -18,6 +18,10 @@ import { info } from './info.js';
 import { statsTable, type HandlerStats } from '../memory/stats.js';
 import { checkOptions, invalid, isObject, optionsOf } from '../boundary/validate.js';
 
+/**
+ * Options of collectMetrics(): the registry, the metric prefix and labels, and whose handlers to
+ * report.
+ */
 export interface MetricsOptions {
   /** Where to register. Default: a new Registry. */
   registry?: Prom.Registry<Prom.RegistryContentType>;

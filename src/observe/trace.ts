@@ -29,6 +29,7 @@ import {
 export type TraceEvent =
   { op: 'alloc'; id: number; bytes: number; alignment: number } | { op: 'free'; id: number };
 
+/** What recordTrace() returns: a recording in progress, ended by stop(). */
 export interface TraceRecorder {
   /** Stops recording and returns the events so far. */
   stop(): TraceEvent[];
@@ -70,6 +71,10 @@ export function recordTrace(): TraceRecorder {
   };
 }
 
+/**
+ * What replayTrace() returns: how much memory the chain held against what the trace had in use,
+ * and what it cost.
+ */
 export interface ReplayResult {
   allocations: number;
   /** Allocations the chain refused (out of memory): they are skipped, with their frees. */
@@ -249,6 +254,10 @@ export function replayTrace(trace: readonly TraceEvent[], handler: Handler): Rep
   };
 }
 
+/**
+ * Options of syntheticTrace(): how many events, the seed, the range of sizes and how many blocks
+ * live at once.
+ */
 export interface SyntheticTraceOptions {
   /** Number of events. Default 100000. */
   events?: number;

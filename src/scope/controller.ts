@@ -24,6 +24,7 @@ const NAME = /^[a-z][a-z0-9_-]{0,62}$/;
 const frames = new AsyncLocalStorage<ScopeFrame>();
 installFrameLookup(() => frames.getStore());
 
+/** What `controller.measure()` resolves to: `fn`'s result and what its scope allocated. */
 export interface MeasureResult<T> {
   result: T;
   /** Allocations made inside the scope (and scopes nested in it). */
