@@ -92,7 +92,9 @@ export async function serve(options: ServeOptions, log: Log): Promise<void> {
   try {
     await start(options, log);
   } catch (err) {
-    log.error(`pinpool: ${err instanceof Error ? err.message : String(err)}`, errorFields(err));
+    const message = err instanceof Error ? err.message : String(err);
+    // pinpool's own errors already begin with 'pinpool: '.
+    log.error(message.startsWith('pinpool: ') ? message : `pinpool: ${message}`, errorFields(err));
     process.exitCode = 1;
   }
 }

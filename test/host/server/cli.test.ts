@@ -245,7 +245,7 @@ describe('pinpool serve', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
-  it('reports a port in use as an error line on stderr and exits with status 1', async () => {
+  it('reports a port in use or a bad token as an error line on stderr and exits with status 1', async () => {
     const { url } = await serve('--port', '0');
     const taken = run('serve', '--port', new URL(url).port);
     expect(taken.status).toBe(1);
@@ -257,6 +257,20 @@ describe('pinpool serve', () => {
         err: expect.objectContaining({ code: 'EADDRINUSE' }),
       }),
     ]);
+    const badToken = spawnSync(process.execPath, [cli, 'serve', '--port', '0'], {
+      cwd: root,
+      env: { ...env, PINPOOL_ADMIN_TOKEN: 'two words' },
+      encoding: 'utf8',
+    });
+    expect(badToken.status).toBe(1);
+    expect(jsonLines(badToken.stderr)).toEqual([
+      expect.objectContaining({
+        level: 50,
+        msg: 'pinpool: server option adminToken must be a token without whitespace (got "<hidden>")',
+        err: expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+      }),
+    ]);
+    expect(badToken.stderr).not.toContain('two words');
     const pretty = run('serve', '--port', new URL(url).port, '--log-format', 'pretty');
     expect(pretty.status).toBe(1);
     expect(pretty.stderr).toMatch(/^\S+Z ERROR pinpool: listen EADDRINUSE.* err=\{/);
