@@ -4,7 +4,15 @@
 // fastify-plugin), where the service runs.
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,7 +39,12 @@ delete env.NODE_PATH;
 function project(packages: readonly string[]): { dir: string; pkg: string } {
   const dir = mkdtempSync(join(tmpdir(), 'pinpool-install-'));
   const pkg = join(dir, 'node_modules', 'pinpool');
-  for (const path of ['package.json', 'dist/src', 'dist/server', 'build/Release/pinpool.node'])
+  // The addon as this checkout has it: built (npm test builds first), else the prebuilt one.
+  const addon = [
+    'build/Release/pinpool.node',
+    `prebuilds/${process.platform}-${process.arch}`,
+  ].find((path) => existsSync(join(root, path)));
+  for (const path of ['package.json', 'dist/src', 'dist/server', addon ?? 'no addon to copy'])
     cpSync(join(root, path), join(pkg, path), { recursive: true });
   mkdirSync(join(dir, 'node_modules', '.bin'));
   symlinkSync('../pinpool/dist/server/cli.js', join(dir, 'node_modules', '.bin', 'pinpool'));
