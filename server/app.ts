@@ -6,8 +6,8 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 
 import { pinpool, type Controller } from './pinpool.js';
-import { sendError, sendNotFound } from './errors.js';
-import adminRoutes from './plugins/admin.js';
+import { adminRoutesOff, sendError, sendNotFound } from './errors.js';
+import adminRoutes, { isAdminRoute } from './plugins/admin.js';
 import handlersRoutes from './plugins/handlers.js';
 import healthRoutes from './plugins/health.js';
 import hostAllowlist, { hostnameForm } from './plugins/host-allowlist.js';
@@ -24,7 +24,8 @@ export interface ServerOptions {
   port?: number;
   /**
    * Bearer token for the admin endpoints. Default: env PINPOOL_ADMIN_TOKEN. Without one (or
-   * with ''), the admin endpoints do not exist.
+   * with ''), the admin endpoints do not exist: a request for one answers 404 with a body that
+   * says how to turn them on.
    */
   adminToken?: string;
   /**
@@ -128,7 +129,17 @@ export function createServer(options: ServerOptions = {}): PinpoolServer {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   });
   app.setErrorHandler(sendError);
-  app.setNotFoundHandler(sendNotFound);
+  if (adminToken === undefined) {
+    // Not registered (decision 0008), but a request for one is told why and how to turn it on.
+    app.setNotFoundHandler((request, reply) => {
+      const path = request.url.split('?')[0] ?? request.url;
+      return isAdminRoute(request.method, path)
+        ? sendError(adminRoutesOff(request.method, path), request, reply)
+        : sendNotFound(request, reply);
+    });
+  } else {
+    app.setNotFoundHandler(sendNotFound);
+  }
 
   const hostnames = [host, '127.0.0.1', '::1', 'localhost', ...(options.allowedHosts ?? [])].map(
     hostnameForm,

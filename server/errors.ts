@@ -1,6 +1,6 @@
 /**
  * One error shape for every failure the service reports: `{ error, code, message }`, with the
- * HTTP reason phrase as `error`. Library errors keep their stable `code`; anything unexpected
+ * HTTP reason phrase as `error` (a 404 for an unknown name adds `known`, the names there are). Library errors keep their stable `code`; anything unexpected
  * becomes a bare 500, so no stack or internal message ever reaches a client.
  */
 import { STATUS_CODES } from 'node:http';
@@ -17,26 +17,51 @@ export class HttpError extends Error {
     readonly statusCode: number,
     readonly code: string,
     message: string,
+    /** More fields for the body, after `error`, `code` and `message` (e.g. the known names). */
+    readonly fields: Readonly<Record<string, unknown>> = {},
   ) {
     super(message);
     this.name = 'HttpError';
   }
 }
 
-/** 404 for a handler name no one registered: names are never guessed or defaulted. */
-export function unknownHandler(name: string): HttpError {
+/** ' (known: a, b)', as the controller words it (src/scope/controller.ts). */
+const knownText = (known: readonly string[]): string => ` (known: ${known.join(', ') || 'none'})`;
+
+/**
+ * 404 for a handler name no one registered: names are never guessed or defaulted. The body
+ * lists the names that are registered, in `message` and in `known`.
+ */
+export function unknownHandler(name: string, known: readonly string[]): HttpError {
   return new HttpError(
     404,
     'ERR_PINPOOL_UNKNOWN_HANDLER',
-    `no handler is registered as ${JSON.stringify(name)}`,
+    `no handler is registered as ${JSON.stringify(name)}${knownText(known)}`,
+    { known },
   );
 }
 
-export function unknownScope(name: string): HttpError {
+/** 404 for a scope name no one defined; the body lists the scopes that are defined. */
+export function unknownScope(name: string, known: readonly string[]): HttpError {
   return new HttpError(
     404,
     'ERR_PINPOOL_UNKNOWN_SCOPE',
-    `no scope is defined as ${JSON.stringify(name)}`,
+    `no scope is defined as ${JSON.stringify(name)}${knownText(known)}`,
+    { known },
+  );
+}
+
+/**
+ * 404 for an admin route on a service without an admin token (decision 0008: the routes are
+ * not registered). Says how to turn them on; names the setting, never a value.
+ */
+export function adminRoutesOff(method: string, path: string): HttpError {
+  return new HttpError(
+    404,
+    'ERR_ADMIN_ROUTES_OFF',
+    `${method} ${path} is an admin route, and admin routes are off: this service has no admin token. ` +
+      'To turn them on, start it with PINPOOL_ADMIN_TOKEN set in its environment ' +
+      "(or createServer's adminToken option), then send Authorization: Bearer <token>",
   );
 }
 
@@ -57,13 +82,19 @@ interface Described {
   status: number;
   code: string;
   message: string;
+  fields?: Readonly<Record<string, unknown>>;
 }
 
 function describe(error: FastifyError | Error): Described {
   if (error instanceof PinpoolError)
     return { status: pinpoolStatus[error.code] ?? 500, code: error.code, message: error.message };
   if (error instanceof HttpError)
-    return { status: error.statusCode, code: error.code, message: error.message };
+    return {
+      status: error.statusCode,
+      code: error.code,
+      message: error.message,
+      fields: error.fields,
+    };
   // Fastify's own 4xx errors (validation, body too large, bad JSON, poisoned JSON, media type)
   // carry messages written for clients; a 5xx from anywhere is described by its status only.
   const status = (error as FastifyError).statusCode;
@@ -83,9 +114,11 @@ export function sendError(
   request: FastifyRequest,
   reply: FastifyReply,
 ): FastifyReply {
-  const { status, code, message } = describe(error);
+  const { status, code, message, fields } = describe(error);
   if (status >= 500) request.log.error({ err: error }, 'request failed');
-  return reply.status(status).send({ error: STATUS_CODES[status] ?? 'Error', code, message });
+  return reply
+    .status(status)
+    .send({ error: STATUS_CODES[status] ?? 'Error', code, message, ...fields });
 }
 
 /** The service's not-found handler: the same shape as every other error. */

@@ -4,9 +4,8 @@
  * `alloc()` in it and in everything it awaits uses that handler.
  */
 import type { FastifyContextConfig, FastifyPluginAsync } from 'fastify';
-import fp from 'fastify-plugin';
-
 import { pinpool, type Controller } from './pinpool.js';
+import { unencapsulated } from './unencapsulated.js';
 
 const { controller: processController, ErrorCode, PinpoolError } = pinpool;
 
@@ -71,4 +70,4 @@ const scope: FastifyPluginAsync<PinpoolScopeOptions> = async (fastify, options) 
  *   ...
  * });
  */
-export const pinpoolScope = fp(scope, { fastify: '5.x', name: 'pinpool-scope' });
+export const pinpoolScope = unencapsulated(scope, 'pinpool-scope');

@@ -19,6 +19,32 @@ export interface AdminRoutesOptions {
   token: string;
 }
 
+/** The admin routes, method and URL: registered here, and recognized by app.ts when they are off. */
+const ROUTES = {
+  setDefault: { method: 'PUT', url: '/v1/default' },
+  trim: { method: 'POST', url: '/v1/handlers/:name/trim' },
+  listScopes: { method: 'GET', url: '/v1/scopes' },
+  switchScope: { method: 'PUT', url: '/v1/scopes/:name' },
+} as const;
+
+/** Each route's URL as a pattern: a `:param` is one path segment. */
+const routePatterns = Object.values(ROUTES).map(({ method, url }) => ({
+  method,
+  path: new RegExp(`^${url.replace(/:\w+/g, '[^/]+')}$`),
+}));
+
+/**
+ * True when `method path` (a path without its query) names one of the admin routes. A GET
+ * route answers HEAD too, as fastify's do.
+ *
+ * @example
+ * isAdminRoute('PUT', '/v1/scopes/ingest'); // true
+ */
+export function isAdminRoute(method: string, path: string): boolean {
+  const asked = method === 'HEAD' ? 'GET' : method;
+  return routePatterns.some((r) => r.method === asked && r.path.test(path));
+}
+
 /** The controller's name rule (src/scope/controller.ts), so bad names fail validation, not lookup. */
 const NAME_PATTERN = '^[a-z][a-z0-9_-]{0,62}$';
 
@@ -87,47 +113,52 @@ const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (
     }
   });
 
-  fastify.put<{ Body: { handler: string } }>(
-    '/v1/default',
-    { schema: setDefaultSchema },
-    async (request) => {
+  const scopeNames = () => controller.scopes().map((s) => s.name);
+
+  fastify.route<{ Body: { handler: string } }>({
+    ...ROUTES.setDefault,
+    schema: setDefaultSchema,
+    handler: async (request) => {
       const name = request.body.handler;
-      if (!controller.has(name)) throw unknownHandler(name);
+      if (!controller.has(name)) throw unknownHandler(name, controller.names());
       const previous = controller.setDefault(name);
       return {
         default: name,
         previous: controller.names().find((n) => controller.get(n) === previous) ?? null,
       };
     },
-  );
+  });
 
-  fastify.post<{ Params: { name: string } }>(
-    '/v1/handlers/:name/trim',
-    { schema: trimSchema },
-    async (request) => {
+  fastify.route<{ Params: { name: string } }>({
+    ...ROUTES.trim,
+    schema: trimSchema,
+    handler: async (request) => {
       const { name } = request.params;
-      if (!controller.has(name)) throw unknownHandler(name);
+      if (!controller.has(name)) throw unknownHandler(name, controller.names());
       return { releasedBytes: controller.get(name).trim() };
     },
-  );
+  });
 
   const lastSwitch = new Map<string, ScopeSwitch>();
 
-  fastify.get('/v1/scopes', async (_request, reply) => {
-    const scopes: ScopeEntry[] = controller
-      .scopes()
-      .map((s) => ({ ...s, lastSwitch: lastSwitch.get(s.name) ?? null }));
-    return reply.header('cache-control', 'no-store').send(scopes);
+  fastify.route({
+    ...ROUTES.listScopes,
+    handler: async (_request, reply) => {
+      const scopes: ScopeEntry[] = controller
+        .scopes()
+        .map((s) => ({ ...s, lastSwitch: lastSwitch.get(s.name) ?? null }));
+      return reply.header('cache-control', 'no-store').send(scopes);
+    },
   });
 
-  fastify.put<{ Params: { name: string }; Body: { handler: string } }>(
-    '/v1/scopes/:name',
-    { schema: switchSchema },
-    async (request) => {
+  fastify.route<{ Params: { name: string }; Body: { handler: string } }>({
+    ...ROUTES.switchScope,
+    schema: switchSchema,
+    handler: async (request) => {
       const { name } = request.params;
       const to = request.body.handler;
-      if (!controller.scopes().some((s) => s.name === name)) throw unknownScope(name);
-      if (!controller.has(to)) throw unknownHandler(to);
+      if (!scopeNames().includes(name)) throw unknownScope(name, scopeNames());
+      if (!controller.has(to)) throw unknownHandler(to, controller.names());
       const from = controller.switch(name, to);
       const record: ScopeSwitch = { at: new Date().toISOString(), from, to, requestId: request.id };
       lastSwitch.set(name, record);
@@ -137,7 +168,7 @@ const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (
       );
       return { scope: name, handler: to, previous: from, at: record.at };
     },
-  );
+  });
 };
 
 export default adminRoutes;

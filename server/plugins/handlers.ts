@@ -1,10 +1,12 @@
 /**
  * GET /v1/handlers: every registered handler and the default, with its chain and statistics,
- * as JSON. Read-only, so it needs no token; names and counters are what /metrics shows too.
+ * as JSON; GET /v1/handlers/:name, one registered handler (a 404 lists the names there are).
+ * Read-only, so they need no token; names and counters are what /metrics shows too.
  */
 import type { FastifyPluginAsync } from 'fastify';
 
 import type { Controller, Handler, HandlerStats } from '../pinpool.js';
+import { unknownHandler } from '../errors.js';
 
 export interface HandlersRoutesOptions {
   controller: Controller;
@@ -67,6 +69,15 @@ const handlersRoutes: FastifyPluginAsync<HandlersRoutesOptions> = async (
   fastify.get('/v1/handlers', async (_request, reply) =>
     reply.header('cache-control', 'no-store').send(describeHandlers(controller)),
   );
+
+  fastify.get<{ Params: { name: string } }>('/v1/handlers/:name', async (request, reply) => {
+    const { name } = request.params;
+    if (!controller.has(name)) throw unknownHandler(name, controller.names());
+    const h = controller.get(name);
+    return reply
+      .header('cache-control', 'no-store')
+      .send(entry(name, h, h === controller.defaultHandler()));
+  });
 };
 
 export default handlersRoutes;

@@ -6,9 +6,8 @@
 import type { AddressInfo } from 'node:net';
 
 import type { FastifyPluginAsync } from 'fastify';
-import fp from 'fastify-plugin';
-
 import { HttpError } from '../errors.js';
+import { unencapsulated } from '../unencapsulated.js';
 
 export interface HostAllowlistOptions {
   /** Host names accepted, without a port: IPv6 addresses may be given with or without brackets. */
@@ -54,4 +53,4 @@ const hostAllowlist: FastifyPluginAsync<HostAllowlistOptions> = async (fastify, 
 };
 
 /** Shares the root scope, so the check covers every route and the not-found handler. */
-export default fp(hostAllowlist, { fastify: '5.x', name: 'pinpool-host-allowlist' });
+export default unencapsulated(hostAllowlist, 'pinpool-host-allowlist');

@@ -45,11 +45,47 @@ describe('without a token configured', () => {
     }
   });
 
-  it("treats adminToken '' as off even when PINPOOL_ADMIN_TOKEN is set", async () => {
+  it('says, for each admin route, how to turn admin routes on; other unknown routes are plain 404s', async () => {
+    server = testServer();
+    const adminRequests: InjectOptions[] = [
+      setDefault(),
+      setDefault(`Bearer ${TOKEN}`),
+      trim('cache'),
+      { method: 'GET', url: '/v1/scopes' },
+      { method: 'HEAD', url: '/v1/scopes' },
+      { method: 'PUT', url: '/v1/scopes/ingest?x=1', payload: { handler: 'plain' } },
+    ];
+    for (const options of adminRequests) {
+      const res = await request(server, options);
+      const what = JSON.stringify([options.method, options.url]);
+      expect(res.statusCode, what).toBe(404);
+      if (options.method === 'HEAD') continue; // no body
+      const body = res.json<{ code: string; message: string }>();
+      expect(body.code, what).toBe('ERR_ADMIN_ROUTES_OFF');
+      expect(body.message).toMatch(/admin routes are off/);
+      expect(body.message).toMatch(/PINPOOL_ADMIN_TOKEN/);
+      expect(body.message).toMatch(/adminToken/);
+    }
+    for (const options of [
+      { method: 'GET', url: '/v1/default' },
+      { method: 'PUT', url: '/v1/default/' },
+      { method: 'POST', url: '/v1/handlers/cache/trim/more' },
+      { method: 'GET', url: '/nope' },
+    ] as InjectOptions[]) {
+      const res = await request(server, options);
+      expect(res.statusCode).toBe(404);
+      expect(res.json<{ code: string }>().code, JSON.stringify(options.url)).toBe('ERR_NOT_FOUND');
+    }
+  });
+
+  it("treats adminToken '' as off even when PINPOOL_ADMIN_TOKEN is set, and never shows it", async () => {
     process.env.PINPOOL_ADMIN_TOKEN = TOKEN;
     try {
       server = testServer({ adminToken: '' });
-      expect((await request(server, setDefault(`Bearer ${TOKEN}`))).statusCode).toBe(404);
+      const res = await request(server, setDefault(`Bearer ${TOKEN}`));
+      expect(res.statusCode).toBe(404);
+      expect(res.json<{ code: string }>().code).toBe('ERR_ADMIN_ROUTES_OFF');
+      expect(res.body).not.toContain(TOKEN);
     } finally {
       delete process.env.PINPOOL_ADMIN_TOKEN;
     }
@@ -133,7 +169,8 @@ describe('PUT /v1/default', () => {
     expect(res.json()).toEqual({
       error: 'Not Found',
       code: 'ERR_PINPOOL_UNKNOWN_HANDLER',
-      message: 'no handler is registered as "nope"',
+      message: 'no handler is registered as "nope" (known: cache, plain)',
+      known: ['cache', 'plain'],
     });
     expect(s.controller.defaultHandler()).toBe(before);
   });
@@ -230,7 +267,11 @@ describe('POST /v1/handlers/:name/trim', () => {
     server = testServer({ adminToken: TOKEN });
     const unknown = await request(server, trim('nope', right));
     expect(unknown.statusCode).toBe(404);
-    expect(unknown.json<{ code: string }>().code).toBe('ERR_PINPOOL_UNKNOWN_HANDLER');
+    expect(unknown.json()).toMatchObject({
+      code: 'ERR_PINPOOL_UNKNOWN_HANDLER',
+      message: 'no handler is registered as "nope" (known: cache, plain)',
+      known: ['cache', 'plain'],
+    });
     for (const name of ['Upper', '1abc', 'a'.repeat(64), '%5F_']) {
       expect((await request(server, trim(name, right))).statusCode, name).toBe(400);
     }

@@ -39,23 +39,42 @@ describe('pinpool info', () => {
     });
   });
 
-  it('answers bad command lines with the usage and status 2', () => {
-    for (const args of [
-      [],
-      ['nope'],
-      ['info', '--port', '1'],
-      ['serve', '--port', 'http'],
-      ['serve', '--port', '70000'],
-      ['serve', 'extra'],
-    ]) {
+  it("answers bad command lines with the command's usage and status 2", () => {
+    for (const [args, usage] of [
+      [[], 'pinpool <command>'],
+      [['nope'], 'pinpool <command>'],
+      [['help', 'nope'], 'pinpool <command>'],
+      [['info', '--port', '1'], 'pinpool info'],
+      [['serve', '--port', 'http'], 'pinpool serve'],
+      [['serve', '--port', '70000'], 'pinpool serve'],
+      [['serve', 'extra'], 'pinpool serve'],
+      [['serve', '--log-format', 'xml'], 'pinpool serve'],
+      [['serve', '--log-format'], 'pinpool serve'],
+    ] as const) {
       const r = run(...args);
       expect(r.status, args.join(' ')).toBe(2);
-      expect(r.stderr).toMatch(/usage: pinpool info/);
+      expect(r.stdout).toBe('');
+      expect(r.stderr, args.join(' ')).toContain(`\nusage: ${usage} `);
     }
-    for (const args of [['--help'], ['info', '--help'], ['serve', '--help'], ['serve', '-h']]) {
+    expect(run('serve', '--log-format', 'xml').stderr).toMatch(
+      /^pinpool: --log-format must be json or pretty \(got "xml"\)\n/,
+    );
+  });
+
+  it("prints each command's own help", () => {
+    for (const [args, usage] of [
+      [['--help'], 'pinpool <command>'],
+      [['-h'], 'pinpool <command>'],
+      [['help'], 'pinpool <command>'],
+      [['info', '--help'], 'pinpool info'],
+      [['help', 'info'], 'pinpool info'],
+      [['serve', '--help'], 'pinpool serve'],
+      [['serve', '-h'], 'pinpool serve'],
+      [['serve', '--port', '0', '--help'], 'pinpool serve'],
+    ] as const) {
       const help = run(...args);
-      expect(help.status, args.join(' ')).toBe(0);
-      expect(help.stdout).toMatch(/usage: pinpool info/);
+      expect([help.status, help.stderr], args.join(' ')).toEqual([0, '']);
+      expect(help.stdout.startsWith(`usage: ${usage} `), args.join(' ')).toBe(true);
     }
   });
 
@@ -75,32 +94,45 @@ describe('pinpool serve', () => {
     child = undefined;
   });
 
+  interface Serving {
+    url: string;
+    /** stdout and stderr as they came. */
+    output: () => string;
+    stdout: () => string;
+    stderr: () => string;
+  }
+
   /** Starts `pinpool serve ...args` and resolves with the URL it prints. */
-  async function serve(...args: string[]): Promise<{ url: string; output: () => string }> {
+  async function serve(...args: string[]): Promise<Serving> {
     return serveWith(env, ...args);
   }
 
-  async function serveWith(
-    environment: NodeJS.ProcessEnv,
-    ...args: string[]
-  ): Promise<{ url: string; output: () => string }> {
+  async function serveWith(environment: NodeJS.ProcessEnv, ...args: string[]): Promise<Serving> {
     const c = spawn(process.execPath, [cli, 'serve', ...args], { cwd: root, env: environment });
     child = c;
     let out = '';
-    c.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    c.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
-    const deadline = Date.now() + 20_000;
+    let stdout = '';
+    let stderr = '';
+    c.stdout.setEncoding('utf8').on('data', (d: string) => ((out += d), (stdout += d)));
+    c.stderr.setEncoding('utf8').on('data', (d: string) => ((out += d), (stderr += d)));
     for (;;) {
       const url = /open (http:\/\/\S+)\/metrics/.exec(out)?.[1];
-      if (url !== undefined) return { url, output: () => out };
-      if (c.exitCode !== null || Date.now() > deadline)
-        throw new Error(`serve did not start:\n${out}`);
+      if (url !== undefined)
+        return { url, output: () => out, stdout: () => stdout, stderr: () => stderr };
+      if (c.exitCode !== null) throw new Error(`serve did not start:\n${out}`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }
 
+  /** Every line of `text`, each parsed as JSON (throws for one that is not). */
+  const jsonLines = (text: string) =>
+    text
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as { level: number; time: number; msg: string });
+
   it('--port 0 serves /metrics over HTTP on the printed URL and exits cleanly on SIGTERM', async () => {
-    const { url, output } = await serve('--port', '0', '--demo');
+    const { url, output, stdout, stderr } = await serve('--port', '0', '--demo');
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(new URL(url).port).not.toBe('0');
     expect(output()).toMatch(
@@ -127,6 +159,41 @@ describe('pinpool serve', () => {
     expect({ code, signal }).toEqual({ code: 0, signal: null });
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(output()).toContain('SIGTERM, closing');
+
+    // One format: every line a JSON object in pino's shape, fastify's and the CLI's alike.
+    const lines = jsonLines(stdout());
+    expect(stderr()).toBe('');
+    for (const line of lines)
+      expect(line).toMatchObject({ level: 30, time: expect.any(Number), msg: expect.any(String) });
+    // First, the address it serves.
+    expect(lines[0]?.msg).toBe(`Server listening at ${url}`);
+    expect(lines.find((l) => l.msg.startsWith('pinpool: serving'))).toMatchObject({
+      url,
+      handlers: expect.arrayContaining(['default', 'pageable']),
+      scopes: { ingest: expect.any(String), batch: 'pageable' },
+      demo: true,
+      admin: false,
+    });
+    expect(lines.at(-1)).toMatchObject({ msg: 'pinpool: SIGTERM, closing', signal: 'SIGTERM' });
+  });
+
+  it('--log-format pretty prints one readable line each, no JSON', async () => {
+    const { url, output } = await serve('--port', '0', '--demo', '--log-format', 'pretty');
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const exited = once(child!, 'exit');
+    child!.kill('SIGTERM');
+    expect(await exited).toEqual([0, null]);
+    const lines = output()
+      .split('\n')
+      .filter((l) => l !== '');
+    expect(lines.length).toBeGreaterThanOrEqual(4);
+    for (const line of lines) {
+      expect(line.startsWith('{'), line).toBe(false);
+      expect(line).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARN|ERROR) /);
+    }
+    expect(lines[0]).toMatch(new RegExp(`Z INFO {2}Server listening at ${url}$`));
+    expect(lines).toContainEqual(expect.stringMatching(/ INFO {2}pinpool: serving .* url=http:/));
+    expect(lines.at(-1)).toMatch(/ INFO {2}pinpool: SIGTERM, closing signal=SIGTERM$/);
   });
 
   it("the operator's story: scope series, a switch with curl's request, logged, and the series move", async () => {
@@ -178,10 +245,34 @@ describe('pinpool serve', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
-  it('reports a port in use and exits with status 1', async () => {
+  it('reports a port in use or a bad token as an error line on stderr and exits with status 1', async () => {
     const { url } = await serve('--port', '0');
     const taken = run('serve', '--port', new URL(url).port);
     expect(taken.status).toBe(1);
-    expect(taken.stderr).toMatch(/EADDRINUSE/);
+    expect(taken.stdout).toBe('');
+    expect(jsonLines(taken.stderr)).toEqual([
+      expect.objectContaining({
+        level: 50,
+        msg: expect.stringMatching(/^pinpool: listen EADDRINUSE/),
+        err: expect.objectContaining({ code: 'EADDRINUSE' }),
+      }),
+    ]);
+    const badToken = spawnSync(process.execPath, [cli, 'serve', '--port', '0'], {
+      cwd: root,
+      env: { ...env, PINPOOL_ADMIN_TOKEN: 'two words' },
+      encoding: 'utf8',
+    });
+    expect(badToken.status).toBe(1);
+    expect(jsonLines(badToken.stderr)).toEqual([
+      expect.objectContaining({
+        level: 50,
+        msg: 'pinpool: server option adminToken must be a token without whitespace (got "<hidden>")',
+        err: expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+      }),
+    ]);
+    expect(badToken.stderr).not.toContain('two words');
+    const pretty = run('serve', '--port', new URL(url).port, '--log-format', 'pretty');
+    expect(pretty.status).toBe(1);
+    expect(pretty.stderr).toMatch(/^\S+Z ERROR pinpool: listen EADDRINUSE.* err=\{/);
   });
 });

@@ -139,6 +139,32 @@ describe('GET /v1/handlers', () => {
   });
 });
 
+describe('GET /v1/handlers/:name', () => {
+  it('describes one registered handler as the list does', async () => {
+    const s = testServer();
+    server = s;
+    const res = await request(s, { method: 'GET', url: '/v1/handlers/cache' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    const list = (await request(s, { method: 'GET', url: '/v1/handlers' })).json<unknown[]>();
+    expect(res.json()).toEqual(list[0]);
+  });
+
+  it('answers an unknown name with 404 and the names there are', async () => {
+    server = testServer();
+    for (const name of ['nope', 'default', 'Bad%20Name']) {
+      const res = await request(server, { method: 'GET', url: `/v1/handlers/${name}` });
+      expect(res.statusCode, name).toBe(404);
+      expect(res.json()).toEqual({
+        error: 'Not Found',
+        code: 'ERR_PINPOOL_UNKNOWN_HANDLER',
+        message: `no handler is registered as ${JSON.stringify(decodeURIComponent(name))} (known: cache, plain)`,
+        known: ['cache', 'plain'],
+      });
+    }
+  });
+});
+
 describe('errors', () => {
   it('answers unknown routes with the one error shape', async () => {
     server = testServer();

@@ -146,6 +146,25 @@ describe('/v1/scopes', () => {
     ]);
   });
 
+  it('names what there is in a 404: the defined scopes, or the registered handlers', async () => {
+    server = testServer({ controller: scopedController(), adminToken: TOKEN });
+    const put = (url: string, handler: string) =>
+      request(server!, { method: 'PUT', url, headers: auth, payload: { handler } });
+    expect((await put('/v1/scopes/nope', 'other')).json()).toEqual({
+      error: 'Not Found',
+      code: 'ERR_PINPOOL_UNKNOWN_SCOPE',
+      message: 'no scope is defined as "nope" (known: ingest, batch)',
+      known: ['ingest', 'batch'],
+    });
+    // The README's first curl: a handler `pinpool serve --demo` does not define.
+    expect((await put('/v1/scopes/ingest', 'plain2')).json()).toEqual({
+      error: 'Not Found',
+      code: 'ERR_PINPOOL_UNKNOWN_HANDLER',
+      message: 'no handler is registered as "plain2" (known: cache, plain, other)',
+      known: ['cache', 'plain', 'other'],
+    });
+  });
+
   it('a switch under concurrent requests: entered before it, the old handler; after it, the new one; never both', async () => {
     const c = scopedController();
     const s = testServer({ controller: c, adminToken: TOKEN, port: 0 });
