@@ -15,6 +15,7 @@ import metricsRoutes from './plugins/metrics.js';
 
 const { controller: processController, ErrorCode, PinpoolError } = pinpool;
 
+/** Options of createServer(): whose handlers it serves, where it listens, who may administer. */
 export interface ServerOptions {
   /** Whose handlers to report and manage. Default: the process's controller. */
   controller?: Controller;
@@ -40,6 +41,7 @@ export interface ServerOptions {
   logger?: boolean | { stream: { write(line: string): unknown } };
 }
 
+/** What createServer() returns: the fastify app, and listen() and close() for its lifetime. */
 export interface PinpoolServer {
   /** The fastify app, for inject() in tests or more routes before listen(). */
   app: FastifyInstance;

@@ -16,6 +16,7 @@ declare module 'fastify' {
   }
 }
 
+/** Options of the pinpoolScope fastify plugin: whose named handlers a route's `config.pinpool` names. */
 export interface PinpoolScopeOptions {
   /** Whose names routes use. Default: the process's controller. */
   controller?: Controller;
