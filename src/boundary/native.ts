@@ -474,8 +474,9 @@ function load(): NativeBinding {
     `pinpool: the native addon could not be loaded on ${platform}. Tried:\n` +
       failures.join('\n') +
       '\nPrebuilt binaries ship for linux-x64 and linux-arm64 with glibc 2.28 or later. Elsewhere, build' +
-      ' from source (cmake and a C++17 compiler; no CUDA toolkit needed): `cd node_modules/pinpool &&' +
-      ' npx cmake-js compile` (the same with npm, pnpm or yarn), or point PINPOOL_NATIVE_PATH at a' +
+      " from source (cmake and a C++17 compiler; no CUDA toolkit needed): in pinpool's package folder" +
+      " (node_modules/pinpool; with yarn Plug'n'Play, .yarn/unplugged/pinpool-*/node_modules/pinpool)" +
+      ' run `npx cmake-js compile`, or point PINPOOL_NATIVE_PATH at a' +
       ' pinpool.node you built.',
   );
 }
