@@ -324,13 +324,21 @@ describe('a pool dropped with a copy in flight gives its memory back when the co
       let p: Handler | undefined = pool(leaf);
       const poolId = p.id;
       let b: HostBuffer | undefined = p.alloc(MiB);
-      const pending = copy(b, dev);
-      b.free();
-      b = p = undefined; // a freed HostBuffer still names its handler
-      await collected();
-      // The pool's wrapper is gone; the deferred free keeps the pool (and its 1 MiB) alive.
-      expect(binding.describe(poolId)).not.toBe(null);
-      expect(leaf.stats().bytesInUse).toBe(MiB);
+      // The copy stays in flight until the checks below are done, however long the collection
+      // takes (on a busy machine the copy used to land first).
+      setKnob('hold_copies', 1);
+      let pending: Promise<void>;
+      try {
+        pending = copy(b, dev);
+        b.free();
+        b = p = undefined; // a freed HostBuffer still names its handler
+        await collected();
+        // The pool's wrapper is gone; the deferred free keeps the pool (and its 1 MiB) alive.
+        expect(binding.describe(poolId)).not.toBe(null);
+        expect(leaf.stats().bytesInUse).toBe(MiB);
+      } finally {
+        setKnob('hold_copies', 0);
+      }
       await pending;
       // The copy's completion finished the deferred free: the pool went, and its memory back.
       expect(binding.describe(poolId)).toBe(null);

@@ -14,7 +14,7 @@ export function resetCounters(): void {
   testing().fakeCuda('reset');
 }
 
-/** Sets a knob of the double at run time: fail_after, memory_bytes, copy_delay_ms. */
+/** Sets a knob of the double at run time: fail_after, memory_bytes, copy_delay_ms, hold_copies... */
 export function setKnob(knob: string, value: number): void {
   if (!testing().fakeCuda('set', knob, value)) throw new Error(`unknown knob ${knob}`);
 }

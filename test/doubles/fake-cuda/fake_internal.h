@@ -170,8 +170,12 @@ bool reached(CUstream_st* s, uint64_t seq);
 // Blocks until everything queued on the stream so far has run.
 void drain(CUstream_st* s);
 
-// Sleeps PINPOOL_FAKE_CUDA_COPY_DELAY_MS; called by workers before a copy or prefetch lands.
+// Sleeps PINPOOL_FAKE_CUDA_COPY_DELAY_MS, then waits while copies are held (the hold_copies
+// knob); called by workers before a copy or prefetch lands.
 void copy_delay();
+// Holds (true) or lets go (false) every copy and prefetch not yet landed: a test keeps one in
+// flight for as long as it needs, whatever the machine's load.
+void hold_copies(bool hold);
 
 }  // namespace fake
 

@@ -155,9 +155,25 @@ void drain(CUstream_st* s) {
   wait_for(s, target);
 }
 
+namespace {
+std::mutex g_hold_mutex;
+std::condition_variable g_hold_released;
+bool g_held = false;  // guarded by g_hold_mutex
+}  // namespace
+
 void copy_delay() {
   long long ms = knobs().copy_delay_ms.load();
   if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  std::unique_lock<std::mutex> lk(g_hold_mutex);
+  g_hold_released.wait(lk, [] { return !g_held; });
+}
+
+void hold_copies(bool hold) {
+  {
+    std::lock_guard<std::mutex> lk(g_hold_mutex);
+    g_held = hold;
+  }
+  g_hold_released.notify_all();
 }
 
 }  // namespace fake
