@@ -76,7 +76,11 @@ napi_value make_error(napi_env env, const char* code, const std::string& message
   if (details.bytes >= 0) set_number("bytes", details.bytes);
   if (details.cap_bytes >= 0) set_number("capBytes", details.cap_bytes);
   if (details.bytes_in_use >= 0) set_number("bytesInUse", details.bytes_in_use);
-  if (details.cuda_error) {
+  // Without a driver no CUDA call was made: CUDA_ERROR_NOT_INITIALIZED is then pinpool's own
+  // word for "no driver" (native/cuda/cuda_driver.hpp), which `reason` says already, not a
+  // result of the driver's to show.
+  bool no_driver = details.cuda_error == CUDA_ERROR_NOT_INITIALIZED && !cuda::driver().available;
+  if (details.cuda_error && !no_driver) {
     napi_value v;
     napi_create_int32(env, details.cuda_error, &v);
     napi_set_named_property(env, error, "cudaError", v);

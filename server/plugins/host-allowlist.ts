@@ -46,7 +46,8 @@ const hostAllowlist: FastifyPluginAsync<HostAllowlistOptions> = async (fastify, 
       throw new HttpError(
         403,
         'ERR_HOST_NOT_ALLOWED',
-        'this service answers only to its own address and localhost',
+        'this service answers only to its own address and localhost, and to the names it was' +
+          ' given: `pinpool serve --allow-host NAME`, or `allowedHosts` in createServer()',
       );
     }
   });

@@ -207,6 +207,17 @@ function promClient(): typeof Prom {
   }
 }
 
+/** Whether `value` has a registry's methods (a throwing getter or trap says no). */
+function looksLikeRegistry(value: unknown): boolean {
+  if (!isObject(value)) return false;
+  try {
+    const r = value as Record<string, unknown>;
+    return typeof r.registerMetric === 'function' && typeof r.getSingleMetric === 'function';
+  } catch {
+    return false;
+  }
+}
+
 /** What collectMetrics() uses of a registry: prom-client's Registry, or one like it. */
 function checkRegistry(value: unknown): Prom.Registry<Prom.RegistryContentType> {
   const expected = 'a prom-client Registry';
@@ -251,7 +262,8 @@ const readMetricsOptions = optionsOf<MetricsOptions>('collectMetrics', {
 
 /**
  * Registers pinpool's metrics on a prom-client registry and returns the registry. Safe to
- * call twice on one registry (the second call does nothing).
+ * call twice on one registry: the second call does nothing, whatever its other options (the
+ * first call's prefix, labels and controller stay).
  *
  * @example
  * const registry = collectMetrics({ labels: { service: 'loader' } });
@@ -260,6 +272,14 @@ const readMetricsOptions = optionsOf<MetricsOptions>('collectMetrics', {
 export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType> = Prom.Registry>(
   options?: MetricsOptions & { registry?: R },
 ): R {
+  // collectMetrics(register), prom-client's collectDefaultMetrics style of the wrong call: say
+  // what to write rather than naming one of the registry's own fields as an unknown option.
+  if (looksLikeRegistry(options))
+    throw invalid(
+      'options',
+      'an options object, such as { register } (a registry given alone)',
+      options,
+    );
   const o = readMetricsOptions(options);
   // Everything is checked before the registry is touched: a refused call registers nothing.
   const prefix = o.prefix ?? 'pinpool_';

@@ -174,6 +174,14 @@ describe('collectMetrics', () => {
       );
     expect(a.getMetricsAsArray()).toEqual([]);
     expect(b.getMetricsAsArray()).toEqual([]);
+    // A registry given alone, not as { register }, says what to write.
+    expect(() => collectMetrics(a as never)).toThrow(
+      expect.objectContaining({
+        code: 'ERR_PINPOOL_INVALID_ARGUMENT',
+        message: expect.stringContaining('{ register }') as unknown,
+      }),
+    );
+    expect(a.getMetricsAsArray()).toEqual([]);
     // The same registry under both names is one registry.
     expect(collectMetrics({ registry: a, register: a, controller: c })).toBe(a);
   });
