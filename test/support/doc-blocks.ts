@@ -32,7 +32,7 @@ import {
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 
 export const root = join(__dirname, '..', '..');
 
@@ -461,6 +461,9 @@ export function run(
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
     child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
+    // A child that exits without reading its input closes the pipe first (EPIPE): what it did
+    // is in its status and output, not in this write.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
   });
 }
@@ -886,4 +889,65 @@ export function checksOf(
       await service?.stop();
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Links
+
+/** A heading's anchor as GitHub makes it: lower case, punctuation dropped, spaces to hyphens. */
+export function anchorOf(heading: string): string {
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\- _]/gu, '')
+    .replace(/ /g, '-');
+}
+
+/** The anchors of a Markdown file's headings (outside code fences), repeats numbered as GitHub does. */
+export function anchorsOf(text: string): Set<string> {
+  const anchors = new Set<string>();
+  const seen = new Map<string, number>();
+  let fence: string | undefined;
+  for (const line of text.split('\n')) {
+    const f = /^(```|~~~)/.exec(line);
+    if (f) {
+      if (fence === undefined) fence = f[1];
+      else if (line.startsWith(fence)) fence = undefined;
+      continue;
+    }
+    const h = fence === undefined ? /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line) : null;
+    if (!h) continue;
+    const base = anchorOf(h[1] ?? '');
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    anchors.add(n === 0 ? base : `${base}-${n}`);
+  }
+  return anchors;
+}
+
+/**
+ * The relative links of a Markdown file (`[text](path#anchor)`, outside code fences) that do not
+ * resolve: no such file, or no such heading in it. Web links are not followed.
+ */
+export function brokenLinks(
+  file: string,
+  text: string,
+  read: (path: string) => string | undefined,
+): string[] {
+  const broken: string[] = [];
+  const prose = text.replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[^\n]*$/gm, '');
+  for (const m of prose.matchAll(/\]\(([^)\s]+)\)/g)) {
+    const target = m[1] ?? '';
+    if (/^[a-z]+:/i.test(target)) continue;
+    const [path = '', anchor] = target.split('#', 2);
+    const resolved = path === '' ? file : posix.normalize(posix.join(posix.dirname(file), path));
+    const content = read(resolved);
+    if (content === undefined) {
+      broken.push(`${target}: no file ${resolved}`);
+      continue;
+    }
+    if (anchor !== undefined && resolved.endsWith('.md') && !anchorsOf(content).has(anchor))
+      broken.push(`${target}: no heading #${anchor} in ${resolved}`);
+  }
+  return broken;
 }
