@@ -51,7 +51,7 @@ describe('Host allowlist', () => {
         expect(res.statusCode, `${host} ${url}`).toBe(403);
         expect(res.json()).toMatchObject({ error: 'Forbidden', code: 'ERR_HOST_NOT_ALLOWED' });
         // It says how to allow a name.
-        expect((res.json() as { message: string }).message).toContain('--allow-host');
+        expect(res.json<{ message: string }>().message).toContain('--allow-host');
       }
       // Refused before the token is even looked at.
       const admin = await s.app.inject({
