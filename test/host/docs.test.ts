@@ -15,6 +15,7 @@ import {
   blockEnv,
   brokenLinks,
   checksOf,
+  ciCommands,
   hasPromtool,
   matchJsonOutput,
   matchOutput,
@@ -47,6 +48,7 @@ function readRepoFile(path: string): string | undefined {
 function describeMarkdown(file: string, text: string): void {
   const { checks, stop } = checksOf(file, text, {
     installCommands,
+    ciCommands: ciRuns,
     generated: file === 'docs/api.md',
   });
   describe(file, () => {
@@ -69,6 +71,30 @@ function describeMarkdown(file: string, text: string): void {
 // The rules, each shown to fail when it should.
 
 describe('the docs rules', () => {
+  it('repository blocks: each command must be one .ci/run runs, as a person types it', () => {
+    const script = [
+      'npm ci --no-audit --no-fund',
+      '# npm run not-this-one',
+      'PINPOOL_REQUIRE_PROMTOOL=1 npm test',
+      'setsid npm start > build/npm-start.log 2>&1 &',
+    ].join('\n');
+    const runs = ciCommands(script);
+    expect(runs).toEqual(['npm ci', 'npm test', 'npm start']);
+    const md = (line: string) => `\`\`\`sh\n# In a clone of the repository\n${line}\n\`\`\`\n`;
+    const plan = (line: string) =>
+      planBlocks(md(line), parseMarkdown(md(line), 'x.md').blocks, {
+        installCommands: [],
+        ciCommands: runs,
+      });
+    expect(plan('npm ci && npm test').map((s) => s.kind)).toEqual(['ci']);
+    expect(plan('npm ci && npm run not-this-one')).toEqual([
+      expect.objectContaining({
+        kind: 'invalid',
+        errors: [expect.stringContaining('"npm run not-this-one" is not a command .ci/run runs')],
+      }),
+    ]);
+  });
+
   it('links: a missing file or heading is reported, web links and code are not followed', () => {
     const files: Record<string, string> = {
       'docs/a.md': '# A page\n\n## The `serve` command, again\n\n## Twice\n\n## Twice\n',
@@ -266,6 +292,7 @@ describe('the docs rules', () => {
 
 const shipped = shippedMarkdown();
 const installCommands = readInstallCommands();
+const ciRuns = ciCommands(readFileSync(join(root, '.ci', 'run'), 'utf8'));
 
 describe('shipped Markdown', () => {
   it('includes the README and server/README.md, and install-commands.txt is there to check against', () => {
@@ -307,6 +334,7 @@ describe(join(fixtures, 'breaks.md'), () => {
       'no-language': /needs a language/,
       'not-run-reason': /"it is slow" is not an allowed reason/,
       'install-line': /is not one of test\/prebuilds\/install-commands\.txt/,
+      'repository-command': /"npm run everything" is not a command \.ci\/run runs/,
       'output-mismatch': /line 1: expected "pinned 8", got "pinned 7"/,
       'js-fails': /it failed: exit status 1[\s\S]*Error: no/,
       stderr: /it wrote to stderr[\s\S]*a warning/,

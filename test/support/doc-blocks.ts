@@ -15,7 +15,10 @@
 // - sh: one bash script (set -euo pipefail) in a project where pinpool is installed, shared by
 //   the file's sh blocks. Install lines must be those of test/prebuilds/install-commands.txt and
 //   are not run. A block whose only command is `[VAR=x] npx pinpool serve ...` starts the
-//   service in the background (port 9464 must be free) for the rest of its file.
+//   service in the background (port 9464 must be free) for the rest of its file. A block whose
+//   first line is `# In a clone of the repository` holds the repository's own commands
+//   (`npm ci && npm test`): each must be one that .ci/run runs, where CI runs it; it is not run
+//   here (it would reinstall this checkout's node_modules).
 // - c: cc -std=c11 -Wall -Werror against include/ and the Node-API headers; linked and run if
 //   it has main(). json: parses. yaml: `# prometheus.yml` or `# rules` as its first line,
 //   checked by promtool. ts: only in the generated docs/api.md.
@@ -50,6 +53,9 @@ const LOOKS_LIKE_NOT_RUN = /<!--.*\bnot run\b/;
 const NEEDS_GPU = '// Needs an NVIDIA GPU';
 /** The same, for a sh block. */
 const NEEDS_GPU_SH = '# Needs an NVIDIA GPU';
+
+/** The first line of a block of the repository's commands: .ci/run runs each of them. */
+const IN_A_CLONE = '# In a clone of the repository';
 
 /** A line that installs packages: it must be one of test/prebuilds/install-commands.txt. */
 const INSTALL = /^(npm\s+(install|i|add|ci)|pnpm\s+(add|install|i)|yarn\s+(add|install))\b/;
@@ -166,11 +172,14 @@ export type Step =
   | { kind: 'yaml'; block: Block; check: 'config' | 'rules' }
   | { kind: 'generated'; block: Block }
   | { kind: 'not-run'; block: Block; output?: Block }
+  | { kind: 'ci'; block: Block }
   | { kind: 'invalid'; block: Block; errors: string[] };
 
 export interface Rules {
   /** test/prebuilds/install-commands.txt, one command a line. */
   installCommands: readonly string[];
+  /** The npm commands .ci/run runs (ciCommands()): a repository block's commands must be among them. */
+  ciCommands?: readonly string[];
   /** docs/api.md: its ```ts signature blocks are generated, exempt from running. */
   generated?: boolean;
 }
@@ -285,6 +294,7 @@ function invalid(block: Block, ...errors: string[]): Step {
 }
 
 function planSh(block: Block, rules: Rules): Step {
+  if (block.code.startsWith(IN_A_CLONE)) return planRepositoryCommands(block, rules);
   const errors: string[] = [];
   const commands: string[] = [];
   const script = logicalLines(block.code).map((raw) => {
@@ -435,6 +445,40 @@ export function checkOutput(output: Block | undefined, stdout: string): string |
 /** Words as `wc -w` counts them: runs of non-space characters. */
 export function wordCount(text: string): number {
   return text.split(/\s+/).filter((w) => w !== '').length;
+}
+
+/** A block of the repository's commands: each `&&`-joined command must be one .ci/run runs. */
+function planRepositoryCommands(block: Block, rules: Rules): Step {
+  const known = rules.ciCommands ?? [];
+  const errors: string[] = [];
+  for (const raw of logicalLines(block.code)) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    for (const command of line.split('&&').map((c) => c.trim()))
+      if (!known.includes(command))
+        errors.push(
+          `"${command}" is not a command .ci/run runs (${known.map((c) => JSON.stringify(c)).join(', ')})`,
+        );
+  }
+  return errors.length > 0 ? { kind: 'invalid', block, errors } : { kind: 'ci', block };
+}
+
+/**
+ * The npm commands a CI script runs, as a person would type them: environment assignments, a
+ * `setsid` in front, `--` options and redirections dropped (`PINPOOL_REQUIRE_PROMTOOL=1 npm test` is `npm test`, `npm ci --no-audit`
+ * is `npm ci`).
+ */
+export function ciCommands(script: string): string[] {
+  const commands = new Set<string>();
+  for (const raw of logicalLines(script)) {
+    const line = raw.trim();
+    if (line.startsWith('#')) continue;
+    const m = /^(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*(?:setsid\s+)?(npm\s.*)$/.exec(line);
+    if (m === null) continue;
+    const words = shellWords(m[1]!.split(/[;&|<>]/)[0]!).filter((w) => !w.startsWith('-'));
+    commands.add(words.join(' '));
+  }
+  return [...commands];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -780,6 +824,11 @@ export function checksOf(
         break;
       case 'not-run':
         add(step, `not run (${step.block.notRun ?? ''})`, async () => undefined, step.block.notRun);
+        break;
+      case 'ci':
+        // The repository's commands: .ci/run runs each as CI's own steps (planRepositoryCommands
+        // has checked that it does); running them here would reinstall this checkout.
+        add(step, "the repository's commands, each run by .ci/run", async () => undefined);
         break;
       case 'generated':
         // docs/api.md's signatures: `scripts/api-docs.mjs --check` proves them current.
