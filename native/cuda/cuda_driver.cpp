@@ -81,56 +81,16 @@ bool resolve(void* lib, const char* name, F& out) {
   return out != nullptr;
 }
 
-// The codes pinpool can report without a driver, or when the driver cannot name one: the
-// CUresults of cuda_types.h, with the names of cudaError_enum in cuda.h (CUDA 13.0,
-// /usr/local/cuda/include/cuda.h) and the words cuGetErrorString gives them. 35 is not here: it
-// is the runtime API's cudaErrorInsufficientDriver, which the driver API has no name for.
-struct KnownError {
-  CUresult code;
-  const char* name;
-  const char* text;
-};
-constexpr KnownError kKnownErrors[] = {
-    {CUDA_SUCCESS, "CUDA_SUCCESS", "no error"},
-    {CUDA_ERROR_INVALID_VALUE, "CUDA_ERROR_INVALID_VALUE", "invalid argument"},
-    {CUDA_ERROR_OUT_OF_MEMORY, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
-    {CUDA_ERROR_NOT_INITIALIZED, "CUDA_ERROR_NOT_INITIALIZED", "initialization error"},
-    {CUDA_ERROR_DEINITIALIZED, "CUDA_ERROR_DEINITIALIZED", "driver shutting down"},
-    {CUDA_ERROR_NO_DEVICE, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
-    {CUDA_ERROR_INVALID_DEVICE, "CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
-    {CUDA_ERROR_INVALID_CONTEXT, "CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
-    {CUDA_ERROR_INVALID_HANDLE, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
-    {CUDA_ERROR_NOT_FOUND, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
-    {CUDA_ERROR_NOT_READY, "CUDA_ERROR_NOT_READY", "device not ready"},
-    {CUDA_ERROR_ILLEGAL_ADDRESS, "CUDA_ERROR_ILLEGAL_ADDRESS",
-     "an illegal memory access was encountered"},
-    {CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED, "CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED",
-     "part or all of the requested memory range is already mapped"},
-    {CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED, "CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED",
-     "pointer does not correspond to a registered memory region"},
-    {CUDA_ERROR_NOT_PERMITTED, "CUDA_ERROR_NOT_PERMITTED", "operation not permitted"},
-    {CUDA_ERROR_NOT_SUPPORTED, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
-    {CUDA_ERROR_UNKNOWN, "CUDA_ERROR_UNKNOWN", "unknown error"},
-};
-
-const KnownError* known_error(CUresult code) {
-  for (const KnownError& e : kKnownErrors)
-    if (e.code == code) return &e;
-  return nullptr;
-}
-
 // The driver's name (or words) for `code` through `entry` (cuGetErrorName, cuGetErrorString),
-// else pinpool's own, else nullptr. The driver's first: it knows codes newer than this table.
-const char* lookup(CUresult (*entry)(CUresult, const char**), CUresult code,
-                   const char* KnownError::*field) {
+// or nullptr. Without a driver no CUDA call is made, so there is no code to name (the errors of
+// native/binding/boundary.cpp then say `no-cuda`, with no CUDA fields).
+const char* lookup(CUresult (*entry)(CUresult, const char**), CUresult code) {
   const char* text = nullptr;
-  if (entry && entry(code, &text) == CUDA_SUCCESS && text) return text;
-  const KnownError* known = known_error(code);
-  return known ? known->*field : nullptr;
+  return entry && entry(code, &text) == CUDA_SUCCESS ? text : nullptr;
 }
 
 std::string describe(const Api& api, CUresult code) {
-  const char* name = lookup(api.GetErrorName, code, &KnownError::name);
+  const char* name = lookup(api.GetErrorName, code);
   return name ? name : "CUDA error " + std::to_string(code);
 }
 
@@ -430,7 +390,7 @@ CUresult launch_host_func(CUstream stream, CUhostFn fn, void* data) {
 std::string error_name(CUresult code) { return describe(loaded().api, code); }
 
 std::string error_string(CUresult code) {
-  const char* text = lookup(loaded().api.GetErrorString, code, &KnownError::text);
+  const char* text = lookup(loaded().api.GetErrorString, code);
   return text ? text : "unknown CUDA error";
 }
 

@@ -82,11 +82,9 @@ CUresult advise(int device, const void* ptr, size_t bytes, CUmem_advise advice, 
 CUresult launch_host_func(CUstream stream, CUhostFn fn, void* data);
 
 // "CUDA_ERROR_OUT_OF_MEMORY": the loaded driver's name for `code` (cuGetErrorName), else
-// pinpool's own for the codes it can report without a driver (cuda_types.h), else
 // "CUDA error <code>".
 std::string error_name(CUresult code);
-// "out of memory": the driver's words for `code` (cuGetErrorString), else pinpool's own, else
-// "unknown CUDA error".
+// "out of memory": the driver's words for `code` (cuGetErrorString), else "unknown CUDA error".
 std::string error_string(CUresult code);
 
 // The test double's extras (test/doubles/fake-cuda), found with dlsym; absent from a real driver.
