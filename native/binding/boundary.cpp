@@ -233,7 +233,8 @@ napi_value Constants(napi_env env, napi_callback_info) {
   for (auto [name, value] :
        {std::pair{"address", kAddress}, std::pair{"servedBy", kServedBy}, std::pair{"slab", kSlab},
         std::pair{"slabBytes", kSlabBytes}, std::pair{"liveSlot", kLiveSlot},
-        std::pair{"classBytes", kPoolClassBytes}, std::pair{"takingBack", kTakingBack}})
+        std::pair{"classBytes", kPoolClassBytes}, std::pair{"takingBack", kTakingBack},
+        std::pair{"route", kRoute}})
     put_number(table, name, value);
   napi_set_named_property(env, result, "slots", table);
   napi_create_object(env, &table);
@@ -247,6 +248,7 @@ napi_value Constants(napi_env env, napi_callback_info) {
         std::pair{"classBytes", thread_caches::kClassBytes},
         std::pair{"hits", thread_caches::kHits}, std::pair{"hitBytes", thread_caches::kHitBytes},
         std::pair{"frees", thread_caches::kFrees}, std::pair{"trims", thread_caches::kTrims},
+        std::pair{"poolTrims", thread_caches::kPoolTrims},
         std::pair{"positions", thread_caches::kCellCount}})
     put_number(table, name, value);
   put_number(table, "capacity", ThreadCache::kPositions);

@@ -142,7 +142,12 @@ napi_value HotAlloc(napi_env env, napi_callback_info info) {
   out[kServedBy] = leaf ? static_cast<double>(leaf->id()) : 0;
   out[kSlab] = address_value(result.slab);
   out[kSlabBytes] = static_cast<double>(result.slab_bytes);
-  out[kPoolClassBytes] = bytes ? static_cast<double>(h->class_bytes(bytes, alignment)) : 0;
+  // The route is read before anything else can allocate on this thread.
+  const int route = bytes ? alloc_route() : -1;
+  out[kRoute] = route;
+  out[kPoolClassBytes] =
+      route >= 0 ? static_cast<double>(h->routes()[route].back()->class_bytes(bytes, alignment))
+                 : 0;
   return value;
 }
 

@@ -18,12 +18,15 @@ enum Slot {
   kSlab = 2,            // address of the slab holding the block, or 0
   kSlabBytes = 3,       // its size, in bytes
   kLiveSlot = 4,        // the block's slot in the live table, for free() and transfer()
-  kPoolClassBytes = 5,  // what a pool holds for it (its size class), or 0: a thread cache
-                        // may keep the block only when this is not 0 (Handler::class_bytes())
+  kPoolClassBytes = 5,  // what the pool of its route holds for it (its size class), or 0: a
+                        // thread cache may keep the block only when this is not 0
+                        // (Handler::class_bytes())
   kTakingBack = 6,      // written by JavaScript: the live slot whose ArrayBuffer pinpool itself
                         // just detached and whose native call has not come yet, else -1
                         // (a thread ended in between has not lost that buffer: Instance::end)
-  kSlotCount = 7
+  kRoute = 7,           // the route it took among the handler's routes(), or -1: no pool of
+                        // ours classed it (core/handler.hpp alloc_route())
+  kSlotCount = 8
 };
 
 // What alloc() gives JavaScript to reach the block (src/boundary/native.ts View).

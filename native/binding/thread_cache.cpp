@@ -19,7 +19,7 @@ void ThreadCache::drop(napi_env env, bool ending) {
   instance = nullptr;
   inst->caches.erase(std::remove(inst->caches.begin(), inst->caches.end(), this),
                      inst->caches.end());
-  handler->remove_thread_cache(cells);
+  for (Handler* h : route) h->remove_thread_cache(cells);
   // The environment closes the notice itself when it ends.
   if (trim_notice && !ending) napi_release_threadsafe_function(trim_notice, napi_tsfn_abort);
   for (int p = 0; p < kPositions; p++) {
@@ -40,7 +40,7 @@ void ThreadCache::drop(napi_env env, bool ending) {
 
 void ThreadCache::release() {
   if (--refs > 0) return;
-  handler->release();
+  for (Handler* h : route) h->release();
   delete this;
 }
 
@@ -58,29 +58,34 @@ void notify_trim(void* ctx) {
 // any more, and it lets go of the cache.
 void trim_notice_gone(napi_env, void* data, void*) {
   auto* cache = static_cast<ThreadCache*>(data);
-  cache->handler->clear_trim_notice(cache->cells);
+  for (Handler* h : cache->route) h->clear_trim_notice(cache->cells);
   cache->trim_notice = nullptr;
   cache->release();
 }
 
-// threadCache(handler, trimAsked) -> { cells: Float64Array, cache } or null when the handler
-// keeps no size classes (only a pool's blocks can wait in a thread cache). trimAsked() runs in
-// this thread when a trim in another thread asks the cache to give its blocks back.
+// threadCache(handler, route, trimAsked) -> { cells: Float64Array, cache, pool } or null when
+// the handler has no such route (alloc() reports the route of each block: only blocks a pool of
+// ours classed can wait in a thread cache). `pool` is the id of the route's pool. trimAsked() runs
+// in this thread when another thread asks the cache to give its blocks back.
 napi_value NewThreadCache(napi_env env, napi_callback_info info) {
-  PINPOOL_ARGS(env, info, 2, "threadCache(handler, trimAsked)");
+  PINPOOL_ARGS(env, info, 3, "threadCache(handler, route, trimAsked)");
   auto* inst = static_cast<Instance*>(function_data);
   PINPOOL_REQUIRE_HANDLER(0, inst, h);
-  PINPOOL_REQUIRE_FUNCTION(1, trim_asked);
+  PINPOOL_REQUIRE_SIZE(1, route_index);
+  PINPOOL_REQUIRE_FUNCTION(2, trim_asked);
   napi_value result;
-  if (h->class_bytes(64, 64) == 0) {
+  const std::vector<Route>& routes = h->routes();
+  if (route_index >= routes.size()) {
     napi_get_null(env, &result);
     return result;
   }
+  const Route& route = routes[route_index];
   auto* cache = new ThreadCache();
   std::fill(std::begin(cache->cells), std::end(cache->cells), 0.0);
   std::fill(cache->cells + tc::kCellCount, std::end(cache->cells), -1.0);
   cache->handler = h;
-  h->retain();
+  cache->route = route;
+  for (Handler* on : route) on->retain();
   cache->instance = inst;
   cache->refs = 1;  // the instance's
   inst->caches.push_back(cache);
@@ -110,10 +115,14 @@ napi_value NewThreadCache(napi_env env, napi_callback_info info) {
   } else {
     cache->trim_notice = nullptr;  // trims are then seen at the thread's next call only
   }
-  h->add_thread_cache(cache->cells, notify_trim, cache);
+  for (Handler* on : route)
+    on->add_thread_cache(cache->cells, notify_trim, cache, /*pool=*/on == route.back());
   result = js_object(env);
   set_named(env, result, "cells", cells);
   set_named(env, result, "cache", handle);
+  napi_value pool;
+  napi_create_double(env, static_cast<double>(route.back()->id()), &pool);
+  set_named(env, result, "pool", pool);
   return result;
 }
 
@@ -129,22 +138,24 @@ napi_value DropCache(napi_env env, napi_callback_info info) {
 }
 
 // trimAfterThreadCache(cache) -> bytes: the cache gave its blocks back for a trim asked in
-// another thread, which ran without them: the pool gives its cached memory back upstream now.
+// another thread, which ran without them: the route's pool gives its cached memory back
+// upstream now (the others of the route trimmed already, and keep nothing of the cache's).
 napi_value TrimAfterThreadCache(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 1, "trimAfterThreadCache(cache)");
   PINPOOL_REQUIRE_HANDLE(0, ThreadCache, cache);
   PINPOOL_REQUIRE(cache->instance == function_data);  // this environment's, not dropped
   napi_value bytes;
-  napi_create_double(env, static_cast<double>(cache->handler->trim_after_thread_cache()), &bytes);
+  napi_create_double(env, static_cast<double>(cache->route.back()->trim_after_thread_cache()),
+                     &bytes);
   return bytes;
 }
 
-// notePeak(cache): the thread's use of the pool passed its last mark; raise the peaks.
+// notePeak(cache): the thread's use of the route passed its last mark; raise the peaks.
 napi_value NotePeak(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 1, "notePeak(cache)");
   PINPOOL_REQUIRE_HANDLE(0, ThreadCache, cache);
   PINPOOL_REQUIRE(cache->instance == function_data);  // this environment's, not dropped
-  cache->handler->note_peak();
+  for (Handler* on : cache->route) on->note_peak();
   return nullptr;
 }
 

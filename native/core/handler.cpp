@@ -129,6 +129,7 @@ void Handler::release() {
 
 void* Handler::allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) noexcept {
   void* p = nullptr;
+  alloc_route() = -1;  // a leaf's block; a pool or an adaptor says otherwise
   try {
     if (deferred_count_.load(std::memory_order_relaxed) != 0) reclaim();
     if (is_valid_alignment(alignment))
@@ -277,9 +278,9 @@ size_t Handler::reclaim() {
   return finished;
 }
 
-void Handler::add_thread_cache(double* cells, void (*asked)(void*), void* ctx) {
+void Handler::add_thread_cache(double* cells, void (*asked)(void*), void* ctx, bool pool) {
   std::lock_guard<SpinLock> lock(thread_caches_lock_);
-  thread_caches_.push_back({cells, asked, ctx});
+  thread_caches_.push_back({cells, asked, ctx, pool});
   thread_cache_count_.store(thread_caches_.size(), std::memory_order_relaxed);
 }
 
@@ -301,7 +302,7 @@ void Handler::remove_thread_cache(double* cells) {
 thread_caches::Totals Handler::thread_cached() const {
   thread_caches::Totals totals;
   std::lock_guard<SpinLock> lock(thread_caches_lock_);
-  for (const CacheEntry& e : thread_caches_) totals.add(e.cells);
+  for (const CacheEntry& e : thread_caches_) totals.add(e.cells, e.pool);
   return totals;
 }
 
@@ -313,13 +314,32 @@ void Handler::note_peak() {
   stats_.allocations.raise_peak(blocks > cached.blocks ? blocks - cached.blocks : 0);
 }
 
-void Handler::ask_thread_caches_to_trim() {
+void Handler::ask_thread_caches_to_trim() { ask_thread_caches(true); }
+
+void Handler::ask_thread_caches_to_return() { ask_thread_caches(false); }
+
+void Handler::ask_thread_caches(bool trim) {
+  using namespace thread_caches;
   std::lock_guard<SpinLock> lock(thread_caches_lock_);
   for (const CacheEntry& e : thread_caches_) {
-    thread_caches::store(e.cells, thread_caches::kTrims,
-                         thread_caches::load(e.cells, thread_caches::kTrims) + 1);
+    if (trim) store(e.cells, kPoolTrims, load(e.cells, kPoolTrims) + 1);
+    store(e.cells, kTrims, load(e.cells, kTrims) + 1);
     if (e.asked) e.asked(e.ctx);
   }
+}
+
+size_t Handler::add_routes_through(const pinpool_handler* upstream) {
+  const Handler* ours = from_abi(upstream);
+  if (!ours) return 0;
+  size_t added = 0;
+  for (const Route& below : ours->routes()) {
+    if (routes_.size() >= kMaxRoutes) break;
+    Route route{this};
+    route.insert(route.end(), below.begin(), below.end());
+    routes_.push_back(std::move(route));
+    added++;
+  }
+  return added;
 }
 
 void Handler::clear_trim_notice(const double* cells) {

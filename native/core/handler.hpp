@@ -42,6 +42,25 @@ inline void fail(pinpool_alloc_info* info, Failure f) {
   info->cuda_error = f.cuda_error;
 }
 
+class Handler;
+
+// A route: the handlers an allocation passed through, from the handler called down to the first
+// pool below it (a fallback's side, a limit, the pool), which is the one that caches such blocks.
+// A thread cache in front of a chain (binding/thread_cache.hpp) keeps blocks by route, and its
+// counts are folded into the statistics of every handler on the route.
+using Route = std::vector<Handler*>;
+// The most routes one handler tells apart; blocks of the others are not cached in front of it.
+inline constexpr size_t kMaxRoutes = 8;
+
+// The route the last successful allocate() on this thread took, as an index into the routes()
+// of the handler called, or -1 when no pool of ours classed the block (a leaf served it, a pool
+// passed it through, a foreign handler was on the way). Each allocate() writes it: a leaf -1, a
+// pool 0 (its one route: itself), an adaptor its upstream's index moved into its own list.
+inline int& alloc_route() {
+  thread_local int route = -1;
+  return route;
+}
+
 class Handler {
  public:
   Handler(std::string name, const char* kind);
@@ -106,6 +125,9 @@ class Handler {
   // The bytes this handler holds for a block of (bytes, alignment) when it caches such blocks
   // (a pool: the size class), else 0. Only blocks with a class may wait in a thread cache.
   virtual size_t class_bytes(size_t /*bytes*/, size_t /*alignment*/) const { return 0; }
+  // The routes from this handler to the pools below it (see Route), at most kMaxRoutes, fixed
+  // at construction: a pool has one (itself), a leaf none, an adaptor its upstreams' behind it.
+  const std::vector<Route>& routes() const { return routes_; }
 
   // Thread caches in front of this handler (thread_caches.hpp). A cache's counts are folded
   // into the statistics while it is added; remove_thread_cache() folds what it did for good.
@@ -114,7 +136,11 @@ class Handler {
   // `asked(ctx)`, if given, is called (under a lock: it must not block or call back into this
   // handler) when a trim asks the cache to give its blocks back, so that a thread that makes
   // no further call to the pool still hears of it; clear_trim_notice() stops the calls.
-  void add_thread_cache(double* cells, void (*asked)(void*) = nullptr, void* ctx = nullptr);
+  // `pool`: the cache keeps this handler's blocks (the last handler of the cache's route), so
+  // what it holds counts in cachedBytes here; on the other handlers of the route it counts only
+  // as not in use.
+  void add_thread_cache(double* cells, void (*asked)(void*) = nullptr, void* ctx = nullptr,
+                        bool pool = true);
   void remove_thread_cache(double* cells);
   void clear_trim_notice(const double* cells);
   // Gives cached memory back upstream without asking the thread caches again: what a cache
@@ -172,6 +198,13 @@ class Handler {
   virtual size_t do_trim() { return 0; }
   // Asks every thread cache in front to give its blocks back (at its thread's next call).
   void ask_thread_caches_to_trim();
+  // The same for a limit that refused while thread caches held some of its budget: they give
+  // their blocks back, but the pools below keep them cached (no trim follows).
+  void ask_thread_caches_to_return();
+  // Each subclass adds its routes in its constructor (see routes()).
+  std::vector<Route> routes_;
+  // Adds the routes of `upstream` (when it is one of ours) behind this handler; returns how many.
+  size_t add_routes_through(const pinpool_handler* upstream);
 
   Stats stats_;  // mutable through const paths only via atomics
 
@@ -213,7 +246,9 @@ class Handler {
     double* cells;         // the cache's counts
     void (*asked)(void*);  // told of a trim (see add_thread_cache), or null
     void* ctx;
+    bool pool;  // the cache keeps this handler's blocks (see add_thread_cache)
   };
+  void ask_thread_caches(bool trim);
   mutable SpinLock thread_caches_lock_;        // guards thread_caches_
   std::vector<CacheEntry> thread_caches_;      // each thread cache in front
   std::atomic<size_t> thread_cache_count_{0};  // thread_caches_.size(), readable without the lock
@@ -241,6 +276,7 @@ inline void* upstream_alloc(pinpool_handler* h, size_t bytes, size_t alignment,
       if (p) ours->hold(p);
       return p;
     }
+    alloc_route() = -1;  // a foreign handler keeps no route of ours
     return h->alloc(h->ctx, bytes, alignment, info);
   } catch (const std::bad_alloc&) {
     *info = pinpool_alloc_info{};

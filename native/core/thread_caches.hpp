@@ -24,8 +24,10 @@ enum Cell : int {
   kHits = 3,        // allocations the cache served
   kHitBytes = 4,    // their bytes
   kFrees = 5,       // frees the cache took
-  kTrims = 6,       // trims asked of the handler since the cache began (written by trim())
-  kCellCount = 8    // cells before the cache's slot list (binding/thread_cache.hpp)
+  kTrims = 6,       // requests to give the blocks back since the cache began (written by the
+                    // handlers of its route: trim(), a pool over its cap, a limit that refused)
+  kPoolTrims = 7,   // of those, the trims: the pool trims again once the blocks are back
+  kCellCount = 8    // cells before the cache's slot list (binding/thread_caches.hpp)
 };
 
 inline double load(const double* cells, int i) {
@@ -51,10 +53,11 @@ inline uint64_t count(const double* cells, int i) {
 struct Totals {
   uint64_t blocks = 0, bytes = 0, class_bytes = 0, hits = 0, hit_bytes = 0, frees = 0;
 
-  void add(const double* cells) {
+  // `pool`: the cache keeps this handler's blocks, which count as cached here (class_bytes).
+  void add(const double* cells, bool pool = true) {
     blocks += count(cells, kBlocks);
     bytes += count(cells, kBytes);
-    class_bytes += count(cells, kClassBytes);
+    if (pool) class_bytes += count(cells, kClassBytes);
     hits += count(cells, kHits);
     hit_bytes += count(cells, kHitBytes);
     frees += count(cells, kFrees);

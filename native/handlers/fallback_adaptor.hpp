@@ -31,7 +31,10 @@ class FallbackAdaptor final : public Handler {
         primary_(primary),
         secondary_(secondary),
         min_bytes_(min_bytes),
-        max_bytes_(max_bytes) {}
+        max_bytes_(max_bytes) {
+    primary_routes_ = add_routes_through(primary);
+    secondary_routes_ = add_routes_through(secondary);
+  }
 
   pinpool_handler* primary() const { return primary_.get(); }
   pinpool_handler* secondary() const { return secondary_.get(); }
@@ -55,6 +58,8 @@ class FallbackAdaptor final : public Handler {
         void* p = upstream_alloc(primary_.get(), bytes, alignment, info);
         if (p) {
           primary_live_.fetch_add(1, std::memory_order_relaxed);
+          int& route = alloc_route();  // the primary's routes come first in ours
+          if (route >= static_cast<int>(primary_routes_)) route = -1;
           return p;
         }
         if (info->code == PINPOOL_ERR_UNAVAILABLE) {
@@ -76,6 +81,10 @@ class FallbackAdaptor final : public Handler {
     *info = pinpool_alloc_info{};
     void* p = upstream_alloc(secondary_.get(), bytes, alignment, info);
     if (p && why != Reason::Size) note_secondary_in_range(p);
+    int& route = alloc_route();  // the secondary's routes follow the primary's in ours
+    route = p && route >= 0 && route < static_cast<int>(secondary_routes_)
+                ? static_cast<int>(primary_routes_) + route
+                : -1;
     return p;
   }
 
@@ -135,8 +144,10 @@ class FallbackAdaptor final : public Handler {
 
   UpstreamRef primary_;
   UpstreamRef secondary_;
-  const uint64_t min_bytes_;                          // smallest request the primary sees, in bytes
-  const uint64_t max_bytes_;                          // largest request the primary sees, in bytes
+  const uint64_t min_bytes_;     // smallest request the primary sees, in bytes
+  const uint64_t max_bytes_;     // largest request the primary sees, in bytes
+  size_t primary_routes_ = 0;    // routes through the primary: the first of routes()
+  size_t secondary_routes_ = 0;  // routes through the secondary: the rest
   std::atomic<bool> primary_unavailable_{false};      // sticky: the primary said "unavailable"
   std::atomic<uint64_t> primary_live_{0};             // live blocks served by the primary
   std::atomic<uint64_t> secondary_in_range_live_{0};  // live in-range blocks from the secondary

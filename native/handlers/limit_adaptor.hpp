@@ -36,6 +36,7 @@ class LimitAdaptor final : public Handler {
   LimitAdaptor(std::string name, pinpool_handler* upstream, uint64_t max_bytes)
       : Handler(std::move(name), "limit"), upstream_(upstream), max_bytes_(max_bytes) {
     stats_.capBytes.store(max_bytes, std::memory_order_relaxed);
+    add_routes_through(upstream);  // its routes are its upstream's, behind it
   }
 
   pinpool_handler* upstream() const { return upstream_.get(); }
@@ -58,12 +59,19 @@ class LimitAdaptor final : public Handler {
         why.bytes_in_use = used;
         why.cap_bytes = max_bytes_;
         why.set = true;
+        // Blocks waiting in thread caches in front hold some of the budget: their threads give
+        // them back (each at its next call, or through its notice), so a later request fits.
+        if (thread_cache_count() != 0 && thread_cached().bytes != 0) ask_thread_caches_to_return();
         return nullptr;
       }
     } while (!used_.compare_exchange_weak(used, used + bytes, std::memory_order_acquire,
                                           std::memory_order_relaxed));
     void* p = upstream_alloc(upstream_.get(), bytes, alignment, info);
     if (!p) count_down(used_, bytes);  // never counted in the statistics: no order needed
+    // The upstream's route is ours (the same index): a block cached in front still holds its
+    // bytes of the budget, so the cap holds whatever the thread caches keep.
+    int& route = alloc_route();
+    if (route >= static_cast<int>(routes_.size())) route = -1;
     return p;
   }
 

@@ -44,3 +44,4 @@ export const CLASS_BYTES = cell(slots.classBytes, scratch.length);
 export const LIVE_SLOT = cell(slots.liveSlot, scratch.length);
 export const SLAB_ADDRESS = cell(slots.slab, scratch.length);
 export const SLAB_BYTES = cell(slots.slabBytes, scratch.length);
+export const ROUTE = cell(slots.route, scratch.length);

@@ -83,12 +83,14 @@ export interface AddonCalls {
 }
 const addonKeys = { scratch: true, info: true } as const satisfies Record<keyof AddonCalls, true>;
 
-/** A pool's thread cache, and the probes of buffer moves and leases (native/binding/thread_cache.cpp). */
+/** Thread caches, and the probes of buffer moves and leases (native/binding/thread_cache.cpp). */
 export interface ThreadCacheCalls {
+  /** A cache of the blocks of one of the handler's routes; `pool` is the id of the route's pool. */
   threadCache(
     handle: NativeHandle,
+    route: number,
     trimAsked: () => void,
-  ): { cells: Float64Array; cache: NativeThreadCache } | null;
+  ): { cells: Float64Array; cache: NativeThreadCache; pool: number } | null;
   trimAfterThreadCache(cache: NativeThreadCache): number;
   dropCache(cache: NativeThreadCache): void;
   notePeak(cache: NativeThreadCache): void;
@@ -383,6 +385,7 @@ export interface NativeConstants {
     liveSlot: number;
     classBytes: number;
     takingBack: number;
+    route: number;
   };
   /** A thread cache's shared record (native/core/thread_caches.hpp): where each count sits,
    * where its slot list begins, and how many blocks it holds at most. */
@@ -394,6 +397,7 @@ export interface NativeConstants {
     hitBytes: number;
     frees: number;
     trims: number;
+    poolTrims: number;
     positions: number;
     capacity: number;
   };

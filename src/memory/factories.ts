@@ -72,7 +72,8 @@ export interface PoolOptions {
    * the cache off. Default 64 MiB, or maxCachedBytes when smaller (at most 256 blocks, 64 of
    * one size). Blocks in thread caches count against maxCachedBytes and cacheRatio with the
    * pool's own; a pool over either asks the threads for them (each gives them back at its next
-   * call), and trim() does too.
+   * call), and trim() does too. A fallback or limit over the pool (defaultHandler() too) keeps
+   * its own cache of the pool's blocks in each thread, of the same size.
    */
   threadCacheBytes?: number;
 }
@@ -276,7 +277,8 @@ let defaultChain: Handler | undefined;
 
 /**
  * The chain that works on every host: pool(pinned) -> pool(locked) -> pageable. Each fallback is
- * counted with its reason. The same handler is returned on every call in a thread.
+ * counted with its reason. The same handler is returned on every call in a thread; a hit in its
+ * thread cache (one per pool of the chain) makes no call into native code.
  */
 export function defaultHandler(): Handler {
   defaultChain ??= fallback(

@@ -6,6 +6,7 @@ import {
   ADDRESS,
   CLASS_BYTES,
   LIVE_SLOT,
+  ROUTE,
   SLAB_ADDRESS,
   SLAB_BYTES,
   scratch,
@@ -128,8 +129,10 @@ export class Handler {
   // Private, so no other value can be put in its place (the native side checks its type tag).
   readonly #handle: NativeHandle;
   readonly #slabs: Map<number, SlabView> | undefined;
-  // This thread's cache in front of the pool (pools only); see thread-cache.ts.
-  readonly #cache: ThreadCache | undefined;
+  // This thread's caches in front of the handler, one per route that has one (a pool has one
+  // route, itself); see thread-cache.ts. `#byRoute` holds null for a route that caches nothing.
+  readonly #caches: ThreadCache[] = [];
+  readonly #byRoute: (ThreadCache | null)[] = [];
   readonly #cacheBytes: number | undefined; // the pool's threadCacheBytes, when not the default
   // A file-mapping handler (mapFile) serves its one block once; this wrapper has asked for it.
   #fileMapped: boolean | undefined;
@@ -165,16 +168,9 @@ export class Handler {
     this.#slabs = slabViews ? new Map() : undefined;
     this.#fileMapped = d.kind === 'file' ? false : undefined;
     this.#cacheBytes = threadCacheBytes;
-    // A trim asked in another thread reaches this thread's cache at its next call; the cache
-    // then gives its blocks back, and the slabs this thread no longer views are let go.
-    const trimmed = () => {
-      this.#releaseIdleSlabs();
-    };
-    this.#cache =
-      d.kind === 'pool'
-        ? ThreadCache.create(handle, threadCacheBytes ?? DEFAULT_THREAD_CACHE_BYTES, trimmed)
-        : undefined;
-    if (this.#cache !== undefined) dropWhenCollected.register(this, this.#cache.native);
+    // A pool's one route (itself) has its cache at once; a chain's are made as their first
+    // blocks come.
+    if (d.kind === 'pool') this.#cacheFor(0);
     wrappers.set(this.id, new WeakRef(this));
     forget.register(this, this.id);
   }
@@ -211,8 +207,7 @@ export class Handler {
         );
       this.#fileMapped = true;
     }
-    const cache = this.#cache;
-    if (cache !== undefined) {
+    for (const cache of this.#caches) {
       const block = cache.take(bytes, alignment);
       if (block !== undefined) {
         const buffer = block.spare;
@@ -224,26 +219,39 @@ export class Handler {
       binding.traceFallbacks((fallbacksTraced = !fallbacksTraced));
     // A slabViews pool views the block through its slab when the pool carved it from one (only
     // the pool knows: large and passed-through blocks are not); otherwise it gets a buffer.
-    const ab = binding.alloc(
-      this.#handle,
-      bytes,
-      alignment,
-      this.#slabs === undefined ? views.buffer : views.slabOrBuffer,
-    );
+    const view = this.#slabs === undefined ? views.buffer : views.slabOrBuffer;
+    let ab = binding.alloc(this.#handle, bytes, alignment, view);
+    if (ab === null) {
+      const error = binding.takeError();
+      // A limit refused while this thread's caches hold some of its budget: they give it back
+      // (the limit asked every thread's), and the request is tried once more.
+      const limited = error instanceof PinpoolError && error.reason === 'limit';
+      if (!limited || !this.#givesBackCached()) {
+        if (fallbacksTraced) this.#publishFallbacks(bytes);
+        throw error;
+      }
+      ab = binding.alloc(this.#handle, bytes, alignment, view);
+    }
     if (fallbacksTraced) this.#publishFallbacks(bytes);
     if (ab === null) throw binding.takeError();
     const address = scratch[ADDRESS];
     const servedBy = scratch[SERVED_BY];
     const classBytes = scratch[CLASS_BYTES];
     const slot = scratch[LIVE_SLOT];
+    const route = scratch[ROUTE];
     let slab: SlabView | undefined;
     if (ab === undefined) slab = this.#slabOf(scratch[SLAB_ADDRESS], scratch[SLAB_BYTES]);
     let keeper: ThreadCache | undefined;
-    if (cache !== undefined) {
-      cache.allocatedNatively();
-      // A block the pool classes may wait in the cache when freed: a slab view always, a block
-      // with its own ArrayBuffer where transfer() can take that buffer back.
-      if (classBytes > 0 && (slab !== undefined || movesBuffers)) keeper = cache;
+    // A block a pool of the chain classes may wait in a cache when freed: a slab view always, a
+    // block with its own ArrayBuffer where transfer() can take that buffer back.
+    if (classBytes > 0 && route >= 0 && (slab !== undefined || movesBuffers)) {
+      const cache = this.#byRoute[route] ?? this.#cacheFor(route);
+      if (cache !== undefined) {
+        cache.allocatedNatively();
+        keeper = cache;
+      }
+    } else if (route >= 0) {
+      this.#byRoute[route]?.allocatedNatively();
     }
     const block = new Block({
       owner: this,
@@ -257,6 +265,54 @@ export class Handler {
       cache: keeper,
     });
     return this.#handOut(block, ab === undefined ? undefined : handOut(ab, slot, address), zero);
+  }
+
+  /**
+   * This thread's cache of the blocks of route `route`, made on first use; undefined when the
+   * route caches nothing (then never asked again).
+   */
+  #cacheFor(route: number): ThreadCache | undefined {
+    const known = this.#byRoute[route];
+    if (known !== undefined) return known ?? undefined;
+    // A trim asked in another thread reaches this thread's caches at their next call; each
+    // then gives its blocks back, and the slabs this thread no longer views are let go.
+    const trimmed = () => {
+      this.#releaseIdleSlabs();
+    };
+    const cache = ThreadCache.create(
+      this.#handle,
+      route,
+      (pool) => this.#cacheLimit(pool),
+      trimmed,
+    );
+    this.#byRoute[route] = cache ?? null;
+    if (cache !== undefined) {
+      this.#caches.push(cache);
+      dropWhenCollected.register(this, cache.native);
+    }
+    return cache;
+  }
+
+  /**
+   * What a cache of the blocks of the pool `pool` keeps at most: the pool's `threadCacheBytes`
+   * as this thread knows it (its own, or its wrapper's here), else the default.
+   */
+  #cacheLimit(pool: number): number {
+    if (pool === this.id) return this.#cacheBytes ?? DEFAULT_THREAD_CACHE_BYTES;
+    const owner = wrappers.get(pool)?.deref();
+    return (owner === undefined ? undefined : owner.#cacheBytes) ?? DEFAULT_THREAD_CACHE_BYTES;
+  }
+
+  /** Gives every block this thread's caches hold back; false when they held none. */
+  #givesBackCached(): boolean {
+    let held = false;
+    for (const cache of this.#caches) {
+      if (cache.holding) {
+        held = true;
+        cache.giveBack();
+      }
+    }
+    return held;
   }
 
   #handOut(block: Block, buffer: ArrayBuffer | undefined, zero: boolean): HostBuffer {
@@ -301,7 +357,7 @@ export class Handler {
   trim(): number {
     if (!Handler.is(this)) throw notAHandler();
     // This thread's cached blocks first (other threads give theirs back at their next call).
-    this.#cache?.giveBack();
+    for (const cache of this.#caches) cache.giveBack();
     this.#releaseIdleSlabs();
     return binding.trim(this.#handle);
   }

@@ -1,7 +1,14 @@
 /**
  * The thread cache: this thread's blocks of one pool, freed and waiting for this thread's next
- * allocation of their size (mimalloc's thread-local free lists; PyTorch's per-thread host
- * caches). A pool hit here never calls into native code.
+ * allocation of their size from the same handler (mimalloc's thread-local free lists; PyTorch's
+ * per-thread host caches). A hit here never calls into native code.
+ *
+ * A cache sits in front of every handler a user allocates from, not only a pool: in front of a
+ * chain (a fallback, a limit) there is one per route, the way down to one pool in it (native
+ * core/handler.hpp `Route`), made when the first block of that route is allocated. Its record
+ * is folded into the statistics of every handler on the route; a block it holds still counts
+ * against every limit on the way, so a cache can never take a thread past a cap (a limit that
+ * refuses while caches hold some of its budget asks them for their blocks).
  *
  * A block keeps its ArrayBuffer while it waits. `free()` takes the buffer back from the user
  * with `ArrayBuffer.prototype.transfer()` (Node 22 and later), which detaches the user's
@@ -42,6 +49,7 @@ const HITS = cell(layout.hits, POSITIONS);
 const HIT_BYTES = cell(layout.hitBytes, POSITIONS);
 const FREES = cell(layout.frees, POSITIONS);
 const TRIMS = cell(layout.trims, POSITIONS);
+const POOL_TRIMS = cell(layout.poolTrims, POSITIONS);
 /** Blocks of one size (and alignment) a cache keeps at most. */
 const PER_SIZE = 64;
 /** Default bytes one thread cache keeps at most, per pool. */
@@ -59,29 +67,38 @@ export class ThreadCache {
   readonly #byKey = new Map<string, Block[]>();
   readonly #positions: number[] = [];
   #trims = 0;
+  #poolTrims = 0;
   /** The cache's bytes at their lowest since this thread last called the pool natively. */
   #lowWater = 0;
+  /** Its blocks at their lowest since then. */
+  #lowBlocks = 0;
 
-  /** A cache in front of the pool behind `handle`, or undefined when it caches nothing. */
   readonly #trimmed: () => void;
 
   /**
-   * A cache in front of the pool behind `handle`, or undefined when it caches nothing.
-   * `trimmed` runs after the cache gave its blocks back for a trim asked in another thread.
+   * A cache in front of the handler behind `handle`, for the blocks of its route `route`, or
+   * undefined when it caches nothing. `limitBytes` is what it keeps at most, given the id of the
+   * route's pool. `trimmed` runs after the cache gave its blocks back for a trim asked in
+   * another thread.
    */
   static create(
     handle: NativeHandle,
-    limitBytes: number,
+    route: number,
+    limitBytes: (pool: number) => number,
     trimmed: () => void,
   ): ThreadCache | undefined {
-    if (!(limitBytes > 0)) return undefined;
     // A trim in another thread queues this on ours, so a thread that never calls the pool again
     // still gives its blocks back. Weakly: the notice must not keep the cache, or the Handler
     // wrapper that owns it, alive.
     let self: WeakRef<ThreadCache> | undefined = undefined;
-    const made = binding.threadCache(handle, () => self?.deref()?.trimAskedElsewhere());
+    const made = binding.threadCache(handle, route, () => self?.deref()?.trimAskedElsewhere());
     if (made === null) return undefined;
-    const cache = new ThreadCache(made.cells, made.cache, limitBytes, trimmed);
+    const limit = limitBytes(made.pool);
+    if (!(limit > 0)) {
+      binding.dropCache(made.cache); // holds nothing yet
+      return undefined;
+    }
+    const cache = new ThreadCache(made.cells, made.cache, limit, trimmed);
     self = new WeakRef(cache);
     return cache;
   }
@@ -102,6 +119,11 @@ export class ThreadCache {
   /** The native half, for dropping it when the owner is collected. */
   get native(): NativeThreadCache {
     return this.#native;
+  }
+
+  /** True while the cache holds a block. */
+  get holding(): boolean {
+    return this.#cells[BLOCKS] > 0;
   }
 
   /** A waiting block of `bytes` and `alignment`, now handed out; undefined on a miss. */
@@ -126,10 +148,11 @@ export class ThreadCache {
     c[HIT_BYTES] += block.byteLength;
     c[POSITIONS + block.position] = -1;
     this.#positions.push(block.position);
-    if (c[BYTES] < this.#lowWater) {
-      // This thread now uses more of the pool than at any point since its last native call:
-      // the pool's peak may have risen.
+    if (c[BYTES] < this.#lowWater || c[BLOCKS] < this.#lowBlocks) {
+      // This thread now uses more of the pool (bytes, or buffers) than at any point since its
+      // last native call: the pool's peaks may have risen.
       this.#lowWater = c[BYTES];
+      this.#lowBlocks = c[BLOCKS];
       binding.notePeak(this.#native);
     }
     return block;
@@ -138,6 +161,7 @@ export class ThreadCache {
   /** This thread just allocated from the pool natively (the pool counted that allocation). */
   allocatedNatively(): void {
     this.#lowWater = this.#cells[BYTES];
+    this.#lowBlocks = this.#cells[BLOCKS];
   }
 
   /**
@@ -205,9 +229,13 @@ export class ThreadCache {
    * native notice): give them back now, and finish that trim, which ran without them.
    */
   trimAskedElsewhere(): void {
-    if (this.#cells[TRIMS] === this.#trims) return; // seen at a call already
+    const c = this.#cells;
+    if (c[TRIMS] === this.#trims) return; // seen at a call already
+    // Read before giving back, which takes the request as seen. Only a trim asks the pool to
+    // trim again: a limit that wanted its budget back leaves the pool's cache alone.
+    const trim = c[POOL_TRIMS] !== this.#poolTrims;
     this.#trimAsked();
-    binding.trimAfterThreadCache(this.#native);
+    if (trim) binding.trimAfterThreadCache(this.#native);
   }
 
   /**
@@ -217,6 +245,7 @@ export class ThreadCache {
    */
   giveBack(): void {
     const c = this.#cells;
+    this.#poolTrims = c[POOL_TRIMS];
     this.#trims = c[TRIMS];
     for (const lists of [this.#bySize.values(), this.#byKey.values()]) {
       for (const list of lists) {
@@ -225,6 +254,7 @@ export class ThreadCache {
       }
     }
     this.#lowWater = c[BYTES];
+    this.#lowBlocks = c[BLOCKS];
   }
 
   /** Gives one waiting block (already out of its list) back to the pool through native free(). */

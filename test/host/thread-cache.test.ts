@@ -147,6 +147,19 @@ describe.each(modes)('thread cache, $name', ({ slabViews, cached }) => {
     expect([withCache.stats().cachedBytes, withCache.stats().reservedBytes]).toEqual([0, 0]);
   });
 
+  it('a hit that raises the buffers in use past their peak, with bytes to spare, raises the peak', () => {
+    const h = pool(pageable(), { slabViews });
+    Array.from({ length: 3 }, () => h.alloc(64)).forEach((b) => b.free()); // 3 wait in the cache
+    const kept = h.alloc(4096); // native: 1 in use
+    const big = h.alloc(200_000); // native: 2 in use; the cache holds 192 bytes now
+    big.free(); // the cache holds 200 192 bytes
+    const hits = Array.from({ length: 3 }, () => h.alloc(64)); // 4 in use; the cache never
+    // held fewer bytes than at the last native call, but fewer blocks
+    expect(h.stats().buffersInUse).toBe(4);
+    expect(h.stats().buffersPeak).toBe(4);
+    [kept, ...hits].forEach((b) => b.free());
+  });
+
   it('keeps at most threadCacheBytes; a free past it goes to the pool', () => {
     const h = pool(pageable(), { slabViews, threadCacheBytes: 8192 });
     const bufs = [h.alloc(4096), h.alloc(4096), h.alloc(4096)];

@@ -29,7 +29,9 @@ PoolAdaptor::PoolAdaptor(std::string name, pinpool_handler* upstream, const Pool
     : Handler(std::move(name), "pool"),
       upstream_(upstream),
       options_(options),
-      cache_ratio_(bounded(options.cache_ratio)) {}
+      cache_ratio_(bounded(options.cache_ratio)) {
+  routes_.push_back({this});  // its blocks are its own to cache, whatever lies below
+}
 
 PoolAdaptor::~PoolAdaptor() {
   // By the reference rules nothing is live when the last reference goes, so every cached block
@@ -286,6 +288,7 @@ void* PoolAdaptor::do_allocate(size_t bytes, size_t alignment, pinpool_alloc_inf
   if (passes_through(bytes, alignment, options_.max_cached_bytes)) {
     void* p = pass_through(bytes, alignment, info);
     not_in_a_slab(info);
+    alloc_route() = -1;  // not cached here, whatever the upstream does with it
     return p;
   }
   int index = class_for(bytes, alignment);
@@ -302,6 +305,7 @@ void* PoolAdaptor::do_allocate(size_t bytes, size_t alignment, pinpool_alloc_inf
   // class_bytes / 8 bytes of shadow. Only the bytes asked for: the class's tail stays
   // poisoned, so an overrun past the request is caught too.
   if (p) asan::unpoison(p, bytes);
+  alloc_route() = p ? 0 : -1;
   return p;
 }
 
