@@ -204,8 +204,9 @@ describe('a limit’s cap holds with thread caches in front', () => {
     expect(h.stats().bytesInUse).toBe(8192);
     expectCode(() => h.alloc(64), 'ERR_PINPOOL_OUT_OF_MEMORY');
     big.free();
-    // The first try of `big` was refused, and counted so, before the cache gave the budget back.
-    expect(h.stats().failures).toEqual({ limit: 2 });
+    // The first try of `big` was refused, and counted so, before the cache gave the budget back
+    // (where blocks with their own buffers are cached: not on Node 20).
+    expect(h.stats().failures).toEqual({ limit: movesBuffers ? 2 : 1 });
     expect(h.stats().allocations).toBe(3);
   });
 
