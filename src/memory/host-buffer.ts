@@ -108,13 +108,14 @@ export function elementSize(type: unknown, name = 'type'): number {
  * (hidden classes) that optimized code checks only weakly: a collection that finds no
  * HostBuffer alive drops HostBuffer's map (and Block's, when no block waits in a cache) and
  * deoptimizes every function of the allocation path ("embedded weak objects cleared" under
- * --trace-deopt); the next tens of thousands of pool hits then ran 2-6x slower until V8 had
- * compiled them again (measured on Node 20 to 26). A block waiting in a thread cache keeps
- * the first of its HostBuffers the cache took back (`Block.retired`: one comparison on a hit's
- * free, no store); HostBuffer's fields hold objects only, so its map is never replaced by a
- * more general one and any one of them will do. A free that goes to native code keeps the
- * latest one here (a WeakMap store beside a native call), which holds the Block's current
- * map too. Each keeps one small released object, and nothing longer than its owner lives.
+ * --trace-deopt); the next tens of thousands of pool hits then ran 2-9x slower until V8 had
+ * compiled them again (2-3.8x the instructions; Node 20 to 26, issue 22). A block waiting in
+ * a thread cache keeps the first of its HostBuffers the cache took back (`Block.retired`: one
+ * comparison on a hit's free, no store); HostBuffer's fields hold objects only, so its map is
+ * never replaced by a more general one and any one of them will do. A free that goes to native
+ * code keeps the latest one here (a WeakMap store beside a native call), which holds the
+ * Block's current map too. Each keeps one small released object, and nothing longer than its
+ * owner lives.
  */
 const retiredBy = new WeakMap<Handler, HostBuffer>();
 
