@@ -102,6 +102,23 @@ export function elementSize(type: unknown, name = 'type'): number {
   return size;
 }
 
+/**
+ * The HostBuffer each handler freed last through native code, released, kept as long as the
+ * handler, so that a full collection never finds HostBuffer's shape dead. V8 holds the maps
+ * (hidden classes) that optimized code checks only weakly: a collection that finds no
+ * HostBuffer alive drops HostBuffer's map (and Block's, when no block waits in a cache) and
+ * deoptimizes every function of the allocation path ("embedded weak objects cleared" under
+ * --trace-deopt); the next tens of thousands of pool hits then ran 2-9x slower until V8 had
+ * compiled them again (2-3.8x the instructions; Node 20 to 26, issue 22). A block waiting in
+ * a thread cache keeps the first of its HostBuffers the cache took back (`Block.retired`: one
+ * comparison on a hit's free, no store); HostBuffer's fields hold objects only, so its map is
+ * never replaced by a more general one and any one of them will do. A free that goes to native
+ * code keeps the latest one here (a WeakMap store beside a native call), which holds the
+ * Block's current map too. Each keeps one small released object, and nothing longer than its
+ * owner lives.
+ */
+const retiredBy = new WeakMap<Handler, HostBuffer>();
+
 function released(): PinpoolError {
   return new PinpoolError(
     ErrorCode.RELEASED,
@@ -284,7 +301,11 @@ export class HostBuffer {
     // its buffer back (detached here, so a stale view reaches nothing). Otherwise native code
     // detaches the buffer, and the block waits for every lease on its memory (a copy in flight,
     // an ArrayBuffer that escaped) before it is handed out again.
-    if (!block.cache?.keep(block, own)) {
+    if (block.cache?.keep(block, own) === true) {
+      // Once per block: a store on every free would cost each hit a write barrier.
+      block.retired ??= this;
+    } else {
+      retiredBy.set(block.owner, this);
       const buffer = own === undefined ? undefined : takeBack(own, block.slot);
       try {
         binding.free(block.owner.handle, buffer, block.slot, block.address, false);
@@ -472,6 +493,8 @@ export class Block implements BlockFields {
   position = -1;
   /** Its ArrayBuffer while it waits in a thread cache. */
   spare: ArrayBuffer | undefined = undefined;
+  /** The first of its HostBuffers a thread cache took back, kept as long as the block: see retiredBy. */
+  retired: HostBuffer | undefined = undefined;
 
   constructor(fields: BlockFields) {
     this.owner = fields.owner;
