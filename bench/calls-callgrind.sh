@@ -18,8 +18,9 @@
 #   arraybuffer  new Uint8Array(new ArrayBuffer(4096))    floor        alloc-small.mjs's floor
 #   <case>-gc    <case> in the M iterations after a full collection
 #
-# V8 must compile on the main thread (--single-threaded): otherwise the background compiler's
-# instructions land in the count, differently from run to run. And a loop that runs as one long
+# V8 compiles on the main thread (--single-threaded), so that the count is the main thread's
+# work: without it the background compiler's instructions land in it too (THREADED=1 shows how
+# much: about 1% for `default` on Node 24 with this method). And a loop that runs as one long
 # call is compiled on stack (OSR), which under --single-threaded stays at V8's middle tier
 # (Maglev) on Node 24 and 26: each case therefore runs in calls of BATCH iterations, as a
 # benchmark's batches do. Node 26 reaches TurboFan only after 20 000 to 40 000 iterations, hence
@@ -130,8 +131,8 @@ const size = Number(batchSize);
 const iterate = (n) => {
   for (let done = 0; done < n; done += size) batch(size);
 };
-// The tier check (a separate run with --allow-natives-syntax, never counted): whether the batch
-// function runs as TurboFan code, read by comparing its status bits (their layout changes between
+// The tier check (a separate run with --allow-natives-syntax, never counted): whether the
+// function that iterates runs as TurboFan code, read by comparing its status bits (their layout changes between
 // V8 versions) with those of a function TurboFan compiled on request.
 const tier = process.env.CALLS_TIER_CHECK === undefined ? null : tierOf();
 function tierOf() {
@@ -143,7 +144,8 @@ function tierOf() {
   new Function('f', '%OptimizeFunctionOnNextCall(f)')(reference);
   reference(3);
   const turbofan = status(reference);
-  return () => ((status(batch) & turbofan) === turbofan ? 'turbofan' : 'not-turbofan');
+  const hot = base === 'scope' ? batch_controller : batch; // the function that iterates
+  return () => ((status(hot) & turbofan) === turbofan ? 'turbofan' : 'not-turbofan');
 }
 const states = [];
 iterate(Number(n1));
