@@ -10,7 +10,8 @@
 //            lives a little while, as request handlers do, so scavenges run between hits
 //   keep     each buffer and its `bytes` are kept until the next iteration and freed after the
 //            next one is allocated, as real code does
-// Batches of BATCH alloc+free; figures are per alloc+free. gc() needs --expose-gc: without it
+// Batches of BATCH alloc+free; figures are per alloc+free, the median of ROUNDS rounds of every
+// case, and each ratio the median of that ratio within each round. gc() needs --expose-gc: without it
 // the suite runs itself again in a child `node --expose-gc` (so `npm run bench` works) and
 // returns the child's report.
 //
@@ -29,7 +30,15 @@ const SIZE = 4096;
 // show in one batch, small enough for many samples of the slowest case.
 const BATCH = 10_000;
 const SUITE = 'the calls users make, 4 KiB alloc+free';
+// Rounds of all cases, and each case's time in a round.
+const ROUNDS = quick ? 1 : 5;
+const ROUND_MS = quick ? 300 : 500;
 const RESULT_FILE = 'PINPOOL_BENCH_CALLS_RESULT';
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
 
 /** Runs this file again under `node --expose-gc` and returns the report the child wrote. */
 function runWithGc() {
@@ -172,33 +181,48 @@ export async function run() {
   cases['floor: gc (control)'] = timedAfterGc('floor: gc (control)', floor);
   cases['floor: garbage (control)'] = floorGarbage;
 
-  const measured = await measure(cases, { batch: BATCH });
+  // Rounds of every case, each round one measure() of all cases; a figure is the median over
+  // rounds, and a ratio the median of the ratios within each round, so that a slow drift of a
+  // shared machine falls out of it.
+  const rounds = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const samples of afterGc.values()) samples.length = 0;
+    const measured = await measure(cases, { batch: BATCH, time: ROUND_MS });
+    // The after-collection rows: the last `samples` batches the case timed are tinybench's run
+    // (the first ones were its warm-up).
+    rounds.push(
+      measured.map((row) => {
+        const own = afterGc.get(row.case);
+        if (own === undefined) return row;
+        const ns = own.slice(-row.samples).map((t) => t / BATCH);
+        const mean = ns.reduce((a, b) => a + b, 0) / ns.length;
+        return {
+          ...row,
+          opsPerSec: 1e9 / mean,
+          medianNs: median(ns),
+          p99Ns: [...ns].sort((a, b) => a - b)[Math.floor((ns.length - 1) * 0.99)],
+        };
+      }),
+    );
+  }
   for (const v of Object.values(user)) v.release();
   if (sink === 42) console.log('');
-
-  // The after-collection rows: the last `samples` batches the case timed are tinybench's run
-  // (the first ones were its warm-up).
-  const rows = measured.map((row) => {
-    const own = afterGc.get(row.case);
-    if (own === undefined) return row;
-    const ns = own.slice(-row.samples).map((t) => t / BATCH);
-    const sorted = [...ns].sort((a, b) => a - b);
-    const mean = ns.reduce((a, b) => a + b, 0) / ns.length;
-    return {
-      ...row,
-      opsPerSec: 1e9 / mean,
-      medianNs: sorted[Math.floor(sorted.length / 2)],
-      p99Ns: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))],
-    };
-  });
+  const rows = rounds[0].map((row, i) => ({
+    case: row.case,
+    opsPerSec: median(rounds.map((r) => r[i].opsPerSec)),
+    medianNs: median(rounds.map((r) => r[i].medianNs)),
+    p99Ns: median(rounds.map((r) => r[i].p99Ns)),
+    samples: rounds.reduce((n, r) => n + r[i].samples, 0),
+  }));
 
   // ratio(rows, a, b) is throughput a / throughput b, i.e. time b / time a.
-  const times = (x, y) => ratio(rows, `${y}`, `${x}`); // time of x over time of y
+  const byRound = (a, b) => median(rounds.map((r) => ratio(r, a, b)));
+  const times = (x, y) => byRound(y, x); // time of x over time of y
   const targets = [];
   for (const name of Object.keys(user))
     targets.push({
       label: `new ArrayBuffer time / ${name} time (warm)`,
-      value: ratio(rows, `${name}: warm`, 'new ArrayBuffer(4096)'),
+      value: byRound(`${name}: warm`, 'new ArrayBuffer(4096)'),
       min: 3,
     });
   for (const name of Object.keys(user).slice(0, 3))
