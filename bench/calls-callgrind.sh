@@ -7,8 +7,11 @@
 # M iterations, and the figure is the second dump's total over M. Counting the whole process and
 # taking the difference of two runs (N2 against N1 iterations) is not repeatable: start-up varies
 # by +-6 million instructions from run to run (+-300 per alloc+free at M = 20 000); the dump
-# between the markers repeats to the instruction. Everything the process does in between counts:
-# the garbage collections the iterations cause, and every thread's instructions.
+# between the markers repeats to the instruction on a quiet machine, and within about 100 per
+# alloc+free on a loaded one (something timed by the wall clock, a GC heuristic or a task, then
+# lands in the window): compare checkouts in one invocation, where each case runs for every
+# checkout back to back. Everything the process does in between counts: the garbage collections
+# the iterations cause, and every thread's instructions.
 # An "after gc" case runs a full collection (gc()) after the warm-up, before the first marker.
 #
 #   default      defaultHandler().alloc(4096)            controller   alloc() outside every run()
