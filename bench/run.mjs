@@ -7,6 +7,7 @@ import { quick } from './lib.mjs';
 
 const suites = [
   'alloc-small.mjs',
+  'calls.mjs',
   'alloc-large.mjs',
   'scoped.mjs',
   'fallback.mjs',
