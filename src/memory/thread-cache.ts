@@ -65,6 +65,10 @@ export class ThreadCache {
   /** Waiting blocks by size, for the default alignment; others by `size:alignment`. */
   readonly #bySize = new Map<number, Block[]>();
   readonly #byKey = new Map<string, Block[]>();
+  // The list of the size asked last (default alignment): most loops ask one size again and
+  // again, and a comparison costs less than a map lookup on every alloc and free.
+  #lastSize = -1;
+  #lastList: Block[] = [];
   readonly #positions: number[] = [];
   #trims = 0;
   #poolTrims = 0;
@@ -131,7 +135,11 @@ export class ThreadCache {
     const c = this.#cells;
     if (c[TRIMS] !== this.#trims) this.#trimAsked();
     const list =
-      alignment === 64 ? this.#bySize.get(bytes) : this.#byKey.get(`${bytes}:${alignment}`);
+      alignment !== 64
+        ? this.#byKey.get(`${bytes}:${alignment}`)
+        : bytes === this.#lastSize
+          ? this.#lastList
+          : this.#sizeList(bytes);
     if (list === undefined) return undefined;
     const block = list.pop();
     if (block === undefined) return undefined;
@@ -184,8 +192,16 @@ export class ThreadCache {
     if (leaseFlag[0] !== 0 && binding.leased(block.address, block.byteLength)) return false;
     let list: Block[] | undefined;
     if (block.alignment === 64) {
-      list = this.#bySize.get(block.byteLength);
-      if (list === undefined) this.#bySize.set(block.byteLength, (list = []));
+      const bytes = block.byteLength;
+      if (bytes === this.#lastSize) list = this.#lastList;
+      else {
+        list = this.#sizeList(bytes);
+        if (list === undefined) {
+          this.#bySize.set(bytes, (list = []));
+          this.#lastSize = bytes;
+          this.#lastList = list;
+        }
+      }
     } else {
       const key = `${block.byteLength}:${block.alignment}`;
       list = this.#byKey.get(key);
@@ -217,6 +233,16 @@ export class ThreadCache {
     c[FREES]++;
     list.push(block);
     return true;
+  }
+
+  /** The list of blocks of `bytes` (default alignment), now the last one asked for, if any. */
+  #sizeList(bytes: number): Block[] | undefined {
+    const list = this.#bySize.get(bytes);
+    if (list !== undefined) {
+      this.#lastSize = bytes;
+      this.#lastList = list;
+    }
+    return list;
   }
 
   #trimAsked(): void {
