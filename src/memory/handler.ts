@@ -131,8 +131,10 @@ export class Handler {
   readonly #slabs: Map<number, SlabView> | undefined;
   // This thread's caches in front of the handler, one per route that has one (a pool has one
   // route, itself); see thread-cache.ts. `#byRoute` holds null for a route that caches nothing.
+  // The first made is also in `#cache` (a pool's only one), which a hit reads without a loop.
   readonly #caches: ThreadCache[] = [];
   readonly #byRoute: (ThreadCache | null)[] = [];
+  #cache: ThreadCache | undefined = undefined;
   readonly #cacheBytes: number | undefined; // the pool's threadCacheBytes, when not the default
   // A file-mapping handler (mapFile) serves its one block once; this wrapper has asked for it.
   #fileMapped: boolean | undefined;
@@ -207,8 +209,9 @@ export class Handler {
         );
       this.#fileMapped = true;
     }
-    for (const cache of this.#caches) {
-      const block = cache.take(bytes, alignment);
+    const cache = this.#cache;
+    if (cache !== undefined) {
+      const block = cache.take(bytes, alignment) ?? this.#takeFromOthers(bytes, alignment);
       if (block !== undefined) {
         const buffer = block.spare;
         block.spare = undefined;
@@ -245,11 +248,8 @@ export class Handler {
     // A block a pool of the chain classes may wait in a cache when freed: a slab view always, a
     // block with its own ArrayBuffer where transfer() can take that buffer back.
     if (classBytes > 0 && route >= 0 && (slab !== undefined || movesBuffers)) {
-      const cache = this.#byRoute[route] ?? this.#cacheFor(route);
-      if (cache !== undefined) {
-        cache.allocatedNatively();
-        keeper = cache;
-      }
+      keeper = this.#byRoute[route] ?? this.#cacheFor(route);
+      keeper?.allocatedNatively();
     } else if (route >= 0) {
       this.#byRoute[route]?.allocatedNatively();
     }
@@ -288,9 +288,20 @@ export class Handler {
     this.#byRoute[route] = cache ?? null;
     if (cache !== undefined) {
       this.#caches.push(cache);
+      this.#cache ??= cache;
       dropWhenCollected.register(this, cache.native);
     }
     return cache;
+  }
+
+  /** A hit in a cache other than the first (a chain with several routes), if any. */
+  #takeFromOthers(bytes: number, alignment: number): Block | undefined {
+    const caches = this.#caches;
+    for (let i = 1; i < caches.length; i++) {
+      const block = caches[i]?.take(bytes, alignment);
+      if (block !== undefined) return block;
+    }
+    return undefined;
   }
 
   /**
