@@ -22,6 +22,7 @@ void ThreadCache::drop(napi_env env, bool ending) {
   for (Handler* h : route) h->remove_thread_cache(cells);
   // The environment closes the notice itself when it ends.
   if (trim_notice && !ending) napi_release_threadsafe_function(trim_notice, napi_tsfn_abort);
+  Handler* handler = route.front();  // the blocks were allocated from it
   for (int p = 0; p < kPositions; p++) {
     double slot = tc::load(cells, tc::kCellCount + p);
     tc::store(cells, tc::kCellCount + p, -1);
@@ -83,7 +84,6 @@ napi_value NewThreadCache(napi_env env, napi_callback_info info) {
   auto* cache = new ThreadCache();
   std::fill(std::begin(cache->cells), std::end(cache->cells), 0.0);
   std::fill(cache->cells + tc::kCellCount, std::end(cache->cells), -1.0);
-  cache->handler = h;
   cache->route = route;
   for (Handler* on : route) on->retain();
   cache->instance = inst;

@@ -29,9 +29,8 @@ struct ThreadCache {
   static constexpr int kPositions = 256;  // blocks one cache holds at most
 
   double cells[thread_caches::kCellCount + kPositions];
-  Handler* handler = nullptr;    // the handler the blocks were allocated from, first of the route
-  Route route;                   // the handlers the record is added to, each with a reference;
-                                 // the last is the pool that caches the blocks
+  Route route;  // the handlers the record is added to, each with a reference: the first is
+                // the one the blocks were allocated from, the last the pool that caches them
   Instance* instance = nullptr;  // its environment; nullptr once dropped
   int refs = 0;                  // the instance's list, the External, the cells' ArrayBuffer,
                                  // the trim notice
