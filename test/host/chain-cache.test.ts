@@ -22,39 +22,30 @@ import {
   type PoolOptions,
 } from 'pinpool';
 
-import { binding } from '../../dist/src/boundary/native.js';
 import { movesBuffers } from '../../dist/src/memory/thread-cache.js';
 
 import { collected } from '../support/collect.js';
+import { nativeCalls, random } from '../support/native-calls.js';
 import { expectCode } from '../support/expect-error.js';
 
 const dist = JSON.stringify(join(__dirname, '..', '..', 'dist', 'src', 'index.js'));
 
-/** Counts the binding's alloc() and free() calls while `fn` runs. */
-function nativeCalls(fn: () => void): { alloc: number; free: number } {
-  const calls = { alloc: 0, free: 0 };
-  const b = binding as unknown as Record<'alloc' | 'free', (...args: unknown[]) => unknown>;
-  const [nativeAlloc, nativeFree] = [b.alloc, b.free];
-  b.alloc = (...args) => (calls.alloc++, nativeAlloc(...args));
-  b.free = (...args) => (calls.free++, nativeFree(...args));
-  try {
-    fn();
-  } finally {
-    b.alloc = nativeAlloc;
-    b.free = nativeFree;
-  }
-  return calls;
-}
-
-/** A pseudo-random sequence (xorshift), so a failure replays. */
-function random(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
+/**
+ * A worker that attaches `h`, allocates and frees `blocks` blocks of 4 KiB (they wait in its
+ * thread cache), then idles, never calling the handler again; resolves once they are cached.
+ */
+async function idleWorkerCaching(h: Handler, blocks: number): Promise<Worker> {
+  const worker = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads');
+     const { attach } = require(${dist});
+     const h = attach(workerData.token);
+     Array.from({ length: workerData.blocks }, () => h.alloc(4096)).forEach((b) => b.free());
+     parentPort.postMessage('cached');
+     setInterval(() => {}, 1000);`,
+    { eval: true, workerData: { token: h.share(), blocks } },
+  );
+  await once(worker, 'message');
+  return worker;
 }
 
 /**
@@ -214,16 +205,7 @@ describe('a limit’s cap holds with thread caches in front', () => {
     'another thread’s cache cannot take this thread past the cap; asked, it gives the budget back',
     async () => {
       const h = limit(pool(pageable()), { maxBytes: 65536 });
-      const worker = new Worker(
-        `const { parentPort, workerData } = require('node:worker_threads');
-         const { attach } = require(${dist});
-         const h = attach(workerData);
-         Array.from({ length: 16 }, () => h.alloc(4096)).forEach((b) => b.free());
-         parentPort.postMessage('cached');
-         setInterval(() => {}, 1000); // idle: never calls the handler again`,
-        { eval: true, workerData: h.share() },
-      );
-      await once(worker, 'message');
+      const worker = await idleWorkerCaching(h, 16);
       expect(h.stats().bytesInUse).toBe(0); // the worker's 64 KiB wait in its cache
       expectCode(() => h.alloc(4096), 'ERR_PINPOOL_OUT_OF_MEMORY'); // they still hold the budget
       let got: HostBuffer | undefined;
@@ -257,16 +239,7 @@ describe('a chain’s thread caches give their blocks back', () => {
   it('when their thread ends, counted as frees at every level', async () => {
     const inner = pool(pageable());
     const h = fallback(inner, pageable());
-    const worker = new Worker(
-      `const { parentPort, workerData } = require('node:worker_threads');
-       const { attach } = require(${dist});
-       const h = attach(workerData);
-       Array.from({ length: 8 }, () => h.alloc(4096)).forEach((b) => b.free());
-       parentPort.postMessage('cached');
-       setInterval(() => {}, 1000);`,
-      { eval: true, workerData: h.share() },
-    );
-    await once(worker, 'message');
+    const worker = await idleWorkerCaching(h, 8);
     await worker.terminate();
     for (const x of [h, inner]) {
       const s = x.stats();
@@ -279,16 +252,7 @@ describe('a chain’s thread caches give their blocks back', () => {
   it('when a pool of the chain is trimmed in another thread, by a thread that makes no further call', async () => {
     const inner = pool(pageable());
     const h = fallback(inner, pageable());
-    const worker = new Worker(
-      `const { parentPort, workerData } = require('node:worker_threads');
-       const { attach } = require(${dist});
-       const h = attach(workerData);
-       Array.from({ length: 8 }, () => h.alloc(4096)).forEach((b) => b.free());
-       parentPort.postMessage('cached');
-       setInterval(() => {}, 1000);`,
-      { eval: true, workerData: h.share() },
-    );
-    await once(worker, 'message');
+    const worker = await idleWorkerCaching(h, 8);
     expect(inner.stats().reservedBytes).toBeGreaterThan(0);
     inner.trim();
     for (let i = 0; i < 500 && inner.stats().reservedBytes !== 0; i++) await sleep(10);

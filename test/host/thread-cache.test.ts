@@ -8,40 +8,13 @@ import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { attach, controller, Handler, pageable, pool, type HostBuffer } from 'pinpool';
 
-import { binding } from '../../dist/src/boundary/native.js';
 import { movesBuffers } from '../../dist/src/memory/thread-cache.js';
 
 import { collected } from '../support/collect.js';
+import { nativeCalls, random } from '../support/native-calls.js';
 import { expectCode } from '../support/expect-error.js';
 
 const dist = JSON.stringify(join(__dirname, '..', '..', 'dist', 'src', 'index.js'));
-
-/** Counts the binding's alloc() and free() calls while `fn` runs. */
-function nativeCalls(fn: () => void): { alloc: number; free: number } {
-  const calls = { alloc: 0, free: 0 };
-  const b = binding as unknown as Record<'alloc' | 'free', (...args: unknown[]) => unknown>;
-  const [alloc, free] = [b.alloc, b.free];
-  b.alloc = (...args) => (calls.alloc++, alloc(...args));
-  b.free = (...args) => (calls.free++, free(...args));
-  try {
-    fn();
-  } finally {
-    b.alloc = alloc;
-    b.free = free;
-  }
-  return calls;
-}
-
-/** A pseudo-random sequence (xorshift), so a failure replays. */
-function random(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 const modes = [
   { name: 'own ArrayBuffers', slabViews: false, cached: movesBuffers },
