@@ -12,6 +12,7 @@ export type {
   HandlerToken,
   LeafKind,
   PinpoolNativeHandle,
+  TrimOptions,
 } from './memory/handler.js';
 export { HostBuffer } from './memory/host-buffer.js';
 export type { BufferToken, TypedArrayConstructor } from './memory/host-buffer.js';
@@ -33,6 +34,7 @@ export type {
   PoolOptions,
   FallbackOptions,
   LimitOptions,
+  GrowthOptions,
 } from './memory/factories.js';
 export { attach, adopt } from './threads/tokens.js';
 export { info } from './observe/info.js';

@@ -13,6 +13,7 @@
 #include "../core/lock_cap.hpp"
 #include "../core/stats.hpp"
 #include "../cuda/cuda_driver.hpp"
+#include "../support/kernel.hpp"
 #include "buffer_lifetime.hpp"
 #include "hot_path.hpp"
 #include "instance.hpp"
@@ -57,6 +58,10 @@ napi_value Info(napi_env env, napi_callback_info) {
     set_named(env, dev, "name", js_string(env, d.devices[i].name));
     set_named(env, dev, "totalBytes",
               js_number(env, static_cast<double>(d.devices[i].total_bytes)));
+    const std::string& bus = d.devices[i].pci_bus_id;
+    if (!bus.empty()) set_named(env, dev, "pciBusId", js_string(env, bus));
+    set_named(env, dev, "numaNode",
+              js_number(env, bus.empty() ? -1 : kernel().pci_node(bus.c_str())));
     set_element(env, devices, static_cast<uint32_t>(i), dev);
   }
   set_named(env, c, "devices", devices);

@@ -7,6 +7,7 @@
 #include "../cuda/cuda_driver.hpp"
 #include "../handlers/limit_adaptor.hpp"
 #include "../handlers/pool/pool_adaptor.hpp"
+#include "../support/align.hpp"
 #include "handler_factory.hpp"
 #include "hot_path.hpp"
 #include "instance.hpp"
@@ -255,6 +256,7 @@ napi_value Constants(napi_env env, napi_callback_info) {
   napi_set_named_property(env, result, "threadCacheCells", table);
   put_number(result, "slabMaxBlock", static_cast<double>(PoolAdaptor::kSlabMaxBlock));
   put_number(result, "poolBlockAlignment", static_cast<double>(PoolAdaptor::kBlockAlignment));
+  put_number(result, "pageSize", static_cast<double>(page_size()));
   napi_create_object(env, &table);
   for (auto [name, value] :
        {std::pair{"readMostly", CU_MEM_ADVISE_SET_READ_MOSTLY},

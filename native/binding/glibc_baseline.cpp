@@ -27,11 +27,22 @@ __attribute__((visibility("hidden"))) char __libc_single_threaded = 0;
 #ifdef PINPOOL_GLIBC_BASE
 __asm__(".symver pthread_once,pthread_once@" PINPOOL_GLIBC_BASE);
 __asm__(".symver __pthread_key_create,__pthread_key_create@" PINPOOL_GLIBC_BASE);
+// Growth's first-touch threads (core/growth.cpp) start and detach with these.
+__asm__(".symver pthread_create,pthread_create@" PINPOOL_GLIBC_BASE);
+__asm__(".symver pthread_detach,pthread_detach@" PINPOOL_GLIBC_BASE);
 int __pthread_key_create(pthread_key_t* key, void (*destructor)(void*));
 
 __attribute__((visibility("hidden"))) int __wrap_pthread_once(pthread_once_t* once,
                                                               void (*init)(void)) {
   return pthread_once(once, init);
+}
+__attribute__((visibility("hidden"))) int __wrap_pthread_create(pthread_t* thread,
+                                                                const pthread_attr_t* attr,
+                                                                void* (*start)(void*), void* arg) {
+  return pthread_create(thread, attr, start, arg);
+}
+__attribute__((visibility("hidden"))) int __wrap_pthread_detach(pthread_t thread) {
+  return pthread_detach(thread);
 }
 __attribute__((visibility("hidden"))) int __wrap___pthread_key_create(pthread_key_t* key,
                                                                       void (*destructor)(void*)) {

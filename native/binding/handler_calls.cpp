@@ -1,11 +1,16 @@
-// The calls on a handler as a whole: create one, trim it, read its statistics, describe it,
-// share it with another thread (secret) and attach it there.
+// The calls on a handler as a whole: create one, trim it, reserve ahead (a pool), read its
+// statistics, describe it, share it with another thread (secret) and attach it there.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <iterator>
 #include <string>
 #include <vector>
 
+#include "../core/fallback_log.hpp"
+#include "../core/lock_cap.hpp"
+#include "../handlers/limit_adaptor.hpp"
+#include "../handlers/pool/pool_adaptor.hpp"
 #include "../lifetime/transfers.hpp"
 #include "handler_factory.hpp"
 #include "module_exports.hpp"
@@ -41,6 +46,103 @@ napi_value Trim(napi_env env, napi_callback_info info) {
   return js_number(env, static_cast<double>(h->trim()));
 }
 
+// trimReservation(pool) -> bytes given back upstream: trim(), then the reservation's chunks that
+// hold no block. Throws for a handler that is not a pool.
+napi_value TrimReservation(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 1, "trimReservation(pool)");
+  PINPOOL_REQUIRE_HANDLE(0, Handler, h);
+  auto* pool = dynamic_cast<PoolAdaptor*>(h);
+  if (!pool)
+    return throw_error(
+        env, code::kInvalidArgument,
+        "trim({ reservation: true }): " + h->name() + " is a " + h->kind() + ", not a pool");
+  return js_number(env, static_cast<double>(pool->trim_reservation()));
+}
+
+// A reserve() under way: it grows the pool on a thread of libuv's pool, so the event loop goes
+// on, and settles its Promise on the JavaScript thread.
+struct Reservation {
+  PoolAdaptor* pool = nullptr;  // holds a reference
+  uint64_t id = 0;              // PoolAdaptor::begin_reservation()'s
+  uint64_t bytes = 0;
+  bool ok = false;
+  pinpool_alloc_info info{};
+  // What the growing thread recorded of a refusal, for the error (alloc_error() reads them from
+  // the calling thread).
+  LockRefusal lock;
+  LimitRefusal limit;
+  napi_deferred deferred = nullptr;
+  napi_async_work work = nullptr;
+};
+
+void reserve_execute(napi_env, void* data) {
+  auto* r = static_cast<Reservation*>(data);
+  fallback_log().count = 0;
+  lock_refusal().set = false;
+  limit_refusal().set = false;
+  try {
+    r->ok = r->pool->reserve(r->id, r->bytes, &r->info);
+  } catch (...) {  // out of memory for the pool's own bookkeeping
+    r->ok = false;
+    fail(&r->info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::OutOfMemory});
+  }
+  r->lock = lock_refusal();
+  r->limit = limit_refusal();
+}
+
+void reserve_complete(napi_env env, napi_status status, void* data) {
+  auto* r = static_cast<Reservation*>(data);
+  if (env && status == napi_ok && r->ok) {
+    // Whole chunks: what the pool grew by.
+    uint64_t chunk = r->pool->chunk_bytes();
+    uint64_t grown = (r->bytes / chunk + (r->bytes % chunk != 0)) * chunk;
+    napi_resolve_deferred(env, r->deferred, js_number(env, static_cast<double>(grown)));
+  } else if (env) {
+    lock_refusal() = r->lock;
+    limit_refusal() = r->limit;
+    napi_value error = alloc_error(env, r->pool->name().c_str(), r->bytes, r->info.code,
+                                   r->info.reason, r->info.cuda_error);
+    napi_reject_deferred(env, r->deferred, error);
+  }
+  if (env) napi_delete_async_work(env, r->work);
+  r->pool->release();
+  delete r;
+}
+
+// reserve(pool, bytes) -> Promise<bytes grown>: grows the pool by `bytes` (whole chunks) without
+// blocking the event loop (PoolAdaptor::reserve()). Rejects with the allocation's error, the
+// pool left as it was. Throws for a handler that is not a pool.
+napi_value Reserve(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 2, "reserve(pool, bytes)");
+  PINPOOL_REQUIRE_HANDLE(0, Handler, h);
+  PINPOOL_REQUIRE_SIZE(1, bytes);
+  auto* pool = dynamic_cast<PoolAdaptor*>(h);
+  if (!pool)
+    return throw_error(env, code::kInvalidArgument,
+                       "reserve(): " + h->name() + " is a " + h->kind() + ", not a pool");
+  auto* r = new Reservation();
+  r->pool = pool;
+  r->bytes = bytes;
+  r->id = pool->begin_reservation();
+  pool->retain();
+  napi_value promise, name;
+  napi_create_promise(env, &r->deferred, &promise);
+  napi_create_string_utf8(env, "pinpool.reserve", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, nullptr, name, reserve_execute, reserve_complete, r, &r->work) !=
+          napi_ok ||
+      napi_queue_async_work(env, r->work) != napi_ok) {
+    if (r->work) napi_delete_async_work(env, r->work);
+    pinpool_alloc_info none{};
+    pool->reserve(r->id, 0, &none);  // ends it: no miss waits for it any more
+    napi_reject_deferred(
+        env, r->deferred,
+        make_error(env, code::kOutOfMemory, "reserve(): could not queue the work"));
+    pool->release();
+    delete r;
+  }
+  return promise;
+}
+
 // The words of a space-separated list ("limit pinned locked") as a JavaScript array.
 napi_value js_words(napi_env env, const char* text) {
   std::vector<std::string> words;
@@ -58,7 +160,8 @@ napi_value js_words(napi_env env, const char* text) {
 
 // statsLayout() -> the statistics table of stats.hpp (PINPOOL_STATS), one record per statistic:
 // { name, stem, type, aggregator, kinds (null: every kind), labels, slot, width, reasons (per
-// reason statistics: the reason of each slot), help }. Read once; stats() then fills numbers.
+// reason statistics: the reason of each slot), bounds (histograms: each bucket's upper bound, in
+// seconds, Infinity last), help }. Read once; stats() then fills numbers.
 napi_value StatsLayout(napi_env env, napi_callback_info) {
   napi_value rows = js_array(env, std::size(kStatTable));
   uint32_t n = 0;
@@ -72,7 +175,13 @@ napi_value StatsLayout(napi_env env, napi_callback_info) {
     set_named(env, o, "labels", js_words(env, s.labels));
     set_named(env, o, "slot", js_number(env, s.slot));
     set_named(env, o, "width", js_number(env, s.width));
-    if (s.width == kReasonCount) {
+    if (std::string(s.type) == "histogram") {
+      napi_value bounds = js_array(env, kGrowthBucketCount);
+      for (int i = 0; i < kGrowthBucketCount; i++)
+        set_element(env, bounds, static_cast<uint32_t>(i),
+                    js_number(env, i < kGrowthBucketCount - 1 ? kGrowthBounds[i] : INFINITY));
+      set_named(env, o, "bounds", bounds);
+    } else if (s.width == kReasonCount) {
       napi_value reasons = js_array(env, kReasonCount);
       for (int i = 0; i < kReasonCount; i++)
         set_element(env, reasons, static_cast<uint32_t>(i),
@@ -158,6 +267,8 @@ void ExportHandlerCalls(napi_env env, napi_value exports) {
   export_functions(env, exports,
                    {{"createHandler", guarded<CreateHandler>},
                     {"trim", guarded<Trim>},
+                    {"trimReservation", guarded<TrimReservation>},
+                    {"reserve", guarded<Reserve>},
                     {"stats", guarded<GetStats>},
                     {"statsLayout", guarded<StatsLayout>},
                     {"describe", guarded<Describe>},

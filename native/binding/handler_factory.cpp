@@ -1,5 +1,6 @@
 #include "handler_factory.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "boundary.hpp"
@@ -12,6 +13,7 @@
 #include "../handlers/pageable_handler.hpp"
 #include "../handlers/pinned_handler.hpp"
 #include "../handlers/pool/pool_adaptor.hpp"
+#include "../support/kernel.hpp"
 
 namespace pinpool::binding {
 namespace {
@@ -28,6 +30,9 @@ struct Options {
   pinpool_handler* secondary = nullptr;
   uint64_t min_bytes = 0, max_bytes = UINT64_MAX, max_cached_bytes = uint64_t{1} << 30;
   double cache_ratio = 0.1;
+  GrowthOptions growth;                                // locked, pinned: how they grow
+  int numa_node = PinnedOptions::kDeviceNode;          // locked: -1 for this
+  uint64_t chunk_bytes = GrowthOptions{}.chunk_bytes;  // locked: per mlock; pool: per growth
 };
 
 // Reads options[key] once each, as the type the key takes; a key of another type keeps its
@@ -97,6 +102,13 @@ bool read(napi_env env, napi_value object, Options* r) {
   o.bytes("maxBytes", &r->max_bytes);
   o.bytes("maxCachedBytes", &r->max_cached_bytes);
   o.number("cacheRatio", &r->cache_ratio);
+  o.boolean("hugePages", &r->growth.huge_pages);
+  int threads = 0;
+  o.int32("touchThreads", &threads);
+  r->growth.touch_threads = threads > 0 ? static_cast<unsigned>(threads) : 0;
+  o.int32("numaNode", &r->numa_node);
+  o.bytes("chunkBytes", &r->chunk_bytes);
+  r->growth.chunk_bytes = static_cast<size_t>(std::min<uint64_t>(r->chunk_bytes, SIZE_MAX));
   return o.ok();
 }
 
@@ -119,19 +131,31 @@ Handler* with_upstream(const Options& o, const std::string& kind, std::string& e
   return make(o);
 }
 
+// A node the machine has, or -1 / the device's default; else says why in `error`.
+bool node_exists(const Options& o, std::string& error) {
+  if (o.numa_node < 0 || o.numa_node < kernel().node_count()) return true;
+  error = "numaNode " + std::to_string(o.numa_node) + ": this machine has " +
+          std::to_string(kernel().node_count()) + " NUMA node(s)";
+  return false;
+}
+
 const Kind kKinds[] = {
     {"pinned", true,
-     [](const Options& o, const std::string&, std::string&) -> Handler* {
-       return new PinnedHandler(
-           o.name, {o.device, o.portable, o.mapped, o.write_combined, o.register_memory});
+     [](const Options& o, const std::string&, std::string& error) -> Handler* {
+       if (!node_exists(o, error)) return nullptr;
+       return new PinnedHandler(o.name, {o.device, o.portable, o.mapped, o.write_combined,
+                                         o.register_memory, o.growth, o.numa_node});
      }},
     {"managed", true,
      [](const Options& o, const std::string&, std::string&) -> Handler* {
        return new ManagedHandler(o.name, o.device);
      }},
     {"locked", true,
-     [](const Options& o, const std::string&, std::string&) -> Handler* {
-       return new LockedHandler(o.name, o.max_bytes);
+     [](const Options& o, const std::string&, std::string& error) -> Handler* {
+       if (!node_exists(o, error)) return nullptr;
+       GrowthOptions growth = o.growth;
+       growth.numa_node = o.numa_node == PinnedOptions::kDeviceNode ? -1 : o.numa_node;
+       return new LockedHandler(o.name, o.max_bytes, growth);
      }},
     {"pageable", true,
      [](const Options& o, const std::string&, std::string&) -> Handler* {
@@ -144,7 +168,8 @@ const Kind kKinds[] = {
     {"pool", false,
      [](const Options& o, const std::string& kind, std::string& error) {
        return with_upstream(o, kind, error, [](const Options& u) -> Handler* {
-         return new PoolAdaptor(u.name, u.upstream, {u.max_cached_bytes, u.cache_ratio});
+         return new PoolAdaptor(u.name, u.upstream,
+                                {u.max_cached_bytes, u.cache_ratio, u.growth.chunk_bytes});
        });
      }},
     {"fallback", false,

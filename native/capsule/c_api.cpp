@@ -84,9 +84,13 @@ int32_t create_leaf(const pinpool_leaf_options* o, pinpool_handler** out) noexce
       case PINPOOL_LEAF_MANAGED:
         return new ManagedHandler(name, o->device);
       default:
-        return new PinnedHandler(name, {o->device, (o->flags & PINPOOL_PINNED_PORTABLE) != 0,
+        return new PinnedHandler(name, {o->device,
+                                        (o->flags & PINPOOL_PINNED_PORTABLE) != 0,
                                         (o->flags & PINPOOL_PINNED_MAPPED) != 0,
-                                        (o->flags & PINPOOL_PINNED_WRITE_COMBINED) != 0, false});
+                                        (o->flags & PINPOOL_PINNED_WRITE_COMBINED) != 0,
+                                        false,
+                                        {},
+                                        PinnedOptions::kDeviceNode});
     }
   });
 }

@@ -352,14 +352,18 @@ void Handler::read_stats(uint64_t (&out)[kStatCount]) const {
   // Orphans are counted when they are found; a reader finds the ones a thread's end made.
   const_cast<Handler*>(this)->settle_orphans();
   const Stats& s = stats_;
-  // A field is one slot; a per-reason array is one slot per reason.
+  // A field is one slot; a per-reason array one slot per reason, a histogram one per bucket.
   struct Copy {
     uint64_t* at;
     void operator()(const std::atomic<uint64_t>& v) const {
       *at = v.load(std::memory_order_relaxed);
     }
-    void operator()(const std::atomic<uint64_t> (&v)[kReasonCount]) const {
-      for (int i = 0; i < kReasonCount; i++) at[i] = v[i].load(std::memory_order_relaxed);
+    void operator()(const std::atomic<uint64_t> (&v)[kReasonCount]) const { all(v, kReasonCount); }
+    void operator()(const std::atomic<uint64_t> (&v)[kGrowthBucketCount]) const {
+      all(v, kGrowthBucketCount);
+    }
+    void all(const std::atomic<uint64_t>* v, int n) const {
+      for (int i = 0; i < n; i++) at[i] = v[i].load(std::memory_order_relaxed);
     }
   };
 #define PINPOOL_READ_STAT(name, stem, type, aggregator, kinds, labels, field, scale, help) \

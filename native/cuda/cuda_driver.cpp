@@ -32,6 +32,7 @@ struct Api {
   CUresult (*DeviceGetCount)(int*);
   CUresult (*DeviceGet)(CUdevice*, int);
   CUresult (*DeviceGetName)(char*, int, CUdevice);
+  CUresult (*DeviceGetPCIBusId)(char*, int, CUdevice);  // optional
   CUresult (*DeviceTotalMem)(size_t*, CUdevice);
   CUresult (*DevicePrimaryCtxRetain)(CUcontext*, CUdevice);
   CUresult (*CtxSetCurrent)(CUcontext);
@@ -115,6 +116,7 @@ void* open_library(DriverState& s) {
 const char* resolve_api(void* lib, Api& a) {
   resolve(lib, "cuGetErrorName", a.GetErrorName);
   resolve(lib, "cuGetErrorString", a.GetErrorString);
+  resolve(lib, "cuDeviceGetPCIBusId", a.DeviceGetPCIBusId);
   resolve(lib, "pinpool_fake_cuda_counters", a.FakeCounters);
   resolve(lib, "pinpool_fake_cuda_reset_counters", a.FakeResetCounters);
   resolve(lib, "pinpool_fake_cuda_set", a.FakeSet);
@@ -186,6 +188,9 @@ bool probe_devices(const Api& a, DriverState& s) {
     if (a.DeviceGet(&dev, i) == CUDA_SUCCESS) {
       if (a.DeviceGetName(name, sizeof(name) - 1, dev) == CUDA_SUCCESS) d.name = name;
       if (a.DeviceTotalMem(&total, dev) == CUDA_SUCCESS) d.total_bytes = total;
+      char bus[32] = {0};
+      if (a.DeviceGetPCIBusId && a.DeviceGetPCIBusId(bus, sizeof(bus) - 1, dev) == CUDA_SUCCESS)
+        d.pci_bus_id = bus;
     }
     s.devices.push_back(d);
   }

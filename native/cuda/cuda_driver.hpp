@@ -20,6 +20,7 @@ struct Device {
   int index = 0;             // device ordinal
   std::string name;          // as the driver names it
   uint64_t total_bytes = 0;  // device memory, in bytes
+  std::string pci_bus_id;    // "0000:3B:00.0" (cuDeviceGetPCIBusId), empty when unknown
 };
 
 struct DriverState {

@@ -1,4 +1,6 @@
-// Leaf: page-locked host memory without CUDA: an anonymous mapping pinned with mlock.
+// Leaf: page-locked host memory without CUDA: an anonymous mapping pinned with mlock. It grows
+// as core/growth.hpp says: huge pages where the kernel offers them, bound to a NUMA node when
+// asked, first-touched by several threads, then locked `chunk_bytes` at a time.
 // Its cap (core/lock_cap.hpp): its own `maxBytes` and RLIMIT_MEMLOCK where the kernel applies
 // it, and the host budget every page-locking leaf shares, which holds even with CAP_IPC_LOCK
 // or an unlimited rlimit. A request past a cap is refused before anything is mapped; that and
@@ -13,6 +15,7 @@
 
 #include <cerrno>
 
+#include "../core/growth.hpp"
 #include "../core/handler.hpp"
 #include "../core/leaf_blocks.hpp"
 #include "../core/lock_cap.hpp"
@@ -23,8 +26,10 @@ namespace pinpool {
 class LockedHandler final : public Handler {
  public:
   // `max_bytes`: the caller's cap on what this leaf holds locked; UINT64_MAX for none.
-  explicit LockedHandler(std::string name, uint64_t max_bytes = UINT64_MAX)
+  explicit LockedHandler(std::string name, uint64_t max_bytes = UINT64_MAX,
+                         const GrowthOptions& growth = {})
       : Handler(std::move(name), "locked"),
+        growth_(growth),
         own_(lesser(max_bytes == UINT64_MAX ? LockCap{} : LockCap{max_bytes, "option"},
                     memlock_cap())) {
     stats_.capBytes.store(lesser(own_.cap(), host_lock_budget().cap()).bytes,
@@ -36,10 +41,7 @@ class LockedHandler final : public Handler {
 
   void* do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) override {
     size_t length = mapped_bytes(bytes);
-    // Larger alignments than a page: map extra and unmap the unaligned head and tail, so the
-    // block is exactly `length` bytes and free needs no bookkeeping.
-    size_t extra = alignment > page_size() ? alignment : 0;
-    if (length == 0 || length > SIZE_MAX - extra) {
+    if (length == 0) {
       fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::Mmap});
       return nullptr;
     }
@@ -48,23 +50,15 @@ class LockedHandler final : public Handler {
       fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::Mlock});
       return nullptr;
     }
-    void* raw = mmap(nullptr, length + extra, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (raw == MAP_FAILED) {
+    GrowthReport report;
+    char* p = static_cast<char*>(map_and_touch(length, alignment, growth_, &report));
+    if (!p) {
       give_back_lock_budget(&own_, length);
       fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::Mmap});
       return nullptr;
     }
-    char* p = static_cast<char*>(raw);
-    if (extra) {
-      char* aligned = reinterpret_cast<char*>(align_up(reinterpret_cast<uintptr_t>(p), alignment));
-      size_t head = static_cast<size_t>(aligned - p);
-      if (head) munmap(p, head);
-      size_t tail = extra - head;
-      if (tail) munmap(aligned + length, tail);
-      p = aligned;
-    }
-    if (mlock(p, length) != 0) {
+    count_growth(stats_, report);
+    if (lock_in_chunks(p, length, growth_.chunk_bytes) != 0) {
       munmap(p, length);
       give_back_lock_budget(&own_, length);
       lock_refusal().set = false;  // the kernel's refusal, not a cap's
@@ -89,8 +83,9 @@ class LockedHandler final : public Handler {
     return block.bytes;
   }
 
-  LockBudget own_;   // this leaf's locked bytes against its own cap
-  LeafBlocks live_;  // mappings handed out
+  const GrowthOptions growth_;  // how it maps, touches and locks
+  LockBudget own_;              // this leaf's locked bytes against its own cap
+  LeafBlocks live_;             // mappings handed out
 };
 
 }  // namespace pinpool

@@ -125,6 +125,10 @@ const bufferLifetimeKeys = { setBufferMoves: true, track: true } as const satisf
 export interface HandlerCalls {
   createHandler(kind: HandlerKind, options: object): NativeHandle;
   trim(handle: NativeHandle): number;
+  /** A pool's trim(), then its reservation's chunks that hold no block; throws for other kinds. */
+  trimReservation(handle: NativeHandle): number;
+  /** Grows a pool by `bytes` (whole chunks) off the JavaScript thread; resolves with the bytes grown. */
+  reserve(handle: NativeHandle, bytes: number): Promise<number>;
   /** Fills `out` with a handler's statistics, each at its `NativeStat.slot` (scaled: seconds, not nanoseconds). */
   stats(handle: NativeHandle, out: Float64Array): void;
   /** The statistics table of native/core/stats.hpp (PINPOOL_STATS): one record per statistic. */
@@ -136,6 +140,8 @@ export interface HandlerCalls {
 const handlerCallsKeys = {
   createHandler: true,
   trim: true,
+  trimReservation: true,
+  reserve: true,
   stats: true,
   statsLayout: true,
   describe: true,
@@ -245,14 +251,56 @@ export interface TestingHooks {
   deferred(handle: NativeHandle): number;
   /** What pinpool calls a CUresult: the loaded driver's name and words for it, else its own. */
   cudaError(code: number): { name: string; text: string };
+  /**
+   * A double of the kernel calls growth makes (native/support/kernel.hpp): 'double' installs it
+   * with its knobs and clears its record, 'real' puts the kernel back, 'calls' reads the record.
+   */
+  kernel(op: 'double', knobs: KernelKnobs): boolean;
+  kernel(op: 'real'): boolean;
+  kernel(op: 'calls'): KernelCalls;
+  /**
+   * Maps `bytes`, first-touches them with `threads` threads (0: all cores) and huge pages if
+   * asked, and unmaps them, locking nothing; false when huge pages were asked and not offered.
+   */
+  faultIn(bytes: number, threads: number, hugePages: boolean): boolean;
   /** The module's keys, by the binding file that exports them. */
   readonly groups: Readonly<Record<string, readonly string[]>>;
+}
+/** What the kernel double says (TestingHooks.kernel). */
+export interface KernelKnobs {
+  /** Transparent huge pages offered. Default true. */
+  hugePages?: boolean;
+  /** NUMA nodes the machine has. Default 1. */
+  nodes?: number;
+  /** The node sysfs gives for any PCI device. Default -1 (unknown). */
+  pciNode?: number;
+  /** The node every page is found on; -1 (default): the node last bound. */
+  placeOn?: number;
+  /** The nth mlock call (from 1) fails with ENOMEM; 0 (default): none. */
+  lockFailsAt?: number;
+}
+/** The kernel double's record of calls (TestingHooks.kernel). */
+export interface KernelCalls {
+  advise: number;
+  prefer: number;
+  preferNode: number;
+  nodesOf: number;
+  threadPrefer: number;
+  threadPreferNode: number;
+  threadRestores: number;
+  pciLookups: number;
+  lastBusId: string;
+  locks: number;
+  largestLock: number;
+  unlocks: number;
 }
 /** The keys of `binding.testing`. */
 export const testingKeys = {
   fakeCuda: true,
   deferred: true,
   cudaError: true,
+  kernel: true,
+  faultIn: true,
   groups: true,
 } as const satisfies Record<keyof TestingHooks, true>;
 
@@ -325,7 +373,7 @@ export interface NativeStat {
   name: string;
   /** Its metric's name without prefix or `_total`: `name` in snake_case. */
   stem: string;
-  type: 'counter' | 'gauge';
+  type: 'counter' | 'gauge' | 'histogram';
   /** How series of several workers are merged (prom-client's aggregators). */
   aggregator: 'sum' | 'max' | 'first';
   /** The handler kinds whose metrics report it; null: every kind. */
@@ -337,6 +385,8 @@ export interface NativeStat {
   width: number;
   /** A per-reason statistic: the reason of each of its slots. */
   reasons?: string[];
+  /** A histogram: the upper bound of each of its buckets (slots), in seconds, Infinity last. */
+  bounds?: number[];
   /** Its metric's help text. */
   help: string;
 }
@@ -362,7 +412,13 @@ export interface NativeInfo {
     reason?: string;
     library: string;
     driverVersion?: number;
-    devices: { index: number; name: string; totalBytes: number }[];
+    devices: {
+      index: number;
+      name: string;
+      totalBytes: number;
+      pciBusId?: string;
+      numaNode: number;
+    }[];
   };
   reasons: string[];
   /** Caps on page-locked memory (native/core/lock_cap.hpp); src/observe/info.ts LockCap. */
@@ -405,6 +461,8 @@ export interface NativeConstants {
   slabMaxBlock: number;
   /** Largest alignment a pool serves from its cache, in bytes. */
   poolBlockAlignment: number;
+  /** The system's page size, in bytes. */
+  pageSize: number;
   /** cuMemAdvise values by name. */
   advice: Record<
     | 'readMostly'

@@ -4,7 +4,7 @@
  * code once.
  */
 import { Handler } from './handler.js';
-import { binding } from '../boundary/native.js';
+import { binding, constants } from '../boundary/native.js';
 import { DEFAULT_THREAD_CACHE_BYTES } from './thread-cache.js';
 import {
   checkBoolean,
@@ -17,9 +17,35 @@ import {
 } from '../boundary/validate.js';
 
 /**
+ * How a page-locking leaf (locked(), pinned() with strategy 'register') grows: its mappings are
+ * backed by huge pages where the kernel offers them, first-touched by several threads, bound
+ * to a NUMA node, and page-locked a chunk at a time (docs/handlers.md, "Growth").
+ */
+export interface GrowthOptions {
+  /**
+   * Ask for transparent huge pages (MADV_HUGEPAGE) on mappings of 2 MiB or more: one page fault
+   * per 2 MiB instead of per 4 KiB. Where the kernel offers none, the mapping goes on with
+   * 4 KiB pages and `stats().hugePageFallbacks` counts it. Default true.
+   */
+  hugePages?: boolean;
+  /**
+   * Threads that first-touch a mapping of 16 MiB or more (a small pool of pinpool's own, the
+   * calling thread among them). Default 0: the machine's cores, at most 16.
+   */
+  touchThreads?: number;
+  /**
+   * NUMA node the pages are placed on (preferred: mbind before the first touch; pages the node
+   * cannot hold land elsewhere and count in `stats().offNodeBytes`). -1: the kernel's choice.
+   * pinned(): default the device's own node (`info().cuda.devices[i].numaNode`) on a machine
+   * with several nodes. locked(): default -1.
+   */
+  numaNode?: number;
+}
+
+/**
  * Options of the pinned() leaf: the device, the cuMemHostAlloc flags and how the memory is pinned.
  */
-export interface PinnedOptions {
+export interface PinnedOptions extends GrowthOptions {
   /** Device whose context allocates. Default 0. */
   device?: number;
   /** Pinned for every CUDA context, not only the device's. Default true. */
@@ -36,8 +62,8 @@ export interface PinnedOptions {
   name?: string;
 }
 
-/** Options of the locked() leaf: its name and its own cap on page-locked bytes. */
-export interface LockedOptions {
+/** Options of the locked() leaf: its name, its own cap on page-locked bytes and how it grows. */
+export interface LockedOptions extends GrowthOptions {
   name?: string;
   /**
    * The most this leaf holds page-locked at once, in bytes (its live blocks, whole pages);
@@ -45,6 +71,11 @@ export interface LockedOptions {
    * lower the default cap (`info().lockedCap`), never raise it. Default: no cap of its own.
    */
   maxBytes?: number;
+  /**
+   * The most one mlock call locks, in bytes (a multiple of the page size): a large block is
+   * locked chunk by chunk, so no single call holds the kernel's locks for long. Default 64 MiB.
+   */
+  chunkBytes?: number;
 }
 
 /** Options of the pool() adaptor: how much it caches, and its slab views and thread caches. */
@@ -76,6 +107,18 @@ export interface PoolOptions {
    * its own cache of the pool's blocks in each thread, of the same size.
    */
   threadCacheBytes?: number;
+  /**
+   * Bytes to reserve at creation, as `reserve(initialBytes)` right after: the pool starts
+   * growing in the background at once; `await h.reserve()` waits for it. Default 0.
+   */
+  initialBytes?: number;
+  /**
+   * A reservation grows the pool by upstream blocks of this size, in bytes (a multiple of the
+   * page size), so that no single upstream call (cuMemHostAlloc, cuMemHostRegister, mlock)
+   * covers more; misses carve their slabs and large blocks from them. Blocks larger than a
+   * chunk are never carved from a reservation. Default 64 MiB.
+   */
+  chunkBytes?: number;
 }
 
 /** Options of the fallback() adaptor: the range of request sizes its primary serves. */
@@ -106,6 +149,7 @@ export interface PageableOptions {
   name?: string;
 }
 
+const growthKeys = { hugePages: true, touchThreads: true, numaNode: true } as const;
 const readPinnedOptions = optionsOf<PinnedOptions>('pinned', {
   device: true,
   portable: true,
@@ -113,9 +157,15 @@ const readPinnedOptions = optionsOf<PinnedOptions>('pinned', {
   writeCombined: true,
   strategy: true,
   name: true,
+  ...growthKeys,
 });
 const readManagedOptions = optionsOf<ManagedOptions>('managed', { device: true, name: true });
-const readLockedOptions = optionsOf<LockedOptions>('locked', { name: true, maxBytes: true });
+const readLockedOptions = optionsOf<LockedOptions>('locked', {
+  name: true,
+  maxBytes: true,
+  chunkBytes: true,
+  ...growthKeys,
+});
 const readPageableOptions = optionsOf<PageableOptions>('pageable', { name: true });
 const readPoolOptions = optionsOf<PoolOptions>('pool', {
   name: true,
@@ -123,6 +173,8 @@ const readPoolOptions = optionsOf<PoolOptions>('pool', {
   cacheRatio: true,
   slabViews: true,
   threadCacheBytes: true,
+  initialBytes: true,
+  chunkBytes: true,
 });
 const readFallbackOptions = optionsOf<FallbackOptions>('fallback', {
   name: true,
@@ -133,6 +185,43 @@ const readLimitOptions = optionsOf<LimitOptions>('limit', { name: true, maxBytes
 
 function nameOf(o: { name?: unknown }, fallback: string): string {
   return o.name === undefined ? fallback : checkName(o.name);
+}
+
+/** The growth options, checked, as native code reads them; `numaNode` undefined: the default. */
+function growthOf(o: GrowthOptions): Record<string, number | boolean> {
+  const native: Record<string, number | boolean> = {
+    hugePages: o.hugePages === undefined ? true : checkBoolean(o.hugePages, 'hugePages'),
+    touchThreads:
+      o.touchThreads === undefined ? 0 : checkCount(o.touchThreads, 'touchThreads', 1024),
+  };
+  if (o.numaNode !== undefined) native.numaNode = checkNode(o.numaNode);
+  return native;
+}
+
+function checkCount(value: unknown, name: string, most: number): number {
+  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > most)
+    throw invalid(name, `an integer from 0 to ${most}`, value);
+  return value as number;
+}
+
+/** A node number; whether the machine has it is checked natively (its kernel knows). */
+function checkNode(value: unknown): number {
+  if (!Number.isInteger(value) || (value as number) < -1 || (value as number) > 1023)
+    throw invalid('numaNode', '-1 or a NUMA node number (0 to 1023)', value);
+  return value as number;
+}
+
+/** A chunk size: a multiple of the page size, from one page to 1 TiB. */
+function checkChunk(value: unknown): number {
+  const page = constants.pageSize;
+  if (
+    !Number.isInteger(value) ||
+    (value as number) < page ||
+    (value as number) > 2 ** 40 ||
+    (value as number) % page !== 0
+  )
+    throw invalid('chunkBytes', `a multiple of the page size (${page}) up to 2**40`, value);
+  return value as number;
 }
 
 function checkRatio(value: unknown): number {
@@ -170,6 +259,7 @@ export function pinned(options?: PinnedOptions): Handler {
     writeCombined:
       o.writeCombined === undefined ? false : checkBoolean(o.writeCombined, 'writeCombined'),
     strategy: strategy === undefined ? 'alloc' : strategy,
+    ...growthOf(o),
   };
   if (native.strategy !== 'alloc' && native.strategy !== 'register')
     throw invalid('strategy', "'alloc' or 'register'", o.strategy);
@@ -198,6 +288,9 @@ export function locked(options?: LockedOptions): Handler {
   const native = {
     name: nameOf(o, 'locked'),
     maxBytes: o.maxBytes === undefined ? Infinity : checkBound(o.maxBytes, 'maxBytes'),
+    ...(o.chunkBytes === undefined ? {} : { chunkBytes: checkChunk(o.chunkBytes) }),
+    ...growthOf(o),
+    numaNode: o.numaNode === undefined ? -1 : checkNode(o.numaNode),
   };
   return new Handler(binding.createHandler('locked', native));
 }
@@ -225,7 +318,10 @@ export function pool(upstream: Handler, options?: PoolOptions): Handler {
     maxCachedBytes:
       o.maxCachedBytes === undefined ? 2 ** 30 : checkBound(o.maxCachedBytes, 'maxCachedBytes'),
     cacheRatio: o.cacheRatio === undefined ? 0.1 : checkRatio(o.cacheRatio),
+    ...(o.chunkBytes === undefined ? {} : { chunkBytes: checkChunk(o.chunkBytes) }),
   };
+  const initialBytes =
+    o.initialBytes === undefined ? 0 : checkBytes(o.initialBytes, 'initialBytes');
   // A thread cache's blocks count against maxCachedBytes with the pool's own, so by default no
   // thread keeps more than the cap.
   const threadCacheBytes =
@@ -234,12 +330,15 @@ export function pool(upstream: Handler, options?: PoolOptions): Handler {
       : native.maxCachedBytes < DEFAULT_THREAD_CACHE_BYTES
         ? native.maxCachedBytes
         : undefined;
-  return new Handler(
+  const h = new Handler(
     binding.createHandler('pool', native),
     [upstream],
     slabViews,
     threadCacheBytes,
   );
+  // Its failure is reported by `h.reserve()` (with no argument), which waits for it.
+  if (initialBytes > 0) void h.reserve(initialBytes).catch(() => undefined);
+  return h;
 }
 
 /**

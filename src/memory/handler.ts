@@ -71,6 +71,17 @@ export interface AllocOptions {
 
 const readAllocOptions = optionsOf<AllocOptions>('alloc', { alignment: true, zero: true });
 
+/** Options of `handler.trim()`. */
+export interface TrimOptions {
+  /**
+   * Pools: also give back what `reserve()` and `initialBytes` reserved, the chunks that hold no
+   * block. Default false: a trim keeps the reservation.
+   */
+  reservation?: boolean;
+}
+
+const readTrimOptions = optionsOf<TrimOptions>('trim', { reservation: true });
+
 /**
  * The token `handler.share()` returns and `attach()` accepts; postMessage can carry it. It
  * names the handler by id and carries its 128-bit secret and the process it was made in, so a
@@ -136,6 +147,8 @@ export class Handler {
   readonly #byRoute: (ThreadCache | null)[] = [];
   #cache: ThreadCache | undefined = undefined;
   readonly #cacheBytes: number | undefined; // the pool's threadCacheBytes, when not the default
+  // Pools: reserve() calls under way, and failed ones not yet reported by a reserve().
+  readonly #reservations = new Set<Promise<number>>();
   // A file-mapping handler (mapFile) serves its one block once; this wrapper has asked for it.
   #fileMapped: boolean | undefined;
 
@@ -363,14 +376,63 @@ export class Handler {
 
   /**
    * Gives cached memory back to the upstream (pools; adaptors pass it down). Returns the bytes
-   * released.
+   * released. A pool keeps what it reserved ahead (`reserve()`, `initialBytes`) unless asked
+   * with `{ reservation: true }`: then the reservation's chunks that hold no block go back too.
    */
-  trim(): number {
+  trim(options?: TrimOptions): number {
     if (!Handler.is(this)) throw notAHandler();
+    const o = readTrimOptions(options);
+    const reservation =
+      o.reservation === undefined ? false : checkBoolean(o.reservation, 'reservation');
+    if (reservation && this.kind !== 'pool')
+      throw invalid('reservation', `true only for a pool (${this.name} is a ${this.kind})`, true);
     // This thread's cached blocks first (other threads give theirs back at their next call).
     for (const cache of this.#caches) cache.giveBack();
     this.#releaseIdleSlabs();
-    return binding.trim(this.#handle);
+    return reservation ? binding.trimReservation(this.#handle) : binding.trim(this.#handle);
+  }
+
+  /**
+   * Pools: grows the pool by `bytes` (rounded up to its `chunkBytes`) ahead of traffic, without
+   * blocking the event loop: the memory is mapped, first-touched and page-locked on other
+   * threads, chunk by chunk, and the pool serves its misses from it as each chunk lands. A
+   * miss that finds no room while a reservation is under way waits for its next chunk rather
+   * than growing the pool a second time. Resolves with the bytes grown; rejects with the
+   * allocation's PinpoolError (out of memory, a limit, the page-lock cap), the pool left as it
+   * was. With no argument (or 0), waits for every reservation of this pool this thread started
+   * (`initialBytes` included) and resolves with the pool's `reservationBytes`.
+   *
+   * @example
+   * const h = pool(locked(), { initialBytes: 2 ** 30 }); // starts growing at once
+   * await h.reserve(); // ... and is warm from here on
+   */
+  // async: every refusal below is a rejection, and the native call still starts at once (the
+  // body runs synchronously up to its first await), so a miss right after it waits for it.
+  async reserve(bytes?: number): Promise<number> {
+    if (!Handler.is(this)) throw notAHandler();
+    if (this.kind !== 'pool')
+      throw new PinpoolError(
+        ErrorCode.INVALID_ARGUMENT,
+        `pinpool: reserve() is for pools (${this.name} is a ${this.kind})`,
+      );
+    const n = bytes === undefined ? 0 : checkBytes(bytes, 'bytes');
+    if (n === 0) {
+      const waiting = [...this.#reservations];
+      try {
+        await Promise.all(waiting);
+      } finally {
+        for (const p of waiting) this.#reservations.delete(p);
+      }
+      return readStats(this.#handle).reservationBytes;
+    }
+    const grown = binding.reserve(this.#handle, n);
+    // Kept until it succeeds, or until a reserve() with no argument has reported its failure.
+    this.#reservations.add(grown);
+    grown.then(
+      () => this.#reservations.delete(grown),
+      () => undefined,
+    );
+    return grown;
   }
 
   /** A slab can go back only once no thread views it: drops this thread's views of idle slabs. */

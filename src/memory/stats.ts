@@ -62,6 +62,31 @@ export interface HandlerStats {
   orphanedBytes: number;
   /** The blocks of `orphanedBytes` (a slab counts once). */
   orphanedBlocks: number;
+  /**
+   * Pools: bytes reserved ahead of misses (`reserve()`, `initialBytes`), whole chunks, in use
+   * or not; part of `reservedBytes`. `trim()` keeps them, `trim({ reservation: true })` gives
+   * back the chunks that hold no block.
+   */
+  reservationBytes: number;
+  /**
+   * Page-locking leaves (locked, pinned with strategy 'register'): mappings of 2 MiB or more
+   * that asked for huge pages and got 4 KiB pages (transparent huge pages off, or refused).
+   */
+  hugePageFallbacks: number;
+  /**
+   * Page-locking leaves with a `numaNode`: bytes found on another node after first touch
+   * (sampled, one page per 2 MiB), where the node ran out of memory.
+   */
+  offNodeBytes: number;
+  /**
+   * Pools: how long each allocation call to the upstream took (the pool's growth: misses,
+   * reservation chunks, requests passed through), as a histogram: for each upper bound `le` in
+   * seconds (0.0001 ... 16, then Infinity), the calls that took at most that long (cumulative, as
+   * Prometheus counts them). The `growth_seconds` metric.
+   */
+  growthSeconds: { le: number; count: number }[];
+  /** Pools: the seconds of those calls, summed (the histogram's sum). */
+  growthSecondsSum: number;
   /** Failed allocations by reason ('out-of-memory', 'mlock', 'limit', 'no-cuda' ...); non-zero reasons only. */
   failures: Record<string, number>;
   /** Fallbacks: moves to the secondary handler by reason ('size', 'unavailable', 'out-of-memory'); non-zero reasons only. */
@@ -79,14 +104,24 @@ export function statsTable(): readonly NativeStat[] {
 }
 
 /** @internal Reads a handler's statistics from one native call. */
+/** A histogram bucket's `le` label: its bound as Prometheus writes it. */
+export function bucketLabel(bound: number): string {
+  return bound === Infinity ? '+Inf' : String(bound);
+}
+
 export function readStats(handle: NativeHandle): HandlerStats {
   const stats = statsTable();
   const values = (slots ??= new Float64Array(
     stats.reduce((n, s) => Math.max(n, s.slot + s.width), 0),
   ));
   binding.stats(handle, values);
-  const out: Record<string, number | Record<string, number>> = {};
+  const out: Record<string, number | Record<string, number> | { le: number; count: number }[]> = {};
   for (const s of stats) {
+    if (s.bounds !== undefined) {
+      let seen = 0;
+      out[s.name] = s.bounds.map((le, i) => ({ le, count: (seen += values[s.slot + i] ?? 0) }));
+      continue;
+    }
     if (s.reasons === undefined) {
       out[s.name] = values[s.slot] ?? 0;
       continue;

@@ -12,6 +12,13 @@ export interface CudaDevice {
   name: string;
   /** Device memory, in bytes. */
   totalBytes: number;
+  /** The device's PCI bus id ("0000:3B:00.0"), where the driver gives it. */
+  pciBusId?: string;
+  /**
+   * The NUMA node the device sits on (sysfs), -1 when unknown: where `pinned({ device })` puts
+   * its pages by default on a machine with several nodes.
+   */
+  numaNode: number;
 }
 
 /** A cap on page-locked memory, and what set it. */

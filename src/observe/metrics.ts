@@ -15,7 +15,8 @@ import {
 import { ErrorCode, PinpoolError } from '../boundary/errors.js';
 import type { Handler } from '../memory/handler.js';
 import { info } from './info.js';
-import { statsTable, type HandlerStats } from '../memory/stats.js';
+import { bucketLabel, statsTable, type HandlerStats } from '../memory/stats.js';
+import type { NativeStat } from '../boundary/native.js';
 import { checkOptions, invalid, isObject, optionsOf } from '../boundary/validate.js';
 
 /**
@@ -72,6 +73,8 @@ type Labels = Record<string, string>;
 interface Series {
   labels: Labels;
   value: number;
+  /** A histogram's series: `<name>_bucket`, `_sum` or `_count`. */
+  metricName?: string;
 }
 const NO_LABELS: Labels = Object.freeze({});
 
@@ -89,7 +92,7 @@ class SnapshotMetric {
   constructor(
     public name: string,
     readonly help: string,
-    readonly type: 'counter' | 'gauge',
+    readonly type: 'counter' | 'gauge' | 'histogram',
     readonly aggregator: Prom.Aggregator,
     private readonly series: () => Series[],
     private readonly fresh: boolean,
@@ -113,6 +116,7 @@ class SnapshotMetric {
       labels: NO_LABELS,
       sharedLabels: v.labels,
       value: v.value,
+      metricName: v.metricName,
     }));
     return Promise.resolve({
       name: this.name,
@@ -332,7 +336,7 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
   const define = (
     stem: string,
     help: string,
-    type: 'counter' | 'gauge',
+    type: 'counter' | 'gauge' | 'histogram',
     series: () => Series[],
     aggregator: Prom.Aggregator = 'sum',
   ) => {
@@ -346,7 +350,14 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
   // upstreams). A handler counts the failures it was asked for: a fallback stops asking a primary
   // that said "unavailable" (no driver, no device), so those show once in failures_total and
   // once in fallbacks_total.
-  for (const stat of statsTable()) {
+  const table = statsTable();
+  for (const stat of table) {
+    if (stat.bounds !== undefined) {
+      defineHistogram(stat, table);
+      continue;
+    }
+    // A histogram's sum is a series of its histogram, not a metric of its own.
+    if (table.some((h) => h.bounds !== undefined && stat.name === `${h.name}Sum`)) continue;
     const names = ['handler', ...stat.labels];
     const kinds = stat.kinds === null ? undefined : new Set(stat.kinds);
     const upstreams = stat.labels.includes('from');
@@ -395,6 +406,43 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
               ),
               value: n,
             });
+        }
+        return series;
+      },
+      stat.aggregator,
+    );
+  }
+  // A histogram of the table: `<stem>_bucket` per bound (cumulative, as stats() gives it), then
+  // `<stem>_sum` (the `<name>Sum` statistic) and `<stem>_count`.
+  function defineHistogram(stat: NativeStat, rows: readonly NativeStat[]) {
+    const kinds = stat.kinds === null ? undefined : new Set(stat.kinds);
+    const sumOf = rows.find((r) => r.name === `${stat.name}Sum`)?.name;
+    const name = prefix + stat.stem;
+    const BUCKET = ['handler', 'kind', 'le'] as const;
+    const PLAIN = ['handler', 'kind'] as const;
+    define(
+      stat.stem,
+      stat.help,
+      'histogram',
+      () => {
+        const series: Series[] = [];
+        for (const r of read().handlers) {
+          if (kinds !== undefined && !kinds.has(r.handler.kind)) continue;
+          const stats = r.stats as unknown as Record<string, unknown>;
+          const buckets = stats[stat.name] as { le: number; count: number }[];
+          let count = 0;
+          for (const { le, count: n } of buckets) {
+            series.push({
+              metricName: `${name}_bucket`,
+              labels: sets.of(BUCKET, [r.label, r.handler.kind, bucketLabel(le)]),
+              value: n,
+            });
+            count = n;
+          }
+          const plain = sets.of(PLAIN, [r.label, r.handler.kind]);
+          const sum = sumOf === undefined ? 0 : (stats[sumOf] as number);
+          series.push({ metricName: `${name}_sum`, labels: plain, value: sum });
+          series.push({ metricName: `${name}_count`, labels: plain, value: count });
         }
         return series;
       },

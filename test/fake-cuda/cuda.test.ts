@@ -26,7 +26,13 @@ describe('with the CUDA test double as the driver', () => {
     expect(i.cuda.reason).toBeUndefined();
     expect(i.cuda.driverVersion).toBeGreaterThan(0);
     expect(i.cuda.devices).toEqual([
-      { index: 0, name: 'pinpool fake GPU 0', totalBytes: expect.any(Number) },
+      {
+        index: 0,
+        name: 'pinpool fake GPU 0',
+        totalBytes: expect.any(Number),
+        pciBusId: '0000:10:00.0',
+        numaNode: -1,
+      },
     ]);
   });
 

@@ -96,6 +96,7 @@ const calls: Record<string, { fn: string; call: (options: object) => unknown }> 
   mapFile: { fn: 'mapFile', call: (o) => mapFile(file, o) },
   'Handler.alloc': { fn: 'alloc', call: (o) => h.alloc(64, o) },
   'Handler.allocArray': { fn: 'alloc', call: (o) => h.allocArray(Float32Array, 16, o) },
+  'Handler.trim': { fn: 'trim', call: (o) => h.trim(o) },
   alloc: { fn: 'alloc', call: (o) => alloc(64, o) },
   'Controller.alloc': { fn: 'alloc', call: (o) => createController().alloc(64, o) },
   'Controller.register': {

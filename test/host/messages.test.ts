@@ -28,7 +28,7 @@ describe('unknown option keys', () => {
     const before = up.stats();
     const err = expectCode(() => pool(up, { aligment: 64 } as never), ErrorCode.INVALID_ARGUMENT);
     expect(err.message).toBe(
-      "pinpool: pool() has no option 'aligment'; 'alignment' is an option of alloc(), not pool(): its options are name, maxCachedBytes, cacheRatio, slabViews, threadCacheBytes",
+      "pinpool: pool() has no option 'aligment'; 'alignment' is an option of alloc(), not pool(): its options are name, maxCachedBytes, cacheRatio, slabViews, threadCacheBytes, initialBytes, chunkBytes",
     );
     expect(up.stats()).toEqual(before);
   });

@@ -22,6 +22,9 @@ const table = binding.statsLayout();
 const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 const metricName = (prefix: string, s: { stem: string; type: string }) =>
   `${prefix}${s.stem}${s.type === 'counter' ? '_total' : ''}`;
+/** The histogram whose sum a statistic is (`<histogram>Sum`), if any: no metric of its own. */
+const histogramOf = (s: { name: string }) =>
+  table.find((h) => h.bounds !== undefined && s.name === `${h.name}Sum`);
 
 /** Handlers of every kind the tables name, with failures and fallbacks counted. */
 function setup() {
@@ -56,17 +59,29 @@ describe('the statistics table', () => {
     for (const s of table) {
       expect(s.name, s.name).toMatch(/^[a-z][a-zA-Z]*$/);
       expect(s.stem, s.name).toBe(snake(s.name));
-      expect(['counter', 'gauge'], s.name).toContain(s.type);
+      expect(['counter', 'gauge', 'histogram'], s.name).toContain(s.type);
       expect(['sum', 'max', 'first'], s.name).toContain(s.aggregator);
       expect(s.help.length, s.name).toBeGreaterThan(10);
       expect(s.slot, s.name).toBe(next);
       next += s.width;
       const byReason = s.labels.at(-1) === 'reason';
-      expect(s.reasons === undefined ? 1 : s.reasons.length, s.name).toBe(s.width);
+      const histogram = s.type === 'histogram';
+      expect(s.reasons?.length ?? s.bounds?.length ?? 1, s.name).toBe(s.width);
       expect(s.reasons !== undefined, s.name).toBe(byReason);
+      // A histogram: bucket bounds that rise to Infinity, an `le` label, and a sum statistic.
+      expect(s.bounds !== undefined, s.name).toBe(histogram);
+      expect(s.labels.at(-1) === 'le', s.name).toBe(histogram);
+      if (histogram) {
+        expect(s.bounds!.at(-1), s.name).toBe(Infinity);
+        expect(
+          [...s.bounds!].sort((a, b) => a - b),
+          s.name,
+        ).toEqual(s.bounds);
+        expect(table.find((t) => t.name === `${s.name}Sum`)?.type, s.name).toBe('counter');
+      }
       expect(
         s.labels.length === 0 ||
-          s.labels.every((l) => ['kind', 'reason', 'from', 'to'].includes(l)),
+          s.labels.every((l) => ['kind', 'reason', 'from', 'to', 'le'].includes(l)),
         s.name,
       ).toBe(true);
     }
@@ -90,7 +105,19 @@ describe('the statistics table', () => {
       expect(Object.keys(stats), h.name).toEqual(table.map((s) => s.name));
       for (const s of table) {
         const value = stats[s.name];
-        if (s.reasons === undefined) {
+        if (s.bounds !== undefined) {
+          // Cumulative counts, one per bound, as Prometheus writes them.
+          const buckets = value as { le: number; count: number }[];
+          expect(
+            buckets.map((b) => b.le),
+            `${h.name}.${s.name}`,
+          ).toEqual(s.bounds);
+          const list = buckets.map((b) => b.count);
+          expect(
+            [...list].sort((a, b) => a - b),
+            `${h.name}.${s.name}`,
+          ).toEqual(list);
+        } else if (s.reasons === undefined) {
           expect(typeof value, `${h.name}.${s.name}`).toBe('number');
         } else {
           for (const [reason, n] of Object.entries(value as Record<string, number>)) {
@@ -120,7 +147,9 @@ describe('the statistics table', () => {
       );
       const kindOf = new Map(handlers.map((h) => [h.name, h.kind]));
       let reasonSeries = 0;
+      let histogramSeries = 0;
       for (const s of table) {
+        if (histogramOf(s) !== undefined) continue; // a series of its histogram (below)
         const metric = byName.get(metricName(prefix, s));
         expect(metric, metricName(prefix, s)).toBeDefined();
         expect({
@@ -131,6 +160,33 @@ describe('the statistics table', () => {
         const reporting = handlers
           .filter((h) => s.kinds === null || s.kinds.includes(h.kind))
           .map((h) => h.name);
+        if (s.bounds !== undefined) {
+          // <stem>_bucket per bound, then _sum (the `<name>Sum` statistic) and _count.
+          const name = metricName(prefix, s);
+          const sum = table.find((t) => t.name === `${s.name}Sum`)!.name;
+          const expected = reporting.flatMap((h) => {
+            const buckets = stats.get(h)![s.name] as unknown as { le: number; count: number }[];
+            const base = { handler: h, kind: kindOf.get(h)! };
+            return [
+              ...buckets.map(({ le, count }) => ({
+                metricName: `${name}_bucket`,
+                labels: { ...base, le: le === Infinity ? '+Inf' : String(le) },
+                value: count,
+              })),
+              { metricName: `${name}_sum`, labels: base, value: stats.get(h)![sum] },
+              { metricName: `${name}_count`, labels: base, value: buckets.at(-1)!.count },
+            ];
+          });
+          const byText = (a: object, b: object) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1);
+          const got = metric!.values.map((v) => ({
+            metricName: (v as { metricName?: string }).metricName,
+            labels: v.labels,
+            value: v.value,
+          }));
+          expect(got.sort(byText), name).toEqual(expected.sort(byText));
+          histogramSeries += expected.length;
+          continue;
+        }
         for (const v of metric!.values) {
           const labels = v.labels as Record<string, string>;
           expect(Object.keys(labels), metric!.name).toEqual(['handler', ...s.labels]);
@@ -158,6 +214,7 @@ describe('the statistics table', () => {
         expect(metric!.values, metric!.name).toHaveLength(expected);
       }
       expect(reasonSeries).toBeGreaterThan(0); // the setup made failures and fallbacks
+      expect(histogramSeries).toBeGreaterThan(0); // the setup has pools
       // Beyond the table: the named scopes' metrics, named after controller.scopes()'s fields, and
       // the two process-wide ones.
       const scope = c.scopes()[0]! as unknown as Record<string, unknown>;
@@ -177,7 +234,7 @@ describe('the statistics table', () => {
           return metric!.name;
         });
       const outside = [...byName.keys()].filter(
-        (n) => !table.some((s) => metricName(prefix, s) === n),
+        (n) => !table.some((s) => histogramOf(s) === undefined && metricName(prefix, s) === n),
       );
       expect(outside.sort()).toEqual(
         [...scopeMetrics, `${prefix}scope_info`, `${prefix}cuda_devices`, `${prefix}info`].sort(),

@@ -15,6 +15,12 @@ void room_for_one(std::vector<T>& v) {
   if (v.size() == v.capacity()) v.reserve(std::max<size_t>(8, 2 * v.capacity()));
 }
 
+// A chunk is whole pages, at least one; a size too large to round is a chunk of 1 GiB.
+size_t chunk_size(size_t bytes) {
+  size_t rounded = align_up(bytes, page_size());
+  return rounded == 0 ? std::max(page_size(), bytes ? size_t{1} << 30 : 0) : rounded;
+}
+
 std::optional<double> bounded(double cache_ratio) {
   if (!(cache_ratio < kUnboundedCacheRatio)) return std::nullopt;  // NaN is unbounded too
   return cache_ratio;
@@ -29,6 +35,7 @@ PoolAdaptor::PoolAdaptor(std::string name, pinpool_handler* upstream, const Pool
     : Handler(std::move(name), "pool"),
       upstream_(upstream),
       options_(options),
+      chunk_bytes_(chunk_size(options.chunk_bytes)),
       cache_ratio_(bounded(options.cache_ratio)) {
   routes_.push_back({this});  // its blocks are its own to cache, whatever lies below
 }
@@ -36,8 +43,9 @@ PoolAdaptor::PoolAdaptor(std::string name, pinpool_handler* upstream, const Pool
 PoolAdaptor::~PoolAdaptor() {
   // By the reference rules nothing is live when the last reference goes, so every cached block
   // and every slab goes back upstream. Anything still handed out is left alone, not freed
-  // under its holder.
+  // under its holder. The reservation's chunks go too, those that hold no block.
   trim();
+  trim_reservation();
 }
 
 bool PoolAdaptor::passes_through(size_t bytes, size_t alignment, uint64_t cap) {
@@ -65,6 +73,7 @@ void* PoolAdaptor::timed_upstream_alloc(size_t bytes, size_t alignment, pinpool_
                                                                  start);
   Stats::bump(stats_.upstreamAllocs);
   Stats::bump(stats_.upstreamNanos, static_cast<uint64_t>(ns.count()));
+  stats_.count_growth(static_cast<uint64_t>(ns.count()));
   if (p) stats_.reserved.add(bytes);
   return p;
 }
@@ -137,14 +146,14 @@ void* PoolAdaptor::take_cached(int index, size_t class_bytes, size_t bytes,
 void* PoolAdaptor::grow_small(int index, size_t class_bytes, size_t bytes,
                               pinpool_alloc_info* info) {
   size_t slab_bytes = slab_bytes_for(class_bytes);
-  char* base = static_cast<char*>(timed_upstream_alloc(slab_bytes, kBlockAlignment, info));
+  char* base = static_cast<char*>(grow_by(slab_bytes, info));
   if (!base) return nullptr;
   // Every byte not handed out is poisoned (the caller unpoisons its first block). Done before
   // the slab is published: once other threads can carve from it, they own their blocks' marks.
   asan::poison(base, slab_bytes);
-  auto give_back = [&] {
+  auto undo = [&] {
     asan::unpoison(base, slab_bytes);
-    timed_upstream_free(base, slab_bytes, kBlockAlignment);
+    give_back(base, slab_bytes);
   };
   Slab s;
   s.base = base;
@@ -156,7 +165,7 @@ void* PoolAdaptor::grow_small(int index, size_t class_bytes, size_t bytes,
   try {
     s.asked.reset(new uint32_t[s.capacity]);  // outside the lock: it calls malloc
   } catch (...) {
-    give_back();
+    undo();
     throw;
   }
   s.carved = 1;  // the first block is ours
@@ -172,7 +181,7 @@ void* PoolAdaptor::grow_small(int index, size_t class_bytes, size_t bytes,
     room_for_one(carving_[index]);
   } catch (...) {
     lock.unlock();  // never held across an upstream call
-    give_back();
+    undo();
     throw;
   }
   uint32_t id;
@@ -243,21 +252,21 @@ void PoolAdaptor::release_stale_large() {
   if (over) ask_thread_caches_to_trim();
   for (auto [ptr, bytes] : releases) {
     asan::unpoison(ptr, bytes);
-    timed_upstream_free(ptr, bytes, kBlockAlignment);
+    give_back(ptr, bytes);
   }
 }
 
 void* PoolAdaptor::grow_large(int index, size_t class_bytes, size_t bytes,
                               pinpool_alloc_info* info) {
   release_stale_large();
-  void* p = timed_upstream_alloc(class_bytes, kBlockAlignment, info);
+  void* p = grow_by(class_bytes, info);
   not_in_a_slab(info);
   if (!p) return nullptr;
   try {
     Lock lock(lock_);
     large_.emplace(p, Large{info->served_by, index, LargeState::Out, bytes});
   } catch (...) {
-    timed_upstream_free(p, class_bytes, kBlockAlignment);
+    give_back(p, class_bytes);
     throw;
   }
   asan::poison(p, class_bytes);  // the tail past the request stays poisoned
@@ -370,7 +379,7 @@ std::optional<size_t> PoolAdaptor::free_large(void* ptr, int index, size_t class
     large_.erase(ptr);
   }
   asan::unpoison(ptr, class_bytes);  // poisoned above, before the cap was known
-  timed_upstream_free(ptr, class_bytes, kBlockAlignment);  // over the cap: give it back now
+  give_back(ptr, class_bytes);       // over the cap: give it back now
   return asked;
 }
 
@@ -425,8 +434,7 @@ size_t PoolAdaptor::do_trim() {
   size_t released = 0;
   for (const Release& r : releases) {
     asan::unpoison(r.ptr, r.bytes);  // poison would outlive the memory's return upstream
-    timed_upstream_free(r.ptr, r.bytes, kBlockAlignment);
-    released += r.bytes;
+    released += give_back(r.ptr, r.bytes);
   }
   if (Handler* next = Handler::from_abi(upstream_.get())) released += next->trim();
   return released;
@@ -473,6 +481,184 @@ void PoolAdaptor::take_cached_blocks(const std::vector<bool>& dead,
                               }),
                list.end());
   }
+}
+
+PoolAdaptor::Chunk* PoolAdaptor::chunk_of(void* ptr) {
+  auto key = static_cast<char*>(ptr);
+  auto it = std::upper_bound(chunks_.begin(), chunks_.end(), key,
+                             [](char* k, const Chunk& c) { return k < c.base; });
+  if (it == chunks_.begin()) return nullptr;
+  Chunk& c = *std::prev(it);
+  return key - c.base < static_cast<ptrdiff_t>(c.bytes) ? &c : nullptr;
+}
+
+void* PoolAdaptor::carve(size_t bytes, pinpool_alloc_info* info) {
+  Chunk* best = nullptr;
+  std::map<size_t, size_t>::iterator room;
+  for (Chunk& c : chunks_)
+    for (auto it = c.free.begin(); it != c.free.end(); ++it)
+      if (it->second >= bytes && (!best || it->second < room->second)) {
+        best = &c;
+        room = it;
+      }
+  if (!best) return nullptr;
+  auto [offset, length] = *room;
+  if (length > bytes) best->free.emplace_hint(std::next(room), offset + bytes, length - bytes);
+  best->free.erase(room);  // after the emplace, which may throw: then nothing changed
+  stats_.cachedBytes.fetch_sub(bytes, std::memory_order_relaxed);
+  info->served_by = best->served_by;
+  return best->base + offset;
+}
+
+void* PoolAdaptor::carve_or_wait(size_t bytes, pinpool_alloc_info* info) {
+  for (;;) {
+    uint64_t seen;
+    bool growing;
+    {
+      std::lock_guard<std::mutex> g(growth_mutex_);
+      seen = landed_;
+      growing = growing_ > 0;
+    }
+    {
+      Lock lock(lock_);
+      if (void* p = carve(bytes, info)) return p;
+    }
+    if (!growing) return nullptr;
+    // A reservation is under way: its next chunk serves this miss (growing the pool a second
+    // time would pin memory twice for one need). Waits natively, holding no pool lock.
+    std::unique_lock<std::mutex> g(growth_mutex_);
+    growth_cv_.wait(g, [&] { return landed_ != seen; });
+  }
+}
+
+void* PoolAdaptor::grow_by(size_t bytes, pinpool_alloc_info* info) {
+  if (bytes <= chunk_bytes_)
+    if (void* p = carve_or_wait(bytes, info)) return p;
+  return timed_upstream_alloc(bytes, kBlockAlignment, info);
+}
+
+size_t PoolAdaptor::give_back(void* ptr, size_t bytes) {
+  {
+    Lock lock(lock_);
+    if (Chunk* c = chunk_of(ptr)) {
+      auto offset = static_cast<size_t>(static_cast<char*>(ptr) - c->base);
+      size_t length = bytes;
+      // Coalesced with the room on either side, so a chunk wholly free is one entry again.
+      auto next = c->free.lower_bound(offset);
+      auto prev = next == c->free.begin() ? c->free.end() : std::prev(next);
+      if (prev != c->free.end() && prev->first + prev->second == offset) {
+        prev->second += length;
+        if (next != c->free.end() && offset + length == next->first) {
+          prev->second += next->second;
+          c->free.erase(next);
+        }
+      } else if (next != c->free.end() && offset + length == next->first) {
+        size_t merged = length + next->second;
+        try {
+          c->free.emplace_hint(next, offset, merged);
+          c->free.erase(next);
+        } catch (const std::bad_alloc&) {
+          return 0;  // the room stays unused until the chunk goes; never corrupts the map
+        }
+      } else {
+        try {
+          c->free.emplace_hint(next, offset, length);
+        } catch (const std::bad_alloc&) { return 0; }
+      }
+      asan::poison(ptr, bytes);
+      stats_.cachedBytes.fetch_add(bytes, std::memory_order_relaxed);
+      return 0;
+    }
+  }
+  timed_upstream_free(ptr, bytes, kBlockAlignment);
+  return bytes;
+}
+
+uint64_t PoolAdaptor::begin_reservation() {
+  std::lock_guard<std::mutex> g(growth_mutex_);
+  growing_++;
+  return ++reservations_;
+}
+
+bool PoolAdaptor::reserve(uint64_t id, uint64_t bytes, pinpool_alloc_info* info) {
+  auto landed = [&](bool ended) {
+    {
+      std::lock_guard<std::mutex> g(growth_mutex_);
+      landed_++;
+      if (ended) growing_--;
+    }
+    growth_cv_.notify_all();
+  };
+  // Ends the reservation however this returns (a throw included): a miss waiting for it must
+  // not wait for good.
+  struct Ending {
+    decltype(landed)& end;
+    ~Ending() { end(true); }
+  } ending{landed};
+  bool ok = true;
+  uint64_t chunks = bytes / chunk_bytes_ + (bytes % chunk_bytes_ != 0);
+  for (uint64_t i = 0; i < chunks && ok; i++) {
+    auto* p = static_cast<char*>(timed_upstream_alloc(chunk_bytes_, kBlockAlignment, info));
+    if (!p) {
+      ok = false;
+      break;
+    }
+    asan::poison(p, chunk_bytes_);
+    try {
+      Lock lock(lock_);
+      room_for_one(chunks_);
+      Chunk c{p, chunk_bytes_, info->served_by, {}, id};
+      c.free.emplace(0, chunk_bytes_);
+      auto at = std::upper_bound(chunks_.begin(), chunks_.end(), p,
+                                 [](char* k, const Chunk& x) { return k < x.base; });
+      chunks_.insert(at, std::move(c));
+      stats_.cachedBytes.fetch_add(chunk_bytes_, std::memory_order_relaxed);
+      stats_.reservationBytes.fetch_add(chunk_bytes_, std::memory_order_relaxed);
+    } catch (const std::bad_alloc&) {
+      asan::unpoison(p, chunk_bytes_);
+      timed_upstream_free(p, chunk_bytes_, kBlockAlignment);
+      fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::OutOfMemory});
+      ok = false;
+    }
+    if (ok) landed(false);
+  }
+  // Refused part way: this reservation's chunks no block was carved from go back, so a failed
+  // reserve() leaves the pool as it found it (a chunk a miss already carved from stays: it
+  // serves that block as any growth would).
+  if (!ok) release_free_chunks(id);
+  return ok;
+}
+
+size_t PoolAdaptor::release_free_chunks(uint64_t reservation) {
+  std::vector<Release> releases;
+  {
+    Lock lock(lock_);
+    auto idle = [&](const Chunk& c) {
+      bool whole =
+          c.free.size() == 1 && c.free.begin()->first == 0 && c.free.begin()->second == c.bytes;
+      return whole && (reservation == 0 || c.reservation == reservation);
+    };
+    for (const Chunk& c : chunks_)
+      if (idle(c)) {
+        releases.push_back({c.base, c.bytes});
+        stats_.cachedBytes.fetch_sub(c.bytes, std::memory_order_relaxed);
+        stats_.reservationBytes.fetch_sub(c.bytes, std::memory_order_relaxed);
+      }
+    chunks_.erase(std::remove_if(chunks_.begin(), chunks_.end(), idle), chunks_.end());
+  }
+  size_t released = 0;
+  for (const Release& r : releases) {
+    asan::unpoison(r.ptr, r.bytes);
+    timed_upstream_free(r.ptr, r.bytes, kBlockAlignment);
+    released += r.bytes;
+  }
+  return released;
+}
+
+size_t PoolAdaptor::trim_reservation() {
+  // Blocks carved from the chunks and cached go back to their chunks first.
+  size_t released = trim();
+  return released + release_free_chunks(0);
 }
 
 }  // namespace pinpool

@@ -28,7 +28,9 @@
 // found later by the block's next owner. Memory is unpoisoned before it goes back upstream.
 #pragma once
 
+#include <condition_variable>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -48,6 +50,9 @@ struct PoolOptions {
   // for pile up next to the new ones (a mixed workload then holds twice what it uses).
   // Infinity (kUnboundedCacheRatio or more): none go back early, only the cap acts.
   double cache_ratio = 0.1;
+  // A reservation (reserve()) grows the pool by upstream blocks of this size, in bytes; misses
+  // carve their slabs and large blocks from them. A block larger than a chunk is never carved.
+  size_t chunk_bytes = size_t{64} << 20;
 };
 
 // The smallest cache_ratio that stands for Infinity: callers pass +Infinity (include/pinpool.h,
@@ -76,6 +81,22 @@ class PoolAdaptor final : public Handler {
     if (passes_through(bytes, alignment, options_.max_cached_bytes)) return 0;
     return size_classes::size_of(class_for(bytes, alignment));
   }
+
+  // A reservation in two steps: begin_reservation() (on the caller's thread, so that a miss
+  // right after it already waits for it) returns its id; reserve() then grows the pool by
+  // `bytes` (rounded up to whole chunks) ahead of its misses, one chunk at a time, and blocks
+  // (on another thread) until done; every begin_reservation() needs its reserve(), with 0 bytes
+  // to end it without growing. Misses carve from the chunks as each lands, and a miss that
+  // arrives while a reservation is under way waits for its next chunk instead of growing the
+  // pool itself. trim() keeps the chunks; trim_reservation() gives back those wholly free. On
+  // an upstream refusal, returns false with `info` describing it and gives back the chunks of
+  // this reservation no block was carved from: nothing is left half-grown.
+  uint64_t begin_reservation();
+  bool reserve(uint64_t id, uint64_t bytes, pinpool_alloc_info* info);
+  // trim(), then gives the reservation's chunks that hold no block back upstream; returns the
+  // bytes given back upstream.
+  size_t trim_reservation();
+  size_t chunk_bytes() const { return chunk_bytes_; }
 
   static constexpr size_t kSlabMaxBlock = 256 * 1024;  // largest class carved from slabs
   static constexpr size_t kBlockAlignment = 4096;      // alignment the pool guarantees
@@ -165,8 +186,32 @@ class PoolAdaptor final : public Handler {
   void describe_slab(uint32_t id, pinpool_alloc_info* info) const;  // lock held
   static void not_in_a_slab(pinpool_alloc_info* info);
 
+  // A chunk of a reservation: one upstream block, carved into the pool's slabs and large blocks.
+  struct Chunk {
+    char* base;
+    size_t bytes;
+    const pinpool_handler* served_by;  // the leaf that provided it
+    std::map<size_t, size_t> free;     // uncarved room: offset -> length, coalesced
+    uint64_t reservation;              // which reserve() call brought it
+  };
+  // A block of `bytes` (a page multiple) from a chunk, best fit, or nullptr. Lock held.
+  void* carve(size_t bytes, pinpool_alloc_info* info);
+  // Takes a block of `bytes` from the chunks; waits for a reservation under way when none has
+  // room (and it could: bytes <= a chunk), rather than growing the pool a second time.
+  void* carve_or_wait(size_t bytes, pinpool_alloc_info* info);
+  // An upstream-sized block for a slab or a large block: carved, or from the upstream.
+  void* grow_by(size_t bytes, pinpool_alloc_info* info);
+  // Gives a block of grow_by() back: to its chunk when carved from one (returns 0), else
+  // upstream (returns its bytes). Lock not held.
+  size_t give_back(void* ptr, size_t bytes);
+  // Gives back upstream the chunks wholly free: of reservation `reservation`, or of any for 0.
+  size_t release_free_chunks(uint64_t reservation);
+  // The chunk holding ptr, or nullptr. Lock held.
+  Chunk* chunk_of(void* ptr);
+
   UpstreamRef upstream_;
   const PoolOptions options_;
+  const size_t chunk_bytes_;  // options_.chunk_bytes in whole pages
   // options_.cache_ratio, or nothing when it is unbounded (kUnboundedCacheRatio or more, NaN):
   // then release_stale_large() gives nothing back.
   const std::optional<double> cache_ratio_;
@@ -182,6 +227,14 @@ class PoolAdaptor final : public Handler {
   uint64_t cached_large_bytes_ = 0;                         // bytes of large blocks in free_
   std::deque<std::pair<void*, int>> large_order_;           // cached large blocks, oldest first
                                                             // (entries taken since are skipped)
+
+  std::vector<Chunk> chunks_;  // the reservation's, by base
+
+  std::mutex growth_mutex_;            // guards the three below
+  std::condition_variable growth_cv_;  // a chunk landed, or a reservation ended
+  uint64_t growing_ = 0;               // reservations under way
+  uint64_t landed_ = 0;                // chunks landed and reservations ended, ever
+  uint64_t reservations_ = 0;          // reserve() calls, ever (names each one's chunks)
 
   std::mutex passed_mutex_;                          // guards passed_
   std::unordered_map<void*, PassedThrough> passed_;  // pass-through blocks handed out

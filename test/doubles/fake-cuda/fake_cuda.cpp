@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -182,6 +183,20 @@ FAKE_API CUresult cuDeviceGetName(char* name, int len, CUdevice dev) {
     size_t n = std::min(full.size(), static_cast<size_t>(len) - 1);  // truncate like the driver
     std::memcpy(name, full.data(), n);
     name[n] = '\0';
+    return CUDA_SUCCESS;
+  });
+}
+
+// Device n sits on bus 0x10 + n, as a multi-GPU board numbers them.
+FAKE_API CUresult cuDeviceGetPCIBusId(char* bus_id, int len, CUdevice dev) {
+  return entry(k_cuDeviceGetPCIBusId, true, [&]() -> CUresult {
+    if (bus_id == nullptr || len <= 0) return CUDA_ERROR_INVALID_VALUE;
+    if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
+    char full[16];
+    std::snprintf(full, sizeof full, "0000:%02X:00.0", 0x10 + dev);
+    size_t n = std::min(std::strlen(full), static_cast<size_t>(len) - 1);
+    std::memcpy(bus_id, full, n);
+    bus_id[n] = '\0';
     return CUDA_SUCCESS;
   });
 }

@@ -25,7 +25,7 @@
 // group of entry points; clang-format would stack them in a staircase).
 // clang-format off
 #define FAKE_CUDA_ENTRY_POINTS(X)                                                            \
-  X(cuInit) X(cuDriverGetVersion) X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetName)      \
+  X(cuInit) X(cuDriverGetVersion) X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetName) X(cuDeviceGetPCIBusId)      \
   X(cuDeviceTotalMem_v2) X(cuDevicePrimaryCtxRetain) X(cuDevicePrimaryCtxRelease_v2)         \
   X(cuCtxSetCurrent) X(cuCtxGetCurrent) X(cuCtxPushCurrent_v2) X(cuCtxPopCurrent_v2)          \
   X(cuGetErrorName) X(cuGetErrorString)                                                      \
