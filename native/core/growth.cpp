@@ -6,13 +6,13 @@
 #include <unistd.h>
 #include <algorithm>
 #include <cerrno>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <mutex>
 #include <vector>
 
 #include "../support/align.hpp"
+#include "../support/cond_var.hpp"
 #include "../support/kernel.hpp"
 
 namespace pinpool {
@@ -35,7 +35,7 @@ class TouchThreads {
     size_t per = (pages + n - 1) / n;
     struct Batch {
       std::mutex m;
-      std::condition_variable done;
+      CondVar done;
       unsigned left;
     } batch;
     batch.left = n - 1;
@@ -103,7 +103,7 @@ class TouchThreads {
   }
 
   std::mutex mutex_;  // guards jobs_ and workers_
-  std::condition_variable ready_;
+  CondVar ready_;
   std::deque<std::function<void()>> jobs_;
   unsigned workers_ = 0;
 };

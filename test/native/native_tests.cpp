@@ -235,6 +235,99 @@ void test_pool_trim() {
   CHECK(up.poisoned_frees == 0);
 }
 
+// Reservations (PoolAdaptor::reserve()): chunks from the upstream that misses carve from, kept by
+// trim(), given back whole by trim_reservation(), unpoisoned before they go.
+void test_reservation() {
+  Counting up("up");
+  PoolOptions options;
+  options.chunk_bytes = 4 * MiB;
+  auto* pool = new PoolAdaptor("reserving", &up.abi, options);
+  pinpool_alloc_info info{};
+  CHECK(pool->reserve(pool->begin_reservation(), 10 * MiB, &info));
+  CHECK(up.allocs == 3);
+  CHECK(pool->stats().reservationBytes == 12 * MiB);
+  CHECK(pool->stats().cachedBytes == 12 * MiB);
+  std::vector<std::pair<void*, size_t>> blocks;
+  for (size_t bytes : {size_t{64}, size_t{1000}, 70 * KiB, 300 * KiB, 1 * MiB, 3 * MiB, 2 * MiB})
+    blocks.emplace_back(alloc(pool, bytes), bytes);
+  for (auto [p, bytes] : blocks) {
+    CHECK(p != nullptr);
+    std::memset(p, 0x5a, bytes);
+  }
+  CHECK(up.allocs == 3);  // every block carved from the reservation
+  // Freed out of order, so the chunks' room coalesces from both sides.
+  for (size_t i : {3, 1, 5, 0, 6, 2, 4}) pool->deallocate(blocks[i].first, blocks[i].second, 64);
+  pool->trim();
+  CHECK(up.frees == 0);  // trim() keeps the reservation
+  CHECK(pool->stats().cachedBytes == 12 * MiB);
+  CHECK(pool->trim_reservation() == 12 * MiB);
+  CHECK(up.frees == 3);
+  CHECK(up.live_bytes == 0);
+  CHECK(pool->stats().reservationBytes == 0);
+  CHECK(pool->stats().cachedBytes == 0);
+  CHECK(pool->stats().reserved.current == 0);
+  // A block larger than a chunk is not carved; a refused reservation gives back what it took.
+  CHECK(pool->reserve(pool->begin_reservation(), 4 * MiB, &info));
+  void* big = alloc(pool, 6 * MiB);
+  CHECK(big != nullptr && up.allocs == 5);
+  pool->deallocate(big, 6 * MiB, 64);
+  pool->trim_reservation();
+  CHECK(up.live_bytes == 0);
+  pool->release();
+  CHECK(up.poisoned_frees == 0);
+}
+
+// A reservation on one thread while others allocate and free: no block is handed out twice,
+// every pattern holds, and everything goes back.
+void test_reservation_threads() {
+  Counting up("up");
+  PoolOptions options;
+  options.chunk_bytes = 1 * MiB;
+  auto* pool = new PoolAdaptor("reserving", &up.abi, options);
+  std::atomic<int> bad{0};
+  uint64_t id = pool->begin_reservation();
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] {
+    pinpool_alloc_info info{};
+    if (!pool->reserve(id, 24 * MiB, &info)) bad++;
+  });
+  for (int t = 0; t < 4; t++) {
+    threads.emplace_back([&, t] {
+      const size_t sizes[] = {64, 1000, 4096, 70000, 300000, 900000};
+      std::vector<std::pair<unsigned char*, size_t>> live;
+      uint32_t x = 777u + static_cast<uint32_t>(t);
+      for (int i = 0; i < 4000; i++) {
+        x = x * 1664525u + 1013904223u;
+        if (live.size() < 6 && (x >> 28) < 10) {
+          size_t bytes = sizes[(x >> 8) % 6];
+          auto* p = static_cast<unsigned char*>(alloc(pool, bytes));
+          if (!p) {
+            bad++;
+            continue;
+          }
+          std::memset(p, t + 1, bytes);
+          live.emplace_back(p, bytes);
+        } else if (!live.empty()) {
+          auto [p, bytes] = live.back();
+          live.pop_back();
+          if (p[0] != t + 1 || p[bytes - 1] != t + 1) bad++;
+          pool->deallocate(p, bytes, 64);
+        }
+        if (i % 500 == 0) pool->trim();
+      }
+      for (auto [p, bytes] : live) pool->deallocate(p, bytes, 64);
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(bad == 0);
+  CHECK(pool->stats().bytes.current == 0);
+  pool->trim_reservation();
+  CHECK(up.live_bytes == 0);
+  CHECK(pool->stats().cachedBytes == 0);
+  CHECK(pool->stats().reservationBytes == 0);
+  pool->release();
+}
+
 void test_pool_cap_and_stale() {
   {
     Counting up("up");
@@ -667,6 +760,7 @@ int main() {
   test_pool_hits();
   test_pool_trim();
   test_pool_cap_and_stale();
+  test_reservation();
   test_pool_slabs();
   test_pool_poisoning();
   test_fallback();
@@ -676,6 +770,7 @@ int main() {
   test_leases_and_registry();
   test_death();  // forks: before any thread is started
   test_threads();
+  test_reservation_threads();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                   start);
   std::printf("native tests: %d passed, %d failed in %lld ms (AddressSanitizer %s)\n", passed,

@@ -28,7 +28,6 @@
 // found later by the block's next owner. Memory is unpoisoned before it goes back upstream.
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
@@ -38,6 +37,7 @@
 #include <vector>
 
 #include "../../core/handler.hpp"
+#include "../../support/cond_var.hpp"
 #include "../../support/spin_lock.hpp"
 #include "size_classes.hpp"
 
@@ -230,11 +230,11 @@ class PoolAdaptor final : public Handler {
 
   std::vector<Chunk> chunks_;  // the reservation's, by base
 
-  std::mutex growth_mutex_;            // guards the three below
-  std::condition_variable growth_cv_;  // a chunk landed, or a reservation ended
-  uint64_t growing_ = 0;               // reservations under way
-  uint64_t landed_ = 0;                // chunks landed and reservations ended, ever
-  uint64_t reservations_ = 0;          // reserve() calls, ever (names each one's chunks)
+  std::mutex growth_mutex_;    // guards the three below
+  CondVar growth_cv_;          // a chunk landed, or a reservation ended
+  uint64_t growing_ = 0;       // reservations under way
+  uint64_t landed_ = 0;        // chunks landed and reservations ended, ever
+  uint64_t reservations_ = 0;  // reserve() calls, ever (names each one's chunks)
 
   std::mutex passed_mutex_;                          // guards passed_
   std::unordered_map<void*, PassedThrough> passed_;  // pass-through blocks handed out
