@@ -15,6 +15,7 @@ const suites = [
   'threads.mjs',
   'fragmentation.mjs',
   'capsule.mjs',
+  'growth.mjs',
 ];
 const results = [];
 for (const file of suites) {

@@ -5,6 +5,7 @@
 //      one fault per 2 MiB instead of one per 4 KiB,
 //   2. bound to a NUMA node when one is asked (mbind, before any page exists),
 //   3. first-touched by several threads at once (a small pool of its own, sized by the machine),
+//      each faulting its part in inside the kernel (MADV_POPULATE_WRITE) where it can,
 //   4. page-locked chunk by chunk, so that no single locking call (mlock, cuMemHostRegister)
 //      covers more than the chunk size and holds the kernel's or the driver's lock for long.
 // Every kernel call goes through support/kernel.hpp, which a test can replace.

@@ -101,12 +101,18 @@ int real_node_count() {
   return count;
 }
 
+int real_populate_write(void* p, size_t length) {
+  constexpr int kMadvPopulateWrite = 23;  // <sys/mman.h> of glibc 2.35; the kernel's since 5.14
+  return madvise(p, length, kMadvPopulateWrite);
+}
+
 int real_lock_pages(void* p, size_t length) { return mlock(p, length); }
 int real_unlock_pages(void* p, size_t length) { return munlock(p, length); }
 
 const Kernel kReal = {real_huge_pages_offered, real_advise_huge,        real_prefer_node,
                       real_nodes_of,           real_thread_prefer_node, real_pci_node,
-                      real_node_count,         real_lock_pages,         real_unlock_pages};
+                      real_node_count,         real_populate_write,     real_lock_pages,
+                      real_unlock_pages};
 
 }  // namespace
 

@@ -26,6 +26,10 @@ struct Kernel {
   int (*pci_node)(const char* bus_id);
   // The number of NUMA nodes the kernel has (the highest online node + 1); 1 without NUMA.
   int (*node_count)();
+  // madvise(MADV_POPULATE_WRITE) (Linux 5.14): faults [p, p + length) in for writing inside the
+  // kernel, without a trap per page (which a virtual machine makes expensive). 0, or -1 with
+  // errno (EINVAL where the kernel is older).
+  int (*populate_write)(void* p, size_t length);
   // mlock and munlock; 0 or -1 with errno.
   int (*lock_pages)(void* p, size_t length);
   int (*unlock_pages)(void* p, size_t length);

@@ -278,6 +278,8 @@ export interface KernelKnobs {
   placeOn?: number;
   /** The nth mlock call (from 1) fails with ENOMEM; 0 (default): none. */
   lockFailsAt?: number;
+  /** MADV_POPULATE_WRITE refused with EINVAL, as before Linux 5.14: pages are touched instead. */
+  populateRefused?: boolean;
 }
 /** The kernel double's record of calls (TestingHooks.kernel). */
 export interface KernelCalls {
@@ -290,6 +292,7 @@ export interface KernelCalls {
   threadRestores: number;
   pciLookups: number;
   lastBusId: string;
+  populates: number;
   locks: number;
   largestLock: number;
   unlocks: number;

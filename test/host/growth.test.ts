@@ -94,6 +94,21 @@ describe('locked(): huge pages', () => {
     expect(plain.stats().hugePageFallbacks).toBe(0);
   });
 
+  it('faults pages in inside the kernel, and by writing each page where the kernel cannot', () => {
+    testing().kernel('double', {});
+    const h = locked({ touchThreads: 2 });
+    const a = h.alloc(32 * MiB);
+    expect(testing().kernel('calls').populates).toBe(2); // one per thread
+    testing().kernel('double', { populateRefused: true });
+    const b = h.alloc(32 * MiB);
+    expect(testing().kernel('calls').populates).toBe(2);
+    for (const buf of [a, b]) {
+      buf.bytes.fill(5);
+      expect(buf.bytes[32 * MiB - 1]).toBe(5);
+      buf.free();
+    }
+  });
+
   it('serves every byte of a block touched by several threads', () => {
     const h = locked({ touchThreads: 4 });
     const b = h.alloc(48 * MiB);
