@@ -7,7 +7,7 @@
 //              real 2d334ea, see bench/RESULTS.md)
 //   4k-threads 4 KiB pages, first touch on every core, mlock in 64 MiB chunks
 //   grow       the default: huge pages, first touch on every core, mlock in 64 MiB chunks
-//   reserve    pool.reserve(SIZE) with the default leaf: 64 MiB chunks on libuv's pool, the event
+//   reserve    pool.reserve(SIZE) with the default leaf: 64 MiB chunks on a thread of its own, the event
 //              loop free; its worst lag is measured with perf_hooks.monitorEventLoopDelay
 //   limit      the machine's limit: the same bytes faulted in with huge pages on every core,
 //              nothing locked (binding.testing.faultIn: the same mapping and touch code)

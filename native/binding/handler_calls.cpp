@@ -1,5 +1,7 @@
 // The calls on a handler as a whole: create one, trim it, reserve ahead (a pool), read its
 // statistics, describe it, share it with another thread (secret) and attach it there.
+#include <pthread.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -59,8 +61,12 @@ napi_value TrimReservation(napi_env env, napi_callback_info info) {
   return js_number(env, static_cast<double>(pool->trim_reservation()));
 }
 
-// A reserve() under way: it grows the pool on a thread of libuv's pool, so the event loop goes
-// on, and settles its Promise on the JavaScript thread.
+// A reserve() under way. It grows the pool on a thread of its own, not on libuv's pool: a miss
+// waits for a reservation under way, so a reservation must never queue behind other work (a
+// full libuv pool would then hold the waiting thread, the event loop, until it frees up), nor
+// behind another reservation that waits for it (pools over pools). Its Promise is settled on the
+// JavaScript thread through a thread-safe function, which also keeps the event loop alive
+// meanwhile.
 struct Reservation {
   PoolAdaptor* pool = nullptr;  // holds a reference
   uint64_t id = 0;              // PoolAdaptor::begin_reservation()'s
@@ -72,27 +78,16 @@ struct Reservation {
   LockRefusal lock;
   LimitRefusal limit;
   napi_deferred deferred = nullptr;
-  napi_async_work work = nullptr;
+  napi_threadsafe_function done = nullptr;
+
+  ~Reservation() { pool->release(); }
 };
 
-void reserve_execute(napi_env, void* data) {
+// The JavaScript thread: settles the Promise. `env` is null when the environment is going away
+// with the call still queued: nothing to settle then.
+void settle_reservation(napi_env env, napi_value, void*, void* data) {
   auto* r = static_cast<Reservation*>(data);
-  fallback_log().count = 0;
-  lock_refusal().set = false;
-  limit_refusal().set = false;
-  try {
-    r->ok = r->pool->reserve(r->id, r->bytes, &r->info);
-  } catch (...) {  // out of memory for the pool's own bookkeeping
-    r->ok = false;
-    fail(&r->info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::OutOfMemory});
-  }
-  r->lock = lock_refusal();
-  r->limit = limit_refusal();
-}
-
-void reserve_complete(napi_env env, napi_status status, void* data) {
-  auto* r = static_cast<Reservation*>(data);
-  if (env && status == napi_ok && r->ok) {
+  if (env && r->ok) {
     // Whole chunks: what the pool grew by.
     uint64_t chunk = r->pool->chunk_bytes();
     uint64_t grown = (r->bytes / chunk + (r->bytes % chunk != 0)) * chunk;
@@ -104,9 +99,29 @@ void reserve_complete(napi_env env, napi_status status, void* data) {
                                    r->info.reason, r->info.cuda_error);
     napi_reject_deferred(env, r->deferred, error);
   }
-  if (env) napi_delete_async_work(env, r->work);
-  r->pool->release();
   delete r;
+}
+
+// The reservation's own thread.
+void* grow_reservation(void* data) {
+  auto* r = static_cast<Reservation*>(data);
+  fallback_log().count = 0;
+  lock_refusal().set = false;
+  limit_refusal().set = false;
+  try {
+    r->ok = r->pool->reserve(r->id, r->bytes, &r->info);
+  } catch (...) {  // out of memory for the pool's own bookkeeping (reserve() ended it)
+    r->ok = false;
+    fail(&r->info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::OutOfMemory});
+  }
+  r->lock = lock_refusal();
+  r->limit = limit_refusal();
+  napi_threadsafe_function done = r->done;
+  // Refused only while the environment goes away: then nobody settles it, and this thread
+  // cleans up.
+  if (napi_call_threadsafe_function(done, r, napi_tsfn_blocking) != napi_ok) delete r;
+  napi_release_threadsafe_function(done, napi_tsfn_release);
+  return nullptr;
 }
 
 // reserve(pool, bytes) -> Promise<bytes grown>: grows the pool by `bytes` (whole chunks) without
@@ -120,24 +135,31 @@ napi_value Reserve(napi_env env, napi_callback_info info) {
   if (!pool)
     return throw_error(env, code::kInvalidArgument,
                        "reserve(): " + h->name() + " is a " + h->kind() + ", not a pool");
+  pool->retain();
   auto* r = new Reservation();
   r->pool = pool;
   r->bytes = bytes;
-  r->id = pool->begin_reservation();
-  pool->retain();
   napi_value promise, name;
   napi_create_promise(env, &r->deferred, &promise);
   napi_create_string_utf8(env, "pinpool.reserve", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_async_work(env, nullptr, name, reserve_execute, reserve_complete, r, &r->work) !=
-          napi_ok ||
-      napi_queue_async_work(env, r->work) != napi_ok) {
-    if (r->work) napi_delete_async_work(env, r->work);
+  if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, nullptr,
+                                      settle_reservation, &r->done) != napi_ok) {
+    napi_reject_deferred(env, r->deferred,
+                         make_error(env, code::kOutOfMemory, "reserve(): no thread-safe function"));
+    delete r;
+    return promise;
+  }
+  // Under way from here, before this call returns: a miss right after it waits for it.
+  r->id = pool->begin_reservation();
+  pthread_t thread;
+  if (pthread_create(&thread, nullptr, grow_reservation, r) == 0) {
+    pthread_detach(thread);
+  } else {
     pinpool_alloc_info none{};
     pool->reserve(r->id, 0, &none);  // ends it: no miss waits for it any more
-    napi_reject_deferred(
-        env, r->deferred,
-        make_error(env, code::kOutOfMemory, "reserve(): could not queue the work"));
-    pool->release();
+    napi_release_threadsafe_function(r->done, napi_tsfn_abort);
+    napi_reject_deferred(env, r->deferred,
+                         make_error(env, code::kOutOfMemory, "reserve(): no thread to grow on"));
     delete r;
   }
   return promise;

@@ -77,11 +77,12 @@ napi_value CudaError(napi_env env, napi_callback_info info) {
 // calls are played, since this machine may have one node.
 struct KernelDouble {
   std::atomic<bool> huge_offered{true};
-  std::atomic<int> nodes{1};                  // node_count()
-  std::atomic<int> pci_node{-1};              // pci_node()'s answer
-  std::atomic<int> place_on{-1};              // nodes_of()'s answer; -1: the node last preferred
-  std::atomic<long> lock_fails_at{0};         // the nth lock_pages call (from 1) fails; 0: none
-  std::atomic<bool> populate_refused{false};  // populate_write() says EINVAL (a kernel < 5.14)
+  std::atomic<int> nodes{1};                    // node_count()
+  std::atomic<int> pci_node{-1};                // pci_node()'s answer
+  std::atomic<int> place_on{-1};                // nodes_of()'s answer; -1: the node last preferred
+  std::atomic<long> lock_fails_at{0};           // the nth lock_pages call (from 1) fails; 0: none
+  std::atomic<bool> populate_refused{false};    // populate_write() says EINVAL (a kernel < 5.14)
+  std::atomic<bool> populate_no_memory{false};  // populate_write() says ENOMEM
   // The record.
   std::atomic<long> advise{0}, prefer{0}, prefer_node{-1}, nodes_of{0}, thread_prefer{0},
       thread_prefer_node{-1}, thread_restores{0}, pci_lookups{0}, populates{0}, locks{0},
@@ -138,8 +139,8 @@ const Kernel kDouble = {
     [](void* p, size_t length) {
       KernelDouble& d = double_kernel();
       d.populates++;
-      if (d.populate_refused) {
-        errno = EINVAL;
+      if (d.populate_refused || d.populate_no_memory) {
+        errno = d.populate_refused ? EINVAL : ENOMEM;
         return -1;
       }
       return real_kernel().populate_write(p, length);
@@ -163,8 +164,8 @@ const Kernel kDouble = {
 };
 
 // kernel('double', knobs) installs the double with `knobs` ({ hugePages, nodes, pciNode,
-// placeOn, lockFailsAt, populateRefused }), the record cleared; kernel('real') puts the real calls
-// back; kernel('calls') -> the record.
+// placeOn, lockFailsAt, populateRefused, populateNoMemory }), the record cleared; kernel('real')
+// puts the real calls back; kernel('calls') -> the record.
 napi_value KernelCalls(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 2, "testing.kernel(op, knobs)");
   PINPOOL_REQUIRE_STRING(0, op);
@@ -192,6 +193,7 @@ napi_value KernelCalls(napi_env env, napi_callback_info info) {
     d.place_on = static_cast<int>(number("placeOn", -1));
     d.lock_fails_at = static_cast<long>(number("lockFailsAt", 0));
     d.populate_refused = number("populateRefused", 0) != 0;
+    d.populate_no_memory = number("populateNoMemory", 0) != 0;
     for (auto* c : {&d.advise, &d.prefer, &d.nodes_of, &d.thread_prefer, &d.thread_restores,
                     &d.pci_lookups, &d.populates, &d.locks, &d.largest_lock, &d.unlocks})
       *c = 0;

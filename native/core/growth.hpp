@@ -43,15 +43,17 @@ unsigned default_touch_threads();
 
 // Maps `length` bytes (a page multiple) of private anonymous memory aligned to `alignment`
 // (a power of two; huge pages want 2 MiB), applies `o` (huge pages, node), and faults every page
-// in. Returns the mapping, or nullptr with errno set (nothing left mapped).
+// in. Returns the mapping, or nullptr with errno set (nothing left mapped): no mapping, or no
+// memory to fault it in. Never throws.
 void* map_and_touch(size_t length, size_t alignment, const GrowthOptions& o, GrowthReport* report);
 
-// Faults in [p, p + length) for writing with `threads` threads (the caller is one of them).
-void touch_pages(char* p, size_t length, unsigned threads);
+// Faults in [p, p + length) for writing with `threads` threads (the caller is one of them);
+// false when the kernel had not the memory for some of it.
+bool touch_pages(char* p, size_t length, unsigned threads);
 
 // Locks [p, p + length) with mlock (support/kernel.hpp), at most `chunk_bytes` per call, in
-// order. When a call fails, the chunks already locked are unlocked, and -1 is returned (errno
-// set); 0 on success.
+// order. When a call fails, everything it and the calls before locked is unlocked, and -1 is
+// returned (errno set); 0 on success.
 int lock_in_chunks(char* p, size_t length, size_t chunk_bytes);
 
 // Counts in a leaf's statistics what a growth did: a refused huge-page request, pages off node.

@@ -70,7 +70,8 @@ class PinnedHandler final : public CudaLeaf {
     int numa = node();
     if (!register_) {
       const Kernel& k = kernel();
-      // The driver faults the pages in on this thread: its memory policy places them.
+      // The driver faults the pages in on this thread: its memory policy places them (unless the
+      // thread has a policy of its own, which is left alone).
       bool placed = numa >= 0 && k.thread_prefer_node(numa) == 0;
       CUresult rc = cuda::host_alloc(device(), bytes, flags_, out);
       if (placed) k.thread_prefer_node(-1);

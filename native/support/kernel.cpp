@@ -66,6 +66,10 @@ int real_nodes_of(void* const* pages, size_t count, int* nodes) {
 
 int real_thread_prefer_node(int node) {
   if (node < 0) return static_cast<int>(syscall(SYS_set_mempolicy, kMpolDefault, nullptr, 0));
+  // A thread with a policy of its own (numactl --membind, --interleave) keeps it.
+  int mode = kMpolDefault;
+  if (syscall(SYS_get_mempolicy, &mode, nullptr, 0, nullptr, 0) != 0 || mode != kMpolDefault)
+    return 1;
   if (static_cast<unsigned long>(node) >= kMaxNodes) {
     errno = EINVAL;
     return -1;

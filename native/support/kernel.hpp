@@ -19,7 +19,9 @@ struct Kernel {
   // The node each page is on (move_pages without moving): `nodes[i]` for `pages[i]`, a
   // negative errno for a page not present. 0 or -1.
   int (*nodes_of)(void* const* pages, size_t count, int* nodes);
-  // set_mempolicy(MPOL_PREFERRED, node) for the calling thread; node -1 restores the default.
+  // set_mempolicy(MPOL_PREFERRED, node) for the calling thread: 0 when set (node -1 then
+  // puts the default back), 1 when the thread has a policy of its own (numactl), which is kept
+  // and nothing is set, -1 on an error.
   int (*thread_prefer_node)(int node);
   // The NUMA node of a PCI device, from sysfs (/sys/bus/pci/devices/<bus id>/numa_node), by
   // the bus id CUDA gives ("0000:3B:00.0"); -1 when unknown.

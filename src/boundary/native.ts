@@ -280,6 +280,8 @@ export interface KernelKnobs {
   lockFailsAt?: number;
   /** MADV_POPULATE_WRITE refused with EINVAL, as before Linux 5.14: pages are touched instead. */
   populateRefused?: boolean;
+  /** MADV_POPULATE_WRITE refused with ENOMEM: the kernel has not the memory. */
+  populateNoMemory?: boolean;
 }
 /** The kernel double's record of calls (TestingHooks.kernel). */
 export interface KernelCalls {

@@ -116,7 +116,7 @@ export interface PoolOptions {
    * A reservation grows the pool by upstream blocks of this size, in bytes (a multiple of the
    * page size), so that no single upstream call (cuMemHostAlloc, cuMemHostRegister, mlock)
    * covers more; misses carve their slabs and large blocks from them. Blocks larger than a
-   * chunk are never carved from a reservation. Default 64 MiB.
+   * chunk are never carved from a reservation. At least 2 MiB; default 64 MiB.
    */
   chunkBytes?: number;
 }
@@ -211,16 +211,20 @@ function checkNode(value: unknown): number {
   return value as number;
 }
 
-/** A chunk size: a multiple of the page size, from one page to 1 TiB. */
-function checkChunk(value: unknown): number {
+/** A chunk size: a multiple of the page size, from `least` (one page by default) to 1 TiB. */
+function checkChunk(value: unknown, least = constants.pageSize): number {
   const page = constants.pageSize;
   if (
     !Number.isInteger(value) ||
-    (value as number) < page ||
+    (value as number) < least ||
     (value as number) > 2 ** 40 ||
     (value as number) % page !== 0
   )
-    throw invalid('chunkBytes', `a multiple of the page size (${page}) up to 2**40`, value);
+    throw invalid(
+      'chunkBytes',
+      `a multiple of the page size (${page}) from ${least} up to 2**40`,
+      value,
+    );
   return value as number;
 }
 
@@ -318,7 +322,7 @@ export function pool(upstream: Handler, options?: PoolOptions): Handler {
     maxCachedBytes:
       o.maxCachedBytes === undefined ? 2 ** 30 : checkBound(o.maxCachedBytes, 'maxCachedBytes'),
     cacheRatio: o.cacheRatio === undefined ? 0.1 : checkRatio(o.cacheRatio),
-    ...(o.chunkBytes === undefined ? {} : { chunkBytes: checkChunk(o.chunkBytes) }),
+    ...(o.chunkBytes === undefined ? {} : { chunkBytes: checkChunk(o.chunkBytes, 2 * 2 ** 20) }),
   };
   const initialBytes =
     o.initialBytes === undefined ? 0 : checkBytes(o.initialBytes, 'initialBytes');

@@ -417,12 +417,12 @@ export class Handler {
       );
     const n = bytes === undefined ? 0 : checkBytes(bytes, 'bytes');
     if (n === 0) {
+      // Every one under way settles first; then the first failure among them is reported (once).
       const waiting = [...this.#reservations];
-      try {
-        await Promise.all(waiting);
-      } finally {
-        for (const p of waiting) this.#reservations.delete(p);
-      }
+      const settled = await Promise.allSettled(waiting);
+      for (const p of waiting) this.#reservations.delete(p);
+      const failed = settled.find((r) => r.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
       return readStats(this.#handle).reservationBytes;
     }
     const grown = binding.reserve(this.#handle, n);

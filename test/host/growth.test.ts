@@ -5,6 +5,8 @@
  * The kernel's side is played by the binding's kernel double (native/support/kernel.hpp) where
  * this machine cannot show it: one NUMA node, huge pages on or off.
  */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { limit, locked, pageable, pool, type Handler } from 'pinpool';
 
@@ -12,6 +14,7 @@ import { expectCode, expectRejection } from '../support/expect-error.js';
 import { testing } from '../support/testing.js';
 
 const MiB = 1024 * 1024;
+const root = join(__dirname, '..', '..');
 
 afterEach(() => {
   testing().kernel('real');
@@ -107,6 +110,19 @@ describe('locked(): huge pages', () => {
       expect(buf.bytes[32 * MiB - 1]).toBe(5);
       buf.free();
     }
+  });
+
+  it('fails coded, holding nothing, when the kernel has not the memory to fault the pages in', () => {
+    testing().kernel('double', { populateNoMemory: true });
+    const h = locked({ touchThreads: 2 });
+    for (const bytes of [4 * MiB, 32 * MiB]) {
+      const err = expectCode(() => h.alloc(bytes), 'ERR_PINPOOL_OUT_OF_MEMORY');
+      expect(err.reason).toBe('mmap');
+    }
+    expect(testing().kernel('calls').locks).toBe(0); // nothing was locked
+    expect(h.stats().bytesInUse).toBe(0);
+    testing().kernel('real');
+    h.alloc(32 * MiB).free(); // the page-lock budget went back
   });
 
   it('serves every byte of a block touched by several threads', () => {
@@ -236,6 +252,49 @@ describe('pool.reserve()', () => {
     });
   });
 
+  it('reserve() with no argument waits for every reservation, and reports the first failure once', async () => {
+    const h = pool(limit(locked(), { maxBytes: 6 * MiB }), { chunkBytes: 2 * MiB });
+    const fits = h.reserve(4 * MiB);
+    const refused = h.reserve(8 * MiB);
+    await expectRejection(refused, 'ERR_PINPOOL_OUT_OF_MEMORY');
+    expect(await fits).toBe(4 * MiB);
+    await expectRejection(h.reserve(), 'ERR_PINPOOL_OUT_OF_MEMORY');
+    expect(await h.reserve()).toBe(h.stats().reservationBytes);
+  });
+
+  it('trim({ reservation: true }) keeps the chunks of a reservation still under way', async () => {
+    const h = pool(locked(), { chunkBytes: 2 * MiB });
+    const grown = h.reserve(16 * MiB);
+    h.trim({ reservation: true });
+    expect(await grown).toBe(16 * MiB);
+    expect(h.stats().reservationBytes).toBe(16 * MiB);
+    expect(h.trim({ reservation: true })).toBe(16 * MiB);
+  });
+
+  it('a reservation never waits for a thread libuv runs other work on (one thread, pools over pools)', () => {
+    // With libuv's pool at one thread, busy with other work: a reservation queued there would
+    // hold up the miss that waits for it, and a pool's reservation that misses in the pool
+    // below it would wait for that pool's reservation queued behind itself, for good.
+    const script = `
+      const { pool, locked } = require(${JSON.stringify(join(root, 'dist', 'src', 'index.js'))});
+      const { pbkdf2 } = require('node:crypto');
+      const MiB = 2 ** 20;
+      pbkdf2('x', 'y', 2e5, 64, 'sha512', () => {}); // holds libuv's only thread a while
+      const below = pool(locked(), { chunkBytes: 8 * MiB });
+      const above = pool(below, { chunkBytes: 4 * MiB });
+      const both = Promise.all([above.reserve(8 * MiB), below.reserve(8 * MiB)]);
+      const b = below.alloc(MiB); // waits for below's reservation, not for the pbkdf2
+      b.free();
+      both.then(([a, c]) => { console.log('grown', a, c, below.stats().upstreamAllocs); });
+    `;
+    const out = execFileSync(process.execPath, ['-e', script], {
+      env: { ...process.env, UV_THREADPOOL_SIZE: '1' },
+      encoding: 'utf8',
+      timeout: 120_000, // a hang guard only: the run takes a second
+    });
+    expect(out.trim()).toMatch(/^grown 8388608 8388608 \d+$/);
+  });
+
   it('refuses bad input coded, changing nothing', async () => {
     const h = pool(pageable());
     for (const bad of [-1, 1.5, NaN, '1', null, 2 ** 53])
@@ -252,6 +311,8 @@ describe('pool.reserve()', () => {
         () => pool(pageable(), { initialBytes: bad as number }),
         'ERR_PINPOOL_INVALID_ARGUMENT',
       );
+    for (const bad of [MiB, 2 * MiB + 1, 3 * MiB + 4096 / 2])
+      expectCode(() => pool(pageable(), { chunkBytes: bad }), 'ERR_PINPOOL_INVALID_ARGUMENT');
     expect(holding(h)).toEqual({
       bytesInUse: 0,
       reservedBytes: 0,

@@ -282,7 +282,7 @@ void test_reservation() {
 void test_reservation_threads() {
   Counting up("up");
   PoolOptions options;
-  options.chunk_bytes = 1 * MiB;
+  options.chunk_bytes = 2 * MiB;
   auto* pool = new PoolAdaptor("reserving", &up.abi, options);
   std::atomic<int> bad{0};
   uint64_t id = pool->begin_reservation();

@@ -15,10 +15,12 @@ void room_for_one(std::vector<T>& v) {
   if (v.size() == v.capacity()) v.reserve(std::max<size_t>(8, 2 * v.capacity()));
 }
 
-// A chunk is whole pages, at least one; a size too large to round is a chunk of 1 GiB.
+// A chunk is whole pages, at least kMinChunkBytes (smaller ones would make the chunk list, which
+// a miss scans, long); a size too large to round is a chunk of 1 GiB.
+constexpr size_t kMinChunkBytes = size_t{2} << 20;
 size_t chunk_size(size_t bytes) {
   size_t rounded = align_up(bytes, page_size());
-  return rounded == 0 ? std::max(page_size(), bytes ? size_t{1} << 30 : 0) : rounded;
+  return rounded == 0 ? size_t{1} << 30 : std::max(rounded, kMinChunkBytes);
 }
 
 std::optional<double> bounded(double cache_ratio) {
@@ -505,6 +507,7 @@ void* PoolAdaptor::carve(size_t bytes, pinpool_alloc_info* info) {
   auto [offset, length] = *room;
   if (length > bytes) best->free.emplace_hint(std::next(room), offset + bytes, length - bytes);
   best->free.erase(room);  // after the emplace, which may throw: then nothing changed
+  best->carved += bytes;
   stats_.cachedBytes.fetch_sub(bytes, std::memory_order_relaxed);
   info->served_by = best->served_by;
   return best->base + offset;
@@ -538,46 +541,52 @@ void* PoolAdaptor::grow_by(size_t bytes, pinpool_alloc_info* info) {
 }
 
 size_t PoolAdaptor::give_back(void* ptr, size_t bytes) {
+  bool carved;
   {
     Lock lock(lock_);
-    if (Chunk* c = chunk_of(ptr)) {
-      auto offset = static_cast<size_t>(static_cast<char*>(ptr) - c->base);
-      size_t length = bytes;
-      // Coalesced with the room on either side, so a chunk wholly free is one entry again.
-      auto next = c->free.lower_bound(offset);
-      auto prev = next == c->free.begin() ? c->free.end() : std::prev(next);
-      if (prev != c->free.end() && prev->first + prev->second == offset) {
-        prev->second += length;
-        if (next != c->free.end() && offset + length == next->first) {
-          prev->second += next->second;
-          c->free.erase(next);
-        }
-      } else if (next != c->free.end() && offset + length == next->first) {
-        size_t merged = length + next->second;
-        try {
-          c->free.emplace_hint(next, offset, merged);
-          c->free.erase(next);
-        } catch (const std::bad_alloc&) {
-          return 0;  // the room stays unused until the chunk goes; never corrupts the map
-        }
-      } else {
-        try {
-          c->free.emplace_hint(next, offset, length);
-        } catch (const std::bad_alloc&) { return 0; }
-      }
-      asan::poison(ptr, bytes);
-      stats_.cachedBytes.fetch_add(bytes, std::memory_order_relaxed);
-      return 0;
-    }
+    carved = chunk_of(ptr) != nullptr;
   }
-  timed_upstream_free(ptr, bytes, kBlockAlignment);
-  return bytes;
+  if (!carved) {
+    timed_upstream_free(ptr, bytes, kBlockAlignment);
+    return bytes;
+  }
+  // Poisoned outside the lock (it writes bytes / 8 bytes of shadow): the block is still ours,
+  // and its chunk stays while the block is counted as carved from it.
+  asan::poison(ptr, bytes);
+  Lock lock(lock_);
+  Chunk* c = chunk_of(ptr);
+  c->carved -= bytes;
+  stats_.cachedBytes.fetch_add(bytes, std::memory_order_relaxed);
+  auto offset = static_cast<size_t>(static_cast<char*>(ptr) - c->base);
+  size_t length = bytes;
+  // Coalesced with the room on either side, so a chunk wholly free is one entry again. Out of
+  // memory for an entry, the room is lost until the chunk goes (`carved` says when it is free).
+  auto next = c->free.lower_bound(offset);
+  auto prev = next == c->free.begin() ? c->free.end() : std::prev(next);
+  try {
+    if (prev != c->free.end() && prev->first + prev->second == offset) {
+      prev->second += length;
+      if (next != c->free.end() && offset + length == next->first) {
+        prev->second += next->second;
+        c->free.erase(next);
+      }
+    } else if (next != c->free.end() && offset + length == next->first) {
+      size_t merged = length + next->second;
+      c->free.emplace_hint(next, offset, merged);
+      c->free.erase(next);
+    } else {
+      c->free.emplace_hint(next, offset, length);
+    }
+  } catch (const std::bad_alloc&) {}
+  return 0;
 }
 
 uint64_t PoolAdaptor::begin_reservation() {
   std::lock_guard<std::mutex> g(growth_mutex_);
+  uint64_t id = ++reservations_;
+  running_.push_back(id);  // may throw: then nothing began
   growing_++;
-  return ++reservations_;
+  return id;
 }
 
 bool PoolAdaptor::reserve(uint64_t id, uint64_t bytes, pinpool_alloc_info* info) {
@@ -585,7 +594,10 @@ bool PoolAdaptor::reserve(uint64_t id, uint64_t bytes, pinpool_alloc_info* info)
     {
       std::lock_guard<std::mutex> g(growth_mutex_);
       landed_++;
-      if (ended) growing_--;
+      if (ended) {
+        growing_--;
+        running_.erase(std::remove(running_.begin(), running_.end(), id), running_.end());
+      }
     }
     growth_cv_.notify_all();
   };
@@ -630,13 +642,19 @@ bool PoolAdaptor::reserve(uint64_t id, uint64_t bytes, pinpool_alloc_info* info)
 }
 
 size_t PoolAdaptor::release_free_chunks(uint64_t reservation) {
+  std::vector<uint64_t> running;
+  if (reservation == 0) {
+    std::lock_guard<std::mutex> g(growth_mutex_);
+    running = running_;
+  }
   std::vector<Release> releases;
   {
     Lock lock(lock_);
+    releases.reserve(chunks_.size());  // before anything changes: it may throw
     auto idle = [&](const Chunk& c) {
-      bool whole =
-          c.free.size() == 1 && c.free.begin()->first == 0 && c.free.begin()->second == c.bytes;
-      return whole && (reservation == 0 || c.reservation == reservation);
+      if (c.carved != 0) return false;
+      if (reservation != 0) return c.reservation == reservation;
+      return std::find(running.begin(), running.end(), c.reservation) == running.end();
     };
     for (const Chunk& c : chunks_)
       if (idle(c)) {

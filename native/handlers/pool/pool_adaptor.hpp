@@ -193,6 +193,8 @@ class PoolAdaptor final : public Handler {
     const pinpool_handler* served_by;  // the leaf that provided it
     std::map<size_t, size_t> free;     // uncarved room: offset -> length, coalesced
     uint64_t reservation;              // which reserve() call brought it
+    size_t carved = 0;                 // bytes carved from it and not given back: 0 means free,
+                                       // whatever `free` says (a room lost to bad_alloc)
   };
   // A block of `bytes` (a page multiple) from a chunk, best fit, or nullptr. Lock held.
   void* carve(size_t bytes, pinpool_alloc_info* info);
@@ -204,7 +206,8 @@ class PoolAdaptor final : public Handler {
   // Gives a block of grow_by() back: to its chunk when carved from one (returns 0), else
   // upstream (returns its bytes). Lock not held.
   size_t give_back(void* ptr, size_t bytes);
-  // Gives back upstream the chunks wholly free: of reservation `reservation`, or of any for 0.
+  // Gives back upstream the chunks wholly free: of reservation `reservation`, or for 0 of every
+  // reservation that has ended (one under way keeps its chunks until it resolves).
   size_t release_free_chunks(uint64_t reservation);
   // The chunk holding ptr, or nullptr. Lock held.
   Chunk* chunk_of(void* ptr);
@@ -230,11 +233,12 @@ class PoolAdaptor final : public Handler {
 
   std::vector<Chunk> chunks_;  // the reservation's, by base
 
-  std::mutex growth_mutex_;    // guards the three below
-  CondVar growth_cv_;          // a chunk landed, or a reservation ended
-  uint64_t growing_ = 0;       // reservations under way
-  uint64_t landed_ = 0;        // chunks landed and reservations ended, ever
-  uint64_t reservations_ = 0;  // reserve() calls, ever (names each one's chunks)
+  std::mutex growth_mutex_;        // guards the three below
+  CondVar growth_cv_;              // a chunk landed, or a reservation ended
+  uint64_t growing_ = 0;           // reservations under way
+  uint64_t landed_ = 0;            // chunks landed and reservations ended, ever
+  uint64_t reservations_ = 0;      // reserve() calls, ever (names each one's chunks)
+  std::vector<uint64_t> running_;  // the ids of those under way
 
   std::mutex passed_mutex_;                          // guards passed_
   std::unordered_map<void*, PassedThrough> passed_;  // pass-through blocks handed out

@@ -192,7 +192,7 @@ FAKE_API CUresult cuDeviceGetPCIBusId(char* bus_id, int len, CUdevice dev) {
   return entry(k_cuDeviceGetPCIBusId, true, [&]() -> CUresult {
     if (bus_id == nullptr || len <= 0) return CUDA_ERROR_INVALID_VALUE;
     if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
-    char full[16];
+    char full[32];  // room for any int, so the compiler sees nothing truncated
     std::snprintf(full, sizeof full, "0000:%02X:00.0", 0x10 + dev);
     size_t n = std::min(std::strlen(full), static_cast<size_t>(len) - 1);
     std::memcpy(bus_id, full, n);
