@@ -123,7 +123,11 @@ class FileMappingHandler final : public Handler {
     std::lock_guard<std::mutex> lock(mutex_);
     // Only the one mapping, whole: munmap with another length would cut it or its neighbour.
     if (!ptr || ptr != mapping_ || (bytes ? bytes : 1) != length_) return std::nullopt;
-    if (options_.register_memory) cuda::host_unregister(mapping_);
+    // Still registered after a refused unregister: the mapping stays, and the free is refused so
+    // that a retry unregisters and unmaps it once. Unmapped now, the driver would go on pinning
+    // an address the next mmap may hand to someone else.
+    if (options_.register_memory && cuda::host_unregister(mapping_) != CUDA_SUCCESS)
+      return std::nullopt;
     munmap(mapping_, length_);
     mapping_ = nullptr;
     return bytes_;  // an empty file's block was allocated as 0 bytes, and may be freed as 1

@@ -487,6 +487,32 @@ void driver_refuses_free() {
   leaf->release();
 }
 
+// pinned({ strategy: 'register' }) when the driver refuses to unregister a block: the mapping
+// stays (still registered, still readable), the free is refused, and the retry unregisters and
+// unmaps it once. It used to unmap first and keep the block for the retry, which then unmapped
+// whatever had been mapped at that address since.
+void driver_refuses_unregister() {
+  PinnedOptions o;
+  o.register_memory = true;
+  auto* leaf = new PinnedHandler("registered", o);
+  pinpool_handler* h = leaf->abi();
+  auto* p = static_cast<unsigned char*>(abi_alloc(h, 3 * 4096));
+  CHECK(p != nullptr);
+  if (!p) return;
+  std::memset(p, 7, 3 * 4096);
+  CHECK(cuda::fake_set("fail_unregister", 1));
+  abi_free(h, p, 3 * 4096);
+  CHECK(leaf->stats().bytes.current == 3 * 4096);  // refused: the block is still the caller's
+  CHECK(leaf->stats().invalidFrees == 1);
+  p[0] = 8;  // still mapped (a fault here, in this isolated child, fails the case)
+  p[3 * 4096 - 1] = 9;
+  CHECK(p[4096] == 7);
+  abi_free(h, p, 3 * 4096);  // the retry goes through
+  CHECK(leaf->stats().bytes.current == 0);
+  CHECK(leaf->stats().invalidFrees == 1);
+  leaf->release();
+}
+
 // A fallback routes a free to the side that can have served it, and keeps its routing state
 // only for frees that side accepted. Here the primary (a 64 KiB limit) is full, so one block in
 // the primary's range comes from the secondary; a double free of a primary block while nothing
@@ -694,6 +720,7 @@ int main() {
   }
   isolated("exceptions", exceptions);
   isolated("a driver that refuses a free", driver_refuses_free);
+  if (cuda) isolated("a driver that refuses to unregister", driver_refuses_unregister);
   isolated("fallback routing after refused frees", fallback_routing);
   isolated("limit over a lenient foreign upstream", limit_over_lenient_upstream);
   isolated("pool: a free of another size in the class counts the allocation's",

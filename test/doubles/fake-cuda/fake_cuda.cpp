@@ -315,6 +315,9 @@ FAKE_API int pinpool_fake_cuda_set(const char* knob, long long value) {
   } else if (std::strcmp(knob, "hold_copies") == 0) {
     if (value != 0 && value != 1) return -1;
     hold_copies(value == 1);
+  } else if (std::strcmp(knob, "fail_unregister") == 0) {
+    if (value < 0) return -1;
+    g_knobs.fail_unregister = value;
   } else if (std::strcmp(knob, "init_error") == 0) {
     if (value < INT_MIN || value > INT_MAX) return -1;
     g_knobs.init_error = static_cast<int>(value);  // seen by the next cuInit

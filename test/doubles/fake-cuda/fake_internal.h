@@ -73,6 +73,9 @@ struct Knobs {
   std::atomic<long long> fail_after{-1};  // -1: never
   std::atomic<long long> copy_delay_ms{0};
   std::atomic<int> init_error{0};
+  // The next this many cuMemHostUnregister calls fail with CUDA_ERROR_UNKNOWN, unregistering
+  // nothing (what the driver may answer, as pinpool must expect).
+  std::atomic<long long> fail_unregister{0};
   // Successful allocations counted against fail_after; setting fail_after restarts the count
   // so "fail after N more" means what a test that sets it mid-run expects.
   std::atomic<long long> alloc_successes{0};

@@ -260,6 +260,9 @@ FAKE_API CUresult cuMemHostRegister_v2(void* p, size_t bytes, unsigned int flags
 
 FAKE_API CUresult cuMemHostUnregister(void* p) {
   return entry(k_cuMemHostUnregister, true, [&]() -> CUresult {
+    long long left = knobs().fail_unregister.load();
+    while (left > 0 && !knobs().fail_unregister.compare_exchange_weak(left, left - 1)) {}
+    if (left > 0) return CUDA_ERROR_UNKNOWN;
     return release(reinterpret_cast<uintptr_t>(p), kRegistered,
                    CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED);
   });
