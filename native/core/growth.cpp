@@ -183,11 +183,8 @@ void* map_and_touch(size_t length, size_t alignment, const GrowthOptions& o, Gro
     if (tail) munmap(aligned + length, tail);
     p = aligned;
   }
-  if (huge) {
-    report->huge_asked = true;
-    // Refused or not offered: the mapping goes on with 4 KiB pages, counted by the leaf.
-    report->huge_refused = !k.huge_pages_offered() || k.advise_huge(p, length) != 0;
-  }
+  // Refused or not offered: the mapping goes on with 4 KiB pages, counted by the leaf.
+  if (huge) report->huge_refused = !k.huge_pages_offered() || k.advise_huge(p, length) != 0;
   // Before the first touch: a page is placed when it is faulted in. A refusal (the node has no
   // memory) leaves the kernel's choice, which the sampling below reports.
   if (o.numa_node >= 0) k.prefer_node(p, length, o.numa_node);
@@ -197,7 +194,6 @@ void* map_and_touch(size_t length, size_t alignment, const GrowthOptions& o, Gro
     errno = ENOMEM;
     return nullptr;
   }
-  report->threads = length >= kParallelTouchBytes ? threads : 1;
   if (o.numa_node >= 0) sample_nodes(p, length, o.numa_node, report);
   return p;
 }

@@ -27,10 +27,9 @@ struct GrowthOptions {
 
 // What a growth did, for the leaf's statistics.
 struct GrowthReport {
-  bool huge_asked = false;      // huge pages were asked for
-  bool huge_refused = false;    // ... and the kernel offers none (THP off, madvise refused)
+  bool huge_refused = false;    // huge pages were asked and the kernel offers none (THP off,
+                                // madvise refused)
   uint64_t off_node_bytes = 0;  // of the pages sampled after the touch, bytes on another node
-  unsigned threads = 1;         // threads that touched it
 };
 
 inline constexpr size_t kHugePage = size_t{2} << 20;

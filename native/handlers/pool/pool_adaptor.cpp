@@ -520,7 +520,7 @@ void* PoolAdaptor::carve_or_wait(size_t bytes, pinpool_alloc_info* info) {
     {
       std::lock_guard<std::mutex> g(growth_mutex_);
       seen = landed_;
-      growing = growing_ > 0;
+      growing = !running_.empty();
     }
     {
       Lock lock(lock_);
@@ -585,7 +585,6 @@ uint64_t PoolAdaptor::begin_reservation() {
   std::lock_guard<std::mutex> g(growth_mutex_);
   uint64_t id = ++reservations_;
   running_.push_back(id);  // may throw: then nothing began
-  growing_++;
   return id;
 }
 
@@ -595,7 +594,6 @@ bool PoolAdaptor::reserve(uint64_t id, uint64_t bytes, pinpool_alloc_info* info)
       std::lock_guard<std::mutex> g(growth_mutex_);
       landed_++;
       if (ended) {
-        growing_--;
         running_.erase(std::remove(running_.begin(), running_.end(), id), running_.end());
       }
     }

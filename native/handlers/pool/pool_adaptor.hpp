@@ -233,9 +233,8 @@ class PoolAdaptor final : public Handler {
 
   std::vector<Chunk> chunks_;  // the reservation's, by base
 
-  std::mutex growth_mutex_;        // guards the three below
+  std::mutex growth_mutex_;        // guards landed_, reservations_ and running_
   CondVar growth_cv_;              // a chunk landed, or a reservation ended
-  uint64_t growing_ = 0;           // reservations under way
   uint64_t landed_ = 0;            // chunks landed and reservations ended, ever
   uint64_t reservations_ = 0;      // reserve() calls, ever (names each one's chunks)
   std::vector<uint64_t> running_;  // the ids of those under way
