@@ -12,11 +12,16 @@ import type { FastifyPluginAsync } from 'fastify';
 
 import type { Controller, ScopeInfo } from '../pinpool.js';
 import { HttpError, unknownHandler, unknownScope } from '../errors.js';
+import type { ScopeSwitch, SwitchLog } from '../switch-log.js';
+
+export type { ScopeSwitch } from '../switch-log.js';
 
 export interface AdminRoutesOptions {
   controller: Controller;
   /** The bearer token clients must present. */
   token: string;
+  /** Where switches are recorded (GET /v1/scopes and the status page read it). */
+  switches: SwitchLog;
 }
 
 /** The admin routes, method and URL: registered here, and recognized by app.ts when they are off. */
@@ -75,14 +80,6 @@ const scopeParams = {
 
 const switchSchema = { params: scopeParams, body: setDefaultSchema.body } as const;
 
-/** A switch made over HTTP: when, from which handler to which, and by which request. */
-export interface ScopeSwitch {
-  at: string;
-  from: string;
-  to: string;
-  requestId: string;
-}
-
 /** A scope as GET /v1/scopes reports it. */
 export interface ScopeEntry extends ScopeInfo {
   /** The last switch made over HTTP through this service, if any. */
@@ -100,7 +97,7 @@ function bearer(header: string | undefined): string | undefined {
 
 const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (
   fastify,
-  { controller, token },
+  { controller, token, switches },
 ) => {
   const expected = digest(token);
 
@@ -139,14 +136,12 @@ const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (
     },
   });
 
-  const lastSwitch = new Map<string, ScopeSwitch>();
-
   fastify.route({
     ...ROUTES.listScopes,
     handler: async (_request, reply) => {
       const scopes: ScopeEntry[] = controller
         .scopes()
-        .map((s) => ({ ...s, lastSwitch: lastSwitch.get(s.name) ?? null }));
+        .map((s) => ({ ...s, lastSwitch: switches.last(s.name) }));
       return reply.header('cache-control', 'no-store').send(scopes);
     },
   });
@@ -161,7 +156,7 @@ const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (
       if (!controller.has(to)) throw unknownHandler(to, controller.names());
       const from = controller.switch(name, to);
       const record: ScopeSwitch = { at: new Date().toISOString(), from, to, requestId: request.id };
-      lastSwitch.set(name, record);
+      switches.add(name, record);
       request.log.info(
         { scope: name, from, to, remoteAddress: request.ip },
         'pinpool: scope switched',
