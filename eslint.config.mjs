@@ -93,6 +93,24 @@ export default defineConfig(
     files: ['**/*.cjs'],
     languageOptions: { sourceType: 'commonjs' },
   },
+  {
+    // The status page's script runs in a browser, as a classic script; names reach it as data,
+    // and markup from strings is refused outright (the page's one defence besides its CSP).
+    name: 'pinpool/status-page',
+    files: ['server/status/page/*.js'],
+    languageOptions: { sourceType: 'script', globals: { ...globals.browser } },
+    rules: {
+      strict: ['error', 'global'],
+      'no-restricted-properties': [
+        'error',
+        ...['innerHTML', 'outerHTML', 'insertAdjacentHTML', 'write', 'writeln'].map((property) => ({
+          property,
+          message: 'Build nodes and set textContent: a name must never be parsed as markup.',
+        })),
+      ],
+      'no-restricted-globals': ['error', 'eval'],
+    },
+  },
 
   {
     name: 'pinpool/prettier-owns-layout',

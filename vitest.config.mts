@@ -4,7 +4,8 @@ import { defineConfig } from 'vitest/config';
 // Tests exercise the built package (dist/ and the .node addon), exactly what users import:
 // `npm test` builds first (pretest). dist/ is CommonJS and is handed to Node unchanged.
 // Two projects, one folder each: `host` (test/host/) sees no CUDA driver, like CI and most
-// laptops; `fake-cuda` (test/fake-cuda/) loads the test double (test/doubles/fake-cuda) as the
+// laptops; `browser` (test/browser/) drives the status page in a headless Chromium (skipped
+// where none is installed, unless PINPOOL_REQUIRE_BROWSER=1); `fake-cuda` (test/fake-cuda/) loads the test double (test/doubles/fake-cuda) as the
 // driver, so every CUDA code path runs without a GPU. test/gpu/ needs a real GPU (npm run
 // test:gpu), test/native/ holds the C++ tests, test/support/ what the suites share.
 // Each test file runs in its own process, so the driver is loaded fresh per file.
@@ -22,6 +23,14 @@ export default defineConfig({
         test: {
           name: 'host',
           include: ['test/host/**/*.test.ts'],
+          env: { PINPOOL_CUDA_LIBRARY: '' },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'browser',
+          include: ['test/browser/**/*.test.ts'],
           env: { PINPOOL_CUDA_LIBRARY: '' },
         },
       },

@@ -201,13 +201,27 @@ const inUse: number = buf.handler.stats().bytesInUse;
 buf.free();
 console.log('ts', first !== undefined, kind, inUse, h.stats().bytesInUse);
 TS
+  # The service as installed: the status page's files ship (server/status/page/), and every one serves.
+  cat > "$app/service.cjs" <<'JS'
+const { createServer } = require('pinpool/server');
+const server = createServer({ port: 0 });
+const urls = ['/', '/status/app.js', '/status/style.css', '/status/icon.svg', '/v1/status', '/metrics'];
+Promise.all(urls.map((url) => server.app.inject({ url, headers: { host: 'localhost:9464' } })))
+  .then((answers) => {
+    const bad = answers.map((a, i) => `${urls[i]} ${a.statusCode}`).filter((line) => !line.endsWith(' 200'));
+    if (bad.length > 0) throw new Error(`the installed service did not serve: ${bad.join(', ')}`);
+    console.log(`service: ${urls.length} routes served`);
+    return server.close();
+  })
+  .catch((err) => { console.error(err); process.exit(1); });
+JS
   cat > "$app/server.ts" <<'TS'
 import type { ServerOptions } from 'pinpool/server';
 export const options: ServerOptions = { port: 0 };
 TS
   tsc="node node_modules/typescript/bin/tsc --strict --noEmit --target es2022 --types node"
   # pinpool/server brings fastify's types, whose pino needs esModuleInterop under node10.
-  (cd "$app" && PATH=$bin node example.cjs && PATH=$bin node example.mjs \
+  (cd "$app" && PATH=$bin node example.cjs && PATH=$bin node example.mjs && PATH=$bin node service.cjs \
     && PATH=$bin $tsc --module node16 --moduleResolution node16 example.ts server.ts && echo "tsc --strict node16: ok" \
     && PATH=$bin $tsc --module commonjs --moduleResolution node10 example.ts && PATH=$bin $tsc --module commonjs --moduleResolution node10 --esModuleInterop server.ts && echo "node10: ok" \
     && PATH=$bin $tsc --module esnext --moduleResolution bundler example.ts server.ts && echo "bundler: ok") > "$app/run.log" 2>&1 || { cat "$app/run.log"; exit 1; }

@@ -1,6 +1,6 @@
 /**
  * createServer: the optional HTTP service, a fastify app built from one plugin per concern
- * (host allowlist, metrics, health, handlers, admin). It binds 127.0.0.1 by default and has no
+ * (host allowlist, metrics, health, handlers, the status page, admin). It binds 127.0.0.1 by default and has no
  * mutating endpoint unless an admin token is configured.
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
@@ -12,6 +12,8 @@ import handlersRoutes from './plugins/handlers.js';
 import healthRoutes from './plugins/health.js';
 import hostAllowlist, { hostnameForm } from './plugins/host-allowlist.js';
 import metricsRoutes from './plugins/metrics.js';
+import statusRoutes from './plugins/status.js';
+import { SwitchLog } from './switch-log.js';
 
 const { controller: processController, ErrorCode, PinpoolError } = pinpool;
 
@@ -150,12 +152,20 @@ export function createServer(options: ServerOptions = {}): PinpoolServer {
   void app.register(metricsRoutes, { controller });
   void app.register(healthRoutes);
   void app.register(handlersRoutes, { controller });
-  if (adminToken !== undefined) void app.register(adminRoutes, { controller, token: adminToken });
+  const switches = new SwitchLog();
+  void app.register(statusRoutes, { controller, admin: adminToken !== undefined, switches });
+  if (adminToken !== undefined)
+    void app.register(adminRoutes, { controller, token: adminToken, switches });
 
   return {
     app,
     async listen() {
-      await app.listen({ host, port });
+      // fastify logs one line per address it binds; each names the status page (GET /).
+      await app.listen({
+        host,
+        port,
+        listenTextResolver: (address) => `pinpool: status page at ${address}/`,
+      });
       const address = app.server.address();
       const bound = typeof address === 'object' && address !== null ? address.port : port;
       return `http://${hostnameForm(urlHost(host))}:${bound}`;

@@ -18,7 +18,8 @@ const USAGE = `usage: pinpool <command> [options]
 
 commands:
   info    what this host gives pinpool: CUDA driver and devices, memlock limit
-  serve   serve /metrics, /healthz and /v1/handlers over HTTP (needs fastify and prom-client)
+  serve   serve a status page, /metrics, /healthz and /v1/handlers over HTTP
+          (needs fastify and prom-client)
 
   pinpool <command> --help    the command's options
   pinpool --version           the version of pinpool`;
@@ -34,8 +35,9 @@ the locked handler works within, and which copy of pinpool runs this process's r
 const SERVE_USAGE = `usage: pinpool serve [--host 127.0.0.1] [--port 9464] [--allow-host NAME]... [--demo]
                      [--log-format json|pretty]
 
-Serves /metrics (Prometheus), /healthz and /v1/handlers over HTTP until SIGINT or SIGTERM,
-with the handlers default, pinned, managed, locked and pageable (those this host can serve).
+Serves a live status page (/, its address printed first), /metrics (Prometheus), /healthz and
+/v1/handlers over HTTP until SIGINT or SIGTERM, with the handlers default, pinned, managed,
+locked and pageable (those this host can serve).
 Needs the service packages; in your project: npm install fastify prom-client
 
   --host ADDRESS        address to bind (default 127.0.0.1)

@@ -6,3 +6,9 @@ export type { PinpoolServer, ServerOptions } from './app.js';
 export { pinpoolScope } from './scope.js';
 export type { ScopeEntry, ScopeSwitch } from './plugins/admin.js';
 export type { PinpoolScopeOptions } from './scope.js';
+export type {
+  StatusHandler,
+  StatusScope,
+  StatusSnapshot,
+  StatusSwitch,
+} from './status/snapshot.js';

@@ -64,7 +64,7 @@ async function start(options: ServeOptions, log: Log): Promise<void> {
     allowedHosts: options.allowedHosts,
     logger: { stream: log.stream },
   });
-  // fastify logs "Server listening at <address>" first, one line per address it binds.
+  // fastify logs "pinpool: status page at <address>/" first, one line per address it binds.
   const url = await server.listen();
   const demo = options.demo ? startDemo({ controller }) : undefined;
   closeOnSignals(server, demo, log);

@@ -165,8 +165,8 @@ describe('pinpool serve', () => {
     expect(stderr()).toBe('');
     for (const line of lines)
       expect(line).toMatchObject({ level: 30, time: expect.any(Number), msg: expect.any(String) });
-    // First, the address it serves.
-    expect(lines[0]?.msg).toBe(`Server listening at ${url}`);
+    // First, the address of the status page.
+    expect(lines[0]?.msg).toBe(`pinpool: status page at ${url}/`);
     expect(lines.find((l) => l.msg.startsWith('pinpool: serving'))).toMatchObject({
       url,
       handlers: expect.arrayContaining(['default', 'pageable']),
@@ -191,7 +191,7 @@ describe('pinpool serve', () => {
       expect(line.startsWith('{'), line).toBe(false);
       expect(line).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARN|ERROR) /);
     }
-    expect(lines[0]).toMatch(new RegExp(`Z INFO {2}Server listening at ${url}$`));
+    expect(lines[0]).toMatch(new RegExp(`Z INFO {2}pinpool: status page at ${url}/$`));
     expect(lines).toContainEqual(expect.stringMatching(/ INFO {2}pinpool: serving .* url=http:/));
     expect(lines.at(-1)).toMatch(/ INFO {2}pinpool: SIGTERM, closing signal=SIGTERM$/);
   });

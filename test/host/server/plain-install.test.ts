@@ -44,7 +44,8 @@ function project(packages: readonly string[]): { dir: string; pkg: string } {
     'build/Release/pinpool.node',
     `prebuilds/${process.platform}-${process.arch}`,
   ].find((path) => existsSync(join(root, path)));
-  for (const path of ['package.json', 'dist/src', 'dist/server', addon ?? 'no addon to copy'])
+  const files = ['package.json', 'dist/src', 'dist/server', 'server/status/page'];
+  for (const path of [...files, addon ?? 'no addon to copy'])
     cpSync(join(root, path), join(pkg, path), { recursive: true });
   mkdirSync(join(dir, 'node_modules', '.bin'));
   symlinkSync('../pinpool/dist/server/cli.js', join(dir, 'node_modules', '.bin', 'pinpool'));
