@@ -41,6 +41,11 @@ export interface ServerOptions {
    * `{ stream }` for another destination. Default false. Requests themselves are not logged.
    */
   logger?: boolean | { stream: { write(line: string): unknown } };
+  /**
+   * Serve the status page (`GET /`, its files under `/status/`, and `GET /v1/status`, the
+   * snapshot it reads). Default true; false leaves `/` to routes of your own.
+   */
+  statusPage?: boolean;
 }
 
 /** What createServer() returns: the fastify app, and listen() and close() for its lifetime. */
@@ -122,6 +127,8 @@ export function createServer(options: ServerOptions = {}): PinpoolServer {
   const adminToken = adminTokenOf(options.adminToken);
 
   const logger = loggerOf(options.logger);
+  const statusPage = options.statusPage ?? true;
+  if (typeof statusPage !== 'boolean') throw invalidOption('statusPage', 'a boolean', statusPage);
 
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
@@ -153,7 +160,8 @@ export function createServer(options: ServerOptions = {}): PinpoolServer {
   void app.register(healthRoutes);
   void app.register(handlersRoutes, { controller });
   const switches = new SwitchLog();
-  void app.register(statusRoutes, { controller, admin: adminToken !== undefined, switches });
+  if (statusPage)
+    void app.register(statusRoutes, { controller, admin: adminToken !== undefined, switches });
   if (adminToken !== undefined)
     void app.register(adminRoutes, { controller, token: adminToken, switches });
 

@@ -105,6 +105,23 @@ describe('the status page files', () => {
   });
 });
 
+describe('createServer({ statusPage })', () => {
+  it('false leaves / and /v1/status to routes of your own', async () => {
+    const s = testServer({ statusPage: false });
+    server = s;
+    s.app.get('/', async () => 'mine');
+    expect((await request(s, { method: 'GET', url: '/' })).body).toBe('mine');
+    for (const url of ['/v1/status', ...PAGE_FILES.map((f) => f.url).filter((u) => u !== '/')])
+      expect((await request(s, { method: 'GET', url })).statusCode).toBe(404);
+  });
+
+  it('refuses what is not a boolean, coded', () => {
+    expect(() => testServer({ statusPage: 'no' as unknown as boolean })).toThrow(
+      expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+    );
+  });
+});
+
 describe('GET /v1/status', () => {
   it('reports each handler once with its upstreams, the registered names, the scopes', async () => {
     const s = testServer({ adminToken: TOKEN });
