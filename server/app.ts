@@ -155,6 +155,12 @@ export function createServer(options: ServerOptions = {}): PinpoolServer {
   const hostnames = [host, '127.0.0.1', '::1', 'localhost', ...(options.allowedHosts ?? [])].map(
     hostnameForm,
   );
+  const listenText = (address: string): string => {
+    const name = hostnameForm(new URL(address).hostname);
+    if (!hostnames.includes(name))
+      return `pinpool: listening at ${address}, which the Host allowlist refuses (--allow-host ${name})`;
+    return statusPage ? `pinpool: status page at ${address}/` : `pinpool: listening at ${address}`;
+  };
   void app.register(hostAllowlist, { hostnames, port });
   void app.register(metricsRoutes, { controller });
   void app.register(healthRoutes);
@@ -168,12 +174,9 @@ export function createServer(options: ServerOptions = {}): PinpoolServer {
   return {
     app,
     async listen() {
-      // fastify logs one line per address it binds; each names the status page (GET /).
-      await app.listen({
-        host,
-        port,
-        listenTextResolver: (address) => `pinpool: status page at ${address}/`,
-      });
+      // fastify logs one line per address it binds: the status page's address where the Host
+      // allowlist accepts it (a wildcard bind lists every interface, most of them refused).
+      await app.listen({ host, port, listenTextResolver: (address) => listenText(address) });
       const address = app.server.address();
       const bound = typeof address === 'object' && address !== null ? address.port : port;
       return `http://${hostnameForm(urlHost(host))}:${bound}`;

@@ -15,7 +15,7 @@ import { gzipSync } from 'node:zlib';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 
 import { pinpool, type Controller } from '../pinpool.js';
-import { statusSnapshot, type StatusSnapshot } from '../status/snapshot.js';
+import { statusSnapshot } from '../status/snapshot.js';
 import type { SwitchLog } from '../switch-log.js';
 
 export interface StatusRoutesOptions {
@@ -51,9 +51,6 @@ export const CONTENT_SECURITY_POLICY = [
   "frame-ancestors 'none'",
 ].join('; ');
 
-/** How long a snapshot is served again, in milliseconds: many tabs cost one read. */
-const REUSE_MS = 100;
-
 /** The headers every response of the page carries. */
 function pageHeaders(reply: FastifyReply): FastifyReply {
   return reply
@@ -74,31 +71,30 @@ const statusRoutes: FastifyPluginAsync<StatusRoutesOptions> = async (
   for (const { url, file, type } of PAGE_FILES) {
     const body = readFileSync(join(PAGE_DIRECTORY, file));
     const gzipped = gzipSync(body, { level: 9 });
-    const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`;
+    const tag = createHash('sha256').update(body).digest('base64url').slice(0, 22);
+    // One tag per representation: the gzipped body is another one (RFC 9110, 8.8.3).
+    const [etag, gzipEtag] = [`"${tag}"`, `"${tag}-gz"`];
     fastify.get(url, async (request, reply) => {
+      const gzip = acceptsGzip(request);
+      const current = gzip ? gzipEtag : etag;
       pageHeaders(reply)
         .header('cache-control', 'no-cache')
-        .header('etag', etag)
+        .header('etag', current)
         .header('vary', 'accept-encoding')
         .type(type);
-      if (request.headers['if-none-match'] === etag) return reply.code(304).send();
-      return acceptsGzip(request)
-        ? reply.header('content-encoding', 'gzip').send(gzipped)
-        : reply.send(body);
+      if (request.headers['if-none-match'] === current) return reply.code(304).send();
+      return gzip ? reply.header('content-encoding', 'gzip').send(gzipped) : reply.send(body);
     });
   }
 
   const version = pinpool.info().version;
-  let last: StatusSnapshot | undefined;
-  let lastAt = -Infinity;
-  fastify.get('/v1/status', async (_request, reply) => {
-    const now = performance.now();
-    if (last === undefined || now - lastAt >= REUSE_MS) {
-      last = statusSnapshot(controller, { admin, version, switches });
-      lastAt = now;
-    }
-    return pageHeaders(reply).header('cache-control', 'no-store').send(last);
-  });
+  // Read fresh for every request (a few native calls): a read made just after a switch or a
+  // trim shows it.
+  fastify.get('/v1/status', async (_request, reply) =>
+    pageHeaders(reply)
+      .header('cache-control', 'no-store')
+      .send(statusSnapshot(controller, { admin, version, switches })),
+  );
 };
 
 export default statusRoutes;

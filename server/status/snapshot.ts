@@ -35,6 +35,8 @@ export interface StatusScope extends ScopeInfo {
 export interface StatusSnapshot {
   /** When it was read, in milliseconds since the epoch. */
   at: number;
+  /** When the process started, in milliseconds since the epoch: a new value is a new process. */
+  startedAt: number;
   /** pinpool's version. */
   version: string;
   /** True when the admin endpoints are on (a token is configured); the token is never sent. */
@@ -80,6 +82,7 @@ export function statusSnapshot(
   });
   return {
     at: Date.now(),
+    startedAt: Math.round(performance.timeOrigin),
     version,
     admin,
     default: at(byDefault),

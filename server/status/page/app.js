@@ -27,9 +27,14 @@ const state = {
   history: [],
   /** @type {Marker[]} */
   markers: [],
+  /** The HTTP switches already marked, as `scope@at`. */
+  marked: new Set(),
+  /** One colour per series name, the same on every chart. */
+  colours: new Map(),
   /** @type {string | null} */
   token: sessionStorage.getItem(TOKEN_KEY),
   unlocked: false,
+  unlocking: false,
 };
 
 /** @param {string} id */
@@ -96,7 +101,9 @@ function schedule() {
 async function poll() {
   const live = byId('live');
   try {
-    const res = await fetch('/v1/status', { cache: 'no-store' });
+    // A service that stops answering (stopped, a dead connection) shows as down, not as live.
+    const wait = Math.max(3000, 2 * state.intervalMs);
+    const res = await fetch('/v1/status', { cache: 'no-store', signal: AbortSignal.timeout(wait) });
     if (!res.ok) throw new Error(`the service answered ${res.status}`);
     /** @type {Snapshot} */
     const snapshot = await res.json();
@@ -122,7 +129,8 @@ async function poll() {
  */
 function heads(s) {
   const list = s.registered.map((r) => ({ label: r.name, id: r.handler }));
-  if (!list.some((r) => r.id === s.default)) list.push({ label: 'default', id: s.default });
+  // Registered names are lower case, so '(default)' names no registered handler.
+  if (!list.some((r) => r.id === s.default)) list.push({ label: '(default)', id: s.default });
   return list;
 }
 
@@ -192,24 +200,53 @@ function ingest(s) {
 
   /** @type {Point} */
   const point = { t: s.at, bytes, allocs: {}, fallbacks: {}, failures: {} };
-  if (prev !== undefined && s.at > prev.at) {
+  const restarted = prev !== undefined && prev.startedAt !== s.startedAt;
+  if (restarted) state.markers.push({ t: s.at, text: 'service restarted' });
+  markSwitches(s, prev, restarted);
+  if (prev !== undefined && !restarted && s.at > prev.at) {
     const seconds = (s.at - prev.at) / 1000;
     point.allocs = rates(allocations, byHead(prev).allocations, seconds);
     const [now, then] = [reasons(s), reasons(prev)];
     point.fallbacks = rates(now.fallbacks, then.fallbacks, seconds);
     point.failures = rates(now.failures, then.failures, seconds);
-    const prevScopes = new Map(prev.scopes.map((x) => [x.name, x]));
-    for (const scope of s.scopes) {
-      const was = prevScopes.get(scope.name);
-      if (was !== undefined && scope.switches > was.switches)
-        state.markers.push({ t: s.at, text: `${scope.name}: ${was.handler} → ${scope.handler}` });
-    }
   }
   state.history.push(point);
   const since = s.at - WINDOW_MS;
   while ((state.history[0]?.t ?? Infinity) < since) state.history.shift();
   while ((state.markers[0]?.t ?? Infinity) < since) state.markers.shift();
   state.last = s;
+}
+
+/**
+ * Marks each switch: those made over HTTP at their own time, from the service's list (so a tab
+ * opened later, or paused, still shows them); a switch made in code, seen only as a scope's
+ * count going up, at the time of the read that saw it.
+ * @param {Snapshot} s
+ * @param {Snapshot | undefined} prev
+ * @param {boolean} restarted
+ */
+function markSwitches(s, prev, restarted) {
+  /** @type {Map<string, number>} */
+  const overHttp = new Map();
+  for (const sw of s.switches) {
+    const key = `${sw.scope}@${sw.at}`;
+    if (state.marked.has(key)) continue;
+    state.marked.add(key);
+    overHttp.set(sw.scope, (overHttp.get(sw.scope) ?? 0) + 1);
+    state.markers.push({ t: Date.parse(sw.at), text: `${sw.scope}: ${sw.from} → ${sw.to}` });
+  }
+  if (prev === undefined || restarted) return;
+  const before = new Map(prev.scopes.map((x) => [x.name, x.switches]));
+  for (const scope of s.scopes) {
+    const inCode =
+      scope.switches - (before.get(scope.name) ?? scope.switches) - (overHttp.get(scope.name) ?? 0);
+    if (inCode > 0)
+      state.markers.push({
+        t: s.at,
+        text: `${scope.name}: → ${scope.handler}${inCode > 1 ? ` (${inCode} switches)` : ''}`,
+      });
+  }
+  state.markers.sort((a, b) => a.t - b.t);
 }
 
 // --- Rendering -----------------------------------------------------------------------------
@@ -262,9 +299,10 @@ function bar(x, scale) {
  * @param {number} scale
  * @param {string} role
  * @param {number} depth
+ * @param {Map<number, string>} names the registered name of each head, by id
  * @returns {HTMLLIElement}
  */
-function link(x, byHandler, scale, role, depth) {
+function link(x, byHandler, scale, role, depth, names) {
   const s = x.stats;
   const figures = [`in use ${formatBytes(s.bytesInUse)}`];
   if (x.kind === 'pool') {
@@ -276,13 +314,24 @@ function link(x, byHandler, scale, role, depth) {
   }
   figures.push(`peak ${formatBytes(s.bytesPeak)}`);
   if (x.kind === 'limit') figures.push(`cap ${formatBytes(s.capBytes)}`);
+  // What went wrong here, so a leaf this host cannot serve (no driver, no memlock) says why.
+  const counted = (/** @type {Record<string, number>} */ byReason) =>
+    Object.entries(byReason)
+      .map(([reason, n]) => `${reason} ×${formatCount(n)}`)
+      .join(', ');
+  const notes = [];
+  if (Object.keys(s.failures).length > 0) notes.push(`failed: ${counted(s.failures)}`);
+  if (Object.keys(s.fallbacks).length > 0) notes.push(`fell back: ${counted(s.fallbacks)}`);
+  const also = depth > 0 ? names.get(x.id) : undefined;
   const title = h('div', '', [
     ...(role === '' ? [] : [h('span', 'role', [`${role} `])]),
     h('strong', 'name', [x.name]),
     ' ',
     h('span', 'kind', [x.kind]),
+    ...(also === undefined ? [] : [' ', h('span', 'role', [`(also registered as ${also})`])]),
   ]);
   const box = h('div', 'link', [title, bar(x, scale), h('div', 'figures', [figures.join(' · ')])]);
+  if (notes.length > 0) box.append(h('div', 'figures notes', [notes.join(' · ')]));
   box.dataset.handler = String(x.id);
   const item = h('li', '', [box]);
   if (depth < 16 && x.upstreams.length > 0) {
@@ -290,7 +339,8 @@ function link(x, byHandler, scale, role, depth) {
     const list = h('ul');
     x.upstreams.forEach((id, i) => {
       const up = byHandler.get(id);
-      if (up !== undefined) list.append(link(up, byHandler, scale, roles[i] ?? '', depth + 1));
+      if (up !== undefined)
+        list.append(link(up, byHandler, scale, roles[i] ?? '', depth + 1, names));
     });
     item.append(list);
   }
@@ -328,28 +378,74 @@ function renderChains(s) {
       ),
     ),
   );
+  const names = new Map(s.registered.map((r) => [r.handler, r.name]));
+  const container = byId('chains');
+  /** @type {Map<string, HTMLElement>} */
+  const existing = new Map();
+  for (const card of container.querySelectorAll('article.chain'))
+    if (card instanceof HTMLElement) existing.set(card.dataset.name ?? '', card);
+  // One card per head, kept across reads (its header and trim button stay under the pointer);
+  // the chain inside is drawn again each read.
   const cards = heads(s).map(({ label, id }) => {
     const x = byHandler.get(id);
-    const header = h('header', '', [h('h3', '', [label])]);
-    if (id === s.default) header.append(h('span', 'tag', ['default']));
-    if (
+    const trimmable =
       state.unlocked &&
       x !== undefined &&
       hasPool(x, byHandler) &&
-      s.registered.some((r) => r.name === label)
-    ) {
-      const trim = h('button', 'admin-only', ['trim']);
-      trim.type = 'button';
-      trim.title = 'give the memory its pools cache back';
-      trim.addEventListener('click', () => void trimHandler(label));
-      header.append(trim);
+      s.registered.some((r) => r.name === label);
+    let card = existing.get(label);
+    if (card === undefined || card.dataset.trim !== String(trimmable)) {
+      const header = h('header', '', [h('h3', '', [label])]);
+      if (id === s.default) header.append(h('span', 'tag', ['used outside scopes']));
+      if (trimmable) {
+        const trim = h('button', 'admin-only', ['trim']);
+        trim.type = 'button';
+        trim.title = 'give the memory its pools cache back';
+        trim.addEventListener('click', () => void trimHandler(label));
+        header.append(trim);
+      }
+      card = h('article', 'chain', [header]);
+      card.dataset.name = label;
+      card.dataset.trim = String(trimmable);
     }
-    const card = h('article', 'chain', [header]);
-    card.dataset.name = label;
-    if (x !== undefined) card.append(h('ul', 'tree', [link(x, byHandler, scale, '', 0)]));
+    const tree =
+      x === undefined ? [] : [h('ul', 'tree', [link(x, byHandler, scale, '', 0, names)])];
+    card.replaceChildren(/** @type {Element} */ (card.firstElementChild), ...tree);
     return card;
   });
-  byId('chains').replaceChildren(...cards);
+  if (
+    cards.length !== container.children.length ||
+    cards.some((c, i) => container.children[i] !== c)
+  )
+    container.replaceChildren(...cards);
+}
+
+/**
+ * The colour of a series, the same on every chart: the first name seen gets the first colour.
+ * @param {string} name
+ */
+function colour(name) {
+  let i = state.colours.get(name);
+  if (i === undefined) state.colours.set(name, (i = state.colours.size));
+  return `s${i % 8}`;
+}
+
+/**
+ * A series' points, split where the tab saw no read for a while (the service did not answer,
+ * the refresh was paused), so no line is drawn across the gap.
+ * @param {[number, number][]} values
+ */
+function runs(values) {
+  const gap = Math.max(5000, 3 * state.intervalMs);
+  /** @type {[number, number][][]} */
+  const out = [];
+  let last = -Infinity;
+  for (const point of values) {
+    if (point[0] - last > gap) out.push([]);
+    out.at(-1)?.push(point);
+    last = point[0];
+  }
+  return out;
 }
 
 /**
@@ -411,12 +507,15 @@ function drawChart(name, lines, format, latest) {
     label.textContent = String(text);
     nodes.push(label);
   }
-  lines.forEach((l, i) => {
-    const points = l.values.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
-    const line = svg('polyline', { class: `s${i % 8}`, points });
-    line.dataset.series = l.label;
-    nodes.push(line);
-  });
+  for (const l of lines) {
+    for (const run of runs(l.values)) {
+      const points = run.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
+      const line = svg('polyline', { class: colour(l.label), points });
+      line.dataset.series = l.label;
+      nodes.push(line);
+    }
+  }
+  let shown = 0;
   for (const m of state.markers) {
     if (m.t < x0) continue;
     const mark = svg('line', {
@@ -432,7 +531,7 @@ function drawChart(name, lines, format, latest) {
     const label = svg('text', {
       class: 'marker-label',
       x: x(m.t) - 3,
-      y: pad + 10,
+      y: pad + 10 + (shown++ % 3) * 12, // three rows, so close switches stay readable
       'text-anchor': 'end',
     });
     label.textContent = m.text;
@@ -444,22 +543,23 @@ function drawChart(name, lines, format, latest) {
       y: height / 2,
       'text-anchor': 'middle',
     });
-    none.textContent = 'none so far';
+    none.textContent = 'none in this window';
     nodes.push(none);
   }
   el.replaceChildren(...nodes);
   el.dataset.max = String(max);
   el.setAttribute('aria-label', `${lines.length} series, highest ${format(max)}`);
   byId(`legend-${name}`).replaceChildren(
-    ...lines.map((l, i) => {
-      const value = latest?.[l.label] ?? 0;
+    ...lines.map((l) => {
+      // A series the last read lacks (a handler gone, a reason no longer counted) shows a dash.
+      const value = latest?.[l.label];
       const item = h('li', '', [
-        h('span', `swatch s${i % 8}`),
+        h('span', `swatch ${colour(l.label)}`),
         `${l.label} `,
-        h('strong', '', [format(value)]),
+        h('strong', '', [value === undefined ? '—' : format(value)]),
       ]);
       item.dataset.series = l.label;
-      item.dataset.value = String(value);
+      item.dataset.value = String(value ?? '');
       return item;
     }),
   );
@@ -645,11 +745,15 @@ function lock(why) {
 /** @param {string} token */
 async function unlock(token) {
   state.token = token;
+  state.unlocking = true;
   try {
     await admin('GET', '/v1/scopes');
   } catch (err) {
-    lock(`not unlocked: ${err instanceof Error ? err.message : String(err)}`);
+    // A refused token is forgotten (admin() locks); anything else is tried again next read.
+    say(`not unlocked: ${err instanceof Error ? err.message : String(err)}`);
     return;
+  } finally {
+    state.unlocking = false;
   }
   sessionStorage.setItem(TOKEN_KEY, token);
   state.unlocked = true;
@@ -660,6 +764,9 @@ async function unlock(token) {
 
 /** @param {Snapshot} s */
 function renderAdmin(s) {
+  // A token kept from earlier in this tab is tried at the first read that says admin is on.
+  if (s.admin && state.token !== null && !state.unlocked && !state.unlocking)
+    void unlock(state.token);
   byId('admin-off').hidden = s.admin;
   byId('token-form').hidden = !s.admin || state.unlocked;
   byId('admin-on').hidden = !s.admin || !state.unlocked;
@@ -683,10 +790,7 @@ function start() {
     lock('token forgotten');
     if (state.last !== undefined) render(state.last);
   });
-  // A token kept from earlier in this tab is tried once the snapshot says admin is on.
-  void poll().then(() => {
-    if (state.token !== null && state.last?.admin === true) void unlock(state.token);
-  });
+  void poll();
 }
 
 start();

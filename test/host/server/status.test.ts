@@ -66,6 +66,15 @@ describe('the status page files', () => {
     expect(res.headers['content-encoding']).toBe('gzip');
     expect(res.headers.vary).toBe('accept-encoding');
     expect(res.rawPayload.length).toBeLessThan(readFileSync(join(PAGE_DIRECTORY, 'app.js')).length);
+    // Another representation, another tag: a cache never answers a plain request with gzip.
+    const plain = await request(server, { method: 'GET', url: '/status/app.js' });
+    expect(res.headers.etag).not.toBe(plain.headers.etag);
+    const again = await request(server, {
+      method: 'GET',
+      url: '/status/app.js',
+      headers: { 'accept-encoding': 'gzip', 'if-none-match': String(plain.headers.etag) },
+    });
+    expect(again.statusCode).toBe(200);
   });
 
   it('has no inline script, style or handler, and loads only this origin', () => {
@@ -102,6 +111,44 @@ describe('the status page files', () => {
     });
     expect(res.statusCode).toBe(403);
     expect(res.json<{ code: string }>().code).toBe('ERR_HOST_NOT_ALLOWED');
+  });
+});
+
+/** The lines a listening server logs until its first request, as createServer's logger writes them. */
+async function listenLines(options: Parameters<typeof testServer>[0]): Promise<string[]> {
+  const lines: string[] = [];
+  const s = testServer({
+    port: 0,
+    ...options,
+    logger: {
+      stream: { write: (line: string) => lines.push((JSON.parse(line) as { msg: string }).msg) },
+    },
+  });
+  server = s;
+  await s.listen();
+  return lines;
+}
+
+describe('the first lines a listening service logs', () => {
+  it('name the status page', async () => {
+    const [first] = await listenLines({});
+    expect(first).toMatch(/^pinpool: status page at http:\/\/127\.0\.0\.1:\d+\/$/);
+  });
+
+  it('say only "listening" without the page', async () => {
+    const [first] = await listenLines({ statusPage: false });
+    expect(first).toMatch(/^pinpool: listening at http:\/\/127\.0\.0\.1:\d+$/);
+  });
+
+  it('on every interface, point at those the Host allowlist accepts and say so of the others', async () => {
+    const lines = await listenLines({ host: '0.0.0.0' });
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^pinpool: status page at http:\/\/127\.0\.0\.1:/),
+    );
+    for (const line of lines.filter((l) => !l.includes('127.0.0.1') && !l.includes('[::1]')))
+      expect(line).toMatch(
+        /^pinpool: listening at .*, which the Host allowlist refuses \(--allow-host /,
+      );
   });
 });
 
@@ -169,6 +216,28 @@ describe('GET /v1/status', () => {
     expect(s.controller.names().map((n) => s.controller.get(n).stats())).toEqual(before);
   });
 
+  it('is read fresh for each request, so a switch shows at once', async () => {
+    const s = testServer({ adminToken: TOKEN });
+    server = s;
+    s.controller.scope('ingest', 'cache');
+    const read = async () =>
+      (await request(s, { method: 'GET', url: '/v1/status' })).json<StatusSnapshot>().scopes[0]
+        ?.handler;
+    expect(await read()).toBe('cache');
+    s.controller.switch('ingest', 'plain');
+    expect(await read()).toBe('plain');
+  });
+
+  it('says when the process started, the same in every read', async () => {
+    server = testServer();
+    const read = async () =>
+      (await request(server!, { method: 'GET', url: '/v1/status' })).json<StatusSnapshot>();
+    const [a, b] = [await read(), await read()];
+    expect(a.startedAt).toBe(b.startedAt);
+    expect(a.startedAt).toBeLessThanOrEqual(a.at);
+    expect(a.startedAt).toBeGreaterThan(a.at - process.uptime() * 1000 - 1000);
+  });
+
   it('says admin is off without a token, and records the switches made over HTTP', async () => {
     const off = testServer();
     server = off;
@@ -187,6 +256,7 @@ describe('GET /v1/status', () => {
       payload: { handler: 'plain' },
     });
     expect(put.statusCode).toBe(200);
+    // Read at once after the switch (the page does): it shows.
     const snap = (await request(s, { method: 'GET', url: '/v1/status' })).json<StatusSnapshot>();
     expect(snap.scopes[0]).toMatchObject({ name: 'ingest', handler: 'plain', switches: 1 });
     expect(snap.scopes[0]?.lastSwitch).toEqual({
