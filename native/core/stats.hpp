@@ -55,6 +55,7 @@ namespace pinpool {
   X(Size, "size")                        \
   X(NoCuda, "no-cuda")                   \
   X(NoDevice, "no-device")               \
+  X(CudaContext, "cuda-context")         \
   X(InvalidArgument, "invalid-argument") \
   X(Internal, "internal")
 

@@ -158,14 +158,36 @@ const char* resolve_api(void* lib, Api& a) {
   return missing;
 }
 
+// What a cuInit failure usually means on a machine, for the codes a person can act on.
+const char* init_hint(CUresult rc) {
+  switch (rc) {
+    case CUDA_ERROR_NO_DEVICE:
+      return ": no CUDA-capable device is visible (CUDA_VISIBLE_DEVICES, or a container started "
+             "without the GPU)";
+    case CUDA_ERROR_STUB_LIBRARY:
+      return ": libcuda.so.1 is the toolkit's stub library, not the driver (the NVIDIA driver is "
+             "not installed, or a stubs folder comes first in LD_LIBRARY_PATH)";
+    case CUDA_ERROR_SYSTEM_NOT_READY:
+      return ": the system is not ready (on NVSwitch machines, HGX and DGX, "
+             "nvidia-fabricmanager must be running)";
+    case CUDA_ERROR_SYSTEM_DRIVER_MISMATCH:
+      return ": the driver library and the kernel module are different versions (a driver "
+             "update without a reboot, or a container's libcuda that is not the host's)";
+    case CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE:
+      return ": the forward-compatibility libraries (cuda-compat) do not support this GPU; take "
+             "them off the library path";
+    default:
+      return "";
+  }
+}
+
 // Reads the driver's version and calls cuInit; false, with the reason in `s`, when it fails.
 bool init_driver(const Api& a, DriverState& s) {
   a.DriverGetVersion(&s.driver_version);
   CUresult rc = a.Init(0);
   if (rc == CUDA_SUCCESS) return true;
   s.reason = "cuInit failed with " + describe(a, rc) + " (" + std::to_string(rc) + ")";
-  if (rc == CUDA_ERROR_NO_DEVICE) s.reason += ": no CUDA-capable device is visible";
-  if (rc == CUDA_ERROR_INSUFFICIENT_DRIVER) s.reason += ": the driver is older than required";
+  s.reason += init_hint(rc);
   return false;
 }
 

@@ -176,9 +176,10 @@ describe('CUDA errors from the driver', () => {
     expect(reg.registered).toBe(true);
   });
 
-  it('a code only the driver knows is named by the driver', () => {
-    // 35 is in the double's table (as in older drivers'), not in CUDA 13's cuda.h.
-    expect(testing().cudaError(35).name).toBe('CUDA_ERROR_INSUFFICIENT_DRIVER');
+  it('a cuInit failure is named by the driver, with what to do about it', () => {
+    // 34: libcuda.so.1 is the toolkit's stub (a container built on a CUDA image, run without
+    // the driver mounted).
+    expect(testing().cudaError(34).name).toBe('CUDA_ERROR_STUB_LIBRARY');
     const script = `
       const { info } = require(${JSON.stringify(join(root, 'dist/src/index.js'))});
       console.log(JSON.stringify(info().cuda.reason));`;
@@ -187,12 +188,14 @@ describe('CUDA errors from the driver', () => {
         env: {
           ...process.env,
           PINPOOL_CUDA_LIBRARY: fakeCudaLibrary,
-          PINPOOL_FAKE_CUDA_INIT_ERROR: '35',
+          PINPOOL_FAKE_CUDA_INIT_ERROR: '34',
         },
         encoding: 'utf8',
       }),
     ) as string;
-    expect(reason).toMatch(/^cuInit failed with CUDA_ERROR_INSUFFICIENT_DRIVER \(35\)/);
+    expect(reason).toMatch(
+      /^cuInit failed with CUDA_ERROR_STUB_LIBRARY \(34\): libcuda\.so\.1 is the toolkit's stub library/,
+    );
   });
 });
 

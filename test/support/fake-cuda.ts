@@ -14,7 +14,12 @@ export function resetCounters(): void {
   testing().fakeCuda('reset');
 }
 
-/** Sets a knob of the double at run time: fail_after, memory_bytes, copy_delay_ms, hold_copies... */
+/**
+ * Sets a knob of the double at run time: fail_after, memory_bytes, copy_delay_ms, hold_copies,
+ * sticky_error... Throws for a knob the double lacks or a value it refuses (an error code cuda.h
+ * lacks, for one).
+ */
 export function setKnob(knob: string, value: number): void {
-  if (!testing().fakeCuda('set', knob, value)) throw new Error(`unknown knob ${knob}`);
+  if (!testing().fakeCuda('set', knob, value))
+    throw new Error(`unknown knob ${knob} (or refused value ${value})`);
 }

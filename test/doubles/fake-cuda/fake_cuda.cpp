@@ -52,6 +52,22 @@ long long env_number(const char* name, long long fallback, long long lo, long lo
   return v;
 }
 
+struct ErrorInfo;
+const ErrorInfo* find_error(CUresult code);
+
+// A failure code a knob may set: one cuda.h has (0, success, clears the knob).
+bool is_error_code(long long value) {
+  return value == 0 || (value > 0 && value <= INT_MAX && find_error(static_cast<int>(value)));
+}
+
+// For a code from the environment: as given when cuda.h has it, CUDA_ERROR_UNKNOWN otherwise
+// (said on stderr, since the test that set it expects something else).
+int error_code_or_unknown(int value) {
+  if (is_error_code(value)) return value;
+  std::fprintf(stderr, "fake cuda: %d is no CUresult of cuda.h; using CUDA_ERROR_UNKNOWN\n", value);
+  return CUDA_ERROR_UNKNOWN;
+}
+
 // Environment knobs are read once, at the first cuInit or pinpool_fake_cuda_set, so values set
 // at run time through pinpool_fake_cuda_set are never overwritten by the environment later.
 void load_env_once() {
@@ -61,8 +77,8 @@ void load_env_once() {
     g_knobs.memory_bytes = env_number("PINPOOL_FAKE_CUDA_MEMORY_BYTES", 16LL << 30, 0, LLONG_MAX);
     g_knobs.fail_after = env_number("PINPOOL_FAKE_CUDA_FAIL_AFTER", -1, -1, LLONG_MAX);
     g_knobs.copy_delay_ms = env_number("PINPOOL_FAKE_CUDA_COPY_DELAY_MS", 0, 0, 3600000);
-    g_knobs.init_error =
-        static_cast<int>(env_number("PINPOOL_FAKE_CUDA_INIT_ERROR", 0, INT_MIN, INT_MAX));
+    g_knobs.init_error = error_code_or_unknown(
+        static_cast<int>(env_number("PINPOOL_FAKE_CUDA_INIT_ERROR", 0, INT_MIN, INT_MAX)));
   });
 }
 
@@ -85,28 +101,50 @@ struct ErrorInfo {
   const char* name;
   const char* text;  // the real driver's wording
 };
+// Only codes cuda.h has, under its names (test/host/cuda-header.test.ts checks both against
+// cuda.h where the toolkit's headers are installed): a code the driver lacks cannot be faked, and
+// the knobs that make the double fail refuse any code not listed here.
 const ErrorInfo kErrors[] = {
     {CUDA_SUCCESS, "CUDA_SUCCESS", "no error"},
     {CUDA_ERROR_INVALID_VALUE, "CUDA_ERROR_INVALID_VALUE", "invalid argument"},
     {CUDA_ERROR_OUT_OF_MEMORY, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
     {CUDA_ERROR_NOT_INITIALIZED, "CUDA_ERROR_NOT_INITIALIZED", "initialization error"},
     {CUDA_ERROR_DEINITIALIZED, "CUDA_ERROR_DEINITIALIZED", "driver shutting down"},
-    {CUDA_ERROR_INSUFFICIENT_DRIVER, "CUDA_ERROR_INSUFFICIENT_DRIVER",
-     "CUDA driver version is insufficient for CUDA runtime version"},
+    {CUDA_ERROR_STUB_LIBRARY, "CUDA_ERROR_STUB_LIBRARY", "CUDA driver is a stub library"},
+    {CUDA_ERROR_DEVICE_UNAVAILABLE, "CUDA_ERROR_DEVICE_UNAVAILABLE",
+     "CUDA-capable device(s) is/are busy or unavailable"},
     {CUDA_ERROR_NO_DEVICE, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
     {CUDA_ERROR_INVALID_DEVICE, "CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
     {CUDA_ERROR_INVALID_CONTEXT, "CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
+    {CUDA_ERROR_ECC_UNCORRECTABLE, "CUDA_ERROR_ECC_UNCORRECTABLE",
+     "uncorrectable ECC error encountered"},
     {CUDA_ERROR_INVALID_HANDLE, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
     {CUDA_ERROR_NOT_FOUND, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
     {CUDA_ERROR_NOT_READY, "CUDA_ERROR_NOT_READY", "device not ready"},
     {CUDA_ERROR_ILLEGAL_ADDRESS, "CUDA_ERROR_ILLEGAL_ADDRESS",
      "an illegal memory access was encountered"},
+    {CUDA_ERROR_LAUNCH_TIMEOUT, "CUDA_ERROR_LAUNCH_TIMEOUT",
+     "the launch timed out and was terminated"},
+    {CUDA_ERROR_CONTEXT_IS_DESTROYED, "CUDA_ERROR_CONTEXT_IS_DESTROYED", "context is destroyed"},
     {CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED, "CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED",
      "part or all of the requested memory range is already mapped"},
     {CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED, "CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED",
      "pointer does not correspond to a registered memory region"},
+    {CUDA_ERROR_HARDWARE_STACK_ERROR, "CUDA_ERROR_HARDWARE_STACK_ERROR", "hardware stack error"},
+    {CUDA_ERROR_ILLEGAL_INSTRUCTION, "CUDA_ERROR_ILLEGAL_INSTRUCTION",
+     "an illegal instruction was encountered"},
+    {CUDA_ERROR_MISALIGNED_ADDRESS, "CUDA_ERROR_MISALIGNED_ADDRESS", "misaligned address"},
+    {CUDA_ERROR_INVALID_ADDRESS_SPACE, "CUDA_ERROR_INVALID_ADDRESS_SPACE",
+     "operation not supported on global/shared address space"},
+    {CUDA_ERROR_INVALID_PC, "CUDA_ERROR_INVALID_PC", "invalid program counter"},
+    {CUDA_ERROR_LAUNCH_FAILED, "CUDA_ERROR_LAUNCH_FAILED", "unspecified launch failure"},
     {CUDA_ERROR_NOT_PERMITTED, "CUDA_ERROR_NOT_PERMITTED", "operation not permitted"},
     {CUDA_ERROR_NOT_SUPPORTED, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
+    {CUDA_ERROR_SYSTEM_NOT_READY, "CUDA_ERROR_SYSTEM_NOT_READY", "system not yet initialized"},
+    {CUDA_ERROR_SYSTEM_DRIVER_MISMATCH, "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH",
+     "system has unsupported display driver / cuda driver combination"},
+    {CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE, "CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE",
+     "forward compatibility was attempted on non supported HW"},
     {CUDA_ERROR_UNKNOWN, "CUDA_ERROR_UNKNOWN", "unknown error"},
 };
 
@@ -319,8 +357,11 @@ FAKE_API int pinpool_fake_cuda_set(const char* knob, long long value) {
     if (value < 0) return -1;
     g_knobs.fail_unregister = value;
   } else if (std::strcmp(knob, "init_error") == 0) {
-    if (value < INT_MIN || value > INT_MAX) return -1;
+    if (!is_error_code(value)) return -1;
     g_knobs.init_error = static_cast<int>(value);  // seen by the next cuInit
+  } else if (std::strcmp(knob, "sticky_error") == 0) {
+    if (!is_error_code(value)) return -1;
+    g_knobs.sticky_error = static_cast<int>(value);  // every later call but error strings
   } else if (std::strcmp(knob, "devices") == 0) {
     if (value < 0 || value > kMaxDevices) return -1;
     g_knobs.devices = static_cast<int>(value);  // ordinals >= value become invalid at once

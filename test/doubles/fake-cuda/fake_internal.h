@@ -73,6 +73,10 @@ struct Knobs {
   std::atomic<long long> fail_after{-1};  // -1: never
   std::atomic<long long> copy_delay_ms{0};
   std::atomic<int> init_error{0};
+  // A sticky error (a kernel fault of any library in the process, an ECC error): once set, every
+  // call but the error strings, the version and cuInit returns it, as the real driver does for a
+  // context that can no longer be used. 0: none.
+  std::atomic<int> sticky_error{0};
   // The next this many cuMemHostUnregister calls fail with CUDA_ERROR_UNKNOWN, unregistering
   // nothing (what the driver may answer, as pinpool must expect).
   std::atomic<long long> fail_unregister{0};
@@ -103,6 +107,7 @@ CUresult entry(Counter c, bool gated, F&& body) noexcept {
   count_call(c);
   if (gated && t_on_worker) return CUDA_ERROR_NOT_PERMITTED;
   if (gated && !is_initialized()) return CUDA_ERROR_NOT_INITIALIZED;
+  if (int sticky = gated ? knobs().sticky_error.load() : 0) return sticky;
   try {
     return body();
   } catch (const std::bad_alloc&) {

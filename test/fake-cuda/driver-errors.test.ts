@@ -1,0 +1,107 @@
+// The CUDA driver's errors as the real driver returns them (issue 26, points 6 and 11), on the
+// test double: a context this process can no longer use, or a device another process holds,
+// sends the default chain on to page-locked or pageable memory; a cuInit failure says what to
+// do; and the double fakes no code that cuda.h lacks. Each runs in a process of its own where
+// it poisons the driver, since a poisoned driver stays poisoned.
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { fakeCudaLibrary, setKnob } from '../support/fake-cuda.js';
+import { testing } from '../support/testing.js';
+
+const root = join(__dirname, '..', '..');
+
+/** Runs `body` in a fresh Node on the double, after `knobs` are set; returns what it printed. */
+function inFreshProcess(knobs: Record<string, number>, body: string): unknown {
+  const script = `
+    const pinpool = require(${JSON.stringify(join(root, 'dist/src/index.js'))});
+    const { binding } = require(${JSON.stringify(join(root, 'dist/src/boundary/native.js'))});
+    ${body}`;
+  const env: NodeJS.ProcessEnv = { ...process.env, PINPOOL_CUDA_LIBRARY: fakeCudaLibrary };
+  const sets = Object.entries(knobs)
+    .map(([k, v]) => `binding.testing.fakeCuda('set', ${JSON.stringify(k)}, ${v});`)
+    .join('');
+  return JSON.parse(
+    execFileSync(process.execPath, ['-e', script.replace('__SET__', sets)], {
+      env,
+      encoding: 'utf8',
+    }),
+  );
+}
+
+describe('a CUDA context this process can no longer use', () => {
+  // A kernel fault of any library sharing the primary context (700, 714-719), an uncorrectable
+  // ECC error (214), a destroyed context (709), no usable context (201), a driver shutting down (4).
+  it.each([700, 719, 709, 201, 4, 214])(
+    'error %i: the default chain falls back, counted as cuda-context',
+    (code) => {
+      const out = inFreshProcess(
+        { sticky_error: code },
+        `
+        const { defaultHandler } = pinpool;
+        __SET__
+        const h = defaultHandler();
+        const buf = h.alloc(4096);
+        buf.bytes.fill(7);
+        const servedBy = buf.servedBy;
+        buf.free();
+        const pinned = h.upstreams[0].upstreams[0];
+        console.log(JSON.stringify({
+          servedBy,
+          pinnedFailures: pinned.stats().failures,
+          fallbacks: h.stats().fallbacks,
+        }));`,
+      );
+      expect(out).toEqual({
+        servedBy: expect.stringMatching(/^(locked|pageable)$/),
+        pinnedFailures: { 'cuda-context': 1 },
+        fallbacks: { unavailable: 1 },
+      });
+    },
+  );
+
+  it('a device another process holds (exclusive-process mode, 46): no-device, and a fallback', () => {
+    const out = inFreshProcess(
+      { sticky_error: 46 },
+      `
+      __SET__
+      const h = pinpool.defaultHandler();
+      const buf = h.alloc(64);
+      const servedBy = buf.servedBy;
+      buf.free();
+      console.log(JSON.stringify({ servedBy, failures: h.upstreams[0].upstreams[0].stats().failures }));`,
+    );
+    expect(out).toEqual({
+      servedBy: expect.stringMatching(/^(locked|pageable)$/),
+      failures: { 'no-device': 1 },
+    });
+  });
+
+  it("a bare pinned leaf says unavailable, with the driver's code and name", () => {
+    const out = inFreshProcess(
+      { sticky_error: 700 },
+      `
+      __SET__
+      try { pinpool.pinned().alloc(64); console.log('null'); }
+      catch (e) { console.log(JSON.stringify({ code: e.code, reason: e.reason, cudaError: e.cudaError, name: e.cudaErrorName })); }`,
+    );
+    expect(out).toEqual({
+      code: 'ERR_PINPOOL_UNAVAILABLE',
+      reason: 'cuda-context',
+      cudaError: 700,
+      name: 'CUDA_ERROR_ILLEGAL_ADDRESS',
+    });
+  });
+});
+
+describe("the double's error codes", () => {
+  it('are those of cuda.h only: a knob refuses a code the driver lacks', () => {
+    // 35 is the runtime API's cudaErrorInsufficientDriver; no CUresult has it.
+    expect(() => setKnob('init_error', 35)).toThrow('unknown knob init_error');
+    expect(() => setKnob('sticky_error', 35)).toThrow('unknown knob sticky_error');
+    expect(testing().cudaError(35).name).toBe('CUDA error 35'); // named by no one
+    expect(testing().cudaError(34).name).toBe('CUDA_ERROR_STUB_LIBRARY');
+  });
+});
