@@ -115,6 +115,14 @@ export function copy(
         'two host buffers',
       );
     }
+    // Two devices' memory is a peer copy (cuMemcpyPeerAsync, and peer access between them), not a
+    // device-to-device copy on one device's stream: refused rather than left to the driver.
+    if (s.where === 'device' && d.where === 'device' && s.device !== d.device)
+      throw invalid(
+        'copy(dst, src)',
+        `two DeviceBuffers of one device (copy between devices through a pinned host buffer)`,
+        `device ${s.device} to device ${d.device}`,
+      );
     const direction =
       s.where === 'device' ? (d.where === 'device' ? deviceToDevice : deviceToHost) : hostToDevice;
     const device = d.where === 'device' ? d.device : (s as { device: number }).device;

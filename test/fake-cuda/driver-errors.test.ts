@@ -13,13 +13,20 @@ import { testing } from '../support/testing.js';
 
 const root = join(__dirname, '..', '..');
 
-/** Runs `body` in a fresh Node on the double, after `knobs` are set; returns what it printed. */
-function inFreshProcess(knobs: Record<string, number>, body: string): unknown {
+/**
+ * Runs `body` in a fresh Node on the double (`__SET__` in it sets `knobs`), with `environment`
+ * added; returns what it printed, as JSON.
+ */
+function inFreshProcess(
+  knobs: Record<string, number>,
+  body: string,
+  environment: NodeJS.ProcessEnv = {},
+): unknown {
   const script = `
     const pinpool = require(${JSON.stringify(join(root, 'dist/src/index.js'))});
     const { binding } = require(${JSON.stringify(join(root, 'dist/src/boundary/native.js'))});
     ${body}`;
-  const env: NodeJS.ProcessEnv = { ...process.env, PINPOOL_CUDA_LIBRARY: fakeCudaLibrary };
+  const env = { ...process.env, PINPOOL_CUDA_LIBRARY: fakeCudaLibrary, ...environment };
   const sets = Object.entries(knobs)
     .map(([k, v]) => `binding.testing.fakeCuda('set', ${JSON.stringify(k)}, ${v});`)
     .join('');
@@ -92,6 +99,37 @@ describe('a CUDA context this process can no longer use', () => {
       reason: 'cuda-context',
       cudaError: 700,
       name: 'CUDA_ERROR_ILLEGAL_ADDRESS',
+    });
+  });
+});
+
+describe('copies between two devices (point 9)', () => {
+  it('are refused, coded, before the driver sees them; each device copies its own', () => {
+    const out = inFreshProcess(
+      {},
+      `
+      const { deviceAlloc, copy, pinned, ErrorCode } = pinpool;
+      (async () => {
+        const a = deviceAlloc(4096, { device: 0 });
+        const b = deviceAlloc(4096, { device: 1 });
+        const host = pinned().alloc(4096);
+        host.bytes.fill(9);
+        let refused;
+        try { await copy(b, a); } catch (e) { refused = { code: e.code, message: e.message }; }
+        await copy(a, host);            // host to device 0
+        await copy(b, host);            // host to device 1
+        const back = pinned().alloc(4096);
+        await copy(back, b);
+        console.log(JSON.stringify({ refused, landed: back.bytes[4095] }));
+      })().catch((e) => { console.log(JSON.stringify({ failed: String(e) })); });`,
+      { PINPOOL_FAKE_CUDA_DEVICES: '2' },
+    );
+    expect(out).toEqual({
+      refused: {
+        code: 'ERR_PINPOOL_INVALID_ARGUMENT',
+        message: expect.stringContaining('device 0 to device 1'),
+      },
+      landed: 9,
     });
   });
 });

@@ -13,6 +13,14 @@
 namespace fake {
 namespace {
 
+// A cuMemAlloc block is memory of one device: a copy on another device's stream, or between two
+// devices' blocks, is a peer copy (cuMemcpyPeerAsync's job, and only with peer access), which the
+// fake refuses as the driver does without it. Managed memory is reachable from every device.
+bool on_another_device(const PinRef& device_side, const StreamRef& s) {
+  int stream = stream_device(s.get());
+  return device_side->block->kind == kDevice && stream >= 0 && device_side->block->device != stream;
+}
+
 CUresult submit(const StreamRef& s, Op op, bool wait) {
   uint64_t seq = 0;
   CUresult err = enqueue(s, std::move(op), &seq);
@@ -34,6 +42,7 @@ CUresult htod(CUdeviceptr dst, const void* src, size_t n, CUstream h, bool sync)
   auto host = reinterpret_cast<uintptr_t>(src);
   PinRef device = pin_range(dst, n, kDeviceSide);
   if (!device || find_block(host, 1, kDevice)) return CUDA_ERROR_INVALID_VALUE;
+  if (on_another_device(device, s)) return CUDA_ERROR_INVALID_VALUE;
   PinRef pinned = pin_range(host, n, kPinnedHost);
   auto to = reinterpret_cast<void*>(static_cast<uintptr_t>(dst));
   if (pinned || sync) {
@@ -65,6 +74,7 @@ CUresult dtoh(void* dst, CUdeviceptr src, size_t n, CUstream h, bool sync) {
   auto host = reinterpret_cast<uintptr_t>(dst);
   PinRef device = pin_range(src, n, kDeviceSide);
   if (!device || find_block(host, 1, kDevice)) return CUDA_ERROR_INVALID_VALUE;
+  if (on_another_device(device, s)) return CUDA_ERROR_INVALID_VALUE;
   PinRef pinned = pin_range(host, n, kPinnedHost);
   auto from = reinterpret_cast<const void*>(static_cast<uintptr_t>(src));
   return submit(
@@ -83,6 +93,10 @@ CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream h) {
   PinRef to = pin_range(dst, n, kDeviceSide);
   PinRef from = pin_range(src, n, kDeviceSide);
   if (!to || !from) return CUDA_ERROR_INVALID_VALUE;
+  if (on_another_device(to, s) || on_another_device(from, s)) return CUDA_ERROR_INVALID_VALUE;
+  if (to->block->kind == kDevice && from->block->kind == kDevice &&
+      to->block->device != from->block->device)
+    return CUDA_ERROR_INVALID_VALUE;
   auto to_p = reinterpret_cast<void*>(static_cast<uintptr_t>(dst));
   auto from_p = reinterpret_cast<const void*>(static_cast<uintptr_t>(src));
   return submit(

@@ -168,6 +168,9 @@ using StreamRef = std::shared_ptr<CUstream_st>;
 
 // The stream behind a handle (0 and CU_STREAM_LEGACY are the default stream); null if unknown.
 StreamRef resolve_stream(CUstream h);
+// The device a stream belongs to (that of the context it was created in); -1 for the default
+// stream, which the fake does not tie to one.
+int stream_device(const CUstream_st* s);
 // Appends op to the stream's FIFO; seq identifies it for wait_for. Fails with
 // CUDA_ERROR_INVALID_HANDLE when the stream is being destroyed.
 CUresult enqueue(const StreamRef& s, Op op, uint64_t* seq);

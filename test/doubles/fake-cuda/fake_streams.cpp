@@ -24,6 +24,7 @@
 struct CUstream_st {
   unsigned flags = 0;
   bool is_default = false;
+  int device = -1;  // the device of the context it was created in; -1 for the default stream
   std::mutex m;
   std::condition_variable work;  // the worker waits here for operations or shutdown
   std::condition_variable done;  // waiters wait here for `completed` to advance
@@ -102,6 +103,8 @@ void add_if_busy(const StreamRef& s, std::vector<std::pair<StreamRef, uint64_t>>
 }
 
 }  // namespace
+
+int stream_device(const CUstream_st* s) { return s->device; }
 
 StreamRef resolve_stream(CUstream h) {
   if (h == nullptr || h == kStreamLegacy) return default_stream();
@@ -188,6 +191,7 @@ FAKE_API CUresult cuStreamCreate(CUstream* s, unsigned int flags) {
       return CUDA_ERROR_INVALID_VALUE;
     if (current_device() < 0) return CUDA_ERROR_INVALID_CONTEXT;
     StreamRef stream = start_stream(flags, false);
+    stream->device = current_device();
     try {
       Handles& h = handles();
       std::lock_guard<std::mutex> lk(h.m);

@@ -527,6 +527,50 @@ void leave_work_in_flight() {
 
 }  // namespace
 
+// Issue 26: what the real driver refuses, the double refuses. Memory of one device copied on
+// another device's stream, or between two devices' blocks, is a peer copy (9); a sticky error
+// fails every later call but the error strings (1, 6); a code cuda.h lacks cannot be set (11).
+void test_driver_rules() {
+  CUcontext c0 = nullptr, c1 = nullptr;
+  OK(cu.cuDevicePrimaryCtxRetain(&c0, 0));
+  OK(cu.cuDevicePrimaryCtxRetain(&c1, 1));
+  CUdeviceptr on0 = 0, on1 = 0;
+  CUstream s0 = nullptr;
+  OK(cu.cuCtxPushCurrent_v2(c1));
+  OK(cu.cuMemAlloc_v2(&on1, 4096));
+  OK(cu.cuCtxPopCurrent_v2(nullptr));
+  OK(cu.cuCtxPushCurrent_v2(c0));
+  OK(cu.cuMemAlloc_v2(&on0, 4096));
+  OK(cu.cuStreamCreate(&s0, CU_STREAM_NON_BLOCKING));
+  std::vector<unsigned char> host(4096, 0x33);
+  CHECK_CU(cu.cuMemcpyDtoDAsync_v2(on0, on1, 4096, s0), CUDA_ERROR_INVALID_VALUE);
+  CHECK_CU(cu.cuMemcpyHtoDAsync_v2(on1, host.data(), 4096, s0), CUDA_ERROR_INVALID_VALUE);
+  CHECK_CU(cu.cuMemcpyDtoHAsync_v2(host.data(), on1, 4096, s0), CUDA_ERROR_INVALID_VALUE);
+  OK(cu.cuMemcpyHtoDAsync_v2(on0, host.data(), 4096, s0));  // its own device's memory: fine
+  OK(cu.cuStreamSynchronize(s0));
+
+  CHECK(cu.pinpool_fake_cuda_set("init_error", 35) ==
+        -1);  // the runtime API's code, not a CUresult
+  CHECK(cu.pinpool_fake_cuda_set("sticky_error", 35) == -1);
+  CHECK(cu.pinpool_fake_cuda_set("sticky_error", CUDA_ERROR_ILLEGAL_ADDRESS) == 0);
+  void* p = nullptr;
+  CHECK_CU(cu.cuMemHostAlloc(&p, 4096, 0), CUDA_ERROR_ILLEGAL_ADDRESS);
+  CHECK_CU(cu.cuStreamSynchronize(s0), CUDA_ERROR_ILLEGAL_ADDRESS);
+  const char* name = nullptr;
+  OK(cu.cuGetErrorName(CUDA_ERROR_ILLEGAL_ADDRESS, &name));
+  CHECK(name != nullptr && std::strcmp(name, "CUDA_ERROR_ILLEGAL_ADDRESS") == 0);
+  CHECK(cu.pinpool_fake_cuda_set("sticky_error", 0) == 0);
+
+  OK(cu.cuStreamDestroy_v2(s0));
+  OK(cu.cuMemFree_v2(on0));
+  OK(cu.cuCtxPopCurrent_v2(nullptr));
+  OK(cu.cuCtxPushCurrent_v2(c1));
+  OK(cu.cuMemFree_v2(on1));
+  OK(cu.cuCtxPopCurrent_v2(nullptr));
+  OK(cu.cuDevicePrimaryCtxRelease_v2(0));
+  OK(cu.cuDevicePrimaryCtxRelease_v2(1));
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s path/to/libpinpool-fakecuda.so\n", argv[0]);
@@ -554,6 +598,7 @@ int main(int argc, char** argv) {
   test_stream_ordering();
   test_threads();
   test_counters();
+  test_driver_rules();
   leave_work_in_flight();
 
   if (g_failures != 0) {
