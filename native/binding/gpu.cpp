@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -12,6 +13,10 @@
 
 namespace pinpool::binding {
 
+namespace {
+struct Op;
+}  // namespace
+
 // Per JavaScript environment (main thread or worker): the thread-safe function that brings
 // completions back, referenced only while work is pending so an idle program can exit. (Not
 // in the anonymous namespace: InitGpu, which makes it, keeps its full name in sanitizer stacks.)
@@ -20,6 +25,8 @@ struct GpuState {
   size_t pending = 0;    // operations submitted and not yet settled (JS thread only)
   std::mutex mutex;      // orders driver threads' calls against the environment's teardown
   bool closing = false;  // the environment is gone: tsfn must not be called any more
+  // Operations queued on a stream and not settled yet, for the watch (JS thread only).
+  std::vector<Op*> watched;
 };
 
 namespace {
@@ -37,6 +44,11 @@ struct Op {
   size_t destination_offset = 0;   // byte offset into it
   size_t bytes = 0;                // bytes copied
   const char* what;                // "copy" or "prefetch", for its error
+  // The watch (watch_gpu): whether the work is queued (its event can be asked), whether its
+  // Promise was settled without the host function, and how many watches found it complete.
+  bool queued = false;
+  bool settled = false;
+  int complete_reads = 0;
   Op(GpuState* s, int device, GpuWork::Notify notify, const char* name)
       : state(s), work(device, notify, this), what(name) {}
   ~Op() { std::free(staging); }
@@ -137,8 +149,7 @@ napi_value op_error(napi_env env, Op* op, int rc) {
   return cuda_error(env, rc, op->what);
 }
 
-void settle(napi_env env, Op* op) {
-  int rc = op->work.status();
+void settle(napi_env env, Op* op, int rc) {
   if (rc == CUDA_SUCCESS && op->destination) rc = unstage(env, op);
   if (rc == CUDA_SUCCESS) {
     napi_value undefined;
@@ -149,11 +160,22 @@ void settle(napi_env env, Op* op) {
   }
 }
 
-void finish(napi_env env, Op* op) {
+// Its Promise is settled: no longer pending, so an idle program can exit.
+void unpend(napi_env env, Op* op) {
   GpuState* s = op->state;
+  auto& w = s->watched;
+  w.erase(std::remove(w.begin(), w.end(), op), w.end());
+  if (--s->pending == 0) napi_unref_threadsafe_function(env, s->tsfn);
+}
+
+void destroy(napi_env env, Op* op) {
   if (op->destination) napi_delete_reference(env, op->destination);
   delete op;
-  if (--s->pending == 0) napi_unref_threadsafe_function(env, s->tsfn);
+}
+
+void finish(napi_env env, Op* op) {
+  unpend(env, op);
+  destroy(env, op);
   // Its lease is over: a block freed under it goes back now, and a pool dropped meanwhile (kept
   // only by that free) with it. Nothing else would: a dropped pool allocates no more.
   Handler::reclaim_all();
@@ -163,8 +185,18 @@ void finish(napi_env env, Op* op) {
 void on_complete(napi_env env, napi_value, void*, void* data) {
   auto* op = static_cast<Op*>(data);
   if (env == nullptr) return;  // teardown: the environment (and op->destination) are gone
-  settle(env, op);
+  if (op->settled) {
+    destroy(env, op);  // the watch settled it already; this was the last anyone would hear of it
+    return;
+  }
+  settle(env, op, op->work.status());
   finish(env, op);
+}
+
+// The work is on its stream: from now on the watch may ask its event.
+void watch(Op* op) {
+  op->queued = true;
+  op->state->watched.push_back(op);
 }
 
 // Starts tracking an operation; returns its Promise.
@@ -225,7 +257,10 @@ void submit_execute(napi_env, void* data) {
 
 void submit_complete(napi_env env, napi_status, void* data) {
   auto* s = static_cast<Submission*>(data);
-  if (s->rc != CUDA_SUCCESS) fail_now(env, s->op, s->rc);
+  if (s->rc != CUDA_SUCCESS)
+    fail_now(env, s->op, s->rc);
+  else
+    watch(s->op);
   napi_delete_async_work(env, s->work);
   delete s;
 }
@@ -336,7 +371,10 @@ napi_value submit_copy(napi_env env, Op* op, CUstream stream, const CopyRequest&
   CUresult rc = op->work.submit(stream, [&](CUstream st) {
     return cuda::copy_async(r.device, r.kind, r.dst, r.src, r.bytes, st);
   });
-  if (rc != CUDA_SUCCESS) fail_now(env, op, rc);
+  if (rc != CUDA_SUCCESS)
+    fail_now(env, op, rc);
+  else
+    watch(op);
   return promise;
 }
 
@@ -402,7 +440,10 @@ napi_value Prefetch(napi_env env, napi_callback_info info) {
   napi_value promise = begin(env, op);
   rc = op->work.submit(
       stream, [&](CUstream st) { return cuda::prefetch_async(device, ptr, bytes, target, st); });
-  if (rc != CUDA_SUCCESS) fail_now(env, op, rc);
+  if (rc != CUDA_SUCCESS)
+    fail_now(env, op, rc);
+  else
+    watch(op);
   return promise;
 }
 
@@ -534,6 +575,36 @@ napi_value HostUnregister(napi_env env, napi_callback_info info) {
 
 }  // namespace
 
+// watchGpu() -> number of operations it settled. Completion normally comes from the host
+// function queued behind each operation, but the driver never calls those once the context has
+// failed (a kernel fault of any library sharing it: cuda.h, cuLaunchHostFunc), and then no
+// Promise would settle and the thread-safe function would keep Node alive for ever.
+// src/gpu/completion.ts calls this every 100 ms while operations are pending: an operation whose
+// event reports an error is settled with it (its fence signalled: the device will not touch the
+// memory again), and one found complete twice without its host function is settled as done. The
+// Op stays allocated until its host function runs, if it ever does.
+napi_value WatchGpu(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 0, "watchGpu()");
+  auto* state = static_cast<GpuState*>(function_data);
+  int settled = 0;
+  const std::vector<Op*> ops = state->watched;  // settling edits the list
+  for (Op* op : ops) {
+    if (!op->queued || op->settled) continue;
+    CUresult rc = op->work.status();
+    if (rc == CUDA_ERROR_NOT_READY) continue;
+    if (rc == CUDA_SUCCESS && ++op->complete_reads < 2) continue;
+    op->work.fence()->signal();
+    op->settled = true;
+    settle(env, op, rc);
+    unpend(env, op);
+    settled++;
+  }
+  if (settled > 0) Handler::reclaim_all();
+  napi_value out;
+  napi_create_int32(env, settled, &out);
+  return out;
+}
+
 // This environment's GpuState: its thread-safe function, and a clean-up hook that closes it.
 // Never freed: a CUDA driver thread may still be finishing a notify() with it when the
 // environment goes. scripts/asan/lsan.supp suppresses that leak by this function's name, which
@@ -564,6 +635,7 @@ void ExportGpu(napi_env env, napi_value exports) {
                    {{"copy", guarded<Copy>},
                     {"prefetch", guarded<Prefetch>},
                     {"advise", guarded<Advise>},
+                    {"watchGpu", guarded<WatchGpu>},
                     {"deviceAlloc", guarded<DeviceAlloc>},
                     {"deviceFree", guarded<DeviceFree>},
                     {"createStream", guarded<CreateStream>},

@@ -193,6 +193,12 @@ export interface GpuCalls {
     stream: NativeStream | undefined,
   ): Promise<void>;
   advise(device: number, memory: HostMemory, advice: number, target: number): void;
+  /**
+   * Settles the GPU operations whose work failed without their host function running (a
+   * context that can no longer be used), or that are complete without it; returns how many.
+   * src/gpu/completion.ts calls it while operations are pending.
+   */
+  watchGpu(): number;
   deviceAlloc(device: number, bytes: number): number;
   deviceFree(address: number): void;
   createStream(device: number): NativeStream;
@@ -208,6 +214,7 @@ const gpuKeys = {
   copy: true,
   prefetch: true,
   advise: true,
+  watchGpu: true,
   deviceAlloc: true,
   deviceFree: true,
   createStream: true,

@@ -12,6 +12,7 @@ import { binding, constants, type HostMemory, type NativeStream } from '../bound
 import { checkBytes, invalid, optionsOf, requiredGetter } from '../boundary/validate.js';
 import { HostBuffer } from '../memory/host-buffer.js';
 
+import { watched } from './completion.js';
 import { DeviceBuffer, Stream } from './device.js';
 
 const { hostToDevice, deviceToHost, deviceToDevice } = constants.copyDirections;
@@ -169,9 +170,9 @@ export function copy(
       );
     }
     const at = (x: Side) => (x.where === 'device' ? x.address : x.memory);
-    return binding
-      .copy(direction, device, at(d), at(s), bytes, o.dstOffset, o.srcOffset, o.stream)
-      .finally(release);
+    return watched(
+      binding.copy(direction, device, at(d), at(s), bytes, o.dstOffset, o.srcOffset, o.stream),
+    ).finally(release);
   } catch (err) {
     release();
     throw err;

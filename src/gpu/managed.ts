@@ -6,6 +6,7 @@ import { binding, constants } from '../boundary/native.js';
 import { checkDevice, invalid, optionsOf } from '../boundary/validate.js';
 import { HostBuffer, type HostBlock } from '../memory/host-buffer.js';
 
+import { watched } from './completion.js';
 import { Stream } from './device.js';
 
 const ADVICE = constants.advice;
@@ -37,7 +38,7 @@ function prefetch(
   const to = target(where);
   const block = managedBlock(buf, 'prefetch()');
   const device = o.stream !== undefined ? o.stream.device : to < 0 ? 0 : to;
-  return binding.prefetch(device, block.memory, to, stream);
+  return watched(binding.prefetch(device, block.memory, to, stream));
 }
 
 function advise(buf: HostBuffer, advice: Advice, where: number | 'host'): void {

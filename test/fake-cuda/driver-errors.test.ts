@@ -34,6 +34,9 @@ function inFreshProcess(
     execFileSync(process.execPath, ['-e', script.replace('__SET__', sets)], {
       env,
       encoding: 'utf8',
+      // Only for a child that never ends (what point 1 was): it fails the test, with a reason,
+      // under vitest's own 60 s.
+      timeout: 50_000,
     }),
   );
 }
@@ -99,6 +102,37 @@ describe('a CUDA context this process can no longer use', () => {
       reason: 'cuda-context',
       cudaError: 700,
       name: 'CUDA_ERROR_ILLEGAL_ADDRESS',
+    });
+  });
+});
+
+describe('a context that fails while work is in flight (point 1)', () => {
+  it('settles the Promise with the error, ends the lease, and lets Node exit', () => {
+    // The driver never calls a host function after a context error, and pinpool's completion
+    // came only from one: this hung for ever (and kept Node alive).
+    const out = inFreshProcess(
+      { hold_copies: 1 },
+      `
+      const { copy, deviceAlloc, pool, pinned } = pinpool;
+      (async () => {
+        const dev = deviceAlloc(1 << 20);
+        const h = pool(pinned());
+        const buf = h.alloc(1 << 20);
+        __SET__
+        const p = copy(dev, buf);
+        binding.testing.fakeCuda('set', 'sticky_error', 700);
+        binding.testing.fakeCuda('set', 'hold_copies', 0);
+        let error = null;
+        try { await p; } catch (e) { error = { code: e.code, cudaError: e.cudaError, name: e.cudaErrorName }; }
+        buf.free();
+        console.log(JSON.stringify({ error, cached: h.stats().cachedBytes, inUse: h.stats().bytesInUse }));
+      })();`,
+    );
+    expect(out).toEqual({
+      error: { code: 'ERR_PINPOOL_CUDA', cudaError: 700, name: 'CUDA_ERROR_ILLEGAL_ADDRESS' },
+      // The lease ended with the error: the block went back to the pool at free().
+      cached: 1 << 20,
+      inUse: 0,
     });
   });
 });

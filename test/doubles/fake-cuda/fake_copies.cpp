@@ -50,6 +50,7 @@ CUresult htod(CUdeviceptr dst, const void* src, size_t n, CUstream h, bool sync)
         s,
         [device, pinned, to, src, n] {
           copy_delay();
+          if (context_lost()) return;
           std::memmove(to, src, n);
         },
         sync);
@@ -61,6 +62,7 @@ CUresult htod(CUdeviceptr dst, const void* src, size_t n, CUstream h, bool sync)
       s,
       [device, staged, to, n] {
         copy_delay();
+        if (context_lost()) return;  // the context failed while the copy waited: nothing lands
         std::memmove(to, staged->data(), n);
       },
       false);
@@ -81,6 +83,7 @@ CUresult dtoh(void* dst, CUdeviceptr src, size_t n, CUstream h, bool sync) {
       s,
       [device, pinned, dst, from, n] {
         copy_delay();
+        if (context_lost()) return;  // the context failed while the copy waited: nothing lands
         std::memmove(dst, from, n);
       },
       sync || !pinned);
@@ -103,6 +106,7 @@ CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream h) {
       s,
       [to, from, to_p, from_p, n] {
         copy_delay();
+        if (context_lost()) return;  // the context failed while the copy waited: nothing lands
         std::memmove(to_p, from_p, n);
       },
       false);
@@ -153,6 +157,7 @@ CUresult prefetch(CUdeviceptr p, size_t n, int location, CUstream h) {
       s,
       [managed, location] {
         copy_delay();
+        if (context_lost()) return;
         managed->block->last_prefetch.store(location);
       },
       false);

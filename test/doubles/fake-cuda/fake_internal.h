@@ -181,6 +181,11 @@ bool reached(CUstream_st* s, uint64_t seq);
 // Blocks until everything queued on the stream so far has run.
 void drain(CUstream_st* s);
 
+// True once a sticky error is set: the context is gone, and work queued on its streams (copies
+// not yet landed, host functions) never runs, as the real driver never calls a host function
+// after a context error (cuda.h, cuLaunchHostFunc).
+inline bool context_lost() { return knobs().sticky_error.load() != 0; }
+
 // Sleeps PINPOOL_FAKE_CUDA_COPY_DELAY_MS, then waits while copies are held (the hold_copies
 // knob); called by workers before a copy or prefetch lands.
 void copy_delay();

@@ -68,7 +68,7 @@ void worker_main(CUstream_st* s) {
     s->queue.pop_front();
     lk.unlock();
     try {
-      op();
+      if (!context_lost()) op();
     } catch (...) {
       // Our operations do not throw; a host function that does must not kill the process.
     }
