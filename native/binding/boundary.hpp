@@ -44,6 +44,7 @@ void* unwrap_tagged(napi_env env, napi_value value, Tag tag);
 struct ThreadCache;
 struct SlabLease;
 struct Registration;
+struct OwnedStream;
 using SlabLeaseRef = std::shared_ptr<SlabLease>;  // a slab view's lease (slab_views.cpp)
 // The tag of each native type JavaScript may hold, for PINPOOL_REQUIRE_HANDLE.
 template <typename T>
@@ -54,7 +55,7 @@ struct TagOf;
     static constexpr Tag kTag = Tag::tag; \
   };
 PINPOOL_TAG_OF(Handler, Handler)
-PINPOOL_TAG_OF(CUstream, Stream)
+PINPOOL_TAG_OF(OwnedStream, Stream)
 PINPOOL_TAG_OF(SlabLeaseRef, SlabLease)
 PINPOOL_TAG_OF(Registration, Registration)
 PINPOOL_TAG_OF(ThreadCache, ThreadCache)

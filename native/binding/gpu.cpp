@@ -17,6 +17,12 @@ namespace {
 struct Op;
 }  // namespace
 
+// A stream createStream() made, with the device whose context made it (and destroys it).
+struct OwnedStream {
+  CUstream stream;
+  int device;
+};
+
 // Per JavaScript environment (main thread or worker): the thread-safe function that brings
 // completions back, referenced only while work is pending so an idle program can exit. (Not
 // in the anonymous namespace: InitGpu, which makes it, keeps its full name in sanitizer stacks.)
@@ -49,6 +55,10 @@ struct Op {
   bool queued = false;
   bool settled = false;
   int complete_reads = 0;
+  // Queued from a libuv thread (submit_from_pool): until submit_complete runs on this thread,
+  // its host function may already have settled it, and then it must not be freed yet.
+  bool submitting = false;
+  bool finished = false;
   Op(GpuState* s, int device, GpuWork::Notify notify, const char* name)
       : state(s), work(device, notify, this), what(name) {}
   ~Op() { std::free(staging); }
@@ -190,6 +200,11 @@ void on_complete(napi_env env, napi_value, void*, void* data) {
     return;
   }
   settle(env, op, op->work.status());
+  if (op->submitting) {
+    unpend(env, op);
+    op->finished = true;  // submit_complete frees it
+    return;
+  }
   finish(env, op);
 }
 
@@ -227,9 +242,9 @@ napi_value rejected(napi_env env, napi_value error) {
 
 // The stream `v` names (createStream()), or the device's default stream for any other value.
 CUresult stream_arg(napi_env env, napi_value v, int device, CUstream* out) {
-  CUstream* s;
+  OwnedStream* s;
   if (get_handle(env, v, &s)) {
-    *out = *s;
+    *out = s->stream;
     return CUDA_SUCCESS;
   }
   return cuda::default_stream(device, out);
@@ -257,10 +272,14 @@ void submit_execute(napi_env, void* data) {
 
 void submit_complete(napi_env env, napi_status, void* data) {
   auto* s = static_cast<Submission*>(data);
+  Op* op = s->op;
+  op->submitting = false;
   if (s->rc != CUDA_SUCCESS)
-    fail_now(env, s->op, s->rc);
+    fail_now(env, op, s->rc);
+  else if (op->finished)
+    destroy(env, op);  // it ended before its submission did
   else
-    watch(s->op);
+    watch(op);
   napi_delete_async_work(env, s->work);
   delete s;
 }
@@ -365,6 +384,7 @@ napi_value submit_copy(napi_env env, Op* op, CUstream stream, const CopyRequest&
                        bool from_pool) {
   napi_value promise = begin(env, op);
   if (from_pool) {
+    op->submitting = true;
     submit_from_pool(env, new Submission{op, stream, r.kind, r.dst, r.src, r.bytes});
     return promise;
   }
@@ -475,12 +495,13 @@ napi_value DeviceAlloc(napi_env env, napi_callback_info info) {
   return js_number(env, address_value(p));
 }
 
-// deviceFree(address): a failure here has no one to tell (it runs from free() and from the
-// garbage-collection backstop); the driver keeps its own count.
+// deviceFree(device, address): a failure here has no one to tell (it runs from free() and from
+// the garbage-collection backstop); the driver keeps its own count.
 napi_value DeviceFree(napi_env env, napi_callback_info info) {
-  PINPOOL_ARGS(env, info, 1, "deviceFree(address)");
-  PINPOOL_REQUIRE_ADDRESS(0, address);
-  cuda::device_free(address);
+  PINPOOL_ARGS(env, info, 2, "deviceFree(device, address)");
+  PINPOOL_REQUIRE_INT32(0, device);
+  PINPOOL_REQUIRE_ADDRESS(1, address);
+  cuda::device_free(device, address);
   return nullptr;
 }
 
@@ -495,9 +516,9 @@ napi_value CreateStream(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   // Destroying a stream with work queued is safe: CUDA finishes the work first.
-  return wrap_tagged(env, new CUstream(s), Tag::Stream, [](napi_env, void* data, void*) {
-    auto* p = static_cast<CUstream*>(data);
-    cuda::stream_destroy(*p);
+  return wrap_tagged(env, new OwnedStream{s, device}, Tag::Stream, [](napi_env, void* data, void*) {
+    auto* p = static_cast<OwnedStream*>(data);
+    cuda::stream_destroy(p->device, p->stream);
     delete p;
   });
 }
@@ -508,6 +529,7 @@ napi_value CreateStream(napi_env env, napi_callback_info info) {
 // is not reused while registered.
 struct Registration {
   void* ptr;
+  int device;              // whose context registered it
   Fence* lease = nullptr;  // signalled at unregister; null for memory that is not pinpool's
   bool registered = true;
 };
@@ -534,7 +556,7 @@ napi_value HostRegister(napi_env env, napi_callback_info info) {
     napi_throw(env, cuda_error(env, rc, "register"));
     return nullptr;
   }
-  auto* r = new Registration{m.data};
+  auto* r = new Registration{m.data, device};
   if (leased) {
     r->lease = Fence::create();
     leases::take(m.data, m.length, r->lease);
@@ -564,7 +586,7 @@ napi_value HostUnregister(napi_env env, napi_callback_info info) {
   PINPOOL_REQUIRE_HANDLE(0, Registration, r);
   if (!r->registered) return throw_error(env, code::kDoubleFree, "already unregistered");
   r->registered = false;
-  CUresult rc = cuda::host_unregister(r->ptr);
+  CUresult rc = cuda::host_unregister(r->device, r->ptr);
   if (r->lease) {
     r->lease->signal();
     Handler::reclaim_all();  // as at the end of a copy (finish())

@@ -48,6 +48,13 @@ napi_value FakeCuda(napi_env env, napi_callback_info info) {
   }
   if (op == "reset") return js_bool(env, cuda::fake_reset_counters());
   if (op == "set") return fake_set(env, argv);
+  if (op == "query") {
+    PINPOOL_REQUIRE_STRING(1, what);
+    PINPOOL_REQUIRE_INT64(2, arg);
+    long long answer = 0;
+    if (!cuda::fake_query(what.c_str(), arg, &answer)) return js_null(env);
+    return js_number(env, static_cast<double>(answer));
+  }
   return throw_error(env, code::kInvalidArgument, "binding: testing.fakeCuda: unknown op " + op);
 }
 

@@ -35,8 +35,8 @@ struct Api {
   CUresult (*DeviceGetPCIBusId)(char*, int, CUdevice);  // optional
   CUresult (*DeviceTotalMem)(size_t*, CUdevice);
   CUresult (*DevicePrimaryCtxRetain)(CUcontext*, CUdevice);
-  CUresult (*CtxSetCurrent)(CUcontext);
-  CUresult (*CtxGetCurrent)(CUcontext*);
+  CUresult (*CtxPushCurrent)(CUcontext);
+  CUresult (*CtxPopCurrent)(CUcontext*);
   CUresult (*MemHostAlloc)(void**, size_t, unsigned);
   CUresult (*MemFreeHost)(void*);
   CUresult (*MemAllocManaged)(CUdeviceptr*, size_t, unsigned);
@@ -67,6 +67,7 @@ struct Api {
   int (*FakeCounters)(const char**, unsigned long long*, int);
   void (*FakeResetCounters)();
   int (*FakeSet)(const char*, long long);
+  long long (*FakeQuery)(const char*, long long);
 };
 
 struct Loaded {
@@ -120,6 +121,7 @@ const char* resolve_api(void* lib, Api& a) {
   resolve(lib, "pinpool_fake_cuda_counters", a.FakeCounters);
   resolve(lib, "pinpool_fake_cuda_reset_counters", a.FakeResetCounters);
   resolve(lib, "pinpool_fake_cuda_set", a.FakeSet);
+  resolve(lib, "pinpool_fake_cuda_query", a.FakeQuery);
   const char* missing = nullptr;
   auto need = [&](auto& field, const char* symbol) {
     if (!missing && !resolve(lib, symbol, field)) missing = symbol;
@@ -131,8 +133,8 @@ const char* resolve_api(void* lib, Api& a) {
   need(a.DeviceGetName, "cuDeviceGetName");
   need(a.DeviceTotalMem, "cuDeviceTotalMem_v2");
   need(a.DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
-  need(a.CtxSetCurrent, "cuCtxSetCurrent");
-  need(a.CtxGetCurrent, "cuCtxGetCurrent");
+  need(a.CtxPushCurrent, "cuCtxPushCurrent_v2");
+  need(a.CtxPopCurrent, "cuCtxPopCurrent_v2");
   need(a.MemHostAlloc, "cuMemHostAlloc");
   need(a.MemFreeHost, "cuMemFreeHost");
   need(a.MemAllocManaged, "cuMemAllocManaged");
@@ -242,13 +244,6 @@ Loaded& loaded() {
   return *l;
 }
 
-// Calls a driver entry point that needs no context, or reports that there is no driver.
-template <typename Fn, typename... Args>
-CUresult if_loaded(Fn Api::*entry, Args... args) {
-  const Loaded& l = loaded();
-  return l.state.available ? (l.api.*entry)(args...) : CUDA_ERROR_NOT_INITIALIZED;
-}
-
 std::mutex context_mutex;  // guards Loaded::contexts while a primary context is retained
 
 }  // namespace
@@ -263,50 +258,66 @@ CUresult check_device(int device) {
   return CUDA_SUCCESS;
 }
 
-CUresult make_current(int device) {
+namespace {
+
+// The device's primary context, retained on first use and kept for the process.
+CUresult primary_context(int device, CUcontext* out) {
   CUresult rc = check_device(device);
   if (rc != CUDA_SUCCESS) return rc;
   Loaded& l = loaded();
-  CUcontext ctx;
-  {
-    std::lock_guard<std::mutex> lock(context_mutex);
-    ctx = l.contexts[device];
-    if (!ctx) {
-      CUdevice dev = 0;
-      rc = l.api.DeviceGet(&dev, device);
-      if (rc == CUDA_SUCCESS) rc = l.api.DevicePrimaryCtxRetain(&ctx, dev);
-      if (rc != CUDA_SUCCESS) return rc;
-      l.contexts[device] = ctx;
-    }
+  std::lock_guard<std::mutex> lock(context_mutex);
+  if (!l.contexts[device]) {
+    CUdevice dev = 0;
+    rc = l.api.DeviceGet(&dev, device);
+    if (rc == CUDA_SUCCESS) rc = l.api.DevicePrimaryCtxRetain(&l.contexts[device], dev);
+    if (rc != CUDA_SUCCESS) return rc;
   }
-  // Most calls come from a thread that already has this context current: skip the driver call.
-  thread_local CUcontext current = nullptr;
-  if (current == ctx) return CUDA_SUCCESS;
-  rc = l.api.CtxSetCurrent(ctx);
-  if (rc == CUDA_SUCCESS) current = ctx;
+  *out = l.contexts[device];
+  return CUDA_SUCCESS;
+}
+
+// Runs `call` with the device's primary context pushed on this thread, then pops it: the
+// thread's own current context, if it had one, is current again after (issue 26, point 2: a
+// cached "current" per thread went stale as soon as another library switched, and overwrote
+// contexts that belonged to other code). Two driver calls around each call, off the pools' hit
+// path: misses, frees to the driver, copies, registrations.
+template <typename F>
+CUresult in_context(int device, F&& call) {
+  CUcontext ctx = nullptr;
+  CUresult rc = primary_context(device, &ctx);
+  if (rc != CUDA_SUCCESS) return rc;
+  const Api& a = loaded().api;
+  rc = a.CtxPushCurrent(ctx);
+  if (rc != CUDA_SUCCESS) return rc;
+  rc = call();
+  a.CtxPopCurrent(nullptr);
   return rc;
 }
+
+}  // namespace
 
 CUresult host_alloc(int device, size_t bytes, unsigned flags, void** out) {
-  CUresult rc = make_current(device);
-  return rc != CUDA_SUCCESS ? rc : loaded().api.MemHostAlloc(out, bytes, flags);
+  return in_context(device,
+                    [&]() -> CUresult { return loaded().api.MemHostAlloc(out, bytes, flags); });
 }
 
-CUresult host_free(void* ptr) { return if_loaded(&Api::MemFreeHost, ptr); }
+CUresult host_free(int device, void* ptr) {
+  return in_context(device, [&]() -> CUresult { return loaded().api.MemFreeHost(ptr); });
+}
 
 CUresult managed_alloc(int device, size_t bytes, void** out) {
-  CUresult rc = make_current(device);
-  if (rc != CUDA_SUCCESS) return rc;
-  CUdeviceptr p = 0;
-  rc = loaded().api.MemAllocManaged(&p, bytes, CU_MEM_ATTACH_GLOBAL);
-  if (rc == CUDA_SUCCESS) *out = reinterpret_cast<void*>(static_cast<uintptr_t>(p));
-  return rc;
+  return in_context(device, [&]() -> CUresult {
+    CUdeviceptr p = 0;
+    CUresult rc = loaded().api.MemAllocManaged(&p, bytes, CU_MEM_ATTACH_GLOBAL);
+    if (rc == CUDA_SUCCESS) *out = reinterpret_cast<void*>(static_cast<uintptr_t>(p));
+    return rc;
+  });
 }
 
-CUresult managed_free(void* ptr) {
-  const Loaded& l = loaded();
-  if (!l.state.available) return CUDA_ERROR_NOT_INITIALIZED;
-  return l.api.MemFree(static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(ptr)));
+CUresult managed_free(int device, void* ptr) {
+  return in_context(device, [&]() -> CUresult {
+    return loaded().api.MemFree(static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(ptr)));
+  });
 }
 
 namespace {
@@ -322,96 +333,107 @@ CUdevice ordinal_of(int target) { return target < 0 ? CU_DEVICE_CPU : target; }
 }  // namespace
 
 CUresult device_alloc(int device, size_t bytes, void** out) {
-  CUresult rc = make_current(device);
-  if (rc != CUDA_SUCCESS) return rc;
-  CUdeviceptr p = 0;
-  rc = loaded().api.MemAlloc(&p, bytes);
-  if (rc == CUDA_SUCCESS) *out = reinterpret_cast<void*>(static_cast<uintptr_t>(p));
-  return rc;
+  return in_context(device, [&]() -> CUresult {
+    CUdeviceptr p = 0;
+    CUresult rc = loaded().api.MemAlloc(&p, bytes);
+    if (rc == CUDA_SUCCESS) *out = reinterpret_cast<void*>(static_cast<uintptr_t>(p));
+    return rc;
+  });
 }
 
-CUresult device_free(void* ptr) { return managed_free(ptr); }
+CUresult device_free(int device, void* ptr) { return managed_free(device, ptr); }
 
 CUresult host_register(int device, void* ptr, size_t bytes, unsigned flags) {
-  CUresult rc = make_current(device);
-  return rc != CUDA_SUCCESS ? rc : loaded().api.MemHostRegister(ptr, bytes, flags);
+  return in_context(device,
+                    [&]() -> CUresult { return loaded().api.MemHostRegister(ptr, bytes, flags); });
 }
 
-CUresult host_unregister(void* ptr) { return if_loaded(&Api::MemHostUnregister, ptr); }
+CUresult host_unregister(int device, void* ptr) {
+  return in_context(device, [&]() -> CUresult { return loaded().api.MemHostUnregister(ptr); });
+}
 
 CUresult stream_create(int device, CUstream* out) {
-  CUresult rc = make_current(device);
-  return rc != CUDA_SUCCESS ? rc : loaded().api.StreamCreate(out, CU_STREAM_NON_BLOCKING);
+  return in_context(
+      device, [&]() -> CUresult { return loaded().api.StreamCreate(out, CU_STREAM_NON_BLOCKING); });
 }
 
-CUresult stream_destroy(CUstream stream) { return if_loaded(&Api::StreamDestroy, stream); }
+CUresult stream_destroy(int device, CUstream stream) {
+  return in_context(device, [&]() -> CUresult { return loaded().api.StreamDestroy(stream); });
+}
 
-CUresult stream_synchronize(CUstream stream) { return if_loaded(&Api::StreamSynchronize, stream); }
+CUresult stream_synchronize(int device, CUstream stream) {
+  return in_context(device, [&]() -> CUresult { return loaded().api.StreamSynchronize(stream); });
+}
 
 CUresult default_stream(int device, CUstream* out) {
-  CUresult rc = make_current(device);
-  if (rc != CUDA_SUCCESS) return rc;
-  Loaded& l = loaded();
-  std::lock_guard<std::mutex> lock(context_mutex);
-  if (!l.streams[device]) {
-    rc = l.api.StreamCreate(&l.streams[device], CU_STREAM_NON_BLOCKING);
-    if (rc != CUDA_SUCCESS) return rc;
-  }
-  *out = l.streams[device];
-  return CUDA_SUCCESS;
+  return in_context(device, [&]() -> CUresult {
+    Loaded& l = loaded();
+    std::lock_guard<std::mutex> lock(context_mutex);
+    if (!l.streams[device]) {
+      CUresult rc = l.api.StreamCreate(&l.streams[device], CU_STREAM_NON_BLOCKING);
+      if (rc != CUDA_SUCCESS) return rc;
+    }
+    *out = l.streams[device];
+    return CUDA_SUCCESS;
+  });
 }
 
 CUresult event_create(int device, CUevent* out) {
-  CUresult rc = make_current(device);
-  return rc != CUDA_SUCCESS ? rc : loaded().api.EventCreate(out, CU_EVENT_DISABLE_TIMING);
+  return in_context(
+      device, [&]() -> CUresult { return loaded().api.EventCreate(out, CU_EVENT_DISABLE_TIMING); });
 }
 
-CUresult event_record(CUevent event, CUstream stream) {
-  return if_loaded(&Api::EventRecord, event, stream);
+CUresult event_record(int device, CUevent event, CUstream stream) {
+  return in_context(device, [&]() -> CUresult { return loaded().api.EventRecord(event, stream); });
 }
 
-CUresult event_query(CUevent event) { return if_loaded(&Api::EventQuery, event); }
+CUresult event_query(int device, CUevent event) {
+  return in_context(device, [&]() -> CUresult { return loaded().api.EventQuery(event); });
+}
 
-CUresult event_destroy(CUevent event) { return if_loaded(&Api::EventDestroy, event); }
+CUresult event_destroy(int device, CUevent event) {
+  return in_context(device, [&]() -> CUresult { return loaded().api.EventDestroy(event); });
+}
 
 CUresult copy_async(int device, CopyKind kind, void* dst, const void* src, size_t bytes,
                     CUstream stream) {
-  CUresult rc = make_current(device);
-  if (rc != CUDA_SUCCESS) return rc;
-  const Api& a = loaded().api;
-  switch (kind) {
-    case CopyKind::HostToDevice:
-      return a.MemcpyHtoDAsync(dptr(dst), src, bytes, stream);
-    case CopyKind::DeviceToHost:
-      return a.MemcpyDtoHAsync(dst, dptr(src), bytes, stream);
-    case CopyKind::DeviceToDevice:
-      return a.MemcpyDtoDAsync(dptr(dst), dptr(src), bytes, stream);
-  }
-  return CUDA_ERROR_INVALID_VALUE;
+  return in_context(device, [&]() -> CUresult {
+    const Api& a = loaded().api;
+    switch (kind) {
+      case CopyKind::HostToDevice:
+        return a.MemcpyHtoDAsync(dptr(dst), src, bytes, stream);
+      case CopyKind::DeviceToHost:
+        return a.MemcpyDtoHAsync(dst, dptr(src), bytes, stream);
+      case CopyKind::DeviceToDevice:
+        return a.MemcpyDtoDAsync(dptr(dst), dptr(src), bytes, stream);
+    }
+    return CUDA_ERROR_INVALID_VALUE;
+  });
 }
 
 CUresult prefetch_async(int device, const void* ptr, size_t bytes, int target, CUstream stream) {
-  CUresult rc = make_current(device);
-  if (rc != CUDA_SUCCESS) return rc;
-  const Api& a = loaded().api;
-  if (a.MemPrefetchAsyncV2)
-    return a.MemPrefetchAsyncV2(dptr(ptr), bytes, location_of(target), 0, stream);
-  if (a.MemPrefetchAsyncV1)
-    return a.MemPrefetchAsyncV1(dptr(ptr), bytes, ordinal_of(target), stream);
-  return CUDA_ERROR_NOT_SUPPORTED;
+  return in_context(device, [&]() -> CUresult {
+    const Api& a = loaded().api;
+    if (a.MemPrefetchAsyncV2)
+      return a.MemPrefetchAsyncV2(dptr(ptr), bytes, location_of(target), 0, stream);
+    if (a.MemPrefetchAsyncV1)
+      return a.MemPrefetchAsyncV1(dptr(ptr), bytes, ordinal_of(target), stream);
+    return CUDA_ERROR_NOT_SUPPORTED;
+  });
 }
 
 CUresult advise(int device, const void* ptr, size_t bytes, CUmem_advise advice, int target) {
-  CUresult rc = make_current(device);
-  if (rc != CUDA_SUCCESS) return rc;
-  const Api& a = loaded().api;
-  if (a.MemAdviseV2) return a.MemAdviseV2(dptr(ptr), bytes, advice, location_of(target));
-  if (a.MemAdviseV1) return a.MemAdviseV1(dptr(ptr), bytes, advice, ordinal_of(target));
-  return CUDA_ERROR_NOT_SUPPORTED;
+  return in_context(device, [&]() -> CUresult {
+    const Api& a = loaded().api;
+    if (a.MemAdviseV2) return a.MemAdviseV2(dptr(ptr), bytes, advice, location_of(target));
+    if (a.MemAdviseV1) return a.MemAdviseV1(dptr(ptr), bytes, advice, ordinal_of(target));
+    return CUDA_ERROR_NOT_SUPPORTED;
+  });
 }
 
-CUresult launch_host_func(CUstream stream, CUhostFn fn, void* data) {
-  return if_loaded(&Api::LaunchHostFunc, stream, fn, data);
+CUresult launch_host_func(int device, CUstream stream, CUhostFn fn, void* data) {
+  return in_context(device,
+                    [&]() -> CUresult { return loaded().api.LaunchHostFunc(stream, fn, data); });
 }
 
 std::string error_name(CUresult code) { return describe(loaded().api, code); }
@@ -444,6 +466,13 @@ bool fake_reset_counters() {
 bool fake_set(const char* knob, long long value) {
   const Api& a = loaded().api;
   return a.FakeSet && a.FakeSet(knob, value) == 0;
+}
+
+bool fake_query(const char* what, long long arg, long long* out) {
+  const Api& a = loaded().api;
+  if (!a.FakeQuery) return false;
+  *out = a.FakeQuery(what, arg);
+  return *out >= 0;
 }
 
 }  // namespace pinpool::cuda

@@ -38,37 +38,40 @@ const DriverState& driver();
 // CUDA_ERROR_INVALID_DEVICE.
 CUresult check_device(int device);
 
-// Makes the device's primary context current on the calling thread (retained once per process).
-CUresult make_current(int device);
+// Every call below that takes a `device` runs with that device's primary context (retained once
+// per process) pushed on the calling thread, and pops it before returning: whatever context the
+// thread had current (another addon's, another CUDA library's on the JavaScript thread) is
+// current again afterwards, and no call relies on a context left current by an earlier one.
+// `device` is the device whose context made the memory, stream or event the call names.
 
 // Page-locked host memory (cuMemHostAlloc / cuMemFreeHost). `flags` are CU_MEMHOSTALLOC_*.
 CUresult host_alloc(int device, size_t bytes, unsigned flags, void** out);
-CUresult host_free(void* ptr);
+CUresult host_free(int device, void* ptr);
 
 // Managed memory (cuMemAllocManaged with CU_MEM_ATTACH_GLOBAL / cuMemFree).
 CUresult managed_alloc(int device, size_t bytes, void** out);
-CUresult managed_free(void* ptr);
+CUresult managed_free(int device, void* ptr);
 
 // Device memory (cuMemAlloc / cuMemFree).
 CUresult device_alloc(int device, size_t bytes, void** out);
-CUresult device_free(void* ptr);
+CUresult device_free(int device, void* ptr);
 
 // Registers existing host memory as page-locked (cuMemHostRegister / cuMemHostUnregister).
 // `flags` are CU_MEMHOSTREGISTER_*.
 CUresult host_register(int device, void* ptr, size_t bytes, unsigned flags);
-CUresult host_unregister(void* ptr);
+CUresult host_unregister(int device, void* ptr);
 
 // Streams and events. Streams are created non-blocking (they never wait on the legacy NULL
 // stream); events without timing.
 CUresult stream_create(int device, CUstream* out);
-CUresult stream_destroy(CUstream stream);
-CUresult stream_synchronize(CUstream stream);
+CUresult stream_destroy(int device, CUstream stream);
+CUresult stream_synchronize(int device, CUstream stream);
 // The device's own stream for work given no stream: non-blocking, made once, never destroyed.
 CUresult default_stream(int device, CUstream* out);
 CUresult event_create(int device, CUevent* out);
-CUresult event_record(CUevent event, CUstream stream);
-CUresult event_query(CUevent event);  // CUDA_SUCCESS, CUDA_ERROR_NOT_READY or an error
-CUresult event_destroy(CUevent event);
+CUresult event_record(int device, CUevent event, CUstream stream);
+CUresult event_query(int device, CUevent event);  // CUDA_SUCCESS, CUDA_ERROR_NOT_READY or an error
+CUresult event_destroy(int device, CUevent event);
 
 // Asynchronous work on a stream. Pointers are host addresses or device addresses as
 // cuMemAlloc returns them.
@@ -80,7 +83,7 @@ CUresult prefetch_async(int device, const void* ptr, size_t bytes, int target, C
 CUresult advise(int device, const void* ptr, size_t bytes, CUmem_advise advice, int target);
 // Runs `fn(data)` on a driver thread once all earlier work on the stream is done. `fn` must
 // not call CUDA.
-CUresult launch_host_func(CUstream stream, CUhostFn fn, void* data);
+CUresult launch_host_func(int device, CUstream stream, CUhostFn fn, void* data);
 
 // "CUDA_ERROR_OUT_OF_MEMORY": the loaded driver's name for `code` (cuGetErrorName), else
 // "CUDA error <code>".
@@ -96,5 +99,8 @@ struct Counter {
 bool fake_counters(std::vector<Counter>& out);  // false: the loaded library is not the double
 bool fake_reset_counters();
 bool fake_set(const char* knob, long long value);
+// What the double says of `what` ("current", "context_of" an address): false when it has no
+// answer or is not loaded.
+bool fake_query(const char* what, long long arg, long long* out);
 
 }  // namespace pinpool::cuda

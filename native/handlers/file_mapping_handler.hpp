@@ -126,7 +126,8 @@ class FileMappingHandler final : public Handler {
     // Still registered after a refused unregister: the mapping stays, and the free is refused so
     // that a retry unregisters and unmaps it once. Unmapped now, the driver would go on pinning
     // an address the next mmap may hand to someone else.
-    if (options_.register_memory && cuda::host_unregister(mapping_) != CUDA_SUCCESS)
+    if (options_.register_memory &&
+        cuda::host_unregister(options_.device, mapping_) != CUDA_SUCCESS)
       return std::nullopt;
     munmap(mapping_, length_);
     mapping_ = nullptr;

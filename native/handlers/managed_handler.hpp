@@ -15,7 +15,7 @@ class ManagedHandler final : public CudaLeaf {
   CUresult raw_alloc(size_t bytes, void** out) override {
     return cuda::managed_alloc(device(), bytes, out);
   }
-  CUresult raw_free(void* ptr, size_t) override { return cuda::managed_free(ptr); }
+  CUresult raw_free(void* ptr, size_t) override { return cuda::managed_free(device(), ptr); }
 };
 
 }  // namespace pinpool

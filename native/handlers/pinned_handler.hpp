@@ -95,12 +95,12 @@ class PinnedHandler final : public CudaLeaf {
   }
 
   CUresult raw_free(void* ptr, size_t bytes) override {
-    if (!register_) return cuda::host_free(ptr);
+    if (!register_) return cuda::host_free(device(), ptr);
     // A refused unregister leaves the pages registered: the mapping stays with the block, which
     // the leaf keeps recorded for a retry (cuda_leaf.hpp), so the retry unregisters and unmaps
     // it once. Unmapped now, the driver would go on pinning an address the next mmap may hand
     // to someone else, and the retry would unmap that.
-    CUresult rc = cuda::host_unregister(ptr);
+    CUresult rc = cuda::host_unregister(device(), ptr);
     if (rc == CUDA_SUCCESS) munmap(ptr, align_up(bytes, page_size()));
     return rc;
   }

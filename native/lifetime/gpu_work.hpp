@@ -17,7 +17,7 @@ class GpuWork {
   GpuWork(int device, Notify notify, void* context)
       : device_(device), fence_(Fence::create()), notify_(notify), context_(context) {}
   ~GpuWork() {
-    if (event_) cuda::event_destroy(event_);
+    if (event_) cuda::event_destroy(device_, event_);
     fence_->release();
   }
   GpuWork(const GpuWork&) = delete;
@@ -32,14 +32,16 @@ class GpuWork {
     if (rc != CUDA_SUCCESS) return rc;
     rc = enqueue(stream);
     if (rc != CUDA_SUCCESS) return rc;
-    rc = cuda::event_record(event_, stream);
-    if (rc == CUDA_SUCCESS) rc = cuda::launch_host_func(stream, &GpuWork::on_done, this);
-    if (rc != CUDA_SUCCESS) cuda::stream_synchronize(stream);
+    rc = cuda::event_record(device_, event_, stream);
+    if (rc == CUDA_SUCCESS) rc = cuda::launch_host_func(device_, stream, &GpuWork::on_done, this);
+    if (rc != CUDA_SUCCESS) cuda::stream_synchronize(device_, stream);
     return rc;
   }
 
   // The work's status once notified: CUDA_SUCCESS or the error that ended it.
-  CUresult status() const { return event_ ? cuda::event_query(event_) : CUDA_ERROR_INVALID_HANDLE; }
+  CUresult status() const {
+    return event_ ? cuda::event_query(device_, event_) : CUDA_ERROR_INVALID_HANDLE;
+  }
   Fence* fence() const { return fence_; }
   int device() const { return device_; }
 

@@ -200,7 +200,7 @@ export interface GpuCalls {
    */
   watchGpu(): number;
   deviceAlloc(device: number, bytes: number): number;
-  deviceFree(address: number): void;
+  deviceFree(device: number, address: number): void;
   createStream(device: number): NativeStream;
   hostRegister(
     device: number,
@@ -254,6 +254,7 @@ export interface TestingHooks {
   fakeCuda(op: 'counters'): Record<string, number> | null;
   fakeCuda(op: 'reset'): boolean;
   fakeCuda(op: 'set', knob: string, value: number): boolean;
+  fakeCuda(op: 'query', what: 'current' | 'context_of', arg: number): number | null;
   /** A handler's frees still waiting for their leases (0 for any other value). */
   deferred(handle: NativeHandle): number;
   /** What pinpool calls a CUresult: the loaded driver's name and words for it, else its own. */

@@ -13,10 +13,10 @@ import {
   type InspectArguments,
 } from '../boundary/inspect.js';
 
-const deviceRegistry = new FinalizationRegistry<number>((address) => {
+const deviceRegistry = new FinalizationRegistry<{ device: number; address: number }>((held) => {
   // Collected without free(): give the memory back, outside the collector's callback.
   setImmediate(() => {
-    binding.deviceFree(address);
+    binding.deviceFree(held.device, held.address);
   }).unref();
 });
 
@@ -41,7 +41,7 @@ export class DeviceBuffer {
     this.#address = address;
     this.#byteLength = byteLength;
     this.#device = device;
-    deviceRegistry.register(this, address, this);
+    deviceRegistry.register(this, { device, address }, this);
   }
 
   get byteLength(): number {
@@ -71,7 +71,7 @@ export class DeviceBuffer {
     this.#released = true;
     deviceRegistry.unregister(this);
     if (this.#inflight > 0) this.#freeWhenIdle = true;
-    else binding.deviceFree(this.#address);
+    else binding.deviceFree(this.#device, this.#address);
   }
 
   [Symbol.dispose](): void {
@@ -114,7 +114,7 @@ export class DeviceBuffer {
       byteLength: d.#byteLength,
       device: d.#device,
       end: () => {
-        if (--d.#inflight === 0 && d.#freeWhenIdle) binding.deviceFree(d.#address);
+        if (--d.#inflight === 0 && d.#freeWhenIdle) binding.deviceFree(d.#device, d.#address);
       },
     };
   }

@@ -23,3 +23,20 @@ export function setKnob(knob: string, value: number): void {
   if (!testing().fakeCuda('set', knob, value))
     throw new Error(`unknown knob ${knob} (or refused value ${value})`);
 }
+
+/** Which context: none, the driver's primary context (pinpool's), or a foreign one (another library's). */
+const CONTEXT_KINDS = ['none', 'primary', 'foreign'] as const;
+
+/**
+ * The context current on this thread, or the one a live allocation containing `address` was
+ * made in, as the double saw it.
+ */
+export function contextOf(what: 'current' | bigint | number): (typeof CONTEXT_KINDS)[number] {
+  const answer =
+    what === 'current'
+      ? testing().fakeCuda('query', 'current', 0)
+      : testing().fakeCuda('query', 'context_of', Number(what));
+  const kind = answer === null ? undefined : CONTEXT_KINDS[answer];
+  if (kind === undefined) throw new Error(`the double has no answer for ${String(what)}`);
+  return kind;
+}

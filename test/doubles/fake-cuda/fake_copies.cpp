@@ -37,6 +37,7 @@ CUresult submit(const StreamRef& s, Op op, bool wait) {
 CUresult htod(CUdeviceptr dst, const void* src, size_t n, CUstream h, bool sync) {
   StreamRef s = resolve_stream(h);
   if (!s) return CUDA_ERROR_INVALID_HANDLE;
+  if (CUresult rc = check_stream_context(s.get())) return rc;
   if (n == 0) return CUDA_SUCCESS;
   if (src == nullptr) return CUDA_ERROR_INVALID_VALUE;
   auto host = reinterpret_cast<uintptr_t>(src);
@@ -71,6 +72,7 @@ CUresult htod(CUdeviceptr dst, const void* src, size_t n, CUstream h, bool sync)
 CUresult dtoh(void* dst, CUdeviceptr src, size_t n, CUstream h, bool sync) {
   StreamRef s = resolve_stream(h);
   if (!s) return CUDA_ERROR_INVALID_HANDLE;
+  if (CUresult rc = check_stream_context(s.get())) return rc;
   if (n == 0) return CUDA_SUCCESS;
   if (dst == nullptr) return CUDA_ERROR_INVALID_VALUE;
   auto host = reinterpret_cast<uintptr_t>(dst);
@@ -92,6 +94,7 @@ CUresult dtoh(void* dst, CUdeviceptr src, size_t n, CUstream h, bool sync) {
 CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream h) {
   StreamRef s = resolve_stream(h);
   if (!s) return CUDA_ERROR_INVALID_HANDLE;
+  if (CUresult rc = check_stream_context(s.get())) return rc;
   if (n == 0) return CUDA_SUCCESS;
   PinRef to = pin_range(dst, n, kDeviceSide);
   PinRef from = pin_range(src, n, kDeviceSide);
@@ -150,6 +153,7 @@ CUresult prefetch(CUdeviceptr p, size_t n, int location, CUstream h) {
   if (CUresult err = check_location(location)) return err;
   StreamRef s = resolve_stream(h);
   if (!s) return CUDA_ERROR_INVALID_HANDLE;
+  if (CUresult rc = check_stream_context(s.get())) return rc;
   PinRef managed = pin_range(p, n, kManaged);
   if (!managed) return CUDA_ERROR_INVALID_VALUE;
   // Migration takes as long as a copy, and is recorded only once it has happened.

@@ -37,7 +37,9 @@ std::atomic<unsigned long long> g_calls[kCallCounterCount];
 std::atomic<long long> g_gauges[kGaugeCount];
 std::atomic<bool> g_initialized{false};
 Knobs g_knobs;
-CUctx_st g_contexts[kMaxDevices];
+// Primary contexts first, then one foreign context per device: what another CUDA library in
+// the process would have made (cuCtxCreate), pushed by the push_foreign knob.
+CUctx_st g_contexts[2 * kMaxDevices];
 
 // The calling thread's context stack; its top is the current context.
 thread_local std::vector<CUctx_st*> t_ctx_stack;
@@ -77,6 +79,7 @@ void load_env_once() {
     g_knobs.memory_bytes = env_number("PINPOOL_FAKE_CUDA_MEMORY_BYTES", 16LL << 30, 0, LLONG_MAX);
     g_knobs.fail_after = env_number("PINPOOL_FAKE_CUDA_FAIL_AFTER", -1, -1, LLONG_MAX);
     g_knobs.copy_delay_ms = env_number("PINPOOL_FAKE_CUDA_COPY_DELAY_MS", 0, 0, 3600000);
+    g_knobs.strict_context = env_number("PINPOOL_FAKE_CUDA_STRICT_CONTEXT", 0, 0, 1) == 1;
     g_knobs.init_error = error_code_or_unknown(
         static_cast<int>(env_number("PINPOOL_FAKE_CUDA_INIT_ERROR", 0, INT_MIN, INT_MAX)));
   });
@@ -87,8 +90,10 @@ int ctx_device(const CUctx_st* ctx) {
   auto first = reinterpret_cast<uintptr_t>(&g_contexts[0]);
   if (p < first || p >= first + sizeof(g_contexts) || (p - first) % sizeof(CUctx_st) != 0)
     return -1;
-  return static_cast<int>((p - first) / sizeof(CUctx_st));
+  return static_cast<int>((p - first) / sizeof(CUctx_st)) % kMaxDevices;
 }
+
+bool foreign_ctx(const CUctx_st* ctx) { return ctx >= &g_contexts[kMaxDevices]; }
 
 // A context handle the caller may make current: one of ours, for an existing device, retained.
 bool usable_ctx(const CUctx_st* ctx) {
@@ -165,9 +170,40 @@ bool is_initialized() { return g_initialized.load(std::memory_order_acquire); }
 bool valid_device(int ordinal) { return ordinal >= 0 && ordinal < g_knobs.devices.load(); }
 
 int current_device() {
-  if (t_ctx_stack.empty()) return -1;
+  const CUctx_st* ctx = current_context();
+  return ctx ? ctx_device(ctx) : -1;
+}
+
+const CUctx_st* current_context() {
+  if (t_ctx_stack.empty()) return nullptr;
   const CUctx_st* ctx = t_ctx_stack.back();
-  return usable_ctx(ctx) ? ctx_device(ctx) : -1;
+  return usable_ctx(ctx) ? ctx : nullptr;
+}
+
+int context_kind(const CUctx_st* ctx) { return ctx == nullptr ? 0 : foreign_ctx(ctx) ? 2 : 1; }
+
+bool works_without_context(Counter c) {
+  switch (c) {
+    case k_cuInit:
+    case k_cuDriverGetVersion:
+    case k_cuDeviceGetCount:
+    case k_cuDeviceGet:
+    case k_cuDeviceGetName:
+    case k_cuDeviceGetPCIBusId:
+    case k_cuDeviceTotalMem_v2:
+    case k_cuDevicePrimaryCtxRetain:
+    case k_cuDevicePrimaryCtxRelease_v2:
+    case k_cuCtxSetCurrent:
+    case k_cuCtxGetCurrent:
+    case k_cuCtxPushCurrent_v2:
+    case k_cuCtxPopCurrent_v2:
+    case k_cuGetErrorName:
+    case k_cuGetErrorString:
+    case k_cuPointerGetAttribute:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace fake
@@ -359,6 +395,18 @@ FAKE_API int pinpool_fake_cuda_set(const char* knob, long long value) {
   } else if (std::strcmp(knob, "init_error") == 0) {
     if (!is_error_code(value)) return -1;
     g_knobs.init_error = static_cast<int>(value);  // seen by the next cuInit
+  } else if (std::strcmp(knob, "strict_context") == 0) {
+    if (value != 0 && value != 1) return -1;
+    g_knobs.strict_context = value == 1;
+  } else if (std::strcmp(knob, "push_foreign") == 0) {
+    // Another library's context made current on the calling thread, behind the caller's back.
+    if (!valid_device(static_cast<int>(value))) return -1;
+    CUctx_st* ctx = &g_contexts[kMaxDevices + value];
+    if (ctx->refs.load() == 0) ctx->refs = 1;
+    t_ctx_stack.push_back(ctx);
+  } else if (std::strcmp(knob, "pop_context") == 0) {
+    if (t_ctx_stack.empty()) return -1;
+    t_ctx_stack.pop_back();
   } else if (std::strcmp(knob, "sticky_error") == 0) {
     if (!is_error_code(value)) return -1;
     g_knobs.sticky_error = static_cast<int>(value);  // every later call but error strings
@@ -369,6 +417,20 @@ FAKE_API int pinpool_fake_cuda_set(const char* knob, long long value) {
     return -1;
   }
   return 0;
+}
+
+// What a test asks the double: "current" (the calling thread's current context: 0 none, 1 a
+// primary context, 2 a foreign one) and "context_of" (the context a live allocation containing
+// address `arg` was made in, the same way); -1 for an unknown question or address.
+FAKE_API long long pinpool_fake_cuda_query(const char* what, long long arg) {
+  if (what == nullptr) return -1;
+  if (std::strcmp(what, "current") == 0) return context_kind(current_context());
+  if (std::strcmp(what, "context_of") == 0) {
+    auto block =
+        find_block(static_cast<uintptr_t>(arg), 1, kHostAlloc | kRegistered | kManaged | kDevice);
+    return block ? context_kind(static_cast<const CUctx_st*>(block->ctx)) : -1;
+  }
+  return -1;
 }
 
 FAKE_API int pinpool_fake_cuda_counters(const char** names, unsigned long long* values,

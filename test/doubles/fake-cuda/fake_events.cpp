@@ -24,6 +24,7 @@ struct Record {
 
 struct CUevent_st {
   unsigned flags = 0;
+  const CUctx_st* ctx = nullptr;  // the context it was created in
   std::mutex m;
   std::shared_ptr<fake::Record> last;  // the latest record; null if never recorded
 };
@@ -86,6 +87,7 @@ FAKE_API CUresult cuEventCreate(CUevent* e, unsigned int flags) {
     if (current_device() < 0) return CUDA_ERROR_INVALID_CONTEXT;
     auto event = std::make_shared<CUevent_st>();
     event->flags = flags;
+    event->ctx = current_context();
     {
       EventTable& t = table();
       std::lock_guard<std::mutex> lk(t.m);
@@ -102,6 +104,10 @@ FAKE_API CUresult cuEventRecord(CUevent e, CUstream s) {
     std::shared_ptr<CUevent_st> event = resolve_event(e);
     StreamRef stream = resolve_stream(s);
     if (!event || !stream) return CUDA_ERROR_INVALID_HANDLE;
+    // An event records only on a stream of its own context (cuda.h, cuEventRecord).
+    const CUctx_st* owner = stream_context(stream.get());
+    if (owner != nullptr && owner != event->ctx) return CUDA_ERROR_INVALID_HANDLE;
+    if (CUresult rc = check_stream_context(stream.get())) return rc;
     auto rec = std::make_shared<Record>();
     rec->stream = stream;
     // The record holds the stream, not the event, so destroying either early is harmless.

@@ -77,6 +77,10 @@ struct Knobs {
   // call but the error strings, the version and cuInit returns it, as the real driver does for a
   // context that can no longer be used. 0: none.
   std::atomic<int> sticky_error{0};
+  // Strict contexts: every call but cuInit, the version, device queries, context calls, pointer
+  // queries and error strings fails with CUDA_ERROR_INVALID_CONTEXT on a thread with no current
+  // context (cuda.h lists that error for all of them, and says no more).
+  std::atomic<bool> strict_context{false};
   // The next this many cuMemHostUnregister calls fail with CUDA_ERROR_UNKNOWN, unregistering
   // nothing (what the driver may answer, as pinpool must expect).
   std::atomic<long long> fail_unregister{0};
@@ -93,6 +97,12 @@ bool valid_device(int ordinal);
 // The device of the calling thread's current context, or -1 when there is none (or the primary
 // context it names has been released).
 int current_device();
+// The calling thread's current context (usable), or null; whether it is a primary (1) or a
+// foreign (2) context, 0 for null.
+const CUctx_st* current_context();
+int context_kind(const CUctx_st* ctx);
+// The entry points that work with no current context, even under strict_context.
+bool works_without_context(Counter c);
 
 // True on stream worker threads. Real CUDA forbids CUDA calls from host functions (and may
 // return CUDA_ERROR_NOT_PERMITTED); the fake always does, which also rules out a worker
@@ -108,6 +118,8 @@ CUresult entry(Counter c, bool gated, F&& body) noexcept {
   if (gated && t_on_worker) return CUDA_ERROR_NOT_PERMITTED;
   if (gated && !is_initialized()) return CUDA_ERROR_NOT_INITIALIZED;
   if (int sticky = gated ? knobs().sticky_error.load() : 0) return sticky;
+  if (gated && knobs().strict_context.load() && !works_without_context(c) && !current_context())
+    return CUDA_ERROR_INVALID_CONTEXT;
   try {
     return body();
   } catch (const std::bad_alloc&) {
@@ -136,8 +148,9 @@ struct Block {
   size_t size = 0;
   Kind kind = kHostAlloc;
   int device = 0;
-  void* owned = nullptr;  // memory to free, null for registered ranges
-  int pending = 0;        // queued operations touching the block; guarded by the registry lock
+  const void* ctx = nullptr;  // the context current when it was made (a CUctx_st)
+  void* owned = nullptr;      // memory to free, null for registered ranges
+  int pending = 0;            // queued operations touching the block; guarded by the registry lock
   std::atomic<int> last_prefetch{kLocationNone};
   std::atomic<int> preferred_location{kLocationNone};
   std::atomic<bool> read_mostly{false};
@@ -171,6 +184,11 @@ StreamRef resolve_stream(CUstream h);
 // The device a stream belongs to (that of the context it was created in); -1 for the default
 // stream, which the fake does not tie to one.
 int stream_device(const CUstream_st* s);
+// The context a stream was created in (null for the default stream), and CUDA_SUCCESS or
+// CUDA_ERROR_INVALID_CONTEXT for work queued on it from the calling thread: another context
+// current there is refused (no context at all is the driver's lenient case, unless strict).
+const CUctx_st* stream_context(const CUstream_st* s);
+CUresult check_stream_context(const CUstream_st* s);
 // Appends op to the stream's FIFO; seq identifies it for wait_for. Fails with
 // CUDA_ERROR_INVALID_HANDLE when the stream is being destroyed.
 CUresult enqueue(const StreamRef& s, Op op, uint64_t* seq);

@@ -119,6 +119,7 @@ CUresult allocate(Kind kind, size_t bytes, uintptr_t* out) {
   b->size = bytes;
   b->kind = kind;
   b->device = dev;
+  b->ctx = current_context();
   b->owned = mem;
   try {
     std::lock_guard<std::mutex> lk(r.m);
@@ -242,6 +243,7 @@ FAKE_API CUresult cuMemHostRegister_v2(void* p, size_t bytes, unsigned int flags
     b->size = bytes;
     b->kind = kRegistered;
     b->device = dev;
+    b->ctx = current_context();
     {
       std::lock_guard<std::mutex> lk(reg().m);
       if (const Block* other = overlap_locked(base, bytes)) {

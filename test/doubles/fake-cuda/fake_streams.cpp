@@ -25,6 +25,7 @@ struct CUstream_st {
   unsigned flags = 0;
   bool is_default = false;
   int device = -1;  // the device of the context it was created in; -1 for the default stream
+  const CUctx_st* ctx = nullptr;  // that context; null for the default stream
   std::mutex m;
   std::condition_variable work;  // the worker waits here for operations or shutdown
   std::condition_variable done;  // waiters wait here for `completed` to advance
@@ -105,6 +106,14 @@ void add_if_busy(const StreamRef& s, std::vector<std::pair<StreamRef, uint64_t>>
 }  // namespace
 
 int stream_device(const CUstream_st* s) { return s->device; }
+
+const CUctx_st* stream_context(const CUstream_st* s) { return s->ctx; }
+
+CUresult check_stream_context(const CUstream_st* s) {
+  const CUctx_st* current = current_context();
+  return s->ctx != nullptr && current != nullptr && current != s->ctx ? CUDA_ERROR_INVALID_CONTEXT
+                                                                      : CUDA_SUCCESS;
+}
 
 StreamRef resolve_stream(CUstream h) {
   if (h == nullptr || h == kStreamLegacy) return default_stream();
@@ -192,6 +201,7 @@ FAKE_API CUresult cuStreamCreate(CUstream* s, unsigned int flags) {
     if (current_device() < 0) return CUDA_ERROR_INVALID_CONTEXT;
     StreamRef stream = start_stream(flags, false);
     stream->device = current_device();
+    stream->ctx = current_context();
     try {
       Handles& h = handles();
       std::lock_guard<std::mutex> lk(h.m);
@@ -257,6 +267,7 @@ FAKE_API CUresult cuLaunchHostFunc(CUstream s, CUhostFn fn, void* user_data) {
     if (fn == nullptr) return CUDA_ERROR_INVALID_VALUE;
     StreamRef stream = resolve_stream(s);
     if (!stream) return CUDA_ERROR_INVALID_HANDLE;
+    if (CUresult rc = check_stream_context(stream.get())) return rc;
     return enqueue(
         stream, [fn, user_data] { fn(user_data); }, nullptr);
   });
