@@ -206,7 +206,8 @@ TS
 const { createServer } = require('pinpool/server');
 const server = createServer({ port: 0 });
 const urls = ['/', '/status/app.js', '/status/style.css', '/status/icon.svg', '/v1/status', '/metrics'];
-Promise.all(urls.map((url) => server.app.inject({ url, headers: { host: 'localhost:9464' } })))
+// Not listening (inject): the Host allowlist knows no bound port, so the header names none.
+Promise.all(urls.map((url) => server.app.inject({ url, headers: { host: 'localhost' } })))
   .then((answers) => {
     const bad = answers.map((a, i) => `${urls[i]} ${a.statusCode}`).filter((line) => !line.endsWith(' 200'));
     if (bad.length > 0) throw new Error(`the installed service did not serve: ${bad.join(', ')}`);

@@ -60,6 +60,9 @@ napi_value Info(napi_env env, napi_callback_info) {
               js_number(env, static_cast<double>(d.devices[i].total_bytes)));
     const std::string& bus = d.devices[i].pci_bus_id;
     if (!bus.empty()) set_named(env, dev, "pciBusId", js_string(env, bus));
+    set_named(env, dev, "managedMemory", js_bool(env, d.devices[i].managed_memory));
+    set_named(env, dev, "concurrentManagedAccess",
+              js_bool(env, d.devices[i].concurrent_managed_access));
     set_named(env, dev, "numaNode",
               js_number(env, bus.empty() ? -1 : kernel().pci_node(bus.c_str())));
     set_element(env, devices, static_cast<uint32_t>(i), dev);

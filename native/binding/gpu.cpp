@@ -97,9 +97,12 @@ bool host_memory(napi_env env, napi_value v, HostMemory* out) {
   return true;
 }
 
-bool page_locked(const char* kind) {
-  return kind && (std::strcmp(kind, "pinned") == 0 || std::strcmp(kind, "managed") == 0);
-}
+// Whether queueing a copy of this kind of pinpool memory returns at once, so it may be queued
+// from the JavaScript thread: pinned memory. Pageable memory may wait for the copy; so may
+// managed memory (the driver makes copies touching it host-synchronous on devices without
+// concurrent managed access, and documents no promise otherwise), so both queue from a libuv
+// thread.
+bool queues_without_waiting(const char* kind) { return kind && std::strcmp(kind, "pinned") == 0; }
 
 // Operations whose environment ended before they did. Nobody is left to settle their Promise;
 // their fences have signalled, so the frees waiting on them complete. They cannot be destroyed
@@ -358,7 +361,7 @@ bool resolve_memory(napi_env env, Op* op, CopyRequest* r, bool* from_pool) {
   block_registry::Found found = block_registry::find(r->host, r->bytes);
   if (found.kind) {
     leases::take(r->host, r->bytes, op->work.fence());
-    *from_pool = !page_locked(found.kind);
+    *from_pool = !queues_without_waiting(found.kind);
     return true;
   }
   op->staging = std::malloc(r->bytes ? r->bytes : 1);

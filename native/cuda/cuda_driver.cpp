@@ -34,6 +34,7 @@ struct Api {
   CUresult (*DeviceGetName)(char*, int, CUdevice);
   CUresult (*DeviceGetPCIBusId)(char*, int, CUdevice);  // optional
   CUresult (*DeviceTotalMem)(size_t*, CUdevice);
+  CUresult (*DeviceGetAttribute)(int*, CUdevice_attribute, CUdevice);
   CUresult (*DevicePrimaryCtxRetain)(CUcontext*, CUdevice);
   CUresult (*CtxPushCurrent)(CUcontext);
   CUresult (*CtxPopCurrent)(CUcontext*);
@@ -132,6 +133,7 @@ const char* resolve_api(void* lib, Api& a) {
   need(a.DeviceGet, "cuDeviceGet");
   need(a.DeviceGetName, "cuDeviceGetName");
   need(a.DeviceTotalMem, "cuDeviceTotalMem_v2");
+  need(a.DeviceGetAttribute, "cuDeviceGetAttribute");
   need(a.DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
   need(a.CtxPushCurrent, "cuCtxPushCurrent_v2");
   need(a.CtxPopCurrent, "cuCtxPopCurrent_v2");
@@ -213,6 +215,14 @@ bool probe_devices(const Api& a, DriverState& s) {
       if (a.DeviceGetName(name, sizeof(name) - 1, dev) == CUDA_SUCCESS) d.name = name;
       if (a.DeviceTotalMem(&total, dev) == CUDA_SUCCESS) d.total_bytes = total;
       char bus[32] = {0};
+      int value = 0;
+      d.managed_memory =
+          a.DeviceGetAttribute(&value, CU_DEVICE_ATTRIBUTE_MANAGED_MEMORY, dev) == CUDA_SUCCESS &&
+          value != 0;
+      d.concurrent_managed_access =
+          a.DeviceGetAttribute(&value, CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS, dev) ==
+              CUDA_SUCCESS &&
+          value != 0;
       if (a.DeviceGetPCIBusId && a.DeviceGetPCIBusId(bus, sizeof(bus) - 1, dev) == CUDA_SUCCESS)
         d.pci_bus_id = bus;
     }
@@ -256,6 +266,13 @@ CUresult check_device(int device) {
   if (device < 0 || device >= static_cast<int>(l.state.devices.size()))
     return CUDA_ERROR_INVALID_DEVICE;
   return CUDA_SUCCESS;
+}
+
+CUresult check_managed(int device) {
+  CUresult rc = check_device(device);
+  if (rc != CUDA_SUCCESS) return rc;
+  const Device& d = loaded().state.devices[device];
+  return d.managed_memory && d.concurrent_managed_access ? CUDA_SUCCESS : CUDA_ERROR_NOT_SUPPORTED;
 }
 
 namespace {

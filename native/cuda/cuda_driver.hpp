@@ -21,6 +21,10 @@ struct Device {
   std::string name;          // as the driver names it
   uint64_t total_bytes = 0;  // device memory, in bytes
   std::string pci_bus_id;    // "0000:3B:00.0" (cuDeviceGetPCIBusId), empty when unknown
+  // cuDeviceGetAttribute: managed memory can be allocated (83), and the host may touch it while
+  // the device works (89: true on Linux x86-64 and Grace machines; not on Windows or WSL).
+  bool managed_memory = false;
+  bool concurrent_managed_access = false;
 };
 
 struct DriverState {
@@ -37,6 +41,10 @@ const DriverState& driver();
 // CUDA_SUCCESS if `device` can be used, else CUDA_ERROR_NOT_INITIALIZED (no driver) or
 // CUDA_ERROR_INVALID_DEVICE.
 CUresult check_device(int device);
+// check_device(), then CUDA_ERROR_NOT_SUPPORTED when the device cannot serve managed memory
+// safely: no managed memory, or no concurrent access (a host touch while the GPU works would be
+// a segmentation fault, not an error).
+CUresult check_managed(int device);
 
 // Every call below that takes a `device` runs with that device's primary context (retained once
 // per process) pushed on the calling thread, and pops it before returning: whatever context the

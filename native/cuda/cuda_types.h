@@ -56,6 +56,13 @@ enum {
   CUDA_ERROR_UNKNOWN = 999
 };
 
+// cuDeviceGetAttribute attributes pinpool reads
+typedef int CUdevice_attribute;
+enum {
+  CU_DEVICE_ATTRIBUTE_MANAGED_MEMORY = 83,
+  CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS = 89
+};
+
 // cuMemHostAlloc flags
 enum {
   CU_MEMHOSTALLOC_PORTABLE = 0x01,

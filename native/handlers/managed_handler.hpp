@@ -13,7 +13,8 @@ class ManagedHandler final : public CudaLeaf {
 
  private:
   CUresult raw_alloc(size_t bytes, void** out) override {
-    return cuda::managed_alloc(device(), bytes, out);
+    CUresult rc = cuda::check_managed(device());
+    return rc != CUDA_SUCCESS ? rc : cuda::managed_alloc(device(), bytes, out);
   }
   CUresult raw_free(void* ptr, size_t) override { return cuda::managed_free(device(), ptr); }
 };

@@ -431,6 +431,8 @@ export interface NativeInfo {
       totalBytes: number;
       pciBusId?: string;
       numaNode: number;
+      managedMemory: boolean;
+      concurrentManagedAccess: boolean;
     }[];
   };
   reasons: string[];

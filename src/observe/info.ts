@@ -19,6 +19,13 @@ export interface CudaDevice {
    * its pages by default on a machine with several nodes.
    */
   numaNode: number;
+  /** The device can allocate managed memory here (CU_DEVICE_ATTRIBUTE_MANAGED_MEMORY). */
+  managedMemory: boolean;
+  /**
+   * The host may touch managed memory while the device works (CONCURRENT_MANAGED_ACCESS: Linux
+   * on x86-64 and Grace, not Windows or WSL). `managed()` serves only devices with both.
+   */
+  concurrentManagedAccess: boolean;
 }
 
 /** A cap on page-locked memory, and what set it. */

@@ -32,6 +32,8 @@ describe('with the CUDA test double as the driver', () => {
         totalBytes: expect.any(Number),
         pciBusId: '0000:10:00.0',
         numaNode: -1,
+        managedMemory: true,
+        concurrentManagedAccess: true,
       },
     ]);
   });

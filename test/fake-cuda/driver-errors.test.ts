@@ -168,6 +168,32 @@ describe('copies between two devices (point 9)', () => {
   });
 });
 
+describe('managed memory on a device without concurrent access (point 8)', () => {
+  it('is not served, and says why; the default chain is unaffected', () => {
+    // Windows and WSL drivers: the host touching managed memory while the GPU works is a
+    // segmentation fault there, not an error.
+    const out = inFreshProcess(
+      {},
+      `
+      const { info, managed, pool, defaultHandler } = pinpool;
+      const device = info().cuda.devices[0];
+      let refused = null;
+      try { pool(managed()).alloc(4096); } catch (e) { refused = { code: e.code, reason: e.reason, cudaError: e.cudaError }; }
+      const buf = defaultHandler().alloc(4096);
+      const servedBy = buf.servedBy;
+      buf.free();
+      console.log(JSON.stringify({ managedMemory: device.managedMemory, concurrent: device.concurrentManagedAccess, refused, servedBy }));`,
+      { PINPOOL_FAKE_CUDA_CONCURRENT_MANAGED_ACCESS: '0' },
+    );
+    expect(out).toEqual({
+      managedMemory: true,
+      concurrent: false,
+      refused: { code: 'ERR_PINPOOL_UNAVAILABLE', reason: 'unavailable', cudaError: 801 },
+      servedBy: 'pinned',
+    });
+  });
+});
+
 describe("the double's error codes", () => {
   it('are those of cuda.h only: a knob refuses a code the driver lacks', () => {
     // 35 is the runtime API's cudaErrorInsufficientDriver; no CUresult has it.

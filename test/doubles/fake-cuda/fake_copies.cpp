@@ -13,6 +13,13 @@
 namespace fake {
 namespace {
 
+// Without concurrent managed access the driver makes a copy touching managed memory
+// host-synchronous: it returns once the copy is done.
+bool synchronous_managed(const PinRef& a, const PinRef& b = nullptr) {
+  if (knobs().concurrent_managed_access.load()) return false;
+  return (a && a->block->kind == kManaged) || (b && b->block->kind == kManaged);
+}
+
 // A cuMemAlloc block is memory of one device: a copy on another device's stream, or between two
 // devices' blocks, is a peer copy (cuMemcpyPeerAsync's job, and only with peer access), which the
 // fake refuses as the driver does without it. Managed memory is reachable from every device.
@@ -54,7 +61,7 @@ CUresult htod(CUdeviceptr dst, const void* src, size_t n, CUstream h, bool sync)
           if (context_lost()) return;
           std::memmove(to, src, n);
         },
-        sync);
+        sync || synchronous_managed(device, pinned));
   }
   drain(s.get());
   auto bytes = static_cast<const unsigned char*>(src);
@@ -88,7 +95,7 @@ CUresult dtoh(void* dst, CUdeviceptr src, size_t n, CUstream h, bool sync) {
         if (context_lost()) return;  // the context failed while the copy waited: nothing lands
         std::memmove(dst, from, n);
       },
-      sync || !pinned);
+      sync || !pinned || synchronous_managed(device, pinned));
 }
 
 CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream h) {
@@ -112,7 +119,7 @@ CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream h) {
         if (context_lost()) return;  // the context failed while the copy waited: nothing lands
         std::memmove(to_p, from_p, n);
       },
-      false);
+      synchronous_managed(to, from));
 }
 
 // An ordinal no device ever has, standing for a negative one (check_location rejects it).
@@ -151,6 +158,8 @@ CUresult check_location(int location) {
 
 CUresult prefetch(CUdeviceptr p, size_t n, int location, CUstream h) {
   if (CUresult err = check_location(location)) return err;
+  // A device target needs concurrent managed access (cuda.h, cuMemPrefetchAsync).
+  if (location >= 0 && !knobs().concurrent_managed_access.load()) return CUDA_ERROR_INVALID_DEVICE;
   StreamRef s = resolve_stream(h);
   if (!s) return CUDA_ERROR_INVALID_HANDLE;
   if (CUresult rc = check_stream_context(s.get())) return rc;

@@ -19,6 +19,8 @@ struct CUctx_st {
 namespace fake {
 namespace {
 
+constexpr int kUnifiedAddressing = 41;  // CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING
+
 const char* const kCallNames[] = {
 #define FAKE_X(name) #name,
     FAKE_CUDA_ENTRY_POINTS(FAKE_X)
@@ -80,6 +82,10 @@ void load_env_once() {
     g_knobs.fail_after = env_number("PINPOOL_FAKE_CUDA_FAIL_AFTER", -1, -1, LLONG_MAX);
     g_knobs.copy_delay_ms = env_number("PINPOOL_FAKE_CUDA_COPY_DELAY_MS", 0, 0, 3600000);
     g_knobs.strict_context = env_number("PINPOOL_FAKE_CUDA_STRICT_CONTEXT", 0, 0, 1) == 1;
+    g_knobs.managed_memory =
+        static_cast<int>(env_number("PINPOOL_FAKE_CUDA_MANAGED_MEMORY", 1, 0, 1));
+    g_knobs.concurrent_managed_access =
+        static_cast<int>(env_number("PINPOOL_FAKE_CUDA_CONCURRENT_MANAGED_ACCESS", 1, 0, 1));
     g_knobs.init_error = error_code_or_unknown(
         static_cast<int>(env_number("PINPOOL_FAKE_CUDA_INIT_ERROR", 0, INT_MIN, INT_MAX)));
   });
@@ -190,6 +196,7 @@ bool works_without_context(Counter c) {
     case k_cuDeviceGet:
     case k_cuDeviceGetName:
     case k_cuDeviceGetPCIBusId:
+    case k_cuDeviceGetAttribute:
     case k_cuDeviceTotalMem_v2:
     case k_cuDevicePrimaryCtxRetain:
     case k_cuDevicePrimaryCtxRelease_v2:
@@ -258,6 +265,28 @@ FAKE_API CUresult cuDeviceGetName(char* name, int len, CUdevice dev) {
     std::memcpy(name, full.data(), n);
     name[n] = '\0';
     return CUDA_SUCCESS;
+  });
+}
+
+// The attributes pinpool reads, and unified addressing (always on 64-bit Linux); any other is
+// CUDA_ERROR_INVALID_VALUE rather than a made-up value.
+FAKE_API CUresult cuDeviceGetAttribute(int* value, CUdevice_attribute attribute, CUdevice dev) {
+  return entry(k_cuDeviceGetAttribute, true, [&]() -> CUresult {
+    if (value == nullptr) return CUDA_ERROR_INVALID_VALUE;
+    if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
+    switch (attribute) {
+      case CU_DEVICE_ATTRIBUTE_MANAGED_MEMORY:
+        *value = g_knobs.managed_memory.load();
+        return CUDA_SUCCESS;
+      case CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS:
+        *value = g_knobs.concurrent_managed_access.load();
+        return CUDA_SUCCESS;
+      case kUnifiedAddressing:
+        *value = 1;
+        return CUDA_SUCCESS;
+      default:
+        return CUDA_ERROR_INVALID_VALUE;
+    }
   });
 }
 

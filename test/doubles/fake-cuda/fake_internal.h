@@ -26,6 +26,7 @@
 // clang-format off
 #define FAKE_CUDA_ENTRY_POINTS(X)                                                            \
   X(cuInit) X(cuDriverGetVersion) X(cuDeviceGetCount) X(cuDeviceGet) X(cuDeviceGetName) X(cuDeviceGetPCIBusId)      \
+  X(cuDeviceGetAttribute)                                                                    \
   X(cuDeviceTotalMem_v2) X(cuDevicePrimaryCtxRetain) X(cuDevicePrimaryCtxRelease_v2)         \
   X(cuCtxSetCurrent) X(cuCtxGetCurrent) X(cuCtxPushCurrent_v2) X(cuCtxPopCurrent_v2)          \
   X(cuGetErrorName) X(cuGetErrorString)                                                      \
@@ -81,6 +82,11 @@ struct Knobs {
   // queries and error strings fails with CUDA_ERROR_INVALID_CONTEXT on a thread with no current
   // context (cuda.h lists that error for all of them, and says no more).
   std::atomic<bool> strict_context{false};
+  // Device attributes 83 (managed memory) and 89 (concurrent managed access), every device.
+  // Without 89, prefetch to a device is CUDA_ERROR_INVALID_DEVICE and copies touching managed
+  // memory return only once done (the driver makes them host-synchronous).
+  std::atomic<int> managed_memory{1};
+  std::atomic<int> concurrent_managed_access{1};
   // The next this many cuMemHostUnregister calls fail with CUDA_ERROR_UNKNOWN, unregistering
   // nothing (what the driver may answer, as pinpool must expect).
   std::atomic<long long> fail_unregister{0};

@@ -206,6 +206,7 @@ FAKE_API CUresult cuMemAllocManaged(CUdeviceptr* dptr, size_t bytes, unsigned in
     if (dptr == nullptr || bytes == 0) return CUDA_ERROR_INVALID_VALUE;
     if (flags != CU_MEM_ATTACH_GLOBAL && flags != CU_MEM_ATTACH_HOST)
       return CUDA_ERROR_INVALID_VALUE;
+    if (!knobs().managed_memory.load()) return CUDA_ERROR_NOT_SUPPORTED;
     uintptr_t p = 0;
     CUresult err = allocate(kManaged, bytes, &p);
     if (err == CUDA_SUCCESS) *dptr = p;
