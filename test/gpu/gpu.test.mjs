@@ -2,11 +2,21 @@
 // needing only the built output (dist/ and build/Release/pinpool.node), no node_modules.
 // Without a GPU every test is skipped with the reason, and the run exits 0.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 
 const load = createRequire(import.meta.url);
 /** @type {typeof import('pinpool')} */
@@ -155,5 +165,92 @@ describe('GPU', { skip }, () => {
     mapped.free();
     dev.free();
     rmSync(dir, { recursive: true });
+  });
+
+  // The device checks of ../shared/reviews/cuda-driver-2026-12-05.md (issue 26): what only a real
+  // driver can say. Each prints one '# device check' line with its figures for the session's
+  // notes, and asserts what must hold; 3 (a foreign current context) and 4 (a faulting kernel
+  // during a copy) need a native helper that is not written yet.
+
+  it('device check 1: a registered Buffer copies at pinned speed, or says how far off it is', async () => {
+    // Issue 26, point 4: copy() stages memory that is not pinpool's through malloc, registered
+    // or not. This measures what that costs against a pinned block of the same size.
+    const size = 1024 * MiB;
+    const dev = deviceAlloc(size);
+    const h = pinned();
+    const block = h.alloc(size);
+    fill(block.bytes, 21);
+    const plain = Buffer.from(new SharedArrayBuffer(size));
+    fill(plain, 21);
+    const reg = register(plain);
+    const seconds = async (src) => {
+      await copy(dev, src); // warm
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < 3; i++) await copy(dev, src);
+      return Number(process.hrtime.bigint() - t0) / 3e9;
+    };
+    const pinnedS = await seconds(block);
+    const registeredS = await seconds(plain);
+    const gbps = (s) => (size / s / 1e9).toFixed(1);
+    console.log(
+      `# device check 1: 1 GiB host to device: pinned ${gbps(pinnedS)} GB/s, registered Buffer ${gbps(registeredS)} GB/s (${(pinnedS / registeredS).toFixed(2)}x of pinned)`,
+    );
+    const back = Buffer.alloc(4096);
+    await copy(back, dev, { bytes: 4096 });
+    assert.ok(back.equals(plain.subarray(0, 4096)));
+    reg.unregister();
+    block.free();
+    dev.free();
+  });
+
+  it('device check 2: mapFile with register costs no anonymous memory per page', async () => {
+    // Issue 26, point 5: registered without CU_MEMHOSTREGISTER_READ_ONLY, the driver pins a
+    // private file mapping for writing, which copies every page into anonymous memory.
+    const rssAnon = () =>
+      Number(/RssAnon:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN) *
+      1024;
+    const dir = mkdtempSync(join(tmpdir(), 'pinpool-gpu-'));
+    const file = join(dir, 'weights.bin');
+    const size = 1024 * MiB;
+    // Written a chunk at a time, so no gigabyte of JavaScript memory comes and goes meanwhile.
+    const chunk = Buffer.alloc(16 * MiB, 7);
+    const fd = openSync(file, 'w');
+    for (let at = 0; at < size; at += chunk.length) writeSync(fd, chunk);
+    closeSync(fd);
+    const before = rssAnon();
+    const mapped = mapFile(file, { register: true });
+    const grew = rssAnon() - before;
+    console.log(
+      `# device check 2: mapFile of 1 GiB with register: RssAnon grew ${(grew / MiB).toFixed(0)} MiB (0 expected without copy-on-write broken, 1024 with it)`,
+    );
+    const dev = deviceAlloc(4096);
+    await copy(dev, mapped.bytes.subarray(0, 4096));
+    dev.free();
+    mapped.free();
+    rmSync(dir, { recursive: true });
+  });
+
+  it('device check 5: a thread that never allocated frees pinned memory, with no context of its own', async () => {
+    // Issue 26, point 12: frees run in the block's context now; this shows the real driver takes them.
+    const h = pinned();
+    const buf = h.alloc(4 * MiB);
+    const worker = new Worker(
+      `const { parentPort } = require('node:worker_threads');
+       const { adopt } = require(${JSON.stringify(load.resolve('pinpool'))});
+       parentPort.once('message', (token) => { adopt(token).free(); parentPort.postMessage('freed'); });`,
+      { eval: true },
+    );
+    worker.postMessage(buf.transfer());
+    const [reply] = await once(worker, 'message');
+    await worker.terminate();
+    const { frees, invalidFrees, bytesInUse } = h.stats();
+    console.log(
+      `# device check 5: a worker's free of a pinned block: frees ${frees}, refused ${invalidFrees}`,
+    );
+    assert.equal(reply, 'freed');
+    assert.deepEqual(
+      { frees, invalidFrees, bytesInUse },
+      { frees: 1, invalidFrees: 0, bytesInUse: 0 },
+    );
   });
 });
