@@ -50,15 +50,22 @@ describe('copies', () => {
   it("copies of memory that is not pinpool's settle once each, however soon they finish", async () => {
     // Queued from a libuv thread; a copy may finish (its host function settling it on this
     // thread) before its submission has returned here. That once freed it twice (ASan runs this).
-    const dev = deviceAlloc(1 << 16);
-    const sources = Array.from({ length: 64 }, (_, i) => Buffer.alloc(1 << 10, i));
-    for (let round = 0; round < 4; round++) {
-      await Promise.all(sources.map((b, i) => copy(dev, b, { dstOffset: i << 10 })));
-      const back = Buffer.alloc(1 << 16);
-      await copy(back, dev);
-      for (let i = 0; i < 64; i++) expect(back[(i << 10) + 1023]).toBe(i);
+    // No delay: the race is a copy finishing at once (this file's 150 ms would also make it
+    // 39 s of waiting).
+    setKnob('copy_delay_ms', 0);
+    try {
+      const dev = deviceAlloc(1 << 16);
+      const sources = Array.from({ length: 64 }, (_, i) => Buffer.alloc(1 << 10, i));
+      for (let round = 0; round < 4; round++) {
+        await Promise.all(sources.map((b, i) => copy(dev, b, { dstOffset: i << 10 })));
+        const back = Buffer.alloc(1 << 16);
+        await copy(back, dev);
+        for (let i = 0; i < 64; i++) expect(back[(i << 10) + 1023]).toBe(i);
+      }
+      dev.free();
+    } finally {
+      setKnob('copy_delay_ms', DELAY);
     }
-    dev.free();
   });
 
   it('resolves only once the GPU is done, and the event loop keeps answering timers meanwhile', async () => {
