@@ -52,6 +52,7 @@ CUresult htod(CUdeviceptr dst, const void* src, size_t n, CUstream h, bool sync)
   if (!device || find_block(host, 1, kDevice)) return CUDA_ERROR_INVALID_VALUE;
   if (on_another_device(device, s)) return CUDA_ERROR_INVALID_VALUE;
   PinRef pinned = pin_range(host, n, kPinnedHost);
+  count_call(pinned ? kCopiesPinnedHost : kCopiesPageableHost);
   auto to = reinterpret_cast<void*>(static_cast<uintptr_t>(dst));
   if (pinned || sync) {
     return submit(
@@ -87,6 +88,7 @@ CUresult dtoh(void* dst, CUdeviceptr src, size_t n, CUstream h, bool sync) {
   if (!device || find_block(host, 1, kDevice)) return CUDA_ERROR_INVALID_VALUE;
   if (on_another_device(device, s)) return CUDA_ERROR_INVALID_VALUE;
   PinRef pinned = pin_range(host, n, kPinnedHost);
+  count_call(pinned ? kCopiesPinnedHost : kCopiesPageableHost);
   auto from = reinterpret_cast<const void*>(static_cast<uintptr_t>(src));
   return submit(
       s,

@@ -25,7 +25,8 @@ const char* const kCallNames[] = {
 #define FAKE_X(name) #name,
     FAKE_CUDA_ENTRY_POINTS(FAKE_X)
 #undef FAKE_X
-};
+        "copies_pinned_host",
+    "copies_pageable_host"};
 const char* const kGaugeNames[] = {"bytes_host_alloc_live", "bytes_managed_live",
                                    "bytes_device_live",     "registered_ranges_live",
                                    "streams_live",          "events_live"};
@@ -418,6 +419,9 @@ FAKE_API int pinpool_fake_cuda_set(const char* knob, long long value) {
   } else if (std::strcmp(knob, "hold_copies") == 0) {
     if (value != 0 && value != 1) return -1;
     hold_copies(value == 1);
+  } else if (std::strcmp(knob, "hold_legacy") == 0) {
+    if (value != 0 && value != 1) return -1;
+    hold_legacy(value == 1);
   } else if (std::strcmp(knob, "fail_unregister") == 0) {
     if (value < 0) return -1;
     g_knobs.fail_unregister = value;

@@ -49,7 +49,11 @@ enum Counter : int {
 #define FAKE_X(name) k_##name,
   FAKE_CUDA_ENTRY_POINTS(FAKE_X)
 #undef FAKE_X
-      kCallCounterCount
+  // Not entry points: what the copies (cuMemcpy*HtoD*, *DtoH*) were handed on the host side,
+  // page-locked memory the device can reach by DMA or pageable memory the driver stages.
+  kCopiesPinnedHost,
+  kCopiesPageableHost,
+  kCallCounterCount
 };
 
 // Gauges follow the call counters in pinpool_fake_cuda_counters; reset leaves them alone.
@@ -216,6 +220,9 @@ void copy_delay();
 // Holds (true) or lets go (false) every copy and prefetch not yet landed: a test keeps one in
 // flight for as long as it needs, whatever the machine's load.
 void hold_copies(bool hold);
+// The same for the default (legacy) stream's copies and prefetches only: the work another
+// library queued on stream 0, kept in flight while a test checks what waits for it.
+void hold_legacy(bool hold);
 
 }  // namespace fake
 

@@ -39,6 +39,8 @@ struct CUstream_st {
 namespace fake {
 
 thread_local bool t_on_worker = false;
+// True on the default (legacy) stream's worker: the hold_legacy knob holds its copies.
+thread_local bool t_on_default_stream = false;
 
 namespace {
 
@@ -61,6 +63,7 @@ Handles& handles() {
 
 void worker_main(CUstream_st* s) {
   t_on_worker = true;
+  t_on_default_stream = s->is_default;
   std::unique_lock<std::mutex> lk(s->m);
   for (;;) {
     s->work.wait(lk, [s] { return !s->queue.empty() || s->stopping; });
@@ -170,20 +173,29 @@ void drain(CUstream_st* s) {
 namespace {
 std::mutex g_hold_mutex;
 std::condition_variable g_hold_released;
-bool g_held = false;  // guarded by g_hold_mutex
+bool g_held = false;         // guarded by g_hold_mutex
+bool g_legacy_held = false;  // guarded by g_hold_mutex
 }  // namespace
 
 void copy_delay() {
   long long ms = knobs().copy_delay_ms.load();
   if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   std::unique_lock<std::mutex> lk(g_hold_mutex);
-  g_hold_released.wait(lk, [] { return !g_held; });
+  g_hold_released.wait(lk, [] { return !g_held && !(t_on_default_stream && g_legacy_held); });
 }
 
 void hold_copies(bool hold) {
   {
     std::lock_guard<std::mutex> lk(g_hold_mutex);
     g_held = hold;
+  }
+  g_hold_released.notify_all();
+}
+
+void hold_legacy(bool hold) {
+  {
+    std::lock_guard<std::mutex> lk(g_hold_mutex);
+    g_legacy_held = hold;
   }
   g_hold_released.notify_all();
 }

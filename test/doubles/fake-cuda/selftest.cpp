@@ -337,7 +337,11 @@ void test_async_copies() {
   // Device round trip through a pageable buffer: the async DtoH returns once it has landed, and
   // an async HtoD from pageable memory has staged its bytes by the time it returns.
   std::vector<unsigned char> pageable(n, 0x11);
+  const unsigned long long pageable_before = counter("copies_pageable_host");
+  const unsigned long long pinned_before = counter("copies_pinned_host");
   OK(cu.cuMemcpyHtoDAsync_v2(dev, pageable.data(), n, s));
+  CHECK(counter("copies_pageable_host") == pageable_before + 1);
+  CHECK(counter("copies_pinned_host") == pinned_before);
   std::fill(pageable.begin(), pageable.end(), 0x22);
   std::vector<unsigned char> back(n, 0);
   OK(cu.cuMemcpyDtoHAsync_v2(back.data(), dev, n, s));
