@@ -8,6 +8,8 @@
 #include "../core/handler.hpp"
 #include "../core/leases.hpp"
 #include "../lifetime/gpu_work.hpp"
+#include "../lifetime/registrations.hpp"
+#include "../support/call_threads.hpp"
 #include "boundary.hpp"
 #include "module_exports.hpp"
 
@@ -28,6 +30,7 @@ struct OwnedStream {
 // in the anonymous namespace: InitGpu, which makes it, keeps its full name in sanitizer stacks.)
 struct GpuState {
   napi_threadsafe_function tsfn = nullptr;
+  napi_threadsafe_function submitted = nullptr;  // brings back copies queued by submit_from_pool
   size_t pending = 0;    // operations submitted and not yet settled (JS thread only)
   std::mutex mutex;      // orders driver threads' calls against the environment's teardown
   bool closing = false;  // the environment is gone: tsfn must not be called any more
@@ -49,19 +52,31 @@ struct Op {
   napi_ref destination = nullptr;  // device to host: where the staged bytes go at the end
   size_t destination_offset = 0;   // byte offset into it
   size_t bytes = 0;                // bytes copied
-  const char* what;                // "copy" or "prefetch", for its error
+  // A copy in place of memory registered with register() that is not pinpool's: the memory
+  // (kept alive while the copy runs) and the registration (not unregistered until it is over).
+  napi_ref memory = nullptr;
+  registrations::Registration* registration = nullptr;
+  const char* what;  // "copy" or "prefetch", for its error
   // The watch (watch_gpu): whether the work is queued (its event can be asked), whether its
   // Promise was settled without the host function, and how many watches found it complete.
   bool queued = false;
   bool settled = false;
   int complete_reads = 0;
-  // Queued from a libuv thread (submit_from_pool): until submit_complete runs on this thread,
-  // its host function may already have settled it, and then it must not be freed yet.
+  // Queued from a thread of ours (submit_from_pool): until on_submitted runs on this thread, its
+  // host function may already have settled it, and then it must not be freed yet.
   bool submitting = false;
   bool finished = false;
   Op(GpuState* s, int device, GpuWork::Notify notify, const char* name)
       : state(s), work(device, notify, this), what(name) {}
-  ~Op() { std::free(staging); }
+  ~Op() {
+    std::free(staging);
+    end_registration();
+  }
+  // The device is done with the memory: a registration unregistered meanwhile may go now.
+  void end_registration() {
+    if (registration) registrations::end_use(registration);
+    registration = nullptr;
+  }
 };
 
 // Status of a copy whose destination was detached or shrunk while it ran: nothing was written.
@@ -72,21 +87,23 @@ constexpr int kDestinationGone = -1;
 struct HostMemory {
   char* data = nullptr;
   size_t length = 0;
+  const char* buffer = nullptr;  // the first byte of the ArrayBuffer or SharedArrayBuffer under it
 };
 
 bool host_memory(napi_env env, napi_value v, HostMemory* out) {
   bool is = false;
   void* data = nullptr;
   size_t length = 0;
+  size_t offset = 0;  // of the view into its buffer
   if (napi_is_typedarray(env, v, &is) == napi_ok && is) {
     napi_typedarray_type type;
     size_t count = 0;
-    if (napi_get_typedarray_info(env, v, &type, &count, &data, nullptr, nullptr) != napi_ok)
+    if (napi_get_typedarray_info(env, v, &type, &count, &data, nullptr, &offset) != napi_ok)
       return false;
     static const size_t sizes[] = {1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8};  // by napi_typedarray_type
     length = count * (static_cast<size_t>(type) < sizeof sizes / sizeof sizes[0] ? sizes[type] : 1);
   } else if (napi_is_dataview(env, v, &is) == napi_ok && is) {
-    if (napi_get_dataview_info(env, v, &length, &data, nullptr, nullptr) != napi_ok) return false;
+    if (napi_get_dataview_info(env, v, &length, &data, nullptr, &offset) != napi_ok) return false;
   } else if (napi_is_arraybuffer(env, v, &is) == napi_ok && is) {
     if (napi_get_arraybuffer_info(env, v, &data, &length) != napi_ok) return false;
   } else {
@@ -94,14 +111,15 @@ bool host_memory(napi_env env, napi_value v, HostMemory* out) {
   }
   out->data = static_cast<char*>(data);
   out->length = data ? length : 0;
+  out->buffer = data ? out->data - offset : nullptr;  // a view's data pointer includes its offset
   return true;
 }
 
 // Whether queueing a copy of this kind of pinpool memory returns at once, so it may be queued
 // from the JavaScript thread: pinned memory. Pageable memory may wait for the copy; so may
 // managed memory (the driver makes copies touching it host-synchronous on devices without
-// concurrent managed access, and documents no promise otherwise), so both queue from a libuv
-// thread.
+// concurrent managed access, and documents no promise otherwise), so both queue from one of
+// copy_threads().
 bool queues_without_waiting(const char* kind) { return kind && std::strcmp(kind, "pinned") == 0; }
 
 // Operations whose environment ended before they did. Nobody is left to settle their Promise;
@@ -175,6 +193,7 @@ void settle(napi_env env, Op* op, int rc) {
 
 // Its Promise is settled: no longer pending, so an idle program can exit.
 void unpend(napi_env env, Op* op) {
+  op->end_registration();
   GpuState* s = op->state;
   auto& w = s->watched;
   w.erase(std::remove(w.begin(), w.end(), op), w.end());
@@ -183,6 +202,7 @@ void unpend(napi_env env, Op* op) {
 
 void destroy(napi_env env, Op* op) {
   if (op->destination) napi_delete_reference(env, op->destination);
+  if (op->memory) napi_delete_reference(env, op->memory);
   delete op;
 }
 
@@ -205,7 +225,8 @@ void on_complete(napi_env env, napi_value, void*, void* data) {
   settle(env, op, op->work.status());
   if (op->submitting) {
     unpend(env, op);
-    op->finished = true;  // submit_complete frees it
+    op->finished = true;     // on_submitted frees it
+    Handler::reclaim_all();  // as finish() does: the lease ended with the copy
     return;
   }
   finish(env, op);
@@ -253,28 +274,71 @@ CUresult stream_arg(napi_env env, napi_value v, int device, CUstream* out) {
   return cuda::default_stream(device, out);
 }
 
+// Queues a copy on `stream`, behind everything queued on `after` so far when it is not null.
+CUresult queue_copy(int device, cuda::CopyKind kind, void* dst, const void* src, size_t bytes,
+                    CUstream stream, CUstream after) {
+  if (after) {
+    CUresult rc = cuda::stream_wait(device, stream, after);
+    if (rc != CUDA_SUCCESS) return rc;
+  }
+  return cuda::copy_async(device, kind, dst, src, bytes, stream);
+}
+
 // Queueing a copy with a pageable host side can block until the copy is done (CUDA stages
-// pageable memory through its own buffers), so it is queued from a worker thread.
+// pageable memory through its own buffers, and returns from a copy to pageable memory once it
+// has landed), so it is queued from a thread of ours (never libuv's pool: Node's fs, dns,
+// crypto and zlib wait for those threads) and the result comes back through `submitted`.
 struct Submission {
   Op* op;
+  GpuState* state;
   CUstream stream;
+  CUstream after;  // a stream whose work so far the copy waits for, or null
   cuda::CopyKind kind;
   void* dst;
   const void* src;
   size_t bytes;
   CUresult rc = CUDA_SUCCESS;
-  napi_async_work work = nullptr;
 };
 
-void submit_execute(napi_env, void* data) {
-  auto* s = static_cast<Submission*>(data);
-  s->rc = s->op->work.submit(s->stream, [&](CUstream st) {
-    return cuda::copy_async(s->op->work.device(), s->kind, s->dst, s->src, s->bytes, st);
-  });
+CallThreads& copy_threads() {
+  static auto* threads = new CallThreads(4);  // leaked: its threads never end
+  return *threads;
 }
 
-void submit_complete(napi_env env, napi_status, void* data) {
+// A submission whose environment has gone: nobody will settle its Promise. When its work was
+// queued its host function hands the operation to the abandoned list (notify()); when it failed
+// no host function comes, so it goes there now, its leases ended.
+void abandon_submission(Submission* s) {
+  if (s->rc != CUDA_SUCCESS) {
+    s->op->work.fence()->signal();
+    std::lock_guard<std::mutex> graveyard(abandoned().mutex);
+    abandoned().ops.push_back(s->op);
+  }
+  delete s;
+}
+
+// One of copy_threads().
+void submit_execute(void* data) {
   auto* s = static_cast<Submission*>(data);
+  GpuState* state = s->state;
+  s->rc = s->op->work.submit(s->stream, [&](CUstream st) {
+    return queue_copy(s->op->work.device(), s->kind, s->dst, s->src, s->bytes, st, s->after);
+  });
+  std::lock_guard<std::mutex> lock(state->mutex);
+  if (!state->closing) {
+    napi_call_threadsafe_function(state->submitted, s, napi_tsfn_nonblocking);
+    return;
+  }
+  abandon_submission(s);
+}
+
+// JavaScript thread, from `submitted`.
+void on_submitted(napi_env env, napi_value, void*, void* data) {
+  auto* s = static_cast<Submission*>(data);
+  if (env == nullptr) {  // teardown
+    abandon_submission(s);
+    return;
+  }
   Op* op = s->op;
   op->submitting = false;
   if (s->rc != CUDA_SUCCESS)
@@ -283,21 +347,15 @@ void submit_complete(napi_env env, napi_status, void* data) {
     destroy(env, op);  // it ended before its submission did
   else
     watch(op);
-  napi_delete_async_work(env, s->work);
   delete s;
 }
 
-void submit_from_pool(napi_env env, Submission* s) {
-  napi_value name;
-  napi_create_string_utf8(env, "pinpool.copy", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, nullptr, name, submit_execute, submit_complete, s, &s->work);
-  napi_queue_async_work(env, s->work);
-}
+void submit_from_pool(Submission* s) { copy_threads().run(submit_execute, s); }
 
 // The host side of a copy: `bytes` bytes at `offset` into argv[i]. Throws and returns false
 // when the value is not host memory or the range does not fit.
 bool host_range(napi_env env, const napi_value* argv, size_t i, size_t offset, size_t bytes,
-                char** out) {
+                char** out, const char** buffer) {
   const Call call{env, "binding: host memory must be an ArrayBuffer, a typed array or a DataView"};
   PINPOOL_REQUIRE_ARG(i, host_memory, HostMemory, m);
   if (offset > m.length || bytes > m.length - offset) {
@@ -308,19 +366,21 @@ bool host_range(napi_env env, const napi_value* argv, size_t i, size_t offset, s
     return false;
   }
   *out = m.data + offset;
+  *buffer = m.buffer;
   return true;
 }
 
 // What copy() was asked for, its pointers resolved.
 struct CopyRequest {
-  cuda::CopyKind kind;              // constants().copyDirections names each
-  int device;                       // the device whose stream runs it
-  size_t bytes;                     // bytes to copy
-  size_t dst_offset, src_offset;    // byte offsets into each side
-  void* dst = nullptr;              // where the copy writes
-  const void* src = nullptr;        // where it reads
-  char* host = nullptr;             // the host side (not device to device)
-  napi_value host_value = nullptr;  // the JavaScript value that holds it
+  cuda::CopyKind kind;                // constants().copyDirections names each
+  int device;                         // the device whose stream runs it
+  size_t bytes;                       // bytes to copy
+  size_t dst_offset, src_offset;      // byte offsets into each side
+  void* dst = nullptr;                // where the copy writes
+  const void* src = nullptr;          // where it reads
+  char* host = nullptr;               // the host side (not device to device)
+  const char* host_buffer = nullptr;  // the first byte of the (Shared)ArrayBuffer holding it
+  napi_value host_value = nullptr;    // the JavaScript value that holds it
 };
 
 // The copy's two sides from argv[2] (dst) and argv[3] (src): a device side is an address, the
@@ -340,7 +400,7 @@ bool resolve_sides(napi_env env, const napi_value* argv, CopyRequest* r) {
   PINPOOL_REQUIRE_ADDRESS(to_device ? 2 : 3, device_address);
   const size_t host_index = to_device ? 3 : 2;
   if (!host_range(env, argv, host_index, to_device ? r->src_offset : r->dst_offset, r->bytes,
-                  &r->host))
+                  &r->host, &r->host_buffer))
     return false;
   r->host_value = argv[host_index];
   char* device_side =
@@ -351,17 +411,26 @@ bool resolve_sides(napi_env env, const napi_value* argv, CopyRequest* r) {
 }
 
 // Makes the copy's host memory safe to use until it is over. pinpool's memory is leased (the
-// block is not reused meanwhile); anyone else's is staged through memory of our own, never
-// touched again after this call (host to device) or before the copy is over (device to host,
-// in unstage()). `from_pool` says whether to queue from a worker thread: the host side is not
-// page-locked, so queueing may wait for the copy. False when no staging memory could be had.
+// block is not reused meanwhile); other memory inside a registration (register()) is used in
+// place, held by a reference and a use of the registration; anyone else's is staged through
+// memory of our own, never touched again after this call (host to device) or before the copy
+// is over (device to host, in unstage()). `from_pool` says whether to queue from one of
+// copy_threads(): the host side is not page-locked, so queueing may wait for the copy. False when
+// no staging memory could be had.
 bool resolve_memory(napi_env env, Op* op, CopyRequest* r, bool* from_pool) {
   *from_pool = false;
   if (r->kind == cuda::CopyKind::DeviceToDevice) return true;
   block_registry::Found found = block_registry::find(r->host, r->bytes);
   if (found.kind) {
     leases::take(r->host, r->bytes, op->work.fence());
-    *from_pool = !queues_without_waiting(found.kind);
+    // pinpool's pageable memory page-locked by register() queues like pinned memory.
+    if (!queues_without_waiting(found.kind))
+      op->registration = registrations::use(r->host, r->bytes, r->host_buffer);
+    *from_pool = !queues_without_waiting(found.kind) && !op->registration;
+    return true;
+  }
+  if (r->bytes && (op->registration = registrations::use(r->host, r->bytes, r->host_buffer))) {
+    napi_create_reference(env, r->host_value, 1, &op->memory);
     return true;
   }
   op->staging = std::malloc(r->bytes ? r->bytes : 1);
@@ -383,16 +452,16 @@ bool resolve_memory(napi_env env, Op* op, CopyRequest* r, bool* from_pool) {
 
 // Queues the copy and returns its Promise, settled when the copy's fence signals (notify(),
 // then settle() on this thread).
-napi_value submit_copy(napi_env env, Op* op, CUstream stream, const CopyRequest& r,
+napi_value submit_copy(napi_env env, Op* op, CUstream stream, CUstream after, const CopyRequest& r,
                        bool from_pool) {
   napi_value promise = begin(env, op);
   if (from_pool) {
     op->submitting = true;
-    submit_from_pool(env, new Submission{op, stream, r.kind, r.dst, r.src, r.bytes});
+    submit_from_pool(new Submission{op, op->state, stream, after, r.kind, r.dst, r.src, r.bytes});
     return promise;
   }
   CUresult rc = op->work.submit(stream, [&](CUstream st) {
-    return cuda::copy_async(r.device, r.kind, r.dst, r.src, r.bytes, st);
+    return queue_copy(r.device, r.kind, r.dst, r.src, r.bytes, st, after);
   });
   if (rc != CUDA_SUCCESS)
     fail_now(env, op, rc);
@@ -401,13 +470,38 @@ napi_value submit_copy(napi_env env, Op* op, CUstream stream, const CopyRequest&
   return promise;
 }
 
-// copy(direction, device, dst, src, bytes, dstOffset, srcOffset, stream) -> Promise
+// What a copy waits for (its `after` option): undefined for nothing, the string "legacy" for
+// the device's legacy default stream, or a stream createStream() made. False (and a thrown
+// error) for anything else.
+bool after_arg(napi_env env, napi_value v, CUstream* out) {
+  *out = nullptr;
+  napi_valuetype type;
+  if (napi_typeof(env, v, &type) != napi_ok) return false;
+  if (type == napi_undefined) return true;
+  char text[8] = {0};
+  size_t length = 0;
+  if (type == napi_string &&
+      napi_get_value_string_utf8(env, v, text, sizeof text, &length) == napi_ok &&
+      std::strcmp(text, "legacy") == 0) {
+    *out = CU_STREAM_LEGACY;
+    return true;
+  }
+  OwnedStream* s;
+  if (get_handle(env, v, &s)) {
+    *out = s->stream;
+    return true;
+  }
+  throw_error(env, code::kInvalidArgument, "binding: copy: after must be 'legacy' or a stream");
+  return false;
+}
+
+// copy(direction, device, dst, src, bytes, dstOffset, srcOffset, stream, after) -> Promise
 //   direction: a cuda::CopyKind, as constants().copyDirections names them: hostToDevice,
 //   deviceToHost, deviceToDevice (resolve_sides() says what each side is).
 napi_value Copy(napi_env env, napi_callback_info info) {
-  PINPOOL_ARGS(env, info, 8,
-               "copy(direction, device, dst, src, bytes, dstOffset, srcOffset, stream)");
-  PINPOOL_REQUIRE(argc >= 8);
+  PINPOOL_ARGS(env, info, 9,
+               "copy(direction, device, dst, src, bytes, dstOffset, srcOffset, stream, after)");
+  PINPOOL_REQUIRE(argc >= 9);
   PINPOOL_REQUIRE_INT32(0, direction);
   PINPOOL_REQUIRE(direction >= static_cast<int>(cuda::CopyKind::HostToDevice) &&
                   direction <= static_cast<int>(cuda::CopyKind::DeviceToDevice));
@@ -418,6 +512,8 @@ napi_value Copy(napi_env env, napi_callback_info info) {
   PINPOOL_REQUIRE_SIZE(6, src_offset);
   CopyRequest request{kind, device, bytes, dst_offset, src_offset};
   if (!resolve_sides(env, argv, &request)) return nullptr;
+  CUstream after;
+  if (!after_arg(env, argv[8], &after)) return nullptr;
   CUstream stream;
   CUresult rc = stream_arg(env, argv[7], device, &stream);
   if (rc != CUDA_SUCCESS) return rejected(env, cuda_error(env, rc, "copy"));
@@ -429,7 +525,7 @@ napi_value Copy(napi_env env, napi_callback_info info) {
                     make_error(env, code::kOutOfMemory,
                                "copy: no staging memory for " + std::to_string(bytes) + " bytes"));
   }
-  return submit_copy(env, op, stream, request, from_pool);
+  return submit_copy(env, op, stream, after, request, from_pool);
 }
 
 // Managed memory for prefetch and advise, from argv[i]: throws and returns nullptr for
@@ -528,12 +624,11 @@ napi_value CreateStream(napi_env env, napi_callback_info info) {
 
 }  // namespace
 
-// Memory page-locked in place. When it is pinpool's, the registration leases it, so the block
-// is not reused while registered.
+// Memory page-locked in place, as JavaScript holds it (lifetime/registrations.hpp says how
+// copies use it). When it is pinpool's, the registration leases it, so the block is not reused
+// while registered.
 struct Registration {
-  void* ptr;
-  int device;              // whose context registered it
-  Fence* lease = nullptr;  // signalled at unregister; null for memory that is not pinpool's
+  registrations::Registration* record;
   bool registered = true;
 };
 
@@ -559,11 +654,12 @@ napi_value HostRegister(napi_env env, napi_callback_info info) {
     napi_throw(env, cuda_error(env, rc, "register"));
     return nullptr;
   }
-  auto* r = new Registration{m.data, device};
+  Fence* lease = nullptr;  // signalled once the driver has unregistered it
   if (leased) {
-    r->lease = Fence::create();
-    leases::take(m.data, m.length, r->lease);
+    lease = Fence::create();
+    leases::take(m.data, m.length, lease);
   }
+  auto* r = new Registration{registrations::add(m.data, m.length, device, m.buffer, lease)};
   napi_value result = js_object(env);
   set_named(env, result, "registration",
             wrap_tagged(env, r, Tag::Registration, [](napi_env, void* data, void*) {
@@ -572,10 +668,7 @@ napi_value HostRegister(napi_env env, napi_callback_info info) {
               // thread runs. A thread that ends while registered cannot: the driver keeps the
               // range, and the block under it is orphaned (its lease never ends), counted rather
               // than lost unseen.
-              if (reg->lease) {
-                if (reg->registered) reg->lease->abandon();
-                reg->lease->release();
-              }
+              if (reg->registered) registrations::forget(reg->record);
               delete reg;
             }));
   set_named(env, result, "bytes", js_number(env, static_cast<double>(m.length)));
@@ -583,17 +676,14 @@ napi_value HostRegister(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// hostUnregister(registration) -> undefined; the lease ends with it
+// hostUnregister(registration) -> undefined; the lease ends with it. With copies still using
+// the memory in place, the driver unregisters it when the last of them is done.
 napi_value HostUnregister(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 1, "hostUnregister(registration)");
   PINPOOL_REQUIRE_HANDLE(0, Registration, r);
   if (!r->registered) return throw_error(env, code::kDoubleFree, "already unregistered");
   r->registered = false;
-  CUresult rc = cuda::host_unregister(r->device, r->ptr);
-  if (r->lease) {
-    r->lease->signal();
-    Handler::reclaim_all();  // as at the end of a copy (finish())
-  }
+  CUresult rc = registrations::end(r->record);
   if (rc != CUDA_SUCCESS) napi_throw(env, cuda_error(env, rc, "unregister"));
   return nullptr;
 }
@@ -641,6 +731,11 @@ napi_value WatchGpu(napi_env env, napi_callback_info info) {
   napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, nullptr,
                                   on_complete, &state->tsfn);
   napi_unref_threadsafe_function(env, state->tsfn);
+  // Never referenced: while a submission is out, its operation is pending and `tsfn` keeps the
+  // environment alive.
+  napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, nullptr,
+                                  on_submitted, &state->submitted);
+  napi_unref_threadsafe_function(env, state->submitted);
   napi_add_env_cleanup_hook(
       env,
       [](void* data) {
@@ -648,6 +743,7 @@ napi_value WatchGpu(napi_env env, napi_callback_info info) {
         std::lock_guard<std::mutex> lock(s->mutex);
         s->closing = true;
         napi_release_threadsafe_function(s->tsfn, napi_tsfn_abort);
+        napi_release_threadsafe_function(s->submitted, napi_tsfn_abort);
         // `s` stays allocated: a driver thread may still be finishing a notify() with it.
       },
       state);

@@ -7,6 +7,8 @@
 //   kernel      a double of the kernel calls growth makes (support/kernel.hpp): knobs, counts
 //   faultIn     maps, first-touches and unmaps memory, locking nothing (bench/growth.mjs's
 //               measure of the machine's limit)
+//   legacyCopy  a copy another CUDA library would make: host to device on the legacy default
+//               stream (stream 0), which pinpool's own streams never wait for by themselves
 //   groups      the module's keys by the binding file that exports them (test/host/binding.test.ts)
 #include <algorithm>
 #include <atomic>
@@ -255,6 +257,28 @@ napi_value FaultIn(napi_env env, napi_callback_info info) {
   return js_bool(env, !report.huge_refused);
 }
 
+// legacyCopy(device, address, bytes: Uint8Array) -> undefined: queues a copy of `bytes` to
+// device memory at `address` on CU_STREAM_LEGACY, as another library using the runtime API's
+// default stream would. The source is pageable: the driver stages it before returning.
+napi_value LegacyCopy(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 3, "testing.legacyCopy(device, address, bytes)");
+  PINPOOL_REQUIRE_INT32(0, device);
+  PINPOOL_REQUIRE_ADDRESS(1, address);
+  bool is = false;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_is_typedarray(env, argv[2], &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, argv[2], &type, &length, &data, nullptr, nullptr) != napi_ok ||
+      type != napi_uint8_array)
+    return throw_error(env, code::kInvalidArgument,
+                       "testing.legacyCopy: bytes must be a Uint8Array");
+  CUresult rc = cuda::copy_async(device, cuda::CopyKind::HostToDevice, address, data, length,
+                                 CU_STREAM_LEGACY);
+  if (rc != CUDA_SUCCESS) napi_throw(env, cuda_error(env, rc, "legacyCopy"));
+  return nullptr;
+}
+
 }  // namespace
 
 void ExportTesting(napi_env env, napi_value exports, napi_value groups) {
@@ -264,7 +288,8 @@ void ExportTesting(napi_env env, napi_value exports, napi_value groups) {
                     {"deferred", guarded<Deferred>},
                     {"cudaError", guarded<CudaError>},
                     {"kernel", guarded<KernelCalls>},
-                    {"faultIn", guarded<FaultIn>}});
+                    {"faultIn", guarded<FaultIn>},
+                    {"legacyCopy", guarded<LegacyCopy>}});
   set_named(env, testing, "groups", groups);
   set_named(env, exports, "testing", testing);
 }

@@ -54,6 +54,7 @@ struct Api {
   CUresult (*EventRecord)(CUevent, CUstream);
   CUresult (*EventQuery)(CUevent);
   CUresult (*EventDestroy)(CUevent);
+  CUresult (*StreamWaitEvent)(CUstream, CUevent, unsigned);
   CUresult (*MemcpyHtoDAsync)(CUdeviceptr, const void*, size_t, CUstream);
   CUresult (*MemcpyDtoHAsync)(void*, CUdeviceptr, size_t, CUstream);
   CUresult (*MemcpyDtoDAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream);
@@ -151,6 +152,7 @@ const char* resolve_api(void* lib, Api& a) {
   need(a.EventRecord, "cuEventRecord");
   need(a.EventQuery, "cuEventQuery");
   need(a.EventDestroy, "cuEventDestroy_v2");
+  need(a.StreamWaitEvent, "cuStreamWaitEvent");
   need(a.MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
   need(a.MemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2");
   need(a.MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2");
@@ -410,6 +412,21 @@ CUresult event_query(int device, CUevent event) {
 
 CUresult event_destroy(int device, CUevent event) {
   return in_context(device, [&]() -> CUresult { return loaded().api.EventDestroy(event); });
+}
+
+CUresult stream_wait(int device, CUstream stream, CUstream after) {
+  return in_context(device, [&]() -> CUresult {
+    const Api& a = loaded().api;
+    CUevent event;
+    CUresult rc = a.EventCreate(&event, CU_EVENT_DISABLE_TIMING);
+    if (rc != CUDA_SUCCESS) return rc;
+    rc = a.EventRecord(event, after);
+    if (rc == CUDA_SUCCESS) rc = a.StreamWaitEvent(stream, event, 0);
+    // Destroying an event a stream still waits on is allowed: the driver frees it once the
+    // device has completed it (cuda.h, cuEventDestroy).
+    a.EventDestroy(event);
+    return rc;
+  });
 }
 
 CUresult copy_async(int device, CopyKind kind, void* dst, const void* src, size_t bytes,

@@ -80,6 +80,10 @@ CUresult event_create(int device, CUevent* out);
 CUresult event_record(int device, CUevent event, CUstream stream);
 CUresult event_query(int device, CUevent event);  // CUDA_SUCCESS, CUDA_ERROR_NOT_READY or an error
 CUresult event_destroy(int device, CUevent event);
+// Makes work queued on `stream` from now on wait for everything queued on `after` so far (an
+// event recorded there and waited on, so neither stream blocks the host). `after` may be
+// CU_STREAM_LEGACY: the device's legacy default stream, where other CUDA libraries' work goes.
+CUresult stream_wait(int device, CUstream stream, CUstream after);
 
 // Asynchronous work on a stream. Pointers are host addresses or device addresses as
 // cuMemAlloc returns them.

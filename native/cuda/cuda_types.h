@@ -82,6 +82,8 @@ enum { CU_MEM_ATTACH_GLOBAL = 0x1, CU_MEM_ATTACH_HOST = 0x2 };
 
 // cuStreamCreate / cuEventCreate flags
 enum { CU_STREAM_DEFAULT = 0x0, CU_STREAM_NON_BLOCKING = 0x1 };
+// The legacy default stream (stream 0 of the runtime API): a stream handle, not a flag.
+#define CU_STREAM_LEGACY ((CUstream)0x1)
 enum { CU_EVENT_DEFAULT = 0x0, CU_EVENT_BLOCKING_SYNC = 0x1, CU_EVENT_DISABLE_TIMING = 0x2 };
 
 // cuMemAdvise advice

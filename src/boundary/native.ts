@@ -185,6 +185,7 @@ export interface GpuCalls {
     dstOffset: number,
     srcOffset: number,
     stream: NativeStream | undefined,
+    after: NativeStream | 'legacy' | undefined,
   ): Promise<void>;
   prefetch(
     device: number,
@@ -271,6 +272,11 @@ export interface TestingHooks {
    * asked, and unmaps them, locking nothing; false when huge pages were asked and not offered.
    */
   faultIn(bytes: number, threads: number, hugePages: boolean): boolean;
+  /**
+   * Copies `bytes` to device memory at `address` on the legacy default stream (stream 0), as
+   * another CUDA library would.
+   */
+  legacyCopy(device: number, address: number, bytes: Uint8Array): void;
   /** The module's keys, by the binding file that exports them. */
   readonly groups: Readonly<Record<string, readonly string[]>>;
 }
@@ -314,6 +320,7 @@ export const testingKeys = {
   cudaError: true,
   kernel: true,
   faultIn: true,
+  legacyCopy: true,
   groups: true,
 } as const satisfies Record<keyof TestingHooks, true>;
 

@@ -17,10 +17,18 @@ import { DeviceBuffer, Stream } from './device.js';
 
 const { hostToDevice, deviceToHost, deviceToDevice } = constants.copyDirections;
 
-/** Options of copy(): the stream to queue on, and which bytes to copy. */
+/** Options of copy(): the stream to queue on, what to wait for, and which bytes to copy. */
 export interface CopyOptions {
   /** Stream to queue on. Default: the device's own non-blocking stream. */
   stream?: Stream;
+  /**
+   * Work the copy waits for, on the device, without blocking the host: `'legacy'`, everything
+   * queued so far on the device's legacy default stream (stream 0, where another CUDA library
+   * that uses the runtime's default stream puts its kernels and copies), or a Stream of the
+   * same device, everything queued on it so far. pinpool's streams are non-blocking: without
+   * this a copy does not wait for other libraries' work. Default: nothing.
+   */
+  after?: 'legacy' | Stream;
   /** Bytes to copy. Default: the source from srcOffset to its end. */
   bytes?: number;
   srcOffset?: number;
@@ -50,6 +58,7 @@ function side(value: unknown, name: string): Side {
 
 const readCopyOptions = optionsOf<CopyOptions>('copy', {
   stream: true,
+  after: true,
   bytes: true,
   srcOffset: true,
   dstOffset: true,
@@ -59,6 +68,8 @@ const readCopyOptions = optionsOf<CopyOptions>('copy', {
 function copyOptions(options: unknown): {
   stream: NativeStream | undefined;
   streamDevice: number;
+  after: NativeStream | 'legacy' | undefined;
+  afterDevice: number;
   bytes: number | undefined;
   srcOffset: number;
   dstOffset: number;
@@ -70,9 +81,18 @@ function copyOptions(options: unknown): {
     stream = Stream.handleOf(o.stream);
     streamDevice = o.stream.device;
   }
+  let after: NativeStream | 'legacy' | undefined;
+  let afterDevice = -1;
+  if (o.after === 'legacy') after = 'legacy';
+  else if (o.after !== undefined) {
+    after = Stream.handleOf(o.after, "after ('legacy' or a Stream)");
+    afterDevice = o.after.device;
+  }
   return {
     stream,
     streamDevice,
+    after,
+    afterDevice,
     bytes: o.bytes === undefined ? undefined : checkBytes(o.bytes, 'bytes'),
     srcOffset: o.srcOffset === undefined ? 0 : checkBytes(o.srcOffset, 'srcOffset'),
     dstOffset: o.dstOffset === undefined ? 0 : checkBytes(o.dstOffset, 'dstOffset'),
@@ -133,6 +153,8 @@ export function copy(
         `a stream of device ${device}`,
         `a stream of device ${o.streamDevice}`,
       );
+    if (o.after !== undefined && o.after !== 'legacy' && o.afterDevice !== device)
+      throw invalid('after', `a stream of device ${device}`, `a stream of device ${o.afterDevice}`);
     // A device side's range is checked here; native code checks the host side's against the
     // memory itself.
     const srcLength = s.where === 'device' ? s.byteLength : undefined;
@@ -171,7 +193,17 @@ export function copy(
     }
     const at = (x: Side) => (x.where === 'device' ? x.address : x.memory);
     return watched(
-      binding.copy(direction, device, at(d), at(s), bytes, o.dstOffset, o.srcOffset, o.stream),
+      binding.copy(
+        direction,
+        device,
+        at(d),
+        at(s),
+        bytes,
+        o.dstOffset,
+        o.srcOffset,
+        o.stream,
+        o.after,
+      ),
     ).finally(release);
   } catch (err) {
     release();

@@ -156,9 +156,9 @@ export class Stream {
   }
 
   /** @internal The native stream of `value`, checked (no getter or Proxy trap runs). */
-  static handleOf(value: unknown): NativeStream {
+  static handleOf(value: unknown, name = 'stream'): NativeStream {
     if (!isObject(value) || !(#handle in value))
-      throw invalid('stream', 'a Stream from createStream()', value);
+      throw invalid(name, 'a Stream from createStream()', value);
     return value.#handle;
   }
 }

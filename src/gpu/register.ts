@@ -147,13 +147,13 @@ function marksKeepBuffers(): boolean {
 
 /**
  * Page-locks memory that exists already (a Buffer read from a file, say) with
- * cuMemHostRegister, so CUDA work that reads it in place (another library's copies, a mapped
- * registration's kernels) runs at pinned speed. pinpool's own `copy()` still stages memory that
- * is not pinpool's through a buffer of its own, registered or not (issue 26, point 4): for
- * `copy()` at pinned speed, allocate from `pinned()` or map the file with
- * `mapFile(path, { register: true })`. Keep the Registration: it keeps the memory alive, and
- * `unregister()` ends the lock. Registering a pinpool buffer's memory leases it: the block is
- * not reused until the registration ends.
+ * cuMemHostRegister, so copies of it run at pinned speed: `copy()` hands the driver any view
+ * that lies wholly inside the registered memory in place, from any thread, instead of staging
+ * it, and so do another library's copies and a mapped registration's kernels. Keep the
+ * Registration: it keeps the memory alive, and `unregister()` ends the lock (for copies still
+ * reading or writing it in place, the driver's unregister waits until the last is done; copies
+ * queued after it stage the memory again). Registering a pinpool buffer's memory leases it: the
+ * block is not reused until the registration ends.
  *
  * Other memory must be memory pinpool can keep alive until unregister(): the driver keeps
  * using it, so a buffer detached meanwhile (transfer(), a transfer list), and then freed, would

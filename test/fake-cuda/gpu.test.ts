@@ -2,7 +2,9 @@
 // before (PINPOOL_FAKE_CUDA_COPY_DELAY_MS, set here at run time through the double's knob).
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { once } from 'node:events';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   adopt,
@@ -20,6 +22,7 @@ import {
 
 import { handlerContract } from '../support/contract.js';
 import { counters, resetCounters, setKnob } from '../support/fake-cuda.js';
+import { testing } from '../support/testing.js';
 
 const DELAY = 150;
 beforeAll(() => setKnob('copy_delay_ms', DELAY));
@@ -275,6 +278,61 @@ describe('managed memory', () => {
   });
 });
 
+describe("a copy after other work: { after: 'legacy' | Stream } (issue 26, point 10)", () => {
+  const size = 4096;
+  const filled = (value: number) => new Uint8Array(size).fill(value);
+
+  it('waits for what another library queued on the legacy default stream, and only then runs', async () => {
+    const dev = deviceAlloc(size);
+    await copy(dev, filled(1));
+    const mine = createStream();
+    const ordered = new Uint8Array(size);
+    const unordered = new Uint8Array(size);
+    let orderedLanded = false;
+    let pending: Promise<void> | undefined;
+    setKnob('hold_legacy', 1); // the other library's copy stays in flight until released
+    try {
+      testing().legacyCopy(0, Number(dev.address), filled(2));
+      pending = copy(ordered, dev, { after: 'legacy', stream: mine }).then(() => {
+        orderedLanded = true;
+      });
+      // pinpool's streams are non-blocking: a copy without `after` does not wait for stream 0.
+      await copy(unordered, dev);
+      expect(unordered.every((v) => v === 1)).toBe(true);
+      expect(orderedLanded).toBe(false);
+    } finally {
+      setKnob('hold_legacy', 0);
+    }
+    await pending;
+    expect(ordered.every((v) => v === 2)).toBe(true);
+    dev.free();
+  });
+
+  it('waits for the work queued so far on another stream of the device', async () => {
+    const dev = deviceAlloc(size);
+    const [first, second] = [createStream(), createStream()];
+    const pinnedPool = pool(pinned());
+    const src = pinnedPool.alloc(size);
+    src.bytes.fill(3);
+    const back = new Uint8Array(size);
+    const writing = copy(dev, src, { stream: first });
+    await copy(back, dev, { stream: second, after: first });
+    expect(back.every((v) => v === 3)).toBe(true);
+    await writing;
+    src.free();
+    dev.free();
+  });
+
+  it("refuses anything but 'legacy' or a Stream of the copy's device", () => {
+    const dev = deviceAlloc(size);
+    for (const after of ['LEGACY', 0, {}, null, dev])
+      expect(() => copy(new Uint8Array(size), dev, { after: after as never })).toThrow(
+        expect.objectContaining({ code: 'ERR_PINPOOL_INVALID_ARGUMENT' }),
+      );
+    dev.free();
+  });
+});
+
 describe('host registration', () => {
   it('page-locks a Buffer in place; copies from it; unregister once', async () => {
     const data = Buffer.from(new SharedArrayBuffer(1 << 16)); // registers on every Node (fake-cuda/lifetimes.test.ts)
@@ -293,6 +351,87 @@ describe('host registration', () => {
     expect(() => reg.unregister()).toThrow(
       expect.objectContaining({ code: 'ERR_PINPOOL_DOUBLE_FREE' }),
     );
+    dev.free();
+  });
+
+  it('copies registered memory in place, page-locked, not through a staging buffer (issue 26, point 4)', async () => {
+    const size = 1 << 16;
+    const data = Buffer.from(new SharedArrayBuffer(size));
+    pattern(data, 5);
+    const reg = register(data);
+    const dev = deviceAlloc(size);
+    resetCounters();
+    await copy(dev, data); // the whole registration
+    await copy(dev, data.subarray(4096, 8192), { dstOffset: 4096 }); // a part of it
+    // Device to host, into another view of the same SharedArrayBuffer: the device writes there.
+    const view = new Uint8Array(data.buffer, 8192, 4096);
+    const expected = Buffer.from(view);
+    view.fill(0);
+    await copy(view, dev, { srcOffset: 8192, bytes: 4096 });
+    expect(Buffer.from(view).equals(expected)).toBe(true);
+    expect(counters().copies_pinned_host).toBe(3);
+    expect(counters().copies_pageable_host).toBe(0);
+    // Memory that runs past the registration, or once it has ended, is staged again.
+    await copy(dev, Buffer.concat([data, Buffer.alloc(1)]).subarray(0, size));
+    reg.unregister();
+    await copy(dev, data);
+    expect(counters().copies_pinned_host).toBe(3);
+    expect(counters().copies_pageable_host).toBe(2);
+    dev.free();
+  });
+
+  it('a SharedArrayBuffer registered in one thread copies in place in another', async () => {
+    const memory = new SharedArrayBuffer(1 << 16);
+    pattern(new Uint8Array(memory), 3);
+    const reg = register(Buffer.from(memory));
+    resetCounters();
+    const w = new Worker(
+      join(__dirname, '..', 'support', 'workers', 'registered-copy-worker.cjs'),
+      {
+        workerData: { memory },
+      },
+    );
+    const [answer] = (await once(w, 'message')) as [{ same: boolean }];
+    await w.terminate();
+    expect(answer.same).toBe(true);
+    // To the device from the registration in place; back into the worker's own Uint8Array, staged.
+    expect(counters().copies_pinned_host).toBe(1);
+    expect(counters().copies_pageable_host).toBe(1);
+    reg.unregister();
+  });
+
+  it('unregister() while a copy reads the memory: the driver unregisters once the copy is done', async () => {
+    const size = 1 << 16;
+    const data = Buffer.from(new SharedArrayBuffer(size));
+    pattern(data, 9);
+    const reg = register(data);
+    const dev = deviceAlloc(size);
+    resetCounters();
+    setKnob('hold_copies', 1);
+    let pending: Promise<void>;
+    try {
+      pending = copy(dev, data);
+      reg.unregister();
+      expect(reg.registered).toBe(false);
+      // The driver still reads it: the range stays page-locked until the copy has landed ...
+      expect(counters().cuMemHostUnregister).toBe(0);
+      // ... but copies queued from now on no longer go in place (counted below: a staged copy
+      // is queued from a pool thread).
+      const staged = copy(dev, data);
+      expect(() => reg.unregister()).toThrow(
+        expect.objectContaining({ code: 'ERR_PINPOOL_DOUBLE_FREE' }),
+      );
+      setKnob('hold_copies', 0);
+      await Promise.all([pending, staged]);
+    } finally {
+      setKnob('hold_copies', 0);
+    }
+    expect(counters().cuMemHostUnregister).toBe(1);
+    expect(counters().copies_pinned_host).toBe(1);
+    expect(counters().copies_pageable_host).toBe(1);
+    const back = Buffer.alloc(size);
+    await copy(back, dev);
+    expect(back.equals(data)).toBe(true);
     dev.free();
   });
 

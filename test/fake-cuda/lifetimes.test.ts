@@ -2,9 +2,12 @@
 // to DELAY ms, so "freed while the copy is in flight" is a real window. The rule under test: a
 // block reaches its next owner only when no lease on its memory remains, and a copy never
 // writes into memory after it could have been freed.
+import { pbkdf2 as pbkdf2Callback } from 'node:crypto';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -28,6 +31,7 @@ import { expectRejection as expectCode } from '../support/expect-error.js';
 import { collected } from '../support/collect.js';
 
 const DELAY = 200;
+const pbkdf2 = promisify(pbkdf2Callback);
 beforeAll(() => setKnob('copy_delay_ms', DELAY));
 afterAll(() => setKnob('copy_delay_ms', 0));
 
@@ -293,6 +297,36 @@ describe('copies with a pageable host side never block the event loop', () => {
       });
     }
   }
+});
+
+describe('copies the driver makes wait hold no libuv pool thread (issue 26, point 7)', () => {
+  it('eight copies into pageable memory held by the driver: a file read and a hash still run', async () => {
+    const size = 1 << 16;
+    const dev = await deviceWithData(size);
+    // The driver returns from a device-to-pageable copy only once it has landed; held here, each
+    // would keep a thread for as long as the test says. Node's pool has four (UV_THREADPOOL_SIZE).
+    setKnob('hold_copies', 1);
+    const landed: boolean[] = [];
+    let copies: Promise<void>[] = [];
+    try {
+      copies = Array.from({ length: 8 }, (_, i) =>
+        copy(new Uint8Array(size), dev).then(() => {
+          landed[i] = true;
+        }),
+      );
+      // fs and crypto run on the pool: with every pool thread inside the driver, neither ends.
+      expect(await readFile(__filename, 'utf8')).toContain('point 7');
+      expect(
+        (await pbkdf2(Buffer.from('pinpool'), Buffer.from('salt'), 1, 16, 'sha256')).length,
+      ).toBe(16);
+      expect(landed.filter(Boolean)).toEqual([]);
+    } finally {
+      setKnob('hold_copies', 0);
+    }
+    await Promise.all(copies);
+    expect(landed.filter(Boolean).length).toBe(8);
+    dev.free();
+  });
 });
 
 describe('a registration leases the memory it page-locks', () => {

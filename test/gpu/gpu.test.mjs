@@ -173,8 +173,8 @@ describe('GPU', { skip }, () => {
   // during a copy) need a native helper that is not written yet.
 
   it('device check 1: a registered Buffer copies at pinned speed, or says how far off it is', async () => {
-    // Issue 26, point 4: copy() stages memory that is not pinpool's through malloc, registered
-    // or not. This measures what that costs against a pinned block of the same size.
+    // Issue 26, point 4: copy() hands a registered Buffer to the driver in place (the double
+    // counts it as page-locked); this measures it against a pinned block of the same size.
     const size = 1024 * MiB;
     const dev = deviceAlloc(size);
     const h = pinned();
