@@ -30,7 +30,9 @@
 #include "../../native/handlers/pageable_handler.hpp"
 #include "../../native/handlers/pool/pool_adaptor.hpp"
 #include "../../native/handlers/pool/size_classes.hpp"
+#include "../../native/lifetime/registrations.hpp"
 #include "../../native/support/asan.hpp"
+#include "../../native/support/call_threads.hpp"
 
 using namespace pinpool;
 
@@ -754,6 +756,91 @@ void test_leases_and_registry() {
   pool->release();
 }
 
+// Registrations (lifetime/registrations.hpp): found only for ranges wholly inside, in the same
+// buffer; copies take uses from several threads while the owner ends it, and the driver's
+// unregister (its lease, here) comes only after the last use. No driver is loaded: the
+// unregister call fails, and the bookkeeping is what is tested.
+void test_registrations() {
+  std::vector<char> memory(1 << 16);
+  char* buffer = memory.data();
+  char* start = buffer + 4096;
+  Fence* lease = Fence::create();
+  lease->retain();  // ours, to read after the registration lets go of it
+  registrations::Registration* r = registrations::add(start, 8192, 0, buffer, lease);
+  for (auto range : {std::pair<size_t, size_t>{0, 8192}, {1000, 100}, {8191, 1}}) {
+    registrations::Registration* u = registrations::use(start + range.first, range.second, buffer);
+    CHECK(u == r);
+    if (u) registrations::end_use(u);
+  }
+  CHECK(!registrations::use(start - 1, 2, buffer));       // starts before it
+  CHECK(!registrations::use(start + 8191, 2, buffer));    // runs past its end
+  CHECK(!registrations::use(start, 8192, buffer + 1));    // another buffer at that address
+  CHECK(!registrations::use(buffer + 30000, 1, buffer));  // elsewhere
+  registrations::Registration* held = registrations::use(start, 1, buffer);  // a copy in flight
+  std::atomic<bool> go{false};
+  std::atomic<int> found{0};
+  std::vector<std::thread> copies;
+  for (int t = 0; t < 4; t++)
+    copies.emplace_back([&] {
+      while (!go.load()) {}
+      for (int i = 0; i < 20000; i++)
+        if (registrations::Registration* u = registrations::use(start + i % 8192, 1, buffer)) {
+          found++;
+          registrations::end_use(u);
+        }
+    });
+  go = true;
+  registrations::end(r);                         // unregister() while copies run
+  CHECK(!registrations::use(start, 1, buffer));  // later copies do not find it
+  for (auto& t : copies) t.join();
+  CHECK(!lease->done());  // the held use still keeps the driver from unregistering
+  registrations::end_use(held);
+  CHECK(lease->done());
+  lease->release();
+  // An owner that goes without ending it (its thread ended): the lease is abandoned.
+  Fence* orphan = Fence::create();
+  orphan->retain();
+  registrations::Registration* r2 = registrations::add(start, 8192, 0, buffer, orphan);
+  held = registrations::use(start, 8192, buffer);
+  registrations::forget(r2);
+  CHECK(!registrations::use(start, 8192, buffer));
+  registrations::end_use(held);
+  CHECK(orphan->abandoned());
+  orphan->release();
+}
+
+// CallThreads (support/call_threads.hpp): every task runs, on at most its maximum of threads,
+// and tasks that block do not stop the others from being queued.
+void test_call_threads() {
+  struct Tasks {
+    std::mutex mutex;
+    CondVar changed;
+    int running = 0, most = 0, done = 0;
+    bool release = false;
+  };
+  static auto* threads = new CallThreads(4);  // leaked: its threads never end
+  auto* tasks = new Tasks();                  // leaked with them
+  for (int i = 0; i < 64; i++)
+    threads->run(
+        [](void* arg) {
+          auto* t = static_cast<Tasks*>(arg);
+          std::unique_lock<std::mutex> lock(t->mutex);
+          t->most = std::max(t->most, ++t->running);
+          t->changed.notify_all();
+          t->changed.wait(lock, [&] { return t->release; });
+          t->running--;
+          t->done++;
+          t->changed.notify_all();
+        },
+        tasks);
+  std::unique_lock<std::mutex> lock(tasks->mutex);
+  tasks->changed.wait(lock, [&] { return tasks->running == 4; });  // four blocked at once ...
+  tasks->release = true;
+  tasks->changed.notify_all();
+  tasks->changed.wait(lock, [&] { return tasks->done == 64; });  // ... and then all ran
+  CHECK(tasks->most == 4);
+}
+
 int main() {
   auto start = std::chrono::steady_clock::now();
   test_size_classes();
@@ -771,6 +858,8 @@ int main() {
   test_death();  // forks: before any thread is started
   test_threads();
   test_reservation_threads();
+  test_registrations();
+  test_call_threads();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                   start);
   std::printf("native tests: %d passed, %d failed in %lld ms (AddressSanitizer %s)\n", passed,
