@@ -60,7 +60,7 @@ CUresult htod(CUdeviceptr dst, const void* src, size_t n, CUstream h, bool sync)
         [device, pinned, to, src, n] {
           copy_delay();
           if (context_lost()) return;
-          std::memmove(to, src, n);
+          dma_read(to, src, n, pinned ? pinned->block.get() : nullptr);
         },
         sync || synchronous_managed(device, pinned));
   }
@@ -89,6 +89,9 @@ CUresult dtoh(void* dst, CUdeviceptr src, size_t n, CUstream h, bool sync) {
   if (on_another_device(device, s)) return CUDA_ERROR_INVALID_VALUE;
   PinRef pinned = pin_range(host, n, kPinnedHost);
   count_call(pinned ? kCopiesPinnedHost : kCopiesPageableHost);
+  // Memory registered read-only is the device's to read, never to write (cuda.h,
+  // CU_MEMHOSTREGISTER_READ_ONLY).
+  if (pinned && pinned->block->read_only) return CUDA_ERROR_INVALID_VALUE;
   auto from = reinterpret_cast<const void*>(static_cast<uintptr_t>(src));
   return submit(
       s,

@@ -27,9 +27,10 @@ const char* const kCallNames[] = {
 #undef FAKE_X
         "copies_pinned_host",
     "copies_pageable_host"};
-const char* const kGaugeNames[] = {"bytes_host_alloc_live", "bytes_managed_live",
-                                   "bytes_device_live",     "registered_ranges_live",
-                                   "streams_live",          "events_live"};
+const char* const kGaugeNames[] = {
+    "bytes_host_alloc_live",     "bytes_managed_live", "bytes_device_live",
+    "registered_ranges_live",    "streams_live",       "events_live",
+    "file_bytes_pinned_writable"};
 static_assert(sizeof(kCallNames) / sizeof(kCallNames[0]) == kCallCounterCount, "names");
 static_assert(sizeof(kGaugeNames) / sizeof(kGaugeNames[0]) == kGaugeCount, "gauge names");
 
@@ -87,6 +88,8 @@ void load_env_once() {
         static_cast<int>(env_number("PINPOOL_FAKE_CUDA_MANAGED_MEMORY", 1, 0, 1));
     g_knobs.concurrent_managed_access =
         static_cast<int>(env_number("PINPOOL_FAKE_CUDA_CONCURRENT_MANAGED_ACCESS", 1, 0, 1));
+    g_knobs.read_only_host_register =
+        static_cast<int>(env_number("PINPOOL_FAKE_CUDA_READ_ONLY_HOST_REGISTER", 1, 0, 1));
     g_knobs.init_error = error_code_or_unknown(
         static_cast<int>(env_number("PINPOOL_FAKE_CUDA_INIT_ERROR", 0, INT_MIN, INT_MAX)));
   });
@@ -282,6 +285,9 @@ FAKE_API CUresult cuDeviceGetAttribute(int* value, CUdevice_attribute attribute,
       case CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS:
         *value = g_knobs.concurrent_managed_access.load();
         return CUDA_SUCCESS;
+      case CU_DEVICE_ATTRIBUTE_READ_ONLY_HOST_REGISTER_SUPPORTED:
+        *value = g_knobs.read_only_host_register.load();
+        return CUDA_SUCCESS;
       case kUnifiedAddressing:
         *value = 1;
         return CUDA_SUCCESS;
@@ -428,6 +434,9 @@ FAKE_API int pinpool_fake_cuda_set(const char* knob, long long value) {
   } else if (std::strcmp(knob, "init_error") == 0) {
     if (!is_error_code(value)) return -1;
     g_knobs.init_error = static_cast<int>(value);  // seen by the next cuInit
+  } else if (std::strcmp(knob, "read_only_host_register") == 0) {
+    if (value != 0 && value != 1) return -1;
+    g_knobs.read_only_host_register = static_cast<int>(value);
   } else if (std::strcmp(knob, "strict_context") == 0) {
     if (value != 0 && value != 1) return -1;
     g_knobs.strict_context = value == 1;

@@ -64,6 +64,10 @@ enum Gauge : int {
   kRegisteredRangesLive,
   kStreamsLive,  // user streams; the default stream is not counted
   kEventsLive,
+  // Bytes of file mappings registered without CU_MEMHOSTREGISTER_READ_ONLY: the driver pins them
+  // for writing, which copies every page of a private mapping into anonymous memory
+  // (copy-on-write broken) and writes every page of a shared one back at unregister.
+  kFileBytesPinnedWritable,
   kGaugeCount
 };
 
@@ -94,6 +98,9 @@ struct Knobs {
   // The next this many cuMemHostUnregister calls fail with CUDA_ERROR_UNKNOWN, unregistering
   // nothing (what the driver may answer, as pinpool must expect).
   std::atomic<long long> fail_unregister{0};
+  // Device attribute 113 (READ_ONLY_HOST_REGISTER_SUPPORTED), every device. Without it,
+  // cuMemHostRegister with CU_MEMHOSTREGISTER_READ_ONLY is CUDA_ERROR_NOT_SUPPORTED (cuda.h).
+  std::atomic<int> read_only_host_register{1};
   // Successful allocations counted against fail_after; setting fail_after restarts the count
   // so "fail after N more" means what a test that sets it mid-run expects.
   std::atomic<long long> alloc_successes{0};
@@ -160,7 +167,15 @@ struct Block {
   int device = 0;
   const void* ctx = nullptr;  // the context current when it was made (a CUctx_st)
   void* owned = nullptr;      // memory to free, null for registered ranges
-  int pending = 0;            // queued operations touching the block; guarded by the registry lock
+  // Registered ranges: CU_MEMHOSTREGISTER_READ_ONLY (the device only reads it); the bytes
+  // counted in kFileBytesPinnedWritable; and for a read-only private file mapping, the file and
+  // offset its pages were pinned from: a page the process has written since (copy-on-write gave
+  // it an anonymous copy) is read by the device as the file's, as the real pinned page is.
+  bool read_only = false;
+  size_t file_bytes_writable = 0;
+  int file_fd = -1;
+  long long file_offset = 0;
+  int pending = 0;  // queued operations touching the block; guarded by the registry lock
   std::atomic<int> last_prefetch{kLocationNone};
   std::atomic<int> preferred_location{kLocationNone};
   std::atomic<bool> read_mostly{false};
@@ -178,6 +193,11 @@ struct Pin {
   std::shared_ptr<Block> block;
 };
 using PinRef = std::shared_ptr<Pin>;
+
+// Copies n bytes from host memory `from` (which `source`, when not null, is the registered block
+// of) to `to`, as the device's DMA reads it: the pinned pages of a read-only private file
+// mapping, not the process's copies of pages it wrote since it registered them.
+void dma_read(void* to, const void* from, size_t n, const Block* source);
 
 // The live block of one of the given kinds that wholly contains [p, p + n), pinned; null if none.
 PinRef pin_range(uintptr_t p, size_t n, unsigned kinds);

@@ -6,11 +6,18 @@
 // misuse (double free, unknown pointer, range overrun) is reported rather than crashing.
 #include "fake_internal.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <string>
 
 namespace fake {
 namespace {
@@ -73,8 +80,52 @@ void gauge_for(const Block& b, long long sign) {
       break;
     case kRegistered:
       gauge_add(kRegisteredRangesLive, sign);
+      gauge_add(kFileBytesPinnedWritable, sign * static_cast<long long>(b.file_bytes_writable));
       break;
   }
+}
+
+// The file mapping holding address p, as /proc/self/maps lists it.
+struct FileMapping {
+  std::string path;
+  bool is_private = false;
+  long long offset = 0;  // the file offset of p
+};
+
+// False for anonymous memory, or when the maps cannot be read.
+bool file_mapping_at(uintptr_t p, FileMapping* out) {
+  FILE* maps = std::fopen("/proc/self/maps", "re");
+  if (maps == nullptr) return false;
+  char line[4096];
+  bool found = false;
+  while (std::fgets(line, sizeof line, maps) != nullptr) {
+    unsigned long start = 0, end = 0, offset = 0, inode = 0;
+    char perms[5] = {0};
+    int path_at = 0;  // "start-end perms offset dev inode   path"
+    if (std::sscanf(line, "%lx-%lx %4s %lx %*s %lu %n", &start, &end, perms, &offset, &inode,
+                    &path_at) < 5 ||
+        p < start || p >= end)
+      continue;
+    if (inode != 0 && path_at > 0 && line[path_at] == '/') {
+      out->path.assign(line + path_at, std::strcspn(line + path_at, "\n"));
+      out->is_private = perms[3] == 'p';
+      out->offset = static_cast<long long>(offset + (p - start));
+      found = true;
+    }
+    break;
+  }
+  std::fclose(maps);
+  return found;
+}
+
+// Whether the page at `page` is the process's own anonymous copy (written since it was mapped
+// from a file: copy-on-write), from /proc/self/pagemap (bit 63 present, bit 61 file page).
+bool anonymous_page(int pagemap, uintptr_t page) {
+  uint64_t entry = 0;
+  if (pread(pagemap, &entry, sizeof entry, static_cast<off_t>(page / kPageSize * sizeof entry)) !=
+      static_cast<ssize_t>(sizeof entry))
+    return false;
+  return (entry >> 63 & 1) && !(entry >> 61 & 1);
 }
 
 // Gives back what reserve() took. Caller holds reg().m.
@@ -151,11 +202,30 @@ CUresult release(uintptr_t p, unsigned kinds, CUresult not_found) {
     if (b->kind != kRegistered) r.used[b->device] -= b->size;
   }
   std::free(b->owned);
+  if (b->file_fd >= 0) close(b->file_fd);
   gauge_for(*b, -1);
   return CUDA_SUCCESS;
 }
 
 }  // namespace
+
+void dma_read(void* to, const void* from, size_t n, const Block* source) {
+  std::memmove(to, from, n);
+  if (source == nullptr || source->file_fd < 0 || n == 0) return;
+  int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (pagemap < 0) return;
+  const auto begin = reinterpret_cast<uintptr_t>(from);
+  for (uintptr_t page = begin / kPageSize * kPageSize; page < begin + n; page += kPageSize) {
+    if (!anonymous_page(pagemap, page)) continue;
+    const uintptr_t first = std::max(page, begin);
+    const size_t length = std::min(page + kPageSize, begin + n) - first;
+    // The device reads the page it pinned: the file's, not the copy the process wrote.
+    if (pread(source->file_fd, static_cast<char*>(to) + (first - begin), length,
+              static_cast<off_t>(source->file_offset + (first - source->base))) < 0)
+      break;
+  }
+  close(pagemap);
+}
 
 Pin::Pin(std::shared_ptr<Block> b) : block(std::move(b)) { ++block->pending; }
 
@@ -239,15 +309,28 @@ FAKE_API CUresult cuMemHostRegister_v2(void* p, size_t bytes, unsigned int flags
     if (bytes > UINTPTR_MAX - base) return CUDA_ERROR_INVALID_VALUE;  // range wraps around
     int dev = current_device();
     if (dev < 0) return CUDA_ERROR_INVALID_CONTEXT;
+    const bool read_only = (flags & CU_MEMHOSTREGISTER_READ_ONLY) != 0;
+    if (read_only && !knobs().read_only_host_register.load()) return CUDA_ERROR_NOT_SUPPORTED;
     auto b = std::make_shared<Block>();
     b->base = base;
     b->size = bytes;
     b->kind = kRegistered;
     b->device = dev;
     b->ctx = current_context();
+    b->read_only = read_only;
+    FileMapping file;
+    if (file_mapping_at(base, &file)) {
+      if (!read_only) {
+        b->file_bytes_writable = bytes;
+      } else if (file.is_private) {
+        b->file_fd = open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
+        b->file_offset = file.offset;
+      }
+    }
     {
       std::lock_guard<std::mutex> lk(reg().m);
       if (const Block* other = overlap_locked(base, bytes)) {
+        if (b->file_fd >= 0) close(b->file_fd);
         // Pinned host memory is already "registered"; managed or device memory is not the
         // caller's to register at all.
         return (other->kind & (kHostAlloc | kRegistered))

@@ -270,6 +270,15 @@ void test_allocations() {
   CHECK_CU(cu.cuMemHostUnregister(buf), CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED);
   CHECK_CU(cu.cuMemHostGetDevicePointer_v2(&d, buf, 0), CUDA_ERROR_INVALID_VALUE);
   CHECK(counter("registered_ranges_live") == 0);
+  // Read-only: the device may read it, never write it; anonymous memory pins no file page.
+  OK(cu.cuMemHostRegister_v2(buf, 3 * 4096, CU_MEMHOSTREGISTER_READ_ONLY));
+  CHECK(counter("file_bytes_pinned_writable") == 0);
+  CUdeviceptr dev = 0;
+  OK(cu.cuMemAlloc_v2(&dev, 4096));
+  OK(cu.cuMemcpyHtoD_v2(dev, buf, 4096));
+  CHECK_CU(cu.cuMemcpyDtoH_v2(buf, dev, 4096), CUDA_ERROR_INVALID_VALUE);
+  OK(cu.cuMemFree_v2(dev));
+  OK(cu.cuMemHostUnregister(buf));
   std::free(buf);
 }
 
