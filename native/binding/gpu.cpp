@@ -7,9 +7,11 @@
 #include "../core/block_registry.hpp"
 #include "../core/handler.hpp"
 #include "../core/leases.hpp"
+#include "../handlers/file_mapping_handler.hpp"
 #include "../lifetime/gpu_work.hpp"
 #include "../lifetime/registrations.hpp"
 #include "../support/call_threads.hpp"
+#include "../support/kernel.hpp"
 #include "boundary.hpp"
 #include "module_exports.hpp"
 
@@ -410,6 +412,27 @@ bool resolve_sides(napi_env env, const napi_value* argv, CopyRequest* r) {
   return true;
 }
 
+// How a copy uses a file mapping of pinpool's (mapFile): not registered, like any pageable
+// memory; registered for writing, in place; pinned read-only, in place only when the device
+// reads it and it holds no page the process wrote since (a shared mapping has none: its pages
+// are the file's). The device may not write memory pinned read-only, and a page of a private
+// mapping written since is the process's own copy, which the device does not see: such
+// copies are staged.
+enum class FileCopy { NotRegistered, InPlace, Staged };
+
+FileCopy file_copy(const block_registry::Found& found, const CopyRequest& r) {
+  const auto* file =
+      dynamic_cast<const FileMappingHandler*>(static_cast<const Handler*>(found.owner));
+  if (!file || !file->registered()) return FileCopy::NotRegistered;
+  if (!file->pinned_read_only()) return FileCopy::InPlace;
+  if (r.kind == cuda::CopyKind::DeviceToHost) return FileCopy::Staged;
+  // -1 (the kernel cannot tell) stages too.
+  if (file->is_private() && kernel().private_copies(r.host, r.bytes) != 0) return FileCopy::Staged;
+  return FileCopy::InPlace;
+}
+
+bool stage(napi_env env, Op* op, CopyRequest* r, bool* from_pool);
+
 // Makes the copy's host memory safe to use until it is over. pinpool's memory is leased (the
 // block is not reused meanwhile); other memory inside a registration (register()) is used in
 // place, held by a reference and a use of the registration; anyone else's is staged through
@@ -423,6 +446,14 @@ bool resolve_memory(napi_env env, Op* op, CopyRequest* r, bool* from_pool) {
   block_registry::Found found = block_registry::find(r->host, r->bytes);
   if (found.kind) {
     leases::take(r->host, r->bytes, op->work.fence());
+    switch (file_copy(found, *r)) {
+      case FileCopy::InPlace:
+        return true;  // page-locked: queued from this thread
+      case FileCopy::Staged:
+        return stage(env, op, r, from_pool);
+      case FileCopy::NotRegistered:
+        break;
+    }
     // pinpool's pageable memory page-locked by register() queues like pinned memory.
     if (!queues_without_waiting(found.kind))
       op->registration = registrations::use(r->host, r->bytes, r->host_buffer);
@@ -433,6 +464,11 @@ bool resolve_memory(napi_env env, Op* op, CopyRequest* r, bool* from_pool) {
     napi_create_reference(env, r->host_value, 1, &op->memory);
     return true;
   }
+  return stage(env, op, r, from_pool);
+}
+
+// Sends the copy through a staging block of our own (see resolve_memory()).
+bool stage(napi_env env, Op* op, CopyRequest* r, bool* from_pool) {
   op->staging = std::malloc(r->bytes ? r->bytes : 1);
   if (!op->staging) return false;
   op->bytes = r->bytes;

@@ -170,6 +170,7 @@ const Kernel kDouble = {
       double_kernel().unlocks++;
       return real_kernel().unlock_pages(p, length);
     },
+    [](const void* p, size_t length) { return real_kernel().private_copies(p, length); },
 };
 
 // kernel('double', knobs) installs the double with `knobs` ({ hugePages, nodes, pciNode,

@@ -52,7 +52,7 @@ Found find(const void* ptr, size_t bytes) {
   uintptr_t base = it->first;
   const Entry& e = it->second;
   if (start - base > e.bytes || bytes > e.bytes - (start - base)) return {};
-  return {e.kind, reinterpret_cast<const void*>(base), e.bytes};
+  return {e.kind, reinterpret_cast<const void*>(base), e.bytes, e.owner};
 }
 
 }  // namespace pinpool::block_registry

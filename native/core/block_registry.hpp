@@ -18,6 +18,9 @@ struct Found {
   const char* kind = nullptr;  // the leaf's kind ("pinned", "managed", "locked", ...); null if none
   const void* base = nullptr;  // start of the leaf block holding it
   size_t bytes = 0;            // that leaf block's size, in bytes
+  // The leaf handler that holds it (a Handler). It lives at least as long as the block, which
+  // lives while the caller's view of it does.
+  const void* owner = nullptr;
 };
 
 // Records a leaf block of `owner` (bytes == 0 records one byte, so the block still has an

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <mutex>
 
 #include "../support/align.hpp"
@@ -42,6 +43,14 @@ class FileMappingHandler final : public Handler {
   ~FileMappingHandler() override {
     if (fd_ >= 0) close(fd_);
   }
+
+  // What a copy of the live mapping may do (native/binding/gpu.cpp). Registered, it is
+  // page-locked; pinned read-only (where the device supports it), the device may only read it,
+  // and a page of a private mapping the process has written since is a copy of its own that
+  // the device does not see: it reads the file's page it pinned.
+  bool registered() const { return options_.register_memory; }
+  bool pinned_read_only() const { return read_only_.load(std::memory_order_acquire); }
+  bool is_private() const { return !options_.writable; }
 
  private:
   // The size of the file open as `fd`, or UINT64_MAX when it cannot be read. statx where glibc
@@ -90,8 +99,16 @@ class FileMappingHandler final : public Handler {
       return nullptr;
     }
     if (options_.register_memory) {
-      CUresult rc = cuda::host_register(options_.device, p, align_up(length_, page_size()),
-                                        CU_MEMHOSTREGISTER_PORTABLE);
+      // Read-only: pinned for writing, the driver would copy every page of a private mapping
+      // into anonymous memory (copy-on-write broken: a 2 GiB file costing 2 GiB of RAM) and write
+      // every page of a shared one back to the file at unregister. A device without read-only
+      // registration (attribute 113) gets the mapping pinned for writing, as before.
+      const size_t length = align_up(length_, page_size());
+      CUresult rc = cuda::host_register(options_.device, p, length,
+                                        CU_MEMHOSTREGISTER_PORTABLE | CU_MEMHOSTREGISTER_READ_ONLY);
+      read_only_.store(rc == CUDA_SUCCESS, std::memory_order_release);
+      if (rc == CUDA_ERROR_NOT_SUPPORTED)
+        rc = cuda::host_register(options_.device, p, length, CU_MEMHOSTREGISTER_PORTABLE);
       if (rc != CUDA_SUCCESS) {
         munmap(p, length_);
         fail(info, cuda_failure(rc));
@@ -140,6 +157,7 @@ class FileMappingHandler final : public Handler {
   void* mapping_ = nullptr;  // the live mapping, if any
   size_t length_ = 0;        // its length, in bytes
   size_t bytes_ = 0;         // the allocation's size, in bytes (0 for an empty file)
+  std::atomic<bool> read_only_{false};  // registered with CU_MEMHOSTREGISTER_READ_ONLY
 };
 
 }  // namespace pinpool

@@ -1,11 +1,14 @@
 #include "kernel.hpp"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -113,10 +116,37 @@ int real_populate_write(void* p, size_t length) {
 int real_lock_pages(void* p, size_t length) { return mlock(p, length); }
 int real_unlock_pages(void* p, size_t length) { return munlock(p, length); }
 
+// /proc/self/pagemap: one 64-bit entry per page, bit 63 "present", bit 61 "file page or shared
+// anonymous" (Documentation/admin-guide/mm/pagemap.rst); the flags need no privilege.
+int real_private_copies(const void* p, size_t length) {
+  if (length == 0) return 0;
+  const int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (pagemap < 0) return -1;
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = reinterpret_cast<uintptr_t>(p) / page;
+  const uintptr_t last = (reinterpret_cast<uintptr_t>(p) + length - 1) / page;
+  uint64_t entries[512];
+  int answer = 0;
+  for (uintptr_t at = first; at <= last && answer == 0;) {
+    const size_t count = std::min<uintptr_t>(last - at + 1, sizeof entries / sizeof entries[0]);
+    const ssize_t got = pread(pagemap, entries, count * sizeof entries[0],
+                              static_cast<off_t>(at * sizeof entries[0]));
+    if (got != static_cast<ssize_t>(count * sizeof entries[0])) {
+      answer = -1;
+      break;
+    }
+    for (size_t i = 0; i < count; i++)
+      if ((entries[i] >> 63 & 1) && !(entries[i] >> 61 & 1)) answer = 1;
+    at += count;
+  }
+  close(pagemap);
+  return answer;
+}
+
 const Kernel kReal = {real_huge_pages_offered, real_advise_huge,        real_prefer_node,
                       real_nodes_of,           real_thread_prefer_node, real_pci_node,
                       real_node_count,         real_populate_write,     real_lock_pages,
-                      real_unlock_pages};
+                      real_unlock_pages,       real_private_copies};
 
 }  // namespace
 

@@ -35,6 +35,10 @@ struct Kernel {
   // mlock and munlock; 0 or -1 with errno.
   int (*lock_pages)(void* p, size_t length);
   int (*unlock_pages)(void* p, size_t length);
+  // 1 when some page of [p, p + length) is the process's own copy of a file page (written since
+  // a private file mapping mapped it: copy-on-write), 0 when none is, -1 when the kernel cannot
+  // tell (/proc/self/pagemap unreadable). Pages not present count as the file's.
+  int (*private_copies)(const void* p, size_t length);
 };
 
 // The table in use: the real kernel's, unless a test installed its own.

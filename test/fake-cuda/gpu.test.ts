@@ -491,6 +491,88 @@ describe('mapFile', () => {
     dev.free();
   });
 
+  describe('registered read-only, so that no page is copied or written back (issue 26, point 5)', () => {
+    const ro = join(dir, 'ro.bin');
+    const roContent = Buffer.alloc(5 * 4096 + 123);
+    pattern(roContent, 31);
+
+    it('pins no page for writing, private or shared', () => {
+      for (const writable of [false, true]) {
+        writeFileSync(ro, roContent);
+        const buf = mapFile(ro, { register: true, writable });
+        // Pinned for writing, every page of a private mapping would be copied into anonymous
+        // memory, and every page of a shared one written back to the file at unregister.
+        expect(counters().file_bytes_pinned_writable).toBe(0);
+        buf.free();
+      }
+    });
+
+    it('copies to the device in place, until the process writes a page: then staged, and the write is seen', async () => {
+      writeFileSync(ro, roContent);
+      const buf = mapFile(ro, { register: true });
+      const dev = deviceAlloc(buf.byteLength);
+      const back = Buffer.alloc(buf.byteLength);
+      resetCounters();
+      await copy(dev, buf);
+      expect(counters().copies_pinned_host).toBe(1);
+      await copy(back, dev);
+      expect(back.equals(roContent)).toBe(true);
+      // A write gives this process its own copy of that page; the device, which pinned the
+      // file's page, would read the old byte from it (the double reads the file there too).
+      buf.bytes[4096 + 7] = (roContent[4096 + 7]! + 1) & 0xff;
+      resetCounters();
+      await copy(dev, buf);
+      expect(counters().copies_pageable_host).toBe(1);
+      await copy(back, dev);
+      expect(back.equals(Buffer.from(buf.bytes))).toBe(true);
+      // Pages the process has not written still copy in place.
+      resetCounters();
+      await copy(dev, buf.bytes.subarray(2 * 4096, 3 * 4096));
+      expect(counters().copies_pinned_host).toBe(1);
+      expect(readFileSync(ro).equals(roContent)).toBe(true); // a private mapping: never the file
+      buf.free();
+      dev.free();
+    });
+
+    it('copies from the device into it through staging (the device may not write it)', async () => {
+      for (const writable of [false, true]) {
+        writeFileSync(ro, roContent);
+        const buf = mapFile(ro, { register: true, writable });
+        const dev = deviceAlloc(buf.byteLength);
+        const fresh = Buffer.alloc(buf.byteLength, writable ? 0x5a : 0xa5);
+        await copy(dev, fresh);
+        await copy(buf, dev);
+        expect(Buffer.from(buf.bytes).equals(fresh)).toBe(true);
+        buf.free();
+        dev.free();
+        // Written through a shared mapping, the bytes reach the file.
+        expect(readFileSync(ro).equals(writable ? fresh : roContent)).toBe(true);
+      }
+    });
+
+    it('a device without read-only registration (attribute 113) pins for writing, as before', async () => {
+      setKnob('read_only_host_register', 0);
+      try {
+        writeFileSync(ro, roContent);
+        const buf = mapFile(ro, { register: true });
+        expect(counters().file_bytes_pinned_writable).toBe(
+          buf.byteLength + (4096 - (buf.byteLength % 4096)),
+        );
+        const dev = deviceAlloc(buf.byteLength);
+        buf.bytes[0] = 1;
+        resetCounters();
+        await copy(dev, buf);
+        await copy(buf, dev);
+        expect(counters().copies_pinned_host).toBe(2);
+        buf.free();
+        dev.free();
+        expect(counters().file_bytes_pinned_writable).toBe(0);
+      } finally {
+        setKnob('read_only_host_register', 1);
+      }
+    });
+  });
+
   it('writes reach the file only when writable', () => {
     const ro = mapFile(file);
     ro.bytes[0] = (content[0]! + 1) & 0xff;
