@@ -133,6 +133,7 @@ const ErrorInfo kErrors[] = {
     {CUDA_ERROR_INVALID_CONTEXT, "CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
     {CUDA_ERROR_ECC_UNCORRECTABLE, "CUDA_ERROR_ECC_UNCORRECTABLE",
      "uncorrectable ECC error encountered"},
+    {CUDA_ERROR_INVALID_PTX, "CUDA_ERROR_INVALID_PTX", "a PTX JIT compilation failed"},
     {CUDA_ERROR_INVALID_HANDLE, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
     {CUDA_ERROR_NOT_FOUND, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
     {CUDA_ERROR_NOT_READY, "CUDA_ERROR_NOT_READY", "device not ready"},
@@ -208,6 +209,8 @@ bool works_without_context(Counter c) {
     case k_cuCtxGetCurrent:
     case k_cuCtxPushCurrent_v2:
     case k_cuCtxPopCurrent_v2:
+    case k_cuCtxCreate_v2:
+    case k_cuCtxDestroy_v2:
     case k_cuGetErrorName:
     case k_cuGetErrorString:
     case k_cuPointerGetAttribute:
@@ -357,6 +360,31 @@ FAKE_API CUresult cuCtxSetCurrent(CUcontext ctx) {
       t_ctx_stack.push_back(ctx);
     else
       t_ctx_stack.back() = ctx;
+    return CUDA_SUCCESS;
+  });
+}
+
+// Another library's context (cuCtxCreate): the device's foreign context, retained and pushed on
+// the calling thread, as the driver pushes the context it creates.
+FAKE_API CUresult cuCtxCreate_v2(CUcontext* pctx, unsigned int flags, CUdevice dev) {
+  return entry(k_cuCtxCreate_v2, true, [&]() -> CUresult {
+    if (pctx == nullptr || flags > 0x3f) return CUDA_ERROR_INVALID_VALUE;  // CU_CTX_* flags
+    if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE;
+    CUctx_st* ctx = &g_contexts[kMaxDevices + dev];
+    ctx->refs.fetch_add(1);
+    t_ctx_stack.push_back(ctx);
+    *pctx = ctx;
+    return CUDA_SUCCESS;
+  });
+}
+
+// Destroys a context cuCtxCreate made (a primary context is the driver's: refused), popping it
+// when it is current on the calling thread.
+FAKE_API CUresult cuCtxDestroy_v2(CUcontext ctx) {
+  return entry(k_cuCtxDestroy_v2, true, [&]() -> CUresult {
+    if (ctx == nullptr || !foreign_ctx(ctx) || !usable_ctx(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
+    if (!t_ctx_stack.empty() && t_ctx_stack.back() == ctx) t_ctx_stack.pop_back();
+    ctx->refs.fetch_sub(1);
     return CUDA_SUCCESS;
   });
 }

@@ -29,6 +29,7 @@
   X(cuDeviceGetAttribute)                                                                    \
   X(cuDeviceTotalMem_v2) X(cuDevicePrimaryCtxRetain) X(cuDevicePrimaryCtxRelease_v2)         \
   X(cuCtxSetCurrent) X(cuCtxGetCurrent) X(cuCtxPushCurrent_v2) X(cuCtxPopCurrent_v2)          \
+  X(cuCtxCreate_v2) X(cuCtxDestroy_v2)                                                       \
   X(cuGetErrorName) X(cuGetErrorString)                                                      \
   X(cuMemHostAlloc) X(cuMemFreeHost) X(cuMemAllocManaged) X(cuMemAlloc_v2) X(cuMemFree_v2)    \
   X(cuMemHostRegister_v2) X(cuMemHostUnregister) X(cuMemHostGetDevicePointer_v2)              \
@@ -40,7 +41,7 @@
   X(cuEventCreate) X(cuEventRecord) X(cuEventQuery) X(cuEventSynchronize)                    \
   X(cuEventDestroy_v2) X(cuEventElapsedTime)                                                 \
   X(cuLaunchHostFunc) X(cuMemPrefetchAsync) X(cuMemPrefetchAsync_v2) X(cuMemAdvise)          \
-  X(cuMemAdvise_v2)
+  X(cuMemAdvise_v2) X(cuModuleLoadData) X(cuModuleGetFunction) X(cuLaunchKernel)
 // clang-format on
 
 namespace fake {

@@ -25,6 +25,7 @@ namespace {
 constexpr size_t kPageSize = 4096;
 
 // Values of CUpointer_attribute and CUmemorytype (cuda.h) not in cuda_types.h.
+constexpr int kAttrContext = 1;            // CU_POINTER_ATTRIBUTE_CONTEXT
 constexpr int kAttrMemoryType = 2;         // CU_POINTER_ATTRIBUTE_MEMORY_TYPE
 constexpr int kAttrDeviceOrdinal = 9;      // CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL
 constexpr unsigned kMemoryTypeHost = 1;    // CU_MEMORYTYPE_HOST
@@ -368,11 +369,14 @@ FAKE_API CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr* d, void* p, unsigned
 FAKE_API CUresult cuPointerGetAttribute(void* data, int attribute, CUdeviceptr ptr) {
   return entry(k_cuPointerGetAttribute, true, [&]() -> CUresult {
     if (data == nullptr) return CUDA_ERROR_INVALID_VALUE;
-    if (attribute != kAttrMemoryType && attribute != kAttrDeviceOrdinal)
+    if (attribute != kAttrContext && attribute != kAttrMemoryType &&
+        attribute != kAttrDeviceOrdinal)
       return CUDA_ERROR_INVALID_VALUE;
     std::shared_ptr<Block> b = find_block(static_cast<uintptr_t>(ptr), 1, ~0u);
     if (!b) return CUDA_ERROR_INVALID_VALUE;
-    if (attribute == kAttrMemoryType)
+    if (attribute == kAttrContext)
+      *static_cast<const void**>(data) = b->ctx;
+    else if (attribute == kAttrMemoryType)
       *static_cast<unsigned*>(data) = (b->kind & kDeviceSide) ? kMemoryTypeDevice : kMemoryTypeHost;
     else
       *static_cast<int*>(data) = b->device;
