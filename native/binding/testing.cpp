@@ -9,6 +9,9 @@
 //               measure of the machine's limit)
 //   legacyCopy  a copy another CUDA library would make: host to device on the legacy default
 //               stream (stream 0), which pinpool's own streams never wait for by themselves
+//   cudaContext another library's context made current on this thread, and whose context is
+//               current or made some memory
+//   faultKernel a kernel that faults, as another library's may: the context fails
 //   groups      the module's keys by the binding file that exports them (test/host/binding.test.ts)
 #include <algorithm>
 #include <atomic>
@@ -280,6 +283,46 @@ napi_value LegacyCopy(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// cudaContext('begin', device) -> true: a context another library made (cuCtxCreate), current
+// on this thread until cudaContext('end'); cudaContext('current', device) and
+// cudaContext('of', device, address) -> 'none' | 'primary' | 'foreign'. Throws the CUDA error.
+napi_value CudaContext(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 3, "testing.cudaContext(op, device, address)");
+  PINPOOL_REQUIRE_STRING(0, op);
+  PINPOOL_REQUIRE_INT32(1, device);
+  CUresult rc = CUDA_SUCCESS;
+  if (op == "begin" || op == "end") {
+    rc = op == "begin" ? cuda::foreign_context_begin(device) : cuda::foreign_context_end();
+    if (rc != CUDA_SUCCESS) {
+      napi_throw(env, cuda_error(env, rc, "cudaContext(" + op + ")"));
+      return nullptr;
+    }
+    return js_bool(env, true);
+  }
+  const void* ptr = nullptr;
+  if (op == "of") {
+    PINPOOL_REQUIRE_ADDRESS(2, address);
+    ptr = address;
+  } else if (op != "current") {
+    return throw_error(env, code::kInvalidArgument, "testing.cudaContext: unknown op " + op);
+  }
+  static const char* const kinds[] = {"none", "primary", "foreign"};
+  int kind = cuda::context_kind(device, ptr);
+  if (kind < 0)
+    return throw_error(env, code::kInvalidArgument, "testing.cudaContext: the driver cannot say");
+  return js_string(env, kinds[kind]);
+}
+
+// faultKernel(device) -> undefined: launches a kernel that stores through a null pointer on the
+// device's legacy default stream. Every later CUDA call in the process fails.
+napi_value FaultKernel(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 1, "testing.faultKernel(device)");
+  PINPOOL_REQUIRE_INT32(0, device);
+  CUresult rc = cuda::launch_faulting_kernel(device);
+  if (rc != CUDA_SUCCESS) napi_throw(env, cuda_error(env, rc, "faultKernel"));
+  return nullptr;
+}
+
 }  // namespace
 
 void ExportTesting(napi_env env, napi_value exports, napi_value groups) {
@@ -290,7 +333,9 @@ void ExportTesting(napi_env env, napi_value exports, napi_value groups) {
                     {"cudaError", guarded<CudaError>},
                     {"kernel", guarded<KernelCalls>},
                     {"faultIn", guarded<FaultIn>},
-                    {"legacyCopy", guarded<LegacyCopy>}});
+                    {"legacyCopy", guarded<LegacyCopy>},
+                    {"cudaContext", guarded<CudaContext>},
+                    {"faultKernel", guarded<FaultKernel>}});
   set_named(env, testing, "groups", groups);
   set_named(env, exports, "testing", testing);
 }

@@ -65,6 +65,15 @@ struct Api {
   CUresult (*MemPrefetchAsyncV1)(CUdeviceptr, size_t, CUdevice, CUstream);
   CUresult (*MemAdviseV2)(CUdeviceptr, size_t, CUmem_advise, CUmemLocation);
   CUresult (*MemAdviseV1)(CUdeviceptr, size_t, CUmem_advise, CUdevice);
+  // Test hooks only (what another CUDA library in the process does); optional.
+  CUresult (*CtxCreate)(CUcontext*, unsigned, CUdevice);
+  CUresult (*CtxDestroy)(CUcontext);
+  CUresult (*CtxGetCurrent)(CUcontext*);
+  CUresult (*PointerGetAttribute)(void*, int, CUdeviceptr);
+  CUresult (*ModuleLoadData)(CUmodule*, const void*);
+  CUresult (*ModuleGetFunction)(CUfunction*, CUmodule, const char*);
+  CUresult (*LaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                           unsigned, CUstream, void**, void**);
   // test double only
   int (*FakeCounters)(const char**, unsigned long long*, int);
   void (*FakeResetCounters)();
@@ -120,6 +129,13 @@ const char* resolve_api(void* lib, Api& a) {
   resolve(lib, "cuGetErrorName", a.GetErrorName);
   resolve(lib, "cuGetErrorString", a.GetErrorString);
   resolve(lib, "cuDeviceGetPCIBusId", a.DeviceGetPCIBusId);
+  resolve(lib, "cuCtxCreate_v2", a.CtxCreate);
+  resolve(lib, "cuCtxDestroy_v2", a.CtxDestroy);
+  resolve(lib, "cuCtxGetCurrent", a.CtxGetCurrent);
+  resolve(lib, "cuPointerGetAttribute", a.PointerGetAttribute);
+  resolve(lib, "cuModuleLoadData", a.ModuleLoadData);
+  resolve(lib, "cuModuleGetFunction", a.ModuleGetFunction);
+  resolve(lib, "cuLaunchKernel", a.LaunchKernel);
   resolve(lib, "pinpool_fake_cuda_counters", a.FakeCounters);
   resolve(lib, "pinpool_fake_cuda_reset_counters", a.FakeResetCounters);
   resolve(lib, "pinpool_fake_cuda_set", a.FakeSet);
@@ -500,6 +516,79 @@ bool fake_reset_counters() {
 bool fake_set(const char* knob, long long value) {
   const Api& a = loaded().api;
   return a.FakeSet && a.FakeSet(knob, value) == 0;
+}
+
+namespace {
+// Contexts foreign_context_begin() made on this thread, newest last.
+thread_local std::vector<CUcontext> t_foreign_contexts;
+
+// A kernel that stores through a null pointer. PTX, compiled by the driver for whatever device
+// it runs on (7.0 and sm_75: CUDA 11 and Turing onwards).
+const char kFaultPtx[] = R"(.version 7.0
+.target sm_75
+.address_size 64
+
+.visible .entry pinpool_fault()
+{
+  .reg .b32 %r<2>;
+  .reg .b64 %rd<2>;
+  mov.u64 %rd1, 0;
+  mov.u32 %r1, 1;
+  st.global.u32 [%rd1], %r1;
+  ret;
+}
+)";
+}  // namespace
+
+CUresult foreign_context_begin(int device) {
+  CUresult rc = check_device(device);
+  if (rc != CUDA_SUCCESS) return rc;
+  const Api& a = loaded().api;
+  if (!a.CtxCreate) return CUDA_ERROR_NOT_SUPPORTED;
+  CUdevice dev = 0;
+  rc = a.DeviceGet(&dev, device);
+  CUcontext ctx = nullptr;
+  if (rc == CUDA_SUCCESS) rc = a.CtxCreate(&ctx, 0, dev);  // made current on this thread
+  if (rc == CUDA_SUCCESS) t_foreign_contexts.push_back(ctx);
+  return rc;
+}
+
+CUresult foreign_context_end() {
+  const Api& a = loaded().api;
+  if (t_foreign_contexts.empty() || !a.CtxDestroy) return CUDA_ERROR_INVALID_CONTEXT;
+  CUcontext ctx = t_foreign_contexts.back();
+  t_foreign_contexts.pop_back();
+  return a.CtxDestroy(ctx);  // pops it, if current here
+}
+
+int context_kind(int device, const void* ptr) {
+  CUcontext primary = nullptr;
+  if (primary_context(device, &primary) != CUDA_SUCCESS) return -1;
+  const Api& a = loaded().api;
+  CUcontext ctx = nullptr;
+  CUresult rc = CUDA_ERROR_NOT_SUPPORTED;
+  if (ptr && a.PointerGetAttribute)
+    rc = a.PointerGetAttribute(&ctx, CU_POINTER_ATTRIBUTE_CONTEXT,
+                               static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(ptr)));
+  else if (!ptr && a.CtxGetCurrent)
+    rc = a.CtxGetCurrent(&ctx);
+  if (rc != CUDA_SUCCESS) return -1;
+  return ctx == nullptr ? 0 : ctx == primary ? 1 : 2;
+}
+
+CUresult launch_faulting_kernel(int device) {
+  return in_context(device, [&]() -> CUresult {
+    const Api& a = loaded().api;
+    if (!a.ModuleLoadData || !a.ModuleGetFunction || !a.LaunchKernel)
+      return CUDA_ERROR_NOT_SUPPORTED;
+    CUmodule module = nullptr;  // never unloaded: the kernel may still be queued
+    CUfunction kernel = nullptr;
+    CUresult rc = a.ModuleLoadData(&module, kFaultPtx);
+    if (rc == CUDA_SUCCESS) rc = a.ModuleGetFunction(&kernel, module, "pinpool_fault");
+    if (rc == CUDA_SUCCESS)
+      rc = a.LaunchKernel(kernel, 1, 1, 1, 1, 1, 1, 0, CU_STREAM_LEGACY, nullptr, nullptr);
+    return rc;
+  });
 }
 
 bool fake_query(const char* what, long long arg, long long* out) {

@@ -103,6 +103,19 @@ std::string error_name(CUresult code);
 // "out of memory": the driver's words for `code` (cuGetErrorString), else "unknown CUDA error".
 std::string error_string(CUresult code);
 
+// What another CUDA library in the process does, for the test hooks (native/binding/testing.cpp)
+// and the device checks of test/gpu/: driver calls pinpool itself never makes.
+// Creates a context of `device` (cuCtxCreate), current on this thread until
+// foreign_context_end() destroys the newest one this thread made.
+CUresult foreign_context_begin(int device);
+CUresult foreign_context_end();
+// Whose context is current on this thread (ptr null), or made the memory at `ptr`: 0 none, 1
+// the device's primary context (pinpool's), 2 another; -1 when the driver cannot say.
+int context_kind(int device, const void* ptr);
+// Launches on the device's legacy default stream a kernel that stores through a null pointer:
+// the context then fails for everyone in the process (CUDA_ERROR_ILLEGAL_ADDRESS, sticky).
+CUresult launch_faulting_kernel(int device);
+
 // The test double's extras (test/doubles/fake-cuda), found with dlsym; absent from a real driver.
 struct Counter {
   std::string name;

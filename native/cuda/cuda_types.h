@@ -18,6 +18,11 @@ typedef struct CUstream_st* CUstream;
 typedef struct CUevent_st* CUevent;
 typedef unsigned long long CUdeviceptr;  // the _v2 (64-bit) device pointer
 typedef void (*CUhostFn)(void* user_data);
+typedef struct CUmod_st* CUmodule;
+typedef struct CUfunc_st* CUfunction;
+
+// cuPointerGetAttribute: the context a pointer was allocated or registered in (test hooks)
+enum { CU_POINTER_ATTRIBUTE_CONTEXT = 1 };
 
 // CUresult values pinpool names, each as cuda.h spells and numbers it
 // (test/host/cuda-header.test.ts checks them against cuda.h wherever the toolkit's headers are
@@ -34,6 +39,7 @@ enum {
   CUDA_ERROR_INVALID_DEVICE = 101,
   CUDA_ERROR_INVALID_CONTEXT = 201,
   CUDA_ERROR_ECC_UNCORRECTABLE = 214,
+  CUDA_ERROR_INVALID_PTX = 218,
   CUDA_ERROR_INVALID_HANDLE = 400,
   CUDA_ERROR_NOT_FOUND = 500,
   CUDA_ERROR_NOT_READY = 600,

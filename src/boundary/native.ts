@@ -277,6 +277,15 @@ export interface TestingHooks {
    * another CUDA library would.
    */
   legacyCopy(device: number, address: number, bytes: Uint8Array): void;
+  /**
+   * Another library's context (cuCtxCreate) made current on this thread until 'end'; whose
+   * context is current on this thread, or made the memory at `address`.
+   */
+  cudaContext(op: 'begin' | 'end', device: number): boolean;
+  cudaContext(op: 'current', device: number): 'none' | 'primary' | 'foreign';
+  cudaContext(op: 'of', device: number, address: number): 'none' | 'primary' | 'foreign';
+  /** Launches a kernel that faults (a store through null) on the legacy default stream. */
+  faultKernel(device: number): void;
   /** The module's keys, by the binding file that exports them. */
   readonly groups: Readonly<Record<string, readonly string[]>>;
 }
@@ -321,6 +330,8 @@ export const testingKeys = {
   kernel: true,
   faultIn: true,
   legacyCopy: true,
+  cudaContext: true,
+  faultKernel: true,
   groups: true,
 } as const satisfies Record<keyof TestingHooks, true>;
 

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { copy, createStream, deviceAlloc, pinned, pool } from 'pinpool';
 
 import { contextOf, setKnob } from '../support/fake-cuda.js';
+import { testing } from '../support/testing.js';
 
 afterEach(() => setKnob('strict_context', 0));
 
@@ -35,6 +36,28 @@ describe('a context another library made current', () => {
     } finally {
       setKnob('pop_context', 0);
     }
+  });
+
+  it('the same through the driver calls of device check 3 (cuCtxCreate, cuPointerGetAttribute)', async () => {
+    // test/gpu's device check 3 asks a real driver this through these hooks.
+    const t = testing();
+    t.cudaContext('begin', 0);
+    try {
+      expect(t.cudaContext('current', 0)).toBe('foreign');
+      const buf = pool(pinned()).alloc(1 << 16);
+      const dev = deviceAlloc(1 << 16);
+      await copy(dev, buf);
+      await copy(buf, dev, { stream: createStream() });
+      expect(t.cudaContext('current', 0)).toBe('foreign');
+      expect(t.cudaContext('of', 0, Number(buf.address))).toBe('primary');
+      expect(t.cudaContext('of', 0, Number(dev.address))).toBe('primary');
+      buf.free();
+      dev.free();
+      expect(t.cudaContext('current', 0)).toBe('foreign');
+    } finally {
+      t.cudaContext('end', 0);
+    }
+    expect(t.cudaContext('current', 0)).toBe('none');
   });
 
   it('a thread with no context has none after pinpool is done with it', async () => {

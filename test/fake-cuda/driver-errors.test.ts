@@ -137,6 +137,36 @@ describe('a context that fails while work is in flight (point 1)', () => {
   });
 });
 
+describe("another library's kernel faults while a copy is in flight (device check 4, on the double)", () => {
+  it('the copy rejects with CUDA_ERROR_ILLEGAL_ADDRESS, its lease ends, and Node exits', () => {
+    // What test/gpu's device check 4 does on a GPU, through the same hook: a kernel storing
+    // through null, launched on the legacy default stream while pinpool's copy waits.
+    const out = inFreshProcess(
+      { hold_copies: 1 },
+      `
+      const { copy, deviceAlloc, pool, pinned } = pinpool;
+      (async () => {
+        const dev = deviceAlloc(1 << 20);
+        const h = pool(pinned());
+        const buf = h.alloc(1 << 20);
+        __SET__
+        const p = copy(dev, buf);
+        binding.testing.faultKernel(0);
+        binding.testing.fakeCuda('set', 'hold_copies', 0);
+        let error = null;
+        try { await p; } catch (e) { error = { code: e.code, cudaError: e.cudaError, name: e.cudaErrorName }; }
+        buf.free();
+        console.log(JSON.stringify({ error, cached: h.stats().cachedBytes, inUse: h.stats().bytesInUse }));
+      })();`,
+    );
+    expect(out).toEqual({
+      error: { code: 'ERR_PINPOOL_CUDA', cudaError: 700, name: 'CUDA_ERROR_ILLEGAL_ADDRESS' },
+      cached: 1 << 20,
+      inUse: 0,
+    });
+  });
+});
+
 describe('copies between two devices (point 9)', () => {
   it('are refused, coded, before the driver sees them; each device copies its own', () => {
     const out = inFreshProcess(

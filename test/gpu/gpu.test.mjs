@@ -13,7 +13,8 @@ import {
   writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -21,6 +22,9 @@ import { Worker } from 'node:worker_threads';
 const load = createRequire(import.meta.url);
 /** @type {typeof import('pinpool')} */
 const pinpool = load('pinpool');
+// The addon itself, for its test hooks (a test build: `npm run build`; absent from a prebuilt).
+const nativePath = join(dirname(load.resolve('pinpool')), 'boundary', 'native.js');
+const { binding } = load(nativePath);
 const { copy, createStream, deviceAlloc, info, managed, mapFile, pinned, pool, register } = pinpool;
 
 const cuda = info().cuda;
@@ -169,8 +173,8 @@ describe('GPU', { skip }, () => {
 
   // The device checks of ../shared/reviews/cuda-driver-2026-12-05.md (issue 26): what only a real
   // driver can say. Each prints one '# device check' line with its figures for the session's
-  // notes, and asserts what must hold; 3 (a foreign current context) and 4 (a faulting kernel
-  // during a copy) need a native helper that is not written yet.
+  // notes, and asserts what must hold. 3 and 4 use the addon's test hooks (cuCtxCreate, a kernel
+  // that faults), which test/fake-cuda runs on the double the same way.
 
   it('device check 1: a registered Buffer copies at pinned speed, or says how far off it is', async () => {
     // Issue 26, point 4: copy() hands a registered Buffer to the driver in place (the double
@@ -237,6 +241,77 @@ describe('GPU', { skip }, () => {
     dev.free();
     mapped.free();
     rmSync(dir, { recursive: true });
+  });
+
+  it("device check 3: another library's context current on the JavaScript thread", async (t) => {
+    // Issue 26, point 2: every driver call pushes the primary context and pops it. The test hooks
+    // (a test build: npm run build) create a context as another library would (cuCtxCreate) and
+    // ask the driver which context is current, and which made each allocation.
+    const hooks = binding.testing;
+    if (!hooks)
+      return t.skip('the addon was built without its test hooks (npm run build has them)');
+    hooks.cudaContext('begin', 0);
+    let seen;
+    try {
+      const buf = pool(pinned()).alloc(MiB);
+      fill(buf.bytes, 5);
+      const dev = deviceAlloc(MiB);
+      await copy(dev, buf);
+      await copy(buf, dev, { stream: createStream() });
+      seen = {
+        current: hooks.cudaContext('current', 0),
+        host: hooks.cudaContext('of', 0, Number(buf.address)),
+        device: hooks.cudaContext('of', 0, Number(dev.address)),
+      };
+      buf.free();
+      dev.free();
+    } finally {
+      hooks.cudaContext('end', 0);
+    }
+    console.log(`# device check 3: with a foreign context current: ${JSON.stringify(seen)}`);
+    assert.deepEqual(seen, { current: 'foreign', host: 'primary', device: 'primary' });
+    assert.equal(hooks.cudaContext('current', 0), 'none');
+  });
+
+  it('device check 4: a kernel fault during a copy rejects the copy, and Node exits', (t) => {
+    // Issue 26, point 1: after a context error the driver never runs host functions. In a
+    // child process (the fault ends CUDA for the whole process): a 256 MiB copy, and a kernel
+    // storing through null on the legacy default stream meanwhile.
+    if (!binding.testing)
+      return t.skip('the addon was built without its test hooks (npm run build has them)');
+    const child = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `const pinpool = require(${JSON.stringify(load.resolve('pinpool'))});
+         const { binding } = require(${JSON.stringify(nativePath)});
+         const size = 256 * 1024 * 1024;
+         const dev = pinpool.deviceAlloc(size);
+         const buf = pinpool.pinned().alloc(size);
+         const pending = pinpool.copy(dev, buf);
+         binding.testing.faultKernel(0);
+         pending.then(
+           () => console.log(JSON.stringify({ settled: 'resolved' })),
+           (e) => console.log(JSON.stringify({ settled: 'rejected', name: e.cudaErrorName })),
+         );`,
+      ],
+      // A process that never exits is what this checks for: two minutes is its bound.
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    console.log(
+      `# device check 4: status ${child.status}, signal ${child.signal}, said ${child.stdout.trim()} ${child.stderr.trim().slice(0, 300)}`,
+    );
+    assert.equal(
+      child.signal,
+      null,
+      'Node did not exit: a Promise or the thread-safe function hung',
+    );
+    const said = JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}');
+    // The copy may have landed before the fault; if not, it rejects with the driver's error.
+    assert.ok(
+      said.settled === 'resolved' || (said.settled === 'rejected' && said.name !== undefined),
+      `the copy settled: ${JSON.stringify(said)}`,
+    );
   });
 
   it('device check 5: a thread that never allocated frees pinned memory, with no context of its own', async () => {
