@@ -93,9 +93,9 @@ cmake --build "$native_dir" -j "$(nproc)"
 # LeakSanitizer at exit here: a plain program, everything it allocates is ours.
 if ASAN_OPTIONS=detect_leaks=1:intercept_tls_get_addr=0 UBSAN_OPTIONS=$ubsan_options \
   ctest --test-dir "$native_dir" --output-on-failure --verbose >"$native_dir/ctest.log" 2>&1; then
-  grep -a -E '(native tests|abi misuse|abi stress|capsule api): ' "$native_dir/ctest.log" |
+  grep -a -E '(native tests|abi misuse|abi stress|capsule api|shared region): ' "$native_dir/ctest.log" |
     grep -a -v -E 'abi misuse: +[0-9]+ ms' | sed 's/^[0-9]*: //'
-  # One count for the four programs.
+  # One count for the five programs.
   counts=$(grep -a -o -E '[0-9]+ passed, [0-9]+ failed' "$native_dir/ctest.log" |
     awk '{p += $1; f += $3} END {printf "%d passed, %d failed", p, f}')
   finish "native tests (build + run)" "passed: $counts"

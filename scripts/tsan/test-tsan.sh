@@ -58,7 +58,7 @@ if grep -a -q 'WARNING: ThreadSanitizer' "$log"; then
 fi
 
 echo
-grep -a -E '(native tests|abi misuse|abi stress|capsule api): ' "$log" | grep -a -v -E 'abi misuse: +[0-9]+ ms' |
+grep -a -E '(native tests|abi misuse|abi stress|capsule api|shared region): ' "$log" | grep -a -v -E 'abi misuse: +[0-9]+ ms' |
   sed 's/^[0-9]*: //'
 echo
 echo "test:tsan: $(date -u +%FT%TZ), $(nproc) cores, $(g++ --version | head -1)"

@@ -27,7 +27,7 @@ function expectPasses(program: string, args: string[] = []): void {
 }
 
 describe('native test programs', () => {
-  for (const name of ['native-tests', 'abi-misuse', 'abi-stress', 'capsule-api']) {
+  for (const name of ['native-tests', 'abi-misuse', 'abi-stress', 'capsule-api', 'shared-region']) {
     it(`pinpool-${name} passes`, () => {
       expectPasses(join(build, 'native-tests', `pinpool-${name}`));
     });

@@ -1,0 +1,443 @@
+#include "shared_region.hpp"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "../../support/align.hpp"
+#include "../../support/random.hpp"
+
+namespace pinpool::shared {
+namespace {
+
+constexpr uint64_t kMagic = 0x0170696e706f6f6cULL;  // "lpoopnip" and a version byte
+constexpr uint32_t kLayoutVersion = 1;
+constexpr uint32_t kContinuation = 0xffffffffu;  // a unit inside a run, not its first
+constexpr uint32_t kInFlight = 0x10000u;         // the run is given, not yet adopted
+constexpr off_t kRegionLockByte = 0;             // held while the unit map changes
+constexpr off_t kSlotLockBase = 1;               // slot s is held by its process at byte 1 + s
+constexpr size_t kHeaderBytes = 4096;
+
+std::string path_of(const std::string& name) { return "/dev/shm/pinpool-" + name; }
+
+bool valid_name(const std::string& name) {
+  if (name.empty() || name.size() > 100 || name[0] == '.') return false;
+  for (char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_' || c == '.'))
+      return false;
+  return true;
+}
+
+// Open file description locks (Linux 3.15): owned by this open of the file, dropped by the
+// kernel when the last descriptor of it closes, so when the process dies.
+int ofd_lock(int fd, short type, off_t byte, bool wait) {
+  struct flock l {};
+  l.l_type = type;
+  l.l_whence = SEEK_SET;
+  l.l_start = byte;
+  l.l_len = 1;
+  int rc;
+  do { rc = fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &l); } while (rc != 0 && errno == EINTR);
+  return rc;
+}
+
+// Whether another open of the file holds byte `byte` (so a live process, if it is a slot byte).
+bool held_elsewhere(int fd, off_t byte) {
+  struct flock l {};
+  l.l_type = F_WRLCK;
+  l.l_whence = SEEK_SET;
+  l.l_start = byte;
+  l.l_len = 1;
+  if (fcntl(fd, F_OFD_GETLK, &l) != 0) return true;  // cannot tell: assume alive, free nothing
+  return l.l_type != F_UNLCK;
+}
+
+bool equal_in_constant_time(const char* a, const char* b, size_t n) {
+  unsigned char diff = 0;
+  for (size_t i = 0; i < n; i++) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+uint32_t owner_word(int slot) { return static_cast<uint32_t>(slot + 1); }
+int slot_of(uint32_t word) { return static_cast<int>((word & ~kInFlight) - 1); }
+bool is_run_start(uint32_t word) { return word != 0 && word != kContinuation; }
+
+struct Layout {
+  uint64_t units = 0;
+  size_t owner_offset = 0, extent_offset = 0, nonce_offset = 0, data_offset = 0, length = 0;
+};
+
+Layout layout_for(uint64_t units) {
+  Layout l;
+  l.units = units;
+  l.owner_offset = kHeaderBytes;
+  l.extent_offset = align_up(l.owner_offset + units * sizeof(uint32_t), 8);
+  l.nonce_offset = l.extent_offset + units * sizeof(uint64_t);
+  l.data_offset = align_up(l.nonce_offset + units * sizeof(uint64_t), kUnitBytes);
+  l.length = l.data_offset + units * kUnitBytes;
+  return l;
+}
+
+}  // namespace
+
+// The region's first page. Written once at creation (magic last), but for the words below
+// `dirty`, which change under the region lock.
+struct Region::Header {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t unit_bytes;
+  uint64_t units;
+  char secret[32];
+  uint32_t dirty;  // 1 while a process holds the region lock: found set, its holder died
+  uint32_t slots[kMaxProcesses];  // 1 when taken (alive while its byte lock is held)
+  uint64_t recovered_blocks;
+  uint64_t recovered_bytes;
+  uint64_t repairs;
+};
+static_assert(sizeof(void*) == 8, "a 64-bit layout");
+
+class Region::Lock {
+ public:
+  explicit Lock(const Region& r) : region_(r), local_(r.local_mutex_) {
+    ofd_lock(r.fd_, F_WRLCK, kRegionLockByte, true);
+    Header* h = r.header_;
+    if (__atomic_load_n(&h->dirty, __ATOMIC_ACQUIRE)) const_cast<Region&>(r).repair_locked();
+    __atomic_store_n(&h->dirty, 1u, __ATOMIC_RELEASE);
+  }
+  ~Lock() {
+    __atomic_store_n(&region_.header_->dirty, 0u, __ATOMIC_RELEASE);
+    ofd_lock(region_.fd_, F_UNLCK, kRegionLockByte, false);
+  }
+  Lock(const Lock&) = delete;
+  Lock& operator=(const Lock&) = delete;
+
+ private:
+  const Region& region_;
+  std::unique_lock<std::mutex> local_;
+};
+
+Region::Region(std::string name, int fd, char* base, size_t length)
+    : name_(std::move(name)), fd_(fd), base_(base), length_(length) {
+  header_ = reinterpret_cast<Header*>(base_);
+  const Layout l = layout_for(header_->units);
+  units_ = l.units;
+  owner_ = reinterpret_cast<uint32_t*>(base_ + l.owner_offset);
+  extent_ = reinterpret_cast<uint64_t*>(base_ + l.extent_offset);
+  nonce_ = reinterpret_cast<uint64_t*>(base_ + l.nonce_offset);
+  data_ = base_ + l.data_offset;
+  data_bytes_ = units_ * kUnitBytes;
+  secret_.assign(header_->secret, sizeof header_->secret);
+}
+
+std::unique_ptr<Region> Region::create(const std::string& name, size_t bytes, int* error) {
+  if (!valid_name(name) || bytes == 0 || bytes > (size_t{1} << 46)) {
+    *error = EINVAL;
+    return nullptr;
+  }
+  const Layout l = layout_for((bytes + kUnitBytes - 1) / kUnitBytes);
+  const std::string path = path_of(name);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    *error = errno;
+    return nullptr;
+  }
+  auto fail = [&](int e) -> std::unique_ptr<Region> {
+    unlink(path.c_str());
+    close(fd);
+    *error = e;
+    return nullptr;
+  };
+  // Reserved now: tmpfs out of room (a container's 64 MiB /dev/shm) refuses here, where a
+  // sparse file would kill the process with SIGBUS at the first touch of a page it lacks.
+  int rc = fallocate(fd, 0, 0, static_cast<off_t>(l.length));
+  if (rc != 0 && (errno == EOPNOTSUPP || errno == ENOSYS))
+    rc = ftruncate(fd, static_cast<off_t>(l.length));
+  if (rc != 0) return fail(errno);
+  void* base = mmap(nullptr, l.length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) return fail(errno);
+  auto* h = static_cast<Header*>(base);
+  h->version = kLayoutVersion;
+  h->unit_bytes = static_cast<uint32_t>(kUnitBytes);
+  h->units = l.units;
+  uint64_t words[2];
+  random_words(words, 2);
+  static const char digits[] = "0123456789abcdef";
+  for (int i = 0; i < 32; i++) h->secret[i] = digits[(words[i / 16] >> ((i % 16) * 4)) & 0xf];
+  __atomic_store_n(&h->magic, kMagic, __ATOMIC_RELEASE);  // now it is a region
+  std::unique_ptr<Region> r(new Region(name, fd, static_cast<char*>(base), l.length));
+  if (!r->join()) {  // cannot be: nobody else has a new region open
+    r.reset();
+    unlink(path.c_str());
+    *error = EMFILE;
+    return nullptr;
+  }
+  return r;
+}
+
+std::unique_ptr<Region> Region::open(const std::string& name, const std::string& secret,
+                                     int* error) {
+  if (!valid_name(name) || secret.size() != 32) {
+    *error = valid_name(name) ? EACCES : EINVAL;
+    return nullptr;
+  }
+  int fd = ::open(path_of(name).c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    *error = errno;
+    return nullptr;
+  }
+  auto fail = [&](int e) -> std::unique_ptr<Region> {
+    close(fd);
+    *error = e;
+    return nullptr;
+  };
+  struct stat st {};
+  // Only a region this user made, owner-only: another user's file (planted to read what this
+  // process would put in it) is refused.
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+      (st.st_mode & 077) != 0)
+    return fail(EACCES);
+  if (st.st_size < static_cast<off_t>(kHeaderBytes)) return fail(EPROTO);
+  void* head = mmap(nullptr, kHeaderBytes, PROT_READ, MAP_SHARED, fd, 0);
+  if (head == MAP_FAILED) return fail(errno);
+  const auto* h = static_cast<const Header*>(head);
+  const bool region = __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) == kMagic &&
+                      h->version == kLayoutVersion && h->unit_bytes == kUnitBytes;
+  const Layout l = layout_for(region ? h->units : 0);
+  const bool fits = region && static_cast<uint64_t>(st.st_size) >= l.length;
+  const bool match = fits && equal_in_constant_time(h->secret, secret.data(), 32);
+  munmap(head, kHeaderBytes);
+  if (!fits) return fail(EPROTO);
+  if (!match) return fail(EACCES);
+  void* base = mmap(nullptr, l.length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) return fail(errno);
+  std::unique_ptr<Region> r(new Region(name, fd, static_cast<char*>(base), l.length));
+  if (!r->join()) {
+    r.reset();
+    *error = EMFILE;
+    return nullptr;
+  }
+  return r;
+}
+
+// Takes a slot whose process is gone (or that was never taken), recovering what it left.
+bool Region::join() {
+  Lock lock(*this);
+  recover_locked();
+  for (int s = 0; s < kMaxProcesses; s++) {
+    if (held_elsewhere(fd_, kSlotLockBase + s)) continue;
+    if (ofd_lock(fd_, F_WRLCK, kSlotLockBase + s, false) != 0) continue;
+    slot_ = s;
+    header_->slots[s] = 1;
+    return true;
+  }
+  return false;
+}
+
+Region::~Region() {
+  if (slot_ >= 0) {
+    Lock lock(*this);
+    // Nobody else can reach what this process owns or gave and was not adopted: it goes back.
+    for (uint64_t u = 0; u < units_;) {
+      const uint32_t w = owner_[u];
+      if (!is_run_start(w)) {
+        u++;
+        continue;
+      }
+      const uint64_t n = extent_[u];
+      if (slot_of(w) == slot_) free_run_locked(u);
+      u += n ? n : 1;
+    }
+    header_->slots[slot_] = 0;
+    ofd_lock(fd_, F_UNLCK, kSlotLockBase + slot_, false);
+    bool others = false;
+    for (int s = 0; s < kMaxProcesses && !others; s++)
+      others = held_elsewhere(fd_, kSlotLockBase + s);
+    if (!others) unlink(path_of(name_).c_str());  // the last one out removes it
+  }
+  munmap(base_, length_);
+  close(fd_);
+}
+
+bool Region::slot_alive(int slot) const {
+  return slot == slot_ || held_elsewhere(fd_, kSlotLockBase + slot);
+}
+
+uint64_t Region::unit_of(const void* p) const {
+  const auto* c = static_cast<const char*>(p);
+  if (c < data_ || c >= data_ + data_bytes_ || (c - data_) % kUnitBytes != 0) return UINT64_MAX;
+  return static_cast<uint64_t>(c - data_) / kUnitBytes;
+}
+
+// Changes are ordered so that a process killed in the middle of one leaves only: units it was
+// claiming marked as continuations of no run (allocate writes the first unit's owner last),
+// units of a run whose first unit it had already cleared (free clears it first), or whole runs
+// that are still its own (recover_locked frees them once it is gone). This makes each right.
+void Region::repair_locked() {
+  header_->repairs++;
+  for (uint64_t u = 0; u < units_;) {
+    const uint32_t w = owner_[u];
+    if (w == 0) {
+      u++;
+    } else if (w == kContinuation) {
+      owner_[u++] = 0;  // claimed by no run
+    } else {
+      const uint64_t n = extent_[u];
+      if (n == 0 || n > units_ - u) {
+        owner_[u++] = 0;  // cannot be: a first unit's extent is written before its owner
+        continue;
+      }
+      u += n;
+    }
+  }
+}
+
+void Region::free_run_locked(uint64_t first) {
+  const uint64_t n = extent_[first];
+  __atomic_store_n(&owner_[first], 0u, __ATOMIC_RELEASE);  // first: the run is gone at once
+  for (uint64_t k = 1; k < n; k++) owner_[first + k] = 0;
+  nonce_[first] = 0;
+}
+
+size_t Region::recover_locked() {
+  size_t recovered = 0;
+  for (uint64_t u = 0; u < units_;) {
+    const uint32_t w = owner_[u];
+    if (!is_run_start(w)) {
+      u++;
+      continue;
+    }
+    const uint64_t n = extent_[u] ? extent_[u] : 1;
+    const int s = slot_of(w);
+    if (s < 0 || s >= kMaxProcesses || !slot_alive(s)) {
+      header_->recovered_blocks++;
+      header_->recovered_bytes += n * kUnitBytes;
+      free_run_locked(u);
+      recovered++;
+    }
+    u += n;
+  }
+  for (int s = 0; s < kMaxProcesses; s++)
+    if (header_->slots[s] && !slot_alive(s)) header_->slots[s] = 0;
+  return recovered;
+}
+
+size_t Region::recover() {
+  Lock lock(*this);
+  return recover_locked();
+}
+
+void* Region::allocate(size_t bytes) {
+  if (bytes == 0 || bytes > data_bytes_) return nullptr;
+  const uint64_t n = (bytes + kUnitBytes - 1) / kUnitBytes;
+  Lock lock(*this);
+  for (int attempt = 0; attempt < 2; attempt++) {
+    uint64_t run = 0;
+    for (uint64_t u = 0; u < units_; u++) {
+      if (owner_[u] != 0) {
+        run = 0;
+        if (is_run_start(owner_[u]) && extent_[u] > 1) u += extent_[u] - 1;
+        continue;
+      }
+      if (++run < n) continue;
+      const uint64_t first = u + 1 - n;
+      for (uint64_t k = 1; k < n; k++) owner_[first + k] = kContinuation;
+      extent_[first] = n;
+      nonce_[first] = 0;
+      __atomic_store_n(&owner_[first], owner_word(slot_), __ATOMIC_RELEASE);  // last: it is ours
+      return data_ + first * kUnitBytes;
+    }
+    if (attempt == 0 && recover_locked() == 0) break;  // nothing came back: no use looking again
+  }
+  return nullptr;
+}
+
+bool Region::free(void* p) {
+  const uint64_t u = unit_of(p);
+  if (u == UINT64_MAX) return false;
+  Lock lock(*this);
+  if (owner_[u] != owner_word(slot_)) return false;
+  free_run_locked(u);
+  return true;
+}
+
+size_t Region::size_of(const void* p) const {
+  const uint64_t u = unit_of(p);
+  if (u == UINT64_MAX) return 0;
+  Lock lock(*this);
+  return owner_[u] == owner_word(slot_) ? extent_[u] * kUnitBytes : 0;
+}
+
+bool Region::give(void* p, Ticket* out) {
+  const uint64_t u = unit_of(p);
+  if (u == UINT64_MAX) return false;
+  Lock lock(*this);
+  if (owner_[u] != owner_word(slot_)) return false;
+  uint64_t nonce = 0;
+  while (nonce == 0) nonce = random_word();
+  nonce_[u] = nonce;
+  __atomic_store_n(&owner_[u], owner_word(slot_) | kInFlight, __ATOMIC_RELEASE);
+  *out = Ticket{u, nonce};
+  return true;
+}
+
+void* Region::adopt(const Ticket& t, size_t* bytes) {
+  if (t.unit >= units_ || t.nonce == 0) return nullptr;
+  Lock lock(*this);
+  const uint32_t w = owner_[t.unit];
+  if (!is_run_start(w) || !(w & kInFlight) || nonce_[t.unit] != t.nonce) return nullptr;
+  // One word: now ours (killed right after, the block is recovered as this process's).
+  __atomic_store_n(&owner_[t.unit], owner_word(slot_), __ATOMIC_RELEASE);
+  nonce_[t.unit] = 0;
+  *bytes = extent_[t.unit] * kUnitBytes;
+  return data_ + t.unit * kUnitBytes;
+}
+
+RegionStats Region::stats() const {
+  Lock lock(*this);
+  RegionStats s;
+  s.bytes = data_bytes_;
+  for (uint64_t u = 0; u < units_;) {
+    const uint32_t w = owner_[u];
+    if (!is_run_start(w)) {
+      u++;
+      continue;
+    }
+    const uint64_t n = extent_[u] ? extent_[u] : 1;
+    s.bytes_in_use += n * kUnitBytes;
+    if (w & kInFlight)
+      s.blocks_in_flight++;
+    else
+      s.blocks_in_use++;
+    u += n;
+  }
+  s.recovered_blocks = header_->recovered_blocks;
+  s.recovered_bytes = header_->recovered_bytes;
+  s.repairs = header_->repairs;
+  for (int slot = 0; slot < kMaxProcesses; slot++) s.processes += slot_alive(slot) ? 1 : 0;
+  return s;
+}
+
+bool Region::consistent() const {
+  Lock lock(*this);
+  for (uint64_t u = 0; u < units_;) {
+    const uint32_t w = owner_[u];
+    if (w == 0) {
+      u++;
+      continue;
+    }
+    if (w == kContinuation) return false;
+    const uint64_t n = extent_[u];
+    if (n == 0 || n > units_ - u) return false;
+    for (uint64_t k = 1; k < n; k++)
+      if (owner_[u + k] != kContinuation) return false;
+    u += n;
+  }
+  return true;
+}
+
+}  // namespace pinpool::shared
