@@ -465,6 +465,9 @@ FAKE_API int pinpool_fake_cuda_set(const char* knob, long long value) {
   } else if (std::strcmp(knob, "read_only_host_register") == 0) {
     if (value != 0 && value != 1) return -1;
     g_knobs.read_only_host_register = static_cast<int>(value);
+  } else if (std::strcmp(knob, "unshare_read_only_pins") == 0) {
+    if (value != 0 && value != 1) return -1;
+    g_knobs.unshare_read_only_pins = static_cast<int>(value);
   } else if (std::strcmp(knob, "strict_context") == 0) {
     if (value != 0 && value != 1) return -1;
     g_knobs.strict_context = value == 1;

@@ -102,6 +102,11 @@ struct Knobs {
   // Device attribute 113 (READ_ONLY_HOST_REGISTER_SUPPORTED), every device. Without it,
   // cuMemHostRegister with CU_MEMHOSTREGISTER_READ_ONLY is CUDA_ERROR_NOT_SUPPORTED (cuda.h).
   std::atomic<int> read_only_host_register{1};
+  // 1: a read-only registration of a private file mapping gives each page a private copy first,
+  // as Linux 6.2 and later do for read-only long-term pins in copy-on-write mappings (so that
+  // the pin sees what the process writes). 0 (default): the pin keeps the file's pages, as
+  // older kernels do.
+  std::atomic<int> unshare_read_only_pins{0};
   // Successful allocations counted against fail_after; setting fail_after restarts the count
   // so "fail after N more" means what a test that sets it mid-run expects.
   std::atomic<long long> alloc_successes{0};

@@ -90,6 +90,7 @@ void gauge_for(const Block& b, long long sign) {
 struct FileMapping {
   std::string path;
   bool is_private = false;
+  bool writable = false;
   long long offset = 0;  // the file offset of p
 };
 
@@ -110,6 +111,7 @@ bool file_mapping_at(uintptr_t p, FileMapping* out) {
     if (inode != 0 && path_at > 0 && line[path_at] == '/') {
       out->path.assign(line + path_at, std::strcspn(line + path_at, "\n"));
       out->is_private = perms[3] == 'p';
+      out->writable = perms[1] == 'w';
       out->offset = static_cast<long long>(offset + (p - start));
       found = true;
     }
@@ -323,6 +325,11 @@ FAKE_API CUresult cuMemHostRegister_v2(void* p, size_t bytes, unsigned int flags
     if (file_mapping_at(base, &file)) {
       if (!read_only) {
         b->file_bytes_writable = bytes;
+      } else if (file.is_private && knobs().unshare_read_only_pins.load() && file.writable) {
+        // The kernel's unsharing: every page becomes the process's own copy, and the pin holds
+        // those, so the device sees later writes.
+        auto* page = reinterpret_cast<volatile char*>(base);
+        for (size_t at = 0; at < bytes; at += kPageSize) page[at] = page[at];
       } else if (file.is_private) {
         b->file_fd = open(file.path.c_str(), O_RDONLY | O_CLOEXEC);
         b->file_offset = file.offset;
