@@ -31,6 +31,7 @@ struct OwnedStream {
 // completions back, referenced only while work is pending so an idle program can exit. (Not
 // in the anonymous namespace: InitGpu, which makes it, keeps its full name in sanitizer stacks.)
 struct GpuState {
+  napi_env env = nullptr;
   napi_threadsafe_function tsfn = nullptr;
   napi_threadsafe_function submitted = nullptr;  // brings back copies queued by submit_from_pool
   size_t pending = 0;    // operations submitted and not yet settled (JS thread only)
@@ -148,16 +149,23 @@ void bury_abandoned() {
 }
 
 // Driver thread: hand the finished operation to its JavaScript thread.
+void abandon(Op* op) {
+  std::lock_guard<std::mutex> graveyard(abandoned().mutex);
+  abandoned().ops.push_back(op);
+}
+
 void notify(GpuWork*, void* context) {
   auto* op = static_cast<Op*>(context);
   GpuState* s = op->state;
   std::lock_guard<std::mutex> lock(s->mutex);
-  if (!s->closing) {
-    napi_call_threadsafe_function(s->tsfn, op, napi_tsfn_nonblocking);
+  if (!s->closing && napi_call_threadsafe_function(s->tsfn, op, napi_tsfn_nonblocking) == napi_ok)
     return;
-  }
-  std::lock_guard<std::mutex> graveyard(abandoned().mutex);
-  abandoned().ops.push_back(op);
+  // The environment is gone. Of this and the end of its submission (a copy queued from a copy
+  // thread), the last abandons it: until then the other may still touch it.
+  if (op->submitting)
+    op->finished = true;
+  else
+    abandon(op);
 }
 
 // Device to host through staging: the staged bytes go where the destination is now.
@@ -219,7 +227,14 @@ void finish(napi_env env, Op* op) {
 // JavaScript thread, from the thread-safe function.
 void on_complete(napi_env env, napi_value, void*, void* data) {
   auto* op = static_cast<Op*>(data);
-  if (env == nullptr) return;  // teardown: the environment (and op->destination) are gone
+  if (env == nullptr) {  // teardown: the environment (and op->destination) are gone; it is done
+    std::lock_guard<std::mutex> lock(op->state->mutex);
+    if (op->submitting)
+      op->finished = true;  // its submission's end has it (abandon_submission)
+    else
+      abandon(op);
+    return;
+  }
   if (op->settled) {
     destroy(env, op);  // the watch settled it already; this was the last anyone would hear of it
     return;
@@ -276,11 +291,11 @@ CUresult stream_arg(napi_env env, napi_value v, int device, CUstream* out) {
   return cuda::default_stream(device, out);
 }
 
-// Queues a copy on `stream`, behind everything queued on `after` so far when it is not null.
+// Queues a copy on `stream`, behind the mark `after` (consumed) when it is not null.
 CUresult queue_copy(int device, cuda::CopyKind kind, void* dst, const void* src, size_t bytes,
-                    CUstream stream, CUstream after) {
+                    CUstream stream, CUevent after) {
   if (after) {
-    CUresult rc = cuda::stream_wait(device, stream, after);
+    CUresult rc = cuda::wait_for_mark(device, stream, after);
     if (rc != CUDA_SUCCESS) return rc;
   }
   return cuda::copy_async(device, kind, dst, src, bytes, stream);
@@ -294,7 +309,7 @@ struct Submission {
   Op* op;
   GpuState* state;
   CUstream stream;
-  CUstream after;  // a stream whose work so far the copy waits for, or null
+  CUevent after;  // what the copy waits for (cuda::mark when copy() was called), or null
   cuda::CopyKind kind;
   void* dst;
   const void* src;
@@ -308,13 +323,18 @@ CallThreads& copy_threads() {
 }
 
 // A submission whose environment has gone: nobody will settle its Promise. When its work was
-// queued its host function hands the operation to the abandoned list (notify()); when it failed
-// no host function comes, so it goes there now, its leases ended.
+// queued its host function hands the operation to the abandoned list (notify(), or on_complete
+// at teardown), unless it was heard already; when it failed no host function comes, so it goes
+// there now, its leases ended. Called with the state's mutex held.
 void abandon_submission(Submission* s) {
+  Op* op = s->op;
   if (s->rc != CUDA_SUCCESS) {
-    s->op->work.fence()->signal();
-    std::lock_guard<std::mutex> graveyard(abandoned().mutex);
-    abandoned().ops.push_back(s->op);
+    op->work.fence()->signal();
+    abandon(op);
+  } else if (op->finished) {
+    abandon(op);  // its host function was heard already: nobody else has it now
+  } else {
+    op->submitting = false;  // its host function, when heard, abandons it
   }
   delete s;
 }
@@ -327,10 +347,9 @@ void submit_execute(void* data) {
     return queue_copy(s->op->work.device(), s->kind, s->dst, s->src, s->bytes, st, s->after);
   });
   std::lock_guard<std::mutex> lock(state->mutex);
-  if (!state->closing) {
-    napi_call_threadsafe_function(state->submitted, s, napi_tsfn_nonblocking);
+  if (!state->closing &&
+      napi_call_threadsafe_function(state->submitted, s, napi_tsfn_nonblocking) == napi_ok)
     return;
-  }
   abandon_submission(s);
 }
 
@@ -338,6 +357,7 @@ void submit_execute(void* data) {
 void on_submitted(napi_env env, napi_value, void*, void* data) {
   auto* s = static_cast<Submission*>(data);
   if (env == nullptr) {  // teardown
+    std::lock_guard<std::mutex> lock(s->state->mutex);
     abandon_submission(s);
     return;
   }
@@ -413,11 +433,11 @@ bool resolve_sides(napi_env env, const napi_value* argv, CopyRequest* r) {
 }
 
 // How a copy uses a file mapping of pinpool's (mapFile): not registered, like any pageable
-// memory; registered for writing, in place; pinned read-only, in place only when the device
-// reads it and it holds no page the process wrote since (a shared mapping has none: its pages
-// are the file's). The device may not write memory pinned read-only, and a page of a private
-// mapping written since is the process's own copy, which the device does not see: such
-// copies are staged.
+// memory; registered for writing, in place; pinned read-only (a private mapping), in place
+// only when the device reads it and the pin sees every page the process sees (the kernel gave
+// the pin the process's own copies, or the process has written none of the pages since). The
+// device may not write memory pinned read-only, and a page written since is the process's own
+// copy, which the device does not see: such copies are staged.
 enum class FileCopy { NotRegistered, InPlace, Staged };
 
 FileCopy file_copy(const block_registry::Found& found, const CopyRequest& r) {
@@ -426,9 +446,9 @@ FileCopy file_copy(const block_registry::Found& found, const CopyRequest& r) {
   if (!file || !file->registered()) return FileCopy::NotRegistered;
   if (!file->pinned_read_only()) return FileCopy::InPlace;
   if (r.kind == cuda::CopyKind::DeviceToHost) return FileCopy::Staged;
+  if (file->coherent()) return FileCopy::InPlace;
   // -1 (the kernel cannot tell) stages too.
-  if (file->is_private() && kernel().private_copies(r.host, r.bytes) != 0) return FileCopy::Staged;
-  return FileCopy::InPlace;
+  return kernel().private_copies(r.host, r.bytes) == 0 ? FileCopy::InPlace : FileCopy::Staged;
 }
 
 bool stage(napi_env env, Op* op, CopyRequest* r, bool* from_pool);
@@ -456,11 +476,12 @@ bool resolve_memory(napi_env env, Op* op, CopyRequest* r, bool* from_pool) {
     }
     // pinpool's pageable memory page-locked by register() queues like pinned memory.
     if (!queues_without_waiting(found.kind))
-      op->registration = registrations::use(r->host, r->bytes, r->host_buffer);
+      op->registration = registrations::use(r->host, r->bytes, r->host_buffer, r->device);
     *from_pool = !queues_without_waiting(found.kind) && !op->registration;
     return true;
   }
-  if (r->bytes && (op->registration = registrations::use(r->host, r->bytes, r->host_buffer))) {
+  if (r->bytes &&
+      (op->registration = registrations::use(r->host, r->bytes, r->host_buffer, r->device))) {
     napi_create_reference(env, r->host_value, 1, &op->memory);
     return true;
   }
@@ -488,7 +509,7 @@ bool stage(napi_env env, Op* op, CopyRequest* r, bool* from_pool) {
 
 // Queues the copy and returns its Promise, settled when the copy's fence signals (notify(),
 // then settle() on this thread).
-napi_value submit_copy(napi_env env, Op* op, CUstream stream, CUstream after, const CopyRequest& r,
+napi_value submit_copy(napi_env env, Op* op, CUstream stream, CUevent after, const CopyRequest& r,
                        bool from_pool) {
   napi_value promise = begin(env, op);
   if (from_pool) {
@@ -548,14 +569,22 @@ napi_value Copy(napi_env env, napi_callback_info info) {
   PINPOOL_REQUIRE_SIZE(6, src_offset);
   CopyRequest request{kind, device, bytes, dst_offset, src_offset};
   if (!resolve_sides(env, argv, &request)) return nullptr;
-  CUstream after;
-  if (!after_arg(env, argv[8], &after)) return nullptr;
+  CUstream after_stream;
+  if (!after_arg(env, argv[8], &after_stream)) return nullptr;
   CUstream stream;
   CUresult rc = stream_arg(env, argv[7], device, &stream);
   if (rc != CUDA_SUCCESS) return rejected(env, cuda_error(env, rc, "copy"));
+  // What to wait for is marked now, so a copy queued later from a copy thread waits for the
+  // work queued before this call, not for what came after.
+  CUevent after = nullptr;
+  if (after_stream) {
+    rc = cuda::mark(device, after_stream, &after);
+    if (rc != CUDA_SUCCESS) return rejected(env, cuda_error(env, rc, "copy"));
+  }
   auto* op = new Op(static_cast<GpuState*>(function_data), device, notify, "copy");
   bool from_pool;
   if (!resolve_memory(env, op, &request, &from_pool)) {
+    if (after) cuda::event_destroy(device, after);
     delete op;
     return rejected(env,
                     make_error(env, code::kOutOfMemory,
@@ -695,7 +724,8 @@ napi_value HostRegister(napi_env env, napi_callback_info info) {
     lease = Fence::create();
     leases::take(m.data, m.length, lease);
   }
-  auto* r = new Registration{registrations::add(m.data, m.length, device, m.buffer, lease)};
+  auto* r = new Registration{registrations::add(
+      m.data, m.length, device, (flags & CU_MEMHOSTREGISTER_PORTABLE) != 0, m.buffer, lease)};
   napi_value result = js_object(env);
   set_named(env, result, "registration",
             wrap_tagged(env, r, Tag::Registration, [](napi_env, void* data, void*) {
@@ -762,6 +792,7 @@ napi_value WatchGpu(napi_env env, napi_callback_info info) {
 // LeakSanitizer prints in full only for a frame that was not inlined.
 [[gnu::noinline]] GpuState* InitGpu(napi_env env) {
   auto* state = new GpuState();
+  state->env = env;
   napi_value name;
   napi_create_string_utf8(env, "pinpool.gpu", NAPI_AUTO_LENGTH, &name);
   napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, nullptr,
@@ -776,6 +807,16 @@ napi_value WatchGpu(napi_env env, napi_callback_info info) {
       env,
       [](void* data) {
         auto* s = static_cast<GpuState*>(data);
+        // A copy in place of this environment's own memory (inside a registration) must be
+        // over before the environment frees its ArrayBuffers, which happens next. The
+        // references of queued operations go now, while the environment can still free them.
+        for (Op* op : s->watched) {
+          if (op->memory && !op->settled) op->work.wait();
+          for (napi_ref* ref : {&op->memory, &op->destination}) {
+            if (*ref) napi_delete_reference(s->env, *ref);
+            *ref = nullptr;
+          }
+        }
         std::lock_guard<std::mutex> lock(s->mutex);
         s->closing = true;
         napi_release_threadsafe_function(s->tsfn, napi_tsfn_abort);

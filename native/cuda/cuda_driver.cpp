@@ -241,6 +241,10 @@ bool probe_devices(const Api& a, DriverState& s) {
           a.DeviceGetAttribute(&value, CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS, dev) ==
               CUDA_SUCCESS &&
           value != 0;
+      d.read_only_host_register =
+          a.DeviceGetAttribute(&value, CU_DEVICE_ATTRIBUTE_READ_ONLY_HOST_REGISTER_SUPPORTED,
+                               dev) == CUDA_SUCCESS &&
+          value != 0;
       if (a.DeviceGetPCIBusId && a.DeviceGetPCIBusId(bus, sizeof(bus) - 1, dev) == CUDA_SUCCESS)
         d.pci_bus_id = bus;
     }
@@ -430,17 +434,24 @@ CUresult event_destroy(int device, CUevent event) {
   return in_context(device, [&]() -> CUresult { return loaded().api.EventDestroy(event); });
 }
 
-CUresult stream_wait(int device, CUstream stream, CUstream after) {
+CUresult mark(int device, CUstream stream, CUevent* out) {
   return in_context(device, [&]() -> CUresult {
     const Api& a = loaded().api;
-    CUevent event;
-    CUresult rc = a.EventCreate(&event, CU_EVENT_DISABLE_TIMING);
+    CUresult rc = a.EventCreate(out, CU_EVENT_DISABLE_TIMING);
     if (rc != CUDA_SUCCESS) return rc;
-    rc = a.EventRecord(event, after);
-    if (rc == CUDA_SUCCESS) rc = a.StreamWaitEvent(stream, event, 0);
+    rc = a.EventRecord(*out, stream);
+    if (rc != CUDA_SUCCESS) a.EventDestroy(*out);
+    return rc;
+  });
+}
+
+CUresult wait_for_mark(int device, CUstream stream, CUevent mark) {
+  return in_context(device, [&]() -> CUresult {
+    const Api& a = loaded().api;
+    CUresult rc = a.StreamWaitEvent(stream, mark, 0);
     // Destroying an event a stream still waits on is allowed: the driver frees it once the
     // device has completed it (cuda.h, cuEventDestroy).
-    a.EventDestroy(event);
+    a.EventDestroy(mark);
     return rc;
   });
 }

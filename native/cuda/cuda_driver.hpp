@@ -25,6 +25,8 @@ struct Device {
   // the device works (89: true on Linux x86-64 and Grace machines; not on Windows or WSL).
   bool managed_memory = false;
   bool concurrent_managed_access = false;
+  // 113: memory can be registered read-only (CU_MEMHOSTREGISTER_READ_ONLY).
+  bool read_only_host_register = false;
 };
 
 struct DriverState {
@@ -80,10 +82,12 @@ CUresult event_create(int device, CUevent* out);
 CUresult event_record(int device, CUevent event, CUstream stream);
 CUresult event_query(int device, CUevent event);  // CUDA_SUCCESS, CUDA_ERROR_NOT_READY or an error
 CUresult event_destroy(int device, CUevent event);
-// Makes work queued on `stream` from now on wait for everything queued on `after` so far (an
-// event recorded there and waited on, so neither stream blocks the host). `after` may be
-// CU_STREAM_LEGACY: the device's legacy default stream, where other CUDA libraries' work goes.
-CUresult stream_wait(int device, CUstream stream, CUstream after);
+// Ordering between streams without blocking the host: mark() records a new event behind
+// everything queued on `stream` so far (`stream` may be CU_STREAM_LEGACY: the device's legacy
+// default stream, where other CUDA libraries' work goes); wait_for_mark() makes work queued on
+// `stream` from then on wait for it, and destroys the event.
+CUresult mark(int device, CUstream stream, CUevent* out);
+CUresult wait_for_mark(int device, CUstream stream, CUevent mark);
 
 // Asynchronous work on a stream. Pointers are host addresses or device addresses as
 // cuMemAlloc returns them.

@@ -22,6 +22,7 @@
 #include <mutex>
 
 #include "../support/align.hpp"
+#include "../support/kernel.hpp"
 #include "cuda_result.hpp"
 
 namespace pinpool {
@@ -45,12 +46,13 @@ class FileMappingHandler final : public Handler {
   }
 
   // What a copy of the live mapping may do (native/binding/gpu.cpp). Registered, it is
-  // page-locked; pinned read-only (where the device supports it), the device may only read it,
-  // and a page of a private mapping the process has written since is a copy of its own that
-  // the device does not see: it reads the file's page it pinned.
+  // page-locked. A private mapping is pinned read-only where the device supports it: the device
+  // may only read it, and unless the kernel gave the pin private copies of the pages (Linux 6.2
+  // on: `coherent`), a page the process writes afterwards is a copy of its own that the device
+  // does not see: it reads the file's page it pinned.
   bool registered() const { return options_.register_memory; }
   bool pinned_read_only() const { return read_only_.load(std::memory_order_acquire); }
-  bool is_private() const { return !options_.writable; }
+  bool coherent() const { return coherent_.load(std::memory_order_acquire); }
 
  private:
   // The size of the file open as `fd`, or UINT64_MAX when it cannot be read. statx where glibc
@@ -99,16 +101,30 @@ class FileMappingHandler final : public Handler {
       return nullptr;
     }
     if (options_.register_memory) {
-      // Read-only: pinned for writing, the driver would copy every page of a private mapping
-      // into anonymous memory (copy-on-write broken: a 2 GiB file costing 2 GiB of RAM) and write
-      // every page of a shared one back to the file at unregister. A device without read-only
-      // registration (attribute 113) gets the mapping pinned for writing, as before.
+      // A private mapping is pinned read-only: pinned for writing, the driver makes the kernel
+      // copy every page into anonymous memory (copy-on-write broken: a 2 GiB file costing 2 GiB
+      // of RAM). Linux 6.2 and later does that for a read-only long-term pin of a private
+      // mapping too (so that the pin sees what the process writes): then the pages are the
+      // process's own copies at once, and the pin is coherent. A shared (writable) mapping is
+      // pinned for writing, so that copies from the device land in place; the driver marks its
+      // pages dirty at unregister either way. A device without read-only registration
+      // (attribute 113, or a driver that refuses the flag) gets a private one pinned for
+      // writing too, as before.
       const size_t length = align_up(length_, page_size());
-      CUresult rc = cuda::host_register(options_.device, p, length,
-                                        CU_MEMHOSTREGISTER_PORTABLE | CU_MEMHOSTREGISTER_READ_ONLY);
-      read_only_.store(rc == CUDA_SUCCESS, std::memory_order_release);
-      if (rc == CUDA_ERROR_NOT_SUPPORTED)
+      const auto& devices = cuda::driver().devices;
+      const bool read_only = !options_.writable && options_.device >= 0 &&
+                             static_cast<size_t>(options_.device) < devices.size() &&
+                             devices[options_.device].read_only_host_register;
+      CUresult rc = read_only ? cuda::host_register(
+                                    options_.device, p, length,
+                                    CU_MEMHOSTREGISTER_PORTABLE | CU_MEMHOSTREGISTER_READ_ONLY)
+                              : CUDA_ERROR_NOT_SUPPORTED;
+      if (rc == CUDA_SUCCESS) {
+        read_only_.store(true, std::memory_order_release);
+        coherent_.store(kernel().private_copies(p, length) == 1, std::memory_order_release);
+      } else if (rc == CUDA_ERROR_NOT_SUPPORTED || rc == CUDA_ERROR_INVALID_VALUE) {
         rc = cuda::host_register(options_.device, p, length, CU_MEMHOSTREGISTER_PORTABLE);
+      }
       if (rc != CUDA_SUCCESS) {
         munmap(p, length_);
         fail(info, cuda_failure(rc));
@@ -158,6 +174,7 @@ class FileMappingHandler final : public Handler {
   size_t length_ = 0;        // its length, in bytes
   size_t bytes_ = 0;         // the allocation's size, in bytes (0 for an empty file)
   std::atomic<bool> read_only_{false};  // registered with CU_MEMHOSTREGISTER_READ_ONLY
+  std::atomic<bool> coherent_{false};   // ... and its pages are the process's own already
 };
 
 }  // namespace pinpool

@@ -5,6 +5,8 @@
 // a host function may not call CUDA.
 #pragma once
 
+#include <unistd.h>
+
 #include "../core/fence.hpp"
 #include "../cuda/cuda_driver.hpp"
 
@@ -41,6 +43,12 @@ class GpuWork {
   // The work's status once notified: CUDA_SUCCESS or the error that ended it.
   CUresult status() const {
     return event_ ? cuda::event_query(device_, event_) : CUDA_ERROR_INVALID_HANDLE;
+  }
+  // Waits until the device is done with the work: its event completes, or reports the error
+  // that ended it (a failed context never completes it). For the end of a JavaScript
+  // environment whose memory the work uses in place.
+  void wait() const {
+    while (status() == CUDA_ERROR_NOT_READY) usleep(1000);
   }
   Fence* fence() const { return fence_; }
   int device() const { return device_; }

@@ -10,8 +10,8 @@ namespace pinpool::registrations {
 
 class Registration {
  public:
-  Registration(void* ptr, size_t bytes, int device, const void* buffer, Fence* lease)
-      : ptr(ptr), bytes(bytes), device(device), buffer(buffer), lease(lease) {}
+  Registration(void* ptr, size_t bytes, int device, bool portable, const void* buffer, Fence* lease)
+      : ptr(ptr), bytes(bytes), device(device), portable(portable), buffer(buffer), lease(lease) {}
   ~Registration() {
     if (lease) lease->release();
   }
@@ -19,6 +19,7 @@ class Registration {
   void* const ptr;
   const size_t bytes;
   const int device;
+  const bool portable;  // page-locked for every context, not only the device's
   const void* const buffer;
   Fence* const lease;
   // Guarded by the registry's mutex:
@@ -75,14 +76,15 @@ CUresult drop(Registration* r) {
 
 }  // namespace
 
-Registration* add(void* ptr, size_t bytes, int device, const void* buffer, Fence* lease) {
-  auto* r = new Registration(ptr, bytes, device, buffer, lease);
+Registration* add(void* ptr, size_t bytes, int device, bool portable, const void* buffer,
+                  Fence* lease) {
+  auto* r = new Registration(ptr, bytes, device, portable, buffer, lease);
   std::lock_guard<std::mutex> lock(registry().mutex);
   registry().by_start[address(ptr)] = r;
   return r;
 }
 
-Registration* use(const void* p, size_t bytes, const void* buffer) {
+Registration* use(const void* p, size_t bytes, const void* buffer, int device) {
   Registry& reg = registry();
   std::lock_guard<std::mutex> lock(reg.mutex);
   auto it = reg.by_start.upper_bound(address(p));
@@ -90,6 +92,7 @@ Registration* use(const void* p, size_t bytes, const void* buffer) {
   Registration* r = (--it)->second;
   const uintptr_t offset = address(p) - address(r->ptr);
   if (r->buffer != buffer || offset > r->bytes || bytes > r->bytes - offset) return nullptr;
+  if (!r->portable && r->device != device) return nullptr;  // pageable to that device's context
   ++r->references;
   return r;
 }

@@ -20,14 +20,16 @@ namespace pinpool::registrations {
 class Registration;
 
 // Records a registration the caller has made: [ptr, ptr + bytes), registered in `device`'s
-// context, inside the buffer that starts at `buffer` (an ArrayBuffer's or SharedArrayBuffer's
-// first byte: only views of that buffer are found, never other memory at the same address).
-// `lease` (taken over; null for none) is signalled once the driver has unregistered it.
-Registration* add(void* ptr, size_t bytes, int device, const void* buffer, Fence* lease);
+// context (for every context when `portable`), inside the buffer that starts at `buffer` (an
+// ArrayBuffer's or SharedArrayBuffer's first byte: only views of that buffer are found, never
+// other memory at the same address). `lease` (taken over; null for none) is signalled once the
+// driver has unregistered it.
+Registration* add(void* ptr, size_t bytes, int device, bool portable, const void* buffer,
+                  Fence* lease);
 
-// A use of the live registration holding [p, p + bytes) of the buffer that starts at `buffer`;
-// null when there is none. end_use() ends it.
-Registration* use(const void* p, size_t bytes, const void* buffer);
+// A use of the live registration holding [p, p + bytes) of the buffer that starts at `buffer`,
+// page-locked for `device`'s context; null when there is none. end_use() ends it.
+Registration* use(const void* p, size_t bytes, const void* buffer, int device);
 void end_use(Registration* r);
 
 // Ends a registration made with add(): no lookup finds it from now on. The driver's

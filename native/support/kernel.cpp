@@ -135,8 +135,9 @@ int real_private_copies(const void* p, size_t length) {
       answer = -1;
       break;
     }
+    // Present and not a file page, or swapped out (only anonymous pages are): the process's own.
     for (size_t i = 0; i < count; i++)
-      if ((entries[i] >> 63 & 1) && !(entries[i] >> 61 & 1)) answer = 1;
+      if (((entries[i] >> 63 & 1) && !(entries[i] >> 61 & 1)) || (entries[i] >> 62 & 1)) answer = 1;
     at += count;
   }
   close(pagemap);

@@ -37,7 +37,8 @@ struct Kernel {
   int (*unlock_pages)(void* p, size_t length);
   // 1 when some page of [p, p + length) is the process's own copy of a file page (written since
   // a private file mapping mapped it: copy-on-write), 0 when none is, -1 when the kernel cannot
-  // tell (/proc/self/pagemap unreadable). Pages not present count as the file's.
+  // tell (/proc/self/pagemap unreadable). A page swapped out is anonymous, so the process's own;
+  // one not present at all counts as the file's.
   int (*private_copies)(const void* p, size_t length);
 };
 

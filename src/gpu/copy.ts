@@ -204,11 +204,21 @@ export function copy(
         o.stream,
         o.after,
       ),
-    ).finally(release);
+    ).finally(() => {
+      // The streams stay reachable until the copy is over: collected, a stream is destroyed,
+      // and a copy queued from one of pinpool's copy threads may not have used it yet.
+      keepAlive(o.stream, o.after);
+      release();
+    });
   } catch (err) {
     release();
     throw err;
   }
+}
+
+/** Holds its arguments until it is called (a closure that calls it keeps them reachable). */
+function keepAlive(...values: unknown[]): number {
+  return values.length;
 }
 
 const typedArrayLength = requiredGetter(

@@ -496,15 +496,16 @@ describe('mapFile', () => {
     const roContent = Buffer.alloc(5 * 4096 + 123);
     pattern(roContent, 31);
 
-    it('pins no page for writing, private or shared', () => {
-      for (const writable of [false, true]) {
-        writeFileSync(ro, roContent);
-        const buf = mapFile(ro, { register: true, writable });
-        // Pinned for writing, every page of a private mapping would be copied into anonymous
-        // memory, and every page of a shared one written back to the file at unregister.
-        expect(counters().file_bytes_pinned_writable).toBe(0);
-        buf.free();
-      }
+    it('pins no page of a private mapping for writing; a shared one is, so that copies land in place', () => {
+      writeFileSync(ro, roContent);
+      let buf = mapFile(ro, { register: true });
+      // Pinned for writing, every page of a private mapping would be copied into anonymous memory.
+      expect(counters().file_bytes_pinned_writable).toBe(0);
+      buf.free();
+      buf = mapFile(ro, { register: true, writable: true });
+      expect(counters().file_bytes_pinned_writable).toBe(6 * 4096);
+      buf.free();
+      expect(counters().file_bytes_pinned_writable).toBe(0);
     });
 
     it('copies to the device in place, until the process writes a page: then staged, and the write is seen', async () => {
@@ -534,19 +535,41 @@ describe('mapFile', () => {
       dev.free();
     });
 
-    it('copies from the device into it through staging (the device may not write it)', async () => {
+    it('copies from the device into a private one through staging (the device may not write it), into a shared one in place', async () => {
       for (const writable of [false, true]) {
         writeFileSync(ro, roContent);
         const buf = mapFile(ro, { register: true, writable });
         const dev = deviceAlloc(buf.byteLength);
         const fresh = Buffer.alloc(buf.byteLength, writable ? 0x5a : 0xa5);
         await copy(dev, fresh);
+        resetCounters();
         await copy(buf, dev);
+        expect(counters()[writable ? 'copies_pinned_host' : 'copies_pageable_host']).toBe(1);
         expect(Buffer.from(buf.bytes).equals(fresh)).toBe(true);
         buf.free();
         dev.free();
         // Written through a shared mapping, the bytes reach the file.
         expect(readFileSync(ro).equals(writable ? fresh : roContent)).toBe(true);
+      }
+    });
+
+    it('on a kernel whose read-only pins take private copies (Linux 6.2 on), copies stay in place and see writes', async () => {
+      setKnob('unshare_read_only_pins', 1);
+      try {
+        writeFileSync(ro, roContent);
+        const buf = mapFile(ro, { register: true });
+        const dev = deviceAlloc(buf.byteLength);
+        buf.bytes[4096 + 7] = (roContent[4096 + 7]! + 1) & 0xff;
+        resetCounters();
+        await copy(dev, buf);
+        expect(counters().copies_pinned_host).toBe(1);
+        const back = Buffer.alloc(buf.byteLength);
+        await copy(back, dev);
+        expect(back.equals(Buffer.from(buf.bytes))).toBe(true);
+        buf.free();
+        dev.free();
+      } finally {
+        setKnob('unshare_read_only_pins', 0);
       }
     });
 

@@ -130,6 +130,28 @@ describe('a worker terminated with a copy in flight', () => {
   });
 });
 
+describe('a worker terminated with a copy in flight into its own registered memory', () => {
+  it('ends only once the copy has landed: its memory is freed after, never under it', async () => {
+    // The copy goes in place (the memory is registered); the thread's end frees the memory.
+    // Before the fix the environment went with the device still writing into it: a heap write
+    // after free (which the ASan run of this file reports).
+    const w = new Worker(join(__dirname, '..', 'support', 'workers', 'inplace-copy-worker.cjs'), {
+      workerData: { bytes: 1 << 16 },
+    });
+    setKnob('hold_copies', 1);
+    let ending: Promise<number> | undefined;
+    try {
+      const before = counters().copies_pinned_host ?? 0;
+      await once(w, 'message');
+      expect(counters().copies_pinned_host).toBe(before + 1); // in place
+      ending = w.terminate();
+    } finally {
+      setKnob('hold_copies', 0);
+    }
+    await ending;
+  });
+});
+
 describe('plain memory under a copy', () => {
   it('a destination detached by structuredClone transfer and collected is never written', async () => {
     const size = 1 << 20;

@@ -766,17 +766,27 @@ void test_registrations() {
   char* start = buffer + 4096;
   Fence* lease = Fence::create();
   lease->retain();  // ours, to read after the registration lets go of it
-  registrations::Registration* r = registrations::add(start, 8192, 0, buffer, lease);
+  registrations::Registration* r = registrations::add(start, 8192, 0, true, buffer, lease);
   for (auto range : {std::pair<size_t, size_t>{0, 8192}, {1000, 100}, {8191, 1}}) {
-    registrations::Registration* u = registrations::use(start + range.first, range.second, buffer);
+    registrations::Registration* u =
+        registrations::use(start + range.first, range.second, buffer, 0);
     CHECK(u == r);
     if (u) registrations::end_use(u);
   }
-  CHECK(!registrations::use(start - 1, 2, buffer));       // starts before it
-  CHECK(!registrations::use(start + 8191, 2, buffer));    // runs past its end
-  CHECK(!registrations::use(start, 8192, buffer + 1));    // another buffer at that address
-  CHECK(!registrations::use(buffer + 30000, 1, buffer));  // elsewhere
-  registrations::Registration* held = registrations::use(start, 1, buffer);  // a copy in flight
+  CHECK(!registrations::use(start - 1, 2, buffer, 0));       // starts before it
+  CHECK(!registrations::use(start + 8191, 2, buffer, 0));    // runs past its end
+  CHECK(!registrations::use(start, 8192, buffer + 1, 0));    // another buffer at that address
+  CHECK(!registrations::use(buffer + 30000, 1, buffer, 0));  // elsewhere
+  // Not portable: page-locked for its device's context only; pageable to another device's.
+  Fence* local = Fence::create();
+  registrations::Registration* device_only =
+      registrations::add(buffer + 20000, 100, 1, false, buffer, local);
+  CHECK(!registrations::use(buffer + 20000, 100, buffer, 0));
+  registrations::Registration* on_1 = registrations::use(buffer + 20000, 100, buffer, 1);
+  CHECK(on_1 == device_only);
+  if (on_1) registrations::end_use(on_1);
+  registrations::end(device_only);
+  registrations::Registration* held = registrations::use(start, 1, buffer, 0);  // a copy in flight
   std::atomic<bool> go{false};
   std::atomic<int> found{0};
   std::vector<std::thread> copies;
@@ -784,14 +794,14 @@ void test_registrations() {
     copies.emplace_back([&] {
       while (!go.load()) {}
       for (int i = 0; i < 20000; i++)
-        if (registrations::Registration* u = registrations::use(start + i % 8192, 1, buffer)) {
+        if (registrations::Registration* u = registrations::use(start + i % 8192, 1, buffer, 0)) {
           found++;
           registrations::end_use(u);
         }
     });
   go = true;
-  registrations::end(r);                         // unregister() while copies run
-  CHECK(!registrations::use(start, 1, buffer));  // later copies do not find it
+  registrations::end(r);                            // unregister() while copies run
+  CHECK(!registrations::use(start, 1, buffer, 0));  // later copies do not find it
   for (auto& t : copies) t.join();
   CHECK(!lease->done());  // the held use still keeps the driver from unregistering
   registrations::end_use(held);
@@ -800,10 +810,10 @@ void test_registrations() {
   // An owner that goes without ending it (its thread ended): the lease is abandoned.
   Fence* orphan = Fence::create();
   orphan->retain();
-  registrations::Registration* r2 = registrations::add(start, 8192, 0, buffer, orphan);
-  held = registrations::use(start, 8192, buffer);
+  registrations::Registration* r2 = registrations::add(start, 8192, 0, true, buffer, orphan);
+  held = registrations::use(start, 8192, buffer, 0);
   registrations::forget(r2);
-  CHECK(!registrations::use(start, 8192, buffer));
+  CHECK(!registrations::use(start, 8192, buffer, 0));
   registrations::end_use(held);
   CHECK(orphan->abandoned());
   orphan->release();
