@@ -26,15 +26,15 @@ class GpuWork {
   GpuWork& operator=(const GpuWork&) = delete;
 
   // Queues `enqueue(stream)` (a cuda:: call returning CUresult) and the completion behind it.
-  // On an error nothing will be notified; if the work itself was queued, this waits for the
-  // stream so that no buffer is released under a running copy.
+  // `enqueue` is always called (it may own resources only it gives back, as a copy's `after`
+  // mark). On an error nothing will be notified; if the work itself was queued, this waits for
+  // the stream so that no buffer is released under a running copy.
   template <typename F>
   CUresult submit(CUstream stream, F&& enqueue) {
-    CUresult rc = cuda::event_create(device_, &event_);
+    CUresult rc = enqueue(stream);
     if (rc != CUDA_SUCCESS) return rc;
-    rc = enqueue(stream);
-    if (rc != CUDA_SUCCESS) return rc;
-    rc = cuda::event_record(device_, event_, stream);
+    rc = cuda::event_create(device_, &event_);
+    if (rc == CUDA_SUCCESS) rc = cuda::event_record(device_, event_, stream);
     if (rc == CUDA_SUCCESS) rc = cuda::launch_host_func(device_, stream, &GpuWork::on_done, this);
     if (rc != CUDA_SUCCESS) cuda::stream_synchronize(device_, stream);
     return rc;
