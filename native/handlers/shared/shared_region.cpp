@@ -94,7 +94,6 @@ struct Region::Header {
   uint64_t units;
   char secret[32];
   uint32_t dirty;  // 1 while a process holds the region lock: found set, its holder died
-  uint32_t slots[kMaxProcesses];  // 1 when taken (alive while its byte lock is held)
   uint64_t recovered_blocks;
   uint64_t recovered_bytes;
   uint64_t repairs;
@@ -232,7 +231,6 @@ bool Region::join() {
     if (held_elsewhere(fd_, kSlotLockBase + s)) continue;
     if (ofd_lock(fd_, F_WRLCK, kSlotLockBase + s, false) != 0) continue;
     slot_ = s;
-    header_->slots[s] = 1;
     return true;
   }
   return false;
@@ -242,17 +240,9 @@ Region::~Region() {
   if (slot_ >= 0) {
     Lock lock(*this);
     // Nobody else can reach what this process owns or gave and was not adopted: it goes back.
-    for (uint64_t u = 0; u < units_;) {
-      const uint32_t w = owner_[u];
-      if (!is_run_start(w)) {
-        u++;
-        continue;
-      }
-      const uint64_t n = extent_[u];
-      if (slot_of(w) == slot_) free_run_locked(u);
-      u += n ? n : 1;
-    }
-    header_->slots[slot_] = 0;
+    for_each_run([&](uint64_t first, uint32_t owner, uint64_t) {
+      if (slot_of(owner) == slot_) free_run_locked(first);
+    });
     ofd_lock(fd_, F_UNLCK, kSlotLockBase + slot_, false);
     bool others = false;
     for (int s = 0; s < kMaxProcesses && !others; s++)
@@ -296,6 +286,20 @@ void Region::repair_locked() {
   }
 }
 
+template <typename F>
+void Region::for_each_run(F&& f) const {
+  for (uint64_t u = 0; u < units_;) {
+    const uint32_t w = owner_[u];
+    if (!is_run_start(w)) {
+      u++;
+      continue;
+    }
+    const uint64_t n = extent_[u] ? extent_[u] : 1;
+    f(u, w, n);  // may free the run: n was read before
+    u += n;
+  }
+}
+
 void Region::free_run_locked(uint64_t first) {
   const uint64_t n = extent_[first];
   __atomic_store_n(&owner_[first], 0u, __ATOMIC_RELEASE);  // first: the run is gone at once
@@ -305,24 +309,14 @@ void Region::free_run_locked(uint64_t first) {
 
 size_t Region::recover_locked() {
   size_t recovered = 0;
-  for (uint64_t u = 0; u < units_;) {
-    const uint32_t w = owner_[u];
-    if (!is_run_start(w)) {
-      u++;
-      continue;
-    }
-    const uint64_t n = extent_[u] ? extent_[u] : 1;
-    const int s = slot_of(w);
-    if (s < 0 || s >= kMaxProcesses || !slot_alive(s)) {
-      header_->recovered_blocks++;
-      header_->recovered_bytes += n * kUnitBytes;
-      free_run_locked(u);
-      recovered++;
-    }
-    u += n;
-  }
-  for (int s = 0; s < kMaxProcesses; s++)
-    if (header_->slots[s] && !slot_alive(s)) header_->slots[s] = 0;
+  for_each_run([&](uint64_t first, uint32_t owner, uint64_t units) {
+    const int slot = slot_of(owner);
+    if (slot >= 0 && slot < kMaxProcesses && slot_alive(slot)) return;
+    header_->recovered_blocks++;
+    header_->recovered_bytes += units * kUnitBytes;
+    free_run_locked(first);
+    recovered++;
+  });
   return recovered;
 }
 
@@ -401,20 +395,13 @@ RegionStats Region::stats() const {
   Lock lock(*this);
   RegionStats s;
   s.bytes = data_bytes_;
-  for (uint64_t u = 0; u < units_;) {
-    const uint32_t w = owner_[u];
-    if (!is_run_start(w)) {
-      u++;
-      continue;
-    }
-    const uint64_t n = extent_[u] ? extent_[u] : 1;
-    s.bytes_in_use += n * kUnitBytes;
-    if (w & kInFlight)
+  for_each_run([&](uint64_t, uint32_t owner, uint64_t units) {
+    s.bytes_in_use += units * kUnitBytes;
+    if (owner & kInFlight)
       s.blocks_in_flight++;
     else
       s.blocks_in_use++;
-    u += n;
-  }
+  });
   s.recovered_blocks = header_->recovered_blocks;
   s.recovered_bytes = header_->recovered_bytes;
   s.repairs = header_->repairs;

@@ -101,6 +101,9 @@ class Region {
   void repair_locked();
   size_t recover_locked();
   void free_run_locked(uint64_t first);
+  // Calls f(first unit, owner word, units) for each run, in address order. Lock held.
+  template <typename F>
+  void for_each_run(F&& f) const;
   bool slot_alive(int slot) const;
   uint64_t unit_of(const void* p) const;
 
