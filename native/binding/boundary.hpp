@@ -207,6 +207,9 @@ struct Call {
 // Float64s: a Float64Array's elements.
 #define PINPOOL_REQUIRE_FLOAT64_ARRAY(i, var) \
   PINPOOL_REQUIRE_ARG(i, ::pinpool::binding::get_float64_array, ::pinpool::binding::Float64s, var)
+// Uint8s: a Uint8Array's bytes.
+#define PINPOOL_REQUIRE_UINT8_ARRAY(i, var) \
+  PINPOOL_REQUIRE_ARG(i, ::pinpool::binding::get_uint8_array, ::pinpool::binding::Uint8s, var)
 // Type*: the native object of an external tagged as TagOf<Type>'s kind.
 #define PINPOOL_REQUIRE_HANDLE(i, Type, var) \
   PINPOOL_REQUIRE_ARG(i, ::pinpool::binding::get_handle<Type>, Type*, var)
@@ -279,21 +282,31 @@ inline bool get_arraybuffer(napi_env env, napi_value v, napi_value* out) {
   *out = v;
   return napi_is_arraybuffer(env, v, &is) == napi_ok && is;
 }
-// A Float64Array's elements (none when its buffer is detached).
-struct Float64s {
-  double* data = nullptr;
+// The elements of a typed array of one type (none when its buffer is detached).
+template <typename T, napi_typedarray_type kType>
+struct Elements {
+  T* data = nullptr;
   size_t length = 0;
 };
-inline bool get_float64_array(napi_env env, napi_value v, Float64s* out) {
+template <typename T, napi_typedarray_type kType>
+bool get_elements(napi_env env, napi_value v, Elements<T, kType>* out) {
   bool is = false;
   napi_typedarray_type type;
   void* data = nullptr;
   if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
       napi_get_typedarray_info(env, v, &type, &out->length, &data, nullptr, nullptr) != napi_ok ||
-      type != napi_float64_array)
+      type != kType)
     return false;
-  out->data = static_cast<double*>(data);
+  out->data = static_cast<T*>(data);
   return true;
+}
+using Float64s = Elements<double, napi_float64_array>;
+using Uint8s = Elements<uint8_t, napi_uint8_array>;
+inline bool get_float64_array(napi_env env, napi_value v, Float64s* out) {
+  return get_elements(env, v, out);
+}
+inline bool get_uint8_array(napi_env env, napi_value v, Uint8s* out) {
+  return get_elements(env, v, out);
 }
 template <typename T>
 bool get_handle(napi_env env, napi_value v, T** out) {

@@ -268,17 +268,9 @@ napi_value LegacyCopy(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 3, "testing.legacyCopy(device, address, bytes)");
   PINPOOL_REQUIRE_INT32(0, device);
   PINPOOL_REQUIRE_ADDRESS(1, address);
-  bool is = false;
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* data = nullptr;
-  if (napi_is_typedarray(env, argv[2], &is) != napi_ok || !is ||
-      napi_get_typedarray_info(env, argv[2], &type, &length, &data, nullptr, nullptr) != napi_ok ||
-      type != napi_uint8_array)
-    return throw_error(env, code::kInvalidArgument,
-                       "testing.legacyCopy: bytes must be a Uint8Array");
-  CUresult rc = cuda::copy_async(device, cuda::CopyKind::HostToDevice, address, data, length,
-                                 CU_STREAM_LEGACY);
+  PINPOOL_REQUIRE_UINT8_ARRAY(2, bytes);
+  CUresult rc = cuda::copy_async(device, cuda::CopyKind::HostToDevice, address, bytes.data,
+                                 bytes.length, CU_STREAM_LEGACY);
   if (rc != CUDA_SUCCESS) napi_throw(env, cuda_error(env, rc, "legacyCopy"));
   return nullptr;
 }

@@ -107,64 +107,44 @@ describe('a CUDA context this process can no longer use', () => {
 });
 
 describe('a context that fails while work is in flight (point 1)', () => {
-  it('settles the Promise with the error, ends the lease, and lets Node exit', () => {
-    // The driver never calls a host function after a context error, and pinpool's completion
-    // came only from one: this hung for ever (and kept Node alive).
-    const out = inFreshProcess(
-      { hold_copies: 1 },
-      `
-      const { copy, deviceAlloc, pool, pinned } = pinpool;
-      (async () => {
-        const dev = deviceAlloc(1 << 20);
-        const h = pool(pinned());
-        const buf = h.alloc(1 << 20);
-        __SET__
-        const p = copy(dev, buf);
-        binding.testing.fakeCuda('set', 'sticky_error', 700);
-        binding.testing.fakeCuda('set', 'hold_copies', 0);
-        let error = null;
-        try { await p; } catch (e) { error = { code: e.code, cudaError: e.cudaError, name: e.cudaErrorName }; }
-        buf.free();
-        console.log(JSON.stringify({ error, cached: h.stats().cachedBytes, inUse: h.stats().bytesInUse }));
-      })();`,
-    );
-    expect(out).toEqual({
-      error: { code: 'ERR_PINPOOL_CUDA', cudaError: 700, name: 'CUDA_ERROR_ILLEGAL_ADDRESS' },
-      // The lease ended with the error: the block went back to the pool at free().
-      cached: 1 << 20,
-      inUse: 0,
+  for (const [how, fail] of [
+    ['a sticky error (the knob)', "binding.testing.fakeCuda('set', 'sticky_error', 700);"],
+    // What test/gpu's device check 4 does on a GPU, through the same hook: another library's
+    // kernel storing through null, launched on the legacy default stream.
+    [
+      "another library's kernel that faults (device check 4, on the double)",
+      'binding.testing.faultKernel(0);',
+    ],
+  ] as const) {
+    it(`${how}: settles the Promise with the error, ends the lease, and lets Node exit`, () => {
+      // The driver never calls a host function after a context error, and pinpool's completion
+      // came only from one: this hung for ever (and kept Node alive).
+      const out = inFreshProcess(
+        { hold_copies: 1 },
+        `
+        const { copy, deviceAlloc, pool, pinned } = pinpool;
+        (async () => {
+          const dev = deviceAlloc(1 << 20);
+          const h = pool(pinned());
+          const buf = h.alloc(1 << 20);
+          __SET__
+          const p = copy(dev, buf);
+          ${fail}
+          binding.testing.fakeCuda('set', 'hold_copies', 0);
+          let error = null;
+          try { await p; } catch (e) { error = { code: e.code, cudaError: e.cudaError, name: e.cudaErrorName }; }
+          buf.free();
+          console.log(JSON.stringify({ error, cached: h.stats().cachedBytes, inUse: h.stats().bytesInUse }));
+        })();`,
+      );
+      expect(out).toEqual({
+        error: { code: 'ERR_PINPOOL_CUDA', cudaError: 700, name: 'CUDA_ERROR_ILLEGAL_ADDRESS' },
+        // The lease ended with the error: the block went back to the pool at free().
+        cached: 1 << 20,
+        inUse: 0,
+      });
     });
-  });
-});
-
-describe("another library's kernel faults while a copy is in flight (device check 4, on the double)", () => {
-  it('the copy rejects with CUDA_ERROR_ILLEGAL_ADDRESS, its lease ends, and Node exits', () => {
-    // What test/gpu's device check 4 does on a GPU, through the same hook: a kernel storing
-    // through null, launched on the legacy default stream while pinpool's copy waits.
-    const out = inFreshProcess(
-      { hold_copies: 1 },
-      `
-      const { copy, deviceAlloc, pool, pinned } = pinpool;
-      (async () => {
-        const dev = deviceAlloc(1 << 20);
-        const h = pool(pinned());
-        const buf = h.alloc(1 << 20);
-        __SET__
-        const p = copy(dev, buf);
-        binding.testing.faultKernel(0);
-        binding.testing.fakeCuda('set', 'hold_copies', 0);
-        let error = null;
-        try { await p; } catch (e) { error = { code: e.code, cudaError: e.cudaError, name: e.cudaErrorName }; }
-        buf.free();
-        console.log(JSON.stringify({ error, cached: h.stats().cachedBytes, inUse: h.stats().bytesInUse }));
-      })();`,
-    );
-    expect(out).toEqual({
-      error: { code: 'ERR_PINPOOL_CUDA', cudaError: 700, name: 'CUDA_ERROR_ILLEGAL_ADDRESS' },
-      cached: 1 << 20,
-      inUse: 0,
-    });
-  });
+  }
 });
 
 describe('copies between two devices (point 9)', () => {
