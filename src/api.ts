@@ -37,6 +37,9 @@ export type {
   GrowthOptions,
 } from './memory/factories.js';
 export { attach, adopt } from './threads/tokens.js';
+export { shared, sharedRegion } from './memory/shared.js';
+export type { SharedOptions, SharedRegionInfo, SharedRegionStats } from './memory/shared.js';
+export type { SharedBufferToken } from './memory/shared-tokens.js';
 export { info } from './observe/info.js';
 export type { Info, CudaDevice, LockCap, RegistryInfo } from './observe/info.js';
 export type { HandlerStats } from './memory/stats.js';

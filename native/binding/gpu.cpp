@@ -8,6 +8,7 @@
 #include "../core/handler.hpp"
 #include "../core/leases.hpp"
 #include "../handlers/file_mapping_handler.hpp"
+#include "../handlers/shared/shared_handler.hpp"
 #include "../lifetime/gpu_work.hpp"
 #include "../lifetime/registrations.hpp"
 #include "../support/call_threads.hpp"
@@ -119,11 +120,17 @@ bool host_memory(napi_env env, napi_value v, HostMemory* out) {
 }
 
 // Whether queueing a copy of this kind of pinpool memory returns at once, so it may be queued
-// from the JavaScript thread: pinned memory. Pageable memory may wait for the copy; so may
-// managed memory (the driver makes copies touching it host-synchronous on devices without
-// concurrent managed access, and documents no promise otherwise), so both queue from one of
-// copy_threads().
-bool queues_without_waiting(const char* kind) { return kind && std::strcmp(kind, "pinned") == 0; }
+// from the JavaScript thread: pinned memory, and a shared region registered here. Pageable memory
+// may wait for the copy; so may managed memory (the driver makes copies touching it
+// host-synchronous on devices without concurrent managed access, and documents no promise
+// otherwise), so both queue from one of copy_threads().
+bool queues_without_waiting(const block_registry::Found& found) {
+  if (!found.kind) return false;
+  if (std::strcmp(found.kind, "pinned") == 0) return true;
+  // A shared region this process registered with the driver (shared_handler.hpp).
+  const auto* shared = dynamic_cast<const SharedHandler*>(static_cast<const Handler*>(found.owner));
+  return shared && shared->registered();
+}
 
 // Operations whose environment ended before they did. Nobody is left to settle their Promise;
 // their fences have signalled, so the frees waiting on them complete. They cannot be destroyed
@@ -475,9 +482,9 @@ bool resolve_memory(napi_env env, Op* op, CopyRequest* r, bool* from_pool) {
         break;
     }
     // pinpool's pageable memory page-locked by register() queues like pinned memory.
-    if (!queues_without_waiting(found.kind))
+    if (!queues_without_waiting(found))
       op->registration = registrations::use(r->host, r->bytes, r->host_buffer, r->device);
-    *from_pool = !queues_without_waiting(found.kind) && !op->registration;
+    *from_pool = !queues_without_waiting(found) && !op->registration;
     return true;
   }
   if (r->bytes &&

@@ -13,6 +13,7 @@
 #include "../core/lock_cap.hpp"
 #include "../handlers/limit_adaptor.hpp"
 #include "../handlers/pool/pool_adaptor.hpp"
+#include "../handlers/shared/shared_handler.hpp"
 #include "../lifetime/transfers.hpp"
 #include "handler_factory.hpp"
 #include "module_exports.hpp"
@@ -34,10 +35,12 @@ napi_value CreateHandler(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 2, "createHandler(kind, options)");
   PINPOOL_REQUIRE_STRING(0, kind);
   PINPOOL_REQUIRE_OBJECT(1, options);
-  std::string error;
+  Refusal error;
   Handler* h = make_handler(env, kind, options, error);
-  // An unknown kind, a missing upstream; or a getter of `options` threw, and that error stands.
-  if (!h) return throw_error(env, code::kInvalidArgument, "binding: " + error);
+  // An unknown kind, a missing upstream, a region that cannot be had; or a getter of `options`
+  // threw, and that error stands.
+  if (!h && error.code) return throw_error(env, error.code, error.message);
+  if (!h) return throw_error(env, code::kInvalidArgument, "binding: " + error.message);
   return wrap_handler(env, h);
 }
 
@@ -283,6 +286,40 @@ napi_value Attach(napi_env env, napi_callback_info info) {
   return wrap_handler(env, h);
 }
 
+// region(handler) -> { region, secret, bytes, pageLocked, stats } for a shared() leaf, else
+// null. stats: the region's (shared::RegionStats), read now under its lock, after taking back
+// the blocks of processes that died.
+napi_value Region(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 1, "region(handler)");
+  PINPOOL_REQUIRE_HANDLE(0, Handler, h);
+  auto* shared = dynamic_cast<SharedHandler*>(h);
+  if (!shared) return js_null(env);
+  shared::Region& r = shared->region();
+  const shared::RegionStats s = r.stats();
+  napi_value stats = js_object(env);
+  auto number = [&](const char* key, uint64_t v) {
+    set_named(env, stats, key, js_number(env, static_cast<double>(v)));
+  };
+  number("bytes", s.bytes);
+  number("bytesInUse", s.bytes_in_use);
+  number("blocksInUse", s.blocks_in_use);
+  number("blocksInFlight", s.blocks_in_flight);
+  number("recoveredBlocks", s.recovered_blocks);
+  number("recoveredBytes", s.recovered_bytes);
+  number("repairs", s.repairs);
+  number("processes", s.processes);
+  number("bytesHere", s.bytes_here);
+  number("blocksHere", s.blocks_here);
+  number("givenHere", s.given_here);
+  napi_value result = js_object(env);
+  set_named(env, result, "region", js_string(env, r.name()));
+  set_named(env, result, "secret", js_string(env, r.secret()));
+  set_named(env, result, "bytes", js_number(env, static_cast<double>(r.data_bytes())));
+  set_named(env, result, "pageLocked", js_string(env, shared->page_locked()));
+  set_named(env, result, "stats", stats);
+  return result;
+}
+
 }  // namespace
 
 void ExportHandlerCalls(napi_env env, napi_value exports) {
@@ -295,7 +332,8 @@ void ExportHandlerCalls(napi_env env, napi_value exports) {
                     {"statsLayout", guarded<StatsLayout>},
                     {"describe", guarded<Describe>},
                     {"secret", guarded<Secret>},
-                    {"attach", guarded<Attach>}});
+                    {"attach", guarded<Attach>},
+                    {"region", guarded<Region>}});
 }
 
 }  // namespace pinpool::binding

@@ -1,7 +1,9 @@
 #include "handler_factory.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 
 #include "boundary.hpp"
 
@@ -13,6 +15,7 @@
 #include "../handlers/pageable_handler.hpp"
 #include "../handlers/pinned_handler.hpp"
 #include "../handlers/pool/pool_adaptor.hpp"
+#include "../handlers/shared/shared_handler.hpp"
 #include "../support/kernel.hpp"
 
 namespace pinpool::binding {
@@ -33,6 +36,7 @@ struct Options {
   GrowthOptions growth;                                // locked, pinned: how they grow
   int numa_node = PinnedOptions::kDeviceNode;          // locked: -1 for this
   uint64_t chunk_bytes = GrowthOptions{}.chunk_bytes;  // locked: per mlock; pool: per growth
+  SharedOptions shared;                                // shared: the region
 };
 
 // Reads options[key] once each, as the type the key takes; a key of another type keeps its
@@ -109,79 +113,133 @@ bool read(napi_env env, napi_value object, Options* r) {
   o.int32("numaNode", &r->numa_node);
   o.bytes("chunkBytes", &r->chunk_bytes);
   r->growth.chunk_bytes = static_cast<size_t>(std::min<uint64_t>(r->chunk_bytes, SIZE_MAX));
+  o.string("region", &r->shared.region);
+  o.string("secret", &r->shared.secret);
+  uint64_t region_bytes = 0;
+  o.bytes("bytes", &region_bytes);
+  r->shared.bytes = static_cast<size_t>(std::min<uint64_t>(region_bytes, SIZE_MAX));
+  o.boolean("pageLock", &r->shared.page_lock);
+  r->shared.device = r->device;
   return o.ok();
 }
 
 // The kinds, in the order constants().kinds lists them: each with how it is made from its
 // options. This table is the one list of kinds (src/boundary/native.ts checks its HandlerKind
 // against it at load); a kind's class spells the same name (Handler::kind()).
-using Make = Handler* (*)(const Options& o, const std::string& kind, std::string& error);
+using Make = Handler* (*)(const Options& o, const std::string& kind, Refusal& error);
 struct Kind {
   const char* name;
   bool leaf;  // hands out its own memory; else an adaptor, made over upstream handlers
   Make make;
 };
 
-Handler* with_upstream(const Options& o, const std::string& kind, std::string& error,
+Handler* with_upstream(const Options& o, const std::string& kind, Refusal& error,
                        Handler* (*make)(const Options&)) {
   if (!o.upstream) {
-    error = kind + " needs an upstream handler";
+    error.message = kind + " needs an upstream handler";
     return nullptr;
   }
   return make(o);
 }
 
 // A node the machine has, or -1 / the device's default; else says why in `error`.
-bool node_exists(const Options& o, std::string& error) {
+bool node_exists(const Options& o, Refusal& error) {
   if (o.numa_node < 0 || o.numa_node < kernel().node_count()) return true;
-  error = "numaNode " + std::to_string(o.numa_node) + ": this machine has " +
-          std::to_string(kernel().node_count()) + " NUMA node(s)";
+  error.message = "numaNode " + std::to_string(o.numa_node) + ": this machine has " +
+                  std::to_string(kernel().node_count()) + " NUMA node(s)";
   return false;
 }
 
+}  // namespace
+
+void shared_refusal(const SharedOptions& o, int e, Refusal& error) {
+  const std::string region = "shared region '" + o.region + "'";
+  error.code = code::kInvalidArgument;
+  switch (e) {
+    case EEXIST:
+      error.message = region + " exists already (open it with its secret)";
+      break;
+    case ENOENT:
+      error.code = code::kUnavailable;
+      error.message = region + " does not exist (no process has it open)";
+      break;
+    case EACCES:
+    case EPERM:
+      error.message = region + ": not this secret, or a file of another user";
+      break;
+    case EMFILE:
+      error.code = code::kUnavailable;
+      error.message =
+          region + ": " + std::to_string(shared::kMaxProcesses) + " processes have it open already";
+      break;
+    case ENOSPC:
+    case ENOMEM:
+    case EFBIG:
+      error.code = code::kOutOfMemory;
+      error.message = region + ": no room for " + std::to_string(o.bytes) + " bytes in /dev/shm (" +
+                      std::strerror(e) + ")";
+      break;
+    case EPROTO:
+      error.message = region + ": the file is no pinpool region (or of another version)";
+      break;
+    default:
+      if (e != EINVAL) error.code = code::kUnavailable;
+      error.message = region + ": " + std::strerror(e);
+  }
+}
+
+namespace {
+
 const Kind kKinds[] = {
     {"pinned", true,
-     [](const Options& o, const std::string&, std::string& error) -> Handler* {
+     [](const Options& o, const std::string&, Refusal& error) -> Handler* {
        if (!node_exists(o, error)) return nullptr;
        return new PinnedHandler(o.name, {o.device, o.portable, o.mapped, o.write_combined,
                                          o.register_memory, o.growth, o.numa_node});
      }},
     {"managed", true,
-     [](const Options& o, const std::string&, std::string&) -> Handler* {
+     [](const Options& o, const std::string&, Refusal&) -> Handler* {
        return new ManagedHandler(o.name, o.device);
      }},
     {"locked", true,
-     [](const Options& o, const std::string&, std::string& error) -> Handler* {
+     [](const Options& o, const std::string&, Refusal& error) -> Handler* {
        if (!node_exists(o, error)) return nullptr;
        GrowthOptions growth = o.growth;
        growth.numa_node = o.numa_node == PinnedOptions::kDeviceNode ? -1 : o.numa_node;
        return new LockedHandler(o.name, o.max_bytes, growth);
      }},
     {"pageable", true,
-     [](const Options& o, const std::string&, std::string&) -> Handler* {
+     [](const Options& o, const std::string&, Refusal&) -> Handler* {
        return new PageableHandler(o.name);
      }},
     {"file", true,
-     [](const Options& o, const std::string&, std::string&) -> Handler* {
+     [](const Options& o, const std::string&, Refusal&) -> Handler* {
        return new FileMappingHandler(o.name, {o.fd, o.writable, o.register_memory, o.device});
      }},
+    {"shared", true,
+     [](const Options& o, const std::string&, Refusal& error) -> Handler* {
+       int e = 0;
+       if (Handler* h = SharedHandler::open(o.name, o.shared, &e)) return h;
+       shared_refusal(o.shared, e, error);
+       return nullptr;
+     }},
     {"pool", false,
-     [](const Options& o, const std::string& kind, std::string& error) {
+     [](const Options& o, const std::string& kind, Refusal& error) {
        return with_upstream(o, kind, error, [](const Options& u) -> Handler* {
          return new PoolAdaptor(u.name, u.upstream,
                                 {u.max_cached_bytes, u.cache_ratio, u.growth.chunk_bytes});
        });
      }},
     {"fallback", false,
-     [](const Options& o, const std::string&, std::string& error) -> Handler* {
+     [](const Options& o, const std::string&, Refusal& error) -> Handler* {
        if (!o.primary || !o.secondary) {
-         error = "fallback needs a primary and a secondary handler";
+         error.message = "fallback needs a primary and a secondary handler";
          return nullptr;
        }
        return new FallbackAdaptor(o.name, o.primary, o.secondary, o.min_bytes, o.max_bytes);
      }},
     {"limit", false,
-     [](const Options& o, const std::string& kind, std::string& error) {
+     [](const Options& o, const std::string& kind, Refusal& error) {
        return with_upstream(o, kind, error, [](const Options& u) -> Handler* {
          return new LimitAdaptor(u.name, u.upstream, u.max_bytes);
        });
@@ -196,15 +254,14 @@ std::vector<HandlerKind> handler_kinds() {
   return kinds;
 }
 
-Handler* make_handler(napi_env env, const std::string& kind, napi_value options,
-                      std::string& error) {
+Handler* make_handler(napi_env env, const std::string& kind, napi_value options, Refusal& error) {
   Options o;
   if (!read(env, options, &o)) return nullptr;
   if (o.name.empty()) o.name = kind;
   for (const Kind& k : kKinds)
     if (kind == k.name) return k.make(o, kind, error);
   // Unknown kinds are an error, never a default (RMM's lesson).
-  error = "unknown handler kind '" + kind + "'";
+  error.message = "unknown handler kind '" + kind + "'";
   return nullptr;
 }
 

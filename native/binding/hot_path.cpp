@@ -11,11 +11,15 @@
 
 #include "../core/fallback_log.hpp"
 #include "../core/handler.hpp"
+#include "../core/leases.hpp"
 #include "../core/lock_cap.hpp"
 #include "../handlers/limit_adaptor.hpp"
+#include "../handlers/shared/shared_handler.hpp"
 #include "../lifetime/transfers.hpp"
+#include "../support/align.hpp"
 #include "boundary.hpp"
 #include "buffer_lifetime.hpp"
+#include "handler_factory.hpp"
 #include "instance.hpp"
 #include "module_exports.hpp"
 #include "thread_cache.hpp"
@@ -272,6 +276,98 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// giveShared(handler, arrayBuffer | undefined, slot, address) -> { unit, units, nonce }: hands a
+//   block of a shared() leaf to whichever process adopts the ticket (nonce: 16 hexadecimal
+//   digits). It leaves this process as a free would (statistics, named scope), still in use.
+//   Refused, changing nothing, while anything here may still reach the memory: a copy in flight,
+//   a registration, an ArrayBuffer that left the buffer.
+napi_value GiveShared(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 4, "giveShared(handler, buffer, slot, address)");
+  auto* inst = static_cast<Instance*>(function_data);
+  LiveBlock* block = named_block({env, "binding: giveShared(handler, buffer, slot, address)"}, inst,
+                                 argv, "transfer");
+  if (!block) return nullptr;
+  auto* shared = dynamic_cast<SharedHandler*>(block->handler);
+  if (!shared)
+    return throw_error(env, code::kInvalidArgument,
+                       "transfer: only a block of a shared() handler can leave the process");
+  const char* in_use =
+      "transfer: the block cannot leave the process while something here still reaches it (a "
+      "copy in flight, a registration, or an ArrayBuffer moved out of the buffer)";
+  if (!block->inherited.all_done() || leases::overlaps(block->ptr, block->bytes))
+    return throw_error(env, code::kInvalidArgument, in_use);
+  FenceSet leases;
+  if (!take_back_view(env, argv[1], *block, false, leases))
+    return throw_error(env, code::kInvalidArgument, "transfer: the buffer cannot be detached");
+  if (!leases.all_done()) {
+    // Its ArrayBuffer was moved away before: the block stays here, to be freed (which waits).
+    return throw_error(env, code::kInvalidArgument, in_use);
+  }
+  shared::Ticket ticket;
+  if (!shared->hand_off(block->ptr, block->bytes, block->alignment, &ticket))
+    return throw_error(env, code::kInvalidArgument, "transfer: not a block this process owns");
+  inst->live.remove(env, block);
+  char nonce[17];
+  std::snprintf(nonce, sizeof nonce, "%016llx", static_cast<unsigned long long>(ticket.nonce));
+  napi_value result = js_object(env);
+  set_named(env, result, "unit", js_number(env, static_cast<double>(ticket.unit)));
+  set_named(env, result, "units", js_number(env, static_cast<double>(ticket.units)));
+  set_named(env, result, "nonce", js_string(env, nonce));
+  return result;
+}
+
+// adoptShared(region, secret, unit, nonce, bytes) -> { handler, buffer, bytes, alignment }, or
+//   null when the ticket adopts nothing (adopted already, its giver died, or forged); the
+//   address and leaf id land in scratch. Opens the region here when this process has not.
+napi_value AdoptShared(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 5, "adoptShared(region, secret, unit, nonce, bytes)");
+  auto* inst = static_cast<Instance*>(function_data);
+  SharedOptions o;
+  PINPOOL_REQUIRE_STRING(0, region);
+  PINPOOL_REQUIRE_STRING(1, secret);
+  PINPOOL_REQUIRE_SIZE(2, unit);
+  PINPOOL_REQUIRE_STRING(3, nonce_hex);
+  PINPOOL_REQUIRE_SIZE(4, bytes);
+  char* end = nullptr;
+  shared::Ticket ticket{unit, std::strtoull(nonce_hex.c_str(), &end, 16), 0};
+  PINPOOL_REQUIRE(nonce_hex.size() == 16 && end == nonce_hex.c_str() + 16);
+  o.region = region;
+  o.secret = secret;
+  int e = 0;
+  SharedHandler* h = SharedHandler::open("shared-" + region, o, &e);
+  if (!h) {
+    Refusal refusal;
+    shared_refusal(o, e, refusal);
+    return throw_error(env, refusal.code, "adopt: " + refusal.message);
+  }
+  void* p = h->take_over(ticket, bytes);
+  if (!p) {
+    h->release();
+    return js_null(env);
+  }
+  const size_t alignment = page_size();
+  LiveBlock block{p, h, bytes, alignment, h->abi(), nullptr, {}};
+  napi_value buffer;
+  if (!make_view(env, p, bytes, &block.view, &buffer)) {
+    h->deallocate(p, bytes, alignment);
+    h->release();
+    return throw_error(env, code::kOutOfMemory,
+                       "adopt: no ArrayBuffer could be made for the block");
+  }
+  h->hold(p);
+  double* out = inst->slots;
+  out[kLiveSlot] = inst->live.add(std::move(block));  // takes over open()'s reference
+  h->retain();                                        // the wrapper's reference
+  out[kAddress] = address_value(p);
+  out[kServedBy] = static_cast<double>(h->id());
+  napi_value result = js_object(env);
+  set_named(env, result, "handler", wrap_handler(env, h));
+  set_named(env, result, "buffer", buffer);
+  set_named(env, result, "bytes", js_number(env, static_cast<double>(bytes)));
+  set_named(env, result, "alignment", js_number(env, static_cast<double>(alignment)));
+  return result;
+}
+
 }  // namespace
 
 void ExportHotPath(napi_env env, napi_value exports, Instance* inst) {
@@ -280,6 +376,8 @@ void ExportHotPath(napi_env env, napi_value exports, Instance* inst) {
                     {"free", guarded<HotFree>},
                     {"transfer", guarded<Transfer>},
                     {"adopt", guarded<Adopt>},
+                    {"giveShared", guarded<GiveShared>},
+                    {"adoptShared", guarded<AdoptShared>},
                     {"takeError", guarded<TakeError>}},
                    inst);
 }

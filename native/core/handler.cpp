@@ -195,6 +195,19 @@ std::optional<size_t> Handler::deallocate(void* ptr, size_t bytes, size_t alignm
   return bytes;
 }
 
+void Handler::count_arrival(void* ptr, size_t bytes) {
+  block_registry::add(ptr, bytes, kind(), this);
+  stats_.bytes.add(bytes);
+  stats_.allocations.add(1);
+}
+
+void Handler::count_departure(void* ptr, size_t bytes) {
+  unhold(ptr);
+  block_registry::remove(ptr, this);
+  stats_.bytes.sub(bytes);
+  stats_.allocations.sub(1);
+}
+
 void Handler::settle_orphans() {
   if (deferred_count_.load(std::memory_order_relaxed) == 0) return;
   size_t bytes = 0, blocks = 0;

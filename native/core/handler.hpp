@@ -92,6 +92,11 @@ class Handler {
   // struct (another native addon's) is refused and counted as an invalid free, like a foreign
   // pointer's: JavaScript still reads and writes that memory.
   void hold(const void* ptr);
+  // A block that moves to or from another process (the shared leaf's hand-off) with no
+  // allocation or free here: counted into, or out of, the statistics, the block registry and
+  // the held blocks as an allocation or a free would be, but for the count of frees. Leaves only.
+  void count_arrival(void* ptr, size_t bytes);
+  void count_departure(void* ptr, size_t bytes);
   // Finishes the deferred frees whose leases are over; returns how many. Never blocks on a
   // fence. allocate(), trim() and reclaim_all() call it.
   size_t reclaim();

@@ -56,6 +56,21 @@ export interface HotPath {
     key: string,
     process: string,
   ): { handler: NativeHandle; buffer: ArrayBuffer; bytes: number; alignment: number } | null;
+  /** Hands a shared() leaf's block to another process: the ticket a SharedBufferToken carries. */
+  giveShared(
+    handle: NativeHandle,
+    buffer: ArrayBuffer | null | undefined,
+    slot: number,
+    address: number,
+  ): { unit: number; units: number; nonce: string };
+  /** Adopts a block a process gave (opening its region here); the address and leaf id land in scratch(). */
+  adoptShared(
+    region: string,
+    secret: string,
+    unit: number,
+    nonce: string,
+    bytes: number,
+  ): { handler: NativeHandle; buffer: ArrayBuffer; bytes: number; alignment: number } | null;
 }
 const hotPathKeys = {
   alloc: true,
@@ -63,6 +78,8 @@ const hotPathKeys = {
   free: true,
   transfer: true,
   adopt: true,
+  giveShared: true,
+  adoptShared: true,
 } as const satisfies Record<keyof HotPath, true>;
 
 /** The tables native code owns, and the error class it throws (native/binding/boundary.cpp). */
@@ -136,6 +153,26 @@ export interface HandlerCalls {
   describe(handleOrId: NativeHandle | number): { id: number; name: string; kind: string } | null;
   secret(handle: NativeHandle): { secret: string; process: string };
   attach(id: number, secret: string, process: string): NativeHandle | null;
+  /** A shared() leaf's region (its stats read now), or null for any other handler. */
+  region(handle: NativeHandle): {
+    region: string;
+    secret: string;
+    bytes: number;
+    pageLocked: 'cuda' | 'mlock' | 'off' | 'none';
+    stats: {
+      bytes: number;
+      bytesInUse: number;
+      blocksInUse: number;
+      blocksInFlight: number;
+      recoveredBlocks: number;
+      recoveredBytes: number;
+      repairs: number;
+      processes: number;
+      bytesHere: number;
+      blocksHere: number;
+      givenHere: number;
+    };
+  } | null;
 }
 const handlerCallsKeys = {
   createHandler: true,
@@ -147,6 +184,7 @@ const handlerCallsKeys = {
   describe: true,
   secret: true,
   attach: true,
+  region: true,
 } as const satisfies Record<keyof HandlerCalls, true>;
 
 /** Slab views of a `slabViews` pool (native/binding/slab_views.cpp). */
@@ -354,7 +392,7 @@ export const bindingGroups = {
 } as const;
 
 /** Kinds of leaf handlers, which hand out their own memory (constants().kinds: 'leaf'). */
-export type LeafKind = 'pinned' | 'managed' | 'locked' | 'pageable' | 'file';
+export type LeafKind = 'pinned' | 'managed' | 'locked' | 'pageable' | 'file' | 'shared';
 /** Kinds of handlers: the leaves and the adaptors (constants().kinds: 'adaptor'). */
 export type HandlerKind = LeafKind | 'pool' | 'fallback' | 'limit';
 /** The kinds as these types declare them; checked against native code's table at load. */
@@ -364,6 +402,7 @@ const declaredKinds = {
   locked: 'leaf',
   pageable: 'leaf',
   file: 'leaf',
+  shared: 'leaf',
   pool: 'adaptor',
   fallback: 'adaptor',
   limit: 'adaptor',

@@ -12,6 +12,7 @@ import type { ThreadCache } from './thread-cache.js';
 import { takeBack, tookBack } from './take-back.js';
 import { freeChannel, type FreeMessage } from '../boundary/channels.js';
 import { invalid, isObject } from '../boundary/validate.js';
+import { sharedToken, type SharedBufferToken } from './shared-tokens.js';
 import {
   hexAddress,
   inspectAs,
@@ -37,7 +38,7 @@ export interface HostBlock {
   /** The block's bytes (native code takes its lease from this memory). */
   memory: Uint8Array;
   byteLength: number;
-  /** Kind of the leaf that served it: 'pinned', 'managed', 'locked', 'pageable', 'file'. */
+  /** Kind of the leaf that served it: 'pinned', 'managed', 'locked', 'pageable', 'file', 'shared'. */
   kind: string;
 }
 
@@ -335,11 +336,15 @@ export class HostBuffer {
    * Moves ownership to another thread, zero copy: returns a token for postMessage and releases
    * this buffer here (its views are detached). `adopt(token)` in the receiving thread returns a
    * HostBuffer over the same memory. Adopt each token once; an unadopted token keeps its memory.
+   * A block of a shared() handler moves to another process instead (a SharedBufferToken, for
+   * process.send() or any channel): refused while a copy, a registration or an ArrayBuffer
+   * moved out of this buffer still reaches it here.
    */
-  transfer(): BufferToken {
+  transfer(): BufferToken | SharedBufferToken {
     if (!HostBuffer.#owns(this)) throw wrongReceiver();
     if (this.#released) throw released();
     const block = this.#block;
+    if (block.owner.kind === 'shared') return this.#leaveProcess();
     const buffer = this.#buffer === undefined ? undefined : takeBack(this.#buffer, block.slot);
     // Still in use, elsewhere: the scope's cell goes with the block (native code), and counts it
     // when whichever thread holds it frees it or ends.
@@ -358,6 +363,21 @@ export class HostBuffer {
     this.#release();
     const token: BufferToken = { pinpool: 'buffer', version: 2, id, process };
     return Object.freeze(token);
+  }
+
+  /** transfer() of a shared() handler's block: it leaves the process, as a free would here. */
+  #leaveProcess(): SharedBufferToken {
+    const block = this.#block;
+    const buffer = this.#buffer === undefined ? undefined : takeBack(this.#buffer, block.slot);
+    let ticket: { unit: number; nonce: string };
+    try {
+      ticket = binding.giveShared(block.owner.handle, buffer, block.slot, block.address);
+    } finally {
+      tookBack();
+    }
+    this.#release();
+    if (this.#scope !== undefined) this.#scope.freed(block.byteLength);
+    return sharedToken(block.owner.handle, ticket, block.byteLength);
   }
 
   /**

@@ -14,6 +14,7 @@ import {
 } from '../scope/controller.js';
 import { ErrorCode, PinpoolError } from '../boundary/errors.js';
 import type { Handler } from '../memory/handler.js';
+import { sharedRegion, type SharedRegionStats } from '../memory/shared.js';
 import { info } from './info.js';
 import { bucketLabel, statsTable, type HandlerStats } from '../memory/stats.js';
 import type { NativeStat } from '../boundary/native.js';
@@ -52,6 +53,8 @@ interface Row {
 
 interface Snapshot {
   handlers: Row[];
+  /** The shared regions the reported handlers serve from, each once. */
+  regions: { region: string; stats: SharedRegionStats }[];
   /** The controller's named scopes (anonymous run(handler) scopes are no series). */
   scopes: ScopeInfo[];
 }
@@ -185,6 +188,56 @@ const SCOPE_METRICS: readonly (readonly [
   ['switches', 'counter', 'Times the named scope was bound to another handler.'],
 ];
 
+/**
+ * Per shared region (shared()), named `shared_region_<field>`. The region's own counts are the
+ * same in every process that has it open, so a node:cluster aggregate (AggregatorRegistry) takes
+ * the first worker's, not their sum; the `...Here` counts are each process's own, and sum to
+ * what the cluster's processes hold.
+ */
+const REGION_METRICS: readonly (readonly [
+  field: keyof SharedRegionStats,
+  type: 'counter' | 'gauge',
+  aggregator: Prom.Aggregator,
+  help: string,
+])[] = [
+  ['bytes', 'gauge', 'first', 'Bytes of the shared region: the host budget of its processes.'],
+  ['bytesInUse', 'gauge', 'first', 'Bytes of the shared region in blocks, owned or in flight.'],
+  ['blocksInUse', 'gauge', 'first', 'Blocks of the shared region owned by a process.'],
+  [
+    'blocksInFlight',
+    'gauge',
+    'first',
+    'Blocks of the shared region given by one process and not yet adopted by another.',
+  ],
+  [
+    'recoveredBlocks',
+    'counter',
+    'first',
+    'Blocks of the shared region taken back from processes that died.',
+  ],
+  ['recoveredBytes', 'counter', 'first', 'Bytes of those blocks.'],
+  [
+    'repairs',
+    'counter',
+    'first',
+    "Times a process found the shared region's lock left by one that died mid-change.",
+  ],
+  ['processes', 'gauge', 'first', 'Processes that have the shared region open.'],
+  [
+    'bytesHere',
+    'gauge',
+    'sum',
+    'Bytes of the shared region in blocks this process owns (summed over cluster workers).',
+  ],
+  ['blocksHere', 'gauge', 'sum', 'Blocks of the shared region this process owns.'],
+  [
+    'givenHere',
+    'gauge',
+    'sum',
+    'Blocks of the shared region this process gave and nobody adopted yet.',
+  ],
+];
+
 /** 'bytesInUse' -> 'bytes_in_use': a statistic's name as its metric's. */
 function snakeCase(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
@@ -195,7 +248,7 @@ const INFO = ['version', 'cuda', 'napi_version'] as const;
 
 /** Every label name pinpool's own series use: a caller's label may not take one of them. */
 function ownLabelNames(): Set<string> {
-  return new Set(['handler', 'scope', ...INFO, ...statsTable().flatMap((s) => s.labels)]);
+  return new Set(['handler', 'scope', 'region', ...INFO, ...statsTable().flatMap((s) => s.labels)]);
 }
 
 const installed = new WeakSet<Prom.Registry<Prom.RegistryContentType>>();
@@ -324,7 +377,17 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
         taken.add(label);
         return { handler, label, stats: handler.stats() };
       });
-      snapshot = { handlers, scopes: c.scopes() };
+      const regions = new Map<string, SharedRegionStats>();
+      for (const { handler } of handlers) {
+        if (handler.kind !== 'shared') continue;
+        const r = sharedRegion(handler);
+        regions.set(r.region, r.stats);
+      }
+      snapshot = {
+        handlers,
+        regions: [...regions].map(([region, stats]) => ({ region, stats })),
+        scopes: c.scopes(),
+      };
       setImmediate(() => (snapshot = undefined)).unref();
     }
     return snapshot;
@@ -462,6 +525,16 @@ export function collectMetrics<R extends Prom.Registry<Prom.RegistryContentType>
   for (const [field, type, help] of SCOPE_METRICS) {
     define(`scope_${snakeCase(field)}`, help, type, () =>
       read().scopes.map((s) => ({ labels: sets.of(S, [s.name]), value: s[field] })),
+    );
+  }
+  const R = ['region'] as const;
+  for (const [field, type, aggregator, help] of REGION_METRICS) {
+    define(
+      `shared_region_${snakeCase(field)}`,
+      help,
+      type,
+      () => read().regions.map((r) => ({ labels: sets.of(R, [r.region]), value: r.stats[field] })),
+      aggregator,
     );
   }
   const i = info();

@@ -8,7 +8,8 @@ import { wrapperOf, type Handler, type HandlerToken } from '../memory/handler.js
 import { Block, HostBuffer, makeHostBuffer, type BufferToken } from '../memory/host-buffer.js';
 import { binding, type NativeHandle } from '../boundary/native.js';
 import { handOut } from '../memory/take-back.js';
-import { invalid, isArray } from '../boundary/validate.js';
+import { invalid, isArray, isObject, readValue } from '../boundary/validate.js';
+import { readSharedToken, type SharedBufferToken } from '../memory/shared-tokens.js';
 
 const HEX = /^[0-9a-f]+$/;
 
@@ -104,14 +105,27 @@ export function attach(token: HandlerToken): Handler {
   return wrapperOf(handle, t.id as number, t.slabViews, t.threadCacheBytes);
 }
 
-/** Takes ownership of a buffer sent with `buf.transfer()`: same memory, zero copy, once. */
-export function adopt(token: BufferToken): HostBuffer {
-  const t = readToken(token, 'buffer');
-  const parcel = binding.adopt(t.id as string, t.process);
+/**
+ * Takes ownership of a buffer sent with `buf.transfer()`: same memory, zero copy, once. A
+ * shared() handler's token is adopted in any process of the same user on the host (the region
+ * is opened here if it is not yet); it adopts nothing once its giver has died.
+ */
+export function adopt(token: BufferToken | SharedBufferToken): HostBuffer {
+  // Read once: a getter may not answer one way here and another below.
+  const fields: unknown =
+    isObject(token) && !isArray(token) ? readValue(() => ({ ...token }), 'token') : token;
+  let parcel: ReturnType<typeof binding.adopt>;
+  if (isObject(fields) && (fields as { pinpool?: unknown }).pinpool === 'shared-buffer') {
+    const t = readSharedToken(fields);
+    parcel = binding.adoptShared(t.region, t.secret, t.unit, t.nonce, t.bytes);
+  } else {
+    const t = readToken(fields, 'buffer');
+    parcel = binding.adopt(t.id as string, t.process);
+  }
   if (parcel === null) {
     throw new PinpoolError(
       ErrorCode.RELEASED,
-      'pinpool: this buffer token was already adopted (or never issued)',
+      'pinpool: this buffer token was already adopted (or never issued, or its giver died)',
     );
   }
   const { handler: handle, buffer, bytes: byteLength, alignment } = parcel;

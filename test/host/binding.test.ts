@@ -2,7 +2,7 @@
 // interface per binding file (native/binding/module_exports.hpp), each with an object of its keys
 // that the compiler holds to the interface; the addon lists each file's keys itself (a test
 // build's testing.groups: native/binding/addon.cpp). A key added on one side only fails here.
-import { describe, expect, expectTypeOf, it } from 'vitest';
+import { afterAll, describe, expect, expectTypeOf, it } from 'vitest';
 
 import {
   binding,
@@ -25,15 +25,19 @@ import {
   pageable,
   pinned,
   pool,
+  shared,
   type Handler,
 } from 'pinpool';
 
+import { regionName, removeRegions } from '../support/shared-regions.js';
 import { testing } from '../support/testing.js';
 
 type Groups = typeof bindingGroups;
 type GroupKeys = { [F in keyof Groups]: keyof Groups[F] }[keyof Groups];
 
 const sorted = (keys: Iterable<string>) => [...keys].sort();
+
+afterAll(removeRegions);
 
 describe('the binding surface', () => {
   it('declares every key of NativeBinding in exactly one group', () => {
@@ -74,7 +78,7 @@ describe('the tables native code owns', () => {
         .filter(([, role]) => role === 'adaptor')
         .map(([k]) => k),
     ).toEqual(['pool', 'fallback', 'limit']);
-    expect(Object.keys(kinds)).toHaveLength(8);
+    expect(Object.keys(kinds)).toHaveLength(9);
   });
 
   it('every kind it names makes a handler that reports that kind (each native class names its own)', () => {
@@ -87,6 +91,7 @@ describe('the tables native code owns', () => {
       locked: () => locked(),
       pageable: () => pageable(),
       file: () => mapFile(file).handler,
+      shared: () => shared({ region: regionName('kinds'), bytes: 1 << 20 }),
       pool: () => pool(pageable()),
       fallback: () => fallback(pageable(), pageable()),
       limit: () => limit(pageable(), { maxBytes: 4096 }),

@@ -6,7 +6,16 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { adopt, attach, Handler, limit, pageable, pool, type HostBuffer } from 'pinpool';
+import {
+  adopt,
+  attach,
+  Handler,
+  limit,
+  pageable,
+  pool,
+  type BufferToken,
+  type HostBuffer,
+} from 'pinpool';
 
 import { binding, constants } from '../../dist/src/boundary/native.js';
 import { collected } from '../support/collect.js';
@@ -180,7 +189,7 @@ describe('unforgeable handles and tokens', () => {
     const h = pool(pageable());
     const b = h.alloc(64);
     fill(b, 5);
-    const token = b.transfer();
+    const token = b.transfer() as BufferToken;
     expect(token.id).toMatch(/^[0-9a-f]{32}$/);
     expectCode(
       () => adopt({ ...token, process: 'ffffffffffffffff' }),

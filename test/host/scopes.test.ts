@@ -13,6 +13,7 @@ import {
   pageable,
   pool,
   type BufferToken,
+  type SharedBufferToken,
   type Controller,
   type HostBuffer,
 } from 'pinpool';
@@ -330,7 +331,7 @@ describe('scope accounting no token can forge', () => {
     try {
       const ingest = c.run('ingest', () => c.alloc(4000).transfer());
       const batch = c.run('batch', () => c.alloc(8).transfer());
-      const scopeOf = (t: BufferToken) => (t as { scope?: unknown }).scope;
+      const scopeOf = (t: BufferToken | SharedBufferToken) => (t as { scope?: unknown }).scope;
       const swapped = [
         { ...ingest, scope: scopeOf(batch) },
         { ...batch, scope: scopeOf(ingest) },

@@ -3,7 +3,7 @@
 // entry by entry, and nothing may be outside it. Nothing below names a statistic.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   collectMetrics,
   createController,
@@ -14,8 +14,11 @@ import {
   locked,
   pageable,
   pool,
+  shared,
+  sharedRegion,
 } from 'pinpool';
 
+import { regionName, removeRegions } from '../support/shared-regions.js';
 import { binding } from '../../dist/src/boundary/native.js';
 
 const table = binding.statsLayout();
@@ -35,6 +38,13 @@ function setup() {
     fallback(capped, pool(pageable({ name: 'spill' }), { name: 'cache' }), { name: 'chain' }),
   );
   c.register('own-locked', locked({ name: 'own-locked' }));
+  const region = shared({
+    region: regionName('stats-table'),
+    bytes: 1 << 20,
+    name: 'region',
+  });
+  c.register('region', region);
+  region.alloc(100);
   c.scope('work', 'chain');
   c.run('work', () => {
     c.get('chain').alloc(800).free();
@@ -50,6 +60,8 @@ function setup() {
   // Names are unique here, so each is its metrics' `handler` label (no `#id`).
   return { c, handlers: [...handlers.values()] };
 }
+
+afterAll(removeRegions);
 
 describe('the statistics table', () => {
   it('is well formed: unique camelCase names, stems their snake_case, slots that tile the snapshot', () => {
@@ -233,11 +245,33 @@ describe('the statistics table', () => {
           ).toEqual([scope[k]]);
           return metric!.name;
         });
+      // And the shared region's, named after sharedRegion().stats' fields, one series each.
+      const { region, stats: regionStats } = sharedRegion(
+        handlers.find((h) => h.kind === 'shared')!,
+      );
+      const regionMetrics = Object.entries(regionStats).map(([k, value]) => {
+        const gauge = `${prefix}shared_region_${snake(k)}`;
+        const metric = byName.get(gauge) ?? byName.get(`${gauge}_total`);
+        expect(metric, gauge).toBeDefined();
+        expect(String(metric!.type), metric!.name).toBe(
+          metric!.name.endsWith('_total') ? 'counter' : 'gauge',
+        );
+        // The region's own counts are the same in every process: a cluster shows them once.
+        expect(metric!.aggregator, metric!.name).toBe(k.endsWith('Here') ? 'sum' : 'first');
+        expect(metric!.values, metric!.name).toEqual([{ labels: { region }, value }]);
+        return metric!.name;
+      });
       const outside = [...byName.keys()].filter(
         (n) => !table.some((s) => histogramOf(s) === undefined && metricName(prefix, s) === n),
       );
       expect(outside.sort()).toEqual(
-        [...scopeMetrics, `${prefix}scope_info`, `${prefix}cuda_devices`, `${prefix}info`].sort(),
+        [
+          ...scopeMetrics,
+          ...regionMetrics,
+          `${prefix}scope_info`,
+          `${prefix}cuda_devices`,
+          `${prefix}info`,
+        ].sort(),
       );
     },
   );

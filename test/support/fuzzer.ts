@@ -42,6 +42,7 @@ import {
   pinned,
   pool,
   type BufferToken,
+  type SharedBufferToken,
   type HandlerStats,
   type HandlerToken,
   type TraceRecorder,
@@ -210,7 +211,7 @@ export class Fuzzer {
   /** Every buffer the fuzzer was handed: live, freed and transferred. */
   readonly buffers: HostBuffer[] = [];
   /** Buffer tokens from transfer(), adopted or not. */
-  readonly tokens: BufferToken[] = [];
+  readonly tokens: (BufferToken | SharedBufferToken)[] = [];
   readonly shareTokens: HandlerToken[] = [];
   readonly controllers: Controller[] = [controller];
   readonly recorders: TraceRecorder[] = [];
@@ -860,7 +861,9 @@ export class Fuzzer {
   token(): Gen {
     const n = this.int(10);
     const processKey =
-      this.tokens[0]?.process ?? this.shareTokens[0]?.process ?? '0123456789abcdef';
+      this.tokens.find((t) => t.pinpool === 'buffer')?.process ??
+      this.shareTokens[0]?.process ??
+      '0123456789abcdef';
     if (n <= 1 && this.tokens.length > 0) {
       const t = this.pick(this.tokens);
       return { v: t, t: `token of transfer #${this.tokens.indexOf(t)}` };

@@ -57,6 +57,24 @@ bool held_elsewhere(int fd, off_t byte) {
   return l.l_type != F_UNLCK;
 }
 
+// A region file of this user that no process has open: every process that had it was killed
+// (a process that closes it last removes it). Checked under the region lock, which a process
+// opening it takes before its slot, so none is half-way in.
+bool remove_if_stale(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  struct stat st {};
+  bool stale = false;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+      ofd_lock(fd, F_WRLCK, kRegionLockByte, true) == 0) {
+    stale = true;
+    for (int s = 0; s < kMaxProcesses && stale; s++) stale = !held_elsewhere(fd, kSlotLockBase + s);
+    if (stale) stale = unlink(path.c_str()) == 0;
+  }
+  close(fd);  // drops the lock
+  return stale;
+}
+
 bool equal_in_constant_time(const char* a, const char* b, size_t n) {
   unsigned char diff = 0;
   for (size_t i = 0; i < n; i++) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
@@ -141,6 +159,8 @@ std::unique_ptr<Region> Region::create(const std::string& name, size_t bytes, in
   const Layout l = layout_for((bytes + kUnitBytes - 1) / kUnitBytes);
   const std::string path = path_of(name);
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0 && errno == EEXIST && remove_if_stale(path))
+    fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     *error = errno;
     return nullptr;
@@ -244,10 +264,7 @@ Region::~Region() {
       if (slot_of(owner) == slot_) free_run_locked(first);
     });
     ofd_lock(fd_, F_UNLCK, kSlotLockBase + slot_, false);
-    bool others = false;
-    for (int s = 0; s < kMaxProcesses && !others; s++)
-      others = held_elsewhere(fd_, kSlotLockBase + s);
-    if (!others) unlink(path_of(name_).c_str());  // the last one out removes it
+    if (!others_alive()) unlink(path_of(name_).c_str());  // the last one out removes it
   }
   munmap(base_, length_);
   close(fd_);
@@ -255,6 +272,17 @@ Region::~Region() {
 
 bool Region::slot_alive(int slot) const {
   return slot == slot_ || held_elsewhere(fd_, kSlotLockBase + slot);
+}
+
+bool Region::others_alive() const {
+  for (int s = 0; s < kMaxProcesses; s++)
+    if (s != slot_ && held_elsewhere(fd_, kSlotLockBase + s)) return true;
+  return false;
+}
+
+void Region::unlink_if_last() const {
+  Lock lock(*this);
+  if (!others_alive()) unlink(path_of(name_).c_str());
 }
 
 uint64_t Region::unit_of(const void* p) const {
@@ -375,7 +403,7 @@ bool Region::give(void* p, Ticket* out) {
   while (nonce == 0) nonce = random_word();
   nonce_[u] = nonce;
   __atomic_store_n(&owner_[u], owner_word(slot_) | kInFlight, __ATOMIC_RELEASE);
-  *out = Ticket{u, nonce};
+  *out = Ticket{u, nonce, extent_[u]};
   return true;
 }
 
@@ -383,7 +411,9 @@ void* Region::adopt(const Ticket& t, size_t* bytes) {
   if (t.unit >= units_ || t.nonce == 0) return nullptr;
   Lock lock(*this);
   const uint32_t w = owner_[t.unit];
-  if (!is_run_start(w) || !(w & kInFlight) || nonce_[t.unit] != t.nonce) return nullptr;
+  if (!is_run_start(w) || !(w & kInFlight) || nonce_[t.unit] != t.nonce ||
+      (t.units && extent_[t.unit] != t.units))
+    return nullptr;
   // One word: now ours (killed right after, the block is recovered as this process's).
   __atomic_store_n(&owner_[t.unit], owner_word(slot_), __ATOMIC_RELEASE);
   nonce_[t.unit] = 0;
@@ -391,16 +421,22 @@ void* Region::adopt(const Ticket& t, size_t* bytes) {
   return data_ + t.unit * kUnitBytes;
 }
 
-RegionStats Region::stats() const {
+RegionStats Region::stats() {
   Lock lock(*this);
+  recover_locked();
   RegionStats s;
   s.bytes = data_bytes_;
   for_each_run([&](uint64_t, uint32_t owner, uint64_t units) {
     s.bytes_in_use += units * kUnitBytes;
-    if (owner & kInFlight)
+    const bool here = slot_of(owner) == slot_;
+    if (owner & kInFlight) {
       s.blocks_in_flight++;
-    else
+      s.given_here += here;
+    } else {
       s.blocks_in_use++;
+      s.blocks_here += here;
+      s.bytes_here += here ? units * kUnitBytes : 0;
+    }
   });
   s.recovered_blocks = header_->recovered_blocks;
   s.recovered_bytes = header_->recovered_bytes;

@@ -43,20 +43,26 @@ struct RegionStats {
   uint64_t blocks_in_flight = 0;  // given, not yet adopted
   uint64_t recovered_blocks = 0;  // taken back from processes that died (ever)
   uint64_t recovered_bytes = 0;
-  uint64_t repairs = 0;    // times a process found the lock's last holder dead mid-change
-  uint32_t processes = 0;  // processes that have it open now
+  uint64_t repairs = 0;      // times a process found the lock's last holder dead mid-change
+  uint32_t processes = 0;    // processes that have it open now
+  uint64_t bytes_here = 0;   // of bytes_in_use: in blocks this process owns
+  uint64_t blocks_here = 0;  // blocks this process owns
+  uint64_t given_here = 0;   // blocks this process gave, not yet adopted
 };
 
 // What give() returns: enough for adopt() in another process (with the region open there).
 struct Ticket {
   uint64_t unit = 0;   // the block's first unit
   uint64_t nonce = 0;  // random, written into the region by give(); adopt() must match it
+  uint64_t units = 0;  // the block's length in units (give() says); adopt() matches it unless 0
 };
 
 class Region {
  public:
   // Creates region `name` (letters, digits, '-', '_', '.'; at most 100) with at least `bytes` of
-  // data. Null with errno-style `*error` (EEXIST, EINVAL, ENOSPC, EACCES ...) on failure.
+  // data. Null with errno-style `*error` (EEXIST, EINVAL, ENOSPC, EACCES ...) on failure. A
+  // region of that name that no process has open (its last one was killed) is stale: it is
+  // removed and made anew.
   static std::unique_ptr<Region> create(const std::string& name, size_t bytes, int* error);
   // Opens an existing region: EACCES for a wrong secret (compared in constant time), ENOENT for
   // none, EMFILE when kMaxProcesses have it open, EPROTO for a file that is not a region.
@@ -88,9 +94,15 @@ class Region {
   // Frees every block of processes that have died (owned, or given and not adopted); returns
   // how many. Also run by allocate() when nothing fits.
   size_t recover();
-  RegionStats stats() const;
+  // Its statistics, after taking back the blocks of processes that died (recover()): whoever
+  // looks sees only live processes' blocks.
+  RegionStats stats();
   // Whether the unit map holds only runs and free units (the check tests make after kills).
   bool consistent() const;
+  // At process exit (the region stays mapped: another thread may still be inside a block): if
+  // no other process has it open, removes its name, as the last one out would. The blocks this
+  // process owns are recovered by whoever opens it next.
+  void unlink_if_last() const;
 
  private:
   struct Header;
@@ -105,6 +117,7 @@ class Region {
   template <typename F>
   void for_each_run(F&& f) const;
   bool slot_alive(int slot) const;
+  bool others_alive() const;
   uint64_t unit_of(const void* p) const;
 
   const std::string name_;
