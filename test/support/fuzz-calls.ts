@@ -30,6 +30,8 @@ import {
   recordTrace,
   register,
   replayTrace,
+  shared,
+  sharedRegion,
   syntheticTrace,
   type BufferToken,
   type HandlerToken,
@@ -312,6 +314,35 @@ export const hostOps: Op[] = [
           : f.options({ device: () => f.device(), name: () => f.name() });
       const factory = { pinned, managed, locked, pageable }[which] as (o: unknown) => Handler;
       return f.call(`${which}(${options.t})`, () => factory(options.v));
+    },
+  },
+  {
+    name: 'shared regions',
+    weight: 2,
+    run: (f) => {
+      if (f.chance(0.3)) {
+        const h = f.arg(() => f.handler(), 0.8);
+        return f.call(`sharedRegion(${h.t})`, () => sharedRegion(h.v as Handler));
+      }
+      // The fuzzer's own region (opened again: the same handler), a new one, or a bad name; the
+      // real secret or a forged one; sizes that fit, that do not, and not sizes at all.
+      const o = f.options({
+        region: () =>
+          f.pick([
+            { v: f.region, t: 'its region' },
+            { v: f.newRegion(), t: 'a new region' },
+            { v: '../x', t: '"../x"' },
+          ]),
+        bytes: () => f.pick([1, 4096, 1 << 16, 1 << 20, 2 ** 44].map((v) => ({ v, t: String(v) }))),
+        secret: () =>
+          f.pick([
+            { v: f.regionSecret, t: 'its secret' },
+            { v: '0'.repeat(32), t: 'a forged secret' },
+          ]),
+        pageLock: () => f.bool(),
+        name: () => f.name(),
+      });
+      return f.call(`shared(${o.t})`, () => shared(o.v as never));
     },
   },
   {

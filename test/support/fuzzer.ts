@@ -39,6 +39,8 @@ import {
   locked,
   managed,
   pageable,
+  shared,
+  sharedRegion,
   pinned,
   pool,
   type BufferToken,
@@ -49,6 +51,7 @@ import {
 } from 'pinpool';
 
 import { binding, constants } from '../../dist/src/boundary/native.js';
+import { regionName, removeRegions } from './shared-regions.js';
 import { testing } from './testing.js';
 
 /** A value and how to write it in a failure report. */
@@ -238,6 +241,16 @@ export class Fuzzer {
   /** The buffer the current call works on: what a side-effecting getter frees. */
   focus: HostBuffer | undefined;
 
+  /** A shared region of the fuzzer's own: its blocks cross threads by shared tokens. */
+  readonly region = regionName('fuzz');
+  readonly #shared = shared({ region: this.region, bytes: 8 << 20 });
+  readonly regionSecret = sharedRegion(this.#shared).secret;
+
+  /** A region name of this process (removed at the end), for a shared() call to create. */
+  newRegion(): string {
+    return regionName('fuzz');
+  }
+
   constructor(seed: number) {
     this.seed = seed >>> 0;
     this.#state = this.seed || 1;
@@ -276,6 +289,7 @@ export class Fuzzer {
       managed(),
       pool(pinned({ strategy: 'register' })),
       defaultHandler(),
+      this.#shared,
     ]) {
       this.addHandler(h);
     }
@@ -1093,6 +1107,7 @@ export class Fuzzer {
     }
     binding.releaseSlabView(this.#lease.buffer, this.#lease.lease as never);
     rmSync(this.dir, { recursive: true, force: true });
+    removeRegions();
     for (const h of this.handlers.values()) h.trim();
     for (const h of this.handlers.values()) {
       const s = h.stats();

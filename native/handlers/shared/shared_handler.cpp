@@ -116,13 +116,9 @@ void* SharedHandler::do_allocate(size_t bytes, size_t alignment, pinpool_alloc_i
     fail(info, lock_failure_);
     return nullptr;
   }
-  if (alignment > page_size()) {
-    // Blocks start on a unit of the region, which each process maps at its own page-aligned
-    // address: no larger alignment holds in every process.
-    fail(info, {PINPOOL_ERR_INVALID_ARGUMENT, Reason::InvalidArgument});
-    return nullptr;
-  }
-  void* p = region_->allocate(bytes ? bytes : 1);
+  // Aligned in this process: each maps the region at its own (page-aligned) address, so a
+  // block adopted elsewhere is only sure to be page-aligned there.
+  void* p = region_->allocate(bytes ? bytes : 1, alignment);
   if (!p) {
     fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::OutOfMemory});
     return nullptr;

@@ -101,6 +101,32 @@ Layout layout_for(uint64_t units) {
   return l;
 }
 
+// Maps the region so that its data area starts on a 2 MiB boundary here: every unit is then
+// 64 KiB-aligned, and a block can be aligned up to 2 MiB (or more, where the run allows). A
+// mapping of the length plus 2 MiB is reserved, the file mapped over it where the data lands
+// aligned, and the rest given back.
+void* map_region(int fd, const Layout& l) {
+  constexpr size_t kAlign = size_t{2} << 20;
+  const size_t span = l.length + kAlign;
+  void* reserved =
+      mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (reserved == MAP_FAILED) return MAP_FAILED;
+  const auto low = reinterpret_cast<uintptr_t>(reserved);
+  const uintptr_t base = align_up(low + l.data_offset, kAlign) - l.data_offset;
+  void* p = mmap(reinterpret_cast<void*>(base), l.length, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_FIXED, fd, 0);
+  if (p == MAP_FAILED) {
+    const int e = errno;
+    munmap(reserved, span);
+    errno = e;
+    return MAP_FAILED;
+  }
+  if (base > low) munmap(reserved, base - low);
+  const uintptr_t end = base + l.length;
+  if (low + span > end) munmap(reinterpret_cast<void*>(end), low + span - end);
+  return p;
+}
+
 }  // namespace
 
 // The region's first page. Written once at creation (magic last), but for the words below
@@ -177,7 +203,7 @@ std::unique_ptr<Region> Region::create(const std::string& name, size_t bytes, in
   if (rc != 0 && (errno == EOPNOTSUPP || errno == ENOSYS))
     rc = ftruncate(fd, static_cast<off_t>(l.length));
   if (rc != 0) return fail(errno);
-  void* base = mmap(nullptr, l.length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void* base = map_region(fd, l);
   if (base == MAP_FAILED) return fail(errno);
   auto* h = static_cast<Header*>(base);
   h->version = kLayoutVersion;
@@ -232,7 +258,7 @@ std::unique_ptr<Region> Region::open(const std::string& name, const std::string&
   munmap(head, kHeaderBytes);
   if (!fits) return fail(EPROTO);
   if (!match) return fail(EACCES);
-  void* base = mmap(nullptr, l.length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void* base = map_region(fd, l);
   if (base == MAP_FAILED) return fail(errno);
   std::unique_ptr<Region> r(new Region(name, fd, static_cast<char*>(base), l.length));
   if (!r->join()) {
@@ -353,8 +379,9 @@ size_t Region::recover() {
   return recover_locked();
 }
 
-void* Region::allocate(size_t bytes) {
-  if (bytes == 0 || bytes > data_bytes_) return nullptr;
+void* Region::allocate(size_t bytes, size_t alignment) {
+  if (bytes == 0 || bytes > data_bytes_ || alignment == 0 || (alignment & (alignment - 1)))
+    return nullptr;
   const uint64_t n = (bytes + kUnitBytes - 1) / kUnitBytes;
   Lock lock(*this);
   for (int attempt = 0; attempt < 2; attempt++) {
@@ -367,6 +394,8 @@ void* Region::allocate(size_t bytes) {
       }
       if (++run < n) continue;
       const uint64_t first = u + 1 - n;
+      // Aligned here (each process maps the region at its own address): a longer run may be.
+      if (reinterpret_cast<uintptr_t>(data_ + first * kUnitBytes) % alignment != 0) continue;
       for (uint64_t k = 1; k < n; k++) owner_[first + k] = kContinuation;
       extent_[first] = n;
       nonce_[first] = 0;

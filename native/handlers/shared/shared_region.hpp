@@ -79,9 +79,10 @@ class Region {
   char* data() const { return data_; }                   // the data area, as mapped here
   size_t data_bytes() const { return data_bytes_; }
 
-  // A block of at least `bytes` (whole units), owned by this process; null when no run of free
-  // units is long enough (after recovering dead processes' blocks) or bytes is 0.
-  void* allocate(size_t bytes);
+  // A block of at least `bytes` (whole units), owned by this process, at an address aligned to
+  // `alignment` (a power of two) in this process; null when no run of free units is long
+  // enough (after recovering dead processes' blocks), or bytes is 0.
+  void* allocate(size_t bytes, size_t alignment = 1);
   // Frees a block this process owns, by its start; false (nothing changed) for anything else.
   bool free(void* p);
   // The size of the block this process owns at `p`, or 0.
