@@ -54,13 +54,6 @@ uint64_t next_id = 1;  // guarded by registry_mutex()
 // when there are none, which is nearly always.
 std::atomic<size_t> deferred_total{0};
 
-// Kinds whose handlers hand out their own memory rather than an upstream's.
-bool is_leaf_kind(const char* kind) {
-  for (const char* k : {"pinned", "managed", "locked", "pageable", "file"})
-    if (std::strcmp(kind, k) == 0) return true;
-  return false;
-}
-
 }  // namespace
 
 Handler::~Handler() {
@@ -99,7 +92,7 @@ size_t Handler::reclaim_all() {
   return finished;
 }
 
-Handler::Handler(std::string name, const char* kind) : name_(std::move(name)) {
+Handler::Handler(std::string name, const char* kind, Role role) : name_(std::move(name)) {
   abi_.abi_version = PINPOOL_ABI_VERSION;
   abi_.struct_size = sizeof(pinpool_handler);
   abi_.name = name_.c_str();
@@ -110,7 +103,7 @@ Handler::Handler(std::string name, const char* kind) : name_(std::move(name)) {
   abi_.retain = abi_retain;
   abi_.release = abi_release;
   abi_.destroy = abi_destroy;
-  leaf_ = is_leaf_kind(kind);
+  leaf_ = role == Role::Leaf;
   random_words(secret_, 2);  // the kernel's random numbers
   std::lock_guard<std::mutex> lock(registry_mutex());
   id_ = next_id++;

@@ -63,7 +63,10 @@ inline int& alloc_route() {
 
 class Handler {
  public:
-  Handler(std::string name, const char* kind);
+  // A leaf hands out its own memory (its blocks go in the block registry); an adaptor hands
+  // out its upstreams'.
+  enum class Role { Leaf, Adaptor };
+  Handler(std::string name, const char* kind, Role role);
   virtual ~Handler();
   Handler(const Handler&) = delete;
   Handler& operator=(const Handler&) = delete;

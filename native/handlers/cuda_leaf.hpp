@@ -23,7 +23,7 @@ class CudaLeaf : public Handler {
  public:
   // `page_locks`: the driver's memory is page-locked host memory (pinned, not managed).
   CudaLeaf(std::string name, const char* kind, int device, size_t native_alignment, bool page_locks)
-      : Handler(std::move(name), kind),
+      : Handler(std::move(name), kind, Role::Leaf),
         device_(device),
         native_alignment_(native_alignment),
         page_locks_(page_locks) {

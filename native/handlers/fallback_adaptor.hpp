@@ -27,7 +27,7 @@ class FallbackAdaptor final : public Handler {
  public:
   FallbackAdaptor(std::string name, pinpool_handler* primary, pinpool_handler* secondary,
                   uint64_t min_bytes, uint64_t max_bytes)
-      : Handler(std::move(name), "fallback"),
+      : Handler(std::move(name), "fallback", Role::Adaptor),
         primary_(primary),
         secondary_(secondary),
         min_bytes_(min_bytes),

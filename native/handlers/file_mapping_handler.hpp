@@ -37,7 +37,7 @@ struct FileMappingOptions {
 class FileMappingHandler final : public Handler {
  public:
   FileMappingHandler(std::string name, FileMappingOptions options)
-      : Handler(std::move(name), "file"),
+      : Handler(std::move(name), "file", Role::Leaf),
         options_(options),
         fd_(options.fd >= 0 ? fcntl(options.fd, F_DUPFD_CLOEXEC, 0) : -1) {}
 

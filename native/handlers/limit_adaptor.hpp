@@ -34,7 +34,9 @@ inline LimitRefusal& limit_refusal() {
 class LimitAdaptor final : public Handler {
  public:
   LimitAdaptor(std::string name, pinpool_handler* upstream, uint64_t max_bytes)
-      : Handler(std::move(name), "limit"), upstream_(upstream), max_bytes_(max_bytes) {
+      : Handler(std::move(name), "limit", Role::Adaptor),
+        upstream_(upstream),
+        max_bytes_(max_bytes) {
     stats_.capBytes.store(max_bytes, std::memory_order_relaxed);
     add_routes_through(upstream);  // its routes are its upstream's, behind it
   }

@@ -28,7 +28,7 @@ class LockedHandler final : public Handler {
   // `max_bytes`: the caller's cap on what this leaf holds locked; UINT64_MAX for none.
   explicit LockedHandler(std::string name, uint64_t max_bytes = UINT64_MAX,
                          const GrowthOptions& growth = {})
-      : Handler(std::move(name), "locked"),
+      : Handler(std::move(name), "locked", Role::Leaf),
         growth_(growth),
         own_(lesser(max_bytes == UINT64_MAX ? LockCap{} : LockCap{max_bytes, "option"},
                     memlock_cap())) {

@@ -15,7 +15,7 @@ namespace pinpool {
 
 class PageableHandler final : public Handler {
  public:
-  explicit PageableHandler(std::string name) : Handler(std::move(name), "pageable") {}
+  explicit PageableHandler(std::string name) : Handler(std::move(name), "pageable", Role::Leaf) {}
 
  private:
   void* do_allocate(size_t bytes, size_t alignment, pinpool_alloc_info* info) override {

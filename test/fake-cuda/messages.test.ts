@@ -20,6 +20,7 @@ import {
   pageable,
   pinned,
   pool,
+  shared,
   register,
   limit,
   collectMetrics,
@@ -94,6 +95,8 @@ const calls: Record<string, { fn: string; call: (options: object) => unknown }> 
   fallback: { fn: 'fallback', call: (o) => fallback(h, pageable(), o) },
   limit: { fn: 'limit', call: (o) => limit(h, { maxBytes: 4096, ...o }) },
   mapFile: { fn: 'mapFile', call: (o) => mapFile(file, o) },
+  // Refused before any region is made: an unknown key is checked first.
+  shared: { fn: 'shared', call: (o) => shared({ region: 'never-made', bytes: 1 << 20, ...o }) },
   'Handler.alloc': { fn: 'alloc', call: (o) => h.alloc(64, o) },
   'Handler.allocArray': { fn: 'alloc', call: (o) => h.allocArray(Float32Array, 16, o) },
   'Handler.trim': { fn: 'trim', call: (o) => h.trim(o) },

@@ -34,7 +34,7 @@ using size_classes::index_of;
 using size_classes::size_of;
 
 PoolAdaptor::PoolAdaptor(std::string name, pinpool_handler* upstream, const PoolOptions& options)
-    : Handler(std::move(name), "pool"),
+    : Handler(std::move(name), "pool", Role::Adaptor),
       upstream_(upstream),
       options_(options),
       chunk_bytes_(chunk_size(options.chunk_bytes)),

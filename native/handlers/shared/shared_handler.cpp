@@ -69,7 +69,9 @@ SharedHandler* SharedHandler::open(std::string name, const SharedOptions& o, int
 
 SharedHandler::SharedHandler(std::string name, std::unique_ptr<shared::Region> region,
                              const SharedOptions& o)
-    : Handler(std::move(name), "shared"), region_(std::move(region)), device_(o.device) {
+    : Handler(std::move(name), "shared", Role::Leaf),
+      region_(std::move(region)),
+      device_(o.device) {
   if (!o.page_lock) {
     page_locked_ = kOff;  // the caller's choice: it serves, unlocked
     return;

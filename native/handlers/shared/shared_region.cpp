@@ -307,8 +307,13 @@ bool Region::others_alive() const {
 }
 
 void Region::unlink_if_last() const {
-  Lock lock(*this);
+  // At exit another thread of this process may be inside the region, or was stopped there:
+  // then the name stays, and the next create() finds it stale and takes it over.
+  std::unique_lock<std::mutex> local(local_mutex_, std::try_to_lock);
+  if (!local.owns_lock()) return;
+  ofd_lock(fd_, F_WRLCK, kRegionLockByte, true);  // no process is half-way into opening it
   if (!others_alive()) unlink(path_of(name_).c_str());
+  ofd_lock(fd_, F_UNLCK, kRegionLockByte, false);
 }
 
 uint64_t Region::unit_of(const void* p) const {

@@ -1,0 +1,152 @@
+// Suite: the shared leaf (issue 24). Two questions, each against a baseline measured in the same
+// run:
+// 1. What an allocation from a region shared by the host's processes costs against a hit in a
+//    process-local pool (64 KiB, allocated and freed).
+// 2. What handing 4 MiB from one process to another costs: a block of the region given and
+//    adopted (zero copy) against the same bytes through a pipe and through Node's IPC
+//    serialization (process.send with 'advanced' serialization, what postMessage does between
+//    threads). Each hand-off is timed from the sender's start to the receiver's ack; the bytes
+//    are ready in the sender beforehand in every case.
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+
+import { locked, pool, shared, sharedRegion, adopt } from 'pinpool';
+import { measure, quick, report } from './lib.mjs';
+
+const HANDOFF = 4 << 20;
+const KiB64 = 64 << 10;
+
+async function hits() {
+  const region = `bench-${process.pid}`;
+  const h = shared({ region, bytes: 64 << 20 });
+  const local = pool(locked(), { name: 'local' });
+  const overShared = pool(shared({ region: `${region}-pooled`, bytes: 64 << 20 }));
+  for (const x of [local, overShared]) x.alloc(KiB64).free();
+  const batch = 1000;
+  const rows = await measure(
+    {
+      'local pool hit: pool(locked()), 64 KiB': () => {
+        for (let i = 0; i < batch; i++) local.alloc(KiB64).free();
+      },
+      'shared region: shared(), 64 KiB': () => {
+        for (let i = 0; i < batch; i++) h.alloc(KiB64).free();
+      },
+      'local pool over a region: pool(shared()), 64 KiB': () => {
+        for (let i = 0; i < batch; i++) overShared.alloc(KiB64).free();
+      },
+    },
+    { batch },
+  );
+  const [localRow, sharedRow] = rows;
+  return report('shared region: an allocation against a local pool hit', rows, [
+    {
+      label: 'shared() / local pool hit, time per op',
+      value: localRow.opsPerSec / sharedRow.opsPerSec,
+      max: 2,
+    },
+  ]);
+}
+
+// The receiving side of a hand-off: this process. The sending side: a child (this file, with
+// `send` as its argument).
+async function handoffs() {
+  const region = `bench-${process.pid}-handoff`;
+  const h = shared({ region, bytes: 64 << 20 });
+  const { secret } = sharedRegion(h);
+  const child = fork(new URL(import.meta.url), ['send'], {
+    serialization: 'advanced',
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'],
+    env: { ...process.env, BENCH_REGION: region, BENCH_SECRET: secret },
+  });
+  const pipe = child.stdio[4];
+  await once(child, 'message'); // ready
+  const n = quick ? 20 : 200;
+  const rows = [];
+  for (const mode of ['shared', 'pipe', 'ipc']) {
+    const times = [];
+    let received = 0;
+    const sink = Buffer.alloc(HANDOFF);
+    let started = 0n;
+    let resolveOne;
+    const onData = (chunk) => {
+      chunk.copy(sink, received);
+      received += chunk.length;
+      if (received === HANDOFF) resolveOne();
+    };
+    const onMessage = (m) => {
+      if (m.token) {
+        const b = adopt(m.token);
+        if (b.bytes[HANDOFF - 1] !== 7) throw new Error('bench: the shared block lost its bytes');
+        b.free();
+        resolveOne();
+      } else if (m.data) {
+        if (m.data[HANDOFF - 1] !== 7) throw new Error('bench: the IPC copy lost its bytes');
+        resolveOne();
+      }
+    };
+    pipe.on('data', onData);
+    child.on('message', onMessage);
+    for (let i = 0; i < n + 3; i++) {
+      received = 0;
+      const done = new Promise((resolve) => (resolveOne = resolve));
+      started = process.hrtime.bigint();
+      child.send({ go: mode });
+      await done;
+      if (i >= 3) times.push(Number(process.hrtime.bigint() - started));
+    }
+    pipe.off('data', onData);
+    child.off('message', onMessage);
+    times.sort((a, b) => a - b);
+    const total = times.reduce((a, b) => a + b, 0);
+    rows.push({
+      case: {
+        shared: '4 MiB: shared block given and adopted',
+        pipe: '4 MiB: through a pipe',
+        ipc: "4 MiB: process.send, 'advanced' serialization",
+      }[mode],
+      opsPerSec: (times.length * 1e9) / total,
+      medianNs: times[Math.floor(times.length / 2)],
+      p99Ns: times[Math.floor(times.length * 0.99)],
+      samples: times.length,
+    });
+  }
+  child.kill();
+  const [zero, piped, ipc] = rows;
+  return report('shared region: a 4 MiB hand-off between processes', rows, [
+    { label: 'pipe / shared, median time', value: piped.medianNs / zero.medianNs, min: 20 },
+    {
+      label: 'IPC serialization / shared, median time',
+      value: ipc.medianNs / zero.medianNs,
+      min: 20,
+    },
+  ]);
+}
+
+async function sender() {
+  const h = shared({ region: process.env.BENCH_REGION, secret: process.env.BENCH_SECRET });
+  const data = Buffer.alloc(HANDOFF, 7);
+  // fd 4: the pipe to the parent.
+  const { createWriteStream } = await import('node:fs');
+  const out = createWriteStream(null, { fd: 4 });
+  process.on('message', (m) => {
+    if (m.go === 'shared') {
+      // Filled where the producer would write it: in the block itself (not timed apart: a
+      // producer writing into a pipe's buffer pays the same).
+      const b = h.alloc(HANDOFF);
+      b.bytes[HANDOFF - 1] = 7;
+      process.send({ token: b.transfer() });
+    } else if (m.go === 'pipe') {
+      out.write(data);
+    } else if (m.go === 'ipc') {
+      process.send({ data });
+    }
+  });
+  process.send({ ready: true });
+}
+
+export async function run() {
+  return [await hits(), await handoffs()];
+}
+
+if (process.argv[2] === 'send') await sender();
+else if (import.meta.url === `file://${process.argv[1]}`) await run();
