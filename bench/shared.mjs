@@ -53,22 +53,38 @@ async function handoffs() {
   const region = `bench-${process.pid}-handoff`;
   const h = shared({ region, bytes: 64 << 20 });
   const { secret } = sharedRegion(h);
-  const child = fork(new URL(import.meta.url), ['send'], {
-    serialization: 'advanced',
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'],
-    env: { ...process.env, BENCH_REGION: region, BENCH_SECRET: secret },
-  });
-  const pipe = child.stdio[4];
-  await once(child, 'message'); // ready
+  // Two senders: one whose channel carries JSON (the tokens, the pipe's go-ahead, an empty
+  // round trip), one whose channel serializes (a Uint8Array crosses by copy, as with
+  // postMessage).
+  const start = async (serialization) => {
+    const child = fork(new URL(import.meta.url), ['send'], {
+      serialization,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'],
+      env: { ...process.env, BENCH_REGION: region, BENCH_SECRET: secret },
+    });
+    await once(child, 'message'); // ready
+    return child;
+  };
+  const json = await start('json');
+  const advanced = await start('advanced');
   const n = quick ? 20 : 200;
   const rows = [];
-  for (const mode of ['shared', 'pipe', 'ipc']) {
+  const names = {
+    ping: 'an empty message and its reply (the floor of each case)',
+    shared: '4 MiB: shared block given and adopted',
+    pipe: '4 MiB: through a pipe',
+    ipc: "4 MiB: process.send, 'advanced' serialization",
+  };
+  for (const mode of ['ping', 'shared', 'pipe', 'ipc']) {
+    const child = mode === 'ipc' ? advanced : json;
+    const pipe = child.stdio[4];
+    if (!pipe) throw new Error('bench: no pipe to the sender');
     const times = [];
     let received = 0;
     const sink = Buffer.alloc(HANDOFF);
-    let started = 0n;
-    let resolveOne;
-    const onData = (chunk) => {
+    /** @type {(value?: unknown) => void} */
+    let resolveOne = () => {};
+    const onData = (/** @type {Buffer} */ chunk) => {
       chunk.copy(sink, received);
       received += chunk.length;
       if (received === HANDOFF) resolveOne();
@@ -78,18 +94,17 @@ async function handoffs() {
         const b = adopt(m.token);
         if (b.bytes[HANDOFF - 1] !== 7) throw new Error('bench: the shared block lost its bytes');
         b.free();
-        resolveOne();
       } else if (m.data) {
         if (m.data[HANDOFF - 1] !== 7) throw new Error('bench: the IPC copy lost its bytes');
-        resolveOne();
       }
+      if (m.token || m.data || m.pong) resolveOne();
     };
     pipe.on('data', onData);
     child.on('message', onMessage);
     for (let i = 0; i < n + 3; i++) {
       received = 0;
       const done = new Promise((resolve) => (resolveOne = resolve));
-      started = process.hrtime.bigint();
+      const started = process.hrtime.bigint();
       child.send({ go: mode });
       await done;
       if (i >= 3) times.push(Number(process.hrtime.bigint() - started));
@@ -99,19 +114,16 @@ async function handoffs() {
     times.sort((a, b) => a - b);
     const total = times.reduce((a, b) => a + b, 0);
     rows.push({
-      case: {
-        shared: '4 MiB: shared block given and adopted',
-        pipe: '4 MiB: through a pipe',
-        ipc: "4 MiB: process.send, 'advanced' serialization",
-      }[mode],
+      case: names[mode],
       opsPerSec: (times.length * 1e9) / total,
       medianNs: times[Math.floor(times.length / 2)],
       p99Ns: times[Math.floor(times.length * 0.99)],
       samples: times.length,
     });
   }
-  child.kill();
-  const [zero, piped, ipc] = rows;
+  json.kill();
+  advanced.kill();
+  const [ping, zero, piped, ipc] = rows;
   return report('shared region: a 4 MiB hand-off between processes', rows, [
     { label: 'pipe / shared, median time', value: piped.medianNs / zero.medianNs, min: 20 },
     {
@@ -119,29 +131,41 @@ async function handoffs() {
       value: ipc.medianNs / zero.medianNs,
       min: 20,
     },
+    {
+      label: 'shared / an empty round trip, median time',
+      value: zero.medianNs / ping.medianNs,
+      max: Infinity,
+    },
   ]);
 }
 
 async function sender() {
-  const h = shared({ region: process.env.BENCH_REGION, secret: process.env.BENCH_SECRET });
+  const h = shared({
+    region: process.env.BENCH_REGION ?? '',
+    secret: process.env.BENCH_SECRET ?? '',
+  });
+  /** @param {object} m */
+  const send = (m) => process.send?.(m);
   const data = Buffer.alloc(HANDOFF, 7);
   // fd 4: the pipe to the parent.
   const { createWriteStream } = await import('node:fs');
-  const out = createWriteStream(null, { fd: 4 });
-  process.on('message', (m) => {
+  const out = createWriteStream('', { fd: 4 }); // the path is ignored when fd is given
+  process.on('message', (/** @type {{ go: string }} */ m) => {
     if (m.go === 'shared') {
       // Filled where the producer would write it: in the block itself (not timed apart: a
       // producer writing into a pipe's buffer pays the same).
       const b = h.alloc(HANDOFF);
       b.bytes[HANDOFF - 1] = 7;
-      process.send({ token: b.transfer() });
+      send({ token: b.transfer() });
     } else if (m.go === 'pipe') {
       out.write(data);
     } else if (m.go === 'ipc') {
-      process.send({ data });
+      send({ data });
+    } else if (m.go === 'ping') {
+      send({ pong: true });
     }
   });
-  process.send({ ready: true });
+  send({ ready: true });
 }
 
 export async function run() {

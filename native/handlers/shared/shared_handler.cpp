@@ -126,7 +126,8 @@ void* SharedHandler::do_allocate(size_t bytes, size_t alignment, pinpool_alloc_i
     return nullptr;
   }
   try {
-    live_.add(p, {bytes, alignment, p, region_->size_of(p)});
+    const size_t units = (std::max<size_t>(bytes, 1) + shared::kUnitBytes - 1) / shared::kUnitBytes;
+    live_.add(p, {bytes, alignment, p, units * shared::kUnitBytes});
   } catch (...) {
     region_->free(p);
     throw;

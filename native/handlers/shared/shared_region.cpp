@@ -2,8 +2,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -15,11 +18,12 @@ namespace pinpool::shared {
 namespace {
 
 constexpr uint64_t kMagic = 0x0170696e706f6f6cULL;  // "lpoopnip" and a version byte
-constexpr uint32_t kLayoutVersion = 1;
+constexpr uint32_t kLayoutVersion = 2;
 constexpr uint32_t kContinuation = 0xffffffffu;  // a unit inside a run, not its first
 constexpr uint32_t kInFlight = 0x10000u;         // the run is given, not yet adopted
-constexpr off_t kRegionLockByte = 0;             // held while the unit map changes
+constexpr uint32_t kWaiters = 0x80000000u;       // in the lock word: someone sleeps on it
 constexpr off_t kSlotLockBase = 1;               // slot s is held by its process at byte 1 + s
+constexpr off_t kIdLockBase = kSlotLockBase + kMaxProcesses;  // and its lock id i at this + i
 constexpr size_t kHeaderBytes = 4096;
 
 std::string path_of(const std::string& name) { return "/dev/shm/pinpool-" + name; }
@@ -57,22 +61,39 @@ bool held_elsewhere(int fd, off_t byte) {
   return l.l_type != F_UNLCK;
 }
 
+// Whether another open of the file holds a slot or a lock id: a process has the region open,
+// or is opening it (it takes its lock id first). `slot` and `id` are this open's, or -1.
+bool others_hold(int fd, int slot, int id) {
+  for (int i = 0; i < kMaxProcesses; i++)
+    if ((i != slot && held_elsewhere(fd, kSlotLockBase + i)) ||
+        (i != id && held_elsewhere(fd, kIdLockBase + i)))
+      return true;
+  return false;
+}
+
 // A region file of this user that no process has open: every process that had it was killed
-// (a process that closes it last removes it). Checked under the region lock, which a process
-// opening it takes before its slot, so none is half-way in.
+// (a process that closes it last removes it). One that opened the file but has not yet taken
+// its lock id is not seen: it goes on alone with a region nobody else can open.
 bool remove_if_stale(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return false;
   struct stat st {};
-  bool stale = false;
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
-      ofd_lock(fd, F_WRLCK, kRegionLockByte, true) == 0) {
-    stale = true;
-    for (int s = 0; s < kMaxProcesses && stale; s++) stale = !held_elsewhere(fd, kSlotLockBase + s);
-    if (stale) stale = unlink(path.c_str()) == 0;
-  }
-  close(fd);  // drops the lock
+  const bool stale = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+                     !others_hold(fd, -1, -1) && unlink(path.c_str()) == 0;
+  close(fd);
   return stale;
+}
+
+long futex(uint32_t* word, int op, uint32_t value, const struct timespec* timeout) {
+  return syscall(SYS_futex, word, op, value, timeout, nullptr, 0);
+}
+
+void cpu_relax() {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
 }
 
 bool equal_in_constant_time(const char* a, const char* b, size_t n) {
@@ -137,6 +158,7 @@ struct Region::Header {
   uint32_t unit_bytes;
   uint64_t units;
   char secret[32];
+  uint32_t lock;   // the region lock: 0, or its holder's lock id + 1 (| kWaiters)
   uint32_t dirty;  // 1 while a process holds the region lock: found set, its holder died
   uint64_t recovered_blocks;
   uint64_t recovered_bytes;
@@ -146,16 +168,8 @@ static_assert(sizeof(void*) == 8, "a 64-bit layout");
 
 class Region::Lock {
  public:
-  explicit Lock(const Region& r) : region_(r), local_(r.local_mutex_) {
-    ofd_lock(r.fd_, F_WRLCK, kRegionLockByte, true);
-    Header* h = r.header_;
-    if (__atomic_load_n(&h->dirty, __ATOMIC_ACQUIRE)) const_cast<Region&>(r).repair_locked();
-    __atomic_store_n(&h->dirty, 1u, __ATOMIC_RELEASE);
-  }
-  ~Lock() {
-    __atomic_store_n(&region_.header_->dirty, 0u, __ATOMIC_RELEASE);
-    ofd_lock(region_.fd_, F_UNLCK, kRegionLockByte, false);
-  }
+  explicit Lock(const Region& r) : region_(r), local_(r.local_mutex_) { r.acquire(); }
+  ~Lock() { region_.release(); }
   Lock(const Lock&) = delete;
   Lock& operator=(const Lock&) = delete;
 
@@ -163,6 +177,54 @@ class Region::Lock {
   const Region& region_;
   std::unique_lock<std::mutex> local_;
 };
+
+// The region lock: a word in the region, taken with one compare-and-swap when free. A waiter
+// spins a little, then sleeps on it (a futex on shared memory: any process wakes it), waking
+// every 2 ms to ask the kernel whether the holder still lives (its lock id's byte lock). A
+// holder that died is replaced by whoever notices first, and the `dirty` word it left set tells
+// the new holder to repair. A lock word naming this process's own id was left by a process
+// that had the id before (this process's threads are kept out by local_mutex_).
+void Region::acquire() const {
+  uint32_t* word = &header_->lock;
+  const uint32_t me = static_cast<uint32_t>(id_ + 1);
+  uint32_t want = me;  // with kWaiters once this thread has slept: others may sleep too
+  for (int spins = 0;;) {
+    uint32_t seen = 0;
+    if (__atomic_compare_exchange_n(word, &seen, want, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+      break;
+    if (++spins < 100) {
+      cpu_relax();
+      continue;
+    }
+    const uint32_t holder = seen & ~kWaiters;
+    const bool dead = holder == me || holder > static_cast<uint32_t>(kMaxProcesses) ||
+                      !held_elsewhere(fd_, kIdLockBase + (holder - 1));
+    if (dead) {
+      if (__atomic_compare_exchange_n(word, &seen, want | (seen & kWaiters), false,
+                                      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        break;
+      continue;
+    }
+    if (!(seen & kWaiters)) {
+      if (!__atomic_compare_exchange_n(word, &seen, seen | kWaiters, false, __ATOMIC_RELAXED,
+                                       __ATOMIC_RELAXED))
+        continue;
+      seen |= kWaiters;
+    }
+    want = me | kWaiters;
+    const struct timespec wait = {0, 2'000'000};
+    futex(word, FUTEX_WAIT, seen, &wait);
+  }
+  if (__atomic_load_n(&header_->dirty, __ATOMIC_ACQUIRE))
+    const_cast<Region*>(this)->repair_locked();
+  __atomic_store_n(&header_->dirty, 1u, __ATOMIC_RELEASE);
+}
+
+void Region::release() const {
+  __atomic_store_n(&header_->dirty, 0u, __ATOMIC_RELEASE);
+  if (__atomic_exchange_n(&header_->lock, 0u, __ATOMIC_RELEASE) & kWaiters)
+    futex(&header_->lock, FUTEX_WAKE, 1, nullptr);
+}
 
 Region::Region(std::string name, int fd, char* base, size_t length)
     : name_(std::move(name)), fd_(fd), base_(base), length_(length) {
@@ -269,8 +331,12 @@ std::unique_ptr<Region> Region::open(const std::string& name, const std::string&
   return r;
 }
 
-// Takes a slot whose process is gone (or that was never taken), recovering what it left.
+// Takes a lock id, then a slot whose process is gone (or that was never taken), recovering
+// what it left.
 bool Region::join() {
+  for (int i = 0; i < kMaxProcesses && id_ < 0; i++)
+    if (ofd_lock(fd_, F_WRLCK, kIdLockBase + i, false) == 0) id_ = i;
+  if (id_ < 0) return false;
   Lock lock(*this);
   recover_locked();
   for (int s = 0; s < kMaxProcesses; s++) {
@@ -292,6 +358,8 @@ Region::~Region() {
     ofd_lock(fd_, F_UNLCK, kSlotLockBase + slot_, false);
     if (!others_alive()) unlink(path_of(name_).c_str());  // the last one out removes it
   }
+  // Dropped by the kernel with the descriptor too; explicit, so nothing waits on close order.
+  if (id_ >= 0) ofd_lock(fd_, F_UNLCK, kIdLockBase + id_, false);
   munmap(base_, length_);
   close(fd_);
 }
@@ -300,20 +368,13 @@ bool Region::slot_alive(int slot) const {
   return slot == slot_ || held_elsewhere(fd_, kSlotLockBase + slot);
 }
 
-bool Region::others_alive() const {
-  for (int s = 0; s < kMaxProcesses; s++)
-    if (s != slot_ && held_elsewhere(fd_, kSlotLockBase + s)) return true;
-  return false;
-}
+bool Region::others_alive() const { return others_hold(fd_, slot_, id_); }
 
 void Region::unlink_if_last() const {
   // At exit another thread of this process may be inside the region, or was stopped there:
   // then the name stays, and the next create() finds it stale and takes it over.
   std::unique_lock<std::mutex> local(local_mutex_, std::try_to_lock);
-  if (!local.owns_lock()) return;
-  ofd_lock(fd_, F_WRLCK, kRegionLockByte, true);  // no process is half-way into opening it
-  if (!others_alive()) unlink(path_of(name_).c_str());
-  ofd_lock(fd_, F_UNLCK, kRegionLockByte, false);
+  if (local.owns_lock() && !others_alive()) unlink(path_of(name_).c_str());
 }
 
 uint64_t Region::unit_of(const void* p) const {

@@ -13,12 +13,16 @@
 //     unit. Every change is ordered so that a half-done one leaves only free units, units of the
 //     process that was changing them, or continuations nothing claims, and repair() puts each
 //     right.
-//   - Changes are made under one lock: an OFD write lock (fcntl F_OFD_SETLKW) on the file's first
-//     byte, which the kernel drops when its holder dies, and a `dirty` word set while it is held:
-//     whoever takes the lock and finds it set knows the last holder died mid-change, and repairs.
-//   - Each open process holds an OFD lock on its slot's byte: the kernel drops that too when the
-//     process dies, so anyone can tell a slot whose process is gone (no pid reuse, any PID
-//     namespace), and recover() frees its blocks.
+//   - Each open process holds OFD locks (fcntl F_OFD_SETLK) on two bytes of the file: its lock
+//     id's and its slot's. The kernel drops them when the process dies, so anyone can tell an id
+//     or a slot whose process is gone (no pid reuse, any PID namespace), and recover() frees the
+//     blocks of a dead slot.
+//   - Changes are made under one lock: a word in the region holding its holder's lock id, taken
+//     by compare-and-swap, slept on as a futex when busy. A waiter that finds the holder's id
+//     byte free takes the lock over; a `dirty` word set while the lock is held tells whoever
+//     takes it next that its last holder died mid-change, and it repairs. The id is taken before
+//     the slot, so a process opening the region can take the lock to recover dead slots before
+//     it joins.
 // A block is handed to another process by give() (it becomes in flight, named by a ticket of
 // its first unit and a random nonce) and adopt() there: one word changes owner, so the block is
 // never both, nor neither. A block in flight whose giver died is recovered, and its ticket no
@@ -119,6 +123,8 @@ class Region {
   void for_each_run(F&& f) const;
   bool slot_alive(int slot) const;
   bool others_alive() const;
+  void acquire() const;  // the region lock (Lock)
+  void release() const;
   uint64_t unit_of(const void* p) const;
 
   const std::string name_;
@@ -134,6 +140,7 @@ class Region {
   size_t data_bytes_ = 0;
   uint64_t units_ = 0;
   int slot_ = -1;                   // this process's slot
+  int id_ = -1;                     // this process's lock id: who holds the region lock
   mutable std::mutex local_mutex_;  // OFD locks exclude processes, not this process's threads
 };
 
