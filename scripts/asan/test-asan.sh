@@ -114,7 +114,7 @@ files=(test/host/handlers.contract.test.ts test/host/adaptors.test.ts test/host/
   test/fake-cuda/map-file.test.ts test/host/trace.test.ts test/host/fuzz.test.ts test/fake-cuda/fuzz.test.ts
   test/host/native-addon.test.ts test/host/escapes.test.ts test/fake-cuda/escapes.test.ts test/host/fuzz-escapes.test.ts
   test/host/thread-cache.test.ts test/host/growth.test.ts test/fake-cuda/growth.test.ts
-  test/fake-cuda/contexts.test.ts)
+  test/fake-cuda/contexts.test.ts test/host/shared.test.ts test/fake-cuda/shared.test.ts)
 for f in test/host/stress/*.test.ts test/fake-cuda/stress/*.test.ts; do [ -e "$f" ] && files+=("$f"); done
 present=()
 for f in "${files[@]}"; do
