@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { adopt, shared, sharedRegion, type SharedBufferToken } from 'pinpool';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 
 import { expectCode } from '../support/expect-error.js';
 import { regionName, removeRegions } from '../support/shared-regions.js';
@@ -41,7 +42,8 @@ type Message =
   | { done: true }
   | { stopped: true }
   | { give: SharedBufferToken; seed: number }
-  | { report: Report };
+  | { report: Report }
+  | { metrics: MetricObjectWithValues<MetricValue<string>>[] };
 
 afterAll(removeRegions);
 
@@ -198,6 +200,35 @@ describe('a shared region across node:cluster workers', () => {
         `slowest operation ${r.slowest.toFixed(1)} ms`,
     );
   }, 240_000);
+});
+
+describe('metrics of a region under node:cluster', () => {
+  it("AggregatorRegistry shows the region's counts once, and sums what each worker holds", async () => {
+    const region = regionName();
+    const h = shared({ region, bytes: 8 << 20 });
+    const { secret } = sharedRegion(h);
+    const workers = [1, 2].map((seed) => fork('metrics', region, secret, seed));
+    await Promise.all(workers.map(ready));
+    const scraped = workers.map((w) => next(w, (m) => ('metrics' in m ? m.metrics : undefined)));
+    for (const w of workers) w.send({ start: true });
+    const merged = AggregatorRegistry.aggregate(await Promise.all(scraped));
+    const text = await merged.metrics();
+    const series = (name: string) =>
+      Number(new RegExp(`^pinpool_${name}\\{region="${region}"\\} (\\d+)$`, 'm').exec(text)?.[1]);
+    // Each worker holds 1 + 2 units (1,000 and 70,000 bytes), and the region has 128 units.
+    const unit = 64 << 10;
+    expect(series('shared_region_bytes')).toBe(8 << 20);
+    expect(series('shared_region_bytes_in_use')).toBe(6 * unit);
+    expect(series('shared_region_blocks_in_use')).toBe(4);
+    expect(series('shared_region_processes')).toBe(3);
+    expect(series('shared_region_bytes_here')).toBe(6 * unit);
+    expect(series('shared_region_blocks_here')).toBe(4);
+    const reports = workers.map(report);
+    for (const w of workers) w.send({ finish: true });
+    for (const r of await Promise.all(reports)) expect(r.counts.bad).toBe(0);
+    await Promise.all(workers.filter((w) => !w.isDead()).map((w) => once(w, 'exit')));
+    expect(sharedRegion(h).stats).toMatchObject({ bytesInUse: 0, processes: 1 });
+  });
 });
 
 describe('who may open a region or adopt its blocks', () => {

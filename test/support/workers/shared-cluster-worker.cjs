@@ -10,6 +10,7 @@
 // - 'survivor': works until { stop } (replies { stopped }), timing every operation; on
 //   { finish } it frees what it holds and reports, as a ring worker does, with the slowest.
 // - 'victim': works until the primary kills it.
+// - 'metrics': see scrape().
 // Each waits for { start } after it says { ready }.
 const { adopt, shared } = require('pinpool');
 
@@ -128,6 +129,18 @@ function take(msg) {
   held.push(entry);
 }
 
+// 'metrics': holds two blocks (128 KiB of the region) and sends its metrics as JSON, as a
+// node:cluster worker does for prom-client's AggregatorRegistry; then waits for { finish }.
+async function scrape() {
+  const { collectMetrics, createController } = require('pinpool');
+  const c = createController();
+  c.register('host', h);
+  held.push({ buf: h.alloc(1000), seed: 1 }, { buf: h.alloc(70_000), seed: 2 });
+  for (const entry of held) fill(entry.buf, entry.seed);
+  counts.allocs += 2;
+  send({ metrics: await collectMetrics({ controller: c }).getMetricsAsJSON() });
+}
+
 let done = false;
 let own = 0;
 function work() {
@@ -143,6 +156,7 @@ function work() {
 }
 
 process.on('message', (/** @type {Message} */ msg) => {
+  if (msg.start && role === 'metrics') return void scrape();
   if (msg.start) return setImmediate(work);
   if (msg.take) return take(msg);
   if (msg.stop) {
