@@ -3,14 +3,15 @@
 // 1. What an allocation from a region shared by the host's processes costs against a hit in a
 //    process-local pool (64 KiB, allocated and freed).
 // 2. What handing 4 MiB from one process to another costs: a block of the region given and
-//    adopted (zero copy) against the same bytes through a pipe and through Node's IPC
-//    serialization (process.send with 'advanced' serialization, what postMessage does between
-//    threads). Each hand-off is timed from the sender's start to the receiver's ack; the bytes
-//    are ready in the sender beforehand in every case.
+//    adopted (zero copy; its token sent by process.send) against the same bytes through a pipe
+//    and through Node's IPC serialization (process.send with 'advanced' serialization, what
+//    postMessage does between threads). Each hand-off is timed from the receiver's go-ahead (an
+//    IPC message) until it holds the bytes; they are ready in the sender beforehand in every
+//    case. An empty message and its reply is the floor under all three.
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 
-import { locked, pool, shared, sharedRegion, adopt } from 'pinpool';
+import { adopt, locked, pageable, pool, shared, sharedRegion } from 'pinpool';
 import { measure, quick, report } from './lib.mjs';
 
 const HANDOFF = 4 << 20;
@@ -21,6 +22,7 @@ async function hits() {
   const h = shared({ region, bytes: 64 << 20 });
   const local = pool(locked(), { name: 'local' });
   const overShared = pool(shared({ region: `${region}-pooled`, bytes: 64 << 20 }));
+  const leaf = pageable();
   for (const x of [local, overShared]) x.alloc(KiB64).free();
   const batch = 1000;
   const rows = await measure(
@@ -34,15 +36,24 @@ async function hits() {
       'local pool over a region: pool(shared()), 64 KiB': () => {
         for (let i = 0; i < batch; i++) overShared.alloc(KiB64).free();
       },
+      // Any leaf called without a pool in front: two native calls and a new ArrayBuffer.
+      'a leaf without a pool: pageable(), 64 KiB': () => {
+        for (let i = 0; i < batch; i++) leaf.alloc(KiB64).free();
+      },
     },
     { batch },
   );
-  const [localRow, sharedRow] = rows;
+  const [localRow, sharedRow, , leafRow] = rows;
   return report('shared region: an allocation against a local pool hit', rows, [
     {
       label: 'shared() / local pool hit, time per op',
       value: localRow.opsPerSec / sharedRow.opsPerSec,
       max: 2,
+    },
+    {
+      label: 'shared() / pageable() leaf, time per op',
+      value: leafRow.opsPerSec / sharedRow.opsPerSec,
+      max: Infinity,
     },
   ]);
 }
@@ -94,8 +105,8 @@ async function handoffs() {
         const b = adopt(m.token);
         if (b.bytes[HANDOFF - 1] !== 7) throw new Error('bench: the shared block lost its bytes');
         b.free();
-      } else if (m.data) {
-        if (m.data[HANDOFF - 1] !== 7) throw new Error('bench: the IPC copy lost its bytes');
+      } else if (m.data && m.data[HANDOFF - 1] !== 7) {
+        throw new Error('bench: the IPC copy lost its bytes');
       }
       if (m.token || m.data || m.pong) resolveOne();
     };
