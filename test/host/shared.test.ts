@@ -17,6 +17,7 @@ import {
   type SharedBufferToken,
 } from 'pinpool';
 
+import { collected } from '../support/collect.js';
 import { expectCode } from '../support/expect-error.js';
 import { regionName, removeRegions } from '../support/shared-regions.js';
 
@@ -161,6 +162,20 @@ describe('transfer() of a shared block: a token for any process', () => {
     expect(h.stats()).toMatchObject({ bytesInUse: 3000, buffersInUse: 1, allocations: 2 });
     c.free();
     expect(sharedRegion(h).stats).toMatchObject({ bytesInUse: 0, blocksInFlight: 0 });
+  });
+
+  it("stays adoptable when the giver's handler is collected: the region stays open there", async () => {
+    const region = regionName();
+    const token = (() => {
+      const h = shared({ region, bytes: MiB }); // its only reference, dropped on return
+      const b = h.alloc(100);
+      b.bytes[0] = 42;
+      return b.transfer();
+    })();
+    await collected();
+    const b = adopt(token);
+    expect(b.bytes[0]).toBe(42);
+    b.free();
   });
 
   it('reaches a worker thread of the same process, which frees it', async () => {

@@ -1,6 +1,7 @@
 // The shared region (native/handlers/shared/shared_region.hpp), across processes made with
 // fork(): allocations, frees and hand-offs by four processes with every block's pattern checked;
 // processes SIGKILLed at random points while others work; and who may open a region.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -114,6 +115,65 @@ void test_who_may_open() {
   } else {
     std::printf("shared region: not root, the other-user case is not run\n");
   }
+}
+
+// Processes racing to create one region: exactly one makes it (a creator is present from its
+// first instant, so the others never take its file for a stale one and replace it). 64 MiB, so
+// that reserving it takes long enough for the others to arrive.
+void test_create_race() {
+  const std::string name = unique_name("race");
+  constexpr int kRacers = 4;
+  int ready[2];
+  CHECK(pipe(ready) == 0);
+  std::vector<pid_t> children;
+  for (int i = 0; i < kRacers; i++) {
+    pid_t child = fork();
+    if (child == 0) {
+      char go;
+      if (read(ready[0], &go, 1) != 1) _exit(3);
+      int e = 0;
+      auto r = Region::create(name, 1024 * kUnitBytes, &e);
+      if (r) {
+        usleep(200 * 1000);  // still open while the others finish
+        r.reset();
+        _exit(0);
+      }
+      _exit(e == EEXIST || e == EBUSY ? 1 : 2);
+    }
+    children.push_back(child);
+  }
+  CHECK(write(ready[1], "gggg", kRacers) == kRacers);
+  int made = 0, refused = 0;
+  for (pid_t child : children) {
+    int status = 0;
+    waitpid(child, &status, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) made++;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 1) refused++;
+  }
+  close(ready[0]);
+  close(ready[1]);
+  CHECK(made == 1 && refused == kRacers - 1);
+  struct stat st {};
+  CHECK(stat(("/dev/shm/pinpool-" + name).c_str(), &st) != 0);  // the last one out removed it
+}
+
+// A file whose header claims more units than it holds is refused, not mapped past its end.
+void test_hostile_header() {
+  int error = 0;
+  const std::string name = unique_name("hostile");
+  auto r = Region::create(name, 4 * kUnitBytes, &error);
+  CHECK(r != nullptr);
+  if (!r) return;
+  int fd = ::open(("/dev/shm/pinpool-" + name).c_str(), O_RDWR);
+  CHECK(fd >= 0);
+  uint64_t units = 0;
+  CHECK(pread(fd, &units, sizeof units, 16) == sizeof units && units == 4);
+  const uint64_t lie = uint64_t{1} << 62;
+  CHECK(pwrite(fd, &lie, sizeof lie, 16) == sizeof lie);
+  CHECK(Region::open(name, r->secret(), &error) == nullptr && error == EPROTO);
+  CHECK(pwrite(fd, &units, sizeof units, 16) == sizeof units);
+  close(fd);
+  CHECK(Region::open(name, r->secret(), &error) != nullptr);
 }
 
 // Four processes allocate, stamp, check and free, and hand blocks round a ring of pipes: each
@@ -294,6 +354,8 @@ void test_kills() {
 int main() {
   test_one_process();
   test_who_may_open();
+  test_create_race();
+  test_hostile_header();
   test_processes();
   test_kills();
   std::printf("shared region: %d passed, %d failed\n", passed, failed);

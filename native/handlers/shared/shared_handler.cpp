@@ -47,15 +47,16 @@ bool same_secret(const std::string& a, const std::string& b) {
 
 SharedHandler* SharedHandler::open(std::string name, const SharedOptions& o, int* error) {
   OpenRegions& r = open_regions();
-  std::lock_guard<std::mutex> lock(r.mutex);
+  std::unique_lock<std::mutex> lock(r.mutex);
   static const bool exit_hook = std::atexit(at_exit) == 0;
   (void)exit_hook;
   auto it = r.by_name.find(o.region);
   if (it != r.by_name.end() && it->second->retain_if_alive()) {
     SharedHandler* h = it->second;
     if (o.bytes == 0 && same_secret(o.secret, h->region().secret())) return h;
-    h->release();
     *error = o.bytes ? EEXIST : EACCES;
+    lock.unlock();
+    h->release();  // maybe the last reference: its destructor takes the registry's mutex
     return nullptr;
   }
   std::unique_ptr<shared::Region> region = o.bytes
@@ -149,6 +150,9 @@ bool SharedHandler::hand_off(void* p, size_t bytes, size_t alignment, shared::Ti
     live_.put_back(p, block);
     return false;
   }
+  // Open here until the process ends: a block in flight goes back to the region when its giver
+  // closes it, and a handler JavaScript dropped would close it under a token still on its way.
+  if (!keeps_itself_.exchange(true)) retain();
   count_departure(p, block.bytes);
   return true;
 }

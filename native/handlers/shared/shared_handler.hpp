@@ -10,6 +10,7 @@
 // (reason "mlock", or the driver's), so a fallback moves on, but its blocks can still be adopted.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -68,6 +69,7 @@ class SharedHandler final : public Handler {
   Failure lock_failure_{PINPOOL_ERR_OUT_OF_MEMORY, Reason::Mlock};  // why, when "none"
   bool budget_taken_ = false;
   LeafBlocks live_;  // blocks this process owns, as allocated (the region knows only units)
+  std::atomic<bool> keeps_itself_{false};  // holds a reference to itself: it gave a block
 };
 
 }  // namespace pinpool

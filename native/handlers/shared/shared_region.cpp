@@ -22,7 +22,8 @@ constexpr uint32_t kLayoutVersion = 2;
 constexpr uint32_t kContinuation = 0xffffffffu;  // a unit inside a run, not its first
 constexpr uint32_t kInFlight = 0x10000u;         // the run is given, not yet adopted
 constexpr uint32_t kWaiters = 0x80000000u;       // in the lock word: someone sleeps on it
-constexpr off_t kSlotLockBase = 1;               // slot s is held by its process at byte 1 + s
+constexpr off_t kPresenceByte = 0;  // read-locked by every process that has the file open
+constexpr off_t kSlotLockBase = 1;  // slot s is held by its process at byte 1 + s
 constexpr off_t kIdLockBase = kSlotLockBase + kMaxProcesses;  // and its lock id i at this + i
 constexpr size_t kHeaderBytes = 4096;
 
@@ -61,27 +62,30 @@ bool held_elsewhere(int fd, off_t byte) {
   return l.l_type != F_UNLCK;
 }
 
-// Whether another open of the file holds a slot or a lock id: a process has the region open,
-// or is opening it (it takes its lock id first). `slot` and `id` are this open's, or -1.
-bool others_hold(int fd, int slot, int id) {
-  for (int i = 0; i < kMaxProcesses; i++)
-    if ((i != slot && held_elsewhere(fd, kSlotLockBase + i)) ||
-        (i != id && held_elsewhere(fd, kIdLockBase + i)))
-      return true;
-  return false;
-}
+// Whether another open of the file is present: a process has the region open, or is creating
+// or opening it (each read-locks the presence byte first thing, and holds it until it closes).
+bool others_present(int fd) { return held_elsewhere(fd, kPresenceByte); }
 
 // A region file of this user that no process has open: every process that had it was killed
-// (a process that closes it last removes it). One that opened the file but has not yet taken
-// its lock id is not seen: it goes on alone with a region nobody else can open.
+// (a process that closes it last removes it). The presence byte is write-locked while it is
+// checked and removed, so a process opening the file meanwhile waits, then finds it gone.
 bool remove_if_stale(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return false;
   struct stat st {};
   const bool stale = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
-                     !others_hold(fd, -1, -1) && unlink(path.c_str()) == 0;
-  close(fd);
+                     ofd_lock(fd, F_WRLCK, kPresenceByte, false) == 0 && unlink(path.c_str()) == 0;
+  close(fd);  // drops the lock
   return stale;
+}
+
+// After the presence lock: whether `path` still names the file `fd` is open on (its last
+// process may have removed it in between, or a stale file been replaced).
+bool still_named(int fd, const std::string& path) {
+  struct stat open_file {
+  }, named{};
+  return fstat(fd, &open_file) == 0 && stat(path.c_str(), &named) == 0 &&
+         open_file.st_ino == named.st_ino && open_file.st_dev == named.st_dev;
 }
 
 long futex(uint32_t* word, int op, uint32_t value, const struct timespec* timeout) {
@@ -158,13 +162,29 @@ struct Region::Header {
   uint32_t unit_bytes;
   uint64_t units;
   char secret[32];
-  uint32_t lock;   // the region lock: 0, or its holder's lock id + 1 (| kWaiters)
+  uint32_t lock;   // the region lock: 0, or its holder's lock_word() (| kWaiters)
   uint32_t dirty;  // 1 while a process holds the region lock: found set, its holder died
   uint64_t recovered_blocks;
   uint64_t recovered_bytes;
   uint64_t repairs;
+  // Per lock id: how many processes have taken it. A lock word names its holder's id and
+  // incarnation, so a word left by a dead holder never matches a later holder of the same id
+  // (no ABA: a waiter that read it before cannot take over from the new one).
+  uint32_t incarnation[kMaxProcesses];
 };
+static_assert(sizeof(Region::Header) <= kHeaderBytes, "the header fits its page");
 static_assert(sizeof(void*) == 8, "a 64-bit layout");
+
+namespace {
+
+// A lock word: bit 31 kWaiters, bits 7-30 the holder's incarnation, bits 0-6 its lock id + 1.
+constexpr uint32_t kIdBits = 0x7fu;
+constexpr uint32_t kIncarnationMask = 0xffffffu;
+uint32_t lock_word(int id, uint32_t incarnation) {
+  return ((incarnation & kIncarnationMask) << 7) | static_cast<uint32_t>(id + 1);
+}
+
+}  // namespace
 
 class Region::Lock {
  public:
@@ -180,13 +200,12 @@ class Region::Lock {
 
 // The region lock: a word in the region, taken with one compare-and-swap when free. A waiter
 // spins a little, then sleeps on it (a futex on shared memory: any process wakes it), waking
-// every 2 ms to ask the kernel whether the holder still lives (its lock id's byte lock). A
-// holder that died is replaced by whoever notices first, and the `dirty` word it left set tells
-// the new holder to repair. A lock word naming this process's own id was left by a process
-// that had the id before (this process's threads are kept out by local_mutex_).
+// every 2 ms to ask the kernel whether the holder still lives (its lock id's byte lock, and the
+// id's incarnation). A holder that died is replaced by whoever notices first, and the `dirty`
+// word it left set tells the new holder to repair.
 void Region::acquire() const {
   uint32_t* word = &header_->lock;
-  const uint32_t me = static_cast<uint32_t>(id_ + 1);
+  const uint32_t me = lock_word_;
   uint32_t want = me;  // with kWaiters once this thread has slept: others may sleep too
   for (int spins = 0;;) {
     uint32_t seen = 0;
@@ -196,9 +215,13 @@ void Region::acquire() const {
       cpu_relax();
       continue;
     }
+    // Gone: its id's byte is free, or taken since by another incarnation (checked in this
+    // order: an id retaken after the byte check shows in the incarnation).
     const uint32_t holder = seen & ~kWaiters;
-    const bool dead = holder == me || holder > static_cast<uint32_t>(kMaxProcesses) ||
-                      !held_elsewhere(fd_, kIdLockBase + (holder - 1));
+    const int id = static_cast<int>(holder & kIdBits) - 1;
+    const bool dead =
+        id < 0 || id >= kMaxProcesses || !held_elsewhere(fd_, kIdLockBase + id) ||
+        lock_word(id, __atomic_load_n(&header_->incarnation[id], __ATOMIC_ACQUIRE)) != holder;
     if (dead) {
       if (__atomic_compare_exchange_n(word, &seen, want | (seen & kWaiters), false,
                                       __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
@@ -247,10 +270,13 @@ std::unique_ptr<Region> Region::create(const std::string& name, size_t bytes, in
   const Layout l = layout_for((bytes + kUnitBytes - 1) / kUnitBytes);
   const std::string path = path_of(name);
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0 && errno == EEXIST && remove_if_stale(path))
+  int e = fd < 0 ? errno : 0;
+  if (e == EEXIST && remove_if_stale(path)) {
     fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    e = fd < 0 ? errno : 0;
+  }
   if (fd < 0) {
-    *error = errno;
+    *error = e;  // remove_if_stale's calls may have changed errno
     return nullptr;
   }
   auto fail = [&](int e) -> std::unique_ptr<Region> {
@@ -259,6 +285,13 @@ std::unique_ptr<Region> Region::create(const std::string& name, size_t bytes, in
     *error = e;
     return nullptr;
   };
+  // Present from the start: another create() finds the name taken, not stale. (One that took
+  // the new file for stale in the instant before has removed the name: leave it alone.)
+  if (ofd_lock(fd, F_RDLCK, kPresenceByte, false) != 0 || !still_named(fd, path)) {
+    close(fd);
+    *error = EBUSY;
+    return nullptr;
+  }
   // Reserved now: tmpfs out of room (a container's 64 MiB /dev/shm) refuses here, where a
   // sparse file would kill the process with SIGBUS at the first touch of a page it lacks.
   int rc = fallocate(fd, 0, 0, static_cast<off_t>(l.length));
@@ -292,7 +325,8 @@ std::unique_ptr<Region> Region::open(const std::string& name, const std::string&
     *error = valid_name(name) ? EACCES : EINVAL;
     return nullptr;
   }
-  int fd = ::open(path_of(name).c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  const std::string path = path_of(name);
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     *error = errno;
     return nullptr;
@@ -302,6 +336,10 @@ std::unique_ptr<Region> Region::open(const std::string& name, const std::string&
     *error = e;
     return nullptr;
   };
+  // Present before anything else, then sure the name still leads here: the last process out,
+  // or a stale-file removal, may have taken it away since ::open.
+  if (ofd_lock(fd, F_RDLCK, kPresenceByte, true) != 0) return fail(errno);
+  if (!still_named(fd, path)) return fail(ENOENT);
   struct stat st {};
   // Only a region this user made, owner-only: another user's file (planted to read what this
   // process would put in it) is refused.
@@ -314,8 +352,11 @@ std::unique_ptr<Region> Region::open(const std::string& name, const std::string&
   const auto* h = static_cast<const Header*>(head);
   const bool region = __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) == kMagic &&
                       h->version == kLayoutVersion && h->unit_bytes == kUnitBytes;
-  const Layout l = layout_for(region ? h->units : 0);
-  const bool fits = region && static_cast<uint64_t>(st.st_size) >= l.length;
+  // Units bounded by the file's size first: a header claiming more must not overflow the layout.
+  const bool sane =
+      region && h->units > 0 && h->units <= static_cast<uint64_t>(st.st_size) / kUnitBytes;
+  const Layout l = layout_for(sane ? h->units : 0);
+  const bool fits = sane && static_cast<uint64_t>(st.st_size) >= l.length;
   const bool match = fits && equal_in_constant_time(h->secret, secret.data(), 32);
   munmap(head, kHeaderBytes);
   if (!fits) return fail(EPROTO);
@@ -337,12 +378,20 @@ bool Region::join() {
   for (int i = 0; i < kMaxProcesses && id_ < 0; i++)
     if (ofd_lock(fd_, F_WRLCK, kIdLockBase + i, false) == 0) id_ = i;
   if (id_ < 0) return false;
+  lock_word_ = lock_word(id_, __atomic_add_fetch(&header_->incarnation[id_], 1, __ATOMIC_ACQ_REL));
   Lock lock(*this);
   recover_locked();
   for (int s = 0; s < kMaxProcesses; s++) {
     if (held_elsewhere(fd_, kSlotLockBase + s)) continue;
     if (ofd_lock(fd_, F_WRLCK, kSlotLockBase + s, false) != 0) continue;
     slot_ = s;
+    // Its last process may have died after the pass above: what it left is not this one's.
+    for_each_run([&](uint64_t first, uint32_t owner, uint64_t units) {
+      if (slot_of(owner) != s) return;
+      header_->recovered_blocks++;
+      header_->recovered_bytes += units * kUnitBytes;
+      free_run_locked(first);
+    });
     return true;
   }
   return false;
@@ -368,7 +417,7 @@ bool Region::slot_alive(int slot) const {
   return slot == slot_ || held_elsewhere(fd_, kSlotLockBase + slot);
 }
 
-bool Region::others_alive() const { return others_hold(fd_, slot_, id_); }
+bool Region::others_alive() const { return others_present(fd_); }
 
 void Region::unlink_if_last() const {
   // At exit another thread of this process may be inside the region, or was stopped there:
@@ -429,9 +478,15 @@ void Region::free_run_locked(uint64_t first) {
 
 size_t Region::recover_locked() {
   size_t recovered = 0;
+  // Asked of the kernel once per slot in a pass, not once per block: the lock is held.
+  enum : char { kUnknown, kAlive, kDead };
+  char alive[kMaxProcesses] = {};
   for_each_run([&](uint64_t first, uint32_t owner, uint64_t units) {
     const int slot = slot_of(owner);
-    if (slot >= 0 && slot < kMaxProcesses && slot_alive(slot)) return;
+    if (slot >= 0 && slot < kMaxProcesses) {
+      if (alive[slot] == kUnknown) alive[slot] = slot_alive(slot) ? kAlive : kDead;
+      if (alive[slot] == kAlive) return;
+    }
     header_->recovered_blocks++;
     header_->recovered_bytes += units * kUnitBytes;
     free_run_locked(first);

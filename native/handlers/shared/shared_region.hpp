@@ -63,6 +63,7 @@ struct Ticket {
 
 class Region {
  public:
+  struct Header;  // the region's first page (shared_region.cpp)
   // Creates region `name` (letters, digits, '-', '_', '.'; at most 100) with at least `bytes` of
   // data. Null with errno-style `*error` (EEXIST, EINVAL, ENOSPC, EACCES ...) on failure. A
   // region of that name that no process has open (its last one was killed) is stale: it is
@@ -110,7 +111,6 @@ class Region {
   void unlink_if_last() const;
 
  private:
-  struct Header;
   Region(std::string name, int fd, char* base, size_t length);
   // Takes the region's lock (and this process's); repairs when its last holder died holding it.
   class Lock;
@@ -141,6 +141,7 @@ class Region {
   uint64_t units_ = 0;
   int slot_ = -1;                   // this process's slot
   int id_ = -1;                     // this process's lock id: who holds the region lock
+  uint32_t lock_word_ = 0;          // what the lock word holds while this process has it
   mutable std::mutex local_mutex_;  // OFD locks exclude processes, not this process's threads
 };
 
