@@ -276,7 +276,7 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// giveShared(handler, arrayBuffer | undefined, slot, address) -> { unit, units, nonce }: hands a
+// giveShared(handler, arrayBuffer | undefined, slot, address) -> [unit, nonce]: hands a
 //   block of a shared() leaf to whichever process adopts the ticket (nonce: 16 hexadecimal
 //   digits). It leaves this process as a free would (statistics, named scope), still in use.
 //   Refused, changing nothing, while anything here may still reach the memory: a copy in flight,
@@ -309,16 +309,19 @@ napi_value GiveShared(napi_env env, napi_callback_info info) {
   inst->live.remove(env, block);
   char nonce[17];
   std::snprintf(nonce, sizeof nonce, "%016llx", static_cast<unsigned long long>(ticket.nonce));
-  napi_value result = js_object(env);
-  set_named(env, result, "unit", js_number(env, static_cast<double>(ticket.unit)));
-  set_named(env, result, "units", js_number(env, static_cast<double>(ticket.units)));
-  set_named(env, result, "nonce", js_string(env, nonce));
+  // An array, not an object: named properties cost more than the rest of a hand-off here.
+  napi_value result;
+  napi_create_array_with_length(env, 2, &result);
+  napi_set_element(env, result, 0, js_number(env, static_cast<double>(ticket.unit)));
+  napi_set_element(env, result, 1, js_string(env, nonce));
   return result;
 }
 
-// adoptShared(region, secret, unit, nonce, bytes) -> { handler, buffer, bytes, alignment }, or
-//   null when the ticket adopts nothing (adopted already, its giver died, or forged); the
-//   address and leaf id land in scratch. Opens the region here when this process has not.
+// adoptShared(region, secret, unit, nonce, bytes) -> the block's ArrayBuffer, or null when the
+//   ticket adopts nothing (adopted already, its giver died, or forged); its live slot, address
+//   and handler id (the leaf's: the handler is the leaf) land in scratch, and its alignment is
+//   the page size. Opens the region here when this process has not. No handler external is
+//   made: blockHandler() makes one where this thread has no wrapper of the handler yet.
 napi_value AdoptShared(napi_env env, napi_callback_info info) {
   PINPOOL_ARGS(env, info, 5, "adoptShared(region, secret, unit, nonce, bytes)");
   auto* inst = static_cast<Instance*>(function_data);
@@ -357,15 +360,22 @@ napi_value AdoptShared(napi_env env, napi_callback_info info) {
   h->hold(p);
   double* out = inst->slots;
   out[kLiveSlot] = inst->live.add(std::move(block));  // takes over open()'s reference
-  h->retain();                                        // the wrapper's reference
   out[kAddress] = address_value(p);
   out[kServedBy] = static_cast<double>(h->id());
-  napi_value result = js_object(env);
-  set_named(env, result, "handler", wrap_handler(env, h));
-  set_named(env, result, "buffer", buffer);
-  set_named(env, result, "bytes", js_number(env, static_cast<double>(bytes)));
-  set_named(env, result, "alignment", js_number(env, static_cast<double>(alignment)));
-  return result;
+  return buffer;
+}
+
+// blockHandler(slot, address) -> an external of the handler of this thread's live block at
+// (slot, address), with a new reference: for a wrapper of the handler a block was adopted into.
+napi_value BlockHandler(napi_env env, napi_callback_info info) {
+  PINPOOL_ARGS(env, info, 2, "blockHandler(slot, address)");
+  auto* inst = static_cast<Instance*>(function_data);
+  PINPOOL_REQUIRE_NUMBER(0, slot);
+  PINPOOL_REQUIRE_ADDRESS(1, ptr);
+  LiveBlock* block = inst->live.find(slot, ptr);
+  if (!block) return throw_error(env, code::kInvalidArgument, "blockHandler: no such block here");
+  block->handler->retain();  // the external's
+  return wrap_handler(env, block->handler);
 }
 
 }  // namespace
@@ -378,6 +388,7 @@ void ExportHotPath(napi_env env, napi_value exports, Instance* inst) {
                     {"adopt", guarded<Adopt>},
                     {"giveShared", guarded<GiveShared>},
                     {"adoptShared", guarded<AdoptShared>},
+                    {"blockHandler", guarded<BlockHandler>},
                     {"takeError", guarded<TakeError>}},
                    inst);
 }

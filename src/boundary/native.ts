@@ -62,15 +62,20 @@ export interface HotPath {
     buffer: ArrayBuffer | null | undefined,
     slot: number,
     address: number,
-  ): { unit: number; units: number; nonce: string };
-  /** Adopts a block a process gave (opening its region here); the address and leaf id land in scratch(). */
+  ): [unit: number, nonce: string];
+  /**
+   * Adopts a block a process gave (opening its region here): its ArrayBuffer, or null. The live
+   * slot, address and handler id land in scratch(); its alignment is the page size.
+   */
   adoptShared(
     region: string,
     secret: string,
     unit: number,
     nonce: string,
     bytes: number,
-  ): { handler: NativeHandle; buffer: ArrayBuffer; bytes: number; alignment: number } | null;
+  ): ArrayBuffer | null;
+  /** The handler of this thread's live block at (slot, address), as a new external. */
+  blockHandler(slot: number, address: number): NativeHandle;
 }
 const hotPathKeys = {
   alloc: true,
@@ -80,6 +85,7 @@ const hotPathKeys = {
   adopt: true,
   giveShared: true,
   adoptShared: true,
+  blockHandler: true,
 } as const satisfies Record<keyof HotPath, true>;
 
 /** The tables native code owns, and the error class it throws (native/binding/boundary.cpp). */

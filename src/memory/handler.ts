@@ -553,6 +553,11 @@ export class Handler {
   }
 }
 
+/** @internal This thread's wrapper of native handler `id`, if it has one still alive. */
+export function existingWrapper(id: number): Handler | undefined {
+  return wrappers.get(id)?.deref();
+}
+
 /**
  * This thread's wrapper of the native handler behind `handle` (whose id is `id`), made with
  * `slabViews` if this thread has none yet. For attach() and adopt(); not exported from the

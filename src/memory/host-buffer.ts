@@ -369,7 +369,7 @@ export class HostBuffer {
   #leaveProcess(): SharedBufferToken {
     const block = this.#block;
     const buffer = this.#buffer === undefined ? undefined : takeBack(this.#buffer, block.slot);
-    let ticket: { unit: number; nonce: string };
+    let ticket: [unit: number, nonce: string];
     try {
       ticket = binding.giveShared(block.owner.handle, buffer, block.slot, block.address);
     } finally {

@@ -35,7 +35,7 @@ const keys = new WeakMap<NativeHandle, { region: string; secret: string }>();
 /** @internal The token for a block of a shared() handler that native code just gave. */
 export function sharedToken(
   handle: NativeHandle,
-  ticket: { unit: number; nonce: string },
+  [unit, nonce]: [unit: number, nonce: string],
   bytes: number,
 ): SharedBufferToken {
   let key = keys.get(handle);
@@ -50,8 +50,8 @@ export function sharedToken(
     version: 1,
     region: key.region,
     secret: key.secret,
-    unit: ticket.unit,
-    nonce: ticket.nonce,
+    unit,
+    nonce,
     bytes,
   };
   return Object.freeze(token);

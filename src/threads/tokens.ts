@@ -4,9 +4,9 @@
  */
 import { ADDRESS, LIVE_SLOT, scratch, SERVED_BY } from '../boundary/cells.js';
 import { ErrorCode, internalError, PinpoolError } from '../boundary/errors.js';
-import { wrapperOf, type Handler, type HandlerToken } from '../memory/handler.js';
+import { existingWrapper, wrapperOf, type Handler, type HandlerToken } from '../memory/handler.js';
 import { Block, HostBuffer, makeHostBuffer, type BufferToken } from '../memory/host-buffer.js';
-import { binding, type NativeHandle } from '../boundary/native.js';
+import { binding, constants, type NativeHandle } from '../boundary/native.js';
 import { handOut } from '../memory/take-back.js';
 import { invalid, isArray, isObject, readValue } from '../boundary/validate.js';
 import { readSharedToken, type SharedBufferToken } from '../memory/shared-tokens.js';
@@ -114,24 +114,38 @@ export function adopt(token: BufferToken | SharedBufferToken): HostBuffer {
   // Read once: a getter may not answer one way here and another below.
   const fields: unknown =
     isObject(token) && !isArray(token) ? readValue(() => ({ ...token }), 'token') : token;
-  let parcel: ReturnType<typeof binding.adopt>;
-  if (isObject(fields) && (fields as { pinpool?: unknown }).pinpool === 'shared-buffer') {
-    const t = readSharedToken(fields);
-    parcel = binding.adoptShared(t.region, t.secret, t.unit, t.nonce, t.bytes);
-  } else {
-    const t = readToken(fields, 'buffer');
-    parcel = binding.adopt(t.id as string, t.process);
-  }
-  if (parcel === null) {
-    throw new PinpoolError(
-      ErrorCode.RELEASED,
-      'pinpool: this buffer token was already adopted (or never issued, or its giver died)',
-    );
-  }
+  if (isObject(fields) && (fields as { pinpool?: unknown }).pinpool === 'shared-buffer')
+    return adoptShared(readSharedToken(fields));
+  const t = readToken(fields, 'buffer');
+  const parcel = binding.adopt(t.id as string, t.process);
+  if (parcel === null) throw notAdopted();
   const { handler: handle, buffer, bytes: byteLength, alignment } = parcel;
+  const owner = wrapperOf(handle, describe(handle).id);
+  return adopted(owner, buffer, byteLength, alignment);
+}
+
+function notAdopted(): PinpoolError {
+  return new PinpoolError(
+    ErrorCode.RELEASED,
+    'pinpool: this buffer token was already adopted (or never issued, or its giver died)',
+  );
+}
+
+/** A block another process gave: its handler is the region's here, whose id native code reports. */
+function adoptShared(t: SharedBufferToken): HostBuffer {
+  const buffer = binding.adoptShared(t.region, t.secret, t.unit, t.nonce, t.bytes);
+  if (buffer === null) throw notAdopted();
+  const id = scratch[SERVED_BY];
+  const owner =
+    existingWrapper(id) ??
+    wrapperOf(binding.blockHandler(scratch[LIVE_SLOT], scratch[ADDRESS]), id);
+  return adopted(owner, buffer, t.bytes, constants.pageSize);
+}
+
+/** The HostBuffer over a block adopt() took, as native code reported it in scratch. */
+function adopted(owner: Handler, buffer: ArrayBuffer, byteLength: number, alignment: number) {
   const address = scratch[ADDRESS];
   const servedBy = scratch[SERVED_BY];
-  const owner = wrapperOf(handle, describe(handle).id);
   // An adopted block goes back through native free(): it came with the leases of the thread it
   // left, which a thread cache could not wait for.
   const block = new Block({
