@@ -276,16 +276,19 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// giveShared(handler, arrayBuffer | undefined, slot, address) -> [unit, nonce]: hands a
+// giveShared(handler, arrayBuffer | undefined, slot, address, checkOnly) -> [unit, nonce]: hands a
 //   block of a shared() leaf to whichever process adopts the ticket (nonce: 16 hexadecimal
 //   digits). It leaves this process as a free would (statistics, named scope), still in use.
 //   Refused, changing nothing, while anything here may still reach the memory: a copy in flight,
-//   a registration, an ArrayBuffer that left the buffer.
+//   a registration, an ArrayBuffer that left the buffer. `checkOnly`: only those refusals, before
+//   JavaScript takes the buffer back (which a refusal after it would leave detached).
 napi_value GiveShared(napi_env env, napi_callback_info info) {
-  PINPOOL_ARGS(env, info, 4, "giveShared(handler, buffer, slot, address)");
+  PINPOOL_ARGS(env, info, 5, "giveShared(handler, buffer, slot, address, checkOnly)");
   auto* inst = static_cast<Instance*>(function_data);
-  LiveBlock* block = named_block({env, "binding: giveShared(handler, buffer, slot, address)"}, inst,
-                                 argv, "transfer");
+  PINPOOL_REQUIRE_BOOL(4, check_only);
+  LiveBlock* block =
+      named_block({env, "binding: giveShared(handler, buffer, slot, address, checkOnly)"}, inst,
+                  argv, "transfer");
   if (!block) return nullptr;
   auto* shared = dynamic_cast<SharedHandler*>(block->handler);
   if (!shared)
@@ -296,6 +299,7 @@ napi_value GiveShared(napi_env env, napi_callback_info info) {
       "copy in flight, a registration, or an ArrayBuffer moved out of the buffer)";
   if (!block->inherited.all_done() || leases::overlaps(block->ptr, block->bytes))
     return throw_error(env, code::kInvalidArgument, in_use);
+  if (check_only) return nullptr;
   FenceSet leases;
   if (!take_back_view(env, argv[1], *block, false, leases))
     return throw_error(env, code::kInvalidArgument, "transfer: the buffer cannot be detached");

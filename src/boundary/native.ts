@@ -62,6 +62,7 @@ export interface HotPath {
     buffer: ArrayBuffer | null | undefined,
     slot: number,
     address: number,
+    checkOnly: boolean,
   ): [unit: number, nonce: string];
   /**
    * Adopts a block a process gave (opening its region here): its ArrayBuffer, or null. The live

@@ -368,10 +368,13 @@ export class HostBuffer {
   /** transfer() of a shared() handler's block: it leaves the process, as a free would here. */
   #leaveProcess(): SharedBufferToken {
     const block = this.#block;
+    // Refused first, if it is to be (a copy in flight, a registration): once taken back, the
+    // buffer the user holds is detached whatever comes next.
+    binding.giveShared(block.owner.handle, undefined, block.slot, block.address, true);
     const buffer = this.#buffer === undefined ? undefined : takeBack(this.#buffer, block.slot);
     let ticket: [unit: number, nonce: string];
     try {
-      ticket = binding.giveShared(block.owner.handle, buffer, block.slot, block.address);
+      ticket = binding.giveShared(block.owner.handle, buffer, block.slot, block.address, false);
     } finally {
       tookBack();
     }

@@ -43,8 +43,10 @@ describe('shared() with a CUDA driver', () => {
     setKnob('copy_delay_ms', 100);
     try {
       const copying = copy(dev, b);
+      b.bytes[0] = 5; // the buffer the user holds still reaches the block
       expectCode(() => b.transfer(), 'ERR_PINPOOL_INVALID_ARGUMENT');
       expect(b.released).toBe(false);
+      expect(b.bytes[0]).toBe(5);
       expect(sharedRegion(h).stats).toMatchObject({ blocksInFlight: 0, blocksHere: 1 });
       await copying;
     } finally {
