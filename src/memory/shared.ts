@@ -9,6 +9,7 @@ import { binding } from '../boundary/native.js';
 import { REGION, SECRET } from './shared-tokens.js';
 import {
   checkBoolean,
+  checkBound,
   checkBytes,
   checkDevice,
   checkName,
@@ -41,6 +42,13 @@ export interface SharedOptions {
   pageLock?: boolean;
   /** The handler's name. Default `shared-REGION`. */
   name?: string;
+  /**
+   * Bytes of freed blocks each thread keeps for its own next allocations of the same size, as a
+   * pool's thread cache does (a hit makes no call into native code); they stay this process's
+   * in the region meanwhile, and `trim()` gives them back. 0 turns the cache off. Default a
+   * sixteenth of the region, at most 16 MiB.
+   */
+  threadCacheBytes?: number;
 }
 
 /** What `sharedRegion()` says of a region, as this process sees it. */
@@ -85,6 +93,7 @@ const readSharedOptions = optionsOf<SharedOptions>('shared', {
   device: true,
   pageLock: true,
   name: true,
+  threadCacheBytes: true,
 });
 
 function checkRegion(value: unknown): string {
@@ -133,11 +142,16 @@ export function shared(options: SharedOptions): Handler {
   } else {
     native.secret = checkSecret(o.secret);
   }
+  const cacheBytes =
+    o.threadCacheBytes === undefined
+      ? undefined
+      : checkBound(o.threadCacheBytes, 'threadCacheBytes');
   // A region this process has open already comes back as the same native handler.
   const handle = binding.createHandler('shared', native);
   const d = binding.describe(handle);
   if (d === null) throw internalError('createHandler gave a handle that is no native handler');
-  return wrapperOf(handle, d.id);
+  const regionBytes = binding.region(handle)?.bytes ?? 0;
+  return wrapperOf(handle, d.id, false, cacheBytes ?? Math.min(16 * 2 ** 20, regionBytes / 16));
 }
 
 /** The region of a shared() handler, with its statistics read now. */

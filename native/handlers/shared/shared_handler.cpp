@@ -73,6 +73,7 @@ SharedHandler::SharedHandler(std::string name, std::unique_ptr<shared::Region> r
     : Handler(std::move(name), "shared", Role::Leaf),
       region_(std::move(region)),
       device_(o.device) {
+  routes_.push_back({this});  // its blocks are its own to cache, as a pool's are
   if (!o.page_lock) {
     page_locked_ = kOff;  // the caller's choice: it serves, unlocked
     return;
@@ -126,6 +127,7 @@ void* SharedHandler::do_allocate(size_t bytes, size_t alignment, pinpool_alloc_i
     fail(info, {PINPOOL_ERR_OUT_OF_MEMORY, Reason::OutOfMemory});
     return nullptr;
   }
+  alloc_route() = 0;  // its one route: a thread cache may keep the block
   try {
     const size_t units = (std::max<size_t>(bytes, 1) + shared::kUnitBytes - 1) / shared::kUnitBytes;
     live_.add(p, {bytes, alignment, p, units * shared::kUnitBytes});

@@ -10,6 +10,7 @@
 // (reason "mlock", or the driver's), so a fallback moves on, but its blocks can still be adopted.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -36,6 +37,14 @@ class SharedHandler final : public Handler {
   // returns that handler, with a new reference, when the secret matches.
   static SharedHandler* open(std::string name, const SharedOptions& o, int* error);
   ~SharedHandler() override;
+
+  // Blocks are whole units: the size class a thread cache keeps a block by (its one route is
+  // itself, as a pool's is), so a thread's freed blocks wait for its next allocation of their
+  // size without a call into native code or the region's lock.
+  size_t class_bytes(size_t bytes, size_t /*alignment*/) const override {
+    return (std::max<size_t>(bytes, 1) + shared::kUnitBytes - 1) / shared::kUnitBytes *
+           shared::kUnitBytes;
+  }
 
   shared::Region& region() { return *region_; }
   const shared::Region& region() const { return *region_; }

@@ -172,6 +172,7 @@ process.on('message', (/** @type {Message} */ msg) => {
       counts.frees++;
     }
     held.length = 0;
+    h.trim(); // the blocks this thread's cache keeps go back to the region
     const s = h.stats();
     send(
       {
