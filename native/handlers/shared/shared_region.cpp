@@ -62,6 +62,43 @@ bool held_elsewhere(int fd, off_t byte) {
   return l.l_type != F_UNLCK;
 }
 
+// What this code reads of a file. statx where glibc has it (2.28): fstat and stat are versioned
+// symbols of glibc 2.33, past the baseline the prebuilt binaries keep (scripts/prebuild.sh).
+struct FileFacts {
+  bool ok = false;
+  bool regular = false;
+  uint32_t uid = 0, mode = 0;
+  uint64_t size = 0, ino = 0, dev = 0;
+};
+
+FileFacts facts_of(int dirfd, const char* path, int flags) {
+  FileFacts f;
+#if defined(__GLIBC__) && defined(STATX_BASIC_STATS)
+  struct statx sx {};
+  if (statx(dirfd, path, flags, STATX_BASIC_STATS, &sx) != 0) return f;
+  f = {true,
+       S_ISREG(sx.stx_mode),
+       sx.stx_uid,
+       sx.stx_mode,
+       sx.stx_size,
+       sx.stx_ino,
+       (uint64_t{sx.stx_dev_major} << 32) | sx.stx_dev_minor};
+#else
+  struct stat st {};
+  if (fstatat(dirfd, path, &st, flags) != 0) return f;
+  f = {true,
+       S_ISREG(st.st_mode),
+       st.st_uid,
+       st.st_mode,
+       static_cast<uint64_t>(st.st_size),
+       st.st_ino,
+       st.st_dev};
+#endif
+  return f;
+}
+FileFacts facts_of(int fd) { return facts_of(fd, "", AT_EMPTY_PATH); }
+FileFacts facts_of(const std::string& path) { return facts_of(AT_FDCWD, path.c_str(), 0); }
+
 // Whether another open of the file is present: a process has the region open, or is creating
 // or opening it (each read-locks the presence byte first thing, and holds it until it closes).
 bool others_present(int fd) { return held_elsewhere(fd, kPresenceByte); }
@@ -72,8 +109,8 @@ bool others_present(int fd) { return held_elsewhere(fd, kPresenceByte); }
 bool remove_if_stale(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return false;
-  struct stat st {};
-  const bool stale = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+  const FileFacts f = facts_of(fd);
+  const bool stale = f.ok && f.regular && f.uid == geteuid() &&
                      ofd_lock(fd, F_WRLCK, kPresenceByte, false) == 0 && unlink(path.c_str()) == 0;
   close(fd);  // drops the lock
   return stale;
@@ -82,10 +119,8 @@ bool remove_if_stale(const std::string& path) {
 // After the presence lock: whether `path` still names the file `fd` is open on (its last
 // process may have removed it in between, or a stale file been replaced).
 bool still_named(int fd, const std::string& path) {
-  struct stat open_file {
-  }, named{};
-  return fstat(fd, &open_file) == 0 && stat(path.c_str(), &named) == 0 &&
-         open_file.st_ino == named.st_ino && open_file.st_dev == named.st_dev;
+  const FileFacts open_file = facts_of(fd), named = facts_of(path);
+  return open_file.ok && named.ok && open_file.ino == named.ino && open_file.dev == named.dev;
 }
 
 long futex(uint32_t* word, int op, uint32_t value, const struct timespec* timeout) {
@@ -340,23 +375,20 @@ std::unique_ptr<Region> Region::open(const std::string& name, const std::string&
   // or a stale-file removal, may have taken it away since ::open.
   if (ofd_lock(fd, F_RDLCK, kPresenceByte, true) != 0) return fail(errno);
   if (!still_named(fd, path)) return fail(ENOENT);
-  struct stat st {};
   // Only a region this user made, owner-only: another user's file (planted to read what this
   // process would put in it) is refused.
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-      (st.st_mode & 077) != 0)
-    return fail(EACCES);
-  if (st.st_size < static_cast<off_t>(kHeaderBytes)) return fail(EPROTO);
+  const FileFacts st = facts_of(fd);
+  if (!st.ok || !st.regular || st.uid != geteuid() || (st.mode & 077) != 0) return fail(EACCES);
+  if (st.size < kHeaderBytes) return fail(EPROTO);
   void* head = mmap(nullptr, kHeaderBytes, PROT_READ, MAP_SHARED, fd, 0);
   if (head == MAP_FAILED) return fail(errno);
   const auto* h = static_cast<const Header*>(head);
   const bool region = __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) == kMagic &&
                       h->version == kLayoutVersion && h->unit_bytes == kUnitBytes;
   // Units bounded by the file's size first: a header claiming more must not overflow the layout.
-  const bool sane =
-      region && h->units > 0 && h->units <= static_cast<uint64_t>(st.st_size) / kUnitBytes;
+  const bool sane = region && h->units > 0 && h->units <= st.size / kUnitBytes;
   const Layout l = layout_for(sane ? h->units : 0);
-  const bool fits = sane && static_cast<uint64_t>(st.st_size) >= l.length;
+  const bool fits = sane && st.size >= l.length;
   const bool match = fits && equal_in_constant_time(h->secret, secret.data(), 32);
   munmap(head, kHeaderBytes);
   if (!fits) return fail(EPROTO);
@@ -420,10 +452,9 @@ bool Region::slot_alive(int slot) const {
 bool Region::others_alive() const { return others_present(fd_); }
 
 void Region::unlink_if_last() const {
-  // At exit another thread of this process may be inside the region, or was stopped there:
-  // then the name stays, and the next create() finds it stale and takes it over.
-  std::unique_lock<std::mutex> local(local_mutex_, std::try_to_lock);
-  if (local.owns_lock() && !others_alive()) unlink(path_of(name_).c_str());
+  // Only the name: the map stays as it is (another thread may still be inside the region), and
+  // what this process owned is recovered by the next process that opens it.
+  if (!others_alive()) unlink(path_of(name_).c_str());
 }
 
 uint64_t Region::unit_of(const void* p) const {
