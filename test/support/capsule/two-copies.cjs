@@ -67,11 +67,14 @@ async function main() {
       workerData: { path: join(root, 'node_modules', secondName), token: shared.share() },
     },
   );
+  // Listened for from the start: on Node 26 the worker's 'exit' can come before the code after
+  // its message runs, and a promise nobody settles lets the process end with nothing printed.
+  const exited = new Promise((resolve) => worker.once('exit', resolve));
   facts.worker = await new Promise((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
   });
-  await new Promise((resolve) => worker.once('exit', resolve));
+  await exited;
   facts.afterWorker = shared.stats().frees;
   process.stdout.write(JSON.stringify(facts));
 }
